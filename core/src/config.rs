@@ -1,0 +1,495 @@
+//! The TOML configuration: devices (a plugin and its parameters) and nodes (the
+//! plugs that feed them), validated against each plugin's schema, with errors that
+//! name the file, the line and the parameter.
+//!
+//! ```toml
+//! [fence]                 # optional: the fence algorithm's timing
+//! power_timeout = 20
+//!
+//! [devices.pdu-a]
+//! plugin = "apc"
+//! ip = "192.0.2.10"
+//! community_file = "/etc/fencekit/pdu-a.community"
+//!
+//! [nodes.node1]
+//! plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = "3" }]
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use thiserror::Error;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::fence::{self, FenceOptions};
+use crate::power::{FenceTarget, Plug, TargetPlug};
+use crate::schema::{self, Origin, ParamError, Params, PluginKind, RawParam, RawValue, Schema, Unknown};
+
+/// Where the schemas of plugins come from (the plugin registry).
+pub trait Catalog {
+    fn schema(&self, plugin: &str) -> Option<&'static Schema>;
+    /// Every plugin name, for error messages.
+    fn plugins(&self) -> Vec<&'static str>;
+}
+
+/// A device in the configuration.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub plugin: String,
+    pub params: Params,
+}
+
+/// A whole configuration file, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub source: String,
+    pub devices: BTreeMap<String, DeviceConfig>,
+    pub nodes: BTreeMap<String, FenceTarget>,
+    /// The fence algorithm's parameters from `[fence]`, defaults filled in.
+    pub fence: Params,
+}
+
+impl Config {
+    /// The fence options of `[fence]`.
+    pub fn fence_options(&self) -> FenceOptions {
+        FenceOptions::from_params(&self.fence)
+    }
+
+    /// A node by name, or an error that lists the nodes there are.
+    pub fn node(&self, name: &str) -> Result<&FenceTarget, ConfigError> {
+        self.nodes.get(name).ok_or_else(|| ConfigError {
+            origin: Origin::new(self.source.clone()),
+            message: format!(
+                "unknown node `{name}`; the file configures: {}",
+                if self.nodes.is_empty() {
+                    "no nodes".to_string()
+                } else {
+                    self.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ),
+        })
+    }
+}
+
+/// A configuration that cannot be used, with the place in the file and what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    pub origin: Origin,
+    pub message: String,
+}
+
+impl From<ParamError> for ConfigError {
+    fn from(e: ParamError) -> Self {
+        ConfigError {
+            origin: e.origin.clone().unwrap_or_else(|| Origin::new("?")),
+            message: format!("parameter `{}`: {}", e.param, e.problem),
+        }
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: Origin::new(path.display().to_string()),
+        message: format!("cannot read the configuration: {e}"),
+    })?;
+    parse(&text, &path.display().to_string(), path.parent(), catalog)
+}
+
+/// Validates configuration text; `source` names it in errors, `base` is where
+/// relative secret files are found.
+pub fn parse(
+    text: &str,
+    source: &str,
+    base: Option<&Path>,
+    catalog: &dyn Catalog,
+) -> Result<Config, ConfigError> {
+    let lines = Lines::new(text, source);
+    let root = DeTable::parse(text).map_err(|e| ConfigError {
+        origin: lines.origin(e.span().map_or(0, |s| s.start)),
+        message: format!("not valid TOML: {}", e.message()),
+    })?;
+    let root_span = root.span();
+    let root = root.into_inner();
+    let mut config = Config {
+        source: source.to_string(),
+        devices: BTreeMap::new(),
+        nodes: BTreeMap::new(),
+        fence: Params::default(),
+    };
+    for (key, _) in root.iter() {
+        if !matches!(key.get_ref().as_ref(), "devices" | "nodes" | "fence") {
+            return Err(lines.error(
+                key.span().start,
+                format!(
+                    "unknown section `{}`; a configuration has [devices.NAME], [nodes.NAME] and [fence]",
+                    key.get_ref()
+                ),
+            ));
+        }
+    }
+
+    let fence_raw = match root.get("fence") {
+        Some(value) => raw_params(table(value, "fence", &lines)?, &lines)?,
+        None => Vec::new(),
+    };
+    config.fence = schema::validate(&[&fence::SCHEMA], &fence_raw, Unknown::Reject, base)
+        .map_err(|e| with_origin(e, lines.origin(root_span.start)))?
+        .params;
+
+    if let Some(devices) = root.get("devices") {
+        for (name, section) in table(devices, "devices", &lines)? {
+            let device = device(name, section, &lines, base, catalog)?;
+            config.devices.insert(device.name.clone(), device);
+        }
+    }
+    if let Some(nodes) = root.get("nodes") {
+        for (name, section) in table(nodes, "nodes", &lines)? {
+            let target = node(name, section, &lines, &config.devices)?;
+            config.nodes.insert(target.node.clone(), target);
+        }
+    }
+    Ok(config)
+}
+
+fn device(
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    section: &Spanned<DeValue<'_>>,
+    lines: &Lines<'_>,
+    base: Option<&Path>,
+    catalog: &dyn Catalog,
+) -> Result<DeviceConfig, ConfigError> {
+    let here = lines.origin(name.span().start);
+    let entries = table(section, &format!("devices.{}", name.get_ref()), lines)?;
+    let plugin = match entries.get("plugin").map(|v| (v.get_ref(), v.span())) {
+        Some((DeValue::String(plugin), _)) => plugin.to_string(),
+        Some((_, span)) => {
+            return Err(lines.error(span.start, "`plugin` must be a string".into()));
+        }
+        None => {
+            return Err(ConfigError {
+                origin: here,
+                message: format!(
+                    "device `{}` has no `plugin`; one of: {}",
+                    name.get_ref(),
+                    catalog.plugins().join(", ")
+                ),
+            })
+        }
+    };
+    let plugin_span = entries.get("plugin").map_or(name.span(), |v| v.span());
+    let schema = catalog
+        .schema(&plugin)
+        .filter(|s| s.kind == PluginKind::Power)
+        .ok_or_else(|| {
+            lines.error(
+                plugin_span.start,
+                format!(
+                    "unknown plugin `{plugin}` for device `{}`; known plugins: {}",
+                    name.get_ref(),
+                    catalog.plugins().join(", ")
+                ),
+            )
+        })?;
+    let raw: Vec<RawParam> = raw_params(entries, lines)?
+        .into_iter()
+        .filter(|p| p.key != "plugin")
+        .collect();
+    for param in &raw {
+        if fence::SCHEMA.find(&param.key).is_some() && schema.find(&param.key).is_none() {
+            return Err(ConfigError {
+                origin: param.origin.clone(),
+                message: format!(
+                    "parameter `{}` belongs in the [fence] table, not in a device",
+                    param.key
+                ),
+            });
+        }
+    }
+    let params = schema::validate(&[schema], &raw, Unknown::Reject, base)
+        .map_err(|e| with_origin(e, here.clone()))?
+        .params;
+    Ok(DeviceConfig {
+        name: name.get_ref().to_string(),
+        plugin,
+        params,
+    })
+}
+
+fn node(
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    section: &Spanned<DeValue<'_>>,
+    lines: &Lines<'_>,
+    devices: &BTreeMap<String, DeviceConfig>,
+) -> Result<FenceTarget, ConfigError> {
+    let node = name.get_ref().to_string();
+    let entries = table(section, &format!("nodes.{node}"), lines)?;
+    for (key, _) in entries.iter() {
+        if key.get_ref() != "plugs" {
+            return Err(lines.error(
+                key.span().start,
+                format!("unknown key `{}` in node `{node}`; a node has only `plugs`", key.get_ref()),
+            ));
+        }
+    }
+    let Some(plugs) = entries.get("plugs") else {
+        return Err(lines.error(
+            name.span().start,
+            format!("node `{node}` has no `plugs`, e.g. plugs = [{{ device = \"bmc1\" }}]"),
+        ));
+    };
+    let DeValue::Array(list) = plugs.get_ref() else {
+        return Err(lines.error(
+            plugs.span().start,
+            format!("`plugs` of node `{node}` must be a list of {{ device = ..., plug = ... }}"),
+        ));
+    };
+    if list.is_empty() {
+        return Err(lines.error(plugs.span().start, format!("node `{node}` has an empty `plugs` list")));
+    }
+    let mut seen = BTreeSet::new();
+    let mut target = FenceTarget {
+        node: node.clone(),
+        plugs: Vec::new(),
+    };
+    for item in list.iter() {
+        let at = item.span().start;
+        let DeValue::Table(fields) = item.get_ref() else {
+            return Err(lines.error(at, "each plug must be a table like { device = \"pdu-a\", plug = \"3\" }".into()));
+        };
+        let mut device = None;
+        let mut plug = Plug::Chassis;
+        for (key, value) in fields.iter() {
+            match (key.get_ref().as_ref(), value.get_ref()) {
+                ("device", DeValue::String(d)) => device = Some(d.to_string()),
+                ("plug", DeValue::String(p)) => plug = Plug::parse(p),
+                ("plug", DeValue::Integer(n)) => {
+                    plug = Plug::parse(&integer(n).map(|n| n.to_string()).unwrap_or_default())
+                }
+                ("device" | "plug", _) => {
+                    return Err(lines.error(
+                        value.span().start,
+                        format!("`{}` must be a string", key.get_ref()),
+                    ))
+                }
+                (other, _) => {
+                    return Err(lines.error(
+                        key.span().start,
+                        format!("unknown key `{other}` in a plug; a plug has `device` and `plug`"),
+                    ))
+                }
+            }
+        }
+        let Some(device) = device else {
+            return Err(lines.error(at, format!("a plug of node `{node}` names no `device`")));
+        };
+        let Some(config) = devices.get(&device) else {
+            return Err(lines.error(
+                at,
+                format!(
+                    "node `{node}` uses device `{device}`, which is not configured; devices: {}",
+                    devices.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        };
+        let _ = config;
+        let target_plug = TargetPlug { device, plug };
+        if !seen.insert(target_plug.clone()) {
+            return Err(lines.error(
+                at,
+                format!("node `{node}` lists {target_plug} twice"),
+            ));
+        }
+        target.plugs.push(target_plug);
+    }
+    Ok(target)
+}
+
+type Entries<'a, 'i> = &'a DeTable<'i>;
+
+fn table<'a, 'i>(
+    value: &'a Spanned<DeValue<'i>>,
+    name: &str,
+    lines: &Lines<'_>,
+) -> Result<Entries<'a, 'i>, ConfigError> {
+    match value.get_ref() {
+        DeValue::Table(table) => Ok(table),
+        _ => Err(lines.error(value.span().start, format!("`{name}` must be a table"))),
+    }
+}
+
+fn raw_params(entries: Entries<'_, '_>, lines: &Lines<'_>) -> Result<Vec<RawParam>, ConfigError> {
+    let mut raw = Vec::new();
+    for (key, value) in entries.iter() {
+        let origin = lines.origin(key.span().start);
+        let value = match value.get_ref() {
+            DeValue::String(s) => RawValue::Text(s.to_string()),
+            DeValue::Integer(n) => RawValue::Integer(integer(n).ok_or_else(|| ConfigError {
+                origin: origin.clone(),
+                message: format!("parameter `{}`: integer out of range", key.get_ref()),
+            })?),
+            DeValue::Float(f) => RawValue::Float(f.as_str().parse().map_err(|_| ConfigError {
+                origin: origin.clone(),
+                message: format!("parameter `{}`: not a number", key.get_ref()),
+            })?),
+            DeValue::Boolean(b) => RawValue::Boolean(*b),
+            _ => {
+                return Err(ConfigError {
+                    origin,
+                    message: format!(
+                        "parameter `{}`: expected a string, number or boolean",
+                        key.get_ref()
+                    ),
+                })
+            }
+        };
+        raw.push(RawParam {
+            key: key.get_ref().to_string(),
+            value,
+            origin,
+        });
+    }
+    Ok(raw)
+}
+
+fn integer(n: &toml::de::DeInteger<'_>) -> Option<i64> {
+    i64::from_str_radix(n.as_str(), n.radix()).ok()
+}
+
+fn with_origin(e: ParamError, fallback: Origin) -> ConfigError {
+    ConfigError {
+        origin: e.origin.clone().unwrap_or(fallback),
+        message: format!("parameter `{}`: {}", e.param, e.problem),
+    }
+}
+
+/// Byte offsets to lines and columns.
+struct Lines<'a> {
+    text: &'a str,
+    source: &'a str,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str, source: &'a str) -> Self {
+        Lines { text, source }
+    }
+
+    fn origin(&self, offset: usize) -> Origin {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Origin::at(self.source, line, column)
+    }
+
+    fn error(&self, offset: usize, message: String) -> ConfigError {
+        ConfigError {
+            origin: self.origin(offset),
+            message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sims;
+
+    impl Catalog for Sims {
+        fn schema(&self, plugin: &str) -> Option<&'static Schema> {
+            (plugin == "sim").then_some(&crate::sim::SCHEMA)
+        }
+        fn plugins(&self) -> Vec<&'static str> {
+            vec!["sim"]
+        }
+    }
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(text, "fencekit.toml", None, &Sims)
+    }
+
+    const GOOD: &str = r#"
+[fence]
+power_timeout = 5
+
+[devices.pdu-a]
+plugin = "sim"
+plugs = 8
+
+[devices.pdu-b]
+plugin = "sim"
+
+[nodes.node1]
+plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
+"#;
+
+    #[test]
+    fn a_good_file_gives_devices_nodes_and_fence_options() {
+        let config = parse_str(GOOD).unwrap();
+        assert_eq!(config.devices["pdu-a"].params.integer("plugs"), Some(8));
+        assert_eq!(config.devices["pdu-b"].params.integer("plugs"), Some(2));
+        let node = config.node("node1").unwrap();
+        assert_eq!(node.plugs.len(), 2);
+        assert_eq!(node.plugs[1].plug, Plug::Number(3));
+        assert_eq!(
+            config.fence_options().power_timeout,
+            std::time::Duration::from_secs(5)
+        );
+    }
+
+    fn error_of(text: &str) -> String {
+        parse_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_unknown_plugin_is_named_with_its_line() {
+        let err = error_of("[devices.x]\nplugin = \"nope\"\n");
+        assert!(err.starts_with("fencekit.toml:2:10: unknown plugin `nope`"), "{err}");
+        assert!(err.contains("known plugins: sim"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_named_with_its_line_and_parameter() {
+        let err = error_of("[devices.x]\nplugin = \"sim\"\nplugs = \"many\"\n");
+        assert!(err.starts_with("fencekit.toml:3:1: parameter `plugs`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_node_lists_the_nodes() {
+        let config = parse_str(GOOD).unwrap();
+        let err = config.node("node9").unwrap_err().to_string();
+        assert!(err.contains("unknown node `node9`"), "{err}");
+        assert!(err.contains("node1"), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_plug_is_an_error_on_its_line() {
+        let err = error_of(
+            "[devices.a]\nplugin = \"sim\"\n[nodes.n]\nplugs = [{ device = \"a\", plug = \"1\" },\n  { device = \"a\", plug = 1 }]\n",
+        );
+        assert!(err.starts_with("fencekit.toml:5:3:"), "{err}");
+        assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn a_node_on_an_unknown_device_is_an_error() {
+        let err = error_of("[nodes.n]\nplugs = [{ device = \"ghost\" }]\n");
+        assert!(err.contains("device `ghost`, which is not configured"), "{err}");
+    }
+
+    #[test]
+    fn broken_toml_is_an_error_with_a_line() {
+        let err = error_of("[devices.x\nplugin = 1\n");
+        assert!(err.starts_with("fencekit.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn fence_parameters_in_a_device_point_to_the_fence_table() {
+        let err = error_of("[devices.x]\nplugin = \"sim\"\npower_timeout = 3\n");
+        assert!(err.contains("belongs in the [fence] table"), "{err}");
+    }
+}

@@ -1,0 +1,887 @@
+//! The fence algorithm: the one place that decides what "fenced" means.
+//!
+//! * `off`: every plug is told to switch off, then read back until it is *confirmed*
+//!   off, within `power_timeout` of the device accepting the command. A device that
+//!   accepts "off" and still reads "on" at that point is a failure that says so.
+//! * `on`: the same towards on.
+//! * `reboot`: `off` for every plug; only when *all* plugs are confirmed off, an
+//!   optional wait, then `on` for all. A failed off phase switches nothing back on.
+//!   The device's own cycle is used only with [`Method::Cycle`], on a node fed by one
+//!   plug (cycling one of two supplies never cuts the node's power).
+//! * `status`: every plug read once.
+//!
+//! Plugs on different devices are worked on concurrently; plugs on one device one
+//! after the other (many devices allow one session at a time). Every device call is
+//! bounded by the operation's deadline from outside, so a plugin that hangs cannot
+//! hold a fence past it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{sleep_until, timeout_at};
+
+use crate::error::{DeviceError, FenceError};
+use crate::join::join_all;
+use crate::power::{FenceTarget, PowerState, TargetPlug};
+use crate::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
+use crate::switch::{DeviceCommand, PowerSwitch, SwitchTo};
+use crate::Instant;
+
+/// The devices a fence may use, by their configured names.
+pub type Devices = BTreeMap<String, Arc<dyn PowerSwitch>>;
+
+/// What to do to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FenceAction {
+    Off,
+    On,
+    Reboot,
+    Status,
+}
+
+impl FenceAction {
+    pub fn parse(text: &str) -> Option<FenceAction> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "off" => Some(FenceAction::Off),
+            "on" => Some(FenceAction::On),
+            "reboot" | "reset" => Some(FenceAction::Reboot),
+            "status" => Some(FenceAction::Status),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceAction::Off => "off",
+            FenceAction::On => "on",
+            FenceAction::Reboot => "reboot",
+            FenceAction::Status => "status",
+        }
+    }
+}
+
+impl fmt::Display for FenceAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How `reboot` is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Method {
+    /// Off, confirmed off, then on, confirmed on (the default, and the safe one).
+    #[default]
+    OnOff,
+    /// The device's own power cycle, where the device has one and the node has one
+    /// plug; otherwise falls back to [`Method::OnOff`].
+    Cycle,
+}
+
+impl Method {
+    pub fn parse(text: &str) -> Option<Method> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "onoff" => Some(Method::OnOff),
+            "cycle" => Some(Method::Cycle),
+            _ => None,
+        }
+    }
+}
+
+/// One step of a fence as it happens, for progress output and audit logs.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Time since the operation started.
+    pub elapsed: Duration,
+    pub target: Option<TargetPlug>,
+    pub kind: StepKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// A command was sent and the device accepted it.
+    Accepted(&'static str),
+    /// A plug was read.
+    Read(PowerState),
+    /// A plug reached the wanted state.
+    Confirmed(PowerState),
+    /// Something went wrong with a plug.
+    Failed(String),
+    /// The algorithm waits on purpose (`delay`, `reboot_wait`).
+    Waiting(&'static str, Duration),
+    /// A remark that does not change the outcome (a method fallback, an unverifiable
+    /// command).
+    Note(String),
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:>8.3} s  ", self.elapsed.as_secs_f64())?;
+        if let Some(target) = &self.target {
+            write!(f, "{target}: ")?;
+        }
+        match &self.kind {
+            StepKind::Accepted(what) => write!(f, "{what} accepted"),
+            StepKind::Read(state) => write!(f, "reads {state}"),
+            StepKind::Confirmed(state) => write!(f, "confirmed {state}"),
+            StepKind::Failed(why) => write!(f, "FAILED: {why}"),
+            StepKind::Waiting(what, how_long) => {
+                write!(f, "waiting {:.1} s ({what})", how_long.as_secs_f64())
+            }
+            StepKind::Note(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Receives every [`Step`] as it happens.
+pub type Observer = Arc<dyn Fn(&Step) + Send + Sync>;
+
+/// Timing and method of a fence. Defaults follow fence-agents where they have one.
+#[derive(Clone)]
+pub struct FenceOptions {
+    /// The whole operation ends by this, whatever the devices do.
+    pub timeout: Duration,
+    /// How long after a device accepted a command the plug may take to reach the
+    /// state (fence-agents' `power_timeout`, but counted in seconds, not in polls).
+    pub power_timeout: Duration,
+    /// The longest pause between two reads of a plug while waiting; the first reads
+    /// come sooner.
+    pub poll_interval: Duration,
+    /// A pause after each accepted command before reading it back (`power_wait`).
+    pub power_wait: Duration,
+    /// A pause between the confirmed off and the on of a reboot.
+    pub reboot_wait: Duration,
+    /// A pause before `off` and `reboot` (`delay`: the fence-race mitigation).
+    pub delay: Duration,
+    pub method: Method,
+    pub observer: Option<Observer>,
+}
+
+impl Default for FenceOptions {
+    fn default() -> Self {
+        FenceOptions {
+            timeout: Duration::from_secs(60),
+            power_timeout: Duration::from_secs(20),
+            poll_interval: Duration::from_millis(500),
+            power_wait: Duration::ZERO,
+            reboot_wait: Duration::ZERO,
+            delay: Duration::ZERO,
+            method: Method::OnOff,
+            observer: None,
+        }
+    }
+}
+
+impl fmt::Debug for FenceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FenceOptions")
+            .field("timeout", &self.timeout)
+            .field("power_timeout", &self.power_timeout)
+            .field("poll_interval", &self.poll_interval)
+            .field("power_wait", &self.power_wait)
+            .field("reboot_wait", &self.reboot_wait)
+            .field("delay", &self.delay)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happened to one plug.
+#[derive(Debug, Clone)]
+pub struct PlugReport {
+    pub target: TargetPlug,
+    /// The last state read, `Unknown` if it was never read.
+    pub state: PowerState,
+    /// When off was confirmed, from the start of the operation.
+    pub off_confirmed: Option<Duration>,
+    /// When on was confirmed, from the start of the operation.
+    pub on_confirmed: Option<Duration>,
+}
+
+/// The result of a fence.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub node: String,
+    pub action: FenceAction,
+    /// Everything asked for was done and confirmed.
+    pub success: bool,
+    /// Every plug was confirmed off (for `off` and `reboot`): the node has no power,
+    /// even if a reboot's on phase then failed.
+    pub fenced: bool,
+    pub plugs: Vec<PlugReport>,
+    pub errors: Vec<FenceError>,
+    pub notes: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// The node's power as fence-agents aggregate it: on if any plug is not off.
+    pub fn aggregate_state(&self) -> PowerState {
+        if self.plugs.iter().all(|p| p.state == PowerState::Off) {
+            PowerState::Off
+        } else if self.plugs.iter().any(|p| p.state == PowerState::On) {
+            PowerState::On
+        } else {
+            PowerState::Unknown
+        }
+    }
+
+    /// One line for the user: what was confirmed, or the first thing that failed.
+    pub fn summary(&self) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        match (self.action, self.success, self.fenced) {
+            (FenceAction::Status, true, _) => format!(
+                "{}: power {} ({} plug(s) read in {secs:.3} s)",
+                self.node,
+                self.aggregate_state(),
+                self.plugs.len()
+            ),
+            (FenceAction::Off, true, _) => format!(
+                "{}: fenced, all {} plug(s) confirmed off in {secs:.3} s",
+                self.node,
+                self.plugs.len()
+            ),
+            (FenceAction::On, true, _) => format!(
+                "{}: all {} plug(s) confirmed on in {secs:.3} s",
+                self.node,
+                self.plugs.len()
+            ),
+            (FenceAction::Reboot, true, _) => format!(
+                "{}: rebooted, all {} plug(s) confirmed off then on in {secs:.3} s",
+                self.node,
+                self.plugs.len()
+            ),
+            (FenceAction::Reboot, false, true) => format!(
+                "{}: fenced (all plugs confirmed off) but switching back on failed: {}",
+                self.node,
+                self.first_error()
+            ),
+            (_, false, _) => format!(
+                "{}: {} FAILED after {secs:.3} s: {}",
+                self.node,
+                self.action,
+                self.first_error()
+            ),
+        }
+    }
+
+    fn first_error(&self) -> String {
+        self.errors
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "no error recorded".into())
+    }
+}
+
+/// Runs `action` on every plug of `target`.
+pub async fn fence(
+    devices: &Devices,
+    target: &FenceTarget,
+    action: FenceAction,
+    options: &FenceOptions,
+) -> Outcome {
+    let run = Run::new(devices, target, options);
+    let span = tracing::info_span!("fence", node = %target.node, action = %action);
+    let _enter = span.enter();
+    run.execute(action).await
+}
+
+struct Run<'a> {
+    devices: &'a Devices,
+    target: &'a FenceTarget,
+    options: &'a FenceOptions,
+    start: Instant,
+    deadline: Instant,
+}
+
+/// A plug's progress through one phase.
+struct PlugProgress {
+    target: TargetPlug,
+    state: PowerState,
+    confirmed: Option<Duration>,
+    error: Option<FenceError>,
+}
+
+impl<'a> Run<'a> {
+    fn new(devices: &'a Devices, target: &'a FenceTarget, options: &'a FenceOptions) -> Self {
+        let start = Instant::now();
+        Run {
+            devices,
+            target,
+            options,
+            start,
+            deadline: start + options.timeout,
+        }
+    }
+
+    async fn execute(&self, action: FenceAction) -> Outcome {
+        let mut outcome = Outcome {
+            node: self.target.node.clone(),
+            action,
+            success: false,
+            fenced: false,
+            plugs: self
+                .target
+                .plugs
+                .iter()
+                .map(|t| PlugReport {
+                    target: t.clone(),
+                    state: PowerState::Unknown,
+                    off_confirmed: None,
+                    on_confirmed: None,
+                })
+                .collect(),
+            errors: Vec::new(),
+            notes: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        if self.target.plugs.is_empty() {
+            outcome.notes.push("the node has no plugs configured".into());
+            outcome.elapsed = self.start.elapsed();
+            return outcome;
+        }
+        if matches!(action, FenceAction::Off | FenceAction::Reboot)
+            && !self.options.delay.is_zero()
+        {
+            self.wait(self.options.delay, "delay before fencing").await;
+        }
+        match action {
+            FenceAction::Status => self.status_all(&mut outcome).await,
+            FenceAction::Off => {
+                let ok = self.phase(SwitchTo::Off, &mut outcome).await;
+                outcome.fenced = ok;
+                outcome.success = ok;
+            }
+            FenceAction::On => {
+                outcome.success = self.phase(SwitchTo::On, &mut outcome).await;
+            }
+            FenceAction::Reboot => self.reboot(&mut outcome).await,
+        }
+        outcome.elapsed = self.start.elapsed();
+        if outcome.success {
+            tracing::info!(
+                elapsed_ms = outcome.elapsed.as_millis() as u64,
+                "{}",
+                outcome.summary()
+            );
+        } else {
+            tracing::error!(
+                elapsed_ms = outcome.elapsed.as_millis() as u64,
+                "{}",
+                outcome.summary()
+            );
+        }
+        outcome
+    }
+
+    async fn reboot(&self, outcome: &mut Outcome) {
+        if self.options.method == Method::Cycle {
+            match self.cycle_device() {
+                Ok(device) => {
+                    self.cycle(device, outcome).await;
+                    return;
+                }
+                Err(why) => self.note(outcome, why),
+            }
+        }
+        if !self.phase(SwitchTo::Off, outcome).await {
+            self.note(
+                outcome,
+                "off was not confirmed for every plug, so no plug was switched back on".into(),
+            );
+            return;
+        }
+        outcome.fenced = true;
+        if !self.options.reboot_wait.is_zero() {
+            self.wait(self.options.reboot_wait, "between off and on").await;
+        }
+        outcome.success = self.phase(SwitchTo::On, outcome).await;
+    }
+
+    /// The device to cycle, or why the cycle method cannot be used for this node.
+    fn cycle_device(&self) -> Result<&'a Arc<dyn PowerSwitch>, String> {
+        if self.target.plugs.len() != 1 {
+            return Err(format!(
+                "method=cycle not used: {} has {} plugs, and cycling them one at a time \
+                 would never cut its power; rebooting off-then-on instead",
+                self.target.node,
+                self.target.plugs.len()
+            ));
+        }
+        let plug = &self.target.plugs[0];
+        match self.devices.get(&plug.device) {
+            Some(device) if device.supports(DeviceCommand::Cycle) => Ok(device),
+            Some(_) => Err(format!(
+                "method=cycle not used: {} has no power cycle command; rebooting off-then-on instead",
+                plug.device
+            )),
+            // The unknown device is reported by the off-then-on path.
+            None => Err(format!("method=cycle not used: no device {}", plug.device)),
+        }
+    }
+
+    /// The device's own cycle for a node with one plug. A node that reads off is
+    /// switched on instead (a cycle of an off machine is refused by many BMCs, and
+    /// users mean "make it run again").
+    async fn cycle(&self, device: &Arc<dyn PowerSwitch>, outcome: &mut Outcome) {
+        let target = &self.target.plugs[0];
+        let before = match self.read(device, target, self.deadline).await {
+            Ok(state) => state,
+            Err(error) => {
+                self.fail(outcome, error);
+                return;
+            }
+        };
+        outcome.plugs[0].state = before;
+        if before == PowerState::Off {
+            self.note(
+                outcome,
+                format!("{target} already off: switching it on instead of cycling"),
+            );
+            outcome.fenced = true;
+            outcome.plugs[0].off_confirmed = Some(self.start.elapsed());
+            outcome.success = self.phase(SwitchTo::On, outcome).await;
+            return;
+        }
+        let sent = self.start.elapsed();
+        let result = self
+            .bounded(
+                "cycle",
+                target,
+                self.deadline,
+                device.command(&target.plug, DeviceCommand::Cycle, self.deadline),
+            )
+            .await;
+        if let Err(error) = result {
+            self.fail(outcome, error);
+            return;
+        }
+        self.step(Some(target), StepKind::Accepted("cycle"));
+        let accepted = Instant::now();
+        let confirm_by = (accepted + self.options.power_timeout).min(self.deadline);
+        let mut saw_off = false;
+        let mut progress = PlugProgress {
+            target: target.clone(),
+            state: before,
+            confirmed: None,
+            error: None,
+        };
+        // Watch the cycle: note the off phase if the device lets us see it, and
+        // succeed only once the plug reads on again.
+        self.poll_until(device, &mut progress, "cycle", accepted, confirm_by, |state| {
+            if state == PowerState::Off {
+                saw_off = true;
+            }
+            saw_off && state == PowerState::On
+        })
+        .await;
+        outcome.plugs[0].state = progress.state;
+        if saw_off {
+            outcome.fenced = true;
+            outcome.plugs[0].off_confirmed = Some(sent);
+        }
+        match progress.error {
+            None => {
+                outcome.plugs[0].on_confirmed = progress.confirmed;
+                outcome.success = true;
+            }
+            Some(FenceError::NotConfirmed { .. }) if !saw_off && progress.state == PowerState::On => {
+                // The off phase was too short to see: the device says it cycled and the
+                // plug is on. Users who ask for cycle accept this; say it plainly.
+                outcome.plugs[0].on_confirmed = Some(self.start.elapsed());
+                outcome.success = true;
+                self.note(
+                    outcome,
+                    format!(
+                        "{target}: cycle accepted and power reads on, but the off phase was \
+                         never observed; use method=onoff for a verified fence"
+                    ),
+                );
+            }
+            Some(error) => self.fail(outcome, error),
+        }
+    }
+
+    async fn status_all(&self, outcome: &mut Outcome) {
+        let groups = self.groups();
+        let results = join_all(
+            groups
+                .iter()
+                .map(|(device, plugs)| self.read_group(device, plugs))
+                .collect(),
+        )
+        .await;
+        let mut ok = true;
+        for (index, result) in results.into_iter().flatten() {
+            match result {
+                Ok(state) => outcome.plugs[index].state = state,
+                Err(error) => {
+                    ok = false;
+                    self.fail(outcome, error);
+                }
+            }
+        }
+        outcome.success = ok;
+    }
+
+    async fn read_group(
+        &self,
+        device: &str,
+        plugs: &[usize],
+    ) -> Vec<(usize, Result<PowerState, FenceError>)> {
+        let mut results = Vec::new();
+        for &index in plugs {
+            let target = &self.target.plugs[index];
+            let result = match self.devices.get(device) {
+                Some(switch) => self.read(switch, target, self.deadline).await,
+                None => Err(FenceError::UnknownDevice {
+                    target: target.clone(),
+                }),
+            };
+            results.push((index, result));
+        }
+        results
+    }
+
+    /// Switches every plug towards `to` and confirms it. True when every plug is
+    /// confirmed.
+    async fn phase(&self, to: SwitchTo, outcome: &mut Outcome) -> bool {
+        let groups = self.groups();
+        let results = join_all(
+            groups
+                .iter()
+                .map(|(device, plugs)| self.phase_on_device(device, plugs, to))
+                .collect(),
+        )
+        .await;
+        let mut all = true;
+        for (index, progress) in results.into_iter().flatten() {
+            let report = &mut outcome.plugs[index];
+            report.state = progress.state;
+            match to {
+                SwitchTo::Off => report.off_confirmed = progress.confirmed,
+                SwitchTo::On => report.on_confirmed = progress.confirmed,
+            }
+            if let Some(error) = progress.error {
+                all = false;
+                outcome.errors.push(error);
+            }
+        }
+        all
+    }
+
+    /// One device's plugs in one phase: switch each, then confirm each.
+    async fn phase_on_device(
+        &self,
+        device: &str,
+        plugs: &[usize],
+        to: SwitchTo,
+    ) -> Vec<(usize, PlugProgress)> {
+        let mut progress: Vec<(usize, PlugProgress, Option<Instant>)> = plugs
+            .iter()
+            .map(|&index| {
+                (
+                    index,
+                    PlugProgress {
+                        target: self.target.plugs[index].clone(),
+                        state: PowerState::Unknown,
+                        confirmed: None,
+                        error: None,
+                    },
+                    None,
+                )
+            })
+            .collect();
+        let Some(switch) = self.devices.get(device) else {
+            for (_, p, _) in &mut progress {
+                let error = FenceError::UnknownDevice {
+                    target: p.target.clone(),
+                };
+                self.step(Some(&p.target), StepKind::Failed(error.to_string()));
+                p.error = Some(error);
+            }
+            return progress.into_iter().map(|(i, p, _)| (i, p)).collect();
+        };
+        for (_, p, accepted) in &mut progress {
+            let result = self
+                .bounded(
+                    to.as_str(),
+                    &p.target,
+                    self.deadline,
+                    switch.switch(&p.target.plug, to, self.deadline),
+                )
+                .await;
+            match result {
+                Ok(()) => {
+                    self.step(Some(&p.target), StepKind::Accepted(to.as_str()));
+                    *accepted = Some(Instant::now());
+                    if !self.options.power_wait.is_zero() {
+                        sleep_until((Instant::now() + self.options.power_wait).min(self.deadline))
+                            .await;
+                    }
+                }
+                Err(error) => {
+                    self.step(Some(&p.target), StepKind::Failed(error.to_string()));
+                    p.error = Some(error);
+                }
+            }
+        }
+        for (_, p, accepted) in &mut progress {
+            let Some(accepted) = *accepted else { continue };
+            let confirm_by = (accepted + self.options.power_timeout).min(self.deadline);
+            let wanted = to.state();
+            self.poll_until(switch, p, to.as_str(), accepted, confirm_by, |state| state == wanted)
+                .await;
+        }
+        progress.into_iter().map(|(i, p, _)| (i, p)).collect()
+    }
+
+    /// Reads a plug until `done` says yes or `confirm_by` passes. Read errors are
+    /// retried until then (a busy device may answer the next poll), except those no
+    /// retry can mend.
+    async fn poll_until(
+        &self,
+        switch: &Arc<dyn PowerSwitch>,
+        progress: &mut PlugProgress,
+        action: &'static str,
+        accepted: Instant,
+        confirm_by: Instant,
+        mut done: impl FnMut(PowerState) -> bool,
+    ) {
+        let mut pause = Duration::from_millis(50).min(self.options.poll_interval);
+        loop {
+            // The last read may use what is left of the whole operation: a plug that
+            // reaches its state exactly at `confirm_by` still counts.
+            let read_by = if Instant::now() >= confirm_by {
+                self.deadline
+            } else {
+                confirm_by.max(Instant::now() + pause).min(self.deadline)
+            };
+            let last_error = match self.read(switch, &progress.target, read_by).await {
+                Ok(state) => {
+                    progress.state = state;
+                    if done(state) {
+                        progress.confirmed = Some(self.start.elapsed());
+                        self.step(Some(&progress.target), StepKind::Confirmed(state));
+                        return;
+                    }
+                    None
+                }
+                Err(error) => {
+                    let permanent = matches!(
+                        &error,
+                        FenceError::Device {
+                            cause: DeviceError::Auth(_)
+                                | DeviceError::UnknownPlug { .. }
+                                | DeviceError::Unsupported(_)
+                                | DeviceError::Refused(_),
+                            ..
+                        } | FenceError::UnknownDevice { .. }
+                    );
+                    if permanent {
+                        self.step(Some(&progress.target), StepKind::Failed(error.to_string()));
+                        progress.error = Some(error);
+                        return;
+                    }
+                    Some(error)
+                }
+            };
+            let now = Instant::now();
+            if now >= confirm_by {
+                let error = last_error.unwrap_or_else(|| FenceError::NotConfirmed {
+                    target: progress.target.clone(),
+                    action,
+                    state: progress.state,
+                    elapsed: now - accepted,
+                });
+                self.step(Some(&progress.target), StepKind::Failed(error.to_string()));
+                progress.error = Some(error);
+                return;
+            }
+            sleep_until((now + pause).min(confirm_by)).await;
+            pause = (pause * 2).min(self.options.poll_interval);
+        }
+    }
+
+    async fn read(
+        &self,
+        switch: &Arc<dyn PowerSwitch>,
+        target: &TargetPlug,
+        by: Instant,
+    ) -> Result<PowerState, FenceError> {
+        let state = self
+            .bounded("status", target, by, switch.status(&target.plug, by))
+            .await?;
+        self.step(Some(target), StepKind::Read(state));
+        Ok(state)
+    }
+
+    /// Runs one device call, abandoning it at `by`.
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        target: &TargetPlug,
+        by: Instant,
+        call: impl Future<Output = Result<T, DeviceError>>,
+    ) -> Result<T, FenceError> {
+        let started = Instant::now();
+        match timeout_at(by, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(cause)) => Err(FenceError::Device {
+                target: target.clone(),
+                operation,
+                cause,
+            }),
+            Err(_) => Err(FenceError::Deadline {
+                target: target.clone(),
+                operation,
+                waited: started.elapsed(),
+            }),
+        }
+    }
+
+    /// Plug indices grouped by device, in the order the devices first appear.
+    fn groups(&self) -> Vec<(String, Vec<usize>)> {
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for (index, plug) in self.target.plugs.iter().enumerate() {
+            match groups.iter_mut().find(|(device, _)| *device == plug.device) {
+                Some((_, plugs)) => plugs.push(index),
+                None => groups.push((plug.device.clone(), vec![index])),
+            }
+        }
+        groups
+    }
+
+    async fn wait(&self, how_long: Duration, why: &'static str) {
+        self.step(None, StepKind::Waiting(why, how_long));
+        sleep_until((Instant::now() + how_long).min(self.deadline)).await;
+    }
+
+    fn fail(&self, outcome: &mut Outcome, error: FenceError) {
+        self.step(Some(error.target()), StepKind::Failed(error.to_string()));
+        outcome.errors.push(error);
+    }
+
+    fn note(&self, outcome: &mut Outcome, text: String) {
+        self.step(None, StepKind::Note(text.clone()));
+        outcome.notes.push(text);
+    }
+
+    fn step(&self, target: Option<&TargetPlug>, kind: StepKind) {
+        let step = Step {
+            elapsed: self.start.elapsed(),
+            target: target.cloned(),
+            kind,
+        };
+        let elapsed_ms = step.elapsed.as_millis() as u64;
+        let device = step.target.as_ref().map(|t| t.device.as_str());
+        let plug = step.target.as_ref().map(|t| t.plug.to_string());
+        match &step.kind {
+            StepKind::Failed(why) => {
+                tracing::warn!(device, plug, elapsed_ms, "{why}")
+            }
+            StepKind::Read(state) => {
+                tracing::debug!(device, plug, elapsed_ms, state = %state, "read")
+            }
+            StepKind::Accepted(what) => {
+                tracing::info!(device, plug, elapsed_ms, action = *what, "accepted")
+            }
+            StepKind::Confirmed(state) => {
+                tracing::info!(device, plug, elapsed_ms, state = %state, "confirmed")
+            }
+            StepKind::Waiting(why, how_long) => {
+                tracing::info!(elapsed_ms, wait_ms = how_long.as_millis() as u64, "{why}")
+            }
+            StepKind::Note(text) => tracing::warn!(elapsed_ms, "{text}"),
+        }
+        if let Some(observer) = &self.options.observer {
+            observer(&step);
+        }
+    }
+}
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec::new(
+        "timeout",
+        "the whole operation ends by this many seconds, whatever the devices do",
+    )
+    .ty(ParamType::Seconds)
+    .default("60"),
+    ParamSpec::new(
+        "power_timeout",
+        "seconds a plug may take to reach the state after the device accepted the command",
+    )
+    .ty(ParamType::Seconds)
+    .default("20"),
+    ParamSpec::new(
+        "power_wait",
+        "seconds to pause after each accepted command before reading it back",
+    )
+    .ty(ParamType::Seconds)
+    .default("0"),
+    ParamSpec::new(
+        "poll_interval",
+        "longest pause in seconds between two reads of a plug while waiting for it",
+    )
+    .aliases(&["stonith_status_sleep"])
+    .ty(ParamType::Seconds)
+    .default("0.5"),
+    ParamSpec::new(
+        "reboot_wait",
+        "seconds to wait between the confirmed off and the on of a reboot",
+    )
+    .ty(ParamType::Seconds)
+    .default("0"),
+    ParamSpec::new("delay", "seconds to wait before off or reboot (fence-race mitigation)")
+        .ty(ParamType::Seconds)
+        .default("0"),
+    ParamSpec::new(
+        "method",
+        "reboot method: onoff (off, confirmed, then on) or cycle (the device's own power cycle)",
+    )
+    .short('m')
+    .ty(ParamType::Select(&["onoff", "cycle"]))
+    .default("onoff"),
+];
+
+/// The fence algorithm's own parameters, accepted by every power plugin's front
+/// ends and in the `[fence]` table of a configuration file.
+pub const SCHEMA: Schema = Schema {
+    plugin: "fence",
+    kind: PluginKind::Power,
+    summary: "fence algorithm timing",
+    description: "Timing and method of the fence algorithm.",
+    url: "",
+    multi_plug: false,
+    params: PARAMS,
+};
+
+impl FenceOptions {
+    /// Options from parameters validated against [`SCHEMA`]; what is missing keeps
+    /// its default.
+    pub fn from_params(params: &Params) -> FenceOptions {
+        let defaults = FenceOptions::default();
+        FenceOptions {
+            timeout: params.seconds("timeout").unwrap_or(defaults.timeout),
+            power_timeout: params
+                .seconds("power_timeout")
+                .unwrap_or(defaults.power_timeout),
+            poll_interval: params
+                .seconds("poll_interval")
+                .unwrap_or(defaults.poll_interval)
+                .max(Duration::from_millis(10)),
+            power_wait: params.seconds("power_wait").unwrap_or(defaults.power_wait),
+            reboot_wait: params
+                .seconds("reboot_wait")
+                .unwrap_or(defaults.reboot_wait),
+            delay: params.seconds("delay").unwrap_or(defaults.delay),
+            method: params
+                .text("method")
+                .and_then(Method::parse)
+                .unwrap_or(defaults.method),
+            observer: None,
+        }
+    }
+}

@@ -1,0 +1,692 @@
+//! The parameter schema: each plugin declares its parameters once, and everything a
+//! user touches (TOML validation, fence-agent options and metadata, cluster-glue
+//! `getconfignames` and `getinfo-xml`, `--help`) is generated from it.
+//!
+//! A parameter has a name, the aliases other agents use for it (`ipaddr` for `ip`,
+//! `passwd` for `password`), a type, a default, whether it is required, and whether
+//! it is a secret. A secret parameter `password` is also accepted as
+//! `password_file` (a file holding it), `password_script` (a command printing it) and
+//! `password_env` (an environment variable holding it), under each of its aliases
+//! too (`passwd_script`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::secret::Secret;
+
+/// The type of a parameter's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    String,
+    Integer,
+    Boolean,
+    /// A duration in seconds (fractions allowed), as fence-agents' `second` type.
+    Seconds,
+    /// One of a fixed set of words, matched without regard to case.
+    Select(&'static [&'static str]),
+}
+
+impl ParamType {
+    /// The type's name in fence-agents metadata.
+    pub fn metadata_name(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Integer => "integer",
+            ParamType::Boolean => "boolean",
+            ParamType::Seconds => "second",
+            ParamType::Select(_) => "select",
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            ParamType::String => "a string".into(),
+            ParamType::Integer => "an integer".into(),
+            ParamType::Boolean => "a boolean (1/yes/on/true or 0/no/off/false)".into(),
+            ParamType::Seconds => "a number of seconds".into(),
+            ParamType::Select(options) => format!("one of {}", options.join(", ")),
+        }
+    }
+}
+
+/// One parameter of a plugin.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamSpec {
+    /// The canonical name (fence-agents' long option name where one exists).
+    pub name: &'static str,
+    /// Other names users already type for it (legacy stdin keys, other agents').
+    pub aliases: &'static [&'static str],
+    /// The short command-line option of fence-agents, if it has one.
+    pub short: Option<char>,
+    pub ty: ParamType,
+    pub default: Option<&'static str>,
+    pub required: bool,
+    pub secret: bool,
+    pub description: &'static str,
+}
+
+impl ParamSpec {
+    /// A plain optional string parameter; the `const fn` builders below refine it.
+    pub const fn new(name: &'static str, description: &'static str) -> ParamSpec {
+        ParamSpec {
+            name,
+            aliases: &[],
+            short: None,
+            ty: ParamType::String,
+            default: None,
+            required: false,
+            secret: false,
+            description,
+        }
+    }
+
+    pub const fn aliases(mut self, aliases: &'static [&'static str]) -> Self {
+        self.aliases = aliases;
+        self
+    }
+
+    pub const fn short(mut self, short: char) -> Self {
+        self.short = Some(short);
+        self
+    }
+
+    pub const fn ty(mut self, ty: ParamType) -> Self {
+        self.ty = ty;
+        self
+    }
+
+    pub const fn default(mut self, default: &'static str) -> Self {
+        self.default = Some(default);
+        self
+    }
+
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    pub const fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    /// Every name this parameter answers to, canonical first.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        std::iter::once(self.name).chain(self.aliases.iter().copied())
+    }
+}
+
+/// What kind of plugin a schema belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// A power device: a [`crate::PowerSwitch`].
+    Power,
+    /// A storage check: a [`crate::StorageHealth`].
+    Storage,
+}
+
+/// A plugin's declaration of itself and its parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// The plugin's name in configurations and command names (`ipmi`, `apc`).
+    pub plugin: &'static str,
+    pub kind: PluginKind,
+    /// One line: what the plugin drives.
+    pub summary: &'static str,
+    /// A paragraph for metadata and `--help`.
+    pub description: &'static str,
+    /// Where to read about the device.
+    pub url: &'static str,
+    /// Whether the device has several plugs (so a plug must be named to fence).
+    pub multi_plug: bool,
+    pub params: &'static [ParamSpec],
+}
+
+impl Schema {
+    /// The parameter answering to `key` (`-` and `_` equal, case ignored).
+    pub fn find(&self, key: &str) -> Option<&'static ParamSpec> {
+        let key = normalize(key);
+        self.params.iter().find(|p| p.names().any(|n| n == key))
+    }
+}
+
+/// Where a raw parameter came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// A file path, or `stdin`, `environment`, `command line`.
+    pub source: String,
+    /// 1-based line and column, when the source has lines.
+    pub line: Option<(usize, usize)>,
+}
+
+impl Origin {
+    pub fn new(source: impl Into<String>) -> Origin {
+        Origin {
+            source: source.into(),
+            line: None,
+        }
+    }
+
+    pub fn at(source: impl Into<String>, line: usize, column: usize) -> Origin {
+        Origin {
+            source: source.into(),
+            line: Some((line, column)),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some((line, column)) => write!(f, "{}:{line}:{column}", self.source),
+            None => f.write_str(&self.source),
+        }
+    }
+}
+
+/// A value as it arrived, before the schema gave it a type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+}
+
+impl RawValue {
+    fn type_name(&self) -> &'static str {
+        match self {
+            RawValue::Text(_) => "a string",
+            RawValue::Integer(_) => "an integer",
+            RawValue::Float(_) => "a number",
+            RawValue::Boolean(_) => "a boolean",
+        }
+    }
+}
+
+/// One parameter as a user gave it.
+#[derive(Clone, PartialEq)]
+pub struct RawParam {
+    pub key: String,
+    pub value: RawValue,
+    pub origin: Origin,
+}
+
+impl fmt::Debug for RawParam {
+    // A raw value may be a secret nobody has classified yet: never print values.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawParam")
+            .field("key", &self.key)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawParam {
+    pub fn text(key: impl Into<String>, value: impl Into<String>, origin: Origin) -> RawParam {
+        RawParam {
+            key: key.into(),
+            value: RawValue::Text(value.into()),
+            origin,
+        }
+    }
+}
+
+/// A parameter's value after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Text(String),
+    Integer(i64),
+    Boolean(bool),
+    Seconds(Duration),
+    Secret(Secret),
+}
+
+/// A validated parameter set, keyed by canonical names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Params {
+    values: BTreeMap<&'static str, Value>,
+}
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.values.get(name) {
+            Some(Value::Text(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn integer(&self, name: &str) -> Option<i64> {
+        match self.values.get(name) {
+            Some(Value::Integer(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn boolean(&self, name: &str) -> Option<bool> {
+        match self.values.get(name) {
+            Some(Value::Boolean(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn seconds(&self, name: &str) -> Option<Duration> {
+        match self.values.get(name) {
+            Some(Value::Seconds(d)) => Some(*d),
+            _ => None,
+        }
+    }
+
+    pub fn secret(&self, name: &str) -> Option<&Secret> {
+        match self.values.get(name) {
+            Some(Value::Secret(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn insert(&mut self, name: &'static str, value: Value) {
+        self.values.insert(name, value);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.values.iter().map(|(k, v)| (*k, v))
+    }
+}
+
+/// A parameter that is wrong, naming where it came from, the parameter, and what to
+/// fix.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{}parameter `{param}`: {problem}", origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default())]
+pub struct ParamError {
+    pub origin: Option<Origin>,
+    pub param: String,
+    pub problem: String,
+}
+
+/// What to do with a key no schema knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknown {
+    /// A configuration file: an unknown key is an error (most are typos).
+    Reject,
+    /// The fence-agent API: warn and go on, as fence-agents do.
+    Warn,
+}
+
+/// A successful validation: the parameters, and warnings for the user.
+#[derive(Debug, Clone, Default)]
+pub struct Validated {
+    pub params: Params,
+    pub warnings: Vec<String>,
+}
+
+/// How a secret was given.
+enum SecretSource {
+    Inline,
+    File,
+    Script,
+    Env,
+}
+
+/// Time a `*_script` secret command may run.
+const SECRET_SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Lower case, `-` as `_`: fence-agents treat `ip-port` and `ip_port` alike.
+pub fn normalize(key: &str) -> String {
+    key.trim().to_ascii_lowercase().replace('-', "_")
+}
+
+/// Validates `raw` against the union of `schemas`. When the same parameter is given
+/// twice, the last one wins under [`Unknown::Warn`] (fence-agents' stdin rule) and is
+/// an error under [`Unknown::Reject`]. Relative secret files are taken from `base`.
+pub fn validate(
+    schemas: &[&Schema],
+    raw: &[RawParam],
+    unknown: Unknown,
+    base: Option<&Path>,
+) -> Result<Validated, ParamError> {
+    let mut out = Validated::default();
+    let mut seen: BTreeMap<&'static str, &Origin> = BTreeMap::new();
+    for item in raw {
+        let key = normalize(&item.key);
+        let Some((spec, source)) = lookup(schemas, &key) else {
+            match unknown {
+                Unknown::Reject => {
+                    return Err(ParamError {
+                        origin: Some(item.origin.clone()),
+                        param: item.key.clone(),
+                        problem: format!(
+                            "unknown parameter; {} accept{}: {}",
+                            schemas
+                                .iter()
+                                .map(|s| s.plugin)
+                                .collect::<Vec<_>>()
+                                .join(" and "),
+                            if schemas.len() == 1 { "s" } else { "" },
+                            known_names(schemas)
+                        ),
+                    })
+                }
+                Unknown::Warn => {
+                    out.warnings
+                        .push(format!("{}: ignoring unknown parameter `{}`", item.origin, item.key));
+                    continue;
+                }
+            }
+        };
+        if let Some(first) = seen.insert(spec.name, &item.origin) {
+            if unknown == Unknown::Reject {
+                return Err(ParamError {
+                    origin: Some(item.origin.clone()),
+                    param: item.key.clone(),
+                    problem: format!("given twice (first at {first})"),
+                });
+            }
+        }
+        let value = convert(spec, source, item, base)?;
+        out.params.insert(spec.name, value);
+    }
+    for schema in schemas {
+        for spec in schema.params {
+            if out.params.get(spec.name).is_some() {
+                continue;
+            }
+            if let Some(default) = spec.default {
+                let item = RawParam::text(spec.name, default, Origin::new("default"));
+                out.params
+                    .insert(spec.name, convert(spec, SecretSource::Inline, &item, None)?);
+            } else if spec.required {
+                let mut also: Vec<String> =
+                    spec.aliases.iter().map(|a| format!("`{a}`")).collect();
+                if spec.secret {
+                    also.push(format!("`{}_file`", spec.name));
+                    also.push(format!("`{}_script`", spec.name));
+                }
+                return Err(ParamError {
+                    origin: None,
+                    param: spec.name.to_string(),
+                    problem: if also.is_empty() {
+                        format!("missing; {} requires it ({})", schema.plugin, spec.description)
+                    } else {
+                        format!(
+                            "missing; {} requires it ({}; also accepted as {})",
+                            schema.plugin,
+                            spec.description,
+                            also.join(", ")
+                        )
+                    },
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn known_names(schemas: &[&Schema]) -> String {
+    let mut names: Vec<&str> = schemas
+        .iter()
+        .flat_map(|s| s.params.iter().map(|p| p.name))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(", ")
+}
+
+fn lookup(schemas: &[&Schema], key: &str) -> Option<(&'static ParamSpec, SecretSource)> {
+    for schema in schemas {
+        if let Some(spec) = schema.find(key) {
+            return Some((spec, SecretSource::Inline));
+        }
+    }
+    for (suffix, source) in [
+        ("_file", SecretSource::File),
+        ("_script", SecretSource::Script),
+        ("_env", SecretSource::Env),
+    ] {
+        let Some(base) = key.strip_suffix(suffix) else {
+            continue;
+        };
+        if let Some(spec) = schemas
+            .iter()
+            .find_map(|schema| schema.find(base))
+            .filter(|spec| spec.secret)
+        {
+            return Some((spec, source));
+        }
+    }
+    None
+}
+
+fn convert(
+    spec: &ParamSpec,
+    source: SecretSource,
+    item: &RawParam,
+    base: Option<&Path>,
+) -> Result<Value, ParamError> {
+    let wrong = |problem: String| ParamError {
+        origin: Some(item.origin.clone()),
+        param: item.key.clone(),
+        problem,
+    };
+    let expected = || {
+        wrong(format!(
+            "expected {}, found {}",
+            spec.ty.describe(),
+            match &item.value {
+                RawValue::Text(t) if !spec.secret => format!("\"{t}\""),
+                other => other.type_name().to_string(),
+            }
+        ))
+    };
+    if spec.secret {
+        let RawValue::Text(text) = &item.value else {
+            return Err(expected());
+        };
+        let secret = match source {
+            SecretSource::Inline => Secret::new(text.as_str()),
+            SecretSource::File => {
+                let path = PathBuf::from(text);
+                let path = match base {
+                    Some(base) if path.is_relative() => base.join(path),
+                    _ => path,
+                };
+                Secret::from_file(&path).map_err(|e| wrong(e.to_string()))?
+            }
+            SecretSource::Script => Secret::from_command(text, SECRET_SCRIPT_TIMEOUT)
+                .map_err(|e| wrong(e.to_string()))?,
+            SecretSource::Env => Secret::from_env(text).map_err(|e| wrong(e.to_string()))?,
+        };
+        return Ok(Value::Secret(secret));
+    }
+    match (spec.ty, &item.value) {
+        (ParamType::String, RawValue::Text(t)) => Ok(Value::Text(t.clone())),
+        (ParamType::String, RawValue::Integer(n)) => Ok(Value::Text(n.to_string())),
+        (ParamType::Integer, RawValue::Integer(n)) => Ok(Value::Integer(*n)),
+        (ParamType::Integer, RawValue::Text(t)) => {
+            t.trim().parse().map(Value::Integer).map_err(|_| expected())
+        }
+        (ParamType::Boolean, RawValue::Boolean(b)) => Ok(Value::Boolean(*b)),
+        (ParamType::Boolean, RawValue::Integer(n @ (0 | 1))) => Ok(Value::Boolean(*n == 1)),
+        (ParamType::Boolean, RawValue::Text(t)) => parse_bool(t)
+            .map(Value::Boolean)
+            .ok_or_else(expected),
+        (ParamType::Seconds, RawValue::Integer(n)) if *n >= 0 => {
+            Ok(Value::Seconds(Duration::from_secs(*n as u64)))
+        }
+        (ParamType::Seconds, RawValue::Float(f)) => seconds(*f).ok_or_else(expected),
+        (ParamType::Seconds, RawValue::Text(t)) => t
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(seconds)
+            .ok_or_else(expected),
+        (ParamType::Select(options), RawValue::Text(t)) => options
+            .iter()
+            .find(|o| o.eq_ignore_ascii_case(t.trim()))
+            .map(|o| Value::Text(o.to_string()))
+            .ok_or_else(expected),
+        (ParamType::Select(options), RawValue::Integer(n)) => options
+            .iter()
+            .find(|o| **o == n.to_string())
+            .map(|o| Value::Text(o.to_string()))
+            .ok_or_else(expected),
+        _ => Err(expected()),
+    }
+}
+
+/// fence-agents' booleans.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "y" | "on" | "true" => Some(true),
+        "0" | "no" | "n" | "off" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn seconds(value: f64) -> Option<Value> {
+    (value.is_finite() && value >= 0.0 && value < 1e9)
+        .then(|| Value::Seconds(Duration::from_secs_f64(value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARAMS: &[ParamSpec] = &[
+        ParamSpec::new("ip", "device address")
+            .aliases(&["ipaddr"])
+            .short('a')
+            .required(),
+        ParamSpec::new("ipport", "port")
+            .ty(ParamType::Integer)
+            .default("623"),
+        ParamSpec::new("password", "password")
+            .aliases(&["passwd"])
+            .secret(),
+        ParamSpec::new("lanplus", "use RMCP+").ty(ParamType::Boolean),
+        ParamSpec::new("method", "reboot method")
+            .ty(ParamType::Select(&["onoff", "cycle"]))
+            .default("onoff"),
+        ParamSpec::new("power_wait", "pause").ty(ParamType::Seconds),
+    ];
+
+    const SCHEMA: Schema = Schema {
+        plugin: "test",
+        kind: PluginKind::Power,
+        summary: "a test device",
+        description: "a test device",
+        url: "",
+        multi_plug: false,
+        params: PARAMS,
+    };
+
+    fn raw(pairs: &[(&str, &str)]) -> Vec<RawParam> {
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| RawParam::text(*k, *v, Origin::at("stdin", i + 1, 1)))
+            .collect()
+    }
+
+    #[test]
+    fn aliases_types_and_defaults_are_applied() {
+        let v = validate(
+            &[&SCHEMA],
+            &raw(&[
+                ("ipaddr", "192.0.2.1"),
+                ("LANPLUS", "yes"),
+                ("method", "CYCLE"),
+                ("power-wait", "1.5"),
+            ]),
+            Unknown::Reject,
+            None,
+        )
+        .unwrap();
+        assert_eq!(v.params.text("ip"), Some("192.0.2.1"));
+        assert_eq!(v.params.integer("ipport"), Some(623));
+        assert_eq!(v.params.boolean("lanplus"), Some(true));
+        assert_eq!(v.params.text("method"), Some("cycle"));
+        assert_eq!(v.params.seconds("power_wait"), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn a_missing_required_parameter_is_named_with_its_aliases() {
+        let err = validate(&[&SCHEMA], &raw(&[]), Unknown::Reject, None).unwrap_err();
+        assert_eq!(err.param, "ip");
+        assert!(err.to_string().contains("`ipaddr`"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_origin_parameter_and_expectation() {
+        let err = validate(
+            &[&SCHEMA],
+            &raw(&[("ip", "x"), ("ipport", "many")]),
+            Unknown::Reject,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "stdin:2:1: parameter `ipport`: expected an integer, found \"many\"");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_in_files_and_warnings_on_stdin() {
+        let input = raw(&[("ip", "x"), ("colour", "blue")]);
+        let err = validate(&[&SCHEMA], &input, Unknown::Reject, None).unwrap_err();
+        assert_eq!(err.param, "colour");
+        let ok = validate(&[&SCHEMA], &input, Unknown::Warn, None).unwrap();
+        assert_eq!(ok.warnings.len(), 1);
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_scripts_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "filepw\n").unwrap();
+        let v = validate(
+            &[&SCHEMA],
+            &raw(&[("ip", "x"), ("passwd_file", "pw")]),
+            Unknown::Reject,
+            Some(dir.path()),
+        )
+        .unwrap();
+        assert_eq!(v.params.secret("password").unwrap().expose(), "filepw");
+        assert!(!format!("{:?}", v.params).contains("filepw"));
+        let v = validate(
+            &[&SCHEMA],
+            &raw(&[("ip", "x"), ("password_script", "echo scriptpw")]),
+            Unknown::Reject,
+            None,
+        )
+        .unwrap();
+        assert_eq!(v.params.secret("password").unwrap().expose(), "scriptpw");
+    }
+
+    #[test]
+    fn a_wrong_secret_type_does_not_echo_the_value() {
+        let input = vec![
+            RawParam::text("ip", "x", Origin::new("t")),
+            RawParam {
+                key: "password".into(),
+                value: RawValue::Integer(123456789),
+                origin: Origin::new("t"),
+            },
+        ];
+        let err = validate(&[&SCHEMA], &input, Unknown::Reject, None).unwrap_err();
+        assert!(!err.to_string().contains("123456789"), "{err}");
+    }
+
+    #[test]
+    fn the_same_parameter_twice_is_an_error_in_files_and_last_wins_on_stdin() {
+        let input = raw(&[("ip", "a"), ("ipaddr", "b")]);
+        let err = validate(&[&SCHEMA], &input, Unknown::Reject, None).unwrap_err();
+        assert!(err.problem.contains("given twice"), "{err}");
+        let ok = validate(&[&SCHEMA], &input, Unknown::Warn, None).unwrap();
+        assert_eq!(ok.params.text("ip"), Some("b"));
+    }
+}

@@ -1,0 +1,101 @@
+//! The `PowerSwitch` trait: what a power device plugin must do, and nothing more.
+//!
+//! A plugin does device I/O only. It never decides whether a node is fenced; that is
+//! [`crate::fence`]'s job, which reads every plug back after switching it.
+
+use async_trait::async_trait;
+
+use crate::error::DeviceError;
+use crate::power::{Plug, PlugInfo, PowerState};
+use crate::Instant;
+
+/// The two states a plug can be told to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SwitchTo {
+    On,
+    Off,
+}
+
+impl SwitchTo {
+    pub fn state(self) -> PowerState {
+        match self {
+            SwitchTo::On => PowerState::On,
+            SwitchTo::Off => PowerState::Off,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwitchTo::On => "on",
+            SwitchTo::Off => "off",
+        }
+    }
+}
+
+/// Commands a device may offer beyond on and off. None of them can be confirmed by
+/// reading the state once, so the fence algorithm uses them only where the user asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceCommand {
+    /// The device's own off-then-on (IPMI power cycle, an APC outlet's reboot).
+    Cycle,
+    /// Hard reset without a power change (IPMI).
+    Reset,
+    /// Pulse a diagnostic interrupt (NMI), for a crash dump.
+    Diag,
+    /// Ask the operating system to shut down (ACPI); never used for fencing.
+    SoftOff,
+}
+
+impl DeviceCommand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceCommand::Cycle => "cycle",
+            DeviceCommand::Reset => "reset",
+            DeviceCommand::Diag => "diag",
+            DeviceCommand::SoftOff => "soft-off",
+        }
+    }
+}
+
+/// A power device: a BMC, a PDU, a relay board.
+///
+/// Every call takes a deadline and must return by it; the fence algorithm also
+/// enforces the deadline from outside, so a call that overstays is abandoned and
+/// reported as a timeout.
+#[async_trait]
+pub trait PowerSwitch: Send + Sync {
+    /// Reads a plug's power state.
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError>;
+
+    /// Tells a plug to switch. Success means the device accepted the command, not
+    /// that the plug changed: the caller confirms with [`PowerSwitch::status`].
+    async fn switch(&self, plug: &Plug, to: SwitchTo, deadline: Instant)
+        -> Result<(), DeviceError>;
+
+    /// Sends one of the device's own commands. Devices without it say so.
+    async fn command(
+        &self,
+        plug: &Plug,
+        command: DeviceCommand,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let _ = (plug, deadline);
+        Err(DeviceError::Unsupported(format!(
+            "this device has no {} command",
+            command.as_str()
+        )))
+    }
+
+    /// Which of [`DeviceCommand`] this device offers.
+    fn supports(&self, command: DeviceCommand) -> bool {
+        let _ = command;
+        false
+    }
+
+    /// Lists the device's plugs with their names and states.
+    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError>;
+
+    /// Checks that the device answers with the configured credentials (and, where the
+    /// protocol allows, that they may switch plugs).
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError>;
+}
