@@ -24,7 +24,9 @@ use toml::Spanned;
 
 use crate::fence::{self, FenceOptions};
 use crate::power::{FenceTarget, Plug, TargetPlug};
-use crate::schema::{self, Origin, ParamError, Params, PluginKind, RawParam, RawValue, Schema, Unknown};
+use crate::schema::{
+    self, Origin, ParamError, Params, PluginKind, RawParam, RawValue, Schema, Unknown,
+};
 
 /// Where the schemas of plugins come from (the plugin registry).
 pub trait Catalog {
@@ -232,7 +234,10 @@ fn node(
         if key.get_ref() != "plugs" {
             return Err(lines.error(
                 key.span().start,
-                format!("unknown key `{}` in node `{node}`; a node has only `plugs`", key.get_ref()),
+                format!(
+                    "unknown key `{}` in node `{node}`; a node has only `plugs`",
+                    key.get_ref()
+                ),
             ));
         }
     }
@@ -249,7 +254,10 @@ fn node(
         ));
     };
     if list.is_empty() {
-        return Err(lines.error(plugs.span().start, format!("node `{node}` has an empty `plugs` list")));
+        return Err(lines.error(
+            plugs.span().start,
+            format!("node `{node}` has an empty `plugs` list"),
+        ));
     }
     let mut seen = BTreeSet::new();
     let mut target = FenceTarget {
@@ -259,7 +267,10 @@ fn node(
     for item in list.iter() {
         let at = item.span().start;
         let DeValue::Table(fields) = item.get_ref() else {
-            return Err(lines.error(at, "each plug must be a table like { device = \"pdu-a\", plug = \"3\" }".into()));
+            return Err(lines.error(
+                at,
+                "each plug must be a table like { device = \"pdu-a\", plug = \"3\" }".into(),
+            ));
         };
         let mut device = None;
         let mut plug = Plug::Chassis;
@@ -299,10 +310,7 @@ fn node(
         let _ = config;
         let target_plug = TargetPlug { device, plug };
         if !seen.insert(target_plug.clone()) {
-            return Err(lines.error(
-                at,
-                format!("node `{node}` lists {target_plug} twice"),
-            ));
+            return Err(lines.error(at, format!("node `{node}` lists {target_plug} twice")));
         }
         target.plugs.push(target_plug);
     }
@@ -448,14 +456,20 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
     #[test]
     fn an_unknown_plugin_is_named_with_its_line() {
         let err = error_of("[devices.x]\nplugin = \"nope\"\n");
-        assert!(err.starts_with("fencekit.toml:2:10: unknown plugin `nope`"), "{err}");
+        assert!(
+            err.starts_with("fencekit.toml:2:10: unknown plugin `nope`"),
+            "{err}"
+        );
         assert!(err.contains("known plugins: sim"), "{err}");
     }
 
     #[test]
     fn a_wrong_type_is_named_with_its_line_and_parameter() {
         let err = error_of("[devices.x]\nplugin = \"sim\"\nplugs = \"many\"\n");
-        assert!(err.starts_with("fencekit.toml:3:1: parameter `plugs`"), "{err}");
+        assert!(
+            err.starts_with("fencekit.toml:3:1: parameter `plugs`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -478,7 +492,10 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
     #[test]
     fn a_node_on_an_unknown_device_is_an_error() {
         let err = error_of("[nodes.n]\nplugs = [{ device = \"ghost\" }]\n");
-        assert!(err.contains("device `ghost`, which is not configured"), "{err}");
+        assert!(
+            err.contains("device `ghost`, which is not configured"),
+            "{err}"
+        );
     }
 
     #[test]

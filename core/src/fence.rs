@@ -338,12 +338,13 @@ impl<'a> Run<'a> {
             elapsed: Duration::ZERO,
         };
         if self.target.plugs.is_empty() {
-            outcome.notes.push("the node has no plugs configured".into());
+            outcome
+                .notes
+                .push("the node has no plugs configured".into());
             outcome.elapsed = self.start.elapsed();
             return outcome;
         }
-        if matches!(action, FenceAction::Off | FenceAction::Reboot)
-            && !self.options.delay.is_zero()
+        if matches!(action, FenceAction::Off | FenceAction::Reboot) && !self.options.delay.is_zero()
         {
             self.wait(self.options.delay, "delay before fencing").await;
         }
@@ -395,7 +396,8 @@ impl<'a> Run<'a> {
         }
         outcome.fenced = true;
         if !self.options.reboot_wait.is_zero() {
-            self.wait(self.options.reboot_wait, "between off and on").await;
+            self.wait(self.options.reboot_wait, "between off and on")
+                .await;
         }
         outcome.success = self.phase(SwitchTo::On, outcome).await;
     }
@@ -470,12 +472,19 @@ impl<'a> Run<'a> {
         };
         // Watch the cycle: note the off phase if the device lets us see it, and
         // succeed only once the plug reads on again.
-        self.poll_until(device, &mut progress, "cycle", accepted, confirm_by, |state| {
-            if state == PowerState::Off {
-                saw_off = true;
-            }
-            saw_off && state == PowerState::On
-        })
+        self.poll_until(
+            device,
+            &mut progress,
+            "cycle",
+            accepted,
+            confirm_by,
+            |state| {
+                if state == PowerState::Off {
+                    saw_off = true;
+                }
+                saw_off && state == PowerState::On
+            },
+        )
         .await;
         outcome.plugs[0].state = progress.state;
         if saw_off {
@@ -487,7 +496,9 @@ impl<'a> Run<'a> {
                 outcome.plugs[0].on_confirmed = progress.confirmed;
                 outcome.success = true;
             }
-            Some(FenceError::NotConfirmed { .. }) if !saw_off && progress.state == PowerState::On => {
+            Some(FenceError::NotConfirmed { .. })
+                if !saw_off && progress.state == PowerState::On =>
+            {
                 // The off phase was too short to see: the device says it cycled and the
                 // plug is on. Users who ask for cycle accept this; say it plainly.
                 outcome.plugs[0].on_confirmed = Some(self.start.elapsed());
@@ -632,8 +643,10 @@ impl<'a> Run<'a> {
             let Some(accepted) = *accepted else { continue };
             let confirm_by = (accepted + self.options.power_timeout).min(self.deadline);
             let wanted = to.state();
-            self.poll_until(switch, p, to.as_str(), accepted, confirm_by, |state| state == wanted)
-                .await;
+            self.poll_until(switch, p, to.as_str(), accepted, confirm_by, |state| {
+                state == wanted
+            })
+            .await;
         }
         progress.into_iter().map(|(i, p, _)| (i, p)).collect()
     }
@@ -834,9 +847,12 @@ const PARAMS: &[ParamSpec] = &[
     )
     .ty(ParamType::Seconds)
     .default("0"),
-    ParamSpec::new("delay", "seconds to wait before off or reboot (fence-race mitigation)")
-        .ty(ParamType::Seconds)
-        .default("0"),
+    ParamSpec::new(
+        "delay",
+        "seconds to wait before off or reboot (fence-race mitigation)",
+    )
+    .ty(ParamType::Seconds)
+    .default("0"),
     ParamSpec::new(
         "method",
         "reboot method: onoff (off, confirmed, then on) or cycle (the device's own power cycle)",
@@ -885,3 +901,7 @@ impl FenceOptions {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "fence_tests.rs"]
+mod tests;

@@ -375,8 +375,10 @@ pub fn validate(
                     })
                 }
                 Unknown::Warn => {
-                    out.warnings
-                        .push(format!("{}: ignoring unknown parameter `{}`", item.origin, item.key));
+                    out.warnings.push(format!(
+                        "{}: ignoring unknown parameter `{}`",
+                        item.origin, item.key
+                    ));
                     continue;
                 }
             }
@@ -403,8 +405,7 @@ pub fn validate(
                 out.params
                     .insert(spec.name, convert(spec, SecretSource::Inline, &item, None)?);
             } else if spec.required {
-                let mut also: Vec<String> =
-                    spec.aliases.iter().map(|a| format!("`{a}`")).collect();
+                let mut also: Vec<String> = spec.aliases.iter().map(|a| format!("`{a}`")).collect();
                 if spec.secret {
                     also.push(format!("`{}_file`", spec.name));
                     also.push(format!("`{}_script`", spec.name));
@@ -413,7 +414,10 @@ pub fn validate(
                     origin: None,
                     param: spec.name.to_string(),
                     problem: if also.is_empty() {
-                        format!("missing; {} requires it ({})", schema.plugin, spec.description)
+                        format!(
+                            "missing; {} requires it ({})",
+                            schema.plugin, spec.description
+                        )
                     } else {
                         format!(
                             "missing; {} requires it ({}; also accepted as {})",
@@ -514,9 +518,9 @@ fn convert(
         }
         (ParamType::Boolean, RawValue::Boolean(b)) => Ok(Value::Boolean(*b)),
         (ParamType::Boolean, RawValue::Integer(n @ (0 | 1))) => Ok(Value::Boolean(*n == 1)),
-        (ParamType::Boolean, RawValue::Text(t)) => parse_bool(t)
-            .map(Value::Boolean)
-            .ok_or_else(expected),
+        (ParamType::Boolean, RawValue::Text(t)) => {
+            parse_bool(t).map(Value::Boolean).ok_or_else(expected)
+        }
         (ParamType::Seconds, RawValue::Integer(n)) if *n >= 0 => {
             Ok(Value::Seconds(Duration::from_secs(*n as u64)))
         }
@@ -551,7 +555,7 @@ pub fn parse_bool(text: &str) -> Option<bool> {
 }
 
 fn seconds(value: f64) -> Option<Value> {
-    (value.is_finite() && value >= 0.0 && value < 1e9)
+    (value.is_finite() && (0.0..1e9).contains(&value))
         .then(|| Value::Seconds(Duration::from_secs_f64(value)))
 }
 
@@ -613,7 +617,10 @@ mod tests {
         assert_eq!(v.params.integer("ipport"), Some(623));
         assert_eq!(v.params.boolean("lanplus"), Some(true));
         assert_eq!(v.params.text("method"), Some("cycle"));
-        assert_eq!(v.params.seconds("power_wait"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            v.params.seconds("power_wait"),
+            Some(Duration::from_millis(1500))
+        );
     }
 
     #[test]
@@ -632,7 +639,10 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert_eq!(err.to_string(), "stdin:2:1: parameter `ipport`: expected an integer, found \"many\"");
+        assert_eq!(
+            err.to_string(),
+            "stdin:2:1: parameter `ipport`: expected an integer, found \"many\""
+        );
     }
 
     #[test]

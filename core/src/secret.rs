@@ -132,7 +132,8 @@ impl Secret {
 /// Kills the process group led by `pid` (started with `process_group(0)`).
 pub fn kill_group(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        let _ =
+            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
     }
 }
 
@@ -190,7 +191,10 @@ mod tests {
     #[test]
     fn a_missing_secret_file_names_the_file() {
         let err = Secret::from_file(Path::new("/nonexistent/fencekit.pw")).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/fencekit.pw"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/fencekit.pw"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -142,8 +142,8 @@ impl SimSwitch {
             .ok()
             .filter(|n| (1..=1024).contains(n))
             .ok_or_else(|| DeviceError::Failed(format!("plugs must be 1 to 1024, not {count}")))?;
-        let mut sim = SimSwitch::new(count)
-            .with_latency(params.seconds("latency").unwrap_or(Duration::ZERO));
+        let mut sim =
+            SimSwitch::new(count).with_latency(params.seconds("latency").unwrap_or(Duration::ZERO));
         if let Some(names) = params.text("names") {
             for (n, name) in (1..).zip(names.split(',')) {
                 sim.set_name(n, name.trim());
@@ -255,7 +255,9 @@ impl SimSwitch {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| DeviceError::Failed(format!("cannot write state file {}: {e}", path.display())))
+            .map_err(|e| {
+                DeviceError::Failed(format!("cannot write state file {}: {e}", path.display()))
+            })
     }
 }
 
@@ -288,7 +290,12 @@ impl PowerSwitch for SimSwitch {
         Ok(p.state)
     }
 
-    async fn switch(&self, plug: &Plug, to: SwitchTo, _deadline: Instant) -> Result<(), DeviceError> {
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        _deadline: Instant,
+    ) -> Result<(), DeviceError> {
         let n = self.resolve(plug)?;
         self.answer(n).await?;
         let now = Instant::now();

@@ -1,0 +1,469 @@
+//! The fence algorithm's behaviour, on the simulated device with paused time.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::power::Plug;
+use crate::sim::{Behaviour, SimSwitch};
+
+fn plug(device: &str, n: u32) -> TargetPlug {
+    TargetPlug {
+        device: device.into(),
+        plug: Plug::Number(n),
+    }
+}
+
+fn node(plugs: Vec<TargetPlug>) -> FenceTarget {
+    FenceTarget {
+        node: "node1".into(),
+        plugs,
+    }
+}
+
+fn devices(list: &[(&str, &Arc<SimSwitch>)]) -> Devices {
+    list.iter()
+        .map(|(name, sim)| {
+            (
+                (*name).to_string(),
+                Arc::clone(*sim) as Arc<dyn PowerSwitch>,
+            )
+        })
+        .collect()
+}
+
+fn options() -> FenceOptions {
+    FenceOptions {
+        timeout: Duration::from_secs(60),
+        power_timeout: Duration::from_secs(20),
+        poll_interval: Duration::from_millis(500),
+        ..FenceOptions::default()
+    }
+}
+
+/// A device whose plug accepts off at once but is read as off only after a while:
+/// it records every read, so a test can see success was not claimed before.
+#[tokio::test(start_paused = true)]
+async fn off_is_not_success_until_every_plug_reads_off() {
+    let pdu = Arc::new(SimSwitch::new(2));
+    pdu.set_behaviour(1, Behaviour::Slow(Duration::from_secs(3)));
+    let steps = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&steps);
+    let mut opts = options();
+    opts.observer = Some(Arc::new(move |s: &Step| {
+        seen.lock().unwrap().push(s.clone());
+    }));
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-a", 2)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success, "{}", outcome.summary());
+    assert!(outcome.fenced);
+    // Plug 1 was read on at least once after off was accepted, and the outcome came
+    // only after it read off.
+    let steps = steps.lock().unwrap();
+    let read_on = steps.iter().any(|s| {
+        s.target.as_ref() == Some(&plug("pdu-a", 1))
+            && matches!(s.kind, StepKind::Read(PowerState::On))
+    });
+    assert!(read_on, "plug 1 should have been seen on while going off");
+    let confirmed = outcome.plugs[0].off_confirmed.unwrap();
+    assert!(confirmed >= Duration::from_secs(3), "{confirmed:?}");
+    assert!(outcome.elapsed >= confirmed);
+    assert_eq!(pdu.state(1), Some(PowerState::Off));
+    assert_eq!(pdu.state(2), Some(PowerState::Off));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lying_plug_fails_at_the_deadline_naming_device_and_plug() {
+    let pdu = Arc::new(SimSwitch::new(4));
+    pdu.set_behaviour(3, Behaviour::Lie);
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 3)]),
+        FenceAction::Off,
+        &options(),
+    )
+    .await;
+    assert!(!outcome.success);
+    assert!(!outcome.fenced);
+    let message = outcome.errors[0].to_string();
+    assert_eq!(
+        message,
+        "plug 3 on pdu-a still on 20.0 s after off was accepted"
+    );
+    assert!(
+        outcome.summary().contains("FAILED"),
+        "{}",
+        outcome.summary()
+    );
+    assert_eq!(outcome.plugs[0].state, PowerState::On);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_plug_that_goes_off_before_the_deadline_succeeds() {
+    let pdu = Arc::new(SimSwitch::new(1));
+    pdu.set_behaviour(1, Behaviour::Slow(Duration::from_secs(19)));
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Off,
+        &options(),
+    )
+    .await;
+    assert!(outcome.success, "{}", outcome.summary());
+    assert_eq!(outcome.plugs[0].state, PowerState::Off);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plug_reaching_off_exactly_at_power_timeout_still_counts() {
+    let pdu = Arc::new(SimSwitch::new(1));
+    pdu.set_behaviour(1, Behaviour::Slow(Duration::from_secs(20)));
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Off,
+        &options(),
+    )
+    .await;
+    assert!(outcome.success, "{}", outcome.summary());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_two_plugs_no_plug_is_switched_on_before_all_are_confirmed_off() {
+    // Dual supplies on two PDUs; the second goes off slowly.
+    let pdu_a = Arc::new(SimSwitch::new(4));
+    let pdu_b = Arc::new(SimSwitch::new(4));
+    pdu_b.set_behaviour(3, Behaviour::Slow(Duration::from_secs(5)));
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu_a), ("pdu-b", &pdu_b)]),
+        &node(vec![plug("pdu-a", 3), plug("pdu-b", 3)]),
+        FenceAction::Reboot,
+        &options(),
+    )
+    .await;
+    assert!(outcome.success, "{}", outcome.summary());
+    let b_off_confirmed = outcome.plugs[1].off_confirmed.unwrap();
+    assert!(b_off_confirmed >= Duration::from_secs(5));
+    let first_on = pdu_a
+        .received()
+        .into_iter()
+        .chain(pdu_b.received())
+        .filter(|r| r.command == "on")
+        .map(|r| r.at)
+        .min()
+        .unwrap();
+    let b_off_at = pdu_b
+        .received()
+        .iter()
+        .find(|r| r.command == "off")
+        .unwrap()
+        .at
+        + Duration::from_secs(5);
+    assert!(
+        first_on >= b_off_at,
+        "a plug went on before pdu-b's plug was off"
+    );
+    assert_eq!(pdu_a.state(3), Some(PowerState::On));
+    // pdu-b's plug is slow both ways: it was told on, and reads on once it gets there.
+    assert_eq!(outcome.plugs[1].state, PowerState::On);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_off_phase_switches_no_plug_back_on() {
+    let pdu_a = Arc::new(SimSwitch::new(2));
+    let pdu_b = Arc::new(SimSwitch::new(2));
+    pdu_b.set_behaviour(1, Behaviour::Lie);
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu_a), ("pdu-b", &pdu_b)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-b", 1)]),
+        FenceAction::Reboot,
+        &options(),
+    )
+    .await;
+    assert!(!outcome.success);
+    assert!(!outcome.fenced);
+    assert!(pdu_a.received().iter().all(|r| r.command != "on"));
+    assert_eq!(pdu_a.state(1), Some(PowerState::Off));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_device_error_on_one_plug_is_reported_with_device_and_plug() {
+    let pdu_a = Arc::new(SimSwitch::new(2));
+    let pdu_b = Arc::new(SimSwitch::new(2));
+    pdu_b.set_behaviour(
+        2,
+        Behaviour::FailSwitch(DeviceError::Refused("outlet 2 is locked".into())),
+    );
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu_a), ("pdu-b", &pdu_b)]),
+        &node(vec![plug("pdu-a", 2), plug("pdu-b", 2)]),
+        FenceAction::Off,
+        &options(),
+    )
+    .await;
+    assert!(!outcome.success);
+    assert_eq!(outcome.errors.len(), 1);
+    let error = &outcome.errors[0];
+    assert_eq!(error.target(), &plug("pdu-b", 2));
+    assert_eq!(
+        error.to_string(),
+        "off plug 2 on pdu-b: refused: outlet 2 is locked"
+    );
+    // The other plug was still switched off and confirmed.
+    assert_eq!(pdu_a.state(2), Some(PowerState::Off));
+    assert!(outcome.plugs[0].off_confirmed.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_whole_operation_ends_by_its_deadline_even_if_the_device_never_answers() {
+    let bmc = Arc::new(SimSwitch::new(1));
+    bmc.set_behaviour(1, Behaviour::Hang);
+    let mut opts = options();
+    opts.timeout = Duration::from_secs(15);
+    let started = Instant::now();
+    let outcome = fence(
+        &devices(&[("bmc1", &bmc)]),
+        &node(vec![plug("bmc1", 1)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(!outcome.success);
+    // Paused time: the clock moved exactly as far as the algorithm waited.
+    assert_eq!(started.elapsed(), Duration::from_secs(15));
+    let message = outcome.errors[0].to_string();
+    assert!(message.contains("timed out"), "{message}");
+    assert!(message.contains("plug 1 on bmc1"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_read_error_is_retried_until_the_plug_confirms() {
+    // The plug refuses reads for a while (a busy device), then answers.
+    let pdu = Arc::new(SimSwitch::new(1));
+    pdu.set_behaviour(
+        1,
+        Behaviour::FailStatus(DeviceError::Busy("session in use".into())),
+    );
+    let switch = Arc::clone(&pdu);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        switch.set_behaviour(1, Behaviour::Obey);
+    });
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Off,
+        &options(),
+    )
+    .await;
+    assert!(outcome.success, "{}", outcome.summary());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_plug_fails_at_once_with_the_device_s_plug_list() {
+    let pdu = Arc::new(SimSwitch::new(2));
+    let started = Instant::now();
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 9)]),
+        FenceAction::Off,
+        &options(),
+    )
+    .await;
+    assert!(!outcome.success);
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    let message = outcome.errors[0].to_string();
+    assert!(message.contains("unknown plug 9"), "{message}");
+    assert!(message.contains("1 (outlet-1), 2 (outlet-2)"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unconfigured_device_is_an_error_and_other_plugs_are_still_fenced() {
+    let pdu = Arc::new(SimSwitch::new(2));
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1), plug("ghost", 1)]),
+        FenceAction::Off,
+        &options(),
+    )
+    .await;
+    assert!(!outcome.success);
+    assert_eq!(pdu.state(1), Some(PowerState::Off));
+    assert!(outcome.errors[0]
+        .to_string()
+        .contains("no device named ghost"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reboot_whose_on_phase_fails_is_fenced_but_not_successful() {
+    let pdu = Arc::new(SimSwitch::new(1));
+    let switch = Arc::clone(&pdu);
+    let mut opts = options();
+    // Once off is confirmed, the outlet refuses to switch on.
+    opts.observer = Some(Arc::new(move |s: &Step| {
+        if matches!(s.kind, StepKind::Confirmed(PowerState::Off)) {
+            switch.set_behaviour(
+                1,
+                Behaviour::FailSwitch(DeviceError::Failed("relay stuck".into())),
+            );
+        }
+    }));
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(outcome.fenced);
+    assert!(!outcome.success);
+    assert!(
+        outcome
+            .summary()
+            .contains("fenced (all plugs confirmed off)"),
+        "{}",
+        outcome.summary()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cycle_is_used_only_when_asked_and_confirms_power_returns() {
+    let bmc = Arc::new(SimSwitch::new(1));
+    let mut opts = options();
+    let outcome = fence(
+        &devices(&[("bmc1", &bmc)]),
+        &node(vec![plug("bmc1", 1)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success);
+    assert!(bmc.received().iter().all(|r| r.command != "cycle"));
+
+    opts.method = Method::Cycle;
+    let outcome = fence(
+        &devices(&[("bmc1", &bmc)]),
+        &node(vec![plug("bmc1", 1)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success, "{}", outcome.summary());
+    assert!(
+        outcome.fenced,
+        "the simulated cycle's off second should be seen"
+    );
+    assert_eq!(
+        bmc.received()
+            .iter()
+            .filter(|r| r.command == "cycle")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cycle_of_a_node_that_is_off_switches_it_on() {
+    let bmc = Arc::new(SimSwitch::new(1));
+    bmc.set_state(1, PowerState::Off);
+    let opts = FenceOptions {
+        method: Method::Cycle,
+        ..options()
+    };
+    let outcome = fence(
+        &devices(&[("bmc1", &bmc)]),
+        &node(vec![plug("bmc1", 1)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success, "{}", outcome.summary());
+    assert_eq!(bmc.state(1), Some(PowerState::On));
+    assert!(bmc.received().iter().all(|r| r.command != "cycle"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cycle_is_never_used_for_a_node_with_two_plugs() {
+    let pdu = Arc::new(SimSwitch::new(2));
+    let opts = FenceOptions {
+        method: Method::Cycle,
+        ..options()
+    };
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-a", 2)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success);
+    assert!(pdu.received().iter().all(|r| r.command != "cycle"));
+    assert!(outcome.notes[0].contains("method=cycle not used"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_reads_every_plug_and_aggregates_as_fence_agents_do() {
+    let pdu = Arc::new(SimSwitch::new(2));
+    pdu.set_state(1, PowerState::Off);
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-a", 2)]),
+        FenceAction::Status,
+        &options(),
+    )
+    .await;
+    assert!(outcome.success);
+    assert_eq!(outcome.plugs[0].state, PowerState::Off);
+    assert_eq!(outcome.plugs[1].state, PowerState::On);
+    assert_eq!(outcome.aggregate_state(), PowerState::On);
+    assert!(pdu.received().is_empty(), "status must switch nothing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn delay_is_waited_before_off_but_not_before_status() {
+    let pdu = Arc::new(SimSwitch::new(1));
+    let opts = FenceOptions {
+        delay: Duration::from_secs(7),
+        ..options()
+    };
+    let started = Instant::now();
+    fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Status,
+        &opts,
+    )
+    .await;
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success);
+    assert!(pdu.received()[0].at >= started + Duration::from_secs(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn plugs_on_different_devices_are_switched_concurrently() {
+    let pdu_a = Arc::new(SimSwitch::new(1).with_latency(Duration::from_secs(1)));
+    let pdu_b = Arc::new(SimSwitch::new(1).with_latency(Duration::from_secs(1)));
+    let started = Instant::now();
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu_a), ("pdu-b", &pdu_b)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-b", 1)]),
+        FenceAction::Off,
+        &options(),
+    )
+    .await;
+    assert!(outcome.success);
+    // One switch and one read each, on both devices at once: two seconds, not four.
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(pdu_a.received()[0].at, pdu_b.received()[0].at);
+}
