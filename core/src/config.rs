@@ -407,12 +407,33 @@ mod tests {
 
     struct Sims;
 
+    const BMC_PARAMS: &[crate::schema::ParamSpec] = &[
+        crate::schema::ParamSpec::new("ip", "the BMC's address")
+            .aliases(&["ipaddr"])
+            .required(),
+        crate::schema::ParamSpec::new("password", "the BMC password").secret(),
+    ];
+
+    const BMC: Schema = Schema {
+        plugin: "bmc",
+        kind: PluginKind::Power,
+        summary: "a BMC",
+        description: "a BMC",
+        url: "",
+        multi_plug: false,
+        params: BMC_PARAMS,
+    };
+
     impl Catalog for Sims {
         fn schema(&self, plugin: &str) -> Option<&'static Schema> {
-            (plugin == "sim").then_some(&crate::sim::SCHEMA)
+            match plugin {
+                "sim" => Some(&crate::sim::SCHEMA),
+                "bmc" => Some(&BMC),
+                _ => None,
+            }
         }
         fn plugins(&self) -> Vec<&'static str> {
-            vec!["sim"]
+            vec!["sim", "bmc"]
         }
     }
 
@@ -460,7 +481,25 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
             err.starts_with("fencekit.toml:2:10: unknown plugin `nope`"),
             "{err}"
         );
-        assert!(err.contains("known plugins: sim"), "{err}");
+        assert!(err.contains("known plugins: sim, bmc"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_required_parameter_names_the_device_line_and_parameter() {
+        let err = error_of("\n[devices.bmc1]\nplugin = \"bmc\"\npassword = \"x\"\n");
+        assert!(
+            err.starts_with("fencekit.toml:2:10: parameter `ip`: missing; bmc requires it"),
+            "{err}"
+        );
+        assert!(err.contains("also accepted as `ipaddr`"), "{err}");
+    }
+
+    #[test]
+    fn a_validated_configuration_prints_no_secret() {
+        let config =
+            parse_str("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"pw-in-file\"\n")
+                .unwrap();
+        assert!(!format!("{config:?}").contains("pw-in-file"));
     }
 
     #[test]

@@ -714,7 +714,7 @@ impl<'a> Run<'a> {
                 return;
             }
             sleep_until((now + pause).min(confirm_by)).await;
-            pause = (pause * 2).min(self.options.poll_interval);
+            pause = (pause * 3 / 2).min(self.options.poll_interval);
         }
     }
 

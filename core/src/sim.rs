@@ -67,6 +67,7 @@ pub struct SimSwitch {
     received: Mutex<Vec<Received>>,
     latency: Duration,
     state_file: Option<PathBuf>,
+    login: Result<(), DeviceError>,
 }
 
 impl SimSwitch {
@@ -90,6 +91,7 @@ impl SimSwitch {
             received: Mutex::new(Vec::new()),
             latency: Duration::ZERO,
             state_file: None,
+            login: Ok(()),
         }
     }
 
@@ -158,6 +160,13 @@ impl SimSwitch {
         for plug in list_of_numbers(params.text("lying_plugs"))? {
             sim.set_behaviour(plug, Behaviour::Lie);
         }
+        if let Some(expected) = params.secret("expect_password") {
+            if params.secret("password") != Some(expected) {
+                sim.login = Err(DeviceError::Auth(
+                    "the simulated device refused the password; check `password`".into(),
+                ));
+            }
+        }
         if let Some(path) = params.text("state_file") {
             sim.state_file = Some(PathBuf::from(path));
             sim.load()?;
@@ -199,6 +208,7 @@ impl SimSwitch {
     }
 
     async fn answer(&self, plug: u32) -> Result<(), DeviceError> {
+        self.login.clone()?;
         let hang = self
             .lock()
             .get(&plug)
@@ -368,6 +378,7 @@ impl PowerSwitch for SimSwitch {
     }
 
     async fn list(&self, _deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+        self.login.clone()?;
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
@@ -387,6 +398,7 @@ impl PowerSwitch for SimSwitch {
     }
 
     async fn check(&self, _deadline: Instant) -> Result<(), DeviceError> {
+        self.login.clone()?;
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
@@ -406,6 +418,17 @@ const PARAMS: &[ParamSpec] = &[
         "lying_plugs",
         "comma-separated plugs that accept every command and never change state",
     ),
+    ParamSpec::new(
+        "password",
+        "the password to log in with (checked against expect_password)",
+    )
+    .aliases(&["passwd"])
+    .secret(),
+    ParamSpec::new(
+        "expect_password",
+        "when set, the device refuses every call whose password differs",
+    )
+    .secret(),
     ParamSpec::new(
         "state_file",
         "a file holding the plugs' states, so that several processes share one device",

@@ -1,0 +1,76 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stonith-bridge",
+    version,
+    about = "Fence cluster nodes through IPMI BMCs and power strips, confirming power is off",
+    after_help = exit::HELP
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG also works.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fence a node described in a configuration file, and confirm the result.
+    #[command(after_help = exit::HELP)]
+    Fence(FenceArgs),
+    /// Fence a node on a simulated device and show every step; needs no set-up.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FenceArgs {
+    /// The configuration file (TOML: [devices.NAME] and [nodes.NAME]).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The node to act on, as named in the configuration.
+    #[arg(short, long, value_name = "NAME")]
+    pub node: String,
+    /// What to do.
+    #[arg(short, long, value_enum)]
+    pub action: Action,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Show every step on stderr while the fence runs (default when stderr is a terminal).
+    #[arg(long)]
+    pub progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print the result as JSON on stdout instead of the step-by-step account.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Action {
+    Off,
+    On,
+    Reboot,
+    Status,
+}
+
+impl Action {
+    pub fn fence_action(self) -> fencekit_core::FenceAction {
+        match self {
+            Action::Off => fencekit_core::FenceAction::Off,
+            Action::On => fencekit_core::FenceAction::On,
+            Action::Reboot => fencekit_core::FenceAction::Reboot,
+            Action::Status => fencekit_core::FenceAction::Status,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Logs on stderr through `tracing`: the level from `-v` (warn, info, debug, trace)
+//! or `RUST_LOG`. Secrets never reach a log: they are `Secret`s, which print `***`.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// Sets up logging; `quiet` makes the default level `off` (the demo prints its own
+/// account of every step).
+pub fn init(verbose: u8, quiet: bool) {
+    let level = match verbose {
+        0 if quiet => "off",
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = if verbose == 0 {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
+    } else {
+        EnvFilter::new(level)
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

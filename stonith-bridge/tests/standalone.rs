@@ -1,0 +1,374 @@
+//! The standalone `fence` command: exit codes, messages for broken configurations,
+//! and secrets kept out of every output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn config(dir: &Path, extra_device: &str) -> PathBuf {
+    let state = dir.join("pdu.state");
+    write(
+        dir,
+        "fencekit.toml",
+        &format!(
+            r#"[fence]
+power_timeout = 2
+
+[devices.pdu-a]
+plugin = "sim"
+plugs = 4
+state_file = "{}"
+{extra_device}
+
+[nodes.node1]
+plugs = [{{ device = "pdu-a", plug = "1" }}, {{ device = "pdu-a", plug = 2 }}]
+"#,
+            state.display()
+        ),
+    )
+}
+
+#[test]
+fn off_then_status_confirms_and_reports_off_with_exit_7() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let cfg = cfg.to_str().unwrap();
+    let out = run(&["fence", "-c", cfg, "-n", "node1", "-a", "status"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["fence", "-c", cfg, "-n", "node1", "-a", "off"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("node1: fenced, all 2 plug(s) confirmed off"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["fence", "-c", cfg, "-n", "node1", "-a", "status"], None);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let out = run(
+        &["fence", "-c", cfg, "-n", "node1", "-a", "reboot", "--json"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["success"], true);
+    assert_eq!(json["fenced"], true);
+    assert_eq!(json["state"], "on");
+}
+
+#[test]
+fn a_lying_plug_fails_with_exit_1_naming_plug_and_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "lying_plugs = \"2\"");
+    let out = run(
+        &[
+            "fence",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-n",
+            "node1",
+            "-a",
+            "off",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("plug 2 on pdu-a still on 2.0 s after off was accepted"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Each broken file gives exit 2 and one message naming the file, the line and the
+/// parameter (or section) at fault.
+#[test]
+fn broken_configurations_are_refused_with_file_line_and_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown-plugin.toml",
+            "[devices.pdu-a]\nplugin = \"apc9000\"\n",
+            ":2:10: unknown plugin `apc9000` for device `pdu-a`",
+        ),
+        (
+            "wrong-type.toml",
+            "[devices.pdu-a]\nplugin = \"sim\"\nplugs = \"eight\"\n",
+            ":3:1: parameter `plugs`: expected an integer, found \"eight\"",
+        ),
+        (
+            "unknown-parameter.toml",
+            "[devices.pdu-a]\nplugin = \"sim\"\nplugz = 8\n",
+            ":3:1: parameter `plugz`: unknown parameter",
+        ),
+        (
+            "duplicate-plug.toml",
+            "[devices.pdu-a]\nplugin = \"sim\"\n\n[nodes.node1]\nplugs = [{ device = \"pdu-a\", plug = \"1\" }, { device = \"pdu-a\", plug = \"1\" }]\n",
+            ":5:44: node `node1` lists plug 1 on pdu-a twice",
+        ),
+        (
+            "unknown-device.toml",
+            "[nodes.node1]\nplugs = [{ device = \"pdu-z\" }]\n",
+            ":2:10: node `node1` uses device `pdu-z`, which is not configured",
+        ),
+        (
+            "no-plugin.toml",
+            "[devices.pdu-a]\nplugs = 3\n",
+            ":1:10: device `pdu-a` has no `plugin`",
+        ),
+        (
+            "not-toml.toml",
+            "[devices.pdu-a\nplugin = \"sim\"\n",
+            ":1:",
+        ),
+        (
+            "bad-secret-file.toml",
+            "[devices.pdu-a]\nplugin = \"sim\"\npassword_file = \"missing.pw\"\n",
+            ":3:1: parameter `password_file`: cannot read secret file",
+        ),
+    ];
+    for (name, body, expected) in cases {
+        let path = write(dir.path(), name, body);
+        let out = run(
+            &[
+                "fence",
+                "-c",
+                path.to_str().unwrap(),
+                "-n",
+                "node1",
+                "-a",
+                "off",
+            ],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        let wanted = format!("{}{expected}", path.display());
+        assert!(
+            stderr.contains(&wanted),
+            "{name}: wanted {wanted:?} in {stderr:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn a_node_without_plugs_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "f.toml",
+        "[devices.a]\nplugin = \"sim\"\n[nodes.node1]\n",
+    );
+    let out = run(
+        &[
+            "fence",
+            "-c",
+            path.to_str().unwrap(),
+            "-n",
+            "node1",
+            "-a",
+            "off",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("node `node1` has no `plugs`"));
+}
+
+#[test]
+fn an_unknown_node_is_refused_with_the_list_of_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let out = run(
+        &[
+            "fence",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-n",
+            "node7",
+            "-a",
+            "off",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown node `node7`; the file configures: node1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_action_is_a_usage_error() {
+    let out = run(
+        &["fence", "-c", "x.toml", "-n", "node1", "-a", "explode"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'explode'"));
+}
+
+const PASSWORD: &str = "Tr0ub4dor-and-3";
+
+fn assert_no_secret(out: &Output, what: &str) {
+    let all = text(out);
+    assert!(
+        !all.contains(PASSWORD),
+        "{what}: the password leaked:\n{all}"
+    );
+}
+
+#[test]
+fn a_password_from_a_file_never_appears_in_output_or_logs_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pdu.pw", &format!("{PASSWORD}\n"));
+    let cfg = config(
+        dir.path(),
+        "password_file = \"pdu.pw\"\nexpect_password_file = \"pdu.pw\"",
+    );
+    let out = run(
+        &[
+            "-vvv",
+            "fence",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-n",
+            "node1",
+            "-a",
+            "off",
+            "--progress",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TRACE")
+            || String::from_utf8_lossy(&out.stderr).contains("DEBUG")
+    );
+    assert_no_secret(&out, "success");
+
+    // A wrong password: the error says what failed, and still shows no secret.
+    write(dir.path(), "wrong.pw", "not-the-password\n");
+    let cfg = config(
+        dir.path(),
+        "password_file = \"wrong.pw\"\nexpect_password_file = \"pdu.pw\"",
+    );
+    let out = run(
+        &[
+            "-vvv",
+            "fence",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-n",
+            "node1",
+            "-a",
+            "off",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("authentication failed"),
+        "{}",
+        text(&out)
+    );
+    assert_no_secret(&out, "wrong password");
+    assert!(!text(&out).contains("not-the-password"));
+}
+
+#[test]
+fn a_password_from_stdin_never_appears_in_output_or_logs_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pdu.pw", PASSWORD);
+    let cfg = config(
+        dir.path(),
+        "password_file = \"/dev/stdin\"\nexpect_password_file = \"pdu.pw\"",
+    );
+    let out = run(
+        &[
+            "-vvv",
+            "fence",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-n",
+            "node1",
+            "-a",
+            "status",
+            "--json",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_no_secret(&out, "stdin");
+}
+
+#[test]
+fn the_demo_prints_a_confirmed_fence_and_a_refused_lie() {
+    let out = run(&["demo"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("RESULT: node1: fenced, all 2 plug(s) confirmed off"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("still on 2.0 s after off was accepted"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = run(&["fence", "--help"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for code in [
+        "0  done and confirmed",
+        "1  failed",
+        "2  bad command line",
+        "3  reboot",
+        "7  status",
+    ] {
+        assert!(stdout.contains(code), "{code} missing from:\n{stdout}");
+    }
+}
