@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every fencekit test. First installs the real peers the tests talk to
+# (ipmi_sim, snmpd, sshd, cluster-glue, fence-agents, ...) unless
+# FENCEKIT_SKIP_APT=1; then runs the whole workspace's tests with
+# FENCEKIT_REQUIRE_PEERS=1, so a missing peer fails the run instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${FENCEKIT_SKIP_APT:-0}" != 1 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        bash scripts/install-packages.sh
+    else
+        sudo bash scripts/install-packages.sh
+    fi
+fi
+export FENCEKIT_REQUIRE_PEERS="${FENCEKIT_REQUIRE_PEERS:-1}"
+cargo test --workspace --locked
