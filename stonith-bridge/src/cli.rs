@@ -28,6 +28,31 @@ pub enum Command {
     Fence(FenceArgs),
     /// Fence a node on a simulated device and show every step; needs no set-up.
     Demo(DemoArgs),
+    /// Serve the fence-agent API for a plugin (as `fence_fencekit_<plugin>` does):
+    /// options as arguments, or key=value lines on stdin when there are none.
+    FenceAgent {
+        /// The plugin (ipmi, apc, baytech, sim, ...).
+        plugin: String,
+        /// fence-agent options (`-o off -a ADDR ...`); none: read stdin.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Serve one cluster-glue external plugin operation (as
+    /// `external/fencekit-<plugin>` does), parameters from the environment.
+    External {
+        plugin: String,
+        /// getconfignames, status, gethosts, on, off, reset, getinfo-devid, getinfo-devname,
+        /// getinfo-devdescr, getinfo-devurl, getinfo-xml.
+        op: String,
+        /// The host, for on, off and reset.
+        host: Option<String>,
+    },
+    /// Lay out the binary, the fence_fencekit_* agents and the cluster-glue plugins
+    /// under a prefix (`/` for a system install).
+    Install {
+        #[arg(long, value_name = "DIR")]
+        prefix: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,22 +1,74 @@
 //! `stonith-bridge`: fencekit's one binary. It maps each interface's conventions
-//! (argv, environment, stdin, exit codes) onto `fencekit_core` calls; it never talks
-//! to a device itself. This release has the standalone `fence` command and `demo`;
-//! the cluster-glue and fence-agent front ends grow from the same pieces.
+//! (argv, environment, stdin, exit codes, XML) onto `fencekit_core` calls; it never
+//! talks to a device itself. It answers as:
+//!
+//! * `fence_fencekit_<plugin>` (or `stonith-bridge fence-agent <plugin>`): the
+//!   fence-agent API of Pacemaker's fencer;
+//! * `fencekit-<plugin>` under cluster-glue's `external/` directory (or
+//!   `stonith-bridge external <plugin> <op> [host]`): a cluster-glue external plugin;
+//! * `stonith-bridge fence|demo|install`: the admin's commands.
 
+mod agent;
 mod cli;
 mod demo;
 mod exit;
+mod external;
+mod install;
 mod logging;
 mod report;
+mod request;
 mod standalone;
+mod xml;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> ExitCode {
+/// Which interface this run serves, chosen from argv[0] or the subcommand.
+enum Personality {
+    Agent {
+        plugin: String,
+        args: Vec<String>,
+    },
+    External {
+        plugin: String,
+        op: String,
+        host: Option<String>,
+    },
+    Command(cli::Cli),
+}
+
+fn personality() -> Personality {
+    let args: Vec<String> = std::env::args().collect();
+    let invoked = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("stonith-bridge");
+    if let Some(plugin) = invoked.strip_prefix("fence_fencekit_") {
+        return Personality::Agent {
+            plugin: plugin.to_string(),
+            args: args[1..].to_vec(),
+        };
+    }
+    if let Some(plugin) = invoked.strip_prefix("fencekit-") {
+        return Personality::External {
+            plugin: plugin.to_string(),
+            op: args.get(1).cloned().unwrap_or_default(),
+            host: args.get(2).cloned(),
+        };
+    }
     let cli = cli::Cli::parse();
-    logging::init(cli.verbose, matches!(cli.command, cli::Command::Demo(_)));
+    match cli.command {
+        cli::Command::FenceAgent { plugin, args } => Personality::Agent { plugin, args },
+        cli::Command::External { plugin, op, host } => Personality::External { plugin, op, host },
+        _ => Personality::Command(cli),
+    }
+}
+
+fn main() -> ExitCode {
+    let personality = personality();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -29,9 +81,35 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
-        match cli.command {
-            cli::Command::Fence(args) => standalone::fence(args).await,
-            cli::Command::Demo(args) => demo::run(args).await,
+        match personality {
+            Personality::Agent { plugin, args } => agent::run(&plugin, &args).await,
+            Personality::External { plugin, op, host } => {
+                logging::init(0, false);
+                external::run(&plugin, &op, host.as_deref()).await
+            }
+            Personality::Command(cli) => {
+                logging::init(cli.verbose, matches!(cli.command, cli::Command::Demo(_)));
+                match cli.command {
+                    cli::Command::Fence(args) => standalone::fence(args).await,
+                    cli::Command::Demo(args) => demo::run(args).await,
+                    cli::Command::Install { prefix } => match install::install(&prefix) {
+                        Ok(paths) => {
+                            for path in paths {
+                                println!("{}", path.display());
+                            }
+                            exit::OK
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "stonith-bridge: install into {} failed: {e}",
+                                prefix.display()
+                            );
+                            exit::FAILED
+                        }
+                    },
+                    cli::Command::FenceAgent { .. } | cli::Command::External { .. } => exit::USAGE,
+                }
+            }
         }
     });
     ExitCode::from(code)

@@ -1,0 +1,307 @@
+//! The fence-agent option conventions: options on the command line (GNU getopt
+//! style, short and long) **or**, when there is no argument at all, `key=value`
+//! lines on stdin. Never both, as fence-agents' `fencing.py` does.
+
+use fencekit_core::schema::{normalize, Origin, ParamType, RawParam, RawValue, Schema};
+
+/// The front end's own options, from fence-agents' common option table.
+pub const PARAMS: &[fencekit_core::ParamSpec] = &[
+    fencekit_core::ParamSpec::new("action", "Fencing action")
+        .aliases(&["option"])
+        .short('o')
+        .default("reboot"),
+    fencekit_core::ParamSpec::new(
+        "plug",
+        "Physical plug number on device, name, or several separated by plug_separator",
+    )
+    .aliases(&["port"])
+    .short('n'),
+    fencekit_core::ParamSpec::new(
+        "plug_separator",
+        "Separator for plug parameter when specifying more than 1 plug",
+    )
+    .default(","),
+    fencekit_core::ParamSpec::new("separator", "Separator for CSV created by 'list' operation")
+        .short('C')
+        .default(","),
+    fencekit_core::ParamSpec::new("nodename", "The node to fence, as Pacemaker names it"),
+    fencekit_core::ParamSpec::new("verbose", "Verbose mode")
+        .short('v')
+        .ty(ParamType::Boolean),
+    fencekit_core::ParamSpec::new("verbose_level", "Level of debugging detail in output")
+        .ty(ParamType::Integer),
+    fencekit_core::ParamSpec::new("quiet", "Disable logging to stderr")
+        .short('q')
+        .ty(ParamType::Boolean),
+    fencekit_core::ParamSpec::new("debug_file", "Write debug information to given file")
+        .aliases(&["debug"])
+        .short('D'),
+    fencekit_core::ParamSpec::new(
+        "disable_timeout",
+        "Accepted for compatibility; fencekit keeps its own timeout and power_timeout",
+    ),
+    fencekit_core::ParamSpec::new(
+        "login_timeout",
+        "Accepted for compatibility; fencekit bounds the whole operation with timeout",
+    )
+    .ty(ParamType::Seconds),
+    fencekit_core::ParamSpec::new(
+        "shell_timeout",
+        "Accepted for compatibility; fencekit bounds the whole operation with timeout",
+    )
+    .ty(ParamType::Seconds),
+    fencekit_core::ParamSpec::new(
+        "retry_on",
+        "Accepted for compatibility; fencekit polls until power_timeout",
+    )
+    .ty(ParamType::Integer),
+    fencekit_core::ParamSpec::new("version", "Display version information and exit")
+        .short('V')
+        .ty(ParamType::Boolean),
+    fencekit_core::ParamSpec::new("help", "Display help and exit")
+        .short('h')
+        .ty(ParamType::Boolean),
+];
+
+pub const SCHEMA: Schema = Schema {
+    plugin: "fence-agent",
+    kind: fencekit_core::schema::PluginKind::Power,
+    summary: "fence-agent options",
+    description: "The options every fence agent takes.",
+    url: "",
+    multi_plug: false,
+    params: PARAMS,
+};
+
+/// The long option for a parameter name, as fence-agents spell them.
+pub fn long_name(name: &str) -> String {
+    name.replace('_', "-")
+}
+
+/// Finds a parameter by long option or name across the schemas, with its type.
+fn find(schemas: &[&Schema], key: &str) -> Option<ParamType> {
+    let key = normalize(key);
+    for schema in schemas {
+        if let Some(spec) = schema.find(&key) {
+            return Some(spec.ty);
+        }
+    }
+    // `password_script` and kin are strings.
+    ["_file", "_script", "_env"]
+        .iter()
+        .filter_map(|suffix| key.strip_suffix(suffix))
+        .find_map(|base| {
+            schemas
+                .iter()
+                .find_map(|s| s.find(base))
+                .filter(|s| s.secret)
+                .map(|_| ParamType::String)
+        })
+}
+
+fn by_short(schemas: &[&Schema], short: char) -> Option<(&'static str, ParamType)> {
+    schemas
+        .iter()
+        .flat_map(|s| s.params.iter())
+        .find(|p| p.short == Some(short))
+        .map(|p| (p.name, p.ty))
+}
+
+/// Parses command-line options into raw parameters.
+pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<Vec<RawParam>, String> {
+    let origin = || Origin::new("command line");
+    let mut raw = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if let Some(long) = arg.strip_prefix("--") {
+            let (key, inline) = match long.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_string())),
+                None => (long, None),
+            };
+            let Some(ty) = find(schemas, key) else {
+                return Err(format!("unrecognized option '--{key}'"));
+            };
+            let value = match (ty, inline) {
+                (_, Some(v)) => v,
+                (ParamType::Boolean, None) => "1".to_string(),
+                (_, None) => {
+                    let Some(v) = args.get(i) else {
+                        return Err(format!("option '--{key}' requires an argument"));
+                    };
+                    i += 1;
+                    v.clone()
+                }
+            };
+            raw.push(RawParam::text(normalize(key), value, origin()));
+        } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+            let chars: Vec<char> = shorts.chars().collect();
+            let mut j = 0;
+            while j < chars.len() {
+                let c = chars[j];
+                j += 1;
+                let Some((name, ty)) = by_short(schemas, c) else {
+                    return Err(format!("invalid option -- '{c}'"));
+                };
+                if ty == ParamType::Boolean {
+                    raw.push(RawParam::text(name, "1", origin()));
+                    continue;
+                }
+                let value: String = if j < chars.len() {
+                    let rest = chars[j..].iter().collect();
+                    j = chars.len();
+                    rest
+                } else {
+                    let Some(v) = args.get(i) else {
+                        return Err(format!("option requires an argument -- '{c}'"));
+                    };
+                    i += 1;
+                    v.clone()
+                };
+                raw.push(RawParam::text(name, value, origin()));
+            }
+        } else {
+            return Err(format!("unexpected argument '{arg}'"));
+        }
+    }
+    Ok(raw)
+}
+
+/// Parses `key=value` lines (blank lines and `#` comments skipped, surrounding
+/// double quotes stripped, the last occurrence wins).
+pub fn from_stdin(text: &str) -> Vec<RawParam> {
+    let mut raw = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let origin = Origin::at("stdin", n + 1, 1);
+        match line.split_once('=') {
+            Some((key, value)) => {
+                let value = value.trim();
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value);
+                raw.push(RawParam {
+                    key: normalize(key),
+                    value: RawValue::Text(value.to_string()),
+                    origin,
+                });
+            }
+            None => raw.push(RawParam {
+                // A line without `=` is reported as an unknown parameter, and ignored.
+                key: format!(
+                    "(line without '=': {})",
+                    line.chars().take(20).collect::<String>()
+                ),
+                value: RawValue::Text(String::new()),
+                origin,
+            }),
+        }
+    }
+    raw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(raw: &[RawParam], key: &str) -> Option<String> {
+        raw.iter()
+            .rev()
+            .find(|p| p.key == key)
+            .map(|p| match &p.value {
+                RawValue::Text(t) => t.clone(),
+                other => format!("{other:?}"),
+            })
+    }
+
+    const PLUGIN_PARAMS: &[fencekit_core::ParamSpec] = &[
+        fencekit_core::ParamSpec::new("ip", "address")
+            .aliases(&["ipaddr"])
+            .short('a'),
+        fencekit_core::ParamSpec::new("password", "pw")
+            .aliases(&["passwd"])
+            .short('p')
+            .secret(),
+        fencekit_core::ParamSpec::new("lanplus", "rmcp+")
+            .short('P')
+            .ty(ParamType::Boolean),
+    ];
+    const PLUGIN: Schema = Schema {
+        plugin: "t",
+        kind: fencekit_core::schema::PluginKind::Power,
+        summary: "",
+        description: "",
+        url: "",
+        multi_plug: true,
+        params: PLUGIN_PARAMS,
+    };
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn long_and_short_options_parse_as_getopt_does() {
+        let raw = from_args(
+            &[&PLUGIN, &SCHEMA],
+            &args(&[
+                "-a",
+                "127.0.0.1",
+                "--plug=3",
+                "-oon",
+                "--password-script",
+                "echo x",
+                "-P",
+                "-vv",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(value(&raw, "ip").as_deref(), Some("127.0.0.1"));
+        assert_eq!(value(&raw, "plug").as_deref(), Some("3"));
+        assert_eq!(value(&raw, "action").as_deref(), Some("on"));
+        assert_eq!(value(&raw, "password_script").as_deref(), Some("echo x"));
+        assert_eq!(value(&raw, "lanplus").as_deref(), Some("1"));
+        assert_eq!(raw.iter().filter(|p| p.key == "verbose").count(), 2);
+    }
+
+    #[test]
+    fn unknown_options_and_missing_values_are_errors() {
+        assert!(from_args(&[&PLUGIN, &SCHEMA], &args(&["--colour", "x"]))
+            .unwrap_err()
+            .contains("unrecognized option '--colour'"));
+        assert!(from_args(&[&PLUGIN, &SCHEMA], &args(&["-a"]))
+            .unwrap_err()
+            .contains("requires an argument"));
+        assert!(from_args(&[&PLUGIN, &SCHEMA], &args(&["stray"]))
+            .unwrap_err()
+            .contains("unexpected argument"));
+    }
+
+    #[test]
+    fn stdin_lines_follow_fence_agents_rules() {
+        let raw = from_stdin(
+            "# comment\n\naction=off\nipaddr = \"127.0.0.1\"\nport=1\nport=2\ngarbage\n",
+        );
+        assert_eq!(value(&raw, "action").as_deref(), Some("off"));
+        assert_eq!(value(&raw, "ipaddr").as_deref(), Some("127.0.0.1"));
+        assert_eq!(value(&raw, "port").as_deref(), Some("2"));
+        assert!(raw.iter().any(|p| p.key.starts_with("(line without")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stdin_parsing_never_panics(text in "\\PC*") {
+            let _ = from_stdin(&text);
+        }
+
+        #[test]
+        fn argument_parsing_never_panics(list in proptest::collection::vec("\\PC*", 0..6)) {
+            let _ = from_args(&[&PLUGIN, &SCHEMA], &list);
+        }
+    }
+}

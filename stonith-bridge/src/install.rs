@@ -1,0 +1,64 @@
+//! `stonith-bridge install --prefix DIR`: lays out the binary and every name it
+//! answers to, for tests (a temporary prefix) and packagers (`/`).
+//!
+//! * `DIR/usr/sbin/stonith-bridge`, the binary (mode 0755);
+//! * `DIR/usr/sbin/fence_fencekit_<plugin>`, links to it (fence-agent API);
+//! * `DIR/usr/lib/stonith/plugins/external/fencekit-<plugin>`, small wrapper scripts
+//!   (cluster-glue refuses plugins that are not regular files, or are writable by
+//!   group or others, so these are files of mode 0755, not links).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::agent::metadata::agent_name;
+use crate::external::plugin_name;
+
+/// Installs into `prefix`; returns every path written.
+pub fn install(prefix: &Path) -> io::Result<Vec<PathBuf>> {
+    let sbin = prefix.join("usr/sbin");
+    let external = prefix.join("usr/lib/stonith/plugins/external");
+    fs::create_dir_all(&sbin)?;
+    fs::create_dir_all(&external)?;
+    let mut written = Vec::new();
+
+    let binary = sbin.join("stonith-bridge");
+    let me = std::env::current_exe()?;
+    if fs::canonicalize(&me).ok() != fs::canonicalize(&binary).ok() {
+        let tmp = sbin.join(".stonith-bridge.new");
+        fs::copy(&me, &tmp)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+        fs::rename(&tmp, &binary)?;
+    }
+    written.push(binary.clone());
+
+    for plugin in fencekit_plugins::POWER {
+        let name = plugin.schema.plugin;
+        let agent = sbin.join(agent_name(name));
+        replace_with_link(Path::new("stonith-bridge"), &agent)?;
+        written.push(agent);
+
+        let wrapper = external.join(plugin_name(name));
+        // The wrapper finds the binary where install put it, relative to itself, so a
+        // prefix can be moved as a whole.
+        let text = format!(
+            "#!/bin/sh\n# cluster-glue external stonith plugin: fencekit {name}\nexec \"$(dirname \"$(readlink -f \"$0\")\")/../../../../sbin/stonith-bridge\" external {name} \"$@\"\n"
+        );
+        let tmp = external.join(format!(".{}.new", plugin_name(name)));
+        fs::write(&tmp, text)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+        fs::rename(&tmp, &wrapper)?;
+        written.push(wrapper);
+    }
+    Ok(written)
+}
+
+fn replace_with_link(target: &Path, link: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(link) {
+        Ok(_) => fs::remove_file(link)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    symlink(target, link)
+}

@@ -1,0 +1,155 @@
+//! What every front end shares: the parameters a front end collected, validated
+//! against the plugin's schema, the fence algorithm's schema and the front end's own;
+//! the device built from them; and the plugs a node name maps to.
+
+use std::sync::Arc;
+
+use fencekit_core::fence::{self, Devices};
+use fencekit_core::schema::{self, Params, RawParam, Schema, Unknown, Validated};
+use fencekit_core::{FenceOptions, FenceTarget, Plug, PowerSwitch, TargetPlug};
+use fencekit_plugins::{PowerPlugin, Registry};
+
+/// A front end's validated request for one plugin's device.
+pub struct Request {
+    pub plugin: &'static PowerPlugin,
+    pub params: Params,
+    pub warnings: Vec<String>,
+}
+
+impl Request {
+    /// Validates `raw` against the plugin, the fence algorithm and `frontend`.
+    pub fn validate(
+        plugin: &'static PowerPlugin,
+        frontend: &'static Schema,
+        raw: &[RawParam],
+    ) -> Result<Request, String> {
+        let Validated { params, warnings } = schema::validate(
+            &[plugin.schema, &fence::SCHEMA, frontend],
+            raw,
+            Unknown::Warn,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Request {
+            plugin,
+            params,
+            warnings,
+        })
+    }
+
+    pub fn options(&self) -> FenceOptions {
+        FenceOptions::from_params(&self.params)
+    }
+
+    pub fn device(&self) -> Result<Arc<dyn PowerSwitch>, String> {
+        (self.plugin.build)(&self.params).map_err(|e| e.to_string())
+    }
+
+    /// The device's name in messages: its address, or the plugin's name.
+    pub fn device_name(&self) -> String {
+        self.params
+            .text("ip")
+            .map(str::to_string)
+            .unwrap_or_else(|| self.plugin.schema.plugin.to_string())
+    }
+
+    pub fn devices(&self) -> Result<Devices, String> {
+        let mut devices = Devices::new();
+        devices.insert(self.device_name(), self.device()?);
+        Ok(devices)
+    }
+
+    /// A fence target of `plugs` on the one device; a single-plug device (a BMC)
+    /// is always its chassis.
+    pub fn target(&self, node: &str, plugs: &[Plug]) -> FenceTarget {
+        let device = self.device_name();
+        let plugs = if self.plugin.schema.multi_plug {
+            plugs
+                .iter()
+                .map(|plug| TargetPlug {
+                    device: device.clone(),
+                    plug: plug.clone(),
+                })
+                .collect()
+        } else {
+            vec![TargetPlug {
+                device: device.clone(),
+                plug: Plug::Chassis,
+            }]
+        };
+        FenceTarget {
+            node: node.to_string(),
+            plugs,
+        }
+    }
+}
+
+/// Finds a plugin by name, or says which exist.
+pub fn plugin(registry: &Registry, name: &str) -> Result<&'static PowerPlugin, String> {
+    registry.power(name).ok_or_else(|| {
+        format!(
+            "unknown plugin `{name}`; built-in plugins: {}",
+            fencekit_plugins::POWER
+                .iter()
+                .map(|p| p.schema.plugin)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// Splits a plug list (`1,2` or `1 2`) into plugs.
+pub fn split_plugs(text: &str, separator: &str) -> Vec<Plug> {
+    let separator = if separator.is_empty() { "," } else { separator };
+    text.split(separator)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(Plug::parse)
+        .collect()
+}
+
+/// Parses Pacemaker's `pcmk_host_map` syntax, `node1:1;node2:2,3`, and gives the
+/// plugs of `host` (compared without regard to case).
+pub fn host_map_plugs(map: &str, host: &str) -> Option<Vec<Plug>> {
+    map.split([';', ' ', '\n'])
+        .filter_map(|entry| entry.split_once([':', '=']))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case(host.trim()))
+        .map(|(_, plugs)| split_plugs(plugs, ","))
+}
+
+/// The hosts named in a `pcmk_host_map`-style map.
+pub fn host_map_hosts(map: &str) -> Vec<String> {
+    map.split([';', ' ', '\n'])
+        .filter_map(|entry| entry.split_once([':', '=']))
+        .map(|(name, _)| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_maps_are_read_as_pacemaker_writes_them() {
+        let map = "node1:1;node2:2,3";
+        assert_eq!(
+            host_map_plugs(map, "NODE2"),
+            Some(vec![Plug::Number(2), Plug::Number(3)])
+        );
+        assert_eq!(host_map_plugs(map, "node3"), None);
+        assert_eq!(host_map_hosts(map), vec!["node1", "node2"]);
+    }
+
+    #[test]
+    fn plug_lists_split_on_the_separator() {
+        assert_eq!(
+            split_plugs("1, 2,,db", ","),
+            vec![Plug::Number(1), Plug::Number(2), Plug::Name("db".into())]
+        );
+        assert_eq!(
+            split_plugs("1+2", "+"),
+            vec![Plug::Number(1), Plug::Number(2)]
+        );
+    }
+}
