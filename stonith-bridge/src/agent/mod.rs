@@ -92,11 +92,8 @@ pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
         request.params.text("plug").unwrap_or(""),
         request.params.text("plug_separator").unwrap_or(","),
     );
-    let needs_plug = plugin.schema.multi_plug
-        && matches!(
-            action.as_str(),
-            "on" | "off" | "reboot" | "status" | "validate-all"
-        );
+    let needs_plug =
+        plugin.schema.multi_plug && matches!(action.as_str(), "on" | "off" | "reboot" | "status");
     if needs_plug && plugs.is_empty() {
         eprintln!("{name}: Failed: parameter `plug` is required for action {action} on this multi-outlet device (e.g. plug=3 or port=3)");
         return FAIL;
