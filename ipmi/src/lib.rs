@@ -1,9 +1,22 @@
 //! Native IPMI v2.0 RMCP+ ("lanplus") for fencekit: one sans-IO codec for RMCP,
-//! the IPMI 2.0 session wrapper and IPMI messages; the client session state machine
-//! (Open Session, RAKP 1-4, Set Session Privilege Level, chassis commands, Close
-//! Session) fed datagrams and time; a BMC responder built on the same codec for the
-//! demo, fault tests and fleet benchmark; a thin tokio UDP driver; and the
-//! `PowerSwitch` implementation for BMCs.
-//!
-//! Nothing is implemented here yet: this crate only reserves its place in the
-//! workspace.
+//! the IPMI 1.5 and 2.0 session wrappers and IPMI messages; the client session state
+//! machine (Open Session, RAKP 1-4, Set Session Privilege Level, chassis commands,
+//! Close Session) fed datagrams and time; a BMC responder built on the same codec for
+//! the demo, fault tests and fleet benchmark; a thin tokio UDP driver; and
+//! [`IpmiSwitch`], the `PowerSwitch` for BMCs.
+
+pub mod crypto;
+pub mod driver;
+pub mod error;
+pub mod message;
+pub mod packet;
+pub mod responder;
+pub mod rmcp;
+pub mod session;
+pub mod setup;
+pub mod suite;
+pub mod switch;
+mod wire;
+
+pub use error::{CodecError, IpmiError, Phase};
+pub use switch::{IpmiSwitch, SCHEMA};

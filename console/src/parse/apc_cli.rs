@@ -1,0 +1,226 @@
+//! The `apc>` command line of APC AOS v5 and later (fence_apc drives it when the
+//! banner names firmware v5, v6 or v7).
+//!
+//! `olStatus all` prints one line per outlet, `<number>: <name>: <state>`, after
+//! a result line such as `E000: Success`:
+//!
+//! ```text
+//! apc>olStatus all
+//! E000: Success
+//!  1: Outlet 1: On
+//!  2: db-node2: Off
+//! ```
+//!
+//! fence_apc (`get_power_status5`) reads outlets with
+//! `^\s*(\d+): (.*): (On|Off)\s*$`, ignoring case; we read the same shape, with
+//! the name running to the last `": "` so a name may itself hold `": "`. A state
+//! word other than On/Off gives [`PowerState::Unknown`] rather than dropping the
+//! outlet, so that "unknown plug" is never reported for a plug that exists.
+//!
+//! Every AOS CLI command answers with a result code line `Ennn: text`: E000
+//! Success, E001 Successfully Issued and E002 Reboot required are successes;
+//! E1xx are failures (E101 Command not found, E102 Parameter Error, ...).
+
+use fencekit_core::PowerState;
+
+use super::{add, finish, lines, outlet_number, Outlet, ParseError};
+
+const LISTING: &str = "olStatus output";
+
+/// A result code line of the AOS command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultCode {
+    /// `E000`, `E102`, ...
+    pub code: String,
+    pub message: String,
+}
+
+impl ResultCode {
+    /// E0xx codes report success.
+    pub fn is_success(&self) -> bool {
+        self.code.starts_with("E0")
+    }
+}
+
+/// The first result code line in `text`, if any.
+pub fn result_code(text: &str) -> Option<ResultCode> {
+    lines(text).find_map(|line| {
+        let line = line.trim();
+        let (code, message) = line.split_once(':')?;
+        let digits = code.strip_prefix('E')?;
+        (digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| ResultCode {
+            code: code.to_string(),
+            message: message.trim().to_string(),
+        })
+    })
+}
+
+/// Fails when `text` carries a failure result code (E1xx and up); succeeds when
+/// it carries a success code or none.
+pub fn check_result(text: &str) -> Result<Option<ResultCode>, ParseError> {
+    match result_code(text) {
+        Some(rc) if !rc.is_success() => Err(ParseError::DeviceError {
+            code: rc.code,
+            message: rc.message,
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Reads the answer to `olStatus all` (or `olStatus <n>`).
+pub fn parse_ol_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
+    check_result(text)?;
+    let mut outlets = Vec::new();
+    for line in lines(text) {
+        if let Some(outlet) = outlet_line(line) {
+            add(&mut outlets, outlet, LISTING)?;
+        }
+    }
+    finish(outlets, LISTING)
+}
+
+fn outlet_line(line: &str) -> Option<Outlet> {
+    let line = line.trim();
+    let digits_end = line.find(|c: char| !c.is_ascii_digit())?;
+    let number = outlet_number(&line[..digits_end])?;
+    let rest = line[digits_end..].strip_prefix(": ")?;
+    let (name, state) = match rest.rsplit_once(": ") {
+        Some(split) => split,
+        // An empty name: " 3: : On".
+        None => ("", rest.strip_prefix(':')?.trim()),
+    };
+    let state = state.trim();
+    if state.is_empty() || state.contains(char::is_whitespace) {
+        return None;
+    }
+    let state = if state.eq_ignore_ascii_case("on") {
+        PowerState::On
+    } else if state.eq_ignore_ascii_case("off") {
+        PowerState::Off
+    } else {
+        PowerState::Unknown
+    };
+    Some(Outlet {
+        number,
+        name: name.trim().to_string(),
+        state,
+        locked: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LISTING_TEXT: &str =
+        "olStatus all\nE000: Success\n 1: Outlet 1: On\n 2: db-node2: Off\n10: web: front: ON\n";
+
+    #[test]
+    fn ol_status_lines_give_number_name_and_state() {
+        let outlets = parse_ol_status(LISTING_TEXT).unwrap();
+        assert_eq!(outlets.len(), 3);
+        assert_eq!(
+            outlets[0],
+            Outlet {
+                number: 1,
+                name: "Outlet 1".into(),
+                state: PowerState::On,
+                locked: false
+            }
+        );
+        assert_eq!(outlets[1].name, "db-node2");
+        assert_eq!(outlets[1].state, PowerState::Off);
+        assert_eq!(outlets[2].number, 10);
+        assert_eq!(outlets[2].name, "web: front");
+        assert_eq!(outlets[2].state, PowerState::On);
+    }
+
+    #[test]
+    fn an_unknown_state_word_is_kept_as_unknown() {
+        let outlets = parse_ol_status(" 4: spare: Rebooting\n").unwrap();
+        assert_eq!(outlets[0].state, PowerState::Unknown);
+    }
+
+    #[test]
+    fn an_empty_name_is_allowed() {
+        let outlets = parse_ol_status(" 3: : Off\n").unwrap();
+        assert_eq!(outlets[0].name, "");
+        assert_eq!(outlets[0].state, PowerState::Off);
+    }
+
+    #[test]
+    fn a_failure_code_is_an_error_naming_the_code() {
+        let err = parse_ol_status("olStatus 99\nE102: Parameter Error\n").unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::DeviceError {
+                code: "E102".into(),
+                message: "Parameter Error".into()
+            }
+        );
+    }
+
+    #[test]
+    fn success_codes_are_recognised() {
+        assert!(check_result("olOff 2\nE001: Successfully Issued\napc>")
+            .unwrap()
+            .unwrap()
+            .is_success());
+        assert_eq!(check_result("no code here").unwrap(), None);
+    }
+
+    #[test]
+    fn text_without_outlets_is_an_error() {
+        assert_eq!(
+            parse_ol_status("E000: Success\nsomething else\n"),
+            Err(ParseError::NoOutlets { listing: LISTING })
+        );
+        assert!(parse_ol_status("").is_err());
+    }
+
+    #[test]
+    fn an_outlet_listed_twice_differently_is_an_error() {
+        let err = parse_ol_status(" 1: a: On\n 1: a: Off\n").unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::Conflict {
+                listing: LISTING,
+                number: 1
+            }
+        );
+        // The same line twice (a redraw) is fine.
+        assert_eq!(parse_ol_status(" 1: a: On\n 1: a: On\n").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn outlet_zero_and_huge_numbers_are_not_outlets() {
+        assert!(parse_ol_status(" 0: a: On\n").is_err());
+        assert!(parse_ol_status(" 99999999999: a: On\n").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC*") {
+            let _ = parse_ol_status(&text);
+            let _ = result_code(&text);
+        }
+
+        #[test]
+        fn reads_back_what_it_is_given(
+            rows in proptest::collection::btree_map(1u32..500, ("[a-zA-Z0-9 _.-]{0,20}", any::<bool>()), 1..20)
+        ) {
+            let mut text = String::from("E000: Success\n");
+            for (n, (name, on)) in &rows {
+                text.push_str(&format!("{n:>2}: {name}: {}\r\n", if *on { "On" } else { "Off" }));
+            }
+            let outlets = parse_ol_status(&text).unwrap();
+            prop_assert_eq!(outlets.len(), rows.len());
+            for (o, (n, (name, on))) in outlets.iter().zip(&rows) {
+                prop_assert_eq!(o.number, *n);
+                prop_assert_eq!(&o.name, name.trim());
+                prop_assert_eq!(o.state, if *on { PowerState::On } else { PowerState::Off });
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The outlet list of the numbered APC menu UI (firmware before AOS v5), shown
+//! under "Outlet Control/Configuration" (or "Outlet Control" on a MasterSwitch),
+//! paged with "Press <ENTER> to continue...":
+//!
+//! ```text
+//! ------- Outlet Control/Configuration ------------------------------------------
+//!
+//!      1- Outlet 1                 ON
+//!      2- db-node2                 OFF
+//!      9- Master Control/Configuration
+//!
+//!   <ESC>- Back, <ENTER>- Refresh, <CTRL-L>- Event Log
+//! >
+//! ```
+//!
+//! fence_apc (`get_power_status`) reads outlets with
+//! `(^|\x0D)\s*(\d+)- (.*?)\s+(ON|OFF)\s*`, case-sensitive: upper-case ON/OFF is
+//! what tells an outlet line from a menu entry such as "1- Immediate On". We keep
+//! that rule, but take the state from the *last* word of the line, so a name
+//! holding " ON " ("db ON call") is not cut short. Lines of the `N- text` shape
+//! without a final ON/OFF are menu entries and are skipped.
+
+use fencekit_core::PowerState;
+
+use super::{add, finish, lines, outlet_number, Outlet, ParseError};
+
+const LISTING: &str = "APC outlet menu";
+
+/// Reads the outlets of an APC menu screen (or several pages of one, joined).
+pub fn parse_outlet_menu(text: &str) -> Result<Vec<Outlet>, ParseError> {
+    let mut outlets = Vec::new();
+    for line in lines(text) {
+        if let Some(outlet) = outlet_line(line) {
+            add(&mut outlets, outlet, LISTING)?;
+        }
+    }
+    finish(outlets, LISTING)
+}
+
+fn outlet_line(line: &str) -> Option<Outlet> {
+    let line = line.trim();
+    let digits_end = line.find(|c: char| !c.is_ascii_digit())?;
+    let number = outlet_number(&line[..digits_end])?;
+    let rest = line[digits_end..].strip_prefix("- ")?;
+    let (name, state) = match rest.rsplit_once(char::is_whitespace) {
+        Some((name, state)) => (name.trim(), state),
+        None => ("", rest),
+    };
+    let state = match state {
+        "ON" => PowerState::On,
+        "OFF" => PowerState::Off,
+        _ => return None,
+    };
+    Some(Outlet {
+        number,
+        name: name.to_string(),
+        state,
+        locked: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SCREEN: &str = "------- Outlet Control/Configuration -------\n\n     1- Outlet 1                 ON\n     2- db-node2                 OFF\n     3- db ON call               OFF\n     9- Master Control/Configuration\n\n  <ESC>- Back, <ENTER>- Refresh, <CTRL-L>- Event Log\n> ";
+
+    #[test]
+    fn outlet_lines_give_number_name_and_state() {
+        let outlets = parse_outlet_menu(SCREEN).unwrap();
+        assert_eq!(outlets.len(), 3);
+        assert_eq!(
+            outlets[0],
+            Outlet {
+                number: 1,
+                name: "Outlet 1".into(),
+                state: PowerState::On,
+                locked: false
+            }
+        );
+        assert_eq!(outlets[1].name, "db-node2");
+        assert_eq!(outlets[1].state, PowerState::Off);
+        assert_eq!(outlets[2].name, "db ON call");
+        assert_eq!(outlets[2].state, PowerState::Off);
+    }
+
+    #[test]
+    fn menu_entries_in_mixed_case_are_not_outlets() {
+        let control = "------- Control Outlet -------\n     1- Immediate On\n     2- Immediate Off\n     3- Immediate Reboot\n> ";
+        assert_eq!(
+            parse_outlet_menu(control),
+            Err(ParseError::NoOutlets { listing: LISTING })
+        );
+    }
+
+    #[test]
+    fn pages_joined_together_give_every_outlet() {
+        let pages =
+            "   1- a   ON\n   2- b   ON\nPress <ENTER> to continue...\n\x0c   3- c   OFF\n> ";
+        let outlets = parse_outlet_menu(pages).unwrap();
+        assert_eq!(
+            outlets.iter().map(|o| o.number).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC*") {
+            let _ = parse_outlet_menu(&text);
+        }
+
+        #[test]
+        fn reads_back_what_it_is_given(
+            rows in proptest::collection::btree_map(1u32..100, ("[a-zA-Z0-9_.-]([a-zA-Z0-9 _.-]{0,14}[a-zA-Z0-9_.-])?", any::<bool>()), 1..20)
+        ) {
+            let mut text = String::from("------- Outlet Control/Configuration -------\r\n");
+            for (n, (name, on)) in &rows {
+                text.push_str(&format!("   {n:>3}- {name:<24} {}\r\n", if *on { "ON" } else { "OFF" }));
+            }
+            text.push_str("> ");
+            let outlets = parse_outlet_menu(&text).unwrap();
+            prop_assert_eq!(outlets.len(), rows.len());
+            for (o, (n, (name, on))) in outlets.iter().zip(&rows) {
+                prop_assert_eq!(o.number, *n);
+                prop_assert_eq!(&o.name, name);
+                prop_assert_eq!(o.state, if *on { PowerState::On } else { PowerState::Off });
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The outlet status table of Baytech RPC power strips (the answer to `Status`,
+//! also printed after each command on most models).
+//!
+//! Sources, for want of a device on the bench:
+//! - fence-agents' `fence_baytech.pl` (removed in 2014), `parse_status`: entries
+//!   `NN)...<name> : On|Off[ Locked]`, two to a line on an RPC-27, name padded to
+//!   15 characters, and its refusal to switch a `Locked` outlet;
+//! - powerman's Baytech simulator (`t/simulators/baytech.c`): the same entries two
+//!   to a line (RPC-28 NC) or one to a line (RPC3-NC, RPC-3/4(A)DE), and the old
+//!   RPC-3 F5.01 table `Selection Number / Outlet Name / Outlet Number / Power
+//!   Status`, whose Selection Number is what `ON n` takes;
+//! - cluster-glue's `baytech.c`, `parse_socket_line`: a number, then the name at a
+//!   fixed column whose width varies by model (18 on an RPC-5, 10 on an RPC-3),
+//!   so we do not rely on a fixed width: the name runs to the last `:` of the
+//!   entry.
+//!
+//! Menu entries of the same `N)...` shape ("1)...Outlet Control") have no `:` and
+//! are skipped.
+
+use fencekit_core::PowerState;
+
+use super::{add, finish, lines, outlet_number, shown, Outlet, ParseError};
+
+const LISTING: &str = "Baytech status table";
+
+/// Reads the outlets of a Baytech status listing.
+pub fn parse_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
+    let mut outlets = Vec::new();
+    let mut in_table = false;
+    for line in lines(text) {
+        let trimmed = line.trim();
+        if trimmed.starts_with("Selection") && trimmed.contains("Outlet") {
+            in_table = true;
+            continue;
+        }
+        if in_table {
+            if trimmed.is_empty() {
+                in_table = false;
+            } else if trimmed.starts_with(|c: char| c.is_ascii_digit()) {
+                add(&mut outlets, table_row(trimmed)?, LISTING)?;
+            }
+            continue;
+        }
+        for outlet in entries(line)? {
+            add(&mut outlets, outlet, LISTING)?;
+        }
+    }
+    finish(outlets, LISTING)
+}
+
+/// The `NN)...name : state` entries of one line.
+fn entries(line: &str) -> Result<Vec<Outlet>, ParseError> {
+    let bytes = line.as_bytes();
+    // (where the number starts, where the entry text starts, number)
+    let mut marks: Vec<(usize, usize, &str)> = Vec::new();
+    let mut from = 0;
+    while let Some(found) = line[from..].find(")...") {
+        let paren = from + found;
+        let mut start = paren;
+        while start > 0 && bytes[start - 1].is_ascii_digit() {
+            start -= 1;
+        }
+        let at_word_start = start == 0 || bytes[start - 1].is_ascii_whitespace();
+        if start < paren && at_word_start {
+            marks.push((start, paren + 4, &line[start..paren]));
+        }
+        from = paren + 4;
+    }
+    let mut outlets = Vec::new();
+    for (i, &(_, text_start, digits)) in marks.iter().enumerate() {
+        let text_end = marks.get(i + 1).map_or(line.len(), |next| next.0);
+        let entry = &line[text_start..text_end];
+        let Some((name, status)) = entry.rsplit_once(':') else {
+            continue; // a menu entry, not an outlet
+        };
+        let bad = || ParseError::BadLine {
+            listing: LISTING,
+            line: shown(line),
+        };
+        let number = outlet_number(digits).ok_or_else(bad)?;
+        let mut words = status.split_whitespace();
+        let state = state_word(words.next().ok_or_else(bad)?);
+        let locked = match words.next() {
+            None => false,
+            Some(w) if w.eq_ignore_ascii_case("locked") => true,
+            Some(_) => return Err(bad()),
+        };
+        if words.next().is_some() {
+            return Err(bad());
+        }
+        outlets.push(Outlet {
+            number,
+            name: name.trim().to_string(),
+            state,
+            locked,
+        });
+    }
+    Ok(outlets)
+}
+
+/// A row of the old RPC-3 table: selection, name (may hold blanks), outlet
+/// number, state.
+fn table_row(row: &str) -> Result<Outlet, ParseError> {
+    let bad = || ParseError::BadLine {
+        listing: LISTING,
+        line: shown(row),
+    };
+    let words: Vec<&str> = row.split_whitespace().collect();
+    if words.len() < 4 {
+        return Err(bad());
+    }
+    let selection = outlet_number(words[0]).ok_or_else(bad)?;
+    outlet_number(words[words.len() - 2]).ok_or_else(bad)?;
+    let state = state_word(words[words.len() - 1]);
+    Ok(Outlet {
+        number: selection,
+        name: words[1..words.len() - 2].join(" "),
+        state,
+        locked: false,
+    })
+}
+
+fn state_word(word: &str) -> PowerState {
+    if word.eq_ignore_ascii_case("on") {
+        PowerState::On
+    } else if word.eq_ignore_ascii_case("off") {
+        PowerState::Off
+    } else {
+        PowerState::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // As an RPC-28 NC prints it (powerman simulator), after the terminal filter.
+    const RPC28: &str = "\n                    Outlet  1-10         Outlet 11-21 \n   Average Power:     619 Watts     :        5 Watts \n Circuit Breaker:       Good        :        Good  \n\nInternal Temperature:  30.0 C\n\n\n 1)...Outlet  1       : On            2)...db-node2        : Off          \n 3)...Outlet  3       : Off           4)...Outlet  4       : On    Locked \n\nType \"Help\" for a list of commands\n\nRPC-28A>";
+
+    #[test]
+    fn two_entries_a_line_give_number_name_state_and_lock() {
+        let outlets = parse_status(RPC28).unwrap();
+        assert_eq!(outlets.len(), 4);
+        assert_eq!(
+            outlets[0],
+            Outlet {
+                number: 1,
+                name: "Outlet  1".into(),
+                state: PowerState::On,
+                locked: false
+            }
+        );
+        assert_eq!(outlets[1].name, "db-node2");
+        assert_eq!(outlets[1].state, PowerState::Off);
+        assert_eq!(outlets[3].state, PowerState::On);
+        assert!(outlets[3].locked);
+    }
+
+    #[test]
+    fn one_entry_a_line_is_read_too() {
+        let text = " 1)...Outlet  1       : Off          \n 2)...web             : On           \n";
+        let outlets = parse_status(text).unwrap();
+        assert_eq!(outlets[1].name, "web");
+        assert_eq!(outlets[1].state, PowerState::On);
+    }
+
+    #[test]
+    fn the_old_rpc3_table_is_read_by_selection_number() {
+        let text = "  Circuit Breaker: On \n\n  Selection   Outlet    Outlet   Power\n    Number     Name     Number   Status\n      1       Outlet 1    1       On \n      2       db node     2       Off \n\n  Type \"Help\" for a list of commands\n";
+        let outlets = parse_status(text).unwrap();
+        assert_eq!(outlets.len(), 2);
+        assert_eq!(outlets[1].name, "db node");
+        assert_eq!(outlets[1].state, PowerState::Off);
+    }
+
+    #[test]
+    fn menu_entries_are_not_outlets() {
+        let menu = "  RPC-3 Menu:\n\n    1)...Outlet Control\n    2)...Manage Users\n    6)...Logout\n\n  Enter Selection>";
+        assert_eq!(
+            parse_status(menu),
+            Err(ParseError::NoOutlets { listing: LISTING })
+        );
+    }
+
+    #[test]
+    fn an_unreadable_entry_is_an_error() {
+        let err = parse_status(" 1)...Outlet 1 : On Sideways\n").unwrap_err();
+        assert!(matches!(err, ParseError::BadLine { .. }), "{err}");
+        let err = parse_status(" 1)...Outlet 1 :\n").unwrap_err();
+        assert!(matches!(err, ParseError::BadLine { .. }), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC*") {
+            let _ = parse_status(&text);
+        }
+
+        #[test]
+        fn never_panics_on_text_made_of_table_pieces(
+            pieces in proptest::collection::vec(
+                prop_oneof![
+                    Just(")...".to_string()), Just(" : ".to_string()), Just("On".to_string()),
+                    Just("Locked".to_string()), Just("\n".to_string()), Just("Selection Outlet\n".to_string()),
+                    "[0-9]{1,12}", "[ a-z]{0,5}",
+                ],
+                0..40,
+            )
+        ) {
+            let _ = parse_status(&pieces.concat());
+        }
+
+        #[test]
+        fn reads_back_what_it_is_given(
+            rows in proptest::collection::btree_map(1u32..100, ("[a-zA-Z0-9_.-]([a-zA-Z0-9 _.-]{0,13}[a-zA-Z0-9_.-])?", any::<bool>(), any::<bool>()), 1..20)
+        ) {
+            let mut text = String::from("Internal Temperature:  30.0 C\r\n\r\n");
+            let rows_v: Vec<_> = rows.iter().collect();
+            for pair in rows_v.chunks(2) {
+                for (n, (name, on, locked)) in pair {
+                    text.push_str(&format!(
+                        "{n:>2})...{name:<15} : {:<4}{}   ",
+                        if *on { "On" } else { "Off" },
+                        if *locked { "Locked" } else { "      " },
+                    ));
+                }
+                text.push_str("\r\n");
+            }
+            let outlets = parse_status(&text).unwrap();
+            prop_assert_eq!(outlets.len(), rows.len());
+            for (o, (n, (name, on, locked))) in outlets.iter().zip(&rows) {
+                prop_assert_eq!(o.number, *n);
+                prop_assert_eq!(&o.name, name);
+                prop_assert_eq!(o.state, if *on { PowerState::On } else { PowerState::Off });
+                prop_assert_eq!(o.locked, *locked);
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Readers of the outlet listings APC and Baytech consoles print: pure functions
+//! of plain text (as [`crate::Console`] delivers it), so they are unit- and
+//! property-tested without a device.
+//!
+//! - [`apc_cli`]: the `apc>` command line of AOS v5 and later (`olStatus all`,
+//!   `E000: Success` result codes);
+//! - [`apc_menu`]: the numbered menu UI of older firmware (Outlet
+//!   Control/Configuration list);
+//! - [`baytech`]: the status table of Baytech RPC strips.
+//!
+//! Each returns every outlet with its number, name and state, or an error when
+//! the text holds no outlet at all or contradicts itself.
+
+pub mod apc_cli;
+pub mod apc_menu;
+pub mod baytech;
+
+use fencekit_core::{Plug, PlugInfo, PowerState};
+use thiserror::Error;
+
+use crate::terminal::SCREEN_BREAK;
+
+/// One outlet as a console listed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlet {
+    /// 1-based, as the device numbers it (the number its commands take).
+    pub number: u32,
+    /// The device's name for it, blanks trimmed (may be empty).
+    pub name: String,
+    /// On, Off, or Unknown for a state word we do not know.
+    pub state: PowerState,
+    /// Baytech marks outlets locked against switching; always false for APC.
+    pub locked: bool,
+}
+
+impl Outlet {
+    pub fn plug_info(&self) -> PlugInfo {
+        PlugInfo {
+            plug: Plug::Number(self.number),
+            name: (!self.name.is_empty()).then(|| self.name.clone()),
+            state: self.state,
+        }
+    }
+}
+
+/// Why a listing could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParseError {
+    #[error("no outlet found in the {listing}")]
+    NoOutlets { listing: &'static str },
+    #[error("the {listing} lists outlet {number} twice, differently")]
+    Conflict { listing: &'static str, number: u32 },
+    #[error("the {listing} has a line we cannot read: {line:?}")]
+    BadLine { listing: &'static str, line: String },
+    /// The APC command line answered with an error code (E1xx).
+    #[error("the device answered {code}: {message}")]
+    DeviceError { code: String, message: String },
+}
+
+/// Lines of plain text: split at newlines and screen breaks.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split(['\n', SCREEN_BREAK])
+}
+
+/// Adds `outlet`, merging an identical repeat (a menu redrawn) and refusing a
+/// different one (which reading would be right is unknowable).
+pub(crate) fn add(
+    outlets: &mut Vec<Outlet>,
+    outlet: Outlet,
+    listing: &'static str,
+) -> Result<(), ParseError> {
+    match outlets.iter().find(|o| o.number == outlet.number) {
+        Some(known) if *known == outlet => Ok(()),
+        Some(_) => Err(ParseError::Conflict {
+            listing,
+            number: outlet.number,
+        }),
+        None => {
+            outlets.push(outlet);
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn finish(
+    mut outlets: Vec<Outlet>,
+    listing: &'static str,
+) -> Result<Vec<Outlet>, ParseError> {
+    if outlets.is_empty() {
+        return Err(ParseError::NoOutlets { listing });
+    }
+    outlets.sort_by_key(|o| o.number);
+    Ok(outlets)
+}
+
+/// A decimal outlet number, 1 or more.
+pub(crate) fn outlet_number(digits: &str) -> Option<u32> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u32>().ok().filter(|&n| n >= 1)
+}
+
+/// A line shortened for an error message.
+pub(crate) fn shown(line: &str) -> String {
+    line.trim().chars().take(120).collect()
+}

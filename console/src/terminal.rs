@@ -1,0 +1,332 @@
+//! Turns the bytes a console sends into plain text that patterns and parsers can
+//! read: ANSI/VT100 escape sequences removed, `\r\n`, `\n\r`, lone `\r` and lone
+//! `\n` all made one `\n`, UTF-8 decoded across read boundaries (bad bytes become
+//! U+FFFD), other control characters dropped.
+//!
+//! Why: APC menus redraw with cursor-positioning and erase sequences and end lines
+//! with `\r\n`; Baytech strips end lines with `\r\n` or `\n\r` (cluster-glue's
+//! `baytech.c` accepts both) and count down with backspaces. A pattern must not
+//! fail because a bold attribute sits inside "Press <ENTER>".
+//!
+//! Screen clears (`ESC [ 2 J`, `ESC [ 3 J`, form feed) become a form feed
+//! ([`SCREEN_BREAK`]) so that callers can keep only the last screen of a menu
+//! that redrew itself; cursor positioning becomes a line break.
+
+/// Marks where the device cleared its screen.
+pub const SCREEN_BREAK: char = '\x0c';
+
+/// Longest escape sequence we follow; a longer one (or an unterminated OSC
+/// string) is abandoned so that it cannot swallow the rest of the session.
+const MAX_ESCAPE: usize = 256;
+
+const CR: u8 = 1;
+const LF: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    /// Plain text.
+    None,
+    /// After ESC.
+    Start,
+    /// ESC followed by intermediate bytes (`ESC ( B`, `ESC # 8`).
+    Intermediate,
+    /// Control Sequence Introducer `ESC [`: parameters until a final byte.
+    Csi,
+    /// A string (OSC `ESC ]`, DCS `ESC P`, PM, APC) until BEL or `ESC \`.
+    String,
+    /// ESC seen inside a string: a `\` ends it.
+    StringEnding,
+}
+
+/// The streaming decoder: feed it each chunk as it arrives.
+#[derive(Debug)]
+pub(crate) struct TerminalFilter {
+    escape: Escape,
+    escape_len: usize,
+    csi_params: Vec<u8>,
+    utf8: Vec<u8>,
+    utf8_need: usize,
+    /// Which of CR and LF the current run of line-ending bytes has seen.
+    ending: u8,
+    /// The last character emitted (across chunks), to avoid stacking breaks.
+    last: Option<char>,
+}
+
+impl Default for TerminalFilter {
+    fn default() -> Self {
+        TerminalFilter {
+            escape: Escape::None,
+            escape_len: 0,
+            csi_params: Vec::new(),
+            utf8: Vec::with_capacity(4),
+            utf8_need: 0,
+            ending: 0,
+            last: None,
+        }
+    }
+}
+
+impl TerminalFilter {
+    /// Decodes one chunk and returns its plain text.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len());
+        for &b in bytes {
+            self.byte(b, &mut out);
+        }
+        out
+    }
+
+    fn byte(&mut self, b: u8, out: &mut String) {
+        match self.escape {
+            Escape::None => self.plain(b, out),
+            Escape::Start => {
+                self.escape_len += 1;
+                match b {
+                    b'[' => {
+                        self.csi_params.clear();
+                        self.escape = Escape::Csi;
+                    }
+                    b']' | b'P' | b'X' | b'^' | b'_' => self.escape = Escape::String,
+                    0x20..=0x2f => self.escape = Escape::Intermediate,
+                    0x30..=0x7e => self.escape = Escape::None,
+                    _ => {
+                        // Not a sequence after all: drop the ESC, keep the byte.
+                        self.escape = Escape::None;
+                        self.plain(b, out);
+                    }
+                }
+            }
+            Escape::Intermediate => {
+                self.escape_len += 1;
+                match b {
+                    0x20..=0x2f if self.escape_len < MAX_ESCAPE => {}
+                    0x30..=0x7e => self.escape = Escape::None,
+                    _ => {
+                        self.escape = Escape::None;
+                        self.plain(b, out);
+                    }
+                }
+            }
+            Escape::Csi => {
+                self.escape_len += 1;
+                match b {
+                    0x20..=0x3f if self.escape_len < MAX_ESCAPE => self.csi_params.push(b),
+                    0x40..=0x7e => {
+                        self.escape = Escape::None;
+                        self.csi_final(b, out);
+                    }
+                    _ => {
+                        self.escape = Escape::None;
+                        self.plain(b, out);
+                    }
+                }
+            }
+            Escape::String => {
+                self.escape_len += 1;
+                match b {
+                    0x07 => self.escape = Escape::None,
+                    0x1b => self.escape = Escape::StringEnding,
+                    _ if self.escape_len >= MAX_ESCAPE => self.escape = Escape::None,
+                    _ => {}
+                }
+            }
+            Escape::StringEnding => {
+                self.escape_len += 1;
+                if b == b'\\' || self.escape_len >= MAX_ESCAPE {
+                    self.escape = Escape::None;
+                } else {
+                    self.escape = Escape::String;
+                }
+            }
+        }
+    }
+
+    /// What a finished CSI sequence means for the text: only screen clears and
+    /// cursor jumps matter (they separate what was drawn before from after).
+    fn csi_final(&mut self, b: u8, out: &mut String) {
+        match b {
+            b'J' if self.csi_params == b"2" || self.csi_params == b"3" => {
+                self.emit_break(SCREEN_BREAK, out)
+            }
+            b'H' | b'f' => self.emit_break('\n', out),
+            _ => {}
+        }
+    }
+
+    fn emit_break(&mut self, c: char, out: &mut String) {
+        self.flush_utf8(out);
+        self.ending = 0;
+        match self.last {
+            Some(SCREEN_BREAK) => {}
+            Some('\n') if c == '\n' => {}
+            None if c == '\n' => {}
+            _ => self.emit(c, out),
+        }
+    }
+
+    fn emit(&mut self, c: char, out: &mut String) {
+        out.push(c);
+        self.last = Some(c);
+    }
+
+    fn plain(&mut self, b: u8, out: &mut String) {
+        if self.utf8_need > 0 {
+            if (0x80..=0xbf).contains(&b) {
+                self.utf8.push(b);
+                if self.utf8.len() == self.utf8_need {
+                    let c = std::str::from_utf8(&self.utf8)
+                        .ok()
+                        .and_then(|s| s.chars().next())
+                        .unwrap_or(char::REPLACEMENT_CHARACTER);
+                    self.utf8.clear();
+                    self.utf8_need = 0;
+                    self.ending = 0;
+                    self.emit(c, out);
+                }
+                return;
+            }
+            // The sequence broke off: mark it and read this byte afresh.
+            self.flush_utf8(out);
+        }
+        match b {
+            b'\r' | b'\n' => {
+                let bit = if b == b'\r' { CR } else { LF };
+                if self.ending & bit != 0 || self.ending == 0 {
+                    self.ending = bit;
+                    self.emit('\n', out);
+                } else {
+                    // The second half of a CR LF or LF CR pair.
+                    self.ending |= bit;
+                }
+            }
+            0x1b => {
+                self.escape = Escape::Start;
+                self.escape_len = 1;
+            }
+            0x0c => self.emit_break(SCREEN_BREAK, out),
+            0x08 => {
+                // Backspace: take back the last character of this chunk (a
+                // countdown such as "9\b8\b7" reads as its last digit). One that
+                // arrives in a later chunk cannot be undone and is dropped.
+                if let Some(prev) = out.chars().next_back() {
+                    if prev != '\n' && prev != SCREEN_BREAK {
+                        out.pop();
+                        self.last = out.chars().next_back();
+                    }
+                }
+            }
+            b'\t' => {
+                self.ending = 0;
+                self.emit('\t', out);
+            }
+            0x00..=0x1f | 0x7f => {}
+            0x20..=0x7e => {
+                self.ending = 0;
+                self.emit(char::from(b), out);
+            }
+            0xc2..=0xdf => self.start_utf8(b, 2),
+            0xe0..=0xef => self.start_utf8(b, 3),
+            0xf0..=0xf4 => self.start_utf8(b, 4),
+            _ => {
+                self.ending = 0;
+                self.emit(char::REPLACEMENT_CHARACTER, out);
+            }
+        }
+    }
+
+    fn start_utf8(&mut self, b: u8, need: usize) {
+        self.utf8.clear();
+        self.utf8.push(b);
+        self.utf8_need = need;
+    }
+
+    fn flush_utf8(&mut self, out: &mut String) {
+        if self.utf8_need > 0 {
+            self.utf8.clear();
+            self.utf8_need = 0;
+            self.ending = 0;
+            self.emit(char::REPLACEMENT_CHARACTER, out);
+        }
+    }
+}
+
+/// Plain text of a whole byte string (for tests and one-shot use).
+pub fn plain_text(bytes: &[u8]) -> String {
+    TerminalFilter::default().feed(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn every_line_ending_style_becomes_one_newline() {
+        assert_eq!(plain_text(b"a\r\nb\n\rc\nd\re"), "a\nb\nc\nd\ne");
+    }
+
+    #[test]
+    fn blank_lines_survive_line_ending_normalisation() {
+        assert_eq!(plain_text(b"a\r\n\r\nb"), "a\n\nb");
+        assert_eq!(plain_text(b"a\n\nb"), "a\n\nb");
+    }
+
+    #[test]
+    fn escape_sequences_are_removed() {
+        assert_eq!(
+            plain_text(b"\x1b[1mPress <ENTER>\x1b[0m to continue\x1b]0;title\x07..."),
+            "Press <ENTER> to continue..."
+        );
+        assert_eq!(plain_text(b"\x1b(Bok\x1b#8!"), "ok!");
+    }
+
+    #[test]
+    fn a_screen_clear_is_marked_and_a_cursor_jump_breaks_the_line() {
+        assert_eq!(plain_text(b"old>\x1b[2J\x1b[Hnew menu"), "old>\x0cnew menu");
+        assert_eq!(plain_text(b"left\x1b[5;1Hright"), "left\nright");
+    }
+
+    #[test]
+    fn sequences_split_across_chunks_are_still_removed() {
+        let mut f = TerminalFilter::default();
+        let mut text = f.feed(b"ab\x1b[");
+        text += &f.feed(b"1;3");
+        text += &f.feed(b"2mcd\r");
+        text += &f.feed(b"\nef\xc3");
+        text += &f.feed(b"\xa9");
+        assert_eq!(text, "abcd\nef\u{e9}");
+    }
+
+    #[test]
+    fn backspaces_take_back_characters_of_the_same_chunk() {
+        assert_eq!(plain_text(b"Rebooting... 9\x088\x087"), "Rebooting... 7");
+    }
+
+    #[test]
+    fn bad_utf8_becomes_replacement_characters() {
+        assert_eq!(plain_text(b"a\xffb\xc3c"), "a\u{fffd}b\u{fffd}c");
+    }
+
+    #[test]
+    fn an_unterminated_osc_string_does_not_swallow_the_session() {
+        let mut bytes = b"\x1b]".to_vec();
+        bytes.extend(std::iter::repeat(b'x').take(MAX_ESCAPE * 2));
+        bytes.extend(b"\napc>");
+        assert!(plain_text(&bytes).ends_with("\napc>"));
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_give_text_without_escape_or_carriage_return(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            split in 0usize..512,
+        ) {
+            let split = split.min(bytes.len());
+            let mut f = TerminalFilter::default();
+            let mut text = f.feed(&bytes[..split]);
+            text += &f.feed(&bytes[split..]);
+            prop_assert!(!text.contains('\x1b'));
+            prop_assert!(!text.contains('\r'));
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! A BMC responder on the same codec as the client: the managed-system side of
+//! RMCP+ session setup and the chassis commands, with power state, users, the
+//! cipher suites it offers, and faults to test against (a BMC that lies about off,
+//! answers late, drops a share of datagrams by a seeded RNG, proves a wrong key, or
+//! stops answering mid-session). Sans-IO like the client: the UDP runner in
+//! [`crate::driver`] and the in-memory tests feed it datagrams and time.
+//! For the demo, fault tests and benchmarks only: it is no hardened BMC.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use fencekit_core::{Instant, PowerState};
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+use zeroize::Zeroizing;
+
+use crate::crypto::{kuid, macs_equal, RakpInputs, SessionKeys};
+use crate::message::{
+    ChassisControl, Privilege, Request, Response, CMD_CHASSIS_CONTROL, CMD_CLOSE_SESSION,
+    CMD_GET_CHASSIS_STATUS, CMD_SET_SESSION_PRIVILEGE, NETFN_APP, NETFN_CHASSIS,
+};
+use crate::packet::{decode_v2, encode_v2, peek, Framing, PayloadType};
+use crate::session::window::{next_seq, SeqWindow};
+use crate::setup::{OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp2Body, Rakp34};
+use crate::suite::CipherSuite;
+
+/// A user the BMC knows.
+#[derive(Clone)]
+pub struct BmcUser {
+    pub name: String,
+    pub password: Zeroizing<Vec<u8>>,
+    pub max_privilege: Privilege,
+}
+
+impl BmcUser {
+    pub fn new(name: &str, password: &str, max_privilege: Privilege) -> BmcUser {
+        BmcUser {
+            name: name.into(),
+            password: Zeroizing::new(password.as_bytes().to_vec()),
+            max_privilege,
+        }
+    }
+}
+
+/// Misbehaviour to inject.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Acknowledge power down but stay on.
+    pub lie_about_off: bool,
+    /// Hold every reply this long.
+    pub reply_delay: Duration,
+    /// Share (0.0-1.0) of received datagrams silently dropped.
+    pub drop_share: f64,
+    /// Prove a password other than the user's in RAKP 2 (an impostor).
+    pub wrong_key: bool,
+    /// Stop answering after this many in-session requests.
+    pub silent_after_requests: Option<u32>,
+}
+
+/// How a responder BMC is set up.
+#[derive(Clone)]
+pub struct BmcConfig {
+    pub users: Vec<BmcUser>,
+    /// Suite ids it accepts in Open Session.
+    pub suites: Vec<u8>,
+    pub guid: [u8; 16],
+    pub power: PowerState,
+    pub kg: Option<Zeroizing<Vec<u8>>>,
+    pub faults: Faults,
+    pub seed: u64,
+}
+
+impl BmcConfig {
+    /// One `admin` user with `password`, suites 3 and 17, powered on.
+    pub fn new(password: &str) -> BmcConfig {
+        BmcConfig {
+            users: vec![BmcUser::new("admin", password, Privilege::Administrator)],
+            suites: vec![3, 17],
+            guid: *b"fencekit-bmc-001",
+            power: PowerState::On,
+            kg: None,
+            faults: Faults::default(),
+            seed: 1,
+        }
+    }
+}
+
+enum Stage {
+    Opened,
+    Rakp2Sent {
+        user: usize,
+        role: u8,
+        console_random: [u8; 16],
+        bmc_random: [u8; 16],
+    },
+    Active {
+        keys: SessionKeys,
+        privilege: Privilege,
+        max_privilege: Privilege,
+        window: SeqWindow,
+        out_seq: u32,
+    },
+}
+
+struct BmcSession {
+    console_session_id: u32,
+    /// Answers already given, repeated for a retransmitted RAKP 1 / RAKP 3 so that
+    /// a duplicate does not change Rc under the console's feet.
+    rakp2: Option<Vec<u8>>,
+    rakp4: Option<Vec<u8>>,
+    suite: CipherSuite,
+    stage: Stage,
+}
+
+/// One simulated BMC.
+pub struct Bmc {
+    config: BmcConfig,
+    power: PowerState,
+    sessions: HashMap<u32, BmcSession>,
+    rng: StdRng,
+    outgoing: VecDeque<(Instant, Vec<u8>)>,
+    requests: u32,
+    controls: Vec<ChassisControl>,
+}
+
+impl Bmc {
+    pub fn new(config: BmcConfig) -> Bmc {
+        Bmc {
+            power: config.power,
+            rng: StdRng::seed_from_u64(config.seed),
+            config,
+            sessions: HashMap::new(),
+            outgoing: VecDeque::new(),
+            requests: 0,
+            controls: Vec::new(),
+        }
+    }
+
+    pub fn power(&self) -> PowerState {
+        self.power
+    }
+
+    pub fn set_power(&mut self, power: PowerState) {
+        self.power = power;
+    }
+
+    /// Every Chassis Control executed, in order (retransmissions included).
+    pub fn controls(&self) -> &[ChassisControl] {
+        &self.controls
+    }
+
+    /// Sessions open or being opened.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn faults_mut(&mut self) -> &mut Faults {
+        &mut self.config.faults
+    }
+
+    /// A reply that is due by `now`.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.outgoing.front().is_some_and(|(at, _)| *at <= now) {
+            return self.outgoing.pop_front().map(|(_, p)| p);
+        }
+        None
+    }
+
+    /// Replies queued and not yet sent.
+    pub fn queued(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.outgoing.front().map(|(at, _)| *at)
+    }
+
+    fn reply(&mut self, now: Instant, packet: Vec<u8>) {
+        self.outgoing
+            .push_back((now + self.config.faults.reply_delay, packet));
+    }
+
+    fn setup_reply(&mut self, now: Instant, kind: PayloadType, payload: Vec<u8>) {
+        if let Ok(packet) = encode_v2(kind, 0, 0, &payload, None, [0; 16]) {
+            self.reply(now, packet);
+        }
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        if self.config.faults.drop_share > 0.0
+            && self.rng.random_bool(self.config.faults.drop_share.min(1.0))
+        {
+            return;
+        }
+        let Ok(Framing::V2(header)) = peek(datagram) else {
+            return;
+        };
+        let Ok(packet) = (match header.payload_type {
+            PayloadType::Ipmi => match self.sessions.get(&header.session_id) {
+                Some(BmcSession {
+                    stage: Stage::Active { keys, .. },
+                    ..
+                }) => decode_v2(datagram, Some(keys)),
+                _ => return,
+            },
+            _ => decode_v2(datagram, None),
+        }) else {
+            return;
+        };
+        match header.payload_type {
+            PayloadType::OpenSessionRequest => self.on_open_session(now, &packet.payload),
+            PayloadType::Rakp1 => self.on_rakp1(now, &packet.payload),
+            PayloadType::Rakp3 => self.on_rakp3(now, &packet.payload),
+            PayloadType::Ipmi => {
+                self.on_ipmi(now, header.session_id, header.sequence, &packet.payload)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_open_session(&mut self, now: Instant, payload: &[u8]) {
+        let Ok(req) = OpenSessionRequest::decode(payload) else {
+            return;
+        };
+        let suite = CipherSuite::from_algorithms(req.algorithms)
+            .filter(|s| self.config.suites.contains(&s.id));
+        let mut resp = OpenSessionResponse {
+            tag: req.tag,
+            status: 0x11,
+            privilege: 0,
+            console_session_id: req.console_session_id,
+            accepted: None,
+        };
+        if let Some(suite) = suite {
+            let mut bmc_session_id = 0;
+            while bmc_session_id == 0 || self.sessions.contains_key(&bmc_session_id) {
+                bmc_session_id = self.rng.next_u32();
+            }
+            self.sessions.insert(
+                bmc_session_id,
+                BmcSession {
+                    console_session_id: req.console_session_id,
+                    rakp2: None,
+                    rakp4: None,
+                    suite,
+                    stage: Stage::Opened,
+                },
+            );
+            resp.status = 0;
+            resp.privilege = if req.privilege == 0 { 4 } else { req.privilege };
+            resp.accepted = Some((bmc_session_id, req.algorithms));
+        }
+        self.setup_reply(now, PayloadType::OpenSessionResponse, resp.encode());
+    }
+
+    fn on_rakp1(&mut self, now: Instant, payload: &[u8]) {
+        let Ok(rakp1) = Rakp1::decode(payload) else {
+            return;
+        };
+        let Some(session) = self.sessions.get(&rakp1.bmc_session_id) else {
+            return;
+        };
+        if let Some(previous) = session.rakp2.clone() {
+            return self.setup_reply(now, PayloadType::Rakp2, previous);
+        }
+        let console_session_id = session.console_session_id;
+        let auth = session.suite.auth;
+        let mut rakp2 = Rakp2 {
+            tag: rakp1.tag,
+            status: 0x0d,
+            console_session_id,
+            accepted: None,
+        };
+        let user = self
+            .config
+            .users
+            .iter()
+            .position(|u| u.name.as_bytes() == rakp1.username.as_slice());
+        let requested = Privilege::from_level(rakp1.role);
+        match (user, requested) {
+            (Some(index), Some(requested))
+                if requested <= self.config.users[index].max_privilege =>
+            {
+                let mut bmc_random = [0u8; 16];
+                self.rng.fill_bytes(&mut bmc_random);
+                let wrong = Zeroizing::new(b"not-the-password".to_vec());
+                let password = if self.config.faults.wrong_key {
+                    &wrong
+                } else {
+                    &self.config.users[index].password
+                };
+                let Ok(key) = kuid(password) else { return };
+                let inputs = RakpInputs {
+                    console_session_id,
+                    bmc_session_id: rakp1.bmc_session_id,
+                    console_random: rakp1.console_random,
+                    bmc_random,
+                    bmc_guid: self.config.guid,
+                    role: rakp1.role,
+                    username: &rakp1.username,
+                };
+                rakp2.status = 0;
+                rakp2.accepted = Some(Rakp2Body {
+                    bmc_random,
+                    bmc_guid: self.config.guid,
+                    auth_code: inputs.rakp2_auth_code(auth, &key[..]).to_vec(),
+                });
+                if let Some(session) = self.sessions.get_mut(&rakp1.bmc_session_id) {
+                    session.rakp2 = Some(rakp2.encode());
+                    session.stage = Stage::Rakp2Sent {
+                        user: index,
+                        role: rakp1.role,
+                        console_random: rakp1.console_random,
+                        bmc_random,
+                    };
+                }
+            }
+            (Some(_), _) => rakp2.status = 0x09,
+            _ => {}
+        }
+        self.setup_reply(now, PayloadType::Rakp2, rakp2.encode());
+    }
+
+    fn on_rakp3(&mut self, now: Instant, payload: &[u8]) {
+        let Ok(rakp3) = Rakp34::decode(payload) else {
+            return;
+        };
+        let guid = self.config.guid;
+        let Some(session) = self.sessions.get_mut(&rakp3.session_id) else {
+            return;
+        };
+        if let Some(previous) = session.rakp4.clone() {
+            // A retransmitted RAKP 3: answer it the same way.
+            return self.setup_reply(now, PayloadType::Rakp4, previous);
+        }
+        let Stage::Rakp2Sent {
+            user,
+            role,
+            console_random,
+            bmc_random,
+            ..
+        } = &session.stage
+        else {
+            return;
+        };
+        let (user, role, console_random, bmc_random) = (*user, *role, *console_random, *bmc_random);
+        let suite = session.suite;
+        let console_session_id = session.console_session_id;
+        let account = &self.config.users[user];
+        let Ok(key) = kuid(&account.password) else {
+            return;
+        };
+        let name = account.name.as_bytes().to_vec();
+        let inputs = RakpInputs {
+            console_session_id,
+            bmc_session_id: rakp3.session_id,
+            console_random,
+            bmc_random,
+            bmc_guid: guid,
+            role,
+            username: &name,
+        };
+        let want = inputs.rakp3_auth_code(suite.auth, &key[..]);
+        let mut rakp4 = Rakp34 {
+            tag: rakp3.tag,
+            status: 0x0f,
+            session_id: console_session_id,
+            auth_code: vec![],
+        };
+        if rakp3.status == 0 && macs_equal(&want, &rakp3.auth_code) {
+            let kg = self.config.kg.as_ref().map(|k| {
+                let mut padded = vec![0u8; 20];
+                padded[..k.len().min(20)].copy_from_slice(&k[..k.len().min(20)]);
+                padded
+            });
+            let sik = inputs.sik(suite.auth, &key[..], kg.as_deref());
+            rakp4.status = 0;
+            rakp4.auth_code = inputs.rakp4_icv(suite.auth, &sik).to_vec();
+            let max_privilege = Privilege::from_level(role)
+                .unwrap_or(Privilege::User)
+                .min(account.max_privilege);
+            session.rakp4 = Some(rakp4.encode());
+            session.stage = Stage::Active {
+                keys: SessionKeys::new(
+                    suite.auth,
+                    suite.integrity,
+                    suite.confidentiality,
+                    &sik,
+                    &key,
+                ),
+                // Sessions start at USER (IPMI v2.0 §13.14; ipmi_sim does so too).
+                privilege: Privilege::User,
+                max_privilege,
+                window: SeqWindow::default(),
+                out_seq: 0,
+            };
+        } else {
+            self.sessions.remove(&rakp3.session_id);
+        }
+        self.setup_reply(now, PayloadType::Rakp4, rakp4.encode());
+    }
+
+    fn on_ipmi(&mut self, now: Instant, bmc_session_id: u32, sequence: u32, payload: &[u8]) {
+        if let Some(limit) = self.config.faults.silent_after_requests {
+            if self.requests >= limit {
+                return;
+            }
+        }
+        let Ok(request) = Request::decode(payload) else {
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&bmc_session_id) else {
+            return;
+        };
+        let console_session_id = session.console_session_id;
+        let Stage::Active {
+            privilege,
+            max_privilege,
+            window,
+            ..
+        } = &mut session.stage
+        else {
+            return;
+        };
+        if !window.accept(sequence) {
+            return;
+        }
+        self.requests += 1;
+        let (completion, data) = match (request.net_fn, request.command) {
+            (NETFN_APP, CMD_SET_SESSION_PRIVILEGE) => {
+                match request.data.first().copied().map(Privilege::from_level) {
+                    Some(Some(wanted)) if wanted <= *max_privilege => {
+                        *privilege = wanted;
+                        (0, vec![wanted.level()])
+                    }
+                    Some(None) if request.data[0] & 0x0f == 0 => (0, vec![privilege.level()]),
+                    _ => (0x81, vec![]),
+                }
+            }
+            (NETFN_APP, CMD_CLOSE_SESSION) => (0, vec![]),
+            (NETFN_CHASSIS, CMD_GET_CHASSIS_STATUS) => {
+                (0, vec![u8::from(self.power == PowerState::On), 0, 0])
+            }
+            (NETFN_CHASSIS, CMD_CHASSIS_CONTROL) => {
+                let privilege = *privilege;
+                match request
+                    .data
+                    .first()
+                    .copied()
+                    .and_then(ChassisControl::from_byte)
+                {
+                    _ if privilege < Privilege::Operator => (0xd4, vec![]),
+                    Some(control) => (self.control(control), vec![]),
+                    None => (0xcc, vec![]),
+                }
+            }
+            _ => (0xc1, vec![]),
+        };
+        let response = Response {
+            net_fn: request.net_fn,
+            command: request.command,
+            rq_seq: request.rq_seq,
+            completion,
+            data,
+        };
+        let mut iv = [0u8; 16];
+        self.rng.fill_bytes(&mut iv);
+        let Some(BmcSession {
+            stage: Stage::Active { keys, out_seq, .. },
+            ..
+        }) = self.sessions.get_mut(&bmc_session_id)
+        else {
+            return;
+        };
+        let seq = next_seq(out_seq);
+        let packet = encode_v2(
+            PayloadType::Ipmi,
+            console_session_id,
+            seq,
+            &response.encode(),
+            Some(keys),
+            iv,
+        );
+        if request.net_fn == NETFN_APP && request.command == CMD_CLOSE_SESSION {
+            self.sessions.remove(&bmc_session_id);
+        }
+        if let Ok(packet) = packet {
+            self.reply(now, packet);
+        }
+    }
+
+    fn control(&mut self, control: ChassisControl) -> u8 {
+        self.controls.push(control);
+        let on = self.power == PowerState::On;
+        match control {
+            ChassisControl::PowerDown | ChassisControl::SoftShutdown => {
+                if !self.config.faults.lie_about_off {
+                    self.power = PowerState::Off;
+                }
+                0
+            }
+            ChassisControl::PowerUp => {
+                self.power = PowerState::On;
+                0
+            }
+            // Cycle and reset of a machine that is off: "not supported in present
+            // state", as BMCs answer (ipmi.md §12).
+            ChassisControl::PowerCycle | ChassisControl::HardReset if !on => 0xd5,
+            ChassisControl::PowerCycle | ChassisControl::HardReset => 0,
+            ChassisControl::DiagnosticInterrupt => 0,
+        }
+    }
+}

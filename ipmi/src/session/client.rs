@@ -1,0 +1,1063 @@
+//! The console side of an RMCP+ session as a sans-IO state machine (quinn-proto
+//! style): it is fed datagrams ([`Session::handle_datagram`]) and time
+//! ([`Session::handle_timeout`]), and hands back datagrams to send
+//! ([`Session::poll_transmit`]), the next instant it wants to be woken
+//! ([`Session::poll_timeout`]) and what happened ([`Session::poll_event`]).
+//!
+//! Steps (ipmi.md §2): Open Session (one suite per request; next allowed suite on
+//! status 0x04/0x05/0x10/0x11, never on time-outs), RAKP 1, RAKP 2 verified *before*
+//! RAKP 3 is sent, RAKP 4 verified, then the queued commands. Set Session Privilege
+//! Level is sent only before the first command that needs more than USER (Chassis
+//! Control), so a status read takes 4 round trips. Close Session is never
+//! retransmitted. Idempotent requests are retransmitted with a new session sequence
+//! number and the same `rq_seq`; cycle, reset and NMI never are: when their reply is
+//! lost the chassis status is read instead and the command reported unconfirmed.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use fencekit_core::{Instant, PowerState, Secret};
+use rand::rngs::StdRng;
+use rand::Rng;
+use zeroize::Zeroizing;
+
+use crate::crypto::{kuid, RakpInputs, SessionKeys};
+use crate::error::{completion_meaning, rmcp_status_meaning, IpmiError, Phase};
+use crate::message::{
+    power_is_on, ChassisControl, Privilege, Request, Response, CMD_CHASSIS_CONTROL,
+    CMD_CLOSE_SESSION, CMD_GET_CHASSIS_STATUS, CMD_SET_SESSION_PRIVILEGE, NETFN_APP, NETFN_CHASSIS,
+};
+use crate::packet::{decode_v2, encode_v2, peek, Framing, PayloadType};
+use crate::session::window::{next_seq, SeqWindow};
+use crate::setup::{
+    OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp34, NAME_ONLY_LOOKUP,
+};
+use crate::suite::CipherSuite;
+
+/// BMC quirks worked around on request, named as FreeIPMI's `-W` list names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Workarounds {
+    /// `opensesspriv`: the BMC hashes keys with the Open Session privilege, so it
+    /// must be the requested one (ipmi_sim, Sun ILOM, Supermicro X8, ...). We send
+    /// the requested level in Open Session by default, so this only documents it.
+    pub open_session_privilege: bool,
+    /// `privzero`: ask for privilege 0 ("highest matching") in Open Session, as
+    /// FreeIPMI does without `opensesspriv`, for BMCs binding suites to exact levels.
+    /// Overrides the default (and `opensesspriv`).
+    pub open_session_privilege_zero: bool,
+    /// `nochecksumcheck`: ignore bad IPMI message checksums (Supermicro X9).
+    pub no_checksum_check: bool,
+    /// `idzero`: accept a BMC session ID of 0 (Tyan S2882).
+    pub accept_session_id_zero: bool,
+}
+
+impl Workarounds {
+    pub const NAMES: &'static [&'static str] =
+        &["opensesspriv", "privzero", "nochecksumcheck", "idzero"];
+
+    /// Parses a comma-separated list (`opensesspriv,nochecksumcheck`).
+    pub fn parse(text: &str) -> Result<Workarounds, IpmiError> {
+        let mut out = Workarounds::default();
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word.to_ascii_lowercase().as_str() {
+                "opensesspriv" => out.open_session_privilege = true,
+                "privzero" => out.open_session_privilege_zero = true,
+                "nochecksumcheck" => out.no_checksum_check = true,
+                "idzero" => out.accept_session_id_zero = true,
+                other => {
+                    return Err(IpmiError::Config(format!(
+                        "unknown workaround `{other}`; known: {}",
+                        Workarounds::NAMES.join(", ")
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Everything a session needs to know before it starts.
+#[derive(Clone)]
+pub struct SessionConfig {
+    /// The BMC as users name it (`host:port`), for messages.
+    pub host: String,
+    username: Vec<u8>,
+    kuid: Zeroizing<[u8; 20]>,
+    kg: Option<Zeroizing<Vec<u8>>>,
+    pub privilege: Privilege,
+    /// Suites to offer, in order (see [`crate::suite::offer`]).
+    pub suites: Vec<CipherSuite>,
+    pub workarounds: Workarounds,
+    /// First retransmission interval; it grows by one multiple every 8 retries.
+    pub retransmit_interval: Duration,
+    /// Role byte bit 4 (ipmi.md §2.1); on by default, as ipmitool and ipmipower do.
+    pub name_only_lookup: bool,
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("host", &self.host)
+            .field("username", &String::from_utf8_lossy(&self.username))
+            .field("privilege", &self.privilege)
+            .field(
+                "suites",
+                &self.suites.iter().map(|s| s.id).collect::<Vec<_>>(),
+            )
+            .field("workarounds", &self.workarounds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionConfig {
+    /// Checks lengths: username ≤ 16 bytes, password ≤ 20, K_g ≤ 20.
+    pub fn new(
+        host: impl Into<String>,
+        username: &str,
+        password: &Secret,
+        kg: Option<&[u8]>,
+        privilege: Privilege,
+        suites: Vec<CipherSuite>,
+    ) -> Result<SessionConfig, IpmiError> {
+        if username.len() > 16 {
+            return Err(IpmiError::Config(format!(
+                "username `{username}` is {} bytes; IPMI allows at most 16",
+                username.len()
+            )));
+        }
+        let kuid = kuid(password.expose().as_bytes()).map_err(|_| {
+            IpmiError::Config(format!(
+                "the password is {} bytes; IPMI v2.0 allows at most 20",
+                password.len()
+            ))
+        })?;
+        if let Some(kg) = kg {
+            if kg.len() > 20 {
+                return Err(IpmiError::Config(format!(
+                    "K_g is {} bytes; IPMI v2.0 allows at most 20",
+                    kg.len()
+                )));
+            }
+        }
+        if suites.is_empty() {
+            return Err(IpmiError::Config("no cipher suite to offer".into()));
+        }
+        Ok(SessionConfig {
+            host: host.into(),
+            username: username.as_bytes().to_vec(),
+            kuid,
+            // K_g is used zero-padded to 20 bytes, like Kuid.
+            kg: kg.filter(|k| !k.is_empty()).map(|k| {
+                let mut padded = Zeroizing::new(vec![0u8; 20]);
+                padded[..k.len()].copy_from_slice(k);
+                padded
+            }),
+            privilege,
+            suites,
+            workarounds: Workarounds::default(),
+            retransmit_interval: Duration::from_millis(500),
+            name_only_lookup: true,
+        })
+    }
+
+    pub fn username(&self) -> String {
+        String::from_utf8_lossy(&self.username).into_owned()
+    }
+}
+
+/// What a caller can ask of an established session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    GetChassisStatus,
+    ChassisControl(ChassisControl),
+    /// Set Session Privilege Level to the configured level now (a credentials check).
+    RaisePrivilege,
+}
+
+impl Command {
+    fn name(self) -> &'static str {
+        match self {
+            Command::GetChassisStatus => "Get Chassis Status",
+            Command::ChassisControl(c) => c.as_str(),
+            Command::RaisePrivilege => "Set Session Privilege Level",
+        }
+    }
+}
+
+/// A command's successful answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    Power(PowerState),
+    Accepted,
+}
+
+/// What happened in a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Established {
+        suite: u8,
+    },
+    Reply {
+        command: Command,
+        result: Result<Reply, IpmiError>,
+    },
+    /// The session ended with this error; queued commands will not run.
+    Failed(IpmiError),
+    /// The session is over (closed, or failed and torn down).
+    Closed,
+}
+
+/// What an outstanding in-session request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Privilege,
+    Command(Command),
+    /// Status read after the reply to a non-idempotent control was lost.
+    LostReplyCheck {
+        control: ChassisControl,
+        control_rq_seq: u8,
+    },
+    Close,
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    request: Request,
+    purpose: Purpose,
+    retries: u32,
+    next: Instant,
+}
+
+enum State {
+    OpenSession {
+        suite_index: usize,
+        packet: Vec<u8>,
+    },
+    Rakp1 {
+        suite: CipherSuite,
+        bmc_session_id: u32,
+        console_random: [u8; 16],
+        packet: Vec<u8>,
+    },
+    Rakp3 {
+        suite: CipherSuite,
+        bmc_session_id: u32,
+        console_random: [u8; 16],
+        bmc_random: [u8; 16],
+        bmc_guid: [u8; 16],
+        sik: Zeroizing<Vec<u8>>,
+        packet: Vec<u8>,
+    },
+    Established {
+        bmc_session_id: u32,
+        keys: SessionKeys,
+        outstanding: Option<Outstanding>,
+    },
+    Done,
+}
+
+/// One RMCP+ session with one BMC.
+pub struct Session {
+    config: SessionConfig,
+    console_session_id: u32,
+    deadline: Instant,
+    rng: StdRng,
+    state: State,
+    tag: u8,
+    retries: u32,
+    next_retransmit: Option<Instant>,
+    queue: VecDeque<Command>,
+    privilege_raised: bool,
+    closing: bool,
+    out_seq: u32,
+    rq_seq: u8,
+    window: SeqWindow,
+    transmit: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+}
+
+impl Session {
+    /// Starts a session: the Open Session request is ready to send at once.
+    /// `console_session_id` 0 draws a random one (never 0).
+    pub fn new(
+        config: SessionConfig,
+        console_session_id: u32,
+        now: Instant,
+        deadline: Instant,
+        mut rng: StdRng,
+    ) -> Session {
+        let mut console_session_id = console_session_id;
+        while console_session_id == 0 {
+            console_session_id = rng.next_u32();
+        }
+        let tag = (rng.next_u32() & 0x3f) as u8;
+        let mut session = Session {
+            config,
+            console_session_id,
+            deadline,
+            rng,
+            state: State::Done,
+            tag,
+            retries: 0,
+            next_retransmit: None,
+            queue: VecDeque::new(),
+            privilege_raised: false,
+            closing: false,
+            out_seq: 0,
+            rq_seq: 0,
+            window: SeqWindow::default(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        session.open_session(0, now);
+        session
+    }
+
+    pub fn console_session_id(&self) -> u32 {
+        self.console_session_id
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done) && self.transmit.is_empty()
+    }
+
+    /// Queues a command; it runs once the session is established.
+    pub fn queue(&mut self, command: Command, now: Instant) {
+        self.queue.push_back(command);
+        self.pump(now);
+    }
+
+    /// Closes the session after the commands already queued.
+    pub fn close(&mut self, now: Instant) {
+        self.closing = true;
+        match self.state {
+            State::Established { .. } => self.pump(now),
+            State::Done => {}
+            // Nothing established yet: the BMC drops half-open sessions itself.
+            _ => self.finish(None),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmit.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.state, State::Done) {
+            return None;
+        }
+        let next = match &self.state {
+            State::Established {
+                outstanding: Some(o),
+                ..
+            } => Some(o.next),
+            State::Established { .. } => None,
+            _ => self.next_retransmit,
+        };
+        Some(next.map_or(self.deadline, |n| n.min(self.deadline)))
+    }
+
+    fn fail(&mut self, error: IpmiError) {
+        tracing::debug!(host = %self.config.host, %error, "IPMI session failed");
+        self.finish(Some(error));
+    }
+
+    fn finish(&mut self, error: Option<IpmiError>) {
+        if let Some(error) = error {
+            self.events.push_back(Event::Failed(error));
+        }
+        self.state = State::Done;
+        self.next_retransmit = None;
+        self.events.push_back(Event::Closed);
+    }
+
+    fn host(&self) -> String {
+        self.config.host.clone()
+    }
+
+    fn role(&self) -> u8 {
+        self.config.privilege.level()
+            | if self.config.name_only_lookup {
+                NAME_ONLY_LOOKUP
+            } else {
+                0
+            }
+    }
+
+    fn interval(&self, retries: u32) -> Duration {
+        // ipmipower: t × (1 + n/8) after n retransmissions.
+        self.config.retransmit_interval * (1 + retries / 8)
+    }
+
+    fn send_setup(&mut self, packet: Vec<u8>, now: Instant) {
+        self.transmit.push_back(packet);
+        self.next_retransmit = Some(now + self.interval(self.retries));
+    }
+
+    fn open_session(&mut self, suite_index: usize, now: Instant) {
+        let Some(suite) = self.config.suites.get(suite_index).copied() else {
+            let tried: Vec<String> = self
+                .config
+                .suites
+                .iter()
+                .map(|s| s.id.to_string())
+                .collect();
+            let host = self.host();
+            self.fail(IpmiError::CipherSuiteUnavailable {
+                host,
+                tried: tried.join(", "),
+            });
+            return;
+        };
+        self.tag = self.tag.wrapping_add(1);
+        let privilege = if self.config.workarounds.open_session_privilege_zero {
+            0
+        } else {
+            self.config.privilege.level()
+        };
+        let request = OpenSessionRequest {
+            tag: self.tag,
+            privilege,
+            console_session_id: self.console_session_id,
+            algorithms: suite.algorithms(),
+        };
+        let packet = match encode_v2(
+            PayloadType::OpenSessionRequest,
+            0,
+            0,
+            &request.encode(),
+            None,
+            [0; 16],
+        ) {
+            Ok(p) => p,
+            Err(e) => return self.fail(self.protocol(format!("cannot encode Open Session: {e}"))),
+        };
+        self.retries = 0;
+        self.state = State::OpenSession {
+            suite_index,
+            packet: packet.clone(),
+        };
+        self.send_setup(packet, now);
+    }
+
+    fn protocol(&self, detail: String) -> IpmiError {
+        IpmiError::Protocol {
+            host: self.host(),
+            detail,
+        }
+    }
+
+    /// Time passed: retransmit what is due, or end at the deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if matches!(self.state, State::Done) {
+            return;
+        }
+        if now >= self.deadline {
+            let phase = match self.state {
+                State::OpenSession { .. } => Phase::OpenSession,
+                State::Rakp1 { .. } | State::Rakp3 { .. } => Phase::Rakp,
+                _ => Phase::InSession,
+            };
+            if let State::Established {
+                outstanding: Some(o),
+                ..
+            } = &self.state
+            {
+                if o.purpose == Purpose::Close {
+                    return self.finish(None);
+                }
+            }
+            let host = self.host();
+            return self.fail(IpmiError::NoAnswer { host, phase });
+        }
+        if let State::Established { .. } = self.state {
+            return self.in_session_timeout(now);
+        }
+        if self.next_retransmit.is_some_and(|t| now >= t) {
+            let packet = match &self.state {
+                State::OpenSession { packet, .. }
+                | State::Rakp1 { packet, .. }
+                | State::Rakp3 { packet, .. } => packet.clone(),
+                _ => return,
+            };
+            // Pre-session retransmits reuse tag, console SID and Rm (ipmi.md §5).
+            self.retries += 1;
+            self.send_setup(packet, now);
+        }
+    }
+
+    fn in_session_timeout(&mut self, now: Instant) {
+        let State::Established { outstanding, .. } = &mut self.state else {
+            return;
+        };
+        let Some(o) = outstanding.as_mut().filter(|o| now >= o.next) else {
+            return;
+        };
+        match o.purpose {
+            Purpose::Close => {
+                // Never retransmitted: if the reply was lost the session is gone.
+                self.finish(None);
+            }
+            Purpose::Command(Command::ChassisControl(control)) if !control.is_idempotent() => {
+                let control_rq_seq = o.request.rq_seq;
+                tracing::warn!(host = %self.config.host, command = control.as_str(),
+                    "reply lost; reading chassis status instead of repeating it");
+                *outstanding = None;
+                self.send_request(
+                    NETFN_CHASSIS,
+                    CMD_GET_CHASSIS_STATUS,
+                    vec![],
+                    Purpose::LostReplyCheck {
+                        control,
+                        control_rq_seq,
+                    },
+                    now,
+                );
+            }
+            _ => {
+                o.retries += 1;
+                let request = o.request.clone();
+                let retries = o.retries;
+                let next = now + self.interval(retries);
+                if let State::Established {
+                    outstanding: Some(o),
+                    ..
+                } = &mut self.state
+                {
+                    o.next = next;
+                }
+                self.transmit_request(&request);
+            }
+        }
+    }
+
+    /// A datagram arrived (from the BMC's address: the driver checks that).
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        let header = match peek(datagram) {
+            Ok(Framing::V2(header)) => header,
+            _ => return,
+        };
+        match header.payload_type {
+            PayloadType::OpenSessionResponse => self.on_open_session_response(datagram, now),
+            PayloadType::Rakp2 => self.on_rakp2(datagram, now),
+            PayloadType::Rakp4 => self.on_rakp4(datagram, now),
+            PayloadType::Ipmi => self.on_ipmi(datagram, now),
+            _ => {}
+        }
+    }
+
+    fn on_open_session_response(&mut self, datagram: &[u8], now: Instant) {
+        let State::OpenSession { suite_index, .. } = self.state else {
+            return;
+        };
+        let Some(resp) = decode_v2(datagram, None)
+            .ok()
+            .and_then(|p| OpenSessionResponse::decode(&p.payload).ok())
+        else {
+            return;
+        };
+        if resp.tag != self.tag || resp.console_session_id != self.console_session_id {
+            return;
+        }
+        let suite = self.config.suites[suite_index];
+        let host = self.host();
+        match (resp.status, resp.accepted) {
+            (0, Some((bmc_session_id, algorithms))) => {
+                if algorithms != suite.algorithms() {
+                    // The BMC must take our proposal or refuse it (ipmi.md §7).
+                    return self.fail(self.protocol(format!(
+                        "Open Session answered with algorithms {algorithms:?}, not the proposed suite {}",
+                        suite.id
+                    )));
+                }
+                if bmc_session_id == 0 && !self.config.workarounds.accept_session_id_zero {
+                    return self.fail(
+                        self.protocol("BMC session ID 0 (workaround `idzero` accepts it)".into()),
+                    );
+                }
+                let mut console_random = [0u8; 16];
+                self.rng.fill_bytes(&mut console_random);
+                self.tag = self.tag.wrapping_add(1);
+                let rakp1 = Rakp1 {
+                    tag: self.tag,
+                    bmc_session_id,
+                    console_random,
+                    role: self.role(),
+                    username: self.config.username.clone(),
+                };
+                let packet = match rakp1
+                    .encode()
+                    .and_then(|p| encode_v2(PayloadType::Rakp1, 0, 0, &p, None, [0; 16]))
+                {
+                    Ok(p) => p,
+                    Err(e) => return self.fail(IpmiError::Config(e.to_string())),
+                };
+                self.retries = 0;
+                self.state = State::Rakp1 {
+                    suite,
+                    bmc_session_id,
+                    console_random,
+                    packet: packet.clone(),
+                };
+                self.send_setup(packet, now);
+            }
+            (0x04 | 0x05 | 0x10 | 0x11, _) => {
+                tracing::info!(%host, suite = suite.id, status = resp.status,
+                    "cipher suite refused; trying the next allowed one");
+                self.open_session(suite_index + 1, now);
+            }
+            (status, _) => {
+                let error = self.status_error(status, "Open Session");
+                self.fail(error);
+            }
+        }
+    }
+
+    /// Maps an RMCP+ status code to an error (ipmi.md §6).
+    fn status_error(&self, status: u8, step: &str) -> IpmiError {
+        let host = self.host();
+        let user = self.config.username();
+        let detail = format!(
+            "{step} status {status:#04x}: {}",
+            rmcp_status_meaning(status)
+        );
+        match status {
+            0x01 | 0x0b => IpmiError::Busy { host, detail },
+            0x09 | 0x0a => IpmiError::PrivilegeUnavailable {
+                user,
+                host,
+                privilege: self.config.privilege.as_str(),
+                detail,
+            },
+            0x0c | 0x0d => IpmiError::UsernameInvalid { user, host, detail },
+            0x0f => IpmiError::PasswordInvalid { user, host, detail },
+            0x04 | 0x05 | 0x06 | 0x07 | 0x10 | 0x11 => IpmiError::CipherSuiteUnavailable {
+                host,
+                tried: detail,
+            },
+            _ => IpmiError::Protocol { host, detail },
+        }
+    }
+
+    fn on_rakp2(&mut self, datagram: &[u8], now: Instant) {
+        let State::Rakp1 {
+            suite,
+            bmc_session_id,
+            console_random,
+            ..
+        } = self.state
+        else {
+            return;
+        };
+        let Some(rakp2) = decode_v2(datagram, None)
+            .ok()
+            .and_then(|p| Rakp2::decode(&p.payload).ok())
+        else {
+            return;
+        };
+        if rakp2.tag != self.tag || rakp2.console_session_id != self.console_session_id {
+            return;
+        }
+        let Some(body) = rakp2.accepted.filter(|_| rakp2.status == 0) else {
+            let error = self.status_error(rakp2.status, "RAKP 2");
+            return self.fail(error);
+        };
+        let inputs = RakpInputs {
+            console_session_id: self.console_session_id,
+            bmc_session_id,
+            console_random,
+            bmc_random: body.bmc_random,
+            bmc_guid: body.bmc_guid,
+            role: self.role(),
+            username: &self.config.username,
+        };
+        // Verify the BMC's proof before sending anything keyed by the password: an
+        // impostor must not get an RAKP 3 code over a nonce it chose (ipmi.md §7).
+        let want = inputs.rakp2_auth_code(suite.auth, &self.config.kuid[..]);
+        if !crate::crypto::macs_equal(&want, &body.auth_code) {
+            let error = IpmiError::PasswordInvalid {
+                user: self.config.username(),
+                host: self.host(),
+                detail: "the BMC's RAKP 2 proof does not match this password (or the answer is not from the BMC)".into(),
+            };
+            return self.fail(error);
+        }
+        let code = inputs.rakp3_auth_code(suite.auth, &self.config.kuid[..]);
+        let sik = inputs.sik(
+            suite.auth,
+            &self.config.kuid[..],
+            self.config.kg.as_ref().map(|k| &k[..]),
+        );
+        self.tag = self.tag.wrapping_add(1);
+        let rakp3 = Rakp34 {
+            tag: self.tag,
+            status: 0,
+            session_id: bmc_session_id,
+            auth_code: code.to_vec(),
+        };
+        let packet = match encode_v2(PayloadType::Rakp3, 0, 0, &rakp3.encode(), None, [0; 16]) {
+            Ok(p) => p,
+            Err(e) => return self.fail(self.protocol(e.to_string())),
+        };
+        self.retries = 0;
+        self.state = State::Rakp3 {
+            suite,
+            bmc_session_id,
+            console_random,
+            bmc_random: body.bmc_random,
+            bmc_guid: body.bmc_guid,
+            sik,
+            packet: packet.clone(),
+        };
+        self.send_setup(packet, now);
+    }
+
+    fn on_rakp4(&mut self, datagram: &[u8], now: Instant) {
+        let State::Rakp3 {
+            suite,
+            bmc_session_id,
+            console_random,
+            bmc_random,
+            bmc_guid,
+            ref sik,
+            ..
+        } = self.state
+        else {
+            return;
+        };
+        let Some(rakp4) = decode_v2(datagram, None)
+            .ok()
+            .and_then(|p| Rakp34::decode(&p.payload).ok())
+        else {
+            return;
+        };
+        if rakp4.tag != self.tag || rakp4.session_id != self.console_session_id {
+            return;
+        }
+        if rakp4.status != 0 {
+            let error = self.status_error(rakp4.status, "RAKP 4");
+            return self.fail(error);
+        }
+        let inputs = RakpInputs {
+            console_session_id: self.console_session_id,
+            bmc_session_id,
+            console_random,
+            bmc_random,
+            bmc_guid,
+            role: self.role(),
+            username: &self.config.username,
+        };
+        let want = inputs.rakp4_icv(suite.auth, sik);
+        if !crate::crypto::macs_equal(&want, &rakp4.auth_code) {
+            let host = self.host();
+            let error = if self.config.kg.is_some() {
+                IpmiError::KgInvalid {
+                    host,
+                    detail: "RAKP 4 integrity check value does not verify with this K_g".into(),
+                }
+            } else {
+                IpmiError::Protocol {
+                    host,
+                    detail:
+                        "RAKP 4 integrity check value does not verify (does the BMC need a K_g?)"
+                            .into(),
+                }
+            };
+            return self.fail(error);
+        }
+        let keys = SessionKeys::new(
+            suite.auth,
+            suite.integrity,
+            suite.confidentiality,
+            sik,
+            &self.config.kuid,
+        );
+        tracing::debug!(host = %self.config.host, suite = suite.id, "RMCP+ session established");
+        self.state = State::Established {
+            bmc_session_id,
+            keys,
+            outstanding: None,
+        };
+        self.next_retransmit = None;
+        self.events
+            .push_back(Event::Established { suite: suite.id });
+        self.pump(now);
+    }
+
+    /// Sends the next queued command (or Set Session Privilege Level before it, or
+    /// Close Session when asked and idle).
+    fn pump(&mut self, now: Instant) {
+        let State::Established { outstanding, .. } = &self.state else {
+            return;
+        };
+        if outstanding.is_some() {
+            return;
+        }
+        let Some(command) = self.queue.front().copied() else {
+            if self.closing {
+                self.send_close(now);
+            }
+            return;
+        };
+        let needs_raise = match command {
+            Command::ChassisControl(_) | Command::RaisePrivilege => {
+                self.config.privilege > Privilege::User
+            }
+            Command::GetChassisStatus => false,
+        };
+        if needs_raise && !self.privilege_raised {
+            let level = self.config.privilege.level();
+            self.send_request(
+                NETFN_APP,
+                CMD_SET_SESSION_PRIVILEGE,
+                vec![level],
+                Purpose::Privilege,
+                now,
+            );
+            return;
+        }
+        self.queue.pop_front();
+        match command {
+            Command::GetChassisStatus => self.send_request(
+                NETFN_CHASSIS,
+                CMD_GET_CHASSIS_STATUS,
+                vec![],
+                Purpose::Command(command),
+                now,
+            ),
+            Command::ChassisControl(control) => self.send_request(
+                NETFN_CHASSIS,
+                CMD_CHASSIS_CONTROL,
+                vec![control as u8],
+                Purpose::Command(command),
+                now,
+            ),
+            Command::RaisePrivilege => {
+                // Already raised (or USER asked): nothing to send.
+                self.events.push_back(Event::Reply {
+                    command,
+                    result: Ok(Reply::Accepted),
+                });
+                self.pump(now);
+            }
+        }
+    }
+
+    fn send_close(&mut self, now: Instant) {
+        let State::Established { bmc_session_id, .. } = self.state else {
+            return;
+        };
+        self.send_request(
+            NETFN_APP,
+            CMD_CLOSE_SESSION,
+            bmc_session_id.to_le_bytes().to_vec(),
+            Purpose::Close,
+            now,
+        );
+    }
+
+    fn send_request(
+        &mut self,
+        net_fn: u8,
+        command: u8,
+        data: Vec<u8>,
+        purpose: Purpose,
+        now: Instant,
+    ) {
+        self.rq_seq = (self.rq_seq + 1) & 0x3f;
+        let request = Request {
+            net_fn,
+            command,
+            rq_seq: self.rq_seq,
+            data,
+        };
+        let next = now + self.interval(0);
+        if let State::Established { outstanding, .. } = &mut self.state {
+            *outstanding = Some(Outstanding {
+                request: request.clone(),
+                purpose,
+                retries: 0,
+                next,
+            });
+        }
+        self.transmit_request(&request);
+    }
+
+    /// Seals a request with a fresh session sequence number, IV and AuthCode.
+    fn transmit_request(&mut self, request: &Request) {
+        let seq = next_seq(&mut self.out_seq);
+        let mut iv = [0u8; 16];
+        self.rng.fill_bytes(&mut iv);
+        let State::Established {
+            bmc_session_id,
+            keys,
+            ..
+        } = &self.state
+        else {
+            return;
+        };
+        match encode_v2(
+            PayloadType::Ipmi,
+            *bmc_session_id,
+            seq,
+            &request.encode(),
+            Some(keys),
+            iv,
+        ) {
+            Ok(packet) => self.transmit.push_back(packet),
+            Err(e) => {
+                tracing::error!(host = %self.config.host, error = %e, "cannot encode request")
+            }
+        }
+    }
+
+    fn on_ipmi(&mut self, datagram: &[u8], now: Instant) {
+        let State::Established {
+            keys, outstanding, ..
+        } = &self.state
+        else {
+            return;
+        };
+        let Ok(packet) = decode_v2(datagram, Some(keys)) else {
+            return;
+        };
+        // After RAKP 4 only packets protected as the suite says count (ipmi.md §7).
+        let want_auth = keys.integrity != crate::crypto::IntegrityAlgorithm::None;
+        let want_enc = keys.confidentiality != crate::crypto::ConfidentialityAlgorithm::None;
+        if packet.header.session_id != self.console_session_id
+            || packet.header.authenticated != want_auth
+            || packet.header.encrypted != want_enc
+        {
+            return;
+        }
+        let Ok(response) =
+            Response::decode(&packet.payload, !self.config.workarounds.no_checksum_check)
+        else {
+            return;
+        };
+        let Some(o) = outstanding else {
+            return;
+        };
+        let matches_late_control = matches!(o.purpose,
+            Purpose::LostReplyCheck { control_rq_seq, .. } if control_rq_seq == response.rq_seq
+                && response.command == CMD_CHASSIS_CONTROL);
+        if !matches_late_control
+            && (response.rq_seq != o.request.rq_seq
+                || response.command != o.request.command
+                || response.net_fn != o.request.net_fn)
+        {
+            return;
+        }
+        if !self.window.accept(packet.header.sequence) {
+            return;
+        }
+        let purpose = o.purpose;
+        if let State::Established { outstanding, .. } = &mut self.state {
+            *outstanding = None;
+        }
+        self.on_response(purpose, matches_late_control, response, now);
+    }
+
+    fn completion_error(&self, command: Command, code: u8) -> IpmiError {
+        let host = self.host();
+        match code {
+            0xd5 => IpmiError::NotInPresentState {
+                host,
+                command: command.name(),
+            },
+            0xc0 => IpmiError::Busy {
+                host,
+                detail: format!("{}: node busy (0xc0)", command.name()),
+            },
+            _ => IpmiError::Completion {
+                host,
+                command: command.name(),
+                code,
+                meaning: completion_meaning(code),
+            },
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        purpose: Purpose,
+        late_control: bool,
+        response: Response,
+        now: Instant,
+    ) {
+        match purpose {
+            Purpose::Close => return self.finish(None),
+            Purpose::Privilege => {
+                if response.completion == 0 {
+                    self.privilege_raised = true;
+                } else {
+                    // The command that needed the privilege fails with it.
+                    let command = self.queue.pop_front().unwrap_or(Command::RaisePrivilege);
+                    let error = IpmiError::PrivilegeUnavailable {
+                        user: self.config.username(),
+                        host: self.host(),
+                        privilege: self.config.privilege.as_str(),
+                        detail: format!(
+                            "Set Session Privilege Level: completion code {:#04x}: {}",
+                            response.completion,
+                            completion_meaning(response.completion)
+                        ),
+                    };
+                    self.events.push_back(Event::Reply {
+                        command,
+                        result: Err(error),
+                    });
+                }
+            }
+            Purpose::Command(command) => {
+                let result = if response.completion != 0 {
+                    Err(self.completion_error(command, response.completion))
+                } else if command == Command::GetChassisStatus {
+                    match power_is_on(&response.data) {
+                        Ok(on) => Ok(Reply::Power(if on {
+                            PowerState::On
+                        } else {
+                            PowerState::Off
+                        })),
+                        Err(e) => Err(self.protocol(e.to_string())),
+                    }
+                } else {
+                    Ok(Reply::Accepted)
+                };
+                self.events.push_back(Event::Reply { command, result });
+            }
+            Purpose::LostReplyCheck { control, .. } => {
+                let command = Command::ChassisControl(control);
+                let result = if late_control {
+                    if response.completion == 0 {
+                        Ok(Reply::Accepted)
+                    } else {
+                        Err(self.completion_error(command, response.completion))
+                    }
+                } else {
+                    let state = match (response.completion, power_is_on(&response.data)) {
+                        (0, Ok(true)) => PowerState::On,
+                        (0, Ok(false)) => PowerState::Off,
+                        _ => PowerState::Unknown,
+                    };
+                    if control == ChassisControl::PowerCycle && state == PowerState::Off {
+                        // Off right after a cycle was sent: the cycle is running.
+                        Ok(Reply::Accepted)
+                    } else {
+                        Err(IpmiError::Unconfirmed {
+                            host: self.host(),
+                            command: control.as_str(),
+                            state,
+                        })
+                    }
+                };
+                self.events.push_back(Event::Reply { command, result });
+            }
+        }
+        self.pump(now);
+    }
+}

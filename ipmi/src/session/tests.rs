@@ -1,0 +1,624 @@
+//! Client against responder in memory: simulated time, injected loss and
+//! reordering, no sockets (quinn-proto's style of test).
+
+use std::time::Duration;
+
+use fencekit_core::{Instant, PowerState, Secret};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::error::{IpmiError, Phase};
+use crate::message::{ChassisControl, Privilege};
+use crate::responder::{Bmc, BmcConfig};
+use crate::session::client::{Command, Event, Reply, Session, SessionConfig, Workarounds};
+use crate::suite::{offer, CipherSuite};
+
+struct Net {
+    rng: StdRng,
+    loss: f64,
+    /// Up to this much random delay per datagram, which reorders them.
+    jitter_ms: u64,
+    sent_by_client: usize,
+}
+
+impl Net {
+    fn new(seed: u64, loss: f64) -> Net {
+        Net {
+            rng: StdRng::seed_from_u64(seed),
+            loss,
+            jitter_ms: 30,
+            sent_by_client: 0,
+        }
+    }
+
+    /// Runs `commands` in one session, closing it after the last reply; returns the
+    /// events and the simulated time it took.
+    fn run(
+        &mut self,
+        session: &mut Session,
+        bmc: &mut Bmc,
+        commands: &[Command],
+        start: Instant,
+    ) -> Vec<Event> {
+        let mut now = start;
+        for c in commands {
+            session.queue(*c, now);
+        }
+        let mut in_flight: Vec<(Instant, bool, Vec<u8>)> = Vec::new();
+        let mut events = Vec::new();
+        let mut replies = 0;
+        for _ in 0..100_000 {
+            while let Some(e) = session.poll_event() {
+                if matches!(e, Event::Reply { .. }) {
+                    replies += 1;
+                    if replies == commands.len() {
+                        session.close(now);
+                    }
+                }
+                let closed = e == Event::Closed;
+                events.push(e);
+                if closed {
+                    return events;
+                }
+            }
+            while let Some(p) = session.poll_transmit() {
+                self.sent_by_client += 1;
+                if !self.rng.random_bool(self.loss) {
+                    let at = now + Duration::from_millis(self.rng.random_range(0..=self.jitter_ms));
+                    in_flight.push((at, true, p));
+                }
+            }
+            while let Some(p) = bmc.poll_transmit(now) {
+                if !self.rng.random_bool(self.loss) {
+                    let at = now + Duration::from_millis(self.rng.random_range(0..=self.jitter_ms));
+                    in_flight.push((at, false, p));
+                }
+            }
+            let next = in_flight
+                .iter()
+                .map(|(t, _, _)| *t)
+                .chain(session.poll_timeout())
+                .chain(bmc.poll_timeout())
+                .min();
+            let Some(next) = next else { return events };
+            now = now.max(next);
+            in_flight.sort_by_key(|(t, _, _)| *t);
+            let due: Vec<_> = in_flight
+                .iter()
+                .filter(|(t, _, _)| *t <= now)
+                .cloned()
+                .collect();
+            in_flight.retain(|(t, _, _)| *t > now);
+            for (_, to_bmc, p) in due {
+                if to_bmc {
+                    bmc.handle_datagram(now, &p);
+                } else {
+                    session.handle_datagram(now, &p);
+                }
+            }
+            session.handle_timeout(now);
+        }
+        panic!("simulation did not end");
+    }
+}
+
+fn config(password: &str, suites: Vec<CipherSuite>) -> SessionConfig {
+    SessionConfig::new(
+        "bmc1:623",
+        "admin",
+        &Secret::new(password),
+        None,
+        Privilege::Operator,
+        suites,
+    )
+    .unwrap()
+}
+
+fn session(config: SessionConfig, seed: u64, now: Instant) -> Session {
+    Session::new(
+        config,
+        0,
+        now,
+        now + Duration::from_secs(20),
+        StdRng::seed_from_u64(seed),
+    )
+}
+
+fn replies(events: &[Event]) -> Vec<Result<Reply, IpmiError>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reply { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failure(events: &[Event]) -> Option<IpmiError> {
+    events.iter().find_map(|e| match e {
+        Event::Failed(err) => Some(err.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn status_takes_four_round_trips_and_reads_the_power_state() {
+    let now = Instant::now();
+    for suite in [3, 17] {
+        let mut bmc = Bmc::new(BmcConfig::new("secretpw"));
+        let mut net = Net::new(1, 0.0);
+        let mut s = session(
+            config("secretpw", offer(Some(suite), false).unwrap()),
+            2,
+            now,
+        );
+        let events = net.run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+        assert_eq!(events[0], Event::Established { suite });
+        assert_eq!(replies(&events), vec![Ok(Reply::Power(PowerState::On))]);
+        // Open Session, RAKP 1, RAKP 3, Get Chassis Status, Close Session.
+        assert_eq!(net.sent_by_client, 5, "{events:?}");
+        assert_eq!(bmc.session_count(), 0, "the session was closed: {events:?}");
+    }
+}
+
+#[test]
+fn power_down_raises_the_privilege_first_and_the_bmc_switches_off() {
+    let now = Instant::now();
+    let mut bmc = Bmc::new(BmcConfig::new("secretpw"));
+    let mut net = Net::new(3, 0.0);
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 4, now);
+    let events = net.run(
+        &mut s,
+        &mut bmc,
+        &[
+            Command::ChassisControl(ChassisControl::PowerDown),
+            Command::GetChassisStatus,
+        ],
+        now,
+    );
+    assert_eq!(events[0], Event::Established { suite: 17 });
+    assert_eq!(
+        replies(&events),
+        vec![Ok(Reply::Accepted), Ok(Reply::Power(PowerState::Off))]
+    );
+    assert_eq!(bmc.power(), PowerState::Off);
+}
+
+#[test]
+fn a_bmc_without_suite_17_falls_back_to_3() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.suites = vec![3];
+    let mut bmc = Bmc::new(cfg);
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 5, now);
+    let events = Net::new(5, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert_eq!(events[0], Event::Established { suite: 3 });
+}
+
+#[test]
+fn no_common_suite_is_a_clear_error() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.suites = vec![2];
+    let mut bmc = Bmc::new(cfg);
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 5, now);
+    let events = Net::new(5, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert!(
+        matches!(failure(&events), Some(IpmiError::CipherSuiteUnavailable { tried, .. }) if tried == "17, 3")
+    );
+}
+
+#[test]
+fn a_wrong_password_fails_at_rakp_2_without_sending_rakp_3() {
+    let now = Instant::now();
+    let mut bmc = Bmc::new(BmcConfig::new("secretpw"));
+    let mut net = Net::new(6, 0.0);
+    let mut s = session(config("wrong", offer(Some(3), false).unwrap()), 7, now);
+    let events = net.run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    let err = failure(&events).unwrap();
+    assert!(matches!(err, IpmiError::PasswordInvalid { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("admin") && text.contains("bmc1:623"),
+        "{text}"
+    );
+    // Open Session and RAKP 1 only: no RAKP 3 code for a possible impostor.
+    assert_eq!(net.sent_by_client, 2);
+}
+
+#[test]
+fn an_impostor_proving_another_key_gets_no_rakp_3() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.faults.wrong_key = true;
+    let mut bmc = Bmc::new(cfg);
+    let mut net = Net::new(8, 0.0);
+    let mut s = session(config("secretpw", offer(Some(17), false).unwrap()), 9, now);
+    let events = net.run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert!(matches!(
+        failure(&events),
+        Some(IpmiError::PasswordInvalid { .. })
+    ));
+    assert_eq!(net.sent_by_client, 2);
+}
+
+#[test]
+fn an_unknown_user_is_named_as_username_invalid() {
+    let now = Instant::now();
+    let mut bmc = Bmc::new(BmcConfig::new("secretpw"));
+    let cfg = SessionConfig::new(
+        "bmc1",
+        "nobody",
+        &Secret::new("x"),
+        None,
+        Privilege::Operator,
+        offer(Some(3), false).unwrap(),
+    )
+    .unwrap();
+    let mut s = session(cfg, 1, now);
+    let events = Net::new(1, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert!(matches!(
+        failure(&events),
+        Some(IpmiError::UsernameInvalid { .. })
+    ));
+}
+
+#[test]
+fn a_wrong_k_g_fails_at_rakp_4() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.kg = Some(zeroize::Zeroizing::new(b"bmckey".to_vec()));
+    let mut bmc = Bmc::new(cfg);
+    let c = SessionConfig::new(
+        "bmc1",
+        "admin",
+        &Secret::new("secretpw"),
+        Some(b"other"),
+        Privilege::Operator,
+        offer(Some(3), false).unwrap(),
+    )
+    .unwrap();
+    let mut s = session(c, 1, now);
+    let events = Net::new(1, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert!(matches!(
+        failure(&events),
+        Some(IpmiError::KgInvalid { .. })
+    ));
+    // And the right one works.
+    let c = SessionConfig::new(
+        "bmc1",
+        "admin",
+        &Secret::new("secretpw"),
+        Some(b"bmckey"),
+        Privilege::Operator,
+        offer(Some(3), false).unwrap(),
+    )
+    .unwrap();
+    let mut s = session(c, 2, now);
+    let events = Net::new(1, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert_eq!(replies(&events), vec![Ok(Reply::Power(PowerState::On))]);
+}
+
+#[test]
+fn sessions_survive_30_percent_loss_and_reordering() {
+    let start = Instant::now();
+    let mut timed_out = 0;
+    for seed in 0..40u64 {
+        for suite in [3, 17] {
+            let mut cfg = BmcConfig::new("secretpw");
+            cfg.seed = seed;
+            let mut bmc = Bmc::new(cfg);
+            let mut net = Net::new(seed, 0.3);
+            let mut s = session(
+                config("secretpw", offer(Some(suite), false).unwrap()),
+                seed + 100,
+                start,
+            );
+            let events = net.run(
+                &mut s,
+                &mut bmc,
+                &[
+                    Command::ChassisControl(ChassisControl::PowerDown),
+                    Command::GetChassisStatus,
+                ],
+                start,
+            );
+            match failure(&events) {
+                // A loss pattern may outlast the 20 s deadline; it must say so.
+                Some(IpmiError::NoAnswer { .. }) => {
+                    timed_out += 1;
+                    continue;
+                }
+                Some(other) => panic!("seed {seed} suite {suite}: {other}"),
+                None => {}
+            }
+            let r = replies(&events);
+            assert_eq!(
+                r,
+                vec![Ok(Reply::Accepted), Ok(Reply::Power(PowerState::Off))],
+                "seed {seed}"
+            );
+            assert_eq!(bmc.power(), PowerState::Off);
+        }
+    }
+    // Retransmission must carry nearly every run through 30 % loss.
+    assert!(timed_out <= 4, "{timed_out} of 80 runs timed out");
+}
+
+#[test]
+fn a_bmc_that_stops_answering_mid_session_ends_by_the_deadline() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.faults.silent_after_requests = Some(0);
+    let mut bmc = Bmc::new(cfg);
+    let mut s = session(config("secretpw", offer(Some(17), false).unwrap()), 1, now);
+    let events = Net::new(1, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert_eq!(
+        failure(&events),
+        Some(IpmiError::NoAnswer {
+            host: "bmc1:623".into(),
+            phase: Phase::InSession
+        })
+    );
+}
+
+#[test]
+fn a_silent_address_says_nothing_answered_open_session() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.faults.drop_share = 1.0;
+    let mut bmc = Bmc::new(cfg);
+    let mut net = Net::new(1, 0.0);
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 1, now);
+    let events = net.run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert!(matches!(
+        failure(&events),
+        Some(IpmiError::NoAnswer {
+            phase: Phase::OpenSession,
+            ..
+        })
+    ));
+    // Time-outs never fall back to the next suite: only suite 17 was sent, retried.
+    assert!(net.sent_by_client > 5);
+}
+
+#[test]
+fn a_lost_cycle_reply_is_not_repeated_but_checked_with_status() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    // The BMC runs the command, then falls silent for the control reply only:
+    // emulate by dropping every reply after the third in-session request.
+    cfg.faults.reply_delay = Duration::ZERO;
+    let mut bmc = Bmc::new(cfg);
+    let mut s = session(config("secretpw", offer(Some(3), false).unwrap()), 1, now);
+    let mut net = Net::new(1, 0.0);
+    // Establish and raise privilege first.
+    let events = net.run(&mut s, &mut bmc, &[Command::RaisePrivilege], now);
+    assert_eq!(replies(&events), vec![Ok(Reply::Accepted)]);
+    // A fresh session where the cycle's reply is lost: the BMC stops answering
+    // after executing it, so the status check times out too.
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.faults.silent_after_requests = Some(2);
+    let mut bmc = Bmc::new(cfg);
+    let mut s = session(config("secretpw", offer(Some(3), false).unwrap()), 2, now);
+    let mut s_events = Vec::new();
+    s.queue(Command::ChassisControl(ChassisControl::PowerCycle), now);
+    let mut t = now;
+    for _ in 0..1000 {
+        let mut moved = true;
+        while moved {
+            moved = false;
+            while let Some(p) = s.poll_transmit() {
+                bmc.handle_datagram(t, &p);
+                moved = true;
+            }
+            while let Some(p) = bmc.poll_transmit(t) {
+                s.handle_datagram(t, &p);
+                moved = true;
+            }
+        }
+        while let Some(e) = s.poll_event() {
+            s_events.push(e);
+        }
+        if s.is_done() {
+            break;
+        }
+        match s.poll_timeout() {
+            Some(next) => {
+                t = t.max(next);
+                s.handle_timeout(t);
+            }
+            None => break,
+        }
+    }
+    // Set Session Privilege and the cycle reached the BMC once; the cycle was
+    // never sent again.
+    assert_eq!(
+        bmc.controls(),
+        &[ChassisControl::PowerCycle],
+        "{s_events:?}"
+    );
+    assert!(matches!(
+        failure(&s_events),
+        Some(IpmiError::NoAnswer { .. })
+    ));
+}
+
+#[test]
+fn a_cycle_of_a_machine_that_is_off_is_its_own_error() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.power = PowerState::Off;
+    let mut bmc = Bmc::new(cfg);
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 1, now);
+    let events = Net::new(1, 0.0).run(
+        &mut s,
+        &mut bmc,
+        &[Command::ChassisControl(ChassisControl::HardReset)],
+        now,
+    );
+    assert!(matches!(
+        replies(&events)[0],
+        Err(IpmiError::NotInPresentState { .. })
+    ));
+}
+
+#[test]
+fn user_privilege_cannot_switch_power() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.users[0].max_privilege = Privilege::User;
+    let mut bmc = Bmc::new(cfg);
+    let c = SessionConfig::new(
+        "bmc1",
+        "admin",
+        &Secret::new("secretpw"),
+        None,
+        Privilege::User,
+        offer(None, false).unwrap(),
+    )
+    .unwrap();
+    let mut s = session(c, 1, now);
+    let events = Net::new(1, 0.0).run(
+        &mut s,
+        &mut bmc,
+        &[Command::ChassisControl(ChassisControl::PowerDown)],
+        now,
+    );
+    assert!(matches!(
+        &replies(&events)[0],
+        Err(IpmiError::Completion { code: 0xd4, .. })
+    ));
+    assert_eq!(bmc.power(), PowerState::On);
+}
+
+#[test]
+fn a_lying_bmc_acknowledges_off_and_status_still_reads_on() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.faults.lie_about_off = true;
+    let mut bmc = Bmc::new(cfg);
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 1, now);
+    let events = Net::new(1, 0.0).run(
+        &mut s,
+        &mut bmc,
+        &[
+            Command::ChassisControl(ChassisControl::PowerDown),
+            Command::GetChassisStatus,
+        ],
+        now,
+    );
+    assert_eq!(
+        replies(&events),
+        vec![Ok(Reply::Accepted), Ok(Reply::Power(PowerState::On))]
+    );
+}
+
+#[test]
+fn workarounds_parse_by_name_and_unknown_ones_are_refused() {
+    let w = Workarounds::parse("opensesspriv, nochecksumcheck,idzero").unwrap();
+    assert!(w.open_session_privilege && w.no_checksum_check && w.accept_session_id_zero);
+    assert!(!w.open_session_privilege_zero);
+    assert!(
+        Workarounds::parse("privzero")
+            .unwrap()
+            .open_session_privilege_zero
+    );
+    assert!(Workarounds::parse("authcap").is_err());
+}
+
+#[test]
+fn open_session_carries_the_requested_privilege_unless_privzero() {
+    let now = Instant::now();
+    let decode = |s: &mut Session| {
+        let p = s.poll_transmit().unwrap();
+        let packet = crate::packet::decode_v2(&p, None).unwrap();
+        crate::setup::OpenSessionRequest::decode(&packet.payload)
+            .unwrap()
+            .privilege
+    };
+    let mut s = session(config("pw", offer(None, false).unwrap()), 1, now);
+    assert_eq!(decode(&mut s), Privilege::Operator.level());
+    let mut c = config("pw", offer(None, false).unwrap());
+    c.workarounds = Workarounds::parse("opensesspriv").unwrap();
+    assert_eq!(decode(&mut session(c, 1, now)), Privilege::Operator.level());
+    let mut c = config("pw", offer(None, false).unwrap());
+    c.workarounds = Workarounds::parse("privzero").unwrap();
+    assert_eq!(decode(&mut session(c, 1, now)), 0);
+}
+
+#[test]
+fn the_first_open_session_offers_suite_17_and_never_suite_0() {
+    let now = Instant::now();
+    let mut s = session(config("pw", offer(None, false).unwrap()), 1, now);
+    let p = s.poll_transmit().unwrap();
+    let packet = crate::packet::decode_v2(&p, None).unwrap();
+    let req = crate::setup::OpenSessionRequest::decode(&packet.payload).unwrap();
+    assert_eq!(CipherSuite::from_algorithms(req.algorithms).unwrap().id, 17);
+    assert_ne!(req.console_session_id, 0);
+}
+
+#[test]
+fn passwords_over_20_bytes_and_names_over_16_are_refused_up_front() {
+    let suites = offer(None, false).unwrap();
+    let err = SessionConfig::new(
+        "h",
+        "admin",
+        &Secret::new("a".repeat(21)),
+        None,
+        Privilege::Operator,
+        suites.clone(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("at most 20"), "{err}");
+    assert!(!err.to_string().contains("aaaa"));
+    assert!(SessionConfig::new(
+        "h",
+        &"u".repeat(17),
+        &Secret::new("p"),
+        None,
+        Privilege::Operator,
+        suites
+    )
+    .is_err());
+}
+
+#[test]
+fn idzero_accepts_a_bmc_session_id_of_zero() {
+    let now = Instant::now();
+    let answer = |workarounds: &str| {
+        let mut c = config("pw", offer(Some(3), false).unwrap());
+        c.workarounds = Workarounds::parse(workarounds).unwrap();
+        let mut s = session(c, 1, now);
+        let p = s.poll_transmit().unwrap();
+        let packet = crate::packet::decode_v2(&p, None).unwrap();
+        let req = crate::setup::OpenSessionRequest::decode(&packet.payload).unwrap();
+        let resp = crate::setup::OpenSessionResponse {
+            tag: req.tag,
+            status: 0,
+            privilege: 3,
+            console_session_id: req.console_session_id,
+            accepted: Some((0, req.algorithms)),
+        };
+        let bytes = crate::packet::encode_v2(
+            crate::packet::PayloadType::OpenSessionResponse,
+            0,
+            0,
+            &resp.encode(),
+            None,
+            [0; 16],
+        )
+        .unwrap();
+        s.handle_datagram(now, &bytes);
+        (s.poll_transmit().is_some(), s.poll_event())
+    };
+    let (sent, event) = answer("");
+    assert!(!sent);
+    assert!(matches!(
+        event,
+        Some(Event::Failed(IpmiError::Protocol { .. }))
+    ));
+    let (sent, event) = answer("idzero");
+    assert!(sent, "RAKP 1 follows");
+    assert_eq!(event, None);
+}

@@ -1,0 +1,559 @@
+//! [`IpmiSwitch`]: the `PowerSwitch` for a BMC, and the `ipmi` plugin's parameter
+//! [`SCHEMA`]. One session per call (open, command, close): simple and correct;
+//! the fence algorithm in core polls status and decides what "fenced" means.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fencekit_core::schema::{ParamSpec, ParamType, PluginKind};
+use fencekit_core::{
+    DeviceCommand, DeviceError, Instant, Params, Plug, PlugInfo, PowerState, PowerSwitch, Schema,
+    SwitchTo,
+};
+use tokio::sync::Mutex;
+
+use crate::driver::Driver;
+use crate::error::IpmiError;
+use crate::message::{ChassisControl, Privilege};
+use crate::session::client::{Command, Reply, SessionConfig, Workarounds};
+use crate::suite::offer;
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec::new("ip", "IP address or host name of the BMC")
+        .aliases(&["ipaddr"])
+        .short('a')
+        .required(),
+    ParamSpec::new("ipport", "UDP port of the BMC's RMCP+ service")
+        .aliases(&["udpport"])
+        .short('u')
+        .ty(ParamType::Integer)
+        .default("623"),
+    ParamSpec::new("username", "BMC user name (at most 16 bytes)")
+        .aliases(&["login", "userid"])
+        .short('l'),
+    ParamSpec::new("password", "BMC password (at most 20 bytes)")
+        .aliases(&["passwd"])
+        .short('p')
+        .secret(),
+    ParamSpec::new("privlvl", "privilege level to ask for")
+        .short('L')
+        .ty(ParamType::Select(&[
+            "callback",
+            "user",
+            "operator",
+            "administrator",
+        ]))
+        .default("operator"),
+    ParamSpec::new(
+        "cipher",
+        "pin one cipher suite (default: 17, then 3); weak suites only when pinned",
+    )
+    .short('C'),
+    ParamSpec::new(
+        "hexadecimal_kg",
+        "the BMC key K_g, in hexadecimal (two-key login)",
+    )
+    .secret(),
+    ParamSpec::new(
+        "lanplus",
+        "accepted for compatibility: fencekit always speaks IPMI v2.0 RMCP+",
+    )
+    .ty(ParamType::Boolean),
+    ParamSpec::new("interface", "IPMI interface; only lanplus is implemented")
+        .ty(ParamType::Select(&["lanplus"]))
+        .default("lanplus"),
+    ParamSpec::new(
+        "allow_insecure_cipher",
+        "allow a pinned cipher suite without authentication or integrity (0, 1, 6, 15)",
+    )
+    .ty(ParamType::Boolean)
+    .default("0"),
+    ParamSpec::new(
+        "workarounds",
+        "comma-separated BMC quirk workarounds: opensesspriv, privzero, nochecksumcheck, idzero",
+    ),
+    ParamSpec::new(
+        "retransmit_interval",
+        "seconds before a lost datagram is sent again",
+    )
+    .ty(ParamType::Seconds)
+    .default("0.5"),
+];
+
+/// The `ipmi` plugin's schema.
+pub const SCHEMA: Schema = Schema {
+    plugin: "ipmi",
+    kind: PluginKind::Power,
+    summary: "IPMI v2.0 BMC over RMCP+ (lanplus), native",
+    description: "Switches a machine through its BMC with IPMI v2.0 RMCP+ (lanplus), \
+                  without ipmitool. Cipher suite 17, then 3, unless one is pinned; \
+                  wrong passwords fail at once without retries.",
+    url: "https://www.intel.com/content/www/us/en/products/docs/servers/ipmi/ipmi-second-gen-interface-spec-v2-rev1-1.html",
+    multi_plug: false,
+    params: PARAMS,
+};
+
+/// A BMC as a power switch with one plug, [`Plug::Chassis`].
+pub struct IpmiSwitch {
+    host: String,
+    port: u16,
+    config: SessionConfig,
+    /// Shared driver, or one made on first use in the caller's runtime.
+    driver: Mutex<Option<Driver>>,
+}
+
+impl std::fmt::Debug for IpmiSwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpmiSwitch")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_error(error: IpmiError) -> DeviceError {
+    match error {
+        IpmiError::Config(text) => DeviceError::Failed(text),
+        other => other.into(),
+    }
+}
+
+fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim().trim_start_matches("0x");
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+impl IpmiSwitch {
+    /// Builds the switch from parameters validated against [`SCHEMA`].
+    pub fn from_params(params: &Params) -> Result<IpmiSwitch, DeviceError> {
+        let host = params
+            .text("ip")
+            .ok_or_else(|| DeviceError::Failed("parameter `ip` is missing".into()))?
+            .to_string();
+        let port = params.integer("ipport").unwrap_or(623);
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| DeviceError::Failed(format!("ipport {port} is not a UDP port")))?;
+        let username = params.text("username").unwrap_or("");
+        if username.is_empty() {
+            // Null user names are refused (ipmi.md §7).
+            return Err(DeviceError::Failed(
+                "parameter `username` is missing; anonymous IPMI logins are refused".into(),
+            ));
+        }
+        let password = params
+            .secret("password")
+            .cloned()
+            .ok_or_else(|| DeviceError::Failed("parameter `password` is missing".into()))?;
+        let privilege =
+            Privilege::parse(params.text("privlvl").unwrap_or("operator")).ok_or_else(|| {
+                DeviceError::Failed(
+                    "privlvl must be callback, user, operator or administrator".into(),
+                )
+            })?;
+        let pinned = match params
+            .text("cipher")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            None => None,
+            Some(text) => Some(text.parse::<u8>().map_err(|_| {
+                DeviceError::Failed(format!("cipher `{text}` is not a cipher suite number"))
+            })?),
+        };
+        let allow_insecure = params.boolean("allow_insecure_cipher").unwrap_or(false);
+        let suites = offer(pinned, allow_insecure).map_err(config_error)?;
+        let kg = match params.secret("hexadecimal_kg") {
+            None => None,
+            Some(secret) => Some(zeroize::Zeroizing::new(
+                parse_hex(secret.expose()).ok_or_else(|| {
+                    DeviceError::Failed("hexadecimal_kg is not hexadecimal".into())
+                })?,
+            )),
+        };
+        if params.boolean("lanplus") == Some(false) {
+            tracing::warn!(
+                host,
+                "lanplus=0 ignored: fencekit speaks IPMI v2.0 RMCP+ only"
+            );
+        }
+        let name = format!("{host}:{port}");
+        let mut config = SessionConfig::new(
+            name,
+            username,
+            &password,
+            kg.as_ref().map(|k| &k[..]),
+            privilege,
+            suites,
+        )
+        .map_err(config_error)?;
+        if let Some(list) = params.text("workarounds") {
+            config.workarounds = Workarounds::parse(list).map_err(config_error)?;
+        }
+        if let Some(interval) = params.seconds("retransmit_interval") {
+            config.retransmit_interval = interval.max(Duration::from_millis(50));
+        }
+        Ok(IpmiSwitch {
+            host,
+            port,
+            config,
+            driver: Mutex::new(None),
+        })
+    }
+
+    /// Uses `driver` (one socket shared by many BMCs) instead of one of its own.
+    pub fn with_driver(self, driver: Driver) -> IpmiSwitch {
+        IpmiSwitch {
+            driver: Mutex::new(Some(driver)),
+            ..self
+        }
+    }
+
+    fn check_plug(plug: &Plug) -> Result<(), DeviceError> {
+        match plug {
+            Plug::Chassis => Ok(()),
+            other => Err(DeviceError::UnknownPlug {
+                plug: other.to_string(),
+                known: "chassis (a BMC has one)".into(),
+            }),
+        }
+    }
+
+    async fn driver(&self) -> Result<Driver, DeviceError> {
+        let mut slot = self.driver.lock().await;
+        if let Some(driver) = slot.as_ref().filter(|d| d.is_alive()) {
+            return Ok(driver.clone());
+        }
+        let local: SocketAddr = if self.host.starts_with("127.") || self.host == "localhost" {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        } else {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        };
+        let driver = Driver::bind(local)
+            .await
+            .map_err(|e| DeviceError::Failed(format!("cannot open a UDP socket: {e}")))?;
+        *slot = Some(driver.clone());
+        Ok(driver)
+    }
+
+    async fn peer(&self, deadline: Instant) -> Result<SocketAddr, DeviceError> {
+        let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
+        let mut addrs = tokio::time::timeout_at(deadline, lookup)
+            .await
+            .map_err(|_| DeviceError::TimedOut(format!("resolving {}", self.host)))?
+            .map_err(|e| DeviceError::Failed(format!("cannot resolve {}: {e}", self.host)))?;
+        addrs
+            .next()
+            .ok_or_else(|| DeviceError::Failed(format!("{} has no address", self.host)))
+    }
+
+    async fn run(
+        &self,
+        commands: Vec<Command>,
+        deadline: Instant,
+    ) -> Result<Vec<Reply>, DeviceError> {
+        let peer = self.peer(deadline).await?;
+        let driver = self.driver().await?;
+        let replies = driver
+            .run(peer, self.config.clone(), commands, deadline)
+            .await
+            .map_err(DeviceError::from)?;
+        replies
+            .into_iter()
+            .map(|r| r.map_err(DeviceError::from))
+            .collect()
+    }
+
+    async fn control(&self, control: ChassisControl, deadline: Instant) -> Result<(), DeviceError> {
+        tracing::info!(host = %self.config.host, command = control.as_str(), "chassis control");
+        self.run(vec![Command::ChassisControl(control)], deadline)
+            .await?;
+        Ok(())
+    }
+
+    async fn read_power(
+        &self,
+        commands: Vec<Command>,
+        deadline: Instant,
+    ) -> Result<PowerState, DeviceError> {
+        let replies = self.run(commands, deadline).await?;
+        Ok(replies
+            .iter()
+            .find_map(|r| match r {
+                Reply::Power(state) => Some(*state),
+                Reply::Accepted => None,
+            })
+            .unwrap_or(PowerState::Unknown))
+    }
+}
+
+#[async_trait]
+impl PowerSwitch for IpmiSwitch {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        Self::check_plug(plug)?;
+        self.read_power(vec![Command::GetChassisStatus], deadline)
+            .await
+    }
+
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        Self::check_plug(plug)?;
+        let control = match to {
+            SwitchTo::On => ChassisControl::PowerUp,
+            SwitchTo::Off => ChassisControl::PowerDown,
+        };
+        self.control(control, deadline).await
+    }
+
+    async fn command(
+        &self,
+        plug: &Plug,
+        command: DeviceCommand,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        Self::check_plug(plug)?;
+        let control = match command {
+            DeviceCommand::Cycle => ChassisControl::PowerCycle,
+            DeviceCommand::Reset => ChassisControl::HardReset,
+            // An NMI cannot be verified: success means "sent, unverified".
+            DeviceCommand::Diag => ChassisControl::DiagnosticInterrupt,
+            DeviceCommand::SoftOff => ChassisControl::SoftShutdown,
+        };
+        self.control(control, deadline).await
+    }
+
+    fn supports(&self, command: DeviceCommand) -> bool {
+        matches!(
+            command,
+            DeviceCommand::Cycle
+                | DeviceCommand::Reset
+                | DeviceCommand::Diag
+                | DeviceCommand::SoftOff
+        )
+    }
+
+    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+        let state = self.status(&Plug::Chassis, deadline).await?;
+        Ok(vec![PlugInfo {
+            plug: Plug::Chassis,
+            name: None,
+            state,
+        }])
+    }
+
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
+        // Raising the privilege proves the user may switch power, not just read it.
+        self.read_power(
+            vec![Command::RaisePrivilege, Command::GetChassisStatus],
+            deadline,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::spawn_bmcs;
+    use crate::responder::BmcConfig;
+    use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        let raw: Vec<RawParam> = pairs
+            .iter()
+            .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+            .collect();
+        validate(&[&SCHEMA], &raw, Unknown::Reject, None)
+            .unwrap()
+            .params
+    }
+
+    fn switch_for(addr: SocketAddr, password: &str) -> IpmiSwitch {
+        IpmiSwitch::from_params(&params(&[
+            ("ipaddr", "127.0.0.1"),
+            ("ipport", &addr.port().to_string()),
+            ("login", "admin"),
+            ("passwd", password),
+        ]))
+        .unwrap()
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn status_off_and_on_work_against_the_responder_over_udp() {
+        let bmcs = spawn_bmcs(vec![BmcConfig::new("secretpw")]).await.unwrap();
+        let (addr, bmc) = bmcs[0].clone();
+        let sw = switch_for(addr, "secretpw");
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::On
+        );
+        sw.switch(&Plug::Chassis, SwitchTo::Off, soon())
+            .await
+            .unwrap();
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::Off
+        );
+        assert_eq!(bmc.lock().unwrap().power(), PowerState::Off);
+        sw.switch(&Plug::Chassis, SwitchTo::On, soon())
+            .await
+            .unwrap();
+        assert_eq!(sw.list(soon()).await.unwrap()[0].state, PowerState::On);
+        sw.check(soon()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_is_an_authentication_error_naming_user_and_host() {
+        let bmcs = spawn_bmcs(vec![BmcConfig::new("secretpw")]).await.unwrap();
+        let sw = switch_for(bmcs[0].0, "wrong");
+        let err = sw.status(&Plug::Chassis, soon()).await.unwrap_err();
+        assert!(matches!(err, DeviceError::Auth(_)), "{err}");
+        assert!(
+            err.to_string().contains("`admin`") && err.to_string().contains("127.0.0.1"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_driver_serves_many_bmcs_at_once() {
+        let bmcs = spawn_bmcs((0..20).map(|_| BmcConfig::new("secretpw")).collect())
+            .await
+            .unwrap();
+        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let switches: Vec<IpmiSwitch> = bmcs
+            .iter()
+            .map(|(addr, _)| switch_for(*addr, "secretpw").with_driver(driver.clone()))
+            .collect();
+        let calls = switches
+            .iter()
+            .map(|sw| sw.switch(&Plug::Chassis, SwitchTo::Off, soon()));
+        for result in futures_join(calls).await {
+            result.unwrap();
+        }
+        for (_, bmc) in &bmcs {
+            assert_eq!(bmc.lock().unwrap().power(), PowerState::Off);
+        }
+    }
+
+    async fn futures_join<F: std::future::Future>(
+        futures: impl Iterator<Item = F>,
+    ) -> Vec<F::Output> {
+        let mut set = Vec::new();
+        for f in futures {
+            set.push(Box::pin(f));
+        }
+        // Poll every call in one task, so that they run concurrently.
+        let mut pending: Vec<_> = set.into_iter().map(Some).collect();
+        let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut all = true;
+            for (i, slot) in pending.iter_mut().enumerate() {
+                if let Some(f) = slot {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => {
+                            results[i] = Some(v);
+                            *slot = None;
+                        }
+                        std::task::Poll::Pending => all = false,
+                    }
+                }
+            }
+            if all {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        results.into_iter().flatten().collect()
+    }
+
+    #[tokio::test]
+    async fn only_the_chassis_plug_exists() {
+        let sw = switch_for(SocketAddr::from(([127, 0, 0, 1], 9)), "x");
+        let err = sw.status(&Plug::Number(1), soon()).await.unwrap_err();
+        assert!(matches!(err, DeviceError::UnknownPlug { .. }));
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_ends_by_the_deadline_with_no_answer() {
+        // A port nothing listens on: bind one, note it, drop it.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let sw = switch_for(SocketAddr::from(([127, 0, 0, 1], port)), "x");
+        let err = sw
+            .status(&Plug::Chassis, Instant::now() + Duration::from_millis(1200))
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+    }
+
+    #[test]
+    fn the_schema_accepts_fence_agent_names_and_refuses_bad_settings() {
+        let p = params(&[
+            ("ip", "h"),
+            ("userid", "u"),
+            ("password", "p"),
+            ("cipher", "3"),
+            ("privlvl", "ADMINISTRATOR"),
+        ]);
+        let sw = IpmiSwitch::from_params(&p).unwrap();
+        assert_eq!(sw.config.suites[0].id, 3);
+        assert_eq!(sw.config.privilege, Privilege::Administrator);
+        let bad = params(&[
+            ("ip", "h"),
+            ("userid", "u"),
+            ("password", "p"),
+            ("cipher", "0"),
+        ]);
+        assert!(IpmiSwitch::from_params(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("allow_insecure_cipher"));
+        let long = params(&[
+            ("ip", "h"),
+            ("userid", "u"),
+            ("password", "123456789012345678901"),
+        ]);
+        assert!(IpmiSwitch::from_params(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 20"));
+        let kg = params(&[
+            ("ip", "h"),
+            ("userid", "u"),
+            ("password", "p"),
+            ("hexadecimal_kg", "zz"),
+        ]);
+        assert!(IpmiSwitch::from_params(&kg).is_err());
+        for forbidden in ["timeout", "power_timeout", "power_wait", "method", "delay"] {
+            assert!(
+                SCHEMA.find(forbidden).is_none(),
+                "{forbidden} belongs to core's fence schema"
+            );
+        }
+    }
+}
