@@ -18,11 +18,29 @@ fn build_sim(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
     Ok(Arc::new(sim::SimSwitch::from_params(params)?))
 }
 
+fn build_apc(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
+    Ok(Arc::new(fencekit_apc::ApcSnmpSwitch::from_params(params)?))
+}
+
+fn build_ipmi(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
+    Ok(Arc::new(fencekit_ipmi::IpmiSwitch::from_params(params)?))
+}
+
 /// The built-in power plugins.
-pub const POWER: &[PowerPlugin] = &[PowerPlugin {
-    schema: &sim::SCHEMA,
-    build: build_sim,
-}];
+pub const POWER: &[PowerPlugin] = &[
+    PowerPlugin {
+        schema: &fencekit_apc::SCHEMA,
+        build: build_apc,
+    },
+    PowerPlugin {
+        schema: &fencekit_ipmi::SCHEMA,
+        build: build_ipmi,
+    },
+    PowerPlugin {
+        schema: &sim::SCHEMA,
+        build: build_sim,
+    },
+];
 
 /// The registry of plugins.
 #[derive(Debug, Default, Clone, Copy)]

@@ -1,0 +1,725 @@
+//! An APC PDU emulator for tests, run by net-snmp's `snmpd` as a `pass_persist`
+//! program for the PowerNet subtree `.1.3.6.1.4.1.318`: snmpd does the SNMP (v1, v2c,
+//! v3, communities, users, access control) and asks us, line by line on stdin, to
+//! `get`, `getnext` or `set` one object (`man snmpd.conf`, "pass_persist").
+//!
+//! Outlets live in a state file that the emulator re-reads for every request and
+//! writes after every change, so a test can set faults and read the true outlet
+//! state while snmpd runs. Faults per outlet: `obey`; `lie` (accept every command,
+//! never change); `slow:MS` (every answer about the outlet takes MS milliseconds);
+//! `pending:MS` (a command stays pending for MS milliseconds, the state unchanged,
+//! then takes effect).
+//!
+//! The object tables are written here from the PowerNet-MIB on purpose apart from
+//! [`crate::profile`], so that a wrong number in one does not hide in the other.
+//!
+//! State file, one item a line (`#` comments):
+//! ```text
+//! family rpdu                      # rpdu | rpdu2 | masterswitch | masterswitchplus
+//! reboot_ms 1000                   # how long an outlet reboot keeps it off
+//! outlet 1 1 on obey - db-1        # unit number state fault pending name...
+//! ```
+//! `pending` is `-` or `on@MS`/`off@MS`: the state the outlet reaches at that Unix time
+//! in milliseconds.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::ber::{dotted, parse_dotted, Oid};
+use crate::profile::Family;
+
+/// How an emulated outlet behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Obey,
+    Lie,
+    Slow(u64),
+    Pending(u64),
+}
+
+impl Fault {
+    fn parse(text: &str) -> Option<Fault> {
+        match text.split_once(':') {
+            None if text == "obey" => Some(Fault::Obey),
+            None if text == "lie" => Some(Fault::Lie),
+            Some(("slow", ms)) => ms.parse().ok().map(Fault::Slow),
+            Some(("pending", ms)) => ms.parse().ok().map(Fault::Pending),
+            _ => None,
+        }
+    }
+
+    fn word(self) -> String {
+        match self {
+            Fault::Obey => "obey".into(),
+            Fault::Lie => "lie".into(),
+            Fault::Slow(ms) => format!("slow:{ms}"),
+            Fault::Pending(ms) => format!("pending:{ms}"),
+        }
+    }
+}
+
+/// One emulated outlet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimOutlet {
+    /// The unit in a MasterSwitch Plus chain (the module of an rPDU2); 1 elsewhere.
+    pub unit: u32,
+    pub number: u32,
+    pub name: String,
+    pub on: bool,
+    pub fault: Fault,
+    /// The state the outlet will reach, and when (Unix milliseconds).
+    pub pending: Option<(bool, u64)>,
+}
+
+/// The emulated PDU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimPdu {
+    pub family: Family,
+    pub reboot_ms: u64,
+    pub outlets: Vec<SimOutlet>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl SimPdu {
+    /// A PDU of `family` with outlets `1..=count` on unit 1, all on, named `outlet-N`.
+    pub fn new(family: Family, count: u32) -> SimPdu {
+        SimPdu {
+            family,
+            reboot_ms: 1000,
+            outlets: (1..=count)
+                .map(|n| SimOutlet {
+                    unit: 1,
+                    number: n,
+                    name: format!("outlet-{n}"),
+                    on: true,
+                    fault: Fault::Obey,
+                    pending: None,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn outlet_mut(&mut self, unit: u32, number: u32) -> Option<&mut SimOutlet> {
+        self.outlets
+            .iter_mut()
+            .find(|o| o.unit == unit && o.number == number)
+    }
+
+    pub fn outlet(&self, unit: u32, number: u32) -> Option<&SimOutlet> {
+        self.outlets
+            .iter()
+            .find(|o| o.unit == unit && o.number == number)
+    }
+
+    pub fn parse(text: &str) -> Result<SimPdu, String> {
+        let mut pdu = SimPdu::new(Family::Rpdu, 0);
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            let bad = || format!("state line {}: cannot read `{line}`", i + 1);
+            let mut words = line.split_whitespace();
+            match words.next() {
+                None => {}
+                Some("family") => {
+                    pdu.family = words.next().and_then(Family::from_name).ok_or_else(bad)?
+                }
+                Some("reboot_ms") => {
+                    pdu.reboot_ms = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?
+                }
+                Some("outlet") => {
+                    let unit = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
+                    let number = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
+                    let on = match words.next() {
+                        Some("on") => true,
+                        Some("off") => false,
+                        _ => return Err(bad()),
+                    };
+                    let fault = words.next().and_then(Fault::parse).ok_or_else(bad)?;
+                    let pending = match words.next() {
+                        Some("-") => None,
+                        Some(p) => {
+                            let (state, at) = p.split_once('@').ok_or_else(bad)?;
+                            Some((state == "on", at.parse().map_err(|_| bad())?))
+                        }
+                        None => return Err(bad()),
+                    };
+                    let name = words.collect::<Vec<_>>().join(" ");
+                    pdu.outlets.push(SimOutlet {
+                        unit,
+                        number,
+                        name,
+                        on,
+                        fault,
+                        pending,
+                    });
+                }
+                Some(_) => return Err(bad()),
+            }
+        }
+        Ok(pdu)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "family {}\nreboot_ms {}\n",
+            self.family.name(),
+            self.reboot_ms
+        );
+        for o in &self.outlets {
+            let pending = match o.pending {
+                Some((on, at)) => format!("{}@{at}", if on { "on" } else { "off" }),
+                None => "-".into(),
+            };
+            out.push_str(&format!(
+                "outlet {} {} {} {} {pending} {}\n",
+                o.unit,
+                o.number,
+                if o.on { "on" } else { "off" },
+                o.fault.word(),
+                o.name
+            ));
+        }
+        out
+    }
+
+    pub fn load(path: &Path) -> Result<SimPdu, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        SimPdu::parse(&text)
+    }
+
+    /// Writes the state atomically (a rename), so a reader never sees half a file.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, self.render())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Applies pending changes whose time has come.
+    pub fn settle(&mut self, now: u64) {
+        for o in &mut self.outlets {
+            if let Some((on, at)) = o.pending {
+                if now >= at {
+                    o.on = on;
+                    o.pending = None;
+                }
+            }
+        }
+    }
+}
+
+/// A value as pass_persist prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SimValue {
+    Integer(i64),
+    Text(String),
+}
+
+/// What a writable object does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writable {
+    Command,
+    Name,
+}
+
+struct Entry {
+    value: SimValue,
+    write: Option<Writable>,
+    outlet: usize,
+}
+
+fn oid(base: &str, instance: &[u32]) -> Oid {
+    let mut o = parse_dotted(base).unwrap_or_default();
+    o.extend_from_slice(instance);
+    o
+}
+
+/// The PowerNet-MIB objects of every outlet, by family.
+fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
+    let mut map = BTreeMap::new();
+    for (i, o) in pdu.outlets.iter().enumerate() {
+        let pending = o.pending.is_some();
+        let mut put = |base: &str, instance: &[u32], value: SimValue, write: Option<Writable>| {
+            map.insert(
+                oid(base, instance),
+                Entry {
+                    value,
+                    write,
+                    outlet: i,
+                },
+            );
+        };
+        let n = o.number;
+        let on_off = |on: bool| SimValue::Integer(if on { 1 } else { 2 });
+        let pend = SimValue::Integer(if pending { 1 } else { 2 });
+        let name = || SimValue::Text(o.name.clone());
+        match pdu.family {
+            Family::Rpdu => {
+                let i = [n];
+                // rPDUOutletControlTable: Index, OutletName, OutletCommand
+                put(
+                    ".1.3.6.1.4.1.318.1.1.12.3.3.1.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.12.3.3.1.1.2", &i, name(), None);
+                put(
+                    ".1.3.6.1.4.1.318.1.1.12.3.3.1.1.4",
+                    &i,
+                    on_off(o.on),
+                    Some(Writable::Command),
+                );
+                // rPDUOutletConfigTable: Index, OutletName (read-write)
+                put(
+                    ".1.3.6.1.4.1.318.1.1.12.3.4.1.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.12.3.4.1.1.2",
+                    &i,
+                    name(),
+                    Some(Writable::Name),
+                );
+                // rPDUOutletStatusTable: Index, OutletName, OutletState, CommandPending
+                put(
+                    ".1.3.6.1.4.1.318.1.1.12.3.5.1.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.12.3.5.1.1.2", &i, name(), None);
+                put(".1.3.6.1.4.1.318.1.1.12.3.5.1.1.4", &i, on_off(o.on), None);
+                put(".1.3.6.1.4.1.318.1.1.12.3.5.1.1.5", &i, pend, None);
+            }
+            Family::Rpdu2 => {
+                let i = [n];
+                let (module, off_on) = (
+                    SimValue::Integer(o.unit.into()),
+                    SimValue::Integer(if o.on { 2 } else { 1 }),
+                );
+                // rPDU2OutletSwitchedConfigTable: Index, Module, Name (read-write), Number
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.1.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.1.1.2",
+                    &i,
+                    module.clone(),
+                    None,
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.1.1.3",
+                    &i,
+                    name(),
+                    Some(Writable::Name),
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.1.1.4",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                // rPDU2OutletSwitchedStatusTable: Index, Module, Name, Number, State (off 1,
+                // on 2), CommandPending
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.3.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.3.1.2",
+                    &i,
+                    module.clone(),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.26.9.2.3.1.3", &i, name(), None);
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.3.1.4",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.26.9.2.3.1.5", &i, off_on, None);
+                put(".1.3.6.1.4.1.318.1.1.26.9.2.3.1.6", &i, pend, None);
+                // rPDU2OutletSwitchedControlTable: Index, Module, Name, Number, Command
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.4.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.26.9.2.4.1.2", &i, module, None);
+                put(".1.3.6.1.4.1.318.1.1.26.9.2.4.1.3", &i, name(), None);
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.4.1.4",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.26.9.2.4.1.5",
+                    &i,
+                    on_off(o.on),
+                    Some(Writable::Command),
+                );
+            }
+            Family::MasterSwitch => {
+                let i = [n];
+                // sPDUOutletControlTable: Index, Pending, Ctl, CtlName
+                put(
+                    ".1.3.6.1.4.1.318.1.1.4.4.2.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.4.4.2.1.2", &i, pend, None);
+                put(
+                    ".1.3.6.1.4.1.318.1.1.4.4.2.1.3",
+                    &i,
+                    on_off(o.on),
+                    Some(Writable::Command),
+                );
+                put(".1.3.6.1.4.1.318.1.1.4.4.2.1.4", &i, name(), None);
+                // sPDUOutletConfigTable: Index, ..., Name (read-write)
+                put(
+                    ".1.3.6.1.4.1.318.1.1.4.5.2.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.4.5.2.1.3",
+                    &i,
+                    name(),
+                    Some(Writable::Name),
+                );
+            }
+            Family::MasterSwitchPlus => {
+                let i = [o.unit, n];
+                let unit_name = SimValue::Text(format!("unit-{}", o.unit));
+                // sPDUOutletControlMSPTable: Index, Name, OutletIndex, OutletName, OutletCommand
+                // (reads immediateOnMSP 1 / immediateOffMSP 3)
+                put(
+                    ".1.3.6.1.4.1.318.1.1.6.5.1.1.1",
+                    &i,
+                    SimValue::Integer(o.unit.into()),
+                    None,
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.6.5.1.1.2",
+                    &i,
+                    unit_name.clone(),
+                    None,
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.6.5.1.1.3",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.6.5.1.1.4", &i, name(), None);
+                put(
+                    ".1.3.6.1.4.1.318.1.1.6.5.1.1.5",
+                    &i,
+                    SimValue::Integer(if o.on { 1 } else { 3 }),
+                    Some(Writable::Command),
+                );
+                // sPDUOutletConfigMSPallTable: Index, Name, OutletIndex, OutletName (read-write)
+                put(
+                    ".1.3.6.1.4.1.318.1.1.6.6.1.1.1.1",
+                    &i,
+                    SimValue::Integer(o.unit.into()),
+                    None,
+                );
+                put(
+                    ".1.3.6.1.4.1.318.1.1.6.6.1.1.1.4",
+                    &i,
+                    name(),
+                    Some(Writable::Name),
+                );
+                // sPDUOutletStatusMSPTable: Index, Name, OutletIndex, OutletName, OutletState,
+                // CommandPending
+                put(
+                    ".1.3.6.1.4.1.318.1.1.6.7.1.1.1",
+                    &i,
+                    SimValue::Integer(o.unit.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.6.7.1.1.2", &i, unit_name, None);
+                put(
+                    ".1.3.6.1.4.1.318.1.1.6.7.1.1.3",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.6.7.1.1.4", &i, name(), None);
+                put(".1.3.6.1.4.1.318.1.1.6.7.1.1.5", &i, on_off(o.on), None);
+                put(".1.3.6.1.4.1.318.1.1.6.7.1.1.6", &i, pend, None);
+            }
+        }
+    }
+    map
+}
+
+/// The command a written value means: Some(Some(on)) on/off, Some(None) reboot.
+fn command(family: Family, value: i64) -> Option<Option<bool>> {
+    match (family, value) {
+        (Family::MasterSwitchPlus, 1) => Some(Some(true)), // immediateOnMSP
+        (Family::MasterSwitchPlus, 3) => Some(Some(false)), // immediateOffMSP
+        (Family::MasterSwitchPlus, 5) => Some(None),       // immediateRebootMSP
+        (Family::MasterSwitchPlus, _) => None,
+        (_, 1) => Some(Some(true)),  // immediateOn / outletOn
+        (_, 2) => Some(Some(false)), // immediateOff / outletOff
+        (_, 3) => Some(None),        // immediateReboot / outletReboot
+        _ => None,
+    }
+}
+
+/// The emulator: answers pass_persist requests against the state file.
+pub struct Emulator {
+    state: PathBuf,
+}
+
+impl Emulator {
+    pub fn new(state: PathBuf) -> Emulator {
+        Emulator { state }
+    }
+
+    fn load(&self) -> Result<SimPdu, String> {
+        let mut pdu = SimPdu::load(&self.state)?;
+        pdu.settle(now_ms());
+        Ok(pdu)
+    }
+
+    fn delay(pdu: &SimPdu, outlet: usize) {
+        if let Some(SimOutlet {
+            fault: Fault::Slow(ms),
+            ..
+        }) = pdu.outlets.get(outlet)
+        {
+            std::thread::sleep(Duration::from_millis(*ms));
+        }
+    }
+
+    fn answer(name: &Oid, value: &SimValue) -> String {
+        match value {
+            SimValue::Integer(n) => format!("{}\ninteger\n{n}\n", dotted(name)),
+            SimValue::Text(t) => format!("{}\nstring\n{t}\n", dotted(name)),
+        }
+    }
+
+    /// Answers `get` (exact) or `getnext` (the first object after `name`).
+    pub fn read(&self, name: &str, next: bool) -> String {
+        let (Ok(pdu), Some(name)) = (self.load(), parse_dotted(name)) else {
+            return "NONE\n".into();
+        };
+        let map = objects(&pdu);
+        let found = if next {
+            map.range((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded))
+                .next()
+                .map(|(k, v)| (k.clone(), v))
+        } else {
+            map.get(&name).map(|v| (name, v))
+        };
+        match found {
+            Some((k, entry)) => {
+                Self::delay(&pdu, entry.outlet);
+                Self::answer(&k, &entry.value)
+            }
+            None => "NONE\n".into(),
+        }
+    }
+
+    /// Applies `set NAME` with `TYPE VALUE`; answers DONE or a pass_persist error word.
+    pub fn write(&self, name: &str, type_and_value: &str) -> String {
+        let (Ok(mut pdu), Some(name)) = (self.load(), parse_dotted(name)) else {
+            return "not-writable\n".into();
+        };
+        let map = objects(&pdu);
+        let Some(entry) = map.get(&name) else {
+            return "not-writable\n".into();
+        };
+        let (Some(write), outlet) = (entry.write, entry.outlet) else {
+            return "not-writable\n".into();
+        };
+        Self::delay(&pdu, outlet);
+        let (kind, value) = type_and_value
+            .trim()
+            .split_once(' ')
+            .unwrap_or((type_and_value.trim(), ""));
+        let family = pdu.family;
+        let reboot_ms = pdu.reboot_ms;
+        let Some(o) = pdu.outlets.get_mut(outlet) else {
+            return "not-writable\n".into();
+        };
+        match write {
+            Writable::Name => {
+                if kind != "string" {
+                    return "wrong-type\n".into();
+                }
+                let text = value.trim();
+                let text = text
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .unwrap_or(text);
+                o.name = text.replace(['\n', '\r'], " ");
+            }
+            Writable::Command => {
+                if kind != "integer" {
+                    return "wrong-type\n".into();
+                }
+                let Some(cmd) = value.trim().parse().ok().and_then(|v| command(family, v)) else {
+                    return "wrong-value\n".into();
+                };
+                let now = now_ms();
+                match (o.fault, cmd) {
+                    (Fault::Lie, _) => {}
+                    (Fault::Pending(ms), Some(on)) => o.pending = Some((on, now + ms)),
+                    (_, Some(on)) => {
+                        o.on = on;
+                        o.pending = None;
+                    }
+                    (_, None) => {
+                        // A reboot: off now, on again after the reboot duration.
+                        o.on = false;
+                        o.pending = Some((true, now + reboot_ms));
+                    }
+                }
+            }
+        }
+        match pdu.save(&self.state) {
+            Ok(()) => "DONE\n".into(),
+            Err(_) => "not-writable\n".into(),
+        }
+    }
+
+    /// Runs the pass_persist dialogue until stdin closes.
+    pub fn serve(
+        &self,
+        input: impl BufRead,
+        mut output: impl std::io::Write,
+    ) -> std::io::Result<()> {
+        let mut lines = input.lines();
+        while let Some(line) = lines.next() {
+            let line = line?;
+            let reply = match line.trim() {
+                "" => continue, // snmpd ends a set with an empty line
+                "PING" => "PONG\n".to_string(),
+                "get" | "getnext" => {
+                    let name = lines.next().transpose()?.unwrap_or_default();
+                    self.read(&name, line.trim() == "getnext")
+                }
+                "set" => {
+                    let name = lines.next().transpose()?.unwrap_or_default();
+                    let value = lines.next().transpose()?.unwrap_or_default();
+                    self.write(&name, &value)
+                }
+                _ => "NONE\n".to_string(),
+            };
+            output.write_all(reply.as_bytes())?;
+            output.flush()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn emulator(pdu: &SimPdu) -> (tempfile::TempDir, Emulator) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdu.state");
+        pdu.save(&path).unwrap();
+        (dir, Emulator::new(path))
+    }
+
+    #[test]
+    fn state_files_round_trip() {
+        let mut pdu = SimPdu::new(Family::MasterSwitchPlus, 2);
+        pdu.outlets[1].name = "db 1".into();
+        pdu.outlets[1].fault = Fault::Pending(500);
+        pdu.outlets[0].pending = Some((false, 12));
+        assert_eq!(SimPdu::parse(&pdu.render()).unwrap(), pdu);
+    }
+
+    #[test]
+    fn the_dialogue_answers_ping_get_getnext_and_set() {
+        let (dir, emulator) = emulator(&SimPdu::new(Family::Rpdu, 2));
+        let input = "PING\nget\n.1.3.6.1.4.1.318.1.1.12.3.5.1.1.4.1\n\
+                     set\n.1.3.6.1.4.1.318.1.1.12.3.3.1.1.4.1\ninteger 2\n\n\
+                     get\n.1.3.6.1.4.1.318.1.1.12.3.5.1.1.4.1\n\
+                     getnext\n.1.3.6.1.4.1.318.1.1.12.3.5.1.1.2\n\
+                     get\n.1.3.6.1.4.1.318.1.1.12.3.5.1.1.4.9\n";
+        let mut out = Vec::new();
+        emulator.serve(input.as_bytes(), &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(
+            out,
+            "PONG\n.1.3.6.1.4.1.318.1.1.12.3.5.1.1.4.1\ninteger\n1\nDONE\n\
+             .1.3.6.1.4.1.318.1.1.12.3.5.1.1.4.1\ninteger\n2\n\
+             .1.3.6.1.4.1.318.1.1.12.3.5.1.1.2.1\nstring\noutlet-1\nNONE\n"
+        );
+        let pdu = SimPdu::load(&dir.path().join("pdu.state")).unwrap();
+        assert!(!pdu.outlet(1, 1).unwrap().on);
+    }
+
+    #[test]
+    fn a_lying_outlet_accepts_off_and_stays_on() {
+        let mut pdu = SimPdu::new(Family::Rpdu2, 1);
+        pdu.outlets[0].fault = Fault::Lie;
+        let (dir, emulator) = emulator(&pdu);
+        assert_eq!(
+            emulator.write(".1.3.6.1.4.1.318.1.1.26.9.2.4.1.5.1", "integer 2"),
+            "DONE\n"
+        );
+        assert!(SimPdu::load(&dir.path().join("pdu.state")).unwrap().outlets[0].on);
+    }
+
+    #[test]
+    fn read_only_objects_and_wrong_values_are_refused() {
+        let (_dir, emulator) = emulator(&SimPdu::new(Family::MasterSwitchPlus, 1));
+        assert_eq!(
+            emulator.write(".1.3.6.1.4.1.318.1.1.6.7.1.1.5.1.1", "integer 2"),
+            "not-writable\n"
+        );
+        // immediateOffMSP is 3; 2 is delayedOnMSP, which the emulator does not offer.
+        assert_eq!(
+            emulator.write(".1.3.6.1.4.1.318.1.1.6.5.1.1.5.1.1", "integer 2"),
+            "wrong-value\n"
+        );
+        assert_eq!(
+            emulator.write(".1.3.6.1.4.1.318.1.1.6.5.1.1.5.1.1", "string \"x\""),
+            "wrong-type\n"
+        );
+        assert_eq!(
+            emulator.write(".1.3.6.1.4.1.318.1.1.6.5.1.1.5.1.1", "integer 3"),
+            "DONE\n"
+        );
+    }
+
+    #[test]
+    fn a_pending_outlet_changes_only_when_its_time_comes() {
+        let mut pdu = SimPdu::new(Family::Rpdu, 1);
+        pdu.outlets[0].pending = Some((false, 1_000));
+        pdu.settle(999);
+        assert!(pdu.outlets[0].on);
+        pdu.settle(1_000);
+        assert!(!pdu.outlets[0].on);
+        assert_eq!(pdu.outlets[0].pending, None);
+    }
+}

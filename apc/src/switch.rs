@@ -1,0 +1,664 @@
+//! `ApcSnmpSwitch`: an APC switched PDU as a [`PowerSwitch`] over SNMP, with the
+//! profile read from `sysObjectID` once per operation, outlets found by number or
+//! exact name, and the parameter schema fence_apc_snmp users already know.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fencekit_core::schema::PluginKind;
+use fencekit_core::{
+    DeviceCommand, DeviceError, Instant, ParamSpec, ParamType, Params, Plug, PlugInfo, PowerState,
+    PowerSwitch, Schema, SwitchTo,
+};
+
+use crate::ber::{self, SetValue};
+use crate::profile::{self, Command, Family, Instance};
+use crate::transport::{
+    Agent, AuthProtocol, Credentials, PrivProtocol, Resend, Response, SecLevel, Session, Usm,
+    VarValue, Version,
+};
+
+/// How long one SNMP request waits before it is sent again (net-snmp's default).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How many outlets' state objects go into one GetRequest while listing.
+const LIST_BATCH: usize = 8;
+
+/// An APC PDU driven over SNMP.
+#[derive(Debug)]
+pub struct ApcSnmpSwitch {
+    agent: Agent,
+    /// A forced profile; `None` reads sysObjectID.
+    profile: Option<Family>,
+    /// MasterSwitch Plus: the unit a bare outlet number or name refers to.
+    unit: Option<u32>,
+}
+
+impl ApcSnmpSwitch {
+    pub fn new(agent: Agent, profile: Option<Family>, unit: Option<u32>) -> ApcSnmpSwitch {
+        ApcSnmpSwitch {
+            agent,
+            profile,
+            unit,
+        }
+    }
+
+    /// Builds the switch from parameters validated against [`SCHEMA`].
+    pub fn from_params(params: &Params) -> Result<ApcSnmpSwitch, DeviceError> {
+        let config = |text: String| DeviceError::Failed(text);
+        let host = params
+            .text("ip")
+            .filter(|h| !h.trim().is_empty())
+            .ok_or_else(|| config("parameter `ip` is required".into()))?
+            .trim()
+            .to_string();
+        let port = params.integer("ipport").unwrap_or(161);
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| config(format!("parameter `ipport` must be 1 to 65535, not {port}")))?;
+        let version = match params.text("snmp_version").unwrap_or("1") {
+            "1" => Version::V1,
+            "2c" | "2C" => Version::V2c,
+            "3" => Version::V3,
+            other => {
+                return Err(config(format!(
+                    "parameter `snmp_version`: {other} is not 1, 2c or 3"
+                )))
+            }
+        };
+        let credentials = match version {
+            Version::V1 | Version::V2c => Credentials::Community {
+                version,
+                // fence_apc_snmp silently assumes "private"; we do not send a
+                // well-known write community nobody configured.
+                community: params.secret("community").cloned().ok_or_else(|| {
+                    config(
+                        "parameter `community` is required for SNMPv1/v2c (fence_apc_snmp \
+                         assumed `private`; set community=private if your PDU uses it)"
+                            .into(),
+                    )
+                })?,
+            },
+            Version::V3 => {
+                let user = params
+                    .text("username")
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| config("parameter `username` is required for SNMPv3".into()))?
+                    .to_string();
+                let auth_pass = params.secret("password").cloned();
+                let priv_pass = params.secret("snmp_priv_passwd").cloned();
+                let level = match params.text("snmp_sec_level") {
+                    Some(text) => parse_level(text)?,
+                    // As fence_apc_snmp infers it: privacy pass phrase → authPriv,
+                    // password → authNoPriv, neither → noAuthNoPriv.
+                    None if priv_pass.is_some() => SecLevel::AuthPriv,
+                    None if auth_pass.is_some() => SecLevel::AuthNoPriv,
+                    None => SecLevel::NoAuthNoPriv,
+                };
+                Credentials::Usm(Usm {
+                    user,
+                    level,
+                    auth: parse_auth(params.text("snmp_auth_prot").unwrap_or("MD5"))?,
+                    auth_pass,
+                    privacy: parse_priv(params.text("snmp_priv_prot").unwrap_or("DES"))?,
+                    priv_pass,
+                })
+            }
+        };
+        let profile = match params.text("profile").unwrap_or("auto") {
+            p if p.eq_ignore_ascii_case("auto") => None,
+            p => Some(Family::from_name(p).ok_or_else(|| {
+                config(format!(
+                    "parameter `profile`: {p} is not auto, rpdu, rpdu2, masterswitch or masterswitchplus"
+                ))
+            })?),
+        };
+        let unit = match params.integer("switch") {
+            Some(n) => Some(u32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                config(format!("parameter `switch` must be a unit number, not {n}"))
+            })?),
+            None => None,
+        };
+        Ok(ApcSnmpSwitch::new(
+            Agent::new(&host, port, credentials, REQUEST_TIMEOUT),
+            profile,
+            unit,
+        ))
+    }
+
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// The profile for this operation: forced, or read from sysObjectID.
+    async fn family(&self, session: &mut Session<'_>) -> Result<Family, DeviceError> {
+        if let Some(family) = self.profile {
+            return Ok(family);
+        }
+        let response = session.get(&[profile::sys_object_id()]).await?;
+        match response.binds.first().map(|(_, v)| v) {
+            Some(VarValue::Oid(oid)) if response.status == 0 => Family::from_sys_object_id(oid)
+                .ok_or_else(|| DeviceError::Unsupported(profile::unknown_family_message(oid))),
+            other => Err(DeviceError::Protocol(format!(
+                "{} did not give its sysObjectID ({}); force a profile with `profile=`",
+                self.agent.endpoint(),
+                other.map_or_else(|| status_text(&response), VarValue::describe)
+            ))),
+        }
+    }
+
+    /// Every outlet with its name, from the family's name column.
+    async fn outlets(
+        &self,
+        session: &mut Session<'_>,
+        family: Family,
+    ) -> Result<Vec<(Instance, String)>, DeviceError> {
+        let rows = session.walk(&family.name_column()).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let instance = family.instance_of(&name)?;
+                let text = match value {
+                    VarValue::Text(t) => String::from_utf8_lossy(&t).into_owned(),
+                    _ => String::new(),
+                };
+                Some((instance, text))
+            })
+            .collect())
+    }
+
+    fn plug_of(family: Family, instance: &[u32]) -> Plug {
+        match (family.chained(), instance) {
+            (true, [unit, outlet]) => Plug::OnUnit {
+                unit: *unit,
+                outlet: Box::new(Plug::Number(*outlet)),
+            },
+            (_, [n]) => Plug::Number(*n),
+            _ => Plug::Name(ber::dotted(instance)),
+        }
+    }
+
+    async fn unknown_plug(
+        &self,
+        session: &mut Session<'_>,
+        family: Family,
+        plug: &Plug,
+    ) -> DeviceError {
+        let known = match self.outlets(session, family).await {
+            Ok(outlets) if outlets.is_empty() => "no outlets".to_string(),
+            Ok(outlets) => outlets
+                .iter()
+                .map(|(instance, name)| format!("{} ({name})", Self::plug_of(family, instance)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(e) => format!("(cannot list them: {e})"),
+        };
+        DeviceError::UnknownPlug {
+            plug: plug.to_string(),
+            known,
+        }
+    }
+
+    /// Finds the outlet a plug names.
+    async fn resolve(
+        &self,
+        session: &mut Session<'_>,
+        family: Family,
+        plug: &Plug,
+    ) -> Result<Instance, DeviceError> {
+        let (unit, outlet) = match plug {
+            Plug::OnUnit { unit, outlet } if family.chained() => (Some(*unit), outlet.as_ref()),
+            Plug::Number(_) | Plug::Name(_) => (self.unit, plug),
+            _ => return Err(self.unknown_plug(session, family, plug).await),
+        };
+        match outlet {
+            Plug::Number(n) if family.chained() => Ok(vec![unit.unwrap_or(1), *n]),
+            Plug::Number(n) => Ok(vec![*n]),
+            Plug::Name(name) => {
+                let matches: Vec<Instance> = self
+                    .outlets(session, family)
+                    .await?
+                    .into_iter()
+                    .filter(|(instance, outlet_name)| {
+                        outlet_name == name
+                            && (!family.chained()
+                                || unit.is_none()
+                                || instance.first() == unit.as_ref())
+                    })
+                    .map(|(instance, _)| instance)
+                    .collect();
+                match matches.as_slice() {
+                    [one] => Ok(one.clone()),
+                    [] => Err(self.unknown_plug(session, family, plug).await),
+                    many => Err(DeviceError::Failed(format!(
+                        "outlet name {name} is ambiguous: outlets {} all have it; name the outlet by number",
+                        many.iter()
+                            .map(|i| Self::plug_of(family, i).to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))),
+                }
+            }
+            _ => Err(self.unknown_plug(session, family, plug).await),
+        }
+    }
+
+    /// Reads an outlet's state; `None` when the outlet does not exist.
+    async fn read_state(
+        &self,
+        session: &mut Session<'_>,
+        family: Family,
+        instance: &[u32],
+    ) -> Result<Option<PowerState>, DeviceError> {
+        let response = session
+            .get(&[family.state_oid(instance), family.pending_oid(instance)])
+            .await?;
+        Ok(self.decode_states(family, &response, 1)?.pop().flatten())
+    }
+
+    /// Decodes `count` (state, pending) pairs from one GetRequest's answer.
+    fn decode_states(
+        &self,
+        family: Family,
+        response: &Response,
+        count: usize,
+    ) -> Result<Vec<Option<PowerState>>, DeviceError> {
+        // SNMPv1 answers a missing object with noSuchName for the whole request.
+        if response.status == 2 && count == 1 {
+            return Ok(vec![None]);
+        }
+        if response.status != 0 {
+            return Err(DeviceError::Protocol(format!(
+                "{} answered {} to an outlet status read",
+                self.agent.endpoint(),
+                status_text(response)
+            )));
+        }
+        response
+            .binds
+            .chunks(2)
+            .map(|pair| match pair {
+                [(_, state), (_, pending)] => {
+                    if state.is_missing() {
+                        return Ok(None);
+                    }
+                    let VarValue::Integer(value) = state else {
+                        return Err(self.wrong_type("outlet state", state));
+                    };
+                    let pending = match pending {
+                        VarValue::Integer(p) => family.decode_pending(*p),
+                        // Not every firmware has the pending column; its absence says nothing.
+                        v if v.is_missing() => false,
+                        other => return Err(self.wrong_type("command-pending flag", other)),
+                    };
+                    Ok(Some(if pending {
+                        PowerState::Unknown
+                    } else {
+                        family.decode_state(*value)
+                    }))
+                }
+                _ => Err(DeviceError::Protocol("odd number of varbinds".into())),
+            })
+            .collect()
+    }
+
+    fn wrong_type(&self, what: &str, value: &VarValue) -> DeviceError {
+        DeviceError::Protocol(format!(
+            "{} answered {} for an {what}, which should be an INTEGER",
+            self.agent.endpoint(),
+            value.describe()
+        ))
+    }
+
+    async fn send_command(
+        &self,
+        plug: &Plug,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let mut session = self.agent.session(deadline).await?;
+        let family = self.family(&mut session).await?;
+        let instance = self.resolve(&mut session, family, plug).await?;
+        if self
+            .read_state(&mut session, family, &instance)
+            .await?
+            .is_none()
+        {
+            return Err(self.unknown_plug(&mut session, family, plug).await);
+        }
+        let resend = if command == Command::Reboot {
+            Resend::Never
+        } else {
+            Resend::Safe
+        };
+        tracing::info!(
+            device = %self.agent.endpoint(),
+            plug = %plug,
+            profile = family.name(),
+            action = ?command,
+            "APC outlet command"
+        );
+        session
+            .set(
+                &[(
+                    family.control_oid(&instance),
+                    SetValue::Integer(family.command_value(command)),
+                )],
+                resend,
+            )
+            .await
+    }
+}
+
+fn status_text(response: &Response) -> String {
+    crate::transport::status_name(response.status).to_string()
+}
+
+fn parse_level(text: &str) -> Result<SecLevel, DeviceError> {
+    match text.to_ascii_lowercase().as_str() {
+        "noauthnopriv" => Ok(SecLevel::NoAuthNoPriv),
+        "authnopriv" => Ok(SecLevel::AuthNoPriv),
+        "authpriv" => Ok(SecLevel::AuthPriv),
+        _ => Err(DeviceError::Failed(format!(
+            "parameter `snmp_sec_level`: {text} is not noAuthNoPriv, authNoPriv or authPriv"
+        ))),
+    }
+}
+
+fn parse_auth(text: &str) -> Result<AuthProtocol, DeviceError> {
+    match text.to_ascii_uppercase().replace('-', "").as_str() {
+        "MD5" => Ok(AuthProtocol::Md5),
+        "SHA" | "SHA1" => Ok(AuthProtocol::Sha1),
+        "SHA224" => Ok(AuthProtocol::Sha224),
+        "SHA256" => Ok(AuthProtocol::Sha256),
+        "SHA384" => Ok(AuthProtocol::Sha384),
+        "SHA512" => Ok(AuthProtocol::Sha512),
+        _ => Err(DeviceError::Failed(format!(
+            "parameter `snmp_auth_prot`: {text} is not one of {}",
+            AUTH_PROTOCOLS.join(", ")
+        ))),
+    }
+}
+
+fn parse_priv(text: &str) -> Result<PrivProtocol, DeviceError> {
+    match text.to_ascii_uppercase().replace('-', "").as_str() {
+        "DES" => Ok(PrivProtocol::Des),
+        "AES" | "AES128" => Ok(PrivProtocol::Aes128),
+        "AES192" => Ok(PrivProtocol::Aes192),
+        "AES256" => Ok(PrivProtocol::Aes256),
+        "AES192C" => Ok(PrivProtocol::Aes192Reeder),
+        "AES256C" => Ok(PrivProtocol::Aes256Reeder),
+        _ => Err(DeviceError::Failed(format!(
+            "parameter `snmp_priv_prot`: {text} is not one of {}",
+            PRIV_PROTOCOLS.join(", ")
+        ))),
+    }
+}
+
+#[async_trait]
+impl PowerSwitch for ApcSnmpSwitch {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        let mut session = self.agent.session(deadline).await?;
+        let family = self.family(&mut session).await?;
+        let instance = self.resolve(&mut session, family, plug).await?;
+        match self.read_state(&mut session, family, &instance).await? {
+            Some(state) => Ok(state),
+            None => Err(self.unknown_plug(&mut session, family, plug).await),
+        }
+    }
+
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let command = match to {
+            SwitchTo::On => Command::On,
+            SwitchTo::Off => Command::Off,
+        };
+        self.send_command(plug, command, deadline).await
+    }
+
+    /// `Cycle` is the outlet's immediateReboot: the PDU switches it off and on again
+    /// after its configured reboot duration. It is never sent twice.
+    async fn command(
+        &self,
+        plug: &Plug,
+        command: DeviceCommand,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        match command {
+            DeviceCommand::Cycle => self.send_command(plug, Command::Reboot, deadline).await,
+            other => Err(DeviceError::Unsupported(format!(
+                "an APC PDU has no {} command",
+                other.as_str()
+            ))),
+        }
+    }
+
+    fn supports(&self, command: DeviceCommand) -> bool {
+        command == DeviceCommand::Cycle
+    }
+
+    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+        let mut session = self.agent.session(deadline).await?;
+        let family = self.family(&mut session).await?;
+        let outlets = self.outlets(&mut session, family).await?;
+        let mut out = Vec::with_capacity(outlets.len());
+        for batch in outlets.chunks(LIST_BATCH) {
+            let names: Vec<_> = batch
+                .iter()
+                .flat_map(|(i, _)| [family.state_oid(i), family.pending_oid(i)])
+                .collect();
+            let response = session.get(&names).await?;
+            let states = if response.status == 2 {
+                // SNMPv1: one missing object spoils the batch; read the outlets one by one.
+                let mut states = Vec::new();
+                for (instance, _) in batch {
+                    states.push(self.read_state(&mut session, family, instance).await?);
+                }
+                states
+            } else {
+                self.decode_states(family, &response, batch.len())?
+            };
+            for ((instance, name), state) in batch.iter().zip(states) {
+                out.push(PlugInfo {
+                    plug: Self::plug_of(family, instance),
+                    name: Some(name.clone()),
+                    state: state.unwrap_or(PowerState::Unknown),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Proves that the PDU answers, that its outlets can be listed, and that the
+    /// credentials may *write*: the first outlet's configured name (a read-write
+    /// object such as rPDUOutletConfigOutletName) is read and written back
+    /// unchanged. APC cards grant write access per community or user, not per
+    /// object, so a name that may be written means outlets may be switched; writing
+    /// the same name changes nothing on the unit (it may log a configuration change).
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
+        let mut session = self.agent.session(deadline).await?;
+        let family = self.family(&mut session).await?;
+        let outlets = self.outlets(&mut session, family).await?;
+        let Some((instance, _)) = outlets.first() else {
+            return Err(DeviceError::Failed(format!(
+                "{} ({}) lists no outlets",
+                self.agent.endpoint(),
+                family.title()
+            )));
+        };
+        let name_oid = family.writable_name_oid(instance);
+        let response = session.get(std::slice::from_ref(&name_oid)).await?;
+        let current = match response.binds.first().map(|(_, v)| v) {
+            Some(VarValue::Text(t)) if response.status == 0 => t.clone(),
+            other => {
+                return Err(DeviceError::Protocol(format!(
+                    "{} has no writable outlet name {} ({}); cannot prove write access",
+                    self.agent.endpoint(),
+                    ber::dotted(&name_oid),
+                    other.map_or_else(|| status_text(&response), VarValue::describe)
+                )))
+            }
+        };
+        session
+            .set(&[(name_oid, SetValue::OctetString(current))], Resend::Safe)
+            .await
+    }
+}
+
+const AUTH_PROTOCOLS: &[&str] = &["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"];
+const PRIV_PROTOCOLS: &[&str] = &["DES", "AES", "AES192", "AES256", "AES192C", "AES256C"];
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec::new("ip", "IP address or host name of the PDU")
+        .aliases(&["ipaddr"])
+        .short('a')
+        .required(),
+    ParamSpec::new("ipport", "UDP port of the PDU's SNMP agent")
+        .short('u')
+        .ty(ParamType::Integer)
+        .default("161"),
+    ParamSpec::new(
+        "community",
+        "SNMPv1/v2c community with write access (required for versions 1 and 2c; \
+         fence_apc_snmp assumed `private`, fencekit sends none unless told)",
+    )
+    .short('c')
+    .secret(),
+    ParamSpec::new("snmp_version", "SNMP version: 1, 2c or 3")
+        .short('d')
+        .ty(ParamType::Select(&["1", "2c", "3"]))
+        .default("1"),
+    ParamSpec::new("username", "SNMPv3 user (security name)")
+        .aliases(&["login"])
+        .short('l'),
+    ParamSpec::new("password", "SNMPv3 authentication pass phrase (at least 8 characters)")
+        .aliases(&["passwd"])
+        .short('p')
+        .secret(),
+    ParamSpec::new("snmp_auth_prot", "SNMPv3 authentication protocol (MD5 when not given)")
+        .short('b')
+        .ty(ParamType::Select(AUTH_PROTOCOLS)),
+    ParamSpec::new(
+        "snmp_sec_level",
+        "SNMPv3 security level (when not given: authPriv with a privacy pass phrase, \
+         authNoPriv with a password, else noAuthNoPriv)",
+    )
+    .short('E')
+    .ty(ParamType::Select(&["noAuthNoPriv", "authNoPriv", "authPriv"])),
+    ParamSpec::new(
+        "snmp_priv_prot",
+        "SNMPv3 privacy protocol (DES when not given; AES is AES-128; AES192C/AES256C \
+         use the key extension Cisco and net-snmp's *C variants use)",
+    )
+    .short('B')
+    .ty(ParamType::Select(PRIV_PROTOCOLS)),
+    ParamSpec::new("snmp_priv_passwd", "SNMPv3 privacy pass phrase (at least 8 characters)")
+        .short('P')
+        .secret(),
+    ParamSpec::new(
+        "switch",
+        "MasterSwitch Plus: the unit in the daisy chain a bare outlet number or name refers to (default 1)",
+    )
+    .short('s')
+    .ty(ParamType::Integer),
+    ParamSpec::new(
+        "profile",
+        "PDU family: auto reads sysObjectID; force rpdu, rpdu2, masterswitch or masterswitchplus for a unit that reports another ID",
+    )
+    .ty(ParamType::Select(&["auto", "rpdu", "rpdu2", "masterswitch", "masterswitchplus"]))
+    .default("auto"),
+];
+
+/// The `apc` plugin's schema (parameter names and aliases as fence_apc_snmp's).
+pub const SCHEMA: Schema = Schema {
+    plugin: "apc",
+    kind: PluginKind::Power,
+    summary: "APC switched PDUs over SNMP v1/v2c/v3",
+    description: "Switches outlets of APC switched PDUs (rack PDUs AP78xx/AP79xx and AP8xxx, \
+                  MasterSwitch, MasterSwitch Plus chains) over SNMP v1, v2c or v3 (USM with \
+                  MD5/SHA/SHA-2 authentication and DES/AES privacy). The PDU family is read \
+                  from sysObjectID for every operation; outlets are named by number, by their \
+                  exact name, or as unit:outlet on a MasterSwitch Plus chain.",
+    url: "https://www.apc.com/",
+    multi_plug: true,
+    params: PARAMS,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
+
+    fn params(pairs: &[(&str, &str)]) -> Result<Params, String> {
+        let raw: Vec<RawParam> = pairs
+            .iter()
+            .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+            .collect();
+        validate(&[&SCHEMA], &raw, Unknown::Reject, None)
+            .map(|v| v.params)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_schema_takes_fence_apc_snmp_names() {
+        let p = params(&[
+            ("ipaddr", "127.0.0.1"),
+            ("login", "alice"),
+            ("passwd", "authpass1"),
+            ("snmp_version", "3"),
+            ("snmp_auth_prot", "sha"),
+        ])
+        .unwrap();
+        let switch = ApcSnmpSwitch::from_params(&p).unwrap();
+        assert_eq!(switch.agent.version(), Version::V3);
+        assert_eq!(switch.agent.endpoint(), "127.0.0.1:161");
+        assert!(params(&[("ip", "x"), ("community_script", "echo private")]).is_ok());
+    }
+
+    #[test]
+    fn v1_without_a_community_is_refused_with_the_reason() {
+        let p = params(&[("ip", "127.0.0.1")]).unwrap();
+        let err = ApcSnmpSwitch::from_params(&p).unwrap_err().to_string();
+        assert!(err.contains("community"), "{err}");
+        assert!(err.contains("private"), "{err}");
+    }
+
+    #[test]
+    fn a_forced_profile_is_taken_and_a_bad_one_is_not() {
+        let p = params(&[("ip", "h"), ("community", "c"), ("profile", "RPDU2")]).unwrap();
+        assert_eq!(
+            ApcSnmpSwitch::from_params(&p).unwrap().profile,
+            Some(Family::Rpdu2)
+        );
+        assert!(params(&[("ip", "h"), ("profile", "tripplite")]).is_err());
+    }
+
+    #[test]
+    fn the_security_level_is_inferred_as_fence_apc_snmp_does() {
+        let p = params(&[
+            ("ip", "h"),
+            ("snmp_version", "3"),
+            ("username", "u"),
+            ("password", "12345678"),
+            ("snmp_priv_passwd", "87654321"),
+        ])
+        .unwrap();
+        let switch = ApcSnmpSwitch::from_params(&p).unwrap();
+        match &switch.agent.credentials_for_tests() {
+            Credentials::Usm(usm) => assert_eq!(usm.level, SecLevel::AuthPriv),
+            _ => panic!("not v3"),
+        }
+    }
+
+    #[test]
+    fn debug_output_of_the_switch_hides_secrets() {
+        let p = params(&[("ip", "h"), ("community", "topsecret-c")]).unwrap();
+        let switch = ApcSnmpSwitch::from_params(&p).unwrap();
+        assert!(!format!("{switch:?}").contains("topsecret"));
+    }
+}

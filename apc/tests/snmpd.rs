@@ -1,0 +1,569 @@
+//! End-to-end: `ApcSnmpSwitch` against the real net-snmp `snmpd` on 127.0.0.1, with
+//! the `fencekit-apc-snmp-sim` emulator behind it as a pass_persist program. Every
+//! snmpd is started with its own configuration in a temporary directory and killed
+//! by PID when its guard drops (also when a test panics).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fencekit_apc::ber::dotted;
+use fencekit_apc::profile::Family;
+use fencekit_apc::sim::{Fault, SimPdu};
+use fencekit_apc::{ApcSnmpSwitch, SCHEMA};
+use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
+use fencekit_core::{DeviceCommand, DeviceError, Instant, Plug, PowerState, PowerSwitch, SwitchTo};
+
+const RW: &str = "private-rw";
+const RO: &str = "public-ro";
+
+fn snmpd_binary() -> Option<PathBuf> {
+    ["/usr/sbin/snmpd", "/usr/bin/snmpd", "/usr/local/sbin/snmpd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// The peer-missing rule: fail under FENCEKIT_REQUIRE_PEERS=1, else skip loudly.
+fn peer() -> Option<PathBuf> {
+    match snmpd_binary() {
+        Some(path) => Some(path),
+        None if std::env::var("FENCEKIT_REQUIRE_PEERS").as_deref() == Ok("1") => {
+            panic!("snmpd not installed and FENCEKIT_REQUIRE_PEERS=1")
+        }
+        None => {
+            eprintln!("SKIPPED: snmpd not installed");
+            None
+        }
+    }
+}
+
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+/// A running snmpd with an emulated PDU behind it.
+struct Snmpd {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Snmpd {
+    fn drop(&mut self) {
+        // Our own child, by PID; kill() cannot hit another process.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Snmpd {
+    async fn start(binary: &Path, pdu: &SimPdu) -> Snmpd {
+        Snmpd::start_claiming(binary, pdu, &dotted(&pdu.family.sys_object_id())).await
+    }
+
+    /// Starts snmpd answering `sys_object_id` for sysObjectID.0.
+    async fn start_claiming(binary: &Path, pdu: &SimPdu, sys_object_id: &str) -> Snmpd {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("pdu.state");
+        pdu.save(&state).unwrap();
+        let port = free_udp_port();
+        let config = format!(
+            "rwcommunity {RW} 127.0.0.1\n\
+             rocommunity {RO} 127.0.0.1\n\
+             sysObjectID {sys}\n\
+             pass_persist .1.3.6.1.4.1.318 {sim} {state}\n\
+             createUser md5user MD5 \"md5-pass-phrase\"\n\
+             createUser shauser SHA \"sha-pass-phrase\"\n\
+             createUser privuser SHA \"priv-auth-phrase\" AES \"priv-priv-phrase\"\n\
+             createUser sha256user SHA-256 \"sha256-pass-phrase\"\n\
+             createUser rouser SHA \"ro-pass-phrase\"\n\
+             rwuser md5user auth\n\
+             rwuser shauser auth\n\
+             rwuser privuser priv\n\
+             rwuser sha256user auth\n\
+             rouser rouser auth\n",
+            sys = sys_object_id,
+            sim = env!("CARGO_BIN_EXE_fencekit-apc-snmp-sim"),
+            state = state.display(),
+        );
+        let conf = dir.path().join("snmpd.conf");
+        std::fs::write(&conf, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("snmpd.log")).unwrap();
+        let child = Command::new(binary)
+            .args(["-f", "-Lo", "-C", "-c"])
+            .arg(&conf)
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .env("SNMP_PERSISTENT_DIR", dir.path())
+            .env("MIBS", "")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let snmpd = Snmpd { child, dir, port };
+        snmpd.wait_ready(pdu.family).await;
+        snmpd
+    }
+
+    /// Ready when it answers a read through the write community (our client sends
+    /// again every second until the deadline).
+    async fn wait_ready(&self, family: Family) {
+        let switch = self.switch(&[
+            ("community", RW),
+            ("snmp_version", "2c"),
+            ("profile", family.name()),
+        ]);
+        if let Err(e) = switch.list(Instant::now() + Duration::from_secs(15)).await {
+            panic!("snmpd did not come up: {e}\n{}", self.log());
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("snmpd.log")).unwrap_or_default()
+    }
+
+    fn state(&self) -> SimPdu {
+        SimPdu::load(&self.dir.path().join("pdu.state")).unwrap()
+    }
+
+    fn set_state(&self, pdu: &SimPdu) {
+        pdu.save(&self.dir.path().join("pdu.state")).unwrap();
+    }
+
+    fn switch(&self, extra: &[(&str, &str)]) -> ApcSnmpSwitch {
+        switch_for(self.port, extra)
+    }
+}
+
+fn switch_for(port: u16, extra: &[(&str, &str)]) -> ApcSnmpSwitch {
+    let port = port.to_string();
+    let mut raw = vec![
+        RawParam::text("ip", "127.0.0.1", Origin::new("test")),
+        RawParam::text("ipport", port, Origin::new("test")),
+    ];
+    raw.extend(
+        extra
+            .iter()
+            .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test"))),
+    );
+    let params = validate(&[&SCHEMA], &raw, Unknown::Reject, None)
+        .unwrap()
+        .params;
+    ApcSnmpSwitch::from_params(&params).unwrap()
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+fn named_pdu(family: Family) -> SimPdu {
+    let mut pdu = SimPdu::new(family, 4);
+    for (o, name) in pdu
+        .outlets
+        .iter_mut()
+        .zip(["db-1", "web 2", "db-10", "spare"])
+    {
+        o.name = name.to_string();
+    }
+    pdu.outlets[3].on = false;
+    pdu
+}
+
+/// status, off, status, on, list: the whole round against one PDU.
+async fn round_trip(snmpd: &Snmpd, switch: &ApcSnmpSwitch, plug: Plug, unit: u32, number: u32) {
+    assert_eq!(switch.status(&plug, soon()).await.unwrap(), PowerState::On);
+    switch.switch(&plug, SwitchTo::Off, soon()).await.unwrap();
+    assert!(
+        !snmpd.state().outlet(unit, number).unwrap().on,
+        "the emulated outlet is off"
+    );
+    assert_eq!(switch.status(&plug, soon()).await.unwrap(), PowerState::Off);
+    switch.switch(&plug, SwitchTo::On, soon()).await.unwrap();
+    assert_eq!(switch.status(&plug, soon()).await.unwrap(), PowerState::On);
+    let list = switch.list(soon()).await.unwrap();
+    assert_eq!(list.len(), 4, "{list:?}");
+    let state_of = |name: &str| {
+        list.iter()
+            .find(|p| p.name.as_deref() == Some(name))
+            .map(|p| p.state)
+    };
+    assert_eq!(state_of("web 2"), Some(PowerState::On), "{list:?}");
+    assert_eq!(state_of("spare"), Some(PowerState::Off), "{list:?}");
+    switch.check(soon()).await.unwrap();
+}
+
+#[tokio::test]
+async fn v1_switches_an_rpdu_outlet_by_number_and_reads_it_back() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[("community", RW)]);
+    round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;
+}
+
+#[tokio::test]
+async fn v2c_switches_an_rpdu2_outlet_by_exact_name() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu2)).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    // "db-1" must not match "db-10".
+    round_trip(&snmpd, &switch, Plug::Name("db-1".into()), 1, 1).await;
+}
+
+#[tokio::test]
+async fn v2c_switches_a_masterswitch_outlet() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::MasterSwitch)).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;
+}
+
+#[tokio::test]
+async fn v2c_switches_an_outlet_on_the_second_masterswitch_plus_unit() {
+    let Some(bin) = peer() else { return };
+    let mut pdu = named_pdu(Family::MasterSwitchPlus);
+    pdu.outlets[0].unit = 2; // db-1 is outlet 2:1
+    let snmpd = Snmpd::start(&bin, &pdu).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    round_trip(&snmpd, &switch, Plug::parse("2:1"), 2, 1).await;
+    let by_name = snmpd.switch(&[("community", RW), ("snmp_version", "2c"), ("switch", "2")]);
+    assert_eq!(
+        by_name
+            .status(&Plug::Name("db-1".into()), soon())
+            .await
+            .unwrap(),
+        PowerState::On
+    );
+}
+
+#[tokio::test]
+async fn v3_auth_no_priv_with_md5_switches_and_reads_back() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[
+        ("snmp_version", "3"),
+        ("username", "md5user"),
+        ("password", "md5-pass-phrase"),
+        ("snmp_auth_prot", "MD5"),
+        ("snmp_sec_level", "authNoPriv"),
+    ]);
+    round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;
+}
+
+#[tokio::test]
+async fn v3_auth_no_priv_with_sha_switches_and_reads_back() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[
+        ("snmp_version", "3"),
+        ("username", "shauser"),
+        ("password", "sha-pass-phrase"),
+        ("snmp_auth_prot", "SHA"),
+    ]);
+    round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;
+}
+
+#[tokio::test]
+async fn v3_auth_no_priv_with_sha256_switches_and_reads_back() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[
+        ("snmp_version", "3"),
+        ("username", "sha256user"),
+        ("password", "sha256-pass-phrase"),
+        ("snmp_auth_prot", "SHA256"),
+    ]);
+    round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;
+}
+
+#[tokio::test]
+async fn v3_auth_priv_with_sha_and_aes_switches_and_reads_back() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[
+        ("snmp_version", "3"),
+        ("username", "privuser"),
+        ("password", "priv-auth-phrase"),
+        ("snmp_auth_prot", "SHA"),
+        ("snmp_priv_prot", "AES"),
+        ("snmp_priv_passwd", "priv-priv-phrase"),
+    ]);
+    round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;
+}
+
+#[tokio::test]
+async fn a_wrong_community_gets_no_answer_and_the_error_says_to_check_it() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[("community", "wrong-community"), ("snmp_version", "2c")]);
+    let err = switch
+        .status(
+            &Plug::Number(1),
+            Instant::now() + Duration::from_millis(2500),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::NoAnswer { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("no SNMP answer from 127.0.0.1:{}", snmpd.port)),
+        "{text}"
+    );
+    assert!(text.contains("community"), "{text}");
+    assert!(
+        !text.contains("wrong-community"),
+        "the community leaked: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_community_is_refused_writes_in_v1_and_v2c() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    for version in ["1", "2c"] {
+        let switch = snmpd.switch(&[("community", RO), ("snmp_version", version)]);
+        assert_eq!(
+            switch.status(&Plug::Number(1), soon()).await.unwrap(),
+            PowerState::On
+        );
+        let err = switch
+            .switch(&Plug::Number(1), SwitchTo::Off, soon())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeviceError::Refused(_)), "v{version}: {err}");
+        assert!(err.to_string().contains("read-only"), "v{version}: {err}");
+        let err = switch.check(soon()).await.unwrap_err();
+        assert!(
+            matches!(err, DeviceError::Refused(_)),
+            "check v{version}: {err}"
+        );
+    }
+    assert!(snmpd.state().outlet(1, 1).unwrap().on);
+}
+
+#[tokio::test]
+async fn a_read_only_v3_user_is_refused_writes() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[
+        ("snmp_version", "3"),
+        ("username", "rouser"),
+        ("password", "ro-pass-phrase"),
+        ("snmp_auth_prot", "SHA"),
+    ]);
+    assert_eq!(
+        switch.status(&Plug::Number(1), soon()).await.unwrap(),
+        PowerState::On
+    );
+    let err = switch
+        .switch(&Plug::Number(1), SwitchTo::Off, soon())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("rouser"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unknown_v3_user_and_a_wrong_pass_phrase_are_told_apart() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let stranger = snmpd.switch(&[
+        ("snmp_version", "3"),
+        ("username", "nobody"),
+        ("password", "whatever-phrase"),
+    ]);
+    let err = stranger.status(&Plug::Number(1), soon()).await.unwrap_err();
+    assert!(matches!(err, DeviceError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("nobody"), "{err}");
+    assert!(
+        err.to_string().contains("usmStatsUnknownUserNames"),
+        "{err}"
+    );
+
+    let wrong = snmpd.switch(&[
+        ("snmp_version", "3"),
+        ("username", "shauser"),
+        ("password", "not-the-pass-phrase"),
+        ("snmp_auth_prot", "SHA"),
+    ]);
+    let err = wrong.status(&Plug::Number(1), soon()).await.unwrap_err();
+    assert!(matches!(err, DeviceError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("usmStatsWrongDigests"), "{err}");
+    assert!(!err.to_string().contains("not-the-pass-phrase"), "{err}");
+}
+
+#[tokio::test]
+async fn nothing_listening_is_no_snmp_answer_by_the_deadline() {
+    let port = free_udp_port();
+    let switch = switch_for(port, &[("community", RW)]);
+    let err = switch
+        .status(
+            &Plug::Number(1),
+            Instant::now() + Duration::from_millis(1500),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("no SNMP answer from 127.0.0.1:{port}")),
+        "{text}"
+    );
+    assert!(text.contains("nothing is listening"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unknown_outlet_error_lists_the_outlets_the_pdu_has() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    for plug in [Plug::Number(9), Plug::Name("db".into())] {
+        let err = switch
+            .switch(&plug, SwitchTo::Off, soon())
+            .await
+            .unwrap_err();
+        let DeviceError::UnknownPlug { known, .. } = &err else {
+            panic!("{plug}: {err}")
+        };
+        assert!(
+            known.contains("1 (db-1)") && known.contains("2 (web 2)"),
+            "{err}"
+        );
+    }
+    assert!(snmpd.state().outlets.iter().take(3).all(|o| o.on));
+}
+
+#[tokio::test]
+async fn an_ambiguous_outlet_name_is_an_error_not_a_guess() {
+    let Some(bin) = peer() else { return };
+    let mut pdu = named_pdu(Family::Rpdu);
+    pdu.outlets[2].name = "db-1".into();
+    let snmpd = Snmpd::start(&bin, &pdu).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    let err = switch
+        .switch(&Plug::Name("db-1".into()), SwitchTo::Off, soon())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ambiguous"), "{err}");
+    assert!(snmpd.state().outlets.iter().take(3).all(|o| o.on));
+}
+
+#[tokio::test]
+async fn a_lying_outlet_still_reads_on_after_off_was_accepted() {
+    let Some(bin) = peer() else { return };
+    let mut pdu = named_pdu(Family::Rpdu);
+    pdu.outlets[0].fault = Fault::Lie;
+    let snmpd = Snmpd::start(&bin, &pdu).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    switch
+        .switch(&Plug::Number(1), SwitchTo::Off, soon())
+        .await
+        .unwrap();
+    assert_eq!(
+        switch.status(&Plug::Number(1), soon()).await.unwrap(),
+        PowerState::On
+    );
+}
+
+#[tokio::test]
+async fn a_pending_command_reads_unknown_until_it_takes_effect() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu2)).await;
+    let mut pdu = snmpd.state();
+    pdu.outlets[0].fault = Fault::Pending(60_000);
+    snmpd.set_state(&pdu);
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    switch
+        .switch(&Plug::Number(1), SwitchTo::Off, soon())
+        .await
+        .unwrap();
+    assert_eq!(
+        switch.status(&Plug::Number(1), soon()).await.unwrap(),
+        PowerState::Unknown
+    );
+    // Let the pending change take effect now.
+    let mut pdu = snmpd.state();
+    pdu.outlets[0].pending = Some((false, 0));
+    snmpd.set_state(&pdu);
+    assert_eq!(
+        switch.status(&Plug::Number(1), soon()).await.unwrap(),
+        PowerState::Off
+    );
+}
+
+#[tokio::test]
+async fn a_slow_pdu_answers_within_a_generous_deadline_and_times_out_within_a_short_one() {
+    let Some(bin) = peer() else { return };
+    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    let mut pdu = snmpd.state();
+    pdu.outlets[0].fault = Fault::Slow(1500);
+    snmpd.set_state(&pdu);
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    let err = switch
+        .status(
+            &Plug::Number(1),
+            Instant::now() + Duration::from_millis(800),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // snmpd is still busy with the slow answers; a long deadline outlasts them.
+    assert_eq!(
+        switch
+            .status(&Plug::Number(1), Instant::now() + Duration::from_secs(30))
+            .await
+            .unwrap(),
+        PowerState::On
+    );
+}
+
+#[tokio::test]
+async fn cycle_reboots_the_outlet_through_the_pdu() {
+    let Some(bin) = peer() else { return };
+    let mut pdu = named_pdu(Family::MasterSwitchPlus);
+    pdu.reboot_ms = 60_000;
+    let snmpd = Snmpd::start(&bin, &pdu).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    assert!(switch.supports(DeviceCommand::Cycle));
+    switch
+        .command(&Plug::Number(2), DeviceCommand::Cycle, soon())
+        .await
+        .unwrap();
+    let outlet = snmpd.state().outlet(1, 2).unwrap().clone();
+    assert!(
+        !outlet.on && outlet.pending.map(|(on, _)| on) == Some(true),
+        "{outlet:?}"
+    );
+    assert!(switch
+        .command(&Plug::Number(2), DeviceCommand::Diag, soon())
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn an_unknown_sys_object_id_is_named_and_a_forced_profile_works() {
+    let Some(bin) = peer() else { return };
+    // The emulator serves rPDU tables, but snmpd claims to be another APC product.
+    let snmpd =
+        Snmpd::start_claiming(&bin, &named_pdu(Family::Rpdu), ".1.3.6.1.4.1.318.1.3.2.12").await;
+    let auto = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    let err = auto
+        .status(&Plug::Number(1), soon())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(".1.3.6.1.4.1.318.1.3.2.12") && err.contains("profile="),
+        "{err}"
+    );
+    let forced = snmpd.switch(&[
+        ("community", RW),
+        ("snmp_version", "2c"),
+        ("profile", "rpdu"),
+    ]);
+    assert_eq!(
+        forced.status(&Plug::Number(1), soon()).await.unwrap(),
+        PowerState::On
+    );
+}
