@@ -70,15 +70,20 @@ impl ApcSnmpSwitch {
         let credentials = match version {
             Version::V1 | Version::V2c => Credentials::Community {
                 version,
-                // fence_apc_snmp silently assumes "private"; we do not send a
-                // well-known write community nobody configured.
-                community: params.secret("community").cloned().ok_or_else(|| {
-                    config(
-                        "parameter `community` is required for SNMPv1/v2c (fence_apc_snmp \
-                         assumed `private`; set community=private if your PDU uses it)"
-                            .into(),
-                    )
-                })?,
+                // fence_apc_snmp assumes "private" (APC's factory write
+                // community); so do we, so that its configurations work unchanged,
+                // but say so: a PDU still on its factory community is a risk.
+                community: match params.secret("community") {
+                    Some(community) => community.clone(),
+                    None => {
+                        tracing::warn!(
+                            device = %params.text("ip").unwrap_or("?"),
+                            "no `community` given: using APC's factory default, as \
+                             fence_apc_snmp does; set community (or community_file)"
+                        );
+                        Secret::new("private")
+                    }
+                },
             },
             Version::V3 => {
                 let user = params
@@ -524,8 +529,8 @@ const PARAMS: &[ParamSpec] = &[
         .default("161"),
     ParamSpec::new(
         "community",
-        "SNMPv1/v2c community with write access (required for versions 1 and 2c; \
-         fence_apc_snmp assumed `private`, fencekit sends none unless told)",
+        "SNMPv1/v2c community with write access (default: APC's factory `private`, \
+         as fence_apc_snmp; a warning is logged when the default is used)",
     )
     .short('c')
     .secret(),
@@ -621,11 +626,10 @@ mod tests {
     }
 
     #[test]
-    fn v1_without_a_community_is_refused_with_the_reason() {
+    fn v1_without_a_community_uses_the_factory_default_as_fence_apc_snmp() {
         let p = params(&[("ip", "127.0.0.1")]).unwrap();
-        let err = ApcSnmpSwitch::from_params(&p).unwrap_err().to_string();
-        assert!(err.contains("community"), "{err}");
-        assert!(err.contains("private"), "{err}");
+        let switch = ApcSnmpSwitch::from_params(&p).unwrap();
+        assert_eq!(switch.agent.version(), Version::V1);
     }
 
     #[test]
