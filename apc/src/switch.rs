@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use fencekit_core::schema::PluginKind;
 use fencekit_core::{
     DeviceCommand, DeviceError, Instant, ParamSpec, ParamType, Params, Plug, PlugInfo, PowerState,
-    PowerSwitch, Schema, SwitchTo,
+    PowerSwitch, Schema, Secret, SwitchTo,
 };
 
 use crate::ber::{self, SetValue};
