@@ -17,6 +17,9 @@ pub enum Verdict {
     Degraded { reasons: Vec<String> },
     /// Fewer usable paths than the minimum: the device cannot be trusted.
     Failed { reasons: Vec<String> },
+    /// The check could not see the paths (a tool hung or is missing, the device
+    /// could not be resolved): not evidence of a dead SAN, nor of a healthy one.
+    Unknown { reasons: Vec<String> },
 }
 
 impl Verdict {
@@ -25,13 +28,16 @@ impl Verdict {
             Verdict::Healthy => "healthy",
             Verdict::Degraded { .. } => "degraded",
             Verdict::Failed { .. } => "failed",
+            Verdict::Unknown { .. } => "unknown",
         }
     }
 
     pub fn reasons(&self) -> &[String] {
         match self {
             Verdict::Healthy => &[],
-            Verdict::Degraded { reasons } | Verdict::Failed { reasons } => reasons,
+            Verdict::Degraded { reasons }
+            | Verdict::Failed { reasons }
+            | Verdict::Unknown { reasons } => reasons,
         }
     }
 }

@@ -559,8 +559,7 @@ impl SanCheck {
 
 #[async_trait]
 impl StorageHealth for SanCheck {
-    /// core's view: an "unknown" device (a tool hung or missing) makes the whole call
-    /// an error naming it; use [`SanCheck::run`] to keep per-device detail.
+    /// core's view: one verdict per device, "unknown" where a tool hung or is missing.
     async fn check(
         &self,
         devices: &[String],

@@ -255,8 +255,7 @@ impl DeviceReport {
         self.units.iter().map(|u| u.usable).sum()
     }
 
-    /// core's view. "Unknown" has no place in `Verdict`: it becomes an error, because a
-    /// check that could not see the paths is not a dead SAN.
+    /// core's view of this report.
     pub fn to_health(&self) -> Result<DeviceHealth, DeviceError> {
         let reasons = || {
             let mut r: Vec<String> = self
@@ -272,22 +271,7 @@ impl DeviceReport {
             Status::Healthy => Verdict::Healthy,
             Status::Degraded => Verdict::Degraded { reasons: reasons() },
             Status::Failed => Verdict::Failed { reasons: reasons() },
-            Status::Unknown => {
-                let text = format!("{}: {}", self.device, self.summary());
-                let timed_out = self
-                    .units
-                    .iter()
-                    .flat_map(|u| u.causes.iter())
-                    .chain(self.problems.iter())
-                    .any(|c| {
-                        c.contains("did not answer within") || c.contains("did not finish within")
-                    });
-                return Err(if timed_out {
-                    DeviceError::TimedOut(text)
-                } else {
-                    DeviceError::Failed(text)
-                });
-            }
+            Status::Unknown => Verdict::Unknown { reasons: reasons() },
         };
         let paths = self
             .units
@@ -382,12 +366,18 @@ mod tests {
     }
 
     #[test]
-    fn unknown_becomes_an_error_for_core_and_code_3_for_nagios() {
+    fn unknown_becomes_core_s_unknown_verdict_and_code_3_for_nagios() {
         let r = DeviceReport::unknown(
             "/dev/emcpowera",
             "powermt did not answer within 0.3 s".into(),
         );
-        assert!(r.to_health().unwrap_err().is_timeout());
+        let health = r.to_health().unwrap();
+        assert_eq!(
+            health.verdict,
+            Verdict::Unknown {
+                reasons: vec!["powermt did not answer within 0.3 s".into()]
+            }
+        );
         assert_eq!(r.status.nagios_code(), 3);
         assert_eq!(overall(&[r]), Status::Unknown);
     }
