@@ -156,6 +156,11 @@ pub struct FenceOptions {
     /// A pause before `off` and `reboot` (`delay`: the fence-race mitigation).
     pub delay: Duration,
     pub method: Method,
+    /// A command run after the fence with the outcome in its environment
+    /// ([`crate::notify`]); it cannot change the outcome.
+    pub notify_command: Option<String>,
+    /// How long the notify command may run (never past the operation's deadline).
+    pub notify_timeout: Duration,
     pub observer: Option<Observer>,
 }
 
@@ -169,6 +174,8 @@ impl Default for FenceOptions {
             reboot_wait: Duration::ZERO,
             delay: Duration::ZERO,
             method: Method::OnOff,
+            notify_command: None,
+            notify_timeout: Duration::from_secs(5),
             observer: None,
         }
     }
@@ -184,6 +191,8 @@ impl fmt::Debug for FenceOptions {
             .field("reboot_wait", &self.reboot_wait)
             .field("delay", &self.delay)
             .field("method", &self.method)
+            .field("notify_command", &self.notify_command)
+            .field("notify_timeout", &self.notify_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -361,6 +370,13 @@ impl<'a> Run<'a> {
             FenceAction::Reboot => self.reboot(&mut outcome).await,
         }
         outcome.elapsed = self.start.elapsed();
+        if let Some(command) = &self.options.notify_command {
+            if action != FenceAction::Status {
+                let by = (Instant::now() + self.options.notify_timeout).min(self.deadline);
+                let said = crate::notify::run(command, &outcome, by).await;
+                tracing::info!("{said}");
+            }
+        }
         if outcome.success {
             tracing::info!(
                 elapsed_ms = outcome.elapsed.as_millis() as u64,
@@ -860,6 +876,17 @@ const PARAMS: &[ParamSpec] = &[
     .short('m')
     .ty(ParamType::Select(&["onoff", "cycle"]))
     .default("onoff"),
+    ParamSpec::new(
+        "notify_command",
+        "a command run (by /bin/sh) after each fence, with the outcome in FENCEKIT_* \
+         environment variables; it cannot change the outcome",
+    ),
+    ParamSpec::new(
+        "notify_timeout",
+        "seconds the notify command may run before it is killed",
+    )
+    .ty(ParamType::Seconds)
+    .default("5"),
 ];
 
 /// The fence algorithm's own parameters, accepted by every power plugin's front
@@ -897,6 +924,13 @@ impl FenceOptions {
                 .text("method")
                 .and_then(Method::parse)
                 .unwrap_or(defaults.method),
+            notify_command: params
+                .text("notify_command")
+                .filter(|c| !c.trim().is_empty())
+                .map(str::to_string),
+            notify_timeout: params
+                .seconds("notify_timeout")
+                .unwrap_or(defaults.notify_timeout),
             observer: None,
         }
     }

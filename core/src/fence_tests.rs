@@ -467,3 +467,59 @@ async fn plugs_on_different_devices_are_switched_concurrently() {
     assert_eq!(started.elapsed(), Duration::from_secs(2));
     assert_eq!(pdu_a.received()[0].at, pdu_b.received()[0].at);
 }
+
+#[tokio::test]
+async fn the_notify_command_sees_the_outcome_and_cannot_change_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let pdu = Arc::new(SimSwitch::new(1));
+    pdu.set_behaviour(1, Behaviour::Lie);
+    let opts = FenceOptions {
+        power_timeout: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(20),
+        notify_command: Some(format!(
+            "echo \"$FENCEKIT_NODE $FENCEKIT_ACTION $FENCEKIT_SUCCESS $FENCEKIT_FENCED $FENCEKIT_PLUGS\" > {}; exit 0",
+            record.display()
+        )),
+        ..options()
+    };
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert!(!outcome.success);
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap().trim(),
+        "node1 off 0 0 pdu-a:1=on"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_notify_command_is_killed_and_the_fence_still_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let pdu = Arc::new(SimSwitch::new(1));
+    let opts = FenceOptions {
+        notify_command: Some(format!("echo $$ > {}; exec sleep 600", pid_file.display())),
+        notify_timeout: Duration::from_millis(300),
+        ..options()
+    };
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success, "{}", outcome.summary());
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The hook was reaped: its process no longer exists.
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
