@@ -218,26 +218,10 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
 }
 
 async fn status(me: &str, request: &Request) -> u8 {
-    let options = request.options();
-    let deadline = fencekit_core::Instant::now() + options.timeout;
-    let device = match request.device() {
-        Ok(device) => device,
+    match request.check().await {
+        Ok(()) => OK,
         Err(e) => {
             eprintln!("{me}: {e}");
-            return FAIL;
-        }
-    };
-    match tokio::time::timeout_at(deadline, device.check(deadline)).await {
-        Ok(Ok(())) => OK,
-        Ok(Err(e)) => {
-            eprintln!("{me}: device check failed: {e}");
-            FAIL
-        }
-        Err(_) => {
-            eprintln!(
-                "{me}: device check timed out after {:.1} s",
-                options.timeout.as_secs_f64()
-            );
             FAIL
         }
     }
@@ -262,30 +246,15 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
         return FAIL;
     }
     // A power strip whose outlets carry the hosts' names.
-    let options = request.options();
-    let deadline = fencekit_core::Instant::now() + options.timeout;
-    let device = match request.device() {
-        Ok(device) => device,
-        Err(e) => {
-            eprintln!("{me}: {e}");
-            return FAIL;
-        }
-    };
-    match tokio::time::timeout_at(deadline, device.list(deadline)).await {
-        Ok(Ok(plugs)) => {
-            for plug in plugs {
-                if let Some(name) = plug.name {
-                    println!("{name}");
-                }
+    match request.list().await {
+        Ok(plugs) => {
+            for name in plugs.into_iter().filter_map(|plug| plug.name) {
+                println!("{name}");
             }
             OK
         }
-        Ok(Err(e)) => {
-            eprintln!("{me}: listing outlets failed: {e}");
-            FAIL
-        }
-        Err(_) => {
-            eprintln!("{me}: listing outlets timed out");
+        Err(e) => {
+            eprintln!("{me}: {e}");
             FAIL
         }
     }

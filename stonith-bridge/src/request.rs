@@ -2,11 +2,14 @@
 //! against the plugin's schema, the fence algorithm's schema and the front end's own;
 //! the device built from them; and the plugs a node name maps to.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use fencekit_core::fence::{self, Devices};
 use fencekit_core::schema::{self, Params, RawParam, Schema, Unknown, Validated};
-use fencekit_core::{FenceOptions, FenceTarget, Plug, PowerSwitch, TargetPlug};
+use fencekit_core::{
+    DeviceError, FenceOptions, FenceTarget, Instant, Plug, PlugInfo, PowerSwitch, TargetPlug,
+};
 use fencekit_plugins::{PowerPlugin, Registry};
 
 /// A front end's validated request for one plugin's device.
@@ -51,6 +54,43 @@ impl Request {
             .text("ip")
             .map(str::to_string)
             .unwrap_or_else(|| self.plugin.schema.plugin.to_string())
+    }
+
+    /// Lists the device's plugs, by the operation's deadline.
+    pub async fn list(&self) -> Result<Vec<PlugInfo>, String> {
+        self.bounded("list", |device, deadline| async move {
+            device.list(deadline).await
+        })
+        .await
+    }
+
+    /// Checks the device answers, by the operation's deadline.
+    pub async fn check(&self) -> Result<(), String> {
+        self.bounded("device check", |device, deadline| async move {
+            device.check(deadline).await
+        })
+        .await
+    }
+
+    /// Builds the device and runs one call on it, abandoned at the operation's
+    /// deadline; errors say what failed (and "timed out" when time ran out, the word
+    /// Pacemaker looks for).
+    async fn bounded<T, F, Fut>(&self, what: &str, call: F) -> Result<T, String>
+    where
+        F: FnOnce(Arc<dyn PowerSwitch>, Instant) -> Fut,
+        Fut: Future<Output = Result<T, DeviceError>>,
+    {
+        let timeout = self.options().timeout;
+        let deadline = Instant::now() + timeout;
+        let device = self.device()?;
+        match tokio::time::timeout_at(deadline, call(device, deadline)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(format!("{what}: {e}")),
+            Err(_) => Err(format!(
+                "{what} timed out after {:.1} s",
+                timeout.as_secs_f64()
+            )),
+        }
     }
 
     pub fn devices(&self) -> Result<Devices, String> {

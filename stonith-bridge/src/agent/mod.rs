@@ -226,18 +226,9 @@ fn failed(name: &str, outcome: &fencekit_core::Outcome) {
 }
 
 async fn list(name: &str, request: &Request, with_status: bool) -> u8 {
-    let separator = request.params.text("separator").unwrap_or(",").to_string();
-    let options = request.options();
-    let deadline = fencekit_core::Instant::now() + options.timeout;
-    let device = match request.device() {
-        Ok(device) => device,
-        Err(e) => {
-            eprintln!("{name}: Failed: {e}");
-            return FAIL;
-        }
-    };
-    match tokio::time::timeout_at(deadline, device.list(deadline)).await {
-        Ok(Ok(plugs)) => {
+    let separator = request.params.text("separator").unwrap_or(",");
+    match request.list().await {
+        Ok(plugs) => {
             for plug in plugs {
                 let id = plug.plug.to_string();
                 let alias = plug.name.clone().unwrap_or_else(|| id.clone());
@@ -252,41 +243,18 @@ async fn list(name: &str, request: &Request, with_status: bool) -> u8 {
             }
             OK
         }
-        Ok(Err(e)) => {
-            eprintln!("{name}: Failed: list: {e}");
-            FAIL
-        }
-        Err(_) => {
-            eprintln!(
-                "{name}: Failed: list timed out after {:.1} s",
-                options.timeout.as_secs_f64()
-            );
+        Err(e) => {
+            eprintln!("{name}: Failed: {e}");
             FAIL
         }
     }
 }
 
 async fn monitor(name: &str, request: &Request) -> u8 {
-    let options = request.options();
-    let deadline = fencekit_core::Instant::now() + options.timeout;
-    let device = match request.device() {
-        Ok(device) => device,
+    match request.check().await {
+        Ok(()) => OK,
         Err(e) => {
-            eprintln!("{name}: Failed: {e}");
-            return FAIL;
-        }
-    };
-    match tokio::time::timeout_at(deadline, device.check(deadline)).await {
-        Ok(Ok(())) => OK,
-        Ok(Err(e)) => {
             eprintln!("{name}: Failed: monitor: {e}");
-            FAIL
-        }
-        Err(_) => {
-            eprintln!(
-                "{name}: Failed: monitor timed out after {:.1} s",
-                options.timeout.as_secs_f64()
-            );
             FAIL
         }
     }
