@@ -141,7 +141,9 @@ pub type Observer = Arc<dyn Fn(&Step) + Send + Sync>;
 /// Timing and method of a fence. Defaults follow fence-agents where they have one.
 #[derive(Clone)]
 pub struct FenceOptions {
-    /// The whole operation ends by this, whatever the devices do.
+    /// The whole operation ends by this, whatever the devices do. The default, 50 s,
+    /// ends before Pacemaker's default fencing timeout (60 s) kills the agent, so the
+    /// cluster gets our reason rather than a kill.
     pub timeout: Duration,
     /// How long after a device accepted a command the plug may take to reach the
     /// state (fence-agents' `power_timeout`, but counted in seconds, not in polls).
@@ -167,7 +169,7 @@ pub struct FenceOptions {
 impl Default for FenceOptions {
     fn default() -> Self {
         FenceOptions {
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(50),
             power_timeout: Duration::from_secs(20),
             poll_interval: Duration::from_millis(500),
             power_wait: Duration::ZERO,
@@ -837,7 +839,7 @@ const PARAMS: &[ParamSpec] = &[
         "the whole operation ends by this many seconds, whatever the devices do",
     )
     .ty(ParamType::Seconds)
-    .default("60"),
+    .default("50"),
     ParamSpec::new(
         "power_timeout",
         "seconds a plug may take to reach the state after the device accepted the command",
