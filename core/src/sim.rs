@@ -423,6 +423,7 @@ const PARAMS: &[ParamSpec] = &[
         "the password to log in with (checked against expect_password)",
     )
     .aliases(&["passwd"])
+    .short('p')
     .secret(),
     ParamSpec::new(
         "expect_password",

@@ -63,6 +63,11 @@ pub enum HarnessError {
         why: String,
     },
 
+    /// A launcher or guard would have to touch something that is not its own (a
+    /// cluster already running, a file it did not create).
+    #[error("refusing to {what}: {why}")]
+    Refused { what: String, why: String },
+
     /// A state file kept by a simulated device holds something unexpected.
     #[error("state file {path} holds {content:?}")]
     BadState { path: PathBuf, content: String },

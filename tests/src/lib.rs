@@ -17,13 +17,16 @@
 //! ```
 
 pub mod accounts;
+pub mod bridge;
 pub mod daemon;
 mod error;
 pub mod ipmi_sim;
+pub mod pacemaker;
 pub mod peers;
 pub mod ports;
 pub mod snmpd;
 pub mod sshd;
+pub mod system;
 pub mod tool;
 
 pub use daemon::Daemon;

@@ -62,6 +62,27 @@ pub fn require(program: &str, package: &str) -> Option<PathBuf> {
     None
 }
 
+/// Like [`require`] for a data file a peer package installs (a schema, a
+/// configuration template): the path, or `None` after a loud `SKIPPED:` line; a panic
+/// under `FENCEKIT_REQUIRE_PEERS=1`.
+pub fn require_file(path: &str, package: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        return Some(path);
+    }
+    missing(
+        &format!(
+            "{} is required ({REQUIRE_PEERS_ENV}=1) but not installed: apt-get install {package}",
+            path.display()
+        ),
+        &format!(
+            "{} not installed (apt-get install {package})",
+            path.display()
+        ),
+    );
+    None
+}
+
 /// Like [`require`] for several programs at once: all paths in order, or `None` after
 /// one `SKIPPED:` (or panic) line per missing program.
 pub fn require_all(programs: &[(&str, &str)]) -> Option<Vec<PathBuf>> {

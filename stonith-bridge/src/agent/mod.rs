@@ -56,7 +56,15 @@ pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
             }
         }
     };
-    let verbose = raw.iter().filter(|p| p.key == "verbose").count();
+    // `-v` may be stacked; `verbose=0` on stdin means off, as fence-agents read it.
+    let verbose = raw
+        .iter()
+        .filter(|p| p.key == "verbose")
+        .filter(|p| match &p.value {
+            RawValue::Text(t) => fencekit_core::schema::parse_bool(t) != Some(false),
+            _ => true,
+        })
+        .count();
     let quiet =
         last(&raw, &["quiet"]).is_some_and(|v| fencekit_core::schema::parse_bool(&v) == Some(true));
     logging::init(if quiet { 0 } else { verbose.min(3) as u8 }, quiet);
