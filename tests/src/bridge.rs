@@ -7,11 +7,12 @@
 //! test never drives a stale build. [`Installed`] lays the binary out in a temporary
 //! prefix with `stonith-bridge install`, as a packager would.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -28,27 +29,38 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The up-to-date `stonith-bridge` binary of this build's profile.
 pub fn binary() -> Result<PathBuf, HarnessError> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    static REPORTED: AtomicBool = AtomicBool::new(false);
-    BUILT
-        .get_or_init(|| locate_and_build().map_err(|e| e.to_string()))
+    workspace_binary(BINARY, BINARY)
+}
+
+/// The up-to-date binary `bin` of workspace package `package` (an emulator, a
+/// simulator), built once per test process like [`binary`].
+pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf, HarnessError> {
+    type Built = Mutex<HashMap<(String, String), Result<PathBuf, String>>>;
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    // One build at a time: cargo would serialise them anyway, on its own lock.
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry((package.to_string(), bin.to_string()))
+        .or_insert_with(|| locate_and_build(package, bin).map_err(|e| e.to_string()))
         .clone()
         .map_err(|why| {
             // A failed build's output is long: the first test to ask carries it, the
             // others point there.
+            static REPORTED: AtomicBool = AtomicBool::new(false);
             let why = if REPORTED.swap(true, Ordering::Relaxed) {
                 "failed; the first test that failed on it in this run has the details".into()
             } else {
                 why
             };
             HarnessError::Io {
-                what: format!("find or build {BINARY}"),
+                what: format!("find or build {bin}"),
                 source: std::io::Error::other(why),
             }
         })
 }
 
-fn locate_and_build() -> Result<PathBuf, HarnessError> {
+fn locate_and_build(package: &str, bin: &str) -> Result<PathBuf, HarnessError> {
     let exe = std::env::current_exe()
         .map_err(|e| HarnessError::io("find the running test executable", e))?;
     let deps = exe.parent();
@@ -60,9 +72,9 @@ fn locate_and_build() -> Result<PathBuf, HarnessError> {
             source: std::io::Error::other("the test does not run from TARGET/PROFILE/deps"),
         })?;
     if let Some(cargo) = std::env::var_os("CARGO") {
-        build(Path::new(&cargo), profile_dir)?;
+        build(Path::new(&cargo), profile_dir, package, bin)?;
     }
-    let binary = profile_dir.join(BINARY);
+    let binary = profile_dir.join(bin);
     let executable = binary
         .metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
@@ -70,18 +82,18 @@ fn locate_and_build() -> Result<PathBuf, HarnessError> {
         return Err(HarnessError::Io {
             what: format!("find {}", binary.display()),
             source: std::io::Error::other(format!(
-                "not built; run `cargo build -p {BINARY}` or the tests under cargo"
+                "not built; run `cargo build -p {package} --bin {bin}` or the tests under cargo"
             )),
         });
     }
     Ok(binary)
 }
 
-/// `cargo build -p stonith-bridge` into the same target directory and profile as the
-/// running test.
-fn build(cargo: &Path, profile_dir: &Path) -> Result<(), HarnessError> {
+/// `cargo build -p PACKAGE --bin BIN` into the same target directory and profile as
+/// the running test.
+fn build(cargo: &Path, profile_dir: &Path, package: &str, bin: &str) -> Result<(), HarnessError> {
     let mut command = Command::new(cargo);
-    command.args(["build", "--quiet", "-p", BINARY, "--bin", BINARY]);
+    command.args(["build", "--quiet", "-p", package, "--bin", bin]);
     // The profile directory is named after the profile, except that `dev` and `test`
     // build into `debug` and `bench` into `release`.
     match profile_dir.file_name().and_then(|n| n.to_str()) {

@@ -1,0 +1,218 @@
+//! The APC plugin through the fence-agent front end, against the real net-snmp
+//! `snmpd` with fencekit's emulated PDU behind it as a pass_persist program, side by
+//! side with fence-agents' own `fence_apc_snmp`: the same stdin lines must leave the
+//! emulated outlets in the same states.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use fencekit_tests::bridge::{self, Installed};
+use fencekit_tests::peers;
+use fencekit_tests::snmpd::{
+    AuthProtocol, Community, PassPersist, PrivProtocol, SnmpUser, Snmpd, SnmpdOptions,
+};
+
+/// sysObjectID of an rPDU (AP78xx/79xx), PowerNet-MIB.
+const RPDU: &str = ".1.3.6.1.4.1.318.1.3.4.5";
+const OUTLETS: u32 = 4;
+const V3_USER: &str = "fenceuser";
+const V3_AUTH: &str = "fk-auth-phrase-1";
+const V3_PRIV: &str = "fk-priv-phrase-1";
+
+struct Pdu {
+    snmpd: Snmpd,
+    state: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pdu {
+    fn start() -> Option<Pdu> {
+        peers::require("snmpd", "snmpd")?;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("pdu.state");
+        let emulator = bridge::workspace_binary("fencekit-apc", "fencekit-apc-snmp-sim").unwrap();
+        // snmpd runs the program with no arguments of ours: a wrapper names the state.
+        let wrapper = dir.path().join("pdu-sim");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec '{}' '{}'\n",
+                emulator.display(),
+                state.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pdu = Pdu {
+            snmpd: Snmpd::start(SnmpdOptions {
+                communities: vec![Community {
+                    name: "private".into(),
+                    write: true,
+                }],
+                users: vec![SnmpUser {
+                    name: V3_USER.into(),
+                    auth: AuthProtocol::Sha,
+                    auth_pass: V3_AUTH.into(),
+                    privacy: Some((PrivProtocol::Aes, V3_PRIV.into())),
+                    write: true,
+                }],
+                pass_persist: vec![PassPersist {
+                    oid: ".1.3.6.1.4.1.318".into(),
+                    program: wrapper,
+                }],
+                sys_object_id: Some(RPDU.into()),
+                ..SnmpdOptions::default()
+            })
+            .unwrap(),
+            state,
+            _dir: dir,
+        };
+        pdu.reset();
+        Some(pdu)
+    }
+
+    /// Every outlet on, obeying.
+    fn reset(&self) {
+        let mut text = String::from("family rpdu\nreboot_ms 1000\n");
+        for n in 1..=OUTLETS {
+            text.push_str(&format!("outlet 1 {n} on obey - outlet-{n}\n"));
+        }
+        std::fs::write(&self.state, text).unwrap();
+    }
+
+    /// Outlet states, in outlet order.
+    fn states(&self) -> Vec<bool> {
+        let text = std::fs::read_to_string(&self.state).unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("outlet "))
+            .map(|l| l.split_whitespace().nth(3) == Some("on"))
+            .collect()
+    }
+
+    fn v1(&self, action: &str, plug: &str) -> String {
+        format!(
+            "action={action}\nip=127.0.0.1\nipport={}\ncommunity=private\nsnmp_version=1\nplug={plug}\n",
+            self.snmpd.port()
+        )
+    }
+
+    fn v3(&self, action: &str, plug: &str) -> String {
+        format!(
+            "action={action}\nip=127.0.0.1\nipport={}\nsnmp_version=3\nusername={V3_USER}\n\
+             password={V3_AUTH}\nsnmp_auth_prot=SHA\nsnmp_sec_level=authPriv\n\
+             snmp_priv_prot=AES\nsnmp_priv_passwd={V3_PRIV}\nplug={plug}\n",
+            self.snmpd.port()
+        )
+    }
+}
+
+/// Runs an agent with options on stdin; gives its exit code and output.
+fn run(agent: &Path, stdin: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(agent)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The same sequence of stdin inputs through one agent: exit codes and the outlet
+/// states after each step.
+fn drive(
+    pdu: &Pdu,
+    agent: &Path,
+    input: impl Fn(&Pdu, &str, &str) -> String,
+) -> Vec<(Option<i32>, Vec<bool>)> {
+    pdu.reset();
+    let steps = [
+        ("status", "1"),
+        ("off", "2"),
+        ("status", "2"),
+        ("off", "3"),
+        ("on", "2"),
+        ("reboot", "4"),
+        ("status", "4"),
+    ];
+    steps
+        .iter()
+        .map(|(action, plug)| {
+            let (code, output) = run(agent, &input(pdu, action, plug));
+            assert!(
+                code.is_some(),
+                "{} {action} {plug} died: {output}",
+                agent.display()
+            );
+            (code, pdu.states())
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_stdin_drives_fence_apc_snmp_and_ours_to_the_same_outlet_states() {
+    let Some(theirs) = peers::require("fence_apc_snmp", "fence-agents") else {
+        return;
+    };
+    let Some(pdu) = Pdu::start() else { return };
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("apc");
+    for (version, input) in [
+        ("v1", Pdu::v1 as fn(&Pdu, &str, &str) -> String),
+        ("v3 authPriv SHA+AES", Pdu::v3),
+    ] {
+        let with_theirs = drive(&pdu, &theirs, input);
+        let with_ours = drive(&pdu, &ours, input);
+        assert_eq!(with_theirs, with_ours, "{version}: fence_apc_snmp vs ours");
+        // And the sequence did what it says: status on (0), off, status off (2), ...
+        let codes: Vec<Option<i32>> = with_ours.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            codes,
+            [Some(0), Some(0), Some(2), Some(0), Some(0), Some(0), Some(0)],
+            "{version}"
+        );
+        assert_eq!(with_ours.last().unwrap().1, vec![true, true, false, true]);
+    }
+}
+
+#[test]
+fn two_plugs_of_one_node_are_both_switched_and_confirmed() {
+    // fence_apc_snmp caches one outlet index for all plugs of a call; ours reads and
+    // switches each.
+    let Some(pdu) = Pdu::start() else { return };
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("apc");
+    let (code, output) = run(&ours, &pdu.v1("off", "1,3"));
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(pdu.states(), vec![false, true, false, true]);
+    let (code, output) = run(&ours, &pdu.v1("status", "1,3"));
+    assert_eq!(code, Some(2), "{output}");
+}
+
+#[test]
+fn list_status_reports_every_outlet_with_its_real_state() {
+    let Some(pdu) = Pdu::start() else { return };
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("apc");
+    run(&ours, &pdu.v1("off", "2"));
+    let (code, output) = run(&ours, &pdu.v1("list-status", ""));
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("1,outlet-1,ON"), "{output}");
+    assert!(output.contains("2,outlet-2,OFF"), "{output}");
+}
