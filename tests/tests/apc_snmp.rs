@@ -184,7 +184,15 @@ fn the_same_stdin_drives_fence_apc_snmp_and_ours_to_the_same_outlet_states() {
         let codes: Vec<Option<i32>> = with_ours.iter().map(|(c, _)| *c).collect();
         assert_eq!(
             codes,
-            [Some(0), Some(0), Some(2), Some(0), Some(0), Some(0), Some(0)],
+            [
+                Some(0),
+                Some(0),
+                Some(2),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0)
+            ],
             "{version}"
         );
         assert_eq!(with_ours.last().unwrap().1, vec![true, true, false, true]);
