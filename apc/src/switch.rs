@@ -30,6 +30,9 @@ pub struct ApcSnmpSwitch {
     agent: Agent,
     /// A forced profile; `None` reads sysObjectID.
     profile: Option<Family>,
+    /// The profile read from sysObjectID, once per device object: the front ends
+    /// build one per operation, so a confirmed off is sysObjectID, set, read back.
+    detected: std::sync::OnceLock<Family>,
     /// MasterSwitch Plus: the unit a bare outlet number or name refers to.
     unit: Option<u32>,
 }
@@ -39,6 +42,7 @@ impl ApcSnmpSwitch {
         ApcSnmpSwitch {
             agent,
             profile,
+            detected: std::sync::OnceLock::new(),
             unit,
         }
     }
@@ -138,13 +142,17 @@ impl ApcSnmpSwitch {
 
     /// The profile for this operation: forced, or read from sysObjectID.
     async fn family(&self, session: &mut Session<'_>) -> Result<Family, DeviceError> {
-        if let Some(family) = self.profile {
+        if let Some(family) = self.profile.or_else(|| self.detected.get().copied()) {
             return Ok(family);
         }
         let response = session.get(&[profile::sys_object_id()]).await?;
         match response.binds.first().map(|(_, v)| v) {
-            Some(VarValue::Oid(oid)) if response.status == 0 => Family::from_sys_object_id(oid)
-                .ok_or_else(|| DeviceError::Unsupported(profile::unknown_family_message(oid))),
+            Some(VarValue::Oid(oid)) if response.status == 0 => {
+                let family = Family::from_sys_object_id(oid).ok_or_else(|| {
+                    DeviceError::Unsupported(profile::unknown_family_message(oid))
+                })?;
+                Ok(*self.detected.get_or_init(|| family))
+            }
             other => Err(DeviceError::Protocol(format!(
                 "{} did not give its sysObjectID ({}); force a profile with `profile=`",
                 self.agent.endpoint(),
@@ -325,10 +333,14 @@ impl ApcSnmpSwitch {
         let mut session = self.agent.session(deadline).await?;
         let family = self.family(&mut session).await?;
         let instance = self.resolve(&mut session, family, plug).await?;
-        if self
-            .read_state(&mut session, family, &instance)
-            .await?
-            .is_none()
+        // The PDU's reboot is not idempotent: make sure the outlet exists before it
+        // is sent. On and off go straight out (a confirmed off is then sysObjectID,
+        // set, read back); a refused set is told apart below.
+        if command == Command::Reboot
+            && self
+                .read_state(&mut session, family, &instance)
+                .await?
+                .is_none()
         {
             return Err(self.unknown_plug(&mut session, family, plug).await);
         }
@@ -344,7 +356,7 @@ impl ApcSnmpSwitch {
             action = ?command,
             "APC outlet command"
         );
-        session
+        let sent = session
             .set(
                 &[(
                     family.control_oid(&instance),
@@ -352,7 +364,18 @@ impl ApcSnmpSwitch {
                 )],
                 resend,
             )
-            .await
+            .await;
+        match sent {
+            // SNMPv1 answers both a missing outlet and a read-only community with
+            // noSuchName: a read tells which.
+            Err(refused @ (DeviceError::Refused(_) | DeviceError::Protocol(_))) => {
+                match self.read_state(&mut session, family, &instance).await {
+                    Ok(None) => Err(self.unknown_plug(&mut session, family, plug).await),
+                    _ => Err(refused),
+                }
+            }
+            other => other,
+        }
     }
 }
 
