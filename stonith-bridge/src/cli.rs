@@ -47,8 +47,27 @@ pub enum Command {
         /// The host, for on, off and reset.
         host: Option<String>,
     },
-    /// Lay out the binary, the fence_fencekit_* agents and the cluster-glue plugins
-    /// under a prefix (`/` for a system install).
+    /// Check the SAN paths to devices (FC sysfs, dm-multipath, EMC PowerPath) and
+    /// exit as a Nagios plugin does (0 ok, 1 degraded, 2 failed, 3 unknown).
+    SanCheck(crate::san::SanCheckArgs),
+    /// Run one action of an OCF resource agent (as `SANFilesystem`, installed as
+    /// ocf:fencekit:SANFilesystem, does), parameters from OCF_RESKEY_* variables.
+    Ocf {
+        /// The agent: SANFilesystem.
+        agent: String,
+        /// start, stop, monitor, status, validate-all, meta-data, ...
+        action: Option<String>,
+    },
+    /// List the plugins: built in, and external ones found in the plugin directory,
+    /// with their ABI version and where each came from.
+    Plugins {
+        /// Where external plugins (`*.so`) are looked for (default: $FENCEKIT_PLUGIN_DIR,
+        /// else /usr/lib/fencekit/plugins).
+        #[arg(long, value_name = "DIR")]
+        plugin_dir: Option<PathBuf>,
+    },
+    /// Lay out the binary, the fence_fencekit_* agents, the cluster-glue plugins and
+    /// the OCF agent under a prefix (`/` for a system install).
     Install {
         #[arg(long, value_name = "DIR")]
         prefix: PathBuf,
@@ -72,6 +91,10 @@ pub struct FenceArgs {
     /// Show every step on stderr while the fence runs (default when stderr is a terminal).
     #[arg(long)]
     pub progress: bool,
+    /// Where external plugins are looked for (default: $FENCEKIT_PLUGIN_DIR, else
+    /// /usr/lib/fencekit/plugins).
+    #[arg(long, value_name = "DIR")]
+    pub plugin_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

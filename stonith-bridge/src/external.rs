@@ -63,7 +63,7 @@ fn config_names(schema: &Schema) -> Vec<String> {
 
 pub async fn run(plugin_name: &str, op: &str, host: Option<&str>) -> u8 {
     let me = format!("external/{}", self::plugin_name(plugin_name));
-    let registry = Registry::builtin();
+    let registry = Registry::discover(None);
     let plugin = match request::plugin(&registry, plugin_name) {
         Ok(plugin) => plugin,
         Err(e) => {

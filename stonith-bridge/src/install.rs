@@ -5,7 +5,10 @@
 //! * `DIR/usr/sbin/fence_fencekit_<plugin>`, links to it (fence-agent API);
 //! * `DIR/usr/lib/stonith/plugins/external/fencekit-<plugin>`, small wrapper scripts
 //!   (cluster-glue refuses plugins that are not regular files, or are writable by
-//!   group or others, so these are files of mode 0755, not links).
+//!   group or others, so these are files of mode 0755, not links);
+//! * `DIR/usr/lib/ocf/resource.d/fencekit/SANFilesystem`, the OCF agent, a wrapper
+//!   script of mode 0755 as well (ocf-tester and the cluster run it as it is, also as
+//!   user `nobody` for meta-data).
 
 use std::fs;
 use std::io;
@@ -51,6 +54,22 @@ pub fn install(prefix: &Path) -> io::Result<Vec<PathBuf>> {
         fs::rename(&tmp, &wrapper)?;
         written.push(wrapper);
     }
+
+    let ocf = prefix
+        .join("usr/lib/ocf/resource.d")
+        .join(crate::ocf::PROVIDER);
+    fs::create_dir_all(&ocf)?;
+    let agent = ocf.join(crate::ocf::AGENT);
+    let text = format!(
+        "#!/bin/sh\n# OCF resource agent ocf:{provider}:{name}: Filesystem with a SAN path check\nexec \"$(dirname \"$(readlink -f \"$0\")\")/../../../../sbin/stonith-bridge\" ocf {name} \"$@\"\n",
+        provider = crate::ocf::PROVIDER,
+        name = crate::ocf::AGENT
+    );
+    let tmp = ocf.join(format!(".{}.new", crate::ocf::AGENT));
+    fs::write(&tmp, text)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+    fs::rename(&tmp, &agent)?;
+    written.push(agent);
     Ok(written)
 }
 

@@ -6,7 +6,11 @@
 //!   fence-agent API of Pacemaker's fencer;
 //! * `fencekit-<plugin>` under cluster-glue's `external/` directory (or
 //!   `stonith-bridge external <plugin> <op> [host]`): a cluster-glue external plugin;
-//! * `stonith-bridge fence|demo|install`: the admin's commands.
+//! * `SANFilesystem` under `resource.d/fencekit/` (or `stonith-bridge ocf
+//!   SANFilesystem <action>`): the OCF agent `ocf:fencekit:SANFilesystem`, the stock
+//!   `Filesystem` agent with a SAN path check in `monitor`;
+//! * `stonith-bridge fence|demo|san-check|install`: the admin's commands
+//!   (`san-check` exits as a Nagios plugin).
 
 mod agent;
 mod cli;
@@ -15,8 +19,11 @@ mod exit;
 mod external;
 mod install;
 mod logging;
+mod ocf;
+mod plugins_cmd;
 mod report;
 mod request;
+mod san;
 mod standalone;
 mod xml;
 
@@ -35,6 +42,10 @@ enum Personality {
         plugin: String,
         op: String,
         host: Option<String>,
+    },
+    Ocf {
+        agent: String,
+        action: Option<String>,
     },
     Command(cli::Cli),
 }
@@ -59,9 +70,25 @@ fn personality() -> Personality {
             host: args.get(2).cloned(),
         };
     }
-    let cli = cli::Cli::parse();
+    if invoked == ocf::AGENT {
+        return Personality::Ocf {
+            agent: ocf::AGENT.to_string(),
+            action: args.get(1).cloned(),
+        };
+    }
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // A monitoring system reads 2 as "SAN failed": a san-check command line it
+        // cannot act on is UNKNOWN (3) instead.
+        Err(e) if e.use_stderr() && args.iter().skip(1).any(|a| a == "san-check") => {
+            let _ = e.print();
+            std::process::exit(i32::from(san::USAGE));
+        }
+        Err(e) => e.exit(),
+    };
     match cli.command {
         cli::Command::FenceAgent { plugin, args } => Personality::Agent { plugin, args },
+        cli::Command::Ocf { agent, action } => Personality::Ocf { agent, action },
         cli::Command::External { plugin, op, host } => Personality::External { plugin, op, host },
         _ => Personality::Command(cli),
     }
@@ -69,6 +96,12 @@ fn personality() -> Personality {
 
 fn main() -> ExitCode {
     let personality = personality();
+    // The OCF agent needs no async runtime, and sets OCF_ROOT for the stock agent
+    // while it is still the only thread.
+    if let Personality::Ocf { agent, action } = &personality {
+        logging::init(0, false);
+        return ExitCode::from(ocf::run(agent, action.as_deref()));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -87,11 +120,15 @@ fn main() -> ExitCode {
                 logging::init(0, false);
                 external::run(&plugin, &op, host.as_deref()).await
             }
+            // Served above, before the runtime starts.
+            Personality::Ocf { .. } => exit::USAGE,
             Personality::Command(cli) => {
                 logging::init(cli.verbose, matches!(cli.command, cli::Command::Demo(_)));
                 match cli.command {
                     cli::Command::Fence(args) => standalone::fence(args).await,
                     cli::Command::Demo(args) => demo::run(args).await,
+                    cli::Command::SanCheck(args) => san::run(args).await,
+                    cli::Command::Plugins { plugin_dir } => plugins_cmd::run(plugin_dir.as_deref()),
                     cli::Command::Install { prefix } => match install::install(&prefix) {
                         Ok(paths) => {
                             for path in paths {
@@ -107,7 +144,9 @@ fn main() -> ExitCode {
                             exit::FAILED
                         }
                     },
-                    cli::Command::FenceAgent { .. } | cli::Command::External { .. } => exit::USAGE,
+                    cli::Command::FenceAgent { .. }
+                    | cli::Command::External { .. }
+                    | cli::Command::Ocf { .. } => exit::USAGE,
                 }
             }
         }

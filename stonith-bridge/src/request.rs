@@ -45,7 +45,7 @@ impl Request {
     }
 
     pub fn device(&self) -> Result<Arc<dyn PowerSwitch>, String> {
-        (self.plugin.build)(&self.params).map_err(|e| e.to_string())
+        self.plugin.build(&self.params).map_err(|e| e.to_string())
     }
 
     /// The device's name in messages: its address, or the plugin's name.
@@ -126,16 +126,18 @@ impl Request {
 
 /// Finds a plugin by name, or says which exist.
 pub fn plugin(registry: &Registry, name: &str) -> Result<&'static PowerPlugin, String> {
-    registry.power(name).ok_or_else(|| {
-        format!(
-            "unknown plugin `{name}`; built-in plugins: {}",
-            fencekit_plugins::POWER
-                .iter()
-                .map(|p| p.schema.plugin)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
+    // `fence_fencekit_example_relay` names the plugin `example-relay`: command names
+    // cannot hold a `-` comfortably, plugin names do.
+    let dashed = name.replace('_', "-");
+    registry
+        .power(name)
+        .or_else(|| registry.power(&dashed))
+        .ok_or_else(|| {
+            format!(
+                "unknown plugin `{name}`; plugins: {}",
+                registry.names().join(", ")
+            )
+        })
 }
 
 /// Splits a plug list (`1,2` or `1 2`) into plugs.

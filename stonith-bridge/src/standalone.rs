@@ -11,7 +11,7 @@ use crate::cli::FenceArgs;
 use crate::{exit, report};
 
 pub async fn fence(args: FenceArgs) -> u8 {
-    let registry = Registry::builtin();
+    let registry = Registry::discover(args.plugin_dir.as_deref());
     let config = match config::load(&args.config, &registry) {
         Ok(config) => config,
         Err(e) => {

@@ -61,18 +61,13 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf, HarnessErro
 }
 
 fn locate_and_build(package: &str, bin: &str) -> Result<PathBuf, HarnessError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| HarnessError::io("find the running test executable", e))?;
-    let deps = exe.parent();
-    let profile_dir = deps
-        .filter(|d| d.file_name().is_some_and(|n| n == "deps"))
-        .and_then(Path::parent)
-        .ok_or_else(|| HarnessError::Io {
-            what: format!("find the target directory from {}", exe.display()),
-            source: std::io::Error::other("the test does not run from TARGET/PROFILE/deps"),
-        })?;
+    let profile_dir = &profile_dir()?;
     if let Some(cargo) = std::env::var_os("CARGO") {
-        build(Path::new(&cargo), profile_dir, package, bin)?;
+        build(
+            Path::new(&cargo),
+            profile_dir,
+            &["-p", package, "--bin", bin],
+        )?;
     }
     let binary = profile_dir.join(bin);
     let executable = binary
@@ -89,11 +84,52 @@ fn locate_and_build(package: &str, bin: &str) -> Result<PathBuf, HarnessError> {
     Ok(binary)
 }
 
-/// `cargo build -p PACKAGE --bin BIN` into the same target directory and profile as
-/// the running test.
-fn build(cargo: &Path, profile_dir: &Path, package: &str, bin: &str) -> Result<(), HarnessError> {
+/// The shared object of workspace package `package`, a `cdylib` (an external
+/// plugin), built once per test process: `TARGET/PROFILE/lib<crate name>.so`.
+pub fn workspace_library(package: &str) -> Result<PathBuf, HarnessError> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(package.to_string())
+        .or_insert_with(|| {
+            let profile_dir = profile_dir().map_err(|e| e.to_string())?;
+            if let Some(cargo) = std::env::var_os("CARGO") {
+                build(Path::new(&cargo), &profile_dir, &["-p", package, "--lib"])
+                    .map_err(|e| e.to_string())?;
+            }
+            let library = profile_dir.join(format!("lib{}.so", package.replace('-', "_")));
+            if library.is_file() {
+                Ok(library)
+            } else {
+                Err(format!("{} not built", library.display()))
+            }
+        })
+        .clone()
+        .map_err(|why| HarnessError::Io {
+            what: format!("find or build {package}"),
+            source: std::io::Error::other(why),
+        })
+}
+
+fn profile_dir() -> Result<PathBuf, HarnessError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| HarnessError::io("find the running test executable", e))?;
+    exe.parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "deps"))
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| HarnessError::Io {
+            what: format!("find the target directory from {}", exe.display()),
+            source: std::io::Error::other("the test does not run from TARGET/PROFILE/deps"),
+        })
+}
+
+/// `cargo build ARGS` into the same target directory and profile as the running
+/// test.
+fn build(cargo: &Path, profile_dir: &Path, args: &[&str]) -> Result<(), HarnessError> {
     let mut command = Command::new(cargo);
-    command.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    command.args(["build", "--quiet"]).args(args);
     // The profile directory is named after the profile, except that `dev` and `test`
     // build into `debug` and `bench` into `release`.
     match profile_dir.file_name().and_then(|n| n.to_str()) {

@@ -27,7 +27,7 @@ const STDIN_LIMIT: u64 = 1 << 20;
 
 pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
     let name = metadata::agent_name(plugin_name);
-    let registry = Registry::builtin();
+    let registry = Registry::discover(None);
     let plugin = match request::plugin(&registry, plugin_name) {
         Ok(plugin) => plugin,
         Err(e) => {
