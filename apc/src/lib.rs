@@ -9,13 +9,22 @@
 //! (the `PowerSwitch` and the parameter [`SCHEMA`]), and [`sim`], the PDU emulator
 //! tests run behind net-snmp's `snmpd` (binary `fencekit-apc-snmp-sim`).
 //!
-//! The SSH console fallback is not here yet.
+//! [`ApcSwitch`] ([`device`]) is what the `apc` plugin builds: SNMP, the console,
+//! or SNMP with the console as fallback (`transport`). The SSH console is [`console`]: [`ApcConsoleSwitch`] drives the menu UI or the
+//! `apc>` command line over SSH (the fallback transport), with its parameters in
+//! [`console::CONSOLE_PARAMS`]; [`console_sim`] is the console simulator tests run
+//! behind a real sshd (binary `fencekit-apc-console-sim`).
 
 pub mod ber;
+pub mod console;
+pub mod console_sim;
+pub mod device;
 pub mod profile;
 pub mod sim;
 pub mod switch;
 pub mod transport;
 
+pub use console::{ApcConsoleSwitch, CONSOLE_PARAMS};
+pub use device::ApcSwitch;
 pub use profile::Family;
 pub use switch::{ApcSnmpSwitch, SCHEMA};

@@ -546,10 +546,19 @@ const PARAMS: &[ParamSpec] = &[
         .aliases(&["ipaddr"])
         .short('a')
         .required(),
-    ParamSpec::new("ipport", "UDP port of the PDU's SNMP agent")
-        .short('u')
-        .ty(ParamType::Integer)
-        .default("161"),
+    ParamSpec::new(
+        "ipport",
+        "UDP port of the PDU's SNMP agent (default 161); with transport=ssh alone, the SSH \
+         console's TCP port (default 22)",
+    )
+    .short('u')
+    .ty(ParamType::Integer),
+    ParamSpec::new(
+        "transport",
+        "snmp, ssh (the console), or snmp,ssh (SNMP, with the console when SNMP gives no \
+         answer); default snmp, or ssh when secure=1 as fence_apc's --ssh",
+    )
+    .ty(ParamType::Select(&["snmp", "ssh", "snmp,ssh"])),
     ParamSpec::new(
         "community",
         "SNMPv1/v2c community with write access (default: APC's factory `private`, \
@@ -600,18 +609,53 @@ const PARAMS: &[ParamSpec] = &[
     )
     .ty(ParamType::Select(&["auto", "rpdu", "rpdu2", "masterswitch", "masterswitchplus"]))
     .default("auto"),
+    // The SSH console's own parameters (fence_apc's names); `ip`, `ipport`,
+    // `username`, `password` and `switch` above serve both transports.
+    ParamSpec::new(
+        "secure",
+        "Use the SSH console (fence_apc's -x, --ssh); telnet is refused",
+    )
+    .aliases(&["ssh"])
+    .short('x')
+    .ty(ParamType::Boolean),
+    ParamSpec::new(
+        "cmd_prompt",
+        "The console's prompt, when it is neither the menu's `>` nor `apc>`",
+    ),
+    fencekit_console::target::IDENTITY_FILE,
+    fencekit_console::target::HOST_KEY,
+    fencekit_console::target::KNOWN_HOSTS,
+    fencekit_console::target::INSECURE_SKIP_HOST_KEY_CHECK,
+    fencekit_console::target::SSH_LEGACY,
+    ParamSpec::new(
+        "ssh_username",
+        "Console login with transport=snmp,ssh (default: username)",
+    ),
+    ParamSpec::new(
+        "ssh_password",
+        "Console password with transport=snmp,ssh (default: password)",
+    )
+    .secret(),
+    ParamSpec::new(
+        "ssh_port",
+        "TCP port of the SSH console with transport=snmp,ssh",
+    )
+    .ty(ParamType::Integer)
+    .default("22"),
+    fencekit_console::target::LOCK_DIR,
 ];
 
 /// The `apc` plugin's schema (parameter names and aliases as fence_apc_snmp's).
 pub const SCHEMA: Schema = Schema {
     plugin: "apc",
     kind: PluginKind::Power,
-    summary: "APC switched PDUs over SNMP v1/v2c/v3",
+    summary: "APC switched PDUs over SNMP v1/v2c/v3 or the SSH console",
     description: "Switches outlets of APC switched PDUs (rack PDUs AP78xx/AP79xx and AP8xxx, \
                   MasterSwitch, MasterSwitch Plus chains) over SNMP v1, v2c or v3 (USM with \
-                  MD5/SHA/SHA-2 authentication and DES/AES privacy). The PDU family is read \
-                  from sysObjectID for every operation; outlets are named by number, by their \
-                  exact name, or as unit:outlet on a MasterSwitch Plus chain.",
+                  MD5/SHA/SHA-2 authentication and DES/AES privacy), or over the SSH console \
+                  (menus or the apc> command line), or SNMP with the console as fallback. The \
+                  PDU family is read from sysObjectID once per operation; outlets are named by \
+                  number, by their exact name, or as unit:outlet on a MasterSwitch Plus chain.",
     url: "https://www.apc.com/",
     multi_plug: true,
     params: PARAMS,

@@ -31,16 +31,22 @@
 pub mod blocking;
 mod console;
 mod error;
+pub mod lock;
 pub mod parse;
 mod pattern;
+pub mod sim;
+pub mod ssh;
+pub mod target;
 pub mod terminal;
 mod transcript;
 
 pub use blocking::ThreadStream;
 pub use console::{Console, ConsoleOptions, Key, LineEnding, Match, PagedMatch};
 pub use error::ConsoleError;
+pub use lock::{DeviceLock, Wait, DEFAULT_LOCK_DIR};
 pub use parse::{Outlet, ParseError};
 pub use pattern::Pattern;
+pub use ssh::{HostKeyCheck, SshAuth, SshConfig, SshError, SshStream};
 pub use transcript::{MASK, TRANSCRIPT_TARGET};
 
 /// The pagers APC and Baytech consoles show: "Press <ENTER> to continue..."

@@ -2,7 +2,7 @@
 //! schema and a constructor. Front ends and configuration validation ask the
 //! registry, never a plugin crate directly.
 //!
-//! Built-in plugins ([`POWER`]: `apc`, `ipmi`, `script`, `sim`) are compiled in.
+//! Built-in plugins ([`POWER`]: `apc`, `baytech`, `ipmi`, `script`, `sim`) are compiled in.
 //! External plugins are shared objects loaded through a versioned C ABI
 //! ([`external`]), named by path ([`Registry::load_file`]) or found in a plugin
 //! directory ([`Registry::discover`], default [`DEFAULT_PLUGIN_DIR`]). Either kind
@@ -70,7 +70,13 @@ fn build_sim(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
 }
 
 fn build_apc(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
-    Ok(Arc::new(fencekit_apc::ApcSnmpSwitch::from_params(params)?))
+    Ok(Arc::new(fencekit_apc::ApcSwitch::from_params(params)?))
+}
+
+fn build_baytech(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
+    Ok(Arc::new(fencekit_baytech::BaytechSwitch::from_params(
+        params,
+    )?))
 }
 
 fn build_ipmi(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
@@ -86,6 +92,10 @@ pub const POWER: &[PowerPlugin] = &[
     PowerPlugin {
         schema: &fencekit_apc::SCHEMA,
         constructor: Constructor::BuiltIn(build_apc),
+    },
+    PowerPlugin {
+        schema: &fencekit_baytech::SCHEMA,
+        constructor: Constructor::BuiltIn(build_baytech),
     },
     PowerPlugin {
         schema: &fencekit_ipmi::SCHEMA,

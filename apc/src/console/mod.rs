@@ -1,0 +1,322 @@
+//! The APC SSH console: [`ApcConsoleSwitch`], a `PowerSwitch` over the console
+//! of an APC switched PDU, menu UI or `apc>` command line (chosen from what the
+//! device shows, see [`dialogue`]), one SSH session per operation.
+//!
+//! Sessions to one device are serialised across processes by the device lock of
+//! [`fencekit_console::lock`]: `status`, `switch` and `command` (what a fence
+//! does) wait for it until their deadline; `list` and `check` (what monitors do)
+//! try once and answer "busy" at once, so a monitor never delays a fence by more
+//! than the session already running. A console that says someone else is logged
+//! in (many units allow one session) is retried until the deadline by fence
+//! operations, and is "busy" at once for monitors.
+//!
+//! Parameters ([`CONSOLE_PARAMS`]) keep fence_apc's names.
+
+pub mod dialogue;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fencekit_console::parse::Outlet;
+use fencekit_console::target::{self, ConsoleSession, ConsoleTarget, ParamNames};
+use fencekit_console::Wait;
+use fencekit_core::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
+use fencekit_core::{
+    DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerState, PowerSwitch, SwitchTo,
+};
+
+use dialogue::{OutletCommand, Ui};
+
+/// Pause before trying again a console that said it is busy.
+const BUSY_RETRY: Duration = Duration::from_millis(250);
+
+/// Every parameter of the APC console, with fence_apc's names. Merged into the
+/// `apc` schema for `transport = ssh`; `ip`, `ipport`, `username`, `password`
+/// and `switch` are the ones the SNMP side declares too (see the crate docs for
+/// how they combine).
+pub const CONSOLE_PARAMS: &[ParamSpec] = &[
+    ParamSpec::new("ip", "IP address or host name of the PDU")
+        .aliases(&["ipaddr"])
+        .short('a')
+        .required(),
+    ParamSpec::new(
+        "ipport",
+        "TCP port of the PDU's SSH console (default 22) when the console is the only transport",
+    )
+    .short('u')
+    .ty(ParamType::Integer),
+    ParamSpec::new("username", "Console login name")
+        .aliases(&["login"])
+        .short('l'),
+    ParamSpec::new("password", "Console password (or the identity_file's pass phrase)")
+        .aliases(&["passwd"])
+        .short('p')
+        .secret(),
+    ParamSpec::new(
+        "secure",
+        "Use SSH (fence_apc's -x); fencekit's console is SSH only, telnet is refused",
+    )
+    .aliases(&["ssh"])
+    .short('x')
+    .ty(ParamType::Boolean),
+    ParamSpec::new(
+        "cmd_prompt",
+        "The console's prompt, when it is neither the menu's `>` nor learned (fence_apc's \
+         defaults \\n> and \\napc> are recognised without it)",
+    ),
+    ParamSpec::new(
+        "switch",
+        "MasterSwitch Plus: the unit in the daisy chain (only unit 1 over the console)",
+    )
+    .short('s')
+    .ty(ParamType::Integer),
+    target::IDENTITY_FILE,
+    target::HOST_KEY,
+    target::KNOWN_HOSTS,
+    target::INSECURE_SKIP_HOST_KEY_CHECK,
+    target::SSH_LEGACY,
+    ParamSpec::new(
+        "ssh_username",
+        "Console login when SNMP is configured too and its username differs",
+    ),
+    ParamSpec::new(
+        "ssh_password",
+        "Console password when SNMP is configured too (its password is then the SNMPv3 pass phrase)",
+    )
+    .secret(),
+    ParamSpec::new(
+        "ssh_port",
+        "TCP port of the SSH console when SNMP is configured too (ipport is then SNMP's)",
+    )
+    .ty(ParamType::Integer)
+    .default("22"),
+    target::LOCK_DIR,
+];
+
+/// A schema of the console alone (plugin `apc`), for validating console-only
+/// configurations and in tests; the lead's `apc` schema merges
+/// [`CONSOLE_PARAMS`] into the SNMP one.
+pub const CONSOLE_SCHEMA: Schema = Schema {
+    plugin: "apc",
+    kind: PluginKind::Power,
+    summary: "APC switched PDUs over the SSH console",
+    description: "Switches outlets of APC switched PDUs over their SSH console: the numbered \
+                  menus of older firmware or the apc> command line of AOS v5 and later, told \
+                  apart from what the console shows. The host key is verified; each outlet is \
+                  read back after switching; one session per device at a time.",
+    url: "https://www.apc.com/",
+    multi_plug: true,
+    params: CONSOLE_PARAMS,
+};
+
+/// An APC PDU driven over its SSH console.
+#[derive(Debug, Clone)]
+pub struct ApcConsoleSwitch {
+    target: ConsoleTarget,
+    cmd_prompt: Option<String>,
+    unit: u32,
+}
+
+impl ApcConsoleSwitch {
+    pub fn new(target: ConsoleTarget, cmd_prompt: Option<String>) -> ApcConsoleSwitch {
+        ApcConsoleSwitch {
+            target,
+            cmd_prompt,
+            unit: 1,
+        }
+    }
+
+    /// Builds the switch from parameters validated against a schema holding
+    /// [`CONSOLE_PARAMS`]. When `transport` names SNMP as well, the console
+    /// login is `ssh_username`/`ssh_password` (falling back to
+    /// `username`/`password`) on `ssh_port`; otherwise `ipport` (default 22).
+    pub fn from_params(params: &Params) -> Result<ApcConsoleSwitch, DeviceError> {
+        if params.boolean("secure") == Some(false) {
+            return Err(DeviceError::Failed(
+                "secure=0 asks for telnet; fencekit drives the APC console over SSH only".into(),
+            ));
+        }
+        let with_snmp = params
+            .text("transport")
+            .is_some_and(|t| t.to_ascii_lowercase().contains("snmp"));
+        let port: &[&str] = if with_snmp {
+            &["ssh_port"]
+        } else {
+            &["ipport"]
+        };
+        let target = ConsoleTarget::from_params(
+            params,
+            ParamNames {
+                user: &["ssh_username", "username"],
+                password: &["ssh_password", "password"],
+                port,
+                default_port: 22,
+            },
+        )?;
+        let unit = params.integer("switch").unwrap_or(1);
+        if unit != 1 {
+            return Err(DeviceError::Unsupported(format!(
+                "switch={unit}: daisy-chained MasterSwitch Plus units are switched over SNMP only"
+            )));
+        }
+        Ok(ApcConsoleSwitch {
+            target,
+            cmd_prompt: params.text("cmd_prompt").map(str::to_string),
+            unit: 1,
+        })
+    }
+
+    /// The console target (host, login, host-key check, lock directory).
+    pub fn target(&self) -> &ConsoleTarget {
+        &self.target
+    }
+
+    /// Opens a session and logs in. Fence operations retry a console that says
+    /// it is busy until `deadline`; monitors do not.
+    async fn login(
+        &self,
+        wait: Wait,
+        deadline: Instant,
+    ) -> Result<(ConsoleSession, Ui), DeviceError> {
+        // Once the console has said it is busy, running out of time while trying
+        // again is still "busy": that is what the operator must act on.
+        let mut busy: Option<String> = None;
+        loop {
+            let attempt = async {
+                let mut session = self.target.open(wait, deadline).await?;
+                let ui =
+                    dialogue::login(&mut session.console, self.cmd_prompt.as_deref(), deadline)
+                        .await?;
+                Ok::<_, DeviceError>((session, ui))
+            };
+            match attempt.await {
+                Ok((session, ui)) => {
+                    tracing::debug!(device = self.target.device(), ?ui, "logged in");
+                    return Ok((session, ui));
+                }
+                Err(DeviceError::Busy(why))
+                    if wait == Wait::UntilDeadline && Instant::now() + BUSY_RETRY < deadline =>
+                {
+                    tracing::info!(device = self.target.device(), %why, "console busy; trying again");
+                    busy = Some(why);
+                    tokio::time::sleep(BUSY_RETRY).await;
+                }
+                Err(e) if e.is_timeout() => {
+                    return Err(match busy {
+                        Some(why) => {
+                            DeviceError::Busy(format!("{why} (still busy at the deadline)"))
+                        }
+                        None => e,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn outlet_number(&self, plug: &Plug, outlets: &[Outlet]) -> Result<u32, DeviceError> {
+        let plug = match plug {
+            Plug::OnUnit { unit, outlet } if *unit == self.unit => outlet.as_ref(),
+            Plug::OnUnit { unit, .. } => {
+                return Err(DeviceError::Unsupported(format!(
+                    "unit {unit}: daisy-chained MasterSwitch Plus units are switched over SNMP only"
+                )))
+            }
+            other => other,
+        };
+        let found = match plug {
+            Plug::Number(n) => outlets.iter().find(|o| o.number == *n),
+            Plug::Name(name) => outlets.iter().find(|o| o.name == *name),
+            Plug::Chassis => None,
+            Plug::OnUnit { .. } => None,
+        };
+        found
+            .map(|o| o.number)
+            .ok_or_else(|| dialogue::unknown(&plug.to_string(), outlets))
+    }
+
+    async fn run_command(
+        &self,
+        plug: &Plug,
+        what: OutletCommand,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let (mut session, ui) = self.login(Wait::UntilDeadline, deadline).await?;
+        let console = &mut session.console;
+        let outlets = dialogue::list(console, &ui, deadline).await?;
+        let number = self.outlet_number(plug, &outlets)?;
+        let after = dialogue::command(console, &ui, number, what, deadline).await?;
+        tracing::info!(
+            device = self.target.device(),
+            plug = %plug,
+            outlet = number,
+            command = ?what,
+            read_back = %after,
+            "outlet command accepted"
+        );
+        dialogue::logout(console, &ui, deadline).await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PowerSwitch for ApcConsoleSwitch {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        let (mut session, ui) = self.login(Wait::UntilDeadline, deadline).await?;
+        let outlets = dialogue::list(&mut session.console, &ui, deadline).await?;
+        let number = self.outlet_number(plug, &outlets)?;
+        dialogue::logout(&mut session.console, &ui, deadline).await;
+        Ok(outlets
+            .iter()
+            .find(|o| o.number == number)
+            .map_or(PowerState::Unknown, |o| o.state))
+    }
+
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let what = match to {
+            SwitchTo::On => OutletCommand::On,
+            SwitchTo::Off => OutletCommand::Off,
+        };
+        self.run_command(plug, what, deadline).await
+    }
+
+    async fn command(
+        &self,
+        plug: &Plug,
+        command: DeviceCommand,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        match command {
+            DeviceCommand::Cycle => {
+                self.run_command(plug, OutletCommand::Reboot, deadline)
+                    .await
+            }
+            other => Err(DeviceError::Unsupported(format!(
+                "an APC outlet has no {} command",
+                other.as_str()
+            ))),
+        }
+    }
+
+    fn supports(&self, command: DeviceCommand) -> bool {
+        command == DeviceCommand::Cycle
+    }
+
+    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+        let (mut session, ui) = self.login(Wait::No, deadline).await?;
+        let outlets = dialogue::list(&mut session.console, &ui, deadline).await?;
+        dialogue::logout(&mut session.console, &ui, deadline).await;
+        Ok(outlets.iter().map(Outlet::plug_info).collect())
+    }
+
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
+        let (mut session, ui) = self.login(Wait::No, deadline).await?;
+        dialogue::logout(&mut session.console, &ui, deadline).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! The `apc` plugin's device: SNMP, the SSH console, or SNMP with the console as a
+//! fallback (`transport = snmp,ssh`), as the seed's hybrid script did, but safely:
+//! the console is used only when SNMP gives no answer at all (a refused password or
+//! a read-only community is a configuration error to report, not to route around),
+//! an outlet is read over the console before it is switched there (an SNMP set that
+//! got no answer may still have landed), and the PDU's own reboot is never sent
+//! again over the console after SNMP went silent.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use fencekit_core::{
+    DeviceCommand, DeviceError, Instant, Params, Plug, PlugInfo, PowerState, PowerSwitch, SwitchTo,
+};
+
+use crate::console::ApcConsoleSwitch;
+use crate::switch::ApcSnmpSwitch;
+
+/// How an APC PDU is reached.
+#[derive(Debug)]
+pub enum ApcSwitch {
+    Snmp(Box<ApcSnmpSwitch>),
+    Console(Box<ApcConsoleSwitch>),
+    /// SNMP first; the console when SNMP does not answer. Once SNMP has been silent,
+    /// the rest of the operation goes to the console directly.
+    Fallback {
+        snmp: Box<ApcSnmpSwitch>,
+        console: Box<ApcConsoleSwitch>,
+        snmp_silent: AtomicBool,
+    },
+}
+
+impl ApcSwitch {
+    /// Builds the device from parameters validated against [`crate::SCHEMA`].
+    pub fn from_params(params: &Params) -> Result<ApcSwitch, DeviceError> {
+        let transport = match params.text("transport") {
+            Some(transport) => transport,
+            // fence_apc's `--ssh` (secure=1): its inputs work unchanged.
+            None if params.boolean("secure") == Some(true) => "ssh",
+            None => "snmp",
+        };
+        match transport {
+            "snmp" => Ok(ApcSwitch::Snmp(Box::new(ApcSnmpSwitch::from_params(
+                params,
+            )?))),
+            "ssh" => Ok(ApcSwitch::Console(Box::new(ApcConsoleSwitch::from_params(
+                params,
+            )?))),
+            "snmp,ssh" => Ok(ApcSwitch::Fallback {
+                snmp: Box::new(ApcSnmpSwitch::from_params(params)?),
+                console: Box::new(ApcConsoleSwitch::from_params(params)?),
+                snmp_silent: AtomicBool::new(false),
+            }),
+            other => Err(DeviceError::Failed(format!(
+                "parameter `transport`: {other} is not snmp, ssh or snmp,ssh"
+            ))),
+        }
+    }
+}
+
+/// SNMP gave no answer: the one failure the console may stand in for.
+fn silent(error: &DeviceError) -> bool {
+    matches!(error, DeviceError::NoAnswer { .. })
+}
+
+/// The part of the time left that SNMP may use before the console takes over.
+fn snmp_share(deadline: Instant) -> Instant {
+    let now = Instant::now();
+    now + deadline.saturating_duration_since(now) / 2
+}
+
+#[async_trait]
+impl PowerSwitch for ApcSwitch {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        match self {
+            ApcSwitch::Snmp(snmp) => snmp.status(plug, deadline).await,
+            ApcSwitch::Console(console) => console.status(plug, deadline).await,
+            ApcSwitch::Fallback {
+                snmp,
+                console,
+                snmp_silent,
+            } => {
+                if !snmp_silent.load(Ordering::Relaxed) {
+                    match snmp.status(plug, snmp_share(deadline)).await {
+                        Err(e) if silent(&e) => {
+                            tracing::warn!(error = %e, "SNMP gave no answer: reading the outlet over the SSH console");
+                            snmp_silent.store(true, Ordering::Relaxed);
+                        }
+                        other => return other,
+                    }
+                }
+                console.status(plug, deadline).await
+            }
+        }
+    }
+
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        match self {
+            ApcSwitch::Snmp(snmp) => snmp.switch(plug, to, deadline).await,
+            ApcSwitch::Console(console) => console.switch(plug, to, deadline).await,
+            ApcSwitch::Fallback {
+                snmp,
+                console,
+                snmp_silent,
+            } => {
+                if !snmp_silent.load(Ordering::Relaxed) {
+                    match snmp.switch(plug, to, snmp_share(deadline)).await {
+                        Err(e) if silent(&e) => {
+                            tracing::warn!(error = %e, "SNMP gave no answer: switching over the SSH console");
+                            snmp_silent.store(true, Ordering::Relaxed);
+                        }
+                        other => return other,
+                    }
+                }
+                // The SNMP set may have landed: never switch an outlet that is
+                // already where it should be.
+                if console.status(plug, deadline).await? == to.state() {
+                    return Ok(());
+                }
+                console.switch(plug, to, deadline).await
+            }
+        }
+    }
+
+    async fn command(
+        &self,
+        plug: &Plug,
+        command: DeviceCommand,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        match self {
+            ApcSwitch::Snmp(snmp) => snmp.command(plug, command, deadline).await,
+            ApcSwitch::Console(console) => console.command(plug, command, deadline).await,
+            ApcSwitch::Fallback {
+                snmp,
+                console,
+                snmp_silent,
+            } => {
+                if snmp_silent.load(Ordering::Relaxed) {
+                    return console.command(plug, command, deadline).await;
+                }
+                // A reboot is not idempotent: after a silent SNMP agent nobody knows
+                // whether it ran, so it is not sent again over the console.
+                snmp.command(plug, command, deadline).await
+            }
+        }
+    }
+
+    fn supports(&self, command: DeviceCommand) -> bool {
+        command == DeviceCommand::Cycle
+    }
+
+    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+        match self {
+            ApcSwitch::Snmp(snmp) => snmp.list(deadline).await,
+            ApcSwitch::Console(console) => console.list(deadline).await,
+            ApcSwitch::Fallback {
+                snmp,
+                console,
+                snmp_silent,
+            } => {
+                if !snmp_silent.load(Ordering::Relaxed) {
+                    match snmp.list(snmp_share(deadline)).await {
+                        Err(e) if silent(&e) => snmp_silent.store(true, Ordering::Relaxed),
+                        other => return other,
+                    }
+                }
+                console.list(deadline).await
+            }
+        }
+    }
+
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
+        match self {
+            ApcSwitch::Snmp(snmp) => snmp.check(deadline).await,
+            ApcSwitch::Console(console) => console.check(deadline).await,
+            // A monitor checks both ways in: a silent SNMP agent is worth a warning
+            // even when the console would still fence.
+            ApcSwitch::Fallback { snmp, console, .. } => {
+                match snmp.check(snmp_share(deadline)).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if silent(&e) => {
+                        tracing::warn!(error = %e, "SNMP gave no answer; checking the SSH console");
+                        console.check(deadline).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+}

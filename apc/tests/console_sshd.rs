@@ -1,0 +1,646 @@
+//! End-to-end: `ApcConsoleSwitch` through the REAL OpenSSH `sshd` on 127.0.0.1,
+//! with `fencekit-apc-console-sim` as the `ForceCommand` of throwaway local users
+//! (menu UI and `apc>` command line, healthy and faulty), and fence-agents'
+//! `fence_apc` against the same simulators. Needs root (sshd, local users); the
+//! peer-missing rule applies.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fencekit_apc::console::{ApcConsoleSwitch, CONSOLE_SCHEMA};
+use fencekit_console::sim::OutletFile;
+use fencekit_core::fence::Devices;
+use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
+use fencekit_core::{
+    fence, DeviceError, FenceAction, FenceOptions, FenceTarget, Instant, Plug, PowerState,
+    PowerSwitch, SwitchTo, TargetPlug,
+};
+use fencekit_tests::accounts::TestUser;
+use fencekit_tests::peers;
+use fencekit_tests::sshd::{ForcedCommand, Sshd, SshdOptions};
+
+const SIM: &str = env!("CARGO_BIN_EXE_fencekit-apc-console-sim");
+
+/// One simulated console: a login and what its ForceCommand plays.
+struct Console {
+    user: TestUser,
+    password: String,
+    state: OutletFile,
+    session_lock: PathBuf,
+}
+
+struct Rig {
+    sshd: Option<Sshd>,
+    consoles: Vec<Console>,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Rig {
+    /// sshd first, then wait (bounded) for the users' sessions to end, so that
+    /// the user guards can delete the users.
+    fn drop(&mut self) {
+        self.sshd.take();
+        for c in &self.consoles {
+            wait_until_unused(c.user.name());
+        }
+    }
+}
+
+fn uid_of(user: &str) -> Option<String> {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find(|l| l.split(':').next() == Some(user))
+        .and_then(|l| l.split(':').nth(2).map(str::to_string))
+}
+
+fn wait_until_unused(user: &str) {
+    let Some(uid) = uid_of(user) else { return };
+    for _ in 0..100 {
+        let busy = std::fs::read_dir("/proc")
+            .map(|dir| {
+                dir.flatten().any(|e| {
+                    std::fs::read_to_string(e.path().join("status")).is_ok_and(|s| {
+                        s.lines().any(|l| {
+                            l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid)
+                        })
+                    })
+                })
+            })
+            .unwrap_or(false);
+        if !busy {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn peers_present() -> bool {
+    peers::require("sshd", "openssh-server").is_some() && peers::require_root("sshd")
+}
+
+impl Rig {
+    /// One console per entry: (`menu`|`cli`, faults).
+    fn start(specs: &[(&str, &[&str])]) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        // The simulators run as the test users and keep state here.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut consoles = Vec::new();
+        let mut users = Vec::new();
+        for (i, (mode, faults)) in specs.iter().enumerate() {
+            let password = format!("fk-apc-{i}-pw");
+            let user = TestUser::create(&password).unwrap();
+            let state_path = dir.path().join(format!("state-{i}"));
+            let state = OutletFile::create(&state_path, 1, 8).unwrap();
+            std::fs::set_permissions(&state_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+            let session_lock = dir.path().join(format!("session-{i}.lock"));
+            let mut command = format!(
+                "{SIM} --mode {mode} --state {} --lock {}",
+                state_path.display(),
+                session_lock.display()
+            );
+            for fault in *faults {
+                command.push_str(&format!(" --fault {fault}"));
+            }
+            users.push(ForcedCommand {
+                user: user.name().to_owned(),
+                command,
+            });
+            consoles.push(Console {
+                user,
+                password,
+                state,
+                session_lock,
+            });
+        }
+        let sshd = Sshd::start(SshdOptions {
+            users,
+            extra_config: Vec::new(),
+        })
+        .unwrap();
+        Rig {
+            sshd: Some(sshd),
+            consoles,
+            dir,
+        }
+    }
+
+    fn sshd(&self) -> &Sshd {
+        self.sshd.as_ref().expect("sshd runs until the rig drops")
+    }
+
+    fn known_hosts(&self) -> PathBuf {
+        let path = self.dir.path().join("known_hosts");
+        let key = self.sshd().host_key().unwrap();
+        let mut words = key.split_whitespace();
+        let line = format!(
+            "[127.0.0.1]:{} {} {}\n",
+            self.sshd().port(),
+            words.next().unwrap(),
+            words.next().unwrap()
+        );
+        std::fs::write(&path, line).unwrap();
+        path
+    }
+
+    fn fingerprint(&self) -> String {
+        let path = self.dir.path().join("host.pub");
+        std::fs::write(&path, self.sshd().host_key().unwrap()).unwrap();
+        let out = Command::new(peers::find("ssh-keygen").unwrap())
+            .arg("-lf")
+            .arg(&path)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    }
+
+    fn lock_dir(&self) -> PathBuf {
+        self.dir.path().join("locks")
+    }
+
+    fn params(&self, i: usize, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let c = &self.consoles[i];
+        let mut p = vec![
+            ("ip".to_string(), "127.0.0.1".to_string()),
+            ("ipport".into(), self.sshd().port().to_string()),
+            ("username".into(), c.user.name().to_string()),
+            ("password".into(), c.password.clone()),
+            (
+                "known_hosts".into(),
+                self.known_hosts().display().to_string(),
+            ),
+            ("lock_dir".into(), self.lock_dir().display().to_string()),
+        ];
+        for (k, v) in extra {
+            p.retain(|(key, _)| key != k);
+            p.push((k.to_string(), v.to_string()));
+        }
+        p
+    }
+
+    fn switch(&self, i: usize, extra: &[(&str, &str)]) -> ApcConsoleSwitch {
+        switch_from(&self.params(i, extra))
+    }
+}
+
+fn switch_from(pairs: &[(String, String)]) -> ApcConsoleSwitch {
+    let raw: Vec<RawParam> = pairs
+        .iter()
+        .map(|(k, v)| RawParam::text(k.as_str(), v.as_str(), Origin::new("test")))
+        .collect();
+    let params = validate(&[&CONSOLE_SCHEMA], &raw, Unknown::Reject, None)
+        .unwrap()
+        .params;
+    ApcConsoleSwitch::from_params(&params).unwrap()
+}
+
+fn in_secs(s: u64) -> Instant {
+    Instant::now() + Duration::from_secs(s)
+}
+
+fn options(timeout: u64) -> FenceOptions {
+    FenceOptions {
+        timeout: Duration::from_secs(timeout),
+        power_timeout: Duration::from_secs(timeout.min(10)),
+        poll_interval: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+async fn fence_outlets(
+    switch: ApcConsoleSwitch,
+    plugs: &[u32],
+    action: FenceAction,
+    timeout: u64,
+) -> fencekit_core::Outcome {
+    let mut devices = Devices::new();
+    devices.insert("pdu".into(), Arc::new(switch) as Arc<dyn PowerSwitch>);
+    let target = FenceTarget {
+        node: "node1".into(),
+        plugs: plugs
+            .iter()
+            .map(|n| TargetPlug {
+                device: "pdu".into(),
+                plug: Plug::Number(*n),
+            })
+            .collect(),
+    };
+    fence(&devices, &target, action, &options(timeout)).await
+}
+
+async fn status_on_off_list(rig: &Rig, i: usize) {
+    let pdu = rig.switch(i, &[]);
+    let state = &rig.consoles[i].state;
+    state.set(1, 3, true, Some("db-node3")).unwrap();
+    assert_eq!(
+        pdu.status(&Plug::Number(3), in_secs(30)).await.unwrap(),
+        PowerState::On
+    );
+    pdu.switch(&Plug::Name("db-node3".into()), SwitchTo::Off, in_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(state.state(1, 3).unwrap(), Some(PowerState::Off));
+    assert_eq!(
+        pdu.status(&Plug::Number(3), in_secs(30)).await.unwrap(),
+        PowerState::Off
+    );
+    pdu.switch(&Plug::Number(3), SwitchTo::On, in_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(state.state(1, 3).unwrap(), Some(PowerState::On));
+    let listed = pdu.list(in_secs(30)).await.unwrap();
+    assert_eq!(listed.len(), 8);
+    assert_eq!(listed[2].name.as_deref(), Some("db-node3"));
+    pdu.check(in_secs(30)).await.unwrap();
+    let err = pdu
+        .status(&Plug::Number(42), in_secs(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::UnknownPlug { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn menu_console_reads_switches_and_lists_outlets_through_real_sshd() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("menu", &[])]);
+    status_on_off_list(&rig, 0).await;
+}
+
+#[tokio::test]
+async fn cli_console_reads_switches_and_lists_outlets_through_real_sshd() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("cli", &[])]);
+    status_on_off_list(&rig, 0).await;
+}
+
+#[tokio::test]
+async fn reboot_through_core_fence_confirms_off_then_on_on_both_uis() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("menu", &[]), ("cli", &[])]);
+    for i in 0..2 {
+        let outcome = fence_outlets(rig.switch(i, &[]), &[5], FenceAction::Reboot, 60).await;
+        assert!(outcome.success, "{}", outcome.summary());
+        assert!(outcome.fenced);
+        assert!(outcome.plugs[0].off_confirmed.is_some());
+        assert!(outcome.plugs[0].on_confirmed.is_some());
+        assert_eq!(
+            rig.consoles[i].state.state(1, 5).unwrap(),
+            Some(PowerState::On)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lying_outlet_fails_the_fence() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("menu", &["lie"]), ("cli", &["lie"])]);
+    for i in 0..2 {
+        let outcome = fence_outlets(rig.switch(i, &[]), &[2], FenceAction::Off, 8).await;
+        assert!(!outcome.success, "{}", outcome.summary());
+        assert!(!outcome.fenced);
+        assert_eq!(
+            rig.consoles[i].state.state(1, 2).unwrap(),
+            Some(PowerState::On)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_authentication_error() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("menu", &[])]);
+    let pdu = rig.switch(0, &[("password", "not-the-password")]);
+    let err = pdu.status(&Plug::Number(1), in_secs(30)).await.unwrap_err();
+    assert!(matches!(err, DeviceError::Auth(_)), "{err}");
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+    let outcome = fence_outlets(
+        rig.switch(0, &[("password", "not-the-password")]),
+        &[1],
+        FenceAction::Off,
+        20,
+    )
+    .await;
+    assert!(!outcome.fenced, "{}", outcome.summary());
+}
+
+#[tokio::test]
+async fn host_keys_are_verified_and_a_mismatch_shows_the_presented_fingerprint() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("cli", &[])]);
+    let presented = rig.fingerprint();
+    // The right pin works.
+    let pinned = rig.switch(0, &[("host_key", presented.as_str())]);
+    pinned.check(in_secs(30)).await.unwrap();
+    // A wrong pin is refused before any password is sent, naming what was shown.
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let pdu = rig.switch(0, &[("host_key", wrong)]);
+    let err = pdu.status(&Plug::Number(1), in_secs(30)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("host key verification FAILED"), "{text}");
+    assert!(text.contains(&presented), "{text} lacks {presented}");
+    // A known_hosts file without the host: refused too.
+    let empty = rig.dir.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let pdu = rig.switch(0, &[("known_hosts", empty.to_str().unwrap())]);
+    let err = pdu.check(in_secs(30)).await.unwrap_err();
+    assert!(err.to_string().contains("has no key"), "{err}");
+    // No check at all only when asked for explicitly.
+    let mut pairs = rig.params(0, &[]);
+    pairs.retain(|(k, _)| k != "known_hosts");
+    let raw: Vec<RawParam> = pairs
+        .iter()
+        .map(|(k, v)| RawParam::text(k.as_str(), v.as_str(), Origin::new("test")))
+        .collect();
+    let params = validate(&[&CONSOLE_SCHEMA], &raw, Unknown::Reject, None)
+        .unwrap()
+        .params;
+    let refused = ApcConsoleSwitch::from_params(&params).unwrap_err();
+    assert!(
+        refused.to_string().contains("insecure_skip_host_key_check"),
+        "{refused}"
+    );
+    pairs.push(("insecure_skip_host_key_check".into(), "1".into()));
+    switch_from(&pairs).check(in_secs(30)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stalled_pager_silence_or_dropped_connection_fails_by_the_deadline_unfenced() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[
+        ("menu", &["stall-pager"]),
+        ("cli", &["stall-pager"]),
+        ("menu", &["silent"]),
+        ("menu", &["drop"]),
+        ("cli", &["drop"]),
+    ]);
+    let expected = [
+        "Press <ENTER>",
+        "timed out",
+        "waiting for a prompt",
+        "Connection lost",
+        "Connection lost",
+    ];
+    for (i, words) in expected.iter().enumerate() {
+        let outcome = fence_outlets(rig.switch(i, &[]), &[4], FenceAction::Off, 6).await;
+        assert!(!outcome.success, "console {i}: {}", outcome.summary());
+        assert!(!outcome.fenced, "console {i}: {}", outcome.summary());
+        // The console's own error, naming what it was doing, not only the
+        // fence's deadline guard.
+        let first = outcome
+            .errors
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(first.contains(words), "console {i}: {first}");
+    }
+}
+
+#[tokio::test]
+async fn a_busy_console_is_a_clear_busy_error_and_nothing_is_fenced() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("menu", &[])]);
+    // Someone else is logged in to the single-session unit.
+    let other = fencekit_console::sim::SessionLock::try_take(&rig.consoles[0].session_lock)
+        .unwrap()
+        .unwrap();
+    let pdu = rig.switch(0, &[]);
+    let err = pdu.check(in_secs(30)).await.unwrap_err();
+    assert!(matches!(err, DeviceError::Busy(_)), "{err}");
+    let err = pdu.status(&Plug::Number(1), in_secs(3)).await.unwrap_err();
+    assert!(matches!(err, DeviceError::Busy(_)), "{err}");
+    let outcome = fence_outlets(rig.switch(0, &[]), &[1], FenceAction::Off, 4).await;
+    assert!(!outcome.fenced, "{}", outcome.summary());
+    assert_eq!(
+        rig.consoles[0].state.state(1, 1).unwrap(),
+        Some(PowerState::On)
+    );
+    drop(other);
+    pdu.check(in_secs(30)).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_fences_on_a_single_session_unit_are_serialised_and_a_monitor_does_not_break_them() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("menu", &[])]);
+    let a = fence_outlets(rig.switch(0, &[]), &[6], FenceAction::Off, 60);
+    let b = fence_outlets(rig.switch(0, &[]), &[7], FenceAction::Off, 60);
+    let monitor = rig.switch(0, &[]);
+    let watch = async {
+        // Monitors either get through or are told "busy"; never anything else.
+        let mut answers = Vec::new();
+        for _ in 0..5 {
+            answers.push(monitor.check(in_secs(20)).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        answers
+    };
+    let (a, b, answers) = tokio::join!(a, b, watch);
+    assert!(a.success, "{}", a.summary());
+    assert!(b.success, "{}", b.summary());
+    for answer in answers {
+        if let Err(e) = answer {
+            assert!(matches!(e, DeviceError::Busy(_)), "{e}");
+        }
+    }
+    let state = &rig.consoles[0].state;
+    assert_eq!(state.state(1, 6).unwrap(), Some(PowerState::Off));
+    assert_eq!(state.state(1, 7).unwrap(), Some(PowerState::Off));
+}
+
+// ------------------------------------------------------------ fence_apc
+
+fn fence_apc() -> Option<PathBuf> {
+    peers::require("fence_apc", "fence-agents")
+}
+
+/// Runs fence_apc against console `i`. The throwaway test password goes in
+/// argv here only because that is fence_apc's interface; fencekit never puts a
+/// secret in argv.
+fn run_fence_apc(bin: &Path, rig: &Rig, i: usize, action: &str, plug: u32) -> (i32, String) {
+    let c = &rig.consoles[i];
+    let out = Command::new(bin)
+        .args([
+            "--ssh",
+            "--ssh-options=-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "-a",
+            "127.0.0.1",
+            "-u",
+            &rig.sshd().port().to_string(),
+            "-l",
+            c.user.name(),
+            "-p",
+            &c.password,
+            "-n",
+            &plug.to_string(),
+            "-o",
+            action,
+            "--shell-timeout=10",
+            "--login-timeout=10",
+            "--power-timeout=10",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn fence_apc_drives_both_simulators() {
+    if !peers_present() {
+        return;
+    }
+    let Some(bin) = fence_apc() else { return };
+    let rig = Rig::start(&[("menu", &[]), ("cli", &[])]);
+    for i in 0..2 {
+        let state = &rig.consoles[i].state;
+        let (rc, text) = run_fence_apc(&bin, &rig, i, "status", 1);
+        assert_eq!(rc, 0, "console {i} status: {text}");
+        assert!(text.contains("Status: ON"), "console {i}: {text}");
+        let (rc, text) = run_fence_apc(&bin, &rig, i, "off", 1);
+        assert_eq!(rc, 0, "console {i} off: {text}");
+        assert_eq!(state.state(1, 1).unwrap(), Some(PowerState::Off));
+        let (rc, text) = run_fence_apc(&bin, &rig, i, "status", 1);
+        assert_eq!(rc, 2, "console {i} status after off: {text}");
+        let (rc, text) = run_fence_apc(&bin, &rig, i, "reboot", 1);
+        assert_eq!(rc, 0, "console {i} reboot: {text}");
+        assert_eq!(state.state(1, 1).unwrap(), Some(PowerState::On));
+        let (rc, text) = run_fence_apc(&bin, &rig, i, "list", 1);
+        assert_eq!(rc, 0, "console {i} list: {text}");
+        assert!(text.contains("Outlet 8"), "console {i}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn fence_apc_and_fencekit_agree_on_the_same_simulator_and_inputs() {
+    if !peers_present() {
+        return;
+    }
+    let Some(bin) = fence_apc() else { return };
+    let rig = Rig::start(&[("menu", &[]), ("cli", &[])]);
+    for i in 0..2 {
+        let state = &rig.consoles[i].state;
+        let pdu = rig.switch(i, &[]);
+        for (outlet, on) in [(2u32, false), (3, true), (4, false)] {
+            state.set(1, outlet, on, None).unwrap();
+            let (rc, text) = run_fence_apc(&bin, &rig, i, "status", outlet);
+            let ours = pdu
+                .status(&Plug::Number(outlet), in_secs(30))
+                .await
+                .unwrap();
+            let theirs = match rc {
+                0 => PowerState::On,
+                2 => PowerState::Off,
+                _ => panic!("console {i}: fence_apc status failed: {text}"),
+            };
+            assert_eq!(ours, theirs, "console {i} outlet {outlet}");
+        }
+        // The same off by each: both confirm it.
+        let (rc, text) = run_fence_apc(&bin, &rig, i, "off", 3);
+        assert_eq!(rc, 0, "{text}");
+        assert_eq!(
+            pdu.status(&Plug::Number(3), in_secs(30)).await.unwrap(),
+            PowerState::Off
+        );
+        let outcome = fence_outlets(rig.switch(i, &[]), &[5], FenceAction::Off, 60).await;
+        assert!(outcome.success, "{}", outcome.summary());
+        let (rc, text) = run_fence_apc(&bin, &rig, i, "status", 5);
+        assert_eq!(rc, 2, "console {i}: fence_apc should read our off: {text}");
+    }
+}
+
+/// The `apc` plugin's own schema and device, with `transport` chosen by parameters.
+fn plugin_device(pairs: &[(String, String)]) -> fencekit_apc::ApcSwitch {
+    let raw: Vec<RawParam> = pairs
+        .iter()
+        .map(|(k, v)| RawParam::text(k.as_str(), v.as_str(), Origin::new("test")))
+        .collect();
+    let params = validate(&[&fencekit_apc::SCHEMA], &raw, Unknown::Reject, None)
+        .unwrap()
+        .params;
+    fencekit_apc::ApcSwitch::from_params(&params).unwrap()
+}
+
+#[tokio::test]
+async fn with_snmp_silent_the_fence_goes_through_the_console_fallback() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("cli", &[])]);
+    // Nothing answers SNMP on this port; the console is on sshd's.
+    let silent_snmp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let ssh_port = rig.sshd().port().to_string();
+    let pairs = rig.params(
+        0,
+        &[
+            ("transport", "snmp,ssh"),
+            ("ipport", &silent_snmp),
+            ("ssh_port", &ssh_port),
+        ],
+    );
+    let device = plugin_device(&pairs);
+    let mut devices = Devices::new();
+    devices.insert("pdu".into(), Arc::new(device) as Arc<dyn PowerSwitch>);
+    let target = FenceTarget {
+        node: "node1".into(),
+        plugs: vec![TargetPlug {
+            device: "pdu".into(),
+            plug: Plug::Number(5),
+        }],
+    };
+    let outcome = fence(&devices, &target, FenceAction::Off, &options(30)).await;
+    assert!(outcome.success, "{}", outcome.summary());
+    assert_eq!(
+        rig.consoles[0].state.state(1, 5).unwrap(),
+        Some(PowerState::Off)
+    );
+}
+
+#[tokio::test]
+async fn secure_1_alone_selects_the_console_as_fence_apc_s_ssh_does() {
+    if !peers_present() {
+        return;
+    }
+    let rig = Rig::start(&[("menu", &[])]);
+    let pairs = rig.params(0, &[("secure", "1")]);
+    let device = plugin_device(&pairs);
+    assert!(matches!(device, fencekit_apc::ApcSwitch::Console(_)));
+    assert_eq!(
+        device.status(&Plug::Number(2), in_secs(30)).await.unwrap(),
+        PowerState::On
+    );
+}

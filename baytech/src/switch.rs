@@ -1,0 +1,473 @@
+//! [`BaytechSwitch`]: a Baytech RPC strip, alone or behind a DS/MMP management
+//! module, as a `PowerSwitch` over the SSH console; and the plugin's [`SCHEMA`].
+//!
+//! Dialogue (compare seed-scripts.md §6, which waited a fixed 5 s and a
+//! hard-coded `RPC-28A>`): log in; if the module's "Enter Request" menu shows,
+//! send the strip number and wait for the strip's prompt (one extra Enter if it
+//! does not come within a few seconds, the quirk the seed slept for); learn the
+//! strip prompt from what it shows; `Status` and parse the outlet table; `On N`
+//! / `Off N` / `Reboot N`, answer `Y` to `(Y/N)`, wait for the prompt; log out.
+//! Sessions are serialised per device as for APC (see `fencekit_console::lock`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fencekit_console::parse::{baytech, Outlet};
+use fencekit_console::target::{self, says_busy, ConsoleSession, ConsoleTarget, ParamNames};
+use fencekit_console::{Console, Key, Pattern, SshStream, Wait};
+use fencekit_core::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
+use fencekit_core::{
+    DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerState, PowerSwitch, SwitchTo,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// How long the strip prompt may take after selecting a strip before one more
+/// Enter is sent (the seed's scripts slept 5 s, then sent it blindly).
+const STRIP_NUDGE: Duration = Duration::from_secs(3);
+const LOGOUT_WAIT: Duration = Duration::from_secs(2);
+const BUSY_RETRY: Duration = Duration::from_millis(250);
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec::new(
+        "ip",
+        "IP address or host name of the strip or its management module",
+    )
+    .aliases(&["ipaddr"])
+    .short('a')
+    .required(),
+    ParamSpec::new("ipport", "TCP port of the SSH console")
+        .short('u')
+        .ty(ParamType::Integer)
+        .default("22"),
+    ParamSpec::new("username", "Console login name")
+        .aliases(&["login"])
+        .short('l'),
+    ParamSpec::new(
+        "password",
+        "Console password (or the identity_file's pass phrase)",
+    )
+    .aliases(&["passwd"])
+    .short('p')
+    .secret(),
+    ParamSpec::new(
+        "strip",
+        "Behind a DS/MMP management module: the strip number chosen at \"Enter Request\" \
+         (default 1; a plug written unit:outlet names its strip itself)",
+    )
+    .ty(ParamType::Integer),
+    target::IDENTITY_FILE,
+    target::HOST_KEY,
+    target::KNOWN_HOSTS,
+    target::INSECURE_SKIP_HOST_KEY_CHECK,
+    target::SSH_LEGACY,
+    target::LOCK_DIR,
+];
+
+/// The `baytech` plugin's schema.
+pub const SCHEMA: Schema = Schema {
+    plugin: "baytech",
+    kind: PluginKind::Power,
+    summary: "Baytech RPC power strips over the SSH console",
+    description: "Switches outlets of Baytech RPC power strips (RPC-28A and kin) over their SSH \
+                  console, directly or behind a DS/MMP management module (strip chosen by \
+                  number). The strip's prompt is learned, each command is confirmed with Y, and \
+                  the outlet table is read back; the host key is verified; one session per \
+                  device at a time.",
+    url: "https://www.baytech.net/",
+    multi_plug: true,
+    params: PARAMS,
+};
+
+/// A Baytech strip (or the strips of a management module) over SSH.
+#[derive(Debug, Clone)]
+pub struct BaytechSwitch {
+    target: ConsoleTarget,
+    strip: u32,
+}
+
+/// A logged-in session at a strip prompt.
+struct StripSession {
+    session: ConsoleSession,
+    prompt: Pattern,
+    module: bool,
+}
+
+impl BaytechSwitch {
+    pub fn new(target: ConsoleTarget, strip: u32) -> BaytechSwitch {
+        BaytechSwitch { target, strip }
+    }
+
+    /// Builds the switch from parameters validated against [`SCHEMA`].
+    pub fn from_params(params: &Params) -> Result<BaytechSwitch, DeviceError> {
+        let target = ConsoleTarget::from_params(
+            params,
+            ParamNames {
+                user: &["username"],
+                password: &["password"],
+                port: &["ipport"],
+                default_port: 22,
+            },
+        )?;
+        let strip = params.integer("strip").unwrap_or(1);
+        let strip = u32::try_from(strip)
+            .ok()
+            .filter(|s| *s >= 1)
+            .ok_or_else(|| {
+                DeviceError::Failed(format!("parameter `strip` must be 1 or more, not {strip}"))
+            })?;
+        Ok(BaytechSwitch { target, strip })
+    }
+
+    /// The strip and outlet a plug names.
+    fn place<'p>(&self, plug: &'p Plug) -> Result<(u32, &'p Plug), DeviceError> {
+        match plug {
+            Plug::OnUnit { unit, outlet } => Ok((*unit, outlet.as_ref())),
+            Plug::Chassis => Err(DeviceError::UnknownPlug {
+                plug: plug.to_string(),
+                known: "outlet numbers or names".into(),
+            }),
+            other => Ok((self.strip, other)),
+        }
+    }
+
+    async fn login(
+        &self,
+        strip: u32,
+        wait: Wait,
+        deadline: Instant,
+    ) -> Result<StripSession, DeviceError> {
+        loop {
+            let mut session = self.target.open(wait, deadline).await?;
+            match reach_strip(&mut session.console, strip, deadline).await {
+                Ok((prompt, module)) => {
+                    return Ok(StripSession {
+                        session,
+                        prompt,
+                        module,
+                    })
+                }
+                Err(DeviceError::Busy(why))
+                    if wait == Wait::UntilDeadline && Instant::now() + BUSY_RETRY < deadline =>
+                {
+                    tracing::info!(device = self.target.device(), %why, "console busy; trying again");
+                    drop(session);
+                    tokio::time::sleep(BUSY_RETRY).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn outlets(s: &mut StripSession, deadline: Instant) -> Result<Vec<Outlet>, DeviceError> {
+        status_table(&mut s.session.console, &s.prompt, deadline).await
+    }
+
+    async fn run(&self, plug: &Plug, word: &str, deadline: Instant) -> Result<(), DeviceError> {
+        let (strip, outlet) = self.place(plug)?;
+        let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
+        let outlets = Self::outlets(&mut s, deadline).await?;
+        let found = find(outlet, &outlets)?;
+        if found.locked {
+            return Err(DeviceError::Refused(format!(
+                "{}: outlet {} ({}) is locked on the strip",
+                self.target.device(),
+                found.number,
+                found.name
+            )));
+        }
+        let number = found.number;
+        let console = &mut s.session.console;
+        console.discard_pending();
+        console
+            .send_line(&format!("{word} {number}"), deadline)
+            .await?;
+        let m = console
+            .answer_confirmations(&[Pattern::text("Y/N")], "Y", &[s.prompt.clone()], deadline)
+            .await?;
+        if m.before.to_ascii_lowercase().contains("error") {
+            return Err(DeviceError::Refused(format!(
+                "{}: {word} {number}: {}",
+                self.target.device(),
+                console.redact(m.before.trim())
+            )));
+        }
+        // Most strips print the table after a command; read the state from it.
+        let read_back = baytech::parse_status(&m.before)
+            .ok()
+            .and_then(|all| all.into_iter().find(|o| o.number == number))
+            .map_or(PowerState::Unknown, |o| o.state);
+        tracing::info!(
+            device = self.target.device(),
+            strip,
+            outlet = number,
+            command = word,
+            %read_back,
+            "outlet command accepted"
+        );
+        logout(&mut s, deadline).await;
+        Ok(())
+    }
+}
+
+/// From login to a strip prompt: the module's menu (if any), the strip's number,
+/// the strip's learned prompt. Returns the prompt and whether a module was there.
+async fn reach_strip<S: AsyncRead + AsyncWrite + Unpin>(
+    console: &mut Console<S>,
+    strip: u32,
+    deadline: Instant,
+) -> Result<(Pattern, bool), DeviceError> {
+    let device = console.options().device.clone();
+    let first = learn(console, deadline).await?;
+    let module = first.matched.contains("Enter Request");
+    let prompt = if module {
+        console.send_line(&strip.to_string(), deadline).await?;
+        let nudge = (Instant::now() + STRIP_NUDGE).min(deadline);
+        match learn(console, nudge).await {
+            Ok(m) => m.matched,
+            Err(DeviceError::TimedOut(_)) if Instant::now() < deadline => {
+                console.send_key(Key::Enter, deadline).await?;
+                learn(console, deadline).await?.matched
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        first.matched
+    };
+    if prompt.contains("Enter Request") {
+        return Err(DeviceError::UnknownPlug {
+            plug: format!("strip {strip}"),
+            known: "the strips the management module lists".into(),
+        });
+    }
+    if !prompt.ends_with('>') {
+        return Err(DeviceError::Protocol(format!(
+            "{device}: no strip prompt; the console shows {prompt:?}"
+        )));
+    }
+    tracing::debug!(device, prompt, module, "at the strip prompt");
+    Ok((Pattern::prompt(prompt), module))
+}
+
+async fn learn<S: AsyncRead + AsyncWrite + Unpin>(
+    console: &mut Console<S>,
+    deadline: Instant,
+) -> Result<fencekit_console::Match, DeviceError> {
+    match console.learn_prompt(deadline).await {
+        Ok(m) if says_busy(&m.matched) || (says_busy(&m.before) && !m.matched.ends_with('>')) => {
+            Err(DeviceError::Busy(format!(
+                "{}: the console refused the session: {}",
+                console.options().device,
+                console.redact(m.matched.trim())
+            )))
+        }
+        Ok(m) => Ok(m),
+        Err(e) if says_busy(&e.to_string()) => Err(DeviceError::Busy(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn status_table<S: AsyncRead + AsyncWrite + Unpin>(
+    console: &mut Console<S>,
+    prompt: &Pattern,
+    deadline: Instant,
+) -> Result<Vec<Outlet>, DeviceError> {
+    console.discard_pending();
+    console.send_line("Status", deadline).await?;
+    let m = console
+        .expect(std::slice::from_ref(prompt), deadline)
+        .await?;
+    baytech::parse_status(&m.before)
+        .map_err(|e| DeviceError::Protocol(format!("{}: Status: {e}", console.options().device)))
+}
+
+fn find<'a>(plug: &Plug, outlets: &'a [Outlet]) -> Result<&'a Outlet, DeviceError> {
+    let found = match plug {
+        Plug::Number(n) => outlets.iter().find(|o| o.number == *n),
+        Plug::Name(name) => outlets.iter().find(|o| o.name == *name),
+        _ => None,
+    };
+    found.ok_or_else(|| DeviceError::UnknownPlug {
+        plug: plug.to_string(),
+        known: outlets
+            .iter()
+            .map(|o| format!("{} ({})", o.number, o.name))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Logs out (Baytech units often do not close cleanly: failures are logged only).
+async fn logout(s: &mut StripSession, deadline: Instant) {
+    let until = (Instant::now() + LOGOUT_WAIT).min(deadline);
+    let console: &mut Console<SshStream> = &mut s.session.console;
+    let result: Result<(), DeviceError> = async {
+        console.send_line("Logout", until).await?;
+        console.expect_eof(until).await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(module = s.module, error = %e, "Baytech console did not close after Logout");
+    }
+}
+
+#[async_trait]
+impl PowerSwitch for BaytechSwitch {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        let (strip, outlet) = self.place(plug)?;
+        let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
+        let outlets = Self::outlets(&mut s, deadline).await?;
+        let state = find(outlet, &outlets)?.state;
+        logout(&mut s, deadline).await;
+        Ok(state)
+    }
+
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let word = match to {
+            SwitchTo::On => "On",
+            SwitchTo::Off => "Off",
+        };
+        self.run(plug, word, deadline).await
+    }
+
+    async fn command(
+        &self,
+        plug: &Plug,
+        command: DeviceCommand,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        match command {
+            DeviceCommand::Cycle => self.run(plug, "Reboot", deadline).await,
+            other => Err(DeviceError::Unsupported(format!(
+                "a Baytech outlet has no {} command",
+                other.as_str()
+            ))),
+        }
+    }
+
+    fn supports(&self, command: DeviceCommand) -> bool {
+        command == DeviceCommand::Cycle
+    }
+
+    /// The outlets of the configured strip (plugs as numbers on it).
+    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+        let mut s = self.login(self.strip, Wait::No, deadline).await?;
+        let outlets = Self::outlets(&mut s, deadline).await?;
+        logout(&mut s, deadline).await;
+        Ok(outlets.iter().map(Outlet::plug_info).collect())
+    }
+
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
+        let mut s = self.login(self.strip, Wait::No, deadline).await?;
+        logout(&mut s, deadline).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencekit_console::sim::{OutletFile, SimArgs, Term};
+    use fencekit_console::{ConsoleOptions, ThreadStream};
+    use std::os::unix::net::UnixStream;
+
+    fn device(mode: &str, state: &std::path::Path) -> Console<ThreadStream> {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        ours.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let args =
+            SimArgs::parse(["--state", state.to_str().unwrap(), "--mode", mode].map(String::from))
+                .unwrap();
+        std::thread::spawn(move || {
+            let mut term = Term::new(theirs.try_clone().unwrap(), theirs);
+            let _ = crate::sim::run(&args, &mut term);
+        });
+        let stream = ThreadStream::spawn(ours, "baytech-test", Duration::from_millis(5)).unwrap();
+        Console::new(
+            stream,
+            ConsoleOptions {
+                device: "rpc-test".into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(20)
+    }
+
+    #[tokio::test]
+    async fn the_strip_prompt_is_learned_behind_a_module_and_alone() {
+        for (mode, strip, prompt) in [
+            ("module", 1, "RPC-28A>"),
+            ("module", 2, "RPC3-NC>"),
+            ("direct", 1, "RPC-28A>"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state");
+            let state = OutletFile::create(&path, 2, 8).unwrap();
+            state.set(strip, 4, false, Some("db node 4")).unwrap();
+            let mut console = device(mode, &path);
+            let (learned, module) = reach_strip(&mut console, strip, soon()).await.unwrap();
+            assert_eq!(learned, Pattern::prompt(prompt));
+            assert_eq!(module, mode == "module");
+            let outlets = status_table(&mut console, &learned, soon()).await.unwrap();
+            assert_eq!(outlets.len(), 8);
+            let four = find(&Plug::Name("db node 4".into()), &outlets).unwrap();
+            assert_eq!((four.number, four.state), (4, PowerState::Off));
+            assert!(find(&Plug::Number(9), &outlets).is_err());
+        }
+    }
+
+    #[test]
+    fn plugs_on_a_unit_choose_their_strip() {
+        let params = fencekit_core::schema::validate(
+            &[&SCHEMA],
+            &[
+                fencekit_core::schema::RawParam::text(
+                    "ipaddr",
+                    "127.0.0.1",
+                    fencekit_core::schema::Origin::new("test"),
+                ),
+                fencekit_core::schema::RawParam::text(
+                    "login",
+                    "admin",
+                    fencekit_core::schema::Origin::new("test"),
+                ),
+                fencekit_core::schema::RawParam::text(
+                    "passwd",
+                    "secret",
+                    fencekit_core::schema::Origin::new("test"),
+                ),
+                fencekit_core::schema::RawParam::text(
+                    "host_key",
+                    "SHA256:abc",
+                    fencekit_core::schema::Origin::new("test"),
+                ),
+                fencekit_core::schema::RawParam::text(
+                    "strip",
+                    "3",
+                    fencekit_core::schema::Origin::new("test"),
+                ),
+            ],
+            fencekit_core::schema::Unknown::Reject,
+            None,
+        )
+        .unwrap()
+        .params;
+        let switch = BaytechSwitch::from_params(&params).unwrap();
+        assert_eq!(switch.target.ssh.port, 22);
+        let plug = Plug::parse("2:5");
+        assert_eq!(switch.place(&plug).unwrap(), (2, &Plug::Number(5)));
+        assert_eq!(
+            switch.place(&Plug::Number(5)).unwrap(),
+            (3, &Plug::Number(5))
+        );
+        assert!(!format!("{switch:?}").contains("secret"));
+    }
+}

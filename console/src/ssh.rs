@@ -1,0 +1,607 @@
+//! The SSH transport of console devices: one interactive shell channel with a
+//! PTY (APC and Baytech consoles draw screens and read keys), over `ssh2`
+//! (libssh2), presented as a tokio stream for [`crate::Console`].
+//!
+//! Safety rules this module keeps, against the seed's `ssh -o "StrictHostKeyChecking
+//! no"` (a man in the middle on the fencing path):
+//! - the host key is verified before any credential is sent, against a pinned
+//!   fingerprint (`SHA256:...` as `ssh-keygen -lf` prints it, or `MD5:aa:bb:...`)
+//!   or an OpenSSH `known_hosts` file; a mismatch names the fingerprint the host
+//!   presented, so that an operator can compare it with the device's;
+//! - skipping the check takes [`HostKeyCheck::Insecure`], chosen explicitly, and is
+//!   logged as a warning at every connection;
+//! - old key exchanges, ciphers and host-key types (SHA-1 Diffie-Hellman, CBC,
+//!   `ssh-dss`, `ssh-rsa` with SHA-1) are offered only when [`SshConfig::legacy`] is
+//!   set, for old PDU firmware;
+//! - every blocking libssh2 call runs on a blocking thread with libssh2's own
+//!   timeout set to what is left of the deadline, so nothing blocks past it;
+//! - passwords and pass phrases are [`Secret`]s, sent to libssh2 only.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fencekit_core::{DeviceError, Instant, Secret};
+use ssh2::{CheckResult, HashType, KnownHostFileKind, MethodType, Session};
+use thiserror::Error;
+
+use crate::blocking::ThreadStream;
+
+/// libssh2's timeout while the dialogue runs: reads return this often so that
+/// the stream's thread can write what the console queued (see
+/// [`crate::blocking`]).
+const POLL_TIMEOUT_MS: u32 = 50;
+/// Nap of the stream's thread after a read that found nothing.
+const IDLE: Duration = Duration::from_millis(5);
+/// The longest a single write of the dialogue may wait for the peer's window.
+const WRITE_BUDGET: Duration = Duration::from_secs(10);
+
+/// Algorithms offered by default: what OpenSSH 7.4 and later (and current APC
+/// and Baytech firmware) speak. libssh2 drops names it does not implement.
+const MODERN_KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256";
+const MODERN_HOSTKEY: &str = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
+const MODERN_CIPHERS: &str = "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr";
+const MODERN_MACS: &str =
+    "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha2-256,hmac-sha2-512";
+
+/// Added after the modern ones with `ssh_legacy`: what old APC (AOS v3) and
+/// Baytech DS firmware offer.
+const LEGACY_KEX: &str =
+    "diffie-hellman-group14-sha1,diffie-hellman-group-exchange-sha1,diffie-hellman-group1-sha1";
+const LEGACY_HOSTKEY: &str = "ssh-rsa,ssh-dss";
+const LEGACY_CIPHERS: &str = "aes256-cbc,aes192-cbc,aes128-cbc,3des-cbc,blowfish-cbc";
+const LEGACY_MACS: &str = "hmac-sha1,hmac-sha1-96,hmac-md5";
+
+/// How the client proves who it is.
+#[derive(Clone)]
+pub enum SshAuth {
+    Password(Secret),
+    /// A private key file (OpenSSH or PEM format), with its pass phrase if it has one.
+    Key {
+        path: PathBuf,
+        passphrase: Option<Secret>,
+    },
+}
+
+impl fmt::Debug for SshAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SshAuth::Password(_) => f.write_str("Password(***)"),
+            SshAuth::Key { path, passphrase } => f
+                .debug_struct("Key")
+                .field("path", path)
+                .field("passphrase", &passphrase.as_ref().map(|_| "***"))
+                .finish(),
+        }
+    }
+}
+
+/// How the server's host key is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyCheck {
+    /// A fingerprint as `ssh-keygen -lf` prints it: `SHA256:<base64>` (padding
+    /// optional) or `MD5:<hex pairs>`.
+    Fingerprint(String),
+    /// An OpenSSH `known_hosts` file; the host must be in it with this key.
+    KnownHosts(PathBuf),
+    /// No check at all: anyone on the path can pose as the device. Only by an
+    /// explicit parameter, and logged as a warning.
+    Insecure,
+}
+
+/// Where and how to open a console session.
+#[derive(Debug, Clone)]
+pub struct SshConfig {
+    /// The device's name for messages (the configured name, or host:port).
+    pub device: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub auth: SshAuth,
+    pub host_key: HostKeyCheck,
+    /// Also offer SHA-1 key exchange, CBC ciphers, `ssh-rsa`/`ssh-dss` host keys.
+    pub legacy: bool,
+    /// The terminal type requested with the PTY.
+    pub term: String,
+}
+
+/// What went wrong opening a session. Messages name the device and never hold a
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SshError {
+    #[error("{device}: cannot connect to {endpoint}: {cause}")]
+    Connect {
+        device: String,
+        endpoint: String,
+        cause: String,
+    },
+    #[error("{device}: timed out while {activity}")]
+    TimedOut { device: String, activity: String },
+    #[error("{device}: SSH handshake failed: {cause}{hint}")]
+    Handshake {
+        device: String,
+        cause: String,
+        hint: &'static str,
+    },
+    /// The host key does not match: possibly a man in the middle.
+    #[error("{device}: host key verification FAILED: {problem}; the host presented {presented}")]
+    HostKey {
+        device: String,
+        problem: String,
+        /// The presented key's fingerprint, `SHA256:...` (and its type).
+        presented: String,
+    },
+    #[error("{device}: bad host key setting: {problem}")]
+    Config { device: String, problem: String },
+    #[error("{device}: authentication as {user:?} failed: {cause}")]
+    Auth {
+        device: String,
+        user: String,
+        cause: String,
+    },
+    #[error("{device}: cannot open a console channel: {cause}")]
+    Channel { device: String, cause: String },
+}
+
+impl From<SshError> for DeviceError {
+    fn from(e: SshError) -> DeviceError {
+        let message = e.to_string();
+        match e {
+            SshError::Connect {
+                device,
+                endpoint,
+                cause,
+            } => DeviceError::NoAnswer {
+                endpoint,
+                detail: format!("{device}: {cause}"),
+            },
+            SshError::TimedOut { .. } => DeviceError::TimedOut(message),
+            SshError::Auth { .. } => DeviceError::Auth(message),
+            SshError::HostKey { .. } | SshError::Config { .. } => DeviceError::Refused(message),
+            SshError::Handshake { .. } | SshError::Channel { .. } => DeviceError::Protocol(message),
+        }
+    }
+}
+
+/// An open console session: the shell channel as a tokio stream.
+pub type SshStream = ThreadStream;
+
+/// Opens a session: TCP connect, handshake, host-key check, authentication, PTY,
+/// shell. Ends by `deadline` whatever the server does.
+pub async fn connect(config: &SshConfig, deadline: Instant) -> Result<SshStream, SshError> {
+    let config = config.clone();
+    let device = config.device.clone();
+    let timed_out = |activity: &str| SshError::TimedOut {
+        device: device.clone(),
+        activity: activity.to_string(),
+    };
+    let until = deadline.into_std();
+    let opening = tokio::task::spawn_blocking(move || open_blocking(&config, until));
+    match tokio::time::timeout_at(deadline, opening).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(SshError::Channel {
+            device: device.clone(),
+            cause: format!("the connecting thread failed: {join}"),
+        }),
+        // The thread ends by itself: libssh2's timeout is what was left.
+        Err(_) => Err(timed_out("opening the SSH session")),
+    }
+}
+
+/// Time left until `until`, for libssh2 (milliseconds, at least 1: 0 means "no
+/// timeout" to libssh2).
+fn left_ms(until: std::time::Instant) -> Option<u32> {
+    let left = until.saturating_duration_since(std::time::Instant::now());
+    if left.is_zero() {
+        return None;
+    }
+    Some(left.as_millis().clamp(1, u128::from(u32::MAX)) as u32)
+}
+
+fn open_blocking(config: &SshConfig, until: std::time::Instant) -> Result<SshStream, SshError> {
+    let device = config.device.as_str();
+    let endpoint = format!("{}:{}", config.host, config.port);
+    let timed_out = |activity: &str| SshError::TimedOut {
+        device: device.to_string(),
+        activity: activity.to_string(),
+    };
+    let connect_err = |cause: String| SshError::Connect {
+        device: device.to_string(),
+        endpoint: endpoint.clone(),
+        cause,
+    };
+    let addrs: Vec<SocketAddr> = (config.host.as_str(), config.port)
+        .to_socket_addrs()
+        .map_err(|e| connect_err(format!("cannot resolve: {e}")))?
+        .collect();
+    let mut tcp = None;
+    let mut last = String::from("no address");
+    for addr in addrs {
+        let Some(ms) = left_ms(until) else {
+            return Err(timed_out("connecting"));
+        };
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(u64::from(ms))) {
+            Ok(stream) => {
+                tcp = Some(stream);
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = "timed out".into(),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    let tcp = tcp.ok_or_else(|| connect_err(last))?;
+    let _ = tcp.set_nodelay(true);
+
+    let mut session = Session::new().map_err(|e| SshError::Handshake {
+        device: device.to_string(),
+        cause: e.to_string(),
+        hint: "",
+    })?;
+    session.set_tcp_stream(tcp);
+    let step = |session: &Session, activity: &str| -> Result<(), SshError> {
+        let ms = left_ms(until).ok_or_else(|| timed_out(activity))?;
+        session.set_timeout(ms);
+        Ok(())
+    };
+    prefer_algorithms(&session, config.legacy).map_err(|cause| SshError::Handshake {
+        device: device.to_string(),
+        cause,
+        hint: "",
+    })?;
+    step(&session, "the SSH handshake")?;
+    session.handshake().map_err(|e| {
+        if is_timeout(&e) {
+            timed_out("the SSH handshake")
+        } else {
+            SshError::Handshake {
+                device: device.to_string(),
+                cause: e.message().to_string(),
+                hint: if config.legacy {
+                    ""
+                } else {
+                    " (old firmware may need the ssh_legacy parameter)"
+                },
+            }
+        }
+    })?;
+    verify_host_key(&session, config)?;
+
+    step(&session, "authenticating")?;
+    let auth = match &config.auth {
+        SshAuth::Password(password) => session.userauth_password(&config.user, password.expose()),
+        SshAuth::Key { path, passphrase } => session.userauth_pubkey_file(
+            &config.user,
+            None,
+            path,
+            passphrase.as_ref().map(Secret::expose),
+        ),
+    };
+    if let Err(e) = auth {
+        if is_timeout(&e) {
+            return Err(timed_out("authenticating"));
+        }
+        return Err(SshError::Auth {
+            device: device.to_string(),
+            user: config.user.clone(),
+            cause: match &config.auth {
+                SshAuth::Password(_) => "the device refused the password".to_string(),
+                SshAuth::Key { path, .. } => {
+                    format!("key {}: {}", path.display(), e.message())
+                }
+            },
+        });
+    }
+    if !session.authenticated() {
+        return Err(SshError::Auth {
+            device: device.to_string(),
+            user: config.user.clone(),
+            cause: "the server did not accept the authentication".into(),
+        });
+    }
+
+    let channel_err = |activity: &str, e: ssh2::Error| {
+        if is_timeout(&e) {
+            timed_out(activity)
+        } else {
+            SshError::Channel {
+                device: device.to_string(),
+                cause: format!("{activity}: {}", e.message()),
+            }
+        }
+    };
+    step(&session, "opening a channel")?;
+    let mut channel = session
+        .channel_session()
+        .map_err(|e| channel_err("opening a session channel", e))?;
+    step(&session, "requesting a terminal")?;
+    // Consoles draw menus and read single keys: they need a terminal.
+    channel
+        .request_pty(&config.term, None, Some((80, 24, 0, 0)))
+        .map_err(|e| channel_err("requesting a PTY", e))?;
+    step(&session, "starting the shell")?;
+    channel
+        .shell()
+        .map_err(|e| channel_err("starting the shell", e))?;
+    session.set_timeout(POLL_TIMEOUT_MS);
+    let io = ShellIo { channel, session };
+    ThreadStream::spawn(io, &format!("ssh {endpoint}"), IDLE).map_err(|e| SshError::Channel {
+        device: device.to_string(),
+        cause: format!("cannot start the session thread: {e}"),
+    })
+}
+
+fn is_timeout(e: &ssh2::Error) -> bool {
+    matches!(
+        e.code(),
+        ssh2::ErrorCode::Session(code) if code == -9 /* LIBSSH2_ERROR_TIMEOUT */
+    )
+}
+
+fn prefer_algorithms(session: &Session, legacy: bool) -> Result<(), String> {
+    let join = |modern: &str, old: &str| {
+        if legacy {
+            format!("{modern},{old}")
+        } else {
+            modern.to_string()
+        }
+    };
+    let prefs = [
+        ("kex", MethodType::Kex, join(MODERN_KEX, LEGACY_KEX)),
+        (
+            "host key",
+            MethodType::HostKey,
+            join(MODERN_HOSTKEY, LEGACY_HOSTKEY),
+        ),
+        (
+            "cipher",
+            MethodType::CryptCs,
+            join(MODERN_CIPHERS, LEGACY_CIPHERS),
+        ),
+        (
+            "cipher",
+            MethodType::CryptSc,
+            join(MODERN_CIPHERS, LEGACY_CIPHERS),
+        ),
+        ("mac", MethodType::MacCs, join(MODERN_MACS, LEGACY_MACS)),
+        ("mac", MethodType::MacSc, join(MODERN_MACS, LEGACY_MACS)),
+    ];
+    for (what, kind, list) in prefs {
+        session
+            .method_pref(kind, &list)
+            .map_err(|e| format!("{what} algorithms {list}: {}", e.message()))?;
+    }
+    Ok(())
+}
+
+/// The presented host key's SHA-256 fingerprint, as `ssh-keygen -lf` prints it.
+fn presented(session: &Session) -> String {
+    let kind = session
+        .host_key()
+        .map(|(_, kind)| format!(" ({kind:?} key)"))
+        .unwrap_or_default();
+    match session.host_key_hash(HashType::Sha256) {
+        Some(hash) => format!("SHA256:{}{kind}", base64_unpadded(hash)),
+        None => format!("an unreadable key{kind}"),
+    }
+}
+
+fn verify_host_key(session: &Session, config: &SshConfig) -> Result<(), SshError> {
+    let device = config.device.as_str();
+    let failed = |problem: String| SshError::HostKey {
+        device: device.to_string(),
+        problem,
+        presented: presented(session),
+    };
+    match &config.host_key {
+        HostKeyCheck::Insecure => {
+            tracing::warn!(
+                device,
+                presented = %presented(session),
+                "host key NOT verified (insecure_skip_host_key_check is set): anyone on the path can pose as this device"
+            );
+            Ok(())
+        }
+        HostKeyCheck::Fingerprint(pinned) => {
+            let pinned = pinned.trim();
+            let matches = if let Some(b64) = pinned.strip_prefix("SHA256:") {
+                let hash = session.host_key_hash(HashType::Sha256).unwrap_or_default();
+                !hash.is_empty() && base64_unpadded(hash) == b64.trim_end_matches('=')
+            } else if let Some(hex) = pinned.strip_prefix("MD5:") {
+                let hash = session.host_key_hash(HashType::Md5).unwrap_or_default();
+                let ours: Vec<String> = hash.iter().map(|b| format!("{b:02x}")).collect();
+                !hash.is_empty() && ours.join(":").eq_ignore_ascii_case(hex)
+            } else {
+                return Err(SshError::Config {
+                    device: device.to_string(),
+                    problem: format!(
+                        "host_key {pinned:?} is not a fingerprint: write it as `ssh-keygen -lf` prints it, SHA256:<base64> (the host presented {})",
+                        presented(session)
+                    ),
+                });
+            };
+            if matches {
+                Ok(())
+            } else {
+                Err(failed(format!(
+                    "it does not match the pinned fingerprint {pinned}"
+                )))
+            }
+        }
+        HostKeyCheck::KnownHosts(path) => {
+            let Some((key, _)) = session.host_key() else {
+                return Err(failed("the host presented no key".into()));
+            };
+            let mut known = session.known_hosts().map_err(|e| SshError::Config {
+                device: device.to_string(),
+                problem: format!("cannot set up known-hosts checking: {}", e.message()),
+            })?;
+            known
+                .read_file(path, KnownHostFileKind::OpenSSH)
+                .map_err(|e| SshError::Config {
+                    device: device.to_string(),
+                    problem: format!(
+                        "cannot read known_hosts {}: {}",
+                        path.display(),
+                        e.message()
+                    ),
+                })?;
+            match known.check_port(&config.host, config.port, key) {
+                CheckResult::Match => Ok(()),
+                CheckResult::Mismatch => Err(failed(format!(
+                    "{} holds a DIFFERENT key for {}",
+                    path.display(),
+                    known_hosts_name(&config.host, config.port)
+                ))),
+                CheckResult::NotFound => Err(failed(format!(
+                    "{} has no key for {}",
+                    path.display(),
+                    known_hosts_name(&config.host, config.port)
+                ))),
+                CheckResult::Failure => Err(failed(format!(
+                    "checking against {} failed",
+                    path.display()
+                ))),
+            }
+        }
+    }
+}
+
+/// How OpenSSH names a host in known_hosts: `host`, or `[host]:port` off port 22.
+fn known_hosts_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// Standard base64 without padding, as OpenSSH prints SHA-256 fingerprints.
+fn base64_unpadded(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The shell channel and its session, moved onto the stream's thread together
+/// (the channel needs its session alive).
+struct ShellIo {
+    channel: ssh2::Channel,
+    session: Session,
+}
+
+impl Read for ShellIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // A read that hits the short poll timeout reports TimedOut: the thread
+        // then writes what is queued and reads again.
+        self.channel.read(buf)
+    }
+}
+
+impl Write for ShellIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let start = std::time::Instant::now();
+        loop {
+            match self.channel.write(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    ) && start.elapsed() < WRITE_BUDGET => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.channel.flush()
+    }
+}
+
+impl Drop for ShellIo {
+    fn drop(&mut self) {
+        // Tell the server we are gone rather than leave the device's console
+        // session open until its idle timeout (many units allow one session).
+        self.session.set_timeout(500);
+        let _ = self.channel.close();
+        let _ = self
+            .session
+            .disconnect(Some(ssh2::DisconnectCode::ByApplication), "bye", None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_base64_without_padding_as_ssh_keygen_prints_them() {
+        assert_eq!(base64_unpadded(b""), "");
+        assert_eq!(base64_unpadded(b"f"), "Zg");
+        assert_eq!(base64_unpadded(b"fo"), "Zm8");
+        assert_eq!(base64_unpadded(b"foo"), "Zm9v");
+        assert_eq!(base64_unpadded(b"foobar"), "Zm9vYmFy");
+        // A SHA-256 hash is 32 bytes: 43 characters, no '='.
+        assert_eq!(base64_unpadded(&[0xff; 32]).len(), 43);
+    }
+
+    #[test]
+    fn known_hosts_names_a_non_standard_port_in_brackets() {
+        assert_eq!(known_hosts_name("pdu1", 22), "pdu1");
+        assert_eq!(known_hosts_name("127.0.0.1", 2222), "[127.0.0.1]:2222");
+    }
+
+    #[test]
+    fn a_password_never_shows_in_debug_output() {
+        let auth = SshAuth::Password(Secret::new("hunter2-secret"));
+        let key = SshAuth::Key {
+            path: "id".into(),
+            passphrase: Some(Secret::new("phrase-secret")),
+        };
+        let shown = format!("{auth:?} {key:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("phrase-secret"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_connect_error_by_the_deadline() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let config = SshConfig {
+            device: "pdu-test".into(),
+            host: "127.0.0.1".into(),
+            port,
+            user: "apc".into(),
+            auth: SshAuth::Password(Secret::new("x")),
+            host_key: HostKeyCheck::Insecure,
+            legacy: false,
+            term: "vt100".into(),
+        };
+        let err = connect(&config, Instant::now() + Duration::from_secs(5))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, SshError::Connect { .. }), "{err}");
+        assert!(matches!(
+            DeviceError::from(err),
+            DeviceError::NoAnswer { .. }
+        ));
+    }
+}

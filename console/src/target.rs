@@ -1,0 +1,221 @@
+//! A console device as plugins configure it: where it is, how to log in, how to
+//! check its host key, where its session lock lives; and opening a session on it
+//! (lock first, then SSH), which both the APC and the Baytech plugins do for every
+//! operation. Also the parameter declarations those plugins share, so that the
+//! names and descriptions are written once.
+
+use std::path::PathBuf;
+
+use fencekit_core::schema::{ParamSpec, ParamType, Params};
+use fencekit_core::{DeviceError, Instant, Secret};
+
+use crate::lock::{DeviceLock, Wait, DEFAULT_LOCK_DIR};
+use crate::ssh::{connect, HostKeyCheck, SshAuth, SshConfig, SshStream};
+use crate::{Console, ConsoleOptions};
+
+/// `host_key`: the pinned fingerprint.
+pub const HOST_KEY: ParamSpec = ParamSpec::new(
+    "host_key",
+    "Pinned SSH host key fingerprint as `ssh-keygen -lf` prints it (SHA256:...); \
+     the session is refused when the device presents another key",
+);
+/// `known_hosts`: an OpenSSH known_hosts file.
+pub const KNOWN_HOSTS: ParamSpec = ParamSpec::new(
+    "known_hosts",
+    "OpenSSH known_hosts file holding the device's host key (checked when host_key is not given)",
+);
+/// The explicit opt-out of host-key checking.
+pub const INSECURE_SKIP_HOST_KEY_CHECK: ParamSpec = ParamSpec::new(
+    "insecure_skip_host_key_check",
+    "Accept any SSH host key (INSECURE: anyone on the path can pose as the device; \
+     logged as a warning at every connection). Without it, host_key or known_hosts is required",
+)
+.ty(ParamType::Boolean)
+.default("false");
+/// Old algorithms for old firmware.
+pub const SSH_LEGACY: ParamSpec = ParamSpec::new(
+    "ssh_legacy",
+    "Also offer old SSH algorithms (SHA-1 key exchange, CBC ciphers, ssh-rsa/ssh-dss host keys) \
+     for old console firmware",
+)
+.ty(ParamType::Boolean)
+.default("false");
+/// Key authentication (fence-agents' name and short option).
+pub const IDENTITY_FILE: ParamSpec = ParamSpec::new(
+    "identity_file",
+    "SSH private key file for key authentication; the password, if given, is its pass phrase",
+)
+.short('k');
+/// Where device locks live.
+pub const LOCK_DIR: ParamSpec = ParamSpec::new(
+    "lock_dir",
+    "Directory of the per-device console session locks shared by every fencekit process \
+     (a fence waits for the lock, a monitor gives up at once)",
+)
+.default(DEFAULT_LOCK_DIR);
+
+/// The parameter names a plugin reads a console target from.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamNames<'a> {
+    /// Tried in order; the first given wins.
+    pub user: &'a [&'a str],
+    pub password: &'a [&'a str],
+    pub port: &'a [&'a str],
+    pub default_port: u16,
+}
+
+/// A console device.
+#[derive(Debug, Clone)]
+pub struct ConsoleTarget {
+    pub ssh: SshConfig,
+    pub lock_dir: PathBuf,
+}
+
+/// An open session, holding the device's lock until dropped.
+pub struct ConsoleSession {
+    pub console: Console<SshStream>,
+    lock: DeviceLock,
+}
+
+impl ConsoleSession {
+    pub fn lock_path(&self) -> &std::path::Path {
+        self.lock.path()
+    }
+}
+
+impl ConsoleTarget {
+    /// Reads `ip`, the port, user and password names in `names`, `identity_file`,
+    /// `host_key`, `known_hosts`, `insecure_skip_host_key_check`, `ssh_legacy` and
+    /// `lock_dir`.
+    pub fn from_params(
+        params: &Params,
+        names: ParamNames<'_>,
+    ) -> Result<ConsoleTarget, DeviceError> {
+        let config = |text: String| DeviceError::Failed(text);
+        let host = params
+            .text("ip")
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| config("parameter `ip` is required".into()))?
+            .to_string();
+        let port = names
+            .port
+            .iter()
+            .find_map(|n| params.integer(n).map(|p| (*n, p)));
+        let port = match port {
+            None => names.default_port,
+            Some((name, p)) => u16::try_from(p)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| config(format!("parameter `{name}` must be 1 to 65535, not {p}")))?,
+        };
+        let user = names
+            .user
+            .iter()
+            .find_map(|n| params.text(n))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                config(format!(
+                    "parameter `{}` (the console login) is required",
+                    names.user.first().copied().unwrap_or("username")
+                ))
+            })?;
+        let password: Option<Secret> = names
+            .password
+            .iter()
+            .find_map(|n| params.secret(n))
+            .cloned();
+        let auth = match params
+            .text("identity_file")
+            .filter(|p| !p.trim().is_empty())
+        {
+            Some(path) => SshAuth::Key {
+                path: PathBuf::from(path),
+                passphrase: password,
+            },
+            None => SshAuth::Password(password.ok_or_else(|| {
+                config(format!(
+                    "parameter `{}` (or identity_file) is required for the console login",
+                    names.password.first().copied().unwrap_or("password")
+                ))
+            })?),
+        };
+        let insecure = params
+            .boolean(INSECURE_SKIP_HOST_KEY_CHECK.name)
+            .unwrap_or(false);
+        let host_key = match (
+            params.text(HOST_KEY.name).filter(|t| !t.trim().is_empty()),
+            params.text(KNOWN_HOSTS.name).filter(|t| !t.trim().is_empty()),
+        ) {
+            (Some(fingerprint), _) => HostKeyCheck::Fingerprint(fingerprint.trim().to_string()),
+            (None, Some(path)) => HostKeyCheck::KnownHosts(PathBuf::from(path)),
+            (None, None) if insecure => HostKeyCheck::Insecure,
+            (None, None) => {
+                return Err(config(
+                    "the SSH host key must be verified: give host_key (SHA256:... as `ssh-keygen -lf` prints it) \
+                     or known_hosts, or set insecure_skip_host_key_check=1 to accept any key"
+                        .into(),
+                ))
+            }
+        };
+        Ok(ConsoleTarget {
+            ssh: SshConfig {
+                device: format!("{host}:{port}"),
+                host,
+                port,
+                user,
+                auth,
+                host_key,
+                legacy: params.boolean(SSH_LEGACY.name).unwrap_or(false),
+                term: "vt100".into(),
+            },
+            lock_dir: PathBuf::from(params.text(LOCK_DIR.name).unwrap_or(DEFAULT_LOCK_DIR)),
+        })
+    }
+
+    /// The device's name in messages.
+    pub fn device(&self) -> &str {
+        &self.ssh.device
+    }
+
+    /// Takes the device's lock (waiting or not, see [`Wait`]) and opens an SSH
+    /// session, all by `deadline`.
+    pub async fn open(&self, wait: Wait, deadline: Instant) -> Result<ConsoleSession, DeviceError> {
+        let lock = DeviceLock::acquire(
+            &self.lock_dir,
+            &self.ssh.host,
+            self.ssh.port,
+            &self.ssh.device,
+            wait,
+            deadline,
+        )
+        .await?;
+        let stream = connect(&self.ssh, deadline).await?;
+        let mut console = Console::new(
+            stream,
+            ConsoleOptions {
+                device: self.ssh.device.clone(),
+                ..Default::default()
+            },
+        );
+        if let SshAuth::Password(password) = &self.ssh.auth {
+            // A console that echoes or prints it must not get it into a log.
+            console.add_secret(password);
+        }
+        Ok(ConsoleSession { console, lock })
+    }
+}
+
+/// Whether a device's last words before closing mean "someone else is logged in".
+pub fn says_busy(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    [
+        "busy",
+        "in use",
+        "another user",
+        "already logged",
+        "session limit",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+}
