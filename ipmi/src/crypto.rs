@@ -452,6 +452,98 @@ mod tests {
         );
     }
 
+    /// A second suite-3 session captured for this crate: `ipmitool -I lanplus -C 3
+    /// -vvvv chassis power status` (1.8.19) against ipmi_sim 2.0.33, user `admin`,
+    /// password `kat-password-1`. ipmitool printed every HMAC input and output; the
+    /// session opened, so ipmi_sim computed the same values.
+    #[test]
+    fn suite_3_vectors_from_our_own_ipmitool_capture_match() {
+        let inputs = RakpInputs {
+            console_session_id: 0xa0a2_a3a4,
+            bmc_session_id: 0x0000_0082,
+            console_random: arr16("cd2015eacdb2519f2925bcb97c3e7a99"),
+            bmc_random: arr16("a5ae4d28536b9cd20d02799a350306e8"),
+            bmc_guid: arr16("fd99d73f4e9718778938855c6e535ce4"),
+            role: 0x14,
+            username: b"admin",
+        };
+        let kuid = kuid(b"kat-password-1").unwrap();
+        // "rakp2 mac key": the password zero-padded to 20 bytes.
+        assert_eq!(
+            &kuid[..],
+            &hex("6b61742d70617373776f72642d31000000000000")[..]
+        );
+        let auth = AuthAlgorithm::HmacSha1;
+        assert_eq!(
+            *inputs.rakp2_auth_code(auth, &kuid[..]),
+            hex("db5f9fdcf78b97d0d6bccca2e754ec32ce5491cf")
+        );
+        assert_eq!(
+            *inputs.rakp3_auth_code(auth, &kuid[..]),
+            hex("5c5ced8575abccf0c7006fca136f4d0e9846a7b2")
+        );
+        let sik = inputs.sik(auth, &kuid[..], None);
+        assert_eq!(*sik, hex("74d616ead766262d198b2c551b282e893e2a900c"));
+        assert_eq!(
+            *derive_k(auth, &sik, 1),
+            hex("abc9775943b30dea687c2de6d3ad93256a0bb6ec")
+        );
+        assert_eq!(
+            *derive_k(auth, &sik, 2),
+            hex("f21228285e81ed185ff6bb431cf1f6a1d0ca5d5a")
+        );
+        // ipmitool prints the full 20-byte HMAC; the first 12 travel (§13.28.1b).
+        assert_eq!(
+            *inputs.rakp4_icv(auth, &sik),
+            hex("35448213037de6e11edfd8f0")
+        );
+    }
+
+    /// Suite 17 computed by an independent implementation: `ipmitool -I lanplus
+    /// -C 17 -vvvv` (1.8.19, OpenSSL's HMAC-SHA256) against our responder, user
+    /// `admin`, password `kat17-password`; ipmitool printed the inputs and its own
+    /// RAKP 2/3 codes, SIK, K1, K2 and RAKP 4 value, and the session opened.
+    #[test]
+    fn suite_17_vectors_computed_by_ipmitool_match() {
+        let inputs = RakpInputs {
+            console_session_id: 0xa0a2_a3a4,
+            bmc_session_id: u32::from_le_bytes([0x61, 0x18, 0x30, 0xd3]),
+            console_random: arr16("d8efe2c295f109fe41f3ab347f2da2d0"),
+            bmc_random: arr16("641a68f94a690dcc25d1f4b0dac94832"),
+            bmc_guid: *b"fencekit-bmc-001",
+            role: 0x14,
+            username: b"admin",
+        };
+        let kuid = kuid(b"kat17-password").unwrap();
+        let auth = AuthAlgorithm::HmacSha256;
+        assert_eq!(
+            *inputs.rakp2_auth_code(auth, &kuid[..]),
+            hex("d9bfcd27236f0574cc444bee740575a1c2e869cec6da6f38348bcc35bf281fbb")
+        );
+        assert_eq!(
+            *inputs.rakp3_auth_code(auth, &kuid[..]),
+            hex("121adc5fe717a1f87b71be1d499dc8a86eb692c21cfb8d64a57ed3ea67ad8e5d")
+        );
+        let sik = inputs.sik(auth, &kuid[..], None);
+        assert_eq!(
+            *sik,
+            hex("9ed51625cde0a862c51f008d5ffcfb7e81a43124d199f6a01949dc98f5155cc8")
+        );
+        assert_eq!(
+            *derive_k(auth, &sik, 1),
+            hex("f5c0cb61ec1f6399ed544db97614ea77e4125448de64e798fbf7b6dfd6c1a19b")
+        );
+        assert_eq!(
+            *derive_k(auth, &sik, 2),
+            hex("bea038764bf029de4450d73c9820102038ab0aa69038173d93ccdeb18b9520ff")
+        );
+        // ipmitool prints the full HMAC; 16 bytes travel for HMAC-SHA256.
+        assert_eq!(
+            *inputs.rakp4_icv(auth, &sik),
+            hex("5f0460294819820ca6bfd0ea79157b4e")
+        );
+    }
+
     #[test]
     fn trinity_rakp_2_vector_matches_the_cracked_ipmi_sim_hash() {
         let inputs = RakpInputs {

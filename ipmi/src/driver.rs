@@ -1,8 +1,10 @@
 //! The thin tokio UDP layer: [`Driver`] runs many client sessions over one socket
 //! (replies demultiplexed by console session ID and checked against the BMC's
-//! address), so one process can drive hundreds of BMCs; [`serve`] runs responder
-//! BMCs on loopback sockets for the demo, tests and the fleet benchmark. All protocol
-//! logic stays in the sans-IO [`Session`] and [`Bmc`].
+//! address; a truncated Open Session refusal, which carries no session ID, goes by
+//! tag to that BMC's sessions awaiting one), so one process can drive thousands of
+//! BMCs; [`serve`] runs responder BMCs on loopback sockets for the demo, tests and
+//! the fleet benchmark. All protocol logic stays in the sans-IO [`Session`] and
+//! [`Bmc`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -15,10 +17,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::IpmiError;
-use crate::packet::{peek, Framing, PayloadType};
+use crate::packet::{decode_v2, peek, Framing, PayloadType};
 use crate::responder::Bmc;
 use crate::rmcp::MAX_DATAGRAM;
 use crate::session::client::{Command, Event, Reply, Session, SessionConfig};
+use crate::setup::OpenSessionResponse;
 
 /// The replies to a session's commands, in order, or why the session failed.
 pub type Replies = Result<Vec<Result<Reply, IpmiError>>, IpmiError>;
@@ -49,7 +52,7 @@ impl Driver {
     /// Binds `local` (e.g. `0.0.0.0:0`, or `127.0.0.1:0` in tests) and starts the
     /// socket task on the current tokio runtime.
     pub async fn bind(local: SocketAddr) -> std::io::Result<Driver> {
-        let socket = UdpSocket::bind(local).await?;
+        let socket = bind_udp(local)?;
         let (jobs, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(socket, rx));
         Ok(Driver { jobs })
@@ -97,21 +100,59 @@ impl Driver {
     }
 }
 
-/// The console session ID a BMC's datagram is addressed to.
-fn console_session_id(datagram: &[u8]) -> Option<u32> {
+/// The receive buffer the driver asks for: replies from a fleet of BMCs arrive in
+/// bursts (2,000 Open Session answers at once), and the default (~200 KiB, some
+/// 200 datagrams' worth of kernel buffers) would drop most of a burst, costing a
+/// retransmission interval each. The kernel caps it at `net.core.rmem_max`.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
+fn bind_udp(local: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(RECEIVE_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&local.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Where a BMC's datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// To the session with this console session ID.
+    Session(u32),
+    /// A truncated Open Session error (tag and status only, as ipmi_sim sends):
+    /// to the sessions with this peer that await an Open Session answer with this
+    /// tag. Such an answer can only make a session try its next allowed suite.
+    OpenSessionError { tag: u8 },
+}
+
+/// Where a datagram from a BMC is addressed.
+fn route(datagram: &[u8]) -> Option<Route> {
     let Ok(Framing::V2(header)) = peek(datagram) else {
         return None;
     };
     match header.payload_type {
-        // Setup replies carry session ID 0 in the header; the console's is at
-        // payload offset 4 (after tag, status and two bytes) in all three.
-        PayloadType::OpenSessionResponse | PayloadType::Rakp2 | PayloadType::Rakp4 => {
-            let payload = datagram.get(16..)?;
-            let id = payload.get(4..8)?;
-            Some(u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
+        PayloadType::OpenSessionResponse => {
+            let packet = decode_v2(datagram, None).ok()?;
+            if let Some((tag, _)) = OpenSessionResponse::truncated_error(&packet.payload) {
+                return Some(Route::OpenSessionError { tag });
+            }
+            setup_console_session_id(&packet.payload).map(Route::Session)
         }
-        _ => Some(header.session_id),
+        PayloadType::Rakp2 | PayloadType::Rakp4 => {
+            setup_console_session_id(datagram.get(16..)?).map(Route::Session)
+        }
+        _ => Some(Route::Session(header.session_id)),
     }
+}
+
+/// Setup replies carry session ID 0 in the header; the console's is at payload
+/// offset 4 (after tag, status and two bytes) in all three.
+fn setup_console_session_id(payload: &[u8]) -> Option<u32> {
+    let id = payload.get(4..8)?;
+    Some(u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
 }
 
 async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
@@ -161,13 +202,23 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
             received = socket.recv_from(&mut buf) => {
                 let Ok((len, from)) = received else { continue };
                 let datagram = &buf[..len];
-                let Some(id) = console_session_id(datagram) else { continue };
-                let Some(entry) = sessions.get_mut(&id) else { continue };
-                if entry.peer != from {
-                    continue;
+                let ids: Vec<u32> = match route(datagram) {
+                    None => continue,
+                    Some(Route::Session(id)) => vec![id],
+                    Some(Route::OpenSessionError { tag }) => sessions
+                        .iter()
+                        .filter(|(_, e)| e.peer == from && e.session.awaits_open_session_response(tag))
+                        .map(|(id, _)| *id)
+                        .collect(),
+                };
+                for id in ids {
+                    let Some(entry) = sessions.get_mut(&id) else { continue };
+                    if entry.peer != from {
+                        continue;
+                    }
+                    entry.session.handle_datagram(Instant::now(), datagram);
+                    step(&socket, &mut sessions, id).await;
                 }
-                entry.session.handle_datagram(Instant::now(), datagram);
-                step(&socket, &mut sessions, id).await;
             }
             () = sleep => {
                 let now = Instant::now();
@@ -293,4 +344,88 @@ pub async fn spawn_bmcs(
         out.push((addr, bmc));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Privilege;
+    use crate::responder::BmcConfig;
+    use crate::session::client::Reply;
+    use crate::suite::offer;
+    use fencekit_core::{PowerState, Secret};
+    use std::time::Duration;
+
+    #[test]
+    fn ipmi_sims_truncated_refusal_routes_by_tag_and_full_answers_by_session_id() {
+        // Captured from ipmi_sim 2.0.33 refusing suite 17: tag 1, status 0x04.
+        let captured = [
+            0x06, 0x00, 0xff, 0x07, 0x06, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x00, 0x01, 0x04,
+        ];
+        assert_eq!(route(&captured), Some(Route::OpenSessionError { tag: 1 }));
+        let full = crate::packet::encode_v2(
+            PayloadType::OpenSessionResponse,
+            0,
+            0,
+            &[1, 0x04, 0, 0, 0x44, 0x33, 0x22, 0x11],
+            None,
+            [0; 16],
+        )
+        .unwrap();
+        assert_eq!(route(&full), Some(Route::Session(0x1122_3344)));
+        // A truncated "success" is malformed and goes nowhere.
+        let mut bad = captured;
+        bad[17] = 0;
+        assert_eq!(route(&bad), None);
+        assert_eq!(route(&captured[..16]), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn routing_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+                                payload_type in proptest::prelude::any::<u8>()) {
+            let _ = route(&bytes);
+            let mut framed = vec![6, 0, 0xff, 7, 6, payload_type];
+            framed.extend(&bytes);
+            let _ = route(&framed);
+        }
+    }
+
+    fn config(host: String, password: &str) -> SessionConfig {
+        SessionConfig::new(
+            host,
+            "admin",
+            &Secret::new(password),
+            None,
+            Privilege::Operator,
+            offer(None, false).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_default_offer_falls_back_to_3_over_udp_when_refusals_are_truncated() {
+        let mut cfg = BmcConfig::new("secretpw");
+        cfg.suites = vec![3];
+        cfg.faults.truncated_error_responses = true;
+        let bmcs = spawn_bmcs(vec![cfg.clone(), cfg]).await.unwrap();
+        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Two sessions at once to the same BMC, and one to another.
+        let runs = [bmcs[0].0, bmcs[0].0, bmcs[1].0].map(|addr| {
+            driver.run(
+                addr,
+                config(addr.to_string(), "secretpw"),
+                vec![Command::GetChassisStatus],
+                deadline,
+            )
+        });
+        let [a, b, c] = runs;
+        let (a, b, c) = tokio::join!(a, b, c);
+        for replies in [a, b, c] {
+            assert_eq!(replies.unwrap(), vec![Ok(Reply::Power(PowerState::On))]);
+        }
+    }
 }

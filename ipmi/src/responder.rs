@@ -17,9 +17,10 @@ use zeroize::Zeroizing;
 use crate::crypto::{kuid, macs_equal, RakpInputs, SessionKeys};
 use crate::message::{
     ChassisControl, Privilege, Request, Response, CMD_CHASSIS_CONTROL, CMD_CLOSE_SESSION,
-    CMD_GET_CHASSIS_STATUS, CMD_SET_SESSION_PRIVILEGE, NETFN_APP, NETFN_CHASSIS,
+    CMD_GET_CHANNEL_AUTH_CAPS, CMD_GET_CHASSIS_STATUS, CMD_SET_SESSION_PRIVILEGE, NETFN_APP,
+    NETFN_CHASSIS,
 };
-use crate::packet::{decode_v2, encode_v2, peek, Framing, PayloadType};
+use crate::packet::{decode_v2, encode_v2, peek, Framing, PayloadType, V15Packet};
 use crate::session::window::{next_seq, SeqWindow};
 use crate::setup::{OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp2Body, Rakp34};
 use crate::suite::CipherSuite;
@@ -55,6 +56,9 @@ pub struct Faults {
     pub wrong_key: bool,
     /// Stop answering after this many in-session requests.
     pub silent_after_requests: Option<u32>,
+    /// Answer a refused Open Session with only the tag and the status, without the
+    /// console session ID, as ipmi_sim 2.0.33 does (e.g. `01 04` for suite 17).
+    pub truncated_error_responses: bool,
 }
 
 /// How a responder BMC is set up.
@@ -84,6 +88,9 @@ impl BmcConfig {
         }
     }
 }
+
+/// Get Device ID (App, IPMI v2.0 §20.1).
+const CMD_GET_DEVICE_ID: u8 = 0x01;
 
 enum Stage {
     Opened,
@@ -192,8 +199,10 @@ impl Bmc {
         {
             return;
         }
-        let Ok(Framing::V2(header)) = peek(datagram) else {
-            return;
+        let header = match peek(datagram) {
+            Ok(Framing::V2(header)) => header,
+            Ok(Framing::V15) => return self.on_sessionless(now, datagram),
+            _ => return,
         };
         let Ok(packet) = (match header.payload_type {
             PayloadType::Ipmi => match self.sessions.get(&header.session_id) {
@@ -218,6 +227,57 @@ impl Bmc {
         }
     }
 
+    /// IPMI 1.5 session-less requests: only Get Channel Authentication
+    /// Capabilities (IPMI v2.0 §22.13), which ipmitool and pyghmi send before
+    /// Open Session to learn that the BMC speaks RMCP+.
+    fn on_sessionless(&mut self, now: Instant, datagram: &[u8]) {
+        let Ok(packet) = V15Packet::decode(datagram) else {
+            return;
+        };
+        if packet.session_id != 0 {
+            return;
+        }
+        let Ok(request) = Request::decode(&packet.message) else {
+            return;
+        };
+        let (completion, data) = match (request.net_fn, request.command) {
+            (NETFN_APP, CMD_GET_CHANNEL_AUTH_CAPS) => (
+                0,
+                vec![
+                    // Channel 1.
+                    0x01,
+                    // IPMI v2.0 extended data present; auth type "none" only for
+                    // 1.5 (we open no 1.5 sessions).
+                    0x81,
+                    // K_g status, non-null user names enabled.
+                    if self.config.kg.is_some() { 0x24 } else { 0x04 },
+                    // IPMI v2.0 (RMCP+) supported.
+                    0x02,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+            ),
+            _ => (0xc1, vec![]),
+        };
+        let response = Response {
+            net_fn: request.net_fn,
+            command: request.command,
+            rq_seq: request.rq_seq,
+            completion,
+            data,
+        };
+        let reply = V15Packet {
+            sequence: 0,
+            session_id: 0,
+            message: response.encode(),
+        };
+        if let Ok(bytes) = reply.encode() {
+            self.reply(now, bytes);
+        }
+    }
+
     fn on_open_session(&mut self, now: Instant, payload: &[u8]) {
         let Ok(req) = OpenSessionRequest::decode(payload) else {
             return;
@@ -226,9 +286,10 @@ impl Bmc {
             .filter(|s| self.config.suites.contains(&s.id));
         let mut resp = OpenSessionResponse {
             tag: req.tag,
-            status: 0x11,
+            status: self.refusal_status(req.algorithms),
             privilege: 0,
-            console_session_id: req.console_session_id,
+            console_session_id: (!self.config.faults.truncated_error_responses)
+                .then_some(req.console_session_id),
             accepted: None,
         };
         if let Some(suite) = suite {
@@ -247,10 +308,35 @@ impl Bmc {
                 },
             );
             resp.status = 0;
+            resp.console_session_id = Some(req.console_session_id);
             resp.privilege = if req.privilege == 0 { 4 } else { req.privilege };
             resp.accepted = Some((bmc_session_id, req.algorithms));
         }
         self.setup_reply(now, PayloadType::OpenSessionResponse, resp.encode());
+    }
+
+    /// Why a proposal is refused (RMCP+ status, IPMI v2.0 table 13-15): the first
+    /// of its algorithms that no accepted suite has, else "no matching suite".
+    fn refusal_status(&self, proposal: crate::setup::Algorithms) -> u8 {
+        let accepted: Vec<crate::setup::Algorithms> = self
+            .config
+            .suites
+            .iter()
+            .filter_map(|id| CipherSuite::by_id(*id))
+            .map(|s| s.algorithms())
+            .collect();
+        if !accepted.iter().any(|a| a.auth == proposal.auth) {
+            0x04
+        } else if !accepted.iter().any(|a| a.integrity == proposal.integrity) {
+            0x05
+        } else if !accepted
+            .iter()
+            .any(|a| a.confidentiality == proposal.confidentiality)
+        {
+            0x10
+        } else {
+            0x11
+        }
     }
 
     fn on_rakp1(&mut self, now: Instant, payload: &[u8]) {
@@ -438,6 +524,11 @@ impl Bmc {
                 }
             }
             (NETFN_APP, CMD_CLOSE_SESSION) => (0, vec![]),
+            // Get Device ID (§20.1), which some consoles (pyghmi) ask first:
+            // device 0x20, revision 1, firmware 1.0, IPMI 2.0, a chassis device.
+            (NETFN_APP, CMD_GET_DEVICE_ID) => {
+                (0, vec![0x20, 0x01, 0x01, 0x00, 0x02, 0x80, 0, 0, 0, 0, 0])
+            }
             (NETFN_CHASSIS, CMD_GET_CHASSIS_STATUS) => {
                 (0, vec![u8::from(self.power == PowerState::On), 0, 0])
             }

@@ -93,15 +93,24 @@ pub struct OpenSessionResponse {
     pub tag: u8,
     pub status: u8,
     pub privilege: u8,
-    pub console_session_id: u32,
+    /// Absent only in a truncated *error* response: some BMCs (ipmi_sim 2.0.33
+    /// among them) answer a refused proposal with just the tag and the status.
+    pub console_session_id: Option<u32>,
     /// Present when the status is 0.
     pub accepted: Option<(u32, Algorithms)>,
 }
 
+/// The shortest Open Session Response that carries the console session ID.
+const OPEN_SESSION_RESPONSE_WITH_ID: usize = 8;
+
 impl OpenSessionResponse {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![self.tag, self.status, self.privilege, 0];
-        out.extend_from_slice(&self.console_session_id.to_le_bytes());
+        let mut out = vec![self.tag, self.status];
+        let Some(console_session_id) = self.console_session_id else {
+            return out;
+        };
+        out.extend_from_slice(&[self.privilege, 0]);
+        out.extend_from_slice(&console_session_id.to_le_bytes());
         if let Some((bmc_session_id, algorithms)) = &self.accepted {
             out.extend_from_slice(&bmc_session_id.to_le_bytes());
             algorithms.encode(&mut out);
@@ -113,6 +122,18 @@ impl OpenSessionResponse {
         let mut r = Reader::new("Open Session Response", bytes);
         let tag = r.u8()?;
         let status = r.u8()?;
+        if status != 0 && bytes.len() < OPEN_SESSION_RESPONSE_WITH_ID {
+            // A truncated error response (tag, status, maybe a stray byte or
+            // three): it names no session, and callers may only use it to move
+            // on to the next suite they were willing to offer anyway.
+            return Ok(OpenSessionResponse {
+                tag,
+                status,
+                privilege: 0,
+                console_session_id: None,
+                accepted: None,
+            });
+        }
         let privilege = r.u8()? & 0x0f;
         r.u8()?;
         let console_session_id = r.u32()?;
@@ -129,9 +150,23 @@ impl OpenSessionResponse {
             tag,
             status,
             privilege,
-            console_session_id,
+            console_session_id: Some(console_session_id),
             accepted,
         })
+    }
+
+    /// The tag and status of a truncated error response (an Open Session Response
+    /// payload without the console session ID), for routing it by tag.
+    pub fn truncated_error(payload: &[u8]) -> Option<(u8, u8)> {
+        match OpenSessionResponse::decode(payload) {
+            Ok(OpenSessionResponse {
+                tag,
+                status,
+                console_session_id: None,
+                ..
+            }) => Some((tag, status)),
+            _ => None,
+        }
     }
 }
 
@@ -332,7 +367,40 @@ mod tests {
         let bytes = [7, 0x11, 0, 0, 1, 2, 3, 4];
         let resp = OpenSessionResponse::decode(&bytes).unwrap();
         assert_eq!(resp.status, 0x11);
+        assert_eq!(resp.console_session_id, Some(0x04030201));
         assert_eq!(resp.accepted, None);
+    }
+
+    #[test]
+    fn a_truncated_error_response_of_tag_and_status_decodes_without_a_session_id() {
+        // ipmi_sim 2.0.33 refusing suite 17: payload `01 04` (tag 1, status 0x04).
+        let resp = OpenSessionResponse::decode(&[0x01, 0x04]).unwrap();
+        assert_eq!(resp.tag, 1);
+        assert_eq!(resp.status, 0x04);
+        assert_eq!(resp.console_session_id, None);
+        assert_eq!(resp.accepted, None);
+        assert_eq!(
+            OpenSessionResponse::truncated_error(&[0x01, 0x04]),
+            Some((1, 4))
+        );
+        assert_eq!(resp.encode(), vec![0x01, 0x04]);
+    }
+
+    #[test]
+    fn a_truncated_response_can_never_be_a_success() {
+        for len in 0..8 {
+            let mut bytes = vec![0u8; len];
+            if len > 0 {
+                bytes[0] = 9;
+            }
+            assert!(OpenSessionResponse::decode(&bytes).is_err(), "{len} bytes");
+            assert_eq!(OpenSessionResponse::truncated_error(&bytes), None);
+        }
+        // A full-length error response is not a truncated one.
+        assert_eq!(
+            OpenSessionResponse::truncated_error(&[7, 0x11, 0, 0, 1, 2, 3, 4]),
+            None
+        );
     }
 
     #[test]
@@ -357,9 +425,13 @@ mod tests {
             let algorithms = Algorithms { auth: a, integrity: i, confidentiality: c };
             let req = OpenSessionRequest { tag, privilege: status & 0x0f, console_session_id: sid, algorithms };
             prop_assert_eq!(OpenSessionRequest::decode(&req.encode()).unwrap(), req);
-            let resp = OpenSessionResponse { tag, status, privilege: 4, console_session_id: sid,
+            let resp = OpenSessionResponse { tag, status, privilege: 4, console_session_id: Some(sid),
                 accepted: (status == 0).then_some((sid2, algorithms)) };
             prop_assert_eq!(OpenSessionResponse::decode(&resp.encode()).unwrap(), resp);
+            if status != 0 {
+                let short = OpenSessionResponse { tag, status, privilege: 0, console_session_id: None, accepted: None };
+                prop_assert_eq!(OpenSessionResponse::decode(&short.encode()).unwrap(), short);
+            }
             let rakp1 = Rakp1 { tag, bmc_session_id: sid, console_random: rnd, role: 0x14, username: name };
             prop_assert_eq!(Rakp1::decode(&rakp1.encode().unwrap()).unwrap(), rakp1);
             let rakp2 = Rakp2 { tag, status, console_session_id: sid,

@@ -81,6 +81,9 @@ const PARAMS: &[ParamSpec] = &[
     .default("0.5"),
 ];
 
+/// How long before the caller's deadline a session gives up, to report its reason.
+const ANSWER_MARGIN: Duration = Duration::from_millis(50);
+
 /// The `ipmi` plugin's schema.
 pub const SCHEMA: Schema = Schema {
     plugin: "ipmi",
@@ -263,8 +266,15 @@ impl IpmiSwitch {
     ) -> Result<Vec<Reply>, DeviceError> {
         let peer = self.peer(deadline).await?;
         let driver = self.driver().await?;
+        // End the session a little before the caller's deadline, so that the
+        // caller hears *why* (no answer to Open Session, RAKP, in-session) rather
+        // than cutting the call off itself at the deadline.
+        let session_deadline = deadline
+            .checked_sub(ANSWER_MARGIN)
+            .filter(|d| *d > Instant::now())
+            .unwrap_or(deadline);
         let replies = driver
-            .run(peer, self.config.clone(), commands, deadline)
+            .run(peer, self.config.clone(), commands, session_deadline)
             .await
             .map_err(DeviceError::from)?;
         replies

@@ -349,7 +349,7 @@ fn the_demo_prints_a_confirmed_fence_and_a_refused_lie() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("RESULT: node1: fenced, all 2 plug(s) confirmed off"),
+        stdout.contains("RESULT: node1: fenced, all 1 plug(s) confirmed off"),
         "{stdout}"
     );
     assert!(

@@ -5,7 +5,9 @@
 //! ([`Session::poll_timeout`]) and what happened ([`Session::poll_event`]).
 //!
 //! Steps (ipmi.md §2): Open Session (one suite per request; next allowed suite on
-//! status 0x04/0x05/0x10/0x11, never on time-outs), RAKP 1, RAKP 2 verified *before*
+//! status 0x04/0x05/0x10/0x11, also when that status comes truncated without our
+//! session ID as ipmi_sim sends it, or when the BMC answers with algorithms other
+//! than the proposed ones; never on time-outs), RAKP 1, RAKP 2 verified *before*
 //! RAKP 3 is sent, RAKP 4 verified, then the queued commands. Set Session Privilege
 //! Level is sent only before the first command that needs more than USER (Chassis
 //! Control), so a status read takes 4 round trips. Close Session is never
@@ -163,6 +165,13 @@ impl SessionConfig {
     pub fn username(&self) -> String {
         String::from_utf8_lossy(&self.username).into_owned()
     }
+}
+
+/// Open Session statuses that refuse the proposed suite, on which the next allowed
+/// suite is tried (ipmi.md §1): invalid authentication (0x04), integrity (0x05) or
+/// confidentiality (0x10) algorithm, no matching integrity payload (0x11).
+fn is_suite_refusal(status: u8) -> bool {
+    matches!(status, 0x04 | 0x05 | 0x10 | 0x11)
 }
 
 /// What a caller can ask of an established session.
@@ -560,15 +569,43 @@ impl Session {
         else {
             return;
         };
-        if resp.tag != self.tag || resp.console_session_id != self.console_session_id {
+        if resp.tag != self.tag {
             return;
         }
-        let suite = self.config.suites[suite_index];
+        let Some(suite) = self.config.suites.get(suite_index).copied() else {
+            return;
+        };
         let host = self.host();
+        match resp.console_session_id {
+            Some(id) if id == self.console_session_id => {}
+            Some(_) => return,
+            // A truncated error response (tag and status only, as ipmi_sim sends
+            // when it refuses a suite) names no session, so anyone could have sent
+            // it: it may only move us on to the next suite we offer anyway, never
+            // end the session or let anything else happen.
+            None if is_suite_refusal(resp.status) => {
+                tracing::info!(%host, suite = suite.id, status = resp.status,
+                    "cipher suite refused (truncated answer); trying the next allowed one");
+                return self.open_session(suite_index + 1, now);
+            }
+            None => {
+                tracing::debug!(%host, status = resp.status,
+                    "ignoring a truncated Open Session error that names no session");
+                return;
+            }
+        }
         match (resp.status, resp.accepted) {
             (0, Some((bmc_session_id, algorithms))) => {
                 if algorithms != suite.algorithms() {
-                    // The BMC must take our proposal or refuse it (ipmi.md §7).
+                    // The BMC must take our proposal or refuse it (ipmi.md §7); some
+                    // (pyghmi's BMC) answer a suite they lack with one of their own.
+                    // Never take theirs: treat it as a refusal and propose our next
+                    // allowed suite, which they are free to accept as proposed.
+                    if suite_index + 1 < self.config.suites.len() {
+                        tracing::info!(%host, suite = suite.id, ?algorithms,
+                            "the BMC answered with other algorithms; trying the next allowed suite");
+                        return self.open_session(suite_index + 1, now);
+                    }
                     return self.fail(self.protocol(format!(
                         "Open Session answered with algorithms {algorithms:?}, not the proposed suite {}",
                         suite.id
@@ -605,7 +642,7 @@ impl Session {
                 };
                 self.send_setup(packet, now);
             }
-            (0x04 | 0x05 | 0x10 | 0x11, _) => {
+            (status, _) if is_suite_refusal(status) => {
                 tracing::info!(%host, suite = suite.id, status = resp.status,
                     "cipher suite refused; trying the next allowed one");
                 self.open_session(suite_index + 1, now);
@@ -615,6 +652,12 @@ impl Session {
                 self.fail(error);
             }
         }
+    }
+
+    /// Whether the session waits for the answer to an Open Session Request that
+    /// carried `tag` (the driver routes truncated error answers with this).
+    pub fn awaits_open_session_response(&self, tag: u8) -> bool {
+        matches!(self.state, State::OpenSession { .. }) && self.tag == tag
     }
 
     /// Maps an RMCP+ status code to an error (ipmi.md §6).

@@ -597,7 +597,7 @@ fn idzero_accepts_a_bmc_session_id_of_zero() {
             tag: req.tag,
             status: 0,
             privilege: 3,
-            console_session_id: req.console_session_id,
+            console_session_id: Some(req.console_session_id),
             accepted: Some((0, req.algorithms)),
         };
         let bytes = crate::packet::encode_v2(
@@ -621,4 +621,239 @@ fn idzero_accepts_a_bmc_session_id_of_zero() {
     let (sent, event) = answer("idzero");
     assert!(sent, "RAKP 1 follows");
     assert_eq!(event, None);
+}
+
+/// The Open Session request a fresh session sends first.
+fn first_open_session(s: &mut Session) -> crate::setup::OpenSessionRequest {
+    let p = s.poll_transmit().unwrap();
+    let packet = crate::packet::decode_v2(&p, None).unwrap();
+    crate::setup::OpenSessionRequest::decode(&packet.payload).unwrap()
+}
+
+/// An Open Session Response datagram of only tag and status (ipmi_sim's refusal).
+fn truncated_refusal(tag: u8, status: u8) -> Vec<u8> {
+    crate::packet::encode_v2(
+        crate::packet::PayloadType::OpenSessionResponse,
+        0,
+        0,
+        &[tag, status],
+        None,
+        [0; 16],
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_datagram_ipmi_sim_sends_for_suite_17_makes_the_client_offer_suite_3() {
+    let now = Instant::now();
+    let mut s = session(config("pw", offer(None, false).unwrap()), 1, now);
+    let req = first_open_session(&mut s);
+    assert_eq!(CipherSuite::from_algorithms(req.algorithms).unwrap().id, 17);
+    // Captured from ipmi_sim 2.0.33 (tag 1, status 0x04); here with our tag.
+    let mut captured = vec![
+        0x06, 0x00, 0xff, 0x07, 0x06, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x00, 0x01, 0x04,
+    ];
+    captured[16] = req.tag;
+    s.handle_datagram(now, &captured);
+    let next = first_open_session(&mut s);
+    assert_eq!(CipherSuite::from_algorithms(next.algorithms).unwrap().id, 3);
+    assert_eq!(next.console_session_id, req.console_session_id);
+    assert_eq!(s.poll_event(), None, "a fallback, not a failure");
+}
+
+#[test]
+fn a_bmc_answering_refusals_truncated_still_gets_suite_3() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.suites = vec![3];
+    cfg.faults.truncated_error_responses = true;
+    let mut bmc = Bmc::new(cfg);
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 7, now);
+    let events = Net::new(7, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert_eq!(events[0], Event::Established { suite: 3 });
+    assert_eq!(replies(&events), vec![Ok(Reply::Power(PowerState::On))]);
+}
+
+#[test]
+fn a_truncated_refusal_of_the_last_allowed_suite_is_a_clear_error() {
+    let now = Instant::now();
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.suites = vec![2];
+    cfg.faults.truncated_error_responses = true;
+    let mut bmc = Bmc::new(cfg);
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 8, now);
+    let events = Net::new(8, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    assert!(
+        matches!(failure(&events), Some(IpmiError::CipherSuiteUnavailable { tried, .. }) if tried == "17, 3"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_truncated_answer_with_another_tag_or_a_non_refusal_status_changes_nothing() {
+    let now = Instant::now();
+    let mut s = session(config("pw", offer(None, false).unwrap()), 9, now);
+    let req = first_open_session(&mut s);
+    // Another tag: not ours.
+    s.handle_datagram(now, &truncated_refusal(req.tag.wrapping_add(1), 0x04));
+    // Our tag, but a status that would end the session (busy, unauthorised name):
+    // without our session ID it cannot be trusted to, so it is ignored.
+    for status in [0x01, 0x0d, 0x0f, 0x12] {
+        s.handle_datagram(now, &truncated_refusal(req.tag, status));
+    }
+    assert_eq!(s.poll_transmit(), None);
+    assert_eq!(s.poll_event(), None);
+    assert!(s.awaits_open_session_response(req.tag));
+}
+
+#[test]
+fn a_truncated_refusal_cannot_skip_the_suite_once_rakp_started() {
+    let now = Instant::now();
+    let mut bmc = Bmc::new(BmcConfig::new("secretpw"));
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 10, now);
+    let open = s.poll_transmit().unwrap();
+    let tag = first_tag(&open);
+    bmc.handle_datagram(now, &open);
+    let answer = bmc.poll_transmit(now).unwrap();
+    s.handle_datagram(now, &answer);
+    let rakp1 = s.poll_transmit().unwrap();
+    assert!(!s.awaits_open_session_response(tag));
+    // A late (or forged) refusal of the Open Session is ignored in RAKP.
+    s.handle_datagram(now, &truncated_refusal(tag, 0x04));
+    s.handle_datagram(now, &truncated_refusal(tag.wrapping_add(1), 0x04));
+    assert_eq!(s.poll_transmit(), None);
+    assert_eq!(s.poll_event(), None);
+    bmc.handle_datagram(now, &rakp1);
+    s.handle_datagram(now, &bmc.poll_transmit(now).unwrap());
+    assert!(s.poll_transmit().is_some(), "RAKP 3 follows");
+}
+
+fn first_tag(open_session: &[u8]) -> u8 {
+    let packet = crate::packet::decode_v2(open_session, None).unwrap();
+    crate::setup::OpenSessionRequest::decode(&packet.payload)
+        .unwrap()
+        .tag
+}
+
+/// A client session and a BMC that completed RAKP 4 in memory, and the client's
+/// first in-session datagram (its header carries the BMC's session ID).
+fn established_pair(now: Instant) -> (Session, Bmc, Vec<u8>) {
+    let mut bmc = Bmc::new(BmcConfig::new("secretpw"));
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 11, now);
+    s.queue(Command::GetChassisStatus, now);
+    for _ in 0..10 {
+        let Some(p) = s.poll_transmit() else { break };
+        if crate::packet::peek(&p).is_ok_and(|f| {
+            matches!(f, crate::packet::Framing::V2(h) if h.payload_type == crate::packet::PayloadType::Ipmi)
+        }) {
+            return (s, bmc, p);
+        }
+        bmc.handle_datagram(now, &p);
+        while let Some(r) = bmc.poll_transmit(now) {
+            s.handle_datagram(now, &r);
+        }
+    }
+    panic!("the session did not get established");
+}
+
+proptest::proptest! {
+    /// Whole receivers, not just decoders: whatever arrives, in whatever state,
+    /// neither end panics (random bytes, random bytes behind an RMCP+ header of any
+    /// payload type, and random payloads under a live session's header).
+    #[test]
+    fn sessions_and_bmcs_never_panic_on_any_datagram(
+        tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        payload_type in proptest::prelude::any::<u8>(),
+        auth_type in proptest::prelude::any::<u8>(),
+    ) {
+        let now = Instant::now();
+        let mut framed = vec![6, 0, 0xff, 7, if auth_type & 1 == 0 { 6 } else { auth_type }, payload_type];
+        framed.extend(&tail);
+        let mut fresh = session(config("pw", offer(None, false).unwrap()), 12, now);
+        let mut bmc = Bmc::new(BmcConfig::new("secretpw"));
+        for datagram in [&tail, &framed] {
+            fresh.handle_datagram(now, datagram);
+            bmc.handle_datagram(now, datagram);
+        }
+        let (mut live, mut live_bmc, authentic) = established_pair(now);
+        let mut forged = authentic[..14].to_vec();
+        forged.extend((tail.len() as u16).to_le_bytes());
+        forged.extend(&tail);
+        forged[5] = payload_type;
+        for datagram in [&tail, &framed, &forged] {
+            live.handle_datagram(now, datagram);
+            live_bmc.handle_datagram(now, datagram);
+        }
+        // The genuine request still works after the garbage.
+        live_bmc.handle_datagram(now, &authentic);
+        let reply = live_bmc.poll_transmit(now);
+        proptest::prop_assert!(reply.is_some());
+    }
+}
+
+/// An Open Session success that names `suite`'s algorithms, whatever was asked.
+fn accepted_with(req: &crate::setup::OpenSessionRequest, suite: u8) -> Vec<u8> {
+    let resp = crate::setup::OpenSessionResponse {
+        tag: req.tag,
+        status: 0,
+        privilege: 3,
+        console_session_id: Some(req.console_session_id),
+        accepted: Some((0x1234, CipherSuite::by_id(suite).unwrap().algorithms())),
+    };
+    crate::packet::encode_v2(
+        crate::packet::PayloadType::OpenSessionResponse,
+        0,
+        0,
+        &resp.encode(),
+        None,
+        [0; 16],
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_bmc_that_picks_its_own_suite_gets_our_next_proposal_not_its_choice() {
+    // pyghmi's BMC answers a suite-17 proposal with suite 3's algorithms.
+    let now = Instant::now();
+    let mut s = session(config("pw", offer(None, false).unwrap()), 13, now);
+    let req = first_open_session(&mut s);
+    s.handle_datagram(now, &accepted_with(&req, 3));
+    let next = first_open_session(&mut s);
+    assert_eq!(CipherSuite::from_algorithms(next.algorithms).unwrap().id, 3);
+    assert_eq!(s.poll_event(), None);
+    // With nothing left to propose, the answer is a protocol error, and a suite we
+    // never allowed (2 here) is never taken.
+    let mut pinned = session(config("pw", offer(Some(3), false).unwrap()), 14, now);
+    let req = first_open_session(&mut pinned);
+    pinned.handle_datagram(now, &accepted_with(&req, 2));
+    assert_eq!(pinned.poll_transmit(), None);
+    assert!(matches!(
+        pinned.poll_event(),
+        Some(Event::Failed(IpmiError::Protocol { .. }))
+    ));
+}
+
+#[test]
+fn the_test_bmc_answers_get_channel_auth_capabilities_saying_it_speaks_rmcp_plus() {
+    let now = Instant::now();
+    let mut bmc = Bmc::new(BmcConfig::new("pw"));
+    let request = crate::message::Request {
+        net_fn: crate::message::NETFN_APP,
+        command: crate::message::CMD_GET_CHANNEL_AUTH_CAPS,
+        rq_seq: 0,
+        data: crate::message::auth_caps_request(Privilege::Administrator),
+    };
+    let datagram = crate::packet::V15Packet {
+        sequence: 0,
+        session_id: 0,
+        message: request.encode(),
+    }
+    .encode()
+    .unwrap();
+    bmc.handle_datagram(now, &datagram);
+    let reply = crate::packet::V15Packet::decode(&bmc.poll_transmit(now).unwrap()).unwrap();
+    let response = crate::message::Response::decode(&reply.message, true).unwrap();
+    assert_eq!(response.completion, 0);
+    let caps = crate::message::AuthCaps::decode(&response.data).unwrap();
+    assert!(caps.ipmi20 && !caps.kg_non_null && !caps.null_users);
 }

@@ -1,0 +1,457 @@
+//! fencekit's native IPMI client against a real BMC: OpenIPMI's `ipmi_sim` on
+//! loopback, driven through the `stonith-bridge fence-agent ipmi` front end (options
+//! on stdin, as Pacemaker's fencer passes them), so every check runs the whole path:
+//! option parsing, `IpmiSwitch::from_params`, core's fence algorithm, the RMCP+
+//! session. A loopback UDP relay between the agent and ipmi_sim records every
+//! datagram, so the tests can say which suites were offered and how many sessions
+//! were attempted; the power program's call log says what the chassis really did.
+//!
+//! ipmi_sim 2.0.33 has no HMAC-SHA256, so the default offer (17, then 3) proves the
+//! fallback here; suite 17 itself is proven against other peers in the ipmi crate.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use fencekit_tests::ipmi_sim::{IpmiSim, IpmiSimOptions, PowerProgram};
+use fencekit_tests::tool::{self, ToolOutput};
+use fencekit_tests::{bridge, peers};
+
+/// Far above any run here (the slowest, a cycle against a 3 s power program, takes
+/// about 10 s); a hang fails the test instead of blocking the suite.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// RMCP+ payload types (IPMI v2.0 table 13-16) as they appear in byte 5.
+const OPEN_SESSION_REQUEST: u8 = 0x10;
+const RAKP_1: u8 = 0x12;
+const RAKP_3: u8 = 0x14;
+
+/// A UDP relay on 127.0.0.1 between fence agents and one BMC: forwards both ways
+/// and keeps every datagram the agents sent. Stopped and joined on drop.
+struct Relay {
+    addr: SocketAddr,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    fn start(bmc: SocketAddr) -> Relay {
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        front.set_nonblocking(true).unwrap();
+        let addr = front.local_addr().unwrap();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent2, stop2) = (sent.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            // One upstream socket per agent socket, so replies find their way back.
+            let mut upstream: HashMap<SocketAddr, UdpSocket> = HashMap::new();
+            let mut buf = [0u8; 2048];
+            while !stop2.load(Ordering::Relaxed) {
+                let mut idle = true;
+                while let Ok((len, from)) = front.recv_from(&mut buf) {
+                    idle = false;
+                    sent2.lock().unwrap().push(buf[..len].to_vec());
+                    let socket = upstream.entry(from).or_insert_with(|| {
+                        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                        s.set_nonblocking(true).unwrap();
+                        s
+                    });
+                    let _ = socket.send_to(&buf[..len], bmc);
+                }
+                for (client, socket) in &upstream {
+                    while let Ok(len) = socket.recv(&mut buf) {
+                        idle = false;
+                        let _ = front.send_to(&buf[..len], client);
+                    }
+                }
+                if idle {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        Relay {
+            addr,
+            sent,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Datagrams the agents sent, of one RMCP+ payload type.
+    fn sent_of_type(&self, payload_type: u8) -> Vec<Vec<u8>> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d.len() > 5 && d[4] == 0x06 && d[5] & 0x3f == payload_type)
+            .cloned()
+            .collect()
+    }
+
+    /// The (authentication, integrity, confidentiality) algorithm ids of every Open
+    /// Session Request sent (payload at byte 16; proposals at payload 12, 20, 28).
+    fn offered(&self) -> Vec<(u8, u8, u8)> {
+        self.sent_of_type(OPEN_SESSION_REQUEST)
+            .iter()
+            .filter(|d| d.len() >= 48)
+            .map(|d| (d[28] & 0x3f, d[36] & 0x3f, d[44] & 0x3f))
+            .collect()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Suite ids by algorithm triple (IPMI v2.0 table 22-20).
+fn suite_id(algorithms: (u8, u8, u8)) -> Option<u8> {
+    match algorithms {
+        (0, 0, 0) => Some(0),
+        (1, 0, 0) => Some(1),
+        (1, 1, 0) => Some(2),
+        (1, 1, 1) => Some(3),
+        (3, 4, 1) => Some(17),
+        _ => None,
+    }
+}
+
+fn ipmi_sim_present() -> bool {
+    peers::require("ipmi_sim", "openipmi").is_some()
+}
+
+fn start(power: PowerProgram) -> IpmiSim {
+    IpmiSim::start(IpmiSimOptions {
+        power,
+        ..IpmiSimOptions::default()
+    })
+    .unwrap()
+}
+
+/// Runs `stonith-bridge fence-agent ipmi` with `options` (key=value) on stdin,
+/// against `port` on 127.0.0.1 with the simulator's user and `password`.
+fn agent(port: u16, password: &str, options: &[(&str, &str)]) -> ToolOutput {
+    let binary = bridge::binary().unwrap();
+    let mut command = std::process::Command::new(binary);
+    command.args(["fence-agent", "ipmi"]);
+    let mut stdin = format!(
+        "ip=127.0.0.1\nipport={port}\nusername={}\npassword={password}\n",
+        IpmiSimOptions::default().user
+    );
+    for (key, value) in options {
+        stdin.push_str(&format!("{key}={value}\n"));
+    }
+    tool::run(command, Some(stdin.as_bytes()), AGENT_TIMEOUT).unwrap()
+}
+
+fn password() -> String {
+    IpmiSimOptions::default().password
+}
+
+fn exit_code(out: &ToolOutput) -> Option<i32> {
+    out.status.code()
+}
+
+/// status, off, status, on, reboot through one cipher-suite setting; checks the
+/// chassis state after each step.
+fn status_off_on_reboot(extra: &[(&str, &str)]) {
+    let sim = start(PowerProgram::Obey);
+    let with = |action: &str| {
+        let mut options = vec![("action", action)];
+        options.extend_from_slice(extra);
+        agent(sim.port(), &password(), &options)
+    };
+    let out = with("status");
+    assert_eq!(exit_code(&out), Some(0), "{extra:?}: {}", out.text());
+    assert!(out.stdout.contains("Status: ON"), "{}", out.text());
+
+    let out = with("off");
+    assert_eq!(exit_code(&out), Some(0), "{extra:?}: {}", out.text());
+    assert!(
+        !sim.power_state().unwrap(),
+        "off was reported but the chassis is on"
+    );
+
+    let out = with("status");
+    assert_eq!(exit_code(&out), Some(2), "{extra:?}: {}", out.text());
+    assert!(out.stdout.contains("Status: OFF"), "{}", out.text());
+
+    let out = with("on");
+    assert_eq!(exit_code(&out), Some(0), "{extra:?}: {}", out.text());
+    assert!(sim.power_state().unwrap());
+
+    let before = sim.call_log().unwrap().len();
+    let out = with("reboot");
+    assert_eq!(exit_code(&out), Some(0), "{extra:?}: {}", out.text());
+    assert!(sim.power_state().unwrap());
+    let sets: Vec<String> = sim.call_log().unwrap()[before..]
+        .iter()
+        .filter(|l| l.contains("set "))
+        .cloned()
+        .collect();
+    // Off confirmed, then on: two separate power changes, never a cycle or reset.
+    assert_eq!(
+        sets.iter()
+            .map(|l| l.split("set ").nth(1).unwrap_or(""))
+            .collect::<Vec<_>>(),
+        vec!["power 0", "power 1"],
+        "{sets:?}"
+    );
+}
+
+#[test]
+fn the_default_offer_falls_back_from_17_to_3_and_status_off_on_reboot_work() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = start(PowerProgram::Obey);
+    let relay = Relay::start(sim.addr());
+    let out = agent(relay.addr.port(), &password(), &[("action", "status")]);
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    assert!(out.stdout.contains("Status: ON"), "{}", out.text());
+    // ipmi_sim refuses 17 with a truncated answer; 3 follows at once.
+    let offered: Vec<Option<u8>> = relay.offered().into_iter().map(suite_id).collect();
+    assert_eq!(offered, vec![Some(17), Some(3)]);
+    drop(relay);
+    drop(sim);
+    status_off_on_reboot(&[]);
+}
+
+#[test]
+fn pinned_suites_3_and_2_work() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    for suite in ["3", "2"] {
+        status_off_on_reboot(&[("cipher", suite)]);
+    }
+}
+
+#[test]
+fn suite_1_works_only_with_allow_insecure_cipher() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = start(PowerProgram::Obey);
+    let relay = Relay::start(sim.addr());
+    let out = agent(
+        relay.addr.port(),
+        &password(),
+        &[("action", "status"), ("cipher", "1")],
+    );
+    assert_eq!(exit_code(&out), Some(1), "{}", out.text());
+    assert!(
+        out.text().contains("allow_insecure_cipher"),
+        "{}",
+        out.text()
+    );
+    assert!(relay.offered().is_empty(), "nothing may be sent");
+    drop(relay);
+    drop(sim);
+    status_off_on_reboot(&[("cipher", "1"), ("allow_insecure_cipher", "1")]);
+}
+
+#[test]
+fn method_cycle_reboots_with_one_cycle_and_waits_until_the_chassis_is_on_again() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = start(PowerProgram::Obey);
+    let out = agent(
+        sim.port(),
+        &password(),
+        &[("action", "reboot"), ("method", "cycle")],
+    );
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    assert!(sim.power_state().unwrap());
+    let log = sim.call_log().unwrap();
+    let sets: Vec<&String> = log.iter().filter(|l| l.contains("set ")).collect();
+    // ipmi_sim's cycle: `set power 0`, then its own timer's `set power 1` ~1 s
+    // later. Success was reported after that, since the chassis reads on.
+    assert_eq!(sets.len(), 2, "{log:?}");
+    assert!(sets[0].ends_with("set power 0") && sets[1].ends_with("set power 1"));
+}
+
+#[test]
+fn a_cycle_of_a_machine_that_is_off_powers_it_on() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = IpmiSim::start(IpmiSimOptions {
+        initially_on: false,
+        ..IpmiSimOptions::default()
+    })
+    .unwrap();
+    let out = agent(
+        sim.port(),
+        &password(),
+        &[("action", "reboot"), ("method", "cycle")],
+    );
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    assert!(sim.power_state().unwrap());
+    let sets: Vec<String> = sim
+        .call_log()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.contains("set "))
+        .collect();
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert!(sets[0].ends_with("set power 1"), "{sets:?}");
+}
+
+#[test]
+fn a_wrong_password_fails_at_once_naming_user_and_host_without_retrying() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = start(PowerProgram::Obey);
+    let relay = Relay::start(sim.addr());
+    for action in ["status", "off"] {
+        let out = agent(relay.addr.port(), "not-the-password", &[("action", action)]);
+        assert_eq!(exit_code(&out), Some(1), "{}", out.text());
+        let text = out.text();
+        assert!(text.contains("authentication failed"), "{text}");
+        assert!(text.contains("`admin`"), "{text}");
+        assert!(
+            text.contains(&format!("127.0.0.1:{}", relay.addr.port())),
+            "{text}"
+        );
+        assert!(!text.contains("not-the-password"), "{text}");
+    }
+    // One authentication attempt per run: RAKP 1 once (suite 17 was refused before
+    // it), RAKP 3 never (the BMC's proof did not match, so nothing keyed by the
+    // password left), and no command ran.
+    assert_eq!(relay.sent_of_type(RAKP_1).len(), 2);
+    assert_eq!(relay.sent_of_type(RAKP_3).len(), 0);
+    assert_eq!(relay.offered().len(), 4, "17 and 3, once per run");
+    assert!(
+        sim.call_log().unwrap().iter().all(|l| !l.contains("set ")),
+        "{:?}",
+        sim.call_log()
+    );
+    assert!(sim.power_state().unwrap());
+}
+
+#[test]
+fn nothing_listening_says_no_answer_from_the_address_by_the_deadline() {
+    // No peer needed: a port nothing listens on (bound, noted, released).
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = agent(
+        port,
+        "whatever",
+        &[
+            ("action", "status"),
+            ("timeout", "2"),
+            ("power_timeout", "2"),
+        ],
+    );
+    assert_eq!(exit_code(&out), Some(1), "{}", out.text());
+    assert!(
+        out.text()
+            .contains(&format!("no answer from 127.0.0.1:{port}")),
+        "{}",
+        out.text()
+    );
+}
+
+#[test]
+fn a_bmc_that_accepts_off_and_stays_on_is_a_failed_fence_naming_the_host() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = start(PowerProgram::Lie);
+    let out = agent(
+        sim.port(),
+        &password(),
+        &[("action", "off"), ("power_timeout", "2")],
+    );
+    assert_eq!(exit_code(&out), Some(1), "{}", out.text());
+    assert!(out.text().contains("127.0.0.1"), "{}", out.text());
+    assert!(sim.power_state().unwrap(), "the lying chassis is still on");
+    assert!(
+        sim.call_log()
+            .unwrap()
+            .iter()
+            .any(|l| l.ends_with("set power 0")),
+        "off was sent"
+    );
+}
+
+#[test]
+fn a_slow_bmc_runs_a_cycle_exactly_once() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    // Each `set power` takes 3 s, far beyond our 0.5 s retransmission interval:
+    // a client that resent the cycle would make ipmi_sim run it again.
+    let sim = start(PowerProgram::Slow { seconds: 3 });
+    let out = agent(
+        sim.port(),
+        &password(),
+        &[
+            ("action", "reboot"),
+            ("method", "cycle"),
+            ("power_timeout", "30"),
+        ],
+    );
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    let log = sim.call_log().unwrap();
+    let offs = log.iter().filter(|l| l.ends_with("set power 0")).count();
+    assert_eq!(offs, 1, "the cycle ran {offs} times: {log:?}");
+    // The cycle's off plus ipmi_sim's own power-on after it.
+    assert_eq!(sim.calls().unwrap(), 2, "{log:?}");
+}
+
+#[test]
+fn suite_0_is_never_offered_and_only_an_explicit_opt_in_shows_why() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = start(PowerProgram::Obey);
+    let relay = Relay::start(sim.addr());
+    // Pinned without the opt-in: refused before anything is sent.
+    let out = agent(
+        relay.addr.port(),
+        &password(),
+        &[("action", "status"), ("cipher", "0")],
+    );
+    assert_eq!(exit_code(&out), Some(1), "{}", out.text());
+    assert!(
+        out.text().contains("allow_insecure_cipher"),
+        "{}",
+        out.text()
+    );
+    assert!(relay.offered().is_empty());
+    // The default offer with a wrong password: refused, and suite 0 never proposed.
+    let out = agent(relay.addr.port(), "wrong", &[("action", "status")]);
+    assert_eq!(exit_code(&out), Some(1), "{}", out.text());
+    assert!(relay
+        .offered()
+        .into_iter()
+        .all(|a| suite_id(a).is_some_and(|id| id == 17 || id == 3)));
+    // With the opt-in, ipmi_sim answers power status to a WRONG password under
+    // suite 0: the reason it is never offered by default.
+    let out = agent(
+        relay.addr.port(),
+        "wrong",
+        &[
+            ("action", "status"),
+            ("cipher", "0"),
+            ("allow_insecure_cipher", "1"),
+        ],
+    );
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    assert!(out.stdout.contains("Status: ON"), "{}", out.text());
+}
