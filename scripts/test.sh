@@ -13,4 +13,4 @@ if [ "${FENCEKIT_SKIP_APT:-0}" != 1 ]; then
     fi
 fi
 export FENCEKIT_REQUIRE_PEERS="${FENCEKIT_REQUIRE_PEERS:-1}"
-cargo test --workspace
+cargo test --workspace --locked
