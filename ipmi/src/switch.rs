@@ -104,7 +104,15 @@ pub struct IpmiSwitch {
     config: SessionConfig,
     /// Shared driver, or one made on first use in the caller's runtime.
     driver: Mutex<Option<Driver>>,
+    /// The power state read by Get Chassis Status in the same session as the last
+    /// on/off command, after the BMC accepted it; the next status read takes it, so a
+    /// BMC that switches at once is confirmed in one session (the fence algorithm
+    /// still decides; this is a real read, taken after the command was accepted).
+    observed: std::sync::Mutex<Option<(PowerState, Instant)>>,
 }
+
+/// How long a state read with a command may stand in for the next status call.
+const OBSERVED_FRESH: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for IpmiSwitch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -210,6 +218,7 @@ impl IpmiSwitch {
             port,
             config,
             driver: Mutex::new(None),
+            observed: std::sync::Mutex::new(None),
         })
     }
 
@@ -290,6 +299,35 @@ impl IpmiSwitch {
         Ok(())
     }
 
+    /// Power up or down, and read the state back in the same session.
+    async fn switch_and_read(
+        &self,
+        control: ChassisControl,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        tracing::info!(host = %self.config.host, command = control.as_str(), "chassis control");
+        let replies = self
+            .run(
+                vec![Command::ChassisControl(control), Command::GetChassisStatus],
+                deadline,
+            )
+            .await?;
+        let state = replies.iter().find_map(|r| match r {
+            Reply::Power(state) => Some(*state),
+            Reply::Accepted => None,
+        });
+        if let Ok(mut observed) = self.observed.lock() {
+            *observed = state.map(|state| (state, Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// The state read with the last command, if it is fresh; taken once.
+    fn take_observed(&self) -> Option<PowerState> {
+        let (state, at) = self.observed.lock().ok()?.take()?;
+        (at.elapsed() < OBSERVED_FRESH).then_some(state)
+    }
+
     async fn read_power(
         &self,
         commands: Vec<Command>,
@@ -310,6 +348,10 @@ impl IpmiSwitch {
 impl PowerSwitch for IpmiSwitch {
     async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
         Self::check_plug(plug)?;
+        if let Some(state) = self.take_observed() {
+            tracing::debug!(host = %self.config.host, state = %state, "read in the command's session");
+            return Ok(state);
+        }
         self.read_power(vec![Command::GetChassisStatus], deadline)
             .await
     }
@@ -325,7 +367,7 @@ impl PowerSwitch for IpmiSwitch {
             SwitchTo::On => ChassisControl::PowerUp,
             SwitchTo::Off => ChassisControl::PowerDown,
         };
-        self.control(control, deadline).await
+        self.switch_and_read(control, deadline).await
     }
 
     async fn command(
