@@ -4,236 +4,45 @@
 //! `fence_apc` against the same simulators. Needs root (sshd, local users); the
 //! peer-missing rule applies.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fencekit_apc::console::{ApcConsoleSwitch, CONSOLE_SCHEMA};
-use fencekit_console::sim::OutletFile;
 use fencekit_core::fence::Devices;
 use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
 use fencekit_core::{
-    fence, DeviceError, FenceAction, FenceOptions, FenceTarget, Instant, Plug, PowerState,
-    PowerSwitch, SwitchTo, TargetPlug,
+    fence, DeviceError, FenceAction, FenceTarget, Plug, PowerState, PowerSwitch, SwitchTo,
+    TargetPlug,
 };
-use fencekit_tests::accounts::TestUser;
+use fencekit_tests::consoles::{
+    fence_outlets, in_secs, options, peers_present, validated, ConsoleRig,
+};
 use fencekit_tests::peers;
-use fencekit_tests::sshd::{ForcedCommand, Sshd, SshdOptions};
 
 const SIM: &str = env!("CARGO_BIN_EXE_fencekit-apc-console-sim");
 
-/// One simulated console: a login and what its ForceCommand plays.
-struct Console {
-    user: TestUser,
-    password: String,
-    state: OutletFile,
-    session_lock: PathBuf,
+type Rig = ConsoleRig;
+
+/// The console rig with this crate's simulator.
+fn start_rig(specs: &[(&str, &[&str])]) -> Rig {
+    ConsoleRig::start(SIM, "apc", 1, specs)
 }
 
-struct Rig {
-    sshd: Option<Sshd>,
-    consoles: Vec<Console>,
-    dir: tempfile::TempDir,
+/// This plugin's device for console `i` of the rig.
+trait Switches {
+    fn switch(&self, i: usize, extra: &[(&str, &str)]) -> ApcConsoleSwitch;
 }
 
-impl Drop for Rig {
-    /// sshd first, then wait (bounded) for the users' sessions to end, so that
-    /// the user guards can delete the users.
-    fn drop(&mut self) {
-        self.sshd.take();
-        for c in &self.consoles {
-            wait_until_unused(c.user.name());
-        }
-    }
-}
-
-fn uid_of(user: &str) -> Option<String> {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()?
-        .lines()
-        .find(|l| l.split(':').next() == Some(user))
-        .and_then(|l| l.split(':').nth(2).map(str::to_string))
-}
-
-fn wait_until_unused(user: &str) {
-    let Some(uid) = uid_of(user) else { return };
-    for _ in 0..100 {
-        let busy = std::fs::read_dir("/proc")
-            .map(|dir| {
-                dir.flatten().any(|e| {
-                    std::fs::read_to_string(e.path().join("status")).is_ok_and(|s| {
-                        s.lines().any(|l| {
-                            l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid)
-                        })
-                    })
-                })
-            })
-            .unwrap_or(false);
-        if !busy {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn peers_present() -> bool {
-    peers::require("sshd", "openssh-server").is_some() && peers::require_root("sshd")
-}
-
-impl Rig {
-    /// One console per entry: (`menu`|`cli`, faults).
-    fn start(specs: &[(&str, &[&str])]) -> Rig {
-        let dir = tempfile::tempdir().unwrap();
-        // The simulators run as the test users and keep state here.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let mut consoles = Vec::new();
-        let mut users = Vec::new();
-        for (i, (mode, faults)) in specs.iter().enumerate() {
-            let password = format!("fk-apc-{i}-pw");
-            let user = TestUser::create(&password).unwrap();
-            let state_path = dir.path().join(format!("state-{i}"));
-            let state = OutletFile::create(&state_path, 1, 8).unwrap();
-            std::fs::set_permissions(&state_path, std::fs::Permissions::from_mode(0o666)).unwrap();
-            let session_lock = dir.path().join(format!("session-{i}.lock"));
-            let mut command = format!(
-                "{SIM} --mode {mode} --state {} --lock {}",
-                state_path.display(),
-                session_lock.display()
-            );
-            for fault in *faults {
-                command.push_str(&format!(" --fault {fault}"));
-            }
-            users.push(ForcedCommand {
-                user: user.name().to_owned(),
-                command,
-            });
-            consoles.push(Console {
-                user,
-                password,
-                state,
-                session_lock,
-            });
-        }
-        let sshd = Sshd::start(SshdOptions {
-            users,
-            extra_config: Vec::new(),
-        })
-        .unwrap();
-        Rig {
-            sshd: Some(sshd),
-            consoles,
-            dir,
-        }
-    }
-
-    fn sshd(&self) -> &Sshd {
-        self.sshd.as_ref().expect("sshd runs until the rig drops")
-    }
-
-    fn known_hosts(&self) -> PathBuf {
-        let path = self.dir.path().join("known_hosts");
-        let key = self.sshd().host_key().unwrap();
-        let mut words = key.split_whitespace();
-        let line = format!(
-            "[127.0.0.1]:{} {} {}\n",
-            self.sshd().port(),
-            words.next().unwrap(),
-            words.next().unwrap()
-        );
-        std::fs::write(&path, line).unwrap();
-        path
-    }
-
-    fn fingerprint(&self) -> String {
-        let path = self.dir.path().join("host.pub");
-        std::fs::write(&path, self.sshd().host_key().unwrap()).unwrap();
-        let out = Command::new(peers::find("ssh-keygen").unwrap())
-            .arg("-lf")
-            .arg(&path)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string()
-    }
-
-    fn lock_dir(&self) -> PathBuf {
-        self.dir.path().join("locks")
-    }
-
-    fn params(&self, i: usize, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let c = &self.consoles[i];
-        let mut p = vec![
-            ("ip".to_string(), "127.0.0.1".to_string()),
-            ("ipport".into(), self.sshd().port().to_string()),
-            ("username".into(), c.user.name().to_string()),
-            ("password".into(), c.password.clone()),
-            (
-                "known_hosts".into(),
-                self.known_hosts().display().to_string(),
-            ),
-            ("lock_dir".into(), self.lock_dir().display().to_string()),
-        ];
-        for (k, v) in extra {
-            p.retain(|(key, _)| key != k);
-            p.push((k.to_string(), v.to_string()));
-        }
-        p
-    }
-
+impl Switches for ConsoleRig {
     fn switch(&self, i: usize, extra: &[(&str, &str)]) -> ApcConsoleSwitch {
         switch_from(&self.params(i, extra))
     }
 }
 
 fn switch_from(pairs: &[(String, String)]) -> ApcConsoleSwitch {
-    let raw: Vec<RawParam> = pairs
-        .iter()
-        .map(|(k, v)| RawParam::text(k.as_str(), v.as_str(), Origin::new("test")))
-        .collect();
-    let params = validate(&[&CONSOLE_SCHEMA], &raw, Unknown::Reject, None)
-        .unwrap()
-        .params;
-    ApcConsoleSwitch::from_params(&params).unwrap()
-}
-
-fn in_secs(s: u64) -> Instant {
-    Instant::now() + Duration::from_secs(s)
-}
-
-fn options(timeout: u64) -> FenceOptions {
-    FenceOptions {
-        timeout: Duration::from_secs(timeout),
-        power_timeout: Duration::from_secs(timeout.min(10)),
-        poll_interval: Duration::from_millis(200),
-        ..Default::default()
-    }
-}
-
-async fn fence_outlets(
-    switch: ApcConsoleSwitch,
-    plugs: &[u32],
-    action: FenceAction,
-    timeout: u64,
-) -> fencekit_core::Outcome {
-    let mut devices = Devices::new();
-    devices.insert("pdu".into(), Arc::new(switch) as Arc<dyn PowerSwitch>);
-    let target = FenceTarget {
-        node: "node1".into(),
-        plugs: plugs
-            .iter()
-            .map(|n| TargetPlug {
-                device: "pdu".into(),
-                plug: Plug::Number(*n),
-            })
-            .collect(),
-    };
-    fence(&devices, &target, action, &options(timeout)).await
+    ApcConsoleSwitch::from_params(&validated(&CONSOLE_SCHEMA, pairs)).unwrap()
 }
 
 async fn status_on_off_list(rig: &Rig, i: usize) {
@@ -272,7 +81,7 @@ async fn menu_console_reads_switches_and_lists_outlets_through_real_sshd() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("menu", &[])]);
+    let rig = start_rig(&[("menu", &[])]);
     status_on_off_list(&rig, 0).await;
 }
 
@@ -281,7 +90,7 @@ async fn cli_console_reads_switches_and_lists_outlets_through_real_sshd() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("cli", &[])]);
+    let rig = start_rig(&[("cli", &[])]);
     status_on_off_list(&rig, 0).await;
 }
 
@@ -290,7 +99,7 @@ async fn reboot_through_core_fence_confirms_off_then_on_on_both_uis() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("menu", &[]), ("cli", &[])]);
+    let rig = start_rig(&[("menu", &[]), ("cli", &[])]);
     for i in 0..2 {
         let outcome = fence_outlets(rig.switch(i, &[]), &[5], FenceAction::Reboot, 60).await;
         assert!(outcome.success, "{}", outcome.summary());
@@ -309,7 +118,7 @@ async fn a_lying_outlet_fails_the_fence() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("menu", &["lie"]), ("cli", &["lie"])]);
+    let rig = start_rig(&[("menu", &["lie"]), ("cli", &["lie"])]);
     for i in 0..2 {
         let outcome = fence_outlets(rig.switch(i, &[]), &[2], FenceAction::Off, 8).await;
         assert!(!outcome.success, "{}", outcome.summary());
@@ -326,7 +135,7 @@ async fn a_wrong_password_is_an_authentication_error() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("menu", &[])]);
+    let rig = start_rig(&[("menu", &[])]);
     let pdu = rig.switch(0, &[("password", "not-the-password")]);
     let err = pdu.status(&Plug::Number(1), in_secs(30)).await.unwrap_err();
     assert!(matches!(err, DeviceError::Auth(_)), "{err}");
@@ -346,7 +155,7 @@ async fn host_keys_are_verified_and_a_mismatch_shows_the_presented_fingerprint()
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("cli", &[])]);
+    let rig = start_rig(&[("cli", &[])]);
     let presented = rig.fingerprint();
     // The right pin works.
     let pinned = rig.switch(0, &[("host_key", presented.as_str())]);
@@ -359,7 +168,7 @@ async fn host_keys_are_verified_and_a_mismatch_shows_the_presented_fingerprint()
     assert!(text.contains("host key verification FAILED"), "{text}");
     assert!(text.contains(&presented), "{text} lacks {presented}");
     // A known_hosts file without the host: refused too.
-    let empty = rig.dir.path().join("empty_known_hosts");
+    let empty = rig.dir().join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
     let pdu = rig.switch(0, &[("known_hosts", empty.to_str().unwrap())]);
     let err = pdu.check(in_secs(30)).await.unwrap_err();
@@ -388,7 +197,7 @@ async fn a_stalled_pager_silence_or_dropped_connection_fails_by_the_deadline_unf
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[
+    let rig = start_rig(&[
         ("menu", &["stall-pager"]),
         ("cli", &["stall-pager"]),
         ("menu", &["silent"]),
@@ -422,7 +231,7 @@ async fn a_busy_console_is_a_clear_busy_error_and_nothing_is_fenced() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("menu", &[])]);
+    let rig = start_rig(&[("menu", &[])]);
     // Someone else is logged in to the single-session unit.
     let other = fencekit_console::sim::SessionLock::try_take(&rig.consoles[0].session_lock)
         .unwrap()
@@ -447,7 +256,7 @@ async fn two_fences_on_a_single_session_unit_are_serialised_and_a_monitor_does_n
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("menu", &[])]);
+    let rig = start_rig(&[("menu", &[])]);
     let a = fence_outlets(rig.switch(0, &[]), &[6], FenceAction::Off, 60);
     let b = fence_outlets(rig.switch(0, &[]), &[7], FenceAction::Off, 60);
     let monitor = rig.switch(0, &[]);
@@ -520,7 +329,7 @@ async fn fence_apc_drives_both_simulators() {
         return;
     }
     let Some(bin) = fence_apc() else { return };
-    let rig = Rig::start(&[("menu", &[]), ("cli", &[])]);
+    let rig = start_rig(&[("menu", &[]), ("cli", &[])]);
     for i in 0..2 {
         let state = &rig.consoles[i].state;
         let (rc, text) = run_fence_apc(&bin, &rig, i, "status", 1);
@@ -546,7 +355,7 @@ async fn fence_apc_and_fencekit_agree_on_the_same_simulator_and_inputs() {
         return;
     }
     let Some(bin) = fence_apc() else { return };
-    let rig = Rig::start(&[("menu", &[]), ("cli", &[])]);
+    let rig = start_rig(&[("menu", &[]), ("cli", &[])]);
     for i in 0..2 {
         let state = &rig.consoles[i].state;
         let pdu = rig.switch(i, &[]);
@@ -595,7 +404,7 @@ async fn with_snmp_silent_the_fence_goes_through_the_console_fallback() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("cli", &[])]);
+    let rig = start_rig(&[("cli", &[])]);
     // Nothing answers SNMP on this port; the console is on sshd's.
     let silent_snmp = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -635,7 +444,7 @@ async fn secure_1_alone_selects_the_console_as_fence_apc_s_ssh_does() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("menu", &[])]);
+    let rig = start_rig(&[("menu", &[])]);
     let pairs = rig.params(0, &[("secure", "1")]);
     let device = plugin_device(&pairs);
     assert!(matches!(device, fencekit_apc::ApcSwitch::Console(_)));

@@ -4,236 +4,34 @@
 //! healthy and faulty). Needs root (sshd, local users); the peer-missing rule
 //! applies.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use fencekit_baytech::{BaytechSwitch, SCHEMA};
-use fencekit_console::sim::OutletFile;
-use fencekit_core::fence::Devices;
-use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
-use fencekit_core::{
-    fence, DeviceError, FenceAction, FenceOptions, FenceTarget, Instant, Plug, PowerState,
-    PowerSwitch, SwitchTo, TargetPlug,
-};
-use fencekit_tests::accounts::TestUser;
-use fencekit_tests::peers;
-use fencekit_tests::sshd::{ForcedCommand, Sshd, SshdOptions};
+use fencekit_core::{DeviceError, FenceAction, Plug, PowerState, PowerSwitch, SwitchTo};
+use fencekit_tests::consoles::{fence_outlets, in_secs, peers_present, validated, ConsoleRig};
 
 const SIM: &str = env!("CARGO_BIN_EXE_fencekit-baytech-sim");
 
-/// One simulated console: a login and what its ForceCommand plays.
-struct Console {
-    user: TestUser,
-    password: String,
-    state: OutletFile,
-    session_lock: PathBuf,
+type Rig = ConsoleRig;
+
+/// The console rig with this crate's simulator.
+fn start_rig(specs: &[(&str, &[&str])]) -> Rig {
+    ConsoleRig::start(SIM, "bt", 2, specs)
 }
 
-struct Rig {
-    sshd: Option<Sshd>,
-    consoles: Vec<Console>,
-    dir: tempfile::TempDir,
+/// This plugin's device for console `i` of the rig.
+trait Switches {
+    fn switch(&self, i: usize, extra: &[(&str, &str)]) -> BaytechSwitch;
 }
 
-impl Drop for Rig {
-    /// sshd first, then wait (bounded) for the users' sessions to end, so that
-    /// the user guards can delete the users.
-    fn drop(&mut self) {
-        self.sshd.take();
-        for c in &self.consoles {
-            wait_until_unused(c.user.name());
-        }
-    }
-}
-
-fn uid_of(user: &str) -> Option<String> {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()?
-        .lines()
-        .find(|l| l.split(':').next() == Some(user))
-        .and_then(|l| l.split(':').nth(2).map(str::to_string))
-}
-
-fn wait_until_unused(user: &str) {
-    let Some(uid) = uid_of(user) else { return };
-    for _ in 0..100 {
-        let busy = std::fs::read_dir("/proc")
-            .map(|dir| {
-                dir.flatten().any(|e| {
-                    std::fs::read_to_string(e.path().join("status")).is_ok_and(|s| {
-                        s.lines().any(|l| {
-                            l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid)
-                        })
-                    })
-                })
-            })
-            .unwrap_or(false);
-        if !busy {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn peers_present() -> bool {
-    peers::require("sshd", "openssh-server").is_some() && peers::require_root("sshd")
-}
-
-impl Rig {
-    /// One console per entry: (`module`|`direct`, faults).
-    fn start(specs: &[(&str, &[&str])]) -> Rig {
-        let dir = tempfile::tempdir().unwrap();
-        // The simulators run as the test users and keep state here.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let mut consoles = Vec::new();
-        let mut users = Vec::new();
-        for (i, (mode, faults)) in specs.iter().enumerate() {
-            let password = format!("fk-bt-{i}-pw");
-            let user = TestUser::create(&password).unwrap();
-            let state_path = dir.path().join(format!("state-{i}"));
-            let state = OutletFile::create(&state_path, 2, 8).unwrap();
-            std::fs::set_permissions(&state_path, std::fs::Permissions::from_mode(0o666)).unwrap();
-            let session_lock = dir.path().join(format!("session-{i}.lock"));
-            let mut command = format!(
-                "{SIM} --mode {mode} --state {} --lock {}",
-                state_path.display(),
-                session_lock.display()
-            );
-            for fault in *faults {
-                command.push_str(&format!(" --fault {fault}"));
-            }
-            users.push(ForcedCommand {
-                user: user.name().to_owned(),
-                command,
-            });
-            consoles.push(Console {
-                user,
-                password,
-                state,
-                session_lock,
-            });
-        }
-        let sshd = Sshd::start(SshdOptions {
-            users,
-            extra_config: Vec::new(),
-        })
-        .unwrap();
-        Rig {
-            sshd: Some(sshd),
-            consoles,
-            dir,
-        }
-    }
-
-    fn sshd(&self) -> &Sshd {
-        self.sshd.as_ref().expect("sshd runs until the rig drops")
-    }
-
-    fn known_hosts(&self) -> PathBuf {
-        let path = self.dir.path().join("known_hosts");
-        let key = self.sshd().host_key().unwrap();
-        let mut words = key.split_whitespace();
-        let line = format!(
-            "[127.0.0.1]:{} {} {}\n",
-            self.sshd().port(),
-            words.next().unwrap(),
-            words.next().unwrap()
-        );
-        std::fs::write(&path, line).unwrap();
-        path
-    }
-
-    fn fingerprint(&self) -> String {
-        let path = self.dir.path().join("host.pub");
-        std::fs::write(&path, self.sshd().host_key().unwrap()).unwrap();
-        let out = Command::new(peers::find("ssh-keygen").unwrap())
-            .arg("-lf")
-            .arg(&path)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string()
-    }
-
-    fn lock_dir(&self) -> PathBuf {
-        self.dir.path().join("locks")
-    }
-
-    fn params(&self, i: usize, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let c = &self.consoles[i];
-        let mut p = vec![
-            ("ip".to_string(), "127.0.0.1".to_string()),
-            ("ipport".into(), self.sshd().port().to_string()),
-            ("username".into(), c.user.name().to_string()),
-            ("password".into(), c.password.clone()),
-            (
-                "known_hosts".into(),
-                self.known_hosts().display().to_string(),
-            ),
-            ("lock_dir".into(), self.lock_dir().display().to_string()),
-        ];
-        for (k, v) in extra {
-            p.retain(|(key, _)| key != k);
-            p.push((k.to_string(), v.to_string()));
-        }
-        p
-    }
-
+impl Switches for ConsoleRig {
     fn switch(&self, i: usize, extra: &[(&str, &str)]) -> BaytechSwitch {
         switch_from(&self.params(i, extra))
     }
 }
 
 fn switch_from(pairs: &[(String, String)]) -> BaytechSwitch {
-    let raw: Vec<RawParam> = pairs
-        .iter()
-        .map(|(k, v)| RawParam::text(k.as_str(), v.as_str(), Origin::new("test")))
-        .collect();
-    let params = validate(&[&SCHEMA], &raw, Unknown::Reject, None)
-        .unwrap()
-        .params;
-    BaytechSwitch::from_params(&params).unwrap()
-}
-
-fn in_secs(s: u64) -> Instant {
-    Instant::now() + Duration::from_secs(s)
-}
-
-fn options(timeout: u64) -> FenceOptions {
-    FenceOptions {
-        timeout: Duration::from_secs(timeout),
-        power_timeout: Duration::from_secs(timeout.min(10)),
-        poll_interval: Duration::from_millis(200),
-        ..Default::default()
-    }
-}
-
-async fn fence_outlets(
-    switch: BaytechSwitch,
-    plugs: &[u32],
-    action: FenceAction,
-    timeout: u64,
-) -> fencekit_core::Outcome {
-    let mut devices = Devices::new();
-    devices.insert("pdu".into(), Arc::new(switch) as Arc<dyn PowerSwitch>);
-    let target = FenceTarget {
-        node: "node1".into(),
-        plugs: plugs
-            .iter()
-            .map(|n| TargetPlug {
-                device: "pdu".into(),
-                plug: Plug::Number(*n),
-            })
-            .collect(),
-    };
-    fence(&devices, &target, action, &options(timeout)).await
+    BaytechSwitch::from_params(&validated(&SCHEMA, pairs)).unwrap()
 }
 
 async fn status_on_off_list(rig: &Rig, i: usize, strip: u32) {
@@ -272,7 +70,7 @@ async fn a_strip_behind_a_management_module_reads_switches_and_lists() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("module", &[])]);
+    let rig = start_rig(&[("module", &[])]);
     status_on_off_list(&rig, 0, 1).await;
     // Strip 2 has another model, so another prompt: learned, not assumed.
     status_on_off_list(&rig, 0, 2).await;
@@ -296,7 +94,7 @@ async fn a_strip_without_a_module_reads_switches_and_lists() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("direct", &[])]);
+    let rig = start_rig(&[("direct", &[])]);
     status_on_off_list(&rig, 0, 1).await;
 }
 
@@ -305,7 +103,7 @@ async fn reboot_through_core_fence_confirms_off_then_on() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("module", &[]), ("direct", &[])]);
+    let rig = start_rig(&[("module", &[]), ("direct", &[])]);
     for i in 0..2 {
         let outcome = fence_outlets(rig.switch(i, &[]), &[5], FenceAction::Reboot, 60).await;
         assert!(outcome.success, "{}", outcome.summary());
@@ -323,7 +121,7 @@ async fn faults_fail_the_fence_with_a_clear_error_and_nothing_fenced() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[
+    let rig = start_rig(&[
         ("module", &["lie"]),
         ("direct", &["stall"]),
         ("module", &["silent"]),
@@ -362,7 +160,7 @@ async fn wrong_password_wrong_host_key_and_a_busy_unit_are_clear_errors() {
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("module", &[])]);
+    let rig = start_rig(&[("module", &[])]);
     let err = rig
         .switch(0, &[("password", "not-the-password")])
         .status(&Plug::Number(1), in_secs(30))
@@ -401,7 +199,7 @@ async fn two_fences_on_one_single_session_unit_are_serialised_beside_a_monitor()
     if !peers_present() {
         return;
     }
-    let rig = Rig::start(&[("direct", &[])]);
+    let rig = start_rig(&[("direct", &[])]);
     let a = fence_outlets(rig.switch(0, &[]), &[6], FenceAction::Off, 60);
     let b = fence_outlets(rig.switch(0, &[]), &[7], FenceAction::Off, 60);
     let monitor = rig.switch(0, &[]);

@@ -235,12 +235,23 @@ fn banner_probe(port: u16) -> Result<(), String> {
 }
 
 /// Counts this process's running sshds so that /run/sshd, when this process had to
-/// create it, is removed again after the last one stops. (Another process's sshd
-/// started in between would lose it; tests of one binary share this counter.)
+/// create it, is removed again after the last one stops, unless some other sshd (of
+/// another test process, or the system's) is running then and still needs it.
 static PRIVSEP_USERS: Mutex<(usize, bool)> = Mutex::new((0, false));
 
 #[derive(Debug)]
 struct PrivsepDir;
+
+/// Whether any process named `sshd` is alive (ours are gone when this is asked).
+fn any_sshd_running() -> bool {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "sshd")
+            })
+        })
+        .unwrap_or(false)
+}
 
 impl PrivsepDir {
     fn acquire() -> Result<PrivsepDir, HarnessError> {
@@ -262,9 +273,11 @@ impl Drop for PrivsepDir {
         let mut state = PRIVSEP_USERS.lock().unwrap_or_else(|p| p.into_inner());
         state.0 = state.0.saturating_sub(1);
         if state.0 == 0 && state.1 {
-            // remove_dir only removes an empty directory: anything else there is not ours.
-            let _ = std::fs::remove_dir(PRIVSEP_DIR);
             state.1 = false;
+            if !any_sshd_running() {
+                // remove_dir only removes an empty directory: anything else there is not ours.
+                let _ = std::fs::remove_dir(PRIVSEP_DIR);
+            }
         }
     }
 }
