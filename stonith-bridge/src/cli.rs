@@ -28,6 +28,10 @@ pub enum Command {
     Fence(FenceArgs),
     /// Fence a node on a simulated device and show every step; needs no set-up.
     Demo(DemoArgs),
+    /// List every plug of the configured devices with its name and state.
+    List(DevicesArgs),
+    /// Check that every configured device answers with its credentials.
+    Check(DevicesArgs),
     /// Serve the fence-agent API for a plugin (as `fence_fencekit_<plugin>` does):
     /// options as arguments, or key=value lines on stdin when there are none.
     FenceAgent {
@@ -79,8 +83,9 @@ pub struct FenceArgs {
     /// The configuration file (TOML: [devices.NAME] and [nodes.NAME]).
     #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
-    /// The node to act on, as named in the configuration.
-    #[arg(short, long, value_name = "NAME")]
+    /// The node to act on, as named in the configuration; several as `a,b,c` are
+    /// fenced concurrently, with a summary table.
+    #[arg(short, long, value_name = "NAME[,NAME...]")]
     pub node: String,
     /// What to do.
     #[arg(short, long, value_enum)]
@@ -93,6 +98,22 @@ pub struct FenceArgs {
     pub progress: bool,
     /// Where external plugins are looked for (default: $FENCEKIT_PLUGIN_DIR, else
     /// /usr/lib/fencekit/plugins).
+    #[arg(long, value_name = "DIR")]
+    pub plugin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// The configuration file (TOML: [devices.NAME] and [nodes.NAME]).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Only this device (repeatable); all devices when none is given.
+    #[arg(short, long, value_name = "NAME")]
+    pub device: Vec<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where external plugins are looked for.
     #[arg(long, value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
 }

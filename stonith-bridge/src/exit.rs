@@ -20,4 +20,6 @@ Exit codes:
      may NOT be fenced); the message says which plug on which device and why
   2  bad command line or configuration; nothing was done
   3  reboot: the node was fenced (all plugs confirmed off) but did not come back on
-  7  status: every plug of the node is off";
+  7  status: every plug of the node is off
+With several nodes (--node a,b,c): 1 if any failed, else 3 if any reboot did not
+come back on, else 7 if every node is off (status), else 0.";

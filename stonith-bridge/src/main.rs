@@ -127,6 +127,8 @@ fn main() -> ExitCode {
                 match cli.command {
                     cli::Command::Fence(args) => standalone::fence(args).await,
                     cli::Command::Demo(args) => demo::run(args).await,
+                    cli::Command::List(args) => standalone::list(args).await,
+                    cli::Command::Check(args) => standalone::check(args).await,
                     cli::Command::SanCheck(args) => san::run(args).await,
                     cli::Command::Plugins { plugin_dir } => plugins_cmd::run(plugin_dir.as_deref()),
                     cli::Command::Install { prefix } => match install::install(&prefix) {

@@ -84,3 +84,45 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
         _ => exit::FAILED,
     }
 }
+
+/// The summary table of several nodes' outcomes.
+pub fn table(outcomes: &[Outcome]) -> String {
+    let mut out = format!(
+        "\n{:<20} {:<8} {:<10} {:<8} {:>10}\n",
+        "node", "action", "result", "power", "seconds"
+    );
+    for o in outcomes {
+        let result = match (o.success, o.fenced) {
+            (true, _) => "ok",
+            (false, true) => "fenced",
+            (false, false) => "FAILED",
+        };
+        out.push_str(&format!(
+            "{:<20} {:<8} {:<10} {:<8} {:>10.3}\n",
+            o.node,
+            o.action.as_str(),
+            result,
+            o.aggregate_state().as_str(),
+            o.elapsed.as_secs_f64()
+        ));
+    }
+    out
+}
+
+/// The exit code for several nodes: the single node's code; for several, any
+/// failure wins, then a reboot that did not come back, then (status) all off.
+pub fn exit_code_of_all(outcomes: &[Outcome]) -> u8 {
+    if let [one] = outcomes {
+        return exit_code(one);
+    }
+    let codes: Vec<u8> = outcomes.iter().map(exit_code).collect();
+    if codes.contains(&exit::FAILED) {
+        exit::FAILED
+    } else if codes.contains(&exit::FENCED_NOT_ON) {
+        exit::FENCED_NOT_ON
+    } else if !codes.is_empty() && codes.iter().all(|c| *c == exit::IS_OFF) {
+        exit::IS_OFF
+    } else {
+        exit::OK
+    }
+}

@@ -1,13 +1,16 @@
-//! `stonith-bridge fence`: fence a node described in a configuration file.
+//! The admin's commands over a configuration file: `fence` (one node or several,
+//! concurrently, with a summary table), `list` (every plug of the devices) and
+//! `check` (every device answers).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use fencekit_core::config::{self, Config};
-use fencekit_core::fence::Devices;
-use fencekit_core::FenceTarget;
+use fencekit_core::fence::{Devices, Outcome};
+use fencekit_core::{FenceTarget, Instant};
 use fencekit_plugins::Registry;
 
-use crate::cli::FenceArgs;
+use crate::cli::{DevicesArgs, FenceArgs};
 use crate::{exit, report};
 
 pub async fn fence(args: FenceArgs) -> u8 {
@@ -19,32 +22,231 @@ pub async fn fence(args: FenceArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let target = match config.node(&args.node) {
-        Ok(target) => target,
-        Err(e) => {
-            eprintln!("stonith-bridge: {e}");
-            return exit::USAGE;
+    let names: Vec<&str> = args
+        .node
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let mut targets = Vec::new();
+    for name in &names {
+        match config.node(name) {
+            Ok(target) => targets.push(target.clone()),
+            Err(e) => {
+                eprintln!("stonith-bridge: {e}");
+                return exit::USAGE;
+            }
         }
-    };
-    let devices = match devices_for(&config, target, &registry) {
-        Ok(devices) => devices,
-        Err(message) => {
-            eprintln!("stonith-bridge: {message}");
-            return exit::USAGE;
+    }
+    if targets.is_empty() {
+        eprintln!("stonith-bridge: --node names no node");
+        return exit::USAGE;
+    }
+    // One device object per configured device, shared by every node fenced now.
+    let mut devices: Devices = BTreeMap::new();
+    for target in &targets {
+        match devices_for(&config, target, &registry) {
+            Ok(built) => {
+                for (name, device) in built {
+                    devices.entry(name).or_insert(device);
+                }
+            }
+            Err(message) => {
+                eprintln!("stonith-bridge: {message}");
+                return exit::USAGE;
+            }
         }
-    };
+    }
     let mut options = config.fence_options();
     if args.progress || (!args.json && report::stderr_is_terminal()) {
         options.observer = Some(report::progress_on_stderr());
     }
-    let outcome =
-        fencekit_core::fence(&devices, target, args.action.fence_action(), &options).await;
-    if args.json {
-        println!("{}", report::json(&outcome));
-    } else {
-        print!("{}", report::human(&outcome));
+    let action = args.action.fence_action();
+    // Nodes are fenced concurrently: one slow device does not hold the others.
+    let devices = Arc::new(devices);
+    let mut running = tokio::task::JoinSet::new();
+    for (index, target) in targets.into_iter().enumerate() {
+        let devices = Arc::clone(&devices);
+        let options = options.clone();
+        running.spawn(async move {
+            (
+                index,
+                fencekit_core::fence(&devices, &target, action, &options).await,
+            )
+        });
     }
-    report::exit_code(&outcome)
+    let mut outcomes = Vec::new();
+    while let Some(done) = running.join_next().await {
+        match done {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                eprintln!("stonith-bridge: a fence task failed: {e}");
+                return exit::FAILED;
+            }
+        }
+    }
+    outcomes.sort_by_key(|(index, _)| *index);
+    let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
+    if args.json {
+        if let [one] = outcomes.as_slice() {
+            println!("{}", report::json(one));
+        } else {
+            println!(
+                "[{}]",
+                outcomes
+                    .iter()
+                    .map(report::json)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
+    } else {
+        for outcome in &outcomes {
+            print!("{}", report::human(outcome));
+        }
+        if outcomes.len() > 1 {
+            print!("{}", report::table(&outcomes));
+        }
+    }
+    report::exit_code_of_all(&outcomes)
+}
+
+/// `stonith-bridge list`: every plug of the configured devices, read now.
+pub async fn list(args: DevicesArgs) -> u8 {
+    let Some((config, devices)) = devices_of(&args) else {
+        return exit::USAGE;
+    };
+    let deadline = Instant::now() + config.fence_options().timeout;
+    let mut code = exit::OK;
+    let mut rows = Vec::new();
+    for (name, device) in &devices {
+        match tokio::time::timeout_at(deadline, device.list(deadline)).await {
+            Ok(Ok(plugs)) => {
+                for plug in plugs {
+                    rows.push((name.clone(), plug));
+                }
+            }
+            Ok(Err(e)) => {
+                eprintln!("stonith-bridge: list {name}: {e}");
+                code = exit::FAILED;
+            }
+            Err(_) => {
+                eprintln!("stonith-bridge: list {name}: timed out");
+                code = exit::FAILED;
+            }
+        }
+    }
+    if args.json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(device, p)| {
+                serde_json::json!({
+                    "device": device,
+                    "plug": p.plug.to_string(),
+                    "name": p.name,
+                    "state": p.state.as_str(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        for (device, p) in &rows {
+            println!(
+                "{device:<16} {:<8} {:<24} {}",
+                p.plug.to_string(),
+                p.name.as_deref().unwrap_or("-"),
+                p.state
+            );
+        }
+    }
+    code
+}
+
+/// `stonith-bridge check`: every configured device answers with its credentials.
+pub async fn check(args: DevicesArgs) -> u8 {
+    let Some((config, devices)) = devices_of(&args) else {
+        return exit::USAGE;
+    };
+    let deadline = Instant::now() + config.fence_options().timeout;
+    let mut code = exit::OK;
+    let mut results = Vec::new();
+    for (name, device) in &devices {
+        let result = match tokio::time::timeout_at(deadline, device.check(deadline)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_string()),
+        };
+        if result.is_err() {
+            code = exit::FAILED;
+        }
+        results.push((name.clone(), result));
+    }
+    if args.json {
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(device, r)| {
+                serde_json::json!({
+                    "device": device,
+                    "ok": r.is_ok(),
+                    "error": r.as_ref().err(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        for (device, result) in &results {
+            match result {
+                Ok(()) => println!("{device}: ok"),
+                Err(e) => println!("{device}: FAILED: {e}"),
+            }
+        }
+    }
+    code
+}
+
+/// The configuration and the devices `--device` names (all when it names none).
+fn devices_of(args: &DevicesArgs) -> Option<(Config, Devices)> {
+    let registry = Registry::discover(args.plugin_dir.as_deref());
+    let config = match config::load(&args.config, &registry) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("stonith-bridge: {e}");
+            return None;
+        }
+    };
+    let mut devices = Devices::new();
+    for (name, device) in &config.devices {
+        if !args.device.is_empty() && !args.device.iter().any(|d| d == name) {
+            continue;
+        }
+        match registry.build(&device.plugin, &device.params) {
+            Ok(built) => {
+                devices.insert(name.clone(), built);
+            }
+            Err(e) => {
+                eprintln!("stonith-bridge: {}: device {name}: {e}", config.source);
+                return None;
+            }
+        }
+    }
+    if let Some(unknown) = args
+        .device
+        .iter()
+        .find(|d| !config.devices.contains_key(d.as_str()))
+    {
+        eprintln!(
+            "stonith-bridge: {}: no device named {unknown}; devices: {}",
+            config.source,
+            config
+                .devices
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return None;
+    }
+    Some((config, devices))
 }
 
 /// Builds the devices a node uses (and only those).

@@ -372,3 +372,136 @@ fn help_documents_the_exit_codes() {
         assert!(stdout.contains(code), "{code} missing from:\n{stdout}");
     }
 }
+
+fn two_node_config(dir: &Path, lying: &str) -> PathBuf {
+    let state = dir.join("pdu.state");
+    write(
+        dir,
+        "two.toml",
+        &format!(
+            r#"[fence]
+power_timeout = 1
+
+[devices.pdu-a]
+plugin = "sim"
+plugs = 4
+state_file = "{}"
+names = "web-a,web-b,db-a,db-b"
+{lying}
+
+[nodes.web]
+plugs = [{{ device = "pdu-a", plug = "1" }}, {{ device = "pdu-a", plug = "2" }}]
+
+[nodes.db]
+plugs = [{{ device = "pdu-a", plug = "db-a" }}, {{ device = "pdu-a", plug = "db-b" }}]
+"#,
+            state.display()
+        ),
+    )
+}
+
+#[test]
+fn several_nodes_are_fenced_at_once_with_a_summary_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = two_node_config(dir.path(), "");
+    let cfg = cfg.to_str().unwrap();
+    let out = run(&["fence", "-c", cfg, "-n", "web,db", "-a", "off"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("web: fenced, all 2 plug(s) confirmed off"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("db: fenced, all 2 plug(s) confirmed off"),
+        "{stdout}"
+    );
+    let table = stdout.split("node ").nth(1).unwrap_or_default();
+    assert!(table.contains("web") && table.contains("db"), "{stdout}");
+    let out = run(
+        &["fence", "-c", cfg, "-n", "web,db", "-a", "status", "--json"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn one_failing_node_among_several_makes_the_run_fail_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = two_node_config(dir.path(), "lying_plugs = \"3\"");
+    let out = run(
+        &[
+            "fence",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-n",
+            "web,db",
+            "-a",
+            "off",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("web: fenced"), "{stdout}");
+    assert!(stdout.contains("db: off FAILED"), "{stdout}");
+    assert!(
+        stdout.contains("plug db-a on pdu-a still on 1.0 s after off was accepted"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn list_and_check_cover_the_configured_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = two_node_config(dir.path(), "");
+    let cfg = cfg.to_str().unwrap();
+    run(&["fence", "-c", cfg, "-n", "db", "-a", "off"], None);
+    let out = run(&["list", "-c", cfg], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("web-a") && l.ends_with("on")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("db-b") && l.ends_with("off")),
+        "{stdout}"
+    );
+    let out = run(&["check", "-c", cfg, "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["device"], "pdu-a");
+    assert_eq!(json[0]["ok"], true);
+    let out = run(&["check", "-c", cfg, "-d", "pdu-z"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no device named pdu-z"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn check_fails_for_a_device_that_refuses_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "right.pw", "right\n");
+    write(dir.path(), "wrong.pw", "wrong\n");
+    let cfg = config(
+        dir.path(),
+        "password_file = \"wrong.pw\"\nexpect_password_file = \"right.pw\"",
+    );
+    let out = run(&["check", "-c", cfg.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("pdu-a: FAILED: authentication failed"),
+        "{}",
+        text(&out)
+    );
+}
