@@ -567,3 +567,89 @@ async fn an_unknown_sys_object_id_is_named_and_a_forced_profile_works() {
         PowerState::On
     );
 }
+
+/// Every profile through every security mode: status, off, on, list and check
+/// (`round_trip`), then a reboot through core's fence algorithm (off confirmed, then
+/// on confirmed), against one snmpd per profile.
+#[tokio::test]
+async fn every_profile_works_with_v1_v2c_and_each_v3_security_level() {
+    let Some(bin) = peer() else { return };
+    let modes: [(&str, &[(&str, &str)]); 5] = [
+        ("v1", &[("community", RW)]),
+        ("v2c", &[("community", RW), ("snmp_version", "2c")]),
+        (
+            "v3 authNoPriv MD5",
+            &[
+                ("snmp_version", "3"),
+                ("username", "md5user"),
+                ("password", "md5-pass-phrase"),
+                ("snmp_auth_prot", "MD5"),
+                ("snmp_sec_level", "authNoPriv"),
+            ],
+        ),
+        (
+            "v3 authNoPriv SHA",
+            &[
+                ("snmp_version", "3"),
+                ("username", "shauser"),
+                ("password", "sha-pass-phrase"),
+                ("snmp_auth_prot", "SHA"),
+                ("snmp_sec_level", "authNoPriv"),
+            ],
+        ),
+        (
+            "v3 authPriv SHA+AES",
+            &[
+                ("snmp_version", "3"),
+                ("username", "privuser"),
+                ("password", "priv-auth-phrase"),
+                ("snmp_auth_prot", "SHA"),
+                ("snmp_priv_prot", "AES"),
+                ("snmp_priv_passwd", "priv-priv-phrase"),
+                ("snmp_sec_level", "authPriv"),
+            ],
+        ),
+    ];
+    for family in [
+        Family::Rpdu,
+        Family::Rpdu2,
+        Family::MasterSwitch,
+        Family::MasterSwitchPlus,
+    ] {
+        let snmpd = Snmpd::start(&bin, &named_pdu(family)).await;
+        for (mode, params) in modes {
+            let switch = snmpd.switch(params);
+            round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;
+            let mut devices = fencekit_core::fence::Devices::new();
+            devices.insert(
+                "pdu".into(),
+                std::sync::Arc::new(switch) as std::sync::Arc<dyn PowerSwitch>,
+            );
+            let target = fencekit_core::FenceTarget {
+                node: "node1".into(),
+                plugs: vec![fencekit_core::TargetPlug {
+                    device: "pdu".into(),
+                    plug: Plug::Number(2),
+                }],
+            };
+            let outcome = fencekit_core::fence(
+                &devices,
+                &target,
+                fencekit_core::FenceAction::Reboot,
+                &fencekit_core::FenceOptions {
+                    timeout: Duration::from_secs(20),
+                    power_timeout: Duration::from_secs(5),
+                    ..Default::default()
+                },
+            )
+            .await;
+            assert!(
+                outcome.success && outcome.fenced,
+                "{}, {mode}: {}",
+                family.name(),
+                outcome.summary()
+            );
+            assert!(snmpd.state().outlet(1, 2).unwrap().on);
+        }
+    }
+}

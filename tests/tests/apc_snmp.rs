@@ -224,3 +224,22 @@ fn list_status_reports_every_outlet_with_its_real_state() {
     assert!(output.contains("1,outlet-1,ON"), "{output}");
     assert!(output.contains("2,outlet-2,OFF"), "{output}");
 }
+
+#[test]
+fn a_lying_outlet_fails_the_fence_naming_outlet_and_pdu() {
+    let Some(pdu) = Pdu::start() else { return };
+    // Outlet 2 accepts every command and stays as it is.
+    let text = std::fs::read_to_string(&pdu.state)
+        .unwrap()
+        .replace("outlet 1 2 on obey", "outlet 1 2 on lie");
+    std::fs::write(&pdu.state, text).unwrap();
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("apc");
+    let (code, output) = run(&ours, &format!("{}power_timeout=2\n", pdu.v1("off", "2")));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains("plug 2 on 127.0.0.1 still on 2.0 s after off was accepted"),
+        "{output}"
+    );
+    assert!(pdu.states()[1], "outlet 2 is still on");
+}

@@ -264,20 +264,25 @@ fn method_cycle_reboots_with_one_cycle_and_waits_until_the_chassis_is_on_again()
     if !ipmi_sim_present() {
         return;
     }
-    let sim = start(PowerProgram::Obey);
-    let out = agent(
-        sim.port(),
-        &password(),
-        &[("action", "reboot"), ("method", "cycle")],
-    );
-    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
-    assert!(sim.power_state().unwrap());
-    let log = sim.call_log().unwrap();
-    let sets: Vec<&String> = log.iter().filter(|l| l.contains("set ")).collect();
-    // ipmi_sim's cycle: `set power 0`, then its own timer's `set power 1` ~1 s
-    // later. Success was reported after that, since the chassis reads on.
-    assert_eq!(sets.len(), 2, "{log:?}");
-    assert!(sets[0].ends_with("set power 0") && sets[1].ends_with("set power 1"));
+    let suites: [&[(&str, &str)]; 3] = [
+        &[("cipher", "3")],
+        &[("cipher", "2")],
+        &[("cipher", "1"), ("allow_insecure_cipher", "1")],
+    ];
+    for suite in suites {
+        let sim = start(PowerProgram::Obey);
+        let mut options = vec![("action", "reboot"), ("method", "cycle")];
+        options.extend_from_slice(suite);
+        let out = agent(sim.port(), &password(), &options);
+        assert_eq!(exit_code(&out), Some(0), "{suite:?}: {}", out.text());
+        assert!(sim.power_state().unwrap());
+        let log = sim.call_log().unwrap();
+        let sets: Vec<&String> = log.iter().filter(|l| l.contains("set ")).collect();
+        // ipmi_sim's cycle: `set power 0`, then its own timer's `set power 1` ~1 s
+        // later. Success was reported after that, since the chassis reads on.
+        assert_eq!(sets.len(), 2, "{suite:?}: {log:?}");
+        assert!(sets[0].ends_with("set power 0") && sets[1].ends_with("set power 1"));
+    }
 }
 
 #[test]

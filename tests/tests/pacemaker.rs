@@ -1,5 +1,6 @@
 //! A real Pacemaker fences through fencekit: a single-node cluster (corosync +
-//! pacemakerd, no systemd) runs `stonith:fence_fencekit_sim` as a fencing device, and
+//! pacemakerd, no systemd) runs `stonith:fence_fencekit_sim` and
+//! `stonith:fence_fencekit_ipmi` (against real `ipmi_sim` BMCs) as fencing devices, and
 //! `stonith_admin` asks its fencer to fence and reboot nodes mapped to the simulated
 //! device's outlets with `pcmk_host_map`. The device's state file, shared with the
 //! agent processes the fencer spawns, shows what really happened to each outlet.
@@ -10,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use fencekit_tests::bridge::{sim_states, Installed};
+use fencekit_tests::ipmi_sim::{IpmiSim, IpmiSimOptions, PowerProgram};
 use fencekit_tests::pacemaker::{running_cluster_daemons, Cluster};
 use fencekit_tests::peers;
 use fencekit_tests::system::SystemLink;
@@ -32,7 +34,7 @@ fn cluster_peers_present() -> bool {
 }
 
 #[test]
-fn pacemaker_fences_and_reboots_through_fence_fencekit_sim_and_fails_on_a_lying_outlet() {
+fn pacemaker_fences_and_reboots_through_fencekit_agents_and_fails_on_a_lying_device() {
     if !cluster_peers_present() {
         return;
     }
@@ -132,7 +134,68 @@ fn pacemaker_fences_and_reboots_through_fence_fencekit_sim_and_fails_on_a_lying_
         cluster.log_tail(40)
     );
 
-    // Step 5: teardown leaves no daemon and no cluster state behind.
+    // Step 5: fence_fencekit_ipmi against real ipmi_sim BMCs: node4's BMC obeys,
+    // node5's accepts off and stays on.
+    if peers::require("ipmi_sim", "openipmi").is_some() {
+        let _ipmi_agent = SystemLink::fence_agent(&installed, "ipmi").unwrap();
+        let options = IpmiSimOptions::default();
+        let password = options.password.clone();
+        let node4 = IpmiSim::start(options).unwrap();
+        let node5 = IpmiSim::start(IpmiSimOptions {
+            power: PowerProgram::Lie,
+            ..IpmiSimOptions::default()
+        })
+        .unwrap();
+        for (id, node, bmc) in [
+            ("fencekit-bmc4", "node4", &node4),
+            ("fencekit-bmc5", "node5", &node5),
+        ] {
+            let port = bmc.port().to_string();
+            cluster
+                .add_stonith(
+                    id,
+                    "fence_fencekit_ipmi",
+                    &[
+                        ("ip", "127.0.0.1"),
+                        ("ipport", &port),
+                        ("username", bmc.user()),
+                        ("password", &password),
+                        ("pcmk_host_list", node),
+                        ("power_timeout", "3"),
+                    ],
+                )
+                .unwrap_or_else(|e| panic!("{e}\npacemaker.log:\n{}", cluster.log_tail(40)));
+        }
+        let fence = cluster
+            .stonith_admin(&["--fence", "node4", "--timeout", "60"], ADMIN_TIMEOUT)
+            .unwrap();
+        assert!(
+            fence.status.success(),
+            "stonith_admin --fence node4 failed: {}\npacemaker.log:\n{}",
+            fence.text(),
+            cluster.log_tail(40)
+        );
+        assert!(!node4.power_state().unwrap(), "node4's BMC still reads on");
+        let reboot = cluster
+            .stonith_admin(&["--reboot", "node4", "--timeout", "60"], ADMIN_TIMEOUT)
+            .unwrap();
+        assert!(reboot.status.success(), "--reboot node4: {}", reboot.text());
+        assert!(
+            node4.power_state().unwrap(),
+            "node4's BMC did not come back on"
+        );
+        let lying = cluster
+            .stonith_admin(&["--fence", "node5", "--timeout", "20"], ADMIN_TIMEOUT)
+            .unwrap();
+        assert!(
+            !lying.status.success(),
+            "stonith_admin --fence node5 succeeded against a lying BMC: {}",
+            lying.text()
+        );
+        assert!(node5.power_state().unwrap());
+    }
+
+    // Step 6: teardown leaves no daemon and no cluster state behind.
     drop(cluster);
     assert_eq!(running_cluster_daemons(), Vec::<String>::new());
     for dir in ["/var/lib/pacemaker/cib", "/var/lib/pacemaker/pengine"] {

@@ -302,7 +302,6 @@ fn a_wrong_k_g_fails_at_rakp_4() {
 #[test]
 fn sessions_survive_30_percent_loss_and_reordering() {
     let start = Instant::now();
-    let mut timed_out = 0;
     for seed in 0..40u64 {
         for suite in [3, 17] {
             let mut cfg = BmcConfig::new("secretpw");
@@ -323,14 +322,9 @@ fn sessions_survive_30_percent_loss_and_reordering() {
                 ],
                 start,
             );
-            match failure(&events) {
-                // A loss pattern may outlast the 20 s deadline; it must say so.
-                Some(IpmiError::NoAnswer { .. }) => {
-                    timed_out += 1;
-                    continue;
-                }
-                Some(other) => panic!("seed {seed} suite {suite}: {other}"),
-                None => {}
+            // Retransmission carries every run through 30 % loss within the deadline.
+            if let Some(error) = failure(&events) {
+                panic!("seed {seed} suite {suite}: {error}");
             }
             let r = replies(&events);
             assert_eq!(
@@ -341,8 +335,6 @@ fn sessions_survive_30_percent_loss_and_reordering() {
             assert_eq!(bmc.power(), PowerState::Off);
         }
     }
-    // Retransmission must carry nearly every run through 30 % loss.
-    assert!(timed_out <= 4, "{timed_out} of 80 runs timed out");
 }
 
 #[test]
