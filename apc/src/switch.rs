@@ -658,6 +658,7 @@ pub const SCHEMA: Schema = Schema {
                   number, by their exact name, or as unit:outlet on a MasterSwitch Plus chain.",
     url: "https://www.apc.com/",
     multi_plug: true,
+    commands: &[DeviceCommand::Cycle],
     params: PARAMS,
 };
 

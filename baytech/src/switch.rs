@@ -75,6 +75,7 @@ pub const SCHEMA: Schema = Schema {
                   device at a time.",
     url: "https://www.baytech.net/",
     multi_plug: true,
+    commands: &[DeviceCommand::Cycle],
     params: PARAMS,
 };
 

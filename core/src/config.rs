@@ -421,6 +421,7 @@ mod tests {
         description: "a BMC",
         url: "",
         multi_plug: false,
+        commands: &[],
         params: BMC_PARAMS,
     };
 

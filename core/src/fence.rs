@@ -900,6 +900,7 @@ pub const SCHEMA: Schema = Schema {
     description: "Timing and method of the fence algorithm.",
     url: "",
     multi_plug: false,
+    commands: &[],
     params: PARAMS,
 };
 

@@ -143,6 +143,9 @@ pub struct Schema {
     pub url: &'static str,
     /// Whether the device has several plugs (so a plug must be named to fence).
     pub multi_plug: bool,
+    /// The device's own commands the front ends may offer as actions (`diag` for a
+    /// BMC's NMI); on, off and status are always there.
+    pub commands: &'static [crate::switch::DeviceCommand],
     pub params: &'static [ParamSpec],
 }
 
@@ -588,6 +591,7 @@ mod tests {
         description: "a test device",
         url: "",
         multi_plug: false,
+        commands: &[],
         params: PARAMS,
     };
 

@@ -257,17 +257,20 @@ impl SimSwitch {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
-        let text: String = self
-            .lock()
+        // Written under the plugs' lock, through a file of this process's own, so
+        // that concurrent calls (several nodes on one device) and other processes
+        // sharing the file never rename each other's half-written state.
+        let plugs = self.lock();
+        let text: String = plugs
             .iter()
             .map(|(n, p)| format!("{n} {}\n", p.pending.map_or(p.state, |(s, _)| s)))
             .collect();
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| {
-                DeviceError::Failed(format!("cannot write state file {}: {e}", path.display()))
-            })
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+        drop(plugs);
+        written.map_err(|e| {
+            DeviceError::Failed(format!("cannot write state file {}: {e}", path.display()))
+        })
     }
 }
 
@@ -445,5 +448,6 @@ pub const SCHEMA: Schema = Schema {
                   It drives no hardware; use it to try fencekit and to test cluster set-ups.",
     url: "",
     multi_plug: true,
+    commands: &[DeviceCommand::Cycle],
     params: PARAMS,
 };

@@ -157,7 +157,7 @@ pub fn completion_meaning(code: u8) -> &'static str {
         0xc9 => "parameter out of range",
         0xca => "cannot return the requested number of bytes",
         0xcb => "requested sensor, data or record not present",
-        0xcc => "invalid data field in request (ipmi_sim: no chassis_control program)",
+        0xcc => "invalid data field in request (the BMC does not take this command or value; ipmi_sim answers it for power commands without a chassis_control program, and always for diag)",
         0xcd => "command illegal for this sensor or record type",
         0xce => "command response could not be provided",
         0xcf => "cannot execute duplicated request",

@@ -65,6 +65,7 @@ pub const SCHEMA: Schema = Schema {
                   is success. fencekit confirms every off by running status.",
     url: "",
     multi_plug: true,
+    commands: &[],
     params: PARAMS,
 };
 

@@ -32,6 +32,7 @@ const SCHEMA: Schema = Schema {
     description: "How cluster-glue host names map to plugs.",
     url: "",
     multi_plug: false,
+    commands: &[],
     params: PARAMS,
 };
 

@@ -27,3 +27,20 @@ pub fn init(verbose: u8, quiet: bool) {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
+
+/// Logs to `path` (appended) instead of stderr, at `verbose` (2 debug, 3 trace):
+/// fence-agents' `debug_file`. Secrets never reach a log, here either.
+pub fn init_to_file(path: &std::path::Path, verbose: u8) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let level = if verbose >= 3 { "trace" } else { "debug" };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(level))
+        .with_writer(std::sync::Mutex::new(file))
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+    Ok(())
+}

@@ -580,3 +580,33 @@ fn verbose_0_on_stdin_means_quiet() {
     assert_eq!(code(&out), Some(0), "{}", out.text());
     assert!(!out.stderr.contains("INFO"), "{}", out.stderr);
 }
+
+#[test]
+fn a_debug_file_gets_the_log_and_never_the_password() {
+    let agent = Agent::new();
+    let log = agent.dir.path().join("debug.log");
+    let out = agent.stdin(&format!(
+        "action=off\nport=2\npassword={SECRET}\nexpect_password={SECRET}\ndebug_file={}\n",
+        log.display()
+    ));
+    assert_eq!(code(&out), Some(0), "{}", out.text());
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(written.contains("confirmed"), "{written}");
+    assert!(!written.contains(SECRET), "{written}");
+}
+
+#[test]
+fn only_a_device_with_a_diagnostic_interrupt_lists_and_takes_diag() {
+    let bridge = fencekit_tests::bridge::binary().unwrap();
+    let metadata = |plugin: &str| {
+        let mut command = Command::new(&bridge);
+        command.args(["fence-agent", plugin, "-o", "metadata"]);
+        tool::run(command, None, RUN_TIMEOUT).unwrap().stdout
+    };
+    assert!(metadata("ipmi").contains("<action name=\"diag\" />"));
+    assert!(!metadata("sim").contains("\"diag\""));
+    let agent = Agent::new();
+    let out = agent.stdin("action=diag\nport=1\n");
+    assert_eq!(code(&out), Some(1), "{}", out.text());
+    assert!(out.stderr.contains("unsupported action"), "{}", out.stderr);
+}

@@ -460,3 +460,25 @@ fn suite_0_is_never_offered_and_only_an_explicit_opt_in_shows_why() {
     assert_eq!(exit_code(&out), Some(0), "{}", out.text());
     assert!(out.stdout.contains("Status: ON"), "{}", out.text());
 }
+
+#[test]
+fn diag_is_sent_once_and_ipmi_sim_s_refusal_is_reported_with_its_completion_code() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    // OpenIPMI's simulator does not take the diagnostic pulse (completion code
+    // 0xCC); the refusal must reach the user as it is, with nothing switched.
+    let sim = start(PowerProgram::Obey);
+    let out = agent(sim.port(), &password(), &[("action", "diag")]);
+    assert_eq!(exit_code(&out), Some(1), "{}", out.text());
+    assert!(
+        out.stderr.contains("diag") && out.stderr.contains("0xcc"),
+        "{}",
+        out.text()
+    );
+    assert!(sim.power_state().unwrap());
+    assert!(
+        !sim.call_log().unwrap().iter().any(|l| l.contains("set ")),
+        "diag must not touch the power"
+    );
+}

@@ -319,6 +319,11 @@ fn schema_of(declared: &abi::Declared) -> Result<&'static Schema, String> {
         description: leak(declared.description.clone()),
         url: leak(declared.url.clone()),
         multi_plug: declared.multi_plug,
+        commands: if declared.supports_cycle {
+            &[fencekit_core::DeviceCommand::Cycle]
+        } else {
+            &[]
+        },
         params: Box::leak(specs.into_boxed_slice()),
     };
     Ok(Box::leak(Box::new(schema)))

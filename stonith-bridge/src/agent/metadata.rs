@@ -50,6 +50,10 @@ pub fn render(plugin: &PowerPlugin) -> String {
         parameter(&mut out, spec, required, description);
     }
     out.push_str("</parameters>\n<actions>\n");
+    let diag = schema
+        .commands
+        .contains(&fencekit_core::DeviceCommand::Diag)
+        .then_some("diag");
     for action in [
         "on",
         "off",
@@ -60,7 +64,10 @@ pub fn render(plugin: &PowerPlugin) -> String {
         "monitor",
         "metadata",
         "validate-all",
-    ] {
+    ]
+    .into_iter()
+    .chain(diag)
+    {
         if action == "on" {
             out.push_str("\t<action name=\"on\" automatic=\"0\"/>\n");
         } else {

@@ -11,7 +11,7 @@ pub mod options;
 use std::io::Read;
 
 use fencekit_core::schema::{normalize, RawParam, RawValue};
-use fencekit_core::{FenceAction, PowerState};
+use fencekit_core::{DeviceCommand, FenceAction, Plug, PowerState};
 use fencekit_plugins::Registry;
 
 use crate::logging;
@@ -67,7 +67,20 @@ pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
         .count();
     let quiet =
         last(&raw, &["quiet"]).is_some_and(|v| fencekit_core::schema::parse_bool(&v) == Some(true));
-    logging::init(if quiet { 0 } else { verbose.min(3) as u8 }, quiet);
+    let verbose = last(&raw, &["verbose_level"])
+        .and_then(|level| level.trim().parse::<usize>().ok())
+        .map_or(verbose, |level| level.max(verbose));
+    let level = if quiet { 0 } else { verbose.min(3) as u8 };
+    match last(&raw, &["debug_file", "debug"]) {
+        // fence-agents' debug file: everything at debug level, appended.
+        Some(path) => {
+            if let Err(e) = logging::init_to_file(std::path::Path::new(&path), level.max(2)) {
+                eprintln!("{name}: cannot write the debug file {path}: {e}");
+                return FAIL;
+            }
+        }
+        None => logging::init(level, quiet),
+    }
 
     if last(&raw, &["help"]).is_some() {
         print!("{}", metadata::usage(plugin.schema));
@@ -119,6 +132,9 @@ pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
         }
         "on" | "off" | "reboot" | "status" => power(&name, &request, &action, &plugs).await,
         "list" | "list-status" => list(&name, &request, action == "list-status").await,
+        "diag" if plugin.schema.commands.contains(&DeviceCommand::Diag) => {
+            diag(&name, &request, &plugs).await
+        }
         "monitor" => monitor(&name, &request).await,
         other => {
             eprintln!("{name}: Failed: unsupported action '{other}'; actions: on, off, reboot, status, list, list-status, monitor, metadata, validate-all");
@@ -263,6 +279,51 @@ async fn monitor(name: &str, request: &Request) -> u8 {
         Ok(()) => OK,
         Err(e) => {
             eprintln!("{name}: Failed: monitor: {e}");
+            FAIL
+        }
+    }
+}
+
+/// fence_ipmilan's `diag`: a diagnostic interrupt (NMI) so the node writes a crash
+/// dump. The BMC can only accept it; nothing reads back whether the node stopped,
+/// so it is reported as sent, not as fenced.
+async fn diag(name: &str, request: &Request, plugs: &[Plug]) -> u8 {
+    let timeout = request.options().timeout;
+    let deadline = fencekit_core::Instant::now() + timeout;
+    let device = match request.device() {
+        Ok(device) => device,
+        Err(e) => {
+            eprintln!("{name}: Failed: {e}");
+            return FAIL;
+        }
+    };
+    let plug = plugs.first().cloned().unwrap_or(Plug::Chassis);
+    let plug = if request.plugin.schema.multi_plug {
+        plug
+    } else {
+        Plug::Chassis
+    };
+    match tokio::time::timeout_at(
+        deadline,
+        device.command(&plug, DeviceCommand::Diag, deadline),
+    )
+    .await
+    {
+        Ok(Ok(())) => {
+            println!(
+                "Success: Diagnostic interrupt sent (unverified: nothing can read back its effect)"
+            );
+            OK
+        }
+        Ok(Err(e)) => {
+            eprintln!("{name}: Failed: diag: {e}");
+            FAIL
+        }
+        Err(_) => {
+            eprintln!(
+                "{name}: Failed: diag timed out after {:.1} s",
+                timeout.as_secs_f64()
+            );
             FAIL
         }
     }

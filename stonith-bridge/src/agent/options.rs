@@ -70,6 +70,7 @@ pub const SCHEMA: Schema = Schema {
     description: "The options every fence agent takes.",
     url: "",
     multi_plug: false,
+    commands: &[],
     params: PARAMS,
 };
 
@@ -238,6 +239,7 @@ mod tests {
         description: "",
         url: "",
         multi_plug: true,
+        commands: &[],
         params: PLUGIN_PARAMS,
     };
 
