@@ -81,7 +81,7 @@ measure() {
     sent=$(grep "UDP" "$work/trace" | grep -c -- "->127.0.0.1:$port\]\|htons($port)" || true)
     peak=$(tail -1 "$work/mem")
     local median
-    median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
+    median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
     printf '%-34s %10.1f %9s %10s\n' "$name" "$(echo "$median / 1000" | bc -l)" "$sent" "$peak"
     echo "$name $median $sent $peak" >> "$work/results"
 }

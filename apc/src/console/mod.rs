@@ -116,7 +116,16 @@ pub struct ApcConsoleSwitch {
     target: ConsoleTarget,
     cmd_prompt: Option<String>,
     unit: u32,
+    /// The outlet state read back in the session that switched it; the next status
+    /// read of that plug takes it, so a confirmed off is one console session.
+    observed: Observed,
 }
+
+/// A plug's state read with a command, and when.
+type Observed = std::sync::Arc<std::sync::Mutex<Option<(Plug, PowerState, Instant)>>>;
+
+/// How long a state read with a command may stand in for the next status read.
+const OBSERVED_FRESH: Duration = Duration::from_millis(500);
 
 impl ApcConsoleSwitch {
     pub fn new(target: ConsoleTarget, cmd_prompt: Option<String>) -> ApcConsoleSwitch {
@@ -124,6 +133,7 @@ impl ApcConsoleSwitch {
             target,
             cmd_prompt,
             unit: 1,
+            observed: Observed::default(),
         }
     }
 
@@ -164,6 +174,7 @@ impl ApcConsoleSwitch {
             target,
             cmd_prompt: params.text("cmd_prompt").map(str::to_string),
             unit: 1,
+            observed: Observed::default(),
         })
     }
 
@@ -256,13 +267,27 @@ impl ApcConsoleSwitch {
             "outlet command accepted"
         );
         dialogue::logout(console, &ui, deadline).await;
+        if what != OutletCommand::Reboot {
+            if let Ok(mut observed) = self.observed.lock() {
+                *observed = Some((plug.clone(), after, Instant::now()));
+            }
+        }
         Ok(())
+    }
+
+    /// The state read back with the last command on `plug`, if fresh; taken once.
+    fn take_observed(&self, plug: &Plug) -> Option<PowerState> {
+        let (seen, state, at) = self.observed.lock().ok()?.take()?;
+        (seen == *plug && at.elapsed() < OBSERVED_FRESH).then_some(state)
     }
 }
 
 #[async_trait]
 impl PowerSwitch for ApcConsoleSwitch {
     async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        if let Some(state) = self.take_observed(plug) {
+            return Ok(state);
+        }
         let (mut session, ui) = self.login(Wait::UntilDeadline, deadline).await?;
         let outlets = dialogue::list(&mut session.console, &ui, deadline).await?;
         let number = self.outlet_number(plug, &outlets)?;
