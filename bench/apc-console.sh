@@ -27,7 +27,9 @@ cleanup() {
     pkill -u "$user" 2>/dev/null || true
     sleep 0.2
     userdel -r "$user" 2>/dev/null || userdel "$user" 2>/dev/null || true
-    [ "$made_privsep" = 1 ] && ! pgrep -x sshd >/dev/null && rmdir /run/sshd 2>/dev/null
+    # The per-connection sshd processes go a moment after the listener.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x sshd >/dev/null || break; sleep 0.2; done
+    if [ "$made_privsep" = 1 ] && ! pgrep -x sshd >/dev/null; then rmdir /run/sshd 2>/dev/null; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
