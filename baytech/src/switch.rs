@@ -373,29 +373,13 @@ impl PowerSwitch for BaytechSwitch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fencekit_console::sim::{OutletFile, SimArgs, Term};
-    use fencekit_console::{ConsoleOptions, ThreadStream};
-    use std::os::unix::net::UnixStream;
+    use fencekit_console::sim::OutletFile;
+    use fencekit_console::ThreadStream;
 
+    /// The simulator on a thread at one end of a socket pair, a console at the
+    /// other: the dialogue without sshd.
     fn device(mode: &str, state: &std::path::Path) -> Console<ThreadStream> {
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        ours.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let args =
-            SimArgs::parse(["--state", state.to_str().unwrap(), "--mode", mode].map(String::from))
-                .unwrap();
-        std::thread::spawn(move || {
-            let mut term = Term::new(theirs.try_clone().unwrap(), theirs);
-            let _ = crate::sim::run(&args, &mut term);
-        });
-        let stream = ThreadStream::spawn(ours, "baytech-test", Duration::from_millis(5)).unwrap();
-        Console::new(
-            stream,
-            ConsoleOptions {
-                device: "rpc-test".into(),
-                ..Default::default()
-            },
-        )
+        fencekit_console::sim::paired_console("rpc-test", mode, state, crate::sim::run).unwrap()
     }
 
     fn soon() -> Instant {

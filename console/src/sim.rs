@@ -358,6 +358,40 @@ pub fn raw_stdin() {
     }
 }
 
+/// A simulator on a thread at one end of a socket pair and a [`crate::Console`] at the
+/// other: a device's whole dialogue without sshd, for the plugins' unit tests.
+/// `run` is the simulator's entry point; `mode` and `state` its arguments.
+pub fn paired_console(
+    device: &str,
+    mode: &str,
+    state: &Path,
+    run: fn(
+        &SimArgs,
+        &mut Term<std::os::unix::net::UnixStream, std::os::unix::net::UnixStream>,
+    ) -> io::Result<()>,
+) -> io::Result<crate::Console<crate::ThreadStream>> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    ours.set_read_timeout(Some(std::time::Duration::from_millis(20)))?;
+    let state = state
+        .to_str()
+        .ok_or_else(|| io::Error::other("the state path is not UTF-8"))?;
+    let args = SimArgs::parse(["--state", state, "--mode", mode].map(String::from))
+        .map_err(io::Error::other)?;
+    let input = theirs.try_clone()?;
+    std::thread::spawn(move || {
+        let mut term = Term::new(input, theirs);
+        let _ = run(&args, &mut term);
+    });
+    let stream = crate::ThreadStream::spawn(ours, device, std::time::Duration::from_millis(5))?;
+    Ok(crate::Console::new(
+        stream,
+        crate::ConsoleOptions {
+            device: device.into(),
+            ..Default::default()
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -417,32 +417,16 @@ pub async fn logout<S: AsyncRead + AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
-    use fencekit_console::sim::{OutletFile, SimArgs, Term};
-    use fencekit_console::{ConsoleOptions, ThreadStream};
-    use std::os::unix::net::UnixStream;
+    use fencekit_console::sim::OutletFile;
+    use fencekit_console::ThreadStream;
+
     use std::time::Duration;
 
     /// The simulator on a thread at one end of a socket pair, a console at the
     /// other: the dialogue without sshd.
     fn device(mode: &str, state: &std::path::Path) -> Console<ThreadStream> {
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        ours.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let args =
-            SimArgs::parse(["--state", state.to_str().unwrap(), "--mode", mode].map(String::from))
-                .unwrap();
-        std::thread::spawn(move || {
-            let mut term = Term::new(theirs.try_clone().unwrap(), theirs);
-            let _ = crate::console_sim::run(&args, &mut term);
-        });
-        let stream = ThreadStream::spawn(ours, "apc-test", Duration::from_millis(5)).unwrap();
-        Console::new(
-            stream,
-            ConsoleOptions {
-                device: "pdu-test".into(),
-                ..Default::default()
-            },
-        )
+        fencekit_console::sim::paired_console("pdu-test", mode, state, crate::console_sim::run)
+            .unwrap()
     }
 
     fn soon() -> Instant {
