@@ -274,6 +274,14 @@ impl Drop for PrivsepDir {
         state.0 = state.0.saturating_sub(1);
         if state.0 == 0 && state.1 {
             state.1 = false;
+            // The per-connection sshd processes of the last sessions go a moment
+            // after their listener: give them that moment.
+            for _ in 0..30 {
+                if !any_sshd_running() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             if !any_sshd_running() {
                 // remove_dir only removes an empty directory: anything else there is not ours.
                 let _ = std::fs::remove_dir(PRIVSEP_DIR);
