@@ -15,7 +15,7 @@ fn multipath(flags: [char; 4]) -> (San, Vec<String>) {
     san.four_path_map();
     san.mount("/srv/pvfs", "253:3", "/dev/mapper/mpatha", "ext4");
     san.label("pvfs1", "dm-3");
-    let dmsetup = san.dmsetup(flags);
+    let dmsetup = san.dmsetup_paths(flags);
     let args = vec![
         "san-check".to_string(),
         "--sysfs-root".to_string(),

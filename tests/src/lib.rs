@@ -25,6 +25,7 @@ pub mod ipmi_sim;
 pub mod pacemaker;
 pub mod peers;
 pub mod ports;
+pub mod san;
 pub mod snmpd;
 pub mod sshd;
 pub mod system;
