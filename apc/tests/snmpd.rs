@@ -3,8 +3,8 @@
 //! snmpd is started with its own configuration in a temporary directory and killed
 //! by PID when its guard drops (also when a test panics).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use fencekit_apc::ber::dotted;
@@ -13,102 +13,99 @@ use fencekit_apc::sim::{Fault, SimPdu};
 use fencekit_apc::{ApcSnmpSwitch, SCHEMA};
 use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
 use fencekit_core::{DeviceCommand, DeviceError, Instant, Plug, PowerState, PowerSwitch, SwitchTo};
+use fencekit_tests::peers;
+use fencekit_tests::snmpd::{
+    AuthProtocol, Community, PassPersist, PrivProtocol, SnmpUser, SnmpdOptions,
+};
 
 const RW: &str = "private-rw";
 const RO: &str = "public-ro";
 
-fn snmpd_binary() -> Option<PathBuf> {
-    ["/usr/sbin/snmpd", "/usr/bin/snmpd", "/usr/local/sbin/snmpd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
 /// The peer-missing rule: fail under FENCEKIT_REQUIRE_PEERS=1, else skip loudly.
 fn peer() -> Option<PathBuf> {
-    match snmpd_binary() {
-        Some(path) => Some(path),
-        None if std::env::var("FENCEKIT_REQUIRE_PEERS").as_deref() == Ok("1") => {
-            panic!("snmpd not installed and FENCEKIT_REQUIRE_PEERS=1")
-        }
-        None => {
-            eprintln!("SKIPPED: snmpd not installed");
-            None
-        }
+    peers::require("snmpd", "snmpd")
+}
+
+fn user(name: &str, auth: AuthProtocol, pass: &str, write: bool) -> SnmpUser {
+    SnmpUser {
+        name: name.into(),
+        auth,
+        auth_pass: pass.into(),
+        privacy: None,
+        write,
     }
 }
 
-fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
-}
-
-/// A running snmpd with an emulated PDU behind it.
+/// A running snmpd (the harness's launcher) with an emulated PDU behind it.
 struct Snmpd {
-    child: Child,
+    snmpd: fencekit_tests::snmpd::Snmpd,
     dir: tempfile::TempDir,
     port: u16,
 }
 
-impl Drop for Snmpd {
-    fn drop(&mut self) {
-        // Our own child, by PID; kill() cannot hit another process.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Snmpd {
-    async fn start(binary: &Path, pdu: &SimPdu) -> Snmpd {
-        Snmpd::start_claiming(binary, pdu, &dotted(&pdu.family.sys_object_id())).await
+    async fn start(pdu: &SimPdu) -> Snmpd {
+        Snmpd::start_claiming(pdu, &dotted(&pdu.family.sys_object_id())).await
     }
 
     /// Starts snmpd answering `sys_object_id` for sysObjectID.0.
-    async fn start_claiming(binary: &Path, pdu: &SimPdu, sys_object_id: &str) -> Snmpd {
+    async fn start_claiming(pdu: &SimPdu, sys_object_id: &str) -> Snmpd {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("pdu.state");
         pdu.save(&state).unwrap();
-        let port = free_udp_port();
-        let config = format!(
-            "rwcommunity {RW} 127.0.0.1\n\
-             rocommunity {RO} 127.0.0.1\n\
-             sysObjectID {sys}\n\
-             pass_persist .1.3.6.1.4.1.318 {sim} {state}\n\
-             createUser md5user MD5 \"md5-pass-phrase\"\n\
-             createUser shauser SHA \"sha-pass-phrase\"\n\
-             createUser privuser SHA \"priv-auth-phrase\" AES \"priv-priv-phrase\"\n\
-             createUser sha256user SHA-256 \"sha256-pass-phrase\"\n\
-             createUser rouser SHA \"ro-pass-phrase\"\n\
-             rwuser md5user auth\n\
-             rwuser shauser auth\n\
-             rwuser privuser priv\n\
-             rwuser sha256user auth\n\
-             rouser rouser auth\n",
-            sys = sys_object_id,
-            sim = env!("CARGO_BIN_EXE_fencekit-apc-snmp-sim"),
-            state = state.display(),
-        );
-        let conf = dir.path().join("snmpd.conf");
-        std::fs::write(&conf, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("snmpd.log")).unwrap();
-        let child = Command::new(binary)
-            .args(["-f", "-Lo", "-C", "-c"])
-            .arg(&conf)
-            .arg(format!("udp:127.0.0.1:{port}"))
-            .env("SNMP_PERSISTENT_DIR", dir.path())
-            .env("MIBS", "")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let snmpd = Snmpd { child, dir, port };
+        // snmpd runs the program with no arguments of ours: a wrapper names the state.
+        let program = dir.path().join("pdu-sim");
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\nexec '{}' '{}'\n",
+                env!("CARGO_BIN_EXE_fencekit-apc-snmp-sim"),
+                state.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut privuser = user("privuser", AuthProtocol::Sha, "priv-auth-phrase", true);
+        privuser.privacy = Some((PrivProtocol::Aes, "priv-priv-phrase".into()));
+        let snmpd = fencekit_tests::snmpd::Snmpd::start(SnmpdOptions {
+            communities: vec![
+                Community {
+                    name: RW.into(),
+                    write: true,
+                },
+                Community {
+                    name: RO.into(),
+                    write: false,
+                },
+            ],
+            users: vec![
+                user("md5user", AuthProtocol::Md5, "md5-pass-phrase", true),
+                user("shauser", AuthProtocol::Sha, "sha-pass-phrase", true),
+                privuser,
+                user(
+                    "sha256user",
+                    AuthProtocol::Sha256,
+                    "sha256-pass-phrase",
+                    true,
+                ),
+                user("rouser", AuthProtocol::Sha, "ro-pass-phrase", false),
+            ],
+            pass_persist: vec![PassPersist {
+                oid: ".1.3.6.1.4.1.318".into(),
+                program,
+            }],
+            sys_object_id: Some(sys_object_id.into()),
+            ..SnmpdOptions::default()
+        })
+        .unwrap();
+        let port = snmpd.port();
+        let snmpd = Snmpd { snmpd, dir, port };
         snmpd.wait_ready(pdu.family).await;
         snmpd
     }
 
-    /// Ready when it answers a read through the write community (our client sends
-    /// again every second until the deadline).
+    /// Ready when the emulator behind it answers a read through the write community
+    /// (our client sends again every second until the deadline).
     async fn wait_ready(&self, family: Family) {
         let switch = self.switch(&[
             ("community", RW),
@@ -121,7 +118,7 @@ impl Snmpd {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("snmpd.log")).unwrap_or_default()
+        self.snmpd.daemon().log()
     }
 
     fn state(&self) -> SimPdu {
@@ -196,16 +193,20 @@ async fn round_trip(snmpd: &Snmpd, switch: &ApcSnmpSwitch, plug: Plug, unit: u32
 
 #[tokio::test]
 async fn v1_switches_an_rpdu_outlet_by_number_and_reads_it_back() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let switch = snmpd.switch(&[("community", RW)]);
     round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;
 }
 
 #[tokio::test]
 async fn v2c_switches_an_rpdu2_outlet_by_exact_name() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu2)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu2)).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
     // "db-1" must not match "db-10".
     round_trip(&snmpd, &switch, Plug::Name("db-1".into()), 1, 1).await;
@@ -213,18 +214,22 @@ async fn v2c_switches_an_rpdu2_outlet_by_exact_name() {
 
 #[tokio::test]
 async fn v2c_switches_a_masterswitch_outlet() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::MasterSwitch)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::MasterSwitch)).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
     round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;
 }
 
 #[tokio::test]
 async fn v2c_switches_an_outlet_on_the_second_masterswitch_plus_unit() {
-    let Some(bin) = peer() else { return };
+    if peer().is_none() {
+        return;
+    }
     let mut pdu = named_pdu(Family::MasterSwitchPlus);
     pdu.outlets[0].unit = 2; // db-1 is outlet 2:1
-    let snmpd = Snmpd::start(&bin, &pdu).await;
+    let snmpd = Snmpd::start(&pdu).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
     round_trip(&snmpd, &switch, Plug::parse("2:1"), 2, 1).await;
     let by_name = snmpd.switch(&[("community", RW), ("snmp_version", "2c"), ("switch", "2")]);
@@ -239,8 +244,10 @@ async fn v2c_switches_an_outlet_on_the_second_masterswitch_plus_unit() {
 
 #[tokio::test]
 async fn v3_auth_no_priv_with_md5_switches_and_reads_back() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let switch = snmpd.switch(&[
         ("snmp_version", "3"),
         ("username", "md5user"),
@@ -253,8 +260,10 @@ async fn v3_auth_no_priv_with_md5_switches_and_reads_back() {
 
 #[tokio::test]
 async fn v3_auth_no_priv_with_sha_switches_and_reads_back() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let switch = snmpd.switch(&[
         ("snmp_version", "3"),
         ("username", "shauser"),
@@ -266,8 +275,10 @@ async fn v3_auth_no_priv_with_sha_switches_and_reads_back() {
 
 #[tokio::test]
 async fn v3_auth_no_priv_with_sha256_switches_and_reads_back() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let switch = snmpd.switch(&[
         ("snmp_version", "3"),
         ("username", "sha256user"),
@@ -279,8 +290,10 @@ async fn v3_auth_no_priv_with_sha256_switches_and_reads_back() {
 
 #[tokio::test]
 async fn v3_auth_priv_with_sha_and_aes_switches_and_reads_back() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let switch = snmpd.switch(&[
         ("snmp_version", "3"),
         ("username", "privuser"),
@@ -294,8 +307,10 @@ async fn v3_auth_priv_with_sha_and_aes_switches_and_reads_back() {
 
 #[tokio::test]
 async fn a_wrong_community_gets_no_answer_and_the_error_says_to_check_it() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let switch = snmpd.switch(&[("community", "wrong-community"), ("snmp_version", "2c")]);
     let err = switch
         .status(
@@ -319,8 +334,10 @@ async fn a_wrong_community_gets_no_answer_and_the_error_says_to_check_it() {
 
 #[tokio::test]
 async fn a_read_only_community_is_refused_writes_in_v1_and_v2c() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     for version in ["1", "2c"] {
         let switch = snmpd.switch(&[("community", RO), ("snmp_version", version)]);
         assert_eq!(
@@ -344,8 +361,10 @@ async fn a_read_only_community_is_refused_writes_in_v1_and_v2c() {
 
 #[tokio::test]
 async fn a_read_only_v3_user_is_refused_writes() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let switch = snmpd.switch(&[
         ("snmp_version", "3"),
         ("username", "rouser"),
@@ -366,8 +385,10 @@ async fn a_read_only_v3_user_is_refused_writes() {
 
 #[tokio::test]
 async fn an_unknown_v3_user_and_a_wrong_pass_phrase_are_told_apart() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let stranger = snmpd.switch(&[
         ("snmp_version", "3"),
         ("username", "nobody"),
@@ -395,7 +416,7 @@ async fn an_unknown_v3_user_and_a_wrong_pass_phrase_are_told_apart() {
 
 #[tokio::test]
 async fn nothing_listening_is_no_snmp_answer_by_the_deadline() {
-    let port = free_udp_port();
+    let port = fencekit_tests::ports::free_udp_port().unwrap();
     let switch = switch_for(port, &[("community", RW)]);
     let err = switch
         .status(
@@ -415,8 +436,10 @@ async fn nothing_listening_is_no_snmp_answer_by_the_deadline() {
 
 #[tokio::test]
 async fn an_unknown_outlet_error_lists_the_outlets_the_pdu_has() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
     for plug in [Plug::Number(9), Plug::Name("db".into())] {
         let err = switch
@@ -436,10 +459,12 @@ async fn an_unknown_outlet_error_lists_the_outlets_the_pdu_has() {
 
 #[tokio::test]
 async fn an_ambiguous_outlet_name_is_an_error_not_a_guess() {
-    let Some(bin) = peer() else { return };
+    if peer().is_none() {
+        return;
+    }
     let mut pdu = named_pdu(Family::Rpdu);
     pdu.outlets[2].name = "db-1".into();
-    let snmpd = Snmpd::start(&bin, &pdu).await;
+    let snmpd = Snmpd::start(&pdu).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
     let err = switch
         .switch(&Plug::Name("db-1".into()), SwitchTo::Off, soon())
@@ -451,10 +476,12 @@ async fn an_ambiguous_outlet_name_is_an_error_not_a_guess() {
 
 #[tokio::test]
 async fn a_lying_outlet_still_reads_on_after_off_was_accepted() {
-    let Some(bin) = peer() else { return };
+    if peer().is_none() {
+        return;
+    }
     let mut pdu = named_pdu(Family::Rpdu);
     pdu.outlets[0].fault = Fault::Lie;
-    let snmpd = Snmpd::start(&bin, &pdu).await;
+    let snmpd = Snmpd::start(&pdu).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
     switch
         .switch(&Plug::Number(1), SwitchTo::Off, soon())
@@ -468,8 +495,10 @@ async fn a_lying_outlet_still_reads_on_after_off_was_accepted() {
 
 #[tokio::test]
 async fn a_pending_command_reads_unknown_until_it_takes_effect() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu2)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu2)).await;
     let mut pdu = snmpd.state();
     pdu.outlets[0].fault = Fault::Pending(60_000);
     snmpd.set_state(&pdu);
@@ -494,8 +523,10 @@ async fn a_pending_command_reads_unknown_until_it_takes_effect() {
 
 #[tokio::test]
 async fn a_slow_pdu_answers_within_a_generous_deadline_and_times_out_within_a_short_one() {
-    let Some(bin) = peer() else { return };
-    let snmpd = Snmpd::start(&bin, &named_pdu(Family::Rpdu)).await;
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
     let mut pdu = snmpd.state();
     pdu.outlets[0].fault = Fault::Slow(1500);
     snmpd.set_state(&pdu);
@@ -520,10 +551,12 @@ async fn a_slow_pdu_answers_within_a_generous_deadline_and_times_out_within_a_sh
 
 #[tokio::test]
 async fn cycle_reboots_the_outlet_through_the_pdu() {
-    let Some(bin) = peer() else { return };
+    if peer().is_none() {
+        return;
+    }
     let mut pdu = named_pdu(Family::MasterSwitchPlus);
     pdu.reboot_ms = 60_000;
-    let snmpd = Snmpd::start(&bin, &pdu).await;
+    let snmpd = Snmpd::start(&pdu).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
     assert!(switch.supports(DeviceCommand::Cycle));
     switch
@@ -543,10 +576,11 @@ async fn cycle_reboots_the_outlet_through_the_pdu() {
 
 #[tokio::test]
 async fn an_unknown_sys_object_id_is_named_and_a_forced_profile_works() {
-    let Some(bin) = peer() else { return };
+    if peer().is_none() {
+        return;
+    }
     // The emulator serves rPDU tables, but snmpd claims to be another APC product.
-    let snmpd =
-        Snmpd::start_claiming(&bin, &named_pdu(Family::Rpdu), ".1.3.6.1.4.1.318.1.3.2.12").await;
+    let snmpd = Snmpd::start_claiming(&named_pdu(Family::Rpdu), ".1.3.6.1.4.1.318.1.3.2.12").await;
     let auto = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
     let err = auto
         .status(&Plug::Number(1), soon())
@@ -573,7 +607,9 @@ async fn an_unknown_sys_object_id_is_named_and_a_forced_profile_works() {
 /// on confirmed), against one snmpd per profile.
 #[tokio::test]
 async fn every_profile_works_with_v1_v2c_and_each_v3_security_level() {
-    let Some(bin) = peer() else { return };
+    if peer().is_none() {
+        return;
+    }
     let modes: [(&str, &[(&str, &str)]); 5] = [
         ("v1", &[("community", RW)]),
         ("v2c", &[("community", RW), ("snmp_version", "2c")]),
@@ -616,7 +652,7 @@ async fn every_profile_works_with_v1_v2c_and_each_v3_security_level() {
         Family::MasterSwitch,
         Family::MasterSwitchPlus,
     ] {
-        let snmpd = Snmpd::start(&bin, &named_pdu(family)).await;
+        let snmpd = Snmpd::start(&named_pdu(family)).await;
         for (mode, params) in modes {
             let switch = snmpd.switch(params);
             round_trip(&snmpd, &switch, Plug::Number(1), 1, 1).await;

@@ -31,6 +31,8 @@ pub struct Community {
 pub enum AuthProtocol {
     Md5,
     Sha,
+    /// HMAC-SHA-256 (RFC 7860), net-snmp's `SHA-256`.
+    Sha256,
 }
 
 /// SNMPv3 privacy protocols net-snmp's `createUser` takes.
@@ -206,6 +208,7 @@ fn snmpd_conf(options: &SnmpdOptions) -> Result<String, HarnessError> {
         let auth = match user.auth {
             AuthProtocol::Md5 => "MD5",
             AuthProtocol::Sha => "SHA",
+            AuthProtocol::Sha256 => "SHA-256",
         };
         let (privacy, level) = match &user.privacy {
             Some((protocol, pass)) => {
