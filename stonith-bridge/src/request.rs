@@ -8,7 +8,8 @@ use std::sync::Arc;
 use fencekit_core::fence::{self, Devices};
 use fencekit_core::schema::{self, Params, RawParam, Schema, Unknown, Validated};
 use fencekit_core::{
-    DeviceError, FenceOptions, FenceTarget, Instant, Plug, PlugInfo, PowerSwitch, TargetPlug,
+    DeviceCommand, DeviceError, FenceOptions, FenceTarget, Instant, Plug, PlugInfo, PowerSwitch,
+    TargetPlug,
 };
 use fencekit_plugins::{PowerPlugin, Registry};
 
@@ -68,6 +69,15 @@ impl Request {
     pub async fn check(&self) -> Result<(), String> {
         self.bounded("device check", |device, deadline| async move {
             device.check(deadline).await
+        })
+        .await
+    }
+
+    /// Sends one of the device's own commands to `plug`, by the operation's deadline.
+    pub async fn command(&self, plug: &Plug, command: DeviceCommand) -> Result<(), String> {
+        let plug = plug.clone();
+        self.bounded(command.as_str(), |device, deadline| async move {
+            device.command(&plug, command, deadline).await
         })
         .await
     }

@@ -288,42 +288,19 @@ async fn monitor(name: &str, request: &Request) -> u8 {
 /// dump. The BMC can only accept it; nothing reads back whether the node stopped,
 /// so it is reported as sent, not as fenced.
 async fn diag(name: &str, request: &Request, plugs: &[Plug]) -> u8 {
-    let timeout = request.options().timeout;
-    let deadline = fencekit_core::Instant::now() + timeout;
-    let device = match request.device() {
-        Ok(device) => device,
-        Err(e) => {
-            eprintln!("{name}: Failed: {e}");
-            return FAIL;
-        }
+    let plug = match plugs.first() {
+        Some(plug) if request.plugin.schema.multi_plug => plug.clone(),
+        _ => Plug::Chassis,
     };
-    let plug = plugs.first().cloned().unwrap_or(Plug::Chassis);
-    let plug = if request.plugin.schema.multi_plug {
-        plug
-    } else {
-        Plug::Chassis
-    };
-    match tokio::time::timeout_at(
-        deadline,
-        device.command(&plug, DeviceCommand::Diag, deadline),
-    )
-    .await
-    {
-        Ok(Ok(())) => {
+    match request.command(&plug, DeviceCommand::Diag).await {
+        Ok(()) => {
             println!(
                 "Success: Diagnostic interrupt sent (unverified: nothing can read back its effect)"
             );
             OK
         }
-        Ok(Err(e)) => {
-            eprintln!("{name}: Failed: diag: {e}");
-            FAIL
-        }
-        Err(_) => {
-            eprintln!(
-                "{name}: Failed: diag timed out after {:.1} s",
-                timeout.as_secs_f64()
-            );
+        Err(e) => {
+            eprintln!("{name}: Failed: {e}");
             FAIL
         }
     }
