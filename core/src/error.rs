@@ -26,6 +26,10 @@ pub enum DeviceError {
     /// The plug does not exist on the device.
     #[error("unknown plug {plug}; the device has: {known}")]
     UnknownPlug { plug: String, known: String },
+    /// The plug text fits more than one outlet; switching one of them could leave
+    /// the node powered by the other.
+    #[error("plug {plug} is ambiguous: outlets {outlets} all match it; name the outlet by number")]
+    AmbiguousPlug { plug: String, outlets: String },
     /// The device does not offer this operation.
     #[error("unsupported: {0}")]
     Unsupported(String),

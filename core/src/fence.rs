@@ -706,6 +706,7 @@ impl<'a> Run<'a> {
                         FenceError::Device {
                             cause: DeviceError::Auth(_)
                                 | DeviceError::UnknownPlug { .. }
+                                | DeviceError::AmbiguousPlug { .. }
                                 | DeviceError::Unsupported(_)
                                 | DeviceError::Refused(_),
                             ..

@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+use thiserror::Error;
+
+use crate::error::DeviceError;
+
 /// What a plug's power reads as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PowerState {
@@ -43,29 +47,143 @@ pub enum Plug {
     OnUnit { unit: u32, outlet: Box<Plug> },
 }
 
+/// The longest plug text accepted from a user or a device: far beyond any outlet
+/// name a PDU stores (APC: 20 characters, Baytech: 16), short enough that no parser
+/// or dialogue downstream has to think about size.
+pub const MAX_PLUG_TEXT: usize = 256;
+
+/// Why a user's plug text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PlugError {
+    #[error("plug text of {len} bytes is too long (at most {MAX_PLUG_TEXT})")]
+    TooLong { len: usize },
+    /// A line break or another control character would end a console line early and
+    /// send the rest to the device as a command of its own.
+    #[error("plug {shown:?} holds a control character")]
+    ControlCharacter { shown: String },
+}
+
 impl Plug {
     /// Parses what a user writes for a plug: empty or `chassis` for a BMC, a number,
-    /// `unit:outlet`, or a name.
+    /// `unit:outlet`, or a name. Never recursive: a unit prefix is read once, and
+    /// what follows it is a number or a name, so no input can exhaust the stack.
+    ///
+    /// A number is only a number in its canonical form: `07` stays the text `07`
+    /// (an outlet may be named so), and [`resolve_outlet`] finds outlet 7 by it
+    /// unless another outlet is named `07`, which makes it ambiguous.
     pub fn parse(text: &str) -> Plug {
         let text = text.trim();
         if text.is_empty() || text.eq_ignore_ascii_case("chassis") {
             return Plug::Chassis;
         }
-        if let Ok(n) = text.parse::<u32>() {
-            return Plug::Number(n);
-        }
         if let Some((unit, outlet)) = text.split_once(':') {
-            if let Ok(unit) = unit.trim().parse::<u32>() {
-                if !outlet.trim().is_empty() {
+            if let Some(unit) = canonical_number(unit.trim()) {
+                let outlet = outlet.trim();
+                if !outlet.is_empty() {
                     return Plug::OnUnit {
                         unit,
-                        outlet: Box::new(Plug::parse(outlet)),
+                        outlet: Box::new(Plug::outlet(outlet)),
                     };
                 }
             }
         }
-        Plug::Name(text.to_string())
+        Plug::outlet(text)
     }
+
+    /// [`Plug::parse`] for text from outside the process (a front end's argument, a
+    /// host map, a configuration file): refuses what no device could mean.
+    pub fn try_parse(text: &str) -> Result<Plug, PlugError> {
+        if text.len() > MAX_PLUG_TEXT {
+            return Err(PlugError::TooLong { len: text.len() });
+        }
+        if text.chars().any(char::is_control) {
+            return Err(PlugError::ControlCharacter {
+                shown: text.chars().take(40).collect(),
+            });
+        }
+        Ok(Plug::parse(text))
+    }
+
+    /// An outlet without a unit: a canonical number or a name.
+    fn outlet(text: &str) -> Plug {
+        match canonical_number(text) {
+            Some(n) => Plug::Number(n),
+            None => Plug::Name(text.to_string()),
+        }
+    }
+}
+
+/// `text` as a number when it is written as the number prints (`7`, not `07` or `+7`).
+fn canonical_number(text: &str) -> Option<u32> {
+    let n = text.parse::<u32>().ok()?;
+    (n.to_string() == text).then_some(n)
+}
+
+/// Which of a device's outlets, listed as `(number, name)`, a plug without a unit
+/// names. The one rule every plugin uses, so that no plugin guesses:
+///
+/// * a number is the outlet with that number (as fence-agents read digits);
+/// * a name is every outlet with exactly that name; a name of digits (`07`) also
+///   names the outlet with that number;
+/// * more than one outlet is an error, never the first of them: two outlets named
+///   `db1` are usually the two power supplies of one node, and switching one of them
+///   off fences nothing.
+pub fn resolve_outlet<'a>(
+    plug: &Plug,
+    outlets: impl IntoIterator<Item = (u32, &'a str)> + Clone,
+) -> Result<u32, DeviceError> {
+    let mut found: Vec<u32> = Vec::new();
+    match plug {
+        Plug::Number(n) => found.extend(
+            outlets
+                .clone()
+                .into_iter()
+                .map(|(number, _)| number)
+                .filter(|number| number == n),
+        ),
+        Plug::Name(text) => {
+            let digits = canonical_digits(text);
+            for (number, name) in outlets.clone() {
+                if (name == text || digits == Some(number)) && !found.contains(&number) {
+                    found.push(number);
+                }
+            }
+        }
+        Plug::Chassis | Plug::OnUnit { .. } => {}
+    }
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(DeviceError::UnknownPlug {
+            plug: plug.to_string(),
+            known: outlets
+                .into_iter()
+                .map(|(number, name)| {
+                    if name.is_empty() {
+                        number.to_string()
+                    } else {
+                        format!("{number} ({name})")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        many => Err(DeviceError::AmbiguousPlug {
+            plug: plug.to_string(),
+            outlets: many
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// A name made only of ASCII digits (`07`) as its number.
+fn canonical_digits(text: &str) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u32>().ok()
 }
 
 impl fmt::Display for Plug {
@@ -132,5 +250,63 @@ mod tests {
         assert_eq!(Plug::parse("db-1"), Plug::Name("db-1".into()));
         assert_eq!(Plug::parse("x:5"), Plug::Name("x:5".into()));
         assert_eq!(Plug::parse("2:5").to_string(), "2:5");
+        assert_eq!(Plug::parse("07"), Plug::Name("07".into()));
+        assert_eq!(Plug::parse("+7"), Plug::Name("+7".into()));
+    }
+
+    #[test]
+    fn deep_or_long_plug_text_is_refused_without_recursion() {
+        let deep = "1:".repeat(50_000) + "1";
+        assert!(matches!(
+            Plug::try_parse(&deep),
+            Err(PlugError::TooLong { .. })
+        ));
+        // The infallible parser reads one unit level and keeps the rest as a name.
+        let Plug::OnUnit { unit: 1, outlet } = Plug::parse(&deep) else {
+            panic!("one unit level expected")
+        };
+        assert!(matches!(*outlet, Plug::Name(_)));
+        assert!(matches!(
+            Plug::try_parse("db1\nolOff 1"),
+            Err(PlugError::ControlCharacter { .. })
+        ));
+        assert_eq!(Plug::try_parse(" 3 "), Ok(Plug::Number(3)));
+    }
+
+    fn outlets() -> Vec<(u32, &'static str)> {
+        vec![(1, "db1"), (2, "web"), (3, "db1"), (7, "app"), (8, "07")]
+    }
+
+    #[test]
+    fn two_outlets_with_one_name_are_ambiguous_never_the_first() {
+        let err = resolve_outlet(&Plug::parse("db1"), outlets()).unwrap_err();
+        assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
+        assert!(err.to_string().contains("1, 3"), "{err}");
+    }
+
+    #[test]
+    fn a_number_names_its_outlet_and_a_name_its_outlet() {
+        assert_eq!(resolve_outlet(&Plug::parse("2"), outlets()), Ok(2));
+        assert_eq!(resolve_outlet(&Plug::parse("web"), outlets()), Ok(2));
+        assert!(matches!(
+            resolve_outlet(&Plug::parse("9"), outlets()),
+            Err(DeviceError::UnknownPlug { .. })
+        ));
+    }
+
+    #[test]
+    fn digits_with_a_leading_zero_name_an_outlet_or_its_number_but_not_both() {
+        // Outlet 8 is named "07" and outlet 7 exists: "07" could mean either.
+        assert!(matches!(
+            resolve_outlet(&Plug::parse("07"), outlets()),
+            Err(DeviceError::AmbiguousPlug { .. })
+        ));
+        // Without an outlet named "07", "07" is outlet 7 as fence-agents read it.
+        assert_eq!(
+            resolve_outlet(&Plug::parse("07"), [(7, "x"), (8, "y")]),
+            Ok(7)
+        );
+        // Without an outlet 7, "07" is the outlet named so.
+        assert_eq!(resolve_outlet(&Plug::parse("07"), [(3, "07")]), Ok(3));
     }
 }

@@ -180,31 +180,7 @@ impl SimSwitch {
 
     fn resolve(&self, plug: &Plug) -> Result<u32, DeviceError> {
         let plugs = self.lock();
-        let found = match plug {
-            Plug::Number(n) if plugs.contains_key(n) => Some(*n),
-            Plug::Name(name) => {
-                let matches: Vec<u32> = plugs
-                    .iter()
-                    .filter(|(_, p)| p.name == *name)
-                    .map(|(n, _)| *n)
-                    .collect();
-                if matches.len() > 1 {
-                    return Err(DeviceError::Failed(format!(
-                        "plug name {name} is ambiguous: outlets {matches:?} have it"
-                    )));
-                }
-                matches.first().copied()
-            }
-            _ => None,
-        };
-        found.ok_or_else(|| DeviceError::UnknownPlug {
-            plug: plug.to_string(),
-            known: plugs
-                .iter()
-                .map(|(n, p)| format!("{n} ({})", p.name))
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+        crate::power::resolve_outlet(plug, plugs.iter().map(|(n, p)| (*n, p.name.as_str())))
     }
 
     async fn answer(&self, plug: u32) -> Result<(), DeviceError> {
