@@ -48,6 +48,14 @@ impl BmcUser {
 pub struct Faults {
     /// Acknowledge power down but stay on.
     pub lie_about_off: bool,
+    /// Acknowledge a power cycle but stay on (never read off).
+    pub lie_about_cycle: bool,
+    /// Answer power down of a machine that is off, and power up of one that is on,
+    /// with completion code 0xD5 "not supported in present state", as Dell iDRACs do.
+    pub refuse_when_already_there: bool,
+    /// Answer every power down with 0xD5, whatever the state (a BMC that will not
+    /// switch from the state it is in).
+    pub refuse_power_down: bool,
     /// Hold every reply this long.
     pub reply_delay: Duration,
     /// Share (0.0-1.0) of received datagrams silently dropped.
@@ -72,6 +80,8 @@ pub struct BmcConfig {
     pub kg: Option<Zeroizing<Vec<u8>>>,
     pub faults: Faults,
     pub seed: u64,
+    /// How long a power cycle keeps the machine off (ipmi_sim's is about 1 s).
+    pub cycle_off: Duration,
 }
 
 impl BmcConfig {
@@ -85,6 +95,7 @@ impl BmcConfig {
             kg: None,
             faults: Faults::default(),
             seed: 1,
+            cycle_off: Duration::from_secs(1),
         }
     }
 }
@@ -123,6 +134,8 @@ struct BmcSession {
 pub struct Bmc {
     config: BmcConfig,
     power: PowerState,
+    /// A power cycle in progress: off until then, on after.
+    cycle_until: Option<Instant>,
     sessions: HashMap<u32, BmcSession>,
     rng: StdRng,
     outgoing: VecDeque<(Instant, Vec<u8>)>,
@@ -134,6 +147,7 @@ impl Bmc {
     pub fn new(config: BmcConfig) -> Bmc {
         Bmc {
             power: config.power,
+            cycle_until: None,
             rng: StdRng::seed_from_u64(config.seed),
             config,
             sessions: HashMap::new(),
@@ -143,11 +157,30 @@ impl Bmc {
         }
     }
 
+    /// The chassis power state now (the oracle tests judge by).
     pub fn power(&self) -> PowerState {
-        self.power
+        self.power_at(Instant::now())
+    }
+
+    /// The chassis power state at `now`: a cycle in progress reads off until it ends.
+    fn power_at(&self, now: Instant) -> PowerState {
+        match self.cycle_until {
+            Some(until) if now < until => PowerState::Off,
+            Some(_) => PowerState::On,
+            None => self.power,
+        }
+    }
+
+    /// Ends a cycle whose off phase is over.
+    fn settle(&mut self, now: Instant) {
+        if self.cycle_until.is_some_and(|until| now >= until) {
+            self.cycle_until = None;
+            self.power = PowerState::On;
+        }
     }
 
     pub fn set_power(&mut self, power: PowerState) {
+        self.cycle_until = None;
         self.power = power;
     }
 
@@ -487,6 +520,7 @@ impl Bmc {
     }
 
     fn on_ipmi(&mut self, now: Instant, bmc_session_id: u32, sequence: u32, payload: &[u8]) {
+        self.settle(now);
         if let Some(limit) = self.config.faults.silent_after_requests {
             if self.requests >= limit {
                 return;
@@ -529,9 +563,10 @@ impl Bmc {
             (NETFN_APP, CMD_GET_DEVICE_ID) => {
                 (0, vec![0x20, 0x01, 0x01, 0x00, 0x02, 0x80, 0, 0, 0, 0, 0])
             }
-            (NETFN_CHASSIS, CMD_GET_CHASSIS_STATUS) => {
-                (0, vec![u8::from(self.power == PowerState::On), 0, 0])
-            }
+            (NETFN_CHASSIS, CMD_GET_CHASSIS_STATUS) => (
+                0,
+                vec![u8::from(self.power_at(now) == PowerState::On), 0, 0],
+            ),
             (NETFN_CHASSIS, CMD_CHASSIS_CONTROL) => {
                 let privilege = *privilege;
                 match request
@@ -541,7 +576,7 @@ impl Bmc {
                     .and_then(ChassisControl::from_byte)
                 {
                     _ if privilege < Privilege::Operator => (0xd4, vec![]),
-                    Some(control) => (self.control(control), vec![]),
+                    Some(control) => (self.control(control, now), vec![]),
                     None => (0xcc, vec![]),
                 }
             }
@@ -580,10 +615,14 @@ impl Bmc {
         }
     }
 
-    fn control(&mut self, control: ChassisControl) -> u8 {
+    fn control(&mut self, control: ChassisControl, now: Instant) -> u8 {
         self.controls.push(control);
         let on = self.power == PowerState::On;
+        let refuse_when_there = self.config.faults.refuse_when_already_there;
         match control {
+            ChassisControl::PowerDown if refuse_when_there && !on => 0xd5,
+            ChassisControl::PowerDown if self.config.faults.refuse_power_down => 0xd5,
+            ChassisControl::PowerUp if refuse_when_there && on => 0xd5,
             ChassisControl::PowerDown | ChassisControl::SoftShutdown => {
                 if !self.config.faults.lie_about_off {
                     self.power = PowerState::Off;
@@ -597,7 +636,15 @@ impl Bmc {
             // Cycle and reset of a machine that is off: "not supported in present
             // state", as BMCs answer (ipmi.md §12).
             ChassisControl::PowerCycle | ChassisControl::HardReset if !on => 0xd5,
-            ChassisControl::PowerCycle | ChassisControl::HardReset => 0,
+            ChassisControl::PowerCycle => {
+                if !self.config.faults.lie_about_cycle {
+                    // Off now, on again after the cycle's off time.
+                    self.power = PowerState::Off;
+                    self.cycle_until = Some(now + self.config.cycle_off);
+                }
+                0
+            }
+            ChassisControl::HardReset => 0,
             ChassisControl::DiagnosticInterrupt => 0,
         }
     }

@@ -279,6 +279,20 @@ impl IpmiSwitch {
         commands: Vec<Command>,
         deadline: Instant,
     ) -> Result<Vec<Reply>, DeviceError> {
+        self.run_each(commands, deadline)
+            .await?
+            .into_iter()
+            .map(|r| r.map_err(DeviceError::from))
+            .collect()
+    }
+
+    /// Runs `commands` in one session; each command's own answer (a refused command
+    /// does not stop the ones after it).
+    async fn run_each(
+        &self,
+        commands: Vec<Command>,
+        deadline: Instant,
+    ) -> Result<Vec<Result<Reply, IpmiError>>, DeviceError> {
         let peer = self.peer(deadline).await?;
         let driver = self.driver().await?;
         // End the session a little before the caller's deadline, so that the
@@ -288,14 +302,10 @@ impl IpmiSwitch {
             .checked_sub(ANSWER_MARGIN)
             .filter(|d| *d > Instant::now())
             .unwrap_or(deadline);
-        let replies = driver
+        driver
             .run(peer, self.config.clone(), commands, session_deadline)
             .await
-            .map_err(DeviceError::from)?;
-        replies
-            .into_iter()
-            .map(|r| r.map_err(DeviceError::from))
-            .collect()
+            .map_err(DeviceError::from)
     }
 
     async fn control(&self, control: ChassisControl, deadline: Instant) -> Result<(), DeviceError> {
@@ -305,23 +315,71 @@ impl IpmiSwitch {
         Ok(())
     }
 
-    /// Power up or down, and read the state back in the same session.
+    /// Power up, down or cycle, and read the state back in the same session.
+    ///
+    /// Some BMCs (Dell iDRAC) refuse power down of a machine that is already off,
+    /// and power up of one already on, with 0xD5 "not supported in present state".
+    /// The state read in the same session, after the refusal, decides: in the state
+    /// asked for, the switch stands (the fence algorithm still confirms it with its
+    /// own read); in any other state, or unread, the refusal is the answer. Nothing
+    /// is assumed from the code alone.
     async fn switch_and_read(
         &self,
         control: ChassisControl,
         deadline: Instant,
     ) -> Result<(), DeviceError> {
         tracing::info!(host = %self.config.host, command = control.as_str(), "chassis control");
-        let replies = self
-            .run(
+        let mut replies = self
+            .run_each(
                 vec![Command::ChassisControl(control), Command::GetChassisStatus],
                 deadline,
             )
-            .await?;
-        let state = replies.iter().find_map(|r| match r {
-            Reply::Power(state) => Some(*state),
-            Reply::Accepted => None,
+            .await?
+            .into_iter();
+        let answer = replies.next().unwrap_or_else(|| {
+            Err(IpmiError::Protocol {
+                host: self.config.host.clone(),
+                detail: format!("no answer to {}", control.as_str()),
+            })
         });
+        let read = replies.next().map(|r| match r {
+            Ok(Reply::Power(state)) => Ok(state),
+            Ok(Reply::Accepted) => Ok(PowerState::Unknown),
+            Err(e) => Err(e),
+        });
+        let state = match answer {
+            Ok(_) => read.and_then(Result::ok),
+            Err(refusal @ IpmiError::NotInPresentState { .. }) => {
+                let wanted = match control {
+                    ChassisControl::PowerDown => PowerState::Off,
+                    ChassisControl::PowerUp => PowerState::On,
+                    _ => return Err(refusal.into()),
+                };
+                match read {
+                    Some(Ok(state)) if state == wanted => {
+                        tracing::info!(
+                            host = %self.config.host,
+                            command = control.as_str(),
+                            state = %state,
+                            "the BMC refused the command in its present state, and the chassis reads as asked"
+                        );
+                        Some(state)
+                    }
+                    Some(Ok(state)) => {
+                        return Err(DeviceError::Refused(format!(
+                            "{refusal}; the chassis reads {state}, not {wanted}"
+                        )))
+                    }
+                    Some(Err(error)) => {
+                        return Err(DeviceError::Refused(format!(
+                            "{refusal}; the chassis state could not be read after it: {error}"
+                        )))
+                    }
+                    None => return Err(refusal.into()),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
         if let Ok(mut observed) = self.observed.lock() {
             *observed = state.map(|state| (state, Instant::now()));
         }
@@ -384,7 +442,13 @@ impl PowerSwitch for IpmiSwitch {
     ) -> Result<(), DeviceError> {
         Self::check_plug(plug)?;
         let control = match command {
-            DeviceCommand::Cycle => ChassisControl::PowerCycle,
+            // Read in the same session: the off phase of the cycle, when the BMC
+            // shows one, is then seen by the fence algorithm's first read.
+            DeviceCommand::Cycle => {
+                return self
+                    .switch_and_read(ChassisControl::PowerCycle, deadline)
+                    .await
+            }
             DeviceCommand::Reset => ChassisControl::HardReset,
             // An NMI cannot be verified: success means "sent, unverified".
             DeviceCommand::Diag => ChassisControl::DiagnosticInterrupt,
@@ -544,6 +608,155 @@ mod tests {
         })
         .await;
         results.into_iter().flatten().collect()
+    }
+
+    fn bmc_with(
+        configure: impl FnOnce(&mut BmcConfig),
+    ) -> impl std::future::Future<
+        Output = (
+            SocketAddr,
+            std::sync::Arc<std::sync::Mutex<crate::responder::Bmc>>,
+        ),
+    > {
+        let mut config = BmcConfig::new("secretpw");
+        configure(&mut config);
+        async move { spawn_bmcs(vec![config]).await.unwrap().remove(0) }
+    }
+
+    /// A fence through core's algorithm against one BMC; the plug must reach its
+    /// state within half the time.
+    async fn fence(
+        sw: IpmiSwitch,
+        action: fencekit_core::FenceAction,
+        method: fencekit_core::Method,
+        timeout: Duration,
+    ) -> fencekit_core::Outcome {
+        let mut devices = fencekit_core::fence::Devices::new();
+        devices.insert("bmc1".to_string(), std::sync::Arc::new(sw) as _);
+        let target = fencekit_core::FenceTarget {
+            node: "node1".into(),
+            plugs: vec![fencekit_core::TargetPlug {
+                device: "bmc1".into(),
+                plug: Plug::Chassis,
+            }],
+        };
+        let options = fencekit_core::FenceOptions {
+            timeout,
+            power_timeout: timeout / 2,
+            method,
+            ..Default::default()
+        };
+        fencekit_core::fence(&devices, &target, action, &options).await
+    }
+
+    #[tokio::test]
+    async fn off_of_a_node_already_off_on_a_bmc_refusing_it_in_present_state_reads_off_and_succeeds(
+    ) {
+        let (addr, bmc) = bmc_with(|c| {
+            c.power = PowerState::Off;
+            c.faults.refuse_when_already_there = true;
+        })
+        .await;
+        let outcome = fence(
+            switch_for(addr, "secretpw"),
+            fencekit_core::FenceAction::Off,
+            fencekit_core::Method::OnOff,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(outcome.success && outcome.fenced, "{outcome:?}");
+        // The BMC was asked (and refused), the chassis was read: never assumed.
+        assert_eq!(bmc.lock().unwrap().controls(), &[ChassisControl::PowerDown]);
+        assert_eq!(bmc.lock().unwrap().power(), PowerState::Off);
+    }
+
+    #[tokio::test]
+    async fn a_reboot_of_a_node_already_off_on_such_a_bmc_ends_with_it_on() {
+        let (addr, bmc) = bmc_with(|c| {
+            c.power = PowerState::Off;
+            c.faults.refuse_when_already_there = true;
+        })
+        .await;
+        let outcome = fence(
+            switch_for(addr, "secretpw"),
+            fencekit_core::FenceAction::Reboot,
+            fencekit_core::Method::OnOff,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(bmc.lock().unwrap().power(), PowerState::On);
+    }
+
+    #[tokio::test]
+    async fn on_of_a_node_already_on_on_such_a_bmc_reads_on_and_succeeds() {
+        let (addr, bmc) = bmc_with(|c| c.faults.refuse_when_already_there = true).await;
+        let sw = switch_for(addr, "secretpw");
+        sw.switch(&Plug::Chassis, SwitchTo::On, soon())
+            .await
+            .unwrap();
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::On
+        );
+        assert_eq!(bmc.lock().unwrap().controls(), &[ChassisControl::PowerUp]);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_in_present_state_of_a_node_that_reads_on_is_a_clear_failure() {
+        let (addr, bmc) = bmc_with(|c| c.faults.refuse_power_down = true).await;
+        let sw = switch_for(addr, "secretpw");
+        let err = sw
+            .switch(&Plug::Chassis, SwitchTo::Off, soon())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeviceError::Refused(_)), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("0xd5") && text.contains("reads on"), "{text}");
+        assert_eq!(bmc.lock().unwrap().power(), PowerState::On);
+        // Nothing was left for the next status read to take as "off".
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::On
+        );
+    }
+
+    #[tokio::test]
+    async fn an_honest_cycle_is_seen_off_and_then_on() {
+        let (addr, bmc) = bmc_with(|_| {}).await;
+        let outcome = fence(
+            switch_for(addr, "secretpw"),
+            fencekit_core::FenceAction::Reboot,
+            fencekit_core::Method::Cycle,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(outcome.success && outcome.fenced, "{outcome:?}");
+        assert_eq!(
+            bmc.lock().unwrap().controls(),
+            &[ChassisControl::PowerCycle]
+        );
+        assert!(outcome.plugs[0].off_confirmed.is_some(), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_bmc_that_accepts_a_cycle_and_stays_on_fails_by_its_deadline_naming_device_and_plug()
+    {
+        let (addr, bmc) = bmc_with(|c| c.faults.lie_about_cycle = true).await;
+        let timeout = Duration::from_secs(3);
+        let started = std::time::Instant::now();
+        let outcome = fence(
+            switch_for(addr, "secretpw"),
+            fencekit_core::FenceAction::Reboot,
+            fencekit_core::Method::Cycle,
+            timeout,
+        )
+        .await;
+        assert!(started.elapsed() < timeout + Duration::from_secs(1));
+        assert!(!outcome.success && !outcome.fenced, "{outcome:?}");
+        let summary = outcome.summary();
+        assert!(summary.contains("bmc1"), "{summary}");
+        assert_eq!(bmc.lock().unwrap().power(), PowerState::On);
     }
 
     #[tokio::test]
