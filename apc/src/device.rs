@@ -151,8 +151,11 @@ impl PowerSwitch for ApcSwitch {
         }
     }
 
-    fn supports(&self, command: DeviceCommand) -> bool {
-        command == DeviceCommand::Cycle
+    /// None: the PDU's own reboot is never seen off (the outlet reads "command
+    /// pending" throughout), so the fence algorithm drives it off, reads it off,
+    /// and switches it on, on every transport.
+    fn supports(&self, _command: DeviceCommand) -> bool {
+        false
     }
 
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {

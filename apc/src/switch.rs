@@ -1,6 +1,7 @@
 //! `ApcSnmpSwitch`: an APC switched PDU as a [`PowerSwitch`] over SNMP, with the
 //! profile read from `sysObjectID` once per operation, outlets found by number or
-//! exact name, and the parameter schema fence_apc_snmp users already know.
+//! exact name (never a guess between two with one name), and the parameter schema
+//! fence_apc_snmp users already know.
 
 use std::time::Duration;
 
@@ -213,7 +214,9 @@ impl ApcSnmpSwitch {
         }
     }
 
-    /// Finds the outlet a plug names.
+    /// Finds the outlet a plug names, by the one rule of
+    /// [`fencekit_core::resolve_outlet`], within one unit of a chain: a bare plug
+    /// is on the configured unit (`switch`, default 1), `unit:outlet` on its own.
     async fn resolve(
         &self,
         session: &mut Session<'_>,
@@ -221,36 +224,51 @@ impl ApcSnmpSwitch {
         plug: &Plug,
     ) -> Result<Instance, DeviceError> {
         let (unit, outlet) = match plug {
-            Plug::OnUnit { unit, outlet } if family.chained() => (Some(*unit), outlet.as_ref()),
-            Plug::Number(_) | Plug::Name(_) => (self.unit, plug),
+            Plug::OnUnit { unit, outlet } if family.chained() => (*unit, outlet.as_ref()),
+            Plug::Number(_) | Plug::Name(_) => (self.unit.unwrap_or(1), plug),
             _ => return Err(self.unknown_plug(session, family, plug).await),
         };
+        let place = |number: u32| {
+            if family.chained() {
+                vec![unit, number]
+            } else {
+                vec![number]
+            }
+        };
         match outlet {
-            Plug::Number(n) if family.chained() => Ok(vec![unit.unwrap_or(1), *n]),
-            Plug::Number(n) => Ok(vec![*n]),
-            Plug::Name(name) => {
-                let matches: Vec<Instance> = self
-                    .outlets(session, family)
-                    .await?
-                    .into_iter()
-                    .filter(|(instance, outlet_name)| {
-                        outlet_name == name
-                            && (!family.chained()
-                                || unit.is_none()
-                                || instance.first() == unit.as_ref())
+            // A number is that outlet, with no walk (a confirmed off stays
+            // sysObjectID, set, read back); a missing outlet shows in the read or set.
+            Plug::Number(n) => Ok(place(*n)),
+            Plug::Name(_) => {
+                let listed = self.outlets(session, family).await?;
+                let on_unit: Vec<(u32, &str)> = listed
+                    .iter()
+                    .filter_map(|(instance, name)| match instance.as_slice() {
+                        [u, n] if family.chained() && *u == unit => Some((*n, name.as_str())),
+                        [n] if !family.chained() => Some((*n, name.as_str())),
+                        _ => None,
                     })
-                    .map(|(instance, _)| instance)
                     .collect();
-                match matches.as_slice() {
-                    [one] => Ok(one.clone()),
-                    [] => Err(self.unknown_plug(session, family, plug).await),
-                    many => Err(DeviceError::Failed(format!(
-                        "outlet name {name} is ambiguous: outlets {} all have it; name the outlet by number",
-                        many.iter()
-                            .map(|i| Self::plug_of(family, i).to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))),
+                match fencekit_core::resolve_outlet(outlet, on_unit.iter().copied()) {
+                    Ok(number) => Ok(place(number)),
+                    Err(DeviceError::UnknownPlug { .. }) => {
+                        Err(self.unknown_plug(session, family, plug).await)
+                    }
+                    Err(DeviceError::AmbiguousPlug { outlets, .. }) => {
+                        Err(DeviceError::AmbiguousPlug {
+                            plug: plug.to_string(),
+                            outlets: if family.chained() {
+                                outlets
+                                    .split(", ")
+                                    .map(|n| format!("{unit}:{n}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            } else {
+                                outlets
+                            },
+                        })
+                    }
+                    Err(other) => Err(other),
                 }
             }
             _ => Err(self.unknown_plug(session, family, plug).await),
@@ -450,7 +468,10 @@ impl PowerSwitch for ApcSnmpSwitch {
     }
 
     /// `Cycle` is the outlet's immediateReboot: the PDU switches it off and on again
-    /// after its configured reboot duration. It is never sent twice.
+    /// after its configured reboot duration. It is never sent twice. It is not
+    /// offered to the fence algorithm ([`PowerSwitch::supports`]): while it runs the
+    /// outlet reads "command pending", never off, so a fence through it could not be
+    /// confirmed; a fence drives the outlet off, reads it off, and on again.
     async fn command(
         &self,
         plug: &Plug,
@@ -466,8 +487,8 @@ impl PowerSwitch for ApcSnmpSwitch {
         }
     }
 
-    fn supports(&self, command: DeviceCommand) -> bool {
-        command == DeviceCommand::Cycle
+    fn supports(&self, _command: DeviceCommand) -> bool {
+        false
     }
 
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
@@ -658,7 +679,8 @@ pub const SCHEMA: Schema = Schema {
                   number, by their exact name, or as unit:outlet on a MasterSwitch Plus chain.",
     url: "https://www.apc.com/",
     multi_plug: true,
-    commands: &[DeviceCommand::Cycle],
+    // The PDU's reboot is never seen off (see `command`): reboots are off, on.
+    commands: &[],
     params: PARAMS,
 };
 

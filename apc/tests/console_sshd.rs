@@ -453,3 +453,30 @@ async fn secure_1_alone_selects_the_console_as_fence_apc_s_ssh_does() {
         PowerState::On
     );
 }
+
+#[tokio::test]
+async fn two_outlets_with_one_name_are_refused_as_ambiguous_and_neither_is_switched() {
+    if !peers_present() {
+        return;
+    }
+    let rig = start_rig(&[("menu", &[]), ("cli", &[])]);
+    for i in 0..2 {
+        let state = &rig.consoles[i].state;
+        // The two power supplies of one node.
+        state.set(1, 2, true, Some("db1")).unwrap();
+        state.set(1, 6, true, Some("db1")).unwrap();
+        let pdu = rig.switch(i, &[]);
+        let err = pdu
+            .switch(&Plug::Name("db1".into()), SwitchTo::Off, in_secs(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
+        assert_eq!(state.state(1, 2).unwrap(), Some(PowerState::On));
+        assert_eq!(state.state(1, 6).unwrap(), Some(PowerState::On));
+        // `07` names outlet 7 (fence-agents users write it so).
+        pdu.switch(&Plug::parse("07"), SwitchTo::Off, in_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(state.state(1, 7).unwrap(), Some(PowerState::Off));
+    }
+}

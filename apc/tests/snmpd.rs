@@ -558,7 +558,9 @@ async fn cycle_reboots_the_outlet_through_the_pdu() {
     pdu.reboot_ms = 60_000;
     let snmpd = Snmpd::start(&pdu).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
-    assert!(switch.supports(DeviceCommand::Cycle));
+    // Not offered to the fence algorithm: the outlet reads "command pending", never
+    // off, while the PDU reboots it, so fences drive it off, read it off, and on.
+    assert!(!switch.supports(DeviceCommand::Cycle));
     switch
         .command(&Plug::Number(2), DeviceCommand::Cycle, soon())
         .await
@@ -688,4 +690,56 @@ async fn every_profile_works_with_v1_v2c_and_each_v3_security_level() {
             assert!(snmpd.state().outlet(1, 2).unwrap().on);
         }
     }
+}
+
+#[tokio::test]
+async fn names_resolve_within_one_unit_of_a_chain_and_two_alike_there_are_ambiguous() {
+    if peer().is_none() {
+        return;
+    }
+    let mut pdu = named_pdu(Family::MasterSwitchPlus);
+    pdu.outlets[0].unit = 2; // db-1 is outlet 2:1
+    pdu.outlets[2].name = "db-1".into(); // and 1:3 is named db-1 too
+    let snmpd = Snmpd::start(&pdu).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    // A bare name is on the configured unit (1 by default), 2:db-1 on unit 2.
+    switch
+        .switch(&Plug::Name("db-1".into()), SwitchTo::Off, soon())
+        .await
+        .unwrap();
+    assert!(!snmpd.state().outlet(1, 3).unwrap().on);
+    assert!(snmpd.state().outlet(2, 1).unwrap().on);
+    switch
+        .switch(&Plug::parse("2:db-1"), SwitchTo::Off, soon())
+        .await
+        .unwrap();
+    assert!(!snmpd.state().outlet(2, 1).unwrap().on);
+
+    // Two outlets of unit 1 named alike: an error naming both, neither switched.
+    let mut pdu = named_pdu(Family::MasterSwitchPlus);
+    pdu.outlets[1].name = "db-1".into();
+    let snmpd = Snmpd::start(&pdu).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    let err = switch
+        .switch(&Plug::parse("1:db-1"), SwitchTo::Off, soon())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
+    assert!(err.to_string().contains("1:1, 1:2"), "{err}");
+    assert!(snmpd.state().outlets.iter().all(|o| o.on || o.number == 4));
+}
+
+#[tokio::test]
+async fn a_plug_written_with_a_leading_zero_names_that_outlet() {
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    switch
+        .switch(&Plug::parse("02"), SwitchTo::Off, soon())
+        .await
+        .unwrap();
+    assert!(!snmpd.state().outlet(1, 2).unwrap().on);
+    assert!(snmpd.state().outlet(1, 1).unwrap().on);
 }

@@ -75,7 +75,8 @@ pub const SCHEMA: Schema = Schema {
                   device at a time.",
     url: "https://www.baytech.net/",
     multi_plug: true,
-    commands: &[DeviceCommand::Cycle],
+    // `Reboot` is never seen off (see `supports`): reboots are off, on.
+    commands: &[],
     params: PARAMS,
 };
 
@@ -281,20 +282,27 @@ async fn status_table<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|e| DeviceError::Protocol(format!("{}: Status: {e}", console.options().device)))
 }
 
+/// The outlet a plug names on this strip, by the one rule of
+/// [`fencekit_core::resolve_outlet`]: two outlets with the plug's name (the two
+/// power supplies of one node) are an error, never the first of them.
 fn find<'a>(plug: &Plug, outlets: &'a [Outlet]) -> Result<&'a Outlet, DeviceError> {
-    let found = match plug {
-        Plug::Number(n) => outlets.iter().find(|o| o.number == *n),
-        Plug::Name(name) => outlets.iter().find(|o| o.name == *name),
-        _ => None,
+    let listed = || outlets.iter().map(|o| (o.number, o.name.as_str()));
+    let number = match plug {
+        Plug::Number(_) | Plug::Name(_) => fencekit_core::resolve_outlet(plug, listed())?,
+        Plug::Chassis | Plug::OnUnit { .. } => {
+            return Err(DeviceError::UnknownPlug {
+                plug: plug.to_string(),
+                known: listed()
+                    .map(|(n, name)| format!("{n} ({name})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
     };
-    found.ok_or_else(|| DeviceError::UnknownPlug {
-        plug: plug.to_string(),
-        known: outlets
-            .iter()
-            .map(|o| format!("{} ({})", o.number, o.name))
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
+    outlets
+        .iter()
+        .find(|o| o.number == number)
+        .ok_or_else(|| DeviceError::Protocol(format!("outlet {number} vanished from the table")))
 }
 
 /// Logs out (Baytech units often do not close cleanly: failures are logged only).
@@ -351,8 +359,11 @@ impl PowerSwitch for BaytechSwitch {
         }
     }
 
-    fn supports(&self, command: DeviceCommand) -> bool {
-        command == DeviceCommand::Cycle
+    /// None: the strip's `Reboot` is over before a `Status` could show the outlet
+    /// off, so a fence through it could not be confirmed; a fence drives the
+    /// outlet off, reads it off, and switches it on.
+    fn supports(&self, _command: DeviceCommand) -> bool {
+        false
     }
 
     /// The outlets of the configured strip (plugs as numbers on it).
@@ -409,6 +420,33 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn two_outlets_with_one_name_are_ambiguous_on_each_strip_never_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let state = OutletFile::create(&path, 2, 8).unwrap();
+        // Two power supplies named alike on strip 2; the name once on strip 1.
+        state.set(2, 2, true, Some("db1")).unwrap();
+        state.set(2, 6, true, Some("db1")).unwrap();
+        state.set(1, 4, true, Some("db1")).unwrap();
+        for (strip, ambiguous) in [(2, true), (1, false)] {
+            let mut console = device("module", &path);
+            let (prompt, _) = reach_strip(&mut console, strip, soon()).await.unwrap();
+            let outlets = status_table(&mut console, &prompt, soon()).await.unwrap();
+            let found = find(&Plug::Name("db1".into()), &outlets);
+            if ambiguous {
+                let err = found.unwrap_err();
+                assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
+                assert!(err.to_string().contains("2, 6"), "{err}");
+            } else {
+                assert_eq!(found.unwrap().number, 4);
+            }
+            // `07` names outlet 7; numbers are numbers.
+            assert_eq!(find(&Plug::parse("07"), &outlets).unwrap().number, 7);
+            assert_eq!(find(&Plug::parse("6"), &outlets).unwrap().number, 6);
+        }
+    }
+
     #[test]
     fn plugs_on_a_unit_choose_their_strip() {
         let params = fencekit_core::schema::validate(
@@ -454,5 +492,7 @@ mod tests {
             (3, &Plug::Number(5))
         );
         assert!(!format!("{switch:?}").contains("secret"));
+        // The strip's Reboot is never seen off: reboots are off, confirm, on.
+        assert!(!switch.supports(DeviceCommand::Cycle));
     }
 }

@@ -228,3 +228,34 @@ async fn two_fences_on_one_single_session_unit_are_serialised_beside_a_monitor()
         Some(PowerState::Off)
     );
 }
+
+#[tokio::test]
+async fn two_outlets_with_one_name_are_refused_as_ambiguous_and_neither_is_switched() {
+    if !peers_present() {
+        return;
+    }
+    let rig = start_rig(&[("module", &[])]);
+    let state = &rig.consoles[0].state;
+    // The two power supplies of one node, on strip 2.
+    state.set(2, 3, true, Some("db1")).unwrap();
+    state.set(2, 5, true, Some("db1")).unwrap();
+    let pdu = rig.switch(0, &[("strip", "2")]);
+    let err = pdu
+        .switch(&Plug::Name("db1".into()), SwitchTo::Off, in_secs(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
+    assert_eq!(state.state(2, 3).unwrap(), Some(PowerState::On));
+    assert_eq!(state.state(2, 5).unwrap(), Some(PowerState::On));
+    // Within strip 2 on a unit plug too; `07` names outlet 7 of its strip.
+    let err = rig
+        .switch(0, &[])
+        .switch(&Plug::parse("2:db1"), SwitchTo::Off, in_secs(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
+    pdu.switch(&Plug::parse("07"), SwitchTo::Off, in_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(state.state(2, 7).unwrap(), Some(PowerState::Off));
+}

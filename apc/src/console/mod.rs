@@ -226,27 +226,6 @@ impl ApcConsoleSwitch {
         }
     }
 
-    fn outlet_number(&self, plug: &Plug, outlets: &[Outlet]) -> Result<u32, DeviceError> {
-        let plug = match plug {
-            Plug::OnUnit { unit, outlet } if *unit == self.unit => outlet.as_ref(),
-            Plug::OnUnit { unit, .. } => {
-                return Err(DeviceError::Unsupported(format!(
-                    "unit {unit}: daisy-chained MasterSwitch Plus units are switched over SNMP only"
-                )))
-            }
-            other => other,
-        };
-        let found = match plug {
-            Plug::Number(n) => outlets.iter().find(|o| o.number == *n),
-            Plug::Name(name) => outlets.iter().find(|o| o.name == *name),
-            Plug::Chassis => None,
-            Plug::OnUnit { .. } => None,
-        };
-        found
-            .map(|o| o.number)
-            .ok_or_else(|| dialogue::unknown(&plug.to_string(), outlets))
-    }
-
     async fn run_command(
         &self,
         plug: &Plug,
@@ -256,7 +235,7 @@ impl ApcConsoleSwitch {
         let (mut session, ui) = self.login(Wait::UntilDeadline, deadline).await?;
         let console = &mut session.console;
         let outlets = dialogue::list(console, &ui, deadline).await?;
-        let number = self.outlet_number(plug, &outlets)?;
+        let number = outlet_number(self.unit, plug, &outlets)?;
         let after = dialogue::command(console, &ui, number, what, deadline).await?;
         tracing::info!(
             device = self.target.device(),
@@ -282,6 +261,27 @@ impl ApcConsoleSwitch {
     }
 }
 
+/// The outlet of `unit` a plug names, by the one rule of
+/// [`fencekit_core::resolve_outlet`]: two outlets named alike (the two power
+/// supplies of one node) are an error, never the first of them.
+fn outlet_number(unit: u32, plug: &Plug, outlets: &[Outlet]) -> Result<u32, DeviceError> {
+    let plug = match plug {
+        Plug::OnUnit { unit: on, outlet } if *on == unit => outlet.as_ref(),
+        Plug::OnUnit { unit: on, .. } => {
+            return Err(DeviceError::Unsupported(format!(
+                "unit {on}: daisy-chained MasterSwitch Plus units are switched over SNMP only"
+            )))
+        }
+        other => other,
+    };
+    match plug {
+        Plug::Number(_) | Plug::Name(_) => {
+            fencekit_core::resolve_outlet(plug, outlets.iter().map(|o| (o.number, o.name.as_str())))
+        }
+        Plug::Chassis | Plug::OnUnit { .. } => Err(dialogue::unknown(&plug.to_string(), outlets)),
+    }
+}
+
 #[async_trait]
 impl PowerSwitch for ApcConsoleSwitch {
     async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
@@ -290,7 +290,7 @@ impl PowerSwitch for ApcConsoleSwitch {
         }
         let (mut session, ui) = self.login(Wait::UntilDeadline, deadline).await?;
         let outlets = dialogue::list(&mut session.console, &ui, deadline).await?;
-        let number = self.outlet_number(plug, &outlets)?;
+        let number = outlet_number(self.unit, plug, &outlets)?;
         dialogue::logout(&mut session.console, &ui, deadline).await;
         Ok(outlets
             .iter()
@@ -329,8 +329,10 @@ impl PowerSwitch for ApcConsoleSwitch {
         }
     }
 
-    fn supports(&self, command: DeviceCommand) -> bool {
-        command == DeviceCommand::Cycle
+    /// None: an outlet's Immediate Reboot is never read off on the console (it
+    /// ends on before any read), so a fence drives it off, reads it off, and on.
+    fn supports(&self, _command: DeviceCommand) -> bool {
+        false
     }
 
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
@@ -344,5 +346,106 @@ impl PowerSwitch for ApcConsoleSwitch {
         let (mut session, ui) = self.login(Wait::No, deadline).await?;
         dialogue::logout(&mut session.console, &ui, deadline).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencekit_console::sim::OutletFile;
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(20)
+    }
+
+    /// The outlets as the console simulator lists them, over the paired console.
+    async fn listed(mode: &str, names: &[(u32, &str)]) -> Vec<Outlet> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let state = OutletFile::create(&path, 1, 8).unwrap();
+        for (number, name) in names {
+            state.set(1, *number, true, Some(name)).unwrap();
+        }
+        let mut console =
+            fencekit_console::sim::paired_console("pdu-test", mode, &path, crate::console_sim::run)
+                .unwrap();
+        let ui = dialogue::login(&mut console, None, soon()).await.unwrap();
+        let outlets = dialogue::list(&mut console, &ui, soon()).await.unwrap();
+        dialogue::logout(&mut console, &ui, soon()).await;
+        outlets
+    }
+
+    #[tokio::test]
+    async fn two_outlets_with_one_name_are_ambiguous_on_both_uis_never_the_first() {
+        for mode in ["menu", "cli"] {
+            let outlets = listed(mode, &[(2, "db1"), (5, "db1")]).await;
+            let err = outlet_number(1, &Plug::Name("db1".into()), &outlets).unwrap_err();
+            assert!(
+                matches!(err, DeviceError::AmbiguousPlug { .. }),
+                "{mode}: {err}"
+            );
+            assert!(err.to_string().contains("2, 5"), "{mode}: {err}");
+            // On the unit too.
+            let on_unit = Plug::parse("1:db1");
+            assert!(matches!(
+                outlet_number(1, &on_unit, &outlets),
+                Err(DeviceError::AmbiguousPlug { .. })
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plug_07_names_the_outlet_called_07_and_numbers_stay_numbers() {
+        for mode in ["menu", "cli"] {
+            let outlets = listed(mode, &[(3, "db-3")]).await;
+            assert_eq!(outlet_number(1, &Plug::parse("07"), &outlets).unwrap(), 7);
+            assert_eq!(outlet_number(1, &Plug::parse("3"), &outlets).unwrap(), 3);
+            assert_eq!(outlet_number(1, &Plug::parse("db-3"), &outlets).unwrap(), 3);
+            assert!(matches!(
+                outlet_number(1, &Plug::parse("db-4"), &outlets),
+                Err(DeviceError::UnknownPlug { .. })
+            ));
+            assert!(matches!(
+                outlet_number(1, &Plug::parse("2:3"), &outlets),
+                Err(DeviceError::Unsupported(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn the_console_offers_no_cycle_to_the_fence_algorithm() {
+        let switch = ApcConsoleSwitch::from_params(
+            &fencekit_core::schema::validate(
+                &[&CONSOLE_SCHEMA],
+                &[
+                    fencekit_core::schema::RawParam::text(
+                        "ip",
+                        "127.0.0.1",
+                        fencekit_core::schema::Origin::new("test"),
+                    ),
+                    fencekit_core::schema::RawParam::text(
+                        "host_key",
+                        "SHA256:abc",
+                        fencekit_core::schema::Origin::new("test"),
+                    ),
+                    fencekit_core::schema::RawParam::text(
+                        "username",
+                        "apc",
+                        fencekit_core::schema::Origin::new("test"),
+                    ),
+                    fencekit_core::schema::RawParam::text(
+                        "password",
+                        "pw",
+                        fencekit_core::schema::Origin::new("test"),
+                    ),
+                ],
+                fencekit_core::schema::Unknown::Reject,
+                None,
+            )
+            .unwrap()
+            .params,
+        )
+        .unwrap();
+        assert!(!switch.supports(DeviceCommand::Cycle));
     }
 }
