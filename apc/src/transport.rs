@@ -716,13 +716,18 @@ impl Session<'_> {
         mut classify: impl FnMut(&[u8]) -> Option<Result<T, DeviceError>>,
     ) -> Result<T, DeviceError> {
         let mut buf = vec![0u8; 65_536];
-        let mut attempts = 0u32;
+        // How often this message left the socket. Once it has, a message that must
+        // not be carried out twice is never sent again, whatever came back: an ICMP
+        // port unreachable may belong to an earlier datagram of this session (they
+        // arrive late and are not matched to a datagram), so it does not prove that
+        // this one was not delivered.
+        let mut left = 0u32;
         loop {
             let now = Instant::now();
             if now >= self.deadline {
                 return Err(self.no_answer());
             }
-            if attempts > 0 && resend == Resend::Never && !self.refused {
+            if left > 0 && resend == Resend::Never {
                 return Err(DeviceError::TimedOut(format!(
                     "no SNMP answer from {} to a command that must not be sent twice; \
                      it may have been carried out: read the outlet before trying again",
@@ -730,9 +735,13 @@ impl Session<'_> {
                 )));
             }
             let try_end = std::cmp::min(now + self.agent.request_timeout, self.deadline);
-            attempts += 1;
             match self.socket.send(message).await {
-                Ok(_) => self.sent += 1,
+                Ok(_) => {
+                    self.sent += 1;
+                    left += 1;
+                }
+                // The socket's pending error from an earlier datagram: this one was
+                // not sent (the kernel reports the error instead of sending).
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     self.refused = true;
                     tokio::time::sleep_until(try_end).await;
@@ -1030,6 +1039,64 @@ mod tests {
         );
         drop(session);
         assert_eq!(task.await.unwrap(), 1, "the reboot was sent exactly once");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_must_not_repeat_is_sent_once_even_after_an_earlier_icmp_refusal() {
+        // A port where nothing listens yet: the session's first read meets ICMP
+        // port unreachable; the agent comes up, answers reads, and never answers
+        // the set (a lost answer).
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(4))
+            .await
+            .unwrap();
+        let server = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let socket = UdpSocket::bind(("127.0.0.1", port)).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut sets = 0u32;
+            while let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await
+            {
+                let request = snmp2::Pdu::from_bytes(&buf[..n]).unwrap();
+                if request.message_type == snmp2::MessageType::SetRequest {
+                    sets += 1;
+                    continue;
+                }
+                socket
+                    .send_to(&answer(request.req_id, 1), from)
+                    .await
+                    .unwrap();
+            }
+            sets
+        });
+        session
+            .get(&[vec![1, 3, 6, 1, 2, 1, 1, 3, 0]])
+            .await
+            .unwrap();
+        assert!(session.refused, "the first read met ICMP port unreachable");
+        let err = session
+            .set(
+                &[(
+                    vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4, 1],
+                    SetValue::Integer(3),
+                )],
+                Resend::Never,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("may have been carried out"),
+            "{err}"
+        );
+        drop(session);
+        assert_eq!(server.await.unwrap(), 1, "the reboot was sent exactly once");
     }
 
     proptest! {
