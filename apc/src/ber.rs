@@ -136,8 +136,23 @@ pub fn pdu(pdu_tag: u8, request_id: i32, binds: &[(Oid, SetValue)]) -> Option<Ve
 
 /// A whole SNMPv1 (`version` 0) or SNMPv2c (`version` 1) message (RFC 1157 §4,
 /// RFC 1901 §3).
-pub fn community_message(version: i64, community: &[u8], pdu: &[u8]) -> Vec<u8> {
-    sequence(&[&integer(version), &octets(community), pdu])
+///
+/// The community is a password: every buffer that holds it (sized so that none
+/// grows and leaves a copy behind) is wiped when dropped, the message included.
+pub fn community_message(
+    version: i64,
+    community: &[u8],
+    pdu: &[u8],
+) -> zeroize::Zeroizing<Vec<u8>> {
+    let version = integer(version);
+    let community = zeroize::Zeroizing::new(octets(community));
+    let mut body = zeroize::Zeroizing::new(Vec::with_capacity(
+        version.len() + community.len() + pdu.len(),
+    ));
+    body.extend_from_slice(&version);
+    body.extend_from_slice(&community);
+    body.extend_from_slice(pdu);
+    zeroize::Zeroizing::new(tlv(tag::SEQUENCE, &body))
 }
 
 /// An SNMPv3 message without authentication or privacy (RFC 3412 §6, RFC 3414 §2.4).

@@ -197,3 +197,75 @@ impl PowerSwitch for ApcSwitch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
+
+    #[test]
+    fn debug_output_of_every_transport_holds_no_secret() {
+        let secrets = [
+            ("password", "uniq-auth-Zq81x"),
+            ("snmp_priv_passwd", "uniq-priv-Zq81x"),
+            ("ssh_password", "uniq-ssh-Zq81x"),
+        ];
+        for transport in ["snmp", "ssh", "snmp,ssh"] {
+            let mut pairs = vec![
+                ("ip", "127.0.0.1"),
+                ("transport", transport),
+                ("snmp_version", "3"),
+                ("username", "alice"),
+                ("host_key", "SHA256:abc"),
+            ];
+            pairs.extend(secrets);
+            let raw: Vec<RawParam> = pairs
+                .iter()
+                .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+                .collect();
+            let params = validate(&[&crate::SCHEMA], &raw, Unknown::Reject, None)
+                .unwrap()
+                .params;
+            let device = ApcSwitch::from_params(&params).unwrap();
+            let shown = format!("{device:?} {device:#?}");
+            assert!(!shown.contains("Zq81x"), "{transport}: {shown}");
+        }
+        for version in ["1", "2c"] {
+            let raw: Vec<RawParam> = [
+                ("ip", "127.0.0.1"),
+                ("snmp_version", version),
+                ("community", "uniq-community-Zq81x"),
+            ]
+            .iter()
+            .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+            .collect();
+            let params = validate(&[&crate::SCHEMA], &raw, Unknown::Reject, None)
+                .unwrap()
+                .params;
+            let device = ApcSwitch::from_params(&params).unwrap();
+            assert!(!format!("{device:?} {device:#?}").contains("Zq81x"));
+        }
+    }
+
+    #[test]
+    fn no_transport_offers_the_pdu_reboot_as_a_cycle() {
+        for transport in ["snmp", "ssh", "snmp,ssh"] {
+            let raw: Vec<RawParam> = [
+                ("ip", "127.0.0.1"),
+                ("transport", transport),
+                ("username", "apc"),
+                ("password", "apc-password"),
+                ("host_key", "SHA256:abc"),
+            ]
+            .iter()
+            .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+            .collect();
+            let params = validate(&[&crate::SCHEMA], &raw, Unknown::Reject, None)
+                .unwrap()
+                .params;
+            let device = ApcSwitch::from_params(&params).unwrap();
+            assert!(!device.supports(DeviceCommand::Cycle), "{transport}");
+        }
+        assert!(crate::SCHEMA.commands.is_empty());
+    }
+}

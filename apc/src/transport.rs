@@ -438,7 +438,11 @@ impl Agent {
         time: i64,
     ) -> Result<Engine, DeviceError> {
         let bad = |what: &str| DeviceError::Failed(format!("SNMPv3 user {}: {what}", usm.user));
-        let pass = |secret: &Option<Secret>, name: &str| -> Result<Vec<u8>, DeviceError> {
+        // Our copies of the pass phrases are wiped when dropped; `snmp2` keeps its
+        // own inside `v3::Security` (moved in, not copied).
+        let pass = |secret: &Option<Secret>,
+                    name: &str|
+         -> Result<zeroize::Zeroizing<Vec<u8>>, DeviceError> {
             let secret = secret.as_ref().ok_or_else(|| {
                 bad(&format!(
                     "security level {} needs `{name}`",
@@ -450,10 +454,10 @@ impl Agent {
             if secret.len() < 8 {
                 return Err(bad(&format!("`{name}` must have at least 8 characters")));
             }
-            Ok(secret.expose().as_bytes().to_vec())
+            Ok(zeroize::Zeroizing::new(secret.expose().as_bytes().to_vec()))
         };
         let auth_pass = match usm.level {
-            SecLevel::NoAuthNoPriv => Vec::new(),
+            SecLevel::NoAuthNoPriv => zeroize::Zeroizing::new(Vec::new()),
             _ => pass(&usm.auth_pass, "password")?,
         };
         let mut security =
@@ -466,7 +470,10 @@ impl Agent {
                 security
                     .with_auth(v3::Auth::AuthPriv {
                         cipher,
-                        privacy_password: pass(&usm.priv_pass, "snmp_priv_passwd")?,
+                        privacy_password: std::mem::take(&mut *pass(
+                            &usm.priv_pass,
+                            "snmp_priv_passwd",
+                        )?),
                     })
                     .with_key_extension_method(extension)
             }
@@ -961,7 +968,7 @@ mod tests {
             &[(vec![1, 3, 6, 1, 2, 1, 1, 3, 0], SetValue::Integer(value))],
         )
         .unwrap();
-        ber::community_message(1, b"c", &pdu)
+        ber::community_message(1, b"c", &pdu).to_vec()
     }
 
     fn v2c_agent(port: u16) -> Agent {
@@ -1111,7 +1118,7 @@ mod tests {
                 (vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 5, 1, 1, 2, 1], SetValue::OctetString(b"db-1".to_vec())),
                 (vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 5, 1, 1, 4, 1], SetValue::Integer(1)),
             ]).unwrap();
-            let mut msg = ber::community_message(0, b"private", &pdu);
+            let mut msg = ber::community_message(0, b"private", &pdu).to_vec();
             if flip < msg.len() { msg[flip] ^= 1 << bit; }
             msg.truncate(cut.max(1).min(msg.len()));
             let _ = community_response(&msg, 1);

@@ -759,6 +759,22 @@ mod tests {
         assert_eq!(bmc.lock().unwrap().power(), PowerState::On);
     }
 
+    #[test]
+    fn debug_output_holds_neither_password_nor_key() {
+        let sw = IpmiSwitch::from_params(&params(&[
+            ("ip", "127.0.0.1"),
+            ("username", "admin"),
+            ("password", "uniq-pw-Zq81x"),
+            ("hexadecimal_kg", "5a7138317a7138317a71"),
+        ]))
+        .unwrap();
+        let shown = format!("{sw:?} {sw:#?}");
+        assert!(
+            !shown.contains("Zq81x") && !shown.to_lowercase().contains("5a713831"),
+            "{shown}"
+        );
+    }
+
     #[tokio::test]
     async fn only_the_chassis_plug_exists() {
         let sw = switch_for(SocketAddr::from(([127, 0, 0, 1], 9)), "x");
