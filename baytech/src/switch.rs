@@ -243,10 +243,11 @@ async fn reach_strip<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if !prompt.ends_with('>') {
         return Err(DeviceError::Protocol(format!(
-            "{device}: no strip prompt; the console shows {prompt:?}"
+            "{device}: no strip prompt; the console shows {:?}",
+            console.redact(&prompt)
         )));
     }
-    tracing::debug!(device, prompt, module, "at the strip prompt");
+    tracing::debug!(device, prompt = %console.redact(&prompt), module, "at the strip prompt");
     Ok((Pattern::prompt(prompt), module))
 }
 
@@ -320,9 +321,14 @@ async fn logout(s: &mut StripSession, deadline: Instant) {
     }
 }
 
-#[async_trait]
-impl PowerSwitch for BaytechSwitch {
-    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+/// The dialogue steps; [`PowerSwitch`] runs them with every error masked by
+/// [`ConsoleTarget::redact_error`](fencekit_console::target::ConsoleTarget::redact_error).
+impl BaytechSwitch {
+    async fn status_unguarded(
+        &self,
+        plug: &Plug,
+        deadline: Instant,
+    ) -> Result<PowerState, DeviceError> {
         let (strip, outlet) = self.place(plug)?;
         let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
         let outlets = Self::outlets(&mut s, deadline).await?;
@@ -331,7 +337,7 @@ impl PowerSwitch for BaytechSwitch {
         Ok(state)
     }
 
-    async fn switch(
+    async fn switch_unguarded(
         &self,
         plug: &Plug,
         to: SwitchTo,
@@ -344,7 +350,7 @@ impl PowerSwitch for BaytechSwitch {
         self.run(plug, word, deadline).await
     }
 
-    async fn command(
+    async fn command_unguarded(
         &self,
         plug: &Plug,
         command: DeviceCommand,
@@ -359,6 +365,48 @@ impl PowerSwitch for BaytechSwitch {
         }
     }
 
+    /// The outlets of the configured strip (plugs as numbers on it).
+    async fn list_unguarded(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+        let mut s = self.login(self.strip, Wait::No, deadline).await?;
+        let outlets = Self::outlets(&mut s, deadline).await?;
+        logout(&mut s, deadline).await;
+        Ok(outlets.iter().map(Outlet::plug_info).collect())
+    }
+
+    async fn check_unguarded(&self, deadline: Instant) -> Result<(), DeviceError> {
+        let mut s = self.login(self.strip, Wait::No, deadline).await?;
+        logout(&mut s, deadline).await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PowerSwitch for BaytechSwitch {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        let result = self.status_unguarded(plug, deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
+    }
+
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let result = self.switch_unguarded(plug, to, deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
+    }
+
+    async fn command(
+        &self,
+        plug: &Plug,
+        command: DeviceCommand,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let result = self.command_unguarded(plug, command, deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
+    }
+
     /// None: the strip's `Reboot` is over before a `Status` could show the outlet
     /// off, so a fence through it could not be confirmed; a fence drives the
     /// outlet off, reads it off, and switches it on.
@@ -366,18 +414,14 @@ impl PowerSwitch for BaytechSwitch {
         false
     }
 
-    /// The outlets of the configured strip (plugs as numbers on it).
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
-        let mut s = self.login(self.strip, Wait::No, deadline).await?;
-        let outlets = Self::outlets(&mut s, deadline).await?;
-        logout(&mut s, deadline).await;
-        Ok(outlets.iter().map(Outlet::plug_info).collect())
+        let result = self.list_unguarded(deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
     }
 
     async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
-        let mut s = self.login(self.strip, Wait::No, deadline).await?;
-        logout(&mut s, deadline).await;
-        Ok(())
+        let result = self.check_unguarded(deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
     }
 }
 
@@ -445,6 +489,32 @@ mod tests {
             assert_eq!(find(&Plug::parse("07"), &outlets).unwrap().number, 7);
             assert_eq!(find(&Plug::parse("6"), &outlets).unwrap().number, 6);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_strip_that_prints_the_password_in_its_prompt_never_gets_it_into_an_error() {
+        use tokio::io::AsyncWriteExt;
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let device = tokio::spawn(async move {
+            theirs
+                .write_all(b"RPC-28 Series\r\nlogged in as uniq-Zq81x:")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(theirs);
+        });
+        let mut console = Console::new(
+            ours,
+            fencekit_console::ConsoleOptions {
+                device: "rpc-test".into(),
+                ..Default::default()
+            },
+        );
+        console.add_secret(&fencekit_core::Secret::new("uniq-Zq81x"));
+        let err = reach_strip(&mut console, 1, soon()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("Zq81x") && text.contains("***"), "{text}");
+        device.abort();
     }
 
     #[test]

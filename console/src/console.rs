@@ -332,10 +332,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             if asked > self.options.max_confirmations {
                 return Err(ConsoleError::Unexpected {
                     device: self.options.device.clone(),
-                    what: format!(
+                    what: self.redactor.redact(&format!(
                         "asked {} again after {} answers of {:?}",
                         all[m.index], self.options.max_confirmations, answer
-                    ),
+                    )),
                     last_seen: self.last_seen(),
                 });
             }
@@ -557,10 +557,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
 
     fn lost(&mut self, activity: String, cause: String) -> ConsoleError {
         self.transcript.flush(&self.options.device, &self.redactor);
+        // The activity names patterns learned from the device (a prompt), and the
+        // cause may quote it: both masked like the text received.
         ConsoleError::ConnectionLost {
             device: self.options.device.clone(),
-            activity,
-            cause,
+            activity: self.redactor.redact(&activity),
+            cause: self.redactor.redact(&cause),
             last_seen: self.last_seen(),
         }
     }
@@ -569,7 +571,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
         self.transcript.flush(&self.options.device, &self.redactor);
         ConsoleError::TimedOut {
             device: self.options.device.clone(),
-            activity,
+            activity: self.redactor.redact(&activity),
             waited: Instant::now().saturating_duration_since(started),
             last_seen: self.last_seen(),
         }
@@ -1080,6 +1082,29 @@ mod tests {
         let outlets = crate::parse::apc_menu::parse_outlet_menu(m.last_screen()).unwrap();
         assert_eq!(outlets[0].state, fencekit_core::PowerState::Off);
         assert!(crate::parse::apc_menu::parse_outlet_menu(&m.before).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_learned_prompt_holding_a_secret_is_masked_in_errors() {
+        let (ours, _device) = duplex(4096);
+        let mut c = console(ours);
+        c.add_secret(&Secret::new("uniq-Zq81x"));
+        // A prompt learned from a device that prints the password in it.
+        let err = c
+            .expect(&[Pattern::prompt("uniq-Zq81x>")], in_secs(2))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(err.is_timeout(), "{text}");
+        assert!(!text.contains("Zq81x") && text.contains("***"), "{text}");
+        drop(_device);
+        let err = c
+            .expect(&[Pattern::prompt("uniq-Zq81x>")], in_secs(2))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConsoleError::ConnectionLost { .. }), "{text}");
+        assert!(!text.contains("Zq81x"), "{text}");
     }
 
     /// A `tracing` writer that keeps everything in memory.

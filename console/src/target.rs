@@ -11,6 +11,7 @@ use fencekit_core::{DeviceError, Instant, Secret};
 
 use crate::lock::{DeviceLock, Wait, DEFAULT_LOCK_DIR};
 use crate::ssh::{connect, HostKeyCheck, SshAuth, SshConfig, SshStream};
+use crate::transcript::Redactor;
 use crate::{Console, ConsoleOptions};
 
 /// `host_key`: the pinned fingerprint.
@@ -198,11 +199,61 @@ impl ConsoleTarget {
                 ..Default::default()
             },
         );
-        if let SshAuth::Password(password) = &self.ssh.auth {
-            // A console that echoes or prints it must not get it into a log.
-            console.add_secret(password);
+        // A console that echoes or prints a secret must not get it into a log.
+        for secret in self.secrets() {
+            console.add_secret(secret);
         }
         Ok(ConsoleSession { console, lock })
+    }
+
+    /// The secrets of this target: the password, or the key file's pass phrase.
+    fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        match &self.ssh.auth {
+            SshAuth::Password(password) => Some(password),
+            SshAuth::Key { passphrase, .. } => passphrase.as_ref(),
+        }
+        .into_iter()
+    }
+
+    /// `error` with every secret of this target masked in its text: the last guard
+    /// before what a device printed leaves a plugin (in an error that front ends
+    /// print and clusters log), whichever dialogue step put it there.
+    pub fn redact_error(&self, error: DeviceError) -> DeviceError {
+        let mut redactor = Redactor::default();
+        for secret in self.secrets() {
+            redactor.add(secret);
+        }
+        let r = |text: String| redactor.redact(&text);
+        match error {
+            DeviceError::NoAnswer { endpoint, detail } => DeviceError::NoAnswer {
+                endpoint: r(endpoint),
+                detail: r(detail),
+            },
+            DeviceError::TimedOut(text) => DeviceError::TimedOut(r(text)),
+            DeviceError::Auth(text) => DeviceError::Auth(r(text)),
+            DeviceError::Refused(text) => DeviceError::Refused(r(text)),
+            DeviceError::UnknownPlug { plug, known } => DeviceError::UnknownPlug {
+                plug: r(plug),
+                known: r(known),
+            },
+            DeviceError::AmbiguousPlug { plug, outlets } => DeviceError::AmbiguousPlug {
+                plug: r(plug),
+                outlets: r(outlets),
+            },
+            DeviceError::Unsupported(text) => DeviceError::Unsupported(r(text)),
+            DeviceError::Busy(text) => DeviceError::Busy(r(text)),
+            DeviceError::Protocol(text) => DeviceError::Protocol(r(text)),
+            DeviceError::Failed(text) => DeviceError::Failed(r(text)),
+            // A kind added later: shown only as its kind, never with device text.
+            #[allow(unreachable_patterns)]
+            other => {
+                if redactor.redact(&other.to_string()) == other.to_string() {
+                    other
+                } else {
+                    DeviceError::Failed(redactor.redact(&other.to_string()))
+                }
+            }
+        }
     }
 }
 
@@ -218,4 +269,65 @@ pub fn says_busy(text: &str) -> bool {
     ]
     .iter()
     .any(|w| text.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(auth: SshAuth) -> ConsoleTarget {
+        ConsoleTarget {
+            ssh: SshConfig {
+                device: "pdu-a".into(),
+                host: "127.0.0.1".into(),
+                port: 22,
+                user: "apc".into(),
+                auth,
+                host_key: HostKeyCheck::Insecure,
+                legacy: false,
+                term: "vt100".into(),
+            },
+            lock_dir: PathBuf::from("/nonexistent"),
+        }
+    }
+
+    #[test]
+    fn every_kind_of_error_leaves_with_the_secret_masked() {
+        let password = target(SshAuth::Password(Secret::new("uniq-Zq81x")));
+        let key = target(SshAuth::Key {
+            path: PathBuf::from("/nonexistent/key"),
+            passphrase: Some(Secret::new("uniq-Zq81x")),
+        });
+        let echo = "the device printed uniq-Zq81x";
+        for target in [password, key] {
+            for error in [
+                DeviceError::NoAnswer {
+                    endpoint: echo.into(),
+                    detail: echo.into(),
+                },
+                DeviceError::TimedOut(echo.into()),
+                DeviceError::Auth(echo.into()),
+                DeviceError::Refused(echo.into()),
+                DeviceError::UnknownPlug {
+                    plug: "x".into(),
+                    known: echo.into(),
+                },
+                DeviceError::AmbiguousPlug {
+                    plug: "x".into(),
+                    outlets: echo.into(),
+                },
+                DeviceError::Unsupported(echo.into()),
+                DeviceError::Busy(echo.into()),
+                DeviceError::Protocol(echo.into()),
+                DeviceError::Failed(echo.into()),
+            ] {
+                let kind = std::mem::discriminant(&error);
+                let masked = target.redact_error(error);
+                assert_eq!(std::mem::discriminant(&masked), kind, "the kind is kept");
+                let text = masked.to_string();
+                assert!(!text.contains("Zq81x"), "{text}");
+                assert!(text.contains("printed ***"), "{text}");
+            }
+        }
+    }
 }

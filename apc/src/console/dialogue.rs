@@ -80,7 +80,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     if says_busy(&prompt) || (says_busy(&banner) && !prompt.ends_with('>')) {
         return Err(DeviceError::Busy(format!(
             "{device}: the console refused the session: {}",
-            shorten(&format!("{banner} {prompt}"))
+            shorten(&console.redact(&format!("{banner} {prompt}")))
         )));
     }
     if let Some(wanted) = cmd_prompt.filter(|p| !p.trim().is_empty()) {
@@ -88,7 +88,8 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(protocol(
                 &device,
                 format!(
-                    "expected the prompt {wanted:?} (cmd_prompt), the console shows {prompt:?}"
+                    "expected the prompt {wanted:?} (cmd_prompt), the console shows {:?}",
+                    console.redact(&prompt)
                 ),
             ));
         }
@@ -97,7 +98,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
             &device,
             format!(
                 "no console prompt after login; the device shows {:?}",
-                shorten(&prompt)
+                shorten(&console.redact(&prompt))
             ),
         ));
     }
@@ -147,7 +148,8 @@ async fn cli_status<S: AsyncRead + AsyncWrite + Unpin>(
         protocol(
             &console.options().device,
             format!(
-                "olStatus all: {e}; the device printed: {}",
+                "olStatus all: {}; the device printed: {}",
+                console.redact(&e.to_string()),
                 shorten(&console.redact(&m.before))
             ),
         )
@@ -180,7 +182,7 @@ async fn choose<S: AsyncRead + AsyncWrite + Unpin>(
             &device,
             format!(
                 "the menu has no entry {title:?}; it shows: {}",
-                shorten(screen)
+                shorten(&console.redact(screen))
             ),
         )
     })?;
@@ -205,7 +207,7 @@ async fn to_main_menu<S: AsyncRead + AsyncWrite + Unpin>(
             &console.options().device,
             format!(
                 "Ctrl-C did not lead to the main menu; it shows: {}",
-                shorten(&screen)
+                shorten(&console.redact(&screen))
             ),
         ));
     }
@@ -236,7 +238,7 @@ async fn open_outlet_list<S: AsyncRead + AsyncWrite + Unpin>(
             &device,
             format!(
                 "no Outlet Control entry; the menu shows: {}",
-                shorten(&outlet_menu)
+                shorten(&console.redact(&outlet_menu))
             ),
         )
     })?;
@@ -248,8 +250,9 @@ async fn open_outlet_list<S: AsyncRead + AsyncWrite + Unpin>(
         protocol(
             &device,
             format!(
-                "outlet list: {e}; the device printed: {}",
-                shorten(&listing.before)
+                "outlet list: {}; the device printed: {}",
+                console.redact(&e.to_string()),
+                shorten(&console.redact(&listing.before))
             ),
         )
     })
@@ -286,8 +289,9 @@ pub async fn command<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 Err(e) => {
                     return Err(DeviceError::Refused(format!(
-                        "{device}: {} {number}: {e}",
-                        what.cli_word()
+                        "{device}: {} {number}: {}",
+                        what.cli_word(),
+                        console.redact(&e.to_string())
                     )))
                 }
             }
@@ -317,7 +321,7 @@ pub async fn command<S: AsyncRead + AsyncWrite + Unpin>(
                     format!(
                         "Control Outlet has no {:?}; it shows: {}",
                         what.menu_entry(),
-                        shorten(&control)
+                        shorten(&console.redact(&control))
                     ),
                 )
             })?;
@@ -465,6 +469,45 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, DeviceError::Protocol(_)), "{err}");
+    }
+
+    /// A console on an in-memory stream whose device side prints `shown` and
+    /// then stays silent, with the password known as the plugins open it.
+    fn echoing_device(shown: &'static [u8]) -> Console<tokio::io::DuplexStream> {
+        use tokio::io::AsyncWriteExt;
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            theirs.write_all(shown).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(theirs);
+        });
+        let mut console = Console::new(
+            ours,
+            fencekit_console::ConsoleOptions {
+                device: "pdu-test".into(),
+                ..Default::default()
+            },
+        );
+        console.add_secret(&fencekit_core::Secret::new("uniq-Zq81x"));
+        console
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_device_that_prints_the_password_never_gets_it_into_an_error() {
+        for (shown, prompt) in [
+            // Busy, with the password in the last line.
+            (&b"Welcome\r\nuser uniq-Zq81x busy"[..], None),
+            // A prompt that is not the configured one.
+            (&b"Welcome\r\nuniq-Zq81x>"[..], Some("apc>")),
+            // No prompt at all.
+            (&b"Welcome\r\nlast login by uniq-Zq81x"[..], None),
+        ] {
+            let mut console = echoing_device(shown);
+            let err = login(&mut console, prompt, soon()).await.unwrap_err();
+            let text = err.to_string();
+            assert!(!text.contains("Zq81x"), "{text}");
+            assert!(text.contains("***"), "{text}");
+        }
     }
 
     #[test]

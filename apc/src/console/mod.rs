@@ -203,7 +203,11 @@ impl ApcConsoleSwitch {
             };
             match attempt.await {
                 Ok((session, ui)) => {
-                    tracing::debug!(device = self.target.device(), ?ui, "logged in");
+                    tracing::debug!(
+                        device = self.target.device(),
+                        ui = %session.console.redact(&format!("{ui:?}")),
+                        "logged in"
+                    );
                     return Ok((session, ui));
                 }
                 Err(DeviceError::Busy(why))
@@ -282,9 +286,14 @@ fn outlet_number(unit: u32, plug: &Plug, outlets: &[Outlet]) -> Result<u32, Devi
     }
 }
 
-#[async_trait]
-impl PowerSwitch for ApcConsoleSwitch {
-    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+/// The dialogue steps; [`PowerSwitch`] runs them with every error masked by
+/// [`ConsoleTarget::redact_error`](fencekit_console::target::ConsoleTarget::redact_error).
+impl ApcConsoleSwitch {
+    async fn status_unguarded(
+        &self,
+        plug: &Plug,
+        deadline: Instant,
+    ) -> Result<PowerState, DeviceError> {
         if let Some(state) = self.take_observed(plug) {
             return Ok(state);
         }
@@ -298,7 +307,7 @@ impl PowerSwitch for ApcConsoleSwitch {
             .map_or(PowerState::Unknown, |o| o.state))
     }
 
-    async fn switch(
+    async fn switch_unguarded(
         &self,
         plug: &Plug,
         to: SwitchTo,
@@ -311,7 +320,7 @@ impl PowerSwitch for ApcConsoleSwitch {
         self.run_command(plug, what, deadline).await
     }
 
-    async fn command(
+    async fn command_unguarded(
         &self,
         plug: &Plug,
         command: DeviceCommand,
@@ -329,6 +338,47 @@ impl PowerSwitch for ApcConsoleSwitch {
         }
     }
 
+    async fn list_unguarded(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+        let (mut session, ui) = self.login(Wait::No, deadline).await?;
+        let outlets = dialogue::list(&mut session.console, &ui, deadline).await?;
+        dialogue::logout(&mut session.console, &ui, deadline).await;
+        Ok(outlets.iter().map(Outlet::plug_info).collect())
+    }
+
+    async fn check_unguarded(&self, deadline: Instant) -> Result<(), DeviceError> {
+        let (mut session, ui) = self.login(Wait::No, deadline).await?;
+        dialogue::logout(&mut session.console, &ui, deadline).await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PowerSwitch for ApcConsoleSwitch {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        let result = self.status_unguarded(plug, deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
+    }
+
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let result = self.switch_unguarded(plug, to, deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
+    }
+
+    async fn command(
+        &self,
+        plug: &Plug,
+        command: DeviceCommand,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let result = self.command_unguarded(plug, command, deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
+    }
+
     /// None: an outlet's Immediate Reboot is never read off on the console (it
     /// ends on before any read), so a fence drives it off, reads it off, and on.
     fn supports(&self, _command: DeviceCommand) -> bool {
@@ -336,16 +386,13 @@ impl PowerSwitch for ApcConsoleSwitch {
     }
 
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
-        let (mut session, ui) = self.login(Wait::No, deadline).await?;
-        let outlets = dialogue::list(&mut session.console, &ui, deadline).await?;
-        dialogue::logout(&mut session.console, &ui, deadline).await;
-        Ok(outlets.iter().map(Outlet::plug_info).collect())
+        let result = self.list_unguarded(deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
     }
 
     async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
-        let (mut session, ui) = self.login(Wait::No, deadline).await?;
-        dialogue::logout(&mut session.console, &ui, deadline).await;
-        Ok(())
+        let result = self.check_unguarded(deadline).await;
+        result.map_err(|e| self.target.redact_error(e))
     }
 }
 
