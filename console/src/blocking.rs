@@ -12,6 +12,13 @@
 //!
 //! Deadlines stay with the console: its waits end on time whatever the thread
 //! does. Dropping the stream stops the thread at its next read timeout.
+//!
+//! What the console queued is written by the thread later, between reads: a
+//! stream made with [`ThreadStream::spawn_until`] never starts writing after the
+//! operation's deadline. Input queued in time but not yet written then (the thread
+//! was in a long read, or the device's window was full) is dropped with all that
+//! follows, and the session ends: a switch command typed after the deadline, when
+//! the fence has already been reported failed, is what must never happen.
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -24,6 +31,8 @@ use tokio::sync::mpsc;
 
 /// Chunks read ahead before the thread waits for the console to catch up.
 const READ_AHEAD: usize = 64;
+/// Without a deadline, the longest one queued chunk may wait for the peer.
+const WRITE_BUDGET: Duration = Duration::from_secs(10);
 
 /// The async side of a blocking stream run on its own thread.
 pub struct ThreadStream {
@@ -40,11 +49,27 @@ impl ThreadStream {
     where
         T: Read + Write + Send + 'static,
     {
+        ThreadStream::spawn_until(io, name, idle, None)
+    }
+
+    /// [`ThreadStream::spawn`] for a session that ends by `not_after`: no write to
+    /// `io` starts at or after it (see the module notes). `io`'s writes must return
+    /// now and then too (`TimedOut` or `WouldBlock` when the peer is not reading),
+    /// so that a write waiting for the peer stops at the deadline.
+    pub fn spawn_until<T>(
+        io: T,
+        name: &str,
+        idle: Duration,
+        not_after: Option<std::time::Instant>,
+    ) -> io::Result<ThreadStream>
+    where
+        T: Read + Write + Send + 'static,
+    {
         let (in_tx, incoming) = mpsc::channel(READ_AHEAD);
         let (outgoing, out_rx) = std_mpsc::channel();
         std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || pump(io, in_tx, out_rx, idle))?;
+            .spawn(move || pump(io, in_tx, out_rx, idle, not_after))?;
         Ok(ThreadStream {
             incoming,
             leftover: Vec::new(),
@@ -58,6 +83,7 @@ fn pump<T: Read + Write>(
     incoming: mpsc::Sender<io::Result<Vec<u8>>>,
     outgoing: std_mpsc::Receiver<Vec<u8>>,
     idle: Duration,
+    not_after: Option<std::time::Instant>,
 ) {
     let mut buf = vec![0u8; 4096];
     let mut writing = true;
@@ -65,7 +91,7 @@ fn pump<T: Read + Write>(
         while writing {
             match outgoing.try_recv() {
                 Ok(bytes) => {
-                    if let Err(e) = io.write_all(&bytes).and_then(|()| io.flush()) {
+                    if let Err(e) = write_by(&mut io, &bytes, not_after, idle) {
                         let _ = incoming.blocking_send(Err(e));
                         return;
                     }
@@ -97,6 +123,39 @@ fn pump<T: Read + Write>(
             }
         }
     }
+}
+
+/// Writes all of `bytes`, starting no write at or after `not_after` (or after
+/// [`WRITE_BUDGET`] without one). A write that returns `TimedOut`/`WouldBlock`
+/// (the peer's window is full) is tried again until then.
+fn write_by<T: Write>(
+    io: &mut T,
+    mut bytes: &[u8],
+    not_after: Option<std::time::Instant>,
+    idle: Duration,
+) -> io::Result<()> {
+    let end = not_after.unwrap_or_else(|| std::time::Instant::now() + WRITE_BUDGET);
+    while !bytes.is_empty() {
+        if std::time::Instant::now() >= end {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the deadline passed before the console's input was written; \
+                 it was dropped and the session closed",
+            ));
+        }
+        match io.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n.min(bytes.len())..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(idle),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    io.flush()
 }
 
 impl AsyncRead for ThreadStream {
@@ -188,6 +247,53 @@ mod tests {
         let outlets = crate::parse::apc_cli::parse_ol_status(&m.before).unwrap();
         assert_eq!(outlets[0].name, "web");
         assert_eq!(device.join().unwrap(), "olStatus all\r\n");
+    }
+
+    #[tokio::test]
+    async fn input_queued_before_the_deadline_is_never_written_after_it() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        // The thread sits in a read for 600 ms: the console's line waits in the
+        // queue past the deadline.
+        ours.set_read_timeout(Some(Duration::from_millis(600)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_millis(150);
+        let stream = ThreadStream::spawn_until(
+            ours,
+            "console-test",
+            Duration::from_millis(5),
+            Some(deadline.into_std()),
+        )
+        .unwrap();
+        let mut c = Console::new(stream, ConsoleOptions::default());
+        // Give the thread time to enter its read.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        c.send_line("olOff 3", deadline).await.unwrap();
+        // The device reads for well past the deadline: nothing may arrive.
+        let device = std::thread::spawn(move || {
+            theirs
+                .set_read_timeout(Some(Duration::from_millis(1500)))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            loop {
+                match (&theirs).read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            got
+        });
+        let got = device.join().unwrap();
+        assert!(got.is_empty(), "written after the deadline: {got:?}");
+        // The console hears that the session is over.
+        let err = c
+            .expect(
+                &[Pattern::prompt(">")],
+                Instant::now() + Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConsoleError::ConnectionLost { .. }), "{err}");
     }
 
     #[tokio::test]

@@ -35,8 +35,6 @@ use crate::blocking::ThreadStream;
 const POLL_TIMEOUT_MS: u32 = 50;
 /// Nap of the stream's thread after a read that found nothing.
 const IDLE: Duration = Duration::from_millis(5);
-/// The longest a single write of the dialogue may wait for the peer's window.
-const WRITE_BUDGET: Duration = Duration::from_secs(10);
 
 /// Algorithms offered by default: what OpenSSH 7.4 and later (and current APC
 /// and Baytech firmware) speak. libssh2 drops names it does not implement.
@@ -177,8 +175,11 @@ pub async fn connect(config: &SshConfig, deadline: Instant) -> Result<SshStream,
         device: device.clone(),
         activity: activity.to_string(),
     };
+    let addrs = resolve(&config, deadline).await?;
     let until = deadline.into_std();
-    let opening = tokio::task::spawn_blocking(move || open_blocking(&config, until));
+    // The blocking work ends by `until` by itself (connect and libssh2 timeouts
+    // are what is left), so the runtime never waits long for this thread.
+    let opening = tokio::task::spawn_blocking(move || open_blocking(&config, &addrs, until));
     match tokio::time::timeout_at(deadline, opening).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) => Err(SshError::Channel {
@@ -187,6 +188,55 @@ pub async fn connect(config: &SshConfig, deadline: Instant) -> Result<SshStream,
         }),
         // The thread ends by itself: libssh2's timeout is what was left.
         Err(_) => Err(timed_out("opening the SSH session")),
+    }
+}
+
+/// The device's addresses, by `deadline`. The system resolver cannot be
+/// interrupted, so it runs on a detached thread of its own that nothing waits
+/// for: a resolver that hangs costs that thread, never the deadline or the exit
+/// of the process. An address written as one needs no lookup.
+async fn resolve(config: &SshConfig, deadline: Instant) -> Result<Vec<SocketAddr>, SshError> {
+    let endpoint = format!("{}:{}", config.host, config.port);
+    let host = config.host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, config.port)]);
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (host, port) = (host.to_string(), config.port);
+    std::thread::Builder::new()
+        .name(format!("resolve {host}"))
+        .spawn(move || {
+            let found = (host.as_str(), port)
+                .to_socket_addrs()
+                .map(|addrs| addrs.collect::<Vec<_>>());
+            let _ = tx.send(found);
+        })
+        .map_err(|e| SshError::Connect {
+            device: config.device.clone(),
+            endpoint: endpoint.clone(),
+            cause: format!("cannot start the name lookup: {e}"),
+        })?;
+    match tokio::time::timeout_at(deadline, rx).await {
+        Ok(Ok(Ok(addrs))) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(Ok(_))) => Err(SshError::Connect {
+            device: config.device.clone(),
+            endpoint,
+            cause: "the name has no address".into(),
+        }),
+        Ok(Ok(Err(e))) => Err(SshError::Connect {
+            device: config.device.clone(),
+            endpoint,
+            cause: format!("cannot resolve: {e}"),
+        }),
+        Ok(Err(_)) => Err(SshError::Connect {
+            device: config.device.clone(),
+            endpoint,
+            cause: "the name lookup stopped".into(),
+        }),
+        Err(_) => Err(SshError::TimedOut {
+            device: config.device.clone(),
+            activity: format!("looking up {} (the resolver did not answer)", config.host),
+        }),
     }
 }
 
@@ -200,7 +250,11 @@ fn left_ms(until: std::time::Instant) -> Option<u32> {
     Some(left.as_millis().clamp(1, u128::from(u32::MAX)) as u32)
 }
 
-fn open_blocking(config: &SshConfig, until: std::time::Instant) -> Result<SshStream, SshError> {
+fn open_blocking(
+    config: &SshConfig,
+    addrs: &[SocketAddr],
+    until: std::time::Instant,
+) -> Result<SshStream, SshError> {
     let device = config.device.as_str();
     let endpoint = format!("{}:{}", config.host, config.port);
     let timed_out = |activity: &str| SshError::TimedOut {
@@ -212,17 +266,13 @@ fn open_blocking(config: &SshConfig, until: std::time::Instant) -> Result<SshStr
         endpoint: endpoint.clone(),
         cause,
     };
-    let addrs: Vec<SocketAddr> = (config.host.as_str(), config.port)
-        .to_socket_addrs()
-        .map_err(|e| connect_err(format!("cannot resolve: {e}")))?
-        .collect();
     let mut tcp = None;
     let mut last = String::from("no address");
     for addr in addrs {
         let Some(ms) = left_ms(until) else {
             return Err(timed_out("connecting"));
         };
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(u64::from(ms))) {
+        match TcpStream::connect_timeout(addr, Duration::from_millis(u64::from(ms))) {
             Ok(stream) => {
                 tcp = Some(stream);
                 break;
@@ -252,7 +302,12 @@ fn open_blocking(config: &SshConfig, until: std::time::Instant) -> Result<SshStr
     })?;
     step(&session, "the SSH handshake")?;
     session.handshake().map_err(|e| {
-        if is_timeout(&e) {
+        if is_timeout(&e) && session.banner().is_none() {
+            // Accepted and silent: a hung SSH daemon, or not SSH at all.
+            timed_out(&format!(
+                "waiting for the SSH banner: {endpoint} accepted the connection but sent no SSH banner"
+            ))
+        } else if is_timeout(&e) {
             timed_out("the SSH handshake")
         } else {
             SshError::Handshake {
@@ -326,9 +381,12 @@ fn open_blocking(config: &SshConfig, until: std::time::Instant) -> Result<SshStr
         .map_err(|e| channel_err("starting the shell", e))?;
     session.set_timeout(POLL_TIMEOUT_MS);
     let io = ShellIo { channel, session };
-    ThreadStream::spawn(io, &format!("ssh {endpoint}"), IDLE).map_err(|e| SshError::Channel {
-        device: device.to_string(),
-        cause: format!("cannot start the session thread: {e}"),
+    // Nothing is written to the device after the operation's deadline.
+    ThreadStream::spawn_until(io, &format!("ssh {endpoint}"), IDLE, Some(until)).map_err(|e| {
+        SshError::Channel {
+            device: device.to_string(),
+            cause: format!("cannot start the session thread: {e}"),
+        }
     })
 }
 
@@ -512,22 +570,17 @@ impl Read for ShellIo {
 }
 
 impl Write for ShellIo {
+    /// One try, of at most the poll timeout: a write the peer's window holds up
+    /// returns `TimedOut`, and the stream's thread tries again only until the
+    /// operation's deadline (see [`crate::blocking`]).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let start = std::time::Instant::now();
-        loop {
-            match self.channel.write(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                    ) && start.elapsed() < WRITE_BUDGET => {}
-                other => return other,
-            }
-        }
+        self.channel.write(buf)
     }
 
+    /// Nothing to do: libssh2 sends what `write` took. (`Channel::flush` would
+    /// discard the channel's unread *incoming* data: libssh2_channel_flush_ex.)
     fn flush(&mut self) -> io::Result<()> {
-        self.channel.flush()
+        Ok(())
     }
 }
 
@@ -575,6 +628,58 @@ mod tests {
         assert!(
             !shown.contains("hunter2") && !shown.contains("phrase-secret"),
             "{shown}"
+        );
+    }
+
+    fn config_for(host: &str, port: u16) -> SshConfig {
+        SshConfig {
+            device: "pdu-test".into(),
+            host: host.into(),
+            port,
+            user: "apc".into(),
+            auth: SshAuth::Password(Secret::new("x")),
+            host_key: HostKeyCheck::Insecure,
+            legacy: false,
+            term: "vt100".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_accepts_and_never_speaks_fails_by_the_deadline_with_no_banner() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts, holds the connection open, says nothing.
+        let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let started = std::time::Instant::now();
+        let err = connect(
+            &config_for("127.0.0.1", port),
+            Instant::now() + Duration::from_millis(1500),
+        )
+        .await
+        .err()
+        .unwrap();
+        let took = started.elapsed();
+        let text = err.to_string();
+        assert!(matches!(err, SshError::TimedOut { .. }), "{text}");
+        assert!(text.contains("no SSH banner"), "{text}");
+        assert!(took < Duration::from_millis(1800), "took {took:?}");
+        // The blocking work itself has ended too (libssh2's own timeout), so
+        // nothing is left for the runtime to wait for.
+        let _connection = held.join().unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_a_clear_connect_error() {
+        let err = connect(
+            &config_for("no-such-host.invalid", 22),
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            matches!(err, SshError::Connect { .. } | SshError::TimedOut { .. }),
+            "{err}"
         );
     }
 
