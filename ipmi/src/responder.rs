@@ -1,8 +1,10 @@
 //! A BMC responder on the same codec as the client: the managed-system side of
 //! RMCP+ session setup and the chassis commands, with power state, users, the
-//! cipher suites it offers, and faults to test against (a BMC that lies about off,
-//! answers late, drops a share of datagrams by a seeded RNG, proves a wrong key, or
-//! stops answering mid-session). Sans-IO like the client: the UDP runner in
+//! cipher suites it offers, a power cycle that keeps the machine off for a while
+//! (as ipmi_sim's), and faults to test against (a BMC that lies about off or about
+//! a cycle, refuses power down or up in the state it is already in with 0xD5 as
+//! iDRACs do, answers late, drops a share of datagrams by a seeded RNG, proves a
+//! wrong key, or stops answering mid-session). Sans-IO like the client: the UDP runner in
 //! [`crate::driver`] and the in-memory tests feed it datagrams and time.
 //! For the demo, fault tests and benchmarks only: it is no hardened BMC.
 
