@@ -706,6 +706,19 @@ impl Session<'_> {
             };
             match reply {
                 Reply::Pdu(response) => return Ok(response),
+                // The agent says it discarded the request, but a Report is read
+                // unauthenticated: it is no proof that a command that must not run
+                // twice did not run. Never sent again.
+                Reply::Report(
+                    kind @ (ReportKind::NotInTimeWindow | ReportKind::UnknownEngineId),
+                ) if resend == Resend::Never => {
+                    return Err(DeviceError::Protocol(format!(
+                        "{} answered a command that must not be sent twice with a Report \
+                         ({kind:?}) instead of a Response; it was not sent again: read the \
+                         outlet before trying again",
+                        agent.endpoint()
+                    )))
+                }
                 Reply::Report(ReportKind::NotInTimeWindow | ReportKind::UnknownEngineId)
                     if resyncs < 2 =>
                 {
@@ -1133,6 +1146,76 @@ mod tests {
         );
         drop(session);
         assert_eq!(server.await.unwrap(), 1, "the reboot was sent exactly once");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_must_not_repeat_is_not_sent_again_after_a_time_window_report() {
+        // A v3 agent: discovery gives its engine; every request after it is
+        // answered with a (plaintext, unauthenticated) usmStatsNotInTimeWindows.
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let agent_task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut requests = 0u32;
+            while let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await
+            {
+                let header = ber::v3_header(&buf[..n]).unwrap();
+                let id = i32::try_from(header.msg_id).unwrap();
+                let counter = if header.engine_id.is_empty() {
+                    4 // usmStatsUnknownEngineIDs: discovery
+                } else {
+                    requests += 1;
+                    2 // usmStatsNotInTimeWindows
+                };
+                let report = ber::pdu(
+                    tag::REPORT,
+                    id,
+                    &[(
+                        vec![1, 3, 6, 1, 6, 3, 15, 1, 1, counter, 0],
+                        SetValue::Integer(1),
+                    )],
+                )
+                .unwrap();
+                let answer = ber::v3_plain_message(id, 0, b"fake-engine-01", 1, 100, b"", &report);
+                socket.send_to(&answer, from).await.unwrap();
+            }
+            requests
+        });
+        let agent = Agent::new(
+            "127.0.0.1",
+            port,
+            Credentials::Usm(Usm {
+                user: "alice".into(),
+                level: SecLevel::AuthNoPriv,
+                auth: AuthProtocol::Sha1,
+                auth_pass: Some(Secret::new("alice-auth-pass")),
+                privacy: PrivProtocol::Des,
+                priv_pass: None,
+            }),
+            Duration::from_millis(200),
+        );
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(3))
+            .await
+            .unwrap();
+        let err = session
+            .set(
+                &[(
+                    vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4, 1],
+                    SetValue::Integer(3),
+                )],
+                Resend::Never,
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not sent again"), "{err}");
+        drop(session);
+        assert_eq!(
+            agent_task.await.unwrap(),
+            1,
+            "the reboot was sent exactly once"
+        );
     }
 
     proptest! {
