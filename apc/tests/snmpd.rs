@@ -743,3 +743,42 @@ async fn a_plug_written_with_a_leading_zero_names_that_outlet() {
     assert!(!snmpd.state().outlet(1, 2).unwrap().on);
     assert!(snmpd.state().outlet(1, 1).unwrap().on);
 }
+
+#[tokio::test]
+async fn method_cycle_drives_an_apc_outlet_off_reads_it_off_and_switches_it_on() {
+    if peer().is_none() {
+        return;
+    }
+    // The PDU's own reboot reads "command pending" (never off) while it runs, so a
+    // fence could not see it off: core is not offered it and reboots off, on.
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    let mut devices = fencekit_core::fence::Devices::new();
+    devices.insert(
+        "pdu".into(),
+        std::sync::Arc::new(switch) as std::sync::Arc<dyn PowerSwitch>,
+    );
+    let target = fencekit_core::FenceTarget {
+        node: "node1".into(),
+        plugs: vec![fencekit_core::TargetPlug {
+            device: "pdu".into(),
+            plug: Plug::Number(2),
+        }],
+    };
+    let outcome = fencekit_core::fence(
+        &devices,
+        &target,
+        fencekit_core::FenceAction::Reboot,
+        &fencekit_core::FenceOptions {
+            timeout: Duration::from_secs(20),
+            power_timeout: Duration::from_secs(5),
+            method: fencekit_core::Method::Cycle,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(outcome.success && outcome.fenced, "{}", outcome.summary());
+    assert!(outcome.plugs[0].off_confirmed.is_some(), "{outcome:?}");
+    let outlet = snmpd.state().outlet(1, 2).unwrap().clone();
+    assert!(outlet.on && outlet.pending.is_none(), "{outlet:?}");
+}
