@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
+use zeroize::Zeroizing;
 
 /// Chunks read ahead before the thread waits for the console to catch up.
 const READ_AHEAD: usize = 64;
@@ -38,7 +39,9 @@ const WRITE_BUDGET: Duration = Duration::from_secs(10);
 pub struct ThreadStream {
     incoming: mpsc::Receiver<io::Result<Vec<u8>>>,
     leftover: Vec<u8>,
-    outgoing: Option<std_mpsc::Sender<Vec<u8>>>,
+    /// What the console wrote, for the thread: wiped once written, since it may
+    /// be a password ([`crate::Console::send_secret_line`]).
+    outgoing: Option<std_mpsc::Sender<Zeroizing<Vec<u8>>>>,
 }
 
 impl ThreadStream {
@@ -81,7 +84,7 @@ impl ThreadStream {
 fn pump<T: Read + Write>(
     mut io: T,
     incoming: mpsc::Sender<io::Result<Vec<u8>>>,
-    outgoing: std_mpsc::Receiver<Vec<u8>>,
+    outgoing: std_mpsc::Receiver<Zeroizing<Vec<u8>>>,
     idle: Duration,
     not_after: Option<std::time::Instant>,
 ) {
@@ -186,7 +189,7 @@ impl AsyncWrite for ThreadStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let sent = match &self.outgoing {
-            Some(tx) => tx.send(buf.to_vec()).is_ok(),
+            Some(tx) => tx.send(Zeroizing::new(buf.to_vec())).is_ok(),
             None => false,
         };
         if sent {
