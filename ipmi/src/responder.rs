@@ -58,6 +58,9 @@ pub struct Faults {
     /// Answer every power down with 0xD5, whatever the state (a BMC that will not
     /// switch from the state it is in).
     pub refuse_power_down: bool,
+    /// Carry out the first Chassis Control but lose its reply (the console then
+    /// sends an idempotent one again).
+    pub lose_first_control_reply: bool,
     /// Hold every reply this long.
     pub reply_delay: Duration,
     /// Share (0.0-1.0) of received datagrams silently dropped.
@@ -611,6 +614,12 @@ impl Bmc {
         );
         if request.net_fn == NETFN_APP && request.command == CMD_CLOSE_SESSION {
             self.sessions.remove(&bmc_session_id);
+        }
+        if request.net_fn == NETFN_CHASSIS
+            && request.command == CMD_CHASSIS_CONTROL
+            && std::mem::take(&mut self.config.faults.lose_first_control_reply)
+        {
+            return;
         }
         if let Ok(packet) = packet {
             self.reply(now, packet);

@@ -715,6 +715,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_power_down_sent_again_after_a_lost_reply_and_refused_as_already_off_stands() {
+        // The iDRAC carries out the first power down, its reply is lost, and it
+        // refuses the one sent again with 0xD5: the node is off, and reads so.
+        let (addr, bmc) = bmc_with(|c| {
+            c.faults.refuse_when_already_there = true;
+            c.faults.lose_first_control_reply = true;
+        })
+        .await;
+        let outcome = fence(
+            switch_for(addr, "secretpw"),
+            fencekit_core::FenceAction::Off,
+            fencekit_core::Method::OnOff,
+            Duration::from_secs(8),
+        )
+        .await;
+        assert!(outcome.success && outcome.fenced, "{}", outcome.summary());
+        assert_eq!(
+            bmc.lock().unwrap().controls(),
+            &[ChassisControl::PowerDown, ChassisControl::PowerDown]
+        );
+        assert_eq!(bmc.lock().unwrap().power(), PowerState::Off);
+    }
+
+    #[tokio::test]
     async fn on_of_a_node_already_on_on_such_a_bmc_reads_on_and_succeeds() {
         let (addr, bmc) = bmc_with(|c| c.faults.refuse_when_already_there = true).await;
         let sw = switch_for(addr, "secretpw");
