@@ -167,7 +167,12 @@ impl VarValue {
     pub fn describe(&self) -> String {
         match self {
             VarValue::Integer(n) => format!("INTEGER {n}"),
-            VarValue::Text(t) => format!("STRING \"{}\"", String::from_utf8_lossy(t)),
+            // Escaped and shortened: what an agent sends must not drive a terminal
+            // or flood a log line.
+            VarValue::Text(t) => {
+                let text: String = String::from_utf8_lossy(t).chars().take(80).collect();
+                format!("STRING {text:?}")
+            }
             VarValue::Oid(o) => format!("OID {}", ber::dotted(o)),
             VarValue::Null => "NULL".into(),
             VarValue::NoSuchObject => "noSuchObject".into(),
@@ -943,6 +948,14 @@ fn classify_v3(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_string_from_an_agent_is_escaped_and_shortened_in_messages() {
+        let shown = VarValue::Text(b"\x1b[2Jname\r\nforged log line".to_vec()).describe();
+        assert!(!shown.contains('\x1b') && !shown.contains('\n'), "{shown}");
+        let long = VarValue::Text(vec![b'x'; 10_000]).describe();
+        assert!(long.len() < 100, "{}", long.len());
+    }
 
     #[test]
     fn status_names_follow_rfc_3416() {
