@@ -346,9 +346,9 @@ impl IpmiSwitch {
     /// Some BMCs (Dell iDRAC) refuse power down of a machine that is already off,
     /// and power up of one already on, with 0xD5 "not supported in present state".
     /// The state read in the same session, after the refusal, decides: in the state
-    /// asked for, the switch stands (the fence algorithm still confirms it with its
-    /// own read); in any other state, or unread, the refusal is the answer. Nothing
-    /// is assumed from the code alone.
+    /// asked for, the switch stands (the fence algorithm then confirms it with a
+    /// read of its own, in a new session); in any other state, or unread, the
+    /// refusal is the answer. Nothing is assumed from the code alone.
     async fn switch_and_read(
         &self,
         control: ChassisControl,
@@ -389,7 +389,9 @@ impl IpmiSwitch {
                             state = %state,
                             "the BMC refused the command in its present state, and the chassis reads as asked"
                         );
-                        Some(state)
+                        // Not kept for the next status read: the fence algorithm
+                        // confirms a refused command with a read of its own.
+                        None
                     }
                     Some(Ok(state)) => {
                         return Err(DeviceError::Refused(format!(
