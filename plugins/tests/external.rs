@@ -307,7 +307,10 @@ async fn garbage_messages_and_status_codes_are_errors_naming_the_file() {
 
 /// Runs `look` on a thread and gives its result and how long it took, or fails the
 /// test when it takes longer than `limit` (a hung lookup must not hang the test).
-fn within<T: Send + 'static>(limit: Duration, look: impl FnOnce() -> T + Send + 'static) -> (T, Duration) {
+fn within<T: Send + 'static>(
+    limit: Duration,
+    look: impl FnOnce() -> T + Send + 'static,
+) -> (T, Duration) {
     let started = std::time::Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -362,7 +365,7 @@ fn a_plugin_whose_loading_hangs_is_abandoned_at_the_deadline_with_a_clear_error(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_listing_a_plug_too_long_to_be_one_is_an_error_not_a_crash() {
+async fn a_plugin_listing_a_plug_too_long_to_be_one_is_an_error() {
     let path = build_plugin("fencekit-test-plugin-raw", "");
     let raw = Registry::builtin().load_file(&path).unwrap();
     let switch = device(raw, &[("fault", "deep_plug")]);
@@ -371,7 +374,7 @@ async fn a_plugin_listing_a_plug_too_long_to_be_one_is_an_error_not_a_crash() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("100001 bytes")
+        err.to_string().contains("40001 bytes")
             && err.to_string().contains("libfencekit_test_plugin_raw.so"),
         "{err}"
     );

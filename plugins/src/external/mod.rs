@@ -130,11 +130,13 @@ impl ExternalPlugin {
         let handle = match rx.recv_timeout(bound) {
             Ok(Ok(handle)) => handle,
             Ok(Err(e)) => return Err(self.error("open", None, e)),
-            Err(_) => return Err(DeviceError::TimedOut(format!(
+            Err(_) => {
+                return Err(DeviceError::TimedOut(format!(
                 "external plugin {}: open did not return within {:.1} s (the call was abandoned)",
                 self.path.display(),
                 bound.as_secs_f64()
-            ))),
+            )))
+            }
         };
         tracing::debug!(plugin = self.schema.plugin, path = %self.path.display(), "opened external plugin device");
         Ok(ExternalSwitch {

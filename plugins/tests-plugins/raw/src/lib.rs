@@ -6,7 +6,7 @@
 //! claims ABI version 999; with `missing-status-symbol` it lacks
 //! `fencekit_plugin_status`; with `hang-in-info` its `info` call never returns; with
 //! `hang-in-constructor` loading it never ends (a library initialiser that sleeps).
-//! With `fault=deep_plug`, `list` reports a plug `1:1:...:1` of 100 000 bytes. A
+//! With `fault=deep_plug`, `list` reports a plug `1:1:...:1` of 40 001 bytes (below the ABI's bound on strings, above any plug). A
 //! real plugin should use `fencekit-plugin-api`.
 //!
 //! Nothing here panics, so no `catch_unwind` is needed at this boundary.
@@ -248,7 +248,7 @@ pub unsafe extern "C" fn fencekit_plugin_list(
         };
         let plug: &[u8] = if fault == Fault::DeepPlug {
             DEEP_PLUG.get_or_init(|| {
-                let mut text = b"1:".repeat(50_000);
+                let mut text = b"1:".repeat(20_000);
                 text.push(b'1');
                 text
             })
