@@ -218,9 +218,15 @@ fn main() -> ExitCode {
     finish(code)
 }
 
-/// Flushes what was printed, and exits with `code`.
+/// Flushes what was printed, and exits with `code`. After plugin code was
+/// abandoned at a deadline, the process ends at once (see
+/// [`fencekit_plugins::external::exit`]): an abandoned plugin initialiser holds the
+/// dynamic loader's lock, which an ordinary exit waits for forever.
 fn finish(code: u8) -> ExitCode {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    if fencekit_plugins::external::abandoned() {
+        fencekit_plugins::external::exit(code);
+    }
     ExitCode::from(code)
 }

@@ -261,10 +261,15 @@ pub fn plugin(registry: &Registry, name: &str) -> Result<&'static PowerPlugin, S
         .power(name)
         .or_else(|| registry.power(&dashed))
         .ok_or_else(|| {
-            format!(
+            let mut message = format!(
                 "unknown plugin `{name}`; plugins: {}",
                 registry.names().join(", ")
-            )
+            );
+            // A plugin that failed to load may be the one asked for: say why.
+            for problem in registry.problems() {
+                message.push_str(&format!("; not loaded: {problem}"));
+            }
+            message
         })
 }
 

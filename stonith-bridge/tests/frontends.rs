@@ -473,3 +473,91 @@ fn a_password_env_variable_is_read_and_removed_before_any_child_starts() {
     );
     assert!(!text(&out).contains("pw-from-env-marker"));
 }
+
+// ---- external plugins: loaded lazily, by the deadline -----------------------------
+
+/// Builds the test plugin `fencekit-test-plugin-raw` with `features`, in a target
+/// directory of its own under this build's (as the plugin tests do), and gives the
+/// shared object.
+fn raw_plugin(features: &str) -> PathBuf {
+    let profile_dir = Path::new(BIN).parent().unwrap();
+    let profile = profile_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let target_dir = profile_dir
+        .parent()
+        .unwrap()
+        .join("fencekit-plugin-tests")
+        .join(features);
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "fencekit-test-plugin-raw",
+            "--features",
+            features,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if profile == "release" {
+        command.arg("--release");
+    }
+    assert!(
+        command.status().unwrap().success(),
+        "cannot build the test plugin"
+    );
+    let path = target_dir
+        .join(profile)
+        .join("libfencekit_test_plugin_raw.so");
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+#[test]
+fn a_plugin_whose_loading_hangs_delays_no_other_plugin_and_fails_by_its_deadline() {
+    let in_info = raw_plugin("hang-in-info");
+    let in_constructor = raw_plugin("hang-in-constructor");
+    for (hanging, why) in [(in_info, "info call"), (in_constructor, "initialiser")] {
+        let dir = tempfile::tempdir().unwrap();
+        // Named as the plugin it declares (`test-raw`), and first in name order.
+        std::fs::copy(&hanging, dir.path().join("test-raw.so")).unwrap();
+        std::fs::copy(&hanging, dir.path().join("aaa.so")).unwrap();
+        // A fence through a built-in plugin: not delayed at all.
+        let mut command = Command::new(BIN);
+        command
+            .args(["fence-agent", "sim"])
+            .env("FENCEKIT_PLUGIN_DIR", dir.path());
+        let (out, took) = run_timed(command, "action=off\nport=1\n", Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(0), "{why}: {}", text(&out));
+        assert!(took < Duration::from_millis(900), "{why}: took {took:?}");
+        // A fence through the hanging plugin: fails by its deadline, saying why.
+        let timeout = Duration::from_secs(2);
+        let mut command = Command::new(BIN);
+        command
+            .args(["fence-agent", "test-raw"])
+            .env("FENCEKIT_PLUGIN_DIR", dir.path());
+        let (out, took) = run_timed(
+            command,
+            &format!("action=off\nport=1\ntimeout={}\n", timeout.as_secs()),
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(1), "{why}: {}", text(&out));
+        assert!(
+            took < timeout + MARGIN,
+            "{why}: took {took:?}: {}",
+            text(&out)
+        );
+        assert!(
+            text(&out).contains("test-raw.so") && text(&out).contains("did not finish within"),
+            "{why}: {}",
+            text(&out)
+        );
+    }
+}

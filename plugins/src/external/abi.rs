@@ -467,3 +467,13 @@ impl ErrorBuf {
         CallError { status, message }
     }
 }
+
+/// Ends the process now with `code`, without running exit handlers or the dynamic
+/// loader's finalisers. A plugin whose initialiser never returned still holds the
+/// loader's lock on its abandoned thread, and the finalisers `exit` runs take that
+/// lock: the process would never end. The caller flushes its output first.
+pub(crate) fn exit_now(code: u8) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and takes no lock; it ends the process
+    // without touching any Rust state, so nothing can observe a broken invariant.
+    unsafe { nix::libc::_exit(i32::from(code)) }
+}

@@ -34,6 +34,30 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long loading a file may take when the caller gives no deadline.
 pub const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Set once a plugin's code was abandoned at a deadline: its thread may still run,
+/// and may hold locks of the C library or the dynamic loader.
+static ABANDONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn abandon() {
+    ABANDONED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether plugin code was abandoned at a deadline in this process.
+pub fn abandoned() -> bool {
+    ABANDONED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Ends the process with `code`. When plugin code was abandoned ([`abandoned`]),
+/// without exit handlers or the dynamic loader's finalisers, which would wait for
+/// a lock an abandoned initialiser may hold forever; the caller flushes its output
+/// first. Otherwise an ordinary exit.
+pub fn exit(code: u8) -> ! {
+    if abandoned() {
+        abi::exit_now(code)
+    }
+    std::process::exit(i32::from(code))
+}
+
 /// Why a shared object was not accepted as a plugin.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum LoadProblem {
@@ -275,6 +299,7 @@ pub fn load_by(path: &Path, deadline: Instant) -> Result<&'static ExternalPlugin
             result.map_err(error)?
         }
         Err(_) => {
+            abandon();
             let problem = LoadProblem::TimedOut {
                 seconds: remaining.as_secs_f64(),
             };
@@ -454,6 +479,7 @@ impl ExternalSwitch {
                 "the call's thread ended without an answer".into(),
             )),
             Err(_) => {
+                abandon();
                 tracing::warn!(plugin = self.plugin.schema.plugin, path = %file, operation, "external plugin call abandoned at its deadline");
                 Err(DeviceError::TimedOut(format!(
                     "external plugin {file}: {operation} did not return within {deadline_ms} ms; fencekit stopped waiting (the call's thread is left to finish)"
