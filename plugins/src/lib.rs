@@ -263,7 +263,12 @@ impl Registry {
         match self.add(state, file) {
             Ok(plugin) => Some(plugin),
             Err(e) => {
-                tracing::warn!(error = %e, "external plugin not loaded");
+                // Once plugin code was abandoned, nothing that may wait for the
+                // loader's lock (logging sets up thread-local state): the problem
+                // is kept and reported by the caller.
+                if !external::abandoned() {
+                    tracing::warn!(error = %e, "external plugin not loaded");
+                }
                 state.problems.push(e);
                 None
             }

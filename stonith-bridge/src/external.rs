@@ -207,6 +207,7 @@ pub async fn execute(prepared: Prepared) -> u8 {
             FAIL
         }
         (other, _) => {
+            let other = crate::agent::options::shown_word(other);
             eprintln!("{me}: unsupported operation '{other}'");
             FAIL
         }

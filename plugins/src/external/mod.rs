@@ -280,30 +280,53 @@ pub fn load_by(path: &Path, deadline: Instant) -> Result<&'static ExternalPlugin
     if remaining.is_zero() {
         return Err(error(LoadProblem::TimedOut { seconds: 0.0 }));
     }
-    let (tx, rx) = std::sync::mpsc::channel();
+    // The answer is handed over through a mutex and a condition variable, not a
+    // channel: waiting on a channel sets up thread-local state whose destructor
+    // registration takes the dynamic loader's lock, which a library initialiser
+    // that never returns holds forever on the loading thread.
+    type Answer = Result<(&'static abi::Entry, u32, &'static Schema), LoadProblem>;
+    let slot: Arc<(Mutex<Option<Answer>>, std::sync::Condvar)> = Arc::default();
     let file = canonical.clone();
+    let answer = Arc::clone(&slot);
     let loader = std::thread::Builder::new()
         .name("fencekit-plugin-load".into())
         .spawn(move || {
-            let _ = tx.send(abi::open_library(&file).and_then(|(entry, declared)| {
+            let result = abi::open_library(&file).and_then(|(entry, declared)| {
                 let schema = schema_of(&declared).map_err(LoadProblem::Declaration)?;
                 Ok((entry, declared.abi_version, schema))
-            }));
+            });
+            let (lock, ready) = &*answer;
+            *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            ready.notify_all();
         })
         .map_err(|e| error(LoadProblem::Open(format!("cannot start a thread: {e}"))))?;
-    let (entry, abi_version, schema) = match rx.recv_timeout(remaining) {
-        Ok(result) => {
-            // The thread has sent its last word: wait for it to be gone, so that a
-            // caller that is single-threaded before is so after.
+    let answered = {
+        let (lock, ready) = &*slot;
+        let mut answer = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while answer.is_none() && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            answer = ready
+                .wait_timeout(answer, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        answer.take()
+    };
+    let (entry, abi_version, schema) = match answered {
+        Some(result) => {
+            // The thread has given its last word: wait for it to be gone, so that a
+            // caller that was single-threaded before is so after.
             let _ = loader.join();
             result.map_err(error)?
         }
-        Err(_) => {
+        None => {
             abandon();
             let problem = LoadProblem::TimedOut {
                 seconds: remaining.as_secs_f64(),
             };
-            tracing::warn!(path = %canonical.display(), "external plugin did not load by the deadline; abandoned");
+            // No log line here: logging may set up thread-local state, and so wait
+            // for the loader's lock the abandoned initialiser may hold. The problem
+            // is returned, and reported by the caller.
             loaded
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

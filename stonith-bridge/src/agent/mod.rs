@@ -248,6 +248,7 @@ pub async fn execute(prepared: Prepared) -> u8 {
         }
         "monitor" => monitor(&name, &request).await,
         other => {
+            let other = options::shown_word(other);
             eprintln!("{name}: Failed: unsupported action '{other}'; actions: on, off, reboot, status, list, list-status, monitor, metadata, validate-all");
             FAIL
         }

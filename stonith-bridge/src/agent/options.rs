@@ -123,6 +123,16 @@ pub fn is_option_name(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A word the user typed as it may be shown in a message: itself when it looks
+/// like a name, else a placeholder (it may be a value typed in the wrong place).
+pub fn shown_word(word: &str) -> String {
+    if is_option_name(word) {
+        word.to_string()
+    } else {
+        "(not shown: not a name)".to_string()
+    }
+}
+
 /// Parses command-line options into raw parameters. Messages name options, never
 /// values: an argument that is not an option is named by its position.
 pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<RawParams, String> {
