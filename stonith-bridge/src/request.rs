@@ -335,7 +335,8 @@ impl HostMap {
     /// Reads a map. Unlike Pacemaker's own reader, which logs what it cannot read at
     /// debug level, drops it, and keeps the last of two entries for one host, a map
     /// that cannot be read whole is refused: a dropped plug is a node left running.
-    /// A blank after a comma continues the plug list (`node1:1, 2` is plugs 1 and 2).
+    /// A blank after a comma or a colon continues the plug list (`node1:1, 2` is
+    /// plugs 1 and 2; `node1: 1` is plug 1).
     pub fn parse(map: &str) -> Result<HostMap, String> {
         const WHAT: &str = "hostmap";
         let mut entries: Vec<(String, String)> = Vec::new();
@@ -367,7 +368,8 @@ impl HostMap {
                 }
                 None => {
                     let continues = entries.last_mut().filter(|(_, plugs)| {
-                        !after_break && (plugs.ends_with(',') || word.starts_with(','))
+                        !after_break
+                            && (plugs.is_empty() || plugs.ends_with(',') || word.starts_with(','))
                     });
                     match continues {
                         Some((_, plugs)) => plugs.push_str(&word),
@@ -455,9 +457,13 @@ mod tests {
 
     #[test]
     fn a_blank_after_a_comma_in_a_host_map_keeps_every_plug() {
-        let map = HostMap::parse("node1:1, 2;node2:3 ,4").unwrap();
+        let map = HostMap::parse("node1:1, 2;node2:3 ,4 node3: 5").unwrap();
         assert_eq!(map.plugs("node1"), Some(n(&[1, 2]).as_slice()));
         assert_eq!(map.plugs("node2"), Some(n(&[3, 4]).as_slice()));
+        assert_eq!(map.plugs("node3"), Some(n(&[5]).as_slice()));
+        assert!(HostMap::parse("node1: node2:2")
+            .unwrap_err()
+            .contains("node1 has no plugs"));
     }
 
     #[test]
