@@ -5,14 +5,16 @@
 //! Built-in plugins ([`POWER`]: `apc`, `baytech`, `ipmi`, `script`, `sim`) are compiled in.
 //! External plugins are shared objects loaded through a versioned C ABI
 //! ([`external`]), named by path ([`Registry::load_file`]) or found in a plugin
-//! directory ([`Registry::discover`], default [`DEFAULT_PLUGIN_DIR`]). Either kind
+//! directory ([`Registry::discover`], default [`DEFAULT_PLUGIN_DIR`]) when asked for
+//! by name, and only then (see [`Registry`] for the file names tried). Either kind
 //! is a [`PowerPlugin`] with a `'static` schema, so a front end treats them alike.
 
 pub mod external;
 pub mod script;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fencekit_core::config::Catalog;
 use fencekit_core::schema::{Params, Schema};
@@ -54,6 +56,19 @@ impl PowerPlugin {
         match self.constructor {
             Constructor::BuiltIn(build) => build(params),
             Constructor::External(plugin) => Ok(Arc::new(plugin.open(params)?)),
+        }
+    }
+
+    /// As [`PowerPlugin::build`], by `deadline`: an external plugin's `open` is its
+    /// own code and is abandoned at the deadline (built-in plugins do no I/O here).
+    pub fn build_by(
+        &self,
+        params: &Params,
+        deadline: fencekit_core::Instant,
+    ) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
+        match self.constructor {
+            Constructor::BuiltIn(build) => build(params),
+            Constructor::External(plugin) => Ok(Arc::new(plugin.open_by(params, deadline)?)),
         }
     }
 
@@ -111,12 +126,56 @@ pub const POWER: &[PowerPlugin] = &[
     },
 ];
 
-/// The plugins one run of fencekit knows: the built-in ones and the external ones it
-/// loaded, with the files it could not load (for `stonith-bridge plugins`).
+/// The plugins one run of fencekit knows: the built-in ones and the external ones in
+/// its plugin directory, with the files it could not load (for `stonith-bridge
+/// plugins`).
+///
+/// External plugins are loaded lazily: a plugin asked for by name is looked for
+/// first in the files named after it ([`file_names`]: `NAME.so`, `libNAME.so`,
+/// `libfencekit_NAME.so`, ...), and only when none of those provides it in the
+/// other files of the directory. A built-in plugin loads no file at all, so a broken
+/// or hanging shared object in the directory cannot delay a fence through another
+/// plugin. Listing every plugin ([`Registry::power_plugins`], [`Registry::names`],
+/// [`Registry::problems`]) loads every file. Each load is bounded by the registry's
+/// deadline ([`Registry::with_deadline`]; default [`external::LOAD_TIMEOUT`] from
+/// the first load).
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
+    state: Arc<Mutex<State>>,
+    deadline: Option<fencekit_core::Instant>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The plugin directory, and whether it was named (argument or environment).
+    dir: Option<(PathBuf, bool)>,
     external: Vec<&'static PowerPlugin>,
     problems: Vec<LoadError>,
+    /// Files already tried, loaded or not.
+    tried: BTreeSet<PathBuf>,
+    /// Every file of the directory was tried.
+    scanned: bool,
+}
+
+/// The file names in a plugin directory that are tried first for plugin `name`: the
+/// name as is and with `_` for `-`, bare, with `lib`, and with `libfencekit_` (how
+/// cargo names the library of a crate `fencekit-NAME`).
+pub fn file_names(name: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for base in [name.to_string(), name.replace('-', "_")] {
+        for file in [
+            format!("{base}.so"),
+            format!("lib{base}.so"),
+            format!("libfencekit_{base}.so"),
+            format!("fencekit_{base}.so"),
+            format!("fencekit-{base}.so"),
+        ] {
+            if !names.contains(&file) {
+                names.push(file);
+            }
+        }
+    }
+    names
 }
 
 impl Registry {
@@ -128,8 +187,9 @@ impl Registry {
     /// The built-in plugins and those in `plugin_dir`, else in the directory
     /// `$FENCEKIT_PLUGIN_DIR` names, else in [`DEFAULT_PLUGIN_DIR`]. A directory that
     /// does not exist is a problem only when it was named (argument or environment).
+    /// Nothing is loaded yet: see [`Registry`].
     pub fn discover(plugin_dir: Option<&Path>) -> Registry {
-        let mut registry = Registry::builtin();
+        let registry = Registry::builtin();
         let from_env = std::env::var_os(PLUGIN_DIR_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
@@ -138,23 +198,46 @@ impl Registry {
             (None, Some(dir)) => (dir, true),
             (None, None) => (PathBuf::from(DEFAULT_PLUGIN_DIR), false),
         };
-        if named || dir.exists() {
-            registry.load_dir(&dir);
-        }
+        registry.lock().dir = Some((dir, named));
         registry
     }
 
-    /// Loads every `*.so` in `dir`, in name order. A file that cannot be loaded is
-    /// recorded in [`Registry::problems`] and skipped; the others still load.
-    pub fn load_dir(&mut self, dir: &Path) {
-        let entries = match std::fs::read_dir(dir) {
+    /// Loads from now on bound by `deadline` (each load ends by it; a load that
+    /// does not is abandoned and its file refused).
+    pub fn with_deadline(mut self, deadline: fencekit_core::Instant) -> Registry {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn deadline(&self) -> fencekit_core::Instant {
+        self.deadline
+            .unwrap_or_else(|| fencekit_core::Instant::now() + external::LOAD_TIMEOUT)
+    }
+
+    /// The `*.so` files of the plugin directory, in name order (hidden files are
+    /// not plugins). A directory that cannot be read is recorded as a problem when
+    /// it was named or exists.
+    fn files(&self, state: &mut State) -> Vec<PathBuf> {
+        let Some((dir, named)) = state.dir.clone() else {
+            return Vec::new();
+        };
+        if !named && !dir.exists() {
+            return Vec::new();
+        }
+        let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) => {
-                self.problems.push(LoadError {
-                    path: dir.to_path_buf(),
-                    problem: LoadProblem::Directory(e.to_string()),
-                });
-                return;
+                if !state.problems.iter().any(|p| p.path == dir) {
+                    state.problems.push(LoadError {
+                        path: dir.clone(),
+                        problem: LoadProblem::Directory(e.to_string()),
+                    });
+                }
+                return Vec::new();
             }
         };
         let mut files: Vec<PathBuf> = entries
@@ -169,20 +252,65 @@ impl Registry {
             })
             .collect();
         files.sort();
-        for file in files {
-            if let Err(e) = self.load_file(&file) {
-                tracing::warn!(error = %e, "external plugin not loaded");
-                self.problems.push(e);
+        files
+    }
+
+    /// Tries one file of the directory, once.
+    fn try_file(&self, state: &mut State, file: &Path) -> Option<&'static PowerPlugin> {
+        if !state.tried.insert(file.to_path_buf()) {
+            return None;
+        }
+        match self.add(state, file) {
+            Ok(plugin) => Some(plugin),
+            Err(e) => {
+                // Once plugin code was abandoned, nothing that may wait for the
+                // loader's lock (logging sets up thread-local state): the problem
+                // is kept and reported by the caller.
+                if !external::abandoned() {
+                    tracing::warn!(error = %e, "external plugin not loaded");
+                }
+                state.problems.push(e);
+                None
             }
         }
+    }
+
+    /// Loads every file of the plugin directory not tried yet.
+    fn scan(&self, state: &mut State) {
+        if state.scanned {
+            return;
+        }
+        state.scanned = true;
+        for file in self.files(state) {
+            self.try_file(state, &file);
+        }
+    }
+
+    /// Loads every `*.so` in `dir`, in name order. A file that cannot be loaded is
+    /// recorded in [`Registry::problems`] and skipped; the others still load.
+    pub fn load_dir(&mut self, dir: &Path) {
+        let mut state = self.lock();
+        let previous = state.dir.replace((dir.to_path_buf(), true));
+        state.scanned = false;
+        self.scan(&mut state);
+        state.dir = previous;
     }
 
     /// Loads the external plugin in `path` and adds it. Its name must not be taken
     /// by a built-in plugin or one loaded before.
     pub fn load_file(&mut self, path: &Path) -> Result<&'static PowerPlugin, LoadError> {
-        let plugin = external::load(path)?;
+        let mut state = self.lock();
+        self.add(&mut state, path)
+    }
+
+    fn add(&self, state: &mut State, path: &Path) -> Result<&'static PowerPlugin, LoadError> {
+        let plugin = external::load_by(path, self.deadline())?;
         let name = plugin.schema().plugin;
-        if let Some(taken) = self.power(name) {
+        let taken = POWER
+            .iter()
+            .chain(state.external.iter().copied())
+            .find(|p| p.schema.plugin == name);
+        if let Some(taken) = taken {
             if let Source::External(other) = taken.source() {
                 if std::ptr::eq(other, plugin) {
                     return Ok(taken);
@@ -203,28 +331,59 @@ impl Registry {
             schema: plugin.schema(),
             constructor: Constructor::External(plugin),
         }));
-        self.external.push(entry);
+        state.external.push(entry);
         Ok(entry)
     }
 
-    /// A power plugin by name.
+    /// A power plugin by name: a built-in one, else one loaded before, else the
+    /// first file named after it that provides it, else any other file that does.
     pub fn power(&self, name: &str) -> Option<&'static PowerPlugin> {
-        self.power_plugins().find(|p| p.schema.plugin == name)
+        let found = |state: &State| {
+            POWER
+                .iter()
+                .chain(state.external.iter().copied())
+                .find(|p| p.schema.plugin == name)
+        };
+        let mut state = self.lock();
+        if let Some(plugin) = found(&state) {
+            return Some(plugin);
+        }
+        if let Some((dir, _)) = state.dir.clone() {
+            for file in file_names(name) {
+                let path = dir.join(file);
+                if path.is_file() {
+                    self.try_file(&mut state, &path);
+                    if let Some(plugin) = found(&state) {
+                        return Some(plugin);
+                    }
+                }
+            }
+        }
+        self.scan(&mut state);
+        found(&state)
     }
 
     /// Every power plugin: the built-in ones, then the external ones in load order.
+    /// Loads every file of the plugin directory.
     pub fn power_plugins(&self) -> impl Iterator<Item = &'static PowerPlugin> + '_ {
-        POWER.iter().chain(self.external.iter().copied())
+        let mut state = self.lock();
+        self.scan(&mut state);
+        let all: Vec<&'static PowerPlugin> =
+            POWER.iter().chain(state.external.iter().copied()).collect();
+        all.into_iter()
     }
 
-    /// Every plugin name, for messages.
+    /// Every plugin name, for messages. Loads every file of the plugin directory.
     pub fn names(&self) -> Vec<&'static str> {
         self.power_plugins().map(|p| p.schema.plugin).collect()
     }
 
-    /// Files in the plugin directory that could not be loaded.
-    pub fn problems(&self) -> &[LoadError] {
-        &self.problems
+    /// Files in the plugin directory that could not be loaded. Loads every file of
+    /// the plugin directory.
+    pub fn problems(&self) -> Vec<LoadError> {
+        let mut state = self.lock();
+        self.scan(&mut state);
+        state.problems.clone()
     }
 
     /// Builds a device of plugin `name` from validated parameters.

@@ -304,3 +304,78 @@ async fn garbage_messages_and_status_codes_are_errors_naming_the_file() {
         "{err}"
     );
 }
+
+/// Runs `look` on a thread and gives its result and how long it took, or fails the
+/// test when it takes longer than `limit` (a hung lookup must not hang the test).
+fn within<T: Send + 'static>(
+    limit: Duration,
+    look: impl FnOnce() -> T + Send + 'static,
+) -> (T, Duration) {
+    let started = std::time::Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(look());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => (value, started.elapsed()),
+        Err(_) => panic!("the lookup did not return within {limit:?}"),
+    }
+}
+
+#[test]
+fn a_plugin_whose_loading_hangs_does_not_delay_a_built_in_or_another_named_plugin() {
+    let hanging = build_plugin("fencekit-test-plugin-raw", "hang-in-info");
+    let relay = build_plugin("fencekit-example-relay", "");
+    let dir = tempfile::tempdir().unwrap();
+    // Sorted before the relay: a registry that loads every file meets it first.
+    install(&hanging, dir.path(), "aaa-test-raw.so");
+    install(&relay, dir.path(), "libfencekit_example_relay.so");
+    let path = dir.path().to_path_buf();
+    let (found, took) = within(Duration::from_secs(5), move || {
+        let registry = Registry::discover(Some(&path));
+        let sim = registry.power("sim").map(|p| p.schema.plugin);
+        let relay = registry.power("example-relay").map(|p| p.schema.plugin);
+        (sim, relay)
+    });
+    assert_eq!(found, (Some("sim"), Some("example-relay")));
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+}
+
+#[test]
+fn a_plugin_whose_loading_hangs_is_abandoned_at_the_deadline_with_a_clear_error() {
+    let hanging = build_plugin("fencekit-test-plugin-raw", "hang-in-info");
+    let dir = tempfile::tempdir().unwrap();
+    install(&hanging, dir.path(), "test-raw.so");
+    let path = dir.path().to_path_buf();
+    let ((found, problems), took) = within(Duration::from_secs(10), move || {
+        let registry = Registry::discover(Some(&path))
+            .with_deadline(fencekit_core::Instant::now() + Duration::from_secs(1));
+        let found = registry.power("test-raw").is_some();
+        (found, registry.problems())
+    });
+    assert!(!found);
+    assert!(took >= Duration::from_millis(900), "took {took:?}");
+    assert!(took < Duration::from_millis(1900), "took {took:?}");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let text = problems[0].to_string();
+    assert!(
+        text.contains("test-raw.so") && text.contains("did not finish within"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_listing_a_plug_too_long_to_be_one_is_an_error() {
+    let path = build_plugin("fencekit-test-plugin-raw", "");
+    let raw = Registry::builtin().load_file(&path).unwrap();
+    let switch = device(raw, &[("fault", "deep_plug")]);
+    let err = switch
+        .list(deadline(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("40001 bytes")
+            && err.to_string().contains("libfencekit_test_plugin_raw.so"),
+        "{err}"
+    );
+}

@@ -3,11 +3,13 @@
 //! like the names `getconfignames` prints, exit status 0 for success. `off` and
 //! `reset` succeed only when the fence algorithm confirmed power off.
 
+use std::time::Duration;
+
 use fencekit_core::schema::{Origin, ParamSpec, ParamType, PluginKind, RawParam, Schema};
-use fencekit_core::{FenceAction, Plug};
+use fencekit_core::{FenceAction, FenceOptions, Instant, Plug};
 use fencekit_plugins::Registry;
 
-use crate::request::{self, Request};
+use crate::request::{self, RawParams, Request, Stage};
 use crate::xml::escape;
 
 const PARAMS: &[ParamSpec] = &[
@@ -62,33 +64,52 @@ fn config_names(schema: &Schema) -> Vec<String> {
     names
 }
 
-pub async fn run(plugin_name: &str, op: &str, host: Option<&str>) -> u8 {
+/// The work of one run, read and validated.
+pub struct Prepared {
+    me: String,
+    request: Request,
+    op: String,
+    host: Option<String>,
+}
+
+/// Answers what needs no parameters; otherwise reads the parameters from the
+/// environment, removes every variable it read from it (so that no child, such as
+/// the notify command, a `password_script` or a script plugin, inherits them), and
+/// validates them. Runs while the process has one thread (see `main`).
+pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepared> {
+    let started = Instant::now();
     let me = format!("external/{}", self::plugin_name(plugin_name));
-    let registry = Registry::discover(None);
+    let timeout = std::env::var("timeout")
+        .ok()
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite() && (0.0..1e9).contains(t))
+        .map(Duration::from_secs_f64)
+        .unwrap_or(FenceOptions::default().timeout);
+    let registry = Registry::discover(None).with_deadline(started + timeout);
     let plugin = match request::plugin(&registry, plugin_name) {
         Ok(plugin) => plugin,
         Err(e) => {
             eprintln!("{me}: {e}");
-            return FAIL;
+            return Stage::Done(FAIL);
         }
     };
     let schema = plugin.schema;
     match op {
         "getconfignames" => {
             println!("{}", config_names(schema).join(" "));
-            return OK;
+            return Stage::Done(OK);
         }
         "getinfo-devid" => {
             println!("fencekit {} device", schema.plugin);
-            return OK;
+            return Stage::Done(OK);
         }
         "getinfo-devname" => {
             println!("fencekit {} STONITH device", schema.plugin);
-            return OK;
+            return Stage::Done(OK);
         }
         "getinfo-devdescr" => {
             println!("{} {}", schema.summary, schema.description);
-            return OK;
+            return Stage::Done(OK);
         }
         "getinfo-devurl" => {
             println!(
@@ -99,36 +120,82 @@ pub async fn run(plugin_name: &str, op: &str, host: Option<&str>) -> u8 {
                     schema.url
                 }
             );
-            return OK;
+            return Stage::Done(OK);
         }
         "getinfo-xml" => {
             print!("{}", info_xml(schema));
-            return OK;
+            return Stage::Done(OK);
         }
         _ => {}
     }
-    // Everything else needs the parameters, from the environment.
-    let raw: Vec<RawParam> = config_names(schema)
-        .into_iter()
-        .filter_map(|name| {
-            std::env::var(&name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(|value| RawParam::text(name, value, Origin::new("environment")))
-        })
-        .collect();
-    let request = match Request::validate(plugin, &SCHEMA, &raw) {
+    let raw = match take_env_params(&config_names(schema)) {
+        Ok(raw) => raw,
+        Err(e) => {
+            eprintln!("{me}: {e}");
+            return Stage::Done(FAIL);
+        }
+    };
+    let request = match Request::validate(plugin, &SCHEMA, &raw, started) {
         Ok(request) => request,
         Err(e) => {
             eprintln!("{me}: {e}");
-            return FAIL;
+            return Stage::Done(FAIL);
         }
     };
-    match (op, host) {
+    Stage::Run(Prepared {
+        me,
+        request,
+        op: op.to_string(),
+        host: host.map(str::to_string),
+    })
+}
+
+/// Reads the parameters `names` from the environment and removes each of them from
+/// it. A value that is not UTF-8 is an error naming the variable (never its value);
+/// an empty one counts as not given, as cluster-glue sets unset parameters empty.
+/// Call only while the process has one thread.
+fn take_env_params(names: &[String]) -> Result<RawParams, String> {
+    let mut raw = RawParams::default();
+    let mut bad = None;
+    for name in names {
+        let Some(value) = std::env::var_os(name) else {
+            continue;
+        };
+        std::env::remove_var(name);
+        match value.into_string() {
+            Ok(value) if value.is_empty() => {}
+            Ok(value) => raw.push(RawParam::text(
+                name.clone(),
+                value,
+                Origin::new("environment"),
+            )),
+            Err(_) => {
+                bad.get_or_insert_with(|| name.clone());
+            }
+        }
+    }
+    match bad {
+        // Every variable is gone from the environment before the error is told.
+        Some(name) => Err(format!(
+            "parameter `{name}` in the environment is not UTF-8 text"
+        )),
+        None => Ok(raw),
+    }
+}
+
+/// Talks to the device: the operation prepared.
+pub async fn execute(prepared: Prepared) -> u8 {
+    let Prepared {
+        me,
+        request,
+        op,
+        host,
+    } = prepared;
+    match (op.as_str(), host.as_deref()) {
         ("status", _) => status(&me, &request).await,
         ("gethosts", _) => gethosts(&me, &request).await,
         ("on" | "off" | "reset", Some(host)) => {
-            let action = match op {
+            let action = match op.as_str() {
                 "on" => FenceAction::On,
                 "off" => FenceAction::Off,
                 _ => FenceAction::Reboot,
@@ -140,50 +207,72 @@ pub async fn run(plugin_name: &str, op: &str, host: Option<&str>) -> u8 {
             FAIL
         }
         (other, _) => {
+            let other = crate::agent::options::shown_word(other);
             eprintln!("{me}: unsupported operation '{other}'");
             FAIL
         }
     }
 }
 
-/// The plugs that feed `host`, or why there are none.
+/// The plugs that feed `host`, or why there are none (also when a map or list
+/// cannot be read whole).
 fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
     let multi = request.plugin.schema.multi_plug;
     if let Some(map) = request.params.text("hostmap") {
-        return request::host_map_plugs(map, host).ok_or_else(|| {
+        let map = request::HostMap::parse(map)?;
+        return map.plugs(host).map(<[Plug]>::to_vec).ok_or_else(|| {
             format!(
-                "host {host} is not in hostmap; it maps: {}",
-                request::host_map_hosts(map).join(", ")
+                "host {} is not in hostmap; it maps: {}",
+                shown_host(host),
+                map.hosts().join(", ")
             )
         });
     }
-    let listed = hosts_listed(request);
+    let listed = hosts_listed(request)?;
     if !listed.is_empty() && !listed.iter().any(|h| h.eq_ignore_ascii_case(host)) {
         return Err(format!(
-            "host {host} is not fenced by this device; it fences: {}",
+            "host {} is not fenced by this device; it fences: {}",
+            shown_host(host),
             listed.join(", ")
         ));
     }
     if multi {
-        Ok(vec![Plug::Name(host.to_string())])
+        // The outlet carries the host's name: read as a name, bounded like any plug.
+        Plug::try_parse(host)
+            .map_err(|e| format!("host as an outlet name: {e}"))
+            .map(|_| vec![Plug::Name(host.to_string())])
     } else if listed.is_empty() {
         Err(format!(
-            "this device powers one machine: set `hostname` to that machine's name before fencing {host}"
+            "this device powers one machine: set `hostname` to that machine's name before fencing {}",
+            shown_host(host)
         ))
     } else {
         Ok(vec![Plug::Chassis])
     }
 }
 
-fn hosts_listed(request: &Request) -> Vec<String> {
-    ["hostname", "hostlist"]
-        .iter()
-        .filter_map(|key| request.params.text(key))
-        .flat_map(|list| list.split([' ', ',', '\n']))
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(str::to_string)
-        .collect()
+/// A host name from argv as shown in a message: bounded, control characters out.
+fn shown_host(host: &str) -> String {
+    let shown: String = host
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if shown.len() < host.len() {
+        format!("{shown}...")
+    } else {
+        shown
+    }
+}
+
+fn hosts_listed(request: &Request) -> Result<Vec<String>, String> {
+    let mut hosts = Vec::new();
+    for key in ["hostname", "hostlist"] {
+        if let Some(list) = request.params.text(key) {
+            hosts.extend(request::host_list(list, key)?);
+        }
+    }
+    Ok(hosts)
 }
 
 async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> u8 {
@@ -230,12 +319,26 @@ async fn status(me: &str, request: &Request) -> u8 {
 
 async fn gethosts(me: &str, request: &Request) -> u8 {
     if let Some(map) = request.params.text("hostmap") {
-        for host in request::host_map_hosts(map) {
-            println!("{host}");
-        }
-        return OK;
+        return match request::HostMap::parse(map) {
+            Ok(map) => {
+                for host in map.hosts() {
+                    println!("{host}");
+                }
+                OK
+            }
+            Err(e) => {
+                eprintln!("{me}: {e}");
+                FAIL
+            }
+        };
     }
-    let listed = hosts_listed(request);
+    let listed = match hosts_listed(request) {
+        Ok(listed) => listed,
+        Err(e) => {
+            eprintln!("{me}: {e}");
+            return FAIL;
+        }
+    };
     if !listed.is_empty() {
         for host in listed {
             println!("{host}");

@@ -27,6 +27,8 @@ mod san;
 mod standalone;
 mod xml;
 
+use std::ffi::OsString;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -50,58 +52,119 @@ enum Personality {
     Command(cli::Cli),
 }
 
-fn personality() -> Personality {
-    let args: Vec<String> = std::env::args().collect();
+/// The arguments after argv[0] as text; an argument that is not UTF-8 is refused
+/// by its position (its bytes are not shown: it may be a secret).
+fn text_args(invoked: &str, args: &[OsString]) -> Result<Vec<String>, u8> {
+    args.iter()
+        .enumerate()
+        .map(|(index, arg)| {
+            arg.to_str().map(str::to_string).ok_or_else(|| {
+                eprintln!("{invoked}: argument {} is not UTF-8 text", index + 1);
+                exit::FAILED
+            })
+        })
+        .collect()
+}
+
+fn personality() -> Result<Personality, u8> {
+    let args: Vec<OsString> = std::env::args_os().collect();
     let invoked = args
         .first()
         .and_then(|a| Path::new(a).file_name())
         .and_then(|n| n.to_str())
-        .unwrap_or("stonith-bridge");
+        .unwrap_or("stonith-bridge")
+        .to_string();
+    let rest = args.get(1..).unwrap_or_default();
     if let Some(plugin) = invoked.strip_prefix("fence_fencekit_") {
-        return Personality::Agent {
+        return Ok(Personality::Agent {
             plugin: plugin.to_string(),
-            args: args[1..].to_vec(),
-        };
+            args: text_args(&invoked, rest)?,
+        });
     }
     if let Some(plugin) = invoked.strip_prefix("fencekit-") {
-        return Personality::External {
+        let rest = text_args(&invoked, rest)?;
+        return Ok(Personality::External {
             plugin: plugin.to_string(),
-            op: args.get(1).cloned().unwrap_or_default(),
-            host: args.get(2).cloned(),
-        };
+            op: rest.first().cloned().unwrap_or_default(),
+            host: rest.get(1).cloned(),
+        });
     }
     if invoked == ocf::AGENT {
-        return Personality::Ocf {
+        let rest = text_args(&invoked, rest)?;
+        return Ok(Personality::Ocf {
             agent: ocf::AGENT.to_string(),
-            action: args.get(1).cloned(),
-        };
+            action: rest.first().cloned(),
+        });
     }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         // A monitoring system reads 2 as "SAN failed": a san-check command line it
         // cannot act on is UNKNOWN (3) instead.
-        Err(e) if e.use_stderr() && args.iter().skip(1).any(|a| a == "san-check") => {
+        Err(e) if e.use_stderr() && rest.iter().any(|a| a == "san-check") => {
             let _ = e.print();
-            std::process::exit(i32::from(san::USAGE));
+            return Err(san::USAGE);
         }
         Err(e) => e.exit(),
     };
-    match cli.command {
+    Ok(match cli.command {
         cli::Command::FenceAgent { plugin, args } => Personality::Agent { plugin, args },
         cli::Command::Ocf { agent, action } => Personality::Ocf { agent, action },
         cli::Command::External { plugin, op, host } => Personality::External { plugin, op, host },
         _ => Personality::Command(cli),
+    })
+}
+
+/// Keeps secrets out of core dumps and out of other users' reach: no core file, and
+/// not dumpable (which also makes `/proc/PID/environ`, `mem` and the like readable
+/// by root only, and forbids ptrace by the same user). Done first, before any
+/// secret is read.
+fn harden() {
+    use nix::sys::resource::{setrlimit, Resource};
+    if let Err(e) = setrlimit(Resource::RLIMIT_CORE, 0, 0) {
+        eprintln!("stonith-bridge: warning: cannot disable core dumps: {e}");
+    }
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("stonith-bridge: warning: cannot make the process non-dumpable: {e}");
     }
 }
 
+/// What runs on the async runtime, prepared while the process had one thread.
+enum Work {
+    Agent(agent::Prepared),
+    External(external::Prepared),
+    Command(cli::Cli),
+}
+
 fn main() -> ExitCode {
-    let personality = personality();
-    // The OCF agent needs no async runtime, and sets OCF_ROOT for the stock agent
-    // while it is still the only thread.
-    if let Personality::Ocf { agent, action } = &personality {
-        logging::init(0, false);
-        return ExitCode::from(ocf::run(agent, action.as_deref()));
-    }
+    harden();
+    let personality = match personality() {
+        Ok(personality) => personality,
+        Err(code) => return ExitCode::from(code),
+    };
+    // Everything that reads input (stdin, the environment) and may remove variables
+    // from the environment runs here, while this is the only thread: the async
+    // runtime below starts threads, and changing the environment is only sound
+    // while no other thread may read it.
+    let work = match personality {
+        // The OCF agent needs no async runtime, and sets OCF_ROOT for the stock agent
+        // while it is still the only thread.
+        Personality::Ocf { agent, action } => {
+            logging::init(0, false);
+            return ExitCode::from(ocf::run(&agent, action.as_deref()));
+        }
+        Personality::Agent { plugin, args } => match agent::prepare(&plugin, &args) {
+            request::Stage::Done(code) => return finish(code),
+            request::Stage::Run(prepared) => Work::Agent(prepared),
+        },
+        Personality::External { plugin, op, host } => {
+            logging::init(0, false);
+            match external::prepare(&plugin, &op, host.as_deref()) {
+                request::Stage::Done(code) => return finish(code),
+                request::Stage::Run(prepared) => Work::External(prepared),
+            }
+        }
+        Personality::Command(cli) => Work::Command(cli),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -110,19 +173,14 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("stonith-bridge: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILED);
+            return finish(exit::FAILED);
         }
     };
     let code = runtime.block_on(async {
-        match personality {
-            Personality::Agent { plugin, args } => agent::run(&plugin, &args).await,
-            Personality::External { plugin, op, host } => {
-                logging::init(0, false);
-                external::run(&plugin, &op, host.as_deref()).await
-            }
-            // Served above, before the runtime starts.
-            Personality::Ocf { .. } => exit::USAGE,
-            Personality::Command(cli) => {
+        match work {
+            Work::Agent(prepared) => agent::execute(prepared).await,
+            Work::External(prepared) => external::execute(prepared).await,
+            Work::Command(cli) => {
                 logging::init(cli.verbose, matches!(cli.command, cli::Command::Demo(_)));
                 match cli.command {
                     cli::Command::Fence(args) => standalone::fence(args).await,
@@ -153,5 +211,22 @@ fn main() -> ExitCode {
             }
         }
     });
+    // The result is out: do not wait for blocking tasks (a name lookup or an SSH
+    // connect the deadline abandoned may hang for minutes in the resolver); the
+    // process ends now and takes them with it.
+    runtime.shutdown_background();
+    finish(code)
+}
+
+/// Flushes what was printed, and exits with `code`. After plugin code was
+/// abandoned at a deadline, the process ends at once (see
+/// [`fencekit_plugins::external::exit`]): an abandoned plugin initialiser holds the
+/// dynamic loader's lock, which an ordinary exit waits for forever.
+fn finish(code: u8) -> ExitCode {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    if fencekit_plugins::external::abandoned() {
+        fencekit_plugins::external::exit(code);
+    }
     ExitCode::from(code)
 }

@@ -28,6 +28,14 @@ pub async fn fence(args: FenceArgs) -> u8 {
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .collect();
+    // A node named twice would be fenced twice at once, the two runs switching the
+    // same plugs against each other (a reboot's on racing the other's off).
+    for (index, name) in names.iter().enumerate() {
+        if names[..index].contains(name) {
+            eprintln!("stonith-bridge: --node names {name} twice");
+            return exit::USAGE;
+        }
+    }
     let mut targets = Vec::new();
     for name in &names {
         match config.node(name) {

@@ -505,3 +505,23 @@ fn check_fails_for_a_device_that_refuses_the_password() {
         text(&out)
     );
 }
+
+#[test]
+fn a_node_named_twice_is_refused_before_anything_is_switched() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = two_node_config(dir.path(), "");
+    let out = run(
+        &[
+            "fence",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-n",
+            "web,db,web",
+            "-a",
+            "reboot",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("web twice"), "{}", text(&out));
+}

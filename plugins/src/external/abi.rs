@@ -23,6 +23,9 @@ const MAX_STRING: usize = 64 * 1024;
 const MAX_PARAMS: usize = 256;
 /// The most plugs a `list` may report.
 const MAX_PLUGS: usize = 65_536;
+/// The most bytes of plug text and names a `list` may report in all: a bound on the
+/// memory a plugin can make fencekit spend, far above any real device's list.
+const MAX_LIST_BYTES: usize = 16 * 1024 * 1024;
 /// Room for a plugin's error message.
 const ERROR_CAPACITY: usize = 2048;
 
@@ -373,6 +376,7 @@ impl DeviceHandle {
 #[derive(Default)]
 struct Collected {
     plugs: Vec<ListedPlug>,
+    bytes: usize,
     overflow: bool,
 }
 
@@ -384,13 +388,21 @@ unsafe extern "C" fn collect_plug(ctx: *mut c_void, plug: Str, name: Str, state:
     let Some(collected) = (unsafe { ctx.cast::<Collected>().as_mut() }) else {
         return;
     };
-    if collected.plugs.len() >= MAX_PLUGS {
+    if collected.plugs.len() >= MAX_PLUGS || collected.overflow {
         collected.overflow = true;
         return;
     }
-    let text = |s: Str, what: &str| -> Result<String, String> {
-        if s.len > MAX_STRING {
-            return Err(format!("a {what} of {} bytes", s.len));
+    collected.bytes = collected
+        .bytes
+        .saturating_add(plug.len.min(MAX_STRING))
+        .saturating_add(name.len.min(MAX_STRING));
+    if collected.bytes > MAX_LIST_BYTES {
+        collected.overflow = true;
+        return;
+    }
+    let text = |s: Str, what: &str, most: usize| -> Result<String, String> {
+        if s.len > most {
+            return Err(format!("a {what} of {} bytes (at most {most})", s.len));
         }
         // SAFETY: the strings `emit` receives are valid for the callback (ABI
         // contract); the length was bounded above.
@@ -402,8 +414,8 @@ unsafe extern "C" fn collect_plug(ctx: *mut c_void, plug: Str, name: Str, state:
         }
     };
     collected.plugs.push(ListedPlug {
-        plug: text(plug, "plug"),
-        name: text(name, "plug name"),
+        plug: text(plug, "plug", fencekit_core::power::MAX_PLUG_TEXT),
+        name: text(name, "plug name", MAX_STRING),
         state,
     });
 }
@@ -454,4 +466,14 @@ impl ErrorBuf {
         };
         CallError { status, message }
     }
+}
+
+/// Ends the process now with `code`, without running exit handlers or the dynamic
+/// loader's finalisers. A plugin whose initialiser never returned still holds the
+/// loader's lock on its abandoned thread, and the finalisers `exit` runs take that
+/// lock: the process would never end. The caller flushes its output first.
+pub(crate) fn exit_now(code: u8) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and takes no lock; it ends the process
+    // without touching any Rust state, so nothing can observe a broken invariant.
+    unsafe { nix::libc::_exit(i32::from(code)) }
 }

@@ -28,10 +28,38 @@ use zeroize::Zeroizing;
 pub use fencekit_plugin_api::abi::ABI_VERSION;
 
 /// How long `open` may take: it builds a device from parameters and should do no I/O.
+/// An operation's deadline, when sooner, bounds it instead.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long loading a file may take when the caller gives no deadline.
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Set once a plugin's code was abandoned at a deadline: its thread may still run,
+/// and may hold locks of the C library or the dynamic loader.
+static ABANDONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn abandon() {
+    ABANDONED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether plugin code was abandoned at a deadline in this process.
+pub fn abandoned() -> bool {
+    ABANDONED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Ends the process with `code`. When plugin code was abandoned ([`abandoned`]),
+/// without exit handlers or the dynamic loader's finalisers, which would wait for
+/// a lock an abandoned initialiser may hold forever; the caller flushes its output
+/// first. Otherwise an ordinary exit.
+pub fn exit(code: u8) -> ! {
+    if abandoned() {
+        abi::exit_now(code)
+    }
+    std::process::exit(i32::from(code))
+}
+
 /// Why a shared object was not accepted as a plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 pub enum LoadProblem {
     #[error("cannot load it: {0}")]
     Open(String),
@@ -47,10 +75,12 @@ pub enum LoadProblem {
     NameTaken { name: String, by: String },
     #[error("cannot read the plugin directory: {0}")]
     Directory(String),
+    #[error("loading it (its initialisers and its version and info calls) did not finish within {seconds:.1} s; fencekit stopped waiting and will not load it again in this run")]
+    TimedOut { seconds: f64 },
 }
 
 /// A shared object that could not be used as a plugin, naming the file.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 #[error("external plugin {}: {problem}", path.display())]
 pub struct LoadError {
     pub path: PathBuf,
@@ -83,6 +113,19 @@ impl ExternalPlugin {
     /// Opens a device from parameters validated against [`ExternalPlugin::schema`]
     /// (a union with other schemas is fine: only this plugin's parameters are passed).
     pub fn open(&'static self, params: &Params) -> Result<ExternalSwitch, DeviceError> {
+        self.open_by(params, Instant::now() + OPEN_TIMEOUT)
+    }
+
+    /// As [`ExternalPlugin::open`], abandoned at `deadline` (or after
+    /// [`OPEN_TIMEOUT`], whichever comes first).
+    pub fn open_by(
+        &'static self,
+        params: &Params,
+        deadline: Instant,
+    ) -> Result<ExternalSwitch, DeviceError> {
+        let bound = deadline
+            .saturating_duration_since(Instant::now())
+            .min(OPEN_TIMEOUT);
         let mut given: Vec<(String, Zeroizing<String>)> = Vec::new();
         for (name, value) in params.iter() {
             if !self.schema.params.iter().any(|p| p.name == name) {
@@ -108,15 +151,15 @@ impl ExternalPlugin {
                 let _ = tx.send(abi::open_device(entry, &given));
             })
             .map_err(|e| self.failed("open", format!("cannot start a thread: {e}")))?;
-        let handle = match rx.recv_timeout(OPEN_TIMEOUT) {
+        let handle = match rx.recv_timeout(bound) {
             Ok(Ok(handle)) => handle,
             Ok(Err(e)) => return Err(self.error("open", None, e)),
             Err(_) => {
                 return Err(DeviceError::TimedOut(format!(
-                    "external plugin {}: open did not return within {} s (the call was abandoned)",
-                    self.path.display(),
-                    OPEN_TIMEOUT.as_secs()
-                )))
+                "external plugin {}: open did not return within {:.1} s (the call was abandoned)",
+                self.path.display(),
+                bound.as_secs_f64()
+            )))
             }
         };
         tracing::debug!(plugin = self.schema.plugin, path = %self.path.display(), "opened external plugin device");
@@ -187,8 +230,16 @@ impl ExternalPlugin {
 }
 
 /// Loads the plugin in `path`, once per process: a second load of the same file
-/// gives the same plugin.
+/// gives the same plugin. Bounded by [`LOAD_TIMEOUT`]; see [`load_by`].
 pub fn load(path: &Path) -> Result<&'static ExternalPlugin, LoadError> {
+    load_by(path, Instant::now() + LOAD_TIMEOUT)
+}
+
+/// Loads the plugin in `path` by `deadline`. Loading runs the library's
+/// initialisers and its `version` and `info` calls, which are the plugin's code:
+/// they run on a thread of their own, abandoned at the deadline (the file is then
+/// refused, and not tried again by this process, since its thread may still run).
+pub fn load_by(path: &Path, deadline: Instant) -> Result<&'static ExternalPlugin, LoadError> {
     let error = |problem| LoadError {
         path: path.to_path_buf(),
         problem,
@@ -196,18 +247,27 @@ pub fn load(path: &Path) -> Result<&'static ExternalPlugin, LoadError> {
     let canonical = path
         .canonicalize()
         .map_err(|e| error(LoadProblem::Open(e.to_string())))?;
-    static LOADED: OnceLock<Mutex<BTreeMap<PathBuf, &'static ExternalPlugin>>> = OnceLock::new();
-    let mut loaded = LOADED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(plugin) = loaded.get(&canonical) {
-        return Ok(plugin);
-    }
+    type Loaded = BTreeMap<PathBuf, Result<&'static ExternalPlugin, LoadProblem>>;
+    static LOADED: OnceLock<Mutex<Loaded>> = OnceLock::new();
+    let loaded = LOADED.get_or_init(Default::default);
+    let known = |canonical: &Path| {
+        loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(canonical)
+            .cloned()
+    };
     let error = |problem| LoadError {
         path: canonical.clone(),
         problem,
     };
+    // Only a plugin, or a file that hung: a file refused for a reason that can be
+    // fixed (permissions) is tried again.
+    match known(&canonical) {
+        Some(Ok(plugin)) => return Ok(plugin),
+        Some(Err(problem)) => return Err(error(problem)),
+        None => {}
+    }
     {
         use std::os::unix::fs::PermissionsExt;
         let meta =
@@ -216,16 +276,77 @@ pub fn load(path: &Path) -> Result<&'static ExternalPlugin, LoadError> {
             return Err(error(LoadProblem::WorldWritable));
         }
     }
-    let (entry, declared) = abi::open_library(&canonical).map_err(error)?;
-    let schema = schema_of(&declared).map_err(|m| error(LoadProblem::Declaration(m)))?;
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(error(LoadProblem::TimedOut { seconds: 0.0 }));
+    }
+    // The answer is handed over through a mutex and a condition variable, not a
+    // channel: waiting on a channel sets up thread-local state whose destructor
+    // registration takes the dynamic loader's lock, which a library initialiser
+    // that never returns holds forever on the loading thread.
+    type Answer = Result<(&'static abi::Entry, u32, &'static Schema), LoadProblem>;
+    let slot: Arc<(Mutex<Option<Answer>>, std::sync::Condvar)> = Arc::default();
+    let file = canonical.clone();
+    let answer = Arc::clone(&slot);
+    let loader = std::thread::Builder::new()
+        .name("fencekit-plugin-load".into())
+        .spawn(move || {
+            let result = abi::open_library(&file).and_then(|(entry, declared)| {
+                let schema = schema_of(&declared).map_err(LoadProblem::Declaration)?;
+                Ok((entry, declared.abi_version, schema))
+            });
+            let (lock, ready) = &*answer;
+            *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            ready.notify_all();
+        })
+        .map_err(|e| error(LoadProblem::Open(format!("cannot start a thread: {e}"))))?;
+    let answered = {
+        let (lock, ready) = &*slot;
+        let mut answer = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while answer.is_none() && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            answer = ready
+                .wait_timeout(answer, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        answer.take()
+    };
+    let (entry, abi_version, schema) = match answered {
+        Some(result) => {
+            // The thread has given its last word: wait for it to be gone, so that a
+            // caller that was single-threaded before is so after.
+            let _ = loader.join();
+            result.map_err(error)?
+        }
+        None => {
+            abandon();
+            let problem = LoadProblem::TimedOut {
+                seconds: remaining.as_secs_f64(),
+            };
+            // No log line here: logging may set up thread-local state, and so wait
+            // for the loader's lock the abandoned initialiser may hold. The problem
+            // is returned, and reported by the caller.
+            loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(canonical.clone(), Err(problem.clone()));
+            return Err(error(problem));
+        }
+    };
+    let mut loaded = loaded.lock().unwrap_or_else(|e| e.into_inner());
+    // Another caller may have loaded the same file meanwhile: one plugin per file.
+    if let Some(Ok(plugin)) = loaded.get(&canonical) {
+        return Ok(plugin);
+    }
     let plugin: &'static ExternalPlugin = Box::leak(Box::new(ExternalPlugin {
         path: canonical.clone(),
-        abi_version: declared.abi_version,
+        abi_version,
         schema,
         entry,
     }));
     tracing::info!(plugin = schema.plugin, path = %canonical.display(), abi = plugin.abi_version, "loaded external plugin");
-    loaded.insert(canonical, plugin);
+    loaded.insert(canonical, Ok(plugin));
     Ok(plugin)
 }
 
@@ -381,6 +502,7 @@ impl ExternalSwitch {
                 "the call's thread ended without an answer".into(),
             )),
             Err(_) => {
+                abandon();
                 tracing::warn!(plugin = self.plugin.schema.plugin, path = %file, operation, "external plugin call abandoned at its deadline");
                 Err(DeviceError::TimedOut(format!(
                     "external plugin {file}: {operation} did not return within {deadline_ms} ms; fencekit stopped waiting (the call's thread is left to finish)"
@@ -450,9 +572,10 @@ impl PowerSwitch for ExternalSwitch {
             .await?
             .map_err(|e| self.plugin.error("list", None, e))?;
         if overflow {
-            return Err(self
-                .plugin
-                .protocol("list", "reported more plugs than any device has".into()));
+            return Err(self.plugin.protocol(
+                "list",
+                "reported more plugs, or more plug text, than any device has".into(),
+            ));
         }
         listed
             .into_iter()
@@ -463,8 +586,10 @@ impl PowerSwitch for ExternalSwitch {
                 let name = p
                     .name
                     .map_err(|m| self.plugin.protocol("list", format!("returned {m}")))?;
+                let plug = Plug::try_parse(&plug)
+                    .map_err(|e| self.plugin.protocol("list", format!("returned {e}")))?;
                 Ok(PlugInfo {
-                    plug: Plug::parse(&plug),
+                    plug,
                     name: (!name.is_empty()).then_some(name),
                     state: self.plugin.power_state("list", p.state)?,
                 })

@@ -9,13 +9,15 @@ pub mod metadata;
 pub mod options;
 
 use std::io::Read;
+use std::time::Duration;
 
-use fencekit_core::schema::{normalize, RawParam, RawValue};
-use fencekit_core::{DeviceCommand, FenceAction, Plug, PowerState};
+use fencekit_core::schema::{normalize, Origin, RawParam, RawValue};
+use fencekit_core::{DeviceCommand, FenceAction, FenceOptions, Instant, Plug, PowerState};
 use fencekit_plugins::Registry;
+use zeroize::Zeroizing;
 
 use crate::logging;
-use crate::request::{self, Request};
+use crate::request::{self, RawParams, Request, Stage};
 
 /// fence-agents' exit codes.
 const OK: u8 = 0;
@@ -25,14 +27,71 @@ const STATUS_OFF: u8 = 2;
 /// Most that is read from stdin: options are a few lines.
 const STDIN_LIMIT: u64 = 1 << 20;
 
-pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
+/// The work of one run, read and validated.
+pub struct Prepared {
+    name: String,
+    request: Request,
+    action: String,
+    plugs: Vec<Plug>,
+}
+
+/// The operation's timeout as given, read before validation: it also bounds loading
+/// an external plugin, which validation needs.
+fn timeout_hint(raw: &[RawParam]) -> Duration {
+    last(raw, &["timeout"])
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite() && (0.0..1e9).contains(t))
+        .map(Duration::from_secs_f64)
+        .unwrap_or(FenceOptions::default().timeout)
+}
+
+/// `--timeout X` or `--timeout=X` on the command line, before the plugin's schema
+/// (which says how to read the rest) is known.
+fn timeout_in_args(args: &[String]) -> Duration {
+    let mut raw = Vec::new();
+    for (index, arg) in args.iter().enumerate() {
+        let value = match arg.strip_prefix("--timeout") {
+            Some(rest) if rest.starts_with('=') => rest.get(1..).map(str::to_string),
+            Some("") => args.get(index + 1).cloned(),
+            _ => None,
+        };
+        if let Some(value) = value {
+            raw.push(RawParam::text(
+                "timeout",
+                value,
+                Origin::new("command line"),
+            ));
+        }
+    }
+    timeout_hint(&RawParams(raw))
+}
+
+/// Reads the options (stdin or argv), validates them and answers what needs no
+/// device. Runs while the process has one thread (see `main`).
+pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
+    let started = Instant::now();
     let name = metadata::agent_name(plugin_name);
-    let registry = Registry::discover(None);
+    let stdin_raw = if args.is_empty() {
+        match read_stdin() {
+            Ok(text) => Some(options::from_stdin(&text)),
+            Err(e) => {
+                eprintln!("{name}: cannot read options from stdin: {e}");
+                return Stage::Done(FAIL);
+            }
+        }
+    } else {
+        None
+    };
+    let timeout = match &stdin_raw {
+        Some(raw) => timeout_hint(raw),
+        None => timeout_in_args(args),
+    };
+    let registry = Registry::discover(None).with_deadline(started + timeout);
     let plugin = match request::plugin(&registry, plugin_name) {
         Ok(plugin) => plugin,
         Err(e) => {
             eprintln!("{name}: {e}");
-            return FAIL;
+            return Stage::Done(FAIL);
         }
     };
     let schemas = [
@@ -40,21 +99,15 @@ pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
         &fencekit_core::fence::SCHEMA,
         &options::SCHEMA,
     ];
-    let raw = if args.is_empty() {
-        let mut text = String::new();
-        if let Err(e) = std::io::stdin().take(STDIN_LIMIT).read_to_string(&mut text) {
-            eprintln!("{name}: cannot read options from stdin: {e}");
-            return FAIL;
-        }
-        options::from_stdin(&text)
-    } else {
-        match options::from_args(&schemas, args) {
+    let mut raw = match stdin_raw {
+        Some(raw) => raw,
+        None => match options::from_args(&schemas, args) {
             Ok(raw) => raw,
             Err(e) => {
                 eprintln!("{name}: {e}\nRun `{name} --help` for the options.");
-                return FAIL;
+                return Stage::Done(FAIL);
             }
-        }
+        },
     };
     // `-v` may be stacked; `verbose=0` on stdin means off, as fence-agents read it.
     let verbose = raw
@@ -76,7 +129,7 @@ pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
         Some(path) => {
             if let Err(e) = logging::init_to_file(std::path::Path::new(&path), level.max(2)) {
                 eprintln!("{name}: cannot write the debug file {path}: {e}");
-                return FAIL;
+                return Stage::Done(FAIL);
             }
         }
         None => logging::init(level, quiet),
@@ -84,41 +137,99 @@ pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
 
     if last(&raw, &["help"]).is_some() {
         print!("{}", metadata::usage(plugin.schema));
-        return OK;
+        return Stage::Done(OK);
     }
     if last(&raw, &["version"]).is_some() {
         println!("{name} (fencekit) {}", env!("CARGO_PKG_VERSION"));
-        return OK;
+        return Stage::Done(OK);
     }
     let action = last(&raw, &["action", "option"]).unwrap_or_else(|| "reboot".to_string());
     let action = action.trim().to_ascii_lowercase();
     if action == "metadata" || action == "meta-data" {
         print!("{}", metadata::render(plugin));
-        return OK;
+        return Stage::Done(OK);
     }
-    let request = match Request::validate(plugin, &options::SCHEMA, &raw) {
+    if !quiet {
+        warn_secrets_in_argv(&name, &schemas, &raw);
+    }
+    if let Err(e) = request::take_env_secrets(&schemas, &mut raw) {
+        eprintln!("{name}: {e}");
+        return Stage::Done(FAIL);
+    }
+    let request = match Request::validate(plugin, &options::SCHEMA, &raw, started) {
         Ok(request) => request,
         Err(e) => {
             eprintln!("{name}: {e}");
-            return FAIL;
+            return Stage::Done(FAIL);
         }
     };
+    drop(raw);
     if !quiet {
         for warning in &request.warnings {
             eprintln!("{name}: warning: {warning}");
         }
-        warn_secrets_in_argv(&name, &schemas, &raw);
     }
-    let plugs = request::split_plugs(
-        request.params.text("plug").unwrap_or(""),
-        request.params.text("plug_separator").unwrap_or(","),
-    );
+    // Bad plug text is bad input: exit 1 with fence-agents (their usage errors exit
+    // 1; 2 would read as "off" to a caller of `status`).
+    let plug_text = request.params.text("plug").unwrap_or("");
+    let plugs = if plug_text.trim().is_empty() {
+        Vec::new()
+    } else {
+        match request::split_plugs(
+            plug_text,
+            request.params.text("plug_separator").unwrap_or(","),
+        ) {
+            Ok(plugs) => plugs,
+            Err(e) => {
+                eprintln!("{name}: Failed: parameter `plug`: {e}");
+                return Stage::Done(FAIL);
+            }
+        }
+    };
     let needs_plug =
         plugin.schema.multi_plug && matches!(action.as_str(), "on" | "off" | "reboot" | "status");
     if needs_plug && plugs.is_empty() {
         eprintln!("{name}: Failed: parameter `plug` is required for action {action} on this multi-outlet device (e.g. plug=3 or port=3)");
-        return FAIL;
+        return Stage::Done(FAIL);
     }
+    Stage::Run(Prepared {
+        name,
+        request,
+        action,
+        plugs,
+    })
+}
+
+/// Reads stdin, at most [`STDIN_LIMIT`] bytes, into one buffer that is wiped when
+/// dropped (it holds the password). The buffer is allocated once at its full size:
+/// a growing buffer would leave copies of the text in freed memory.
+fn read_stdin() -> Result<Zeroizing<String>, String> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(STDIN_LIMIT as usize + 1));
+    std::io::stdin()
+        .take(STDIN_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > STDIN_LIMIT {
+        return Err(format!(
+            "more than {} KiB; options are a few lines",
+            STDIN_LIMIT / 1024
+        ));
+    }
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(Zeroizing::new(text.to_string())),
+        Err(e) => Err(format!("not UTF-8 text (at byte {})", e.valid_up_to())),
+    }
+}
+
+/// Talks to the device: the action prepared.
+pub async fn execute(prepared: Prepared) -> u8 {
+    let Prepared {
+        name,
+        request,
+        action,
+        plugs,
+    } = prepared;
+    let plugin = request.plugin;
     match action.as_str() {
         "validate-all" => {
             // No device I/O: the parameters parsed and validated.
@@ -137,6 +248,7 @@ pub async fn run(plugin_name: &str, args: &[String]) -> u8 {
         }
         "monitor" => monitor(&name, &request).await,
         other => {
+            let other = options::shown_word(other);
             eprintln!("{name}: Failed: unsupported action '{other}'; actions: on, off, reboot, status, list, list-status, monitor, metadata, validate-all");
             FAIL
         }

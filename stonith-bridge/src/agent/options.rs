@@ -4,6 +4,8 @@
 
 use fencekit_core::schema::{normalize, Origin, ParamType, RawParam, RawValue, Schema};
 
+use crate::request::RawParams;
+
 /// The front end's own options, from fence-agents' common option table.
 pub const PARAMS: &[fencekit_core::ParamSpec] = &[
     fencekit_core::ParamSpec::new("action", "Fencing action")
@@ -74,6 +76,9 @@ pub const SCHEMA: Schema = Schema {
     params: PARAMS,
 };
 
+/// The key a stdin line that is not `name=value` is reported under.
+pub const NOT_AN_OPTION_LINE: &str = "(a line that is not name=value; not shown)";
+
 /// The long option for a parameter name, as fence-agents spell them.
 pub fn long_name(name: &str) -> String {
     name.replace('_', "-")
@@ -108,10 +113,31 @@ fn by_short(schemas: &[&Schema], short: char) -> Option<(&'static str, ParamType
         .map(|p| (p.name, p.ty))
 }
 
-/// Parses command-line options into raw parameters.
-pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<Vec<RawParam>, String> {
+/// Whether `key` looks like an option name (and so may be shown in a message):
+/// what is not may be a value typed in the wrong place, a password among them.
+pub fn is_option_name(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A word the user typed as it may be shown in a message: itself when it looks
+/// like a name, else a placeholder (it may be a value typed in the wrong place).
+pub fn shown_word(word: &str) -> String {
+    if is_option_name(word) {
+        word.to_string()
+    } else {
+        "(not shown: not a name)".to_string()
+    }
+}
+
+/// Parses command-line options into raw parameters. Messages name options, never
+/// values: an argument that is not an option is named by its position.
+pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<RawParams, String> {
     let origin = || Origin::new("command line");
-    let mut raw = Vec::new();
+    let mut raw = RawParams::default();
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -122,7 +148,10 @@ pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<Vec<RawParam>, 
                 None => (long, None),
             };
             let Some(ty) = find(schemas, key) else {
-                return Err(format!("unrecognized option '--{key}'"));
+                if is_option_name(key) {
+                    return Err(format!("unrecognized option '--{key}'"));
+                }
+                return Err(format!("unrecognized option in argument {i}"));
             };
             let value = match (ty, inline) {
                 (_, Some(v)) => v,
@@ -143,7 +172,10 @@ pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<Vec<RawParam>, 
                 let c = chars[j];
                 j += 1;
                 let Some((name, ty)) = by_short(schemas, c) else {
-                    return Err(format!("invalid option -- '{c}'"));
+                    if c.is_ascii_alphanumeric() {
+                        return Err(format!("invalid option -- '{c}'"));
+                    }
+                    return Err(format!("invalid option in argument {i}"));
                 };
                 if ty == ParamType::Boolean {
                     raw.push(RawParam::text(name, "1", origin()));
@@ -163,23 +195,31 @@ pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<Vec<RawParam>, 
                 raw.push(RawParam::text(name, value, origin()));
             }
         } else {
-            return Err(format!("unexpected argument '{arg}'"));
+            return Err(format!(
+                "unexpected argument {i}: not an option (values follow their option, as `-a ADDRESS`)"
+            ));
         }
     }
     Ok(raw)
 }
 
 /// Parses `key=value` lines (blank lines and `#` comments skipped, surrounding
-/// double quotes stripped, the last occurrence wins).
-pub fn from_stdin(text: &str) -> Vec<RawParam> {
-    let mut raw = Vec::new();
+/// double quotes stripped, the last occurrence wins). A line that is not
+/// `name=value` is reported (as an unknown parameter) by its line number only:
+/// nothing of it is shown, since it may be a password typed as `password hunter2`,
+/// and Pacemaker logs what an agent writes to stderr.
+pub fn from_stdin(text: &str) -> RawParams {
+    let mut raw = RawParams::default();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let origin = Origin::at("stdin", n + 1, 1);
-        match line.split_once('=') {
+        match line
+            .split_once('=')
+            .filter(|(key, _)| is_option_name(key.trim()))
+        {
             Some((key, value)) => {
                 let value = value.trim();
                 let value = value
@@ -193,11 +233,8 @@ pub fn from_stdin(text: &str) -> Vec<RawParam> {
                 });
             }
             None => raw.push(RawParam {
-                // A line without `=` is reported as an unknown parameter, and ignored.
-                key: format!(
-                    "(line without '=': {})",
-                    line.chars().take(20).collect::<String>()
-                ),
+                // Reported as an unknown parameter (at its line), and ignored.
+                key: NOT_AN_OPTION_LINE.to_string(),
                 value: RawValue::Text(String::new()),
                 origin,
             }),
@@ -292,18 +329,73 @@ mod tests {
         assert_eq!(value(&raw, "action").as_deref(), Some("off"));
         assert_eq!(value(&raw, "ipaddr").as_deref(), Some("127.0.0.1"));
         assert_eq!(value(&raw, "port").as_deref(), Some("2"));
-        assert!(raw.iter().any(|p| p.key.starts_with("(line without")));
+        assert!(raw.iter().any(|p| p.key == NOT_AN_OPTION_LINE));
+    }
+
+    #[test]
+    fn a_stdin_line_that_is_not_an_option_is_never_echoed() {
+        let raw = from_stdin("action=off\npassword hunter2\nhunter2 x=y\n");
+        assert_eq!(
+            raw.iter().filter(|p| p.key == NOT_AN_OPTION_LINE).count(),
+            2
+        );
+        let shown: String = raw
+            .iter()
+            .map(|p| format!("{} {:?} ", p.key, p.origin))
+            .collect();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(raw[1].origin.line, Some((2, 1)));
+    }
+
+    #[test]
+    fn argument_errors_name_options_never_values() {
+        for list in [
+            &["-a", "host", "hunter2"][..],
+            &["--hunter2 x"][..],
+            &["-\u{e9}hunter2"][..],
+        ] {
+            let err = from_args(&[&PLUGIN, &SCHEMA], &args(list)).unwrap_err();
+            assert!(!err.contains("hunter2"), "{list:?}: {err}");
+        }
     }
 
     proptest::proptest! {
         #[test]
-        fn stdin_parsing_never_panics(text in "\\PC*") {
+        fn stdin_parsing_never_panics(text in "(?s).{0,2000}") {
             let _ = from_stdin(&text);
         }
 
         #[test]
-        fn argument_parsing_never_panics(list in proptest::collection::vec("\\PC*", 0..6)) {
+        fn stdin_of_any_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
+            let _ = from_stdin(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn argument_parsing_never_panics(list in proptest::collection::vec("(?s).{0,40}", 0..8)) {
             let _ = from_args(&[&PLUGIN, &SCHEMA], &list);
         }
+
+        #[test]
+        fn option_like_arguments_never_panic(list in proptest::collection::vec("-{0,2}[a-zA-Z=:-]{0,6}", 0..8)) {
+            let _ = from_args(&[&PLUGIN, &SCHEMA], &list);
+        }
+    }
+
+    #[test]
+    fn a_mebibyte_of_stdin_or_argument_text_parses_without_panic() {
+        let deep = format!("port={}1\n", "1:".repeat(512 * 1024));
+        let raw = from_stdin(&deep);
+        assert_eq!(value(&raw, "port").map(|v| v.len()), Some(1024 * 1024 + 1));
+        let long_line = "x".repeat(1 << 20);
+        assert_eq!(from_stdin(&long_line).len(), 1);
+        let lines = "a=b\n".repeat(1 << 18);
+        assert_eq!(from_stdin(&lines).len(), 1 << 18);
+        let raw = from_args(
+            &[&PLUGIN, &SCHEMA],
+            &args(&["-n", &"1:".repeat(512 * 1024)]),
+        )
+        .unwrap();
+        assert_eq!(raw.len(), 1);
+        assert!(from_args(&[&PLUGIN, &SCHEMA], &args(&[&"-".repeat(1 << 20)])).is_err());
     }
 }

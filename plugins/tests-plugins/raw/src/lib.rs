@@ -4,7 +4,10 @@
 //! UTF-8; with `fault=bad_len`, an error length larger than the buffer; with
 //! `fault=bad_status`, status code 1234. Built with feature `wrong-abi-version` it
 //! claims ABI version 999; with `missing-status-symbol` it lacks
-//! `fencekit_plugin_status`. A real plugin should use `fencekit-plugin-api`.
+//! `fencekit_plugin_status`; with `hang-in-info` its `info` call never returns; with
+//! `hang-in-constructor` loading it never ends (a library initialiser that sleeps).
+//! With `fault=deep_plug`, `list` reports a plug `1:1:...:1` of 40 001 bytes (below the ABI's bound on strings, above any plug). A
+//! real plugin should use `fencekit-plugin-api`.
 //!
 //! Nothing here panics, so no `catch_unwind` is needed at this boundary.
 
@@ -84,7 +87,11 @@ enum Fault {
     BadUtf8,
     BadLen,
     BadStatus,
+    DeepPlug,
 }
+
+/// The plug `fault=deep_plug` lists.
+static DEEP_PLUG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
 #[no_mangle]
 pub extern "C" fn fencekit_plugin_abi_version() -> u32 {
@@ -93,8 +100,30 @@ pub extern "C" fn fencekit_plugin_abi_version() -> u32 {
 
 #[no_mangle]
 pub extern "C" fn fencekit_plugin_info() -> *const PluginInfo {
+    if cfg!(feature = "hang-in-info") {
+        hang();
+    }
     &INFO.0
 }
+
+/// Never returns.
+#[allow(dead_code)]
+fn hang() -> ! {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// Runs when the library is loaded, before `dlopen` returns.
+#[cfg(feature = "hang-in-constructor")]
+#[used]
+#[link_section = ".init_array"]
+static HANG_ON_LOAD: extern "C" fn() = {
+    extern "C" fn hang_on_load() {
+        hang()
+    }
+    hang_on_load
+};
 
 #[no_mangle]
 pub unsafe extern "C" fn fencekit_plugin_open(
@@ -114,6 +143,7 @@ pub unsafe extern "C" fn fencekit_plugin_open(
                 b"bad_utf8" => Fault::BadUtf8,
                 b"bad_len" => Fault::BadLen,
                 b"bad_status" => Fault::BadStatus,
+                b"deep_plug" => Fault::DeepPlug,
                 _ => fault,
             };
         }
@@ -165,7 +195,7 @@ pub unsafe extern "C" fn fencekit_plugin_status(
     // SAFETY: per the ABI, as in every function here.
     unsafe {
         match fault(device) {
-            Fault::None => {
+            Fault::None | Fault::DeepPlug => {
                 *state = abi::POWER_ON;
                 abi::STATUS_OK
             }
@@ -189,7 +219,7 @@ pub unsafe extern "C" fn fencekit_plugin_set(
     // SAFETY: per the ABI.
     unsafe {
         match fault(device) {
-            Fault::None | Fault::BadState => abi::STATUS_OK,
+            Fault::None | Fault::BadState | Fault::DeepPlug => abi::STATUS_OK,
             other => fail(error, other),
         }
     }
@@ -216,11 +246,20 @@ pub unsafe extern "C" fn fencekit_plugin_list(
         } else {
             abi::POWER_ON
         };
+        let plug: &[u8] = if fault == Fault::DeepPlug {
+            DEEP_PLUG.get_or_init(|| {
+                let mut text = b"1:".repeat(20_000);
+                text.push(b'1');
+                text
+            })
+        } else {
+            b"1"
+        };
         emit(
             ctx,
             Str {
-                ptr: b"1".as_ptr(),
-                len: 1,
+                ptr: plug.as_ptr(),
+                len: plug.len(),
             },
             Str {
                 ptr: name.as_ptr(),
@@ -241,7 +280,7 @@ pub unsafe extern "C" fn fencekit_plugin_check(
     // SAFETY: per the ABI.
     unsafe {
         match fault(device) {
-            Fault::None | Fault::BadState => abi::STATUS_OK,
+            Fault::None | Fault::BadState | Fault::DeepPlug => abi::STATUS_OK,
             other => fail(error, other),
         }
     }
