@@ -83,6 +83,18 @@ impl Findings {
         }
     }
 
+    /// The run logged at debug level or finer in `log` (else finding no secret
+    /// there proves little), and a child of the bridge (the hook, a script) was
+    /// seen running (else finding none in children's environments proves nothing).
+    fn was_verbose_and_watched(&mut self, log: &str, channel: &str, watched: &Watched) {
+        if !(log.contains("DEBUG") || log.contains("TRACE")) {
+            self.problem(format!("nothing at debug level or finer in {channel}"));
+        }
+        if !watched.seen.iter().any(|p| p.below_bridge) {
+            self.problem("no child of the bridge was seen while it ran".into());
+        }
+    }
+
     /// A file the run or one of its children wrote (absent: nothing to leak).
     fn file(&mut self, channel: &str, path: &Path) {
         if let Ok(bytes) = std::fs::read(path) {
@@ -345,6 +357,9 @@ enum Given {
     Inline,
     File,
     Script,
+    /// The first secret from a `_script`, the others inline: the script runs while
+    /// the others are at hand (in cluster-glue's environment, say).
+    FirstScript,
     Env,
 }
 
@@ -408,7 +423,8 @@ impl Device {
                     format!("{key}_file"),
                     bench.secret_file(value).display().to_string(),
                 )),
-                Given::Script => pairs.push((
+                Given::FirstScript if i > 0 => pairs.push((key.clone(), value.clone())),
+                Given::Script | Given::FirstScript => pairs.push((
                     format!("{key}_script"),
                     bench.secret_script(value).display().to_string(),
                 )),
@@ -422,6 +438,8 @@ impl Device {
         (pairs, env)
     }
 
+    /// Options on stdin, most verbose; logs go to the debug file, except with the
+    /// secrets inline, where they go to stderr (both channels are searched).
     fn stdin(&self, bench: &Bench, given: Given, action: &str, files: &RunFiles) -> String {
         let (pairs, _) = self.pairs(bench, given);
         let mut lines = format!("action={action}\nnodename=node1\n");
@@ -432,11 +450,10 @@ impl Device {
             lines.push_str(&format!("{k}={v}\n"));
         }
         lines.push_str(VERBOSE_LINES);
-        lines.push_str(&format!(
-            "debug_file={}\nnotify_command={}\n",
-            files.debug_file.display(),
-            files.notify_command()
-        ));
+        if given != Given::Inline {
+            lines.push_str(&format!("debug_file={}\n", files.debug_file.display()));
+        }
+        lines.push_str(&format!("notify_command={}\n", files.notify_command()));
         lines
     }
 
@@ -522,30 +539,46 @@ fn fence_through_every_front_end(
         f.expect(oracle.is_off(), "the device is not off", &watched.stderr);
         f.watched(&watched);
         f.file("the debug file", &files.debug_file);
+        let log = if given == Given::Inline {
+            watched.stderr.clone()
+        } else {
+            std::fs::read_to_string(&files.debug_file).unwrap_or_default()
+        };
+        f.was_verbose_and_watched(&log, "the log", &watched);
         f.notify_env(&files.notify_env, &names);
         verdict.add(f);
     }
 
-    oracle.reset();
-    let files = bench.files();
-    let watched = bench.external(
-        device.plugin,
-        "off",
-        &device.glue_env(bench, Given::Inline, &files),
-        &device.secrets,
-    );
-    let mut f = Findings::new(
-        format!(
-            "{} cluster-glue plugin, parameters in the environment",
-            device.plugin
-        ),
-        &device.secrets,
-    );
-    f.exit(&watched, 0);
-    f.expect(oracle.is_off(), "the device is not off", &watched.stderr);
-    f.watched(&watched);
-    f.notify_env(&files.notify_env, &names);
-    verdict.add(f);
+    // With several secrets, also one from a script while the others are in the
+    // environment: the script must not see them.
+    let glue_givens: &[Given] = if device.secret_params.len() > 1 {
+        &[Given::Inline, Given::FirstScript]
+    } else {
+        &[Given::Inline]
+    };
+    for &given in glue_givens {
+        oracle.reset();
+        let files = bench.files();
+        let watched = bench.external(
+            device.plugin,
+            "off",
+            &device.glue_env(bench, given, &files),
+            &device.secrets,
+        );
+        let mut f = Findings::new(
+            format!(
+                "{} cluster-glue plugin, parameters in the environment, secrets {given:?}",
+                device.plugin
+            ),
+            &device.secrets,
+        );
+        f.exit(&watched, 0);
+        f.expect(oracle.is_off(), "the device is not off", &watched.stderr);
+        f.watched(&watched);
+        f.was_verbose_and_watched(&watched.stderr, "stderr", &watched);
+        f.notify_env(&files.notify_env, &names);
+        verdict.add(f);
+    }
 
     for &given in toml_givens {
         oracle.reset();
@@ -559,6 +592,7 @@ fn fence_through_every_front_end(
         f.exit(&watched, 0);
         f.expect(oracle.is_off(), "the device is not off", &watched.stderr);
         f.watched(&watched);
+        f.was_verbose_and_watched(&watched.stderr, "stderr", &watched);
         f.notify_env(&files.notify_env, &names);
         verdict.add(f);
     }
