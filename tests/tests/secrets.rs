@@ -1025,6 +1025,81 @@ fn a_baytech_password_reaches_no_output_environment_argv_or_hook() {
     verdict.assert_clean();
 }
 
+/// A rig whose APC console prints the login password in its banner (a careless
+/// device, or one that echoes what it was sent), then plays `faults`.
+fn echoing_apc_console(bench: &Bench, faults: &[&str]) -> Option<ConsoleRig> {
+    if !consoles::peers_present() {
+        return None;
+    }
+    let simulator = bridge::workspace_binary("fencekit-apc", "fencekit-apc-console-sim").unwrap();
+    let name = &unique_secret(24)["fk-".len()..];
+    // The rig's first console logs in with this password.
+    let password = format!("fk-{name}-0-pw");
+    let wrapper = bench.script(&format!(
+        "#!/bin/sh\nprintf 'Last login with password {password} accepted\\r\\n'\nexec '{}' \"$@\"\n",
+        simulator.display()
+    ));
+    let rig = ConsoleRig::start(&wrapper.display().to_string(), name, 1, &[("menu", faults)]);
+    assert!(
+        rig.consoles[0].password == password,
+        "the rig's password is not the one its banner prints"
+    );
+    Some(rig)
+}
+
+#[test]
+fn a_console_that_prints_the_password_does_not_get_it_into_a_log_or_an_error() {
+    let bench = Bench::new();
+    let mut verdict = Verdict::default();
+    // Obeying after the banner: the transcript at trace level must mask it.
+    let Some(rig) = echoing_apc_console(&bench, &[]) else {
+        return;
+    };
+    let password = rig.consoles[0].password.clone();
+    let device = console_device(&rig, "apc", &password);
+    let oracle = Outlet(&rig.consoles[0].state);
+    oracle.reset();
+    let files = bench.files();
+    let watched = bench.agent(
+        "apc",
+        &device.stdin(&bench, Given::Inline, "off", &files),
+        &device.secrets,
+    );
+    let mut f = Findings::new(
+        "apc console printing the password, obeying",
+        &device.secrets,
+    );
+    f.exit(&watched, 0);
+    f.expect(oracle.is_off(), "the outlet is not off", &watched.stderr);
+    f.watched(&watched);
+    f.expect(
+        watched.stderr.contains("Last login with password"),
+        "the banner is not in the trace log, so the check proves nothing",
+        &watched.stderr,
+    );
+    verdict.add(f);
+    drop(rig);
+
+    // Never a prompt after the banner: the error quotes what the device said.
+    let Some(rig) = echoing_apc_console(&bench, &["silent"]) else {
+        return;
+    };
+    let password = rig.consoles[0].password.clone();
+    let device = console_device(&rig, "apc", &password).fence_param("timeout", 10);
+    let files = bench.files();
+    let watched = bench.agent(
+        "apc",
+        &device.stdin(&bench, Given::File, "off", &files),
+        &device.secrets,
+    );
+    let mut f = Findings::new("apc console printing the password, silent", &device.secrets);
+    f.failed(&watched);
+    f.watched(&watched);
+    f.file("the debug file", &files.debug_file);
+    verdict.add(f);
+    verdict.assert_clean();
+}
+
 // ---- the script plugin ---------------------------------------------------------------
 
 /// A device driven by a script that keeps plug 1's state in a file and dumps its
