@@ -1363,3 +1363,87 @@ fn a_failing_password_script_does_not_get_what_it_printed_into_an_error() {
     verdict.add(f);
     verdict.assert_clean();
 }
+
+// ---- an external plugin (`.so`) ------------------------------------------------------
+
+/// The example relay board, an external plugin: it takes no secret of its own, so
+/// what is checked is a password given to it anyway (Pacemaker passes a device's
+/// whole configuration) and the parameters cluster-glue puts in the environment.
+#[test]
+fn an_external_plugin_run_keeps_a_stray_password_and_its_parameters_from_hooks_and_logs() {
+    let bench = Bench::new();
+    let plugins = bench.path("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let library = bridge::workspace_library("fencekit-example-relay").unwrap();
+    std::fs::copy(&library, plugins.join("libfencekit_example_relay.so")).unwrap();
+    let state = bench.path("relays");
+    let relay_1_off = || {
+        std::fs::read_to_string(&state)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "off"])
+    };
+    let password = unique_secret(32);
+    let secrets = Secrets::new().with("password", &password);
+    let names: Vec<String> = [
+        "state_file",
+        "relays",
+        "password",
+        "hostmap",
+        "notify_command",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut verdict = Verdict::default();
+
+    let files = bench.files();
+    let mut command = Bench::command(&bench.installed.binary());
+    Bench::base_env(&mut command);
+    command
+        .args(["fence-agent", "example-relay"])
+        .env("FENCEKIT_PLUGIN_DIR", &plugins);
+    let lines = format!(
+        "action=off\nnodename=node1\nplug=1\nrelays=4\nstate_file={}\npassword={password}\n{VERBOSE_LINES}notify_command={}\n",
+        state.display(),
+        files.notify_command()
+    );
+    let watched = run_watched(
+        command,
+        Some(lines.as_bytes()),
+        &bench.watch(false),
+        &secrets,
+    )
+    .unwrap();
+    let mut f = Findings::new("example-relay fence agent, stray password", &secrets);
+    f.exit(&watched, 0);
+    f.expect(relay_1_off(), "relay 1 is not off", &watched.stderr);
+    f.watched(&watched);
+    f.was_verbose_and_watched(&watched.stderr, "stderr", &watched);
+    f.notify_env(&files.notify_env, &names);
+    verdict.add(f);
+
+    std::fs::remove_file(&state).unwrap();
+    let files = bench.files();
+    let mut command = Bench::command(&bench.installed.binary());
+    Bench::base_env(&mut command);
+    command
+        .args(["external", "example-relay", "off", "node1"])
+        .env("FENCEKIT_PLUGIN_DIR", &plugins)
+        .env("hostmap", "node1:1")
+        .env("relays", "4")
+        .env("state_file", &state)
+        .env("password", &password)
+        .env("notify_command", files.notify_command());
+    let watched = run_watched(command, None, &bench.watch(true), &secrets).unwrap();
+    let mut f = Findings::new(
+        "example-relay cluster-glue plugin, stray password",
+        &secrets,
+    );
+    f.exit(&watched, 0);
+    f.expect(relay_1_off(), "relay 1 is not off", &watched.stderr);
+    f.watched(&watched);
+    f.was_verbose_and_watched(&watched.stderr, "stderr", &watched);
+    f.notify_env(&files.notify_env, &names);
+    verdict.add(f);
+    verdict.assert_clean();
+}
