@@ -1,16 +1,24 @@
 //! Secrets kept where they belong, proven against real peers: every plugin fences
 //! its real peer (ipmi_sim, snmpd with the APC emulator over SNMPv3 authPriv and
-//! v2c, the APC and Baytech consoles behind sshd, the script plugin, `sim`) through
-//! every front end that applies (the fence agent with options on stdin, with
-//! `password_file` and `password_script`; the cluster-glue plugin with parameters in
-//! its environment, also under cluster-glue's own `stonith`; `stonith-bridge fence`
-//! with a TOML file, inline, `_file` and `_env`), at the most verbose level every
-//! front end has, with a secret made for the run. The secret must appear in none of:
-//! stdout, stderr, the debug file, the command line of any process of the run, the
-//! environment of any process it starts (read from `/proc` while they run), the
-//! environment the notify hook sees, and what a script plugin sees in its
-//! environment and argv. While the bridge runs it may not dump core. Failures name
-//! the channel and print `<secret>` in place of the secret.
+//! v2c, the APC and Baytech consoles behind sshd, the script plugin, `sim`, the
+//! example relay `.so`) through every front end that applies (the fence agent with
+//! options on stdin, with `password_file` and `password_script`; the cluster-glue
+//! plugin with parameters in its environment, also under cluster-glue's own
+//! `stonith`; `stonith-bridge fence` with a TOML file, inline, `_file` and `_env`), at
+//! the most verbose level each front end has, with secrets made for the run; and
+//! with wrong secrets, a device that prints the password, a failing
+//! `password_script`.
+//!
+//! A secret must appear in none of: stdout, stderr, the debug file, the command
+//! line of any process of the run, the environment of the bridge (unless the
+//! caller put it there, as cluster-glue and `_env` do) and of every process below
+//! it (read from `/proc` while they run: the hook, `password_script` and the script
+//! plugin linger so they are seen), the environment the notify hook dumps (which
+//! also holds no parameter variable: only FENCEKIT_* outcome variables), and what
+//! the script plugin's script records of its environment and argv. A stdin line
+//! without `=` is not echoed. While the bridge runs, its core file size limit is 0
+//! (soft and hard), although it was started with core dumps allowed. Failures name
+//! the channel and print `<secret>` in place of a secret.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
