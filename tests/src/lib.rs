@@ -22,6 +22,7 @@ pub mod consoles;
 pub mod daemon;
 mod error;
 pub mod ipmi_sim;
+pub mod leaks;
 pub mod pacemaker;
 pub mod peers;
 pub mod ports;
