@@ -25,6 +25,8 @@ const FRAGMENT: usize = 12;
 
 /// How often `/proc` is walked while a watched run lives.
 const SAMPLE_EVERY: Duration = Duration::from_millis(2);
+/// How long standard input stays open after it was written (see [`run_watched`]).
+const STDIN_HELD: Duration = Duration::from_millis(200);
 
 /// A fresh secret of exactly `len` bytes (at least 16): the prefix, then random hex.
 pub fn unique_secret(len: usize) -> String {
@@ -200,8 +202,13 @@ pub fn run_watched(
     let mut child = command
         .spawn()
         .map_err(|e| HarnessError::io(format!("start {program}"), e))?;
+    // Standard input stays open a little after it is written, so that samples see
+    // the bridge while it reads it (past its first steps, which lower the core
+    // limit), not only the instant between exec and `main`.
+    let mut open_stdin = None;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let _ = pipe.write_all(input);
+        open_stdin = Some(pipe);
     }
     let root = child.id();
     let mut watched = Watched {
@@ -215,6 +222,9 @@ pub fn run_watched(
     let started = Instant::now();
     let status = loop {
         sample(root, &bridge, watch, secrets, &mut watched);
+        if open_stdin.is_some() && started.elapsed() >= STDIN_HELD {
+            open_stdin = None;
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if started.elapsed() < watch.timeout => std::thread::sleep(SAMPLE_EVERY),
