@@ -22,6 +22,7 @@ pub mod consoles;
 pub mod daemon;
 mod error;
 pub mod ipmi_sim;
+pub mod matrix;
 pub mod pacemaker;
 pub mod peers;
 pub mod ports;
@@ -30,6 +31,7 @@ pub mod snmpd;
 pub mod sshd;
 pub mod system;
 pub mod tool;
+pub mod toy;
 
 pub use daemon::Daemon;
 pub use error::HarnessError;
