@@ -8,7 +8,15 @@
 //! state while snmpd runs. Faults per outlet: `obey`; `lie` (accept every command,
 //! never change); `slow:MS` (every answer about the outlet takes MS milliseconds);
 //! `pending:MS` (a command stays pending for MS milliseconds, the state unchanged,
-//! then takes effect).
+//! then takes effect); `delay:MS` (the same without saying pending: a slow power
+//! supply); `error` (every command refused, the outlet's objects absent); `hang`
+//! (a request about the outlet is never answered); `drop` (a command is carried out,
+//! then the emulator exits before answering; a read of the outlet's objects ends it
+//! too, as a connection that drops).
+//!
+//! Every command accepted is appended to `STATE.log` (the state file's name with
+//! `.log` added) as `ACCEPTED_MS OUTLET on|off EFFECTIVE_MS|-` (Unix milliseconds,
+//! `-`: never), so that a test knows what the outlet truly did and when.
 //!
 //! The object tables are written here from the PowerNet-MIB on purpose apart from
 //! [`crate::profile`], so that a wrong number in one does not hide in the other.
@@ -37,6 +45,10 @@ pub enum Fault {
     Lie,
     Slow(u64),
     Pending(u64),
+    Delay(u64),
+    Error,
+    Hang,
+    Drop,
 }
 
 impl Fault {
@@ -44,6 +56,10 @@ impl Fault {
         match text.split_once(':') {
             None if text == "obey" => Some(Fault::Obey),
             None if text == "lie" => Some(Fault::Lie),
+            None if text == "error" => Some(Fault::Error),
+            None if text == "hang" => Some(Fault::Hang),
+            None if text == "drop" => Some(Fault::Drop),
+            Some(("delay", ms)) => ms.parse().ok().map(Fault::Delay),
             Some(("slow", ms)) => ms.parse().ok().map(Fault::Slow),
             Some(("pending", ms)) => ms.parse().ok().map(Fault::Pending),
             _ => None,
@@ -56,6 +72,10 @@ impl Fault {
             Fault::Lie => "lie".into(),
             Fault::Slow(ms) => format!("slow:{ms}"),
             Fault::Pending(ms) => format!("pending:{ms}"),
+            Fault::Delay(ms) => format!("delay:{ms}"),
+            Fault::Error => "error".into(),
+            Fault::Hang => "hang".into(),
+            Fault::Drop => "drop".into(),
         }
     }
 }
@@ -245,7 +265,11 @@ fn oid(base: &str, instance: &[u32]) -> Oid {
 fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
     let mut map = BTreeMap::new();
     for (i, o) in pdu.outlets.iter().enumerate() {
-        let pending = o.pending.is_some();
+        if o.fault == Fault::Error {
+            continue;
+        }
+        // A delayed outlet changes late without saying so.
+        let pending = o.pending.is_some() && !matches!(o.fault, Fault::Delay(_));
         let mut put = |base: &str, instance: &[u32], value: SimValue, write: Option<Writable>| {
             map.insert(
                 oid(base, instance),
@@ -506,13 +530,44 @@ impl Emulator {
     }
 
     fn delay(pdu: &SimPdu, outlet: usize) {
-        if let Some(SimOutlet {
-            fault: Fault::Slow(ms),
-            ..
-        }) = pdu.outlets.get(outlet)
-        {
-            std::thread::sleep(Duration::from_millis(*ms));
+        match pdu.outlets.get(outlet).map(|o| o.fault) {
+            Some(Fault::Slow(ms)) => std::thread::sleep(Duration::from_millis(ms)),
+            // Never answers; snmpd's request times out, the test's guard ends us.
+            Some(Fault::Hang) => loop {
+                std::thread::sleep(Duration::from_secs(600));
+            },
+            _ => {}
         }
+    }
+
+    /// Ends the emulator without an answer, as a dropped connection does: snmpd
+    /// sees its pass_persist program gone and answers the manager with an error.
+    fn drop_connection(pdu: &SimPdu, outlet: usize) {
+        if pdu.outlets.get(outlet).map(|o| o.fault) == Some(Fault::Drop) {
+            std::process::exit(1);
+        }
+    }
+
+    /// The command log beside the state file.
+    fn log_path(&self) -> PathBuf {
+        let mut name = self.state.as_os_str().to_owned();
+        name.push(".log");
+        PathBuf::from(name)
+    }
+
+    /// Appends one accepted command to the log; a test's record only, so a failure
+    /// to write it changes nothing the manager sees.
+    fn log(&self, outlet: u32, on: bool, accepted: u64, effective: Option<u64>) {
+        let effective = effective.map_or("-".to_string(), |ms| ms.to_string());
+        let line = format!(
+            "{accepted} {outlet} {} {effective}\n",
+            if on { "on" } else { "off" }
+        );
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
     }
 
     fn answer(name: &Oid, value: &SimValue) -> String {
@@ -538,6 +593,7 @@ impl Emulator {
         match found {
             Some((k, entry)) => {
                 Self::delay(&pdu, entry.outlet);
+                Self::drop_connection(&pdu, entry.outlet);
                 Self::answer(&k, &entry.value)
             }
             None => "NONE\n".into(),
@@ -586,23 +642,45 @@ impl Emulator {
                     return "wrong-value\n".into();
                 };
                 let now = now_ms();
+                let number = o.number;
+                let mut log = Vec::new();
                 match (o.fault, cmd) {
-                    (Fault::Lie, _) => {}
-                    (Fault::Pending(ms), Some(on)) => o.pending = Some((on, now + ms)),
+                    (Fault::Lie, cmd) => log.push((cmd.unwrap_or(false), None)),
+                    (Fault::Pending(ms) | Fault::Delay(ms), Some(on)) => {
+                        o.pending = Some((on, now + ms));
+                        log.push((on, Some(now + ms)));
+                    }
                     (_, Some(on)) => {
                         o.on = on;
                         o.pending = None;
+                        log.push((on, Some(now)));
+                    }
+                    (Fault::Pending(ms) | Fault::Delay(ms), None) => {
+                        // A late reboot: off after the delay. Its on, a reboot
+                        // duration later, is logged but not kept in the state file,
+                        // which holds one change.
+                        o.pending = Some((false, now + ms));
+                        log.push((false, Some(now + ms)));
+                        log.push((true, Some(now + ms + reboot_ms)));
                     }
                     (_, None) => {
                         // A reboot: off now, on again after the reboot duration.
                         o.on = false;
                         o.pending = Some((true, now + reboot_ms));
+                        log.push((false, Some(now)));
+                        log.push((true, Some(now + reboot_ms)));
                     }
+                }
+                for (on, effective) in log {
+                    self.log(number, on, now, effective);
                 }
             }
         }
         match pdu.save(&self.state) {
-            Ok(()) => "DONE\n".into(),
+            Ok(()) => {
+                Self::drop_connection(&pdu, outlet);
+                "DONE\n".into()
+            }
             Err(_) => "not-writable\n".into(),
         }
     }

@@ -16,7 +16,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::matrix::{now_ms, Event, Truth};
+use crate::matrix::{now_ms, parse_log, Record};
 
 /// One toy device.
 #[derive(Debug)]
@@ -47,10 +47,10 @@ impl ToyDevice {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
 
-    /// The plugs' true states now (pending changes whose time came applied), by
-    /// plug number.
-    pub fn states(&self) -> Vec<(u32, bool)> {
+impl Record for ToyDevice {
+    fn states(&self) -> Vec<(u32, bool)> {
         let text = std::fs::read_to_string(self.dir.join("plugs")).unwrap_or_default();
         let now = now_ms();
         text.lines()
@@ -68,61 +68,19 @@ impl ToyDevice {
             .collect()
     }
 
-    /// Every accepted command: (accepted, plug, on, effective).
-    pub fn log(&self) -> Vec<(u64, u32, bool, Option<u64>)> {
-        let text = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let mut w = line.split_whitespace();
-                let accepted = w.next()?.parse().ok()?;
-                let plug = w.next()?.parse().ok()?;
-                let on = w.next()? == "on";
-                let effective = w.next()?.parse().ok();
-                Some((accepted, plug, on, effective))
-            })
-            .collect()
+    fn log(&self) -> Vec<(u64, u32, bool, Option<u64>)> {
+        parse_log(&self.dir.join("log"))
     }
-}
-
-/// The truth of several toy devices for a cell whose target plugs are
-/// `targets[i] = (device index, plug number)`, their states at the start `initial`.
-pub fn truth(devices: &[&ToyDevice], targets: &[(usize, u32)], initial: &[bool]) -> Truth {
-    let mut truth = Truth {
-        initial: initial.to_vec(),
-        ..Truth::default()
-    };
-    for (d, n) in targets {
-        let on = devices[*d]
-            .states()
-            .into_iter()
-            .find(|(p, _)| p == n)
-            .is_none_or(|(_, on)| on);
-        truth.now.push(on);
-    }
-    for (d, device) in devices.iter().enumerate() {
-        for (accepted, plug, on, effective) in device.log() {
-            match targets.iter().position(|t| *t == (d, plug)) {
-                Some(index) => truth.events.push(Event {
-                    accepted_ms: accepted,
-                    plug: index,
-                    on,
-                    effective_ms: effective,
-                }),
-                None => truth
-                    .bystanders_switched
-                    .push(format!("device {d} plug {plug}")),
-            }
-        }
-    }
-    truth.events.sort_by_key(|e| e.accepted_ms);
-    truth
 }
 
 /// The device script for fencekit's `script` plugin, playing the toy device in
 /// `dir`, written into `dir/device.sh`.
 pub fn write_script(dir: &Path) -> PathBuf {
     let dir_text = dir.to_string_lossy();
-    assert!(!dir_text.contains(['\'', '\n']), "unusable directory {dir_text}");
+    assert!(
+        !dir_text.contains(['\'', '\n']),
+        "unusable directory {dir_text}"
+    );
     let script = format!(
         r#"#!/bin/sh
 # A power device for fencekit's script plugin (see fencekit-tests' toy module).

@@ -11,10 +11,13 @@ use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use fencekit_tests::ipmi_sim::{IpmiSim, IpmiSimOptions, PowerProgram};
 use fencekit_tests::matrix::{
-    initially_on, judge, Action, Behaviour, DeviceSpec, FrontEnd, FrontEnds, Row, Truth,
+    initially_on, judge, parse_log, truth_of, Action, Behaviour, DeviceSpec, FrontEnd, FrontEnds,
+    Record, Row, SimFiles, Truth, PAST_DEADLINE_MS, SLOW_IN_TIME_MS,
 };
 use fencekit_tests::peers;
+use fencekit_tests::snmpd::{Community, PassPersist, Snmpd, SnmpdOptions};
 use fencekit_tests::toy::{self, ToyDevice};
 
 /// Cells run at once: most of a cell's time is spent waiting for a deadline.
@@ -41,8 +44,12 @@ trait Rig: Sync {
         None
     }
     /// Fresh devices for one cell, or why the cell cannot exist.
-    fn prepare(&self, action: Action, behaviour: Behaviour, front: FrontEnd)
-        -> Result<Prepared, String>;
+    fn prepare(
+        &self,
+        action: Action,
+        behaviour: Behaviour,
+        front: FrontEnd,
+    ) -> Result<Prepared, String>;
 }
 
 /// Names of a four-plug device; with duplicate names, plugs 2 and 3 are both `db1`.
@@ -66,9 +73,7 @@ fn target(behaviour: Behaviour) -> (&'static str, Vec<u32>) {
 /// The two-device behaviour exists only where one run drives two devices.
 fn two_devices_possible(front: FrontEnd, behaviour: Behaviour) -> Result<(), String> {
     if behaviour == Behaviour::TwoDevicesOneLies && front != FrontEnd::Fence {
-        return Err(
-            "n/a: this front end drives one device per run (see the fence column)".into(),
-        );
+        return Err("n/a: this front end drives one device per run (see the fence column)".into());
     }
     Ok(())
 }
@@ -86,11 +91,11 @@ impl ToyRig {
             Behaviour::Obeys | Behaviour::AlreadyOff | Behaviour::DuplicateNames => "obey".into(),
             Behaviour::TwoDevicesOneLies => "obey".into(),
             Behaviour::Lies => "lie".into(),
-            Behaviour::SlowInTime => format!("slow:{}", fencekit_tests::matrix::SLOW_IN_TIME_MS),
+            Behaviour::SlowInTime => format!("slow:{}", SLOW_IN_TIME_MS),
             Behaviour::SlowPastDeadline => {
-                format!("slow:{}", fencekit_tests::matrix::PAST_DEADLINE_MS)
+                format!("slow:{}", PAST_DEADLINE_MS)
             }
-            Behaviour::Pending => format!("pending:{}", fencekit_tests::matrix::PAST_DEADLINE_MS),
+            Behaviour::Pending => format!("pending:{}", PAST_DEADLINE_MS),
             Behaviour::Errors => "error".into(),
             Behaviour::Hangs => "hang".into(),
             Behaviour::Drops => "drop".into(),
@@ -123,12 +128,21 @@ impl Rig for ToyRig {
         let names = names(behaviour);
         let (plug, plugs) = target(behaviour);
         let states = [true, on, if plugs.len() > 1 { on } else { true }, true];
-        let count = if behaviour == Behaviour::TwoDevicesOneLies { 2 } else { 1 };
+        let count = if behaviour == Behaviour::TwoDevicesOneLies {
+            2
+        } else {
+            1
+        };
         let mut devices = Vec::new();
         let mut specs = Vec::new();
         for d in 0..count {
-            let fault = if d == 1 { "lie".to_string() } else { Self::fault(behaviour) };
-            let device = ToyDevice::create(&dir.path().join(format!("dev{d}")), &names, &states, &fault);
+            let fault = if d == 1 {
+                "lie".to_string()
+            } else {
+                Self::fault(behaviour)
+            };
+            let device =
+                ToyDevice::create(&dir.path().join(format!("dev{d}")), &names, &states, &fault);
             let params = match self.plugin {
                 "script" => vec![(
                     "script".to_string(),
@@ -139,7 +153,7 @@ impl Rig for ToyRig {
             specs.push(DeviceSpec {
                 plugin: self.plugin.to_string(),
                 params,
-                plug: plug.to_string(),
+                plug: Some(plug.to_string()),
                 plugin_dir: self.plugin_dir.clone(),
             });
             devices.push(device);
@@ -155,10 +169,363 @@ impl Rig for ToyRig {
         Ok(Prepared {
             devices: specs,
             truth: Box::new(move || {
-                let refs: Vec<&ToyDevice> = for_truth.iter().collect();
-                toy::truth(&refs, &targets, &initial)
+                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
+                truth_of(&refs, &targets, &initial)
             }),
             _keep: Box::new((dir, devices)),
+        })
+    }
+}
+
+/// The built-in `sim` plugin, its devices in state files.
+struct SimRig;
+
+impl SimRig {
+    /// The parameters that make plug `plug` behave so.
+    fn fault(behaviour: Behaviour, plug: &str) -> Vec<(String, String)> {
+        let p = |k: &str, v: String| (k.to_string(), v);
+        let secs = |ms: u64| format!("{:.1}", ms as f64 / 1000.0);
+        match behaviour {
+            Behaviour::Lies => vec![p("lying_plugs", plug.into())],
+            Behaviour::SlowInTime => vec![p("off_delay", secs(SLOW_IN_TIME_MS))],
+            Behaviour::SlowPastDeadline => vec![p("off_delay", secs(PAST_DEADLINE_MS))],
+            Behaviour::Pending => vec![
+                p("pending_plugs", plug.into()),
+                p("off_delay", secs(PAST_DEADLINE_MS)),
+            ],
+            Behaviour::Errors => vec![p("failing_plugs", plug.into())],
+            Behaviour::Hangs => vec![p("hanging_plugs", plug.into())],
+            Behaviour::Drops => vec![p("dropping_plugs", plug.into())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Rig for SimRig {
+    fn plugin(&self) -> &str {
+        "sim"
+    }
+    fn prepare(
+        &self,
+        action: Action,
+        behaviour: Behaviour,
+        front: FrontEnd,
+    ) -> Result<Prepared, String> {
+        two_devices_possible(front, behaviour)?;
+        let dir = tempfile::Builder::new()
+            .prefix("fencekit-matrix-sim-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let on = initially_on(action, behaviour);
+        let (plug, plugs) = target(behaviour);
+        let count = if behaviour == Behaviour::TwoDevicesOneLies {
+            2
+        } else {
+            1
+        };
+        let mut files = Vec::new();
+        let mut specs = Vec::new();
+        for d in 0..count {
+            let sim = SimFiles {
+                state: dir.path().join(format!("dev{d}.state")),
+                log: dir.path().join(format!("dev{d}.log")),
+            };
+            let states: String = (1..=4u32)
+                .map(|n| {
+                    let target = plugs.contains(&n);
+                    format!("{n} {}\n", if !target || on { "on" } else { "off" })
+                })
+                .collect();
+            std::fs::write(&sim.state, states).map_err(|e| e.to_string())?;
+            let mut params = vec![
+                ("plugs".to_string(), "4".to_string()),
+                ("names".to_string(), names(behaviour).join(",")),
+                ("state_file".to_string(), sim.state.display().to_string()),
+                ("command_log".to_string(), sim.log.display().to_string()),
+            ];
+            if d == 1 {
+                params.push(("lying_plugs".into(), "2".into()));
+            } else {
+                params.extend(Self::fault(behaviour, "2"));
+            }
+            specs.push(DeviceSpec {
+                plugin: "sim".into(),
+                params,
+                plug: Some(plug.to_string()),
+                plugin_dir: None,
+            });
+            files.push(sim);
+        }
+        let targets: Vec<(usize, u32)> = if count == 2 {
+            vec![(0, 2), (1, 2)]
+        } else {
+            plugs.iter().map(|p| (0, *p)).collect()
+        };
+        let initial = vec![on; targets.len()];
+        let for_truth = files.clone();
+        Ok(Prepared {
+            devices: specs,
+            truth: Box::new(move || {
+                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
+                truth_of(&refs, &targets, &initial)
+            }),
+            _keep: Box::new(dir),
+        })
+    }
+}
+
+/// The built-in `ipmi` plugin against OpenIPMI's `ipmi_sim`, one simulator per
+/// device of each cell, its power program playing the behaviour.
+struct IpmiRig;
+
+/// The truth of one ipmi_sim: its power program's state file and event log.
+struct IpmiRecord(IpmiSim);
+
+impl Record for IpmiRecord {
+    fn states(&self) -> Vec<(u32, bool)> {
+        self.0
+            .power_state()
+            .map(|on| vec![(1, on)])
+            .unwrap_or_default()
+    }
+    fn log(&self) -> Vec<(u64, u32, bool, Option<u64>)> {
+        parse_log(&self.0.events_file())
+    }
+}
+
+impl Rig for IpmiRig {
+    fn plugin(&self) -> &str {
+        "ipmi"
+    }
+    fn prepare(
+        &self,
+        action: Action,
+        behaviour: Behaviour,
+        front: FrontEnd,
+    ) -> Result<Prepared, String> {
+        two_devices_possible(front, behaviour)?;
+        if behaviour == Behaviour::DuplicateNames {
+            return Err("n/a: a BMC has one chassis and no outlet names".into());
+        }
+        let on = initially_on(action, behaviour);
+        let power = match behaviour {
+            Behaviour::Lies => PowerProgram::Stuck,
+            Behaviour::SlowInTime => PowerProgram::Delayed {
+                ms: SLOW_IN_TIME_MS,
+            },
+            Behaviour::SlowPastDeadline => PowerProgram::Delayed {
+                ms: PAST_DEADLINE_MS,
+            },
+            Behaviour::Pending => PowerProgram::Pending {
+                ms: PAST_DEADLINE_MS,
+            },
+            Behaviour::Errors => PowerProgram::Error,
+            Behaviour::Hangs => PowerProgram::Hang,
+            Behaviour::Drops => PowerProgram::Drop,
+            _ => PowerProgram::Obey,
+        };
+        let count = if behaviour == Behaviour::TwoDevicesOneLies {
+            2
+        } else {
+            1
+        };
+        let mut sims = Vec::new();
+        let mut specs = Vec::new();
+        for d in 0..count {
+            let options = IpmiSimOptions {
+                power: if d == 1 { PowerProgram::Stuck } else { power },
+                initially_on: on,
+                ..IpmiSimOptions::default()
+            };
+            let password = options.password.clone();
+            let sim = IpmiSim::start(options).map_err(|e| e.to_string())?;
+            specs.push(DeviceSpec {
+                plugin: "ipmi".into(),
+                params: vec![
+                    ("ip".into(), "127.0.0.1".into()),
+                    ("ipport".into(), sim.port().to_string()),
+                    ("username".into(), sim.user().to_string()),
+                    ("password".into(), password),
+                ],
+                plug: None,
+                plugin_dir: None,
+            });
+            sims.push(IpmiRecord(sim));
+        }
+        let targets: Vec<(usize, u32)> = (0..count).map(|d| (d, 1)).collect();
+        let initial = vec![on; count];
+        let sims = std::sync::Arc::new(sims);
+        let for_truth = sims.clone();
+        Ok(Prepared {
+            devices: specs,
+            truth: Box::new(move || {
+                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
+                truth_of(&refs, &targets, &initial)
+            }),
+            _keep: Box::new(sims),
+        })
+    }
+}
+
+/// The built-in `apc` plugin over SNMP against net-snmp's `snmpd` with fencekit's
+/// PDU emulator behind pass_persist, one snmpd per device of each cell (a hanging
+/// emulator stalls its snmpd).
+struct ApcSnmpRig {
+    emulator: PathBuf,
+}
+
+/// sysObjectID of an rPDU (AP78xx/79xx), PowerNet-MIB.
+const RPDU: &str = ".1.3.6.1.4.1.318.1.3.4.5";
+
+/// One emulated PDU: its snmpd and state file (the log is beside it).
+struct Pdu {
+    _snmpd: Snmpd,
+    state: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Record for Pdu {
+    fn states(&self) -> Vec<(u32, bool)> {
+        // `outlet UNIT N on|off FAULT PENDING NAME`, PENDING `-` or `on|off@MS`.
+        let text = std::fs::read_to_string(&self.state).unwrap_or_default();
+        let now = fencekit_tests::matrix::now_ms();
+        text.lines()
+            .filter_map(|line| {
+                let w: Vec<&str> = line.split_whitespace().collect();
+                if w.first() != Some(&"outlet") || w.len() < 6 {
+                    return None;
+                }
+                let n: u32 = w[2].parse().ok()?;
+                let mut on = w[3] == "on";
+                if let Some((state, at)) = w[5].split_once('@') {
+                    if at.parse::<u64>().is_ok_and(|at| now >= at) {
+                        on = state == "on";
+                    }
+                }
+                Some((n, on))
+            })
+            .collect()
+    }
+    fn log(&self) -> Vec<(u64, u32, bool, Option<u64>)> {
+        let mut name = self.state.as_os_str().to_owned();
+        name.push(".log");
+        parse_log(std::path::Path::new(&name))
+    }
+}
+
+impl ApcSnmpRig {
+    fn start(&self, fault: &str, behaviour: Behaviour, on: bool) -> Result<Pdu, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("fencekit-matrix-apc-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let state = dir.path().join("pdu.state");
+        let (_, plugs) = target(behaviour);
+        let mut text = String::from("family rpdu\nreboot_ms 1000\n");
+        for (n, name) in (1u32..).zip(names(behaviour)) {
+            let target = plugs.contains(&n);
+            let state = if !target || on { "on" } else { "off" };
+            let fault = if target { fault } else { "obey" };
+            text.push_str(&format!("outlet 1 {n} {state} {fault} - {name}\n"));
+        }
+        std::fs::write(&state, text).map_err(|e| e.to_string())?;
+        let wrapper = dir.path().join("pdu-sim");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec '{}' '{}'\n",
+                self.emulator.display(),
+                state.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        let snmpd = Snmpd::start(SnmpdOptions {
+            communities: vec![Community {
+                name: "private".into(),
+                write: true,
+            }],
+            pass_persist: vec![PassPersist {
+                oid: ".1.3.6.1.4.1.318".into(),
+                program: wrapper,
+            }],
+            sys_object_id: Some(RPDU.into()),
+            ..SnmpdOptions::default()
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Pdu {
+            _snmpd: snmpd,
+            state,
+            _dir: dir,
+        })
+    }
+}
+
+impl Rig for ApcSnmpRig {
+    fn plugin(&self) -> &str {
+        "apc"
+    }
+    fn label(&self) -> &str {
+        "apc-snmp"
+    }
+    fn prepare(
+        &self,
+        action: Action,
+        behaviour: Behaviour,
+        front: FrontEnd,
+    ) -> Result<Prepared, String> {
+        two_devices_possible(front, behaviour)?;
+        let on = initially_on(action, behaviour);
+        let fault = match behaviour {
+            Behaviour::Lies => "lie".to_string(),
+            Behaviour::SlowInTime => format!("delay:{SLOW_IN_TIME_MS}"),
+            Behaviour::SlowPastDeadline => format!("delay:{PAST_DEADLINE_MS}"),
+            Behaviour::Pending => format!("pending:{PAST_DEADLINE_MS}"),
+            Behaviour::Errors => "error".into(),
+            Behaviour::Hangs => "hang".into(),
+            Behaviour::Drops => "drop".into(),
+            _ => "obey".into(),
+        };
+        let (plug, plugs) = target(behaviour);
+        let count = if behaviour == Behaviour::TwoDevicesOneLies {
+            2
+        } else {
+            1
+        };
+        let mut pdus = Vec::new();
+        let mut specs = Vec::new();
+        for d in 0..count {
+            let pdu = self.start(if d == 1 { "lie" } else { &fault }, behaviour, on)?;
+            specs.push(DeviceSpec {
+                plugin: "apc".into(),
+                params: vec![
+                    ("ip".into(), "127.0.0.1".into()),
+                    ("ipport".into(), pdu._snmpd.port().to_string()),
+                    ("community".into(), "private".into()),
+                    ("snmp_version".into(), "2c".into()),
+                ],
+                plug: Some(plug.to_string()),
+                plugin_dir: None,
+            });
+            pdus.push(pdu);
+        }
+        let targets: Vec<(usize, u32)> = if count == 2 {
+            vec![(0, 2), (1, 2)]
+        } else {
+            plugs.iter().map(|p| (0, *p)).collect()
+        };
+        let initial = vec![on; targets.len()];
+        let pdus = std::sync::Arc::new(pdus);
+        let for_truth = pdus.clone();
+        Ok(Prepared {
+            devices: specs,
+            truth: Box::new(move || {
+                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
+                truth_of(&refs, &targets, &initial)
+            }),
+            _keep: Box::new(pdus),
         })
     }
 }
@@ -221,8 +588,40 @@ fn every_plugin_action_front_end_and_device_fault_is_judged_by_the_devices_true_
         label: "script",
         plugin_dir: None,
     };
-    let rigs: Vec<&dyn Rig> = vec![&script];
-    let links: Vec<(&str, Option<&std::path::Path>)> = rigs.iter().map(|r| (r.plugin(), None)).collect();
+    let mut rigs: Vec<&dyn Rig> = vec![&script, &SimRig];
+    if peers::require("ipmi_sim", "openipmi").is_some() {
+        rigs.push(&IpmiRig);
+    }
+    let apc_snmp = peers::require("snmpd", "snmpd").map(|_| ApcSnmpRig {
+        emulator: fencekit_tests::bridge::workspace_binary("fencekit-apc", "fencekit-apc-snmp-sim")
+            .expect("build the APC emulator"),
+    });
+    if let Some(rig) = &apc_snmp {
+        rigs.push(rig);
+    }
+    let plugin_dir = tempfile::Builder::new()
+        .prefix("fencekit-matrix-plugins-")
+        .tempdir()
+        .expect("temporary directory");
+    let library = fencekit_tests::bridge::workspace_library("fencekit-test-plugin-faulty")
+        .expect("build the faulty test plugin");
+    std::fs::copy(
+        &library,
+        plugin_dir.path().join("libfencekit_test_plugin_faulty.so"),
+    )
+    .expect("copy the plugin");
+    let external = ToyRig {
+        plugin: "test-faulty",
+        label: "so",
+        plugin_dir: Some(plugin_dir.path().to_path_buf()),
+    };
+    rigs.push(&external);
+    let dirs: Vec<Option<PathBuf>> = rigs.iter().map(|r| r.plugin_dir()).collect();
+    let links: Vec<(&str, Option<&std::path::Path>)> = rigs
+        .iter()
+        .zip(&dirs)
+        .map(|(r, d)| (r.plugin(), d.as_deref()))
+        .collect();
     let fronts = FrontEnds::new(stonith, &links);
     let rows = run_matrix(&fronts, &rigs);
     let table = fencekit_tests::matrix::table(&rows);
@@ -232,10 +631,17 @@ fn every_plugin_action_front_end_and_device_fault_is_judged_by_the_devices_true_
     );
     println!("{report}");
     if let Ok(exe) = std::env::current_exe() {
-        if let Some(target) = exe.parent().and_then(|d| d.parent()).and_then(|d| d.parent()) {
+        if let Some(target) = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .and_then(|d| d.parent())
+        {
             let _ = std::fs::write(target.join("fault-matrix.txt"), &report);
         }
     }
     let failed = rows.iter().filter(|r| r.verdict.is_err()).count();
-    assert_eq!(failed, 0, "{failed} cell(s) of the fault matrix failed:\n{table}");
+    assert_eq!(
+        failed, 0,
+        "{failed} cell(s) of the fault matrix failed:\n{table}"
+    );
 }
