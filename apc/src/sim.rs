@@ -28,7 +28,8 @@
 //! outlet 1 1 on obey - db-1        # unit number state fault pending name...
 //! ```
 //! `pending` is `-` or `on@MS`/`off@MS`: the state the outlet reaches at that Unix time
-//! in milliseconds.
+//! in milliseconds; a second change may follow after a comma (`off@MS,on@MS`, a late
+//! reboot).
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -91,6 +92,8 @@ pub struct SimOutlet {
     pub fault: Fault,
     /// The state the outlet will reach, and when (Unix milliseconds).
     pub pending: Option<(bool, u64)>,
+    /// The change after `pending` (the on of a late reboot).
+    pub then: Option<(bool, u64)>,
 }
 
 /// The emulated PDU.
@@ -122,6 +125,7 @@ impl SimPdu {
                     on: true,
                     fault: Fault::Obey,
                     pending: None,
+                    then: None,
                 })
                 .collect(),
         }
@@ -162,12 +166,17 @@ impl SimPdu {
                         _ => return Err(bad()),
                     };
                     let fault = words.next().and_then(Fault::parse).ok_or_else(bad)?;
-                    let pending = match words.next() {
-                        Some("-") => None,
-                        Some(p) => {
-                            let (state, at) = p.split_once('@').ok_or_else(bad)?;
-                            Some((state == "on", at.parse().map_err(|_| bad())?))
-                        }
+                    // `-`, `STATE@MS` or `STATE@MS,STATE@MS` (a change and the next).
+                    let change = |p: &str| -> Result<(bool, u64), String> {
+                        let (state, at) = p.split_once('@').ok_or_else(bad)?;
+                        Ok((state == "on", at.parse().map_err(|_| bad())?))
+                    };
+                    let (pending, then) = match words.next() {
+                        Some("-") => (None, None),
+                        Some(p) => match p.split_once(',') {
+                            Some((first, second)) => (Some(change(first)?), Some(change(second)?)),
+                            None => (Some(change(p)?), None),
+                        },
                         None => return Err(bad()),
                     };
                     let name = words.collect::<Vec<_>>().join(" ");
@@ -178,6 +187,7 @@ impl SimPdu {
                         on,
                         fault,
                         pending,
+                        then,
                     });
                 }
                 Some(_) => return Err(bad()),
@@ -193,9 +203,11 @@ impl SimPdu {
             self.reboot_ms
         );
         for o in &self.outlets {
-            let pending = match o.pending {
-                Some((on, at)) => format!("{}@{at}", if on { "on" } else { "off" }),
-                None => "-".into(),
+            let word = |(on, at): (bool, u64)| format!("{}@{at}", if on { "on" } else { "off" });
+            let pending = match (o.pending, o.then) {
+                (Some(first), Some(second)) => format!("{},{}", word(first), word(second)),
+                (Some(first), None) => word(first),
+                _ => "-".into(),
             };
             out.push_str(&format!(
                 "outlet {} {} {} {} {pending} {}\n",
@@ -225,11 +237,12 @@ impl SimPdu {
     /// Applies pending changes whose time has come.
     pub fn settle(&mut self, now: u64) {
         for o in &mut self.outlets {
-            if let Some((on, at)) = o.pending {
-                if now >= at {
-                    o.on = on;
-                    o.pending = None;
+            while let Some((on, at)) = o.pending {
+                if now < at {
+                    break;
                 }
+                o.on = on;
+                o.pending = o.then.take();
             }
         }
     }
@@ -648,18 +661,20 @@ impl Emulator {
                     (Fault::Lie, cmd) => log.push((cmd.unwrap_or(false), None)),
                     (Fault::Pending(ms) | Fault::Delay(ms), Some(on)) => {
                         o.pending = Some((on, now + ms));
+                        o.then = None;
                         log.push((on, Some(now + ms)));
                     }
                     (_, Some(on)) => {
                         o.on = on;
                         o.pending = None;
+                        o.then = None;
                         log.push((on, Some(now)));
                     }
                     (Fault::Pending(ms) | Fault::Delay(ms), None) => {
-                        // A late reboot: off after the delay. Its on, a reboot
-                        // duration later, is logged but not kept in the state file,
-                        // which holds one change.
+                        // A late reboot: off after the delay, on a reboot duration
+                        // later.
                         o.pending = Some((false, now + ms));
+                        o.then = Some((true, now + ms + reboot_ms));
                         log.push((false, Some(now + ms)));
                         log.push((true, Some(now + ms + reboot_ms)));
                     }
@@ -667,6 +682,7 @@ impl Emulator {
                         // A reboot: off now, on again after the reboot duration.
                         o.on = false;
                         o.pending = Some((true, now + reboot_ms));
+                        o.then = None;
                         log.push((false, Some(now)));
                         log.push((true, Some(now + reboot_ms)));
                     }
@@ -732,6 +748,7 @@ mod tests {
         pdu.outlets[1].name = "db 1".into();
         pdu.outlets[1].fault = Fault::Pending(500);
         pdu.outlets[0].pending = Some((false, 12));
+        pdu.outlets[0].then = Some((true, 14));
         assert_eq!(SimPdu::parse(&pdu.render()).unwrap(), pdu);
     }
 

@@ -165,6 +165,11 @@ fn strip<R: Read, W: Write>(
                 if args.has(Fault::Drop) {
                     return Ok(false);
                 }
+                if args.has(Fault::Refuse) {
+                    term.say("\nInput error: outlet is locked\n\n")?;
+                    continue;
+                }
+                args.delay_switch();
                 if !args.has(Fault::Lie) {
                     outlets.update(|all| {
                         if let Some(o) = all.iter_mut().find(|o| o.strip == s && o.number == number)
@@ -172,6 +177,16 @@ fn strip<R: Read, W: Write>(
                             o.on = word != "off";
                         }
                     })?;
+                    // A reboot is off, then on at once.
+                    if word == "reboot" {
+                        outlets.log_command(number, false, true);
+                    }
+                    outlets.log_command(number, word != "off", true);
+                } else {
+                    outlets.log_command(number, word == "on", false);
+                }
+                if args.has(Fault::DropAfter) {
+                    return Ok(false);
                 }
                 if args.has(Fault::StallPager) {
                     term.ignore_until_eof()?;

@@ -29,6 +29,13 @@ pub enum Fault {
     Silent,
     /// Closes the connection when a switch command arrives, before answering.
     Drop,
+    /// Carries a switch command out, then closes the connection before answering.
+    DropAfter,
+    /// Takes this many milliseconds before carrying a switch command out (and
+    /// answering); a session whose client left meanwhile ends without switching.
+    Delay(u64),
+    /// Refuses every switch command with an error message; nothing changes.
+    Refuse,
 }
 
 impl Fault {
@@ -38,7 +45,12 @@ impl Fault {
             "stall-pager" | "stall" => Some(Fault::StallPager),
             "silent" => Some(Fault::Silent),
             "drop" => Some(Fault::Drop),
-            _ => None,
+            "drop-after" => Some(Fault::DropAfter),
+            "refuse" => Some(Fault::Refuse),
+            _ => text
+                .strip_prefix("delay:")
+                .and_then(|ms| ms.parse().ok())
+                .map(Fault::Delay),
         }
     }
 }
@@ -88,6 +100,26 @@ impl SimArgs {
     pub fn has(&self, fault: Fault) -> bool {
         self.faults.contains(&fault)
     }
+
+    /// Waits as a [`Fault::Delay`] says, before a switch command is carried out.
+    /// The session ends (without switching) when its client is gone: sshd, our
+    /// parent, has left.
+    pub fn delay_switch(&self) {
+        let Some(ms) = self.faults.iter().find_map(|f| match f {
+            Fault::Delay(ms) => Some(*ms),
+            _ => None,
+        }) else {
+            return;
+        };
+        let parent = std::os::unix::process::parent_id();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        while std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        }
+    }
 }
 
 /// One outlet of a simulated strip.
@@ -110,6 +142,37 @@ pub struct OutletFile {
 impl OutletFile {
     pub fn new(path: impl Into<PathBuf>) -> OutletFile {
         OutletFile { path: path.into() }
+    }
+
+    /// The command log beside the state file: its name with `.log` added.
+    pub fn log_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".log");
+        PathBuf::from(name)
+    }
+
+    /// Appends a switch command the simulator took to the log, as
+    /// `ACCEPTED_MS OUTLET on|off EFFECTIVE_MS|-` (Unix milliseconds; `-`: the state
+    /// never changes, a lie), for tests that check what the strip truly did. A
+    /// failure to log changes nothing the client sees.
+    pub fn log_command(&self, number: u32, on: bool, took_effect: bool) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let effective = if took_effect {
+            now.to_string()
+        } else {
+            "-".into()
+        };
+        let line = format!(
+            "{now} {number} {} {effective}\n",
+            if on { "on" } else { "off" }
+        );
+        let _ = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .and_then(|mut f| f.write_all(line.as_bytes()));
     }
 
     /// Writes a fresh file: `strips` strips of `outlets` outlets, all on, named

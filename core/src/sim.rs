@@ -651,3 +651,106 @@ pub const SCHEMA: Schema = Schema {
     commands: &[DeviceCommand::Cycle],
     params: PARAMS,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{validate, Origin, RawParam, Unknown};
+
+    fn sim(pairs: &[(&str, &str)]) -> SimSwitch {
+        let raw: Vec<RawParam> = pairs
+            .iter()
+            .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+            .collect();
+        let params = validate(&[&SCHEMA], &raw, Unknown::Reject, None)
+            .unwrap()
+            .params;
+        SimSwitch::from_params(&params).unwrap()
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
+    #[tokio::test]
+    async fn a_dropping_plug_switches_and_then_fails_like_a_lost_answer() {
+        let sim = sim(&[("plugs", "2"), ("dropping_plugs", "2")]);
+        let err = sim
+            .switch(&Plug::Number(2), SwitchTo::Off, far())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeviceError::Protocol(_)), "{err}");
+        assert_eq!(sim.state(2), Some(PowerState::Off));
+        assert!(sim.status(&Plug::Number(2), far()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failing_plug_refuses_and_keeps_its_state() {
+        let sim = sim(&[("plugs", "2"), ("failing_plugs", "1")]);
+        assert!(sim
+            .switch(&Plug::Number(1), SwitchTo::Off, far())
+            .await
+            .is_err());
+        assert_eq!(sim.state(1), Some(PowerState::On));
+        assert!(sim.status(&Plug::Number(1), far()).await.is_err());
+        assert!(sim.check(far()).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_plug_reads_unknown_and_changes_after_the_delay() {
+        let sim = sim(&[("plugs", "1"), ("pending_plugs", "1"), ("off_delay", "2")]);
+        sim.switch(&Plug::Number(1), SwitchTo::Off, far())
+            .await
+            .unwrap();
+        assert_eq!(
+            sim.status(&Plug::Number(1), far()).await.unwrap(),
+            PowerState::Unknown
+        );
+        assert_eq!(sim.state(1), Some(PowerState::On));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(sim.state(1), Some(PowerState::Off));
+    }
+
+    #[tokio::test]
+    async fn the_state_file_keeps_a_change_on_its_way_and_the_log_records_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let log = dir.path().join("log");
+        let (state_text, log_text) = (state.display().to_string(), log.display().to_string());
+        let slow = sim(&[
+            ("plugs", "1"),
+            ("off_delay", "30"),
+            ("state_file", &state_text),
+            ("command_log", &log_text),
+        ]);
+        slow.switch(&Plug::Number(1), SwitchTo::Off, far())
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&state).unwrap();
+        assert!(text.starts_with("1 on off@"), "{text}");
+        // Another process sees the plug still on, the change still coming.
+        let other = sim(&[("plugs", "1"), ("state_file", &state_text)]);
+        assert_eq!(other.state(1), Some(PowerState::On));
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let words: Vec<&str> = logged.split_whitespace().collect();
+        assert_eq!(words[1..3], ["1", "off"]);
+        let (accepted, effective): (u64, u64) = (words[0].parse().unwrap(), words[3].parse().unwrap());
+        assert!((29_000..=31_000).contains(&(effective - accepted)), "{logged}");
+    }
+
+    #[tokio::test]
+    async fn a_lying_plug_is_logged_as_never_taking_effect() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let sim = sim(&[
+            ("plugs", "1"),
+            ("lying_plugs", "1"),
+            ("command_log", &log.display().to_string()),
+        ]);
+        sim.switch(&Plug::Number(1), SwitchTo::Off, far())
+            .await
+            .unwrap();
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(logged.trim_end().ends_with(" 1 off -"), "{logged}");
+    }
+}

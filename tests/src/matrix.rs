@@ -484,7 +484,9 @@ pub fn judge(
                     "claimed rebooted, yet plug(s) {never_off:?} never truly off (FALSE FENCED)"
                 ));
             }
-            if claim == Claim::Done && truth.now.iter().any(|on| !on) {
+            // Only `fence` promises "back on" with exit 0 (it has exit 3 for fenced
+            // and still off); the agent and cluster-glue report fenced.
+            if front == FrontEnd::Fence && claim == Claim::Done && truth.now.iter().any(|on| !on) {
                 problems.push("claimed rebooted and on, yet a plug is truly off".into());
             }
         }
@@ -594,7 +596,12 @@ impl FrontEnds {
             .tempdir()
             .expect("temporary directory");
         let mut links = Vec::new();
+        let mut linked = std::collections::BTreeSet::new();
         for (plugin, dir) in plugins {
+            // Two rigs of one plugin (APC over SNMP and over SSH) share its link.
+            if !linked.insert(*plugin) {
+                continue;
+            }
             let target = match dir {
                 None => installed.external(plugin),
                 Some(dir) => {

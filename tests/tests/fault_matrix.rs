@@ -11,6 +11,7 @@ use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use fencekit_tests::consoles::ConsoleRig;
 use fencekit_tests::ipmi_sim::{IpmiSim, IpmiSimOptions, PowerProgram};
 use fencekit_tests::matrix::{
     initially_on, judge, parse_log, truth_of, Action, Behaviour, DeviceSpec, FrontEnd, FrontEnds,
@@ -386,7 +387,7 @@ struct Pdu {
 
 impl Record for Pdu {
     fn states(&self) -> Vec<(u32, bool)> {
-        // `outlet UNIT N on|off FAULT PENDING NAME`, PENDING `-` or `on|off@MS`.
+        // `outlet UNIT N on|off FAULT PENDING NAME`, PENDING `-` or `on|off@MS[,on|off@MS]`.
         let text = std::fs::read_to_string(&self.state).unwrap_or_default();
         let now = fencekit_tests::matrix::now_ms();
         text.lines()
@@ -397,9 +398,11 @@ impl Record for Pdu {
                 }
                 let n: u32 = w[2].parse().ok()?;
                 let mut on = w[3] == "on";
-                if let Some((state, at)) = w[5].split_once('@') {
-                    if at.parse::<u64>().is_ok_and(|at| now >= at) {
-                        on = state == "on";
+                for change in w[5].split(',') {
+                    if let Some((state, at)) = change.split_once('@') {
+                        if at.parse::<u64>().is_ok_and(|at| now >= at) {
+                            on = state == "on";
+                        }
                     }
                 }
                 Some((n, on))
@@ -530,19 +533,245 @@ impl Rig for ApcSnmpRig {
     }
 }
 
+/// A console plugin (APC console, Baytech) through a real `sshd` whose test users
+/// each run the simulator with one fault. Cells of one behaviour share that user's
+/// console one at a time (users are slow to make); each cell resets the outlets
+/// and the command log first.
+struct ConsoleRigFor {
+    label: &'static str,
+    plugin: &'static str,
+    extra: Vec<(&'static str, &'static str)>,
+    rig: ConsoleRig,
+    /// The console index per fault word, and which consoles a cell is using.
+    index: Vec<(&'static str, usize)>,
+    slots: std::sync::Arc<Slots>,
+}
+
+/// Consoles in use by a cell.
+struct Slots {
+    busy: Mutex<Vec<bool>>,
+    freed: std::sync::Condvar,
+}
+
+/// A cell's hold on its consoles, given back when the cell is judged.
+struct Held {
+    slots: std::sync::Arc<Slots>,
+    taken: Vec<usize>,
+}
+
+impl Slots {
+    /// Waits until every console of `wanted` is free, then holds them all at once
+    /// (so that two cells never hold one each and wait for the other).
+    fn hold(slots: &std::sync::Arc<Slots>, wanted: &[usize]) -> Held {
+        let mut busy = slots.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while wanted.iter().any(|i| busy[*i]) {
+            busy = slots.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        for i in wanted {
+            busy[*i] = true;
+        }
+        Held {
+            slots: slots.clone(),
+            taken: wanted.to_vec(),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut busy = self.slots.busy.lock().unwrap_or_else(|e| e.into_inner());
+        for i in &self.taken {
+            busy[*i] = false;
+        }
+        self.slots.freed.notify_all();
+    }
+}
+
+/// The console faults, one user each.
+const CONSOLE_FAULTS: [&str; 7] = [
+    "obey",
+    "lie",
+    "delay:700",
+    "delay:15000",
+    "refuse",
+    "silent",
+    "drop-after",
+];
+
+/// One console's true state and log.
+struct ConsoleRecord {
+    state: fencekit_console::sim::OutletFile,
+}
+
+impl Record for ConsoleRecord {
+    fn states(&self) -> Vec<(u32, bool)> {
+        self.state
+            .load()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| o.strip == 1)
+            .map(|o| (o.number, o.on))
+            .collect()
+    }
+    fn log(&self) -> Vec<(u64, u32, bool, Option<u64>)> {
+        parse_log(&self.state.log_path())
+    }
+}
+
+impl ConsoleRigFor {
+    fn start(
+        label: &'static str,
+        plugin: &'static str,
+        simulator: &str,
+        mode: &'static str,
+        extra: Vec<(&'static str, &'static str)>,
+    ) -> ConsoleRigFor {
+        let specs: Vec<(&str, Vec<&str>)> = CONSOLE_FAULTS
+            .iter()
+            .map(|f| (mode, if *f == "obey" { Vec::new() } else { vec![*f] }))
+            .collect();
+        let specs: Vec<(&str, &[&str])> = specs.iter().map(|(m, f)| (*m, f.as_slice())).collect();
+        let rig = ConsoleRig::start(simulator, label, 1, &specs);
+        ConsoleRigFor {
+            label,
+            plugin,
+            extra,
+            rig,
+            index: CONSOLE_FAULTS.iter().copied().zip(0..).collect(),
+            slots: std::sync::Arc::new(Slots {
+                busy: Mutex::new(vec![false; CONSOLE_FAULTS.len()]),
+                freed: std::sync::Condvar::new(),
+            }),
+        }
+    }
+
+    fn console(&self, fault: &str) -> usize {
+        self.index
+            .iter()
+            .find(|(f, _)| *f == fault)
+            .map_or(0, |(_, i)| *i)
+    }
+
+    /// Outlets 1-8 on and named `outlet-N` (plugs 2 and 3 `db1` for duplicate
+    /// names), the target ones in state `on`; the log emptied; no session left.
+    fn reset(&self, i: usize, behaviour: Behaviour, on: bool) -> Result<(), String> {
+        let console = &self.rig.consoles[i];
+        // A session of the previous cell may linger until its client is gone.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match fencekit_console::sim::SessionLock::try_take(&console.session_lock) {
+                Ok(Some(_)) => break,
+                _ if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                _ => return Err("the previous session never ended".into()),
+            }
+        }
+        let (_, plugs) = target(behaviour);
+        let names = names(behaviour);
+        for n in 1..=8u32 {
+            let name = names
+                .get(n as usize - 1)
+                .map_or(format!("outlet-{n}"), |s| s.to_string());
+            let state = !plugs.contains(&n) || on;
+            console
+                .state
+                .set(1, n, state, Some(&name))
+                .map_err(|e| e.to_string())?;
+        }
+        std::fs::write(console.state.log_path(), "").map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+impl Rig for ConsoleRigFor {
+    fn plugin(&self) -> &str {
+        self.plugin
+    }
+    fn label(&self) -> &str {
+        self.label
+    }
+    fn prepare(
+        &self,
+        action: Action,
+        behaviour: Behaviour,
+        front: FrontEnd,
+    ) -> Result<Prepared, String> {
+        two_devices_possible(front, behaviour)?;
+        let fault = match behaviour {
+            Behaviour::Lies => "lie",
+            Behaviour::SlowInTime => "delay:700",
+            Behaviour::SlowPastDeadline => "delay:15000",
+            Behaviour::Pending => {
+                return Err("n/a: a console shows an outlet on or off, never pending".into())
+            }
+            Behaviour::Errors => "refuse",
+            Behaviour::Hangs => "silent",
+            Behaviour::Drops => "drop-after",
+            _ => "obey",
+        };
+        let on = initially_on(action, behaviour);
+        let consoles: Vec<usize> = if behaviour == Behaviour::TwoDevicesOneLies {
+            vec![self.console("obey"), self.console("lie")]
+        } else {
+            vec![self.console(fault)]
+        };
+        let held = Slots::hold(&self.slots, &consoles);
+        let (plug, plugs) = target(behaviour);
+        let mut specs = Vec::new();
+        let mut records = Vec::new();
+        for i in &consoles {
+            self.reset(*i, behaviour, on)?;
+            // A lock directory per console: the plugin's lock serialises sessions
+            // to one address and port, which all consoles of the rig share.
+            let locks = self.rig.dir().join(format!("locks-{i}"));
+            std::fs::create_dir_all(&locks).map_err(|e| e.to_string())?;
+            let locks = locks.display().to_string();
+            let mut extra = self.extra.clone();
+            extra.push(("lock_dir", &locks));
+            let params = self.rig.params(*i, &extra);
+            specs.push(DeviceSpec {
+                plugin: self.plugin.to_string(),
+                params,
+                plug: Some(plug.to_string()),
+                plugin_dir: None,
+            });
+            records.push(ConsoleRecord {
+                state: self.rig.consoles[*i].state.clone(),
+            });
+        }
+        let targets: Vec<(usize, u32)> = if consoles.len() == 2 {
+            vec![(0, 2), (1, 2)]
+        } else {
+            plugs.iter().map(|p| (0, *p)).collect()
+        };
+        let initial = vec![on; targets.len()];
+        Ok(Prepared {
+            devices: specs,
+            truth: Box::new(move || {
+                let refs: Vec<&dyn Record> = records.iter().map(|d| d as &dyn Record).collect();
+                truth_of(&refs, &targets, &initial)
+            }),
+            // No other cell uses these consoles until this one is judged.
+            _keep: Box::new(held),
+        })
+    }
+}
+
 /// Runs every cell of every rig, `WORKERS` at a time.
 fn run_matrix(fronts: &FrontEnds, rigs: &[&dyn Rig]) -> Vec<Row> {
+    // The rigs interleaved: cells that share a console (or wait for a deadline)
+    // spread over the run instead of queueing at its end.
     let mut cells = Vec::new();
-    for (r, _) in rigs.iter().enumerate() {
-        for action in Action::ALL {
-            for front in FrontEnd::ALL {
-                for behaviour in Behaviour::ALL {
+    for action in Action::ALL {
+        for front in FrontEnd::ALL {
+            for behaviour in Behaviour::ALL {
+                for (r, _) in rigs.iter().enumerate() {
                     cells.push((r, action, front, behaviour));
                 }
             }
         }
     }
-    // The slow cells first, so that the quick ones fill the gaps at the end.
     let queue = Mutex::new(cells);
     let rows = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -598,6 +827,34 @@ fn every_plugin_action_front_end_and_device_fault_is_judged_by_the_devices_true_
     });
     if let Some(rig) = &apc_snmp {
         rigs.push(rig);
+    }
+    let consoles = fencekit_tests::consoles::peers_present().then(|| {
+        let apc =
+            fencekit_tests::bridge::workspace_binary("fencekit-apc", "fencekit-apc-console-sim")
+                .expect("build the APC console simulator");
+        let baytech =
+            fencekit_tests::bridge::workspace_binary("fencekit-baytech", "fencekit-baytech-sim")
+                .expect("build the Baytech simulator");
+        (
+            ConsoleRigFor::start(
+                "apc-ssh",
+                "apc",
+                &apc.display().to_string(),
+                "cli",
+                vec![("transport", "ssh")],
+            ),
+            ConsoleRigFor::start(
+                "baytech",
+                "baytech",
+                &baytech.display().to_string(),
+                "direct",
+                Vec::new(),
+            ),
+        )
+    });
+    if let Some((apc, baytech)) = &consoles {
+        rigs.push(apc);
+        rigs.push(baytech);
     }
     let plugin_dir = tempfile::Builder::new()
         .prefix("fencekit-matrix-plugins-")
