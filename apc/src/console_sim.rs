@@ -18,7 +18,9 @@
 
 use std::io::{self, Read, Write};
 
-use fencekit_console::sim::{Fault, Input, OutletFile, SessionLock, SimArgs, SimOutlet, Term};
+use fencekit_console::sim::{
+    unix_ms, Fault, Input, OutletFile, SessionLock, SimArgs, SimOutlet, Term, REBOOT_MS,
+};
 
 /// Outlets shown per page of the outlet list before "Press <ENTER> to continue...".
 const PAGE: usize = 4;
@@ -81,18 +83,19 @@ fn switch(args: &SimArgs, outlets: &OutletFile, number: u32, command: u32) -> io
     let found = outlets.update(|all| {
         match all.iter_mut().find(|o| o.strip == 1 && o.number == number) {
             Some(o) => {
-                o.on = command != 2;
+                // A reboot is off now, on again a reboot duration later.
+                o.on = command == 1;
+                o.back_on_at = (command == 3).then(|| unix_ms() + REBOOT_MS);
                 true
             }
             None => false,
         }
     })?;
     if found {
-        // A reboot is off, then on at once.
+        outlets.log_command(number, command == 1, true);
         if command == 3 {
-            outlets.log_command(number, false, true);
+            outlets.log_command_after(number, true, Some(REBOOT_MS));
         }
-        outlets.log_command(number, command != 2, true);
     }
     Ok(found)
 }

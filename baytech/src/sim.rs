@@ -10,7 +10,9 @@
 
 use std::io::{self, Read, Write};
 
-use fencekit_console::sim::{Fault, Input, OutletFile, SessionLock, SimArgs, SimOutlet, Term};
+use fencekit_console::sim::{
+    unix_ms, Fault, Input, OutletFile, SessionLock, SimArgs, SimOutlet, Term, REBOOT_MS,
+};
 
 /// Model of strip `n` (1-based): its prompt is `<model>>`.
 pub fn model(strip: u32) -> &'static str {
@@ -174,14 +176,15 @@ fn strip<R: Read, W: Write>(
                     outlets.update(|all| {
                         if let Some(o) = all.iter_mut().find(|o| o.strip == s && o.number == number)
                         {
-                            o.on = word != "off";
+                            // A reboot is off now, on again a reboot duration later.
+                            o.on = word == "on";
+                            o.back_on_at = (word == "reboot").then(|| unix_ms() + REBOOT_MS);
                         }
                     })?;
-                    // A reboot is off, then on at once.
+                    outlets.log_command(number, word == "on", true);
                     if word == "reboot" {
-                        outlets.log_command(number, false, true);
+                        outlets.log_command_after(number, true, Some(REBOOT_MS));
                     }
-                    outlets.log_command(number, word != "off", true);
                 } else {
                     outlets.log_command(number, word == "on", false);
                 }

@@ -55,6 +55,17 @@ impl Fault {
     }
 }
 
+/// How long an outlet reboot keeps the outlet off, as a real strip's reboot
+/// duration does (shortened).
+pub const REBOOT_MS: u64 = 1000;
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The command line every simulator takes:
 /// `--state FILE [--lock FILE] [--fault NAME]... [--mode NAME] [--outlets N]
 /// [--strips N]`.
@@ -130,6 +141,8 @@ pub struct SimOutlet {
     pub number: u32,
     pub name: String,
     pub on: bool,
+    /// When a reboot that left the outlet off brings it back on (Unix ms).
+    pub back_on_at: Option<u64>,
 }
 
 /// Outlet state in a file shared by every session: lines
@@ -156,14 +169,14 @@ impl OutletFile {
     /// never changes, a lie), for tests that check what the strip truly did. A
     /// failure to log changes nothing the client sees.
     pub fn log_command(&self, number: u32, on: bool, took_effect: bool) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let effective = if took_effect {
-            now.to_string()
-        } else {
-            "-".into()
-        };
+        self.log_command_after(number, on, took_effect.then_some(0));
+    }
+
+    /// Like [`OutletFile::log_command`] for a change that takes effect `after_ms`
+    /// from now (`None`: never).
+    pub fn log_command_after(&self, number: u32, on: bool, after_ms: Option<u64>) {
+        let now = unix_ms();
+        let effective = after_ms.map_or("-".to_string(), |ms| (now + ms).to_string());
         let line = format!(
             "{now} {number} {} {effective}\n",
             if on { "on" } else { "off" }
@@ -187,6 +200,7 @@ impl OutletFile {
                     number,
                     name: format!("Outlet {number}"),
                     on: true,
+                    back_on_at: None,
                 });
             }
         }
@@ -207,16 +221,26 @@ impl OutletFile {
     fn parse(text: &str) -> Vec<SimOutlet> {
         text.lines()
             .filter_map(|line| {
-                let mut parts = line.splitn(4, '\t');
+                let mut parts = line.splitn(5, '\t');
                 let strip = parts.next()?.parse().ok()?;
                 let number = parts.next()?.parse().ok()?;
-                let on = parts.next()? == "on";
+                let mut on = parts.next()? == "on";
                 let name = parts.next().unwrap_or("").to_string();
+                // `on@MS`: a reboot brings the outlet back on then.
+                let mut back_on_at = parts
+                    .next()
+                    .and_then(|p| p.strip_prefix("on@"))
+                    .and_then(|ms| ms.parse::<u64>().ok());
+                if back_on_at.is_some_and(|at| unix_ms() >= at) {
+                    on = true;
+                    back_on_at = None;
+                }
                 Some(SimOutlet {
                     strip,
                     number,
                     name,
                     on,
+                    back_on_at,
                 })
             })
             .collect()
@@ -225,8 +249,9 @@ impl OutletFile {
     fn render(all: &[SimOutlet]) -> String {
         all.iter()
             .map(|o| {
+                let back_on = o.back_on_at.map_or(String::new(), |at| format!("\ton@{at}"));
                 format!(
-                    "{}\t{}\t{}\t{}\n",
+                    "{}\t{}\t{}\t{}{back_on}\n",
                     o.strip,
                     o.number,
                     if o.on { "on" } else { "off" },
@@ -281,6 +306,7 @@ impl OutletFile {
             for o in all.iter_mut() {
                 if o.strip == strip && o.number == number {
                     o.on = on;
+                    o.back_on_at = None;
                     if let Some(name) = name {
                         o.name = name.to_string();
                     }

@@ -679,7 +679,12 @@ impl ConsoleRigFor {
                 .set(1, n, state, Some(&name))
                 .map_err(|e| e.to_string())?;
         }
-        std::fs::write(console.state.log_path(), "").map_err(|e| e.to_string())?;
+        // The simulators run as the console's user and append to the log.
+        let log = console.state.log_path();
+        std::fs::write(&log, "").map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666))
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 }
@@ -880,11 +885,14 @@ fn every_plugin_action_front_end_and_device_fault_is_judged_by_the_devices_true_
         .map(|(r, d)| (r.plugin(), d.as_deref()))
         .collect();
     let fronts = FrontEnds::new(stonith, &links);
+    let setup = started.elapsed();
+    let started = std::time::Instant::now();
     let rows = run_matrix(&fronts, &rigs);
     let table = fencekit_tests::matrix::table(&rows);
     let report = format!(
-        "FAULT MATRIX ({:.0}s)\n{table}",
-        started.elapsed().as_secs_f64()
+        "FAULT MATRIX (cells ran {:.0}s after {:.0}s of set-up)\n{table}",
+        started.elapsed().as_secs_f64(),
+        setup.as_secs_f64()
     );
     println!("{report}");
     if let Ok(exe) = std::env::current_exe() {
