@@ -249,7 +249,9 @@ impl OutletFile {
     fn render(all: &[SimOutlet]) -> String {
         all.iter()
             .map(|o| {
-                let back_on = o.back_on_at.map_or(String::new(), |at| format!("\ton@{at}"));
+                let back_on = o
+                    .back_on_at
+                    .map_or(String::new(), |at| format!("\ton@{at}"));
                 format!(
                     "{}\t{}\t{}\t{}{back_on}\n",
                     o.strip,

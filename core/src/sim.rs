@@ -734,8 +734,12 @@ mod tests {
         let logged = std::fs::read_to_string(&log).unwrap();
         let words: Vec<&str> = logged.split_whitespace().collect();
         assert_eq!(words[1..3], ["1", "off"]);
-        let (accepted, effective): (u64, u64) = (words[0].parse().unwrap(), words[3].parse().unwrap());
-        assert!((29_000..=31_000).contains(&(effective - accepted)), "{logged}");
+        let (accepted, effective): (u64, u64) =
+            (words[0].parse().unwrap(), words[3].parse().unwrap());
+        assert!(
+            (29_000..=31_000).contains(&(effective - accepted)),
+            "{logged}"
+        );
     }
 
     #[tokio::test]

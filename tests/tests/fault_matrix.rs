@@ -15,7 +15,8 @@ use fencekit_tests::consoles::ConsoleRig;
 use fencekit_tests::ipmi_sim::{IpmiSim, IpmiSimOptions, PowerProgram};
 use fencekit_tests::matrix::{
     initially_on, judge, parse_log, truth_of, Action, Behaviour, DeviceSpec, FrontEnd, FrontEnds,
-    Record, Row, SimFiles, Truth, PAST_DEADLINE_MS, SLOW_IN_TIME_MS,
+    Record, Row, SimFiles, Truth, CONSOLE_TIMEOUT_SECS, PAST_DEADLINE_MS, SLOW_IN_TIME_MS,
+    TIMEOUT_SECS,
 };
 use fencekit_tests::peers;
 use fencekit_tests::snmpd::{Community, PassPersist, Snmpd, SnmpdOptions};
@@ -39,6 +40,10 @@ trait Rig: Sync {
     /// The label in the table.
     fn label(&self) -> &str {
         self.plugin()
+    }
+    /// The `timeout` of this plugin's runs.
+    fn timeout_secs(&self) -> u64 {
+        TIMEOUT_SECS
     }
     /// The external plugin directory, for `.so` plugins.
     fn plugin_dir(&self) -> Option<PathBuf> {
@@ -693,6 +698,9 @@ impl Rig for ConsoleRigFor {
     fn plugin(&self) -> &str {
         self.plugin
     }
+    fn timeout_secs(&self) -> u64 {
+        CONSOLE_TIMEOUT_SECS
+    }
     fn label(&self) -> &str {
         self.label
     }
@@ -790,7 +798,7 @@ fn run_matrix(fronts: &FrontEnds, rigs: &[&dyn Rig]) -> Vec<Row> {
                     Err(why) if why.starts_with("n/a") => Ok(why),
                     Err(why) => Err(format!("cannot set the device up: {why}")),
                     Ok(prepared) => {
-                        let ran = fronts.run(front, action, &prepared.devices);
+                        let ran = fronts.run(front, action, &prepared.devices, rig.timeout_secs());
                         let truth = (prepared.truth)();
                         judge(front, action, behaviour, &ran, &truth)
                     }
