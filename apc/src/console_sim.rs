@@ -18,7 +18,9 @@
 
 use std::io::{self, Read, Write};
 
-use fencekit_console::sim::{Fault, Input, OutletFile, SessionLock, SimArgs, SimOutlet, Term};
+use fencekit_console::sim::{
+    unix_ms, Fault, Input, OutletFile, SessionLock, SimArgs, SimOutlet, Term, REBOOT_MS,
+};
 
 /// Outlets shown per page of the outlet list before "Press <ENTER> to continue...".
 const PAGE: usize = 4;
@@ -67,21 +69,35 @@ fn list(outlets: &OutletFile) -> io::Result<Vec<SimOutlet>> {
 
 /// Switches an outlet (or pretends to, for [`Fault::Lie`]). Reboot ends on.
 fn switch(args: &SimArgs, outlets: &OutletFile, number: u32, command: u32) -> io::Result<bool> {
+    args.delay_switch();
     if args.has(Fault::Lie) {
-        return Ok(outlets
+        let found = outlets
             .load()?
             .iter()
-            .any(|o| o.strip == 1 && o.number == number));
+            .any(|o| o.strip == 1 && o.number == number);
+        if found {
+            outlets.log_command(number, command == 1, false);
+        }
+        return Ok(found);
     }
-    outlets.update(
-        |all| match all.iter_mut().find(|o| o.strip == 1 && o.number == number) {
+    let found = outlets.update(|all| {
+        match all.iter_mut().find(|o| o.strip == 1 && o.number == number) {
             Some(o) => {
-                o.on = command != 2;
+                // A reboot is off now, on again a reboot duration later.
+                o.on = command == 1;
+                o.back_on_at = (command == 3).then(|| unix_ms() + REBOOT_MS);
                 true
             }
             None => false,
-        },
-    )
+        }
+    })?;
+    if found {
+        outlets.log_command(number, command == 1, true);
+        if command == 3 {
+            outlets.log_command_after(number, true, Some(REBOOT_MS));
+        }
+    }
+    Ok(found)
 }
 
 struct Cli<'a> {
@@ -126,7 +142,14 @@ impl Cli<'_> {
                         term.say("E102: Parameter Error\n")?;
                         continue;
                     };
+                    if self.args.has(Fault::Refuse) {
+                        term.say("E104: Refused, outlet is locked\n\n")?;
+                        continue;
+                    }
                     switch(self.args, &self.outlets, number, code)?;
+                    if self.args.has(Fault::DropAfter) {
+                        return Ok(());
+                    }
                     if self.args.has(Fault::StallPager) {
                         return term.ignore_until_eof();
                     }
@@ -347,7 +370,14 @@ impl Menu<'_> {
         if self.args.has(Fault::Drop) {
             return Ok(false);
         }
+        if self.args.has(Fault::Refuse) {
+            term.say("\n        Command failed: outlet is locked.\n\n        Press <ENTER> to continue...")?;
+            return Ok(!matches!(term.read_input()?, Input::Eof));
+        }
         switch(self.args, &self.outlets, n, code)?;
+        if self.args.has(Fault::DropAfter) {
+            return Ok(false);
+        }
         term.say("\n        Command successfully issued.\n\n        Press <ENTER> to continue...")?;
         loop {
             if matches!(term.read_input()?, Input::Eof) {

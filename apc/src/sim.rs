@@ -8,7 +8,15 @@
 //! state while snmpd runs. Faults per outlet: `obey`; `lie` (accept every command,
 //! never change); `slow:MS` (every answer about the outlet takes MS milliseconds);
 //! `pending:MS` (a command stays pending for MS milliseconds, the state unchanged,
-//! then takes effect).
+//! then takes effect); `delay:MS` (the same without saying pending: a slow power
+//! supply); `error` (every command refused, the outlet's objects absent); `hang`
+//! (a request about the outlet is never answered); `drop` (a command is carried out,
+//! then the emulator exits before answering; a read of the outlet's objects ends it
+//! too, as a connection that drops).
+//!
+//! Every command accepted is appended to `STATE.log` (the state file's name with
+//! `.log` added) as `ACCEPTED_MS OUTLET on|off EFFECTIVE_MS|-` (Unix milliseconds,
+//! `-`: never), so that a test knows what the outlet truly did and when.
 //!
 //! The object tables are written here from the PowerNet-MIB on purpose apart from
 //! [`crate::profile`], so that a wrong number in one does not hide in the other.
@@ -20,7 +28,8 @@
 //! outlet 1 1 on obey - db-1        # unit number state fault pending name...
 //! ```
 //! `pending` is `-` or `on@MS`/`off@MS`: the state the outlet reaches at that Unix time
-//! in milliseconds.
+//! in milliseconds; a second change may follow after a comma (`off@MS,on@MS`, a late
+//! reboot).
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -37,6 +46,10 @@ pub enum Fault {
     Lie,
     Slow(u64),
     Pending(u64),
+    Delay(u64),
+    Error,
+    Hang,
+    Drop,
 }
 
 impl Fault {
@@ -44,6 +57,10 @@ impl Fault {
         match text.split_once(':') {
             None if text == "obey" => Some(Fault::Obey),
             None if text == "lie" => Some(Fault::Lie),
+            None if text == "error" => Some(Fault::Error),
+            None if text == "hang" => Some(Fault::Hang),
+            None if text == "drop" => Some(Fault::Drop),
+            Some(("delay", ms)) => ms.parse().ok().map(Fault::Delay),
             Some(("slow", ms)) => ms.parse().ok().map(Fault::Slow),
             Some(("pending", ms)) => ms.parse().ok().map(Fault::Pending),
             _ => None,
@@ -56,6 +73,10 @@ impl Fault {
             Fault::Lie => "lie".into(),
             Fault::Slow(ms) => format!("slow:{ms}"),
             Fault::Pending(ms) => format!("pending:{ms}"),
+            Fault::Delay(ms) => format!("delay:{ms}"),
+            Fault::Error => "error".into(),
+            Fault::Hang => "hang".into(),
+            Fault::Drop => "drop".into(),
         }
     }
 }
@@ -71,6 +92,8 @@ pub struct SimOutlet {
     pub fault: Fault,
     /// The state the outlet will reach, and when (Unix milliseconds).
     pub pending: Option<(bool, u64)>,
+    /// The change after `pending` (the on of a late reboot).
+    pub then: Option<(bool, u64)>,
 }
 
 /// The emulated PDU.
@@ -102,6 +125,7 @@ impl SimPdu {
                     on: true,
                     fault: Fault::Obey,
                     pending: None,
+                    then: None,
                 })
                 .collect(),
         }
@@ -142,12 +166,17 @@ impl SimPdu {
                         _ => return Err(bad()),
                     };
                     let fault = words.next().and_then(Fault::parse).ok_or_else(bad)?;
-                    let pending = match words.next() {
-                        Some("-") => None,
-                        Some(p) => {
-                            let (state, at) = p.split_once('@').ok_or_else(bad)?;
-                            Some((state == "on", at.parse().map_err(|_| bad())?))
-                        }
+                    // `-`, `STATE@MS` or `STATE@MS,STATE@MS` (a change and the next).
+                    let change = |p: &str| -> Result<(bool, u64), String> {
+                        let (state, at) = p.split_once('@').ok_or_else(bad)?;
+                        Ok((state == "on", at.parse().map_err(|_| bad())?))
+                    };
+                    let (pending, then) = match words.next() {
+                        Some("-") => (None, None),
+                        Some(p) => match p.split_once(',') {
+                            Some((first, second)) => (Some(change(first)?), Some(change(second)?)),
+                            None => (Some(change(p)?), None),
+                        },
                         None => return Err(bad()),
                     };
                     let name = words.collect::<Vec<_>>().join(" ");
@@ -158,6 +187,7 @@ impl SimPdu {
                         on,
                         fault,
                         pending,
+                        then,
                     });
                 }
                 Some(_) => return Err(bad()),
@@ -173,9 +203,11 @@ impl SimPdu {
             self.reboot_ms
         );
         for o in &self.outlets {
-            let pending = match o.pending {
-                Some((on, at)) => format!("{}@{at}", if on { "on" } else { "off" }),
-                None => "-".into(),
+            let word = |(on, at): (bool, u64)| format!("{}@{at}", if on { "on" } else { "off" });
+            let pending = match (o.pending, o.then) {
+                (Some(first), Some(second)) => format!("{},{}", word(first), word(second)),
+                (Some(first), None) => word(first),
+                _ => "-".into(),
             };
             out.push_str(&format!(
                 "outlet {} {} {} {} {pending} {}\n",
@@ -205,11 +237,12 @@ impl SimPdu {
     /// Applies pending changes whose time has come.
     pub fn settle(&mut self, now: u64) {
         for o in &mut self.outlets {
-            if let Some((on, at)) = o.pending {
-                if now >= at {
-                    o.on = on;
-                    o.pending = None;
+            while let Some((on, at)) = o.pending {
+                if now < at {
+                    break;
                 }
+                o.on = on;
+                o.pending = o.then.take();
             }
         }
     }
@@ -245,7 +278,11 @@ fn oid(base: &str, instance: &[u32]) -> Oid {
 fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
     let mut map = BTreeMap::new();
     for (i, o) in pdu.outlets.iter().enumerate() {
-        let pending = o.pending.is_some();
+        if o.fault == Fault::Error {
+            continue;
+        }
+        // A delayed outlet changes late without saying so.
+        let pending = o.pending.is_some() && !matches!(o.fault, Fault::Delay(_));
         let mut put = |base: &str, instance: &[u32], value: SimValue, write: Option<Writable>| {
             map.insert(
                 oid(base, instance),
@@ -506,13 +543,44 @@ impl Emulator {
     }
 
     fn delay(pdu: &SimPdu, outlet: usize) {
-        if let Some(SimOutlet {
-            fault: Fault::Slow(ms),
-            ..
-        }) = pdu.outlets.get(outlet)
-        {
-            std::thread::sleep(Duration::from_millis(*ms));
+        match pdu.outlets.get(outlet).map(|o| o.fault) {
+            Some(Fault::Slow(ms)) => std::thread::sleep(Duration::from_millis(ms)),
+            // Never answers; snmpd's request times out, the test's guard ends us.
+            Some(Fault::Hang) => loop {
+                std::thread::sleep(Duration::from_secs(600));
+            },
+            _ => {}
         }
+    }
+
+    /// Ends the emulator without an answer, as a dropped connection does: snmpd
+    /// sees its pass_persist program gone and answers the manager with an error.
+    fn drop_connection(pdu: &SimPdu, outlet: usize) {
+        if pdu.outlets.get(outlet).map(|o| o.fault) == Some(Fault::Drop) {
+            std::process::exit(1);
+        }
+    }
+
+    /// The command log beside the state file.
+    fn log_path(&self) -> PathBuf {
+        let mut name = self.state.as_os_str().to_owned();
+        name.push(".log");
+        PathBuf::from(name)
+    }
+
+    /// Appends one accepted command to the log; a test's record only, so a failure
+    /// to write it changes nothing the manager sees.
+    fn log(&self, outlet: u32, on: bool, accepted: u64, effective: Option<u64>) {
+        let effective = effective.map_or("-".to_string(), |ms| ms.to_string());
+        let line = format!(
+            "{accepted} {outlet} {} {effective}\n",
+            if on { "on" } else { "off" }
+        );
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
     }
 
     fn answer(name: &Oid, value: &SimValue) -> String {
@@ -538,6 +606,7 @@ impl Emulator {
         match found {
             Some((k, entry)) => {
                 Self::delay(&pdu, entry.outlet);
+                Self::drop_connection(&pdu, entry.outlet);
                 Self::answer(&k, &entry.value)
             }
             None => "NONE\n".into(),
@@ -586,23 +655,48 @@ impl Emulator {
                     return "wrong-value\n".into();
                 };
                 let now = now_ms();
+                let number = o.number;
+                let mut log = Vec::new();
                 match (o.fault, cmd) {
-                    (Fault::Lie, _) => {}
-                    (Fault::Pending(ms), Some(on)) => o.pending = Some((on, now + ms)),
+                    (Fault::Lie, cmd) => log.push((cmd.unwrap_or(false), None)),
+                    (Fault::Pending(ms) | Fault::Delay(ms), Some(on)) => {
+                        o.pending = Some((on, now + ms));
+                        o.then = None;
+                        log.push((on, Some(now + ms)));
+                    }
                     (_, Some(on)) => {
                         o.on = on;
                         o.pending = None;
+                        o.then = None;
+                        log.push((on, Some(now)));
+                    }
+                    (Fault::Pending(ms) | Fault::Delay(ms), None) => {
+                        // A late reboot: off after the delay, on a reboot duration
+                        // later.
+                        o.pending = Some((false, now + ms));
+                        o.then = Some((true, now + ms + reboot_ms));
+                        log.push((false, Some(now + ms)));
+                        log.push((true, Some(now + ms + reboot_ms)));
                     }
                     (_, None) => {
                         // A reboot: off now, on again after the reboot duration.
                         o.on = false;
                         o.pending = Some((true, now + reboot_ms));
+                        o.then = None;
+                        log.push((false, Some(now)));
+                        log.push((true, Some(now + reboot_ms)));
                     }
+                }
+                for (on, effective) in log {
+                    self.log(number, on, now, effective);
                 }
             }
         }
         match pdu.save(&self.state) {
-            Ok(()) => "DONE\n".into(),
+            Ok(()) => {
+                Self::drop_connection(&pdu, outlet);
+                "DONE\n".into()
+            }
             Err(_) => "not-writable\n".into(),
         }
     }
@@ -654,6 +748,7 @@ mod tests {
         pdu.outlets[1].name = "db 1".into();
         pdu.outlets[1].fault = Fault::Pending(500);
         pdu.outlets[0].pending = Some((false, 12));
+        pdu.outlets[0].then = Some((true, 14));
         assert_eq!(SimPdu::parse(&pdu.render()).unwrap(), pdu);
     }
 

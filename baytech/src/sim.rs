@@ -10,7 +10,9 @@
 
 use std::io::{self, Read, Write};
 
-use fencekit_console::sim::{Fault, Input, OutletFile, SessionLock, SimArgs, SimOutlet, Term};
+use fencekit_console::sim::{
+    unix_ms, Fault, Input, OutletFile, SessionLock, SimArgs, SimOutlet, Term, REBOOT_MS,
+};
 
 /// Model of strip `n` (1-based): its prompt is `<model>>`.
 pub fn model(strip: u32) -> &'static str {
@@ -165,13 +167,29 @@ fn strip<R: Read, W: Write>(
                 if args.has(Fault::Drop) {
                     return Ok(false);
                 }
+                if args.has(Fault::Refuse) {
+                    term.say("\nInput error: outlet is locked\n\n")?;
+                    continue;
+                }
+                args.delay_switch();
                 if !args.has(Fault::Lie) {
                     outlets.update(|all| {
                         if let Some(o) = all.iter_mut().find(|o| o.strip == s && o.number == number)
                         {
-                            o.on = word != "off";
+                            // A reboot is off now, on again a reboot duration later.
+                            o.on = word == "on";
+                            o.back_on_at = (word == "reboot").then(|| unix_ms() + REBOOT_MS);
                         }
                     })?;
+                    outlets.log_command(number, word == "on", true);
+                    if word == "reboot" {
+                        outlets.log_command_after(number, true, Some(REBOOT_MS));
+                    }
+                } else {
+                    outlets.log_command(number, word == "on", false);
+                }
+                if args.has(Fault::DropAfter) {
+                    return Ok(false);
                 }
                 if args.has(Fault::StallPager) {
                     term.ignore_until_eof()?;

@@ -29,6 +29,13 @@ pub enum Fault {
     Silent,
     /// Closes the connection when a switch command arrives, before answering.
     Drop,
+    /// Carries a switch command out, then closes the connection before answering.
+    DropAfter,
+    /// Takes this many milliseconds before carrying a switch command out (and
+    /// answering); a session whose client left meanwhile ends without switching.
+    Delay(u64),
+    /// Refuses every switch command with an error message; nothing changes.
+    Refuse,
 }
 
 impl Fault {
@@ -38,9 +45,25 @@ impl Fault {
             "stall-pager" | "stall" => Some(Fault::StallPager),
             "silent" => Some(Fault::Silent),
             "drop" => Some(Fault::Drop),
-            _ => None,
+            "drop-after" => Some(Fault::DropAfter),
+            "refuse" => Some(Fault::Refuse),
+            _ => text
+                .strip_prefix("delay:")
+                .and_then(|ms| ms.parse().ok())
+                .map(Fault::Delay),
         }
     }
+}
+
+/// How long an outlet reboot keeps the outlet off, as a real strip's reboot
+/// duration does (shortened).
+pub const REBOOT_MS: u64 = 1000;
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The command line every simulator takes:
@@ -88,6 +111,26 @@ impl SimArgs {
     pub fn has(&self, fault: Fault) -> bool {
         self.faults.contains(&fault)
     }
+
+    /// Waits as a [`Fault::Delay`] says, before a switch command is carried out.
+    /// The session ends (without switching) when its client is gone: sshd, our
+    /// parent, has left.
+    pub fn delay_switch(&self) {
+        let Some(ms) = self.faults.iter().find_map(|f| match f {
+            Fault::Delay(ms) => Some(*ms),
+            _ => None,
+        }) else {
+            return;
+        };
+        let parent = std::os::unix::process::parent_id();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        while std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        }
+    }
 }
 
 /// One outlet of a simulated strip.
@@ -98,6 +141,8 @@ pub struct SimOutlet {
     pub number: u32,
     pub name: String,
     pub on: bool,
+    /// When a reboot that left the outlet off brings it back on (Unix ms).
+    pub back_on_at: Option<u64>,
 }
 
 /// Outlet state in a file shared by every session: lines
@@ -112,6 +157,37 @@ impl OutletFile {
         OutletFile { path: path.into() }
     }
 
+    /// The command log beside the state file: its name with `.log` added.
+    pub fn log_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".log");
+        PathBuf::from(name)
+    }
+
+    /// Appends a switch command the simulator took to the log, as
+    /// `ACCEPTED_MS OUTLET on|off EFFECTIVE_MS|-` (Unix milliseconds; `-`: the state
+    /// never changes, a lie), for tests that check what the strip truly did. A
+    /// failure to log changes nothing the client sees.
+    pub fn log_command(&self, number: u32, on: bool, took_effect: bool) {
+        self.log_command_after(number, on, took_effect.then_some(0));
+    }
+
+    /// Like [`OutletFile::log_command`] for a change that takes effect `after_ms`
+    /// from now (`None`: never).
+    pub fn log_command_after(&self, number: u32, on: bool, after_ms: Option<u64>) {
+        let now = unix_ms();
+        let effective = after_ms.map_or("-".to_string(), |ms| (now + ms).to_string());
+        let line = format!(
+            "{now} {number} {} {effective}\n",
+            if on { "on" } else { "off" }
+        );
+        let _ = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
+
     /// Writes a fresh file: `strips` strips of `outlets` outlets, all on, named
     /// "Outlet N".
     pub fn create(path: &Path, strips: u32, outlets: u32) -> io::Result<OutletFile> {
@@ -124,6 +200,7 @@ impl OutletFile {
                     number,
                     name: format!("Outlet {number}"),
                     on: true,
+                    back_on_at: None,
                 });
             }
         }
@@ -144,16 +221,26 @@ impl OutletFile {
     fn parse(text: &str) -> Vec<SimOutlet> {
         text.lines()
             .filter_map(|line| {
-                let mut parts = line.splitn(4, '\t');
+                let mut parts = line.splitn(5, '\t');
                 let strip = parts.next()?.parse().ok()?;
                 let number = parts.next()?.parse().ok()?;
-                let on = parts.next()? == "on";
+                let mut on = parts.next()? == "on";
                 let name = parts.next().unwrap_or("").to_string();
+                // `on@MS`: a reboot brings the outlet back on then.
+                let mut back_on_at = parts
+                    .next()
+                    .and_then(|p| p.strip_prefix("on@"))
+                    .and_then(|ms| ms.parse::<u64>().ok());
+                if back_on_at.is_some_and(|at| unix_ms() >= at) {
+                    on = true;
+                    back_on_at = None;
+                }
                 Some(SimOutlet {
                     strip,
                     number,
                     name,
                     on,
+                    back_on_at,
                 })
             })
             .collect()
@@ -162,8 +249,11 @@ impl OutletFile {
     fn render(all: &[SimOutlet]) -> String {
         all.iter()
             .map(|o| {
+                let back_on = o
+                    .back_on_at
+                    .map_or(String::new(), |at| format!("\ton@{at}"));
                 format!(
-                    "{}\t{}\t{}\t{}\n",
+                    "{}\t{}\t{}\t{}{back_on}\n",
                     o.strip,
                     o.number,
                     if o.on { "on" } else { "off" },
@@ -218,6 +308,7 @@ impl OutletFile {
             for o in all.iter_mut() {
                 if o.strip == strip && o.number == number {
                     o.on = on;
+                    o.back_on_at = None;
                     if let Some(name) = name {
                         o.name = name.to_string();
                     }

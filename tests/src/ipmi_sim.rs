@@ -32,8 +32,22 @@ pub enum PowerProgram {
     Obey,
     /// Accepts power off and stays on (a BMC that lies); power on works.
     Lie,
+    /// Accepts every `set power`, off and on, and never changes.
+    Stuck,
     /// Sleeps this many seconds before each `set power`, then switches as told.
     Slow { seconds: u32 },
+    /// Answers `set power` at once; the chassis reaches the state this many
+    /// milliseconds later (a slow power supply).
+    Delayed { ms: u64 },
+    /// Like `Delayed`, and `get power` fails meanwhile: the BMC cannot tell.
+    Pending { ms: u64 },
+    /// Every call of the program fails: the BMC refuses.
+    Error,
+    /// Every call of the program sleeps far past any deadline: the BMC never answers.
+    Hang,
+    /// `set power` switches as told, then the program sleeps far past any deadline:
+    /// the command took effect and the answer was lost. `get power` hangs too.
+    Drop,
 }
 
 /// How to set up one simulated BMC.
@@ -81,6 +95,7 @@ pub struct IpmiSim {
 const STATE_FILE: &str = "power.state";
 const CALLS_FILE: &str = "power.calls";
 const PROGRAM_FILE: &str = "power-program";
+const EVENTS_FILE: &str = "power.events";
 
 impl IpmiSim {
     /// Starts ipmi_sim on a free UDP port of 127.0.0.1 and waits until it answers
@@ -125,6 +140,13 @@ impl IpmiSim {
     /// Sets the chassis power state behind ipmi_sim's back (a node powered by hand).
     pub fn set_power(&self, on: bool) -> Result<(), HarnessError> {
         write_state(self.daemon.dir(), on, "power.state.harness")
+    }
+
+    /// The power program's record of every `set power` it took, one line each:
+    /// `ACCEPTED_MS 1 on|off EFFECTIVE_MS|-` (Unix milliseconds; `-`: never, a
+    /// lying BMC), which a test reads to know what the chassis truly did and when.
+    pub fn events_file(&self) -> PathBuf {
+        self.daemon.dir().join(EVENTS_FILE)
     }
 
     /// How many times ipmi_sim ran `set power` (any value): proves whether a command
@@ -243,11 +265,18 @@ fn write_power_program(dir: &Path, power: PowerProgram) -> Result<PathBuf, Harne
             why: "it contains a quote or newline".into(),
         });
     }
-    let (mode, delay) = match power {
-        PowerProgram::Obey => ("obey", 0),
-        PowerProgram::Lie => ("lie", 0),
-        PowerProgram::Slow { seconds } => ("slow", seconds),
+    let (mode, delay, after_ms) = match power {
+        PowerProgram::Obey => ("obey", 0, 0),
+        PowerProgram::Lie => ("lie", 0, 0),
+        PowerProgram::Stuck => ("stuck", 0, 0),
+        PowerProgram::Slow { seconds } => ("slow", seconds, 0),
+        PowerProgram::Delayed { ms } => ("delayed", 0, ms),
+        PowerProgram::Pending { ms } => ("pending", 0, ms),
+        PowerProgram::Error => ("error", 0, 0),
+        PowerProgram::Hang => ("hang", 0, 0),
+        PowerProgram::Drop => ("drop", 0, 0),
     };
+    let after_secs = format!("{}.{:03}", after_ms / 1000, after_ms % 1000);
     let script = format!(
         r#"#!/bin/sh
 # Power program for ipmi_sim's chassis_control line, written by fencekit-tests.
@@ -257,21 +286,47 @@ dir='{dir_text}'
 mode='{mode}'
 delay={delay}
 echo "$*" >> "$dir/{CALLS_FILE}"
+case "$mode" in
+hang) exec sleep 600 ;;
+error) echo "power program: refused" >&2; exit 1 ;;
+esac
 while [ $# -gt 0 ] && [ "$1" != get ] && [ "$1" != set ]; do shift; done
+set_state() {{
+    echo "$1" > "$dir/{STATE_FILE}.new.$$" && mv "$dir/{STATE_FILE}.new.$$" "$dir/{STATE_FILE}"
+}}
 case "$1 $2" in
 "get power")
+    case "$mode" in
+    pending) echo "power program: state unknown" >&2; exit 1 ;;
+    drop) exec sleep 600 ;;
+    esac
     echo "power:$(cat "$dir/{STATE_FILE}")"
     ;;
 "set power")
     if [ "$delay" -gt 0 ]; then sleep "$delay"; fi
+    now=$(date +%s%3N)
+    case "$3" in 0) to=off ;; *) to=on ;; esac
     case "$3" in
     0|1)
-        # A lying BMC accepts off and stays on.
-        if [ "$mode" != lie ] || [ "$3" = 1 ]; then
-            echo "$3" > "$dir/{STATE_FILE}.new" && mv "$dir/{STATE_FILE}.new" "$dir/{STATE_FILE}"
-        fi
+        case "$mode" in
+        stuck) echo "$now 1 $to -" >> "$dir/{EVENTS_FILE}" ;;
+        lie)
+            # A lying BMC accepts off and stays on.
+            if [ "$3" = 1 ]; then set_state 1; echo "$now 1 $to $now" >> "$dir/{EVENTS_FILE}"
+            else echo "$now 1 $to -" >> "$dir/{EVENTS_FILE}"; fi
+            ;;
+        delayed|pending)
+            echo "$now 1 $to $((now + {after_ms}))" >> "$dir/{EVENTS_FILE}"
+            ( sleep {after_secs}; set_state "$3" ) </dev/null >/dev/null 2>&1 &
+            ;;
+        *)
+            set_state "$3"
+            echo "$now 1 $to $now" >> "$dir/{EVENTS_FILE}"
+            ;;
+        esac
         ;;
     esac
+    if [ "$mode" = drop ]; then exec sleep 600; fi
     ;;
 esac
 exit 0

@@ -23,6 +23,7 @@ pub mod daemon;
 mod error;
 pub mod ipmi_sim;
 pub mod leaks;
+pub mod matrix;
 pub mod pacemaker;
 pub mod peers;
 pub mod ports;
@@ -31,6 +32,7 @@ pub mod snmpd;
 pub mod sshd;
 pub mod system;
 pub mod tool;
+pub mod toy;
 
 pub use daemon::Daemon;
 pub use error::HarnessError;
