@@ -55,7 +55,7 @@ impl PowerPlugin {
     pub fn build(&self, params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
         match self.constructor {
             Constructor::BuiltIn(build) => build(params),
-            Constructor::External(plugin) => Ok(Arc::new(plugin.open(params)?)),
+            Constructor::External(plugin) => Ok(listed_names(Arc::new(plugin.open(params)?))),
         }
     }
 
@@ -68,7 +68,9 @@ impl PowerPlugin {
     ) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
         match self.constructor {
             Constructor::BuiltIn(build) => build(params),
-            Constructor::External(plugin) => Ok(Arc::new(plugin.open_by(params, deadline)?)),
+            Constructor::External(plugin) => {
+                Ok(listed_names(Arc::new(plugin.open_by(params, deadline)?)))
+            }
         }
     }
 
@@ -99,7 +101,16 @@ fn build_ipmi(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
 }
 
 fn build_script(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
-    Ok(Arc::new(script::ScriptSwitch::from_params(params)?))
+    Ok(listed_names(Arc::new(script::ScriptSwitch::from_params(
+        params,
+    )?)))
+}
+
+/// Scripts and external plugins look plug names up themselves, out of our sight: their
+/// names are checked against their own list first, so a name two plugs share is
+/// refused rather than switched on one of them.
+fn listed_names(device: Arc<dyn PowerSwitch>) -> Arc<dyn PowerSwitch> {
+    Arc::new(fencekit_core::names::ListedNames::new(device))
 }
 
 /// The built-in power plugins.
