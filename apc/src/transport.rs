@@ -321,24 +321,17 @@ impl Agent {
     /// Opens a session that ends by `deadline`.
     pub async fn session(&self, deadline: Instant) -> Result<Session<'_>, DeviceError> {
         let endpoint = self.endpoint();
-        let addr: SocketAddr = match lookup(&self.host, self.port, deadline).await {
-            Some(Ok(addrs)) => addrs
-                .into_iter()
-                .next()
-                .ok_or_else(|| DeviceError::Failed(format!("{} has no address", self.host)))?,
-            Some(Err(e)) => {
-                return Err(DeviceError::Failed(format!(
-                    "cannot resolve {}: {e}",
-                    self.host
-                )))
-            }
-            None => {
-                return Err(DeviceError::NoAnswer {
-                    endpoint,
-                    detail: "name lookup did not finish before the deadline".into(),
-                })
-            }
-        };
+        let addr: SocketAddr =
+            match fencekit_core::lookup::lookup(&self.host, self.port, deadline).await {
+                Ok(addrs) => addrs[0],
+                Err(e) if e.is_timeout() => {
+                    return Err(DeviceError::NoAnswer {
+                        endpoint,
+                        detail: "name lookup did not finish before the deadline".into(),
+                    })
+                }
+                Err(e) => return Err(DeviceError::Failed(e.to_string())),
+            };
         let local: SocketAddr = if addr.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
         } else {
@@ -490,39 +483,6 @@ impl Agent {
             time,
             at: std::time::Instant::now(),
         })
-    }
-}
-
-/// `host`'s addresses, or `None` when the resolver did not answer by `deadline`.
-/// The system resolver cannot be interrupted: it runs on a detached thread that
-/// nothing waits for (not even the runtime when the process ends, as it would for
-/// a blocking task), so a hung resolver costs that thread, never the deadline.
-async fn lookup(
-    host: &str,
-    port: u16,
-    deadline: Instant,
-) -> Option<std::io::Result<Vec<SocketAddr>>> {
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Some(Ok(vec![SocketAddr::new(ip, port)]));
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let owned = host.to_string();
-    let spawned = std::thread::Builder::new()
-        .name(format!("resolve {host}"))
-        .spawn(move || {
-            use std::net::ToSocketAddrs;
-            let found = (owned.as_str(), port)
-                .to_socket_addrs()
-                .map(|addrs| addrs.collect());
-            let _ = tx.send(found);
-        });
-    if let Err(e) = spawned {
-        return Some(Err(e));
-    }
-    match tokio::time::timeout_at(deadline, rx).await {
-        Ok(Ok(found)) => Some(found),
-        Ok(Err(_)) => Some(Err(std::io::Error::other("the name lookup stopped"))),
-        Err(_) => None,
     }
 }
 

@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -191,51 +191,18 @@ pub async fn connect(config: &SshConfig, deadline: Instant) -> Result<SshStream,
     }
 }
 
-/// The device's addresses, by `deadline`. The system resolver cannot be
-/// interrupted, so it runs on a detached thread of its own that nothing waits
-/// for: a resolver that hangs costs that thread, never the deadline or the exit
-/// of the process. An address written as one needs no lookup.
+/// The device's addresses, by `deadline` (see [`fencekit_core::lookup`]).
 async fn resolve(config: &SshConfig, deadline: Instant) -> Result<Vec<SocketAddr>, SshError> {
-    let endpoint = format!("{}:{}", config.host, config.port);
-    let host = config.host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, config.port)]);
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (host, port) = (host.to_string(), config.port);
-    std::thread::Builder::new()
-        .name(format!("resolve {host}"))
-        .spawn(move || {
-            let found = (host.as_str(), port)
-                .to_socket_addrs()
-                .map(|addrs| addrs.collect::<Vec<_>>());
-            let _ = tx.send(found);
-        })
-        .map_err(|e| SshError::Connect {
-            device: config.device.clone(),
-            endpoint: endpoint.clone(),
-            cause: format!("cannot start the name lookup: {e}"),
-        })?;
-    match tokio::time::timeout_at(deadline, rx).await {
-        Ok(Ok(Ok(addrs))) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(Ok(_))) => Err(SshError::Connect {
-            device: config.device.clone(),
-            endpoint,
-            cause: "the name has no address".into(),
-        }),
-        Ok(Ok(Err(e))) => Err(SshError::Connect {
-            device: config.device.clone(),
-            endpoint,
-            cause: format!("cannot resolve: {e}"),
-        }),
-        Ok(Err(_)) => Err(SshError::Connect {
-            device: config.device.clone(),
-            endpoint,
-            cause: "the name lookup stopped".into(),
-        }),
-        Err(_) => Err(SshError::TimedOut {
+    match fencekit_core::lookup::lookup(&config.host, config.port, deadline).await {
+        Ok(addrs) => Ok(addrs),
+        Err(e) if e.is_timeout() => Err(SshError::TimedOut {
             device: config.device.clone(),
             activity: format!("looking up {} (the resolver did not answer)", config.host),
+        }),
+        Err(e) => Err(SshError::Connect {
+            device: config.device.clone(),
+            endpoint: format!("{}:{}", config.host, config.port),
+            cause: e.to_string(),
         }),
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod fence;
 mod join;
+pub mod lookup;
 pub mod names;
 pub mod notify;
 pub mod power;

@@ -263,40 +263,12 @@ impl IpmiSwitch {
         Ok(driver)
     }
 
-    /// The BMC's address by `deadline`. The system resolver cannot be interrupted:
-    /// it runs on a detached thread that nothing waits for (not even the runtime
-    /// when the process ends, as it would for a blocking task).
+    /// The BMC's address by `deadline` (see [`fencekit_core::lookup`]).
     async fn peer(&self, deadline: Instant) -> Result<SocketAddr, DeviceError> {
-        if let Ok(ip) = self.host.parse::<std::net::IpAddr>() {
-            return Ok(SocketAddr::new(ip, self.port));
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (host, port) = (self.host.clone(), self.port);
-        std::thread::Builder::new()
-            .name(format!("resolve {host}"))
-            .spawn(move || {
-                use std::net::ToSocketAddrs;
-                let found = (host.as_str(), port)
-                    .to_socket_addrs()
-                    .map(|mut addrs| addrs.next());
-                let _ = tx.send(found);
-            })
-            .map_err(|e| DeviceError::Failed(format!("cannot start a name lookup: {e}")))?;
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok(Some(addr)))) => Ok(addr),
-            Ok(Ok(Ok(None))) => Err(DeviceError::Failed(format!("{} has no address", self.host))),
-            Ok(Ok(Err(e))) => Err(DeviceError::Failed(format!(
-                "cannot resolve {}: {e}",
-                self.host
-            ))),
-            Ok(Err(_)) => Err(DeviceError::Failed(format!(
-                "cannot resolve {}: the lookup stopped",
-                self.host
-            ))),
-            Err(_) => Err(DeviceError::TimedOut(format!(
-                "resolving {} (the resolver did not answer)",
-                self.host
-            ))),
+        match fencekit_core::lookup::lookup(&self.host, self.port, deadline).await {
+            Ok(addrs) => Ok(addrs[0]),
+            Err(e) if e.is_timeout() => Err(DeviceError::TimedOut(e.to_string())),
+            Err(e) => Err(DeviceError::Failed(e.to_string())),
         }
     }
 
