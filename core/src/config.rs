@@ -102,9 +102,32 @@ pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Config, ConfigError> {
     parse(&text, &path.display().to_string(), path.parent(), catalog)
 }
 
+/// The longest error message: a name or key from the file is quoted in errors, and a
+/// 1 MiB key must not become a 1 MiB log line.
+const MAX_MESSAGE: usize = 400;
+
 /// Validates configuration text; `source` names it in errors, `base` is where
 /// relative secret files are found.
 pub fn parse(
+    text: &str,
+    source: &str,
+    base: Option<&Path>,
+    catalog: &dyn Catalog,
+) -> Result<Config, ConfigError> {
+    parse_unbounded(text, source, base, catalog).map_err(|mut e| {
+        if e.message.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !e.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            e.message.truncate(end);
+            e.message.push_str("…");
+        }
+        e
+    })
+}
+
+fn parse_unbounded(
     text: &str,
     source: &str,
     base: Option<&Path>,
@@ -277,9 +300,28 @@ fn node(
         for (key, value) in fields.iter() {
             match (key.get_ref().as_ref(), value.get_ref()) {
                 ("device", DeValue::String(d)) => device = Some(d.to_string()),
-                ("plug", DeValue::String(p)) => plug = Plug::parse(p),
+                ("plug", DeValue::String(p)) => {
+                    plug = Plug::try_parse(p).map_err(|e| {
+                        lines.error(value.span().start, format!("plug of node `{node}`: {e}"))
+                    })?
+                }
                 ("plug", DeValue::Integer(n)) => {
-                    plug = Plug::parse(&integer(n).map(|n| n.to_string()).unwrap_or_default())
+                    // An outlet number is 1 to u32::MAX; anything else must not fall
+                    // back to "the chassis" (the whole machine behind a BMC).
+                    plug = integer(n)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .map(Plug::Number)
+                        .ok_or_else(|| {
+                            lines.error(
+                                value.span().start,
+                                format!(
+                                    "plug {} of node `{node}` is not an outlet number \
+                                     (0 to {}); write a name as a string",
+                                    n.as_str(),
+                                    u32::MAX
+                                ),
+                            )
+                        })?
                 }
                 ("device" | "plug", _) => {
                     return Err(lines.error(
@@ -548,5 +590,62 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
     fn fence_parameters_in_a_device_point_to_the_fence_table() {
         let err = error_of("[devices.x]\nplugin = \"sim\"\npower_timeout = 3\n");
         assert!(err.contains("belongs in the [fence] table"), "{err}");
+    }
+
+    #[test]
+    fn an_out_of_range_integer_plug_is_an_error_never_the_chassis() {
+        for plug in ["4294967296", "-1", "9223372036854775807", "0x1_0000_0000"] {
+            let err = error_of(&format!(
+                "[devices.a]\nplugin = \"sim\"\n[nodes.n]\nplugs = [{{ device = \"a\", plug = {plug} }}]\n"
+            ));
+            assert!(err.starts_with("fencekit.toml:4:"), "{plug}: {err}");
+            assert!(err.contains("not an outlet number"), "{plug}: {err}");
+        }
+        let ok = parse_str(
+            "[devices.a]\nplugin = \"sim\"\n[nodes.n]\nplugs = [{ device = \"a\", plug = 4294967295 }]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.nodes["n"].plugs[0].plug, Plug::Number(u32::MAX));
+    }
+
+    #[test]
+    fn a_plug_string_that_is_too_long_or_holds_a_line_break_is_an_error_with_its_line() {
+        let long = "x".repeat(100_000);
+        for plug in [long.as_str(), "db1\\nreboot 1", &"1:".repeat(50_000)] {
+            let err = error_of(&format!(
+                "[devices.a]\nplugin = \"sim\"\n[nodes.n]\nplugs = [{{ device = \"a\", plug = \"{plug}\" }}]\n"
+            ));
+            assert!(err.starts_with("fencekit.toml:4:"), "{err:.200}");
+            assert!(
+                err.len() < 400,
+                "the error should not echo the text: {err:.200}"
+            );
+        }
+    }
+
+    #[test]
+    fn deeply_nested_or_huge_toml_is_an_error_never_a_stack_overflow() {
+        let deep_tables = "[".repeat(100_000);
+        let deep_arrays = format!("a = {}", "[".repeat(100_000));
+        let deep_inline = format!("a = {}", "{ b = ".repeat(100_000));
+        let closed_arrays = format!(
+            "[fence]\na = {}{}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let huge_key = format!("{} = 1", "k".repeat(1 << 20));
+        let huge_string = format!("[fence]\ntimeout = \"{}\"", "9".repeat(1 << 20));
+        for text in [
+            deep_tables,
+            deep_arrays,
+            deep_inline,
+            closed_arrays,
+            huge_key,
+            huge_string,
+        ] {
+            let err = error_of(&text);
+            assert!(err.starts_with("fencekit.toml:"), "{err:.200}");
+            assert!(err.len() < 1000, "{err:.200}");
+        }
     }
 }
