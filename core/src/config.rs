@@ -121,7 +121,7 @@ pub fn parse(
                 end -= 1;
             }
             e.message.truncate(end);
-            e.message.push_str("…");
+            e.message.push('…');
         }
         e
     })

@@ -753,3 +753,34 @@ async fn with_two_devices_one_lying_nothing_is_switched_back_on() {
     );
     assert!(honest.received().iter().all(|r| r.command != "on"));
 }
+
+#[tokio::test]
+async fn the_notify_hook_sees_the_outcome_and_no_secret_read_from_the_environment() {
+    // As a `password_env = "..."` parameter reads it.
+    let name = "FENCEKIT_TEST_NOTIFY_PASSWORD";
+    std::env::set_var(name, "notify-pw-5d2e9a");
+    let password = crate::Secret::from_env(name).unwrap();
+    assert_eq!(password.expose(), "notify-pw-5d2e9a");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("env");
+    let opts = FenceOptions {
+        notify_command: Some(format!("env > {}", record.display())),
+        ..options()
+    };
+    let pdu = Arc::new(SimSwitch::new(1));
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success);
+    let env = std::fs::read_to_string(&record).unwrap();
+    assert!(env.contains("FENCEKIT_FENCED=1"), "{env}");
+    assert!(
+        !env.contains("notify-pw-5d2e9a"),
+        "the hook saw the password"
+    );
+    assert!(!env.contains(name), "the hook saw the password's variable");
+}
