@@ -95,10 +95,11 @@ impl From<ParamError> for ConfigError {
 
 /// Reads and validates a configuration file.
 pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    // The file may hold inline secrets: its text is zeroed when dropped.
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| ConfigError {
         origin: Origin::new(path.display().to_string()),
         message: format!("cannot read the configuration: {e}"),
-    })?;
+    })?);
     parse(&text, &path.display().to_string(), path.parent(), catalog)
 }
 
@@ -646,6 +647,46 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
             let err = error_of(&text);
             assert!(err.starts_with("fencekit.toml:"), "{err:.200}");
             assert!(err.len() < 1000, "{err:.200}");
+        }
+    }
+
+    #[test]
+    fn no_error_or_debug_of_a_configuration_shows_a_password() {
+        const PW: &str = "uniq-pw-83f1c2";
+        let good = format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}\"\n");
+        let config = parse_str(&good).unwrap();
+        assert!(!format!("{config:?}").contains(PW));
+        assert!(!format!("{:?}", config.devices["bmc1"].params).contains(PW));
+        // Every way a file holding the password can be wrong.
+        let broken = [
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}\"\nbogus = 1\n"),
+            format!("[devices.bmc1]\nplugin = \"nope\"\npassword = \"{PW}\"\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}\"\npassword = \"{PW}\"\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = {PW}\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = [\"{PW}\"]\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword_env = \"{PW}\"\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword_file = \"/nonexistent/{PW}x\"\n"),
+            format!("[devices.bmc1]\nplugin = \"sim\"\npassword = \"{PW}\"\n"),
+            format!("[fence]\npassword = \"{PW}\"\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}\"\n[nodes.n]\nplugs = [{{ device = \"bmc1\", plug = \"db\\n\" }}]\n"),
+            format!("{PW} = 1\n"),
+        ];
+        for text in &broken {
+            let shown = match parse_str(text) {
+                Ok(config) => vec![format!("{config:?}")],
+                Err(err) => vec![err.to_string(), format!("{err:?}")],
+            };
+            for shown in shown {
+                // The file may name the secret's *source* (a variable, a path): that
+                // is not the secret. Only an inline value must never be echoed.
+                if text.contains(&format!("password = \"{PW}\""))
+                    || text.contains(&format!("= {PW}"))
+                    || text.contains(&format!("[\"{PW}\"]"))
+                {
+                    assert!(!shown.contains(PW), "{text:?} gave {shown}");
+                }
+            }
         }
     }
 }
