@@ -16,6 +16,8 @@ pub mod error;
 pub mod fence;
 mod join;
 pub mod notify;
+#[cfg(test)]
+mod parser_props;
 pub mod power;
 pub mod schema;
 pub mod secret;

@@ -545,9 +545,9 @@ fn convert(
         (ParamType::Boolean, RawValue::Text(t)) => {
             parse_bool(t).map(Value::Boolean).ok_or_else(expected)
         }
-        (ParamType::Seconds, RawValue::Integer(n)) if *n >= 0 => {
-            Ok(Value::Seconds(Duration::from_secs(*n as u64)))
-        }
+        // The same range as any other number of seconds: a deadline of i64::MAX
+        // seconds from now overflows the clock.
+        (ParamType::Seconds, RawValue::Integer(n)) => seconds(*n as f64).ok_or_else(expected),
         (ParamType::Seconds, RawValue::Float(f)) => seconds(*f).ok_or_else(expected),
         (ParamType::Seconds, RawValue::Text(t)) => t
             .trim()
@@ -741,5 +741,19 @@ mod tests {
         assert!(!format!("{err} {err:?}").contains(PW));
         let warned = validate(&[&SCHEMA], &unknown, Unknown::Warn, None);
         assert!(!format!("{warned:?}").contains(PW));
+    }
+
+    #[test]
+    fn an_integer_number_of_seconds_out_of_range_is_an_error_as_a_fraction_is() {
+        // i64::MAX seconds from now overflows the clock when a deadline is set.
+        for n in [i64::MAX, 1_000_000_000, -1] {
+            let raw = vec![RawParam {
+                key: "power_wait".into(),
+                value: RawValue::Integer(n),
+                origin: Origin::new("t"),
+            }];
+            let err = validate(&[&SCHEMA], &raw, Unknown::Warn, None).unwrap_err();
+            assert!(err.to_string().contains("seconds"), "{err}");
+        }
     }
 }
