@@ -211,17 +211,19 @@ fn run_blocking(
     let mut out = Output::default();
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     loop {
-        let exited = matches!(
-            waitid(
-                Id::Pid(pid),
-                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT
-            ),
-            Ok(status) if status != WaitStatus::StillAlive
+        let looked = waitid(
+            Id::Pid(pid),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
         );
-        if exited {
-            // Unreaped, the program still holds its group id: the kill reaches only
-            // what it left behind.
-            let _ = killpg(pid, Signal::SIGKILL);
+        if !matches!(looked, Ok(WaitStatus::StillAlive)) {
+            if looked.is_ok() {
+                // Unreaped, the program still holds its group id: the kill reaches
+                // only what it left behind.
+                let _ = killpg(pid, Signal::SIGKILL);
+            }
+            // Otherwise it cannot be waited for at all (a process that ignores
+            // SIGCHLD has its children reaped by the kernel): its group id may be
+            // another's by now, so nothing is killed, and `wait` below says why.
             let drain_by = StdInstant::now() + DRAIN;
             while !out.closed() {
                 let now = StdInstant::now();
