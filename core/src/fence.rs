@@ -122,8 +122,8 @@ pub enum StepKind {
     Failed(String),
     /// The algorithm waits on purpose (`delay`, `reboot_wait`).
     Waiting(&'static str, Duration),
-    /// A remark that does not change the outcome (a method fallback, an unverifiable
-    /// command).
+    /// A remark that does not change the outcome (a method fallback, a plug already
+    /// read off).
     Note(String),
 }
 
