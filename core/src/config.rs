@@ -95,16 +95,40 @@ impl From<ParamError> for ConfigError {
 
 /// Reads and validates a configuration file.
 pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    // The file may hold inline secrets: its text is zeroed when dropped.
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| ConfigError {
         origin: Origin::new(path.display().to_string()),
         message: format!("cannot read the configuration: {e}"),
-    })?;
+    })?);
     parse(&text, &path.display().to_string(), path.parent(), catalog)
 }
+
+/// The longest error message: a name or key from the file is quoted in errors, and a
+/// 1 MiB key must not become a 1 MiB log line.
+const MAX_MESSAGE: usize = 400;
 
 /// Validates configuration text; `source` names it in errors, `base` is where
 /// relative secret files are found.
 pub fn parse(
+    text: &str,
+    source: &str,
+    base: Option<&Path>,
+    catalog: &dyn Catalog,
+) -> Result<Config, ConfigError> {
+    parse_unbounded(text, source, base, catalog).map_err(|mut e| {
+        if e.message.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !e.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            e.message.truncate(end);
+            e.message.push('…');
+        }
+        e
+    })
+}
+
+fn parse_unbounded(
     text: &str,
     source: &str,
     base: Option<&Path>,
@@ -277,9 +301,28 @@ fn node(
         for (key, value) in fields.iter() {
             match (key.get_ref().as_ref(), value.get_ref()) {
                 ("device", DeValue::String(d)) => device = Some(d.to_string()),
-                ("plug", DeValue::String(p)) => plug = Plug::parse(p),
+                ("plug", DeValue::String(p)) => {
+                    plug = Plug::try_parse(p).map_err(|e| {
+                        lines.error(value.span().start, format!("plug of node `{node}`: {e}"))
+                    })?
+                }
                 ("plug", DeValue::Integer(n)) => {
-                    plug = Plug::parse(&integer(n).map(|n| n.to_string()).unwrap_or_default())
+                    // An outlet number is 1 to u32::MAX; anything else must not fall
+                    // back to "the chassis" (the whole machine behind a BMC).
+                    plug = integer(n)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .map(Plug::Number)
+                        .ok_or_else(|| {
+                            lines.error(
+                                value.span().start,
+                                format!(
+                                    "plug {} of node `{node}` is not an outlet number \
+                                     (0 to {}); write a name as a string",
+                                    n.as_str(),
+                                    u32::MAX
+                                ),
+                            )
+                        })?
                 }
                 ("device" | "plug", _) => {
                     return Err(lines.error(
@@ -548,5 +591,102 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
     fn fence_parameters_in_a_device_point_to_the_fence_table() {
         let err = error_of("[devices.x]\nplugin = \"sim\"\npower_timeout = 3\n");
         assert!(err.contains("belongs in the [fence] table"), "{err}");
+    }
+
+    #[test]
+    fn an_out_of_range_integer_plug_is_an_error_never_the_chassis() {
+        for plug in ["4294967296", "-1", "9223372036854775807", "0x1_0000_0000"] {
+            let err = error_of(&format!(
+                "[devices.a]\nplugin = \"sim\"\n[nodes.n]\nplugs = [{{ device = \"a\", plug = {plug} }}]\n"
+            ));
+            assert!(err.starts_with("fencekit.toml:4:"), "{plug}: {err}");
+            assert!(err.contains("not an outlet number"), "{plug}: {err}");
+        }
+        let ok = parse_str(
+            "[devices.a]\nplugin = \"sim\"\n[nodes.n]\nplugs = [{ device = \"a\", plug = 4294967295 }]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.nodes["n"].plugs[0].plug, Plug::Number(u32::MAX));
+    }
+
+    #[test]
+    fn a_plug_string_that_is_too_long_or_holds_a_line_break_is_an_error_with_its_line() {
+        let long = "x".repeat(100_000);
+        for plug in [long.as_str(), "db1\\nreboot 1", &"1:".repeat(50_000)] {
+            let err = error_of(&format!(
+                "[devices.a]\nplugin = \"sim\"\n[nodes.n]\nplugs = [{{ device = \"a\", plug = \"{plug}\" }}]\n"
+            ));
+            assert!(err.starts_with("fencekit.toml:4:"), "{err:.200}");
+            assert!(
+                err.len() < 400,
+                "the error should not echo the text: {err:.200}"
+            );
+        }
+    }
+
+    #[test]
+    fn deeply_nested_or_huge_toml_is_an_error_never_a_stack_overflow() {
+        let deep_tables = "[".repeat(100_000);
+        let deep_arrays = format!("a = {}", "[".repeat(100_000));
+        let deep_inline = format!("a = {}", "{ b = ".repeat(100_000));
+        let closed_arrays = format!(
+            "[fence]\na = {}{}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let huge_key = format!("{} = 1", "k".repeat(1 << 20));
+        let huge_string = format!("[fence]\ntimeout = \"{}\"", "9".repeat(1 << 20));
+        for text in [
+            deep_tables,
+            deep_arrays,
+            deep_inline,
+            closed_arrays,
+            huge_key,
+            huge_string,
+        ] {
+            let err = error_of(&text);
+            assert!(err.starts_with("fencekit.toml:"), "{err:.200}");
+            assert!(err.len() < 1000, "{err:.200}");
+        }
+    }
+
+    #[test]
+    fn no_error_or_debug_of_a_configuration_shows_a_password() {
+        const PW: &str = "uniq-pw-83f1c2";
+        let good = format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}\"\n");
+        let config = parse_str(&good).unwrap();
+        assert!(!format!("{config:?}").contains(PW));
+        assert!(!format!("{:?}", config.devices["bmc1"].params).contains(PW));
+        // Every way a file holding the password can be wrong.
+        let broken = [
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}\"\nbogus = 1\n"),
+            format!("[devices.bmc1]\nplugin = \"nope\"\npassword = \"{PW}\"\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}\"\npassword = \"{PW}\"\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = {PW}\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = [\"{PW}\"]\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword_env = \"{PW}\"\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword_file = \"/nonexistent/{PW}x\"\n"),
+            format!("[devices.bmc1]\nplugin = \"sim\"\npassword = \"{PW}\"\n"),
+            format!("[fence]\npassword = \"{PW}\"\n"),
+            format!("[devices.bmc1]\nplugin = \"bmc\"\nip = \"x\"\npassword = \"{PW}\"\n[nodes.n]\nplugs = [{{ device = \"bmc1\", plug = \"db\\n\" }}]\n"),
+            format!("{PW} = 1\n"),
+        ];
+        for text in &broken {
+            let shown = match parse_str(text) {
+                Ok(config) => vec![format!("{config:?}")],
+                Err(err) => vec![err.to_string(), format!("{err:?}")],
+            };
+            for shown in shown {
+                // The file may name the secret's *source* (a variable, a path): that
+                // is not the secret. Only an inline value must never be echoed.
+                if text.contains(&format!("password = \"{PW}\""))
+                    || text.contains(&format!("= {PW}"))
+                    || text.contains(&format!("[\"{PW}\"]"))
+                {
+                    assert!(!shown.contains(PW), "{text:?} gave {shown}");
+                }
+            }
+        }
     }
 }

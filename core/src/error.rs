@@ -76,6 +76,16 @@ pub enum FenceError {
         state: PowerState,
         elapsed: Duration,
     },
+    /// The device accepted its own power cycle, but the plug was never read off
+    /// afterwards: nothing shows the node lost power.
+    #[error(
+        "{target}: cycle accepted but power never read off within {:.1} s; the node may not have lost power",
+        waited.as_secs_f64()
+    )]
+    CycleNotSeenOff {
+        target: TargetPlug,
+        waited: Duration,
+    },
     /// A device call did not return by the operation's deadline.
     #[error(
         "{operation} {target}: timed out, no answer within {:.1} s",
@@ -103,6 +113,7 @@ impl FenceError {
         match self {
             FenceError::Device { target, .. }
             | FenceError::NotConfirmed { target, .. }
+            | FenceError::CycleNotSeenOff { target, .. }
             | FenceError::Deadline { target, .. }
             | FenceError::UnknownDevice { target }
             | FenceError::Skipped { target, .. } => target,
@@ -112,7 +123,9 @@ impl FenceError {
     /// Whether this error means time ran out.
     pub fn is_timeout(&self) -> bool {
         match self {
-            FenceError::Deadline { .. } | FenceError::NotConfirmed { .. } => true,
+            FenceError::Deadline { .. }
+            | FenceError::NotConfirmed { .. }
+            | FenceError::CycleNotSeenOff { .. } => true,
             FenceError::Device { cause, .. } => cause.is_timeout(),
             _ => false,
         }

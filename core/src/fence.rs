@@ -1,5 +1,11 @@
 //! The fence algorithm: the one place that decides what "fenced" means.
 //!
+//! **The rule.** Success of `off`, `reboot` or a cycle means each plug was *read*
+//! off after the device accepted the command and before the deadline. Nothing else
+//! counts: not a device's word that it switched, not a cycle it says it ran, not a
+//! timeout that "probably" did it. [`Outcome::fenced`] is set only from such reads; a
+//! node with no plugs is never fenced. Each path below follows from it.
+//!
 //! * `off`: every plug is told to switch off, then read back until it is *confirmed*
 //!   off, within `power_timeout` of the device accepting the command. A device that
 //!   accepts "off" and still reads "on" at that point is a failure that says so.
@@ -8,6 +14,11 @@
 //!   optional wait, then `on` for all. A failed off phase switches nothing back on.
 //!   The device's own cycle is used only with [`Method::Cycle`], on a node fed by one
 //!   plug (cycling one of two supplies never cuts the node's power).
+//! * `cycle` ([`Method::Cycle`]): the plug must read off after the cycle was
+//!   accepted, then on after that, each within `power_timeout`. A device that accepts
+//!   the cycle and is never seen off (it lies, reads "pending" all along, or the off
+//!   was too short to see) fails by the deadline naming device and plug. A node that
+//!   already *reads* off is switched on instead.
 //! * `status`: every plug read once.
 //!
 //! Plugs on different devices are worked on concurrently; plugs on one device one
@@ -111,8 +122,8 @@ pub enum StepKind {
     Failed(String),
     /// The algorithm waits on purpose (`delay`, `reboot_wait`).
     Waiting(&'static str, Duration),
-    /// A remark that does not change the outcome (a method fallback, an unverifiable
-    /// command).
+    /// A remark that does not change the outcome (a method fallback, a plug already
+    /// read off).
     Note(String),
 }
 
@@ -229,8 +240,11 @@ pub struct Outcome {
 
 impl Outcome {
     /// The node's power as fence-agents aggregate it: on if any plug is not off.
+    /// A node without plugs is `Unknown`: nothing was read, so nothing is off.
     pub fn aggregate_state(&self) -> PowerState {
-        if self.plugs.iter().all(|p| p.state == PowerState::Off) {
+        if self.plugs.is_empty() {
+            PowerState::Unknown
+        } else if self.plugs.iter().all(|p| p.state == PowerState::Off) {
             PowerState::Off
         } else if self.plugs.iter().any(|p| p.state == PowerState::On) {
             PowerState::On
@@ -282,6 +296,7 @@ impl Outcome {
         self.errors
             .first()
             .map(ToString::to_string)
+            .or_else(|| self.notes.first().cloned())
             .unwrap_or_else(|| "no error recorded".into())
     }
 }
@@ -349,27 +364,38 @@ impl<'a> Run<'a> {
             elapsed: Duration::ZERO,
         };
         if self.target.plugs.is_empty() {
-            outcome
-                .notes
-                .push("the node has no plugs configured".into());
-            outcome.elapsed = self.start.elapsed();
-            return outcome;
+            // Nothing read, nothing off: a failure, reported like any other (the
+            // notify hook sees success=0, fenced=0, state unknown).
+            outcome.notes.push(format!(
+                "{}: the node has no plugs configured",
+                self.target.node
+            ));
+        } else {
+            if matches!(action, FenceAction::Off | FenceAction::Reboot)
+                && !self.options.delay.is_zero()
+            {
+                self.wait(self.options.delay, "delay before fencing").await;
+            }
+            match action {
+                FenceAction::Status => self.status_all(&mut outcome).await,
+                FenceAction::Off => {
+                    let ok = self.phase(SwitchTo::Off, &mut outcome).await;
+                    outcome.fenced = ok;
+                    outcome.success = ok;
+                }
+                FenceAction::On => {
+                    outcome.success = self.phase(SwitchTo::On, &mut outcome).await;
+                }
+                FenceAction::Reboot => self.reboot(&mut outcome).await,
+            }
         }
-        if matches!(action, FenceAction::Off | FenceAction::Reboot) && !self.options.delay.is_zero()
+        // The rule, checked once more at the end whatever path was taken: fenced only
+        // if every plug was read off, and never with no plugs.
+        if outcome.fenced
+            && (outcome.plugs.is_empty() || outcome.plugs.iter().any(|p| p.off_confirmed.is_none()))
         {
-            self.wait(self.options.delay, "delay before fencing").await;
-        }
-        match action {
-            FenceAction::Status => self.status_all(&mut outcome).await,
-            FenceAction::Off => {
-                let ok = self.phase(SwitchTo::Off, &mut outcome).await;
-                outcome.fenced = ok;
-                outcome.success = ok;
-            }
-            FenceAction::On => {
-                outcome.success = self.phase(SwitchTo::On, &mut outcome).await;
-            }
-            FenceAction::Reboot => self.reboot(&mut outcome).await,
+            outcome.fenced = false;
+            outcome.success = false;
         }
         outcome.elapsed = self.start.elapsed();
         if let Some(command) = &self.options.notify_command {
@@ -465,7 +491,6 @@ impl<'a> Run<'a> {
             outcome.success = self.phase(SwitchTo::On, outcome).await;
             return;
         }
-        let sent = self.start.elapsed();
         let result = self
             .bounded(
                 "cycle",
@@ -480,54 +505,55 @@ impl<'a> Run<'a> {
         }
         self.step(Some(target), StepKind::Accepted("cycle"));
         let accepted = Instant::now();
-        let confirm_by = (accepted + self.options.power_timeout).min(self.deadline);
-        let mut saw_off = false;
+        // The off half: the plug must be *read* off after the device accepted the
+        // cycle. A device that says it cycled but never lets us see off (it lies, it
+        // reads "pending" throughout, or the off was too short to see) has not been
+        // shown to have cut the node's power, so this is a failure, not a success
+        // with a remark.
+        let off_by = (accepted + self.options.power_timeout).min(self.deadline);
         let mut progress = PlugProgress {
             target: target.clone(),
             state: before,
             confirmed: None,
             error: None,
         };
-        // Watch the cycle: note the off phase if the device lets us see it, and
-        // succeed only once the plug reads on again.
-        self.poll_until(
-            device,
-            &mut progress,
-            "cycle",
-            accepted,
-            confirm_by,
-            |state| {
-                if state == PowerState::Off {
-                    saw_off = true;
-                }
-                saw_off && state == PowerState::On
-            },
-        )
+        self.poll_until(device, &mut progress, "cycle", accepted, off_by, |state| {
+            state == PowerState::Off
+        })
         .await;
         outcome.plugs[0].state = progress.state;
-        if saw_off {
-            outcome.fenced = true;
-            outcome.plugs[0].off_confirmed = Some(sent);
+        if progress.confirmed.is_none() {
+            // A device error that no retry mends keeps its own words; running out of
+            // time (whatever the last read said) is the unverified cycle.
+            let error =
+                match progress.error {
+                    Some(
+                        error @ (FenceError::Device { .. } | FenceError::UnknownDevice { .. }),
+                    ) if !error.is_timeout() => error,
+                    _ => FenceError::CycleNotSeenOff {
+                        target: target.clone(),
+                        waited: Instant::now() - accepted,
+                    },
+                };
+            self.fail(outcome, error);
+            return;
         }
+        outcome.fenced = true;
+        outcome.plugs[0].off_confirmed = progress.confirmed;
+        // The on half: power must come back, read on, after the off was read.
+        let off_read = Instant::now();
+        let on_by = (off_read + self.options.power_timeout).min(self.deadline);
+        progress.confirmed = None;
+        progress.error = None;
+        self.poll_until(device, &mut progress, "cycle", off_read, on_by, |state| {
+            state == PowerState::On
+        })
+        .await;
+        outcome.plugs[0].state = progress.state;
         match progress.error {
             None => {
                 outcome.plugs[0].on_confirmed = progress.confirmed;
                 outcome.success = true;
-            }
-            Some(FenceError::NotConfirmed { .. })
-                if !saw_off && progress.state == PowerState::On =>
-            {
-                // The off phase was too short to see: the device says it cycled and the
-                // plug is on. Users who ask for cycle accept this; say it plainly.
-                outcome.plugs[0].on_confirmed = Some(self.start.elapsed());
-                outcome.success = true;
-                self.note(
-                    outcome,
-                    format!(
-                        "{target}: cycle accepted and power reads on, but the off phase was \
-                         never observed; use method=onoff for a verified fence"
-                    ),
-                );
             }
             Some(error) => self.fail(outcome, error),
         }

@@ -523,3 +523,264 @@ async fn a_hanging_notify_command_is_killed_and_the_fence_still_succeeds() {
     // The hook was reaped: its process no longer exists.
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
 }
+
+/// A one-plug device whose reads after a cycle follow a script: `after_cycle(t)` is
+/// what the plug reads `t` after the cycle was accepted. Before the cycle it reads on.
+struct ScriptedCycle {
+    cycled_at: Mutex<Option<Instant>>,
+    after_cycle: fn(Duration) -> Result<PowerState, DeviceError>,
+}
+
+impl ScriptedCycle {
+    fn new(after_cycle: fn(Duration) -> Result<PowerState, DeviceError>) -> Arc<ScriptedCycle> {
+        Arc::new(ScriptedCycle {
+            cycled_at: Mutex::new(None),
+            after_cycle,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl PowerSwitch for ScriptedCycle {
+    async fn status(&self, _plug: &Plug, _deadline: Instant) -> Result<PowerState, DeviceError> {
+        match *self.cycled_at.lock().unwrap() {
+            None => Ok(PowerState::On),
+            Some(at) => (self.after_cycle)(at.elapsed()),
+        }
+    }
+
+    async fn switch(&self, _: &Plug, _: SwitchTo, _: Instant) -> Result<(), DeviceError> {
+        Err(DeviceError::Unsupported("only cycles in this test".into()))
+    }
+
+    async fn command(
+        &self,
+        _: &Plug,
+        command: DeviceCommand,
+        _: Instant,
+    ) -> Result<(), DeviceError> {
+        assert_eq!(command, DeviceCommand::Cycle);
+        *self.cycled_at.lock().unwrap() = Some(Instant::now());
+        Ok(())
+    }
+
+    fn supports(&self, command: DeviceCommand) -> bool {
+        command == DeviceCommand::Cycle
+    }
+
+    async fn list(&self, _: Instant) -> Result<Vec<crate::PlugInfo>, DeviceError> {
+        Ok(Vec::new())
+    }
+
+    async fn check(&self, _: Instant) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}
+
+fn cycle_options() -> FenceOptions {
+    FenceOptions {
+        method: Method::Cycle,
+        power_timeout: Duration::from_secs(2),
+        ..options()
+    }
+}
+
+async fn cycle_on(device: Arc<dyn PowerSwitch>, opts: &FenceOptions) -> Outcome {
+    let devices: Devices = [("bmc1".to_string(), device)].into_iter().collect();
+    fence(
+        &devices,
+        &node(vec![plug("bmc1", 1)]),
+        FenceAction::Reboot,
+        opts,
+    )
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_accepted_while_the_plug_never_reads_off_fails_naming_device_and_plug() {
+    let bmc = Arc::new(SimSwitch::new(1));
+    bmc.set_behaviour(1, Behaviour::Lie);
+    let started = Instant::now();
+    let outcome = cycle_on(bmc.clone(), &cycle_options()).await;
+    assert!(!outcome.success, "{}", outcome.summary());
+    assert!(!outcome.fenced);
+    assert_eq!(outcome.plugs[0].off_confirmed, None);
+    let said = outcome.summary();
+    assert!(
+        said.contains("plug 1 on bmc1: cycle accepted but power never read off within 2.0 s"),
+        "{said}"
+    );
+    assert!(said.contains("may not have lost power"), "{said}");
+    // By power_timeout after the cycle, plus one last read.
+    assert!(
+        started.elapsed() <= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        bmc.state(1),
+        Some(PowerState::On),
+        "the oracle: it never went off"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_that_reads_pending_until_power_is_back_is_not_a_fence() {
+    // An APC outlet's reboot: "command pending" (unknown) all through, then on.
+    let pdu = ScriptedCycle::new(|t| {
+        Ok(if t < Duration::from_secs(1) {
+            PowerState::Unknown
+        } else {
+            PowerState::On
+        })
+    });
+    let outcome = cycle_on(pdu, &cycle_options()).await;
+    assert!(!outcome.success, "{}", outcome.summary());
+    assert!(!outcome.fenced);
+    assert!(
+        outcome.summary().contains("never read off"),
+        "{}",
+        outcome.summary()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_whose_reads_fail_after_acceptance_is_not_a_fence() {
+    let bmc = ScriptedCycle::new(|_| Err(DeviceError::Busy("session lost".into())));
+    let started = Instant::now();
+    let outcome = cycle_on(bmc, &cycle_options()).await;
+    assert!(!outcome.success);
+    assert!(!outcome.fenced);
+    assert!(
+        started.elapsed() <= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_read_off_that_never_comes_back_on_is_fenced_but_not_successful() {
+    let bmc = ScriptedCycle::new(|_| Ok(PowerState::Off));
+    let outcome = cycle_on(bmc, &cycle_options()).await;
+    assert!(outcome.fenced, "{}", outcome.summary());
+    assert!(!outcome.success);
+    assert!(outcome.plugs[0].off_confirmed.is_some());
+    assert_eq!(outcome.plugs[0].on_confirmed, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_past_the_whole_deadline_ends_by_it_unfenced() {
+    let bmc = ScriptedCycle::new(|_| Ok(PowerState::On));
+    let opts = FenceOptions {
+        timeout: Duration::from_secs(1),
+        power_timeout: Duration::from_secs(20),
+        ..cycle_options()
+    };
+    let started = Instant::now();
+    let outcome = cycle_on(bmc, &opts).await;
+    assert!(!outcome.success && !outcome.fenced);
+    assert!(
+        started.elapsed() <= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_without_plugs_is_never_fenced_and_its_power_is_unknown() {
+    let pdu = Arc::new(SimSwitch::new(1));
+    for action in [FenceAction::Off, FenceAction::Reboot, FenceAction::Status] {
+        let outcome = fence(
+            &devices(&[("pdu-a", &pdu)]),
+            &node(vec![]),
+            action,
+            &options(),
+        )
+        .await;
+        assert!(!outcome.success, "{action}: {}", outcome.summary());
+        assert!(!outcome.fenced, "{action}");
+        assert_eq!(outcome.aggregate_state(), PowerState::Unknown);
+        assert!(
+            outcome.summary().contains("no plugs"),
+            "{}",
+            outcome.summary()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_notify_hook_of_a_node_without_plugs_sees_unknown_power() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let opts = FenceOptions {
+        notify_command: Some(format!(
+            "echo \"$FENCEKIT_SUCCESS $FENCEKIT_FENCED $FENCEKIT_STATE\" > {}",
+            record.display()
+        )),
+        ..options()
+    };
+    let pdu = Arc::new(SimSwitch::new(1));
+    fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap().trim(),
+        "0 0 unknown"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_two_devices_one_lying_nothing_is_switched_back_on() {
+    let honest = Arc::new(SimSwitch::new(1));
+    let liar = Arc::new(SimSwitch::new(1));
+    liar.set_behaviour(1, Behaviour::Lie);
+    let outcome = fence(
+        &devices(&[("pdu-a", &honest), ("pdu-b", &liar)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-b", 1)]),
+        FenceAction::Reboot,
+        &options(),
+    )
+    .await;
+    assert!(!outcome.success && !outcome.fenced, "{}", outcome.summary());
+    assert_eq!(
+        honest.state(1),
+        Some(PowerState::Off),
+        "the honest plug stays off"
+    );
+    assert!(honest.received().iter().all(|r| r.command != "on"));
+}
+
+#[tokio::test]
+async fn the_notify_hook_sees_the_outcome_and_no_secret_read_from_the_environment() {
+    // As a `password_env = "..."` parameter reads it.
+    let name = "FENCEKIT_TEST_NOTIFY_PASSWORD";
+    std::env::set_var(name, "notify-pw-5d2e9a");
+    let password = crate::Secret::from_env(name).unwrap();
+    assert_eq!(password.expose(), "notify-pw-5d2e9a");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("env");
+    let opts = FenceOptions {
+        notify_command: Some(format!("env > {}", record.display())),
+        ..options()
+    };
+    let pdu = Arc::new(SimSwitch::new(1));
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success);
+    let env = std::fs::read_to_string(&record).unwrap();
+    assert!(env.contains("FENCEKIT_FENCED=1"), "{env}");
+    assert!(
+        !env.contains("notify-pw-5d2e9a"),
+        "the hook saw the password"
+    );
+    assert!(!env.contains(name), "the hook saw the password's variable");
+}

@@ -10,6 +10,7 @@
 //! before the deadline, and no plug switched back on before all are confirmed off.
 //! Plugins do device I/O only. [`sim`] is an in-memory device for tests and the demo.
 
+pub mod child;
 pub mod config;
 pub mod error;
 pub mod fence;
@@ -17,6 +18,8 @@ mod join;
 pub mod lookup;
 pub mod names;
 pub mod notify;
+#[cfg(test)]
+mod parser_props;
 pub mod power;
 pub mod schema;
 pub mod secret;

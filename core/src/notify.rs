@@ -2,14 +2,11 @@
 //! environment variables (the seed's `PVFS2-notify` idea: page someone, write an
 //! audit record). It runs after the outcome is settled and cannot change it: its exit
 //! status is logged and ignored, and it is killed (its whole process group) at its
-//! own timeout or at the operation's deadline, whichever comes first.
-
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+//! own timeout or at the operation's deadline, whichever comes first. It is started
+//! as every child of core is ([`crate::child`]): its environment holds the outcome
+//! and none of the registered secrets ([`crate::secret::hide_env_var`]).
 
 use crate::fence::Outcome;
-use crate::secret::kill_group;
 use crate::Instant;
 
 /// The environment the hook sees. No secret is ever part of an outcome.
@@ -52,35 +49,20 @@ pub fn environment(outcome: &Outcome) -> Vec<(&'static str, String)> {
 /// Runs `command` through `/bin/sh -c` with the outcome in its environment, and
 /// waits for it until `by`. Returns what happened, for the log.
 pub async fn run(command: &str, outcome: &Outcome, by: Instant) -> String {
-    let mut child = match Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .envs(environment(outcome))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => return format!("notify command could not start: {e}"),
-    };
+    let mut child = crate::child::shell(command);
+    child.envs(environment(outcome));
     let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return "notify command done".into(),
-            Ok(Some(status)) => return format!("notify command failed ({status}); ignored"),
-            Ok(None) if Instant::now() >= by => {
-                kill_group(child.id());
-                let _ = child.kill();
-                let _ = child.wait();
-                return format!(
-                    "notify command killed after {:.1} s, at its deadline",
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            Ok(None) => tokio::time::sleep(Duration::from_millis(10)).await,
-            Err(e) => return format!("notify command: {e}"),
-        }
+    let limits = crate::child::Limits {
+        stdout: 0,
+        stderr: 0,
+    };
+    match crate::child::run(child, None, by, limits).await {
+        Ok(done) if done.status.success() => "notify command done".into(),
+        Ok(done) => format!("notify command failed ({}); ignored", done.status),
+        Err(crate::child::ChildError::TimedOut(_)) => format!(
+            "notify command killed after {:.1} s, at its deadline",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => format!("notify command: {e}"),
     }
 }

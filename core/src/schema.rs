@@ -191,13 +191,34 @@ impl fmt::Display for Origin {
     }
 }
 
-/// A value as it arrived, before the schema gave it a type.
-#[derive(Debug, Clone, PartialEq)]
+/// A value as it arrived, before the schema gave it a type. It may be a secret
+/// nobody has classified yet, so its `Debug` never shows text, and text is zeroed
+/// when the value is dropped.
+#[derive(Clone, PartialEq)]
 pub enum RawValue {
     Text(String),
     Integer(i64),
     Float(f64),
     Boolean(bool),
+}
+
+impl fmt::Debug for RawValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawValue::Text(t) => write!(f, "Text(<{} bytes>)", t.len()),
+            RawValue::Integer(_) => f.write_str("Integer(..)"),
+            RawValue::Float(_) => f.write_str("Float(..)"),
+            RawValue::Boolean(b) => write!(f, "Boolean({b})"),
+        }
+    }
+}
+
+impl Drop for RawValue {
+    fn drop(&mut self) {
+        if let RawValue::Text(text) = self {
+            zeroize::Zeroize::zeroize(text);
+        }
+    }
 }
 
 impl RawValue {
@@ -524,9 +545,9 @@ fn convert(
         (ParamType::Boolean, RawValue::Text(t)) => {
             parse_bool(t).map(Value::Boolean).ok_or_else(expected)
         }
-        (ParamType::Seconds, RawValue::Integer(n)) if *n >= 0 => {
-            Ok(Value::Seconds(Duration::from_secs(*n as u64)))
-        }
+        // The same range as any other number of seconds: a deadline of i64::MAX
+        // seconds from now overflows the clock.
+        (ParamType::Seconds, RawValue::Integer(n)) => seconds(*n as f64).ok_or_else(expected),
         (ParamType::Seconds, RawValue::Float(f)) => seconds(*f).ok_or_else(expected),
         (ParamType::Seconds, RawValue::Text(t)) => t
             .trim()
@@ -702,5 +723,37 @@ mod tests {
         assert!(err.problem.contains("given twice"), "{err}");
         let ok = validate(&[&SCHEMA], &input, Unknown::Warn, None).unwrap();
         assert_eq!(ok.params.text("ip"), Some("b"));
+    }
+
+    #[test]
+    fn no_debug_of_raw_or_validated_parameters_shows_a_secret() {
+        const PW: &str = "uniq-raw-pw-61ad0e";
+        let raw = raw(&[("ip", "x"), ("passwd", PW)]);
+        assert!(!format!("{raw:?}").contains(PW));
+        assert!(!format!("{:?}", raw[1].value).contains(PW));
+        let validated = validate(&[&SCHEMA], &raw, Unknown::Reject, None).unwrap();
+        assert!(!format!("{:?}", validated.params).contains(PW));
+        assert!(!format!("{validated:?}").contains(PW));
+        // A secret under a name this schema does not know, and a secret of the
+        // wrong type: errors and warnings name the key, never the value.
+        let unknown = vec![RawParam::text("pasword", PW, Origin::new("t"))];
+        let err = validate(&[&SCHEMA], &unknown, Unknown::Reject, None).unwrap_err();
+        assert!(!format!("{err} {err:?}").contains(PW));
+        let warned = validate(&[&SCHEMA], &unknown, Unknown::Warn, None);
+        assert!(!format!("{warned:?}").contains(PW));
+    }
+
+    #[test]
+    fn an_integer_number_of_seconds_out_of_range_is_an_error_as_a_fraction_is() {
+        // i64::MAX seconds from now overflows the clock when a deadline is set.
+        for n in [i64::MAX, 1_000_000_000, -1] {
+            let raw = vec![RawParam {
+                key: "power_wait".into(),
+                value: RawValue::Integer(n),
+                origin: Origin::new("t"),
+            }];
+            let err = validate(&[&SCHEMA], &raw, Unknown::Warn, None).unwrap_err();
+            assert!(err.to_string().contains("seconds"), "{err}");
+        }
     }
 }

@@ -1,12 +1,17 @@
 //! Secrets (passwords, communities, pass phrases, BMC keys): held zeroized, printed
 //! as `***`, and read from a file, a command, the environment or stdin, never from
 //! argv alone.
+//!
+//! It also keeps the process-wide list of environment variables that hold secrets
+//! ([`hide_env_var`]), which every child core starts is spawned without
+//! ([`scrub_env`], used by [`crate::child`]).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -49,10 +54,12 @@ impl Secret {
         Ok(Secret::new(first_line(text)))
     }
 
-    /// Reads a secret from the environment variable `name`.
+    /// Reads a secret from the environment variable `name`, and registers `name`
+    /// with [`hide_env_var`], so that no child core starts inherits it.
     pub fn from_env(name: &str) -> Result<Secret, SecretError> {
-        match std::env::var(name) {
-            Ok(value) => Ok(Secret::new(value)),
+        hide_env_var(name);
+        match std::env::var(name).map(Zeroizing::new) {
+            Ok(value) => Ok(Secret::new(value.as_str())),
             Err(_) => Err(SecretError::Env {
                 name: name.to_string(),
             }),
@@ -60,60 +67,34 @@ impl Secret {
     }
 
     /// Runs `command` through `/bin/sh -c` (as fence-agents' `password_script` does)
-    /// and takes the first line it prints. The command is killed if it runs longer
-    /// than `timeout`. Its output never appears in errors.
+    /// and takes the first line it prints. The command, and whatever it left
+    /// running, is killed if it runs longer than `timeout`; a command that exits
+    /// but leaves a child holding its output open (`echo pw; sleep 25 &`) is done
+    /// when it exits. Its environment has no registered secret ([`scrub_env`]). Its
+    /// output never appears in errors.
     pub fn from_command(command: &str, timeout: Duration) -> Result<Secret, SecretError> {
         let failed = |cause: String| SecretError::Command {
             command: command.to_string(),
             cause,
         };
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(command)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .env("LC_ALL", "C")
-            .spawn()
-            .map_err(|e| failed(format!("cannot start it: {e}")))?;
-        let mut stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| failed("no standard output".into()))?;
-        // Read on a thread so that a command that never closes its output cannot
-        // hold us past the timeout.
-        let reader = std::thread::spawn(move || {
-            let mut out = Zeroizing::new(Vec::new());
-            let _ = stdout.read_to_end(&mut out);
-            out
-        });
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() >= timeout => {
-                    // The whole group: a shell's children must not outlive it.
-                    kill_group(child.id());
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(failed(format!(
-                        "timed out after {:.1} s",
-                        timeout.as_secs_f64()
-                    )));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(failed(e.to_string())),
-            }
+        let mut child = crate::child::shell(command);
+        child.env("LC_ALL", "C");
+        let limits = crate::child::Limits {
+            stdout: SECRET_OUTPUT_LIMIT,
+            stderr: 0,
         };
-        if !status.success() {
-            return Err(failed(format!("it exited with {status}")));
+        let done = crate::child::run_by(&mut child, None, Instant::now() + timeout, limits)
+            .map_err(|e| match e {
+                crate::child::ChildError::TimedOut(_) => {
+                    failed(format!("timed out after {:.1} s", timeout.as_secs_f64()))
+                }
+                other => failed(other.to_string()),
+            })?;
+        if !done.status.success() {
+            return Err(failed(format!("it exited with {}", done.status)));
         }
-        let out = reader
-            .join()
-            .map_err(|_| failed("reading its output failed".into()))?;
-        let text =
-            std::str::from_utf8(&out).map_err(|_| failed("its output is not UTF-8".into()))?;
+        let text = std::str::from_utf8(&done.stdout)
+            .map_err(|_| failed("its output is not UTF-8".into()))?;
         Ok(Secret::new(first_line(text)))
     }
 
@@ -129,11 +110,46 @@ impl Secret {
     }
 }
 
-/// Kills the process group led by `pid` (started with `process_group(0)`).
-pub fn kill_group(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ =
-            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+/// The most of a `password_script`'s output that is read: far more than a line.
+const SECRET_OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// Names of environment variables that hold secrets, for the whole process.
+static HIDDEN_ENV: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Registers an environment variable as holding a secret: no child that core starts
+/// (notify hook, `password_script`, script plugin) inherits it. Front ends call it
+/// for variables that carry parameters (cluster-glue passes a device's password in
+/// the environment); [`Secret::from_env`] calls it for the variable it reads.
+/// Thread-safe and idempotent; a name is never unregistered.
+///
+/// Removing the variable from this process's own environment as well is the
+/// caller's job, and must happen before any thread starts (`std::env::remove_var`).
+pub fn hide_env_var(name: &str) {
+    if name.is_empty() {
+        return;
+    }
+    HIDDEN_ENV
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_string());
+}
+
+/// The variables registered with [`hide_env_var`], sorted.
+pub fn hidden_env_vars() -> Vec<String> {
+    HIDDEN_ENV
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
+/// Removes every registered variable ([`hide_env_var`]) from what `command` will
+/// inherit. [`crate::child`] does this for every child core starts; other code that
+/// spawns a program should call it too.
+pub fn scrub_env(command: &mut Command) {
+    for name in HIDDEN_ENV.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        command.env_remove(name);
     }
 }
 
@@ -217,6 +233,47 @@ mod tests {
         let started = Instant::now();
         let err = Secret::from_command("sleep 30", Duration::from_millis(200)).unwrap_err();
         assert!(err.to_string().contains("timed out"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(20));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_secret_command_that_leaves_its_output_open_gives_its_line_at_once() {
+        let started = Instant::now();
+        let secret = Secret::from_command("echo pw; sleep 25 &", Duration::from_secs(10)).unwrap();
+        assert_eq!(secret.expose(), "pw");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_secret_command_does_not_inherit_a_secret_read_from_the_environment() {
+        // A name of this test's own: tests run in threads of one process.
+        let name = "FENCEKIT_TEST_SECRET_CMD_ENV";
+        std::env::set_var(name, "envpw-7c1f");
+        assert_eq!(Secret::from_env(name).unwrap().expose(), "envpw-7c1f");
+        assert!(hidden_env_vars().contains(&name.to_string()));
+        let seen = Secret::from_command(
+            &format!("echo \"seen:${{{name}:-none}}\""),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(seen.expose(), "seen:none");
+    }
+
+    #[test]
+    fn a_hidden_variable_is_removed_from_a_command() {
+        let name = "FENCEKIT_TEST_HIDDEN_VAR";
+        hide_env_var(name);
+        let mut command = Command::new("/bin/sh");
+        command.env(name, "x");
+        scrub_env(&mut command);
+        assert!(command.get_envs().any(|(k, v)| k == name && v.is_none()));
     }
 }

@@ -1,46 +1,53 @@
 //! The `script` plugin: a power device driven by an executable the user gives, for
 //! hardware no plugin knows. fencekit runs it as `SCRIPT ACTION`, ACTION one of
 //! `status`, `on`, `off`, `list`, `check`, with the plug in `FENCEKIT_PLUG` and every
-//! parameter in `FENCEKIT_PARAM_<NAME>` (secrets too: never in argv, where any user
-//! can read them with `ps`). Exit 0 is success; `status` prints `on` or `off`; `list`
-//! prints one `PLUG NAME` line per plug. Extra parameters the script needs go in
-//! `params` (`key=value,key=value`) or, when secret, `secret_params`; each becomes
-//! `FENCEKIT_PARAM_<KEY>`.
+//! parameter that is not secret in `FENCEKIT_PARAM_<NAME>`. Every parameter, secrets
+//! included, is also written to its standard input as `name=value` lines (as
+//! fence-agents read theirs), after `action=` and `plug=`: secrets go there *only*,
+//! never in its environment (which outlives a read of it in `/proc/PID/environ` and
+//! is inherited by everything the script starts) nor in argv (which any user can
+//! read with `ps`). Exit 0 is success; `status` prints `on` or `off`; `list` prints
+//! one `PLUG NAME` line per plug. Extra parameters the script needs go in `params`
+//! (`key=value,key=value`) or, when secret, `secret_params`.
 //!
-//! Each run has the call's deadline. The script starts in a process group of its own,
-//! and past the deadline the whole group is killed (SIGKILL), so the children it
-//! started end with it. (A child that leaves the group with `setsid` escapes this.)
+//! Each run has the call's deadline and is started as every child of core is
+//! ([`fencekit_core::child`]): in a process group of its own, with the registered
+//! secrets removed from its environment; past the deadline, or once the script has
+//! exited, the whole group is killed (SIGKILL), so the children it started end with
+//! it. (A child that leaves the group with `setsid` escapes this.)
 //!
 //! As with every plugin, success of `off` only means the script took the command:
 //! fencekit confirms with `status`.
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 
 use async_trait::async_trait;
+use fencekit_core::child::{self, ChildError, Limits};
 use fencekit_core::schema::{ParamSpec, Params, PluginKind, Schema, Value};
 use fencekit_core::{DeviceError, Instant, Plug, PlugInfo, PowerState, PowerSwitch, SwitchTo};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use zeroize::Zeroizing;
 
 /// Most of a script's stdout that is read; the rest is drained and dropped.
-const STDOUT_LIMIT: u64 = 256 * 1024;
+const STDOUT_LIMIT: usize = 256 * 1024;
 /// Most of its stderr kept for error messages.
-const STDERR_LIMIT: u64 = 16 * 1024;
+const STDERR_LIMIT: usize = 16 * 1024;
+/// Most plugs a `list` may print: far more than any PDU has.
+const LIST_LIMIT: usize = 4096;
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new(
         "script",
-        "The executable to run as `SCRIPT ACTION` (status, on, off, list, check); the plug is in FENCEKIT_PLUG, parameters in FENCEKIT_PARAM_<NAME>",
+        "The executable to run as `SCRIPT ACTION` (status, on, off, list, check); the plug is in FENCEKIT_PLUG, parameters in FENCEKIT_PARAM_<NAME> (secrets only on stdin)",
     )
     .required(),
     ParamSpec::new("ip", "Device address, passed as FENCEKIT_PARAM_IP").aliases(&["ipaddr"]),
     ParamSpec::new("username", "Login name, passed as FENCEKIT_PARAM_USERNAME")
         .aliases(&["login", "userid", "user"]),
-    ParamSpec::new("password", "Password, passed as FENCEKIT_PARAM_PASSWORD (never in argv)")
+    ParamSpec::new(
+        "password",
+        "Password, written to the script's stdin as `password=VALUE` (never in its environment or argv)",
+    )
         .aliases(&["passwd"])
         .secret(),
     ParamSpec::new(
@@ -49,7 +56,7 @@ const PARAMS: &[ParamSpec] = &[
     ),
     ParamSpec::new(
         "secret_params",
-        "Further secret parameters as key=value,key=value, passed like `params` and never printed",
+        "Further secret parameters as key=value,key=value, written to the script's stdin as `key=value` lines only, never printed",
     )
     .secret(),
 ];
@@ -61,8 +68,10 @@ pub const SCHEMA: Schema = Schema {
     summary: "power device driven by a script of your own",
     description: "Runs a user-given executable as `SCRIPT ACTION` for each operation: status \
                   (prints on or off), on, off, list (prints `PLUG NAME` lines), check. The plug \
-                  is in FENCEKIT_PLUG and each parameter in FENCEKIT_PARAM_<NAME>. Exit status 0 \
-                  is success. fencekit confirms every off by running status.",
+                  is in FENCEKIT_PLUG and each parameter that is not secret in \
+                  FENCEKIT_PARAM_<NAME>. Every parameter, secrets included, is written to its \
+                  stdin as name=value lines (after action= and plug=); secrets only there. Exit \
+                  status 0 is success. fencekit confirms every off by running status.",
     url: "",
     multi_plug: true,
     commands: &[],
@@ -72,7 +81,10 @@ pub const SCHEMA: Schema = Schema {
 /// A device driven by a script.
 pub struct ScriptSwitch {
     script: PathBuf,
-    env: Vec<(String, Zeroizing<String>)>,
+    /// Parameters that are not secret, as `FENCEKIT_PARAM_<NAME>` variables.
+    env: Vec<(String, String)>,
+    /// Every parameter as `(name, value)`, for the script's stdin.
+    input: Vec<(String, Zeroizing<String>)>,
     /// Secret values, to blank out of anything the script prints that reaches an error.
     secrets: Vec<Zeroizing<String>>,
 }
@@ -96,6 +108,7 @@ impl ScriptSwitch {
         let mut switch = ScriptSwitch {
             script: PathBuf::from(script),
             env: Vec::new(),
+            input: Vec::new(),
             secrets: Vec::new(),
         };
         for (name, value) in params.iter() {
@@ -103,41 +116,73 @@ impl ScriptSwitch {
             {
                 continue;
             }
-            let text = match value {
-                Value::Text(t) => t.clone(),
-                Value::Integer(n) => n.to_string(),
-                Value::Boolean(b) => b.to_string(),
-                Value::Seconds(d) => d.as_secs_f64().to_string(),
-                Value::Secret(s) => {
-                    switch.secrets.push(Zeroizing::new(s.expose().to_string()));
-                    s.expose().to_string()
-                }
+            let (text, secret) = match value {
+                Value::Text(t) => (Zeroizing::new(t.clone()), false),
+                Value::Integer(n) => (Zeroizing::new(n.to_string()), false),
+                Value::Boolean(b) => (Zeroizing::new(b.to_string()), false),
+                Value::Seconds(d) => (Zeroizing::new(d.as_secs_f64().to_string()), false),
+                Value::Secret(s) => (Zeroizing::new(s.expose().to_string()), true),
             };
-            switch.add(name, text)?;
+            switch.add(name, text, secret)?;
         }
         if let Some(extra) = params.text("params") {
             for (key, value) in key_values(extra, "params")? {
-                switch.add(&key, value)?;
+                switch.add(&key, value, false)?;
             }
         }
         if let Some(extra) = params.secret("secret_params") {
             for (key, value) in key_values(extra.expose(), "secret_params")? {
-                switch.secrets.push(Zeroizing::new(value.clone()));
-                switch.add(&key, value)?;
+                switch.add(&key, value, true)?;
             }
         }
         Ok(switch)
     }
 
-    fn add(&mut self, key: &str, value: String) -> Result<(), DeviceError> {
-        let var = format!("FENCEKIT_PARAM_{}", key.to_ascii_uppercase());
-        if self.env.iter().any(|(k, _)| *k == var) {
+    fn add(
+        &mut self,
+        key: &str,
+        value: Zeroizing<String>,
+        secret: bool,
+    ) -> Result<(), DeviceError> {
+        let name = key.to_ascii_lowercase();
+        if self.input.iter().any(|(k, _)| *k == name) || matches!(name.as_str(), "action" | "plug")
+        {
             return Err(DeviceError::Failed(format!(
-                "script: parameter `{key}` is given twice (in `params` and elsewhere)"
+                "script: parameter `{key}` is given twice (in `params` and elsewhere), \
+                 or is `action` or `plug`"
             )));
         }
-        self.env.push((var, Zeroizing::new(value)));
+        // One line per parameter on stdin: a line break would forge another.
+        if value.contains(['\n', '\r', '\0']) {
+            return Err(DeviceError::Failed(format!(
+                "script: parameter `{key}` holds a line break or NUL"
+            )));
+        }
+        if secret {
+            self.secrets.push(value.clone());
+        } else {
+            self.env.push((
+                format!("FENCEKIT_PARAM_{}", key.to_ascii_uppercase()),
+                value.to_string(),
+            ));
+        }
+        self.input.push((name, value));
         Ok(())
+    }
+
+    /// What the script reads on stdin: `action=`, `plug=`, then every parameter.
+    fn stdin(&self, action: &str, plug: Option<&Plug>) -> Zeroizing<Vec<u8>> {
+        let mut text = Zeroizing::new(format!("action={action}\n"));
+        if let Some(plug) = plug {
+            text.push_str(&format!("plug={plug}\n"));
+        }
+        for (name, value) in &self.input {
+            text.push_str(name);
+            text.push('=');
+            text.push_str(value);
+            text.push('\n');
+        }
+        Zeroizing::new(text.as_bytes().to_vec())
     }
 
     /// Blanks secret values out of text the script printed.
@@ -166,67 +211,39 @@ impl ScriptSwitch {
             )));
         }
         let mut command = Command::new(&self.script);
-        command
-            .arg(action)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group, so that the deadline can end its children too.
-            .process_group(0)
-            .env("FENCEKIT_ACTION", action);
+        command.arg(action).env("FENCEKIT_ACTION", action);
         if let Some(plug) = plug {
             command.env("FENCEKIT_PLUG", plug.to_string());
         }
         for (key, value) in &self.env {
-            command.env(key, value.as_str());
+            command.env(key, value);
         }
-        let mut child = spawn(&mut command, deadline).await.map_err(|e| {
-            DeviceError::Failed(format!("script {script} {action}: cannot run it: {e}"))
-        })?;
-        let group = ProcessGroup {
-            pgid: child.id(),
-            armed: true,
+        let limits = Limits {
+            stdout: STDOUT_LIMIT,
+            stderr: STDERR_LIMIT,
         };
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Waiting for a child blocks: a thread of its own, off the async runtime.
-        let spawned = std::thread::Builder::new()
-            .name("fencekit-script".into())
-            .spawn(move || {
-                let err_reader = std::thread::spawn(move || read_limited(stderr, STDERR_LIMIT));
-                let out = read_limited(stdout, STDOUT_LIMIT);
-                let err = err_reader.join().unwrap_or_default();
-                let status = child.wait();
-                let _ = tx.send((status, out, err));
-            });
-        if let Err(e) = spawned {
-            // `group` is dropped armed: the script is killed.
-            return Err(DeviceError::Failed(format!(
-                "script {script} {action}: cannot start a thread to wait for it: {e}"
-            )));
-        }
-        let waited = tokio::time::timeout_at(deadline, rx).await;
-        let (status, out, err) = match waited {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => {
-                return Err(DeviceError::Failed(format!(
-                    "script {script} {action}: lost track of it"
-                )))
-            }
-            Err(_) => {
-                drop(group);
+        let input = Some(self.stdin(action, plug));
+        let done = match child::run(command, input, deadline, limits).await {
+            Ok(done) => done,
+            Err(ChildError::TimedOut(_)) => {
                 tracing::warn!(script = %script, action, "script killed at its deadline");
                 return Err(DeviceError::TimedOut(format!(
                     "script {script} {action}: still running at the deadline ({} ms); killed it and its process group",
                     remaining.as_millis()
                 )));
             }
+            Err(ChildError::Spawn(e)) => {
+                return Err(DeviceError::Failed(format!(
+                    "script {script} {action}: cannot run it: {e}"
+                )))
+            }
+            Err(e) => {
+                return Err(DeviceError::Failed(format!(
+                    "script {script} {action}: {e}"
+                )))
+            }
         };
-        group.disarm();
-        let status = status.map_err(|e| {
-            DeviceError::Failed(format!("script {script} {action}: cannot wait for it: {e}"))
-        })?;
+        let (status, out, err) = (done.status, done.stdout, done.stderr);
         if !status.success() {
             return Err(DeviceError::Failed(format!(
                 "script {script} {action}: {}{}",
@@ -236,69 +253,12 @@ impl ScriptSwitch {
                     .unwrap_or_default()
             )));
         }
-        String::from_utf8(out).map_err(|_| {
+        String::from_utf8(out.to_vec()).map_err(|_| {
             DeviceError::Protocol(format!(
                 "script {script} {action}: printed text that is not UTF-8"
             ))
         })
     }
-}
-
-/// Kills a script's whole process group when dropped armed: at the deadline, and when
-/// the caller stops waiting (the fence algorithm's own deadline drops the future).
-struct ProcessGroup {
-    pgid: u32,
-    armed: bool,
-}
-
-impl ProcessGroup {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Ok(pgid) = i32::try_from(self.pgid) {
-            // The group exists until its last member is gone, and the leader is not
-            // reaped before the waiting thread has seen it exit, so this cannot hit
-            // another program's group.
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        }
-    }
-}
-
-/// Starts the script. "Text file busy" means a program is still writing it (or, in a
-/// threaded process, a fork has not yet closed its copy of the writer's descriptor);
-/// it passes within moments, so it is retried while time remains.
-async fn spawn(command: &mut Command, deadline: Instant) -> std::io::Result<std::process::Child> {
-    loop {
-        match command.spawn() {
-            Err(e)
-                if e.raw_os_error() == Some(nix::libc::ETXTBSY)
-                    && Instant::now() + RETRY_PAUSE < deadline =>
-            {
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-            result => return result,
-        }
-    }
-}
-
-/// The pause before starting a busy script again.
-const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
-
-fn read_limited(pipe: Option<impl Read>, limit: u64) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(mut pipe) = pipe {
-        let _ = (&mut pipe).take(limit).read_to_end(&mut buf);
-        // Keep draining, so that a chatty script does not block on a full pipe.
-        let _ = std::io::copy(&mut pipe, &mut std::io::sink());
-    }
-    buf
 }
 
 fn describe(status: ExitStatus) -> String {
@@ -318,7 +278,7 @@ fn last_line(text: &str) -> Option<String> {
 }
 
 /// Splits `key=value,key=value`; keys are letters, digits and `_`.
-fn key_values(text: &str, param: &str) -> Result<Vec<(String, String)>, DeviceError> {
+fn key_values(text: &str, param: &str) -> Result<Vec<(String, Zeroizing<String>)>, DeviceError> {
     text.split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
@@ -334,7 +294,7 @@ fn key_values(text: &str, param: &str) -> Result<Vec<(String, String)>, DeviceEr
                     "script: `{param}`: key {key:?} is not letters, digits and `_`"
                 )));
             }
-            Ok((key.to_string(), value.trim().to_string()))
+            Ok((key.to_string(), Zeroizing::new(value.trim().to_string())))
         })
         .collect()
 }
@@ -349,22 +309,33 @@ fn parse_status(text: &str) -> Option<PowerState> {
 }
 
 /// Reads what `list` printed: `PLUG NAME` lines (the name may hold spaces or be
-/// absent).
-fn parse_list(text: &str) -> Vec<PlugInfo> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let (plug, name) = line
-                .split_once(char::is_whitespace)
-                .map_or((line, ""), |(p, n)| (p, n.trim()));
-            PlugInfo {
-                plug: Plug::parse(plug),
-                name: (!name.is_empty()).then(|| name.to_string()),
-                state: PowerState::Unknown,
-            }
-        })
-        .collect()
+/// absent). A plug or name that no device could have (too long, control
+/// characters), or more than [`LIST_LIMIT`] lines, is an error naming the line, not
+/// echoing it.
+fn parse_list(text: &str) -> Result<Vec<PlugInfo>, String> {
+    let mut plugs = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if plugs.len() == LIST_LIMIT {
+            return Err(format!("more than {LIST_LIMIT} plugs"));
+        }
+        let (plug, name) = line
+            .split_once(char::is_whitespace)
+            .map_or((line, ""), |(p, n)| (p, n.trim()));
+        let bad = |e: fencekit_core::PlugError| format!("line {}: {e}", index + 1);
+        let plug = Plug::try_parse(plug).map_err(bad)?;
+        // A name is held to the same bounds as plug text: it is matched against one.
+        Plug::try_parse(name).map_err(bad)?;
+        plugs.push(PlugInfo {
+            plug,
+            name: (!name.is_empty()).then(|| name.to_string()),
+            state: PowerState::Unknown,
+        });
+    }
+    Ok(plugs)
 }
 
 #[async_trait]
@@ -394,7 +365,12 @@ impl PowerSwitch for ScriptSwitch {
     }
 
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
-        Ok(parse_list(&self.run("list", None, deadline).await?))
+        parse_list(&self.run("list", None, deadline).await?).map_err(|e| {
+            DeviceError::Protocol(format!(
+                "script {} list printed an unusable plug list: {e}",
+                self.script.display()
+            ))
+        })
     }
 
     async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
@@ -417,7 +393,7 @@ mod tests {
 
     #[test]
     fn list_lines_are_plug_and_name() {
-        let plugs = parse_list("1 web server\n2\n\n db:3  db \n");
+        let plugs = parse_list("1 web server\n2\n\n db:3  db \n").unwrap();
         assert_eq!(plugs.len(), 3);
         assert_eq!(plugs[0].plug, Plug::Number(1));
         assert_eq!(plugs[0].name.as_deref(), Some("web server"));
@@ -426,10 +402,25 @@ mod tests {
     }
 
     #[test]
+    fn a_list_of_deep_huge_or_endless_text_is_an_error_not_a_crash() {
+        let deep = "1:".repeat(500_000);
+        let err = parse_list(&format!("1 a\n{deep} b\n")).unwrap_err();
+        assert!(err.starts_with("line 2: plug text of"), "{err:.200}");
+        let long_name = format!("1 {}", "n".repeat(1 << 20));
+        assert!(parse_list(&long_name).is_err());
+        let endless = "1 a\n".repeat(LIST_LIMIT + 1);
+        assert!(parse_list(&endless).unwrap_err().contains("more than"));
+        assert!(parse_list("1 a\u{1b}[2J").is_err());
+    }
+
+    #[test]
     fn free_form_params_are_key_value_pairs_with_plain_keys() {
         assert_eq!(
             key_values("a=1, b_2 = x=y ,", "params").unwrap(),
-            vec![("a".into(), "1".into()), ("b_2".into(), "x=y".into())]
+            vec![
+                ("a".into(), Zeroizing::new("1".into())),
+                ("b_2".into(), Zeroizing::new("x=y".into()))
+            ]
         );
         assert!(key_values("novalue", "params").is_err());
         assert!(key_values("bad-key=1", "params").is_err());

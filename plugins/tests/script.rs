@@ -1,7 +1,7 @@
 //! The `script` plugin end to end, with shell scripts written by each test: fencing
 //! succeeds only when the script's `status` confirms off; a script past its deadline
 //! is killed with its children; garbage from `status` is an error; secrets reach the
-//! script in its environment and never in its argv.
+//! script on its stdin only, never in its environment or argv.
 
 mod support;
 
@@ -140,15 +140,22 @@ async fn a_script_printing_garbage_for_status_is_an_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_reach_the_script_in_its_environment_and_never_in_its_argv() {
+async fn secrets_reach_the_script_on_stdin_and_never_in_its_environment_or_argv() {
+    // A variable that holds a secret of the front end's (cluster-glue passes a
+    // device's password in the environment): registered, so no child inherits it.
+    std::env::set_var("FENCEKIT_TEST_SCRIPT_GLUE_PASSWD", "glue-pw-41b7");
+    fencekit_core::secret::hide_env_var("FENCEKIT_TEST_SCRIPT_GLUE_PASSWD");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
     let script = write_script(
         out,
         &format!(
-            "tr '\\0' ' ' < /proc/$$/cmdline > '{o}/argv'\necho \"$@\" >> '{o}/argv'\n\
-             printf '%s\\n' \"$FENCEKIT_PARAM_PASSWORD\" \"$FENCEKIT_PARAM_TOKEN\" \"$FENCEKIT_PARAM_USERNAME\" \"$FENCEKIT_PLUG\" > '{o}/env'\n\
-             echo \"denied for $FENCEKIT_PARAM_PASSWORD\" >&2\nexit 3\n",
+            "tr '\\0' '\\n' < /proc/$$/cmdline > '{o}/argv'\n\
+             tr '\\0' '\\n' < /proc/$$/environ > '{o}/environ'\n\
+             cat > '{o}/stdin'\n\
+             printf '%s\\n' \"$FENCEKIT_PARAM_USERNAME\" \"$FENCEKIT_PLUG\" > '{o}/env'\n\
+             pw=$(sed -n 's/^password=//p' '{o}/stdin')\n\
+             echo \"denied for $pw\" >&2\nexit 3\n",
             o = out.display()
         ),
     );
@@ -172,8 +179,28 @@ async fn secrets_reach_the_script_in_its_environment_and_never_in_its_argv() {
     assert!(err.to_string().contains("exited with status 3"), "{err}");
     assert!(err.to_string().contains("denied for ***"), "{err}");
     assert!(!err.to_string().contains("s3cret-pw"), "{err}");
+    let stdin = std::fs::read_to_string(out.join("stdin")).unwrap();
+    let lines: Vec<&str> = stdin.lines().collect();
+    assert_eq!(&lines[..2], &["action=off", "plug=4"], "{stdin}");
+    for wanted in ["password=s3cret-pw", "token=t0ken-value", "username=admin"] {
+        assert!(
+            lines.contains(&wanted),
+            "{wanted} missing from stdin: {stdin}"
+        );
+    }
     let env = std::fs::read_to_string(out.join("env")).unwrap();
-    assert_eq!(env, "s3cret-pw\nt0ken-value\nadmin\n4\n");
+    assert_eq!(env, "admin\n4\n");
+    let environ = std::fs::read_to_string(out.join("environ")).unwrap();
+    assert!(
+        environ.contains("FENCEKIT_PARAM_USERNAME=admin"),
+        "{environ}"
+    );
+    for secret in ["s3cret", "t0ken", "glue-pw-41b7", "FENCEKIT_PARAM_PASSWORD"] {
+        assert!(
+            !environ.contains(secret),
+            "{secret} in the script's environment"
+        );
+    }
     let argv = std::fs::read_to_string(out.join("argv")).unwrap();
     assert!(argv.contains("off"), "{argv}");
     assert!(
@@ -186,6 +213,40 @@ async fn secrets_reach_the_script_in_its_environment_and_never_in_its_argv() {
     )
     .unwrap();
     assert!(!format!("{built:?}").contains("s3cret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_leaves_a_child_holding_its_output_is_done_when_it_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path(), "echo off\nsleep 25 &\nexit 0\n");
+    let device = switch(&script, &[]);
+    let started = std::time::Instant::now();
+    let state = device
+        .status(&Plug::Number(1), deadline(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(state, PowerState::Off);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_listing_deep_plug_text_gives_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "echo '1 web'\nhead -c 200000 /dev/zero | tr '\\0' ':' | sed 's/^/1/'\necho\n",
+    );
+    let device = switch(&script, &[]);
+    let err = device
+        .list(deadline(Duration::from_secs(10)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::Protocol(_)), "{err}");
+    assert!(err.to_string().len() < 500, "{err:.300}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,455 @@
+//! The one way core starts a program of the site's (the notify hook,
+//! `password_script`, the script plugin): in a process group of its own, with an
+//! environment scrubbed of secrets, fed its input, read without ever blocking past
+//! a deadline, and killed, with every process of its group, at that deadline.
+//!
+//! * **Environment.** Every variable registered with [`crate::secret::hide_env_var`]
+//!   (and every variable a `*_env` secret was read from) is removed
+//!   ([`crate::secret::scrub_env`]). Secrets a child needs go on its standard input.
+//! * **Deadline.** Output is read on threads that hand it over as it comes; the
+//!   caller waits on those hand-overs with a timeout, never on a thread that may not
+//!   end (a grandchild can hold a pipe open long after the program exited).
+//! * **Stragglers.** When the program exits, its group is killed before the
+//!   program is reaped: what it left behind (`sleep 25 &`) ends with it, and the
+//!   group id cannot have been reused, because the unreaped program still holds it.
+//!   (A child that leaves the group with `setsid` escapes this; nothing waits for it.)
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// How much of each output is kept; the rest is read and dropped, so that a chatty
+/// program never blocks on a full pipe.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub stdout: usize,
+    pub stderr: usize,
+}
+
+/// A program that exited by its deadline.
+pub struct Finished {
+    pub status: ExitStatus,
+    /// Zeroed when dropped: it may be a password.
+    pub stdout: Zeroizing<Vec<u8>>,
+    pub stderr: Vec<u8>,
+}
+
+impl std::fmt::Debug for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Finished")
+            .field("status", &self.status)
+            .field("stdout_bytes", &self.stdout.len())
+            .field("stderr_bytes", &self.stderr.len())
+            .finish()
+    }
+}
+
+/// Why a program did not finish. Never holds what it printed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChildError {
+    #[error("cannot start it: {0}")]
+    Spawn(String),
+    #[error(
+        "still running at its deadline, after {:.1} s; killed it and its process group",
+        .0.as_secs_f64()
+    )]
+    TimedOut(Duration),
+    #[error("abandoned by its caller; killed it and its process group")]
+    Cancelled,
+    #[error("{0}")]
+    Io(String),
+}
+
+/// `/bin/sh -c SCRIPT`, prepared as [`prepare`] does.
+pub fn shell(script: &str) -> Command {
+    let mut command = Command::new("/bin/sh");
+    command.arg("-c").arg(script);
+    prepare(&mut command);
+    command
+}
+
+/// A process group of its own and an environment without the registered secrets.
+/// [`run_by`] and [`run`] do this too; it is public for code that builds its own
+/// `Command`.
+pub fn prepare(command: &mut Command) {
+    command.process_group(0);
+    crate::secret::scrub_env(command);
+}
+
+/// Runs `command` (prepared, see [`prepare`]) with `input` on its standard input,
+/// and waits for it until `deadline`, blocking the calling thread.
+pub fn run_by(
+    command: &mut Command,
+    input: Option<&[u8]>,
+    deadline: StdInstant,
+    limits: Limits,
+) -> Result<Finished, ChildError> {
+    run_blocking(command, input, deadline, limits, None)
+}
+
+/// [`run_by`] for async code: the waiting happens on a thread of its own, and if
+/// the caller stops waiting (its own deadline dropped this future) the program and
+/// its group are killed within moments.
+pub async fn run(
+    mut command: Command,
+    input: Option<Zeroizing<Vec<u8>>>,
+    deadline: crate::Instant,
+    limits: Limits,
+) -> Result<Finished, ChildError> {
+    // The async deadline on the real clock the thread measures.
+    let remaining = deadline.saturating_duration_since(crate::Instant::now());
+    let real_deadline = StdInstant::now() + remaining;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(Arc::clone(&cancel));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("fencekit-child".into())
+        .spawn(move || {
+            let result = run_blocking(
+                &mut command,
+                input.as_deref().map(Vec::as_slice),
+                real_deadline,
+                limits,
+                Some(&cancel),
+            );
+            let _ = tx.send(result);
+        })
+        .map_err(|e| ChildError::Spawn(format!("no thread to wait for it: {e}")))?;
+    rx.await
+        .unwrap_or_else(|_| Err(ChildError::Io("lost track of it".into())))
+}
+
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The pause before starting a program again that is "text file busy" (being
+/// written, or a descriptor of the writer not yet closed in a forked process).
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// The longest wait on output between two looks at the program and the clock.
+const TICK: Duration = Duration::from_millis(10);
+/// After the program exited and its group was killed: how long to collect what is
+/// still in the pipes.
+const DRAIN: Duration = Duration::from_millis(200);
+
+enum Chunk {
+    Out(Zeroizing<Vec<u8>>),
+    Err(Vec<u8>),
+    OutClosed,
+    ErrClosed,
+}
+
+fn run_blocking(
+    command: &mut Command,
+    input: Option<&[u8]>,
+    deadline: StdInstant,
+    limits: Limits,
+    cancel: Option<&AtomicBool>,
+) -> Result<Finished, ChildError> {
+    prepare(command);
+    command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = StdInstant::now();
+    let mut child = loop {
+        match command.spawn() {
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::ETXTBSY)
+                    && StdInstant::now() + RETRY_PAUSE < deadline =>
+            {
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            Err(e) => return Err(ChildError::Spawn(e.to_string())),
+            Ok(child) => break child,
+        }
+    };
+    let (tx, rx) = mpsc::channel();
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = Zeroizing::new(input.to_vec());
+        // A program that never reads its input must not hold us: the writer is a
+        // thread of its own, ended by a broken pipe when the group is killed.
+        let _ = std::thread::Builder::new()
+            .name("fencekit-child-in".into())
+            .spawn(move || {
+                let _ = stdin.write_all(&input);
+            });
+    }
+    spawn_reader(
+        child.stdout.take(),
+        limits.stdout,
+        tx.clone(),
+        |b| Chunk::Out(Zeroizing::new(b)),
+        Chunk::OutClosed,
+    );
+    spawn_reader(
+        child.stderr.take(),
+        limits.stderr,
+        tx,
+        Chunk::Err,
+        Chunk::ErrClosed,
+    );
+
+    let mut out = Output::default();
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    loop {
+        let looked = waitid(
+            Id::Pid(pid),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        );
+        if !matches!(looked, Ok(WaitStatus::StillAlive)) {
+            if looked.is_ok() {
+                // Unreaped, the program still holds its group id: the kill reaches
+                // only what it left behind.
+                let _ = killpg(pid, Signal::SIGKILL);
+            }
+            // Otherwise it cannot be waited for at all (a process that ignores
+            // SIGCHLD has its children reaped by the kernel): its group id may be
+            // another's by now, so nothing is killed, and `wait` below says why.
+            let drain_by = StdInstant::now() + DRAIN;
+            while !out.closed() {
+                let now = StdInstant::now();
+                if now >= drain_by {
+                    break;
+                }
+                match rx.recv_timeout(drain_by - now) {
+                    Ok(chunk) => out.take(chunk, limits),
+                    Err(_) => break,
+                }
+            }
+            let status = child
+                .wait()
+                .map_err(|e| ChildError::Io(format!("cannot wait for it: {e}")))?;
+            return Ok(Finished {
+                status,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            });
+        }
+        let now = StdInstant::now();
+        if now >= deadline {
+            kill(&mut child, pid);
+            return Err(ChildError::TimedOut(started.elapsed()));
+        }
+        if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+            kill(&mut child, pid);
+            return Err(ChildError::Cancelled);
+        }
+        match rx.recv_timeout(TICK.min(deadline - now)) {
+            Ok(chunk) => out.take(chunk, limits),
+            // Both readers done, or nothing yet: look at the program again.
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(TICK.min(deadline - now))
+            }
+        }
+    }
+}
+
+fn kill(child: &mut Child, pid: Pid) {
+    let _ = killpg(pid, Signal::SIGKILL);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[derive(Default)]
+struct Output {
+    stdout: Zeroizing<Vec<u8>>,
+    stderr: Vec<u8>,
+    out_closed: bool,
+    err_closed: bool,
+}
+
+impl Output {
+    fn take(&mut self, chunk: Chunk, limits: Limits) {
+        match chunk {
+            Chunk::Out(bytes) => {
+                let room = limits.stdout.saturating_sub(self.stdout.len());
+                self.stdout
+                    .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            Chunk::Err(bytes) => {
+                let room = limits.stderr.saturating_sub(self.stderr.len());
+                self.stderr
+                    .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            Chunk::OutClosed => self.out_closed = true,
+            Chunk::ErrClosed => self.err_closed = true,
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.out_closed && self.err_closed
+    }
+}
+
+/// Reads a pipe to its end on a thread, handing each piece over as it comes (up to
+/// `limit` in all; the rest is read and dropped).
+fn spawn_reader(
+    pipe: Option<impl Read + Send + 'static>,
+    limit: usize,
+    tx: mpsc::Sender<Chunk>,
+    wrap: impl Fn(Vec<u8>) -> Chunk + Send + 'static,
+    closed: Chunk,
+) {
+    let Some(mut pipe) = pipe else {
+        let _ = tx.send(closed);
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("fencekit-child-out".into())
+        .spawn(move || {
+            let mut sent = 0;
+            let mut buf = Zeroizing::new(vec![0u8; 8192]);
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if sent < limit {
+                            let keep = n.min(limit - sent);
+                            sent += keep;
+                            if tx.send(wrap(buf[..keep].to_vec())).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(closed);
+        });
+    // Without a reader thread the pipe is dropped: the program sees a closed pipe,
+    // and we see no output, never a hang.
+    let _ = spawned;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        stdout: 4096,
+        stderr: 4096,
+    };
+
+    fn soon(secs: u64) -> StdInstant {
+        StdInstant::now() + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_program_that_leaves_a_child_holding_its_output_returns_when_it_exits() {
+        let started = StdInstant::now();
+        let done = run_by(&mut shell("echo pw; sleep 25 &"), None, soon(10), LIMITS).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(&done.stdout[..], b"pw\n");
+        assert!(done.status.success());
+    }
+
+    #[test]
+    fn the_children_a_program_left_behind_are_killed_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 25 & echo $! > {}", pid_file.display());
+        run_by(&mut shell(&script), None, soon(10), LIMITS).unwrap();
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let proc = format!("/proc/{}/stat", pid.trim());
+        // Killed; reaped by init soon after, so wait a little for it to vanish or
+        // be a zombie.
+        let gone = (0..100).any(|_| {
+            let alive = std::fs::read_to_string(&proc)
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false);
+            if alive {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            !alive
+        });
+        assert!(gone, "the background sleep outlived its group");
+    }
+
+    #[test]
+    fn a_program_past_its_deadline_is_killed_at_it() {
+        let started = StdInstant::now();
+        let err = run_by(
+            &mut shell("sleep 25"),
+            None,
+            StdInstant::now() + Duration::from_millis(300),
+            LIMITS,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ChildError::TimedOut(_)), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn input_reaches_the_program_and_output_is_bounded() {
+        let done = run_by(
+            &mut shell("read line; echo \"got $line\"; head -c 100000 /dev/zero"),
+            Some(b"hello\n"),
+            soon(10),
+            Limits {
+                stdout: 10,
+                stderr: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(&done.stdout[..], b"got hello\n");
+    }
+
+    #[test]
+    fn a_program_that_never_reads_its_large_input_does_not_hang_us() {
+        let input = vec![b'x'; 1 << 20];
+        let started = StdInstant::now();
+        let done = run_by(&mut shell("exit 0"), Some(&input), soon(10), LIMITS).unwrap();
+        assert!(done.status.success());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_async_run_kills_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 25", pid_file.display());
+        let far = crate::Instant::now() + Duration::from_secs(30);
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(300),
+            run(shell(&script), None, far, LIMITS),
+        )
+        .await;
+        assert!(abandoned.is_err());
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let proc = format!("/proc/{}", pid.trim());
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !std::path::Path::new(&proc).exists()
+        });
+        assert!(gone, "the program outlived the abandoned run");
+    }
+}
