@@ -211,7 +211,10 @@ impl BoundedCommand {
 
     fn spawn_retrying(&self, deadline: Instant) -> Result<Child, CommandError> {
         loop {
-            let spawned = Command::new(&self.program)
+            let mut command = Command::new(&self.program);
+            // No secret this process holds reaches a path tool.
+            fencekit_core::secret::scrub_env(&mut command);
+            let spawned = command
                 .args(&self.args)
                 .env("LC_ALL", "C")
                 .stdin(Stdio::null())

@@ -116,7 +116,9 @@ pub fn run(agent: &str, action: Option<&str>) -> u8 {
 
 /// Replaces this process with the stock agent running `action`.
 fn exec_stock(stock: &Path, action: &str, log: &Log) -> u8 {
-    let err = Command::new(stock).arg(action).exec();
+    let mut command = Command::new(stock);
+    fencekit_core::secret::scrub_env(&mut command);
+    let err = command.arg(action).exec();
     log.exit_reason(&format!(
         "cannot run the stock Filesystem agent {}: {err}",
         stock.display()
