@@ -293,7 +293,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             }
             pages = pages.saturating_add(1);
             before.push('\n');
-            self.send_key(Key::Enter, deadline).await?;
+            let pager = m.matched;
+            self.send_key(Key::Enter, deadline)
+                .await
+                .map_err(|e| with_pages(answering(e, &pager), pages))?;
         }
     }
 
@@ -581,6 +584,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
 /// A prompt-looking line: short, ends in `>`, and not a pager's "<ENTER>".
 fn looks_like_prompt(line: &str) -> bool {
     line.ends_with('>') && !line.contains('<') && line.chars().count() <= 48
+}
+
+/// A timeout while answering a pager names the pager, which is what kept the
+/// console from its prompt.
+fn answering(e: ConsoleError, pager: &str) -> ConsoleError {
+    match e {
+        ConsoleError::TimedOut {
+            device,
+            activity,
+            waited,
+            last_seen,
+        } => ConsoleError::TimedOut {
+            device,
+            activity: format!("{activity} to answer the pager {:?}", pager.trim()),
+            waited,
+            last_seen,
+        },
+        other => other,
+    }
 }
 
 fn with_pages(e: ConsoleError, pages: u32) -> ConsoleError {
