@@ -64,6 +64,34 @@ fn config_names(schema: &Schema) -> Vec<String> {
     names
 }
 
+/// Every name a parameter is read from the environment under: the names
+/// `getconfignames` prints, and also each alias and, for a secret, the `_file`,
+/// `_script` and `_env` forms of each of its names. cluster-glue exports every
+/// parameter of the resource, listed or not: a `passwd` or `password_env` left in
+/// the environment would be ignored and inherited by every child (notify command,
+/// `password_script`, script plugin).
+fn read_names(schema: &Schema) -> Vec<String> {
+    let mut names = config_names(schema);
+    for spec in schema
+        .params
+        .iter()
+        .chain(PARAMS)
+        .chain(fencekit_core::fence::SCHEMA.params)
+    {
+        for name in spec.names() {
+            names.push(name.to_string());
+            if spec.secret {
+                for suffix in ["_file", "_script", "_env"] {
+                    names.push(format!("{name}{suffix}"));
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The work of one run, read and validated.
 pub struct Prepared {
     me: String,
@@ -128,13 +156,18 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
         }
         _ => {}
     }
-    let raw = match take_env_params(&config_names(schema)) {
+    let mut raw = match take_env_params(&read_names(schema)) {
         Ok(raw) => raw,
         Err(e) => {
             eprintln!("{me}: {e}");
             return Stage::Done(FAIL);
         }
     };
+    let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
+    if let Err(e) = request::take_env_secrets(&schemas, &mut raw) {
+        eprintln!("{me}: {e}");
+        return Stage::Done(FAIL);
+    }
     let request = match Request::validate(plugin, &SCHEMA, &raw, started) {
         Ok(request) => request,
         Err(e) => {

@@ -22,7 +22,7 @@ pub fn init(verbose: u8, quiet: bool) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| Lossy(std::io::stderr()))
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
@@ -38,9 +38,26 @@ pub fn init_to_file(path: &std::path::Path, verbose: u8) -> std::io::Result<()> 
     let level = if verbose >= 3 { "trace" } else { "debug" };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(level))
-        .with_writer(std::sync::Mutex::new(file))
+        .with_writer(std::sync::Mutex::new(Lossy(file)))
         .with_target(false)
         .with_ansi(false)
         .try_init();
     Ok(())
+}
+
+/// A log writer whose writes never fail. `tracing_subscriber` reports a failed write
+/// on stderr through `eprintln!`, which panics when stderr is a closed pipe (the
+/// fencer or a `| head` went away): a log line that cannot be written is lost, and
+/// the fence goes on to its confirmed end and exit code.
+struct Lossy<W>(W);
+
+impl<W: std::io::Write> std::io::Write for Lossy<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(self.0.write(buf).unwrap_or(buf.len()))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
 }

@@ -12,6 +12,30 @@
 //! * `stonith-bridge fence|demo|san-check|install`: the admin's commands
 //!   (`san-check` exits as a Nagios plugin).
 
+// The standard printing macros panic when a write fails; the reader of our stdout or
+// stderr (the fencer, a pipe into `head`) may have gone away in the middle of a fence,
+// and a panic there would end the run with exit 101 instead of finishing the work
+// and its exit code. Defined before the modules, these shadow the standard ones in
+// the whole crate: output that cannot be written is lost, nothing else.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod agent;
 mod cli;
 mod demo;

@@ -1,0 +1,90 @@
+//! A reader that goes away is not bad input the run may crash on: the fencer, or a
+//! `| head` after a `list`, may close our stdout or stderr while the run goes on. A
+//! write that fails loses its text; the fence still ends confirmed, with its exit
+//! code, never with a panic (exit 101).
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
+
+/// A pipe whose read end is already closed: every write to it fails (EPIPE).
+fn closed_pipe() -> Stdio {
+    let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe().unwrap();
+    drop(read);
+    Stdio::from(write)
+}
+
+/// Runs the fence agent for `plugin` with `options` on stdin and `stdout`/`stderr`
+/// as given, killed by its PID after 30 s, and gives its exit code.
+fn agent_exit(options: &str, stdout: Stdio, stderr: Stdio) -> Option<i32> {
+    let mut child = Command::new(BIN)
+        .args(["fence-agent", "sim"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(options.as_bytes())
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent ran past 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_closed_stderr_during_a_verbose_off_still_fences_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let options = format!(
+        "action=off\nplug=1\nverbose_level=3\nstate_file={}\n",
+        state.display()
+    );
+    let code = agent_exit(&options, Stdio::null(), closed_pipe());
+    assert_eq!(code, Some(0), "exit code with stderr closed");
+    // The oracle: the simulator's own state file, not fencekit's report.
+    let text = std::fs::read_to_string(&state).unwrap();
+    let plug1 = text
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some("1"))
+        .unwrap_or_else(|| panic!("no plug 1 in the state file: {text:?}"));
+    assert_eq!(
+        plug1.split_whitespace().nth(1),
+        Some("off"),
+        "state file: {text:?}"
+    );
+}
+
+#[test]
+fn a_list_into_a_closed_stdout_ends_without_a_panic() {
+    let code = agent_exit("action=list\nplugs=1024\n", closed_pipe(), Stdio::piped());
+    assert_ne!(code, Some(101), "the agent panicked");
+    assert!(code.is_some(), "the agent was killed by a signal");
+}
+
+#[test]
+fn a_failure_told_into_closed_pipes_keeps_its_exit_code() {
+    // The sim refuses the password: the failure message cannot be written anywhere.
+    let code = agent_exit(
+        "action=off\nplug=1\npassword=a\nexpect_password=b\n",
+        closed_pipe(),
+        closed_pipe(),
+    );
+    assert_eq!(code, Some(1), "exit code of a refused fence");
+}

@@ -1,0 +1,54 @@
+//! cluster-glue exports every parameter of a stonith resource into the plugin's
+//! environment, also those `getconfignames` does not list: a secret given under an
+//! alias (`passwd`) or by `password_env` must be read and taken out of the
+//! environment like `password`, so that no child (here the notify command) sees it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
+
+/// Runs `external sim off node1` with `env` added, a notify command that saves its
+/// environment; gives the exit code and what the notify command saw.
+fn off_with_env(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let hook = dir.path().join("hook");
+    std::fs::write(&hook, format!("#!/bin/sh\nenv > '{}'\n", seen.display())).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new(BIN)
+        .args(["external", "sim", "off", "node1"])
+        .env_remove("RUST_LOG")
+        .env("hostmap", "node1:1")
+        .env("notify_command", &hook)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let seen = std::fs::read_to_string(&seen).unwrap_or_else(|e| {
+        panic!(
+            "the notify command did not run ({e}); stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), seen)
+}
+
+#[test]
+fn a_password_under_its_alias_is_used_and_hidden_from_children() {
+    let secret = "alias-pw-5d0c1e";
+    let (code, seen) = off_with_env(&[("passwd", secret), ("expect_password", secret)]);
+    assert!(!seen.contains(secret), "the notify command saw it:\n{seen}");
+    assert_eq!(code, Some(0), "the alias was not taken as the password");
+}
+
+#[test]
+fn a_password_env_variable_is_used_and_hidden_from_children() {
+    let secret = "env-pw-93ab40";
+    let (code, seen) = off_with_env(&[
+        ("password_env", "FENCEKIT_TEST_PW"),
+        ("FENCEKIT_TEST_PW", secret),
+        ("expect_password", secret),
+    ]);
+    assert!(!seen.contains(secret), "the notify command saw it:\n{seen}");
+    assert_eq!(code, Some(0), "password_env was not read");
+}
