@@ -188,6 +188,17 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
 /// an empty one counts as not given, as cluster-glue sets unset parameters empty.
 /// Call only while the process has one thread.
 fn take_env_params(names: &[String]) -> Result<RawParams, String> {
+    // A secret another plugin would take (`password` handed to a plugin that has
+    // none) is not read, but it leaves the environment all the same.
+    for plugin in fencekit_plugins::POWER {
+        for spec in plugin.schema.params.iter().filter(|spec| spec.secret) {
+            for name in spec.names() {
+                if !names.iter().any(|n| n == name) {
+                    std::env::remove_var(name);
+                }
+            }
+        }
+    }
     let mut raw = RawParams::default();
     let mut bad = None;
     for name in names {
