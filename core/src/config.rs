@@ -52,6 +52,10 @@ pub struct Config {
     pub nodes: BTreeMap<String, FenceTarget>,
     /// The fence algorithm's parameters from `[fence]`, defaults filled in.
     pub fence: Params,
+    /// Where the file holds a secret's value itself (`password = "..."`), not its
+    /// source (`password_file`, `password_script`, `password_env`): the parameter's
+    /// name and place, never the value.
+    pub inline_secrets: Vec<(String, Origin)>,
 }
 
 impl Config {
@@ -93,14 +97,39 @@ impl From<ParamError> for ConfigError {
     }
 }
 
-/// Reads and validates a configuration file.
+/// Where `fence`, `list` and `check` look for their configuration when none is named.
+pub const DEFAULT_PATH: &str = "/etc/fencekit/fencekit.toml";
+
+/// The variable that names the configuration when no `--config` is given.
+pub const PATH_VARIABLE: &str = "FENCEKIT_CONFIG";
+
+/// Reads and validates a configuration file. A file every user may read is refused
+/// when it holds a secret's value: a BMC or PDU password there is a password of every
+/// local user.
 pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Config, ConfigError> {
+    let origin = || Origin::new(path.display().to_string());
     // The file may hold inline secrets: its text is zeroed when dropped.
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| ConfigError {
-        origin: Origin::new(path.display().to_string()),
+        origin: origin(),
         message: format!("cannot read the configuration: {e}"),
     })?);
-    parse(&text, &path.display().to_string(), path.parent(), catalog)
+    let config = parse(&text, &path.display().to_string(), path.parent(), catalog)?;
+    let mode = std::fs::metadata(path)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+        .unwrap_or(0);
+    if let (true, Some((key, at))) = (mode & 0o004 != 0, config.inline_secrets.first()) {
+        return Err(ConfigError {
+            origin: at.clone(),
+            message: format!(
+                "`{key}` is written in a file every user may read (mode {:o}): make it private \
+                 (chmod 600 {}), or name the secret's source instead ({key}_file, \
+                 {key}_script or {key}_env)",
+                mode & 0o777,
+                path.display()
+            ),
+        });
+    }
+    Ok(config)
 }
 
 /// The longest error message: a name or key from the file is quoted in errors, and a
@@ -146,6 +175,7 @@ fn parse_unbounded(
         devices: BTreeMap::new(),
         nodes: BTreeMap::new(),
         fence: Params::default(),
+        inline_secrets: Vec::new(),
     };
     for (key, _) in root.iter() {
         if !matches!(key.get_ref().as_ref(), "devices" | "nodes" | "fence") {
@@ -169,7 +199,8 @@ fn parse_unbounded(
 
     if let Some(devices) = root.get("devices") {
         for (name, section) in table(devices, "devices", &lines)? {
-            let device = device(name, section, &lines, base, catalog)?;
+            let (device, inline) = device(name, section, &lines, base, catalog)?;
+            config.inline_secrets.extend(inline);
             config.devices.insert(device.name.clone(), device);
         }
     }
@@ -188,7 +219,7 @@ fn device(
     lines: &Lines<'_>,
     base: Option<&Path>,
     catalog: &dyn Catalog,
-) -> Result<DeviceConfig, ConfigError> {
+) -> Result<(DeviceConfig, Vec<(String, Origin)>), ConfigError> {
     let here = lines.origin(name.span().start);
     let entries = table(section, &format!("devices.{}", name.get_ref()), lines)?;
     let plugin = match entries.get("plugin").map(|v| (v.get_ref(), v.span())) {
@@ -236,14 +267,22 @@ fn device(
             });
         }
     }
+    let inline = raw
+        .iter()
+        .filter(|p| schema.find(&p.key).is_some_and(|spec| spec.secret))
+        .map(|p| (p.key.clone(), p.origin.clone()))
+        .collect();
     let params = schema::validate(&[schema], &raw, Unknown::Reject, base)
         .map_err(|e| with_origin(e, here.clone()))?
         .params;
-    Ok(DeviceConfig {
-        name: name.get_ref().to_string(),
-        plugin,
-        params,
-    })
+    Ok((
+        DeviceConfig {
+            name: name.get_ref().to_string(),
+            plugin,
+            params,
+        },
+        inline,
+    ))
 }
 
 fn node(
@@ -648,6 +687,35 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
             assert!(err.starts_with("fencekit.toml:"), "{err:.200}");
             assert!(err.len() < 1000, "{err:.200}");
         }
+    }
+
+    #[test]
+    fn a_file_every_user_may_read_is_refused_only_when_it_holds_a_secret_value() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path
+        };
+        std::fs::write(dir.path().join("bmc.pw"), "pw-in-a-file\n").unwrap();
+        let inline =
+            "[devices.b]\nplugin = \"bmc\"\nip = \"192.0.2.1\"\npassword = \"hunter2-inline\"\n";
+        let sourced =
+            "[devices.b]\nplugin = \"bmc\"\nip = \"192.0.2.1\"\npassword_file = \"bmc.pw\"\n";
+
+        let open = write("open.toml", inline, 0o644);
+        let e = load(&open, &Sims).unwrap_err().to_string();
+        assert!(e.contains(":4:1:"), "{e}");
+        assert!(e.contains("`password`") && e.contains("mode 644"), "{e}");
+        assert!(e.contains(&format!("chmod 600 {}", open.display())), "{e}");
+        assert!(!e.contains("hunter2-inline"), "{e}");
+
+        assert!(load(&write("private.toml", inline, 0o600), &Sims).is_ok());
+        assert!(load(&write("group.toml", inline, 0o640), &Sims).is_ok());
+        // Naming where the secret is kept is not the secret.
+        assert!(load(&write("sourced.toml", sourced, 0o644), &Sims).is_ok());
     }
 
     #[test]

@@ -80,9 +80,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct FenceArgs {
-    /// The configuration file (TOML: [devices.NAME] and [nodes.NAME]).
+    /// The configuration file (TOML: [devices.NAME] and [nodes.NAME]); default:
+    /// $FENCEKIT_CONFIG, else /etc/fencekit/fencekit.toml.
     #[arg(short, long, value_name = "FILE")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
     /// The node to act on, as named in the configuration; several as `a,b,c` are
     /// fenced concurrently, with a summary table.
     #[arg(short, long, value_name = "NAME[,NAME...]")]
@@ -104,9 +105,10 @@ pub struct FenceArgs {
 
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
-    /// The configuration file (TOML: [devices.NAME] and [nodes.NAME]).
+    /// The configuration file (TOML: [devices.NAME] and [nodes.NAME]); default:
+    /// $FENCEKIT_CONFIG, else /etc/fencekit/fencekit.toml.
     #[arg(short, long, value_name = "FILE")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
     /// Only this device (repeatable); all devices when none is given.
     #[arg(short, long, value_name = "NAME")]
     pub device: Vec<String>,

@@ -3,6 +3,7 @@
 //! `check` (every device answers).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fencekit_core::config::{self, Config};
@@ -15,12 +16,8 @@ use crate::{exit, report};
 
 pub async fn fence(args: FenceArgs) -> u8 {
     let registry = Registry::discover(args.plugin_dir.as_deref());
-    let config = match config::load(&args.config, &registry) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("stonith-bridge: {e}");
-            return exit::USAGE;
-        }
+    let Some(config) = load(args.config.as_deref(), &registry) else {
+        return exit::USAGE;
     };
     let names: Vec<&str> = args
         .node
@@ -119,6 +116,35 @@ pub async fn fence(args: FenceArgs) -> u8 {
     report::exit_code_of_all(&outcomes)
 }
 
+/// The configuration `--config` names, else `$FENCEKIT_CONFIG`, else the default
+/// path; an error is printed and `None` returned.
+fn load(given: Option<&Path>, registry: &Registry) -> Option<Config> {
+    let from_env = std::env::var_os(config::PATH_VARIABLE).filter(|v| !v.is_empty());
+    let path = match (given, &from_env) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(path)) => PathBuf::from(path),
+        (None, None) => {
+            let path = PathBuf::from(config::DEFAULT_PATH);
+            if !path.exists() {
+                eprintln!(
+                    "stonith-bridge: no configuration: give --config FILE, set ${}, or write {}",
+                    config::PATH_VARIABLE,
+                    config::DEFAULT_PATH
+                );
+                return None;
+            }
+            path
+        }
+    };
+    match config::load(&path, registry) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            eprintln!("stonith-bridge: {e}");
+            None
+        }
+    }
+}
+
 /// `stonith-bridge list`: every plug of the configured devices, read now.
 pub async fn list(args: DevicesArgs) -> u8 {
     let Some((config, devices)) = devices_of(&args) else {
@@ -215,13 +241,7 @@ pub async fn check(args: DevicesArgs) -> u8 {
 /// The configuration and the devices `--device` names (all when it names none).
 fn devices_of(args: &DevicesArgs) -> Option<(Config, Devices)> {
     let registry = Registry::discover(args.plugin_dir.as_deref());
-    let config = match config::load(&args.config, &registry) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("stonith-bridge: {e}");
-            return None;
-        }
-    };
+    let config = load(args.config.as_deref(), &registry)?;
     let mut devices = Devices::new();
     for (name, device) in &config.devices {
         if !args.device.is_empty() && !args.device.iter().any(|d| d == name) {

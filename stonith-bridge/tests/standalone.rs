@@ -8,8 +8,11 @@ use std::process::{Command, Output, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
+    // Private, as a configuration holding a password must be.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path
 }
 
@@ -524,4 +527,73 @@ fn a_node_named_twice_is_refused_before_anything_is_switched() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("web twice"), "{}", text(&out));
+}
+
+fn run_with_env(args: &[&str], config_variable: Option<&Path>) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("FENCEKIT_CONFIG")
+        .stdin(Stdio::null());
+    if let Some(path) = config_variable {
+        command.env("FENCEKIT_CONFIG", path);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn without_config_the_file_named_by_fencekit_config_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let out = run_with_env(&["fence", "-n", "node1", "-a", "off"], Some(&cfg));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run_with_env(&["list"], Some(&cfg));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("pdu-a"), "{}", text(&out));
+    // --config wins over the variable.
+    let missing = dir.path().join("missing.toml");
+    let out = run_with_env(&["check", "-c", &cfg.display().to_string()], Some(&missing));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn without_any_configuration_the_error_names_every_place_looked_at() {
+    if Path::new("/etc/fencekit/fencekit.toml").exists() {
+        // This machine has a default configuration: it would be read, as it should.
+        return;
+    }
+    let out = run_with_env(&["fence", "-n", "node1", "-a", "status"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("--config")
+            && all.contains("$FENCEKIT_CONFIG")
+            && all.contains("/etc/fencekit/fencekit.toml"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_configuration_every_user_may_read_with_a_password_in_it_is_refused_and_nothing_switched() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "password = \"fk-open-secret\"\nexpect_password = \"fk-open-secret\"",
+    );
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let c = cfg.display().to_string();
+    let out = run(&["fence", "-c", &c, "-n", "node1", "-a", "off"], None);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains(&format!("chmod 600 {c}")), "{all}");
+    assert!(!all.contains("fk-open-secret"), "{all}");
+    assert!(
+        !dir.path().join("pdu.state").exists(),
+        "the device was touched: {all}"
+    );
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run(&["fence", "-c", &c, "-n", "node1", "-a", "off"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -781,6 +781,9 @@ impl FrontEnds {
         let _ = writeln!(toml, "\n[nodes.{NODE}]\nplugs = [{}]", plugs.join(", "));
         let config = dir.path().join("fencekit.toml");
         std::fs::write(&config, &toml).expect("write the configuration");
+        // Private, as a configuration holding a password must be.
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("make the configuration private");
         let verb = match action {
             Action::Off => "off",
             Action::RebootOnOff | Action::RebootCycle => "reboot",

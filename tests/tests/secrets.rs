@@ -330,6 +330,9 @@ impl Bench {
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let path = self.path(&format!("fencekit-{n}.toml"));
         std::fs::write(&path, config).unwrap();
+        // Private, as a configuration holding a password must be.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let mut command = Bench::command(&self.installed.binary());
         Bench::base_env(&mut command);
         command
