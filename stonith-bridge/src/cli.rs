@@ -76,6 +76,20 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         prefix: PathBuf,
     },
+    /// Write the manual pages: stonith-bridge(8), one per command, and one per fence
+    /// agent (fence_fencekit_<plugin>(8)), generated from the same definitions as the
+    /// help and the agents' metadata.
+    Man {
+        /// The directory the pages are written into (e.g. /usr/share/man/man8).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print shell completions for stonith-bridge on stdout.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,7 @@ mod exit;
 mod external;
 mod install;
 mod logging;
+mod man;
 mod ocf;
 mod plugins_cmd;
 mod report;
@@ -228,6 +229,25 @@ fn main() -> ExitCode {
                             exit::FAILED
                         }
                     },
+                    cli::Command::Man { dir } => match man::write_all(&dir) {
+                        Ok(paths) => {
+                            for path in paths {
+                                println!("{}", path.display());
+                            }
+                            exit::OK
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "stonith-bridge: writing the manual pages into {} failed: {e}",
+                                dir.display()
+                            );
+                            exit::FAILED
+                        }
+                    },
+                    cli::Command::Completions { shell } => {
+                        man::completions(shell, &mut std::io::stdout());
+                        exit::OK
+                    }
                     cli::Command::FenceAgent { .. }
                     | cli::Command::External { .. }
                     | cli::Command::Ocf { .. } => exit::USAGE,

@@ -136,7 +136,7 @@ enum Attr<'a> {
     Deprecated,
 }
 
-fn getopt(spec: &ParamSpec, long: &str) -> String {
+pub(crate) fn getopt(spec: &ParamSpec, long: &str) -> String {
     let short = spec.short.map(|c| format!("-{c}, ")).unwrap_or_default();
     match spec.ty {
         ParamType::Boolean => format!("{short}--{long}"),

@@ -145,6 +145,10 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     }
     let action = last(&raw, &["action", "option"]).unwrap_or_else(|| "reboot".to_string());
     let action = action.trim().to_ascii_lowercase();
+    if action == "manpage" {
+        print!("{}", crate::man::agent_page(plugin));
+        return Stage::Done(OK);
+    }
     if action == "metadata" || action == "meta-data" {
         print!("{}", metadata::render(plugin));
         return Stage::Done(OK);
