@@ -213,10 +213,10 @@ fn option(page: &mut Roff, schema: &Schema, spec: &ParamSpec) {
     }
     text.push('.');
     if spec.secret {
-        text.push_str(&format!(
+        text.push_str(
             " A secret: better given by one of the three options below than on the \
-             command line, where every user can read it (ps, /proc)."
-        ));
+             command line, where every user can read it (ps, /proc).",
+        );
     }
     page.text([roman(text)]);
     if spec.secret {
