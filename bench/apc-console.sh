@@ -10,6 +10,8 @@
 set -euo pipefail
 runs=${1:-10}
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 [ "$(id -u)" -eq 0 ] || { echo "run as root (it creates a throwaway local user for sshd)" >&2; exit 1; }
 for tool in /usr/sbin/sshd ssh-keygen fence_apc /usr/bin/time useradd chpasswd userdel; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
@@ -106,6 +108,7 @@ measure() {
     median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
     printf '%-36s %10.1f %10s\n' "$name" "$(echo "$median / 1000" | bc -l)" "$(tail -1 "$work/mem")"
     echo "$name|$median|$(tail -1 "$work/mem")" >> "$work/results"
+    bench_record "${name% *}" "confirmed off, ${name##* }" "$(echo "$median / 1000" | bc -l)"
 }
 
 echo "APC console over SSH (OpenSSH $(ssh -V 2>&1 | cut -d, -f1)), confirmed off of outlet 3, $runs runs each, $(nproc) cores"

@@ -13,6 +13,8 @@
 set -euo pipefail
 runs=${1:-10}
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 for tool in snmpd snmpget fence_apc_snmp strace /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install snmpd snmp fence-agents strace time)" >&2; exit 1; }
 done
@@ -84,6 +86,7 @@ measure() {
     median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
     printf '%-34s %10.1f %9s %10s\n' "$name" "$(echo "$median / 1000" | bc -l)" "$sent" "$peak"
     echo "$name $median $sent $peak" >> "$work/results"
+    bench_record "${name%% *}" "${name#* }" "$(echo "$median / 1000" | bc -l)"
 }
 
 echo "APC rPDU over SNMP, snmpd $(snmpd -v | awk '/version/ {print $NF; exit}'), $runs runs each, $(nproc) cores"

@@ -13,6 +13,8 @@
 # Prints wall time and peak resident memory of the driving process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 BMCS=${1:-2000}
 SIMS=${2:-50}
 PATH=$PATH:/usr/sbin
@@ -49,6 +51,7 @@ echo "$BENCH_PASSWORD" > "$WORK/in"
 for op in status off; do
     read -r wall rss < <(measure "$FLEET" "$op" "$WORK/ports")
     echo "fencekit $op: $(cat "$WORK/out") | process wall ${wall} s, peak RSS ${rss} MiB"
+    bench_record fencekit "$op, $BMCS test BMCs" "$(echo "$wall * 1000" | bc -l)"
 done
 kill "$SERVER" && wait "$SERVER" 2> /dev/null || true
 SERVER=
@@ -88,17 +91,21 @@ power_on_all
 read -r wall rss < <(measure "${IPMIPOWER[@]}" --stat)
 echo "ipmipower --stat: $(grep -c ': on' "$WORK/out") of $SIMS on | wall ${wall} s, peak RSS ${rss} MiB"
 IPP_STAT=$wall
+bench_record ipmipower "status, $SIMS ipmi_sims" "$(echo "$wall * 1000" | bc -l)"
 read -r wall rss < <(measure "${IPMIPOWER[@]}" --off --wait-until-off)
 echo "ipmipower --off --wait-until-off: $(count_off) of $SIMS off | wall ${wall} s, peak RSS ${rss} MiB"
 IPP_OFF=$wall
+bench_record ipmipower "off, $SIMS ipmi_sims" "$(echo "$wall * 1000" | bc -l)"
 
 echo "$BENCH_PASSWORD" > "$WORK/in"
 power_on_all
 read -r wall rss < <(measure "$FLEET" status "$WORK/sims")
 echo "fencekit status: $(cat "$WORK/out") | wall ${wall} s, peak RSS ${rss} MiB"
 OURS_STAT=$wall
+bench_record fencekit "status, $SIMS ipmi_sims" "$(echo "$wall * 1000" | bc -l)"
 read -r wall rss < <(measure "$FLEET" off "$WORK/sims")
 echo "fencekit confirmed off: $(cat "$WORK/out"); $(count_off) of $SIMS read off | wall ${wall} s, peak RSS ${rss} MiB"
 OURS_OFF=$wall
+bench_record fencekit "off, $SIMS ipmi_sims" "$(echo "$wall * 1000" | bc -l)"
 awk -v a="$IPP_STAT" -v b="$OURS_STAT" -v c="$IPP_OFF" -v d="$OURS_OFF" \
     'BEGIN {printf "ipmipower / fencekit wall time: status x%.2f, off x%.2f\n", a / b, c / d}'

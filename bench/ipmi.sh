@@ -12,6 +12,8 @@
 # (-E) for ipmitool, a mode-600 config file for ipmipower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 RUNS=${1:-10}
 
 for tool in ipmi_sim ipmitool ipmipower fence_ipmilan strace /usr/bin/time cargo; do
@@ -128,6 +130,7 @@ for tool in "${TOOLS[@]}"; do
         [ -z "${MS[$tool:$op]:-}" ] && continue
         printf '%-14s %-7s %10s %10s %12s\n' "$tool" "$op" "${MS[$tool:$op]}" \
             "${DGRAMS[$tool:$op]}" "${RSS[$tool:$op]}"
+        bench_record "$tool" "$op" "${MS[$tool:$op]}"
     done
 done
 echo

@@ -19,6 +19,8 @@ set -euo pipefail
 RUNS=${1:-50}
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORKSPACE=$(dirname "$HERE")
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 BIN=${STONITH_BRIDGE:-${CARGO_TARGET_DIR:-$WORKSPACE/target}/release/stonith-bridge}
 GNU_TIME=/usr/bin/time
 
@@ -131,8 +133,12 @@ measure() {
         rss=$("$GNU_TIME" -f '%M' "$@" 2>&1 >/dev/null | tail -1) || true
         [ "$rss" -gt "$max_rss" ] && max_rss=$rss
     done
-    printf '| %s | %s | %.2f | %s |\n' "$label" "$expect" \
-        "$(echo "($end - $start) / $RUNS / 1000000" | bc -l)" "$max_rss"
+    local ms
+    ms=$(echo "($end - $start) / $RUNS / 1000000" | bc -l)
+    printf '| %s | %s | %.2f | %s |\n' "$label" "$expect" "$ms" "$max_rss"
+    # The chart's tool is the label's first words, up to the first comma or colon.
+    local tool=${label%%[:(,]*}
+    bench_record "${tool% }" "SAN path check" "$ms"
 }
 
 echo "### SAN path check of one 16-path device ($(date -u +%Y-%m-%d), $RUNS runs each)"
