@@ -86,7 +86,8 @@ measure() {
     median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
     printf '%-34s %10.1f %9s %10s\n' "$name" "$(echo "$median / 1000" | bc -l)" "$sent" "$peak"
     echo "$name $median $sent $peak" >> "$work/results"
-    bench_record "${name%% *}" "${name#* }" "$(echo "$median / 1000" | bc -l)"
+    local op=${name#* }
+    bench_record "${name%% *}" "${op% (confirmed)}" "$(echo "$median / 1000" | bc -l)"
 }
 
 echo "APC rPDU over SNMP, snmpd $(snmpd -v | awk '/version/ {print $NF; exit}'), $runs runs each, $(nproc) cores"

@@ -15,6 +15,7 @@
 //! plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = "3" }]
 //! ```
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -169,7 +170,8 @@ fn parse_unbounded(
         message: format!("not valid TOML: {}", e.message()),
     })?;
     let root_span = root.span();
-    let root = root.into_inner();
+    let root = Wiped(root.into_inner());
+    let root = &root.0;
     let mut config = Config {
         source: source.to_string(),
         devices: BTreeMap::new(),
@@ -400,6 +402,31 @@ fn node(
 }
 
 type Entries<'a, 'i> = &'a DeTable<'i>;
+
+/// The parsed document, its own copies of strings (those the parser had to unescape,
+/// which may be a password) overwritten when it is dropped. Strings without escapes
+/// borrow from the file's text, which the caller wipes.
+struct Wiped<'i>(DeTable<'i>);
+
+impl Drop for Wiped<'_> {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+/// Overwrites every string value the document owns. A stack instead of recursion:
+/// the nesting depth is the document's to choose.
+fn wipe(table: &mut DeTable<'_>) {
+    let mut pending: Vec<&mut DeValue<'_>> = table.iter_mut().map(|(_, v)| v.get_mut()).collect();
+    while let Some(value) = pending.pop() {
+        match value {
+            DeValue::String(Cow::Owned(text)) => zeroize::Zeroize::zeroize(text),
+            DeValue::Array(array) => pending.extend(array.iter_mut().map(|v| v.get_mut())),
+            DeValue::Table(table) => pending.extend(table.iter_mut().map(|(_, v)| v.get_mut())),
+            _ => {}
+        }
+    }
+}
 
 fn table<'a, 'i>(
     value: &'a Spanned<DeValue<'i>>,
@@ -716,6 +743,19 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
         assert!(load(&write("group.toml", inline, 0o640), &Sims).is_ok());
         // Naming where the secret is kept is not the secret.
         assert!(load(&write("sourced.toml", sourced, 0o644), &Sims).is_ok());
+    }
+
+    #[test]
+    fn strings_the_parser_unescaped_are_wiped_at_any_depth() {
+        let text = "[devices.a]\npassword = \"s\\u0065cret\"\nplain = \"kept\"\n\
+                    [devices.b.c]\nlist = [[\"d\\u0065ep\"]]\n";
+        let mut table = DeTable::parse(text).unwrap().into_inner();
+        let owned = |t: &DeTable<'_>| format!("{t:?}");
+        assert!(owned(&table).contains("secret") && owned(&table).contains("deep"));
+        wipe(&mut table);
+        let after = owned(&table);
+        assert!(!after.contains("secret") && !after.contains("deep"), "{after}");
+        assert!(after.contains("kept"), "a borrowed string is the caller's to wipe: {after}");
     }
 
     #[test]
