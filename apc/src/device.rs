@@ -33,6 +33,16 @@ pub enum ApcSwitch {
 impl ApcSwitch {
     /// Builds the device from parameters validated against [`crate::SCHEMA`].
     pub fn from_params(params: &Params) -> Result<ApcSwitch, DeviceError> {
+        if params
+            .text("ssh_options")
+            .is_some_and(|o| !o.trim().is_empty())
+        {
+            return Err(DeviceError::Failed(
+                "`ssh_options` is not supported: fencekit speaks SSH itself and runs no ssh \
+                 command; use ssh_port, identity_file, host_key or ssh_legacy"
+                    .into(),
+            ));
+        }
         let transport = match params.text("transport") {
             Some(transport) => transport,
             // fence_apc's `--ssh` (secure=1): its inputs work unchanged.

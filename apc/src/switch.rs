@@ -641,8 +641,10 @@ const PARAMS: &[ParamSpec] = &[
     .ty(ParamType::Boolean),
     ParamSpec::new(
         "cmd_prompt",
-        "The console's prompt, when it is neither the menu's `>` nor `apc>`",
-    ),
+        "The console's prompt, when it is neither the menu's `>` nor `apc>` (fence_apc's \
+         -c on a command line with -x; elsewhere -c is fence_apc_snmp's community)",
+    )
+    .aliases(&["command_prompt"]),
     fencekit_console::target::IDENTITY_FILE,
     fencekit_console::target::HOST_KEY,
     fencekit_console::target::KNOWN_HOSTS,
@@ -664,6 +666,34 @@ const PARAMS: &[ParamSpec] = &[
     .ty(ParamType::Integer)
     .default("22"),
     fencekit_console::target::LOCK_DIR,
+    // fence_apc's and fence_apc_snmp's other names.
+    fencekit_console::target::INET4_ONLY,
+    fencekit_console::target::INET6_ONLY,
+    ParamSpec::new(
+        "ssh_options",
+        "fence_apc's options for the ssh command: refused when given, since fencekit speaks \
+         SSH itself and runs no ssh (use ssh_port, identity_file, host_key, ssh_legacy)",
+    ),
+    ParamSpec::new(
+        "ssh_path",
+        "fence_apc's path to ssh: not used (fencekit speaks SSH itself)",
+    ),
+    ParamSpec::new(
+        "telnet_path",
+        "fence_apc's path to telnet: not used (fencekit runs no telnet)",
+    ),
+    ParamSpec::new(
+        "snmpget_path",
+        "fence_apc_snmp's path to snmpget: not used (fencekit speaks SNMP itself)",
+    ),
+    ParamSpec::new(
+        "snmpset_path",
+        "fence_apc_snmp's path to snmpset: not used (fencekit speaks SNMP itself)",
+    ),
+    ParamSpec::new(
+        "snmpwalk_path",
+        "fence_apc_snmp's path to snmpwalk: not used (fencekit speaks SNMP itself)",
+    ),
 ];
 
 /// The `apc` plugin's schema (parameter names and aliases as fence_apc_snmp's).

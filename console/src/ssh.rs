@@ -103,6 +103,29 @@ pub struct SshConfig {
     pub legacy: bool,
     /// The terminal type requested with the PTY.
     pub term: String,
+    /// Which addresses of a host name may be used (fence-agents' `-4`, `-6`).
+    pub family: AddressFamily,
+}
+
+/// Which addresses of a host name a connection may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressFamily {
+    #[default]
+    Any,
+    /// IPv4 only (`inet4_only`, `-4`).
+    V4,
+    /// IPv6 only (`inet6_only`, `-6`).
+    V6,
+}
+
+impl AddressFamily {
+    fn admits(self, addr: &SocketAddr) -> bool {
+        match self {
+            AddressFamily::Any => true,
+            AddressFamily::V4 => addr.is_ipv4(),
+            AddressFamily::V6 => addr.is_ipv6(),
+        }
+    }
 }
 
 /// What went wrong opening a session. Messages name the device and never hold a
@@ -194,7 +217,33 @@ pub async fn connect(config: &SshConfig, deadline: Instant) -> Result<SshStream,
 /// The device's addresses, by `deadline` (see [`fencekit_core::lookup`]).
 async fn resolve(config: &SshConfig, deadline: Instant) -> Result<Vec<SocketAddr>, SshError> {
     match fencekit_core::lookup::lookup(&config.host, config.port, deadline).await {
-        Ok(addrs) => Ok(addrs),
+        Ok(addrs) => {
+            let all = addrs.len();
+            let addrs: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| config.family.admits(a))
+                .collect();
+            if addrs.is_empty() {
+                return Err(SshError::Connect {
+                    device: config.device.clone(),
+                    endpoint: format!("{}:{}", config.host, config.port),
+                    cause: format!(
+                        "none of its {all} address(es) is {} (inet{}_only)",
+                        if config.family == AddressFamily::V4 {
+                            "IPv4"
+                        } else {
+                            "IPv6"
+                        },
+                        if config.family == AddressFamily::V4 {
+                            4
+                        } else {
+                            6
+                        },
+                    ),
+                });
+            }
+            Ok(addrs)
+        }
         Err(e) if e.is_timeout() => Err(SshError::TimedOut {
             device: config.device.clone(),
             activity: format!("looking up {} (the resolver did not answer)", config.host),
@@ -608,6 +657,7 @@ mod tests {
             host_key: HostKeyCheck::Insecure,
             legacy: false,
             term: "vt100".into(),
+            family: AddressFamily::Any,
         }
     }
 
@@ -665,6 +715,7 @@ mod tests {
             host_key: HostKeyCheck::Insecure,
             legacy: false,
             term: "vt100".into(),
+            family: AddressFamily::Any,
         };
         let err = connect(&config, Instant::now() + Duration::from_secs(5))
             .await

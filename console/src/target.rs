@@ -10,7 +10,7 @@ use fencekit_core::schema::{ParamSpec, ParamType, Params};
 use fencekit_core::{DeviceError, Instant, Secret};
 
 use crate::lock::{DeviceLock, Wait, DEFAULT_LOCK_DIR};
-use crate::ssh::{connect, HostKeyCheck, SshAuth, SshConfig, SshStream};
+use crate::ssh::{connect, AddressFamily, HostKeyCheck, SshAuth, SshConfig, SshStream};
 use crate::transcript::Redactor;
 use crate::{Console, ConsoleOptions};
 
@@ -47,6 +47,16 @@ pub const IDENTITY_FILE: ParamSpec = ParamSpec::new(
     "SSH private key file for key authentication; the password, if given, is its pass phrase",
 )
 .short('k');
+/// IPv4 addresses only (fence-agents' name and short option).
+pub const INET4_ONLY: ParamSpec =
+    ParamSpec::new("inet4_only", "Connect to the device's IPv4 addresses only")
+        .short('4')
+        .ty(ParamType::Boolean);
+/// IPv6 addresses only (fence-agents' name and short option).
+pub const INET6_ONLY: ParamSpec =
+    ParamSpec::new("inet6_only", "Connect to the device's IPv6 addresses only")
+        .short('6')
+        .ty(ParamType::Boolean);
 /// Where device locks live.
 pub const LOCK_DIR: ParamSpec = ParamSpec::new(
     "lock_dir",
@@ -159,6 +169,19 @@ impl ConsoleTarget {
                 ))
             }
         };
+        let family = match (
+            params.boolean(INET4_ONLY.name).unwrap_or(false),
+            params.boolean(INET6_ONLY.name).unwrap_or(false),
+        ) {
+            (true, true) => {
+                return Err(config(
+                    "inet4_only and inet6_only exclude each other: give one".into(),
+                ))
+            }
+            (true, false) => AddressFamily::V4,
+            (false, true) => AddressFamily::V6,
+            (false, false) => AddressFamily::Any,
+        };
         Ok(ConsoleTarget {
             ssh: SshConfig {
                 device: format!("{host}:{port}"),
@@ -169,6 +192,7 @@ impl ConsoleTarget {
                 host_key,
                 legacy: params.boolean(SSH_LEGACY.name).unwrap_or(false),
                 term: "vt100".into(),
+                family,
             },
             lock_dir: PathBuf::from(params.text(LOCK_DIR.name).unwrap_or(DEFAULT_LOCK_DIR)),
         })
@@ -286,6 +310,7 @@ mod tests {
                 host_key: HostKeyCheck::Insecure,
                 legacy: false,
                 term: "vt100".into(),
+                family: AddressFamily::Any,
             },
             lock_dir: PathBuf::from("/nonexistent"),
         }

@@ -754,8 +754,14 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
         assert!(owned(&table).contains("secret") && owned(&table).contains("deep"));
         wipe(&mut table);
         let after = owned(&table);
-        assert!(!after.contains("secret") && !after.contains("deep"), "{after}");
-        assert!(after.contains("kept"), "a borrowed string is the caller's to wipe: {after}");
+        assert!(
+            !after.contains("secret") && !after.contains("deep"),
+            "{after}"
+        );
+        assert!(
+            after.contains("kept"),
+            "a borrowed string is the caller's to wipe: {after}"
+        );
     }
 
     #[test]

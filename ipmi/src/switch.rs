@@ -57,9 +57,45 @@ const PARAMS: &[ParamSpec] = &[
     .secret(),
     ParamSpec::new(
         "lanplus",
-        "accepted for compatibility: fencekit always speaks IPMI v2.0 RMCP+",
+        "IPMI v2.0 RMCP+, the only protocol fencekit speaks: lanplus=0 (IPMI 1.5) is refused",
+    )
+    .short('P')
+    .ty(ParamType::Boolean),
+    ParamSpec::new(
+        "auth",
+        "IPMI 1.5 authentication type (none, md5, password); an RMCP+ session authenticates \
+         with its cipher suite instead, as ipmitool -I lanplus does",
+    )
+    .short('A')
+    .ty(ParamType::Select(&["none", "md5", "password"])),
+    ParamSpec::new(
+        "target",
+        "IPMI bridging (fence_ipmilan's --target): not supported, and refused when given \
+         (switching the chassis manager instead of the blade would be the wrong machine)",
+    ),
+    ParamSpec::new(
+        "port_as_ip",
+        "the plug (port) is the BMC's address, as fence_ipmilan's --port-as-ip",
     )
     .ty(ParamType::Boolean),
+    ParamSpec::new(
+        "ipmitool_path",
+        "fence_ipmilan's path to ipmitool: fencekit runs no ipmitool, so it is not used",
+    ),
+    ParamSpec::new(
+        "ipmitool_timeout",
+        "fence_ipmilan's time for one ipmitool run: not used (timeout bounds the whole operation)",
+    ),
+    ParamSpec::new(
+        "use_sudo",
+        "fence_ipmilan's sudo for ipmitool: not used (fencekit runs no ipmitool)",
+    )
+    .aliases(&["sudo"])
+    .ty(ParamType::Boolean),
+    ParamSpec::new(
+        "sudo_path",
+        "fence_ipmilan's path to sudo: not used (fencekit runs no ipmitool)",
+    ),
     ParamSpec::new("interface", "IPMI interface; only lanplus is implemented")
         .ty(ParamType::Select(&["lanplus"]))
         .default("lanplus"),
@@ -198,10 +234,18 @@ impl IpmiSwitch {
             )),
         };
         if params.boolean("lanplus") == Some(false) {
-            tracing::warn!(
-                host,
-                "lanplus=0 ignored: fencekit speaks IPMI v2.0 RMCP+ only"
-            );
+            return Err(DeviceError::Failed(
+                "lanplus=0 asks for IPMI 1.5, which fencekit does not speak: refusing rather \
+                 than choosing another protocol; set lanplus=1 (IPMI v2.0 RMCP+)"
+                    .into(),
+            ));
+        }
+        if params.text("target").is_some_and(|t| !t.trim().is_empty()) {
+            return Err(DeviceError::Failed(
+                "`target` (IPMI bridging) is not supported: refusing rather than switching \
+                 the wrong machine"
+                    .into(),
+            ));
         }
         let name = format!("{host}:{port}");
         let mut config = SessionConfig::new(

@@ -190,7 +190,7 @@ pub fn agent_page(plugin: &PowerPlugin) -> String {
 
 fn option(page: &mut Roff, schema: &Schema, spec: &ParamSpec) {
     page.control("TP", []);
-    page.text([bold(getopt(spec, &long_name(spec.name)))]);
+    page.text([bold(getopt(schema, spec, &long_name(spec.name)))]);
     let mut text = spec.description.to_string();
     if spec.name == "plug" && !schema.multi_plug {
         text = "Accepted and ignored: this device powers one machine.".to_string();

@@ -31,13 +31,13 @@ pub fn render(plugin: &PowerPlugin) -> String {
     ));
     out.push_str("<parameters>\n");
     let action = &options::PARAMS[0];
-    parameter(&mut out, action, true, None);
+    parameter(&mut out, schema, action, true, None);
     for spec in schema.params {
-        parameter(&mut out, spec, spec.required, None);
+        parameter(&mut out, schema, spec, spec.required, None);
     }
     for spec in fencekit_core::fence::SCHEMA.params {
         if schema.find(spec.name).is_none() {
-            parameter(&mut out, spec, false, None);
+            parameter(&mut out, schema, spec, false, None);
         }
     }
     for spec in &options::PARAMS[1..] {
@@ -47,7 +47,7 @@ pub fn render(plugin: &PowerPlugin) -> String {
         let required = spec.name == "plug" && schema.multi_plug;
         let description = (spec.name == "plug" && !schema.multi_plug)
             .then_some("Accepted and ignored: this device powers one machine");
-        parameter(&mut out, spec, required, description);
+        parameter(&mut out, schema, spec, required, description);
     }
     out.push_str("</parameters>\n<actions>\n");
     let diag = schema
@@ -80,9 +80,15 @@ pub fn render(plugin: &PowerPlugin) -> String {
 
 /// One parameter, then its aliases as deprecated parameters (fence-agents' way of
 /// keeping legacy stdin keys), then for secrets the `_script` and `_file` forms.
-fn parameter(out: &mut String, spec: &ParamSpec, required: bool, description: Option<&str>) {
+fn parameter(
+    out: &mut String,
+    plugin: &Schema,
+    spec: &ParamSpec,
+    required: bool,
+    description: Option<&str>,
+) {
     let description = description.unwrap_or(spec.description);
-    let getopt = getopt(spec, &long_name(spec.name));
+    let getopt = getopt(plugin, spec, &long_name(spec.name));
     let obsoletes = spec.aliases.first();
     entry(
         out,
@@ -112,7 +118,11 @@ fn parameter(out: &mut String, spec: &ParamSpec, required: bool, description: Op
             } else {
                 format!("File whose first line is the {}", spec.name)
             };
-            let mixed = format!("--{}=[{suffix}]", long_name(&name));
+            let short = options::script_short(spec.name)
+                .filter(|_| suffix == "script")
+                .map(|c| format!("-{c}, "))
+                .unwrap_or_default();
+            let mixed = format!("{short}--{}=[{suffix}]", long_name(&name));
             let string = ParamSpec::new("", "");
             let legacy = obsoletes.map(|a| format!("{a}_{suffix}"));
             entry(
@@ -136,8 +146,15 @@ enum Attr<'a> {
     Deprecated,
 }
 
-pub(crate) fn getopt(spec: &ParamSpec, long: &str) -> String {
-    let short = spec.short.map(|c| format!("-{c}, ")).unwrap_or_default();
+/// The `getopt` text of `spec` in the agent of `plugin`: its short option only where
+/// the letter is its own in that agent (ipmi's `-C` is `cipher`, not `separator`).
+pub(crate) fn getopt(plugin: &Schema, spec: &ParamSpec, long: &str) -> String {
+    let schemas = [plugin, &fencekit_core::fence::SCHEMA, &options::SCHEMA];
+    let short = spec
+        .short
+        .filter(|_| options::owns_short(&schemas, spec))
+        .map(|c| format!("-{c}, "))
+        .unwrap_or_default();
     match spec.ty {
         ParamType::Boolean => format!("{short}--{long}"),
         _ => format!("{short}--{long}=[{}]", spec.name),
@@ -198,7 +215,7 @@ pub fn usage(schema: &Schema) -> String {
     for spec in all.iter().flat_map(|s| s.params.iter()) {
         out.push_str(&format!(
             "  {:<40} {}\n",
-            getopt(spec, &long_name(spec.name)),
+            getopt(schema, spec, &long_name(spec.name)),
             spec.description
         ));
     }

@@ -11,7 +11,7 @@ pub mod options;
 use std::io::Read;
 use std::time::Duration;
 
-use fencekit_core::schema::{normalize, Origin, RawParam, RawValue};
+use fencekit_core::schema::{normalize, Origin, RawParam, RawValue, Schema};
 use fencekit_core::{DeviceCommand, FenceAction, FenceOptions, Instant, Plug, PowerState};
 use fencekit_plugins::Registry;
 use zeroize::Zeroizing;
@@ -156,6 +156,7 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     if !quiet {
         warn_secrets_in_argv(&name, &schemas, &raw);
     }
+    port_as_ip(plugin.schema, &mut raw);
     if let Err(e) = request::take_env_secrets(&schemas, &mut raw) {
         eprintln!("{name}: {e}");
         return Stage::Done(FAIL);
@@ -260,6 +261,26 @@ pub async fn execute(prepared: Prepared) -> u8 {
 }
 
 /// The last value given for any of `keys`.
+/// fence-agents' `port_as_ip`: the plug (`port`, which Pacemaker fills with the
+/// node's name) is the device's address, and the plug itself is then not used.
+fn port_as_ip(schema: &Schema, raw: &mut RawParams) {
+    let asked = schema.find("port_as_ip").is_some()
+        && last(raw, &["port_as_ip"])
+            .is_some_and(|v| fencekit_core::schema::parse_bool(&v) == Some(true));
+    if !asked {
+        return;
+    }
+    let Some(address) = last(raw, &["plug", "port"]) else {
+        return;
+    };
+    raw.retain(|p| !matches!(normalize(&p.key).as_str(), "plug" | "port"));
+    raw.push(RawParam::text(
+        "ip",
+        address,
+        Origin::new("plug (port_as_ip)"),
+    ));
+}
+
 fn last(raw: &[RawParam], keys: &[&str]) -> Option<String> {
     raw.iter()
         .rev()

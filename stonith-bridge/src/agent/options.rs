@@ -2,7 +2,7 @@
 //! style, short and long) **or**, when there is no argument at all, `key=value`
 //! lines on stdin. Never both, as fence-agents' `fencing.py` does.
 
-use fencekit_core::schema::{normalize, Origin, ParamType, RawParam, RawValue, Schema};
+use fencekit_core::schema::{normalize, Origin, ParamSpec, ParamType, RawParam, RawValue, Schema};
 
 use crate::request::RawParams;
 
@@ -105,12 +105,56 @@ fn find(schemas: &[&Schema], key: &str) -> Option<ParamType> {
         })
 }
 
+/// fence-agents' short options for a secret's `_script` form: (secret, form, option).
+pub const SCRIPT_SHORTS: &[(&str, &str, char)] = &[
+    ("password", "password_script", 'S'),
+    ("snmp_priv_passwd", "snmp_priv_passwd_script", 'R'),
+];
+
+/// The short option of `name_script` for the secret `secret`, if fence-agents has one.
+pub fn script_short(secret: &str) -> Option<char> {
+    SCRIPT_SHORTS
+        .iter()
+        .find(|(name, _, _)| *name == secret)
+        .map(|(_, _, c)| *c)
+}
+
+/// The parameter a short option stands for: the first schema that declares it wins
+/// (the plugin's own schema comes first, so `-C` is ipmi's `cipher` there and the
+/// list `separator` elsewhere); then the `_script` forms of secrets.
 fn by_short(schemas: &[&Schema], short: char) -> Option<(&'static str, ParamType)> {
     schemas
         .iter()
         .flat_map(|s| s.params.iter())
         .find(|p| p.short == Some(short))
         .map(|p| (p.name, p.ty))
+        .or_else(|| {
+            let (secret, form, _) = SCRIPT_SHORTS.iter().find(|(_, _, c)| *c == short)?;
+            schemas
+                .iter()
+                .flat_map(|s| s.params.iter())
+                .any(|p| p.secret && p.name == *secret)
+                .then_some((*form, ParamType::String))
+        })
+}
+
+/// Whether `spec`'s short option is its own among `schemas` (an earlier schema may
+/// have taken the letter: see [`by_short`]). Help and metadata show it only then.
+pub fn owns_short(schemas: &[&Schema], spec: &ParamSpec) -> bool {
+    spec.short
+        .is_some_and(|c| by_short(schemas, c).is_some_and(|(name, _)| name == spec.name))
+}
+
+/// fence_apc's `-c` is its command prompt, fence_apc_snmp's the community: on a
+/// command line that also asks for fence_apc's SSH console (`-x`, `--ssh`,
+/// `--secure`), `-c` is the prompt, as fence_apc reads it.
+fn console_command_line(args: &[String]) -> bool {
+    args.iter().any(|a| {
+        matches!(a.as_str(), "-x" | "--ssh" | "--secure")
+            || a.strip_prefix("--ssh=")
+                .or_else(|| a.strip_prefix("--secure="))
+                .is_some_and(|v| matches!(v, "1" | "true" | "yes" | "on"))
+    })
 }
 
 /// Whether `key` looks like an option name (and so may be shown in a message):
@@ -138,6 +182,8 @@ pub fn shown_word(word: &str) -> String {
 pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<RawParams, String> {
     let origin = || Origin::new("command line");
     let mut raw = RawParams::default();
+    let prompt_for_c =
+        console_command_line(args) && schemas.iter().any(|s| s.find("cmd_prompt").is_some());
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -171,7 +217,12 @@ pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<RawParams, Stri
             while j < chars.len() {
                 let c = chars[j];
                 j += 1;
-                let Some((name, ty)) = by_short(schemas, c) else {
+                let found = if c == 'c' && prompt_for_c {
+                    Some(("cmd_prompt", ParamType::String))
+                } else {
+                    by_short(schemas, c)
+                };
+                let Some((name, ty)) = found else {
                     if c.is_ascii_alphanumeric() {
                         return Err(format!("invalid option -- '{c}'"));
                     }
@@ -306,6 +357,42 @@ mod tests {
         assert_eq!(value(&raw, "password_script").as_deref(), Some("echo x"));
         assert_eq!(value(&raw, "lanplus").as_deref(), Some("1"));
         assert_eq!(raw.iter().filter(|p| p.key == "verbose").count(), 2);
+    }
+
+    #[test]
+    fn script_forms_have_fence_agents_short_options() {
+        const SNMP_PARAMS: &[fencekit_core::ParamSpec] = &[
+            fencekit_core::ParamSpec::new("snmp_priv_passwd", "priv")
+                .short('P')
+                .secret(),
+            fencekit_core::ParamSpec::new("community", "community")
+                .short('c')
+                .secret(),
+            fencekit_core::ParamSpec::new("cmd_prompt", "prompt"),
+            fencekit_core::ParamSpec::new("secure", "ssh")
+                .aliases(&["ssh"])
+                .short('x')
+                .ty(ParamType::Boolean),
+        ];
+        const SNMP: Schema = Schema {
+            params: SNMP_PARAMS,
+            ..PLUGIN
+        };
+        let raw = from_args(&[&PLUGIN, &SCHEMA], &args(&["-S", "echo pw"])).unwrap();
+        assert_eq!(value(&raw, "password_script").as_deref(), Some("echo pw"));
+        let raw = from_args(&[&SNMP, &SCHEMA], &args(&["-R", "echo priv"])).unwrap();
+        assert_eq!(
+            value(&raw, "snmp_priv_passwd_script").as_deref(),
+            Some("echo priv")
+        );
+        // No password in the schema: -S is not an option there.
+        assert!(from_args(&[&SNMP, &SCHEMA], &args(&["-S", "x"])).is_err());
+        // fence_apc_snmp's -c is the community; with fence_apc's -x it is the prompt.
+        let raw = from_args(&[&SNMP, &SCHEMA], &args(&["-c", "private"])).unwrap();
+        assert_eq!(value(&raw, "community").as_deref(), Some("private"));
+        let raw = from_args(&[&SNMP, &SCHEMA], &args(&["-x", "-c", "apc>"])).unwrap();
+        assert_eq!(value(&raw, "cmd_prompt").as_deref(), Some("apc>"));
+        assert_eq!(value(&raw, "community"), None);
     }
 
     #[test]

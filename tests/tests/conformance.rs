@@ -1,0 +1,456 @@
+//! Drop-in, proven from the anchors' own interfaces. The installed fence_ipmilan,
+//! fence_apc_snmp and fence_apc describe themselves (`-o metadata`); for every
+//! parameter and short option they list, fencekit's agent must take the same name
+//! with the same meaning (its metadata lists it, a boolean is a boolean, the short
+//! option is the same parameter's, and `validate-all` accepts it without an "ignoring
+//! unknown parameter" warning), or refuse a value that would change what is switched
+//! with exit 1 and a message naming the parameter. Nothing is ignored. The table of
+//! every row is printed (run with `--nocapture` to see it).
+//!
+//! Meanings beyond the name are proven where they matter: `port_as_ip` against a real
+//! `ipmi_sim` (the plug is the address that is switched), `-S` by a password script,
+//! and the refused values by their messages.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use fencekit_tests::bridge;
+use fencekit_tests::ipmi_sim::{IpmiSim, IpmiSimOptions};
+use fencekit_tests::peers;
+use fencekit_tests::tool::{self, ToolOutput};
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One `<parameter>` of a fence agent's metadata.
+#[derive(Debug, Clone)]
+struct Param {
+    name: String,
+    deprecated: bool,
+    /// The getopt text (`-a, --ip=[ip]`).
+    mixed: String,
+    ty: String,
+    default: Option<String>,
+    options: Vec<String>,
+    description: String,
+}
+
+impl Param {
+    fn short(&self) -> Option<char> {
+        let rest = self.mixed.strip_prefix('-')?;
+        let mut chars = rest.chars();
+        let c = chars.next()?;
+        (c != '-' && matches!(chars.next(), Some(',') | None)).then_some(c)
+    }
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+fn attr(line: &str, name: &str) -> Option<String> {
+    let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = line[start..].find('"')? + start;
+    Some(unescape(&line[start..end]))
+}
+
+/// The parameters of a fence-agents metadata document (line-oriented, as every
+/// agent of fence-agents and fencekit writes it).
+fn parse_metadata(xml: &str) -> Vec<Param> {
+    let mut params = Vec::new();
+    let mut current: Option<Param> = None;
+    for line in xml.lines() {
+        let line = line.trim();
+        if line.starts_with("<parameter ") {
+            current = Some(Param {
+                name: attr(line, "name").unwrap_or_default(),
+                deprecated: attr(line, "deprecated").as_deref() == Some("1"),
+                mixed: String::new(),
+                ty: String::new(),
+                default: None,
+                options: Vec::new(),
+                description: String::new(),
+            });
+        } else if let Some(p) = current.as_mut() {
+            if line.starts_with("<getopt ") {
+                p.mixed = attr(line, "mixed").unwrap_or_default();
+            } else if line.starts_with("<content ") {
+                p.ty = attr(line, "type").unwrap_or_default();
+                p.default = attr(line, "default");
+            } else if line.starts_with("<option ") {
+                p.options.extend(attr(line, "value"));
+            } else if line.starts_with("<shortdesc ") {
+                let start = line.find('>').map_or(0, |i| i + 1);
+                let end = line.rfind("</shortdesc>").unwrap_or(line.len());
+                p.description = unescape(&line[start..end.max(start)]);
+            } else if line.starts_with("</parameter>") {
+                params.extend(current.take());
+            }
+        }
+    }
+    params
+}
+
+fn metadata_of(command: Command) -> Vec<Param> {
+    let out = tool::run(command, None, RUN_TIMEOUT).unwrap();
+    assert!(out.status.success(), "metadata: {}", out.text());
+    let params = parse_metadata(&out.stdout);
+    assert!(params.len() > 10, "too few parameters read: {params:?}");
+    params
+}
+
+/// An anchor and fencekit's agent that stands in for it.
+struct Anchor {
+    program: &'static str,
+    plugin: &'static str,
+    /// Parameters every run needs to validate (the anchor's own usual minimum, plus
+    /// what fencekit asks of a configuration of that kind).
+    base: &'static [(&'static str, &'static str)],
+    /// Values that would change what is switched and are refused: (name, value, what
+    /// the message must say besides the name).
+    refused: &'static [(&'static str, &'static str, &'static str)],
+    /// Values for parameters whose anchor default is no usable sample.
+    samples: &'static [(&'static str, &'static str)],
+    /// Short options whose letter the anchor gives another meaning than the same name
+    /// in fencekit, with where that is resolved.
+    short_exceptions: &'static [(char, &'static str)],
+}
+
+const IPMILAN: Anchor = Anchor {
+    program: "fence_ipmilan",
+    plugin: "ipmi",
+    base: &[
+        ("ip", "127.0.0.1"),
+        ("username", "admin"),
+        ("password", "conformance-pw"),
+    ],
+    refused: &[("target", "0x82", "bridging"), ("lanplus", "0", "IPMI 1.5")],
+    samples: &[
+        ("auth", "md5"),
+        ("cipher", "3"),
+        ("hexadecimal_kg", "0102"),
+        ("lanplus", "1"),
+        ("ipmitool_timeout", "2"),
+    ],
+    short_exceptions: &[],
+};
+
+const APC_SNMP: Anchor = Anchor {
+    program: "fence_apc_snmp",
+    plugin: "apc",
+    base: &[("ip", "127.0.0.1"), ("plug", "1")],
+    refused: &[],
+    samples: &[
+        ("snmp_priv_passwd", "conformance-priv"),
+        ("snmp_version", "2c"),
+    ],
+    short_exceptions: &[],
+};
+
+const APC: Anchor = Anchor {
+    program: "fence_apc",
+    plugin: "apc",
+    base: &[
+        ("ip", "127.0.0.1"),
+        ("plug", "1"),
+        ("ssh", "1"),
+        ("username", "apc"),
+        ("password", "conformance-pw"),
+        ("insecure_skip_host_key_check", "1"),
+    ],
+    refused: &[("ssh_options", "-1 -c blowfish", "SSH itself")],
+    samples: &[
+        ("cmd_prompt", "apc>"),
+        ("command_prompt", "apc>"),
+        ("ipport", "22"),
+        ("ssh_path", "/usr/bin/ssh"),
+        ("telnet_path", "/usr/bin/telnet"),
+    ],
+    // fence_apc's -c is its prompt; fencekit's apc agent also stands in for
+    // fence_apc_snmp, whose -c is the community: with -x on the command line -c is the
+    // prompt (see stonith-bridge's options tests), so both anchors' lines work.
+    short_exceptions: &[('c', "the prompt when -x is on the same command line")],
+};
+
+/// Parameters no `validate-all` run can carry: they end the run early or act on
+/// their own (help, version, metadata), or are fencekit's own `action`.
+const NOT_RUN: &[&str] = &["action", "help", "version", "debug", "debug_file"];
+
+/// A sample value of `param` for a validating run.
+fn sample(anchor: &Anchor, param: &Param) -> String {
+    if let Some((_, v)) = anchor.samples.iter().find(|(n, _)| *n == param.name) {
+        return v.to_string();
+    }
+    if let Some((_, v)) = anchor.base.iter().find(|(n, _)| *n == param.name) {
+        return v.to_string();
+    }
+    match param.name.as_str() {
+        "ipaddr" => return "127.0.0.1".into(),
+        "login" | "username" => return "admin".into(),
+        "passwd" | "password" => return "conformance-pw".into(),
+        "passwd_script" | "password_script" | "snmp_priv_passwd_script" => {
+            return "echo conformance-pw".into()
+        }
+        "plug" | "port" => return "1".into(),
+        "disable_timeout" => return "true".into(),
+        "identity_file" => return "/dev/null".into(),
+        _ => {}
+    }
+    if param.ty == "boolean" {
+        return "1".into();
+    }
+    if let Some(first) = param.options.first() {
+        return param
+            .default
+            .clone()
+            .filter(|d| param.options.contains(d))
+            .unwrap_or_else(|| first.clone());
+    }
+    match param.default.as_deref() {
+        Some(d) if d != "None" && !d.starts_with('[') => d.to_string(),
+        _ => "1".into(),
+    }
+}
+
+/// `stonith-bridge fence-agent PLUGIN` with `lines` on stdin.
+fn run_agent(binary: &Path, plugin: &str, lines: &[(String, String)]) -> ToolOutput {
+    let mut command = Command::new(binary);
+    command.args(["fence-agent", plugin]).env("LC_ALL", "C");
+    let mut input = String::from("action=validate-all\n");
+    for (k, v) in lines {
+        input.push_str(&format!("{k}={v}\n"));
+    }
+    tool::run(command, Some(input.as_bytes()), RUN_TIMEOUT).unwrap()
+}
+
+fn base_lines(anchor: &Anchor) -> Vec<(String, String)> {
+    anchor
+        .base
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The table's verdict for one anchor parameter, or why it fails.
+fn judge(
+    binary: &Path,
+    anchor: &Anchor,
+    param: &Param,
+    ours: &BTreeMap<String, Param>,
+) -> Result<String, String> {
+    if let Some((_, value, why)) = anchor.refused.iter().find(|(n, _, _)| *n == param.name) {
+        let mut lines = base_lines(anchor);
+        lines.push((param.name.clone(), value.to_string()));
+        let out = run_agent(binary, anchor.plugin, &lines);
+        let text = out.text();
+        return if out.status.code() == Some(1) && text.contains(&param.name) && text.contains(why) {
+            Ok(format!(
+                "refused: {param}={value} exits 1 naming it",
+                param = param.name
+            ))
+        } else {
+            Err(format!(
+                "{}={value} is not refused with exit 1 naming it: {:?} {text}",
+                param.name,
+                out.status.code()
+            ))
+        };
+    }
+    let Some(mine) = ours.get(&param.name) else {
+        return Err("not in fencekit's metadata: it would be ignored as unknown".into());
+    };
+    if (param.ty == "boolean") != (mine.ty == "boolean") {
+        return Err(format!(
+            "type differs: {} is {}, fencekit's is {}",
+            anchor.program, param.ty, mine.ty
+        ));
+    }
+    if let Some(c) = param.short() {
+        let exception = anchor.short_exceptions.iter().find(|(e, _)| *e == c);
+        if mine.short() != Some(c) && exception.is_none() {
+            return Err(format!(
+                "-{c} is {}'s {}, fencekit's {} has {:?}",
+                anchor.program, param.name, mine.name, mine.mixed
+            ));
+        }
+    }
+    if NOT_RUN.contains(&param.name.as_str()) {
+        return Ok("same (front-end option)".into());
+    }
+    let mut lines = base_lines(anchor);
+    lines.push((param.name.clone(), sample(anchor, param)));
+    let out = run_agent(binary, anchor.plugin, &lines);
+    let text = out.text();
+    if !out.status.success() || text.contains("ignoring unknown parameter") {
+        return Err(format!(
+            "validate-all with {}={} gives {:?}: {text}",
+            param.name,
+            sample(anchor, param),
+            out.status.code()
+        ));
+    }
+    let exception = param
+        .short()
+        .and_then(|c| anchor.short_exceptions.iter().find(|(e, _)| *e == c))
+        .map(|(c, how)| format!("; -{c}: {how}"))
+        .unwrap_or_default();
+    if mine.description.contains("not used")
+        || mine.description.contains("ccepted for compatibility")
+    {
+        Ok(format!(
+            "same, not applicable (accepted: {}){exception}",
+            mine.description
+        ))
+    } else {
+        Ok(format!("same meaning{exception}"))
+    }
+}
+
+fn conformance(anchor: &Anchor) {
+    let Some(program) = peers::require(anchor.program, "fence-agents") else {
+        return;
+    };
+    let binary = bridge::binary().unwrap();
+    let mut theirs = Command::new(&program);
+    theirs.args(["-o", "metadata"]);
+    let theirs = metadata_of(theirs);
+    let mut mine = Command::new(&binary);
+    mine.args(["fence-agent", anchor.plugin, "-o", "metadata"]);
+    let ours: BTreeMap<String, Param> = metadata_of(mine)
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect();
+
+    let mut failures = Vec::new();
+    let mut table = format!(
+        "\n{} → fence_fencekit_{} ({} parameters)\n{:<26} {:<6} verdict\n",
+        anchor.program,
+        anchor.plugin,
+        theirs.len(),
+        "parameter",
+        "short"
+    );
+    for param in &theirs {
+        let short = param.short().map(|c| format!("-{c}")).unwrap_or_default();
+        let name = if param.deprecated {
+            format!("{} (deprecated)", param.name)
+        } else {
+            param.name.clone()
+        };
+        match judge(&binary, anchor, param, &ours) {
+            Ok(verdict) => table.push_str(&format!("{name:<26} {short:<6} {verdict}\n")),
+            Err(why) => {
+                table.push_str(&format!("{name:<26} {short:<6} FAIL: {why}\n"));
+                failures.push(format!("{}: {}", param.name, why));
+            }
+        }
+    }
+    // Every parameter at once, as a configuration that sets them all.
+    let mut all = base_lines(anchor);
+    for param in &theirs {
+        let exclusive = param.name == "inet6_only" || param.name == "port_as_ip";
+        if NOT_RUN.contains(&param.name.as_str())
+            || exclusive
+            || anchor.refused.iter().any(|(n, _, _)| *n == param.name)
+            || all.iter().any(|(k, _)| *k == param.name)
+        {
+            continue;
+        }
+        all.push((param.name.clone(), sample(anchor, param)));
+    }
+    let out = run_agent(&binary, anchor.plugin, &all);
+    let text = out.text();
+    if !out.status.success() || text.contains("ignoring unknown parameter") {
+        failures.push(format!(
+            "all parameters at once: {:?} {text}",
+            out.status.code()
+        ));
+    } else {
+        table.push_str(&format!(
+            "(all {} at once)             validate-all accepts them, no warning\n",
+            all.len()
+        ));
+    }
+    print!("{table}");
+    assert!(
+        failures.is_empty(),
+        "{} conformance:\n{}",
+        anchor.program,
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_fence_ipmilan_parameter_is_taken_with_its_meaning_or_refused() {
+    conformance(&IPMILAN);
+}
+
+#[test]
+fn every_fence_apc_snmp_parameter_is_taken_with_its_meaning_or_refused() {
+    conformance(&APC_SNMP);
+}
+
+#[test]
+fn every_fence_apc_parameter_is_taken_with_its_meaning_or_refused() {
+    conformance(&APC);
+}
+
+/// `port_as_ip`: the plug is the BMC's address. `ip` names an address where nothing
+/// answers; the run switches the ipmi_sim the plug names, read from its side.
+#[test]
+fn port_as_ip_switches_the_bmc_the_plug_names() {
+    if peers::require("ipmi_sim", "openipmi").is_none() {
+        return;
+    }
+    let sim = IpmiSim::start(IpmiSimOptions::default()).unwrap();
+    let binary = bridge::binary().unwrap();
+    let input = format!(
+        "action=off\nip=127.0.0.2\nport_as_ip=1\nport=127.0.0.1\nipport={}\nusername={}\n\
+         password={}\ncipher=3\ntimeout=20\n",
+        sim.port(),
+        sim.user(),
+        IpmiSimOptions::default().password
+    );
+    let mut command = Command::new(&binary);
+    command.args(["fence-agent", "ipmi"]);
+    let out = tool::run(command, Some(input.as_bytes()), RUN_TIMEOUT).unwrap();
+    assert!(out.status.success(), "{}", out.text());
+    assert!(
+        !sim.power_state().unwrap(),
+        "the BMC the plug names is still on"
+    );
+}
+
+/// fence_ipmilan's `-S` (password script) and `-P` (lanplus) on a command line reach
+/// a real BMC; `-o status` answers with the state ipmi_sim keeps.
+#[test]
+fn short_options_of_fence_ipmilan_reach_the_bmc() {
+    if peers::require("ipmi_sim", "openipmi").is_none() {
+        return;
+    }
+    let sim = IpmiSim::start(IpmiSimOptions::default()).unwrap();
+    let binary: PathBuf = bridge::binary().unwrap();
+    let script = format!("echo {}", IpmiSimOptions::default().password);
+    let mut command = Command::new(&binary);
+    command.args(["fence-agent", "ipmi", "-a", "127.0.0.1", "-u"]);
+    command.arg(sim.port().to_string());
+    command.args([
+        "-l",
+        sim.user(),
+        "-S",
+        &script,
+        "-P",
+        "-C",
+        "3",
+        "-o",
+        "status",
+    ]);
+    let out = tool::run(command, None, RUN_TIMEOUT).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.text().contains("ON"), "{}", out.text());
+}
