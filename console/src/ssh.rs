@@ -82,8 +82,9 @@ pub enum HostKeyCheck {
     /// A fingerprint as `ssh-keygen -lf` prints it: `SHA256:<base64>` (padding
     /// optional) or `MD5:<hex pairs>`.
     Fingerprint(String),
-    /// An OpenSSH `known_hosts` file; the host must be in it with this key.
-    KnownHosts(PathBuf),
+    /// OpenSSH `known_hosts` files, read together; the host must be in them with
+    /// this key.
+    KnownHosts(Vec<PathBuf>),
     /// No check at all: anyone on the path can pose as the device. Only by an
     /// explicit parameter, and logged as a warning.
     Insecure,
@@ -186,6 +187,9 @@ impl From<SshError> for DeviceError {
     }
 }
 
+/// How long before the deadline the connecting thread gives up, to report why.
+const REASON_MARGIN: Duration = Duration::from_millis(150);
+
 /// An open console session: the shell channel as a tokio stream.
 pub type SshStream = ThreadStream;
 
@@ -199,9 +203,15 @@ pub async fn connect(config: &SshConfig, deadline: Instant) -> Result<SshStream,
         activity: activity.to_string(),
     };
     let addrs = resolve(&config, deadline).await?;
-    let until = deadline.into_std();
     // The blocking work ends by `until` by itself (connect and libssh2 timeouts
-    // are what is left), so the runtime never waits long for this thread.
+    // are what is left), so the runtime never waits long for this thread. It ends a
+    // little before the deadline, so that its own reason (no banner, no answer to
+    // the password) arrives before the outer bound below has to speak instead.
+    let until = {
+        let end = deadline.into_std();
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        end - (left / 10).min(REASON_MARGIN)
+    };
     let opening = tokio::task::spawn_blocking(move || open_blocking(&config, &addrs, until));
     match tokio::time::timeout_at(deadline, opening).await {
         Ok(Ok(result)) => result,
@@ -503,7 +513,7 @@ fn verify_host_key(session: &Session, config: &SshConfig) -> Result<(), SshError
                 )))
             }
         }
-        HostKeyCheck::KnownHosts(path) => {
+        HostKeyCheck::KnownHosts(paths) => {
             let Some((key, _)) = session.host_key() else {
                 return Err(failed("the host presented no key".into()));
             };
@@ -511,32 +521,34 @@ fn verify_host_key(session: &Session, config: &SshConfig) -> Result<(), SshError
                 device: device.to_string(),
                 problem: format!("cannot set up known-hosts checking: {}", e.message()),
             })?;
-            known
-                .read_file(path, KnownHostFileKind::OpenSSH)
-                .map_err(|e| SshError::Config {
-                    device: device.to_string(),
-                    problem: format!(
-                        "cannot read known_hosts {}: {}",
-                        path.display(),
-                        e.message()
-                    ),
-                })?;
+            for path in paths {
+                known
+                    .read_file(path, KnownHostFileKind::OpenSSH)
+                    .map_err(|e| SshError::Config {
+                        device: device.to_string(),
+                        problem: format!(
+                            "cannot read known_hosts {}: {}",
+                            path.display(),
+                            e.message()
+                        ),
+                    })?;
+            }
+            let files = paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and ");
             match known.check_port(&config.host, config.port, key) {
                 CheckResult::Match => Ok(()),
                 CheckResult::Mismatch => Err(failed(format!(
-                    "{} holds a DIFFERENT key for {}",
-                    path.display(),
+                    "{files} hold(s) a DIFFERENT key for {}",
                     known_hosts_name(&config.host, config.port)
                 ))),
                 CheckResult::NotFound => Err(failed(format!(
-                    "{} has no key for {}",
-                    path.display(),
+                    "{files} hold(s) no key for {}",
                     known_hosts_name(&config.host, config.port)
                 ))),
-                CheckResult::Failure => Err(failed(format!(
-                    "checking against {} failed",
-                    path.display()
-                ))),
+                CheckResult::Failure => Err(failed(format!("checking against {files} failed"))),
             }
         }
     }

@@ -94,6 +94,33 @@ impl ConsoleSession {
     }
 }
 
+/// The system-wide known-hosts file of OpenSSH.
+const SYSTEM_KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
+
+/// OpenSSH's own known-hosts files, those that exist: the user's
+/// (`$HOME/.ssh/known_hosts`) and the system's (`/etc/ssh/ssh_known_hosts`).
+fn default_known_hosts() -> Vec<PathBuf> {
+    // Pacemaker's fencer may run without HOME: then the account's home, as ssh does.
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        });
+    known_hosts_files(home.as_deref(), std::path::Path::new(SYSTEM_KNOWN_HOSTS))
+}
+
+fn known_hosts_files(home: Option<&std::path::Path>, system: &std::path::Path) -> Vec<PathBuf> {
+    home.map(|h| h.join(".ssh/known_hosts"))
+        .into_iter()
+        .chain(std::iter::once(system.to_path_buf()))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
 impl ConsoleTarget {
     /// Reads `ip`, the port, user and password names in `names`, `identity_file`,
     /// `host_key`, `known_hosts`, `insecure_skip_host_key_check`, `ssh_legacy` and
@@ -159,15 +186,20 @@ impl ConsoleTarget {
             params.text(KNOWN_HOSTS.name).filter(|t| !t.trim().is_empty()),
         ) {
             (Some(fingerprint), _) => HostKeyCheck::Fingerprint(fingerprint.trim().to_string()),
-            (None, Some(path)) => HostKeyCheck::KnownHosts(PathBuf::from(path)),
+            (None, Some(path)) => HostKeyCheck::KnownHosts(vec![PathBuf::from(path)]),
             (None, None) if insecure => HostKeyCheck::Insecure,
-            (None, None) => {
-                return Err(config(
-                    "the SSH host key must be verified: give host_key (SHA256:... as `ssh-keygen -lf` prints it) \
-                     or known_hosts, or set insecure_skip_host_key_check=1 to accept any key"
-                        .into(),
-                ))
-            }
+            // As the ssh command fence_apc runs: the user's and the system's files.
+            (None, None) => match default_known_hosts() {
+                files if !files.is_empty() => HostKeyCheck::KnownHosts(files),
+                _ => {
+                    return Err(config(
+                        "the SSH host key must be verified: give host_key (SHA256:... as `ssh-keygen -lf` prints it) \
+                         or known_hosts (neither ~/.ssh/known_hosts nor /etc/ssh/ssh_known_hosts exists), \
+                         or set insecure_skip_host_key_check=1 to accept any key"
+                            .into(),
+                    ))
+                }
+            },
         };
         let family = match (
             params.boolean(INET4_ONLY.name).unwrap_or(false),
@@ -298,6 +330,22 @@ pub fn says_busy(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_host_key_or_known_hosts_openssh_s_own_files_are_used_when_they_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("ssh_known_hosts");
+        assert!(known_hosts_files(Some(dir.path()), &system).is_empty());
+        std::fs::create_dir(dir.path().join(".ssh")).unwrap();
+        std::fs::write(dir.path().join(".ssh/known_hosts"), "").unwrap();
+        assert_eq!(
+            known_hosts_files(Some(dir.path()), &system),
+            vec![dir.path().join(".ssh/known_hosts")]
+        );
+        std::fs::write(&system, "").unwrap();
+        assert_eq!(known_hosts_files(None, &system), vec![system.clone()]);
+        assert_eq!(known_hosts_files(Some(dir.path()), &system).len(), 2);
+    }
 
     fn target(auth: SshAuth) -> ConsoleTarget {
         ConsoleTarget {
