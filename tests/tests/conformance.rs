@@ -454,3 +454,67 @@ fn short_options_of_fence_ipmilan_reach_the_bmc() {
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert!(out.text().contains("ON"), "{}", out.text());
 }
+
+/// A fence_apc `--ssh` configuration names no host key: ssh checks the key against
+/// OpenSSH's own files. fencekit does the same (the user's `~/.ssh/known_hosts`): the
+/// same stdin fences through the real sshd when the file holds the key, and is
+/// refused, naming the file and switching nothing, when it holds another key.
+#[test]
+fn a_fence_apc_ssh_configuration_checks_the_key_in_the_users_known_hosts() {
+    if !fencekit_tests::consoles::peers_present() {
+        return;
+    }
+    let sim = bridge::workspace_binary("fencekit-apc", "fencekit-apc-console-sim").unwrap();
+    let rig = fencekit_tests::consoles::ConsoleRig::start(
+        &sim.display().to_string(),
+        "apcdef",
+        1,
+        &[("cli", &[])],
+    );
+    let console = &rig.consoles[0];
+    console.state.set(1, 2, true, None).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    let known = home.path().join(".ssh/known_hosts");
+    let binary = bridge::binary().unwrap();
+    let stdin = format!(
+        "action=off\nip=127.0.0.1\nipport={}\nusername={}\npassword={}\nssh=1\nplug=2\n\
+         lock_dir={}\ntimeout=30\n",
+        rig.sshd().port(),
+        console.user.name(),
+        console.password,
+        rig.lock_dir().display()
+    );
+    let run = || {
+        let mut command = Command::new(&binary);
+        command
+            .args(["fence-agent", "apc"])
+            .env("HOME", home.path())
+            .env("LC_ALL", "C");
+        tool::run(command, Some(stdin.as_bytes()), RUN_TIMEOUT).unwrap()
+    };
+
+    // Another key under the device's name: refused, nothing switched.
+    let other = "AAAAC3NzaC1lZDI1NTE5AAAAIGxPxTxVHvLr9FJ7Df7CbsgcnBdpVSxx7D6c1JqR2dWm";
+    std::fs::write(
+        &known,
+        format!("[127.0.0.1]:{} ssh-ed25519 {other}\n", rig.sshd().port()),
+    )
+    .unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.text().contains("known_hosts"), "{}", out.text());
+    assert_eq!(
+        console.state.state(1, 2).unwrap(),
+        Some(fencekit_core::PowerState::On)
+    );
+
+    // The device's own key: fenced, and truly off on the simulator's side.
+    std::fs::copy(rig.known_hosts(), &known).unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(
+        console.state.state(1, 2).unwrap(),
+        Some(fencekit_core::PowerState::Off)
+    );
+}
