@@ -23,7 +23,8 @@ pub const HOST_KEY: ParamSpec = ParamSpec::new(
 /// `known_hosts`: an OpenSSH known_hosts file.
 pub const KNOWN_HOSTS: ParamSpec = ParamSpec::new(
     "known_hosts",
-    "OpenSSH known_hosts file holding the device's host key (checked when host_key is not given)",
+    "OpenSSH known_hosts file holding the device's host key (checked when host_key is not \
+     given; default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, as ssh reads them)",
 );
 /// The explicit opt-out of host-key checking.
 pub const INSECURE_SKIP_HOST_KEY_CHECK: ParamSpec = ParamSpec::new(
