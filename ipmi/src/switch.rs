@@ -240,6 +240,13 @@ impl IpmiSwitch {
                     .into(),
             ));
         }
+        if params.boolean("port_as_ip") == Some(true) {
+            return Err(DeviceError::Failed(
+                "`port_as_ip` (the plug is the BMC's address) is a fence-agent option, where \
+                 Pacemaker passes the plug; here, give the address as `ip`"
+                    .into(),
+            ));
+        }
         if params.text("target").is_some_and(|t| !t.trim().is_empty()) {
             return Err(DeviceError::Failed(
                 "`target` (IPMI bridging) is not supported: refusing rather than switching \

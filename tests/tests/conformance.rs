@@ -518,3 +518,23 @@ fn a_fence_apc_ssh_configuration_checks_the_key_in_the_users_known_hosts() {
         Some(fencekit_core::PowerState::Off)
     );
 }
+
+/// `port_as_ip` takes the address from the plug Pacemaker passes to a fence agent.
+/// Where no such plug exists (cluster-glue's environment, a configuration file) it
+/// cannot mean that, and is refused rather than ignored: `ip` would be switched.
+#[test]
+fn port_as_ip_outside_the_fence_agent_is_refused_not_ignored() {
+    let binary = bridge::binary().unwrap();
+    let mut command = Command::new(&binary);
+    command
+        .args(["external", "ipmi", "status"])
+        .env_remove("RUST_LOG")
+        .env("hostname", "node1")
+        .env("ip", "127.0.0.2")
+        .env("username", "admin")
+        .env("password", "conformance-pw")
+        .env("port_as_ip", "1");
+    let out = tool::run(command, None, RUN_TIMEOUT).unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.text().contains("port_as_ip"), "{}", out.text());
+}

@@ -270,6 +270,9 @@ fn port_as_ip(schema: &Schema, raw: &mut RawParams) {
     if !asked {
         return;
     }
+    // Applied here, where Pacemaker's `port` arrives; the plugin refuses it from any
+    // other front end, where there is no such plug to take the address from.
+    raw.retain(|p| normalize(&p.key) != "port_as_ip");
     let Some(address) = last(raw, &["plug", "port"]) else {
         return;
     };
