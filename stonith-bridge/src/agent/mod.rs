@@ -209,11 +209,7 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
 /// dropped (it holds the password). The buffer is allocated once at its full size:
 /// a growing buffer would leave copies of the text in freed memory.
 fn read_stdin() -> Result<Zeroizing<String>, String> {
-    let mut bytes = Zeroizing::new(Vec::with_capacity(STDIN_LIMIT as usize + 1));
-    std::io::stdin()
-        .take(STDIN_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+    let bytes = read_wiped(std::io::stdin().lock(), STDIN_LIMIT + 1).map_err(|e| e.to_string())?;
     if bytes.len() as u64 > STDIN_LIMIT {
         return Err(format!(
             "more than {} KiB; options are a few lines",
@@ -223,6 +219,35 @@ fn read_stdin() -> Result<Zeroizing<String>, String> {
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.to_string())),
         Err(e) => Err(format!("not UTF-8 text (at byte {})", e.valid_up_to())),
+    }
+}
+
+/// Reads at most `limit` bytes. The buffer grows by doubling, each outgrown copy
+/// wiped as it is dropped, so no copy of a secret is left behind; it starts small,
+/// since wiping (and so touching) a buffer sized for the limit would cost more than
+/// reading a few lines of options.
+fn read_wiped(mut input: impl Read, limit: u64) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(4096));
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    loop {
+        let room = usize::try_from(limit.saturating_sub(bytes.len() as u64))
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
+        if room == 0 {
+            return Ok(bytes);
+        }
+        let n = match input.read(&mut chunk[..room]) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if bytes.len() + n > bytes.capacity() {
+            let mut grown = Zeroizing::new(Vec::with_capacity((bytes.len() + n) * 2));
+            grown.extend_from_slice(&bytes);
+            bytes = grown;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -443,5 +468,18 @@ async fn diag(name: &str, request: &Request, plugs: &[Plug]) -> u8 {
             eprintln!("{name}: Failed: {e}");
             FAIL
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stdin_is_read_whole_up_to_its_limit_whatever_the_chunks() {
+        let text: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let read = super::read_wiped(&text[..], 1 << 20).unwrap();
+        assert_eq!(&read[..], &text[..]);
+        let read = super::read_wiped(&text[..], 9_000).unwrap();
+        assert_eq!(&read[..], &text[..9_000]);
+        assert!(super::read_wiped(&b""[..], 10).unwrap().is_empty());
     }
 }
