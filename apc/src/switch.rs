@@ -712,6 +712,7 @@ pub const SCHEMA: Schema = Schema {
     // The PDU's reboot is never seen off (see `command`): reboots are off, on.
     commands: &[],
     params: PARAMS,
+    open: false,
 };
 
 #[cfg(test)]

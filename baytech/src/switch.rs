@@ -78,6 +78,7 @@ pub const SCHEMA: Schema = Schema {
     // `Reboot` is never seen off (see `supports`): reboots are off, on.
     commands: &[],
     params: PARAMS,
+    open: false,
 };
 
 /// A Baytech strip (or the strips of a management module) over SSH.

@@ -532,6 +532,7 @@ mod tests {
         multi_plug: false,
         commands: &[],
         params: BMC_PARAMS,
+        open: false,
     };
 
     impl Catalog for Sims {

@@ -929,6 +929,7 @@ pub const SCHEMA: Schema = Schema {
     multi_plug: false,
     commands: &[],
     params: PARAMS,
+    open: false,
 };
 
 impl FenceOptions {

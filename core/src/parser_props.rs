@@ -30,6 +30,7 @@ const SCHEMA: Schema = Schema {
     multi_plug: true,
     commands: &[],
     params: PARAMS,
+    open: false,
 };
 
 struct OnlyProps;

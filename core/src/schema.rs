@@ -147,6 +147,10 @@ pub struct Schema {
     /// BMC's NMI); on, off and status are always there.
     pub commands: &'static [crate::switch::DeviceCommand],
     pub params: &'static [ParamSpec],
+    /// Whether parameters no schema names are the plugin's too, taken as text and
+    /// handed to it (the script plugin passes them to its script) instead of warned
+    /// about or refused as unknown.
+    pub open: bool,
 }
 
 impl Schema {
@@ -274,6 +278,9 @@ pub enum Value {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Params {
     values: BTreeMap<&'static str, Value>,
+    /// Parameters no schema names, for an open schema ([`Schema::open`]): kept as
+    /// secrets, since nothing says which of them are.
+    extra: BTreeMap<String, Secret>,
 }
 
 impl Params {
@@ -322,6 +329,11 @@ impl Params {
 
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
         self.values.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// The parameters no schema names (an open schema's), by normalized name.
+    pub fn extra(&self) -> impl Iterator<Item = (&str, &Secret)> {
+        self.extra.iter().map(|(k, v)| (k.as_str(), v))
     }
 }
 
@@ -381,6 +393,27 @@ pub fn validate(
     for item in raw {
         let key = normalize(&item.key);
         let Some((spec, source)) = lookup(schemas, &key) else {
+            let is_name = !key.is_empty()
+                && key.len() <= 64
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if is_name && schemas.iter().any(|s| s.open) {
+                let text = match &item.value {
+                    RawValue::Text(t) => Secret::new(t.as_str()),
+                    RawValue::Integer(n) => Secret::new(n.to_string()),
+                    RawValue::Float(f) => Secret::new(f.to_string()),
+                    RawValue::Boolean(b) => Secret::new(b.to_string()),
+                };
+                if out.params.extra.insert(key.clone(), text).is_some()
+                    && unknown == Unknown::Reject
+                {
+                    return Err(ParamError {
+                        origin: Some(item.origin.clone()),
+                        param: item.key.clone(),
+                        problem: "given twice".into(),
+                    });
+                }
+                continue;
+            }
             match unknown {
                 Unknown::Reject => {
                     return Err(ParamError {
@@ -614,6 +647,7 @@ mod tests {
         multi_plug: false,
         commands: &[],
         params: PARAMS,
+        open: false,
     };
 
     fn raw(pairs: &[(&str, &str)]) -> Vec<RawParam> {

@@ -650,6 +650,7 @@ pub const SCHEMA: Schema = Schema {
     multi_plug: true,
     commands: &[DeviceCommand::Cycle],
     params: PARAMS,
+    open: false,
 };
 
 #[cfg(test)]

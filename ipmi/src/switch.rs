@@ -137,6 +137,7 @@ pub const SCHEMA: Schema = Schema {
         DeviceCommand::SoftOff,
     ],
     params: PARAMS,
+    open: false,
 };
 
 /// A BMC as a power switch with one plug, [`Plug::Chassis`].

@@ -7,8 +7,12 @@
 //! never in its environment (which outlives a read of it in `/proc/PID/environ` and
 //! is inherited by everything the script starts) nor in argv (which any user can
 //! read with `ps`). Exit 0 is success; `status` prints `on` or `off`; `list` prints
-//! one `PLUG NAME` line per plug. Extra parameters the script needs go in `params`
-//! (`key=value,key=value`) or, when secret, `secret_params`.
+//! one `PLUG NAME` line per plug. Any other parameter the script needs is given
+//! under its own name (`state_dir=/var/lib/relay` reaches the script as
+//! `FENCEKIT_PARAM_STATE_DIR` and as a stdin line; one whose name reads like a
+//! secret — containing pass, secret, token, key, community, credential or auth —
+//! only on stdin), or in `params` (`key=value,key=value`) or, when secret,
+//! `secret_params`. A name given twice is an error.
 //!
 //! Each run has the call's deadline and is started as every child of core is
 //! ([`fencekit_core::child`]): in a process group of its own, with the registered
@@ -52,7 +56,7 @@ const PARAMS: &[ParamSpec] = &[
         .secret(),
     ParamSpec::new(
         "params",
-        "Further parameters for the script as key=value,key=value; each is passed as FENCEKIT_PARAM_<KEY>",
+        "Further parameters for the script as key=value,key=value; each is passed as FENCEKIT_PARAM_<KEY> (any parameter not declared here is passed under its own name too)",
     ),
     ParamSpec::new(
         "secret_params",
@@ -76,6 +80,7 @@ pub const SCHEMA: Schema = Schema {
     multi_plug: true,
     commands: &[],
     params: PARAMS,
+    open: true,
 };
 
 /// A device driven by a script.
@@ -124,6 +129,12 @@ impl ScriptSwitch {
                 Value::Secret(s) => (Zeroizing::new(s.expose().to_string()), true),
             };
             switch.add(name, text, secret)?;
+        }
+        // Every parameter the schema does not name (`state_dir=` on a fence agent's
+        // stdin): the script's own, passed as given.
+        for (name, value) in params.extra() {
+            let text = Zeroizing::new(value.expose().to_string());
+            switch.add(name, text, looks_secret(name))?;
         }
         if let Some(extra) = params.text("params") {
             for (key, value) in key_values(extra, "params")? {
@@ -278,6 +289,23 @@ fn last_line(text: &str) -> Option<String> {
 }
 
 /// Splits `key=value,key=value`; keys are letters, digits and `_`.
+/// Whether a parameter the schema does not declare is named like a secret, and so
+/// goes to the script's stdin only, as declared secrets do.
+fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "pass",
+        "secret",
+        "token",
+        "key",
+        "community",
+        "credential",
+        "auth",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
 fn key_values(text: &str, param: &str) -> Result<Vec<(String, Zeroizing<String>)>, DeviceError> {
     text.split(',')
         .map(str::trim)

@@ -36,6 +36,7 @@ const SCHEMA: Schema = Schema {
     multi_plug: false,
     commands: &[],
     params: PARAMS,
+    open: false,
 };
 
 const OK: u8 = 0;

@@ -108,6 +108,7 @@ pub const CONSOLE_SCHEMA: Schema = Schema {
     multi_plug: true,
     commands: &[],
     params: CONSOLE_PARAMS,
+    open: false,
 };
 
 /// An APC PDU driven over its SSH console.

@@ -446,6 +446,7 @@ fn schema_of(declared: &abi::Declared) -> Result<&'static Schema, String> {
             &[]
         },
         params: Box::leak(specs.into_boxed_slice()),
+        open: false,
     };
     Ok(Box::leak(Box::new(schema)))
 }

@@ -74,6 +74,7 @@ pub const SCHEMA: Schema = Schema {
     multi_plug: false,
     commands: &[],
     params: PARAMS,
+    open: false,
 };
 
 /// The key a stdin line that is not `name=value` is reported under.
@@ -329,6 +330,7 @@ mod tests {
         multi_plug: true,
         commands: &[],
         params: PLUGIN_PARAMS,
+        open: false,
     };
 
     fn args(list: &[&str]) -> Vec<String> {
@@ -376,6 +378,7 @@ mod tests {
         ];
         const SNMP: Schema = Schema {
             params: SNMP_PARAMS,
+            open: false,
             ..PLUGIN
         };
         let raw = from_args(&[&PLUGIN, &SCHEMA], &args(&["-S", "echo pw"])).unwrap();

@@ -1,0 +1,150 @@
+//! The script plugin's contract for parameters it does not declare: each reaches
+//! the script under its own name, as `FENCEKIT_PARAM_<NAME>` and as a stdin line,
+//! from a fence agent's stdin and from a configuration file alike; one whose name
+//! reads like a secret only on stdin. The script here keeps its outlet in a file
+//! under the `state_dir` it is given, so a fence that works proves the parameter
+//! arrived with its meaning.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
+
+/// A one-outlet device whose state is `$FENCEKIT_PARAM_STATE_DIR/outlet`; each run
+/// saves its environment and stdin beside it.
+fn write_script(dir: &Path) -> std::path::PathBuf {
+    let script = dir.join("relay");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+set -eu
+dir=${FENCEKIT_PARAM_STATE_DIR:?no state_dir}
+env > "$dir/env.$1"
+cat > "$dir/stdin.$1"
+case "$1" in
+    status) cat "$dir/outlet" ;;
+    on) echo on > "$dir/outlet" ;;
+    off) echo off > "$dir/outlet" ;;
+    list) echo "1 outlet" ;;
+    check) : ;;
+esac
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("outlet"), "on\n").unwrap();
+    script
+}
+
+fn run(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_fence_agents_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path());
+    let stdin = format!(
+        "action=off\nscript={}\nplug=1\nstate_dir={}\napi_token=tok-5e1d\nretries=3\n",
+        script.display(),
+        dir.path().display()
+    );
+    let mut command = Command::new(BIN);
+    command.args(["fence-agent", "script"]);
+    let out = run(command, &stdin);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("unknown parameter"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("outlet")).unwrap(),
+        "off\n"
+    );
+    let env = std::fs::read_to_string(dir.path().join("env.off")).unwrap();
+    assert!(
+        env.contains(&format!(
+            "FENCEKIT_PARAM_STATE_DIR={}",
+            dir.path().display()
+        )),
+        "{env}"
+    );
+    assert!(env.contains("FENCEKIT_PARAM_RETRIES=3"), "{env}");
+    // Named like a secret: on stdin only, never in the environment or the output.
+    assert!(!env.contains("tok-5e1d"), "{env}");
+    assert!(!text(&out).contains("tok-5e1d"), "{}", text(&out));
+    let input = std::fs::read_to_string(dir.path().join("stdin.off")).unwrap();
+    assert!(input.contains("api_token=tok-5e1d\n"), "{input}");
+    assert!(
+        input.contains(&format!("state_dir={}\n", dir.path().display())),
+        "{input}"
+    );
+}
+
+#[test]
+fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path());
+    let config = dir.path().join("fencekit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[devices.relay]\nplugin = \"script\"\nscript = \"{}\"\nstate_dir = \"{}\"\n\n\
+             [nodes.node1]\nplugs = [{{ device = \"relay\", plug = \"1\" }}]\n",
+            script.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["fence", "--config"])
+        .arg(&config)
+        .args(["--node", "node1", "--action", "off"]);
+    let out = run(command, "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("outlet")).unwrap(),
+        "off\n"
+    );
+    // A name given twice in a file is an error, as for every other parameter.
+    std::fs::write(
+        &config,
+        format!(
+            "[devices.relay]\nplugin = \"script\"\nscript = \"{}\"\nstate_dir = \"{}\"\n\
+             state-dir = \"/elsewhere\"\n\n[nodes.node1]\nplugs = [{{ device = \"relay\", plug = \"1\" }}]\n",
+            script.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["fence", "--config"])
+        .arg(&config)
+        .args(["--node", "node1", "--action", "off"]);
+    let out = run(command, "");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("given twice"), "{}", text(&out));
+}
