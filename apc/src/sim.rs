@@ -614,7 +614,18 @@ impl Emulator {
     }
 
     /// Applies `set NAME` with `TYPE VALUE`; answers DONE or a pass_persist error word.
+    /// Every set that reaches the PDU, accepted or not, is recorded in `STATE.sets`
+    /// (the object's name), so a test can see that a read-only operation wrote nothing.
     pub fn write(&self, name: &str, type_and_value: &str) -> String {
+        let mut sets = self.state.as_os_str().to_owned();
+        sets.push(".sets");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(PathBuf::from(sets))
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, format!("{}\n", name.trim()).as_bytes())
+            });
         let (Ok(mut pdu), Some(name)) = (self.load(), parse_dotted(name)) else {
             return "not-writable\n".into();
         };

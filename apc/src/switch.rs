@@ -523,39 +523,22 @@ impl PowerSwitch for ApcSnmpSwitch {
         Ok(out)
     }
 
-    /// Proves that the PDU answers, that its outlets can be listed, and that the
-    /// credentials may *write*: the first outlet's configured name (a read-write
-    /// object such as rPDUOutletConfigOutletName) is read and written back
-    /// unchanged. APC cards grant write access per community or user, not per
-    /// object, so a name that may be written means outlets may be switched; writing
-    /// the same name changes nothing on the unit (it may log a configuration change).
+    /// Proves that the PDU answers with these credentials and that its outlets can be
+    /// listed: reads only. (A monitor runs every few seconds; writing anything, even an
+    /// outlet's own name back, would log a configuration change on the card each time.
+    /// Write access shows at the first switch, whose answer is checked.)
     async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
         let mut session = self.agent.session(deadline).await?;
         let family = self.family(&mut session).await?;
         let outlets = self.outlets(&mut session, family).await?;
-        let Some((instance, _)) = outlets.first() else {
+        if outlets.is_empty() {
             return Err(DeviceError::Failed(format!(
                 "{} ({}) lists no outlets",
                 self.agent.endpoint(),
                 family.title()
             )));
-        };
-        let name_oid = family.writable_name_oid(instance);
-        let response = session.get(std::slice::from_ref(&name_oid)).await?;
-        let current = match response.binds.first().map(|(_, v)| v) {
-            Some(VarValue::Text(t)) if response.status == 0 => t.clone(),
-            other => {
-                return Err(DeviceError::Protocol(format!(
-                    "{} has no writable outlet name {} ({}); cannot prove write access",
-                    self.agent.endpoint(),
-                    ber::dotted(&name_oid),
-                    other.map_or_else(|| status_text(&response), VarValue::describe)
-                )))
-            }
-        };
-        session
-            .set(&[(name_oid, SetValue::OctetString(current))], Resend::Safe)
-            .await
+        }
+        Ok(())
     }
 }
 

@@ -350,11 +350,10 @@ async fn a_read_only_community_is_refused_writes_in_v1_and_v2c() {
             .unwrap_err();
         assert!(matches!(err, DeviceError::Refused(_)), "v{version}: {err}");
         assert!(err.to_string().contains("read-only"), "v{version}: {err}");
-        let err = switch.check(soon()).await.unwrap_err();
-        assert!(
-            matches!(err, DeviceError::Refused(_)),
-            "check v{version}: {err}"
-        );
+        // A monitor reads only (it runs every few seconds; a write would log a
+        // configuration change on the card each time): read-only credentials pass it,
+        // and show at the first switch, as above.
+        switch.check(soon()).await.unwrap();
     }
     assert!(snmpd.state().outlet(1, 1).unwrap().on);
 }

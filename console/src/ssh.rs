@@ -538,14 +538,19 @@ fn verify_host_key(session: &Session, config: &SshConfig) -> Result<(), SshError
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" and ");
+            let (has, holds) = if paths.len() == 1 {
+                ("has", "holds")
+            } else {
+                ("have", "hold")
+            };
             match known.check_port(&config.host, config.port, key) {
                 CheckResult::Match => Ok(()),
                 CheckResult::Mismatch => Err(failed(format!(
-                    "{files} hold(s) a DIFFERENT key for {}",
+                    "{files} {holds} a DIFFERENT key for {}",
                     known_hosts_name(&config.host, config.port)
                 ))),
                 CheckResult::NotFound => Err(failed(format!(
-                    "{files} hold(s) no key for {}",
+                    "{files} {has} no key for {}",
                     known_hosts_name(&config.host, config.port)
                 ))),
                 CheckResult::Failure => Err(failed(format!("checking against {files} failed"))),

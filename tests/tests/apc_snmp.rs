@@ -243,3 +243,34 @@ fn a_lying_outlet_fails_the_fence_naming_outlet_and_pdu() {
     );
     assert!(pdu.states()[1], "outlet 2 is still on");
 }
+
+/// A monitor, a status and a list read only: Pacemaker runs the monitor every few
+/// seconds, and every write is a configuration change the card logs. The emulator
+/// records each set that reaches it; an off (the control) records its one set.
+#[test]
+fn monitor_status_and_list_write_nothing_to_the_pdu() {
+    let Some(pdu) = Pdu::start() else { return };
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("apc");
+    let sets = {
+        let mut name = pdu.state.as_os_str().to_owned();
+        name.push(".sets");
+        PathBuf::from(name)
+    };
+    let recorded = || std::fs::read_to_string(&sets).unwrap_or_default();
+    for input in [
+        pdu.v1("monitor", ""),
+        pdu.v1("status", "1"),
+        pdu.v1("list", ""),
+        pdu.v1("list-status", ""),
+        pdu.v3("monitor", ""),
+        pdu.v3("status", "2"),
+    ] {
+        let (code, output) = run(&ours, &input);
+        assert!(matches!(code, Some(0) | Some(2)), "{input}: {output}");
+        assert_eq!(recorded(), "", "{input} wrote to the PDU");
+    }
+    let (code, output) = run(&ours, &pdu.v1("off", "3"));
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(recorded().lines().count(), 1, "{}", recorded());
+}
