@@ -223,6 +223,14 @@ impl ApcSnmpSwitch {
         family: Family,
         plug: &Plug,
     ) -> Result<Instance, DeviceError> {
+        if let Some(unit) = self.unit.filter(|u| *u != 1 && !family.chained()) {
+            return Err(DeviceError::Failed(format!(
+                "parameter `switch` ({unit}) names a unit of a daisy chain, and {} ({}) has \
+                 none: refusing rather than switching outlet {plug} of its only unit",
+                self.agent.endpoint(),
+                family.title()
+            )));
+        }
         let (unit, outlet) = match plug {
             Plug::OnUnit { unit, outlet } if family.chained() => (*unit, outlet.as_ref()),
             Plug::Number(_) | Plug::Name(_) => (self.unit.unwrap_or(1), plug),
@@ -603,7 +611,7 @@ const PARAMS: &[ParamSpec] = &[
         .secret(),
     ParamSpec::new(
         "switch",
-        "MasterSwitch Plus: the unit in the daisy chain a bare outlet number or name refers to (default 1)",
+        "MasterSwitch Plus: the unit in the daisy chain a bare outlet number or name refers to (default 1); refused on a PDU without units unless 1",
     )
     .short('s')
     .ty(ParamType::Integer),

@@ -358,6 +358,30 @@ async fn a_read_only_community_is_refused_writes_in_v1_and_v2c() {
     assert!(snmpd.state().outlet(1, 1).unwrap().on);
 }
 
+/// `switch` chooses a unit of a MasterSwitch Plus chain; on a PDU without units it
+/// would name nothing there, so it is refused rather than ignored (outlet N of the
+/// only unit would be switched). `switch=1`, the only unit, is that unit.
+#[tokio::test]
+async fn switch_on_a_pdu_without_units_is_refused_and_nothing_is_switched() {
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
+    let switch = snmpd.switch(&[("community", RW), ("switch", "2")]);
+    let err = switch
+        .switch(&Plug::Number(1), SwitchTo::Off, soon())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("switch"), "{err}");
+    assert!(switch.status(&Plug::Number(1), soon()).await.is_err());
+    assert!(snmpd.state().outlet(1, 1).unwrap().on);
+    let only = snmpd.switch(&[("community", RW), ("switch", "1")]);
+    only.switch(&Plug::Number(1), SwitchTo::Off, soon())
+        .await
+        .unwrap();
+    assert!(!snmpd.state().outlet(1, 1).unwrap().on);
+}
+
 #[tokio::test]
 async fn a_read_only_v3_user_is_refused_writes() {
     if peer().is_none() {
