@@ -47,6 +47,18 @@ impl ApcSwitch {
             Some(transport) => transport,
             // fence_apc's `--ssh` (secure=1): its inputs work unchanged.
             None if params.boolean("secure") == Some(true) => "ssh",
+            // A login with no SNMP setting is fence_apc's configuration without
+            // `--ssh`, which fence_apc drives over telnet: not SNMP v1 with the
+            // factory community, which would ignore the login it names.
+            None if looks_like_fence_apc_telnet(params) => {
+                return Err(DeviceError::Failed(
+                    "a login (username/password) with neither ssh=1 nor an SNMP setting is \
+                     fence_apc's telnet configuration, and fencekit does not speak telnet: \
+                     set ssh=1 (secure=1) for the SSH console, or transport=snmp with \
+                     community (or snmp_version=3) for SNMP"
+                        .into(),
+                ));
+            }
             None => "snmp",
         };
         match transport {
@@ -66,6 +78,23 @@ impl ApcSwitch {
             ))),
         }
     }
+}
+
+/// Whether `params` are fence_apc's telnet configuration: a login, and nothing that
+/// speaks of SNMP or the SSH console.
+fn looks_like_fence_apc_telnet(params: &Params) -> bool {
+    let login = params.text("username").is_some() || params.secret("password").is_some();
+    let snmp = [
+        "community",
+        "snmp_sec_level",
+        "snmp_auth_prot",
+        "snmp_priv_prot",
+    ]
+    .iter()
+    .any(|n| params.get(n).is_some())
+        || params.secret("snmp_priv_passwd").is_some()
+        || params.text("snmp_version").is_some_and(|v| v != "1");
+    login && !snmp && params.boolean("secure") != Some(true)
 }
 
 /// SNMP gave no answer: the one failure the console may stand in for.

@@ -143,7 +143,7 @@ const IPMILAN: Anchor = Anchor {
 const APC_SNMP: Anchor = Anchor {
     program: "fence_apc_snmp",
     plugin: "apc",
-    base: &[("ip", "127.0.0.1"), ("plug", "1")],
+    base: &[("ip", "127.0.0.1"), ("plug", "1"), ("community", "private")],
     refused: &[],
     samples: &[
         ("snmp_priv_passwd", "conformance-priv"),
@@ -537,4 +537,31 @@ fn port_as_ip_outside_the_fence_agent_is_refused_not_ignored() {
     let out = tool::run(command, None, RUN_TIMEOUT).unwrap();
     assert_ne!(out.status.code(), Some(0), "{}", out.text());
     assert!(out.text().contains("port_as_ip"), "{}", out.text());
+}
+
+/// fence_apc without `--ssh` logs in over telnet. fencekit speaks no telnet, and the
+/// same lines must not quietly become SNMP v1 with the factory community (which would
+/// ignore the login they name): refused, exit 1, saying what to set.
+#[test]
+fn a_fence_apc_telnet_configuration_is_refused_not_turned_into_snmp() {
+    let binary = bridge::binary().unwrap();
+    let lines: Vec<(String, String)> = [
+        ("ip", "127.0.0.1"),
+        ("plug", "1"),
+        ("username", "apc"),
+        ("password", "conformance-pw"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let out = run_agent(&binary, "apc", &lines);
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.text().contains("telnet"), "{}", out.text());
+    assert!(out.text().contains("ssh=1"), "{}", out.text());
+    // With ssh=1 the same lines are fence_apc's SSH configuration, taken as such.
+    let mut ssh = lines.clone();
+    ssh.push(("ssh".into(), "1".into()));
+    ssh.push(("insecure_skip_host_key_check".into(), "1".into()));
+    let out = run_agent(&binary, "apc", &ssh);
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
 }
