@@ -165,7 +165,10 @@ pub fn agent_page(plugin: &PowerPlugin) -> String {
         option(&mut page, schema, spec);
     }
     page.control("SH", ["ACTIONS"]);
-    for (action, text) in ACTIONS {
+    for (action, text) in ACTIONS
+        .iter()
+        .filter(|(a, _)| schema.multi_plug || !matches!(*a, "list" | "list-status"))
+    {
         page.control("TP", []);
         page.text([bold(*action)]);
         page.text([roman(*text)]);

@@ -193,6 +193,37 @@ fn pacemaker_fences_and_reboots_through_fencekit_agents_and_fails_on_a_lying_dev
             lying.text()
         );
         assert!(node5.power_state().unwrap());
+
+        // A BMC device with no pcmk_host_list, as many fence_ipmilan devices are
+        // configured: Pacemaker reads from the metadata that there is no `list`
+        // (as with fence_ipmilan) and checks the node with `status`, so the device
+        // is found and fences. (Had it offered `list`, Pacemaker would look for
+        // node6 in a list that names only the chassis, and find no device.)
+        let node6 = IpmiSim::start(IpmiSimOptions::default()).unwrap();
+        let port = node6.port().to_string();
+        cluster
+            .add_stonith(
+                "fencekit-bmc6",
+                "fence_fencekit_ipmi",
+                &[
+                    ("ip", "127.0.0.1"),
+                    ("ipport", &port),
+                    ("username", node6.user()),
+                    ("password", &password),
+                    ("power_timeout", "3"),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{e}\npacemaker.log:\n{}", cluster.log_tail(40)));
+        let fence = cluster
+            .stonith_admin(&["--fence", "node6", "--timeout", "60"], ADMIN_TIMEOUT)
+            .unwrap();
+        assert!(
+            fence.status.success(),
+            "stonith_admin --fence node6 (no pcmk_host_list) failed: {}\npacemaker.log:\n{}",
+            fence.text(),
+            cluster.log_tail(40)
+        );
+        assert!(!node6.power_state().unwrap(), "node6's BMC still reads on");
     }
 
     // Step 6: teardown leaves no daemon and no cluster state behind.

@@ -66,6 +66,10 @@ pub fn render(plugin: &PowerPlugin) -> String {
         "validate-all",
     ]
     .into_iter()
+    // A device of one plug (a BMC) has no outlets to list: like fence_ipmilan it
+    // offers no `list`, so that Pacemaker, given no pcmk_host_list, checks a node
+    // with `status` rather than looking for it in a list that names no node.
+    .filter(|action| schema.multi_plug || !matches!(*action, "list" | "list-status"))
     .chain(diag)
     {
         if action == "on" {
