@@ -198,6 +198,13 @@ fn parse_unbounded(
     config.fence = schema::validate(&[&fence::SCHEMA], &fence_raw, Unknown::Reject, base)
         .map_err(|e| with_origin(e, lines.origin(root_span.start)))?
         .params;
+    fence::FenceOptions::check_timing(&config.fence).map_err(|message| ConfigError {
+        origin: lines.origin(
+            root.get_key_value("fence")
+                .map_or(0, |(k, _)| k.span().start),
+        ),
+        message,
+    })?;
 
     if let Some(devices) = root.get("devices") {
         for (name, section) in table(devices, "devices", &lines)? {
@@ -744,6 +751,16 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
         assert!(load(&write("group.toml", inline, 0o640), &Sims).is_ok());
         // Naming where the secret is kept is not the secret.
         assert!(load(&write("sourced.toml", sourced, 0o644), &Sims).is_ok());
+    }
+
+    #[test]
+    fn a_fence_table_whose_delay_cannot_fit_its_timeout_is_an_error_with_its_line() {
+        let err = error_of("[fence]\ndelay = 40\n");
+        assert!(err.contains("delay") && err.contains("timeout"), "{err}");
+        assert!(err.contains(":1:"), "{err}");
+        let err = error_of("[fence]\ntimeout = 0\n");
+        assert!(err.contains("timeout"), "{err}");
+        assert!(parse_str("[fence]\ndelay = 15\n").is_ok());
     }
 
     #[test]

@@ -894,7 +894,8 @@ const PARAMS: &[ParamSpec] = &[
     .default("0"),
     ParamSpec::new(
         "delay",
-        "seconds to wait before off or reboot (fence-race mitigation)",
+        "seconds to wait before off or reboot (fence-race mitigation); part of timeout, \
+         and refused when it leaves less than power_timeout to fence",
     )
     .ty(ParamType::Seconds)
     .default("0"),
@@ -964,6 +965,54 @@ impl FenceOptions {
                 .unwrap_or(defaults.notify_timeout),
             observer: None,
         }
+        .without_power_timeout_if(
+            params
+                .text("disable_timeout")
+                .and_then(crate::schema::parse_bool)
+                .unwrap_or(false),
+        )
+    }
+
+    /// fence-agents' `disable_timeout=true` takes away their own step timeouts and
+    /// leaves the bound to Pacemaker. Here `timeout` bounds the whole run (ending
+    /// before Pacemaker's own operation timeout): a plug may take until then to read
+    /// back, `power_timeout` no longer cuts the wait short.
+    fn without_power_timeout_if(mut self, disabled: bool) -> FenceOptions {
+        if disabled {
+            self.power_timeout = self.timeout;
+        }
+        self
+    }
+
+    /// Refuses timing that cannot work, naming the parameter: a `timeout` of zero, or
+    /// a `delay` that leaves less than one `power_timeout` (at most half the timeout)
+    /// for the fence itself. The delay is part of the timeout, so that the whole run stays
+    /// inside Pacemaker's operation timeout (`pcmk_off_timeout`,
+    /// `pcmk_reboot_timeout`, 60 s unless set); it is never cut short silently.
+    pub fn check_timing(params: &Params) -> Result<(), String> {
+        let options = FenceOptions::from_params(params);
+        if options.timeout.is_zero() {
+            return Err(
+                "parameter `timeout`: must be more than 0 s (the whole operation ends by it)"
+                    .into(),
+            );
+        }
+        let configured_power_timeout = params
+            .seconds("power_timeout")
+            .unwrap_or(FenceOptions::default().power_timeout)
+            .min(options.timeout / 2);
+        if options.delay + configured_power_timeout > options.timeout {
+            return Err(format!(
+                "parameter `delay`: {} s of delay and {} s to switch and read back do not fit in \
+                 timeout ({} s), which bounds the whole run including the delay; raise \
+                 timeout (and Pacemaker's pcmk_off_timeout / pcmk_reboot_timeout above it) \
+                 or lower delay",
+                options.delay.as_secs_f64(),
+                configured_power_timeout.as_secs_f64(),
+                options.timeout.as_secs_f64()
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -136,6 +136,7 @@ impl Request {
             None,
         )
         .map_err(|e| e.to_string())?;
+        FenceOptions::check_timing(&params)?;
         Ok(Request {
             plugin,
             params,

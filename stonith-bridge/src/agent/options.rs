@@ -40,7 +40,7 @@ pub const PARAMS: &[fencekit_core::ParamSpec] = &[
         .short('D'),
     fencekit_core::ParamSpec::new(
         "disable_timeout",
-        "Accepted for compatibility; fencekit keeps its own timeout and power_timeout",
+        "true: no power_timeout of its own, a plug may take until timeout (which still bounds the whole run)",
     ),
     fencekit_core::ParamSpec::new(
         "login_timeout",

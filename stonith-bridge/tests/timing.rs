@@ -1,0 +1,101 @@
+//! The timing model against Pacemaker's: `timeout` bounds the whole run, `delay`
+//! included, so that the agent ends inside Pacemaker's operation timeout; a `delay`
+//! that leaves no time to switch and read back is refused at validation (exit 1, as
+//! fence-agents' usage errors), never cut short silently; fence-agents'
+//! `disable_timeout=true` lets a slow plug take until `timeout` instead of
+//! `power_timeout`. Judged with the sim device's state file (its own record).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
+
+fn agent(stdin: &str) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["fence-agent", "sim"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out, started.elapsed())
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn states(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn a_delay_that_leaves_no_time_to_fence_is_refused_before_anything_is_switched() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for action in ["validate-all", "off", "reboot"] {
+        let (out, took) = agent(&format!(
+            "action={action}\nplugs=2\nplug=1\nstate_file={}\ndelay=5\ntimeout=3\n",
+            state.display()
+        ));
+        assert_eq!(out.status.code(), Some(1), "{action}: {}", text(&out));
+        assert!(text(&out).contains("delay"), "{action}: {}", text(&out));
+        assert!(text(&out).contains("pcmk_off_timeout"), "{}", text(&out));
+        assert!(took < Duration::from_secs(2), "{action} took {took:?}");
+    }
+    // Nothing was switched: the device was never built.
+    assert!(!states(&state).contains("off"), "{}", states(&state));
+    let (out, _) = agent("action=validate-all\nplugs=2\ntimeout=0\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("timeout"), "{}", text(&out));
+}
+
+#[test]
+fn a_delay_that_fits_is_waited_in_full_and_the_run_still_ends_by_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (out, took) = agent(&format!(
+        "action=off\nplugs=2\nplug=1\nstate_file={}\ndelay=2\npower_timeout=3\ntimeout=8\n",
+        state.display()
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        took >= Duration::from_secs(2),
+        "the delay was cut: {took:?}"
+    );
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}
+
+#[test]
+fn disable_timeout_lets_a_slow_plug_take_until_the_timeout_instead_of_power_timeout() {
+    for (disable, expect) in [("false", Some(1)), ("true", Some(0))] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let (out, took) = agent(&format!(
+            "action=off\nplugs=2\nplug=1\nstate_file={}\noff_delay=3\npower_timeout=1\n\
+             timeout=10\ndisable_timeout={disable}\n",
+            state.display()
+        ));
+        assert_eq!(
+            out.status.code(),
+            expect,
+            "disable_timeout={disable}: {}",
+            text(&out)
+        );
+        assert!(took < Duration::from_secs(11), "{took:?}");
+    }
+}
