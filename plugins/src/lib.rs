@@ -452,6 +452,38 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_or_directory_named_so_is_reported_and_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("libfifo.so"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::fs::create_dir(dir.path().join("libdir.so")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let registry = Registry::discover(Some(&path));
+            let _ = registry.names();
+            let _ = tx.send(
+                registry
+                    .problems()
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>(),
+            );
+        });
+        let problems = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the scan blocked on a FIFO");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems.iter().all(|p| p.contains("not a regular file")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn files_that_are_not_plugins_are_reported_and_skipped() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("libjunk.so"), b"not an ELF file").unwrap();

@@ -71,6 +71,8 @@ pub enum LoadProblem {
     Declaration(String),
     #[error("it is writable by any user; fencekit loads no code others can change")]
     WorldWritable,
+    #[error("it is not a regular file (a FIFO, a device or a directory); it is not opened")]
+    NotAFile,
     #[error("its name `{name}` is already taken by {by}")]
     NameTaken { name: String, by: String },
     #[error("cannot read the plugin directory: {0}")]
@@ -272,6 +274,10 @@ pub fn load_by(path: &Path, deadline: Instant) -> Result<&'static ExternalPlugin
         use std::os::unix::fs::PermissionsExt;
         let meta =
             std::fs::metadata(&canonical).map_err(|e| error(LoadProblem::Open(e.to_string())))?;
+        // A FIFO or a device named *.so would block the loader's open forever.
+        if !meta.is_file() {
+            return Err(error(LoadProblem::NotAFile));
+        }
         if meta.permissions().mode() & 0o002 != 0 {
             return Err(error(LoadProblem::WorldWritable));
         }
