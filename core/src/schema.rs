@@ -371,7 +371,8 @@ enum SecretSource {
     Env,
 }
 
-/// Time a `*_script` secret command may run.
+/// Time a `*_script` secret command may run (less when the operation's deadline
+/// comes sooner: [`crate::secret::set_operation_deadline`]).
 const SECRET_SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lower case, `-` as `_`: fence-agents treat `ip-port` and `ip_port` alike.
@@ -560,8 +561,11 @@ fn convert(
                 };
                 Secret::from_file(&path).map_err(|e| wrong(e.to_string()))?
             }
-            SecretSource::Script => Secret::from_command(text, SECRET_SCRIPT_TIMEOUT)
-                .map_err(|e| wrong(e.to_string()))?,
+            SecretSource::Script => Secret::from_command(
+                text,
+                crate::secret::bounded_by_operation(SECRET_SCRIPT_TIMEOUT),
+            )
+            .map_err(|e| wrong(e.to_string()))?,
             SecretSource::Env => Secret::from_env(text).map_err(|e| wrong(e.to_string()))?,
         };
         return Ok(Value::Secret(secret));

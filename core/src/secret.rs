@@ -110,6 +110,26 @@ impl Secret {
     }
 }
 
+/// The deadline of the operation this process runs, once a front end knows it: a
+/// `*_script` secret command ends by it (or by its own limit, if sooner).
+static OPERATION_DEADLINE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Sets the deadline [`Secret::from_command`] keeps to (the first call wins). Front
+/// ends call it as soon as they know the operation's timeout, before any parameter
+/// is read.
+pub fn set_operation_deadline(deadline: std::time::Instant) {
+    let _ = OPERATION_DEADLINE.set(deadline);
+}
+
+/// `limit` from now, or less if the operation's deadline comes sooner.
+pub fn bounded_by_operation(limit: Duration) -> Duration {
+    let own = limit;
+    match OPERATION_DEADLINE.get() {
+        Some(deadline) => own.min(deadline.saturating_duration_since(std::time::Instant::now())),
+        None => own,
+    }
+}
+
 /// The most of a `password_script`'s output that is read: far more than a line.
 const SECRET_OUTPUT_LIMIT: usize = 64 * 1024;
 

@@ -114,6 +114,7 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
         .filter(|t| t.is_finite() && (0.0..1e9).contains(t))
         .map(Duration::from_secs_f64)
         .unwrap_or(FenceOptions::default().timeout);
+    fencekit_core::secret::set_operation_deadline((started + timeout).into_std());
     let registry = Registry::discover(None).with_deadline(started + timeout);
     let plugin = match request::plugin(&registry, plugin_name) {
         Ok(plugin) => plugin,

@@ -99,3 +99,15 @@ fn disable_timeout_lets_a_slow_plug_take_until_the_timeout_instead_of_power_time
         assert!(took < Duration::from_secs(11), "{took:?}");
     }
 }
+
+/// A `password_script` runs inside the operation's deadline, not for a fixed time of
+/// its own: a script that hangs ends the run by `timeout`, with a clear error.
+#[test]
+fn a_hanging_password_script_ends_by_the_operations_timeout() {
+    let (out, took) = agent(
+        "action=status\nplugs=2\nplug=1\npassword_script=sleep 30\nexpect_password=x\ntimeout=2\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("password"), "{}", text(&out));
+    assert!(took < Duration::from_secs(3), "ran {took:?} with timeout=2");
+}

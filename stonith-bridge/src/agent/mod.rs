@@ -86,6 +86,7 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
         Some(raw) => timeout_hint(raw),
         None => timeout_in_args(args),
     };
+    fencekit_core::secret::set_operation_deadline((started + timeout).into_std());
     let registry = Registry::discover(None).with_deadline(started + timeout);
     let plugin = match request::plugin(&registry, plugin_name) {
         Ok(plugin) => plugin,
