@@ -96,9 +96,12 @@ const PARAMS: &[ParamSpec] = &[
         "sudo_path",
         "fence_ipmilan's path to sudo: not used (fencekit runs no ipmitool)",
     ),
-    ParamSpec::new("interface", "IPMI interface; only lanplus is implemented")
-        .ty(ParamType::Select(&["lanplus"]))
-        .default("lanplus"),
+    ParamSpec::new(
+        "interface",
+        "IPMI interface (external/ipmi's name): lanplus; lan (IPMI 1.5) is refused",
+    )
+    .ty(ParamType::Select(&["lan", "lanplus"]))
+    .default("lanplus"),
     ParamSpec::new(
         "allow_insecure_cipher",
         "allow a pinned cipher suite without authentication or integrity (0, 1, 6, 15)",
@@ -234,10 +237,11 @@ impl IpmiSwitch {
                 })?,
             )),
         };
-        if params.boolean("lanplus") == Some(false) {
+        if params.boolean("lanplus") == Some(false) || params.text("interface") == Some("lan") {
             return Err(DeviceError::Failed(
-                "lanplus=0 asks for IPMI 1.5, which fencekit does not speak: refusing rather \
-                 than choosing another protocol; set lanplus=1 (IPMI v2.0 RMCP+)"
+                "lanplus=0 (or interface=lan) asks for IPMI 1.5, which fencekit does not \
+                 speak: refusing rather than choosing another protocol; set lanplus=1 \
+                 (interface=lanplus): IPMI v2.0 RMCP+"
                     .into(),
             ));
         }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use fencekit_core::schema::{Origin, ParamSpec, ParamType, PluginKind, RawParam, Schema};
+use fencekit_core::schema::{Origin, ParamSpec, ParamType, PluginKind, RawParam, RawValue, Schema};
 use fencekit_core::{FenceAction, FenceOptions, Instant, Plug};
 use fencekit_plugins::Registry;
 
@@ -47,15 +47,53 @@ pub fn plugin_name(plugin: &str) -> String {
     format!("fencekit-{plugin}")
 }
 
-/// Every parameter name, in the order `getconfignames` prints them.
+/// The parameter names of cluster-glue's own plugins, taken with their meanings by
+/// the fencekit plugin that stands in for them: (plugin, cluster-glue's name,
+/// fencekit's). `external/ipmi`: `hostname ipaddr userid passwd interface`, with
+/// `port` (the BMC's UDP port), `passwd_method` and `priv`; `baytech`: `ipaddr login
+/// password`; `apcmastersnmp`: `ipaddr port community` (`port`: the SNMP agent's UDP
+/// port).
+const GLUE_NAMES: &[(&str, &str, &str)] = &[
+    ("ipmi", "hostname", "hostname"),
+    ("ipmi", "ipaddr", "ip"),
+    ("ipmi", "userid", "username"),
+    ("ipmi", "passwd", "password"),
+    ("ipmi", "interface", "interface"),
+    ("ipmi", "port", "ipport"),
+    ("ipmi", "passwd_method", "passwd_method"),
+    ("ipmi", "priv", "privlvl"),
+    ("baytech", "ipaddr", "ip"),
+    ("baytech", "login", "username"),
+    ("baytech", "password", "password"),
+    ("apc", "ipaddr", "ip"),
+    ("apc", "port", "ipport"),
+    ("apc", "community", "community"),
+];
+
+/// cluster-glue's names for `plugin`, in its order.
+fn glue_names(plugin: &str) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+    GLUE_NAMES
+        .iter()
+        .filter(move |(p, _, _)| *p == plugin)
+        .map(|(_, glue, ours)| (*glue, *ours))
+}
+
+/// Every parameter name, in the order `getconfignames` prints them: cluster-glue's
+/// own plugin's names first (`stonith` passes a plugin only the names it lists), then
+/// fencekit's.
 fn config_names(schema: &Schema) -> Vec<String> {
-    let mut names = Vec::new();
+    let mut names: Vec<String> = glue_names(schema.plugin)
+        .map(|(glue, _)| glue.to_string())
+        .collect();
     for spec in schema
         .params
         .iter()
         .chain(PARAMS)
         .chain(fencekit_core::fence::SCHEMA.params)
     {
+        if names.iter().any(|n| n == spec.name) {
+            continue;
+        }
         names.push(spec.name.to_string());
         if spec.secret {
             names.push(format!("{}_file", spec.name));
@@ -63,6 +101,53 @@ fn config_names(schema: &Schema) -> Vec<String> {
         }
     }
     names
+}
+
+/// cluster-glue's names (see [`GLUE_NAMES`]) turned into fencekit's, as the plugin
+/// they come from reads them. A name of fencekit's given as well wins. `passwd_method`
+/// is `external/ipmi`'s: `param` and `env` (the password is `passwd` either way),
+/// `file` (`passwd` names a file holding it); `priv` is upper case there.
+fn from_glue_names(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
+    let given = |raw: &RawParams, name: &str| raw.iter().any(|p| p.key == name);
+    let value = |raw: &RawParams, name: &str| {
+        raw.iter()
+            .rev()
+            .find(|p| p.key == name)
+            .and_then(|p| match &p.value {
+                RawValue::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+    };
+    let method = value(raw, "passwd_method");
+    let method = method.as_deref().map(str::trim).unwrap_or("param");
+    if !matches!(method, "param" | "env" | "file" | "") {
+        return Err(format!(
+            "parameter `passwd_method`: `{}` is not param, env or file",
+            crate::agent::options::shown_word(method)
+        ));
+    }
+    raw.retain(|p| p.key != "passwd_method");
+    for (glue, ours) in glue_names(plugin) {
+        if glue == ours || glue == "passwd_method" {
+            continue;
+        }
+        let Some(mut text) = value(raw, glue) else {
+            continue;
+        };
+        let mut ours = ours;
+        if glue == "passwd" && method == "file" {
+            ours = "password_file";
+        }
+        if glue == "priv" {
+            text = text.to_ascii_lowercase();
+        }
+        let taken = given(raw, ours);
+        raw.retain(|p| p.key != glue);
+        if !taken {
+            raw.push(RawParam::text(ours, text, Origin::new("environment")));
+        }
+    }
+    Ok(())
 }
 
 /// Every name a parameter is read from the environment under: the names
@@ -165,6 +250,10 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
             return Stage::Done(FAIL);
         }
     };
+    if let Err(e) = from_glue_names(schema.plugin, &mut raw) {
+        eprintln!("{me}: {e}");
+        return Stage::Done(FAIL);
+    }
     let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
     if let Err(e) = request::take_env_secrets(&schemas, &mut raw) {
         eprintln!("{me}: {e}");
@@ -413,6 +502,21 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
 /// `getinfo-xml`: only a `<parameters>` block, as cluster-glue wants it.
 fn info_xml(schema: &Schema) -> String {
     let mut out = String::from("<parameters>\n");
+    for (glue, ours) in glue_names(schema.plugin) {
+        if glue == ours {
+            continue;
+        }
+        let description = match glue {
+            "passwd_method" => "How passwd is given: param or env (passwd is the password) or file (passwd names a file holding it), as external/ipmi".to_string(),
+            _ => format!("The name cluster-glue's own plugin gives `{ours}`"),
+        };
+        out.push_str(&format!(
+            "<parameter name=\"{}\" unique=\"0\" required=\"0\">\n<content type=\"string\" />\n<shortdesc lang=\"en\">{}</shortdesc>\n<longdesc lang=\"en\">{}</longdesc>\n</parameter>\n",
+            escape(glue),
+            escape(glue),
+            escape(&description),
+        ));
+    }
     for spec in schema
         .params
         .iter()

@@ -274,3 +274,45 @@ fn monitor_status_and_list_write_nothing_to_the_pdu() {
     assert_eq!(code, Some(0), "{output}");
     assert_eq!(recorded().lines().count(), 1, "{}", recorded());
 }
+
+/// cluster-glue `apcmastersnmp`'s own names (`ipaddr port community`, `port` the SNMP
+/// agent's UDP port) on `stonith`'s command line reach `external/fencekit-apc`; a
+/// host is the outlet carrying its name, as there: gethosts lists the outlet names,
+/// an off is confirmed (the emulator's state shows it) and no other outlet moves.
+#[test]
+fn apcmastersnmps_own_parameter_names_work_unchanged_through_stonith() {
+    let Some(stonith) = peers::require("stonith", "cluster-glue") else {
+        return;
+    };
+    if !peers::require_root("linking a plugin into cluster-glue's plugin directory") {
+        return;
+    }
+    let Some(pdu) = Pdu::start() else { return };
+    let installed = Installed::new().unwrap();
+    let _link = fencekit_tests::system::SystemLink::external_plugin(&installed, "apc").unwrap();
+    let port = format!("port={}", pdu.snmpd.port());
+    let run = |args: &[&str]| {
+        let mut command = Command::new(&stonith);
+        command
+            .args(["-t", "external/fencekit-apc", "ipaddr=127.0.0.1"])
+            .arg(&port)
+            .arg("community=private")
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        fencekit_tests::tool::run(command, None, std::time::Duration::from_secs(90)).unwrap()
+    };
+    let out = run(&["-S"]);
+    assert!(out.status.success(), "status: {}", out.text());
+    let out = run(&["-l"]);
+    assert!(out.status.success(), "list: {}", out.text());
+    assert!(
+        out.stdout.lines().any(|l| l.trim() == "outlet-2"),
+        "{}",
+        out.text()
+    );
+    let out = run(&["-T", "off", "outlet-2"]);
+    assert!(out.status.success(), "off: {}", out.text());
+    assert_eq!(pdu.states(), vec![true, false, true, true]);
+}

@@ -117,3 +117,80 @@ fn stonith_off_fails_against_a_bmc_that_stays_on() {
     );
     assert!(bmc.power_state().unwrap());
 }
+
+/// `external/ipmi`'s own names, as a site switching `-t external/ipmi` to
+/// `-t external/fencekit-ipmi` has them, on `stonith`'s command line (it passes a
+/// plugin only the names its `getconfignames` lists): `port` is the BMC's UDP port,
+/// `interface=lanplus`; status, host list and a confirmed off (the simulator's power
+/// program reads off). `passwd_method=file` takes `passwd` as a file; `interface=lan`
+/// (IPMI 1.5) is refused and switches nothing.
+#[test]
+fn external_ipmis_own_parameter_names_work_unchanged() {
+    let Some(glue) = Glue::new() else { return };
+    let options = IpmiSimOptions::default();
+    let password = options.password.clone();
+    let bmc = IpmiSim::start(options).unwrap();
+    let port = format!("port={}", bmc.port());
+    let userid = format!("userid={}", bmc.user());
+    let passwd = format!("passwd={password}");
+    let run = |args: &[&str]| {
+        let mut command = Command::new(&glue.stonith);
+        command
+            .args(["-t", PLUGIN, "hostname=node1", "ipaddr=127.0.0.1"])
+            .args([port.as_str(), userid.as_str()])
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        tool::run(command, None, STONITH_TIMEOUT).unwrap()
+    };
+    let names = {
+        let mut command = Command::new(&glue.stonith);
+        command.args(["-t", PLUGIN, "-n"]);
+        tool::run(command, None, STONITH_TIMEOUT).unwrap().stdout
+    };
+    for name in [
+        "hostname",
+        "ipaddr",
+        "userid",
+        "passwd",
+        "interface",
+        "port",
+    ] {
+        assert!(
+            names.split_whitespace().any(|n| n == name),
+            "{name} not in {names}"
+        );
+    }
+
+    let out = run(&[passwd.as_str(), "interface=lanplus", "-S"]);
+    assert!(out.status.success(), "status: {}", out.text());
+    let out = run(&[passwd.as_str(), "interface=lanplus", "-l"]);
+    assert!(out.status.success(), "list: {}", out.text());
+    assert_eq!(out.stdout.trim(), "node1");
+
+    // IPMI 1.5 is refused before anything is sent.
+    let out = run(&[passwd.as_str(), "interface=lan", "-T", "off", "node1"]);
+    assert!(!out.status.success(), "interface=lan: {}", out.text());
+    assert!(bmc.power_state().unwrap());
+
+    // The password from a file, as passwd_method=file reads it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bmc.pass");
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let from_file = format!("passwd={}", file.display());
+    let out = run(&[
+        from_file.as_str(),
+        "passwd_method=file",
+        "interface=lanplus",
+        "-T",
+        "off",
+        "node1",
+    ]);
+    assert!(out.status.success(), "off: {}", out.text());
+    assert!(
+        !bmc.power_state().unwrap(),
+        "the BMC's machine should be off"
+    );
+    assert!(!out.text().contains(&password), "{}", out.text());
+}

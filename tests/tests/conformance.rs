@@ -565,3 +565,114 @@ fn a_fence_apc_telnet_configuration_is_refused_not_turned_into_snmp() {
     let out = run_agent(&binary, "apc", &ssh);
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
 }
+
+/// cluster-glue `baytech`'s own names (`ipaddr login password`) on `stonith`'s
+/// command line reach `external/fencekit-baytech` (over SSH: `ipport` is fencekit's,
+/// since cluster-glue's plugin speaks telnet on a fixed port; the host key from the
+/// user's known_hosts); a host is the outlet carrying its name, and its off is read
+/// from the simulator's own state.
+#[test]
+fn baytechs_own_parameter_names_work_unchanged_through_stonith() {
+    let Some(stonith) = peers::require("stonith", "cluster-glue") else {
+        return;
+    };
+    if !fencekit_tests::consoles::peers_present() {
+        return;
+    }
+    let sim = bridge::workspace_binary("fencekit-baytech", "fencekit-baytech-sim").unwrap();
+    let rig = fencekit_tests::consoles::ConsoleRig::start(
+        &sim.display().to_string(),
+        "btglue",
+        1,
+        &[("direct", &[])],
+    );
+    let console = &rig.consoles[0];
+    console.state.set(1, 3, true, Some("db-node3")).unwrap();
+    let installed = bridge::Installed::new().unwrap();
+    let _link = fencekit_tests::system::SystemLink::external_plugin(&installed, "baytech").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    std::fs::copy(rig.known_hosts(), home.path().join(".ssh/known_hosts")).unwrap();
+    let args = [
+        "ipaddr=127.0.0.1".to_string(),
+        format!("login={}", console.user.name()),
+        format!("password={}", console.password),
+        format!("ipport={}", rig.sshd().port()),
+        format!("lock_dir={}", rig.lock_dir().display()),
+    ];
+    let run = |more: &[&str]| {
+        let mut command = Command::new(&stonith);
+        command
+            .args(["-t", "external/fencekit-baytech"])
+            .args(&args)
+            .args(more)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        tool::run(command, None, Duration::from_secs(90)).unwrap()
+    };
+    let out = run(&["-S"]);
+    assert!(out.status.success(), "status: {}", out.text());
+    let out = run(&["-T", "off", "db-node3"]);
+    assert!(out.status.success(), "off: {}", out.text());
+    assert_eq!(
+        console.state.state(1, 3).unwrap(),
+        Some(fencekit_core::PowerState::Off)
+    );
+    assert!(!out.text().contains(&console.password), "{}", out.text());
+}
+
+/// Every name cluster-glue's own plugins list (`stonith -t PLUGIN -n`) is listed by
+/// the fencekit plugin that stands in for it, so `stonith` passes it on; what each
+/// means is proven through `stonith` against the real peers (ipmi_sim, snmpd, sshd)
+/// by the tests named in the table.
+#[test]
+fn every_cluster_glue_plugin_name_is_listed_by_its_fencekit_personality() {
+    let Some(stonith) = peers::require("stonith", "cluster-glue") else {
+        return;
+    };
+    let binary = bridge::binary().unwrap();
+    let mut table = String::from("\ncluster-glue plugin → fencekit personality\n");
+    let mut failures = Vec::new();
+    for (anchor, plugin, proof) in [
+        (
+            "external/ipmi",
+            "ipmi",
+            "cluster_glue_ipmi::external_ipmis_own_parameter_names_work_unchanged",
+        ),
+        (
+            "baytech",
+            "baytech",
+            "conformance::baytechs_own_parameter_names_work_unchanged_through_stonith",
+        ),
+        (
+            "apcmastersnmp",
+            "apc",
+            "apc_snmp::apcmastersnmps_own_parameter_names_work_unchanged_through_stonith",
+        ),
+    ] {
+        let mut theirs = Command::new(&stonith);
+        theirs.args(["-t", anchor, "-n"]);
+        let theirs = tool::run(theirs, None, RUN_TIMEOUT).unwrap().stdout;
+        let mut ours = Command::new(&binary);
+        ours.args(["external", plugin, "getconfignames"]);
+        let ours = tool::run(ours, None, RUN_TIMEOUT).unwrap().stdout;
+        for name in theirs.split_whitespace() {
+            let listed = ours.split_whitespace().any(|n| n == name);
+            table.push_str(&format!(
+                "{anchor:<14} {name:<10} {}\n",
+                if listed {
+                    format!("listed by external/fencekit-{plugin}; proven by {proof}")
+                } else {
+                    "FAIL: not listed, stonith would not pass it".to_string()
+                }
+            ));
+            if !listed {
+                failures.push(format!("{anchor} {name}"));
+            }
+        }
+    }
+    print!("{table}");
+    assert!(failures.is_empty(), "{failures:?}");
+}
