@@ -75,6 +75,10 @@ pub enum Command {
     Install {
         #[arg(long, value_name = "DIR")]
         prefix: PathBuf,
+        /// cluster-glue's plugin directory on the target system (RPM distributions:
+        /// /usr/lib64/stonith/plugins); the plugins go in its `external/`.
+        #[arg(long, value_name = "DIR", default_value = crate::install::STONITH_DIR)]
+        stonith_dir: PathBuf,
     },
     /// Write the manual pages: stonith-bridge(8), one per command, and one per fence
     /// agent (fence_fencekit_<plugin>(8)), generated from the same definitions as the

@@ -3,7 +3,8 @@
 //!
 //! * `DIR/usr/sbin/stonith-bridge`, the binary (mode 0755);
 //! * `DIR/usr/sbin/fence_fencekit_<plugin>`, links to it (fence-agent API);
-//! * `DIR/usr/lib/stonith/plugins/external/fencekit-<plugin>`, small wrapper scripts
+//! * `DIR/usr/lib/stonith/plugins/external/fencekit-<plugin>` (or under the
+//!   `--stonith-dir` given, `/usr/lib64/stonith/plugins` on RPM distributions), small wrapper scripts
 //!   (cluster-glue refuses plugins that are not regular files, or are writable by
 //!   group or others, so these are files of mode 0755, not links);
 //! * `DIR/usr/lib/ocf/resource.d/fencekit/SANFilesystem`, the OCF agent, a wrapper
@@ -18,10 +19,31 @@ use std::path::{Path, PathBuf};
 use crate::agent::metadata::agent_name;
 use crate::external::plugin_name;
 
-/// Installs into `prefix`; returns every path written.
-pub fn install(prefix: &Path) -> io::Result<Vec<PathBuf>> {
+/// cluster-glue's plugin directory on Debian (and where it looks without one given).
+pub const STONITH_DIR: &str = "/usr/lib/stonith/plugins";
+
+/// Installs into `prefix`, cluster-glue's plugins under `stonith_dir` (as on the
+/// target system: [`STONITH_DIR`] on Debian, `/usr/lib64/stonith/plugins` on RPM
+/// distributions) + `external`; returns every path written.
+pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf>> {
     let sbin = prefix.join("usr/sbin");
-    let external = prefix.join("usr/lib/stonith/plugins/external");
+    let relative = stonith_dir.strip_prefix("/").unwrap_or(stonith_dir);
+    if relative
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        || relative.as_os_str().is_empty()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--stonith-dir {}: give a plain directory such as {STONITH_DIR}",
+                stonith_dir.display()
+            ),
+        ));
+    }
+    let external = prefix.join(relative).join("external");
+    // From `external/` back to the prefix's root, then to the binary.
+    let up = "../".repeat(relative.components().count() + 1);
     fs::create_dir_all(&sbin)?;
     fs::create_dir_all(&external)?;
     let mut written = Vec::new();
@@ -46,7 +68,7 @@ pub fn install(prefix: &Path) -> io::Result<Vec<PathBuf>> {
         // The wrapper finds the binary where install put it, relative to itself, so a
         // prefix can be moved as a whole.
         let text = format!(
-            "#!/bin/sh\n# cluster-glue external stonith plugin: fencekit {name}\nexec \"$(dirname \"$(readlink -f \"$0\")\")/../../../../sbin/stonith-bridge\" external {name} \"$@\"\n"
+            "#!/bin/sh\n# cluster-glue external stonith plugin: fencekit {name}\nexec \"$(dirname \"$(readlink -f \"$0\")\")/{up}usr/sbin/stonith-bridge\" external {name} \"$@\"\n"
         );
         let tmp = external.join(format!(".{}.new", plugin_name(name)));
         fs::write(&tmp, text)?;

@@ -214,7 +214,10 @@ fn main() -> ExitCode {
                     cli::Command::Check(args) => standalone::check(args).await,
                     cli::Command::SanCheck(args) => san::run(args).await,
                     cli::Command::Plugins { plugin_dir } => plugins_cmd::run(plugin_dir.as_deref()),
-                    cli::Command::Install { prefix } => match install::install(&prefix) {
+                    cli::Command::Install {
+                        prefix,
+                        stonith_dir,
+                    } => match install::install_with(&prefix, &stonith_dir) {
                         Ok(paths) => {
                             for path in paths {
                                 println!("{}", path.display());

@@ -1,0 +1,47 @@
+//! `stonith-bridge install --prefix DIR [--stonith-dir DIR]`: cluster-glue's plugin
+//! directory is Debian's by default and another where RPM distributions keep it; the
+//! wrappers find the binary wherever they are put, and a directory that is not plain
+//! is refused.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
+
+fn install(prefix: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("install")
+        .arg("--prefix")
+        .arg(prefix)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cluster_glue_plugins_go_where_the_distribution_keeps_them_and_run_from_there() {
+    for (extra, dir) in [
+        (&[][..], "usr/lib/stonith/plugins/external"),
+        (
+            &["--stonith-dir", "/usr/lib64/stonith/plugins"][..],
+            "usr/lib64/stonith/plugins/external",
+        ),
+    ] {
+        let prefix = tempfile::tempdir().unwrap();
+        let out = install(prefix.path(), extra);
+        assert!(out.status.success(), "{out:?}");
+        let wrapper = prefix.path().join(dir).join("fencekit-ipmi");
+        let names = Command::new(&wrapper)
+            .arg("getconfignames")
+            .output()
+            .unwrap();
+        assert!(names.status.success(), "{wrapper:?}: {names:?}");
+        assert!(
+            String::from_utf8_lossy(&names.stdout).contains("ipaddr"),
+            "{names:?}"
+        );
+    }
+    let prefix = tempfile::tempdir().unwrap();
+    let out = install(prefix.path(), &["--stonith-dir", "../elsewhere"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--stonith-dir"));
+}
