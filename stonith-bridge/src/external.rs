@@ -9,6 +9,7 @@ use fencekit_core::schema::{Origin, ParamSpec, ParamType, PluginKind, RawParam, 
 use fencekit_core::{FenceAction, FenceOptions, Instant, Plug};
 use fencekit_plugins::Registry;
 
+use crate::logging;
 use crate::request::{self, RawParams, Request, Stage};
 use crate::xml::escape;
 
@@ -193,6 +194,7 @@ pub struct Prepared {
 pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepared> {
     let started = Instant::now();
     let me = format!("external/{}", self::plugin_name(plugin_name));
+    logging::set_syslog_ident(&me);
     let timeout = std::env::var("timeout")
         .ok()
         .and_then(|t| t.trim().parse::<f64>().ok())
@@ -204,7 +206,7 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
     let plugin = match request::plugin(&registry, plugin_name) {
         Ok(plugin) => plugin,
         Err(e) => {
-            eprintln!("{me}: {e}");
+            logging::report!("{me}: {e}");
             return Stage::Done(FAIL);
         }
     };
@@ -246,23 +248,23 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
     let mut raw = match take_env_params(&read_names(schema)) {
         Ok(raw) => raw,
         Err(e) => {
-            eprintln!("{me}: {e}");
+            logging::report!("{me}: {e}");
             return Stage::Done(FAIL);
         }
     };
     if let Err(e) = from_glue_names(schema.plugin, &mut raw) {
-        eprintln!("{me}: {e}");
+        logging::report!("{me}: {e}");
         return Stage::Done(FAIL);
     }
     let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
     if let Err(e) = request::take_env_secrets(&schemas, &mut raw) {
-        eprintln!("{me}: {e}");
+        logging::report!("{me}: {e}");
         return Stage::Done(FAIL);
     }
     let request = match Request::validate(plugin, &SCHEMA, &raw, started) {
         Ok(request) => request,
         Err(e) => {
-            eprintln!("{me}: {e}");
+            logging::report!("{me}: {e}");
             return Stage::Done(FAIL);
         }
     };
@@ -338,12 +340,12 @@ pub async fn execute(prepared: Prepared) -> u8 {
             power(&me, &request, action, host).await
         }
         ("on" | "off" | "reset", None) => {
-            eprintln!("{me}: {op} needs the host to act on");
+            logging::report!("{me}: {op} needs the host to act on");
             FAIL
         }
         (other, _) => {
             let other = crate::agent::options::shown_word(other);
-            eprintln!("{me}: unsupported operation '{other}'");
+            logging::report!("{me}: unsupported operation '{other}'");
             FAIL
         }
     }
@@ -414,14 +416,14 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
     let plugs = match plugs_of(request, host) {
         Ok(plugs) => plugs,
         Err(e) => {
-            eprintln!("{me}: {e}");
+            logging::report!("{me}: {e}");
             return FAIL;
         }
     };
     let devices = match request.devices() {
         Ok(devices) => devices,
         Err(e) => {
-            eprintln!("{me}: {e}");
+            logging::report!("{me}: {e}");
             return FAIL;
         }
     };
@@ -429,6 +431,14 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
     let outcome = fencekit_core::fence(&devices, &target, action, &request.options()).await;
     // cluster-glue logs each output line of on/off/reset.
     println!("{}", outcome.summary());
+    logging::syslog(
+        if outcome.success {
+            logging::LOG_INFO
+        } else {
+            logging::LOG_ERR
+        },
+        &format!("{action:?} of {}: {}", shown_host(host), outcome.summary()),
+    );
     for note in &outcome.notes {
         println!("note: {note}");
     }
@@ -436,7 +446,7 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
         OK
     } else {
         for error in &outcome.errors {
-            eprintln!("{me}: {error}");
+            logging::report!("{me}: {error}");
         }
         FAIL
     }
@@ -446,7 +456,7 @@ async fn status(me: &str, request: &Request) -> u8 {
     match request.check().await {
         Ok(()) => OK,
         Err(e) => {
-            eprintln!("{me}: {e}");
+            logging::report!("{me}: {e}");
             FAIL
         }
     }
@@ -462,7 +472,7 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
                 OK
             }
             Err(e) => {
-                eprintln!("{me}: {e}");
+                logging::report!("{me}: {e}");
                 FAIL
             }
         };
@@ -470,7 +480,7 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
     let listed = match hosts_listed(request) {
         Ok(listed) => listed,
         Err(e) => {
-            eprintln!("{me}: {e}");
+            logging::report!("{me}: {e}");
             return FAIL;
         }
     };
@@ -481,7 +491,7 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
         return OK;
     }
     if !request.plugin.schema.multi_plug {
-        eprintln!("{me}: set `hostname` to the machine this device powers");
+        logging::report!("{me}: set `hostname` to the machine this device powers");
         return FAIL;
     }
     // A power strip whose outlets carry the hosts' names.
@@ -493,7 +503,7 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
             OK
         }
         Err(e) => {
-            eprintln!("{me}: {e}");
+            logging::report!("{me}: {e}");
             FAIL
         }
     }

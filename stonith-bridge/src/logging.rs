@@ -61,3 +61,85 @@ impl<W: std::io::Write> std::io::Write for Lossy<W> {
         Ok(())
     }
 }
+
+/// Where syslog messages go: the system logger's socket, or, for tests,
+/// `$FENCEKIT_SYSLOG_SOCKET`.
+const SYSLOG_SOCKET: &str = "/dev/log";
+/// syslog's `LOG_DAEMON` facility, as fence-agents and cluster daemons log.
+const LOG_DAEMON: u8 = 3 << 3;
+/// Severities used here.
+pub const LOG_ERR: u8 = 3;
+pub const LOG_WARNING: u8 = 4;
+pub const LOG_INFO: u8 = 6;
+/// The longest message sent: far more than one report line.
+const SYSLOG_MAX: usize = 2048;
+
+static IDENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this process in syslog (`fence_fencekit_ipmi`, `external/fencekit-apc`);
+/// the first call wins.
+pub fn set_syslog_ident(ident: &str) {
+    let _ = IDENT.set(
+        ident
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(48)
+            .collect(),
+    );
+}
+
+/// Sends `text` to syslog at `severity`, facility daemon, as one datagram. Never
+/// fails and never waits: a logger that is absent or full loses the line, and the
+/// operation goes on to its confirmed end. Report lines hold no secret (they are the
+/// same lines as on stderr).
+pub fn syslog(severity: u8, text: &str) {
+    let path = std::env::var_os("FENCEKIT_SYSLOG_SOCKET")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(SYSLOG_SOCKET));
+    let ident = IDENT.get().map_or("stonith-bridge", String::as_str);
+    let mut body: String = text
+        .trim_end()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > SYSLOG_MAX {
+        let mut end = SYSLOG_MAX;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body.truncate(end);
+    }
+    let line = format!(
+        "<{}>{ident}[{}]: {body}",
+        LOG_DAEMON | (severity & 7),
+        std::process::id()
+    );
+    if let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = socket.set_nonblocking(true);
+        let _ = socket.send_to(line.as_bytes(), path);
+    }
+}
+
+/// A report line of a front end: on stderr (unless quiet), and in syslog as a
+/// warning when it is one, else as an error.
+pub fn report_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+    let severity = if line.contains(": warning:") || line.contains(": note:") {
+        LOG_WARNING
+    } else {
+        LOG_ERR
+    };
+    for part in line.lines().filter(|l| !l.trim().is_empty()) {
+        syslog(severity, part);
+    }
+}
+
+/// `eprintln!` for a front end's report lines, also sent to syslog
+/// ([`report_line`]).
+macro_rules! report {
+    ($($arg:tt)*) => {
+        $crate::logging::report_line(&format!($($arg)*))
+    };
+}
+pub(crate) use report;

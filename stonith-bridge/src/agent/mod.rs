@@ -71,11 +71,12 @@ fn timeout_in_args(args: &[String]) -> Duration {
 pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     let started = Instant::now();
     let name = metadata::agent_name(plugin_name);
+    logging::set_syslog_ident(&name);
     let stdin_raw = if args.is_empty() {
         match read_stdin() {
             Ok(text) => Some(options::from_stdin(&text)),
             Err(e) => {
-                eprintln!("{name}: cannot read options from stdin: {e}");
+                logging::report!("{name}: cannot read options from stdin: {e}");
                 return Stage::Done(FAIL);
             }
         }
@@ -91,7 +92,7 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     let plugin = match request::plugin(&registry, plugin_name) {
         Ok(plugin) => plugin,
         Err(e) => {
-            eprintln!("{name}: {e}");
+            logging::report!("{name}: {e}");
             return Stage::Done(FAIL);
         }
     };
@@ -105,7 +106,7 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
         None => match options::from_args(&schemas, args) {
             Ok(raw) => raw,
             Err(e) => {
-                eprintln!("{name}: {e}\nRun `{name} --help` for the options.");
+                logging::report!("{name}: {e}\nRun `{name} --help` for the options.");
                 return Stage::Done(FAIL);
             }
         },
@@ -129,7 +130,7 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
         // fence-agents' debug file: everything at debug level, appended.
         Some(path) => {
             if let Err(e) = logging::init_to_file(std::path::Path::new(&path), level.max(2)) {
-                eprintln!("{name}: cannot write the debug file {path}: {e}");
+                logging::report!("{name}: cannot write the debug file {path}: {e}");
                 return Stage::Done(FAIL);
             }
         }
@@ -159,20 +160,20 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     }
     port_as_ip(plugin.schema, &mut raw);
     if let Err(e) = request::take_env_secrets(&schemas, &mut raw) {
-        eprintln!("{name}: {e}");
+        logging::report!("{name}: {e}");
         return Stage::Done(FAIL);
     }
     let request = match Request::validate(plugin, &options::SCHEMA, &raw, started) {
         Ok(request) => request,
         Err(e) => {
-            eprintln!("{name}: {e}");
+            logging::report!("{name}: {e}");
             return Stage::Done(FAIL);
         }
     };
     drop(raw);
     if !quiet {
         for warning in &request.warnings {
-            eprintln!("{name}: warning: {warning}");
+            logging::report!("{name}: warning: {warning}");
         }
     }
     // Bad plug text is bad input: exit 1 with fence-agents (their usage errors exit
@@ -187,7 +188,7 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
         ) {
             Ok(plugs) => plugs,
             Err(e) => {
-                eprintln!("{name}: Failed: parameter `plug`: {e}");
+                logging::report!("{name}: Failed: parameter `plug`: {e}");
                 return Stage::Done(FAIL);
             }
         }
@@ -195,7 +196,7 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     let needs_plug =
         plugin.schema.multi_plug && matches!(action.as_str(), "on" | "off" | "reboot" | "status");
     if needs_plug && plugs.is_empty() {
-        eprintln!("{name}: Failed: parameter `plug` is required for action {action} on this multi-outlet device (e.g. plug=3 or port=3)");
+        logging::report!("{name}: Failed: parameter `plug` is required for action {action} on this multi-outlet device (e.g. plug=3 or port=3)");
         return Stage::Done(FAIL);
     }
     Stage::Run(Prepared {
@@ -267,7 +268,7 @@ pub async fn execute(prepared: Prepared) -> u8 {
             match request.device() {
                 Ok(_) => OK,
                 Err(e) => {
-                    eprintln!("{name}: {e}");
+                    logging::report!("{name}: {e}");
                     FAIL
                 }
             }
@@ -280,7 +281,7 @@ pub async fn execute(prepared: Prepared) -> u8 {
         "monitor" => monitor(&name, &request).await,
         other => {
             let other = options::shown_word(other);
-            eprintln!("{name}: Failed: unsupported action '{other}'; actions: on, off, reboot, status, list, list-status, monitor, metadata, validate-all");
+            logging::report!("{name}: Failed: unsupported action '{other}'; actions: on, off, reboot, status, list, list-status, monitor, metadata, validate-all");
             FAIL
         }
     }
@@ -330,7 +331,7 @@ fn warn_secrets_in_argv(name: &str, schemas: &[&fencekit_core::Schema], raw: &[R
             .find_map(|s| s.find(&param.key))
             .is_some_and(|spec| spec.secret);
         if secret {
-            eprintln!(
+            logging::report!(
                 "{name}: warning: `{}` was given on the command line, where every user can read it (ps, /proc); pass it on stdin, or use {}_script or {}_file",
                 param.key, param.key, param.key
             );
@@ -343,7 +344,7 @@ async fn power(name: &str, request: &Request, action: &str, plugs: &[fencekit_co
     let devices = match request.devices() {
         Ok(devices) => devices,
         Err(e) => {
-            eprintln!("{name}: Failed: {e}");
+            logging::report!("{name}: Failed: {e}");
             return FAIL;
         }
     };
@@ -356,7 +357,7 @@ async fn power(name: &str, request: &Request, action: &str, plugs: &[fencekit_co
     let target = request.target(&node, plugs);
     let outcome = fencekit_core::fence(&devices, &target, fence_action, &request.options()).await;
     for note in &outcome.notes {
-        eprintln!("{name}: note: {note}");
+        logging::report!("{name}: note: {note}");
     }
     match fence_action {
         FenceAction::Status if outcome.success => match outcome.aggregate_state() {
@@ -369,24 +370,28 @@ async fn power(name: &str, request: &Request, action: &str, plugs: &[fencekit_co
                 STATUS_OFF
             }
             PowerState::Unknown => {
-                eprintln!("{name}: Failed: the device reports an unknown power state for {node}");
+                logging::report!(
+                    "{name}: Failed: the device reports an unknown power state for {node}"
+                );
                 FAIL
             }
         },
         _ if outcome.success => {
-            println!(
-                "{}",
-                match fence_action {
-                    FenceAction::On => "Success: Powered ON",
-                    FenceAction::Off => "Success: Powered OFF",
-                    _ => "Success: Rebooted",
-                }
+            let text = match fence_action {
+                FenceAction::On => "Success: Powered ON",
+                FenceAction::Off => "Success: Powered OFF",
+                _ => "Success: Rebooted",
+            };
+            println!("{text}");
+            logging::syslog(
+                logging::LOG_INFO,
+                &format!("{action} of {node}: {text} ({})", outcome.summary()),
             );
             OK
         }
         // The API: a reboot succeeds when its off portion did.
         FenceAction::Reboot if outcome.fenced => {
-            eprintln!(
+            logging::report!(
                 "{name}: warning: {node} was fenced (power confirmed off) but did not power back on: {}",
                 outcome.errors.first().map(ToString::to_string).unwrap_or_default()
             );
@@ -408,10 +413,10 @@ fn failed(name: &str, outcome: &fencekit_core::Outcome) {
         } else {
             ""
         };
-        eprintln!("{name}: Failed: {error}{timed_out}");
+        logging::report!("{name}: Failed: {error}{timed_out}");
     }
     if outcome.errors.is_empty() {
-        eprintln!("{name}: Failed: {}", outcome.summary());
+        logging::report!("{name}: Failed: {}", outcome.summary());
     }
 }
 
@@ -434,7 +439,7 @@ async fn list(name: &str, request: &Request, with_status: bool) -> u8 {
             OK
         }
         Err(e) => {
-            eprintln!("{name}: Failed: {e}");
+            logging::report!("{name}: Failed: {e}");
             FAIL
         }
     }
@@ -444,7 +449,7 @@ async fn monitor(name: &str, request: &Request) -> u8 {
     match request.check().await {
         Ok(()) => OK,
         Err(e) => {
-            eprintln!("{name}: Failed: monitor: {e}");
+            logging::report!("{name}: Failed: monitor: {e}");
             FAIL
         }
     }
@@ -466,7 +471,7 @@ async fn diag(name: &str, request: &Request, plugs: &[Plug]) -> u8 {
             OK
         }
         Err(e) => {
-            eprintln!("{name}: Failed: {e}");
+            logging::report!("{name}: Failed: {e}");
             FAIL
         }
     }
