@@ -206,6 +206,8 @@ struct Bench {
     installed: Installed,
     dir: tempfile::TempDir,
     runs: AtomicU32,
+    /// Stands in for `/dev/log`: what the runs send to syslog.
+    syslog: std::os::unix::net::UnixDatagram,
 }
 
 /// Files one run's children write.
@@ -226,10 +228,26 @@ impl Bench {
         let dir = tempfile::tempdir().unwrap();
         // Console simulators and scripts may run as other users.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let syslog = std::os::unix::net::UnixDatagram::bind(dir.path().join("syslog")).unwrap();
+        syslog.set_nonblocking(true).unwrap();
         Bench {
             installed: Installed::new().unwrap(),
             dir,
             runs: AtomicU32::new(0),
+            syslog,
+        }
+    }
+
+    /// What the runs so far sent to syslog; panics naming the secret if one is there.
+    fn check_syslog(&self, secrets: &Secrets) {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = self.syslog.recv(&mut buf) {
+            let found = secrets.found_in(&buf[..n]);
+            assert!(
+                found.is_empty(),
+                "{found:?} sent to syslog: {}",
+                secrets.redact(&String::from_utf8_lossy(&buf[..n]))
+            );
         }
     }
 
@@ -302,7 +320,11 @@ impl Bench {
     fn agent(&self, plugin: &str, lines: &str, secrets: &Secrets) -> Watched {
         let mut command = Bench::command(&self.installed.agent(plugin));
         Bench::base_env(&mut command);
-        run_watched(command, Some(lines.as_bytes()), &self.watch(false), secrets).unwrap()
+        command.env("FENCEKIT_SYSLOG_SOCKET", self.path("syslog"));
+        let watched =
+            run_watched(command, Some(lines.as_bytes()), &self.watch(false), secrets).unwrap();
+        self.check_syslog(secrets);
+        watched
     }
 
     /// The cluster-glue plugin `op [host]`, parameters in its environment.
@@ -315,8 +337,14 @@ impl Bench {
     ) -> Watched {
         let mut command = Bench::command(&self.installed.external(plugin));
         Bench::base_env(&mut command);
-        command.arg(op).arg("node1").envs(env.iter().cloned());
-        run_watched(command, None, &self.watch(true), secrets).unwrap()
+        command
+            .arg(op)
+            .arg("node1")
+            .envs(env.iter().cloned())
+            .env("FENCEKIT_SYSLOG_SOCKET", self.path("syslog"));
+        let watched = run_watched(command, None, &self.watch(true), secrets).unwrap();
+        self.check_syslog(secrets);
+        watched
     }
 
     /// `stonith-bridge -vvv fence -c FILE -n node1 -a ACTION`, with `env` added.
