@@ -12,34 +12,11 @@ runs=${1:-10}
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-[ "$(id -u)" -eq 0 ] || { echo "run as root (it creates a throwaway local user for sshd)" >&2; exit 1; }
-for tool in /usr/sbin/sshd ssh-keygen fence_apc /usr/bin/time useradd chpasswd userdel; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
+command -v fence_apc >/dev/null || { echo "missing: fence_apc" >&2; exit 1; }
+# shellcheck source=bench/console-sshd.sh
+. bench/console-sshd.sh
 cargo build --release -q -p stonith-bridge -p fencekit-apc
-work=$(mktemp -d)
-# The simulator runs as the throwaway user: it writes its state and lock here.
-chmod 1777 "$work"
-user="fkbench$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
-password="pw-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
-sshd_pid=
-made_privsep=0
-cleanup() {
-    [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
-    pkill -u "$user" 2>/dev/null || true
-    sleep 0.2
-    userdel -r "$user" 2>/dev/null || userdel "$user" 2>/dev/null || true
-    # The per-connection sshd processes go a moment after the listener.
-    for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x sshd >/dev/null || break; sleep 0.2; done
-    if [ "$made_privsep" = 1 ] && ! pgrep -x sshd >/dev/null; then rmdir /run/sshd 2>/dev/null; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-useradd -M -d "$work" -s /bin/sh "$user"
-echo "$user:$password" | chpasswd
-[ -d /run/sshd ] || { mkdir -p /run/sshd; chmod 755 /run/sshd; made_privsep=1; }
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_ed25519"
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+console_sshd_start
 state="$work/outlets"
 lock="$work/session.lock"
 sim="$PWD/target/release/fencekit-apc-console-sim"
@@ -51,30 +28,6 @@ cat > "$work/console" <<SH
 exec "$sim" --mode "\$(cat "$mode_file")" --state "$state" --lock "$lock"
 SH
 chmod 755 "$work/console"
-cat > "$work/sshd_config" <<CONF
-ListenAddress 127.0.0.1
-Port $port
-HostKey $work/host_ed25519
-PidFile $work/sshd.pid
-PasswordAuthentication yes
-KbdInteractiveAuthentication no
-PubkeyAuthentication no
-UsePAM yes
-PrintMotd no
-AllowUsers $user
-MaxStartups 100
-Match User $user
-    ForceCommand $work/console
-CONF
-chmod 600 "$work/sshd_config"
-/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
-sshd_pid=$!
-for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
-    sleep 0.1
-done
-printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$work/host_ed25519.pub")" > "$work/known_hosts"
-chmod 644 "$work/known_hosts"
 
 reset_outlets() {
     : > "$state"
@@ -105,7 +58,7 @@ measure() {
     reset_outlets
     "$input" | /usr/bin/time -f %M -o "$work/mem" "$@" >/dev/null 2>&1
     local median
-    median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
+    median=$(printf '%s\n' "${times[@]}" | median)
     printf '%-36s %10.1f %10s\n' "$name" "$(echo "$median / 1000" | bc -l)" "$(tail -1 "$work/mem")"
     echo "$name|$median|$(tail -1 "$work/mem")" >> "$work/results"
     bench_record "${name% *}" "confirmed off, ${name##* }" "$(echo "$median / 1000" | bc -l)"

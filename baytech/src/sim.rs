@@ -3,7 +3,10 @@
 //! two entries to a line as an RPC-28 does), either alone or behind a DS/MMP
 //! management module whose "Enter Request :" menu selects the strip by number.
 //! Strips behind one module have different models (and so prompts), so a driver
-//! that hard-codes `RPC-28A>` fails against strip 2.
+//! that hard-codes `RPC-28A>` fails against strip 2. `--mode menu` is an RPC strip
+//! that greets with its own main menu (`RPC-3 Menu:` ... `1)...Outlet Control` ...
+//! `Enter Selection>`, the dialogue cluster-glue's `baytech` plugin drives), whose
+//! entry 1 reaches the strip prompt and `MENU` returns to.
 //!
 //! Faults as in [`fencekit_console::sim`]: `lie` (Y accepted, state kept),
 //! `stall` (silence after Y), `silent` (banner, no prompt), `drop` (hang up at Y).
@@ -35,6 +38,13 @@ pub fn run<R: Read, W: Write>(args: &SimArgs, term: &mut Term<R, W>) -> io::Resu
         },
         None => None,
     };
+    if args.mode.as_deref() == Some("menu") {
+        let outlets = OutletFile::new(&args.state);
+        if outlets.load()?.is_empty() {
+            OutletFile::create(&args.state, 1, args.outlets.unwrap_or(8))?;
+        }
+        return main_menu(args, term, &outlets);
+    }
     let module = args.mode.as_deref() != Some("direct");
     let strips = if module { args.strips.unwrap_or(2) } else { 1 };
     let outlets = OutletFile::new(&args.state);
@@ -75,6 +85,46 @@ pub fn run<R: Read, W: Write>(args: &SimArgs, term: &mut Term<R, W>) -> io::Resu
                 }
             }
             _ => term.say("\nInvalid request\n")?,
+        }
+    }
+}
+
+/// An RPC strip's own main menu, as an RPC-3 shows it after login.
+fn main_menu<R: Read, W: Write>(
+    args: &SimArgs,
+    term: &mut Term<R, W>,
+    outlets: &OutletFile,
+) -> io::Result<()> {
+    term.say(
+        "\n\nRPC-3 Telnet Host\nRevision F 5.01, (C) 2001\nBay Technical Associates\n\
+         Unit ID: RPC3-SIM\n\nOption(s) installed:\nTrue RMS Current\nInternal Temperature\n",
+    )?;
+    if args.has(Fault::Silent) {
+        return term.ignore_until_eof();
+    }
+    loop {
+        term.say(
+            "\n\nRPC-3 Menu:\n\n    1)...Outlet Control\n    2)...Manage Users\n    \
+             3)...Configuration\n    4)...Unit Status\n    5)...Reset Unit\n    \
+             6)...Logout\n\nEnter Selection>",
+        )?;
+        let line = match term.read_input()? {
+            Input::Eof => return Ok(()),
+            Input::Line(line) => line.trim().to_string(),
+            _ => continue,
+        };
+        match line.as_str() {
+            "1" => {
+                if !strip(args, term, outlets, 1)? {
+                    return Ok(());
+                }
+            }
+            "6" => {
+                term.say("\nLogged out.\n")?;
+                return Ok(());
+            }
+            "" => {}
+            _ => term.say("\nInvalid selection\n")?,
         }
     }
 }

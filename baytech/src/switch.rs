@@ -25,6 +25,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Enter is sent (the seed's scripts slept 5 s, then sent it blindly).
 const STRIP_NUDGE: Duration = Duration::from_secs(3);
 const LOGOUT_WAIT: Duration = Duration::from_secs(2);
+/// The prompts of Baytech menus that do not end with `>`: the DS/MMP module's
+/// "Enter Request :".
+const MENU_PROMPTS: &[&str] = &["Enter Request :", "Enter Request:"];
 const BUSY_RETRY: Duration = Duration::from_millis(250);
 
 const PARAMS: &[ParamSpec] = &[
@@ -86,7 +89,17 @@ pub const SCHEMA: Schema = Schema {
 pub struct BaytechSwitch {
     target: ConsoleTarget,
     strip: u32,
+    /// The outlet state the strip printed after a command, in the session that
+    /// switched it: the next status read of that plug takes it (once, while fresh),
+    /// so a confirmed off is one console session.
+    observed: Observed,
 }
+
+/// A plug's state read with a command, and when.
+type Observed = std::sync::Arc<std::sync::Mutex<Option<(Plug, PowerState, Instant)>>>;
+
+/// How long a state read with a command may stand in for the next status read.
+const OBSERVED_FRESH: Duration = Duration::from_millis(500);
 
 /// A logged-in session at a strip prompt.
 struct StripSession {
@@ -97,7 +110,11 @@ struct StripSession {
 
 impl BaytechSwitch {
     pub fn new(target: ConsoleTarget, strip: u32) -> BaytechSwitch {
-        BaytechSwitch { target, strip }
+        BaytechSwitch {
+            target,
+            strip,
+            observed: Observed::default(),
+        }
     }
 
     /// Builds the switch from parameters validated against [`SCHEMA`].
@@ -118,7 +135,13 @@ impl BaytechSwitch {
             .ok_or_else(|| {
                 DeviceError::Failed(format!("parameter `strip` must be 1 or more, not {strip}"))
             })?;
-        Ok(BaytechSwitch { target, strip })
+        Ok(BaytechSwitch::new(target, strip))
+    }
+
+    /// The state read back with the last command on `plug`, if fresh; taken once.
+    fn take_observed(&self, plug: &Plug) -> Option<PowerState> {
+        let (seen, state, at) = self.observed.lock().ok()?.take()?;
+        (seen == *plug && at.elapsed() < OBSERVED_FRESH).then_some(state)
     }
 
     /// The strip and outlet a plug names.
@@ -208,6 +231,12 @@ impl BaytechSwitch {
             "outlet command accepted"
         );
         logout(&mut s, deadline).await;
+        // A reboot's table shows the outlet mid-cycle: never taken for a read.
+        if word != "Reboot" && read_back != PowerState::Unknown {
+            if let Ok(mut observed) = self.observed.lock() {
+                *observed = Some((plug.clone(), read_back, Instant::now()));
+            }
+        }
         Ok(())
     }
 }
@@ -220,9 +249,14 @@ async fn reach_strip<S: AsyncRead + AsyncWrite + Unpin>(
     deadline: Instant,
 ) -> Result<(Pattern, bool), DeviceError> {
     let device = console.options().device.clone();
+    // The module's menu ends with a question, not `>`: known, it needs no quiet wait.
+    console.also_prompts(MENU_PROMPTS);
     let first = learn(console, deadline).await?;
     let module = first.matched.contains("Enter Request");
-    let prompt = if module {
+    let prompt = if first.matched.contains("Enter Selection") {
+        // An RPC strip's own main menu: its Outlet Control entry reaches the prompt.
+        outlet_control(console, &first, deadline).await?
+    } else if module {
         console.send_line(&strip.to_string(), deadline).await?;
         let nudge = (Instant::now() + STRIP_NUDGE).min(deadline);
         match learn(console, nudge).await {
@@ -236,7 +270,17 @@ async fn reach_strip<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         first.matched
     };
-    if prompt.contains("Enter Request") {
+    let prompt = if module && prompt.contains("Enter Selection") {
+        let shown = fencekit_console::Match {
+            index: 0,
+            before: String::new(),
+            matched: prompt,
+        };
+        outlet_control(console, &shown, deadline).await?
+    } else {
+        prompt
+    };
+    if prompt.contains("Enter Request") || prompt.contains("Enter Selection") {
         return Err(DeviceError::UnknownPlug {
             plug: format!("strip {strip}"),
             known: "the strips the management module lists".into(),
@@ -250,6 +294,31 @@ async fn reach_strip<S: AsyncRead + AsyncWrite + Unpin>(
     }
     tracing::debug!(device, prompt = %console.redact(&prompt), module, "at the strip prompt");
     Ok((Pattern::prompt(prompt), module))
+}
+
+/// From an RPC strip's main menu (`... 1)...Outlet Control ... Enter Selection>`)
+/// to its strip prompt: the entry named Outlet Control (1 when the menu does not
+/// say), as cluster-glue's `baytech` plugin chooses it.
+async fn outlet_control<S: AsyncRead + AsyncWrite + Unpin>(
+    console: &mut Console<S>,
+    menu: &fencekit_console::Match,
+    deadline: Instant,
+) -> Result<String, DeviceError> {
+    let shown = format!("{}{}", menu.before, menu.matched);
+    let entry = shown
+        .lines()
+        .find(|l| l.to_ascii_lowercase().contains("outlet control"))
+        .and_then(|l| {
+            let digits: String = l
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            (!digits.is_empty()).then_some(digits)
+        })
+        .unwrap_or_else(|| "1".to_string());
+    console.send_line(&entry, deadline).await?;
+    Ok(learn(console, deadline).await?.matched)
 }
 
 async fn learn<S: AsyncRead + AsyncWrite + Unpin>(
@@ -330,6 +399,9 @@ impl BaytechSwitch {
         plug: &Plug,
         deadline: Instant,
     ) -> Result<PowerState, DeviceError> {
+        if let Some(state) = self.take_observed(plug) {
+            return Ok(state);
+        }
         let (strip, outlet) = self.place(plug)?;
         let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
         let outlets = Self::outlets(&mut s, deadline).await?;
@@ -448,6 +520,8 @@ mod tests {
             ("module", 1, "RPC-28A>"),
             ("module", 2, "RPC3-NC>"),
             ("direct", 1, "RPC-28A>"),
+            // An RPC strip that greets with its own main menu ("Enter Selection>").
+            ("menu", 1, "RPC-28A>"),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("state");

@@ -98,6 +98,25 @@ async fn a_strip_without_a_module_reads_switches_and_lists() {
     status_on_off_list(&rig, 0, 1).await;
 }
 
+/// An RPC strip that shows its main menu first (`RPC-3 Menu:` ... `Enter
+/// Selection>`, as cluster-glue's `baytech` plugin meets it): Outlet Control is
+/// chosen, and the outlets are read, switched and listed; a fence is confirmed from
+/// the simulator's own state.
+#[tokio::test]
+async fn a_strip_that_greets_with_its_main_menu_reads_switches_and_lists() {
+    if !peers_present() {
+        return;
+    }
+    let rig = start_rig(&[("menu", &[])]);
+    status_on_off_list(&rig, 0, 1).await;
+    let outcome = fence_outlets(rig.switch(0, &[]), &[6], FenceAction::Off, 60).await;
+    assert!(outcome.success, "{}", outcome.summary());
+    assert_eq!(
+        rig.consoles[0].state.state(1, 6).unwrap(),
+        Some(PowerState::Off)
+    );
+}
+
 #[tokio::test]
 async fn reboot_through_core_fence_confirms_off_then_on() {
     if !peers_present() {

@@ -64,6 +64,10 @@ pub struct ConsoleOptions {
     pub quiet_period: Duration,
     /// [`Console::answer_confirmations`]: most questions answered in one call.
     pub max_confirmations: u32,
+    /// Line endings that are prompts of this device although they do not end with
+    /// `>` (a menu's `Enter Request :`): [`Console::learn_prompt`] takes them after
+    /// `prompt_settle`, not `quiet_period`.
+    pub prompt_endings: &'static [&'static str],
 }
 
 impl Default for ConsoleOptions {
@@ -75,6 +79,7 @@ impl Default for ConsoleOptions {
             prompt_settle: Duration::from_millis(150),
             quiet_period: Duration::from_secs(2),
             max_confirmations: 3,
+            prompt_endings: &[],
         }
     }
 }
@@ -156,6 +161,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
 
     pub fn options(&self) -> &ConsoleOptions {
         &self.options
+    }
+
+    /// Also takes lines ending with one of `endings` as prompts
+    /// ([`ConsoleOptions::prompt_endings`]).
+    pub fn also_prompts(&mut self, endings: &'static [&'static str]) {
+        self.options.prompt_endings = endings;
     }
 
     /// Gives the stream back (to close it or hand it on).
@@ -360,7 +371,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             let silent = now.saturating_duration_since(self.last_data);
             let (start, line) = last_line(&self.buffer);
             let line = line.trim_matches([' ', '\t']);
-            let prompt_like = looks_like_prompt(line);
+            let prompt_like = looks_like_prompt(line)
+                || self
+                    .options
+                    .prompt_endings
+                    .iter()
+                    .any(|e| line.ends_with(e));
             let ended = self.ended.is_some();
             if !line.is_empty()
                 && (ended
