@@ -16,7 +16,7 @@
 
 use fencekit_core::PowerState;
 
-use crate::ber::{self, Oid};
+use crate::ber::Oid;
 
 /// The PowerNet-MIB families we drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -248,18 +248,19 @@ impl Family {
 }
 
 /// The error for a sysObjectID we have no profile for.
-pub fn unknown_family_message(oid: &[u32]) -> String {
+pub fn unknown_family_message(dotted: &str) -> String {
     format!(
-        "unknown PDU: sysObjectID {} is not an APC family fencekit knows; if the unit \
-         has one of the PowerNet-MIB outlet tables, force a profile with `profile=` one of \
-         rpdu, rpdu2, masterswitch, masterswitchplus",
-        ber::dotted(oid)
+        "sysObjectID {dotted} is not an APC family fencekit knows, so the MasterSwitch \
+         outlet table was tried (as fence_apc_snmp does); if the unit has another \
+         PowerNet-MIB outlet table, force a profile with `profile=` one of rpdu, rpdu2, \
+         masterswitch, masterswitchplus"
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ber;
     use proptest::prelude::*;
 
     #[test]
@@ -325,7 +326,7 @@ mod tests {
 
     #[test]
     fn an_unknown_sys_object_id_error_names_it_and_the_way_out() {
-        let text = unknown_family_message(&[1, 3, 6, 1, 4, 1, 9, 1, 1]);
+        let text = unknown_family_message(".1.3.6.1.4.1.9.1.1");
         assert!(text.contains(".1.3.6.1.4.1.9.1.1"));
         assert!(text.contains("profile="));
     }

@@ -34,6 +34,8 @@ pub struct ApcSnmpSwitch {
     /// The profile read from sysObjectID, once per device object: the front ends
     /// build one per operation, so a confirmed off is sysObjectID, set, read back.
     detected: std::sync::OnceLock<Family>,
+    /// The sysObjectID named no family, and the MasterSwitch table is tried.
+    fell_back: std::sync::OnceLock<String>,
     /// MasterSwitch Plus: the unit a bare outlet number or name refers to.
     unit: Option<u32>,
 }
@@ -44,6 +46,7 @@ impl ApcSnmpSwitch {
             agent,
             profile,
             detected: std::sync::OnceLock::new(),
+            fell_back: std::sync::OnceLock::new(),
             unit,
         }
     }
@@ -149,9 +152,23 @@ impl ApcSnmpSwitch {
         let response = session.get(&[profile::sys_object_id()]).await?;
         match response.binds.first().map(|(_, v)| v) {
             Some(VarValue::Oid(oid)) if response.status == 0 => {
-                let family = Family::from_sys_object_id(oid).ok_or_else(|| {
-                    DeviceError::Unsupported(profile::unknown_family_message(oid))
-                })?;
+                let family = match Family::from_sys_object_id(oid) {
+                    Some(family) => family,
+                    // fence_apc_snmp's fallback: the MasterSwitch (sPDUOutletCtl)
+                    // table, which most APC units answer. Every write is still
+                    // checked and every state read back; a unit without the table
+                    // fails naming this.
+                    None => {
+                        tracing::warn!(
+                            device = %self.agent.endpoint(),
+                            sys_object_id = %ber::dotted(oid),
+                            "sysObjectID names no PDU family fencekit knows: trying the \
+                             MasterSwitch outlet table (sPDUOutletCtl), as fence_apc_snmp does"
+                        );
+                        let _ = self.fell_back.set(ber::dotted(oid));
+                        Family::MasterSwitch
+                    }
+                };
                 Ok(*self.detected.get_or_init(|| family))
             }
             other => Err(DeviceError::Protocol(format!(
@@ -207,6 +224,10 @@ impl ApcSnmpSwitch {
                 .collect::<Vec<_>>()
                 .join(", "),
             Err(e) => format!("(cannot list them: {e})"),
+        };
+        let known = match self.fell_back.get() {
+            Some(oid) => format!("{known}; {}", profile::unknown_family_message(oid)),
+            None => known,
         };
         DeviceError::UnknownPlug {
             plug: plug.to_string(),
