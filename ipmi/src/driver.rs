@@ -36,6 +36,9 @@ struct Job {
 
 struct Entry {
     peer: SocketAddr,
+    /// Which of [`TAG_SLOTS`] ranges of message tags the session started in, among
+    /// the sessions to its BMC.
+    tag_slot: Option<u8>,
     session: Session,
     wanted: usize,
     replies: Vec<Result<Reply, IpmiError>>,
@@ -117,6 +120,10 @@ fn bind_udp(local: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
+/// How many sessions to one BMC get message tags of their own range (a session uses
+/// a few tags: each suite it offers, then RAKP 1 and 3; a range is 31 wide).
+const TAG_SLOTS: u8 = 8;
+
 /// Where a BMC's datagram goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -186,12 +193,24 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 }
                 let now = Instant::now();
                 let seed: StdRng = rand::make_rng();
-                let mut session = Session::new(job.config, id, now, job.deadline, seed);
+                // Tags apart from every other session's to this BMC (see
+                // `Session::with_first_tag`): a range each, while ranges last.
+                let taken: Vec<u8> = sessions
+                    .values()
+                    .filter(|e| e.peer == job.peer)
+                    .filter_map(|e| e.tag_slot)
+                    .collect();
+                let tag_slot = (0..TAG_SLOTS).find(|slot| !taken.contains(slot));
+                let first_tag =
+                    tag_slot.map(|slot| slot * (u8::MAX / TAG_SLOTS) + (rng.next_u32() % 8) as u8);
+                let mut session =
+                    Session::with_first_tag(job.config, id, now, job.deadline, seed, first_tag);
                 for command in &job.commands {
                     session.queue(*command, now);
                 }
                 sessions.insert(id, Entry {
                     peer: job.peer,
+                    tag_slot,
                     session,
                     wanted: job.commands.len(),
                     replies: Vec::new(),

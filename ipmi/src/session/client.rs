@@ -293,13 +293,32 @@ impl Session {
         console_session_id: u32,
         now: Instant,
         deadline: Instant,
+        rng: StdRng,
+    ) -> Session {
+        Session::with_first_tag(config, console_session_id, now, deadline, rng, None)
+    }
+
+    /// As [`Session::new`], the first request's message tag `first_tag` (random when
+    /// `None`). A driver running several sessions to one BMC gives each a range of
+    /// its own: a truncated Open Session refusal carries only its tag, so two
+    /// sessions whose tags meet could take each other's refusals and skip a suite
+    /// they were never refused.
+    pub fn with_first_tag(
+        config: SessionConfig,
+        console_session_id: u32,
+        now: Instant,
+        deadline: Instant,
         mut rng: StdRng,
+        first_tag: Option<u8>,
     ) -> Session {
         let mut console_session_id = console_session_id;
         while console_session_id == 0 {
             console_session_id = rng.next_u32();
         }
-        let tag = (rng.next_u32() & 0x3f) as u8;
+        // The tag is advanced before each request is built.
+        let tag = first_tag
+            .map(|t| t.wrapping_sub(1))
+            .unwrap_or_else(|| (rng.next_u32() & 0x3f) as u8);
         let mut session = Session {
             config,
             console_session_id,
