@@ -590,11 +590,24 @@ fn info_xml(schema: &Schema) -> String {
             .default
             .map(|d| format!(" default=\"{}\"", escape(d)))
             .unwrap_or_default();
-        let mut names = vec![(
-            spec.name.to_string(),
-            spec.description.to_string(),
-            spec.required,
-        )];
+        // Required under either name when cluster-glue's plugin has its own for it
+        // (`ip` or `ipaddr`): a configuration with only `ipaddr` is complete, and a
+        // tool that checks required parameters (pcs) must not refuse it.
+        let glue_name = glue_names(schema.plugin)
+            .find(|(glue, ours)| *ours == spec.name && glue != ours)
+            .map(|(glue, _)| glue);
+        let mut names = vec![match glue_name {
+            Some(glue) if spec.required => (
+                spec.name.to_string(),
+                format!("{} (required, as this or as `{glue}`)", spec.description),
+                false,
+            ),
+            _ => (
+                spec.name.to_string(),
+                spec.description.to_string(),
+                spec.required,
+            ),
+        }];
         if spec.secret {
             names.push((
                 format!("{}_file", spec.name),

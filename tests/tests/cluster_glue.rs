@@ -319,3 +319,55 @@ fn stonith_fences_through_a_plugin_installed_in_the_rpm_directory() {
     let states: Vec<bool> = sim_states(&state).unwrap().into_values().collect();
     assert_eq!(states, [true, false, true, true]);
 }
+
+/// A configuration written with only the names of cluster-glue's own plugin
+/// (`stonith -t external/ipmi -n`, `baytech`, `apcmastersnmp`) is complete for the
+/// fencekit plugin that stands in for it: every parameter its metadata marks
+/// required is one of those names, so a tool that checks required parameters
+/// against the metadata (pcs) takes the configuration unchanged.
+#[test]
+fn a_configuration_in_cluster_glues_names_has_every_required_parameter() {
+    let Some(stonith) = peers::require("stonith", "cluster-glue") else {
+        return;
+    };
+    if !peers::require_root("linking a plugin into cluster-glue's plugin directory") {
+        return;
+    }
+    let installed = Installed::new().unwrap();
+    for (ours, theirs) in [
+        ("ipmi", "external/ipmi"),
+        ("baytech", "baytech"),
+        ("apc", "apcmastersnmp"),
+    ] {
+        let _link = SystemLink::external_plugin(&installed, ours).unwrap();
+        let run = |plugin: &str, flag: &str| {
+            let mut command = Command::new(&stonith);
+            command
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env("LC_ALL", "C")
+                .args(["-t", plugin, flag]);
+            let out = tool::run(command, None, STONITH_TIMEOUT).unwrap();
+            assert!(out.status.success(), "{plugin} {flag}: {}", out.text());
+            out.stdout
+        };
+        let their_names = run(theirs, "-n");
+        let metadata = run(&format!("external/fencekit-{ours}"), "-m");
+        let required: Vec<&str> = metadata
+            .split("<parameter ")
+            .skip(1)
+            .filter(|p| p.contains("required=\"1\""))
+            .filter_map(|p| p.split('"').nth(1))
+            .collect();
+        assert!(
+            metadata.contains("<parameter "),
+            "no parameters: {metadata}"
+        );
+        for name in required {
+            assert!(
+                their_names.split_whitespace().any(|n| n == name),
+                "external/fencekit-{ours} requires `{name}`, which {theirs} does not have ({their_names})"
+            );
+        }
+    }
+}
