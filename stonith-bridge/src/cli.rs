@@ -76,7 +76,8 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         prefix: PathBuf,
         /// cluster-glue's plugin directory on the target system (RPM distributions:
-        /// /usr/lib64/stonith/plugins); the plugins go in its `external/`.
+        /// /usr/lib64/stonith/plugins); the plugins go in its `external/` (a directory
+        /// named `external` is taken as that one).
         #[arg(long, value_name = "DIR", default_value = crate::install::STONITH_DIR)]
         stonith_dir: PathBuf,
     },

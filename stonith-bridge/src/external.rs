@@ -151,6 +151,50 @@ fn from_glue_names(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses a parameter given under two of its names with different values (`ip`
+/// and `ipaddr`, `ipport` and external/ipmi's `port`, `password` and `passwd`).
+/// cluster-glue's environment has no order to tell which was meant, and taking
+/// either could switch another device: the error names both, never a value.
+fn refuse_differing_names(
+    plugin: &str,
+    schemas: &[&Schema],
+    raw: &RawParams,
+) -> Result<(), String> {
+    let canonical = |key: &str| -> Option<&'static ParamSpec> {
+        let key = glue_names(plugin)
+            .find(|(glue, _)| *glue == key)
+            .map_or(key, |(_, ours)| ours);
+        schemas.iter().find_map(|schema| schema.find(key))
+    };
+    let texts: Vec<(&str, &'static ParamSpec, &str)> = raw
+        .iter()
+        .filter_map(|param| match &param.value {
+            RawValue::Text(text) => {
+                canonical(&param.key).map(|name| (param.key.as_str(), name, text.trim()))
+            }
+            _ => None,
+        })
+        .collect();
+    for (i, (key, name, text)) in texts.iter().enumerate() {
+        if let Some((other, _, _)) = texts[i + 1..].iter().find(|(other, spec, t)| {
+            // A choice is read whatever its case (`priv=OPERATOR`).
+            let same = if matches!(spec.ty, ParamType::Select(_)) {
+                t.eq_ignore_ascii_case(text)
+            } else {
+                t == text
+            };
+            spec.name == name.name && other != key && !same
+        }) {
+            let name = name.name;
+            return Err(format!(
+                "parameter `{name}` is given as `{key}` and as `{other}`, with different values: \
+                 refusing rather than guessing which one is meant; set one of them"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every name a parameter is read from the environment under: the names
 /// `getconfignames` prints, and also each alias and, for a secret, the `_file`,
 /// `_script` and `_env` forms of each of its names. cluster-glue exports every
@@ -252,11 +296,15 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
             return Stage::Done(FAIL);
         }
     };
+    let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
+    if let Err(e) = refuse_differing_names(schema.plugin, &schemas, &raw) {
+        logging::report!("{me}: {e}");
+        return Stage::Done(FAIL);
+    }
     if let Err(e) = from_glue_names(schema.plugin, &mut raw) {
         logging::report!("{me}: {e}");
         return Stage::Done(FAIL);
     }
-    let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
     if let Err(e) = request::take_env_secrets(&schemas, &mut raw) {
         logging::report!("{me}: {e}");
         return Stage::Done(FAIL);
@@ -542,11 +590,24 @@ fn info_xml(schema: &Schema) -> String {
             .default
             .map(|d| format!(" default=\"{}\"", escape(d)))
             .unwrap_or_default();
-        let mut names = vec![(
-            spec.name.to_string(),
-            spec.description.to_string(),
-            spec.required,
-        )];
+        // Required under either name when cluster-glue's plugin has its own for it
+        // (`ip` or `ipaddr`): a configuration with only `ipaddr` is complete, and a
+        // tool that checks required parameters (pcs) must not refuse it.
+        let glue_name = glue_names(schema.plugin)
+            .find(|(glue, ours)| *ours == spec.name && glue != ours)
+            .map(|(glue, _)| glue);
+        let mut names = vec![match glue_name {
+            Some(glue) if spec.required => (
+                spec.name.to_string(),
+                format!("{} (required, as this or as `{glue}`)", spec.description),
+                false,
+            ),
+            _ => (
+                spec.name.to_string(),
+                spec.description.to_string(),
+                spec.required,
+            ),
+        }];
         if spec.secret {
             names.push((
                 format!("{}_file", spec.name),

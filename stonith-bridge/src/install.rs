@@ -41,6 +41,23 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
             ),
         ));
     }
+    // The external plugins' own directory, as cluster-glue's documentation names
+    // it (`/usr/lib64/stonith/plugins/external`), is taken as that directory: not
+    // `external/external`, where cluster-glue would never find a plugin.
+    let relative = if relative.file_name() == Some(std::ffi::OsStr::new("external")) {
+        relative.parent().unwrap_or(relative)
+    } else {
+        relative
+    };
+    if relative.as_os_str().is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--stonith-dir {}: give a plain directory such as {STONITH_DIR}",
+                stonith_dir.display()
+            ),
+        ));
+    }
     let external = prefix.join(relative).join("external");
     // From `external/` back to the prefix's root, then to the binary.
     let up = "../".repeat(relative.components().count() + 1);

@@ -25,6 +25,11 @@ fn cluster_glue_plugins_go_where_the_distribution_keeps_them_and_run_from_there(
             &["--stonith-dir", "/usr/lib64/stonith/plugins"][..],
             "usr/lib64/stonith/plugins/external",
         ),
+        // The external plugins' directory itself, as cluster-glue documents it.
+        (
+            &["--stonith-dir", "/usr/lib64/stonith/plugins/external"][..],
+            "usr/lib64/stonith/plugins/external",
+        ),
     ] {
         let prefix = tempfile::tempdir().unwrap();
         let out = install(prefix.path(), extra);
@@ -39,9 +44,16 @@ fn cluster_glue_plugins_go_where_the_distribution_keeps_them_and_run_from_there(
             String::from_utf8_lossy(&names.stdout).contains("ipaddr"),
             "{names:?}"
         );
+        assert!(
+            !prefix.path().join(dir).join("external").exists(),
+            "no external/external"
+        );
     }
     let prefix = tempfile::tempdir().unwrap();
     let out = install(prefix.path(), &["--stonith-dir", "../elsewhere"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--stonith-dir"));
+    let out = install(prefix.path(), &["--stonith-dir", "/external"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--stonith-dir"));
 }

@@ -273,3 +273,101 @@ fn the_plugins_getinfo_xml_is_well_formed() {
     let direct = tool::run(command, None, STONITH_TIMEOUT).unwrap();
     assert_eq!(direct.stdout, out.stdout);
 }
+
+/// Installed with `--stonith-dir` where RPM distributions keep cluster-glue's
+/// plugins, a plugin finds the binary from there: cluster-glue's own `stonith`
+/// (linked to it from the directory this machine's `stonith` reads) fences through
+/// it, and the simulated device's state file shows the outlet off.
+#[test]
+fn stonith_fences_through_a_plugin_installed_in_the_rpm_directory() {
+    let Some(stonith) = peers::require("stonith", "cluster-glue") else {
+        return;
+    };
+    if !peers::require_root("linking a plugin into cluster-glue's plugin directory") {
+        return;
+    }
+    let prefix = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(prefix.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = Command::new(fencekit_tests::bridge::binary().unwrap());
+    command
+        .arg("install")
+        .arg("--prefix")
+        .arg(prefix.path())
+        .args(["--stonith-dir", "/usr/lib64/stonith/plugins"]);
+    let out = tool::run(command, None, STONITH_TIMEOUT).unwrap();
+    assert!(out.status.success(), "install: {}", out.text());
+    let wrapper = prefix
+        .path()
+        .join("usr/lib64/stonith/plugins/external/fencekit-sim");
+    let _link = SystemLink::create(
+        &Path::new(fencekit_tests::system::EXTERNAL_PLUGIN_DIR).join("fencekit-sim"),
+        &wrapper,
+    )
+    .unwrap();
+    let state = prefix.path().join("pdu-state");
+    write_sim_states(&state, &[true; 4]).unwrap();
+    let mut command = Command::new(&stonith);
+    command
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LC_ALL", "C")
+        .args(["-t", PLUGIN, "plugs=4"])
+        .arg(format!("state_file={}", state.display()))
+        .args(["hostmap=node1:2", "-T", "off", "node1"]);
+    let out = tool::run(command, None, STONITH_TIMEOUT).unwrap();
+    assert!(out.status.success(), "off: {}", out.text());
+    let states: Vec<bool> = sim_states(&state).unwrap().into_values().collect();
+    assert_eq!(states, [true, false, true, true]);
+}
+
+/// A configuration written with only the names of cluster-glue's own plugin
+/// (`stonith -t external/ipmi -n`, `baytech`, `apcmastersnmp`) is complete for the
+/// fencekit plugin that stands in for it: every parameter its metadata marks
+/// required is one of those names, so a tool that checks required parameters
+/// against the metadata (pcs) takes the configuration unchanged.
+#[test]
+fn a_configuration_in_cluster_glues_names_has_every_required_parameter() {
+    let Some(stonith) = peers::require("stonith", "cluster-glue") else {
+        return;
+    };
+    if !peers::require_root("linking a plugin into cluster-glue's plugin directory") {
+        return;
+    }
+    let installed = Installed::new().unwrap();
+    for (ours, theirs) in [
+        ("ipmi", "external/ipmi"),
+        ("baytech", "baytech"),
+        ("apc", "apcmastersnmp"),
+    ] {
+        let _link = SystemLink::external_plugin(&installed, ours).unwrap();
+        let run = |plugin: &str, flag: &str| {
+            let mut command = Command::new(&stonith);
+            command
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env("LC_ALL", "C")
+                .args(["-t", plugin, flag]);
+            let out = tool::run(command, None, STONITH_TIMEOUT).unwrap();
+            assert!(out.status.success(), "{plugin} {flag}: {}", out.text());
+            out.stdout
+        };
+        let their_names = run(theirs, "-n");
+        let metadata = run(&format!("external/fencekit-{ours}"), "-m");
+        let required: Vec<&str> = metadata
+            .split("<parameter ")
+            .skip(1)
+            .filter(|p| p.contains("required=\"1\""))
+            .filter_map(|p| p.split('"').nth(1))
+            .collect();
+        assert!(
+            metadata.contains("<parameter "),
+            "no parameters: {metadata}"
+        );
+        for name in required {
+            assert!(
+                their_names.split_whitespace().any(|n| n == name),
+                "external/fencekit-{ours} requires `{name}`, which {theirs} does not have ({their_names})"
+            );
+        }
+    }
+}

@@ -194,3 +194,87 @@ fn external_ipmis_own_parameter_names_work_unchanged() {
     );
     assert!(!out.text().contains(&password), "{}", out.text());
 }
+
+/// One parameter under two of its names with different values (`ipaddr` and `ip`,
+/// `port` and `ipport`, `passwd` and `password`) is refused naming both, and nothing
+/// is switched: cluster-glue's environment has no order that would say which one
+/// is meant, and either could be another machine's BMC. The same value under both
+/// names is taken.
+#[test]
+fn a_parameter_under_two_names_with_different_values_is_refused() {
+    let Some(glue) = Glue::new() else { return };
+    let options = IpmiSimOptions::default();
+    let password = options.password.clone();
+    let bmc = IpmiSim::start(options).unwrap();
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let elsewhere = nobody.local_addr().unwrap().port().to_string();
+    let run = |pairs: &[(&str, &str)], args: &[&str]| {
+        let mut command = Command::new(&glue.stonith);
+        command
+            .args(["-t", PLUGIN, "hostname=node1", "interface=lanplus"])
+            .args(pairs.iter().map(|(k, v)| format!("{k}={v}")))
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        tool::run(command, None, STONITH_TIMEOUT).unwrap()
+    };
+    let port = bmc.port().to_string();
+    let base = [
+        ("ipaddr", "127.0.0.1"),
+        ("port", port.as_str()),
+        ("userid", bmc.user()),
+        ("passwd", password.as_str()),
+    ];
+    let with = |name: &'static str, value: &'static str| -> Vec<(&str, &str)> {
+        let mut pairs = base.to_vec();
+        pairs.push((name, value));
+        pairs
+    };
+    type Pairs<'a> = Vec<(&'a str, &'a str)>;
+    let conflicts: [(Pairs, &str, &str); 3] = [
+        (with("ip", "127.0.0.2"), "`ipaddr`", "`ip`"),
+        (
+            {
+                let mut pairs = base.to_vec();
+                pairs.push(("ipport", elsewhere.as_str()));
+                pairs
+            },
+            "`port`",
+            "`ipport`",
+        ),
+        (
+            with("password", "fk-another-Secret-1"),
+            "`passwd`",
+            "`password`",
+        ),
+    ];
+    for (pairs, a, b) in &conflicts {
+        let out = run(pairs, &["-T", "off", "node1"]);
+        assert!(!out.status.success(), "{a} and {b}: {}", out.text());
+        assert!(
+            out.text().contains(a) && out.text().contains(b),
+            "{a} and {b}: {}",
+            out.text()
+        );
+        assert!(!out.text().contains(&password), "{}", out.text());
+        assert!(
+            !out.text().contains("fk-another-Secret-1"),
+            "{}",
+            out.text()
+        );
+        assert!(bmc.power_state().unwrap(), "nothing switched ({a}, {b})");
+    }
+
+    // The same value under both names, and a choice in another case, are taken.
+    let mut pairs = with("ip", "127.0.0.1");
+    pairs.push(("priv", "OPERATOR"));
+    pairs.push(("privlvl", "operator"));
+    let out = run(&pairs, &["-T", "off", "node1"]);
+    assert!(out.status.success(), "off: {}", out.text());
+    assert!(
+        !bmc.power_state().unwrap(),
+        "the BMC's machine should be off"
+    );
+    drop(nobody);
+}
