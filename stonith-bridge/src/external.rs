@@ -151,6 +151,21 @@ fn from_glue_names(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
     Ok(())
 }
 
+/// Pacemaker runs a cluster-glue plugin through `fence_legacy`, which puts every
+/// option it is given into the environment, the node to fence as `port` among them.
+/// Where cluster-glue's plugin calls a UDP port `port` (external/ipmi,
+/// apcmastersnmp), a `port` that is not a port number is that node's name: it is
+/// left out, since the node arrives as the operation's host argument.
+fn drop_fence_legacy_port(plugin: &str, raw: &mut RawParams) {
+    if !glue_names(plugin).any(|(glue, _)| glue == "port") {
+        return;
+    }
+    raw.retain(|p| {
+        p.key != "port"
+            || matches!(&p.value, RawValue::Text(t) if t.trim().parse::<u16>().is_ok_and(|n| n > 0))
+    });
+}
+
 /// Refuses a parameter given under two of its names with different values (`ip`
 /// and `ipaddr`, `ipport` and external/ipmi's `port`, `password` and `passwd`).
 /// cluster-glue's environment has no order to tell which was meant, and taking
@@ -296,6 +311,7 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
             return Stage::Done(FAIL);
         }
     };
+    drop_fence_legacy_port(schema.plugin, &mut raw);
     let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
     if let Err(e) = refuse_differing_names(schema.plugin, &schemas, &raw) {
         logging::report!("{me}: {e}");

@@ -52,3 +52,31 @@ fn a_password_env_variable_is_used_and_hidden_from_children() {
     assert!(!seen.contains(secret), "the notify command saw it:\n{seen}");
     assert_eq!(code, Some(0), "password_env was not read");
 }
+
+/// Pacemaker runs cluster-glue plugins through `fence_legacy`, which exports the
+/// node to fence as `port` too. For `external/fencekit-ipmi`, whose `port` is the
+/// BMC's UDP port (external/ipmi's name), a `port` that is no port number is that
+/// node's name and is left out, never an error that stops every fence; a real port
+/// number is the UDP port.
+#[test]
+fn fence_legacys_port_holding_the_node_name_is_not_taken_for_the_udp_port() {
+    let run = |port: &str| {
+        Command::new(BIN)
+            .args(["external", "ipmi", "gethosts"])
+            .env_remove("RUST_LOG")
+            .env("hostname", "node2")
+            .env("ipaddr", "127.0.0.1")
+            .env("userid", "admin")
+            .env("passwd", "pw-legacy-1")
+            .env("port", port)
+            .output()
+            .unwrap()
+    };
+    let out = run("node2");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node2");
+    let out = run("623");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = run("0");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
