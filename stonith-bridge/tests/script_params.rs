@@ -5,10 +5,12 @@
 //! under the `state_dir` it is given, so a fence that works proves the parameter
 //! arrived with its meaning.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
+use std::time::Duration;
+
+use fencekit_tests::tool::{self, ToolOutput};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
 
@@ -38,29 +40,10 @@ esac
     script
 }
 
-fn run(mut command: Command, stdin: &str) -> Output {
-    let mut child = command
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// Runs `command` with `stdin`, killed (by its PID) past a minute.
+fn run(mut command: Command, stdin: &str) -> ToolOutput {
+    command.env_remove("RUST_LOG");
+    tool::run(command, Some(stdin.as_bytes()), Duration::from_secs(60)).unwrap()
 }
 
 #[test]
@@ -75,8 +58,8 @@ fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_fence_agents_s
     let mut command = Command::new(BIN);
     command.args(["fence-agent", "script"]);
     let out = run(command, &stdin);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(!text(&out).contains("unknown parameter"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(!out.text().contains("unknown parameter"), "{}", out.text());
     assert_eq!(
         std::fs::read_to_string(dir.path().join("outlet")).unwrap(),
         "off\n"
@@ -92,7 +75,7 @@ fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_fence_agents_s
     assert!(env.contains("FENCEKIT_PARAM_RETRIES=3"), "{env}");
     // Named like a secret: on stdin only, never in the environment or the output.
     assert!(!env.contains("tok-5e1d"), "{env}");
-    assert!(!text(&out).contains("tok-5e1d"), "{}", text(&out));
+    assert!(!out.text().contains("tok-5e1d"), "{}", out.text());
     let input = std::fs::read_to_string(dir.path().join("stdin.off")).unwrap();
     assert!(input.contains("api_token=tok-5e1d\n"), "{input}");
     assert!(
@@ -123,7 +106,7 @@ fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_configuration_
         .arg(&config)
         .args(["--node", "node1", "--action", "off"]);
     let out = run(command, "");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert_eq!(
         std::fs::read_to_string(dir.path().join("outlet")).unwrap(),
         "off\n"
@@ -145,6 +128,6 @@ fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_configuration_
         .arg(&config)
         .args(["--node", "node1", "--action", "off"]);
     let out = run(command, "");
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("given twice"), "{}", text(&out));
+    assert_ne!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.text().contains("given twice"), "{}", out.text());
 }

@@ -4,43 +4,41 @@
 //! agent); never a secret. The logger's socket is a test's own here
 //! (`FENCEKIT_SYSLOG_SOCKET`; `/dev/log` otherwise).
 
-use std::io::Write;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+
+use fencekit_tests::tool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
 const SECRET: &str = "syslog-secret-8c41";
 
 /// Every datagram the run sent to a socket of ours.
-fn logged(command: &mut Command, stdin: &str) -> (Option<i32>, Vec<String>) {
+fn logged(mut command: Command, stdin: &str) -> (Option<i32>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     let socket = UnixDatagram::bind(&path).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut child = command
+    command
         .env("FENCEKIT_SYSLOG_SOCKET", &path)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
+        .env_remove("RUST_LOG");
+    let status = tool::run(command, Some(stdin.as_bytes()), Duration::from_secs(60))
         .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let status = child.wait().unwrap();
+        .status;
     let mut lines = Vec::new();
     let mut buf = vec![0u8; 8192];
     while let Ok(n) = socket.recv(&mut buf) {
         lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
     (status.code(), lines)
+}
+
+fn agent() -> Command {
+    let mut command = Command::new(BIN);
+    command.args(["fence-agent", "sim"]);
+    command
 }
 
 #[test]
@@ -54,7 +52,7 @@ fn a_fence_agents_failure_and_success_reach_syslog_without_the_password() {
             state.display()
         )
     };
-    let (code, lines) = logged(Command::new(BIN).args(["fence-agent", "sim"]), &input("2"));
+    let (code, lines) = logged(agent(), &input("2"));
     assert_eq!(code, Some(1));
     // <27>: facility daemon (3), severity err (3).
     assert!(
@@ -63,7 +61,7 @@ fn a_fence_agents_failure_and_success_reach_syslog_without_the_password() {
             .any(|l| l.starts_with("<27>fence_fencekit_sim[") && l.contains("Failed")),
         "{lines:?}"
     );
-    let (code, lines) = logged(Command::new(BIN).args(["fence-agent", "sim"]), &input("1"));
+    let (code, lines) = logged(agent(), &input("1"));
     assert_eq!(code, Some(0));
     // <30>: daemon, info.
     assert!(
@@ -73,7 +71,7 @@ fn a_fence_agents_failure_and_success_reach_syslog_without_the_password() {
         "{lines:?}"
     );
     let (_, wrong) = logged(
-        Command::new(BIN).args(["fence-agent", "sim"]),
+        agent(),
         &input("1").replace(&format!("password={SECRET}"), "password=wrong-pw-77"),
     );
     assert!(!wrong.is_empty());
@@ -89,14 +87,13 @@ fn a_fence_agents_failure_and_success_reach_syslog_without_the_password() {
 fn a_cluster_glue_plugins_fence_reaches_syslog() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let (code, lines) = logged(
-        Command::new(BIN)
-            .args(["external", "sim", "off", "node1"])
-            .env("hostmap", "node1:1")
-            .env("plugs", "2")
-            .env("state_file", &state),
-        "",
-    );
+    let mut command = Command::new(BIN);
+    command
+        .args(["external", "sim", "off", "node1"])
+        .env("hostmap", "node1:1")
+        .env("plugs", "2")
+        .env("state_file", &state);
+    let (code, lines) = logged(command, "");
     assert_eq!(code, Some(0), "{lines:?}");
     assert!(
         lines

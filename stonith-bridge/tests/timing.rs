@@ -5,38 +5,20 @@
 //! `disable_timeout=true` lets a slow plug take until `timeout` instead of
 //! `power_timeout`. Judged with the sim device's state file (its own record).
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use fencekit_tests::tool::{self, ToolOutput};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
 
-fn agent(stdin: &str) -> (Output, Duration) {
+/// The sim's fence agent with `stdin`, and how long it ran (killed past a minute).
+fn agent(stdin: &str) -> (ToolOutput, Duration) {
     let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(["fence-agent", "sim"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut command = Command::new(BIN);
+    command.args(["fence-agent", "sim"]).env_remove("RUST_LOG");
+    let out = tool::run(command, Some(stdin.as_bytes()), Duration::from_secs(60)).unwrap();
     (out, started.elapsed())
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn states(path: &std::path::Path) -> String {
@@ -52,16 +34,16 @@ fn a_delay_that_leaves_no_time_to_fence_is_refused_before_anything_is_switched()
             "action={action}\nplugs=2\nplug=1\nstate_file={}\ndelay=5\ntimeout=3\n",
             state.display()
         ));
-        assert_eq!(out.status.code(), Some(1), "{action}: {}", text(&out));
-        assert!(text(&out).contains("delay"), "{action}: {}", text(&out));
-        assert!(text(&out).contains("pcmk_off_timeout"), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(1), "{action}: {}", out.text());
+        assert!(out.text().contains("delay"), "{action}: {}", out.text());
+        assert!(out.text().contains("pcmk_off_timeout"), "{}", out.text());
         assert!(took < Duration::from_secs(2), "{action} took {took:?}");
     }
     // Nothing was switched: the device was never built.
     assert!(!states(&state).contains("off"), "{}", states(&state));
     let (out, _) = agent("action=validate-all\nplugs=2\ntimeout=0\n");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("timeout"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.text().contains("timeout"), "{}", out.text());
 }
 
 #[test]
@@ -72,7 +54,7 @@ fn a_delay_that_fits_is_waited_in_full_and_the_run_still_ends_by_the_timeout() {
         "action=off\nplugs=2\nplug=1\nstate_file={}\ndelay=2\npower_timeout=3\ntimeout=8\n",
         state.display()
     ));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert!(
         took >= Duration::from_secs(2),
         "the delay was cut: {took:?}"
@@ -94,7 +76,7 @@ fn disable_timeout_lets_a_slow_plug_take_until_the_timeout_instead_of_power_time
             out.status.code(),
             expect,
             "disable_timeout={disable}: {}",
-            text(&out)
+            out.text()
         );
         assert!(took < Duration::from_secs(11), "{took:?}");
     }
@@ -107,7 +89,7 @@ fn a_hanging_password_script_ends_by_the_operations_timeout() {
     let (out, took) = agent(
         "action=status\nplugs=2\nplug=1\npassword_script=sleep 30\nexpect_password=x\ntimeout=2\n",
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("password"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.text().contains("password"), "{}", out.text());
     assert!(took < Duration::from_secs(3), "ran {took:?} with timeout=2");
 }
