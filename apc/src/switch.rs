@@ -721,6 +721,7 @@ pub const SCHEMA: Schema = Schema {
                   number, by their exact name, or as unit:outlet on a MasterSwitch Plus chain.",
     url: "https://www.apc.com/",
     multi_plug: true,
+    plug_optional: false,
     // The PDU's reboot is never seen off (see `command`): reboots are off, on.
     commands: &[],
     params: PARAMS,

@@ -78,6 +78,7 @@ pub const SCHEMA: Schema = Schema {
                   device at a time.",
     url: "https://www.baytech.net/",
     multi_plug: true,
+    plug_optional: false,
     // `Reboot` is never seen off (see `supports`): reboots are off, on.
     commands: &[],
     params: PARAMS,

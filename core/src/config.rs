@@ -537,6 +537,7 @@ mod tests {
         description: "a BMC",
         url: "",
         multi_plug: false,
+        plug_optional: false,
         commands: &[],
         params: BMC_PARAMS,
         open: false,

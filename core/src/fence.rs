@@ -928,6 +928,7 @@ pub const SCHEMA: Schema = Schema {
     description: "Timing and method of the fence algorithm.",
     url: "",
     multi_plug: false,
+    plug_optional: false,
     commands: &[],
     params: PARAMS,
     open: false,

@@ -28,6 +28,7 @@ const SCHEMA: Schema = Schema {
     description: "property tests",
     url: "",
     multi_plug: true,
+    plug_optional: false,
     commands: &[],
     params: PARAMS,
     open: false,

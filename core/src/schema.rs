@@ -143,6 +143,10 @@ pub struct Schema {
     pub url: &'static str,
     /// Whether the device has several plugs (so a plug must be named to fence).
     pub multi_plug: bool,
+    /// Whether a multi-plug device may be fenced with no plug named: its plugs are
+    /// alternatives (the systems of a Redfish service), and one of them alone needs
+    /// no name. The device refuses a missing plug where it has several.
+    pub plug_optional: bool,
     /// The device's own commands the front ends may offer as actions (`diag` for a
     /// BMC's NMI); on, off and status are always there.
     pub commands: &'static [crate::switch::DeviceCommand],
@@ -154,6 +158,26 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// Whether fencing needs a plug named.
+    pub fn plug_required(&self) -> bool {
+        self.multi_plug && !self.plug_optional
+    }
+
+    /// What the `plug` parameter means where that is not "the outlet to switch".
+    pub fn plug_note(&self) -> Option<&'static str> {
+        if !self.multi_plug {
+            Some("Accepted and ignored: this device powers one machine")
+        } else if self.plug_optional {
+            Some(
+                "The system to switch, by its Id, where the device has several; with one \
+                 system none is needed, and a plug that names none (the node name \
+                 Pacemaker passes) means that one",
+            )
+        } else {
+            None
+        }
+    }
+
     /// The parameter answering to `key` (`-` and `_` equal, case ignored).
     pub fn find(&self, key: &str) -> Option<&'static ParamSpec> {
         let key = normalize(key);
@@ -649,6 +673,7 @@ mod tests {
         description: "a test device",
         url: "",
         multi_plug: false,
+        plug_optional: false,
         commands: &[],
         params: PARAMS,
         open: false,

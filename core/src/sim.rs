@@ -648,6 +648,7 @@ pub const SCHEMA: Schema = Schema {
                   It drives no hardware; use it to try fencekit and to test cluster set-ups.",
     url: "",
     multi_plug: true,
+    plug_optional: false,
     commands: &[DeviceCommand::Cycle],
     params: PARAMS,
     open: false,

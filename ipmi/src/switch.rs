@@ -133,6 +133,7 @@ pub const SCHEMA: Schema = Schema {
                   wrong passwords fail at once without retries.",
     url: "https://www.intel.com/content/www/us/en/products/docs/servers/ipmi/ipmi-second-gen-interface-spec-v2-rev1-1.html",
     multi_plug: false,
+    plug_optional: false,
     commands: &[
         DeviceCommand::Cycle,
         DeviceCommand::Reset,

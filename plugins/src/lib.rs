@@ -100,6 +100,12 @@ fn build_ipmi(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
     Ok(Arc::new(fencekit_ipmi::IpmiSwitch::from_params(params)?))
 }
 
+fn build_redfish(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
+    Ok(Arc::new(fencekit_redfish::RedfishSwitch::from_params(
+        params,
+    )?))
+}
+
 fn build_script(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
     Ok(listed_names(Arc::new(script::ScriptSwitch::from_params(
         params,
@@ -126,6 +132,10 @@ pub const POWER: &[PowerPlugin] = &[
     PowerPlugin {
         schema: &fencekit_ipmi::SCHEMA,
         constructor: Constructor::BuiltIn(build_ipmi),
+    },
+    PowerPlugin {
+        schema: &fencekit_redfish::SCHEMA,
+        constructor: Constructor::BuiltIn(build_redfish),
     },
     PowerPlugin {
         schema: &script::SCHEMA,

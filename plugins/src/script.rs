@@ -78,6 +78,7 @@ pub const SCHEMA: Schema = Schema {
                   status 0 is success. fencekit confirms every off by running status.",
     url: "",
     multi_plug: true,
+    plug_optional: false,
     commands: &[],
     params: PARAMS,
     open: true,

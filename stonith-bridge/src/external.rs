@@ -35,6 +35,7 @@ const SCHEMA: Schema = Schema {
     description: "How cluster-glue host names map to plugs.",
     url: "",
     multi_plug: false,
+    plug_optional: false,
     commands: &[],
     params: PARAMS,
     open: false,

@@ -195,8 +195,8 @@ fn option(page: &mut Roff, schema: &Schema, spec: &ParamSpec) {
     page.control("TP", []);
     page.text([bold(getopt(schema, spec, &long_name(spec.name)))]);
     let mut text = spec.description.to_string();
-    if spec.name == "plug" && !schema.multi_plug {
-        text = "Accepted and ignored: this device powers one machine.".to_string();
+    if let Some(note) = schema.plug_note().filter(|_| spec.name == "plug") {
+        text = note.to_string();
     }
     if !text.ends_with('.') {
         text.push('.');
@@ -207,7 +207,7 @@ fn option(page: &mut Roff, schema: &Schema, spec: &ParamSpec) {
     if let Some(default) = spec.default {
         text.push_str(&format!(" Default: {default}."));
     }
-    if spec.required || (spec.name == "plug" && schema.multi_plug) {
+    if spec.required || (spec.name == "plug" && schema.plug_required()) {
         text.push_str(" Required.");
     }
     text.push_str(&format!(" On standard input: {}", spec.name));

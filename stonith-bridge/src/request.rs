@@ -229,10 +229,12 @@ impl Request {
     }
 
     /// A fence target of `plugs` on the one device; a single-plug device (a BMC)
-    /// is always its chassis.
+    /// is always its chassis, and so is a device whose plug is optional when none
+    /// is named (it refuses that itself where it has several).
     pub fn target(&self, node: &str, plugs: &[Plug]) -> FenceTarget {
         let device = self.device_name();
-        let plugs = if self.plugin.schema.multi_plug {
+        let optional = self.plugin.schema.plug_optional && plugs.is_empty();
+        let plugs = if self.plugin.schema.multi_plug && !optional {
             plugs
                 .iter()
                 .map(|plug| TargetPlug {

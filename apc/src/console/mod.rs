@@ -106,6 +106,7 @@ pub const CONSOLE_SCHEMA: Schema = Schema {
                   read back after switching; one session per device at a time.",
     url: "https://www.apc.com/",
     multi_plug: true,
+    plug_optional: false,
     commands: &[],
     params: CONSOLE_PARAMS,
     open: false,

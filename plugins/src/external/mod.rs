@@ -446,6 +446,7 @@ fn schema_of(declared: &abi::Declared) -> Result<&'static Schema, String> {
         description: leak(declared.description.clone()),
         url: leak(declared.url.clone()),
         multi_plug: declared.multi_plug,
+        plug_optional: false,
         commands: if declared.supports_cycle {
             &[fencekit_core::DeviceCommand::Cycle]
         } else {

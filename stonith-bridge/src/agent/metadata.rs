@@ -44,9 +44,12 @@ pub fn render(plugin: &PowerPlugin) -> String {
         if schema.find(spec.name).is_some() {
             continue;
         }
-        let required = spec.name == "plug" && schema.multi_plug;
-        let description = (spec.name == "plug" && !schema.multi_plug)
-            .then_some("Accepted and ignored: this device powers one machine");
+        let required = spec.name == "plug" && schema.plug_required();
+        let description = if spec.name == "plug" {
+            schema.plug_note()
+        } else {
+            None
+        };
         parameter(&mut out, schema, spec, required, description);
     }
     out.push_str("</parameters>\n<actions>\n");

@@ -193,8 +193,8 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
             }
         }
     };
-    let needs_plug =
-        plugin.schema.multi_plug && matches!(action.as_str(), "on" | "off" | "reboot" | "status");
+    let needs_plug = plugin.schema.plug_required()
+        && matches!(action.as_str(), "on" | "off" | "reboot" | "status");
     if needs_plug && plugs.is_empty() {
         logging::report!("{name}: Failed: parameter `plug` is required for action {action} on this multi-outlet device (e.g. plug=3 or port=3)");
         return Stage::Done(FAIL);

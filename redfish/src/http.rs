@@ -1,0 +1,431 @@
+//! One HTTPS connection to a Redfish service: rustls, the certificate verified
+//! against the system's store (or the site's CA file) unless `ssl_insecure` says
+//! otherwise, Basic authentication, the OData headers every request needs, and every
+//! request bounded by the caller's deadline with its status code checked.
+//!
+//! The connection is kept alive and reused by the command and the status polls that
+//! follow it. No request is ever sent twice by this module: a reset that got no
+//! answer is reported as such, and the fence algorithm reads the state instead.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use fencekit_core::{Instant, Secret};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use serde_json::Value;
+
+/// The most a response body may hold: a `ComputerSystem` is a few KiB.
+const BODY_LIMIT: usize = 4 << 20;
+
+/// How the service's certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// Against the system's CA store, or only the CAs of a PEM file.
+    Verify { ca_file: Option<std::path::PathBuf> },
+    /// Not at all (`ssl_insecure`).
+    Insecure,
+}
+
+/// What went wrong with a request. Messages name the method and path, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("{0}")]
+    Config(String),
+    #[error("TLS with {endpoint}: {detail}")]
+    Tls { endpoint: String, detail: String },
+    #[error("{endpoint}: cannot connect: {detail}")]
+    Connect { endpoint: String, detail: String },
+    #[error("{method} {path}: no complete answer by the deadline")]
+    Timeout { method: &'static str, path: String },
+    #[error("{method} {path}: HTTP {code}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Status {
+        method: &'static str,
+        path: String,
+        code: u16,
+        message: Option<String>,
+    },
+    #[error("{method} {path}: {detail}")]
+    Body {
+        method: &'static str,
+        path: String,
+        detail: String,
+    },
+}
+
+/// A Redfish service at one address.
+pub struct Http {
+    client: reqwest::Client,
+    /// `https://host:port`, host as the certificate must name it.
+    origin: String,
+    endpoint: String,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Http {
+    /// A client for `host` (a name or an address) on `port`, which connects only to
+    /// `addrs` (already looked up by the caller's deadline: the client does no name
+    /// lookups of its own, which could not be bounded).
+    pub fn new(
+        host: &str,
+        port: u16,
+        addrs: &[SocketAddr],
+        tls: &Tls,
+        username: &str,
+        password: &Secret,
+    ) -> Result<Http, HttpError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let url_host = if bare.contains(':') {
+            format!("[{bare}]")
+        } else {
+            bare.to_string()
+        };
+        let origin = format!("https://{url_host}:{port}");
+        let endpoint = format!("{url_host}:{port}");
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        // Some BMCs answer 406 to a request without it (DSP0266 §8.3).
+        headers.insert("OData-Version", HeaderValue::from_static("4.0"));
+        headers.insert(AUTHORIZATION, basic(username, password)?);
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .https_only(true)
+            .default_headers(headers)
+            // A redirect could carry the credentials elsewhere; a BMC has no reason to.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .http1_only()
+            .pool_max_idle_per_host(1)
+            .tcp_nodelay(true);
+        if bare.parse::<std::net::IpAddr>().is_err() {
+            builder = builder.resolve_to_addrs(bare, addrs);
+        }
+        builder = match tls {
+            Tls::Insecure => builder.danger_accept_invalid_certs(true),
+            Tls::Verify { ca_file: None } => builder.tls_built_in_native_certs(true),
+            Tls::Verify {
+                ca_file: Some(path),
+            } => {
+                let mut builder = builder.tls_built_in_root_certs(false);
+                for cert in ca_certificates(path)? {
+                    builder = builder.add_root_certificate(cert);
+                }
+                builder
+            }
+        };
+        let client = builder
+            .build()
+            .map_err(|e| HttpError::Config(format!("cannot set up HTTPS: {}", chain(&e))))?;
+        Ok(Http {
+            client,
+            origin,
+            endpoint,
+        })
+    }
+
+    /// `https://host:port`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// GETs a resource as JSON.
+    pub async fn get(&self, path: &str, deadline: Instant) -> Result<Value, HttpError> {
+        let url = self.url("GET", path)?;
+        let body = self
+            .send("GET", path, self.client.get(url), deadline)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| HttpError::Body {
+            method: "GET",
+            path: path.to_string(),
+            detail: format!("the answer is not JSON ({e})"),
+        })
+    }
+
+    /// POSTs an action; success is any 2xx (200, 202 Accepted, 204 No Content).
+    pub async fn post(&self, path: &str, body: &Value, deadline: Instant) -> Result<(), HttpError> {
+        let url = self.url("POST", path)?;
+        let request = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        self.send("POST", path, request, deadline).await.map(|_| ())
+    }
+
+    /// A path from the user or from the service, as a URL on this service only: an
+    /// `@odata.id` naming another host is refused rather than sent the credentials.
+    fn url(&self, method: &'static str, path: &str) -> Result<String, HttpError> {
+        let path = path.trim();
+        let local = if let Some(rest) = path.strip_prefix(&self.origin) {
+            rest
+        } else if path.starts_with('/') {
+            path
+        } else {
+            return Err(HttpError::Body {
+                method,
+                path: shown(path),
+                detail: "not a path on this service".into(),
+            });
+        };
+        if !local.starts_with('/') || local.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(HttpError::Body {
+                method,
+                path: shown(path),
+                detail: "not a path on this service".into(),
+            });
+        }
+        Ok(format!("{}{local}", self.origin))
+    }
+
+    async fn send(
+        &self,
+        method: &'static str,
+        path: &str,
+        request: reqwest::RequestBuilder,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, HttpError> {
+        let timeout = || HttpError::Timeout {
+            method,
+            path: path.to_string(),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timeout());
+        }
+        let exchange = async {
+            let mut response = request
+                .timeout(left)
+                .send()
+                .await
+                .map_err(|e| self.transport(method, path, &e))?;
+            let code = response.status().as_u16();
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| self.transport(method, path, &e))?
+            {
+                if body.len() + chunk.len() > BODY_LIMIT {
+                    return Err(HttpError::Body {
+                        method,
+                        path: path.to_string(),
+                        detail: format!("the answer is larger than {} MiB", BODY_LIMIT >> 20),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if !(200..300).contains(&code) {
+                return Err(HttpError::Status {
+                    method,
+                    path: path.to_string(),
+                    code,
+                    message: redfish_message(&body),
+                });
+            }
+            Ok(body)
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(timeout()),
+        }
+    }
+
+    fn transport(&self, method: &'static str, path: &str, error: &reqwest::Error) -> HttpError {
+        let detail = chain(error);
+        if error.is_timeout() {
+            HttpError::Timeout {
+                method,
+                path: path.to_string(),
+            }
+        } else if let Some(cause) = tls_cause(error) {
+            HttpError::Tls {
+                endpoint: self.endpoint.clone(),
+                detail: cause,
+            }
+        } else if error.is_connect() {
+            HttpError::Connect {
+                endpoint: self.endpoint.clone(),
+                detail,
+            }
+        } else {
+            HttpError::Body {
+                method,
+                path: path.to_string(),
+                detail,
+            }
+        }
+    }
+}
+
+/// The `Authorization: Basic` value, marked sensitive (never printed by the client).
+fn basic(username: &str, password: &Secret) -> Result<HeaderValue, HttpError> {
+    use zeroize::Zeroizing;
+    let plain = Zeroizing::new(format!("{username}:{}", password.expose()));
+    use base64::Engine as _;
+    let mut encoded = Zeroizing::new(String::from("Basic "));
+    base64::engine::general_purpose::STANDARD.encode_string(plain.as_bytes(), &mut encoded);
+    // Base64 text is always a valid header value; the error cannot happen.
+    let mut value = HeaderValue::from_str(&encoded)
+        .map_err(|_| HttpError::Config("cannot encode the credentials".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// The CA certificates of a PEM file.
+fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| HttpError::Config(format!("ssl_ca_file {}: {e}", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        HttpError::Config(format!(
+            "ssl_ca_file {}: not PEM certificates: {e}",
+            path.display()
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(HttpError::Config(format!(
+            "ssl_ca_file {}: holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// What rustls said was wrong, when the error came from the TLS handshake: the
+/// innermost cause names the certificate problem (`invalid peer certificate:
+/// UnknownIssuer`, `NotValidForName`, `Expired`).
+fn tls_cause(error: &reqwest::Error) -> Option<String> {
+    let mut innermost = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        innermost = cause.to_string();
+        source = cause.source();
+    }
+    let lower = chain(error).to_ascii_lowercase();
+    (lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls"))
+        .then_some(innermost)
+}
+
+/// An error and its causes on one line (rustls says what was wrong with the
+/// certificate only in a cause).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    // reqwest names the URL; keep the message about the cause.
+    text.replace("error sending request for url ", "request to ")
+}
+
+/// The message of a Redfish error body (`error.message`, or its first extended
+/// message), cut to one printable line.
+fn redfish_message(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let error = value.get("error")?;
+    let text = error
+        .get("@Message.ExtendedInfo")
+        .and_then(Value::as_array)
+        .and_then(|list| list.first())
+        .and_then(|info| info.get("Message"))
+        .and_then(Value::as_str)
+        .or_else(|| error.get("message").and_then(Value::as_str))?;
+    Some(shown(text))
+}
+
+/// Device text as one short printable line.
+fn shown(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redfish_error_messages_are_read_and_cut_to_one_line() {
+        let body = br#"{"error":{"code":"Base.1.0.GeneralError","message":"A general error",
+            "@Message.ExtendedInfo":[{"Message":"The action\nNmi is not supported"}]}}"#;
+        assert_eq!(
+            redfish_message(body).as_deref(),
+            Some("The action Nmi is not supported")
+        );
+        assert_eq!(
+            redfish_message(br#"{"error":{"message":"busy"}}"#).as_deref(),
+            Some("busy")
+        );
+        assert_eq!(redfish_message(b"<html>"), None);
+        assert!(shown(&"x".repeat(1000)).chars().count() <= 201);
+    }
+
+    #[test]
+    fn paths_elsewhere_are_refused_before_anything_is_sent() {
+        let http = Http::new(
+            "127.0.0.1",
+            8443,
+            &[],
+            &Tls::Insecure,
+            "admin",
+            &Secret::new("pw"),
+        )
+        .unwrap();
+        assert_eq!(
+            http.url("GET", "/redfish/v1").unwrap(),
+            "https://127.0.0.1:8443/redfish/v1"
+        );
+        assert_eq!(
+            http.url("GET", "https://127.0.0.1:8443/redfish/v1/Systems")
+                .unwrap(),
+            "https://127.0.0.1:8443/redfish/v1/Systems"
+        );
+        for path in [
+            "https://evil.example/redfish/v1",
+            "redfish/v1",
+            "/a b",
+            "/a\r\nX: y",
+        ] {
+            assert!(http.url("GET", path).is_err(), "{path}");
+        }
+        let v6 = Http::new("::1", 443, &[], &Tls::Insecure, "a", &Secret::new("b")).unwrap();
+        assert_eq!(v6.origin(), "https://[::1]:443");
+    }
+
+    #[test]
+    fn the_credentials_header_is_sensitive_and_never_in_debug() {
+        let value = basic("admin", &Secret::new("hunter2-unique")).unwrap();
+        assert!(value.is_sensitive());
+        // "admin:hunter2-unique" in base64 (RFC 4648 §4).
+        assert_eq!(
+            value.to_str().unwrap(),
+            "Basic YWRtaW46aHVudGVyMi11bmlxdWU="
+        );
+        let http = Http::new(
+            "127.0.0.1",
+            443,
+            &[],
+            &Tls::Insecure,
+            "admin",
+            &Secret::new("hunter2-unique"),
+        )
+        .unwrap();
+        assert!(!format!("{http:?}").contains("hunter2"));
+    }
+}

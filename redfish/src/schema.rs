@@ -1,0 +1,90 @@
+//! The `redfish` plugin's parameters: `fence_redfish`'s names and meanings, and a CA
+//! file of the site's own.
+
+use fencekit_core::schema::{ParamSpec, ParamType, PluginKind};
+use fencekit_core::{DeviceCommand, Schema};
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec::new(
+        "ip",
+        "address or host name of the BMC's Redfish service (`host:port` also accepted)",
+    )
+    .aliases(&["ipaddr"])
+    .short('a')
+    .required(),
+    ParamSpec::new("ipport", "TCP port of the Redfish service (HTTPS)")
+        .short('u')
+        .ty(ParamType::Integer)
+        .default("443"),
+    ParamSpec::new("username", "Redfish account name")
+        .aliases(&["login"])
+        .short('l')
+        .required(),
+    ParamSpec::new("password", "Redfish account password")
+        .aliases(&["passwd"])
+        .short('p')
+        .secret(),
+    // fence_redfish's older `redfish-uri` and `systems-uri` are the same names:
+    // `-` and `_` are one character in parameter names.
+    ParamSpec::new("redfish_uri", "the service root").default("/redfish/v1"),
+    ParamSpec::new(
+        "systems_uri",
+        "the system to switch (e.g. /redfish/v1/Systems/System.Embedded.1); \
+         without it, the service's only system, or the one the plug names by Id",
+    ),
+    ParamSpec::new(
+        "ssl",
+        "HTTPS with the certificate verified (the default; Redfish is served over \
+         HTTPS only, so ssl=0 is refused)",
+    )
+    .short('z')
+    .ty(ParamType::Boolean),
+    ParamSpec::new(
+        "ssl_secure",
+        "HTTPS with the certificate verified (the default)",
+    )
+    .ty(ParamType::Boolean),
+    ParamSpec::new(
+        "ssl_insecure",
+        "HTTPS without verifying the certificate: anyone on the path can pose as the \
+         BMC and report a node off that is not",
+    )
+    .ty(ParamType::Boolean),
+    ParamSpec::new(
+        "ssl_ca_file",
+        "PEM file of the certificate authorities to trust for the BMC (instead of the \
+         system's store)",
+    ),
+    ParamSpec::new(
+        "port_as_ip",
+        "the plug (port) is the BMC's address, as fence_redfish's --port-as-ip",
+    )
+    .ty(ParamType::Boolean),
+    ParamSpec::new(
+        "gnutlscli_path",
+        "fence_redfish's path to gnutls-cli: not used (fencekit speaks TLS itself)",
+    ),
+];
+
+/// The `redfish` plugin's schema.
+pub const SCHEMA: Schema = Schema {
+    plugin: "redfish",
+    kind: PluginKind::Power,
+    summary: "Redfish BMC over HTTPS (iDRAC, iLO, XCC, OpenBMC), native",
+    description: "Switches a server through its BMC's Redfish service: \
+                  ComputerSystem.Reset (ForceOff, On; PowerCycle or ForceRestart for \
+                  the device's own cycle) and PowerState read back, over one verified \
+                  HTTPS connection. A service with several systems (a blade chassis) \
+                  needs the plug (a system's Id) or systems_uri; an ambiguous choice \
+                  is refused.",
+    url: "https://www.dmtf.org/standards/redfish",
+    multi_plug: true,
+    plug_optional: true,
+    commands: &[
+        DeviceCommand::Cycle,
+        DeviceCommand::Diag,
+        DeviceCommand::SoftOff,
+    ],
+    params: PARAMS,
+    open: false,
+};
