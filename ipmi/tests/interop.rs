@@ -12,26 +12,18 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use fencekit_core::{Instant, Params, Plug, PowerState, PowerSwitch, SwitchTo};
 use fencekit_ipmi::driver::spawn_bmcs;
 use fencekit_ipmi::responder::BmcConfig;
 use fencekit_ipmi::IpmiSwitch;
-use fencekit_tests::{peers, ports, tool};
+use fencekit_tests::{peers, ports, pyenv, tool};
 
 /// The pyghmi release the tests were written against.
 const PYGHMI: &str = "pyghmi==1.6.19";
 const PASSWORD: &str = "interop-pw-17";
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn skip_or_fail(what: &str) {
-    if peers::peers_required() {
-        panic!("peer {what} is required ({}=1)", peers::REQUIRE_PEERS_ENV);
-    }
-    eprintln!("SKIPPED: {what}");
-}
 
 /// A responder BMC that accepts suite 17 only, on 127.0.0.1.
 async fn suite_17_bmc() -> (
@@ -184,62 +176,9 @@ async fn our_suite_17_keys_equal_the_ones_ipmitool_derives() {
     );
 }
 
-/// The Python of a virtual environment with pyghmi, made once per target directory.
+/// The Python of a virtual environment with pyghmi (see `fencekit_tests::pyenv`).
 fn pyghmi_python() -> Option<PathBuf> {
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let result = PYTHON.get_or_init(|| {
-        // Debian's own Python (with python3-venv) over whatever is first in PATH.
-        let system = ["/usr/bin/python3"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .or_else(|| peers::find("python3"))
-            .ok_or("python3 not installed (apt-get install python3 python3-venv)")?;
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        // TARGET/PROFILE/deps/TEST: keep the environment in TARGET.
-        let target = exe
-            .ancestors()
-            .nth(3)
-            .ok_or("cannot find the target directory")?;
-        let venv = target.join("fencekit-pyghmi-venv");
-        let python = venv.join("bin/python3");
-        let has_pyghmi = |python: &Path| {
-            Command::new(python)
-                .args(["-c", "import pyghmi.ipmi.bmc, pyghmi.ipmi.command"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if has_pyghmi(&python) {
-            return Ok(python);
-        }
-        let mut make = Command::new(&system);
-        make.args(["-m", "venv", "--clear"]).arg(&venv);
-        tool::run_ok(make, None, Duration::from_secs(180))
-            .map_err(|e| format!("python3 -m venv failed (apt-get install python3-venv): {e}"))?;
-        let mut install = Command::new(&python);
-        install.args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            PYGHMI,
-        ]);
-        tool::run_ok(install, None, Duration::from_secs(600))
-            .map_err(|e| format!("pip install {PYGHMI} failed: {e}"))?;
-        if has_pyghmi(&python) {
-            Ok(python)
-        } else {
-            Err("pyghmi does not import after installing it".into())
-        }
-    });
-    match result {
-        Ok(python) => Some(python.clone()),
-        Err(why) => {
-            skip_or_fail(&format!("pyghmi ({why})"));
-            None
-        }
-    }
+    pyenv::require("pyghmi", PYGHMI, "pyghmi.ipmi.bmc, pyghmi.ipmi.command")
 }
 
 /// pyghmi's client: status, off, status; prints one line per result.

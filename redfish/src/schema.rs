@@ -24,14 +24,17 @@ const PARAMS: &[ParamSpec] = &[
         .aliases(&["passwd"])
         .short('p')
         .secret(),
-    // fence_redfish's older `redfish-uri` and `systems-uri` are the same names:
-    // `-` and `_` are one character in parameter names.
-    ParamSpec::new("redfish_uri", "the service root").default("/redfish/v1"),
+    // fence_redfish's older names, listed so that metadata shows them as it does
+    // (parameter names match with `-` and `_` alike anyway).
+    ParamSpec::new("redfish_uri", "the service root")
+        .aliases(&["redfish-uri"])
+        .default("/redfish/v1"),
     ParamSpec::new(
         "systems_uri",
         "the system to switch (e.g. /redfish/v1/Systems/System.Embedded.1); \
          without it, the service's only system, or the one the plug names by Id",
-    ),
+    )
+    .aliases(&["systems-uri"]),
     ParamSpec::new(
         "ssl",
         "HTTPS with the certificate verified (the default; Redfish is served over \

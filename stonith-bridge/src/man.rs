@@ -292,7 +292,12 @@ mod tests {
                     plugin.schema.plugin
                 );
                 for alias in spec.aliases {
-                    assert!(page.contains(alias), "{}: alias {alias} missing", spec.name);
+                    let alias = alias.replace('-', "\\-");
+                    assert!(
+                        page.contains(&alias),
+                        "{}: alias {alias} missing",
+                        spec.name
+                    );
                 }
                 if let Some(default) = spec.default {
                     let default = format!("Default: {}.", default.replace('-', "\\-"));

@@ -27,6 +27,8 @@ pub mod matrix;
 pub mod pacemaker;
 pub mod peers;
 pub mod ports;
+pub mod pyenv;
+pub mod redfish;
 pub mod san;
 pub mod snmpd;
 pub mod sshd;

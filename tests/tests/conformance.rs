@@ -177,6 +177,25 @@ const APC: Anchor = Anchor {
     short_exceptions: &[('c', "the prompt when -x is on the same command line")],
 };
 
+const REDFISH: Anchor = Anchor {
+    program: "fence_redfish",
+    plugin: "redfish",
+    base: &[
+        ("ip", "127.0.0.1"),
+        ("username", "admin"),
+        ("password", "conformance-pw"),
+    ],
+    refused: &[("ssl", "0", "plain HTTP")],
+    samples: &[
+        ("redfish_uri", "/redfish/v1"),
+        ("redfish-uri", "/redfish/v1"),
+        ("systems_uri", "/redfish/v1/Systems/1"),
+        ("systems-uri", "/redfish/v1/Systems/1"),
+        ("gnutlscli_path", "/usr/bin/gnutls-cli"),
+    ],
+    short_exceptions: &[],
+};
+
 /// Parameters no `validate-all` run can carry: they end the run early or act on
 /// their own (help, version, metadata), or are fencekit's own `action`.
 const NOT_RUN: &[&str] = &["action", "help", "version", "debug", "debug_file"];
@@ -393,6 +412,11 @@ fn every_fence_ipmilan_parameter_is_taken_with_its_meaning_or_refused() {
 #[test]
 fn every_fence_apc_snmp_parameter_is_taken_with_its_meaning_or_refused() {
     conformance(&APC_SNMP);
+}
+
+#[test]
+fn every_fence_redfish_parameter_is_taken_with_its_meaning_or_refused() {
+    conformance(&REDFISH);
 }
 
 #[test]

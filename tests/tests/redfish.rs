@@ -1,0 +1,524 @@
+//! The `redfish` plugin against Redfish services on loopback over HTTPS: DMTF's
+//! `sushy-emulator` (fake driver, htpasswd) for the real protocol, with the
+//! certificate verified against the test's CA; fence-agents' own `fence_redfish`
+//! fed the same stdin against the same service; cluster-glue's `stonith` and the
+//! `fence` command; and our responder for the faults sushy cannot show (a service
+//! that accepts ForceOff and stays On, error statuses, garbage, silence). Every
+//! state is judged from the service's side: sushy's REST API read with curl, the
+//! responder's state file and request log.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fencekit_tests::bridge::Installed;
+use fencekit_tests::peers;
+use fencekit_tests::redfish::{
+    FakeSystem, Mode, Responder, ResponderOptions, Sushy, SushyOptions, USER,
+};
+use fencekit_tests::system::SystemLink;
+use fencekit_tests::tool::{self, ToolOutput};
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const NODE1: &str = "7a4a8a3c-0e4f-4d0a-9d4e-5f5d0a6c1e01";
+const NODE2: &str = "0c7d1f7e-56c3-4b8e-a1a9-2f6a3c9d8e02";
+
+/// sushy's fake driver applies a power change 1 to 11 s after it was asked.
+const SUSHY_FENCE: &str = "power_timeout=20\ntimeout=60\n";
+
+fn run_agent(agent: &PathBuf, stdin: &str) -> ToolOutput {
+    tool::run(Command::new(agent), Some(stdin.as_bytes()), RUN_TIMEOUT).unwrap()
+}
+
+fn sushy_lines(sushy: &Sushy) -> String {
+    format!(
+        "ip=127.0.0.1\nipport={}\nusername={USER}\npassword={}\nssl_ca_file={}\n",
+        sushy.port(),
+        sushy.password(),
+        sushy.tls().ca.display()
+    )
+}
+
+fn responder_lines(responder: &Responder) -> String {
+    format!(
+        "ip=127.0.0.1\nipport={}\nusername={USER}\npassword={}\nssl_ca_file={}\n",
+        responder.port(),
+        responder.password(),
+        responder.tls().ca.display()
+    )
+}
+
+/// status, list, monitor, off, on and reboot through `fence_fencekit_redfish`
+/// against sushy-emulator, each confirmed by sushy's own view of the system.
+#[test]
+fn the_fence_agent_confirms_off_on_and_reboot_against_sushy_over_verified_tls() {
+    let Some(python) = Sushy::require() else {
+        return;
+    };
+    let sushy = Sushy::start(&python, &SushyOptions::default()).unwrap();
+    let installed = Installed::new().unwrap();
+    let agent = installed.agent("redfish");
+    let device = sushy_lines(&sushy);
+
+    let out = run_agent(&agent, &format!("action=status\n{device}"));
+    assert_eq!(out.status.code(), Some(0), "status: {}", out.text());
+    assert!(out.stdout.contains("Status: ON"), "{}", out.text());
+
+    let out = run_agent(&agent, &format!("action=list\n{device}"));
+    assert_eq!(out.status.code(), Some(0), "list: {}", out.text());
+    assert_eq!(
+        out.stdout.trim(),
+        format!("{NODE1},node1"),
+        "{}",
+        out.text()
+    );
+
+    let out = run_agent(&agent, &format!("action=monitor\n{device}"));
+    assert_eq!(out.status.code(), Some(0), "monitor: {}", out.text());
+    assert!(sushy.resets().is_empty(), "{:?}", sushy.resets());
+
+    // Pacemaker passes the node's name as the plug: the only system is meant.
+    let out = run_agent(
+        &agent,
+        &format!("action=off\nport=node1\n{SUSHY_FENCE}{device}"),
+    );
+    assert_eq!(out.status.code(), Some(0), "off: {}", out.text());
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "Off");
+
+    let out = run_agent(&agent, &format!("action=status\n{device}"));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "status of an off node: {}",
+        out.text()
+    );
+
+    let out = run_agent(&agent, &format!("action=on\n{SUSHY_FENCE}{device}"));
+    assert_eq!(out.status.code(), Some(0), "on: {}", out.text());
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "On");
+
+    let out = run_agent(&agent, &format!("action=reboot\n{SUSHY_FENCE}{device}"));
+    assert_eq!(out.status.code(), Some(0), "reboot: {}", out.text());
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "On");
+    let resets = sushy.resets();
+    assert_eq!(
+        resets.len(),
+        4,
+        "off, on, and reboot as off then on: {resets:?}\n{}",
+        sushy.daemon().log_tail(30)
+    );
+    assert!(!out.text().contains(sushy.password()), "{}", out.text());
+}
+
+/// A service that serves a certificate nobody vouches for is refused, naming the
+/// certificate problem, before any credential is sent; `ssl_insecure` is the
+/// explicit way past it, with a warning.
+#[test]
+fn a_self_signed_certificate_is_refused_unless_ssl_insecure_is_given() {
+    let Some(python) = Sushy::require() else {
+        return;
+    };
+    let options = SushyOptions {
+        self_signed: true,
+        ..SushyOptions::default()
+    };
+    let sushy = Sushy::start(&python, &options).unwrap();
+    let installed = Installed::new().unwrap();
+    let agent = installed.agent("redfish");
+    let device = format!(
+        "ip=127.0.0.1\nipport={}\nusername={USER}\npassword={}\n",
+        sushy.port(),
+        sushy.password()
+    );
+    let out = run_agent(&agent, &format!("action=off\n{device}"));
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(
+        out.stderr.contains("certificate") && out.stderr.contains("ssl_ca_file"),
+        "{}",
+        out.text()
+    );
+    assert!(sushy.resets().is_empty());
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "On");
+
+    let out = run_agent(&agent, &format!("action=status\nssl_insecure=1\n{device}"));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.stderr.contains("not verified"), "{}", out.text());
+}
+
+/// Two systems behind one service (a blade chassis): with no plug, nothing is
+/// guessed (fence_redfish takes the last member); the plug names one by Id, and only
+/// that one is switched; `list` shows both.
+#[test]
+fn a_service_with_two_systems_switches_only_the_one_the_plug_names() {
+    let Some(python) = Sushy::require() else {
+        return;
+    };
+    let mut options = SushyOptions::default();
+    options.systems.push(FakeSystem {
+        uuid: NODE2.into(),
+        name: "node2".into(),
+        on: true,
+    });
+    let sushy = Sushy::start(&python, &options).unwrap();
+    let installed = Installed::new().unwrap();
+    let agent = installed.agent("redfish");
+    let device = sushy_lines(&sushy);
+
+    let out = run_agent(&agent, &format!("action=list\n{device}"));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(
+        out.stdout.contains(&format!("{NODE1},node1")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("{NODE2},node2")),
+        "{}",
+        out.stdout
+    );
+
+    for plug in ["", "port=node9\n"] {
+        let out = run_agent(&agent, &format!("action=off\n{plug}{device}"));
+        assert_eq!(out.status.code(), Some(1), "{plug}: {}", out.text());
+        assert!(out.stderr.contains(NODE2), "{}", out.text());
+    }
+    assert!(sushy.resets().is_empty(), "{:?}", sushy.resets());
+
+    let out = run_agent(
+        &agent,
+        &format!("action=off\nport={NODE2}\n{SUSHY_FENCE}{device}"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(sushy.power_state(NODE2).unwrap(), "Off");
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "On");
+}
+
+/// fence-agents' `fence_redfish` and `fence_fencekit_redfish` take the same stdin
+/// and take turns on one sushy system; each leaves the state the other reads.
+#[test]
+fn fence_redfish_and_fencekit_take_the_same_stdin_and_agree() {
+    let Some(python) = Sushy::require() else {
+        return;
+    };
+    let Some(theirs) = peers::require("fence_redfish", "fence-agents") else {
+        return;
+    };
+    let sushy = Sushy::start(&python, &SushyOptions::default()).unwrap();
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("redfish");
+    // fence_redfish cannot be given a CA file; both skip verification alike.
+    let device = format!(
+        "ip=127.0.0.1:{}\nusername={USER}\npassword={}\nssl_insecure=1\n{SUSHY_FENCE}",
+        sushy.port(),
+        sushy.password()
+    );
+    let out = run_agent(&theirs, &format!("action=off\n{device}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "fence_redfish off: {}",
+        out.text()
+    );
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "Off");
+    let out = run_agent(&ours, &format!("action=status\n{device}"));
+    assert_eq!(out.status.code(), Some(2), "ours reads off: {}", out.text());
+
+    let out = run_agent(&ours, &format!("action=on\n{device}"));
+    assert_eq!(out.status.code(), Some(0), "ours on: {}", out.text());
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "On");
+    let out = run_agent(&theirs, &format!("action=status\n{device}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "fence_redfish reads on: {}",
+        out.text()
+    );
+
+    let out = run_agent(&ours, &format!("action=off\n{device}"));
+    assert_eq!(out.status.code(), Some(0), "ours off: {}", out.text());
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "Off");
+    let out = run_agent(&theirs, &format!("action=status\n{device}"));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "fence_redfish reads off: {}",
+        out.text()
+    );
+}
+
+/// cluster-glue's `stonith` drives `external/fencekit-redfish`, and the `fence`
+/// command fences from a configuration file; both confirmed by sushy.
+#[test]
+fn stonith_and_the_fence_command_fence_through_sushy() {
+    let Some(python) = Sushy::require() else {
+        return;
+    };
+    let Some(stonith) = peers::require("stonith", "cluster-glue") else {
+        return;
+    };
+    if !peers::require_root("linking a plugin into cluster-glue's plugin directory") {
+        return;
+    }
+    let sushy = Sushy::start(&python, &SushyOptions::default()).unwrap();
+    let installed = Installed::new().unwrap();
+    let _link = SystemLink::external_plugin(&installed, "redfish").unwrap();
+    let mut command = Command::new(&stonith);
+    command
+        .args([
+            "-t",
+            "external/fencekit-redfish",
+            "-E",
+            "-T",
+            "off",
+            "node1",
+        ])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("hostlist", "node1")
+        .env("ip", "127.0.0.1")
+        .env("ipport", sushy.port().to_string())
+        .env("username", USER)
+        .env("password", sushy.password())
+        .env("ssl_ca_file", &sushy.tls().ca)
+        .env("power_timeout", "20")
+        .env("timeout", "60");
+    let out = tool::run(command, None, RUN_TIMEOUT).unwrap();
+    assert!(out.status.success(), "stonith off: {}", out.text());
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "Off");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fencekit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[fence]\npower_timeout = 20\ntimeout = 60\n\n[devices.bmc1]\nplugin = \"redfish\"\n\
+             ip = \"127.0.0.1\"\nipport = {}\nusername = \"{USER}\"\npassword = \"{}\"\n\
+             ssl_ca_file = \"{}\"\n\n[nodes.node1]\nplugs = [{{ device = \"bmc1\" }}]\n",
+            sushy.port(),
+            sushy.password(),
+            sushy.tls().ca.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut command = Command::new(installed.binary());
+    command
+        .args(["fence", "--config"])
+        .arg(&config)
+        .args(["--node", "node1", "--action", "on"]);
+    let out = tool::run(command, None, RUN_TIMEOUT).unwrap();
+    assert!(out.status.success(), "fence on: {}", out.text());
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "On");
+}
+
+/// One row of the fault table: a service's misbehaviour, the action, and what must
+/// follow.
+struct Fault {
+    mode: Mode,
+    action: &'static str,
+    /// Extra stdin lines.
+    extra: &'static str,
+    /// Words the failure must name.
+    says: &'static str,
+    /// How many resets the service may have been sent.
+    resets: usize,
+}
+
+/// Each misbehaving service makes the action fail by its deadline with exit 1 and
+/// a message that says why; the system's true state is unchanged unless the fault
+/// is the lie itself; a reset is sent at most once.
+#[test]
+fn a_misbehaving_service_fails_the_action_by_its_deadline_and_says_why() {
+    if peers::require("python3", "python3").is_none() {
+        return;
+    }
+    let installed = Installed::new().unwrap();
+    let agent = installed.agent("redfish");
+    let rows = [
+        Fault {
+            mode: Mode::Liar,
+            action: "off",
+            extra: "power_timeout=2\ntimeout=4\n",
+            says: "still on",
+            resets: 1,
+        },
+        Fault {
+            mode: Mode::Liar,
+            action: "reboot",
+            extra: "power_timeout=2\ntimeout=4\n",
+            says: "still on",
+            resets: 1,
+        },
+        Fault {
+            mode: Mode::Liar,
+            action: "reboot",
+            extra: "method=cycle\npower_timeout=2\ntimeout=4\n",
+            says: "off",
+            resets: 1,
+        },
+        Fault {
+            mode: Mode::PoweringOff,
+            action: "off",
+            extra: "power_timeout=2\ntimeout=4\n",
+            says: "unknown",
+            resets: 1,
+        },
+        Fault {
+            mode: Mode::Status(403),
+            action: "off",
+            extra: "",
+            says: "refused",
+            resets: 0,
+        },
+        Fault {
+            mode: Mode::Status(404),
+            action: "off",
+            extra: "",
+            says: "HTTP 404",
+            resets: 0,
+        },
+        Fault {
+            mode: Mode::Status(500),
+            action: "status",
+            extra: "",
+            says: "HTTP 500",
+            resets: 0,
+        },
+        Fault {
+            mode: Mode::Status(503),
+            action: "off",
+            extra: "",
+            says: "busy",
+            resets: 0,
+        },
+        Fault {
+            mode: Mode::PostStatus(500),
+            action: "off",
+            extra: "",
+            says: "HTTP 500",
+            resets: 1,
+        },
+        Fault {
+            mode: Mode::PostStatus(501),
+            action: "diag",
+            extra: "",
+            says: "HTTP 501",
+            resets: 1,
+        },
+        Fault {
+            mode: Mode::Garbage,
+            action: "off",
+            extra: "",
+            says: "not JSON",
+            resets: 0,
+        },
+        Fault {
+            mode: Mode::NoPowerState,
+            action: "status",
+            extra: "",
+            says: "PowerState",
+            resets: 0,
+        },
+        Fault {
+            mode: Mode::Hang,
+            action: "off",
+            extra: "timeout=3\n",
+            says: "deadline",
+            resets: 0,
+        },
+    ];
+    for row in rows {
+        let responder = Responder::start(&ResponderOptions {
+            mode: row.mode.clone(),
+            ..ResponderOptions::default()
+        })
+        .unwrap();
+        let started = Instant::now();
+        let out = run_agent(
+            &agent,
+            &format!(
+                "action={}\n{}{}",
+                row.action,
+                row.extra,
+                responder_lines(&responder)
+            ),
+        );
+        let took = started.elapsed();
+        let case = format!(
+            "{:?} {} {}",
+            row.mode,
+            row.action,
+            row.extra.replace('\n', " ")
+        );
+        eprintln!("{case}: exit {:?} in {took:.1?}", out.status.code());
+        assert_eq!(out.status.code(), Some(1), "{case}: {}", out.text());
+        assert!(!out.stdout.contains("Success"), "{case}: {}", out.text());
+        assert!(
+            out.stderr.to_lowercase().contains(&row.says.to_lowercase()),
+            "{case}: expected `{}` in: {}",
+            row.says,
+            out.text()
+        );
+        assert!(took < Duration::from_secs(6), "{case}: took {took:?}");
+        assert!(
+            responder.resets().len() <= row.resets,
+            "{case}: {:?}",
+            responder.resets()
+        );
+        if row.mode != Mode::Hang {
+            let state = responder.power_state("System.Embedded.1").unwrap();
+            let changed = matches!(row.mode, Mode::PoweringOff);
+            assert_eq!(state == "On", !changed, "{case}: {state}");
+        }
+        assert!(
+            !out.text().contains(responder.password()),
+            "{case}: {}",
+            out.text()
+        );
+    }
+}
+
+/// A wrong password is refused at once, with the refusal named, and nothing is
+/// switched; the device's own cycle is PowerCycle where offered, confirmed by
+/// reading the system off and on again.
+#[test]
+fn a_wrong_password_fails_in_under_a_second_and_a_cycle_is_read_back() {
+    if peers::require("python3", "python3").is_none() {
+        return;
+    }
+    let installed = Installed::new().unwrap();
+    let agent = installed.agent("redfish");
+    let responder = Responder::start(&ResponderOptions::default()).unwrap();
+    let wrong = responder_lines(&responder).replace(responder.password(), "not-the-password");
+    let started = Instant::now();
+    let out = run_agent(&agent, &format!("action=off\n{wrong}"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.stderr.contains("HTTP 401"), "{}", out.text());
+    assert!(
+        out.stderr.contains("authentication failed"),
+        "{}",
+        out.text()
+    );
+    assert!(responder.resets().is_empty());
+
+    let out = run_agent(
+        &agent,
+        &format!(
+            "action=reboot\nmethod=cycle\n{}",
+            responder_lines(&responder)
+        ),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(responder.resets(), vec!["PowerCycle"]);
+    let on = Instant::now() + Duration::from_secs(5);
+    while responder.power_state("System.Embedded.1").unwrap() != "On" && Instant::now() < on {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(responder.power_state("System.Embedded.1").unwrap(), "On");
+}
