@@ -57,7 +57,7 @@ impl Tls {
                 "rsa:2048",
                 "-nodes",
                 "-days",
-                "2",
+                "3650",
                 "-subj",
                 "/CN=localhost",
                 "-addext",
@@ -86,7 +86,7 @@ impl Tls {
             "rsa:2048",
             "-nodes",
             "-days",
-            "2",
+            "3650",
             "-subj",
             "/CN=fencekit test CA",
             "-keyout",
@@ -117,13 +117,48 @@ impl Tls {
             &path(&ca_key),
             "-CAcreateserial",
             "-days",
-            "2",
+            "3650",
             "-extfile",
             &path(&ext),
             "-out",
             &path(&cert),
         ])?;
         Ok(Tls { ca, cert, key })
+    }
+}
+
+impl Tls {
+    /// One CA-signed set for every responder, kept in the cargo target directory
+    /// (key generation is the slowest part of starting one) and made once.
+    pub fn shared() -> Result<Tls, HarnessError> {
+        static SHARED: std::sync::OnceLock<Result<Tls, String>> = std::sync::OnceLock::new();
+        let made = SHARED.get_or_init(|| {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            // TARGET/PROFILE/deps/TEST: keep the certificates in TARGET.
+            let target = exe.ancestors().nth(3).ok_or("no target directory")?;
+            let dir = target.join("fencekit-redfish-tls");
+            let tls = |dir: &Path| Tls {
+                ca: dir.join("ca.pem"),
+                cert: dir.join("server.pem"),
+                key: dir.join("server.key"),
+            };
+            if dir.join("server.pem").is_file() {
+                return Ok(tls(&dir));
+            }
+            // Made aside and renamed into place: another test binary may race.
+            let aside = target.join(format!("fencekit-redfish-tls.{}", std::process::id()));
+            std::fs::create_dir_all(&aside).map_err(|e| e.to_string())?;
+            Tls::make(&aside, false).map_err(|e| e.to_string())?;
+            if std::fs::rename(&aside, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&aside);
+            }
+            Ok(tls(&dir))
+        });
+        made.clone().map_err(|why| HarnessError::BadConfigValue {
+            what: "certificates".into(),
+            peer: "redfish".into(),
+            why,
+        })
     }
 }
 
@@ -308,14 +343,32 @@ impl Sushy {
 
 /// GETs `path` with curl: the credentials and the CA on its stdin (`-K -`).
 fn curl_get(port: u16, ca: &Path, password: &str, path: &str) -> Result<String, HarnessError> {
+    curl(port, ca, password, path, None)
+}
+
+/// Runs curl against 127.0.0.1:`port`: GET `path`, or POST `body` to it; the
+/// credentials and the CA on its stdin (`-K -`), never its argv.
+fn curl(
+    port: u16,
+    ca: &Path,
+    password: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<String, HarnessError> {
     let curl = peers::find("curl").ok_or_else(|| HarnessError::PeerMissing {
         program: "curl".into(),
         package: "curl".into(),
     })?;
-    let config = format!(
+    let mut config = format!(
         "user = \"{USER}:{password}\"\ncacert = \"{}\"\nurl = \"https://127.0.0.1:{port}{path}\"\n",
         ca.display()
     );
+    if let Some(body) = body {
+        config.push_str(&format!(
+            "header = \"Content-Type: application/json\"\ndata = \"{}\"\n",
+            body.replace('"', "\\\"")
+        ));
+    }
     let mut command = Command::new(curl);
     command.args(["-sS", "--fail", "--max-time", "10", "-K", "-"]);
     Ok(tool::run_ok(command, Some(config.as_bytes()), TOOL_TIMEOUT)?.stdout)
@@ -346,6 +399,8 @@ pub enum Mode {
     Obey,
     /// Accepts ForceOff and stays On.
     Liar,
+    /// Accepts every reset and never changes.
+    Stuck,
     /// Every request answered with this HTTP status.
     Status(u16),
     /// Only the reset answered with this status.
@@ -357,6 +412,10 @@ pub enum Mode {
     NoPowerState,
     /// ForceOff leaves the system `PoweringOff` for good.
     PoweringOff,
+    /// Every change reads `PoweringOff`/`PoweringOn` this many milliseconds first.
+    Pending(u64),
+    /// A reset takes effect and is never answered, nor is anything after it.
+    Drop,
 }
 
 impl Mode {
@@ -364,12 +423,15 @@ impl Mode {
         match self {
             Mode::Obey => "obey".into(),
             Mode::Liar => "liar".into(),
+            Mode::Stuck => "stuck".into(),
             Mode::Status(code) => format!("status:{code}"),
             Mode::PostStatus(code) => format!("post-status:{code}"),
             Mode::Garbage => "garbage".into(),
             Mode::Hang => "hang".into(),
             Mode::NoPowerState => "no-power-state".into(),
             Mode::PoweringOff => "powering-off".into(),
+            Mode::Pending(ms) => format!("pending:{ms}"),
+            Mode::Drop => "drop".into(),
         }
     }
 }
@@ -383,6 +445,7 @@ pub struct ResponderOptions {
     pub password: String,
     /// How long a power change takes.
     pub delay: Duration,
+    pub initially_on: bool,
 }
 
 impl Default for ResponderOptions {
@@ -392,6 +455,7 @@ impl Default for ResponderOptions {
             systems: vec!["System.Embedded.1".into()],
             password: "responder-pw-4Kd".into(),
             delay: Duration::ZERO,
+            initially_on: true,
         }
     }
 }
@@ -406,6 +470,7 @@ pub struct Responder {
 }
 
 const RESPONDER: &str = include_str!("redfish_responder.py");
+const EVENTS_FILE: &str = "events.log";
 
 impl Responder {
     pub fn start(options: &ResponderOptions) -> Result<Responder, HarnessError> {
@@ -419,7 +484,7 @@ impl Responder {
         })?;
         let dir = daemon_dir("redfish")?;
         let path = dir.path().to_path_buf();
-        let tls = Tls::make(&path, false)?;
+        let tls = Tls::shared()?;
         write(&path.join("responder.py"), RESPONDER)?;
         write(&path.join("password"), &options.password)?;
         let port = ports::free_tcp_port()?;
@@ -444,6 +509,9 @@ impl Responder {
             .arg(path.join("state.json"))
             .arg("--requests")
             .arg(path.join("requests.log"))
+            .arg("--events")
+            .arg(path.join(EVENTS_FILE))
+            .args(["--initial", if options.initially_on { "On" } else { "Off" }])
             .args(["--systems", &options.systems.join(",")])
             .args(["--delay-ms", &options.delay.as_millis().to_string()]);
         let mut daemon = Daemon::spawn("redfish", dir, command)?;
@@ -485,11 +553,50 @@ impl Responder {
         })
     }
 
-    /// Every request so far: `METHOD PATH BODY`, one per line.
+    /// Switches system `id` on through the service's own API (curl, not fencekit),
+    /// and waits until it reads on.
+    pub fn switch_on(&self, id: &str) -> Result<(), HarnessError> {
+        curl(
+            self.port,
+            &self.tls.ca,
+            &self.password,
+            &format!("/redfish/v1/Systems/{id}/Actions/ComputerSystem.Reset"),
+            Some(r#"{"ResetType": "On"}"#),
+        )?;
+        let until = Instant::now() + Duration::from_secs(10);
+        while self.power_state(id)? != "On" && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// The responder's record of every reset that changes power, one line each:
+    /// `ACCEPTED_MS SYSTEM_NUMBER on|off EFFECTIVE_MS|-` (`-`: never, a lie).
+    pub fn events_file(&self) -> PathBuf {
+        self.daemon.dir().join(EVENTS_FILE)
+    }
+
+    /// Every request so far: `METHOD PATH conn=CLIENT_PORT BODY`, one per line.
     pub fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(self.daemon.dir().join("requests.log"))
             .map(|t| t.lines().map(str::to_owned).collect())
             .unwrap_or_default()
+    }
+
+    /// How many TCP connections the requests from the `from`-th on came on (their
+    /// client ports).
+    pub fn connections(&self, from: usize) -> usize {
+        let ports: std::collections::BTreeSet<String> = self
+            .requests()
+            .iter()
+            .skip(from)
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.starts_with("conn="))
+                    .map(str::to_owned)
+            })
+            .collect();
+        ports.len()
     }
 
     /// The resets asked for: the `ResetType` of every reset POST, in order.

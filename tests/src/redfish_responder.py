@@ -7,11 +7,17 @@ purpose (--mode). It keeps the true power state of every system in --state (JSON
 rewritten on every change) and appends every request to --requests, which tests read
 as the oracle; nothing reads them through fencekit.
 
-Modes: obey; liar (accepts ForceOff and stays On); status:CODE (every request is
+Modes: obey; liar (accepts ForceOff and stays On); stuck (accepts every reset and
+never changes); status:CODE (every request is
 answered CODE with a Redfish error body); post-status:CODE (only the reset is);
 garbage (200 with a body that is not JSON); hang (reads the request, never answers);
 no-power-state (systems without PowerState); powering-off (ForceOff leaves the system
-PoweringOff for good).
+PoweringOff for good); pending:MS (a change reads PoweringOff or PoweringOn for MS
+milliseconds, then lands); drop (a reset takes effect and is never answered, nor is
+anything after it).
+
+--events gets one line per reset that changes power, as fencekit's fault matrix
+reads them: ACCEPTED_MS SYSTEM_NUMBER on|off EFFECTIVE_MS|- (- for never).
 """
 
 import argparse
@@ -40,6 +46,8 @@ def parse():
     p.add_argument("--systems", default="System.Embedded.1")
     p.add_argument("--mode", default="obey")
     p.add_argument("--delay-ms", type=int, default=0)
+    p.add_argument("--initial", default="On", choices=["On", "Off"])
+    p.add_argument("--events", default=os.devnull)
     return p.parse_args()
 
 
@@ -48,9 +56,20 @@ with open(ARGS.password_file) as f:
     PASSWORD = f.read().rstrip("\n")
 EXPECTED = "Basic " + base64.b64encode(f"{ARGS.user}:{PASSWORD}".encode()).decode()
 SYSTEMS = ARGS.systems.split(",")
-STATE = {s: "On" for s in SYSTEMS}
-# When a pending change lands: system -> (unix time, state).
+STATE = {s: ARGS.initial for s in SYSTEMS}
+# Changes still to land: system -> [(unix time, state), ...] in time order.
 PENDING = {}
+# Set once a reset was dropped: nothing is answered after it.
+DROPPED = threading.Event()
+
+
+def event(system, on, effective, accepted=None):
+    """Appends ACCEPTED_MS NUMBER on|off EFFECTIVE_MS|- to the events file. The steps
+    of one command (a cycle's off and on) share its accepted time."""
+    now = int((accepted or time.time()) * 1000)
+    when = "-" if effective is None else str(int(effective * 1000))
+    with open(ARGS.events, "a") as f:
+        f.write(f"{now} {SYSTEMS.index(system) + 1} {'on' if on else 'off'} {when}\n")
 
 
 def save():
@@ -62,31 +81,42 @@ def save():
 
 def settle():
     now = time.time()
-    for system, (when, state) in list(PENDING.items()):
-        if now >= when:
-            STATE[system] = state
-            del PENDING[system]
+    for system, changes in PENDING.items():
+        while changes and now >= changes[0][0]:
+            STATE[system] = changes.pop(0)[1]
             save()
 
 
-def later(system, state, seconds):
+def later(system, state, seconds, then=None):
+    """STATE becomes `state` in `seconds` (and `then` = (state, seconds) after that)."""
+    if ARGS.mode.startswith("pending:"):
+        seconds = int(ARGS.mode.split(":")[1]) / 1000
+        STATE[system] = "PoweringOff" if state == "Off" else "PoweringOn"
+    now = time.time()
+    PENDING[system] = []
     if seconds <= 0:
         STATE[system] = state
-        PENDING.pop(system, None)
     else:
-        PENDING[system] = (time.time() + seconds, state)
+        PENDING[system].append((now + seconds, state))
+    event(system, state == "On", now + max(seconds, 0), accepted=now)
+    if then is not None:
+        PENDING[system].append((now + max(seconds, 0) + then[1], then[0]))
+        event(system, then[0] == "On", now + max(seconds, 0) + then[1], accepted=now)
     save()
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without this, Nagle holds the body
+    # for the client's delayed ACK (40 ms a request).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
 
     def record(self, body):
         with LOCK, open(ARGS.requests, "a") as f:
-            f.write(f"{self.command} {self.path} {body}\n")
+            f.write(f"{self.command} {self.path} conn={self.client_address[1]} {body}\n")
 
     def reply(self, code, obj=None, raw=None):
         data = raw if raw is not None else json.dumps(obj or {}).encode()
@@ -104,7 +134,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length).decode(errors="replace") if length else ""
         self.record(body)
         mode = ARGS.mode
-        if mode == "hang":
+        if mode == "hang" or DROPPED.is_set():
             time.sleep(3600)
             return
         auth = self.headers.get("Authorization") or ""
@@ -151,6 +181,8 @@ class Handler(BaseHTTPRequestHandler):
         system = path.split("/")[-3]
         if system not in SYSTEMS:
             return self.error(404, "no such system")
+        if ARGS.mode == "drop":
+            DROPPED.set()
         if ARGS.mode.startswith("post-status:"):
             return self.error(int(ARGS.mode.split(":")[1]), "reset failing on purpose")
         try:
@@ -158,9 +190,12 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             return self.error(400, "no ResetType")
         delay = ARGS.delay_ms / 1000
-        if reset == "ForceOff":
+        changes = ("ForceOff", "On", "ForceOn", "PowerCycle", "ForceRestart")
+        if ARGS.mode == "stuck" and reset in changes:
+            event(system, reset in ("On", "ForceOn"), None)
+        elif reset == "ForceOff":
             if ARGS.mode == "liar":
-                pass
+                event(system, False, None)
             elif ARGS.mode == "powering-off":
                 later(system, "PoweringOff", 0)
             else:
@@ -168,14 +203,18 @@ class Handler(BaseHTTPRequestHandler):
         elif reset in ("On", "ForceOn"):
             later(system, "On", delay)
         elif reset in ("PowerCycle", "ForceRestart"):
-            if ARGS.mode != "liar":
-                STATE[system] = "Off"
-                save()
-                later(system, "On", max(delay, 1.0))
+            if ARGS.mode == "liar":
+                event(system, False, None)
+            else:
+                # Off after the delay, on a second later: long enough to be read off.
+                later(system, "Off", delay, then=("On", 1.0))
         elif reset == "Nmi":
             pass
         else:
             return self.error(400, f"ResetType {reset} not supported")
+        if DROPPED.is_set():
+            time.sleep(3600)
+            return
         self.reply(204, raw=b"")
 
     do_GET = handle_any

@@ -19,6 +19,7 @@ use fencekit_tests::matrix::{
     TIMEOUT_SECS,
 };
 use fencekit_tests::peers;
+use fencekit_tests::redfish::{Mode, Responder, ResponderOptions};
 use fencekit_tests::snmpd::{Community, PassPersist, Snmpd, SnmpdOptions};
 use fencekit_tests::toy::{self, ToyDevice};
 
@@ -369,6 +370,99 @@ impl Rig for IpmiRig {
                 truth_of(&refs, &targets, &initial)
             }),
             _keep: Box::new(sims),
+        })
+    }
+}
+
+/// The built-in `redfish` plugin against our Redfish responder over verified HTTPS
+/// (sushy-emulator's fake driver takes 1 to 11 s per change, at random: too slow and
+/// too loose for a deadline matrix; the redfish suite runs it).
+struct RedfishRig;
+
+/// The truth of one responder: its state file and its events log.
+struct RedfishRecord(Responder);
+
+impl Record for RedfishRecord {
+    fn states(&self) -> Vec<(u32, bool)> {
+        // Only `Off` is off: `PoweringOff` still runs the node.
+        self.0
+            .power_state("System.Embedded.1")
+            .map(|state| vec![(1, state != "Off")])
+            .unwrap_or_default()
+    }
+    fn log(&self) -> Vec<(u64, u32, bool, Option<u64>)> {
+        parse_log(&self.0.events_file())
+    }
+}
+
+impl Rig for RedfishRig {
+    fn plugin(&self) -> &str {
+        "redfish"
+    }
+    fn prepare(
+        &self,
+        action: Action,
+        behaviour: Behaviour,
+        front: FrontEnd,
+    ) -> Result<Prepared, String> {
+        two_devices_possible(front, behaviour)?;
+        if behaviour == Behaviour::DuplicateNames {
+            return Err("n/a: a Redfish system is chosen by its unique Id".into());
+        }
+        let on = initially_on(action, behaviour);
+        let (mode, delay) = match behaviour {
+            Behaviour::Lies => (Mode::Stuck, 0),
+            Behaviour::SlowInTime => (Mode::Obey, SLOW_IN_TIME_MS),
+            Behaviour::SlowPastDeadline => (Mode::Obey, PAST_DEADLINE_MS),
+            Behaviour::Pending => (Mode::Pending(PAST_DEADLINE_MS), 0),
+            Behaviour::Errors => (Mode::Status(500), 0),
+            Behaviour::Hangs => (Mode::Hang, 0),
+            Behaviour::Drops => (Mode::Drop, 0),
+            _ => (Mode::Obey, 0),
+        };
+        let count = if behaviour == Behaviour::TwoDevicesOneLies {
+            2
+        } else {
+            1
+        };
+        let mut services = Vec::new();
+        let mut specs = Vec::new();
+        for d in 0..count {
+            let responder = Responder::start(&ResponderOptions {
+                mode: if d == 1 { Mode::Stuck } else { mode.clone() },
+                delay: std::time::Duration::from_millis(delay),
+                initially_on: on,
+                ..ResponderOptions::default()
+            })
+            .map_err(|e| e.to_string())?;
+            specs.push(DeviceSpec {
+                plugin: "redfish".into(),
+                params: vec![
+                    ("ip".into(), "127.0.0.1".into()),
+                    ("ipport".into(), responder.port().to_string()),
+                    ("username".into(), fencekit_tests::redfish::USER.into()),
+                    ("password".into(), responder.password().to_string()),
+                    (
+                        "ssl_ca_file".into(),
+                        responder.tls().ca.display().to_string(),
+                    ),
+                ],
+                plug: None,
+                plugin_dir: None,
+            });
+            services.push(RedfishRecord(responder));
+        }
+        let targets: Vec<(usize, u32)> = (0..count).map(|d| (d, 1)).collect();
+        let initial = vec![on; count];
+        let services = std::sync::Arc::new(services);
+        let for_truth = services.clone();
+        Ok(Prepared {
+            devices: specs,
+            truth: Box::new(move || {
+                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
+                truth_of(&refs, &targets, &initial)
+            }),
+            _keep: Box::new(services),
         })
     }
 }
@@ -833,6 +927,9 @@ fn every_plugin_action_front_end_and_device_fault_is_judged_by_the_devices_true_
     let mut rigs: Vec<&dyn Rig> = vec![&script, &SimRig];
     if peers::require("ipmi_sim", "openipmi").is_some() {
         rigs.push(&IpmiRig);
+    }
+    if peers::require_all(&[("python3", "python3"), ("openssl", "openssl")]).is_some() {
+        rigs.push(&RedfishRig);
     }
     let apc_snmp = peers::require("snmpd", "snmpd").map(|_| ApcSnmpRig {
         emulator: fencekit_tests::bridge::workspace_binary("fencekit-apc", "fencekit-apc-snmp-sim")

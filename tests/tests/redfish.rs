@@ -481,7 +481,8 @@ fn a_misbehaving_service_fails_the_action_by_its_deadline_and_says_why() {
 
 /// A wrong password is refused at once, with the refusal named, and nothing is
 /// switched; the device's own cycle is PowerCycle where offered, confirmed by
-/// reading the system off and on again.
+/// reading the system off and on again, every request on one kept-alive connection;
+/// `port_as_ip` takes the address from the plug, as fence_redfish does.
 #[test]
 fn a_wrong_password_fails_in_under_a_second_and_a_cycle_is_read_back() {
     if peers::require("python3", "python3").is_none() {
@@ -507,6 +508,7 @@ fn a_wrong_password_fails_in_under_a_second_and_a_cycle_is_read_back() {
     );
     assert!(responder.resets().is_empty());
 
+    let before = responder.requests().len();
     let out = run_agent(
         &agent,
         &format!(
@@ -516,9 +518,27 @@ fn a_wrong_password_fails_in_under_a_second_and_a_cycle_is_read_back() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert_eq!(responder.resets(), vec!["PowerCycle"]);
+    // One connection for the discovery, the reset and every poll.
+    let requests = responder.requests();
+    assert!(requests.len() >= before + 4, "{requests:?}");
+    assert_eq!(responder.connections(before), 1, "{requests:?}");
     let on = Instant::now() + Duration::from_secs(5);
     while responder.power_state("System.Embedded.1").unwrap() != "On" && Instant::now() < on {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(responder.power_state("System.Embedded.1").unwrap(), "On");
+
+    // With port_as_ip the plug is the address: `ip` (port 1, where nothing
+    // listens) is replaced by it, port included.
+    let lines =
+        responder_lines(&responder).replace(&format!("ipport={}", responder.port()), "ipport=1");
+    let out = run_agent(
+        &agent,
+        &format!(
+            "action=off\nport_as_ip=1\nport=127.0.0.1:{}\n{lines}",
+            responder.port()
+        ),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(responder.power_state("System.Embedded.1").unwrap(), "Off");
 }

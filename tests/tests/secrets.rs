@@ -33,6 +33,7 @@ use fencekit_tests::consoles::{self, ConsoleRig};
 use fencekit_tests::ipmi_sim::{IpmiSim, IpmiSimOptions};
 use fencekit_tests::leaks::{run_watched, short_secret, unique_secret, Secrets, Watch, Watched};
 use fencekit_tests::peers;
+use fencekit_tests::redfish::{Responder, ResponderOptions};
 use fencekit_tests::snmpd::{
     AuthProtocol, Community, PassPersist, PrivProtocol, SnmpUser, Snmpd, SnmpdOptions,
 };
@@ -782,6 +783,78 @@ fn a_wrong_ipmi_password_is_refused_without_being_repeated_anywhere() {
     let wrong = bmc_device(&bmc.0, &ipmi_secret());
     let mut verdict = Verdict::default();
     wrong_secret_through_agent_and_glue(&bench, &wrong, &bmc, &mut verdict);
+    verdict.assert_clean();
+}
+
+// ---- Redfish: our responder over verified HTTPS ------------------------------------------
+
+struct Service(Responder);
+
+impl Oracle for Service {
+    fn reset(&self) {
+        self.0.switch_on(SYSTEM).unwrap();
+    }
+    fn is_off(&self) -> bool {
+        self.0.power_state(SYSTEM).unwrap() == "Off"
+    }
+}
+
+const SYSTEM: &str = "System.Embedded.1";
+
+fn start_service(password: &str) -> Option<Service> {
+    peers::require_all(&[
+        ("python3", "python3"),
+        ("openssl", "openssl"),
+        ("curl", "curl"),
+    ])?;
+    Some(Service(
+        Responder::start(&ResponderOptions {
+            password: password.to_owned(),
+            ..ResponderOptions::default()
+        })
+        .unwrap(),
+    ))
+}
+
+fn service_device(service: &Responder, password: &str) -> Device {
+    Device::new("redfish", None)
+        .param("ip", "127.0.0.1")
+        .param("ipport", service.port())
+        .param("username", fencekit_tests::redfish::USER)
+        .param("ssl_ca_file", service.tls().ca.display())
+        .fence_param("power_timeout", 5)
+        .secret("password", "password", password)
+}
+
+#[test]
+fn a_redfish_password_reaches_no_output_environment_argv_or_hook_through_any_front_end() {
+    let password = unique_secret(20);
+    let Some(service) = start_service(&password) else {
+        return;
+    };
+    let bench = Bench::new();
+    let device = service_device(&service.0, &password);
+    let mut verdict = Verdict::default();
+    fence_through_every_front_end(
+        &bench,
+        &device,
+        &service,
+        &[Given::Inline, Given::File, Given::Script],
+        &[Given::Inline, Given::File, Given::Env],
+        &mut verdict,
+    );
+    verdict.assert_clean();
+}
+
+#[test]
+fn a_wrong_redfish_password_is_refused_without_being_repeated_anywhere() {
+    let Some(service) = start_service(&unique_secret(20)) else {
+        return;
+    };
+    let bench = Bench::new();
+    let wrong = service_device(&service.0, &unique_secret(20));
+    let mut verdict = Verdict::default();
+    wrong_secret_through_agent_and_glue(&bench, &wrong, &service, &mut verdict);
     verdict.assert_clean();
 }
 

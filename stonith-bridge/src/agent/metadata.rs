@@ -71,8 +71,10 @@ pub fn render(plugin: &PowerPlugin) -> String {
     .into_iter()
     // A device of one plug (a BMC) has no outlets to list: like fence_ipmilan it
     // offers no `list`, so that Pacemaker, given no pcmk_host_list, checks a node
-    // with `status` rather than looking for it in a list that names no node.
-    .filter(|action| schema.multi_plug || !matches!(*action, "list" | "list-status"))
+    // with `status` rather than looking for it in a list that names no node. A
+    // device whose plug is optional (a Redfish service: its list names systems, not
+    // nodes) does the same, as fence_redfish; `-o list` still answers an admin.
+    .filter(|action| schema.plug_required() || !matches!(*action, "list" | "list-status"))
     .chain(diag)
     {
         if action == "on" {
