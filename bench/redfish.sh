@@ -37,7 +37,10 @@ fi
 WORK=$(mktemp -d)
 SERVICE_PID=
 cleanup() {
-    [ -n "$SERVICE_PID" ] && kill "$SERVICE_PID" 2> /dev/null && wait "$SERVICE_PID" 2> /dev/null
+    if [ -n "$SERVICE_PID" ]; then
+        kill "$SERVICE_PID" 2> /dev/null || true
+        wait "$SERVICE_PID" 2> /dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT

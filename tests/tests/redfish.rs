@@ -528,6 +528,19 @@ fn a_wrong_password_fails_in_under_a_second_and_a_cycle_is_read_back() {
     }
     assert_eq!(responder.power_state("System.Embedded.1").unwrap(), "On");
 
+    // diag is the NMI the system offers, reported as sent, never as fenced.
+    let out = run_agent(
+        &agent,
+        &format!("action=diag\n{}", responder_lines(&responder)),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(
+        out.stdout.contains("Diagnostic interrupt sent"),
+        "{}",
+        out.text()
+    );
+    assert_eq!(responder.resets().last().map(String::as_str), Some("Nmi"));
+
     // With port_as_ip the plug is the address: `ip` (port 1, where nothing
     // listens) is replaced by it, port included.
     let lines =

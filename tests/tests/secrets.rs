@@ -817,13 +817,26 @@ fn start_service(password: &str) -> Option<Service> {
 }
 
 fn service_device(service: &Responder, password: &str) -> Device {
-    Device::new("redfish", None)
+    let mut device = Device::new("redfish", None)
         .param("ip", "127.0.0.1")
         .param("ipport", service.port())
         .param("username", fencekit_tests::redfish::USER)
         .param("ssl_ca_file", service.tls().ca.display())
         .fence_param("power_timeout", 5)
-        .secret("password", "password", password)
+        .secret("password", "password", password);
+    // The password also travels base64-encoded in the Authorization header: that
+    // form must not show either.
+    let mut encode = Command::new("base64");
+    encode.arg("-w0");
+    let basic = fencekit_tests::tool::run_ok(
+        encode,
+        Some(format!("{}:{password}", fencekit_tests::redfish::USER).as_bytes()),
+        Duration::from_secs(10),
+    )
+    .unwrap()
+    .stdout;
+    device.secrets = device.secrets.with("the Basic credential", basic.trim());
+    device
 }
 
 #[test]
