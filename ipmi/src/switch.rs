@@ -149,8 +149,9 @@ pub struct IpmiSwitch {
     host: String,
     port: u16,
     config: SessionConfig,
-    /// Shared driver, or one made on first use in the caller's runtime.
-    driver: Mutex<Option<Driver>>,
+    /// Shared driver, or one made on first use in the caller's runtime for the
+    /// address family of the BMC's address (`None`: given, used for any address).
+    driver: Mutex<Option<(Driver, Option<bool>)>>,
     /// The power state read by Get Chassis Status in the same session as the last
     /// on/off command, after the BMC accepted it; the next status read takes it, so a
     /// BMC that switches at once is confirmed in one session (the fence algorithm
@@ -288,7 +289,7 @@ impl IpmiSwitch {
     /// Uses `driver` (one socket shared by many BMCs) instead of one of its own.
     pub fn with_driver(self, driver: Driver) -> IpmiSwitch {
         IpmiSwitch {
-            driver: Mutex::new(Some(driver)),
+            driver: Mutex::new(Some((driver, None))),
             ..self
         }
     }
@@ -303,20 +304,27 @@ impl IpmiSwitch {
         }
     }
 
-    async fn driver(&self) -> Result<Driver, DeviceError> {
+    /// The driver for `peer`: a socket of the peer's address family (an IPv6 BMC
+    /// cannot be reached from an IPv4 socket), on the loopback interface for a
+    /// loopback peer.
+    async fn driver(&self, peer: SocketAddr) -> Result<Driver, DeviceError> {
+        let v6 = peer.is_ipv6();
         let mut slot = self.driver.lock().await;
-        if let Some(driver) = slot.as_ref().filter(|d| d.is_alive()) {
-            return Ok(driver.clone());
+        if let Some((driver, family)) = slot.as_ref().filter(|(d, _)| d.is_alive()) {
+            if family.is_none() || *family == Some(v6) {
+                return Ok(driver.clone());
+            }
         }
-        let local: SocketAddr = if self.host.starts_with("127.") || self.host == "localhost" {
-            SocketAddr::from(([127, 0, 0, 1], 0))
-        } else {
-            SocketAddr::from(([0, 0, 0, 0], 0))
+        let local: SocketAddr = match (v6, peer.ip().is_loopback()) {
+            (false, true) => SocketAddr::from(([127, 0, 0, 1], 0)),
+            (false, false) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            (true, true) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+            (true, false) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
         };
         let driver = Driver::bind(local)
             .await
             .map_err(|e| DeviceError::Failed(format!("cannot open a UDP socket: {e}")))?;
-        *slot = Some(driver.clone());
+        *slot = Some((driver.clone(), Some(v6)));
         Ok(driver)
     }
 
@@ -349,7 +357,7 @@ impl IpmiSwitch {
         deadline: Instant,
     ) -> Result<Vec<Result<Reply, IpmiError>>, DeviceError> {
         let peer = self.peer(deadline).await?;
-        let driver = self.driver().await?;
+        let driver = self.driver(peer).await?;
         // End the session a little before the caller's deadline, so that the
         // caller hears *why* (no answer to Open Session, RAKP, in-session) rather
         // than cutting the call off itself at the deadline.
@@ -573,6 +581,42 @@ mod tests {
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(5)
+    }
+
+    /// A BMC on an IPv6 address is reached from a socket of that family (an IPv4
+    /// socket cannot send there), and one switch talks to both families in turn.
+    #[tokio::test]
+    async fn a_bmc_on_an_ipv6_address_is_reached_and_so_is_one_on_ipv4() {
+        let socket = match tokio::net::UdpSocket::bind("[::1]:0").await {
+            Ok(socket) => socket,
+            // A kernel without IPv6 cannot run this test, and has no such BMC.
+            Err(e) => panic!("cannot bind [::1]:0 for the test BMC: {e}"),
+        };
+        let addr = socket.local_addr().unwrap();
+        let bmc = std::sync::Arc::new(std::sync::Mutex::new(crate::responder::Bmc::new(
+            BmcConfig::new("secretpw"),
+        )));
+        tokio::spawn(crate::driver::serve(socket, bmc.clone()));
+        for ip in ["::1", "[::1]"] {
+            let sw = IpmiSwitch::from_params(&params(&[
+                ("ip", ip),
+                ("ipport", &addr.port().to_string()),
+                ("username", "admin"),
+                ("password", "secretpw"),
+            ]))
+            .unwrap();
+            assert_eq!(
+                sw.status(&Plug::Chassis, soon()).await.unwrap(),
+                PowerState::On,
+                "{ip}"
+            );
+        }
+        let v4 = spawn_bmcs(vec![BmcConfig::new("secretpw")]).await.unwrap();
+        let sw = switch_for(v4[0].0, "secretpw");
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::On
+        );
     }
 
     #[tokio::test]
