@@ -238,7 +238,11 @@ impl IpmiSwitch {
                     DeviceError::Failed("hexadecimal_kg is not hexadecimal".into())
                 })?,
             )),
-        };
+        }
+        // An all-zero K_g is what BMCs show when none is set (iDRAC's default), and
+        // ipmitool and FreeIPMI take it as none: the session is keyed with the
+        // password, as the BMC keys it (IPMI v2.0 §13.31).
+        .filter(|kg| kg.iter().any(|b| *b != 0));
         if params.boolean("lanplus") == Some(false) || params.text("interface") == Some("lan") {
             return Err(DeviceError::Failed(
                 "lanplus=0 (or interface=lan) asks for IPMI 1.5, which fencekit does not \
@@ -882,6 +886,29 @@ mod tests {
         let summary = outcome.summary();
         assert!(summary.contains("bmc1"), "{summary}");
         assert_eq!(bmc.lock().unwrap().power(), PowerState::On);
+    }
+
+    /// An all-zero K_g (a BMC's "none set") is no K_g, as ipmitool and FreeIPMI
+    /// read it: the session with a BMC that has none works.
+    #[tokio::test]
+    async fn an_all_zero_kg_is_no_kg() {
+        let bmcs = spawn_bmcs(vec![BmcConfig::new("secretpw")]).await.unwrap();
+        let (addr, _) = bmcs[0].clone();
+        for kg in ["0000000000000000000000000000000000000000", "0x00000000"] {
+            let sw = IpmiSwitch::from_params(&params(&[
+                ("ip", "127.0.0.1"),
+                ("ipport", &addr.port().to_string()),
+                ("username", "admin"),
+                ("password", "secretpw"),
+                ("hexadecimal_kg", kg),
+            ]))
+            .unwrap();
+            assert_eq!(
+                sw.status(&Plug::Chassis, soon()).await.unwrap(),
+                PowerState::On,
+                "{kg}"
+            );
+        }
     }
 
     #[test]
