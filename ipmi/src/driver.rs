@@ -133,6 +133,9 @@ enum Route {
     /// to the sessions with this peer that await an Open Session answer with this
     /// tag. Such an answer can only make a session try its next allowed suite.
     OpenSessionError { tag: u8 },
+    /// An RAKP 2 or 4 error addressed to console session ID 0 (some BMCs do):
+    /// only its tag says whose it is. It can only end the session it reaches.
+    RakpError { tag: u8 },
 }
 
 /// Where a datagram from a BMC is addressed.
@@ -149,7 +152,13 @@ fn route(datagram: &[u8]) -> Option<Route> {
             setup_console_session_id(&packet.payload).map(Route::Session)
         }
         PayloadType::Rakp2 | PayloadType::Rakp4 => {
-            setup_console_session_id(datagram.get(16..)?).map(Route::Session)
+            let payload = datagram.get(16..)?;
+            match setup_console_session_id(payload)? {
+                0 if payload.get(1).is_some_and(|status| *status != 0) => {
+                    Some(Route::RakpError { tag: payload[0] })
+                }
+                id => Some(Route::Session(id)),
+            }
         }
         _ => Some(Route::Session(header.session_id)),
     }
@@ -227,6 +236,11 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                     Some(Route::OpenSessionError { tag }) => sessions
                         .iter()
                         .filter(|(_, e)| e.peer == from && e.session.awaits_open_session_response(tag))
+                        .map(|(id, _)| *id)
+                        .collect(),
+                    Some(Route::RakpError { tag }) => sessions
+                        .iter()
+                        .filter(|(_, e)| e.peer == from && e.session.awaits_rakp_response(tag))
                         .map(|(id, _)| *id)
                         .collect(),
                 };
@@ -420,6 +434,48 @@ mod tests {
             offer(None, false).unwrap(),
         )
         .unwrap()
+    }
+
+    /// A BMC that addresses its RAKP 2 refusal to console session ID 0: the
+    /// refusal reaches the session by its tag and says why at once, instead of the
+    /// session waiting for its deadline and reporting no answer.
+    #[tokio::test]
+    async fn an_rakp_error_addressed_to_session_zero_reaches_its_session() {
+        let mut cfg = BmcConfig::new("secretpw");
+        cfg.suites = vec![3];
+        cfg.faults.rakp_errors_to_session_zero = true;
+        let bmcs = spawn_bmcs(vec![cfg]).await.unwrap();
+        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let unknown = SessionConfig::new(
+            bmcs[0].0.to_string(),
+            "nobody",
+            &Secret::new("secretpw"),
+            None,
+            Privilege::Operator,
+            offer(None, false).unwrap(),
+        )
+        .unwrap();
+        let replies = driver
+            .run(
+                bmcs[0].0,
+                unknown,
+                vec![Command::GetChassisStatus],
+                started + Duration::from_secs(5),
+            )
+            .await;
+        let error = replies.unwrap_err();
+        assert!(
+            error.to_string().contains("0x0d"),
+            "the BMC's refusal (unauthorized name) expected: {error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

@@ -72,6 +72,10 @@ pub struct Faults {
     /// Answer a refused Open Session with only the tag and the status, without the
     /// console session ID, as ipmi_sim 2.0.33 does (e.g. `01 04` for suite 17).
     pub truncated_error_responses: bool,
+    /// Address an RAKP 2 or RAKP 4 error to console session ID 0 instead of the
+    /// console's, as some BMCs do (FreeIPMI's ipmipower and pyghmi's session.py
+    /// both accept such an error for the session awaiting it).
+    pub rakp_errors_to_session_zero: bool,
 }
 
 /// How a responder BMC is set up.
@@ -441,6 +445,9 @@ impl Bmc {
             }
             (Some(_), _) => rakp2.status = 0x09,
             _ => {}
+        }
+        if rakp2.status != 0 && self.config.faults.rakp_errors_to_session_zero {
+            rakp2.console_session_id = 0;
         }
         self.setup_reply(now, PayloadType::Rakp2, rakp2.encode());
     }

@@ -679,6 +679,12 @@ impl Session {
         matches!(self.state, State::OpenSession { .. }) && self.tag == tag
     }
 
+    /// Whether this session waits for an RAKP 2 or RAKP 4 answer with `tag`: an
+    /// RAKP error addressed to console session ID 0 is routed by its tag.
+    pub fn awaits_rakp_response(&self, tag: u8) -> bool {
+        matches!(self.state, State::Rakp1 { .. } | State::Rakp3 { .. }) && self.tag == tag
+    }
+
     /// Maps an RMCP+ status code to an error (ipmi.md §6).
     fn status_error(&self, status: u8, step: &str) -> IpmiError {
         let host = self.host();
@@ -721,7 +727,13 @@ impl Session {
         else {
             return;
         };
-        if rakp2.tag != self.tag || rakp2.console_session_id != self.console_session_id {
+        // Some BMCs address an RAKP 2 error to console session ID 0; the tag ties it
+        // to this session (the driver routes it here by tag). An error can only end
+        // the session, never advance it.
+        let error_to_zero = rakp2.console_session_id == 0 && rakp2.status != 0;
+        if rakp2.tag != self.tag
+            || (rakp2.console_session_id != self.console_session_id && !error_to_zero)
+        {
             return;
         }
         let Some(body) = rakp2.accepted.filter(|_| rakp2.status == 0) else {
@@ -797,7 +809,9 @@ impl Session {
         else {
             return;
         };
-        if rakp4.tag != self.tag || rakp4.session_id != self.console_session_id {
+        let error_to_zero = rakp4.session_id == 0 && rakp4.status != 0;
+        if rakp4.tag != self.tag || (rakp4.session_id != self.console_session_id && !error_to_zero)
+        {
             return;
         }
         if rakp4.status != 0 {
