@@ -478,6 +478,34 @@ mod tests {
         );
     }
 
+    /// A BMC that leaves an Open Session for suite 17 unanswered (it lacks it) gets
+    /// suite 3 offered next, within a default fence timeout.
+    #[tokio::test]
+    async fn the_default_offer_falls_back_to_3_when_the_bmc_ignores_17() {
+        let mut cfg = BmcConfig::new("secretpw");
+        cfg.suites = vec![3];
+        cfg.faults.drop_unsupported_suites = true;
+        let bmcs = spawn_bmcs(vec![cfg]).await.unwrap();
+        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let replies = driver
+            .run(
+                bmcs[0].0,
+                config(bmcs[0].0.to_string(), "secretpw"),
+                vec![Command::GetChassisStatus],
+                started + Duration::from_secs(10),
+            )
+            .await;
+        assert_eq!(replies.unwrap(), vec![Ok(Reply::Power(PowerState::On))]);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
     #[tokio::test]
     async fn the_default_offer_falls_back_to_3_over_udp_when_refusals_are_truncated() {
         let mut cfg = BmcConfig::new("secretpw");

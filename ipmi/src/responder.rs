@@ -76,6 +76,9 @@ pub struct Faults {
     /// console's, as some BMCs do (FreeIPMI's ipmipower and pyghmi's session.py
     /// both accept such an error for the session awaiting it).
     pub rakp_errors_to_session_zero: bool,
+    /// Leave an Open Session for a suite it lacks unanswered instead of refusing
+    /// it, as some BMCs do (issue reports against ipmitool's suite 17 default).
+    pub drop_unsupported_suites: bool,
 }
 
 /// How a responder BMC is set up.
@@ -326,6 +329,9 @@ impl Bmc {
         };
         let suite = CipherSuite::from_algorithms(req.algorithms)
             .filter(|s| self.config.suites.contains(&s.id));
+        if suite.is_none() && self.config.faults.drop_unsupported_suites {
+            return;
+        }
         let mut resp = OpenSessionResponse {
             tag: req.tag,
             status: self.refusal_status(req.algorithms),

@@ -36,6 +36,10 @@ use crate::setup::{
 };
 use crate::suite::CipherSuite;
 
+/// Open Session sends (the first and its retransmissions) left unanswered before the
+/// next allowed suite is offered: about 1.5 s at the default interval.
+const UNANSWERED_SUITE_SENDS: u32 = 3;
+
 /// BMC quirks worked around on request, named as FreeIPMI's `-W` list names them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Workarounds {
@@ -506,6 +510,20 @@ impl Session {
             return self.in_session_timeout(now);
         }
         if self.next_retransmit.is_some_and(|t| now >= t) {
+            // A BMC may drop an Open Session for a suite it lacks instead of refusing
+            // it: after this many sends with no answer at all, offer the next
+            // allowed suite (a late answer to the old offer has the old tag and is
+            // ignored).
+            if let State::OpenSession { suite_index, .. } = self.state {
+                if self.retries + 1 >= UNANSWERED_SUITE_SENDS
+                    && suite_index + 1 < self.config.suites.len()
+                {
+                    tracing::info!(host = %self.config.host,
+                        suite = self.config.suites[suite_index].id,
+                        "no answer to Open Session; trying the next allowed suite");
+                    return self.open_session(suite_index + 1, now);
+                }
+            }
             let packet = match &self.state {
                 State::OpenSession { packet, .. }
                 | State::Rakp1 { packet, .. }
