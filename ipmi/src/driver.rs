@@ -382,7 +382,7 @@ pub async fn spawn_bmcs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Privilege;
+    use crate::message::{ChassisControl, Privilege};
     use crate::responder::BmcConfig;
     use crate::session::client::Reply;
     use crate::suite::offer;
@@ -504,6 +504,42 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    /// Set Session Privilege Level answered "node busy" (Lenovo XCC) is asked
+    /// again, and ADMINISTRATOR refused on the channel falls back to OPERATOR: in
+    /// both, the power command then goes through.
+    #[tokio::test]
+    async fn a_busy_or_limited_privilege_answer_still_lets_the_command_through() {
+        let mut busy = BmcConfig::new("secretpw");
+        busy.faults.privilege_busy = 3;
+        let mut limited = BmcConfig::new("secretpw");
+        limited.faults.channel_limit = Some(Privilege::Operator);
+        let bmcs = spawn_bmcs(vec![busy, limited]).await.unwrap();
+        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        for (addr, bmc) in &bmcs {
+            let admin = SessionConfig::new(
+                addr.to_string(),
+                "admin",
+                &Secret::new("secretpw"),
+                None,
+                Privilege::Administrator,
+                offer(None, false).unwrap(),
+            )
+            .unwrap();
+            let replies = driver
+                .run(
+                    *addr,
+                    admin,
+                    vec![Command::ChassisControl(ChassisControl::PowerDown)],
+                    Instant::now() + Duration::from_secs(8),
+                )
+                .await;
+            assert_eq!(replies.unwrap(), vec![Ok(Reply::Accepted)]);
+            assert_eq!(bmc.lock().unwrap().power(), PowerState::Off);
+        }
     }
 
     #[tokio::test]

@@ -79,6 +79,12 @@ pub struct Faults {
     /// Leave an Open Session for a suite it lacks unanswered instead of refusing
     /// it, as some BMCs do (issue reports against ipmitool's suite 17 default).
     pub drop_unsupported_suites: bool,
+    /// Answer this many Set Session Privilege Level requests with 0xC0 (node busy)
+    /// first, as Lenovo XCC does while busy (pyghmi retries these).
+    pub privilege_busy: u32,
+    /// The channel's privilege limit: Set Session Privilege Level above it is
+    /// refused with 0x81, though the user's own limit is higher.
+    pub channel_limit: Option<Privilege>,
 }
 
 /// How a responder BMC is set up.
@@ -565,9 +571,18 @@ impl Bmc {
         }
         self.requests += 1;
         let (completion, data) = match (request.net_fn, request.command) {
+            (NETFN_APP, CMD_SET_SESSION_PRIVILEGE) if self.config.faults.privilege_busy > 0 => {
+                self.config.faults.privilege_busy -= 1;
+                (0xc0, vec![])
+            }
             (NETFN_APP, CMD_SET_SESSION_PRIVILEGE) => {
+                let limit = self
+                    .config
+                    .faults
+                    .channel_limit
+                    .unwrap_or(Privilege::Administrator);
                 match request.data.first().copied().map(Privilege::from_level) {
-                    Some(Some(wanted)) if wanted <= *max_privilege => {
+                    Some(Some(wanted)) if wanted <= *max_privilege && wanted <= limit => {
                         *privilege = wanted;
                         (0, vec![wanted.level()])
                     }

@@ -40,6 +40,10 @@ use crate::suite::CipherSuite;
 /// next allowed suite is offered: about 1.5 s at the default interval.
 const UNANSWERED_SUITE_SENDS: u32 = 3;
 
+/// Set Session Privilege Level "busy" or "timed out" answers taken before the
+/// command that needed the privilege fails with it.
+const PRIVILEGE_RETRIES: u32 = 6;
+
 /// BMC quirks worked around on request, named as FreeIPMI's `-W` list names them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Workarounds {
@@ -281,6 +285,11 @@ pub struct Session {
     next_retransmit: Option<Instant>,
     queue: VecDeque<Command>,
     privilege_raised: bool,
+    /// The level Set Session Privilege Level asks for: the configured one, or
+    /// OPERATOR after the BMC refused ADMINISTRATOR (enough to switch power).
+    raise_to: Privilege,
+    /// Set Session Privilege Level answers "busy" or "timed out" taken so far.
+    privilege_retries: u32,
     closing: bool,
     out_seq: u32,
     rq_seq: u8,
@@ -315,6 +324,7 @@ impl Session {
         mut rng: StdRng,
         first_tag: Option<u8>,
     ) -> Session {
+        let raise_to = config.privilege;
         let mut console_session_id = console_session_id;
         while console_session_id == 0 {
             console_session_id = rng.next_u32();
@@ -334,6 +344,8 @@ impl Session {
             next_retransmit: None,
             queue: VecDeque::new(),
             privilege_raised: false,
+            raise_to,
+            privilege_retries: 0,
             closing: false,
             out_seq: 0,
             rq_seq: 0,
@@ -904,7 +916,7 @@ impl Session {
             Command::GetChassisStatus => false,
         };
         if needs_raise && !self.privilege_raised {
-            let level = self.config.privilege.level();
+            let level = self.raise_to.level();
             self.send_request(
                 NETFN_APP,
                 CMD_SET_SESSION_PRIVILEGE,
@@ -979,6 +991,33 @@ impl Session {
             });
         }
         self.transmit_request(&request);
+    }
+
+    /// Makes `request` the outstanding one without sending it: it leaves at `at`,
+    /// as a retransmission would (see `in_session_timeout`).
+    fn defer_request(
+        &mut self,
+        net_fn: u8,
+        command: u8,
+        data: Vec<u8>,
+        purpose: Purpose,
+        at: Instant,
+    ) {
+        self.rq_seq = (self.rq_seq + 1) & 0x3f;
+        let request = Request {
+            net_fn,
+            command,
+            rq_seq: self.rq_seq,
+            data,
+        };
+        if let State::Established { outstanding, .. } = &mut self.state {
+            *outstanding = Some(Outstanding {
+                request,
+                purpose,
+                retries: 0,
+                next: at,
+            });
+        }
     }
 
     /// Seals a request with a fresh session sequence number, IV and AuthCode.
@@ -1088,6 +1127,39 @@ impl Session {
             Purpose::Privilege => {
                 if response.completion == 0 {
                     self.privilege_raised = true;
+                } else if matches!(response.completion, 0xc0 | 0xc3)
+                    && self.privilege_retries < PRIVILEGE_RETRIES
+                {
+                    // Node busy / timed out (Lenovo XCC): transient, and Set Session
+                    // Privilege Level changes nothing but this session, so it is
+                    // asked again after a retransmission interval (pyghmi does too).
+                    self.privilege_retries += 1;
+                    tracing::info!(host = %self.config.host, completion = response.completion,
+                        "Set Session Privilege Level: BMC busy; asking again");
+                    let at = now + self.interval(self.privilege_retries);
+                    let level = self.raise_to.level();
+                    self.defer_request(
+                        NETFN_APP,
+                        CMD_SET_SESSION_PRIVILEGE,
+                        vec![level],
+                        Purpose::Privilege,
+                        at,
+                    );
+                } else if matches!(response.completion, 0x80 | 0x81)
+                    && self.raise_to == Privilege::Administrator
+                {
+                    // The BMC will not grant ADMINISTRATOR on this channel; power
+                    // control needs OPERATOR only (IPMI v2.0 §28.3).
+                    tracing::info!(host = %self.config.host, completion = response.completion,
+                        "ADMINISTRATOR refused for this session; asking for OPERATOR");
+                    self.raise_to = Privilege::Operator;
+                    self.send_request(
+                        NETFN_APP,
+                        CMD_SET_SESSION_PRIVILEGE,
+                        vec![Privilege::Operator.level()],
+                        Purpose::Privilege,
+                        now,
+                    );
                 } else {
                     // The command that needed the privilege fails with it.
                     let command = self.queue.pop_front().unwrap_or(Command::RaisePrivilege);
