@@ -300,9 +300,9 @@ impl SessionKeys {
         let mut code = match self.integrity {
             IntegrityAlgorithm::None => Zeroizing::new(Vec::new()),
             IntegrityAlgorithm::HmacSha1_96 => AuthAlgorithm::HmacSha1.hmac(&self.k1, &[covered]),
-            IntegrityAlgorithm::HmacMd5_128 => {
-                AuthAlgorithm::HmacMd5.hmac(&self.kuid[..], &[covered])
-            }
+            // Keyed with K1 like every HMAC integrity algorithm (§13.28.4), as
+            // ipmitool and FreeIPMI key it; ipmi_sim alone uses the password.
+            IntegrityAlgorithm::HmacMd5_128 => AuthAlgorithm::HmacMd5.hmac(&self.k1, &[covered]),
             IntegrityAlgorithm::HmacSha256_128 => {
                 AuthAlgorithm::HmacSha256.hmac(&self.k1, &[covered])
             }

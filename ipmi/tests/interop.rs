@@ -45,9 +45,13 @@ async fn run(command: Command, stdin: Option<Vec<u8>>) -> tool::ToolOutput {
 }
 
 fn ipmitool_17(ipmitool: &Path, addr: SocketAddr, words: &[&str]) -> Command {
+    ipmitool_suite(ipmitool, addr, "17", words)
+}
+
+fn ipmitool_suite(ipmitool: &Path, addr: SocketAddr, suite: &str, words: &[&str]) -> Command {
     let mut command = Command::new(ipmitool);
     command
-        .args(["-I", "lanplus", "-C", "17", "-H", "127.0.0.1", "-p"])
+        .args(["-I", "lanplus", "-C", suite, "-H", "127.0.0.1", "-p"])
         .arg(addr.port().to_string())
         .args(["-U", "admin", "-E", "-N", "1", "-R", "2"])
         .args(words)
@@ -100,6 +104,34 @@ async fn ipmitool_with_suite_17_reads_and_switches_our_responder() {
     let out = run(wrong, None).await;
     assert!(!out.status.success(), "{}", out.text());
     assert_eq!(bmc.lock().unwrap().power(), PowerState::Off);
+}
+
+/// Suites 7 and 8 (HMAC-MD5 authentication, HMAC-MD5-128 integrity, 8 with AES):
+/// ipmitool keys the integrity code with K1, and so do we; our responder accepts
+/// ipmitool's session and ipmitool accepts our responder's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipmitool_with_suites_7_and_8_agrees_on_the_md5_integrity_key() {
+    let Some(ipmitool) = peers::require("ipmitool", "ipmitool") else {
+        return;
+    };
+    let mut config = BmcConfig::new(PASSWORD);
+    config.suites = vec![7, 8];
+    let (addr, bmc) = spawn_bmcs(vec![config]).await.unwrap().remove(0);
+    for suite in ["7", "8"] {
+        let command = ipmitool_suite(&ipmitool, addr, suite, &["chassis", "power", "status"]);
+        let out = run(command, None).await;
+        assert!(out.status.success(), "suite {suite}: {}", out.text());
+        assert!(
+            out.stdout.contains("Chassis Power is on"),
+            "suite {suite}: {}",
+            out.text()
+        );
+    }
+    assert_eq!(
+        bmc.lock().unwrap().session_count(),
+        0,
+        "sessions were closed"
+    );
 }
 
 /// The hex bytes ipmitool `-vvvv` prints on the lines after the first line
