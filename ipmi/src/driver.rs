@@ -542,6 +542,36 @@ mod tests {
         }
     }
 
+    /// A lost Close Session is sent again: the BMC's session slot is freed.
+    #[tokio::test]
+    async fn a_lost_close_session_is_sent_again() {
+        let mut cfg = BmcConfig::new("secretpw");
+        cfg.faults.lose_first_close = true;
+        let bmcs = spawn_bmcs(vec![cfg]).await.unwrap();
+        let (addr, bmc) = bmcs[0].clone();
+        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let replies = driver
+            .run(
+                addr,
+                config(addr.to_string(), "secretpw"),
+                vec![Command::GetChassisStatus],
+                Instant::now() + Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(replies.unwrap(), vec![Ok(Reply::Power(PowerState::On))]);
+        let until = Instant::now() + Duration::from_secs(3);
+        while bmc.lock().unwrap().session_count() > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            bmc.lock().unwrap().session_count(),
+            0,
+            "the session was left open"
+        );
+    }
+
     #[tokio::test]
     async fn the_default_offer_falls_back_to_3_over_udp_when_refusals_are_truncated() {
         let mut cfg = BmcConfig::new("secretpw");

@@ -85,6 +85,9 @@ pub struct Faults {
     /// The channel's privilege limit: Set Session Privilege Level above it is
     /// refused with 0x81, though the user's own limit is higher.
     pub channel_limit: Option<Privilege>,
+    /// Lose the first Close Session request (the network's doing): the session
+    /// stays open unless the console sends it again.
+    pub lose_first_close: bool,
 }
 
 /// How a responder BMC is set up.
@@ -553,6 +556,12 @@ impl Bmc {
         let Ok(request) = Request::decode(payload) else {
             return;
         };
+        if request.net_fn == NETFN_APP
+            && request.command == CMD_CLOSE_SESSION
+            && std::mem::take(&mut self.config.faults.lose_first_close)
+        {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(&bmc_session_id) else {
             return;
         };

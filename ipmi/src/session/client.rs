@@ -40,6 +40,10 @@ use crate::suite::CipherSuite;
 /// next allowed suite is offered: about 1.5 s at the default interval.
 const UNANSWERED_SUITE_SENDS: u32 = 3;
 
+/// Times an unanswered Close Session is sent again before the session is left to
+/// the BMC's own timeout.
+const CLOSE_RESENDS: u32 = 2;
+
 /// Set Session Privilege Level "busy" or "timed out" answers taken before the
 /// command that needed the privilege fails with it.
 const PRIVILEGE_RETRIES: u32 = 6;
@@ -556,10 +560,10 @@ impl Session {
             return;
         };
         match o.purpose {
-            Purpose::Close => {
-                // Never retransmitted: if the reply was lost the session is gone.
-                self.finish(None);
-            }
+            // Close Session is idempotent: sent again while its answer is missing
+            // (a lost request leaves the session holding one of the BMC's few
+            // slots), a few times, then given up on.
+            Purpose::Close if o.retries >= CLOSE_RESENDS => self.finish(None),
             Purpose::Command(Command::ChassisControl(control)) if !control.is_idempotent() => {
                 let control_rq_seq = o.request.rq_seq;
                 tracing::warn!(host = %self.config.host, command = control.as_str(),
