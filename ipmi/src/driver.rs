@@ -542,6 +542,29 @@ mod tests {
         }
     }
 
+    /// A lost RAKP 2 answer to a BMC that refuses a repeated RAKP 1: the handshake
+    /// starts again from Open Session instead of repeating RAKP 1, and succeeds.
+    #[tokio::test]
+    async fn an_unanswered_rakp_1_starts_the_handshake_again() {
+        let mut cfg = BmcConfig::new("secretpw");
+        cfg.faults.lose_first_rakp2 = true;
+        cfg.faults.refuse_repeated_rakp1 = true;
+        let bmcs = spawn_bmcs(vec![cfg]).await.unwrap();
+        let (addr, _) = bmcs[0].clone();
+        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let replies = driver
+            .run(
+                addr,
+                config(addr.to_string(), "secretpw"),
+                vec![Command::GetChassisStatus],
+                Instant::now() + Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(replies.unwrap(), vec![Ok(Reply::Power(PowerState::On))]);
+    }
+
     /// A lost Close Session is sent again: the BMC's session slot is freed.
     #[tokio::test]
     async fn a_lost_close_session_is_sent_again() {

@@ -88,6 +88,12 @@ pub struct Faults {
     /// Lose the first Close Session request (the network's doing): the session
     /// stays open unless the console sends it again.
     pub lose_first_close: bool,
+    /// Lose the first RAKP 2 answer (the network's doing).
+    pub lose_first_rakp2: bool,
+    /// Refuse a repeated RAKP 1 for a session (status 0x02, session dropped), as
+    /// BMCs that "do not take kindly to receiving RAKP1 or RAKP3 twice" do
+    /// (pyghmi's ipmi/private/session.py).
+    pub refuse_repeated_rakp1: bool,
 }
 
 /// How a responder BMC is set up.
@@ -404,6 +410,16 @@ impl Bmc {
             return;
         };
         if let Some(previous) = session.rakp2.clone() {
+            if self.config.faults.refuse_repeated_rakp1 {
+                let refusal = Rakp2 {
+                    tag: rakp1.tag,
+                    status: 0x02,
+                    console_session_id: session.console_session_id,
+                    accepted: None,
+                };
+                self.sessions.remove(&rakp1.bmc_session_id);
+                return self.setup_reply(now, PayloadType::Rakp2, refusal.encode());
+            }
             return self.setup_reply(now, PayloadType::Rakp2, previous);
         }
         let console_session_id = session.console_session_id;
@@ -463,6 +479,9 @@ impl Bmc {
         }
         if rakp2.status != 0 && self.config.faults.rakp_errors_to_session_zero {
             rakp2.console_session_id = 0;
+        }
+        if std::mem::take(&mut self.config.faults.lose_first_rakp2) {
+            return;
         }
         self.setup_reply(now, PayloadType::Rakp2, rakp2.encode());
     }

@@ -40,6 +40,10 @@ use crate::suite::CipherSuite;
 /// next allowed suite is offered: about 1.5 s at the default interval.
 const UNANSWERED_SUITE_SENDS: u32 = 3;
 
+/// Handshakes started again from Open Session after an unanswered RAKP 1 or 3,
+/// before RAKP messages are simply sent again.
+const HANDSHAKE_RESTARTS: u32 = 4;
+
 /// Times an unanswered Close Session is sent again before the session is left to
 /// the BMC's own timeout.
 const CLOSE_RESENDS: u32 = 2;
@@ -294,6 +298,8 @@ pub struct Session {
     raise_to: Privilege,
     /// Set Session Privilege Level answers "busy" or "timed out" taken so far.
     privilege_retries: u32,
+    /// Handshakes started again from Open Session after an unanswered RAKP 1 or 3.
+    handshake_restarts: u32,
     closing: bool,
     out_seq: u32,
     rq_seq: u8,
@@ -350,6 +356,7 @@ impl Session {
             privilege_raised: false,
             raise_to,
             privilege_retries: 0,
+            handshake_restarts: 0,
             closing: false,
             out_seq: 0,
             rq_seq: 0,
@@ -539,6 +546,26 @@ impl Session {
                         "no answer to Open Session; trying the next allowed suite");
                     return self.open_session(suite_index + 1, now);
                 }
+            }
+            // An unanswered RAKP 1 or RAKP 3 is not sent again: some BMCs refuse a
+            // repeated one and drop the session (pyghmi's session.py), and ipmitool
+            // starts again from Open Session; so do we, with the same suite, a few
+            // times before falling back to resending.
+            let restart = match &self.state {
+                State::Rakp1 { suite, .. } | State::Rakp3 { suite, .. } => Some(suite.id),
+                _ => None,
+            };
+            if let Some(suite_id) = restart.filter(|_| self.handshake_restarts < HANDSHAKE_RESTARTS)
+            {
+                self.handshake_restarts += 1;
+                let index = self
+                    .config
+                    .suites
+                    .iter()
+                    .position(|s| s.id == suite_id)
+                    .unwrap_or(0);
+                tracing::debug!(host = %self.config.host, "RAKP unanswered; starting again from Open Session");
+                return self.open_session(index, now);
             }
             let packet = match &self.state {
                 State::OpenSession { packet, .. }
