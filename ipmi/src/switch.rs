@@ -120,6 +120,12 @@ const PARAMS: &[ParamSpec] = &[
     .default("0.5"),
 ];
 
+/// The time the first addresses of a name with several get, each, when the
+/// deadline allows: enough for Open Session's retransmissions, and for a suite
+/// fallback, on a BMC that answers.
+const PER_ADDRESS_MIN: Duration = Duration::from_millis(1500);
+const PER_ADDRESS_MAX: Duration = Duration::from_secs(5);
+
 /// How long before the caller's deadline a session gives up, to report its reason.
 const ANSWER_MARGIN: Duration = Duration::from_millis(50);
 
@@ -333,9 +339,12 @@ impl IpmiSwitch {
     }
 
     /// The BMC's address by `deadline` (see [`fencekit_core::lookup`]).
-    async fn peer(&self, deadline: Instant) -> Result<SocketAddr, DeviceError> {
+    async fn peers(&self, deadline: Instant) -> Result<Vec<SocketAddr>, DeviceError> {
         match fencekit_core::lookup::lookup(&self.host, self.port, deadline).await {
-            Ok(addrs) => Ok(addrs[0]),
+            Ok(mut addrs) => {
+                addrs.dedup();
+                Ok(addrs)
+            }
             Err(e) if e.is_timeout() => Err(DeviceError::TimedOut(e.to_string())),
             Err(e) => Err(DeviceError::Failed(e.to_string())),
         }
@@ -360,8 +369,17 @@ impl IpmiSwitch {
         commands: Vec<Command>,
         deadline: Instant,
     ) -> Result<Vec<Result<Reply, IpmiError>>, DeviceError> {
-        let peer = self.peer(deadline).await?;
-        let driver = self.driver(peer).await?;
+        let peers = self.peers(deadline).await?;
+        self.run_on(&peers, commands, deadline).await
+    }
+
+    /// [`IpmiSwitch::run_each`] on the BMC's addresses `peers`, in order.
+    async fn run_on(
+        &self,
+        peers: &[SocketAddr],
+        commands: Vec<Command>,
+        deadline: Instant,
+    ) -> Result<Vec<Result<Reply, IpmiError>>, DeviceError> {
         // End the session a little before the caller's deadline, so that the
         // caller hears *why* (no answer to Open Session, RAKP, in-session) rather
         // than cutting the call off itself at the deadline.
@@ -369,10 +387,40 @@ impl IpmiSwitch {
             .checked_sub(ANSWER_MARGIN)
             .filter(|d| *d > Instant::now())
             .unwrap_or(deadline);
-        driver
-            .run(peer, self.config.clone(), commands, session_deadline)
-            .await
-            .map_err(DeviceError::from)
+        // A name with several addresses (an AAAA and an A record, `localhost` as
+        // ::1 and 127.0.0.1): each is tried in turn, the first ones with part of
+        // the time, and the next only when Open Session got no answer at all, so no
+        // command can have reached the BMC and none is ever sent twice.
+        for (i, peer) in peers.iter().enumerate() {
+            let left = session_deadline.saturating_duration_since(Instant::now());
+            let last = i + 1 == peers.len() || left < PER_ADDRESS_MIN * 2;
+            let attempt_deadline = if last {
+                session_deadline
+            } else {
+                Instant::now() + (left / 2).clamp(PER_ADDRESS_MIN, PER_ADDRESS_MAX)
+            };
+            let driver = self.driver(*peer).await?;
+            match driver
+                .run(
+                    *peer,
+                    self.config.clone(),
+                    commands.clone(),
+                    attempt_deadline,
+                )
+                .await
+            {
+                Err(IpmiError::NoAnswer {
+                    phase: crate::error::Phase::OpenSession,
+                    ..
+                }) if !last => {
+                    tracing::info!(host = %self.config.host, address = %peer,
+                        "no answer to Open Session; trying the next address");
+                }
+                // The BMC answered (or the last address is done): its result.
+                other => return other.map_err(DeviceError::from),
+            }
+        }
+        Err(DeviceError::Failed(format!("{} has no address", self.host)))
     }
 
     async fn control(&self, control: ChassisControl, deadline: Instant) -> Result<(), DeviceError> {
@@ -886,6 +934,35 @@ mod tests {
         let summary = outcome.summary();
         assert!(summary.contains("bmc1"), "{summary}");
         assert_eq!(bmc.lock().unwrap().power(), PowerState::On);
+    }
+
+    /// A name with two addresses whose first gets no answer (an AAAA record where
+    /// the BMC listens on IPv4 only): the second is tried and answers, within the
+    /// deadline.
+    #[tokio::test]
+    async fn the_next_address_is_tried_when_the_first_gives_no_answer() {
+        let bmcs = spawn_bmcs(vec![BmcConfig::new("secretpw")]).await.unwrap();
+        let (addr, _) = bmcs[0].clone();
+        // A bound socket that never answers, on the other family.
+        let silent = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let sw = switch_for(addr, "secretpw");
+        let started = Instant::now();
+        let replies = sw
+            .run_on(
+                &[silent_addr, addr],
+                vec![Command::GetChassisStatus],
+                started + Duration::from_secs(8),
+            )
+            .await
+            .unwrap();
+        assert_eq!(replies, vec![Ok(Reply::Power(PowerState::On))]);
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(silent);
     }
 
     /// An all-zero K_g (a BMC's "none set") is no K_g, as ipmitool and FreeIPMI
