@@ -86,6 +86,15 @@ pub enum FenceError {
         target: TargetPlug,
         waited: Duration,
     },
+    /// A plug confirmed off read otherwise again before the node's other plugs were
+    /// all confirmed: something switched it back on meanwhile.
+    #[error(
+        "{target} read {state} again after it was confirmed off, before every plug of the node was: something switched it back"
+    )]
+    CameBack {
+        target: TargetPlug,
+        state: PowerState,
+    },
     /// A device call did not return by the operation's deadline.
     #[error(
         "{operation} {target}: timed out, no answer within {:.1} s",
@@ -114,6 +123,7 @@ impl FenceError {
             FenceError::Device { target, .. }
             | FenceError::NotConfirmed { target, .. }
             | FenceError::CycleNotSeenOff { target, .. }
+            | FenceError::CameBack { target, .. }
             | FenceError::Deadline { target, .. }
             | FenceError::UnknownDevice { target }
             | FenceError::Skipped { target, .. } => target,

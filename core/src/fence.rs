@@ -379,7 +379,8 @@ impl<'a> Run<'a> {
             match action {
                 FenceAction::Status => self.status_all(&mut outcome).await,
                 FenceAction::Off => {
-                    let ok = self.phase(SwitchTo::Off, &mut outcome).await;
+                    let ok = self.phase(SwitchTo::Off, &mut outcome).await
+                        && self.still_off(&mut outcome).await;
                     outcome.fenced = ok;
                     outcome.success = ok;
                 }
@@ -431,7 +432,7 @@ impl<'a> Run<'a> {
                 Err(why) => self.note(outcome, why),
             }
         }
-        if !self.phase(SwitchTo::Off, outcome).await {
+        if !(self.phase(SwitchTo::Off, outcome).await && self.still_off(outcome).await) {
             self.note(
                 outcome,
                 "off was not confirmed for every plug, so no plug was switched back on".into(),
@@ -598,6 +599,51 @@ impl<'a> Run<'a> {
             results.push((index, result));
         }
         results
+    }
+
+    /// After every plug of a node was confirmed off, one at a time: the plugs
+    /// confirmed before the last one are read once more, so that one switched back
+    /// on meanwhile (by a hand, a schedule, another agent) is not reported fenced.
+    /// True when each still reads off.
+    async fn still_off(&self, outcome: &mut Outcome) -> bool {
+        if outcome.plugs.len() < 2 {
+            return true;
+        }
+        let last = outcome.plugs.iter().filter_map(|p| p.off_confirmed).max();
+        let earlier: Vec<usize> = (0..outcome.plugs.len())
+            .filter(|&i| outcome.plugs[i].off_confirmed != last)
+            .collect();
+        let mut ok = true;
+        for index in earlier {
+            let target = &self.target.plugs[index];
+            let result = match self.devices.get(&target.device) {
+                Some(switch) => self.read(switch, target, self.deadline).await,
+                None => Err(FenceError::UnknownDevice {
+                    target: target.clone(),
+                }),
+            };
+            match result {
+                Ok(PowerState::Off) => {}
+                Ok(state) => {
+                    ok = false;
+                    outcome.plugs[index].state = state;
+                    outcome.plugs[index].off_confirmed = None;
+                    self.fail(
+                        outcome,
+                        FenceError::CameBack {
+                            target: target.clone(),
+                            state,
+                        },
+                    );
+                }
+                Err(error) => {
+                    ok = false;
+                    outcome.plugs[index].off_confirmed = None;
+                    self.fail(outcome, error);
+                }
+            }
+        }
+        ok
     }
 
     /// Switches every plug towards `to` and confirms it. True when every plug is

@@ -784,3 +784,44 @@ async fn the_notify_hook_sees_the_outcome_and_no_secret_read_from_the_environmen
     );
     assert!(!env.contains(name), "the hook saw the password's variable");
 }
+
+/// Two plugs, one slow: the fast one is confirmed off, then switched back on (by a
+/// hand, another agent) while the slow one is still going off. The node is not
+/// fenced, and the reboot does not switch anything on.
+#[tokio::test(start_paused = true)]
+async fn a_plug_switched_back_on_while_another_is_still_going_off_is_not_fenced() {
+    for action in [FenceAction::Off, FenceAction::Reboot] {
+        let pdu_a = Arc::new(SimSwitch::new(1));
+        let pdu_b = Arc::new(SimSwitch::new(1));
+        pdu_b.set_behaviour(1, Behaviour::Slow(Duration::from_secs(3)));
+        let meddler = Arc::clone(&pdu_a);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            meddler.set_state(1, PowerState::On);
+        });
+        let outcome = fence(
+            &devices(&[("pdu-a", &pdu_a), ("pdu-b", &pdu_b)]),
+            &node(vec![plug("pdu-a", 1), plug("pdu-b", 1)]),
+            action,
+            &options(),
+        )
+        .await;
+        assert!(
+            !outcome.fenced && !outcome.success,
+            "{action}: {}",
+            outcome.summary()
+        );
+        assert!(
+            outcome
+                .summary()
+                .contains("again after it was confirmed off"),
+            "{action}: {}",
+            outcome.summary()
+        );
+        assert_eq!(
+            pdu_b.state(1),
+            Some(PowerState::Off),
+            "{action}: nothing switched back on"
+        );
+    }
+}
