@@ -13,13 +13,19 @@
 //!   program is reaped: what it left behind (`sleep 25 &`) ends with it, and the
 //!   group id cannot have been reused, because the unreaped program still holds it.
 //!   (A child that leaves the group with `setsid` escapes this; nothing waits for it.)
+//! * **Our own end.** Every running child's group is registered; [`kill_all`]
+//!   kills them, for a front end stopped by a signal (SIGTERM, an admin's ^C), so
+//!   that a script's late `on` cannot land after the run ended. A fencekit killed
+//!   outright (SIGKILL: Pacemaker's timeout kills the agent's process group, which
+//!   our children left) takes its children with it through the parent-death signal
+//!   each is started with.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -78,12 +84,38 @@ pub fn shell(script: &str) -> Command {
     command
 }
 
-/// A process group of its own and an environment without the registered secrets.
-/// [`run_by`] and [`run`] do this too; it is public for code that builds its own
-/// `Command`.
+/// A process group of its own, an environment without the registered secrets, and
+/// SIGKILL when the thread that started it (and so fencekit) dies. [`run_by`] and
+/// [`run`] do this too; it is public for code that builds its own `Command`.
 pub fn prepare(command: &mut Command) {
     command.process_group(0);
     crate::secret::scrub_env(command);
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed; it makes one system call, prctl(2), and
+    // allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// The process groups of the children running now.
+static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kills the process group of every child running now (and the children
+/// themselves); how many. For a front end that is being stopped: called from a
+/// thread or task, never from a signal handler.
+pub fn kill_all() -> usize {
+    let groups = live().clone();
+    for group in &groups {
+        let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
+    }
+    groups.len()
 }
 
 /// Runs `command` (prepared, see [`prepare`]) with `input` on its standard input,
@@ -182,6 +214,9 @@ fn run_blocking(
             Ok(child) => break child,
         }
     };
+    // Registered until just before it is reaped: unreaped, the child holds its
+    // group id, so a kill through the registry can never reach another's group.
+    live().push(i32::try_from(child.id()).unwrap_or(i32::MAX));
     let (tx, rx) = mpsc::channel();
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
         let input = Zeroizing::new(input.to_vec());
@@ -235,6 +270,7 @@ fn run_blocking(
                     Err(_) => break,
                 }
             }
+            unregister(pid);
             let status = child
                 .wait()
                 .map_err(|e| ChildError::Io(format!("cannot wait for it: {e}")))?;
@@ -264,9 +300,15 @@ fn run_blocking(
     }
 }
 
+/// Takes a child's group out of [`LIVE`]; called just before the child is reaped.
+fn unregister(pid: Pid) {
+    live().retain(|g| *g != pid.as_raw());
+}
+
 fn kill(child: &mut Child, pid: Pid) {
     let _ = killpg(pid, Signal::SIGKILL);
     let _ = child.kill();
+    unregister(pid);
     let _ = child.wait();
 }
 

@@ -202,59 +202,17 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
-        match work {
-            Work::Agent(prepared) => agent::execute(prepared).await,
-            Work::External(prepared) => external::execute(prepared).await,
-            Work::Command(cli) => {
-                logging::init(cli.verbose, matches!(cli.command, cli::Command::Demo(_)));
-                match cli.command {
-                    cli::Command::Fence(args) => standalone::fence(args).await,
-                    cli::Command::Demo(args) => demo::run(args).await,
-                    cli::Command::List(args) => standalone::list(args).await,
-                    cli::Command::Check(args) => standalone::check(args).await,
-                    cli::Command::SanCheck(args) => san::run(args).await,
-                    cli::Command::Plugins { plugin_dir } => plugins_cmd::run(plugin_dir.as_deref()),
-                    cli::Command::Install {
-                        prefix,
-                        stonith_dir,
-                    } => match install::install_with(&prefix, &stonith_dir) {
-                        Ok(paths) => {
-                            for path in paths {
-                                println!("{}", path.display());
-                            }
-                            exit::OK
-                        }
-                        Err(e) => {
-                            eprintln!(
-                                "stonith-bridge: install into {} failed: {e}",
-                                prefix.display()
-                            );
-                            exit::FAILED
-                        }
-                    },
-                    cli::Command::Man { dir } => match man::write_all(&dir) {
-                        Ok(paths) => {
-                            for path in paths {
-                                println!("{}", path.display());
-                            }
-                            exit::OK
-                        }
-                        Err(e) => {
-                            eprintln!(
-                                "stonith-bridge: writing the manual pages into {} failed: {e}",
-                                dir.display()
-                            );
-                            exit::FAILED
-                        }
-                    },
-                    cli::Command::Completions { shell } => {
-                        man::completions(shell, &mut std::io::stdout());
-                        exit::OK
-                    }
-                    cli::Command::FenceAgent { .. }
-                    | cli::Command::External { .. }
-                    | cli::Command::Ocf { .. } => exit::USAGE,
-                }
+        let work = async move { run_work(work).await };
+        tokio::select! {
+            code = work => code,
+            signal = stop_signal() => {
+                // Stopped from outside (SIGTERM, ^C): the children go too, so that
+                // no script's late `on` or `off` lands after this run has ended.
+                let killed = fencekit_core::child::kill_all();
+                logging::report!(
+                    "stonith-bridge: stopped by signal {signal}; killed {killed} child process group(s)"
+                );
+                u8::try_from(128 + signal).unwrap_or(exit::FAILED)
             }
         }
     });
@@ -263,6 +221,87 @@ fn main() -> ExitCode {
     // process ends now and takes them with it.
     runtime.shutdown_background();
     finish(code)
+}
+
+/// The first of SIGTERM, SIGINT and SIGHUP to arrive, as its number; never, for
+/// one that cannot be listened for.
+async fn stop_signal() -> i32 {
+    use nix::sys::signal::Signal as Sig;
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    async fn next(stream: &mut Option<Signal>) {
+        match stream {
+            Some(stream) => {
+                stream.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    tokio::select! {
+        () = next(&mut term) => Sig::SIGTERM as i32,
+        () = next(&mut interrupt) => Sig::SIGINT as i32,
+        () = next(&mut hangup) => Sig::SIGHUP as i32,
+    }
+}
+
+async fn run_work(work: Work) -> u8 {
+    match work {
+        Work::Agent(prepared) => agent::execute(prepared).await,
+        Work::External(prepared) => external::execute(prepared).await,
+        Work::Command(cli) => {
+            logging::init(cli.verbose, matches!(cli.command, cli::Command::Demo(_)));
+            match cli.command {
+                cli::Command::Fence(args) => standalone::fence(args).await,
+                cli::Command::Demo(args) => demo::run(args).await,
+                cli::Command::List(args) => standalone::list(args).await,
+                cli::Command::Check(args) => standalone::check(args).await,
+                cli::Command::SanCheck(args) => san::run(args).await,
+                cli::Command::Plugins { plugin_dir } => plugins_cmd::run(plugin_dir.as_deref()),
+                cli::Command::Install {
+                    prefix,
+                    stonith_dir,
+                } => match install::install_with(&prefix, &stonith_dir) {
+                    Ok(paths) => {
+                        for path in paths {
+                            println!("{}", path.display());
+                        }
+                        exit::OK
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "stonith-bridge: install into {} failed: {e}",
+                            prefix.display()
+                        );
+                        exit::FAILED
+                    }
+                },
+                cli::Command::Man { dir } => match man::write_all(&dir) {
+                    Ok(paths) => {
+                        for path in paths {
+                            println!("{}", path.display());
+                        }
+                        exit::OK
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "stonith-bridge: writing the manual pages into {} failed: {e}",
+                            dir.display()
+                        );
+                        exit::FAILED
+                    }
+                },
+                cli::Command::Completions { shell } => {
+                    man::completions(shell, &mut std::io::stdout());
+                    exit::OK
+                }
+                cli::Command::FenceAgent { .. }
+                | cli::Command::External { .. }
+                | cli::Command::Ocf { .. } => exit::USAGE,
+            }
+        }
+    }
 }
 
 /// Flushes what was printed, and exits with `code`. After plugin code was
