@@ -369,6 +369,15 @@ impl Registry {
         if let Some(plugin) = found(&state) {
             return Some(plugin);
         }
+        // A name is a plugin's name, never a path: `../other/evil` must not load a
+        // file from outside the plugin directory.
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !plain {
+            return None;
+        }
         if let Some((dir, _)) = state.dir.clone() {
             for file in file_names(name) {
                 let path = dir.join(file);
@@ -459,6 +468,30 @@ mod tests {
         assert_eq!(registry.problems().len(), 1);
         assert!(registry.problems()[0].to_string().contains("absent"));
         assert_eq!(registry.names().len(), POWER.len());
+    }
+
+    /// A plugin name is never a path: `../other/evil` finds nothing, and the file
+    /// it points at outside the plugin directory is not even opened.
+    #[test]
+    fn a_plugin_name_with_a_path_in_it_opens_nothing_outside_the_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("plugins");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::create_dir(root.path().join("other")).unwrap();
+        std::fs::write(root.path().join("other/evil.so"), b"not a library").unwrap();
+        let registry = Registry::discover(Some(&dir));
+        for name in ["../other/evil", "/tmp/evil", "a/b", "..", ""] {
+            assert!(registry.power(name).is_none(), "{name}");
+        }
+        assert!(
+            registry.problems().is_empty(),
+            "a file outside the directory was opened: {:?}",
+            registry
+                .problems()
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

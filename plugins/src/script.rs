@@ -138,8 +138,10 @@ impl ScriptSwitch {
             switch.add(name, text, looks_secret(name))?;
         }
         if let Some(extra) = params.text("params") {
+            // A key named like a secret goes to stdin only, wherever it was given.
             for (key, value) in key_values(extra, "params")? {
-                switch.add(&key, value, false)?;
+                let secret = looks_secret(&key);
+                switch.add(&key, value, secret)?;
             }
         }
         if let Some(extra) = params.secret("secret_params") {

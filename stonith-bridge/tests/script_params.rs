@@ -131,3 +131,25 @@ fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_configuration_
     assert_ne!(out.status.code(), Some(0), "{}", out.text());
     assert!(out.text().contains("given twice"), "{}", out.text());
 }
+
+/// A key named like a secret inside `params=` is kept as secret as the same name on
+/// its own line: on the script's stdin, never in its environment.
+#[test]
+fn a_secret_named_key_inside_params_reaches_stdin_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path());
+    let stdin = format!(
+        "action=off\nscript={}\nplug=1\nstate_dir={}\nparams=password=pw-77c1,mode=fast\n",
+        script.display(),
+        dir.path().display()
+    );
+    let mut command = Command::new(BIN);
+    command.args(["fence-agent", "script"]);
+    let out = run(command, &stdin);
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let env = std::fs::read_to_string(dir.path().join("env.off")).unwrap();
+    assert!(!env.contains("pw-77c1"), "{env}");
+    assert!(env.contains("FENCEKIT_PARAM_MODE=fast"), "{env}");
+    let input = std::fs::read_to_string(dir.path().join("stdin.off")).unwrap();
+    assert!(input.contains("password=pw-77c1\n"), "{input}");
+}

@@ -50,7 +50,12 @@ fn stop_an_on(dir: &Path, signal: Signal) -> std::process::ExitStatus {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "action=on\nscript={}\nplug=1\ntimeout=30", script.display()).unwrap();
+        writeln!(
+            stdin,
+            "action=on\nscript={}\nplug=1\ntimeout=30",
+            script.display()
+        )
+        .unwrap();
     }
     let until = Instant::now() + Duration::from_secs(20);
     while !dir.join("on-started").exists() && Instant::now() < until {
