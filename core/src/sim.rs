@@ -603,8 +603,8 @@ const PARAMS: &[ParamSpec] = &[
     ),
     ParamSpec::new(
         "pending_plugs",
-        "comma-separated plugs whose commands stay pending (status unknown) for off_delay, \
-         or an hour without it",
+        "comma-separated plugs whose status always reads unknown (a device that cannot \
+         tell); their commands take effect after off_delay, or an hour without it",
     ),
     ParamSpec::new(
         "failing_plugs",
