@@ -47,7 +47,7 @@ pub use lock::{DeviceLock, Wait, DEFAULT_LOCK_DIR};
 pub use parse::{Outlet, ParseError};
 pub use pattern::Pattern;
 pub use ssh::{HostKeyCheck, SshAuth, SshConfig, SshError, SshStream};
-pub use transcript::{MASK, TRANSCRIPT_TARGET};
+pub use transcript::{MASK, TRANSCRIPT_TARGET, WITHHELD};
 
 /// The pagers APC and Baytech consoles show: "Press <ENTER> to continue..."
 /// (APC menus, fence_apc waits for "Press <ENTER>"), "<Strike CR to continue.>"

@@ -400,7 +400,7 @@ mod tests {
                 assert_eq!(std::mem::discriminant(&masked), kind, "the kind is kept");
                 let text = masked.to_string();
                 assert!(!text.contains("Zq81x"), "{text}");
-                assert!(text.contains("printed ***"), "{text}");
+                assert!(text.contains(crate::transcript::WITHHELD), "{text}");
             }
         }
     }

@@ -12,8 +12,13 @@ use fencekit_core::Secret;
 /// `RUST_LOG=fencekit_console::transcript=trace`.
 pub const TRANSCRIPT_TARGET: &str = "fencekit_console::transcript";
 
-/// What replaces a secret.
+/// What stands for a secret we send.
 pub const MASK: &str = "***";
+
+/// What replaces a whole text that holds a secret. The whole text, not the secret
+/// alone: masking the secret in place would show where it stood, and in a text one
+/// can guess (a fixed message, a device's usual banner) that says what it is.
+pub const WITHHELD: &str = "[withheld: the text holds a secret]";
 
 /// Longest unfinished line we hold back before logging it anyway.
 const MAX_PENDING: usize = 4096;
@@ -33,15 +38,13 @@ impl Redactor {
         }
     }
 
-    /// `text` with every secret replaced by [`MASK`].
+    /// `text`, or [`WITHHELD`] when a secret is in it anywhere.
     pub(crate) fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.expose()) {
-                out = out.replace(secret.expose(), MASK);
-            }
+        if self.secrets.iter().any(|s| text.contains(s.expose())) {
+            WITHHELD.to_string()
+        } else {
+            text.to_string()
         }
-        out
     }
 
     /// Length in bytes of the longest end of `text` that is a proper start of a
@@ -64,12 +67,15 @@ impl Redactor {
         longest
     }
 
-    /// `text` for an error message: secrets masked, a trailing partial secret
-    /// masked too, at most the last `max_chars` characters, control characters
-    /// escaped.
+    /// `text` for an error message: withheld whole if a secret is in it, a
+    /// trailing partial secret masked, at most the last `max_chars` characters,
+    /// control characters escaped.
     pub(crate) fn for_message(&self, text: &str, max_chars: usize) -> String {
+        if self.secrets.iter().any(|s| text.contains(s.expose())) {
+            return WITHHELD.to_string();
+        }
         let partial = self.partial_suffix(text);
-        let mut shown = self.redact(&text[..text.len() - partial]);
+        let mut shown = text[..text.len() - partial].to_string();
         if partial > 0 {
             shown.push_str(MASK);
         }
@@ -143,9 +149,12 @@ mod tests {
     }
 
     #[test]
-    fn every_secret_is_masked_longest_first() {
-        let r = redactor(&["pw", "pw-long"]);
-        assert_eq!(r.redact("a pw-long b pw c"), "a *** b *** c");
+    fn a_text_holding_any_secret_is_withheld_whole() {
+        let r = redactor(&["pw", "banner"]);
+        assert_eq!(r.redact("a pw-long b"), WITHHELD);
+        // A secret that is a word of a fixed message does not show where it stood.
+        assert_eq!(r.redact("the SSH banner never came"), WITHHELD);
+        assert_eq!(r.redact("nothing to hide"), "nothing to hide");
     }
 
     #[test]
@@ -159,7 +168,8 @@ mod tests {
     #[test]
     fn messages_mask_secrets_and_trailing_partial_secrets() {
         let r = redactor(&["hunter2"]);
-        assert_eq!(r.for_message("echo hunter2\nhun", 80), "\"echo ***\\n***\"");
+        assert_eq!(r.for_message("echo hunter2\nhun", 80), WITHHELD);
+        assert_eq!(r.for_message("echo\nhun", 80), "\"echo\\n***\"");
         assert_eq!(r.for_message("", 80), "nothing");
         assert_eq!(r.for_message("abcdef", 3), "\"...def\"");
     }
