@@ -589,7 +589,10 @@ mod tests {
         console.add_secret(&fencekit_core::Secret::new("uniq-Zq81x"));
         let err = reach_strip(&mut console, 1, soon()).await.unwrap_err();
         let text = err.to_string();
-        assert!(!text.contains("Zq81x") && text.contains("withheld"), "{text}");
+        assert!(
+            !text.contains("Zq81x") && text.contains("withheld"),
+            "{text}"
+        );
         device.abort();
     }
 

@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 use crate::error::ConsoleError;
 use crate::pattern::{describe, last_line, Pattern};
 use crate::terminal::{TerminalFilter, SCREEN_BREAK};
-use crate::transcript::{Redactor, Transcript, MASK};
 #[cfg(test)]
 use crate::transcript::WITHHELD;
+use crate::transcript::{Redactor, Transcript, MASK};
 
 /// What Enter sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1207,7 +1207,10 @@ mod tests {
         let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert!(log.contains("Password:"), "transcript missing: {log}");
         assert!(log.contains(WITHHELD), "{log}");
-        assert!(!log.contains("Welcome"), "the line holding the secret is withheld whole: {log}");
+        assert!(
+            !log.contains("Welcome"),
+            "the line holding the secret is withheld whole: {log}"
+        );
         for leak in ["hunter2", "ter2", "\"hun\"", "hunt"] {
             assert!(!log.contains(leak), "{leak} leaked: {log}");
         }

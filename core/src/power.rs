@@ -122,7 +122,9 @@ fn canonical_number(text: &str) -> Option<u32> {
 /// Which of a device's outlets, listed as `(number, name)`, a plug without a unit
 /// names. The one rule every plugin uses, so that no plugin guesses:
 ///
-/// * a number is the outlet with that number (as fence-agents read digits);
+/// * a number is the outlet with that number (as fence-agents read digits); if
+///   another outlet is *named* that number, the plug is ambiguous (an outlet named
+///   `3` after node 3 on outlet 7: either could be meant);
 /// * a name is every outlet with exactly that name; a name of digits (`07`) also
 ///   names the outlet with that number;
 /// * more than one outlet is an error, never the first of them: two outlets named
@@ -134,13 +136,19 @@ pub fn resolve_outlet<'a>(
 ) -> Result<u32, DeviceError> {
     let mut found: Vec<u32> = Vec::new();
     match plug {
-        Plug::Number(n) => found.extend(
-            outlets
-                .clone()
-                .into_iter()
-                .map(|(number, _)| number)
-                .filter(|number| number == n),
-        ),
+        Plug::Number(n) => {
+            let text = n.to_string();
+            for (number, name) in outlets.clone() {
+                if (number == *n || name.trim() == text) && !found.contains(&number) {
+                    found.push(number);
+                }
+            }
+            // Only the named outlet (there is no outlet with that number) is not the
+            // number's meaning: read as a number, the plug names no outlet.
+            if !found.contains(n) {
+                found.clear();
+            }
+        }
         Plug::Name(text) => {
             let digits = canonical_digits(text);
             for (number, name) in outlets.clone() {
@@ -308,5 +316,23 @@ mod tests {
         );
         // Without an outlet 7, "07" is the outlet named so.
         assert_eq!(resolve_outlet(&Plug::parse("07"), [(3, "07")]), Ok(3));
+    }
+
+    #[test]
+    fn a_number_that_is_also_another_outlets_name_is_ambiguous() {
+        // Outlet 7 named "3" after node 3: plug 3 could be outlet 3 or outlet 7.
+        let err = resolve_outlet(&Plug::parse("3"), [(3, "liar"), (7, "3")]).unwrap_err();
+        assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
+        assert!(err.to_string().contains("3, 7"), "{err}");
+        // Outlet 3 named "3" is one outlet.
+        assert_eq!(
+            resolve_outlet(&Plug::parse("3"), [(3, "3"), (7, "x")]),
+            Ok(3)
+        );
+        // No outlet 3: the number names none, whatever another is called.
+        assert!(matches!(
+            resolve_outlet(&Plug::parse("3"), [(1, "a"), (2, "3")]),
+            Err(DeviceError::UnknownPlug { .. })
+        ));
     }
 }
