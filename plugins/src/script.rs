@@ -396,7 +396,16 @@ impl PowerSwitch for ScriptSwitch {
     }
 
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
-        parse_list(&self.run("list", None, deadline).await?).map_err(|e| {
+        let output = self.run("list", None, deadline).await?;
+        // A list is printed for people and Pacemaker: a line holding a secret (a
+        // script that echoes its password) is not one of them.
+        if self.redact(&output) != output {
+            return Err(DeviceError::Protocol(format!(
+                "script {} list printed a secret it was given; the list is not shown",
+                self.script.display()
+            )));
+        }
+        parse_list(&output).map_err(|e| {
             DeviceError::Protocol(format!(
                 "script {} list printed an unusable plug list: {e}",
                 self.script.display()

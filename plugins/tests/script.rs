@@ -260,3 +260,21 @@ async fn a_script_that_cannot_run_is_an_error_naming_it() {
         .unwrap_err();
     assert!(err.to_string().contains("no-such-script"), "{err}");
 }
+
+/// A script whose list echoes the password it was given: the list is refused, and
+/// neither the list nor the error shows the password.
+#[tokio::test]
+async fn a_list_holding_the_password_is_refused_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(
+        dir.path(),
+        "pw=$(sed -n 's/^password=//p')\necho \"1 $pw\"\necho \"2 web\"\n",
+    );
+    let device = switch(&script, &[("passwd", "l1st-s3cret")]);
+    let err = device
+        .list(deadline(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("printed a secret"), "{err}");
+    assert!(!err.to_string().contains("l1st-s3cret"), "{err}");
+}
