@@ -436,6 +436,37 @@ mod tests {
         .unwrap()
     }
 
+    /// One run of `commands` against a fresh responder BMC set up as `cfg`, as
+    /// `user` at `privilege`, by `within`: the replies, the BMC, the time taken.
+    async fn one_run(
+        cfg: BmcConfig,
+        user: &str,
+        privilege: Privilege,
+        commands: Vec<Command>,
+        within: Duration,
+    ) -> (Replies, Arc<Mutex<Bmc>>, Duration) {
+        let (addr, bmc) = spawn_bmcs(vec![cfg]).await.unwrap().remove(0);
+        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let session = SessionConfig::new(
+            addr.to_string(),
+            user,
+            &Secret::new("secretpw"),
+            None,
+            privilege,
+            offer(None, false).unwrap(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let replies = driver.run(addr, session, commands, started + within).await;
+        (replies, bmc, started.elapsed())
+    }
+
+    fn status_on() -> Vec<Result<Reply, IpmiError>> {
+        vec![Ok(Reply::Power(PowerState::On))]
+    }
+
     /// A BMC that addresses its RAKP 2 refusal to console session ID 0: the
     /// refusal reaches the session by its tag and says why at once, instead of the
     /// session waiting for its deadline and reporting no answer.
@@ -444,38 +475,20 @@ mod tests {
         let mut cfg = BmcConfig::new("secretpw");
         cfg.suites = vec![3];
         cfg.faults.rakp_errors_to_session_zero = true;
-        let bmcs = spawn_bmcs(vec![cfg]).await.unwrap();
-        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let started = Instant::now();
-        let unknown = SessionConfig::new(
-            bmcs[0].0.to_string(),
+        let (replies, _, took) = one_run(
+            cfg,
             "nobody",
-            &Secret::new("secretpw"),
-            None,
             Privilege::Operator,
-            offer(None, false).unwrap(),
+            vec![Command::GetChassisStatus],
+            Duration::from_secs(5),
         )
-        .unwrap();
-        let replies = driver
-            .run(
-                bmcs[0].0,
-                unknown,
-                vec![Command::GetChassisStatus],
-                started + Duration::from_secs(5),
-            )
-            .await;
+        .await;
         let error = replies.unwrap_err();
         assert!(
             error.to_string().contains("0x0d"),
             "the BMC's refusal (unauthorized name) expected: {error}"
         );
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
+        assert!(took < Duration::from_secs(2), "{took:?}");
     }
 
     /// A BMC that leaves an Open Session for suite 17 unanswered (it lacks it) gets
@@ -485,25 +498,16 @@ mod tests {
         let mut cfg = BmcConfig::new("secretpw");
         cfg.suites = vec![3];
         cfg.faults.drop_unsupported_suites = true;
-        let bmcs = spawn_bmcs(vec![cfg]).await.unwrap();
-        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let started = Instant::now();
-        let replies = driver
-            .run(
-                bmcs[0].0,
-                config(bmcs[0].0.to_string(), "secretpw"),
-                vec![Command::GetChassisStatus],
-                started + Duration::from_secs(10),
-            )
-            .await;
-        assert_eq!(replies.unwrap(), vec![Ok(Reply::Power(PowerState::On))]);
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "{:?}",
-            started.elapsed()
-        );
+        let (replies, _, took) = one_run(
+            cfg,
+            "admin",
+            Privilege::Operator,
+            vec![Command::GetChassisStatus],
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(replies.unwrap(), status_on());
+        assert!(took < Duration::from_secs(4), "{took:?}");
     }
 
     /// Set Session Privilege Level answered "node busy" (Lenovo XCC) is asked
@@ -515,28 +519,15 @@ mod tests {
         busy.faults.privilege_busy = 3;
         let mut limited = BmcConfig::new("secretpw");
         limited.faults.channel_limit = Some(Privilege::Operator);
-        let bmcs = spawn_bmcs(vec![busy, limited]).await.unwrap();
-        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        for (addr, bmc) in &bmcs {
-            let admin = SessionConfig::new(
-                addr.to_string(),
+        for cfg in [busy, limited] {
+            let (replies, bmc, _) = one_run(
+                cfg,
                 "admin",
-                &Secret::new("secretpw"),
-                None,
                 Privilege::Administrator,
-                offer(None, false).unwrap(),
+                vec![Command::ChassisControl(ChassisControl::PowerDown)],
+                Duration::from_secs(8),
             )
-            .unwrap();
-            let replies = driver
-                .run(
-                    *addr,
-                    admin,
-                    vec![Command::ChassisControl(ChassisControl::PowerDown)],
-                    Instant::now() + Duration::from_secs(8),
-                )
-                .await;
+            .await;
             assert_eq!(replies.unwrap(), vec![Ok(Reply::Accepted)]);
             assert_eq!(bmc.lock().unwrap().power(), PowerState::Off);
         }
@@ -549,20 +540,15 @@ mod tests {
         let mut cfg = BmcConfig::new("secretpw");
         cfg.faults.lose_first_rakp2 = true;
         cfg.faults.refuse_repeated_rakp1 = true;
-        let bmcs = spawn_bmcs(vec![cfg]).await.unwrap();
-        let (addr, _) = bmcs[0].clone();
-        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let replies = driver
-            .run(
-                addr,
-                config(addr.to_string(), "secretpw"),
-                vec![Command::GetChassisStatus],
-                Instant::now() + Duration::from_secs(5),
-            )
-            .await;
-        assert_eq!(replies.unwrap(), vec![Ok(Reply::Power(PowerState::On))]);
+        let (replies, _, _) = one_run(
+            cfg,
+            "admin",
+            Privilege::Operator,
+            vec![Command::GetChassisStatus],
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(replies.unwrap(), status_on());
     }
 
     /// A lost Close Session is sent again: the BMC's session slot is freed.
@@ -570,20 +556,15 @@ mod tests {
     async fn a_lost_close_session_is_sent_again() {
         let mut cfg = BmcConfig::new("secretpw");
         cfg.faults.lose_first_close = true;
-        let bmcs = spawn_bmcs(vec![cfg]).await.unwrap();
-        let (addr, bmc) = bmcs[0].clone();
-        let driver = Driver::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let replies = driver
-            .run(
-                addr,
-                config(addr.to_string(), "secretpw"),
-                vec![Command::GetChassisStatus],
-                Instant::now() + Duration::from_secs(5),
-            )
-            .await;
-        assert_eq!(replies.unwrap(), vec![Ok(Reply::Power(PowerState::On))]);
+        let (replies, bmc, _) = one_run(
+            cfg,
+            "admin",
+            Privilege::Operator,
+            vec![Command::GetChassisStatus],
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(replies.unwrap(), status_on());
         let until = Instant::now() + Duration::from_secs(3);
         while bmc.lock().unwrap().session_count() > 0 && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1005,27 +1005,14 @@ impl Session {
         purpose: Purpose,
         now: Instant,
     ) {
-        self.rq_seq = (self.rq_seq + 1) & 0x3f;
-        let request = Request {
-            net_fn,
-            command,
-            rq_seq: self.rq_seq,
-            data,
-        };
         let next = now + self.interval(0);
-        if let State::Established { outstanding, .. } = &mut self.state {
-            *outstanding = Some(Outstanding {
-                request: request.clone(),
-                purpose,
-                retries: 0,
-                next,
-            });
-        }
+        let request = self.defer_request(net_fn, command, data, purpose, next);
         self.transmit_request(&request);
     }
 
-    /// Makes `request` the outstanding one without sending it: it leaves at `at`,
-    /// as a retransmission would (see `in_session_timeout`).
+    /// Makes a new request the outstanding one without sending it: it leaves at
+    /// `at`, as a retransmission would (see `in_session_timeout`), unless the
+    /// caller sends it now ([`Session::send_request`]).
     fn defer_request(
         &mut self,
         net_fn: u8,
@@ -1033,7 +1020,7 @@ impl Session {
         data: Vec<u8>,
         purpose: Purpose,
         at: Instant,
-    ) {
+    ) -> Request {
         self.rq_seq = (self.rq_seq + 1) & 0x3f;
         let request = Request {
             net_fn,
@@ -1043,12 +1030,13 @@ impl Session {
         };
         if let State::Established { outstanding, .. } = &mut self.state {
             *outstanding = Some(Outstanding {
-                request,
+                request: request.clone(),
                 purpose,
                 retries: 0,
                 next: at,
             });
         }
+        request
     }
 
     /// Seals a request with a fresh session sequence number, IV and AuthCode.
