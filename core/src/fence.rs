@@ -601,40 +601,35 @@ impl<'a> Run<'a> {
         results
     }
 
-    /// After every plug of a node was confirmed off, one at a time: the plugs
-    /// confirmed before the last one are read once more, so that one switched back
-    /// on meanwhile (by a hand, a schedule, another agent) is not reported fenced.
-    /// True when each still reads off.
+    /// After every plug of a node was confirmed off, one at a time: every plug is
+    /// read once more, so that one switched back on meanwhile (by a hand, a
+    /// schedule, another agent) is not reported fenced. Every plug, the last
+    /// confirmed too: a confirmation is stamped when its read returned, and a slow
+    /// read may have sampled the device well before that. True when each still
+    /// reads off.
     async fn still_off(&self, outcome: &mut Outcome) -> bool {
         if outcome.plugs.len() < 2 {
             return true;
         }
-        let last = outcome.plugs.iter().filter_map(|p| p.off_confirmed).max();
-        let earlier: Vec<usize> = (0..outcome.plugs.len())
-            .filter(|&i| outcome.plugs[i].off_confirmed != last)
-            .collect();
+        // Devices at once, the plugs of one device one after the other, as reads go.
+        let groups = self.groups();
+        let results = join_all(
+            groups
+                .iter()
+                .map(|(device, plugs)| self.read_group(device, plugs))
+                .collect(),
+        )
+        .await;
         let mut ok = true;
-        for index in earlier {
-            let target = &self.target.plugs[index];
-            let result = match self.devices.get(&target.device) {
-                Some(switch) => self.read(switch, target, self.deadline).await,
-                None => Err(FenceError::UnknownDevice {
-                    target: target.clone(),
-                }),
-            };
+        for (index, result) in results.into_iter().flatten() {
+            let target = self.target.plugs[index].clone();
             match result {
                 Ok(PowerState::Off) => {}
                 Ok(state) => {
                     ok = false;
                     outcome.plugs[index].state = state;
                     outcome.plugs[index].off_confirmed = None;
-                    self.fail(
-                        outcome,
-                        FenceError::CameBack {
-                            target: target.clone(),
-                            state,
-                        },
-                    );
+                    self.fail(outcome, FenceError::CameBack { target, state });
                 }
                 Err(error) => {
                     ok = false;
