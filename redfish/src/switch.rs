@@ -22,6 +22,9 @@ use tokio::sync::Mutex;
 use crate::http::{Http, HttpError, Tls};
 use crate::system::{self, ResetType, ShapeError, System};
 
+/// The most pages of a systems collection followed.
+const MAX_PAGES: usize = 64;
+
 /// A Redfish service.
 pub struct RedfishSwitch {
     host: String,
@@ -252,13 +255,38 @@ impl RedfishSwitch {
         System::parse(uri, &value).map_err(Self::shape)
     }
 
-    /// The members of the service's systems collection.
+    /// The members of the service's systems collection, every page of it. The
+    /// count the collection declares must match what its pages list: a member
+    /// missed (on a page not followed, or not listed) could turn "the only system"
+    /// or "the one with this Id" into the wrong one.
     async fn members(&self, deadline: Instant) -> Result<Vec<String>, DeviceError> {
         let root = self.get(&self.redfish_uri, deadline).await?;
         let collection =
             system::systems_collection(&root, &self.redfish_uri).map_err(Self::shape)?;
-        let listed = self.get(&collection, deadline).await?;
-        system::members(&listed, &collection).map_err(Self::shape)
+        let mut members = Vec::new();
+        let mut page = collection.clone();
+        let mut declared = None;
+        for _ in 0..MAX_PAGES {
+            let listed = self.get(&page, deadline).await?;
+            members.extend(system::members(&listed, &page).map_err(Self::shape)?);
+            declared = declared.or(system::declared_count(&listed));
+            match system::next_page(&listed) {
+                Some(next) => page = next.to_string(),
+                None => {
+                    if let Some(count) = declared.filter(|c| *c != members.len() as u64) {
+                        return Err(DeviceError::Protocol(format!(
+                            "{collection}: Members@odata.count says {count} systems, its pages \
+                             list {}; refusing to choose among a partial list",
+                            members.len()
+                        )));
+                    }
+                    return Ok(members);
+                }
+            }
+        }
+        Err(DeviceError::Protocol(format!(
+            "{collection}: more than {MAX_PAGES} pages of systems; refusing to choose among a partial list"
+        )))
     }
 
     /// The resource path of the system `plug` means (see the module's doc).

@@ -49,6 +49,16 @@ pub fn members(collection: &Value, resource: &str) -> Result<Vec<String>, ShapeE
         .collect()
 }
 
+/// The next page of a collection (`Members@odata.nextLink`), if it has one.
+pub fn next_page(collection: &Value) -> Option<&str> {
+    collection.get("Members@odata.nextLink")?.as_str()
+}
+
+/// How many members a collection says it has (`Members@odata.count`), if it says.
+pub fn declared_count(collection: &Value) -> Option<u64> {
+    collection.get("Members@odata.count")?.as_u64()
+}
+
 /// The `ComputerSystem.Reset` reset types fencing uses, in the Redfish schema's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetType {
@@ -270,6 +280,16 @@ mod tests {
         assert_eq!(system.id, "1");
         assert!(system.reset_target().is_err());
         assert!(System::parse("/s", &json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn a_page_says_its_next_page_and_its_count() {
+        let page = json!({"Members@odata.count": 2, "Members": [{"@odata.id": "/a"}],
+                          "Members@odata.nextLink": "/c?$skip=1"});
+        assert_eq!(next_page(&page), Some("/c?$skip=1"));
+        assert_eq!(declared_count(&page), Some(2));
+        assert_eq!(next_page(&json!({"Members": []})), None);
+        assert_eq!(declared_count(&json!({"Members@odata.count": "2"})), None);
     }
 
     #[test]

@@ -416,6 +416,10 @@ pub enum Mode {
     Pending(u64),
     /// A reset takes effect and is never answered, nor is anything after it.
     Drop,
+    /// The Systems collection lists one member per page (`Members@odata.nextLink`).
+    Paged,
+    /// The Systems collection declares every member but lists only the first.
+    ShortList,
 }
 
 impl Mode {
@@ -432,6 +436,8 @@ impl Mode {
             Mode::PoweringOff => "powering-off".into(),
             Mode::Pending(ms) => format!("pending:{ms}"),
             Mode::Drop => "drop".into(),
+            Mode::Paged => "paged".into(),
+            Mode::ShortList => "short-list".into(),
         }
     }
 }

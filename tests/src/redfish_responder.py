@@ -14,7 +14,9 @@ garbage (200 with a body that is not JSON); hang (reads the request, never answe
 no-power-state (systems without PowerState); powering-off (ForceOff leaves the system
 PoweringOff for good); pending:MS (a change reads PoweringOff or PoweringOn for MS
 milliseconds, then lands); drop (a reset takes effect and is never answered, nor is
-anything after it).
+anything after it); paged (the Systems collection lists one member per page, with
+Members@odata.nextLink); short-list (the collection declares every member in
+Members@odata.count but lists only the first).
 
 --events gets one line per reset that changes power, as fencekit's fault matrix
 reads them: ACCEPTED_MS SYSTEM_NUMBER on|off EFFECTIVE_MS|- (- for never).
@@ -157,11 +159,19 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/redfish/v1":
             return self.reply(200, {"@odata.id": "/redfish/v1/", "Id": "RootService",
                                     "Systems": {"@odata.id": "/redfish/v1/Systems"}})
-        if path == "/redfish/v1/Systems":
-            return self.reply(200, {"@odata.id": "/redfish/v1/Systems",
-                                    "Members@odata.count": len(SYSTEMS),
-                                    "Members": [{"@odata.id": f"/redfish/v1/Systems/{s}"}
-                                                for s in SYSTEMS]})
+        if path == "/redfish/v1/Systems" or path.startswith("/redfish/v1/Systems?page="):
+            members = [{"@odata.id": f"/redfish/v1/Systems/{s}"} for s in SYSTEMS]
+            body = {"@odata.id": "/redfish/v1/Systems", "Members@odata.count": len(SYSTEMS)}
+            if ARGS.mode == "paged":
+                page = int(path.split("page=")[1]) if "page=" in path else 0
+                body["Members"] = members[page:page + 1]
+                if page + 1 < len(members):
+                    body["Members@odata.nextLink"] = f"/redfish/v1/Systems?page={page + 1}"
+            elif ARGS.mode == "short-list":
+                body["Members"] = members[:1]
+            else:
+                body["Members"] = members
+            return self.reply(200, body)
         for s in SYSTEMS:
             if path == f"/redfish/v1/Systems/{s}":
                 system = {

@@ -555,3 +555,47 @@ fn a_wrong_password_fails_in_under_a_second_and_a_cycle_is_read_back() {
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert_eq!(responder.power_state("System.Embedded.1").unwrap(), "Off");
 }
+
+/// A systems collection in pages: every page is followed, and the plug's system is
+/// the one switched. A collection that declares more members than it lists is
+/// refused rather than chosen from: its "only" system may not be the only one.
+#[test]
+fn a_paged_collection_is_read_whole_and_a_short_one_is_refused() {
+    if peers::require("python3", "python3").is_none() {
+        return;
+    }
+    let installed = Installed::new().unwrap();
+    let agent = installed.agent("redfish");
+    let systems = vec!["A".to_string(), "B".to_string()];
+    let paged = Responder::start(&ResponderOptions {
+        mode: Mode::Paged,
+        systems: systems.clone(),
+        ..ResponderOptions::default()
+    })
+    .unwrap();
+    let out = run_agent(
+        &agent,
+        &format!("action=off\nport=B\n{}", responder_lines(&paged)),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(paged.power_state("B").unwrap(), "Off");
+    assert_eq!(paged.power_state("A").unwrap(), "On");
+
+    let short = Responder::start(&ResponderOptions {
+        mode: Mode::ShortList,
+        systems,
+        ..ResponderOptions::default()
+    })
+    .unwrap();
+    for plug in ["port=B\n", "port=node1\n", ""] {
+        let out = run_agent(
+            &agent,
+            &format!("action=off\n{plug}{}", responder_lines(&short)),
+        );
+        assert_eq!(out.status.code(), Some(1), "{plug}: {}", out.text());
+        assert!(out.stderr.contains("Members@odata.count"), "{}", out.text());
+    }
+    assert!(short.resets().is_empty(), "{:?}", short.resets());
+    assert_eq!(short.power_state("A").unwrap(), "On");
+    assert_eq!(short.power_state("B").unwrap(), "On");
+}
