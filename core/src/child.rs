@@ -17,8 +17,9 @@
 //!   kills them, for a front end stopped by a signal (SIGTERM, an admin's ^C), so
 //!   that a script's late `on` cannot land after the run ended. A fencekit killed
 //!   outright (SIGKILL: Pacemaker's timeout kills the agent's process group, which
-//!   our children left) takes its children with it through the parent-death signal
-//!   each is started with.
+//!   our children left) takes its direct children with it through the parent-death
+//!   signal each is started with; what such a child started itself (a helper
+//!   program of a script) is not reached and may run on.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;

@@ -199,15 +199,19 @@ impl ScriptSwitch {
         Zeroizing::new(text.as_bytes().to_vec())
     }
 
-    /// Blanks secret values out of text the script printed.
+    /// Text the script printed, withheld whole if it holds a secret value: masked
+    /// in place, a secret would show where it stood (and so, in guessable text,
+    /// what it is).
     fn redact(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for secret in &self.secrets {
-            if !secret.is_empty() {
-                text = text.replace(secret.as_str(), "***");
-            }
+        if self
+            .secrets
+            .iter()
+            .any(|s| !s.is_empty() && text.contains(s.as_str()))
+        {
+            "[withheld: the script's text holds a secret]".to_string()
+        } else {
+            text.to_string()
         }
-        text
     }
 
     /// Runs `SCRIPT ACTION` by `deadline`; gives its stdout on exit status 0.

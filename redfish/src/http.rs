@@ -55,6 +55,9 @@ pub enum HttpError {
 /// A Redfish service at one address.
 pub struct Http {
     client: reqwest::Client,
+    /// The password and the Basic credential, to keep a service's error text that
+    /// repeats either out of messages.
+    secrets: Vec<zeroize::Zeroizing<String>>,
     /// `https://host:port`, host as the certificate must name it.
     origin: String,
     endpoint: String,
@@ -122,7 +125,10 @@ impl Http {
         let client = builder
             .build()
             .map_err(|e| HttpError::Config(format!("cannot set up HTTPS: {}", chain(&e))))?;
+        let mut secrets = vec![zeroize::Zeroizing::new(password.expose().to_string())];
+        secrets.push(zeroize::Zeroizing::new(basic_text(username, password)));
         Ok(Http {
+            secrets,
             client,
             origin,
             endpoint,
@@ -225,7 +231,7 @@ impl Http {
                     method,
                     path: path.to_string(),
                     code,
-                    message: redfish_message(&body),
+                    message: redfish_message(&body).map(|m| self.withhold_secrets(m)),
                 });
             }
             Ok(body)
@@ -233,6 +239,20 @@ impl Http {
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
             Err(_) => Err(timeout()),
+        }
+    }
+
+    /// A service's text, withheld whole if it repeats the password or the Basic
+    /// credential (masked in place, it would show where the secret stood).
+    fn withhold_secrets(&self, text: String) -> String {
+        if self
+            .secrets
+            .iter()
+            .any(|s| !s.is_empty() && text.contains(s.as_str()))
+        {
+            "[withheld: the service's text holds a secret]".into()
+        } else {
+            text
         }
     }
 
@@ -263,13 +283,20 @@ impl Http {
     }
 }
 
+/// The base64 of `username:password`, as the Basic credential carries it.
+fn basic_text(username: &str, password: &Secret) -> String {
+    use base64::Engine as _;
+    let plain = zeroize::Zeroizing::new(format!("{username}:{}", password.expose()));
+    base64::engine::general_purpose::STANDARD.encode(plain.as_bytes())
+}
+
 /// The `Authorization: Basic` value, marked sensitive (never printed by the client).
 fn basic(username: &str, password: &Secret) -> Result<HeaderValue, HttpError> {
     use zeroize::Zeroizing;
-    let plain = Zeroizing::new(format!("{username}:{}", password.expose()));
-    use base64::Engine as _;
-    let mut encoded = Zeroizing::new(String::from("Basic "));
-    base64::engine::general_purpose::STANDARD.encode_string(plain.as_bytes(), &mut encoded);
+    let encoded = Zeroizing::new(format!(
+        "Basic {}",
+        Zeroizing::new(basic_text(username, password)).as_str()
+    ));
     // Base64 text is always a valid header value; the error cannot happen.
     let mut value = HeaderValue::from_str(&encoded)
         .map_err(|_| HttpError::Config("cannot encode the credentials".into()))?;
@@ -406,6 +433,27 @@ mod tests {
         }
         let v6 = Http::new("::1", 443, &[], &Tls::Insecure, "a", &Secret::new("b")).unwrap();
         assert_eq!(v6.origin(), "https://[::1]:443");
+    }
+
+    #[test]
+    fn a_service_text_repeating_the_password_or_its_credential_is_withheld() {
+        let http = Http::new(
+            "127.0.0.1",
+            443,
+            &[],
+            &Tls::Insecure,
+            "admin",
+            &Secret::new("S3cr3tPw!zq"),
+        )
+        .unwrap();
+        for text in [
+            "bad password S3cr3tPw!zq",
+            "header was Basic YWRtaW46UzNjcjN0UHchenE=",
+        ] {
+            let shown = http.withhold_secrets(text.to_string());
+            assert!(shown.contains("withheld"), "{shown}");
+        }
+        assert_eq!(http.withhold_secrets("busy".into()), "busy");
     }
 
     #[test]
