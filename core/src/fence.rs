@@ -560,17 +560,25 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn status_all(&self, outcome: &mut Outcome) {
+    /// Every plug read once: devices at once, the plugs of one device one after
+    /// the other. Each plug's index with its read.
+    async fn read_all(&self) -> Vec<(usize, Result<PowerState, FenceError>)> {
         let groups = self.groups();
-        let results = join_all(
+        join_all(
             groups
                 .iter()
                 .map(|(device, plugs)| self.read_group(device, plugs))
                 .collect(),
         )
-        .await;
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    async fn status_all(&self, outcome: &mut Outcome) {
         let mut ok = true;
-        for (index, result) in results.into_iter().flatten() {
+        for (index, result) in self.read_all().await {
             match result {
                 Ok(state) => outcome.plugs[index].state = state,
                 Err(error) => {
@@ -611,17 +619,8 @@ impl<'a> Run<'a> {
         if outcome.plugs.len() < 2 {
             return true;
         }
-        // Devices at once, the plugs of one device one after the other, as reads go.
-        let groups = self.groups();
-        let results = join_all(
-            groups
-                .iter()
-                .map(|(device, plugs)| self.read_group(device, plugs))
-                .collect(),
-        )
-        .await;
         let mut ok = true;
-        for (index, result) in results.into_iter().flatten() {
+        for (index, result) in self.read_all().await {
             let target = self.target.plugs[index].clone();
             match result {
                 Ok(PowerState::Off) => {}
