@@ -17,10 +17,15 @@
 //!   kills them, for a front end stopped by a signal (SIGTERM, an admin's ^C), so
 //!   that a script's late `on` cannot land after the run ended. A fencekit killed
 //!   outright (SIGKILL: Pacemaker's timeout kills the agent's process group, which
-//!   our children left) takes its direct children with it through the parent-death
-//!   signal each is started with; what such a child started itself (a helper
-//!   program of a script) is not reached and may run on.
+//!   our children left) cannot kill anything itself; so every program runs under a
+//!   small supervisor, a `/bin/sh` that leads the group, is sent SIGTERM by the
+//!   kernel when the thread that started it (and so fencekit) dies, and then kills
+//!   the whole group: the program and whatever it started (a helper of a script
+//!   that would switch an outlet on late). A process that leaves the group
+//!   (`setsid`, or a script's own job control, `set -m`) escapes this, as it
+//!   escapes the deadline's kill.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -77,26 +82,74 @@ pub enum ChildError {
     Io(String),
 }
 
-/// `/bin/sh -c SCRIPT`, prepared as [`prepare`] does.
-pub fn shell(script: &str) -> Command {
+/// The supervisor `/bin/sh` runs: it starts the program in the background (its
+/// standard input handed over explicitly, as a background command would otherwise
+/// read `/dev/null`), waits for it and exits with its status; on SIGTERM (the
+/// parent-death signal) it kills its whole process group, itself included.
+const SUPERVISOR: &str =
+    "trap 'kill -KILL 0' TERM; exec 3<&0; \"$@\" <&3 3<&- & exec 3<&-; wait $!";
+
+/// The name the supervisor runs under (its `$0`; what `ps` shows).
+const SUPERVISOR_NAME: &str = "fencekit-child";
+
+/// A program to run with [`run_by`] or [`run`]: made only by [`program`] or
+/// [`shell`], so that every program fencekit starts has a process group of its
+/// own, an environment without the registered secrets, and a supervisor that kills
+/// the group when fencekit dies. Arguments, environment and directory are set on
+/// it as on a [`Command`].
+#[derive(Debug)]
+pub struct Program(Command);
+
+impl std::ops::Deref for Program {
+    type Target = Command;
+    fn deref(&self) -> &Command {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Program {
+    fn deref_mut(&mut self) -> &mut Command {
+        &mut self.0
+    }
+}
+
+/// `PATH` as a [`Program`]; add its arguments with `.arg`.
+pub fn program(path: impl AsRef<OsStr>) -> Program {
     let mut command = Command::new("/bin/sh");
-    command.arg("-c").arg(script);
+    command
+        .arg("-c")
+        .arg(SUPERVISOR)
+        .arg(SUPERVISOR_NAME)
+        .arg(path);
     prepare(&mut command);
+    Program(command)
+}
+
+/// `/bin/sh -c SCRIPT` as a [`Program`].
+pub fn shell(script: &str) -> Program {
+    let mut command = program("/bin/sh");
+    command.arg("-c").arg(script);
     command
 }
 
-/// A process group of its own, an environment without the registered secrets, and
-/// SIGKILL when the thread that started it (and so fencekit) dies. [`run_by`] and
-/// [`run`] do this too; it is public for code that builds its own `Command`.
-pub fn prepare(command: &mut Command) {
+/// A process group of its own (led by the supervisor), an environment without the
+/// registered secrets, and SIGTERM to the supervisor when the thread that started
+/// it dies.
+fn prepare(command: &mut Command) {
     command.process_group(0);
     crate::secret::scrub_env(command);
+    let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed; it makes one system call, prctl(2), and
-    // allocates nothing.
+    // async-signal-safe calls are allowed; it makes two system calls, prctl(2) and
+    // getppid(2), and allocates nothing on success.
     unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
+            // fencekit died before the signal was armed: nothing would deliver it.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+            }
+            Ok(())
         });
     }
 }
@@ -122,7 +175,7 @@ pub fn kill_all() -> usize {
 /// Runs `command` (prepared, see [`prepare`]) with `input` on its standard input,
 /// and waits for it until `deadline`, blocking the calling thread.
 pub fn run_by(
-    command: &mut Command,
+    command: &mut Program,
     input: Option<&[u8]>,
     deadline: StdInstant,
     limits: Limits,
@@ -134,7 +187,7 @@ pub fn run_by(
 /// the caller stops waiting (its own deadline dropped this future) the program and
 /// its group are killed within moments.
 pub async fn run(
-    mut command: Command,
+    mut command: Program,
     input: Option<Zeroizing<Vec<u8>>>,
     deadline: crate::Instant,
     limits: Limits,
@@ -187,13 +240,12 @@ enum Chunk {
 }
 
 fn run_blocking(
-    command: &mut Command,
+    command: &mut Program,
     input: Option<&[u8]>,
     deadline: StdInstant,
     limits: Limits,
     cancel: Option<&AtomicBool>,
 ) -> Result<Finished, ChildError> {
-    prepare(command);
     command
         .stdin(if input.is_some() {
             Stdio::piped()

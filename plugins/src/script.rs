@@ -24,7 +24,7 @@
 //! fencekit confirms with `status`.
 
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 
 use async_trait::async_trait;
 use fencekit_core::child::{self, ChildError, Limits};
@@ -228,7 +228,7 @@ impl ScriptSwitch {
                 "script {script} {action}: no time left before the deadline"
             )));
         }
-        let mut command = Command::new(&self.script);
+        let mut command = child::program(&self.script);
         command.arg(action).env("FENCEKIT_ACTION", action);
         if let Some(plug) = plug {
             command.env("FENCEKIT_PLUG", plug.to_string());

@@ -1,9 +1,10 @@
 //! A front end stopped from outside takes its children with it: SIGTERM (an
 //! admin's ^C, a caller's stop) kills every child's process group before exiting,
 //! and SIGKILL (Pacemaker's timeout kills the agent's process group, which a
-//! child's own group is not part of) kills the child through its parent-death
-//! signal. Either way a script's late `on` never lands after the run has ended,
-//! where it would power a node back on that a later fence reported off.
+//! child's own group is not part of) has the child's supervisor, told by its
+//! parent-death signal, kill the child's group. Either way a script's late `on`
+//! never lands after the run has ended, where it would power a node back on that a
+//! later fence reported off, even when a helper the script started does the `on`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -16,20 +17,30 @@ use nix::unistd::Pid;
 const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
 
 /// A one-outlet device whose `on` takes two seconds before it lands in `outlet`.
-fn slow_on_script(dir: &Path) -> std::path::PathBuf {
-    let script = dir.join("slow-on");
-    std::fs::write(
-        &script,
-        r#"#!/bin/sh
+const SLOW_ON: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 case "$1" in
     status) cat "$dir/outlet" ;;
     on) echo started > "$dir/on-started"; sleep 2; echo on > "$dir/outlet" ;;
     off) echo off > "$dir/outlet" ;;
 esac
-"#,
-    )
-    .unwrap();
+"#;
+
+/// The same, with the late `on` done by a helper program the script waits for: a
+/// grandchild of the agent, which the parent-death signal does not reach.
+const HELPER_ON: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+case "$1" in
+    status) cat "$dir/outlet" ;;
+    on) echo started > "$dir/on-started"
+        sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" ;;
+    off) echo off > "$dir/outlet" ;;
+esac
+"#;
+
+fn script(dir: &Path, body: &str) -> std::path::PathBuf {
+    let script = dir.join("device");
+    std::fs::write(&script, body).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(dir.join("outlet"), "off\n").unwrap();
     script
@@ -37,8 +48,8 @@ esac
 
 /// Starts `on` through the fence agent, waits until the script runs, sends
 /// `signal`, and returns how the agent ended.
-fn stop_an_on(dir: &Path, signal: Signal) -> std::process::ExitStatus {
-    let script = slow_on_script(dir);
+fn stop_an_on(dir: &Path, body: &str, signal: Signal) -> std::process::ExitStatus {
+    let script = script(dir, body);
     let mut child = Command::new(BIN)
         .args(["fence-agent", "script"])
         .env_remove("RUST_LOG")
@@ -73,7 +84,7 @@ fn stop_an_on(dir: &Path, signal: Signal) -> std::process::ExitStatus {
 #[test]
 fn sigterm_kills_the_childrens_process_groups_before_the_agent_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let status = stop_an_on(dir.path(), Signal::SIGTERM);
+    let status = stop_an_on(dir.path(), SLOW_ON, Signal::SIGTERM);
     assert_eq!(status.code(), Some(143), "{status:?}");
     let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
     assert_eq!(outlet.trim(), "off", "the orphaned `on` landed");
@@ -82,8 +93,26 @@ fn sigterm_kills_the_childrens_process_groups_before_the_agent_exits() {
 #[test]
 fn sigkill_of_the_agent_takes_its_child_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let status = stop_an_on(dir.path(), Signal::SIGKILL);
+    let status = stop_an_on(dir.path(), SLOW_ON, Signal::SIGKILL);
     assert!(status.code().is_none(), "{status:?}");
     let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
     assert_eq!(outlet.trim(), "off", "the orphaned `on` landed");
+}
+
+#[test]
+fn sigkill_of_the_agent_takes_what_its_child_started_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = stop_an_on(dir.path(), HELPER_ON, Signal::SIGKILL);
+    assert!(status.code().is_none(), "{status:?}");
+    let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
+    assert_eq!(outlet.trim(), "off", "the helper's orphaned `on` landed");
+}
+
+#[test]
+fn sigterm_takes_what_its_child_started_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = stop_an_on(dir.path(), HELPER_ON, Signal::SIGTERM);
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
+    assert_eq!(outlet.trim(), "off", "the helper's orphaned `on` landed");
 }
