@@ -1222,4 +1222,54 @@ mod tests {
         );
         assert!(text.contains(WITHHELD), "{text}");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_secret_echoed_across_a_line_break_never_shows_in_pieces() {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let secret = Secret::new("Kx93-longpass");
+        let (ours, mut device) = duplex(4096);
+        let mut c = console(ours);
+        let dev = tokio::spawn(async move {
+            device.write_all(b"Password: ").await.unwrap();
+            let line = read_line(&mut device).await;
+            // A terminal wrapping the echo at its width, then colouring a
+            // second echo: no line holds the whole secret.
+            device.write_all(b"Kx93-lo\r\n").await.unwrap();
+            pause(30).await;
+            device
+                .write_all(b"ngpass\r\nok\r\n\x1b[1mKx93\x1b[0m-longpass\r\nsaid Kx9")
+                .await
+                .unwrap();
+            pause(30).await;
+            device.write_all(b"3-\r\nlongpass\r\n").await.unwrap();
+            pause(3_600_000).await;
+            (line, device)
+        });
+        c.expect(&[Pattern::text("Password:")], in_secs(5))
+            .await
+            .unwrap();
+        c.send_secret_line(&secret, in_secs(5)).await.unwrap();
+        let err = c
+            .expect(&[Pattern::text("never printed")], in_secs(5))
+            .await
+            .unwrap_err();
+        dev.abort();
+
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("ok"), "transcript missing: {log}");
+        for leak in ["Kx93", "ngpass", "longpass", "-lo", "Kx9"] {
+            assert!(!log.contains(leak), "{leak} leaked: {log}");
+        }
+        let text = err.to_string();
+        for leak in ["Kx9", "ngpass", "longpass"] {
+            assert!(!text.contains(leak), "{leak} leaked: {text}");
+        }
+    }
 }

@@ -6,7 +6,9 @@
 //! line that could be the start of a secret is held back until the rest arrives,
 //! so a secret split across two reads is never logged in halves.
 
-use fencekit_core::Secret;
+use std::ops::Range;
+
+use fencekit_core::{screen, Secret};
 
 /// The `tracing` target of transcript events: enable it with
 /// `RUST_LOG=fencekit_console::transcript=trace`.
@@ -38,40 +40,55 @@ impl Redactor {
         }
     }
 
-    /// `text`, or [`WITHHELD`] when a secret is in it anywhere.
+    /// `text`, or [`WITHHELD`] when a secret shows in it anywhere, also broken by a
+    /// line break or an escape sequence ([`fencekit_core::screen`]).
     pub(crate) fn redact(&self, text: &str) -> String {
-        if self.secrets.iter().any(|s| text.contains(s.expose())) {
+        if self.shows(text) {
             WITHHELD.to_string()
         } else {
             text.to_string()
         }
     }
 
-    /// Length in bytes of the longest end of `text` that is a proper start of a
-    /// secret (and so might be completed by the next read).
-    pub(crate) fn partial_suffix(&self, text: &str) -> usize {
-        let mut longest = 0;
-        for secret in &self.secrets {
-            let s = secret.expose();
-            let max = s.len().saturating_sub(1).min(text.len());
-            for n in (longest + 1..=max).rev() {
-                let start = text.len() - n;
-                if text.is_char_boundary(start)
-                    && s.as_bytes().starts_with(&text.as_bytes()[start..])
-                {
-                    longest = n;
-                    break;
-                }
-            }
-        }
-        longest
+    fn shows(&self, text: &str) -> bool {
+        self.secrets.iter().any(|s| screen::shows(text, s.expose()))
     }
 
-    /// `text` for an error message: withheld whole if a secret is in it, a
+    /// The parts of `text` (byte ranges) that show a secret.
+    fn spans(&self, text: &str) -> Vec<Range<usize>> {
+        let mut spans = Vec::new();
+        for secret in &self.secrets {
+            let mut from = 0;
+            while let Some(found) = screen::find(&text[from..], secret.expose()) {
+                spans.push(from + found.start..from + found.end);
+                from += found.end;
+            }
+        }
+        spans
+    }
+
+    /// Length in bytes of the longest end of `text` that could be a proper start of
+    /// a secret, also one a line break interrupted (and so might be completed by
+    /// the next read).
+    pub(crate) fn partial_suffix(&self, text: &str) -> usize {
+        self.secrets
+            .iter()
+            .filter_map(|s| screen::partial_start(text, s.expose()))
+            .min()
+            .map_or(0, |start| text.len() - start)
+    }
+
+    /// `text` for an error message: withheld whole if a secret shows in it, or
+    /// its start is the end of a secret (the text is the tail of a longer one), a
     /// trailing partial secret masked, at most the last `max_chars` characters,
     /// control characters escaped.
     pub(crate) fn for_message(&self, text: &str, max_chars: usize) -> String {
-        if self.secrets.iter().any(|s| text.contains(s.expose())) {
+        if self.shows(text)
+            || self
+                .secrets
+                .iter()
+                .any(|s| screen::starts_with_end_of(text, s.expose(), 3))
+        {
             return WITHHELD.to_string();
         }
         let partial = self.partial_suffix(text);
@@ -108,11 +125,21 @@ impl Transcript {
     pub(crate) fn received(&mut self, device: &str, text: &str, redactor: &Redactor) {
         self.pending.push_str(text);
         if let Some(end) = self.pending.rfind('\n') {
-            let rest = self.pending.split_off(end + 1);
-            let lines = std::mem::replace(&mut self.pending, rest);
-            for line in lines.trim_end_matches('\n').split('\n') {
-                let line = redactor.redact(line);
-                tracing::trace!(target: TRANSCRIPT_TARGET, device, direction = "received", text = ?line);
+            // Whole lines, less those ending with what could be the start of a
+            // secret a line break interrupted (a terminal wrapping an echo): they
+            // wait for the rest.
+            let mut cut = end + 1;
+            let held = redactor.partial_suffix(&self.pending);
+            if held > 0 {
+                let from = self.pending.len() - held;
+                if from < cut {
+                    cut = self.pending[..from].rfind('\n').map_or(0, |i| i + 1);
+                }
+            }
+            if cut > 0 {
+                let rest = self.pending.split_off(cut);
+                let lines = std::mem::replace(&mut self.pending, rest);
+                log_lines(device, &lines, redactor);
             }
         }
         if self.pending.len() > MAX_PENDING {
@@ -133,6 +160,26 @@ impl Transcript {
             let part = redactor.redact(&part);
             tracing::trace!(target: TRANSCRIPT_TARGET, device, direction = "received", text = ?part);
         }
+    }
+}
+
+/// Logs whole `lines` one by one; a line that shows a secret, or a part of one that
+/// shows across lines, is logged as [`WITHHELD`].
+fn log_lines(device: &str, lines: &str, redactor: &Redactor) {
+    let spans = redactor.spans(lines);
+    let mut at = 0;
+    for line in lines.trim_end_matches('\n').split('\n') {
+        let range = at..at + line.len();
+        at += line.len() + 1;
+        let crossed = spans
+            .iter()
+            .any(|s| s.start < range.end && range.start < s.end);
+        let line = if crossed {
+            WITHHELD.to_string()
+        } else {
+            redactor.redact(line)
+        };
+        tracing::trace!(target: TRANSCRIPT_TARGET, device, direction = "received", text = ?line);
     }
 }
 

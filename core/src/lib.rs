@@ -22,6 +22,7 @@ pub mod notify;
 mod parser_props;
 pub mod power;
 pub mod schema;
+pub mod screen;
 pub mod secret;
 pub mod sim;
 pub mod storage;

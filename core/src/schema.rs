@@ -415,6 +415,18 @@ pub fn validate(
 ) -> Result<Validated, ParamError> {
     let mut out = Validated::default();
     let mut seen: BTreeMap<&'static str, &Origin> = BTreeMap::new();
+    // Every secret given inline is watched before any parameter is checked: an
+    // error about another parameter (the password pasted into the wrong field)
+    // must not show it, whatever the order.
+    for item in raw {
+        if let (Some((spec, SecretSource::Inline)), RawValue::Text(text)) =
+            (lookup(schemas, &normalize(&item.key)), &item.value)
+        {
+            if spec.secret {
+                crate::screen::watch(&Secret::new(text.as_str()));
+            }
+        }
+    }
     for item in raw {
         let key = normalize(&item.key);
         let Some((spec, source)) = lookup(schemas, &key) else {
@@ -566,7 +578,11 @@ fn convert(
             "expected {}, found {}",
             spec.ty.describe(),
             match &item.value {
-                RawValue::Text(t) if !spec.secret => format!("\"{t}\""),
+                RawValue::Text(t) if !spec.secret && !crate::screen::shows_watched(t) => {
+                    format!("\"{t}\"")
+                }
+                RawValue::Text(_) if !spec.secret =>
+                    "a text that holds a secret (not shown)".into(),
                 other => other.type_name().to_string(),
             }
         ))
@@ -592,6 +608,7 @@ fn convert(
             .map_err(|e| wrong(e.to_string()))?,
             SecretSource::Env => Secret::from_env(text).map_err(|e| wrong(e.to_string()))?,
         };
+        crate::screen::watch(&secret);
         return Ok(Value::Secret(secret));
     }
     match (spec.ty, &item.value) {
@@ -708,6 +725,26 @@ mod tests {
         assert_eq!(
             v.params.seconds("power_wait"),
             Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn a_password_given_for_another_parameter_is_not_shown_in_its_error() {
+        let err = validate(
+            &[&SCHEMA],
+            &raw(&[
+                ("ipport", "Jq4-wrong-field"),
+                ("password", "Jq4-wrong-field"),
+            ]),
+            Unknown::Reject,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("Jq4"), "{err}");
+        assert!(
+            err.contains("ipport") && err.contains("holds a secret"),
+            "{err}"
         );
     }
 

@@ -173,6 +173,7 @@ impl ScriptSwitch {
             )));
         }
         if secret {
+            fencekit_core::screen::watch(&fencekit_core::Secret::new(value.as_str()));
             self.secrets.push(value.clone());
         } else {
             self.env.push((
@@ -206,7 +207,7 @@ impl ScriptSwitch {
         if self
             .secrets
             .iter()
-            .any(|s| !s.is_empty() && text.contains(s.as_str()))
+            .any(|s| fencekit_core::screen::shows(text, s))
         {
             "[withheld: the script's text holds a secret]".to_string()
         } else {

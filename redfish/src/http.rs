@@ -127,6 +127,8 @@ impl Http {
             .map_err(|e| HttpError::Config(format!("cannot set up HTTPS: {}", chain(&e))))?;
         let mut secrets = vec![zeroize::Zeroizing::new(password.expose().to_string())];
         secrets.push(zeroize::Zeroizing::new(basic_text(username, password)));
+        // The encoded credential is a secret of this run too, for every log line.
+        fencekit_core::screen::watch(&Secret::new(secrets[1].as_str()));
         Ok(Http {
             secrets,
             client,
@@ -248,7 +250,7 @@ impl Http {
         if self
             .secrets
             .iter()
-            .any(|s| !s.is_empty() && text.contains(s.as_str()))
+            .any(|s| fencekit_core::screen::shows(&text, s))
         {
             "[withheld: the service's text holds a secret]".into()
         } else {

@@ -52,8 +52,17 @@ pub fn init_to_file(path: &std::path::Path, verbose: u8) -> std::io::Result<()> 
 struct Lossy<W>(W);
 
 impl<W: std::io::Write> std::io::Write for Lossy<W> {
+    /// Also the log's secret screen: a formatted event (one write) that shows a
+    /// secret of this run is written as a withheld line.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        Ok(self.0.write(buf).unwrap_or(buf.len()))
+        let text = String::from_utf8_lossy(buf);
+        let screened = fencekit_core::screen::screen_lines(&text);
+        let _ = if matches!(screened, std::borrow::Cow::Borrowed(_)) {
+            self.0.write_all(buf)
+        } else {
+            self.0.write_all(screened.as_bytes())
+        };
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -97,7 +106,7 @@ pub fn syslog(severity: u8, text: &str) {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::PathBuf::from(SYSLOG_SOCKET));
     let ident = IDENT.get().map_or("stonith-bridge", String::as_str);
-    let mut body: String = text
+    let mut body: String = fencekit_core::screen::screen_lines(text)
         .trim_end()
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -124,6 +133,7 @@ pub fn syslog(severity: u8, text: &str) {
 /// warning when it is one, else as an error.
 pub fn report_line(line: &str) {
     use std::io::Write;
+    let line = fencekit_core::screen::screen_lines(line);
     let _ = writeln!(std::io::stderr(), "{line}");
     let severity = if line.contains(": warning:") || line.contains(": note:") {
         LOG_WARNING

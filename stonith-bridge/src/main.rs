@@ -16,23 +16,39 @@
 // stderr (the fencer, a pipe into `head`) may have gone away in the middle of a fence,
 // and a panic there would end the run with exit 101 instead of finishing the work
 // and its exit code. Defined before the modules, these shadow the standard ones in
-// the whole crate: output that cannot be written is lost, nothing else.
+// the whole crate: output that cannot be written is lost, and a run whose standard
+// output was lost does not exit 0 (see `finish`). And every
+// line passes the secret screen (`fencekit_core::screen`): a line showing a secret
+// of this run is withheld, however the secret got into it.
 macro_rules! println {
+    () => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout()).is_err() {
+            $crate::stdout_lost();
+        }
+    }};
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let text = format!($($arg)*);
+        if writeln!(std::io::stdout(), "{}", fencekit_core::screen::screen_lines(&text)).is_err() {
+            $crate::stdout_lost();
+        }
     }};
 }
 macro_rules! print {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
+        let text = format!($($arg)*);
+        if write!(std::io::stdout(), "{}", fencekit_core::screen::screen_lines(&text)).is_err() {
+            $crate::stdout_lost();
+        }
     }};
 }
 macro_rules! eprintln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", fencekit_core::screen::screen_lines(&text));
     }};
 }
 
@@ -175,7 +191,7 @@ fn main() -> ExitCode {
         // while it is still the only thread.
         Personality::Ocf { agent, action } => {
             logging::init(0, false);
-            return ExitCode::from(ocf::run(&agent, action.as_deref()));
+            return finish(ocf::run(&agent, action.as_deref()));
         }
         Personality::Agent { plugin, args } => match agent::prepare(&plugin, &args) {
             request::Stage::Done(code) => return finish(code),
@@ -308,8 +324,27 @@ async fn run_work(work: Work) -> u8 {
 /// abandoned at a deadline, the process ends at once (see
 /// [`fencekit_plugins::external::exit`]): an abandoned plugin initialiser holds the
 /// dynamic loader's lock, which an ordinary exit waits for forever.
+/// Set when a write to standard output failed.
+static STDOUT_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that standard output lost a write (a closed pipe, a full disk).
+fn stdout_lost() {
+    STDOUT_LOST.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The process's exit: output flushed, and a run whose standard output (a status, a
+/// list, metadata) could not be written ends 1, not 0: its caller did not get
+/// what it asked for. A failure stays the failure it was.
 fn finish(code: u8) -> ExitCode {
-    let _ = std::io::stdout().flush();
+    if std::io::stdout().flush().is_err() {
+        stdout_lost();
+    }
+    let code = if code == 0 && STDOUT_LOST.load(std::sync::atomic::Ordering::SeqCst) {
+        logging::report!("stonith-bridge: standard output could not be written; exit 1");
+        exit::FAILED
+    } else {
+        code
+    };
     let _ = std::io::stderr().flush();
     if fencekit_plugins::external::abandoned() {
         fencekit_plugins::external::exit(code);

@@ -1,7 +1,8 @@
 //! A reader that goes away is not bad input the run may crash on: the fencer, or a
 //! `| head` after a `list`, may close our stdout or stderr while the run goes on. A
 //! write that fails loses its text; the fence still ends confirmed, with its exit
-//! code, never with a panic (exit 101).
+//! code, never with a panic (exit 101). A run whose answer was on stdout (a list, a
+//! status) and could not be written there ends 1: its caller never got it.
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -72,10 +73,23 @@ fn a_closed_stderr_during_a_verbose_off_still_fences_and_exits_zero() {
 }
 
 #[test]
-fn a_list_into_a_closed_stdout_ends_without_a_panic() {
+fn a_list_into_a_closed_stdout_ends_without_a_panic_and_not_zero() {
     let code = agent_exit("action=list\nplugs=1024\n", closed_pipe(), Stdio::piped());
-    assert_ne!(code, Some(101), "the agent panicked");
-    assert!(code.is_some(), "the agent was killed by a signal");
+    assert_eq!(code, Some(1), "exit code of a list nobody got");
+}
+
+#[test]
+fn a_status_into_a_full_disk_is_not_zero() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let code = agent_exit(
+        "action=status\nplugs=2\nplug=1\n",
+        Stdio::from(full),
+        Stdio::null(),
+    );
+    assert_eq!(code, Some(1), "exit code of a status nobody got");
 }
 
 #[test]

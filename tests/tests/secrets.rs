@@ -1359,6 +1359,48 @@ fn a_script_device_that_echoes_the_password_does_not_get_it_into_an_error() {
     verdict.assert_clean();
 }
 
+#[test]
+fn a_script_tracing_itself_does_not_get_a_quoted_password_into_an_error() {
+    let bench = Bench::new();
+    // A quote inside: bash's trace (`set -x`) prints the value quoted,
+    // `'fk-…'\''…'`, which is not the password byte for byte.
+    let password = format!("{}'{}", unique_secret(22), &unique_secret(22)[10..]);
+    let state = bench.path("traced.state");
+    std::fs::write(&state, "on\n").unwrap();
+    let script = bench.script(&format!(
+        "#!/bin/bash\n\
+         set -x\n\
+         pw=$(sed -n 's/^password=//p')\n\
+         case \"$1\" in\n\
+         status) cat '{state}' ;;\n\
+         off) false \"$pw\" ;;\n\
+         esac\n",
+        state = state.display(),
+    ));
+    let device = Device::new("script", Some("1"))
+        .param("script", script.display())
+        .fence_param("power_timeout", 3)
+        .secret("password", "password", &password);
+    let files = bench.files();
+    let watched = bench.agent(
+        "script",
+        &device.stdin(&bench, Given::Inline, "off", &files),
+        &device.secrets,
+    );
+    let mut verdict = Verdict::default();
+    let mut f = Findings::new("script fence agent, tracing itself", &device.secrets);
+    f.failed(&watched);
+    f.expect(
+        watched.stderr.contains("withheld"),
+        "the script's trace line is not in the error, so the check proves nothing",
+        &watched.stderr,
+    );
+    f.watched(&watched);
+    f.file("the debug file", &files.debug_file);
+    verdict.add(f);
+    verdict.assert_clean();
+}
+
 // ---- sim: the password checked by the device -----------------------------------------
 
 struct Sim {

@@ -1,0 +1,296 @@
+//! Whether a text shows a secret, however what printed it broke the secret up, and
+//! the process-wide screen every line fencekit writes to a log passes through.
+//!
+//! A secret rarely comes back byte for byte: a terminal wraps a long echo
+//! (`hun\r\nter2`, or ` \r` at the wrap), colours it with escape sequences, a shell
+//! tracing a script (`set -x`) quotes it (`'it'\''s'`). So texts and secrets are
+//! compared *folded*: without white space, control characters, escape sequences,
+//! quotes and backslashes. Folding only ever makes more texts match: a text that
+//! shows a secret is withheld, never shown in part.
+//!
+//! The screen ([`watch`], [`screen`]) is the last gate, behind the redaction each
+//! plugin does for its own device's text: the front ends pass every line they log
+//! (stderr, `debug_file`, syslog) through it, so that a secret reaching a message by
+//! a way nobody foresaw (a value given for the wrong parameter, a site plugin's
+//! error text) is withheld there too.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use zeroize::Zeroizing;
+
+use crate::Secret;
+
+/// What a line that showed a watched secret becomes.
+pub const WITHHELD_LINE: &str = "[withheld: the line holds a secret]";
+
+/// Secrets shorter than this (folded) are not screened process-wide: every other
+/// log line would show them. Each plugin still withholds its device's texts that
+/// hold them exactly.
+pub const SCREEN_MIN_LEN: usize = 4;
+
+/// A text without the characters folding drops, and where each kept character
+/// starts in the original.
+struct Folded {
+    text: Zeroizing<String>,
+    starts: Vec<usize>,
+}
+
+fn fold(text: &str) -> Folded {
+    let mut out = Folded {
+        text: Zeroizing::new(String::with_capacity(text.len())),
+        starts: Vec::with_capacity(text.len()),
+    };
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if c == '\u{1b}' {
+            match chars.next() {
+                // CSI: parameters and intermediates up to a final byte @..~.
+                Some((_, '[')) => {
+                    for (_, c) in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC: up to BEL or ESC \.
+                Some((_, ']')) => {
+                    while let Some((_, c)) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' {
+                            chars.next_if(|(_, c)| *c == '\\');
+                            break;
+                        }
+                    }
+                }
+                // Any other escape is one more character.
+                _ => {}
+            }
+            continue;
+        }
+        if c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '\\') {
+            continue;
+        }
+        out.text.push(c);
+        out.starts.push(at);
+    }
+    out
+}
+
+/// The part of `text` (a byte range) that shows `secret`, folded (see the module
+/// documentation); the first such part. A secret that folds to nothing (all white
+/// space and quotes) is looked for as it is. An empty secret is never found.
+pub fn find(text: &str, secret: &str) -> Option<Range<usize>> {
+    if secret.is_empty() {
+        return None;
+    }
+    let wanted = fold(secret);
+    if wanted.text.is_empty() {
+        return text.find(secret).map(|at| at..at + secret.len());
+    }
+    let folded = fold(text);
+    let at = folded.text.find(wanted.text.as_str())?;
+    let first = folded.text[..at].chars().count();
+    let count = wanted.text.chars().count();
+    let last = first + count - 1;
+    let end = folded.starts[last] + text[folded.starts[last]..].chars().next()?.len_utf8();
+    Some(folded.starts[first]..end)
+}
+
+/// Whether `text` shows `secret` ([`find`]).
+pub fn shows(text: &str, secret: &str) -> bool {
+    find(text, secret).is_some()
+}
+
+/// Where the end of `text` that could be the start of `secret` begins (a byte
+/// index), folded: `hun\r\n` could be the start of `hunter2`, to be completed by
+/// what a device sends next. `None` if no end of `text` could be.
+pub fn partial_start(text: &str, secret: &str) -> Option<usize> {
+    let wanted = fold(secret);
+    if wanted.text.is_empty() {
+        return None;
+    }
+    let folded = fold(text);
+    let kept = folded.starts.len();
+    let wanted_chars = wanted.text.chars().count();
+    // The longest proper start of the secret the folded text ends with.
+    let mut best = None;
+    for n in 1..wanted_chars.min(kept + 1) {
+        let from = folded.text.char_indices().nth(kept - n).map(|(i, _)| i)?;
+        let prefix_end = wanted
+            .text
+            .char_indices()
+            .nth(n)
+            .map_or(wanted.text.len(), |(i, _)| i);
+        if folded.text[from..] == wanted.text[..prefix_end] {
+            best = Some(folded.starts[kept - n]);
+        }
+    }
+    best
+}
+
+/// Whether `text` begins with the end of `secret` (at least `min` characters of it,
+/// folded): what is left of a secret whose start was cut off a text shown from the
+/// middle of a longer one.
+pub fn starts_with_end_of(text: &str, secret: &str, min: usize) -> bool {
+    let wanted = fold(secret);
+    let folded = fold(text);
+    let chars: Vec<char> = wanted.text.chars().collect();
+    (min.max(1)..chars.len()).any(|n| {
+        let end: String = chars[chars.len() - n..].iter().collect();
+        let end = Zeroizing::new(end);
+        folded.text.starts_with(end.as_str())
+    })
+}
+
+/// The secrets of this process's operation, for [`screen`].
+static WATCHED: Mutex<Vec<Secret>> = Mutex::new(Vec::new());
+
+fn watched() -> std::sync::MutexGuard<'static, Vec<Secret>> {
+    WATCHED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Adds `secret` to what [`screen`] withholds, for the rest of the process. The
+/// parameter schema does this for every secret parameter it reads; code that
+/// derives a secret of its own (an encoded credential) adds that.
+pub fn watch(secret: &Secret) {
+    if secret.is_empty() {
+        return;
+    }
+    let mut watched = watched();
+    if !watched.iter().any(|s| s == secret) {
+        watched.push(secret.clone());
+    }
+}
+
+/// Whether `text` shows any watched secret long enough to be screened.
+pub fn shows_watched(text: &str) -> bool {
+    watched().iter().any(|s| {
+        let folded = fold(s.expose());
+        let len = if folded.text.is_empty() {
+            s.expose().chars().count()
+        } else {
+            folded.text.chars().count()
+        };
+        len >= SCREEN_MIN_LEN && shows(text, s.expose())
+    })
+}
+
+/// `text`, or [`WITHHELD_LINE`] if it shows a watched secret ([`watch`]).
+pub fn screen(text: &str) -> Cow<'_, str> {
+    if shows_watched(text) {
+        Cow::Borrowed(WITHHELD_LINE)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// `text` with each line that shows a watched secret replaced by
+/// [`WITHHELD_LINE`]; all of it replaced if the secret only shows across lines.
+pub fn screen_lines(text: &str) -> Cow<'_, str> {
+    if !shows_watched(text) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        if shows_watched(body) {
+            out.push_str(WITHHELD_LINE);
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    if shows_watched(&out) {
+        let mut whole = WITHHELD_LINE.to_string();
+        if text.ends_with('\n') {
+            whole.push('\n');
+        }
+        return Cow::Owned(whole);
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_found_as_it_is() {
+        assert_eq!(find("say hunter2 now", "hunter2"), Some(4..11));
+        assert!(!shows("say hunter now", "hunter2"));
+        assert!(!shows("anything", ""));
+    }
+
+    #[test]
+    fn a_secret_broken_by_a_terminal_is_found() {
+        assert!(shows("pw: hun\r\nter2\r\n> ", "hunter2"));
+        assert!(shows("hunte \rr2", "hunter2"));
+        assert!(shows("\u{1b}[1mhun\u{1b}[0mter2", "hunter2"));
+        assert!(shows("\u{1b}]0;title\u{7}hunter2", "hunter2"));
+        let text = "echo: hun\r\nter2!";
+        let range = find(text, "hunter2").unwrap();
+        assert_eq!(&text[range], "hun\r\nter2");
+    }
+
+    #[test]
+    fn a_secret_quoted_by_a_shell_is_found() {
+        assert!(shows("+ pw='it'\\''s a pw'", "it's a pw"));
+        assert!(shows("+ curl -u \"admin:pa\\$\\$\"", "pa$$"));
+    }
+
+    #[test]
+    fn a_secret_of_quotes_and_blanks_only_is_found_as_it_is() {
+        assert!(shows("x ' ' y", "' '"));
+        assert!(!shows("x '' y", "' '"));
+    }
+
+    #[test]
+    fn the_start_of_a_secret_at_the_end_of_a_text_is_found() {
+        assert_eq!(partial_start("login ok\r\nhun\r\n", "hunter2"), Some(10));
+        assert_eq!(partial_start("login ok\r\n", "hunter2"), None);
+        // The whole secret is not a proper start of itself.
+        assert_eq!(partial_start("x hunter2", "hunter2"), None);
+        assert_eq!(partial_start("héhé", "héhéa"), Some(0));
+    }
+
+    #[test]
+    fn the_end_of_a_secret_at_the_start_of_a_text_is_found() {
+        assert!(starts_with_end_of("ter2\r\n> ", "hunter2", 3));
+        assert!(!starts_with_end_of("r2\r\n> ", "hunter2", 3));
+        assert!(!starts_with_end_of("hunter2", "hunter2", 3));
+    }
+
+    #[test]
+    fn unicode_texts_fold_on_character_boundaries() {
+        let text = "é\r\nmot de passe: ü\r\nber";
+        let range = find(text, "über").unwrap();
+        assert_eq!(&text[range], "ü\r\nber");
+        for text in ["ééé", "\u{1b}", "\u{1b}[", "\u{1b}]", "ü"] {
+            let _ = find(text, "ü");
+            let _ = partial_start(text, "üü");
+            let _ = starts_with_end_of(text, "üü", 1);
+        }
+    }
+
+    #[test]
+    fn a_watched_secret_is_screened_line_by_line() {
+        watch(&Secret::new("Wq7-screen-test"));
+        watch(&Secret::new("ab"));
+        assert_eq!(screen("all fine"), "all fine");
+        assert_eq!(screen("tried Wq7-screen-test"), WITHHELD_LINE);
+        // Too short to screen process-wide.
+        assert_eq!(screen("ab cd"), "ab cd");
+        assert_eq!(
+            screen_lines("one\nsaid 'Wq7-screen-test'\nthree\n"),
+            format!("one\n{WITHHELD_LINE}\nthree\n")
+        );
+        assert_eq!(
+            screen_lines("one Wq7-scr\neen-test three\n"),
+            format!("{WITHHELD_LINE}\n")
+        );
+    }
+}
