@@ -30,6 +30,9 @@ pub enum Family {
 /// The APC enterprise: 1.3.6.1.4.1.318.
 const APC: [u32; 7] = [1, 3, 6, 1, 4, 1, 318];
 
+/// The middle part of a MasterSwitch Plus outlet's index (`.unit.1.outlet`).
+const MSP_MODULE: u32 = 1;
+
 fn apc(tail: &[u32]) -> Oid {
     let mut oid = APC.to_vec();
     oid.extend_from_slice(tail);
@@ -128,14 +131,21 @@ impl Family {
             Family::Rpdu2 => apc(&[1, 1, 26, 9, 2, 3, 1, 3]),
             // sPDUOutletCtlName (sPDUOutletControlEntry 4)
             Family::MasterSwitch => apc(&[1, 1, 4, 4, 2, 1, 4]),
-            // sPDUOutletStatusMSPOutletName (sPDUOutletStatusMSPEntry 4), index {unit, outlet}
+            // sPDUOutletStatusMSPOutletName (sPDUOutletStatusMSPEntry 4), rows .unit.1.outlet
             Family::MasterSwitchPlus => apc(&[1, 1, 6, 7, 1, 1, 4]),
         }
     }
 
-    fn with(column: Oid, instance: &[u32]) -> Oid {
+    /// The column's object for an outlet. A MasterSwitch Plus outlet `unit:outlet`
+    /// is `.unit.1.outlet` (the middle part the module, always 1): what the units
+    /// answer and fence_apc_snmp writes (`.%d.1.%d`), although the PowerNet-MIB's
+    /// INDEX clause names two parts only.
+    fn with(self, column: Oid, instance: &[u32]) -> Oid {
         let mut oid = column;
-        oid.extend_from_slice(instance);
+        match (self, instance) {
+            (Family::MasterSwitchPlus, [unit, outlet]) => oid.extend([*unit, MSP_MODULE, *outlet]),
+            _ => oid.extend_from_slice(instance),
+        }
         oid
     }
 
@@ -152,7 +162,7 @@ impl Family {
             // sPDUOutletStatusMSPOutletState: outletStatusMSPOn(1), outletStatusMSPOff(2)
             Family::MasterSwitchPlus => apc(&[1, 1, 6, 7, 1, 1, 5]),
         };
-        Self::with(column, instance)
+        self.with(column, instance)
     }
 
     /// The object saying whether a command is still pending on the outlet.
@@ -168,7 +178,7 @@ impl Family {
             // sPDUOutletStatusMSPCommandPending: ...MSPCommandPending(1), ...MSPNoCommandPending(2)
             Family::MasterSwitchPlus => apc(&[1, 1, 6, 7, 1, 1, 6]),
         };
-        Self::with(column, instance)
+        self.with(column, instance)
     }
 
     /// The object a command is written to.
@@ -180,12 +190,11 @@ impl Family {
             Family::Rpdu2 => apc(&[1, 1, 26, 9, 2, 4, 1, 5]),
             // sPDUOutletCtl (sPDUOutletControlEntry 3)
             Family::MasterSwitch => apc(&[1, 1, 4, 4, 2, 1, 3]),
-            // sPDUOutletControlMSPOutletCommand (sPDUOutletControlMSPEntry 5), index
-            // {sPDUOutletControlMSPIndex, sPDUOutletControlMSPOutletIndex}. fence_apc_snmp
-            // writes `.5.S.1.P`; the MIB's INDEX clause gives `.5.S.P`, which we follow.
+            // sPDUOutletControlMSPOutletCommand (sPDUOutletControlMSPEntry 5), at
+            // .unit.1.outlet as fence_apc_snmp writes it (see `with`).
             Family::MasterSwitchPlus => apc(&[1, 1, 6, 5, 1, 1, 5]),
         };
-        Self::with(column, instance)
+        self.with(column, instance)
     }
 
     /// A harmless writable object of the outlet: its configured name. `check` writes
@@ -201,7 +210,7 @@ impl Family {
             // sPDUOutletConfigMSPallOutletName (sPDUOutletConfigMSPallEntry 4), read-write
             Family::MasterSwitchPlus => apc(&[1, 1, 6, 6, 1, 1, 1, 4]),
         };
-        Self::with(column, instance)
+        self.with(column, instance)
     }
 
     /// The value written for a command.
@@ -239,11 +248,30 @@ impl Family {
         }
     }
 
-    /// The instance suffix of a row of [`Family::name_column`].
-    pub fn instance_of(self, name: &[u32]) -> Option<Instance> {
+    /// The outlet a row of [`Family::name_column`] is about: `None` for an object
+    /// outside the column, an error for a row whose index has another shape (never
+    /// skipped: an outlet left out of a listing could be the second power supply of
+    /// a node named like the first).
+    pub fn instance_of(self, name: &[u32]) -> Option<Result<Instance, String>> {
         let rest = name.strip_prefix(&self.name_column()[..])?;
-        let want = if self.chained() { 2 } else { 1 };
-        (rest.len() == want).then(|| rest.to_vec())
+        Some(match (self, rest) {
+            (Family::MasterSwitchPlus, [unit, MSP_MODULE, outlet]) => Ok(vec![*unit, *outlet]),
+            (Family::MasterSwitchPlus, _) => Err(format!(
+                "outlet table row .{} is not unit.{MSP_MODULE}.outlet",
+                rest.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".")
+            )),
+            (_, [outlet]) => Ok(vec![*outlet]),
+            _ => Err(format!(
+                "outlet table row .{} is not one outlet number",
+                rest.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".")
+            )),
+        })
     }
 }
 
@@ -302,7 +330,7 @@ mod tests {
         assert_eq!(Family::MasterSwitchPlus.command_value(Command::Reboot), 5);
         assert_eq!(
             ber::dotted(&Family::MasterSwitchPlus.control_oid(&[2, 7])),
-            ".1.3.6.1.4.1.318.1.1.6.5.1.1.5.2.7"
+            ".1.3.6.1.4.1.318.1.1.6.5.1.1.5.2.1.7"
         );
     }
 
@@ -315,13 +343,44 @@ mod tests {
 
     #[test]
     fn instances_come_from_name_rows_of_the_right_shape() {
-        let mut row = Family::MasterSwitchPlus.name_column();
-        row.extend([2, 5]);
-        assert_eq!(Family::MasterSwitchPlus.instance_of(&row), Some(vec![2, 5]));
-        assert_eq!(Family::Rpdu.instance_of(&row), None);
-        let mut short = Family::MasterSwitchPlus.name_column();
-        short.push(2);
-        assert_eq!(Family::MasterSwitchPlus.instance_of(&short), None);
+        let msp = Family::MasterSwitchPlus;
+        let row = |column: Oid, rest: &[u32]| {
+            let mut row = column;
+            row.extend_from_slice(rest);
+            row
+        };
+        assert_eq!(
+            msp.instance_of(&row(msp.name_column(), &[2, 1, 5])),
+            Some(Ok(vec![2, 5]))
+        );
+        assert_eq!(
+            Family::Rpdu.instance_of(&row(msp.name_column(), &[2, 1, 5])),
+            None
+        );
+        // Rows of another shape are errors, never skipped.
+        for rest in [&[2, 5][..], &[2, 2, 5], &[2], &[2, 1, 5, 1]] {
+            assert!(
+                matches!(msp.instance_of(&row(msp.name_column(), rest)), Some(Err(_))),
+                "{rest:?}"
+            );
+        }
+        assert!(matches!(
+            Family::Rpdu.instance_of(&row(Family::Rpdu.name_column(), &[1, 2])),
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
+    fn masterswitch_plus_objects_are_the_ones_fence_apc_snmp_uses() {
+        let f = Family::MasterSwitchPlus;
+        assert_eq!(
+            ber::dotted(&f.state_oid(&[2, 7])),
+            ".1.3.6.1.4.1.318.1.1.6.7.1.1.5.2.1.7"
+        );
+        assert_eq!(
+            ber::dotted(&f.name_column()),
+            ".1.3.6.1.4.1.318.1.1.6.7.1.1.4"
+        );
     }
 
     #[test]

@@ -446,7 +446,9 @@ fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
                 );
             }
             Family::MasterSwitchPlus => {
-                let i = [o.unit, n];
+                // Rows are .unit.1.outlet, as the units answer (fence_apc_snmp's
+                // `.%d.1.%d`).
+                let i = [o.unit, 1, n];
                 let unit_name = SimValue::Text(format!("unit-{}", o.unit));
                 // sPDUOutletControlMSPTable: Index, Name, OutletIndex, OutletName, OutletCommand
                 // (reads immediateOnMSP 1 / immediateOffMSP 3)
@@ -800,20 +802,20 @@ mod tests {
     fn read_only_objects_and_wrong_values_are_refused() {
         let (_dir, emulator) = emulator(&SimPdu::new(Family::MasterSwitchPlus, 1));
         assert_eq!(
-            emulator.write(".1.3.6.1.4.1.318.1.1.6.7.1.1.5.1.1", "integer 2"),
+            emulator.write(".1.3.6.1.4.1.318.1.1.6.7.1.1.5.1.1.1", "integer 2"),
             "not-writable\n"
         );
         // immediateOffMSP is 3; 2 is delayedOnMSP, which the emulator does not offer.
         assert_eq!(
-            emulator.write(".1.3.6.1.4.1.318.1.1.6.5.1.1.5.1.1", "integer 2"),
+            emulator.write(".1.3.6.1.4.1.318.1.1.6.5.1.1.5.1.1.1", "integer 2"),
             "wrong-value\n"
         );
         assert_eq!(
-            emulator.write(".1.3.6.1.4.1.318.1.1.6.5.1.1.5.1.1", "string \"x\""),
+            emulator.write(".1.3.6.1.4.1.318.1.1.6.5.1.1.5.1.1.1", "string \"x\""),
             "wrong-type\n"
         );
         assert_eq!(
-            emulator.write(".1.3.6.1.4.1.318.1.1.6.5.1.1.5.1.1", "integer 3"),
+            emulator.write(".1.3.6.1.4.1.318.1.1.6.5.1.1.5.1.1.1", "integer 3"),
             "DONE\n"
         );
     }

@@ -186,17 +186,27 @@ impl ApcSnmpSwitch {
         family: Family,
     ) -> Result<Vec<(Instance, String)>, DeviceError> {
         let rows = session.walk(&family.name_column()).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(name, value)| {
-                let instance = family.instance_of(&name)?;
-                let text = match value {
-                    VarValue::Text(t) => String::from_utf8_lossy(&t).into_owned(),
-                    _ => String::new(),
-                };
-                Some((instance, text))
-            })
-            .collect())
+        let mut outlets = Vec::with_capacity(rows.len());
+        for (name, value) in rows {
+            let instance = match family.instance_of(&name) {
+                None => continue,
+                Some(Ok(instance)) => instance,
+                Some(Err(row)) => {
+                    return Err(DeviceError::Protocol(format!(
+                        "{} ({}): {row}; refusing to pick outlets from a table read \
+                         another way than fencekit knows",
+                        self.agent.endpoint(),
+                        family.title()
+                    )))
+                }
+            };
+            let text = match value {
+                VarValue::Text(t) => String::from_utf8_lossy(&t).into_owned(),
+                _ => String::new(),
+            };
+            outlets.push((instance, text));
+        }
+        Ok(outlets)
     }
 
     fn plug_of(family: Family, instance: &[u32]) -> Plug {

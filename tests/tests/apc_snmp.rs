@@ -16,6 +16,8 @@ use fencekit_tests::snmpd::{
 
 /// sysObjectID of an rPDU (AP78xx/79xx), PowerNet-MIB.
 const RPDU: &str = ".1.3.6.1.4.1.318.1.3.4.5";
+/// sysObjectID of a MasterSwitch Plus (masterSwitchMSP), PowerNet-MIB.
+const MSP: &str = ".1.3.6.1.4.1.318.1.3.4.4";
 const OUTLETS: u32 = 4;
 const V3_USER: &str = "fenceuser";
 const V3_AUTH: &str = "fk-auth-phrase-1";
@@ -24,11 +26,18 @@ const V3_PRIV: &str = "fk-priv-phrase-1";
 struct Pdu {
     snmpd: Snmpd,
     state: PathBuf,
+    /// The emulator's family and how many units of OUTLETS outlets are chained.
+    family: &'static str,
+    units: u32,
     _dir: tempfile::TempDir,
 }
 
 impl Pdu {
     fn start() -> Option<Pdu> {
+        Pdu::start_as(RPDU, "rpdu", 1)
+    }
+
+    fn start_as(sys_object_id: &str, family: &'static str, units: u32) -> Option<Pdu> {
         peers::require("snmpd", "snmpd")?;
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("pdu.state");
@@ -62,11 +71,13 @@ impl Pdu {
                     oid: ".1.3.6.1.4.1.318".into(),
                     program: wrapper,
                 }],
-                sys_object_id: Some(RPDU.into()),
+                sys_object_id: Some(sys_object_id.into()),
                 ..SnmpdOptions::default()
             })
             .unwrap(),
             state,
+            family,
+            units,
             _dir: dir,
         };
         pdu.reset();
@@ -75,9 +86,16 @@ impl Pdu {
 
     /// Every outlet on, obeying.
     fn reset(&self) {
-        let mut text = String::from("family rpdu\nreboot_ms 1000\n");
-        for n in 1..=OUTLETS {
-            text.push_str(&format!("outlet 1 {n} on obey - outlet-{n}\n"));
+        let mut text = format!("family {}\nreboot_ms 1000\n", self.family);
+        for unit in 1..=self.units {
+            for n in 1..=OUTLETS {
+                let name = if self.units == 1 {
+                    format!("outlet-{n}")
+                } else {
+                    format!("u{unit}-outlet-{n}")
+                };
+                text.push_str(&format!("outlet {unit} {n} on obey - {name}\n"));
+            }
         }
         std::fs::write(&self.state, text).unwrap();
     }
@@ -196,6 +214,89 @@ fn the_same_stdin_drives_fence_apc_snmp_and_ours_to_the_same_outlet_states() {
             "{version}"
         );
         assert_eq!(with_ours.last().unwrap().1, vec![true, true, false, true]);
+    }
+}
+
+/// A MasterSwitch Plus chain of two units: `unit:outlet` and outlet names reach the
+/// same outlet through fence_apc_snmp and ours, the objects at `.unit.1.outlet` (the
+/// emulator answers no other shape). fence_apc_snmp has no `switch` parameter (it
+/// ignores `switch=2` and switches unit 1); ours takes fence_apc's meaning, the unit
+/// of a bare outlet, checked on its own.
+#[test]
+fn a_masterswitch_plus_chain_is_switched_like_fence_apc_snmp_does_it() {
+    let Some(theirs) = peers::require("fence_apc_snmp", "fence-agents") else {
+        return;
+    };
+    let Some(pdu) = Pdu::start_as(MSP, "masterswitchplus", 2) else {
+        return;
+    };
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("apc");
+    let steps = [
+        ("status", "2:1", ""),
+        ("off", "2:3", ""),
+        ("status", "2:3", ""),
+        ("off", "1:2", ""),
+        ("off", "1", ""),
+        ("on", "2:3", ""),
+        ("status", "u2-outlet-4", "switch=2\n"),
+        ("off", "u2-outlet-4", "switch=2\n"),
+    ];
+    let drive = |agent: &Path| {
+        pdu.reset();
+        steps
+            .iter()
+            .map(|(action, plug, extra)| {
+                let stdin = format!("{}{extra}", pdu.v1(action, plug));
+                let (code, output) = run(agent, &stdin);
+                assert!(
+                    code.is_some(),
+                    "{} {action} {plug} died: {output}",
+                    agent.display()
+                );
+                (code, pdu.states())
+            })
+            .collect::<Vec<_>>()
+    };
+    let with_theirs = drive(&theirs);
+    let with_ours = drive(&ours);
+    assert_eq!(with_theirs, with_ours, "fence_apc_snmp vs ours");
+    let codes: Vec<Option<i32>> = with_ours.iter().map(|(c, _)| *c).collect();
+    assert_eq!(
+        codes,
+        [
+            Some(0),
+            Some(0),
+            Some(2),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0)
+        ]
+    );
+    // Unit 1: outlets 1 and 2 off; unit 2: outlet 4 off, 3 back on.
+    assert_eq!(
+        with_ours.last().unwrap().1,
+        vec![false, false, true, true, true, true, true, false]
+    );
+    // `switch=2` names the unit of a bare outlet.
+    let (code, output) = run(&ours, &format!("{}switch=2\n", pdu.v1("off", "2")));
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(
+        pdu.states(),
+        vec![false, false, true, true, true, false, true, false]
+    );
+    // And the listing names every outlet unit:outlet, as fence_apc_snmp's does.
+    let (code, listed) = run(&ours, &pdu.v1("list", "1"));
+    assert_eq!(code, Some(0), "{listed}");
+    for unit in 1..=2 {
+        for n in 1..=OUTLETS {
+            assert!(
+                listed.contains(&format!("{unit}:{n},u{unit}-outlet-{n}")),
+                "{listed}"
+            );
+        }
     }
 }
 
