@@ -43,6 +43,9 @@ pub fn run<R: Read, W: Write>(args: &SimArgs, term: &mut Term<R, W>) -> io::Resu
         },
         None => None,
     };
+    if !fencekit_console::sim::login(args, term)? {
+        return Ok(());
+    }
     let outlets = OutletFile::new(&args.state);
     if outlets.load()?.is_empty() {
         OutletFile::create(&args.state, 1, args.outlets.unwrap_or(8))?;

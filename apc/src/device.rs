@@ -47,15 +47,17 @@ impl ApcSwitch {
             Some(transport) => transport,
             // fence_apc's `--ssh` (secure=1): its inputs work unchanged.
             None if params.boolean("secure") == Some(true) => "ssh",
+            // The console over telnet, asked for by name.
+            None if params.boolean("telnet") == Some(true) => "ssh",
             // A login with no SNMP setting is fence_apc's configuration without
             // `--ssh`, which fence_apc drives over telnet: not SNMP v1 with the
             // factory community, which would ignore the login it names.
             None if looks_like_fence_apc_telnet(params) => {
                 return Err(DeviceError::Failed(
                     "a login (username/password) with neither ssh=1 nor an SNMP setting is \
-                     fence_apc's telnet configuration, and fencekit does not speak telnet: \
-                     set ssh=1 (secure=1) for the SSH console, or transport=snmp with \
-                     community (or snmp_version=3) for SNMP"
+                     fence_apc's telnet configuration, which sends the login in clear text: \
+                     set telnet=1 to mean it, ssh=1 (secure=1) for the SSH console, or \
+                     transport=snmp with community (or snmp_version=3) for SNMP"
                         .into(),
                 ));
             }

@@ -591,15 +591,16 @@ const PARAMS: &[ParamSpec] = &[
         .required(),
     ParamSpec::new(
         "ipport",
-        "UDP port of the PDU's SNMP agent (default 161); with transport=ssh alone, the SSH \
-         console's TCP port (default 22)",
+        "UDP port of the PDU's SNMP agent (default 161); with transport=ssh alone, the \
+         console's TCP port (default 22, or 23 with telnet=1)",
     )
     .short('u')
     .ty(ParamType::Integer),
     ParamSpec::new(
         "transport",
-        "snmp, ssh (the console), or snmp,ssh (SNMP, with the console when SNMP gives no \
-         answer); default snmp, or ssh when secure=1 as fence_apc's --ssh",
+        "snmp, ssh (the console, over SSH or with telnet=1 over telnet), or snmp,ssh (SNMP, \
+         with the console when SNMP gives no answer); default snmp, or the console when \
+         secure=1 (fence_apc's --ssh) or telnet=1",
     )
     .ty(ParamType::Select(&["snmp", "ssh", "snmp,ssh"])),
     ParamSpec::new(
@@ -656,11 +657,13 @@ const PARAMS: &[ParamSpec] = &[
     // `username`, `password` and `switch` above serve both transports.
     ParamSpec::new(
         "secure",
-        "Use the SSH console (fence_apc's -x, --ssh); telnet is refused",
+        "Use the SSH console (fence_apc's -x, --ssh); fence_apc's telnet default is \
+         telnet=1 here, never implied",
     )
     .aliases(&["ssh"])
     .short('x')
     .ty(ParamType::Boolean),
+    fencekit_console::target::TELNET,
     ParamSpec::new(
         "cmd_prompt",
         "The console's prompt, when it is neither the menu's `>` nor `apc>` (fence_apc's \
@@ -702,7 +705,7 @@ const PARAMS: &[ParamSpec] = &[
     ),
     ParamSpec::new(
         "telnet_path",
-        "fence_apc's path to telnet: not used (fencekit runs no telnet)",
+        "fence_apc's path to telnet: not used (with telnet=1 fencekit speaks telnet itself)",
     ),
     ParamSpec::new(
         "snmpget_path",

@@ -38,6 +38,9 @@ pub fn run<R: Read, W: Write>(args: &SimArgs, term: &mut Term<R, W>) -> io::Resu
         },
         None => None,
     };
+    if !fencekit_console::sim::login(args, term)? {
+        return Ok(());
+    }
     if args.mode.as_deref() == Some("menu") {
         let outlets = OutletFile::new(&args.state);
         if outlets.load()?.is_empty() {

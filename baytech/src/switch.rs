@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fencekit_console::parse::{baytech, Outlet};
-use fencekit_console::target::{self, says_busy, ConsoleSession, ConsoleTarget, ParamNames};
-use fencekit_console::{Console, Key, Pattern, SshStream, Wait};
+use fencekit_console::target::{
+    self, says_busy, ConsoleSession, ConsoleStream, ConsoleTarget, ParamNames,
+};
+use fencekit_console::{Console, Key, Pattern, Wait};
 use fencekit_core::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
 use fencekit_core::{
     DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerState, PowerSwitch, SwitchTo,
@@ -62,6 +64,7 @@ const PARAMS: &[ParamSpec] = &[
     target::HOST_KEY,
     target::KNOWN_HOSTS,
     target::INSECURE_SKIP_HOST_KEY_CHECK,
+    target::TELNET,
     target::SSH_LEGACY,
     target::LOCK_DIR,
 ];
@@ -380,7 +383,7 @@ fn find<'a>(plug: &Plug, outlets: &'a [Outlet]) -> Result<&'a Outlet, DeviceErro
 /// Logs out (Baytech units often do not close cleanly: failures are logged only).
 async fn logout(s: &mut StripSession, deadline: Instant) {
     let until = (Instant::now() + LOGOUT_WAIT).min(deadline);
-    let console: &mut Console<SshStream> = &mut s.session.console;
+    let console: &mut Console<ConsoleStream> = &mut s.session.console;
     let result: Result<(), DeviceError> = async {
         console.send_line("Logout", until).await?;
         console.expect_eof(until).await?;

@@ -37,6 +37,7 @@ mod pattern;
 pub mod sim;
 pub mod ssh;
 pub mod target;
+pub mod telnet;
 pub mod terminal;
 mod transcript;
 

@@ -77,6 +77,9 @@ pub struct SimArgs {
     pub mode: Option<String>,
     pub outlets: Option<u32>,
     pub strips: Option<u32>,
+    /// `--login USER:FILE`: the device asks for a login itself (a telnet
+    /// session), the password being FILE's first line.
+    pub login: Option<(String, PathBuf)>,
 }
 
 impl SimArgs {
@@ -100,6 +103,11 @@ impl SimArgs {
                 }
                 "--strips" => {
                     out.strips = Some(value()?.parse().map_err(|_| "bad --strips".to_string())?)
+                }
+                "--login" => {
+                    let v = value()?;
+                    let (user, file) = v.split_once(':').ok_or("--login is USER:FILE")?;
+                    out.login = Some((user.to_string(), PathBuf::from(file)));
                 }
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -431,10 +439,60 @@ impl<R: Read, W: Write> Term<R, W> {
         }
     }
 
+    /// Reads a line typed without echo, a `*` shown for each character (a
+    /// password), or `None` if the session closed first.
+    pub fn read_hidden(&mut self) -> io::Result<Option<String>> {
+        let mut line = Vec::new();
+        loop {
+            let Some(b) = self.byte()? else {
+                return Ok(None);
+            };
+            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+            match b {
+                b'\n' if after_cr && line.is_empty() => continue,
+                b'\r' | b'\n' => {
+                    self.say("\n")?;
+                    return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+                }
+                b if b >= 0x20 => {
+                    line.push(b);
+                    self.output.write_all(b"*")?;
+                    self.output.flush()?;
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Reads and discards input until the session closes (a device gone silent).
     pub fn ignore_until_eof(&mut self) -> io::Result<()> {
         while self.byte()?.is_some() {}
         Ok(())
+    }
+}
+
+/// The device's own login, for a session SSH did not authenticate (telnet): `User
+/// Name :`, then `Password  :` (shown as `*`), checked against `--login`. Whether
+/// the session may go on; a wrong login is told, and the session ends.
+pub fn login<R: Read, W: Write>(args: &SimArgs, term: &mut Term<R, W>) -> io::Result<bool> {
+    let Some((user, file)) = &args.login else {
+        return Ok(true);
+    };
+    let expected = std::fs::read_to_string(file)?;
+    let expected = expected.lines().next().unwrap_or("");
+    term.say("\nUser Name : ")?;
+    let Input::Line(name) = term.read_input()? else {
+        return Ok(false);
+    };
+    term.say("Password  : ")?;
+    let Some(password) = term.read_hidden()? else {
+        return Ok(false);
+    };
+    if name.trim() == user && password == expected {
+        Ok(true)
+    } else {
+        term.say("\nAccess denied\n")?;
+        Ok(false)
     }
 }
 

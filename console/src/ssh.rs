@@ -225,7 +225,10 @@ pub async fn connect(config: &SshConfig, deadline: Instant) -> Result<SshStream,
 }
 
 /// The device's addresses, by `deadline` (see [`fencekit_core::lookup`]).
-async fn resolve(config: &SshConfig, deadline: Instant) -> Result<Vec<SocketAddr>, SshError> {
+pub(crate) async fn resolve(
+    config: &SshConfig,
+    deadline: Instant,
+) -> Result<Vec<SocketAddr>, SshError> {
     match fencekit_core::lookup::lookup(&config.host, config.port, deadline).await {
         Ok(addrs) => {
             let all = addrs.len();

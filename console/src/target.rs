@@ -11,8 +11,9 @@ use fencekit_core::{DeviceError, Instant, Secret};
 
 use crate::lock::{DeviceLock, Wait, DEFAULT_LOCK_DIR};
 use crate::ssh::{connect, AddressFamily, HostKeyCheck, SshAuth, SshConfig, SshStream};
+use crate::telnet::TelnetStream;
 use crate::transcript::Redactor;
-use crate::{Console, ConsoleOptions};
+use crate::{Console, ConsoleOptions, Pattern};
 
 /// `host_key`: the pinned fingerprint.
 pub const HOST_KEY: ParamSpec = ParamSpec::new(
@@ -58,6 +59,17 @@ pub const INET6_ONLY: ParamSpec =
     ParamSpec::new("inet6_only", "Connect to the device's IPv6 addresses only")
         .short('6')
         .ty(ParamType::Boolean);
+/// Telnet instead of SSH, as an explicit choice.
+pub const TELNET: ParamSpec = ParamSpec::new(
+    "telnet",
+    "Use telnet instead of SSH, for consoles that speak nothing else (INSECURE: the login \
+     and password cross the network in clear text; logged as a warning at every connection; \
+     the port defaults to 23)",
+)
+.ty(ParamType::Boolean)
+.default("false");
+/// The telnet port.
+pub const TELNET_PORT: u16 = 23;
 /// Where device locks live.
 pub const LOCK_DIR: ParamSpec = ParamSpec::new(
     "lock_dir",
@@ -79,13 +91,69 @@ pub struct ParamNames<'a> {
 /// A console device.
 #[derive(Debug, Clone)]
 pub struct ConsoleTarget {
+    /// Where and how to log in; over telnet the same host, port, user and
+    /// password, with no host key.
     pub ssh: SshConfig,
+    /// Telnet instead of SSH ([`TELNET`]).
+    pub telnet: bool,
     pub lock_dir: PathBuf,
+}
+
+/// The byte stream of a console session: an SSH channel, or a telnet connection.
+pub enum ConsoleStream {
+    Ssh(SshStream),
+    Telnet(TelnetStream),
+}
+
+impl tokio::io::AsyncRead for ConsoleStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ConsoleStream::Ssh(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            ConsoleStream::Telnet(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for ConsoleStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ConsoleStream::Ssh(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            ConsoleStream::Telnet(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ConsoleStream::Ssh(s) => std::pin::Pin::new(s).poll_flush(cx),
+            ConsoleStream::Telnet(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ConsoleStream::Ssh(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            ConsoleStream::Telnet(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
 }
 
 /// An open session, holding the device's lock until dropped.
 pub struct ConsoleSession {
-    pub console: Console<SshStream>,
+    pub console: Console<ConsoleStream>,
     lock: DeviceLock,
 }
 
@@ -141,7 +209,9 @@ impl ConsoleTarget {
             .port
             .iter()
             .find_map(|n| params.integer(n).map(|p| (*n, p)));
+        let telnet = params.boolean(TELNET.name).unwrap_or(false);
         let port = match port {
+            None if telnet => TELNET_PORT,
             None => names.default_port,
             Some((name, p)) => u16::try_from(p)
                 .ok()
@@ -164,31 +234,46 @@ impl ConsoleTarget {
             .iter()
             .find_map(|n| params.secret(n))
             .cloned();
-        let auth = match params
-            .text("identity_file")
-            .filter(|p| !p.trim().is_empty())
-        {
-            Some(path) => SshAuth::Key {
-                path: PathBuf::from(path),
-                passphrase: password,
-            },
-            None => SshAuth::Password(password.ok_or_else(|| {
-                config(format!(
-                    "parameter `{}` (or identity_file) is required for the console login",
-                    names.password.first().copied().unwrap_or("password")
-                ))
-            })?),
-        };
+        let auth =
+            match params
+                .text("identity_file")
+                .filter(|p| !p.trim().is_empty())
+            {
+                Some(_) if telnet => return Err(config(
+                    "identity_file is an SSH key, and telnet=1 has no keys: give the password, \
+                     or use SSH"
+                        .into(),
+                )),
+                Some(path) => SshAuth::Key {
+                    path: PathBuf::from(path),
+                    passphrase: password,
+                },
+                None => SshAuth::Password(password.ok_or_else(|| {
+                    config(format!(
+                        "parameter `{}` (or identity_file) is required for the console login",
+                        names.password.first().copied().unwrap_or("password")
+                    ))
+                })?),
+            };
         let insecure = params
             .boolean(INSECURE_SKIP_HOST_KEY_CHECK.name)
             .unwrap_or(false);
+        if telnet
+            && (params.text(HOST_KEY.name).is_some() || params.text(KNOWN_HOSTS.name).is_some())
+        {
+            return Err(config(
+                "host_key and known_hosts check an SSH host key, and telnet=1 has none: \
+                 refusing a setting that would not be checked"
+                    .into(),
+            ));
+        }
         let host_key = match (
             params.text(HOST_KEY.name).filter(|t| !t.trim().is_empty()),
             params.text(KNOWN_HOSTS.name).filter(|t| !t.trim().is_empty()),
         ) {
             (Some(fingerprint), _) => HostKeyCheck::Fingerprint(fingerprint.trim().to_string()),
             (None, Some(path)) => HostKeyCheck::KnownHosts(vec![PathBuf::from(path)]),
-            (None, None) if insecure => HostKeyCheck::Insecure,
+            (None, None) if insecure || telnet => HostKeyCheck::Insecure,
             // As the ssh command fence_apc runs: the user's and the system's files.
             (None, None) => match default_known_hosts() {
                 files if !files.is_empty() => HostKeyCheck::KnownHosts(files),
@@ -227,6 +312,7 @@ impl ConsoleTarget {
                 term: "vt100".into(),
                 family,
             },
+            telnet,
             lock_dir: PathBuf::from(params.text(LOCK_DIR.name).unwrap_or(DEFAULT_LOCK_DIR)),
         })
     }
@@ -248,7 +334,19 @@ impl ConsoleTarget {
             deadline,
         )
         .await?;
-        let stream = connect(&self.ssh, deadline).await?;
+        let stream = if self.telnet {
+            tracing::warn!(
+                device = %self.ssh.device,
+                "telnet=1: the login and password cross the network in clear text"
+            );
+            let addrs = crate::ssh::resolve(&self.ssh, deadline).await?;
+            let endpoint = format!("{}:{}", self.ssh.host, self.ssh.port);
+            ConsoleStream::Telnet(
+                crate::telnet::connect(&self.ssh.device, &endpoint, &addrs, deadline).await?,
+            )
+        } else {
+            ConsoleStream::Ssh(connect(&self.ssh, deadline).await?)
+        };
         let mut console = Console::new(
             stream,
             ConsoleOptions {
@@ -260,7 +358,48 @@ impl ConsoleTarget {
         for secret in self.secrets() {
             console.add_secret(secret);
         }
+        if self.telnet {
+            self.telnet_login(&mut console, deadline).await?;
+        }
         Ok(ConsoleSession { console, lock })
+    }
+
+    /// Answers a telnet console's own login: its user name prompt, then its
+    /// password prompt. What comes next (a menu, a prompt) is the plugin's.
+    async fn telnet_login(
+        &self,
+        console: &mut Console<ConsoleStream>,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let device = &self.ssh.device;
+        let failed = |e: crate::ConsoleError| DeviceError::from(e);
+        let user_prompt = [
+            Pattern::text("user name").ignore_case(),
+            Pattern::text("username").ignore_case(),
+            Pattern::text("login:").ignore_case(),
+        ];
+        console
+            .expect(&user_prompt, deadline)
+            .await
+            .map_err(failed)?;
+        console
+            .send_line(&self.ssh.user, deadline)
+            .await
+            .map_err(failed)?;
+        console
+            .expect(&[Pattern::text("password").ignore_case()], deadline)
+            .await
+            .map_err(failed)?;
+        let SshAuth::Password(password) = &self.ssh.auth else {
+            return Err(DeviceError::Failed(format!(
+                "{device}: telnet needs a password"
+            )));
+        };
+        console
+            .send_secret_line(password, deadline)
+            .await
+            .map_err(failed)?;
+        Ok(())
     }
 
     /// The secrets of this target: the password, or the key file's pass phrase.
@@ -361,6 +500,7 @@ mod tests {
                 term: "vt100".into(),
                 family: AddressFamily::Any,
             },
+            telnet: false,
             lock_dir: PathBuf::from("/nonexistent"),
         }
     }

@@ -33,6 +33,7 @@ pub mod san;
 pub mod snmpd;
 pub mod sshd;
 pub mod system;
+pub mod telnetd;
 pub mod tool;
 pub mod toy;
 

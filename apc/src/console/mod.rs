@@ -41,7 +41,8 @@ pub const CONSOLE_PARAMS: &[ParamSpec] = &[
         .required(),
     ParamSpec::new(
         "ipport",
-        "TCP port of the PDU's SSH console (default 22) when the console is the only transport",
+        "TCP port of the PDU's console (default 22, or 23 with telnet=1) when the console is \
+         the only transport",
     )
     .short('u')
     .ty(ParamType::Integer),
@@ -54,11 +55,12 @@ pub const CONSOLE_PARAMS: &[ParamSpec] = &[
         .secret(),
     ParamSpec::new(
         "secure",
-        "Use SSH (fence_apc's -x); fencekit's console is SSH only, telnet is refused",
+        "Use SSH (fence_apc's -x); fence_apc's telnet default is telnet=1 here, never implied",
     )
     .aliases(&["ssh"])
     .short('x')
     .ty(ParamType::Boolean),
+    target::TELNET,
     ParamSpec::new(
         "cmd_prompt",
         "The console's prompt, when it is neither the menu's `>` nor learned (fence_apc's \
@@ -144,10 +146,21 @@ impl ApcConsoleSwitch {
     /// login is `ssh_username`/`ssh_password` (falling back to
     /// `username`/`password`) on `ssh_port`; otherwise `ipport` (default 22).
     pub fn from_params(params: &Params) -> Result<ApcConsoleSwitch, DeviceError> {
-        if params.boolean("secure") == Some(false) {
-            return Err(DeviceError::Failed(
-                "secure=0 asks for telnet; fencekit drives the APC console over SSH only".into(),
-            ));
+        let telnet = params.boolean(target::TELNET.name).unwrap_or(false);
+        match (params.boolean("secure"), telnet) {
+            (Some(false), false) => {
+                return Err(DeviceError::Failed(
+                    "secure=0 asks for telnet, which sends the login in clear text: set telnet=1 \
+                     to mean it, or secure=1 for SSH"
+                        .into(),
+                ))
+            }
+            (Some(true), true) => {
+                return Err(DeviceError::Failed(
+                    "secure=1 (SSH) and telnet=1 exclude each other: give one".into(),
+                ))
+            }
+            _ => {}
         }
         let with_snmp = params
             .text("transport")
