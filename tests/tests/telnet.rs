@@ -210,3 +210,26 @@ fn a_baytech_strip_over_telnet_is_switched_and_read_back() {
         assert_eq!(strip.outlet(1, 3), Some(PowerState::On), "{mode}");
     }
 }
+
+#[test]
+fn a_telnet_port_that_accepts_and_never_speaks_ends_by_the_deadline() {
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("apc");
+    // Accepts every connection (the kernel's backlog does) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let stdin = format!(
+        "action=off\nip=127.0.0.1\nipport={port}\nusername={USER}\npassword={PASSWORD}\n\
+         plug=2\ntelnet=1\ntimeout=3\n"
+    );
+    let started = Instant::now();
+    let out = run(&ours, &stdin);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(
+        took < Duration::from_secs(4),
+        "ended {took:?} after a 3 s deadline: {}",
+        out.text()
+    );
+    drop(silent);
+}
