@@ -748,6 +748,8 @@ impl<'a> Run<'a> {
         mut done: impl FnMut(PowerState) -> bool,
     ) {
         let mut pause = Duration::from_millis(50).min(self.options.poll_interval);
+        // Whether a read since the command was accepted gave a state.
+        let mut read_once = false;
         loop {
             // The last read may use what is left of the whole operation: a plug that
             // reaches its state exactly at `confirm_by` still counts.
@@ -759,6 +761,7 @@ impl<'a> Run<'a> {
             let last_error = match self.read(switch, &progress.target, read_by).await {
                 Ok(state) => {
                     progress.state = state;
+                    read_once = true;
                     if done(state) {
                         progress.confirmed = Some(self.start.elapsed());
                         self.step(Some(&progress.target), StepKind::Confirmed(state));
@@ -788,12 +791,27 @@ impl<'a> Run<'a> {
             };
             let now = Instant::now();
             if now >= confirm_by {
-                let error = last_error.unwrap_or_else(|| FenceError::NotConfirmed {
-                    target: progress.target.clone(),
-                    action,
-                    state: progress.state,
-                    elapsed: now - accepted,
-                });
+                // A last read cut off by the deadline says less than the reads
+                // before it: the plug was still in their state.
+                let cut_off = matches!(
+                    &last_error,
+                    Some(
+                        FenceError::Deadline { .. }
+                            | FenceError::Device {
+                                cause: DeviceError::TimedOut(_),
+                                ..
+                            }
+                    )
+                );
+                let error = match last_error {
+                    Some(error) if !(cut_off && read_once) => error,
+                    _ => FenceError::NotConfirmed {
+                        target: progress.target.clone(),
+                        action,
+                        state: progress.state,
+                        elapsed: now - accepted,
+                    },
+                };
                 self.step(Some(&progress.target), StepKind::Failed(error.to_string()));
                 progress.error = Some(error);
                 return;

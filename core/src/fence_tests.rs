@@ -837,3 +837,58 @@ async fn a_plug_switched_back_on_while_another_is_still_going_off_is_not_fenced(
         );
     }
 }
+
+/// A one-plug device that takes off and keeps reading on, until its reads start
+/// hanging one second after the off.
+struct OnThenSilent {
+    off_at: Mutex<Option<Instant>>,
+}
+
+#[async_trait::async_trait]
+impl PowerSwitch for OnThenSilent {
+    async fn status(&self, _plug: &Plug, _deadline: Instant) -> Result<PowerState, DeviceError> {
+        let off_at = *self.off_at.lock().unwrap();
+        if off_at.is_some_and(|at| at.elapsed() >= Duration::from_secs(1)) {
+            std::future::pending::<()>().await;
+        }
+        Ok(PowerState::On)
+    }
+
+    async fn switch(&self, _: &Plug, _: SwitchTo, _: Instant) -> Result<(), DeviceError> {
+        *self.off_at.lock().unwrap() = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn list(&self, _: Instant) -> Result<Vec<crate::PlugInfo>, DeviceError> {
+        Ok(Vec::new())
+    }
+
+    async fn check(&self, _: Instant) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_last_read_cut_off_by_the_deadline_reports_the_state_the_reads_before_it_saw() {
+    let device: Arc<dyn PowerSwitch> = Arc::new(OnThenSilent {
+        off_at: Mutex::new(None),
+    });
+    let devices: Devices = [("bmc1".to_string(), device)].into_iter().collect();
+    // power_timeout as long as the whole operation: the last read has no time of
+    // its own.
+    let opts = FenceOptions {
+        timeout: Duration::from_secs(5),
+        power_timeout: Duration::from_secs(5),
+        ..options()
+    };
+    let outcome = fence(
+        &devices,
+        &node(vec![plug("bmc1", 1)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert!(!outcome.success, "{}", outcome.summary());
+    let said = outcome.summary();
+    assert!(said.contains("still on"), "{said}");
+}
