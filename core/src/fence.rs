@@ -41,6 +41,10 @@ use crate::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
 use crate::switch::{DeviceCommand, PowerSwitch, SwitchTo};
 use crate::Instant;
 
+/// How long the devices get, at most, to end what they kept open for an operation
+/// once its outcome is known ([`PowerSwitch::close`]): one exchange on a live link.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 /// The devices a fence may use, by their configured names.
 pub type Devices = BTreeMap<String, Arc<dyn PowerSwitch>>;
 
@@ -399,6 +403,7 @@ impl<'a> Run<'a> {
             outcome.success = false;
         }
         outcome.elapsed = self.start.elapsed();
+        self.close_devices().await;
         if let Some(command) = &self.options.notify_command {
             if action != FenceAction::Status {
                 let by = (Instant::now() + self.options.notify_timeout).min(self.deadline);
@@ -856,6 +861,20 @@ impl<'a> Run<'a> {
                 waited: started.elapsed(),
             }),
         }
+    }
+
+    /// Lets every device of the node end what it kept open for this operation
+    /// ([`PowerSwitch::close`]), all at once, within [`CLOSE_GRACE`] and never past
+    /// the deadline.
+    async fn close_devices(&self) {
+        let by = (Instant::now() + CLOSE_GRACE).min(self.deadline);
+        let closing = self.groups().into_iter().filter_map(|(name, _)| {
+            let switch = self.devices.get(&name)?;
+            Some(async move {
+                let _ = timeout_at(by, switch.close(by)).await;
+            })
+        });
+        join_all(closing.collect()).await;
     }
 
     /// Plug indices grouped by device, in the order the devices first appear.

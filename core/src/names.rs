@@ -137,6 +137,10 @@ impl PowerSwitch for ListedNames {
         self.inner.supports(command)
     }
 
+    async fn close(&self, deadline: Instant) {
+        self.inner.close(deadline).await
+    }
+
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         self.inner.list(deadline).await
     }

@@ -98,4 +98,12 @@ pub trait PowerSwitch: Send + Sync {
     /// Checks that the device answers with the configured credentials (and, where the
     /// protocol allows, that they may switch plugs).
     async fn check(&self, deadline: Instant) -> Result<(), DeviceError>;
+
+    /// Ends, by `deadline`, what the device kept open for the later calls of one
+    /// operation (an IPMI session kept from a command for the status reads that
+    /// confirm it). The fence algorithm calls it once, at the end of every
+    /// operation; a device that keeps nothing open does nothing.
+    async fn close(&self, deadline: Instant) {
+        let _ = deadline;
+    }
 }

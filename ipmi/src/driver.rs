@@ -26,13 +26,40 @@ use crate::setup::OpenSessionResponse;
 /// The replies to a session's commands, in order, or why the session failed.
 pub type Replies = Result<Vec<Result<Reply, IpmiError>>, IpmiError>;
 
-struct Job {
-    peer: SocketAddr,
-    config: SessionConfig,
-    commands: Vec<Command>,
-    deadline: Instant,
-    done: oneshot::Sender<Replies>,
+/// What the socket task is asked to do.
+enum Job {
+    /// Open a session, run the commands; close it after them, or keep it (its ID
+    /// sent on `kept`) for more reads.
+    Open {
+        peer: SocketAddr,
+        config: SessionConfig,
+        commands: Vec<Command>,
+        deadline: Instant,
+        done: oneshot::Sender<Replies>,
+        kept: Option<oneshot::Sender<KeptSession>>,
+    },
+    /// Run more commands in a kept session.
+    More {
+        id: KeptSession,
+        commands: Vec<Command>,
+        done: oneshot::Sender<Replies>,
+    },
+    /// Close a kept session (or give up on it, if a read is still outstanding).
+    Close {
+        id: KeptSession,
+        done: oneshot::Sender<()>,
+    },
 }
+
+/// A session the driver keeps open after its commands, for more of them; it is
+/// closed when asked ([`Driver::close`]), after [`KEEP_IDLE`] without a command, or
+/// at its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptSession(u32);
+
+/// How long a kept session may wait for its next command before the driver closes
+/// it: longer than the pause between two status reads of a fence.
+pub const KEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(3);
 
 struct Entry {
     peer: SocketAddr,
@@ -43,6 +70,12 @@ struct Entry {
     wanted: usize,
     replies: Vec<Result<Reply, IpmiError>>,
     done: Option<oneshot::Sender<Replies>>,
+    /// Kept open after its commands (see [`KeptSession`]).
+    keep: bool,
+    /// When an idle kept session is closed.
+    idle_until: Option<Instant>,
+    /// Told when the session has closed.
+    closed: Vec<oneshot::Sender<()>>,
 }
 
 /// A handle to the task that owns the socket; cheap to clone.
@@ -76,6 +109,72 @@ impl Driver {
         commands: Vec<Command>,
         deadline: Instant,
     ) -> Replies {
+        self.open(peer, config, commands, deadline, None).await
+    }
+
+    /// [`Driver::run`], the session kept open after the commands for more reads
+    /// ([`Driver::more`]) when it was established: its handle, if so.
+    pub async fn run_and_keep(
+        &self,
+        peer: SocketAddr,
+        config: SessionConfig,
+        commands: Vec<Command>,
+        deadline: Instant,
+    ) -> (Replies, Option<KeptSession>) {
+        let (kept, kept_rx) = oneshot::channel();
+        let replies = self
+            .open(peer, config, commands, deadline, Some(kept))
+            .await;
+        let kept = match &replies {
+            Ok(_) => kept_rx.await.ok(),
+            Err(_) => None,
+        };
+        (replies, kept)
+    }
+
+    /// Runs `commands` in the kept session `id`, waiting for them until `by`; an
+    /// error if the session is gone or did not answer by then (it is then closed).
+    /// For reads only: what is sent here may be sent again.
+    pub async fn more(&self, id: KeptSession, commands: Vec<Command>, by: Instant) -> Replies {
+        let gone = |detail: &str| IpmiError::Protocol {
+            host: String::new(),
+            detail: detail.into(),
+        };
+        let (done, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::More { id, commands, done })
+            .map_err(|_| gone("the UDP driver stopped"))?;
+        match tokio::time::timeout_at(by, rx).await {
+            Ok(Ok(replies)) => replies,
+            Ok(Err(_)) => Err(gone("the kept session ended")),
+            Err(_) => {
+                self.close_now(id);
+                Err(gone("no answer in the kept session"))
+            }
+        }
+    }
+
+    /// Closes the kept session `id`, waiting for the BMC's answer until `by`.
+    pub async fn close(&self, id: KeptSession, by: Instant) {
+        let (done, rx) = oneshot::channel();
+        if self.jobs.send(Job::Close { id, done }).is_ok() {
+            let _ = tokio::time::timeout_at(by, rx).await;
+        }
+    }
+
+    fn close_now(&self, id: KeptSession) {
+        let (done, _) = oneshot::channel();
+        let _ = self.jobs.send(Job::Close { id, done });
+    }
+
+    async fn open(
+        &self,
+        peer: SocketAddr,
+        config: SessionConfig,
+        commands: Vec<Command>,
+        deadline: Instant,
+        kept: Option<oneshot::Sender<KeptSession>>,
+    ) -> Replies {
         let host = config.host.clone();
         let (done, rx) = oneshot::channel();
         let gone = || IpmiError::Protocol {
@@ -83,12 +182,13 @@ impl Driver {
             detail: "the UDP driver stopped".into(),
         };
         self.jobs
-            .send(Job {
+            .send(Job::Open {
                 peer,
                 config,
                 commands,
                 deadline,
                 done,
+                kept,
             })
             .map_err(|_| gone())?;
         // The session ends itself at the deadline; this is a second guard.
@@ -182,7 +282,8 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
         }
         let next = sessions
             .values()
-            .filter_map(|e| e.session.poll_timeout())
+            .flat_map(|e| [e.session.poll_timeout(), e.idle_until])
+            .flatten()
             .min();
         let sleep = async {
             match next {
@@ -192,10 +293,51 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
         };
         tokio::select! {
             job = jobs.recv(), if accepting => {
-                let Some(job) = job else {
-                    accepting = false;
-                    continue;
+                let (peer, config, commands, deadline, done, kept) = match job {
+                    None => {
+                        accepting = false;
+                        continue;
+                    }
+                    Some(Job::Open { peer, config, commands, deadline, done, kept }) => {
+                        (peer, config, commands, deadline, done, kept)
+                    }
+                    Some(Job::More { id, commands, done }) => {
+                        let Some(entry) = sessions
+                            .get_mut(&id.0)
+                            .filter(|e| e.keep && e.done.is_none() && e.session.is_idle())
+                        else {
+                            // Dropped: the caller hears the session ended.
+                            drop(done);
+                            continue;
+                        };
+                        let now = Instant::now();
+                        entry.idle_until = None;
+                        entry.wanted = commands.len();
+                        entry.replies.clear();
+                        entry.done = Some(done);
+                        for command in &commands {
+                            entry.session.queue(*command, now);
+                        }
+                        step(&socket, &mut sessions, id.0).await;
+                        continue;
+                    }
+                    Some(Job::Close { id, done }) => {
+                        match sessions.get_mut(&id.0) {
+                            Some(entry) if entry.keep => {
+                                entry.keep = false;
+                                entry.idle_until = None;
+                                entry.closed.push(done);
+                                entry.session.abandon(Instant::now());
+                                step(&socket, &mut sessions, id.0).await;
+                            }
+                            _ => {
+                                let _ = done.send(());
+                            }
+                        }
+                        continue;
+                    }
                 };
+                let job_peer = peer;
                 let mut id = 0;
                 while id == 0 || sessions.contains_key(&id) {
                     id = rng.next_u32();
@@ -206,24 +348,31 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 // `Session::with_first_tag`): a range each, while ranges last.
                 let taken: Vec<u8> = sessions
                     .values()
-                    .filter(|e| e.peer == job.peer)
+                    .filter(|e| e.peer == job_peer)
                     .filter_map(|e| e.tag_slot)
                     .collect();
                 let tag_slot = (0..TAG_SLOTS).find(|slot| !taken.contains(slot));
                 let first_tag =
                     tag_slot.map(|slot| slot * (u8::MAX / TAG_SLOTS) + (rng.next_u32() % 8) as u8);
                 let mut session =
-                    Session::with_first_tag(job.config, id, now, job.deadline, seed, first_tag);
-                for command in &job.commands {
+                    Session::with_first_tag(config, id, now, deadline, seed, first_tag);
+                for command in &commands {
                     session.queue(*command, now);
                 }
+                let keep = kept.is_some();
+                if let Some(kept) = kept {
+                    let _ = kept.send(KeptSession(id));
+                }
                 sessions.insert(id, Entry {
-                    peer: job.peer,
+                    peer,
                     tag_slot,
                     session,
-                    wanted: job.commands.len(),
+                    wanted: commands.len(),
                     replies: Vec::new(),
-                    done: Some(job.done),
+                    done: Some(done),
+                    keep,
+                    idle_until: None,
+                    closed: Vec::new(),
                 });
                 step(&socket, &mut sessions, id).await;
             }
@@ -257,12 +406,22 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 let now = Instant::now();
                 let due: Vec<u32> = sessions
                     .iter()
-                    .filter(|(_, e)| e.session.poll_timeout().is_some_and(|t| t <= now))
+                    .filter(|(_, e)| {
+                        e.session.poll_timeout().is_some_and(|t| t <= now)
+                            || e.idle_until.is_some_and(|t| t <= now)
+                    })
                     .map(|(id, _)| *id)
                     .collect();
                 for id in due {
                     if let Some(entry) = sessions.get_mut(&id) {
-                        entry.session.handle_timeout(now);
+                        if entry.idle_until.is_some_and(|t| t <= now) {
+                            // A kept session nobody used for a while.
+                            entry.keep = false;
+                            entry.idle_until = None;
+                            entry.session.close(now);
+                        } else {
+                            entry.session.handle_timeout(now);
+                        }
                     }
                     step(&socket, &mut sessions, id).await;
                 }
@@ -289,7 +448,11 @@ async fn step(socket: &UdpSocket, sessions: &mut HashMap<u32, Entry>, id: u32) {
                         if let Some(done) = entry.done.take() {
                             let _ = done.send(Ok(std::mem::take(&mut entry.replies)));
                         }
-                        entry.session.close(Instant::now());
+                        if entry.keep {
+                            entry.idle_until = Some(Instant::now() + KEEP_IDLE);
+                        } else {
+                            entry.session.close(Instant::now());
+                        }
                     }
                 }
                 Event::Failed(error) => {
@@ -312,6 +475,9 @@ async fn step(socket: &UdpSocket, sessions: &mut HashMap<u32, Entry>, id: u32) {
     }
     if finished {
         if let Some(mut entry) = sessions.remove(&id) {
+            for closed in entry.closed.drain(..) {
+                let _ = closed.send(());
+            }
             if let Some(done) = entry.done.take() {
                 let _ = done.send(Err(IpmiError::Protocol {
                     host: entry.peer.to_string(),

@@ -168,6 +168,8 @@ pub struct Bmc {
     outgoing: VecDeque<(Instant, Vec<u8>)>,
     requests: u32,
     controls: Vec<ChassisControl>,
+    /// Sessions opened so far (Open Session requests accepted).
+    opened: usize,
 }
 
 impl Bmc {
@@ -181,6 +183,7 @@ impl Bmc {
             outgoing: VecDeque::new(),
             requests: 0,
             controls: Vec::new(),
+            opened: 0,
         }
     }
 
@@ -219,6 +222,17 @@ impl Bmc {
     /// Sessions open or being opened.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Sessions opened since the BMC started.
+    pub fn sessions_opened(&self) -> usize {
+        self.opened
+    }
+
+    /// Forgets every session, as a BMC that restarts does: their requests go
+    /// unanswered from now on.
+    pub fn forget_sessions(&mut self) {
+        self.sessions.clear();
     }
 
     pub fn faults_mut(&mut self) -> &mut Faults {
@@ -360,6 +374,7 @@ impl Bmc {
             while bmc_session_id == 0 || self.sessions.contains_key(&bmc_session_id) {
                 bmc_session_id = self.rng.next_u32();
             }
+            self.opened += 1;
             self.sessions.insert(
                 bmc_session_id,
                 BmcSession {

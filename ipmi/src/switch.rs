@@ -13,7 +13,7 @@ use fencekit_core::{
 };
 use tokio::sync::Mutex;
 
-use crate::driver::Driver;
+use crate::driver::{Driver, KeptSession};
 use crate::error::IpmiError;
 use crate::message::{ChassisControl, Privilege};
 use crate::session::client::{Command, Reply, SessionConfig, Workarounds};
@@ -163,10 +163,21 @@ pub struct IpmiSwitch {
     /// BMC that switches at once is confirmed in one session (the fence algorithm
     /// still decides; this is a real read, taken after the command was accepted).
     observed: std::sync::Mutex<Option<(PowerState, Instant)>>,
+    /// The session of the last on/off/cycle command, kept open so that the status
+    /// reads confirming it run in it: one fence, one session, where the BMC keeps
+    /// it. Closed by [`PowerSwitch::close`] (or by the driver when idle).
+    kept: std::sync::Mutex<Option<(Driver, KeptSession)>>,
 }
 
 /// How long a state read with a command may stand in for the next status call.
 const OBSERVED_FRESH: Duration = Duration::from_millis(500);
+
+/// How long closing a kept session may take before the next command's session.
+const KEPT_CLOSE: Duration = Duration::from_millis(500);
+
+/// How many retransmission intervals a read in the kept session may take before
+/// the read goes to a session of its own.
+const KEPT_READ_SENDS: u32 = 3;
 
 impl std::fmt::Debug for IpmiSwitch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -293,6 +304,7 @@ impl IpmiSwitch {
             config,
             driver: Mutex::new(None),
             observed: std::sync::Mutex::new(None),
+            kept: std::sync::Mutex::new(None),
         })
     }
 
@@ -370,15 +382,18 @@ impl IpmiSwitch {
         deadline: Instant,
     ) -> Result<Vec<Result<Reply, IpmiError>>, DeviceError> {
         let peers = self.peers(deadline).await?;
-        self.run_on(&peers, commands, deadline).await
+        self.run_on(&peers, commands, deadline, false).await
     }
 
     /// [`IpmiSwitch::run_each`] on the BMC's addresses `peers`, in order.
+    /// With `keep`, the session is kept open after the commands for the status
+    /// reads that follow ([`IpmiSwitch::kept`]).
     async fn run_on(
         &self,
         peers: &[SocketAddr],
         commands: Vec<Command>,
         deadline: Instant,
+        keep: bool,
     ) -> Result<Vec<Result<Reply, IpmiError>>, DeviceError> {
         // End the session a little before the caller's deadline, so that the
         // caller hears *why* (no answer to Open Session, RAKP, in-session) rather
@@ -400,15 +415,30 @@ impl IpmiSwitch {
                 Instant::now() + (left / 2).clamp(PER_ADDRESS_MIN, PER_ADDRESS_MAX)
             };
             let driver = self.driver(*peer).await?;
-            match driver
-                .run(
-                    *peer,
-                    self.config.clone(),
-                    commands.clone(),
-                    attempt_deadline,
-                )
-                .await
-            {
+            let replies = if keep {
+                let (replies, kept) = driver
+                    .run_and_keep(
+                        *peer,
+                        self.config.clone(),
+                        commands.clone(),
+                        attempt_deadline,
+                    )
+                    .await;
+                if let Some(kept) = kept {
+                    self.keep(driver.clone(), kept);
+                }
+                replies
+            } else {
+                driver
+                    .run(
+                        *peer,
+                        self.config.clone(),
+                        commands.clone(),
+                        attempt_deadline,
+                    )
+                    .await
+            };
+            match replies {
                 Err(IpmiError::NoAnswer {
                     phase: crate::error::Phase::OpenSession,
                     ..
@@ -444,10 +474,15 @@ impl IpmiSwitch {
         deadline: Instant,
     ) -> Result<(), DeviceError> {
         tracing::info!(host = %self.config.host, command = control.as_str(), "chassis control");
+        // The session kept from an earlier command (a reboot's off) ends first.
+        PowerSwitch::close(self, (Instant::now() + KEPT_CLOSE).min(deadline)).await;
+        let peers = self.peers(deadline).await?;
         let mut replies = self
-            .run_each(
+            .run_on(
+                &peers,
                 vec![Command::ChassisControl(control), Command::GetChassisStatus],
                 deadline,
+                true,
             )
             .await?
             .into_iter();
@@ -503,6 +538,42 @@ impl IpmiSwitch {
         Ok(())
     }
 
+    /// Keeps `session` for the next status reads (the one kept before it was
+    /// closed first; should one still be there, the driver closes it when idle).
+    fn keep(&self, driver: Driver, session: KeptSession) {
+        if let Ok(mut kept) = self.kept.lock() {
+            *kept = Some((driver, session));
+        }
+    }
+
+    /// A status read in the kept session, if there is one and it answers in time
+    /// (a few retransmission intervals); `None` sends the caller to a session of
+    /// its own (a read may be repeated; a command is never run here).
+    async fn read_in_kept(&self, deadline: Instant) -> Option<PowerState> {
+        let (driver, session) = self.kept.lock().ok()?.as_ref().cloned()?;
+        let by = (Instant::now() + self.config.retransmit_interval * KEPT_READ_SENDS)
+            .min(deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline));
+        match driver
+            .more(session, vec![Command::GetChassisStatus], by)
+            .await
+        {
+            Ok(replies) => match replies.into_iter().next() {
+                Some(Ok(Reply::Power(state))) => Some(state),
+                _ => None,
+            },
+            Err(error) => {
+                tracing::debug!(host = %self.config.host, %error,
+                    "the kept session did not answer; reading in a session of its own");
+                if let Ok(mut kept) = self.kept.lock() {
+                    if kept.as_ref().is_some_and(|(_, s)| *s == session) {
+                        *kept = None;
+                    }
+                }
+                None
+            }
+        }
+    }
+
     /// The state read with the last command, if it is fresh; taken once.
     fn take_observed(&self) -> Option<PowerState> {
         let (state, at) = self.observed.lock().ok()?.take()?;
@@ -533,8 +604,19 @@ impl PowerSwitch for IpmiSwitch {
             tracing::debug!(host = %self.config.host, state = %state, "read in the command's session");
             return Ok(state);
         }
+        if let Some(state) = self.read_in_kept(deadline).await {
+            tracing::debug!(host = %self.config.host, state = %state, "read in the kept session");
+            return Ok(state);
+        }
         self.read_power(vec![Command::GetChassisStatus], deadline)
             .await
+    }
+
+    async fn close(&self, deadline: Instant) {
+        let kept = self.kept.lock().ok().and_then(|mut kept| kept.take());
+        if let Some((driver, session)) = kept {
+            driver.close(session, deadline).await;
+        }
     }
 
     async fn switch(
@@ -693,6 +775,75 @@ mod tests {
             .unwrap();
         assert_eq!(sw.list(soon()).await.unwrap()[0].state, PowerState::On);
         sw.check(soon()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_reads_after_a_command_run_in_its_session_which_is_then_closed() {
+        let bmcs = spawn_bmcs(vec![BmcConfig::new("secretpw")]).await.unwrap();
+        let (addr, bmc) = &bmcs[0];
+        let sw = switch_for(*addr, "secretpw");
+        sw.switch(&Plug::Chassis, SwitchTo::Off, soon())
+            .await
+            .unwrap();
+        for _ in 0..4 {
+            assert_eq!(
+                sw.status(&Plug::Chassis, soon()).await.unwrap(),
+                PowerState::Off
+            );
+        }
+        assert_eq!(bmc.lock().unwrap().sessions_opened(), 1);
+        assert_eq!(bmc.lock().unwrap().session_count(), 1, "kept open");
+        PowerSwitch::close(&sw, soon()).await;
+        assert_eq!(bmc.lock().unwrap().session_count(), 0, "closed");
+        // The next command opens a session of its own.
+        sw.switch(&Plug::Chassis, SwitchTo::On, soon())
+            .await
+            .unwrap();
+        assert_eq!(bmc.lock().unwrap().sessions_opened(), 2);
+        PowerSwitch::close(&sw, soon()).await;
+        assert_eq!(bmc.lock().unwrap().session_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_kept_session_nobody_closes_is_closed_when_idle() {
+        let bmcs = spawn_bmcs(vec![BmcConfig::new("secretpw")]).await.unwrap();
+        let (addr, bmc) = &bmcs[0];
+        let sw = switch_for(*addr, "secretpw");
+        sw.switch(&Plug::Chassis, SwitchTo::Off, soon())
+            .await
+            .unwrap();
+        assert_eq!(bmc.lock().unwrap().session_count(), 1);
+        tokio::time::sleep(crate::driver::KEEP_IDLE + Duration::from_millis(500)).await;
+        assert_eq!(bmc.lock().unwrap().session_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_kept_session_the_bmc_forgot_gives_way_to_a_new_one_for_the_read() {
+        let bmcs = spawn_bmcs(vec![BmcConfig::new("secretpw")]).await.unwrap();
+        let (addr, bmc) = &bmcs[0];
+        let sw = switch_for(*addr, "secretpw");
+        sw.switch(&Plug::Chassis, SwitchTo::Off, soon())
+            .await
+            .unwrap();
+        // The read taken with the command is used up first.
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::Off
+        );
+        bmc.lock().unwrap().forget_sessions();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::Off
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(bmc.lock().unwrap().sessions_opened(), 2);
+        // And the commands went once each.
+        assert_eq!(bmc.lock().unwrap().controls().len(), 1);
     }
 
     #[tokio::test]
@@ -953,6 +1104,7 @@ mod tests {
                 &[silent_addr, addr],
                 vec![Command::GetChassisStatus],
                 started + Duration::from_secs(8),
+                false,
             )
             .await
             .unwrap();

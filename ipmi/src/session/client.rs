@@ -393,6 +393,30 @@ impl Session {
         }
     }
 
+    /// Gives up on what is queued and outstanding, and closes the session: for a
+    /// kept session whose caller stopped waiting for a read (a chassis control is
+    /// never run in one).
+    pub fn abandon(&mut self, now: Instant) {
+        self.queue.clear();
+        if let State::Established { outstanding, .. } = &mut self.state {
+            *outstanding = None;
+        }
+        self.close(now);
+    }
+
+    /// Whether the session is established with nothing queued or outstanding: a
+    /// kept session waiting for its next command.
+    pub fn is_idle(&self) -> bool {
+        matches!(
+            self.state,
+            State::Established {
+                outstanding: None,
+                ..
+            }
+        ) && self.queue.is_empty()
+            && !self.closing
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmit.pop_front()
     }
