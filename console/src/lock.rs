@@ -76,17 +76,18 @@ impl DeviceLock {
                 dir.display()
             ))
         })?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| {
-                DeviceError::Failed(format!(
-                    "{device}: cannot open the lock file {}: {e}",
-                    path.display()
-                ))
-            })?;
+        // A regular file only, opened without blocking: a FIFO planted there must
+        // not hang the operation.
+        let mut file = fencekit_core::files::open_regular(
+            &path,
+            OpenOptions::new().create(true).truncate(false).write(true),
+        )
+        .map_err(|e| {
+            DeviceError::Failed(format!(
+                "{device}: cannot open the lock file {}: {e}",
+                path.display()
+            ))
+        })?;
         let started = Instant::now();
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {

@@ -373,23 +373,25 @@ impl ConsoleTarget {
     ) -> Result<(), DeviceError> {
         let device = &self.ssh.device;
         let failed = |e: crate::ConsoleError| DeviceError::from(e);
-        let user_prompt = [
+        let password_prompt = Pattern::text("password").ignore_case();
+        let first = [
+            password_prompt.clone(),
             Pattern::text("user name").ignore_case(),
             Pattern::text("username").ignore_case(),
             Pattern::text("login:").ignore_case(),
         ];
-        console
-            .expect(&user_prompt, deadline)
-            .await
-            .map_err(failed)?;
-        console
-            .send_line(&self.ssh.user, deadline)
-            .await
-            .map_err(failed)?;
-        console
-            .expect(&[Pattern::text("password").ignore_case()], deadline)
-            .await
-            .map_err(failed)?;
+        // A console that asks for a password alone (no user name) gets just that.
+        let asked = console.expect(&first, deadline).await.map_err(failed)?;
+        if asked.index != 0 {
+            console
+                .send_line(&self.ssh.user, deadline)
+                .await
+                .map_err(failed)?;
+            console
+                .expect(&[password_prompt], deadline)
+                .await
+                .map_err(failed)?;
+        }
         let SshAuth::Password(password) = &self.ssh.auth else {
             return Err(DeviceError::Failed(format!(
                 "{device}: telnet needs a password"

@@ -104,13 +104,46 @@ pub const DEFAULT_PATH: &str = "/etc/fencekit/fencekit.toml";
 /// The variable that names the configuration when no `--config` is given.
 pub const PATH_VARIABLE: &str = "FENCEKIT_CONFIG";
 
+/// The largest configuration file read (a regular file: [`crate::files`]).
+const CONFIG_LIMIT: usize = 16 << 20;
+
+/// The operation timeout the file at `path` sets in `[fence]` (`timeout`), read
+/// before anything else of it (no secret is read, no device built), so that a front
+/// end can bound everything that follows by it; the default when the file has none
+/// or cannot be read.
+pub fn timeout_hint(path: &Path) -> std::time::Duration {
+    let default = FenceOptions::default().timeout;
+    let Ok(text) = crate::files::read_text_bounded(path, CONFIG_LIMIT) else {
+        return default;
+    };
+    let text = zeroize::Zeroizing::new(text);
+    let Ok(root) = DeTable::parse(&text) else {
+        return default;
+    };
+    let root = Wiped(root.into_inner());
+    let Some(DeValue::Table(fence)) = root.0.get("fence").map(|v| v.get_ref()) else {
+        return default;
+    };
+    let seconds = match fence.get("timeout").map(|v| v.get_ref()) {
+        Some(DeValue::Integer(n)) => integer(n).map(|n| n as f64),
+        Some(DeValue::Float(f)) => f.as_str().parse().ok(),
+        Some(DeValue::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    seconds
+        .filter(|t: &f64| t.is_finite() && (0.0..1e9).contains(t))
+        .map(std::time::Duration::from_secs_f64)
+        .unwrap_or(default)
+}
+
 /// Reads and validates a configuration file. A file every user may read is refused
 /// when it holds a secret's value: a BMC or PDU password there is a password of every
 /// local user.
 pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Config, ConfigError> {
     let origin = || Origin::new(path.display().to_string());
     // The file may hold inline secrets: its text is zeroed when dropped.
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let read = crate::files::read_text_bounded(path, CONFIG_LIMIT);
+    let text = zeroize::Zeroizing::new(read.map_err(|e| ConfigError {
         origin: origin(),
         message: format!("cannot read the configuration: {e}"),
     })?);

@@ -14,6 +14,7 @@ pub mod child;
 pub mod config;
 pub mod error;
 pub mod fence;
+pub mod files;
 mod join;
 pub mod lookup;
 pub mod names;

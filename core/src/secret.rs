@@ -41,9 +41,11 @@ impl Secret {
         self.0.is_empty()
     }
 
-    /// Reads a secret from a file: its first line, without the line ending.
+    /// Reads a secret from a file: its first line, without the line ending. Only a
+    /// regular file of at most [`SECRET_FILE_LIMIT`] bytes ([`crate::files`]).
     pub fn from_file(path: &Path) -> Result<Secret, SecretError> {
-        let raw = Zeroizing::new(std::fs::read(path).map_err(|e| SecretError::File {
+        let read = crate::files::read_bounded(path, SECRET_FILE_LIMIT);
+        let raw = Zeroizing::new(read.map_err(|e| SecretError::File {
             path: path.display().to_string(),
             cause: e.to_string(),
         })?);
@@ -129,6 +131,9 @@ pub fn bounded_by_operation(limit: Duration) -> Duration {
         None => own,
     }
 }
+
+/// The largest secret file read: far more than a line.
+pub const SECRET_FILE_LIMIT: usize = 64 * 1024;
 
 /// The most of a `password_script`'s output that is read: far more than a line.
 const SECRET_OUTPUT_LIMIT: usize = 64 * 1024;

@@ -286,11 +286,9 @@ impl SimSwitch {
         let line = format!("{accepted} {plug} {state} {effective}\n");
         // The log is a test's record: a failure to write it must not change what the
         // device does, so it is only reported.
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        let written =
+            crate::files::open_regular(path, std::fs::OpenOptions::new().create(true).append(true))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
         if let Err(e) = written {
             tracing::warn!("sim: cannot write command log {}: {e}", path.display());
         }
@@ -300,7 +298,7 @@ impl SimSwitch {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::files::read_text_bounded(path, STATE_FILE_LIMIT) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.save(),
             Err(e) => {
@@ -371,7 +369,15 @@ impl SimSwitch {
             })
             .collect();
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+        let written = crate::files::open_regular(
+            &tmp,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true),
+        )
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
         drop(plugs);
         written.map_err(|e| {
             DeviceError::Failed(format!("cannot write state file {}: {e}", path.display()))
@@ -588,6 +594,9 @@ impl PowerSwitch for SimSwitch {
         Ok(())
     }
 }
+
+/// The largest state file read: a line per plug.
+const STATE_FILE_LIMIT: usize = 4 << 20;
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("plugs", "how many plugs the device has")

@@ -32,7 +32,7 @@ enum Job {
     /// sent on `kept`) for more reads.
     Open {
         peer: SocketAddr,
-        config: SessionConfig,
+        config: Box<SessionConfig>,
         commands: Vec<Command>,
         deadline: Instant,
         done: oneshot::Sender<Replies>,
@@ -184,7 +184,7 @@ impl Driver {
         self.jobs
             .send(Job::Open {
                 peer,
-                config,
+                config: Box::new(config),
                 commands,
                 deadline,
                 done,
@@ -355,7 +355,7 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 let first_tag =
                     tag_slot.map(|slot| slot * (u8::MAX / TAG_SLOTS) + (rng.next_u32() % 8) as u8);
                 let mut session =
-                    Session::with_first_tag(config, id, now, deadline, seed, first_tag);
+                    Session::with_first_tag(*config, id, now, deadline, seed, first_tag);
                 for command in &commands {
                     session.queue(*command, now);
                 }

@@ -306,9 +306,12 @@ fn basic(username: &str, password: &Secret) -> Result<HeaderValue, HttpError> {
     Ok(value)
 }
 
+/// The largest `ssl_ca_file` read: a bundle of every public CA is under 300 KiB.
+const CA_FILE_LIMIT: usize = 4 << 20;
+
 /// The CA certificates of a PEM file.
 fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
-    let pem = std::fs::read(path)
+    let pem = fencekit_core::files::read_bounded(path, CA_FILE_LIMIT)
         .map_err(|e| HttpError::Config(format!("ssl_ca_file {}: {e}", path.display())))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
         HttpError::Config(format!(

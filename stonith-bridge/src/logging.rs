@@ -31,10 +31,11 @@ pub fn init(verbose: u8, quiet: bool) {
 /// Logs to `path` (appended) instead of stderr, at `verbose` (2 debug, 3 trace):
 /// fence-agents' `debug_file`. Secrets never reach a log, here either.
 pub fn init_to_file(path: &std::path::Path, verbose: u8) -> std::io::Result<()> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    // A regular file only: opening a FIFO with no reader would block the run.
+    let file = fencekit_core::files::open_regular(
+        path,
+        std::fs::OpenOptions::new().create(true).append(true),
+    )?;
     let level = if verbose >= 3 { "trace" } else { "debug" };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(level))

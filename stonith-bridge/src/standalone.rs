@@ -15,8 +15,10 @@ use crate::cli::{DevicesArgs, FenceArgs};
 use crate::{exit, report};
 
 pub async fn fence(args: FenceArgs) -> u8 {
-    let registry = Registry::discover(args.plugin_dir.as_deref());
-    let Some(config) = load(args.config.as_deref(), &registry) else {
+    let started = Instant::now();
+    let Some((config, registry)) =
+        load(args.config.as_deref(), args.plugin_dir.as_deref(), started)
+    else {
         return exit::USAGE;
     };
     let names: Vec<&str> = args
@@ -63,6 +65,9 @@ pub async fn fence(args: FenceArgs) -> u8 {
         }
     }
     let mut options = config.fence_options();
+    // The timeout counts from the start of the run: reading the configuration (a
+    // `password_script`) and building the devices took part of it.
+    options.timeout = options.timeout.saturating_sub(started.elapsed());
     if args.progress || (!args.json && report::stderr_is_terminal()) {
         options.observer = Some(report::progress_on_stderr());
     }
@@ -117,8 +122,14 @@ pub async fn fence(args: FenceArgs) -> u8 {
 }
 
 /// The configuration `--config` names, else `$FENCEKIT_CONFIG`, else the default
-/// path; an error is printed and `None` returned.
-fn load(given: Option<&Path>, registry: &Registry) -> Option<Config> {
+/// path, and the plugins to build its devices with; an error is printed and `None`
+/// returned. Everything it runs (plugin discovery, `password_script`s) ends by the
+/// file's `[fence]` timeout, counted from `started`.
+fn load(
+    given: Option<&Path>,
+    plugin_dir: Option<&Path>,
+    started: Instant,
+) -> Option<(Config, Registry)> {
     let from_env = std::env::var_os(config::PATH_VARIABLE).filter(|v| !v.is_empty());
     let path = match (given, &from_env) {
         (Some(path), _) => path.to_path_buf(),
@@ -136,8 +147,11 @@ fn load(given: Option<&Path>, registry: &Registry) -> Option<Config> {
             path
         }
     };
-    match config::load(&path, registry) {
-        Ok(config) => Some(config),
+    let timeout = config::timeout_hint(&path);
+    fencekit_core::secret::set_operation_deadline((started + timeout).into_std());
+    let registry = Registry::discover(plugin_dir).with_deadline(started + timeout);
+    match config::load(&path, &registry) {
+        Ok(config) => Some((config, registry)),
         Err(e) => {
             eprintln!("stonith-bridge: {e}");
             None
@@ -147,10 +161,11 @@ fn load(given: Option<&Path>, registry: &Registry) -> Option<Config> {
 
 /// `stonith-bridge list`: every plug of the configured devices, read now.
 pub async fn list(args: DevicesArgs) -> u8 {
-    let Some((config, devices)) = devices_of(&args) else {
+    let started = Instant::now();
+    let Some((config, devices)) = devices_of(&args, started) else {
         return exit::USAGE;
     };
-    let deadline = Instant::now() + config.fence_options().timeout;
+    let deadline = started + config.fence_options().timeout;
     let mut code = exit::OK;
     let mut rows = Vec::new();
     for (name, device) in &devices {
@@ -198,10 +213,11 @@ pub async fn list(args: DevicesArgs) -> u8 {
 
 /// `stonith-bridge check`: every configured device answers with its credentials.
 pub async fn check(args: DevicesArgs) -> u8 {
-    let Some((config, devices)) = devices_of(&args) else {
+    let started = Instant::now();
+    let Some((config, devices)) = devices_of(&args, started) else {
         return exit::USAGE;
     };
-    let deadline = Instant::now() + config.fence_options().timeout;
+    let deadline = started + config.fence_options().timeout;
     let mut code = exit::OK;
     let mut results = Vec::new();
     for (name, device) in &devices {
@@ -239,9 +255,8 @@ pub async fn check(args: DevicesArgs) -> u8 {
 }
 
 /// The configuration and the devices `--device` names (all when it names none).
-fn devices_of(args: &DevicesArgs) -> Option<(Config, Devices)> {
-    let registry = Registry::discover(args.plugin_dir.as_deref());
-    let config = load(args.config.as_deref(), &registry)?;
+fn devices_of(args: &DevicesArgs, started: Instant) -> Option<(Config, Devices)> {
+    let (config, registry) = load(args.config.as_deref(), args.plugin_dir.as_deref(), started)?;
     let mut devices = Devices::new();
     for (name, device) in &config.devices {
         if !args.device.is_empty() && !args.device.iter().any(|d| d == name) {

@@ -343,11 +343,11 @@ impl Log {
                 self.tag
             );
             // A log that cannot be written must not change the agent's answer.
-            let _ = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(file)
-                .and_then(|mut f| f.write_all(line.as_bytes()));
+            let _ = fencekit_core::files::open_regular(
+                std::path::Path::new(&file),
+                std::fs::OpenOptions::new().append(true).create(true),
+            )
+            .and_then(|mut f| f.write_all(line.as_bytes()));
         }
     }
 
