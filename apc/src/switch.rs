@@ -38,6 +38,10 @@ pub struct ApcSnmpSwitch {
     fell_back: std::sync::OnceLock<String>,
     /// MasterSwitch Plus: the unit a bare outlet number or name refers to.
     unit: Option<u32>,
+    /// The outlet table (numbers and names), read once per device object: a plug
+    /// is resolved against it by the one rule of [`fencekit_core::resolve_outlet`]
+    /// on every call of an operation.
+    listed: std::sync::OnceLock<Vec<(Instance, String)>>,
 }
 
 impl ApcSnmpSwitch {
@@ -48,6 +52,7 @@ impl ApcSnmpSwitch {
             detected: std::sync::OnceLock::new(),
             fell_back: std::sync::OnceLock::new(),
             unit,
+            listed: std::sync::OnceLock::new(),
         }
     }
 
@@ -179,6 +184,19 @@ impl ApcSnmpSwitch {
         }
     }
 
+    /// [`ApcSnmpSwitch::outlets`], read once per device object.
+    async fn listed(
+        &self,
+        session: &mut Session<'_>,
+        family: Family,
+    ) -> Result<&[(Instance, String)], DeviceError> {
+        if self.listed.get().is_none() {
+            let outlets = self.outlets(session, family).await?;
+            let _ = self.listed.set(outlets);
+        }
+        Ok(self.listed.get().map(Vec::as_slice).unwrap_or_default())
+    }
+
     /// Every outlet with its name, from the family's name column.
     async fn outlets(
         &self,
@@ -275,11 +293,16 @@ impl ApcSnmpSwitch {
             }
         };
         match outlet {
-            // A number is that outlet, with no walk (a confirmed off stays
-            // sysObjectID, set, read back); a missing outlet shows in the read or set.
-            Plug::Number(n) => Ok(place(*n)),
-            Plug::Name(_) => {
-                let listed = self.outlets(session, family).await?;
+            // A number or a name, by the one rule: a number another outlet is named
+            // after is ambiguous, as on every other device. The outlet table is
+            // read once per operation; a PDU that lists no outlets at all (an
+            // unknown family's fallback table) takes a number as that outlet, and a
+            // missing one shows in the read or the set.
+            Plug::Number(_) | Plug::Name(_) => {
+                let listed = self.listed(session, family).await?;
+                if let (Plug::Number(n), true) = (outlet, listed.is_empty()) {
+                    return Ok(place(*n));
+                }
                 let on_unit: Vec<(u32, &str)> = listed
                     .iter()
                     .filter_map(|(instance, name)| match instance.as_slice() {

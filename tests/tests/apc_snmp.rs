@@ -345,6 +345,30 @@ fn a_lying_outlet_fails_the_fence_naming_outlet_and_pdu() {
     assert!(pdu.states()[1], "outlet 2 is still on");
 }
 
+/// A number another outlet is named after is ambiguous (outlet 4 named `2`, as a
+/// site that names outlets after its nodes might): refused with nothing switched,
+/// as on every other device; fence_apc_snmp would switch outlet 2.
+#[test]
+fn a_number_another_outlet_is_named_after_is_refused() {
+    let Some(pdu) = Pdu::start() else { return };
+    let text = std::fs::read_to_string(&pdu.state)
+        .unwrap()
+        .replace("outlet 1 4 on obey - outlet-4", "outlet 1 4 on obey - 2");
+    std::fs::write(&pdu.state, text).unwrap();
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("apc");
+    for action in ["off", "status"] {
+        let (code, output) = run(&ours, &pdu.v1(action, "2"));
+        assert_eq!(code, Some(1), "{action}: {output}");
+        assert!(output.contains("2, 4"), "{action}: {output}");
+    }
+    assert_eq!(pdu.states(), vec![true; 4], "something was switched");
+    // Outlet 1, named by nobody else, is switched as before.
+    let (code, output) = run(&ours, &pdu.v1("off", "1"));
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(pdu.states(), vec![false, true, true, true]);
+}
+
 /// A monitor, a status and a list read only: Pacemaker runs the monitor every few
 /// seconds, and every write is a configuration change the card logs. The emulator
 /// records each set that reaches it; an off (the control) records its one set.
