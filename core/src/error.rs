@@ -95,6 +95,15 @@ pub enum FenceError {
         target: TargetPlug,
         state: PowerState,
     },
+    /// A plug confirmed on read otherwise once every plug was: something switched it
+    /// off again.
+    #[error(
+        "{target} read {state} again after it was confirmed on, before every plug of the node was: something switched it off"
+    )]
+    WentOff {
+        target: TargetPlug,
+        state: PowerState,
+    },
     /// A device call did not return by the operation's deadline.
     #[error(
         "{operation} {target}: timed out, no answer within {:.1} s",
@@ -124,6 +133,7 @@ impl FenceError {
             | FenceError::NotConfirmed { target, .. }
             | FenceError::CycleNotSeenOff { target, .. }
             | FenceError::CameBack { target, .. }
+            | FenceError::WentOff { target, .. }
             | FenceError::Deadline { target, .. }
             | FenceError::UnknownDevice { target }
             | FenceError::Skipped { target, .. } => target,

@@ -389,7 +389,8 @@ impl<'a> Run<'a> {
                     outcome.success = ok;
                 }
                 FenceAction::On => {
-                    outcome.success = self.phase(SwitchTo::On, &mut outcome).await;
+                    outcome.success = self.phase(SwitchTo::On, &mut outcome).await
+                        && self.still_on(&mut outcome).await;
                 }
                 FenceAction::Reboot => self.reboot(&mut outcome).await,
             }
@@ -449,7 +450,7 @@ impl<'a> Run<'a> {
             self.wait(self.options.reboot_wait, "between off and on")
                 .await;
         }
-        outcome.success = self.phase(SwitchTo::On, outcome).await;
+        outcome.success = self.phase(SwitchTo::On, outcome).await && self.still_on(outcome).await;
     }
 
     /// The device to cycle, or why the cycle method cannot be used for this node.
@@ -638,6 +639,34 @@ impl<'a> Run<'a> {
                 Err(error) => {
                     ok = false;
                     outcome.plugs[index].off_confirmed = None;
+                    self.fail(outcome, error);
+                }
+            }
+        }
+        ok
+    }
+
+    /// After every plug of a several-plug node was confirmed on, each is read once
+    /// more, as [`Run::still_off`] does for off: one switched off again
+    /// meanwhile is not reported on. True when each still reads on.
+    async fn still_on(&self, outcome: &mut Outcome) -> bool {
+        if outcome.plugs.len() < 2 {
+            return true;
+        }
+        let mut ok = true;
+        for (index, result) in self.read_all().await {
+            let target = self.target.plugs[index].clone();
+            match result {
+                Ok(PowerState::On) => {}
+                Ok(state) => {
+                    ok = false;
+                    outcome.plugs[index].state = state;
+                    outcome.plugs[index].on_confirmed = None;
+                    self.fail(outcome, FenceError::WentOff { target, state });
+                }
+                Err(error) => {
+                    ok = false;
+                    outcome.plugs[index].on_confirmed = None;
                     self.fail(outcome, error);
                 }
             }

@@ -838,6 +838,37 @@ async fn a_plug_switched_back_on_while_another_is_still_going_off_is_not_fenced(
     }
 }
 
+/// The same for on: two plugs, one slow; the fast one is confirmed on, then
+/// switched off again while the slow one is still coming on. Not reported on.
+#[tokio::test(start_paused = true)]
+async fn a_plug_switched_off_while_another_is_still_coming_on_is_not_reported_on() {
+    let pdu_a = Arc::new(SimSwitch::new(1));
+    let pdu_b = Arc::new(SimSwitch::new(1));
+    pdu_a.set_state(1, PowerState::Off);
+    pdu_b.set_state(1, PowerState::Off);
+    pdu_b.set_behaviour(1, Behaviour::Slow(Duration::from_secs(3)));
+    let meddler = Arc::clone(&pdu_a);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        meddler.set_state(1, PowerState::Off);
+    });
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu_a), ("pdu-b", &pdu_b)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-b", 1)]),
+        FenceAction::On,
+        &options(),
+    )
+    .await;
+    assert!(!outcome.success, "{}", outcome.summary());
+    assert!(
+        outcome
+            .summary()
+            .contains("again after it was confirmed on"),
+        "{}",
+        outcome.summary()
+    );
+}
+
 /// A one-plug device that takes off and keeps reading on, until its reads start
 /// hanging one second after the off.
 struct OnThenSilent {
