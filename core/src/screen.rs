@@ -146,36 +146,89 @@ pub fn starts_with_end_of(text: &str, secret: &str, min: usize) -> bool {
     })
 }
 
-/// The secrets of this process's operation, for [`screen`].
-static WATCHED: Mutex<Vec<Secret>> = Mutex::new(Vec::new());
+/// A watched secret as texts are compared with it: folded, or as it is when it
+/// folds to nothing.
+struct Watched {
+    text: Zeroizing<String>,
+    folded: bool,
+}
 
-fn watched() -> std::sync::MutexGuard<'static, Vec<Secret>> {
-    WATCHED.lock().unwrap_or_else(|e| e.into_inner())
+/// The secrets of this process's operation, for [`screen`], and a keyed hash of
+/// each (so that watching many is not quadratic).
+struct Watchlist {
+    secrets: Vec<Watched>,
+    seen: std::collections::HashSet<u64>,
+    keys: std::collections::hash_map::RandomState,
+}
+
+static WATCHED: Mutex<Option<Watchlist>> = Mutex::new(None);
+
+fn with_watchlist<T>(f: impl FnOnce(&mut Watchlist) -> T) -> T {
+    let mut guard = WATCHED.lock().unwrap_or_else(|e| e.into_inner());
+    let list = guard.get_or_insert_with(|| Watchlist {
+        secrets: Vec::new(),
+        seen: std::collections::HashSet::new(),
+        keys: std::collections::hash_map::RandomState::new(),
+    });
+    f(list)
 }
 
 /// Adds `secret` to what [`screen`] withholds, for the rest of the process. The
 /// parameter schema does this for every secret parameter it reads; code that
-/// derives a secret of its own (an encoded credential) adds that.
+/// derives a secret of its own (an encoded credential) adds that. A secret shorter
+/// than [`SCREEN_MIN_LEN`] is not screened process-wide.
 pub fn watch(secret: &Secret) {
-    if secret.is_empty() {
+    use std::hash::BuildHasher;
+    let folded = fold(secret.expose());
+    let (text, is_folded) = if folded.text.is_empty() {
+        (Zeroizing::new(secret.expose().to_string()), false)
+    } else {
+        (folded.text, true)
+    };
+    if text.chars().count() < SCREEN_MIN_LEN {
         return;
     }
-    let mut watched = watched();
-    if !watched.iter().any(|s| s == secret) {
-        watched.push(secret.clone());
-    }
+    with_watchlist(|list| {
+        let hash = list.keys.hash_one((is_folded, text.as_str()));
+        if list.seen.insert(hash) {
+            list.secrets.push(Watched {
+                text,
+                folded: is_folded,
+            });
+        }
+    });
 }
 
-/// Whether `text` shows any watched secret long enough to be screened.
+/// Whether `text` shows any watched secret ([`watch`]).
 pub fn shows_watched(text: &str) -> bool {
-    watched().iter().any(|s| {
-        let folded = fold(s.expose());
-        let len = if folded.text.is_empty() {
-            s.expose().chars().count()
+    with_watchlist(|list| {
+        if list.secrets.is_empty() {
+            return false;
+        }
+        let folded = fold(text);
+        list.secrets.iter().any(|w| {
+            if w.folded {
+                folded.text.contains(w.text.as_str())
+            } else {
+                text.contains(w.text.as_str())
+            }
+        })
+    })
+}
+
+/// Whether `text` shows any of `secrets` ([`find`]), `text` folded once.
+pub fn shows_any<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> bool {
+    let folded = fold(text);
+    secrets.into_iter().any(|secret| {
+        if secret.is_empty() {
+            return false;
+        }
+        let wanted = fold(secret);
+        if wanted.text.is_empty() {
+            text.contains(secret)
         } else {
-            folded.text.chars().count()
-        };
-        len >= SCREEN_MIN_LEN && shows(text, s.expose())
+            folded.text.contains(wanted.text.as_str())
+        }
     })
 }
 

@@ -93,6 +93,8 @@ pub struct ScriptSwitch {
     input: Vec<(String, Zeroizing<String>)>,
     /// Secret values, to blank out of anything the script prints that reaches an error.
     secrets: Vec<Zeroizing<String>>,
+    /// The names in `input`, lower case, to refuse one given twice.
+    names: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for ScriptSwitch {
@@ -116,6 +118,7 @@ impl ScriptSwitch {
             env: Vec::new(),
             input: Vec::new(),
             secrets: Vec::new(),
+            names: std::collections::HashSet::new(),
         };
         for (name, value) in params.iter() {
             if !PARAMS.iter().any(|p| p.name == name) || matches!(name, "params" | "secret_params")
@@ -159,8 +162,7 @@ impl ScriptSwitch {
         secret: bool,
     ) -> Result<(), DeviceError> {
         let name = key.to_ascii_lowercase();
-        if self.input.iter().any(|(k, _)| *k == name) || matches!(name.as_str(), "action" | "plug")
-        {
+        if matches!(name.as_str(), "action" | "plug") || !self.names.insert(name.clone()) {
             return Err(DeviceError::Failed(format!(
                 "script: parameter `{key}` is given twice (in `params` and elsewhere), \
                  or is `action` or `plug`"
@@ -204,11 +206,7 @@ impl ScriptSwitch {
     /// in place, a secret would show where it stood (and so, in guessable text,
     /// what it is).
     fn redact(&self, text: &str) -> String {
-        if self
-            .secrets
-            .iter()
-            .any(|s| fencekit_core::screen::shows(text, s))
-        {
+        if fencekit_core::screen::shows_any(text, self.secrets.iter().map(|s| s.as_str())) {
             "[withheld: the script's text holds a secret]".to_string()
         } else {
             text.to_string()
