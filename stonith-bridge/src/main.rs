@@ -309,7 +309,11 @@ async fn run_work(work: Work) -> u8 {
                     }
                 },
                 cli::Command::Completions { shell } => {
-                    man::completions(shell, &mut std::io::stdout());
+                    // Made in memory, then written like any output: the generator
+                    // panics when its writer fails (a closed pipe, a full disk).
+                    let mut script = Vec::new();
+                    man::completions(shell, &mut script);
+                    print!("{}", String::from_utf8_lossy(&script));
                     exit::OK
                 }
                 cli::Command::FenceAgent { .. }

@@ -102,3 +102,18 @@ fn a_failure_told_into_closed_pipes_keeps_its_exit_code() {
     );
     assert_eq!(code, Some(1), "exit code of a refused fence");
 }
+
+#[test]
+fn completions_into_a_full_disk_end_1_without_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let status = Command::new(BIN)
+        .args(["completions", "zsh"])
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}");
+}
