@@ -116,3 +116,17 @@ fn sigterm_takes_what_its_child_started_with_it() {
     let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
     assert_eq!(outlet.trim(), "off", "the helper's orphaned `on` landed");
 }
+
+#[test]
+fn any_other_deadly_signal_takes_the_children_with_it_too() {
+    for signal in [Signal::SIGUSR1, Signal::SIGALRM, Signal::SIGQUIT] {
+        let dir = tempfile::tempdir().unwrap();
+        let _ = stop_an_on(dir.path(), HELPER_ON, signal);
+        let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
+        assert_eq!(
+            outlet.trim(),
+            "off",
+            "{signal}: the helper's orphaned `on` landed"
+        );
+    }
+}
