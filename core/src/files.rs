@@ -70,6 +70,50 @@ pub fn read_text_bounded(path: &Path, limit: usize) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"))
 }
 
+/// Standard input's first line (without its end), at most `limit` bytes, read by
+/// `by`: what `password_file=/dev/stdin` means. A writer that never sends a line
+/// end nor closes is given up on at `by`, never waited for longer.
+pub fn read_stdin_line(limit: usize, by: std::time::Instant) -> io::Result<Vec<u8>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stdin = io::stdin();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let left = by.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "standard input sent no line in time",
+            ));
+        }
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        let ready = poll(&mut fds, PollTimeout::from(ms)).map_err(io::Error::from)?;
+        if ready == 0 {
+            continue;
+        }
+        // One byte at a time: nothing past the line is taken from standard input.
+        match nix::unistd::read(stdin.as_fd(), &mut byte).map_err(io::Error::from)? {
+            0 => break,
+            _ if byte[0] == b'\n' => break,
+            _ => {
+                if line.len() == limit {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("its first line is longer than {limit} bytes"),
+                    ));
+                }
+                line.push(byte[0]);
+            }
+        }
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,6 +44,22 @@ impl Secret {
     /// Reads a secret from a file: its first line, without the line ending. Only a
     /// regular file of at most [`SECRET_FILE_LIMIT`] bytes ([`crate::files`]).
     pub fn from_file(path: &Path) -> Result<Secret, SecretError> {
+        if path == Path::new(STDIN_PATH) {
+            // Standard input, whatever it is (a pipe, a terminal): its first line,
+            // by the operation's deadline.
+            let by = Instant::now() + bounded_by_operation(STDIN_SECRET_TIMEOUT);
+            let line = crate::files::read_stdin_line(SECRET_FILE_LIMIT, by)
+                .map(Zeroizing::new)
+                .map_err(|e| SecretError::File {
+                    path: path.display().to_string(),
+                    cause: e.to_string(),
+                })?;
+            let text = std::str::from_utf8(&line).map_err(|_| SecretError::File {
+                path: path.display().to_string(),
+                cause: "not UTF-8 text".into(),
+            })?;
+            return Ok(Secret::new(text));
+        }
         let read = crate::files::read_bounded(path, SECRET_FILE_LIMIT);
         let raw = Zeroizing::new(read.map_err(|e| SecretError::File {
             path: path.display().to_string(),
@@ -131,6 +147,13 @@ pub fn bounded_by_operation(limit: Duration) -> Duration {
         None => own,
     }
 }
+
+/// The file name that means standard input for a `*_file` secret.
+const STDIN_PATH: &str = "/dev/stdin";
+
+/// The longest wait for standard input's line (less when the operation's deadline
+/// comes sooner).
+const STDIN_SECRET_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest secret file read: far more than a line.
 pub const SECRET_FILE_LIMIT: usize = 64 * 1024;

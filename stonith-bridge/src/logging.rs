@@ -22,7 +22,7 @@ pub fn init(verbose: u8, quiet: bool) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| Lossy(std::io::stderr()))
+        .with_writer(|| Queued)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
@@ -44,6 +44,113 @@ pub fn init_to_file(path: &std::path::Path, verbose: u8) -> std::io::Result<()> 
         .with_ansi(false)
         .try_init();
     Ok(())
+}
+
+/// Standard error, written by a thread of its own from a bounded queue: a reader
+/// that stops reading (a pipe nobody drains) blocks that thread, never the
+/// operation, whose deadline and exit code stand; what does not fit in the queue
+/// is lost. [`drain_stderr`] gives the queue a moment at the end of the run.
+mod queue {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    /// Lines (log events, report lines) waiting at most.
+    const CAPACITY: usize = 4096;
+
+    struct Queue {
+        tx: SyncSender<Vec<u8>>,
+    }
+
+    static QUEUE: OnceLock<Option<Queue>> = OnceLock::new();
+    /// Lines queued and not yet written.
+    static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+    fn queue() -> Option<&'static Queue> {
+        QUEUE
+            .get_or_init(|| {
+                let (tx, rx) = sync_channel::<Vec<u8>>(CAPACITY);
+                // The thread only writes to fd 2: it reads no environment, so it
+                // may start while the main thread still edits its own.
+                std::thread::Builder::new()
+                    .name("fencekit-stderr".into())
+                    .spawn(move || {
+                        let mut stderr = std::io::stderr();
+                        for bytes in rx {
+                            let _ = stderr.write_all(&bytes);
+                            let _ = stderr.flush();
+                            PENDING.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    })
+                    .ok()
+                    .map(|_| Queue { tx })
+            })
+            .as_ref()
+    }
+
+    /// Starts the writer thread now (see `start_stderr`).
+    pub fn start() {
+        let _ = queue();
+    }
+
+    /// Queues `bytes` for standard error; dropped when the queue is full. Without
+    /// a thread (none could start), written here.
+    pub fn write(bytes: &[u8]) {
+        match queue() {
+            Some(queue) => {
+                PENDING.fetch_add(1, Ordering::SeqCst);
+                if queue.tx.try_send(bytes.to_vec()).is_err() {
+                    PENDING.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            None => {
+                let _ = std::io::stderr().write_all(bytes);
+            }
+        }
+    }
+
+    /// Waits until every queued line is written, or `max`.
+    pub fn drain(max: Duration) {
+        let until = Instant::now() + max;
+        while PENDING.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Writes `text` (one or more whole lines) to standard error through the queue,
+/// past the secret screen.
+pub fn stderr_text(text: &str) {
+    queue::write(fencekit_core::screen::screen_lines(text).as_bytes());
+}
+
+/// Starts standard error's writer thread. Called first thing in `main`: a thread
+/// started later, while an external plugin's abandoned initialiser holds the
+/// dynamic loader's lock, could not set itself up, and every message would be lost.
+pub fn start_stderr() {
+    queue::start();
+}
+
+/// Gives the standard error queue up to `max` to be written out.
+pub fn drain_stderr(max: std::time::Duration) {
+    queue::drain(max);
+}
+
+/// The tracing writer for standard error: each event, screened, into the queue.
+struct Queued;
+
+impl std::io::Write for Queued {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        queue::write(fencekit_core::screen::screen_lines(&text).as_bytes());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A log writer whose writes never fail. `tracing_subscriber` reports a failed write
@@ -133,9 +240,8 @@ pub fn syslog(severity: u8, text: &str) {
 /// A report line of a front end: on stderr (unless quiet), and in syslog as a
 /// warning when it is one, else as an error.
 pub fn report_line(line: &str) {
-    use std::io::Write;
     let line = fencekit_core::screen::screen_lines(line);
-    let _ = writeln!(std::io::stderr(), "{line}");
+    queue::write(format!("{line}\n").as_bytes());
     let severity = if line.contains(": warning:") || line.contains(": note:") {
         LOG_WARNING
     } else {

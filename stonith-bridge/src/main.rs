@@ -46,9 +46,9 @@ macro_rules! print {
 }
 macro_rules! eprintln {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let text = format!($($arg)*);
-        let _ = writeln!(std::io::stderr(), "{}", fencekit_core::screen::screen_lines(&text));
+        let mut text = format!($($arg)*);
+        text.push('\n');
+        $crate::logging::stderr_text(&text);
     }};
 }
 
@@ -177,10 +177,11 @@ enum Work {
 }
 
 fn main() -> ExitCode {
+    logging::start_stderr();
     harden();
     let personality = match personality() {
         Ok(personality) => personality,
-        Err(code) => return ExitCode::from(code),
+        Err(code) => return finish(code),
     };
     // Everything that reads input (stdin, the environment) and may remove variables
     // from the environment runs here, while this is the only thread: the async
@@ -328,6 +329,10 @@ async fn run_work(work: Work) -> u8 {
 /// abandoned at a deadline, the process ends at once (see
 /// [`fencekit_plugins::external::exit`]): an abandoned plugin initialiser holds the
 /// dynamic loader's lock, which an ordinary exit waits for forever.
+/// How long the end of a run waits for standard error's queue to be written: long
+/// enough for any reader that reads, short next to every deadline.
+const STDERR_DRAIN: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Set when a write to standard output failed.
 static STDOUT_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -349,7 +354,10 @@ fn finish(code: u8) -> ExitCode {
     } else {
         code
     };
-    let _ = std::io::stderr().flush();
+    // Standard error is written by its own thread, which may be blocked on a
+    // reader that stopped reading (and holds stderr's lock): it gets a moment,
+    // and is never waited for beyond it.
+    logging::drain_stderr(STDERR_DRAIN);
     if fencekit_plugins::external::abandoned() {
         fencekit_plugins::external::exit(code);
     }

@@ -117,3 +117,52 @@ fn completions_into_a_full_disk_end_1_without_a_panic() {
         .unwrap();
     assert_eq!(status.code(), Some(1), "{status:?}");
 }
+
+#[test]
+fn a_stderr_nobody_reads_does_not_hold_the_run_past_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // 200 lying plugs polled fast at trace level: far more log than a pipe holds.
+    let lies: Vec<String> = (1..=200).map(|n| n.to_string()).collect();
+    let options = format!(
+        "action=off\nplugs=200\nport={}\nlying_plugs={}\ntimeout=2\npoll_interval=0.01\n\
+         verbose_level=3\nstate_file={}\n",
+        lies.join(","),
+        lies.join(","),
+        state.display()
+    );
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["fence-agent", "sim"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(options.as_bytes())
+        .unwrap();
+    // The stderr pipe is held and never read.
+    let _unread = child.stderr.take();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent ran past 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(1), "a lying fence");
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -120,3 +120,45 @@ fn fence_with_a_configuration_keeps_to_its_timeout_from_the_start_of_the_run() {
         .unwrap_or_default()
         .contains("off"));
 }
+
+#[test]
+fn a_password_on_a_standard_input_that_never_sends_a_line_ends_by_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fencekit.toml");
+    std::fs::write(
+        &config,
+        "[fence]\ntimeout = 2\n\n[devices.pdu]\nplugin = \"sim\"\nplugs = 1\n\
+         password_file = \"/dev/stdin\"\n\n\
+         [nodes.n1]\nplugs = [{ device = \"pdu\", plug = \"1\" }]\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["fence", "--config"])
+        .arg(&config)
+        .args(["--node", "n1", "--action", "status"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Half a line, and the pipe held open.
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"no-line-end").unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("still running 20 s later");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    let took = started.elapsed();
+    assert_ne!(status.code(), Some(0));
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}

@@ -196,7 +196,7 @@ fn monitor(stock: &Path, action: &str, params: Result<SanParams, ParamError>, lo
     // What the stock agent said is passed on as it said it (its log lines and
     // exit reason on stderr).
     let _ = std::io::stdout().write_all(&out.stdout);
-    let _ = std::io::stderr().write_all(&out.stderr);
+    crate::logging::stderr_text(&String::from_utf8_lossy(&out.stderr));
     let Some(rc) = out.status.code().and_then(|c| u8::try_from(c).ok()) else {
         log.exit_reason(&format!("stock Filesystem {action} ended by a signal"));
         return OCF_ERR_GENERIC;
