@@ -82,7 +82,11 @@ struct Entry {
 #[derive(Clone)]
 pub struct Driver {
     jobs: mpsc::UnboundedSender<Job>,
+    /// The cipher suite each BMC last accepted, by address.
+    accepted: Accepted,
 }
+
+type Accepted = Arc<Mutex<HashMap<SocketAddr, u8>>>;
 
 impl Driver {
     /// Binds `local` (e.g. `0.0.0.0:0`, or `127.0.0.1:0` in tests) and starts the
@@ -90,8 +94,15 @@ impl Driver {
     pub async fn bind(local: SocketAddr) -> std::io::Result<Driver> {
         let socket = bind_udp(local)?;
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(socket, rx));
-        Ok(Driver { jobs })
+        let accepted = Accepted::default();
+        tokio::spawn(run(socket, rx, Arc::clone(&accepted)));
+        Ok(Driver { jobs, accepted })
+    }
+
+    /// The cipher suite the BMC at `peer` accepted in the last session established
+    /// with it.
+    pub fn accepted_suite(&self, peer: SocketAddr) -> Option<u8> {
+        self.accepted.lock().ok()?.get(&peer).copied()
     }
 
     /// Whether the socket task is still running (it ends with its runtime).
@@ -271,7 +282,7 @@ fn setup_console_session_id(payload: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
 }
 
-async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>, accepted: Accepted) {
     let mut sessions: HashMap<u32, Entry> = HashMap::new();
     let mut rng: StdRng = rand::make_rng();
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -318,7 +329,7 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                         for command in &commands {
                             entry.session.queue(*command, now);
                         }
-                        step(&socket, &mut sessions, id.0).await;
+                        step(&socket, &mut sessions, id.0, &accepted).await;
                         continue;
                     }
                     Some(Job::Close { id, done }) => {
@@ -328,7 +339,7 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                                 entry.idle_until = None;
                                 entry.closed.push(done);
                                 entry.session.abandon(Instant::now());
-                                step(&socket, &mut sessions, id.0).await;
+                                step(&socket, &mut sessions, id.0, &accepted).await;
                             }
                             _ => {
                                 let _ = done.send(());
@@ -374,7 +385,7 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                     idle_until: None,
                     closed: Vec::new(),
                 });
-                step(&socket, &mut sessions, id).await;
+                step(&socket, &mut sessions, id, &accepted).await;
             }
             received = socket.recv_from(&mut buf) => {
                 let Ok((len, from)) = received else { continue };
@@ -399,7 +410,7 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                         continue;
                     }
                     entry.session.handle_datagram(Instant::now(), datagram);
-                    step(&socket, &mut sessions, id).await;
+                    step(&socket, &mut sessions, id, &accepted).await;
                 }
             }
             () = sleep => {
@@ -423,7 +434,7 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                             entry.session.handle_timeout(now);
                         }
                     }
-                    step(&socket, &mut sessions, id).await;
+                    step(&socket, &mut sessions, id, &accepted).await;
                 }
             }
         }
@@ -431,7 +442,12 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>) {
 }
 
 /// Sends what a session wants sent and hands its results back.
-async fn step(socket: &UdpSocket, sessions: &mut HashMap<u32, Entry>, id: u32) {
+async fn step(
+    socket: &UdpSocket,
+    sessions: &mut HashMap<u32, Entry>,
+    id: u32,
+    accepted: &Accepted,
+) {
     let Some(entry) = sessions.get_mut(&id) else {
         return;
     };
@@ -441,7 +457,11 @@ async fn step(socket: &UdpSocket, sessions: &mut HashMap<u32, Entry>, id: u32) {
         while let Some(event) = entry.session.poll_event() {
             progressed = true;
             match event {
-                Event::Established { .. } => {}
+                Event::Established { suite } => {
+                    if let Ok(mut accepted) = accepted.lock() {
+                        accepted.insert(entry.peer, suite);
+                    }
+                }
                 Event::Reply { result, .. } => {
                     entry.replies.push(result);
                     if entry.replies.len() == entry.wanted {

@@ -51,6 +51,13 @@ const PARAMS: &[ParamSpec] = &[
     )
     .short('C'),
     ParamSpec::new(
+        "suite_memory_dir",
+        "Where the cipher suite each BMC last accepted is remembered, so that the next run \
+         offers it first (a BMC without suite 17 costs the fallback once); empty: no memory. \
+         Only with the default offer: a pinned cipher is always what is offered",
+    )
+    .default(DEFAULT_SUITE_MEMORY),
+    ParamSpec::new(
         "hexadecimal_kg",
         "the BMC key K_g, in hexadecimal (two-key login)",
     )
@@ -150,6 +157,78 @@ pub const SCHEMA: Schema = Schema {
     open: false,
 };
 
+/// Where each BMC's accepted cipher suite is remembered by default (root's, cleared
+/// at boot).
+const DEFAULT_SUITE_MEMORY: &str = "/run/fencekit/ipmi";
+
+/// The remembered suite of one BMC: a file in the memory directory.
+#[derive(Debug)]
+struct SuiteMemory {
+    file: std::path::PathBuf,
+    /// What the file says (read when the switch was built, then as written).
+    remembered: std::sync::Mutex<Option<u8>>,
+}
+
+impl SuiteMemory {
+    /// The memory of `host:port` in `dir` (the host name sanitised for a file name).
+    fn open(dir: &std::path::Path, host: &str, port: u16) -> SuiteMemory {
+        let name: String = host
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(200)
+            .collect();
+        let file = dir.join(format!("{name}_{port}.suite"));
+        let remembered = fencekit_core::files::read_text_bounded(&file, 64)
+            .ok()
+            .and_then(|t| t.trim().parse::<u8>().ok());
+        SuiteMemory {
+            file,
+            remembered: std::sync::Mutex::new(remembered),
+        }
+    }
+
+    fn remembered(&self) -> Option<u8> {
+        *self.remembered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remembers `suite`, if it is news. A memory that cannot be written is only
+    /// logged: it saves time, never decides anything.
+    fn remember(&self, suite: u8) {
+        {
+            let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+            if *remembered == Some(suite) {
+                return;
+            }
+            *remembered = Some(suite);
+        }
+        let written = (|| {
+            let dir = self.file.parent().unwrap_or(std::path::Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let tmp = self
+                .file
+                .with_extension(format!("tmp.{}", std::process::id()));
+            let mut file = fencekit_core::files::open_regular(
+                &tmp,
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true),
+            )?;
+            std::io::Write::write_all(&mut file, format!("{suite}\n").as_bytes())?;
+            std::fs::rename(&tmp, &self.file)
+        })();
+        if let Err(e) = written {
+            tracing::debug!(file = %self.file.display(), error = %e, "cannot remember the cipher suite");
+        }
+    }
+}
+
 /// A BMC as a power switch with one plug, [`Plug::Chassis`].
 pub struct IpmiSwitch {
     host: String,
@@ -167,6 +246,8 @@ pub struct IpmiSwitch {
     /// reads confirming it run in it: one fence, one session, where the BMC keeps
     /// it. Closed by [`PowerSwitch::close`] (or by the driver when idle).
     kept: std::sync::Mutex<Option<(Driver, KeptSession)>>,
+    /// The suite this BMC accepted last time, with the default offer.
+    memory: Option<SuiteMemory>,
 }
 
 /// How long a state read with a command may stand in for the next status call.
@@ -247,7 +328,23 @@ impl IpmiSwitch {
             })?),
         };
         let allow_insecure = params.boolean("allow_insecure_cipher").unwrap_or(false);
-        let suites = offer(pinned, allow_insecure).map_err(config_error)?;
+        let mut suites = offer(pinned, allow_insecure).map_err(config_error)?;
+        // With the default offer, the suite the BMC accepted last time goes first (it
+        // is one the offer allows anyway; a pinned cipher is never reordered).
+        let memory = match params.text("suite_memory_dir").map(str::trim) {
+            Some(dir) if pinned.is_none() && !dir.is_empty() => {
+                Some(SuiteMemory::open(std::path::Path::new(dir), &host, port))
+            }
+            _ => None,
+        };
+        if let Some(at) = memory
+            .as_ref()
+            .and_then(SuiteMemory::remembered)
+            .and_then(|id| suites.iter().position(|s| s.id == id))
+        {
+            let remembered = suites.remove(at);
+            suites.insert(0, remembered);
+        }
         let kg = match params.secret("hexadecimal_kg") {
             None => None,
             Some(secret) => Some(zeroize::Zeroizing::new(
@@ -305,6 +402,7 @@ impl IpmiSwitch {
             driver: Mutex::new(None),
             observed: std::sync::Mutex::new(None),
             kept: std::sync::Mutex::new(None),
+            memory,
         })
     }
 
@@ -438,6 +536,9 @@ impl IpmiSwitch {
                     )
                     .await
             };
+            if let (Some(memory), Some(suite)) = (&self.memory, driver.accepted_suite(*peer)) {
+                memory.remember(suite);
+            }
             match replies {
                 Err(IpmiError::NoAnswer {
                     phase: crate::error::Phase::OpenSession,

@@ -39,6 +39,8 @@ pub struct RedfishSwitch {
     /// The system each plug text was found to mean, so the polls of a fence read the
     /// same resource without walking the collection again.
     chosen: std::sync::Mutex<HashMap<String, String>>,
+    /// The node being fenced, as Pacemaker names it (`nodename`), when given.
+    node: Option<String>,
 }
 
 impl std::fmt::Debug for RedfishSwitch {
@@ -175,6 +177,11 @@ impl RedfishSwitch {
             systems_uri,
             http: Mutex::new(None),
             chosen: std::sync::Mutex::new(HashMap::new()),
+            node: params
+                .text("nodename")
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
         })
     }
 
@@ -309,7 +316,7 @@ impl RedfishSwitch {
                         outlets: format!(
                             "{} (this service has several systems: name one as the plug, by \
                              its Id, or give systems_uri)",
-                            many.join(", ")
+                            shortlist(many.iter().cloned())
                         ),
                     })
                 }
@@ -340,9 +347,23 @@ impl RedfishSwitch {
             .collect();
         match (by_id.as_slice(), by_name.as_slice(), members) {
             ([one], _, _) | ([], [one], _) => Ok(one.uri.clone()),
+            // Pacemaker passes the node's name as the plug; a service with one system
+            // has nothing else to switch (fence_redfish's meaning). But a plug that is
+            // not the node's name (a host map gave a system Id) names a system this
+            // service does not list now: on a blade chassis whose collection lacks a
+            // blade for a moment, its only system is another node's.
+            ([], [], [_]) if self.node.as_deref().is_some_and(|node| node != text) => {
+                Err(DeviceError::UnknownPlug {
+                    plug: text.to_string(),
+                    known: format!(
+                        "{} (the only system; the plug is not the node's name {}, so it \
+                         is not taken to mean it)",
+                        members[0],
+                        self.node.as_deref().unwrap_or_default()
+                    ),
+                })
+            }
             ([], [], [only]) => {
-                // Pacemaker passes the node's name as the plug; a service with one
-                // system has nothing else to switch (fence_redfish's meaning).
                 let id = only.trim_end_matches('/').rsplit('/').next().unwrap_or("");
                 if id != text {
                     tracing::info!(
@@ -360,11 +381,7 @@ impl RedfishSwitch {
             }),
             ([], many, _) | (many, _, _) => Err(DeviceError::AmbiguousPlug {
                 plug: text.to_string(),
-                outlets: many
-                    .iter()
-                    .map(|s| s.uri.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                outlets: shortlist(many.iter().map(|s| s.uri.clone())),
             }),
         }
     }
@@ -397,14 +414,32 @@ impl RedfishSwitch {
 }
 
 fn listing(systems: &[System]) -> String {
-    systems
-        .iter()
-        .map(|s| match &s.name {
-            Some(name) if name != &s.id => format!("{} ({name})", s.id),
-            _ => s.id.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    shortlist(systems.iter().map(|s| match &s.name {
+        Some(name) if name != &s.id => format!("{} ({name})", s.id),
+        _ => s.id.clone(),
+    }))
+}
+
+/// How many systems a message names at most.
+const LISTED: usize = 16;
+
+/// `items` joined for a message, the first [`LISTED`] of them and how many more: a
+/// chassis of thousands of members must not become a megabyte log line.
+fn shortlist(items: impl Iterator<Item = String>) -> String {
+    let mut shown = Vec::new();
+    let mut more = 0usize;
+    for item in items {
+        if shown.len() < LISTED {
+            shown.push(item);
+        } else {
+            more += 1;
+        }
+    }
+    let mut text = shown.join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
 }
 
 #[async_trait]

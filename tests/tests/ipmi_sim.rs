@@ -137,13 +137,14 @@ fn start(power: PowerProgram) -> IpmiSim {
 }
 
 /// Runs `stonith-bridge fence-agent ipmi` with `options` (key=value) on stdin,
-/// against `port` on 127.0.0.1 with the simulator's user and `password`.
+/// against `port` on 127.0.0.1 with the simulator's user and `password`; no suite
+/// memory (every run offers what its options say) unless `options` give one.
 fn agent(port: u16, password: &str, options: &[(&str, &str)]) -> ToolOutput {
     let binary = bridge::binary().unwrap();
     let mut command = std::process::Command::new(binary);
     command.args(["fence-agent", "ipmi"]);
     let mut stdin = format!(
-        "ip=127.0.0.1\nipport={port}\nusername={}\npassword={password}\n",
+        "ip=127.0.0.1\nipport={port}\nusername={}\npassword={password}\nsuite_memory_dir=\n",
         IpmiSimOptions::default().user
     );
     for (key, value) in options {
@@ -223,6 +224,43 @@ fn the_default_offer_falls_back_from_17_to_3_and_status_off_on_reboot_work() {
     drop(relay);
     drop(sim);
     status_off_on_reboot(&[]);
+}
+
+#[test]
+fn the_suite_a_bmc_accepted_is_offered_first_next_time() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = start(PowerProgram::Obey);
+    let relay = Relay::start(sim.addr());
+    let memory = tempfile::tempdir().unwrap();
+    let dir = memory.path().display().to_string();
+    let options = [("action", "status"), ("suite_memory_dir", dir.as_str())];
+    let out = agent(relay.addr.port(), &password(), &options);
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    let offered: Vec<Option<u8>> = relay.offered().into_iter().map(suite_id).collect();
+    assert_eq!(offered, vec![Some(17), Some(3)], "first run");
+    let file = memory
+        .path()
+        .join(format!("127.0.0.1_{}.suite", relay.addr.port()));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "3");
+    // The second run offers 3 first: accepted at once, 17 never sent.
+    let out = agent(relay.addr.port(), &password(), &options);
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    let offered: Vec<Option<u8>> = relay.offered().into_iter().map(suite_id).collect();
+    assert_eq!(offered, vec![Some(17), Some(3), Some(3)], "second run");
+    // A pinned cipher is what is offered, whatever is remembered.
+    std::fs::write(&file, "17\n").unwrap();
+    let pinned = [
+        ("action", "status"),
+        ("suite_memory_dir", dir.as_str()),
+        ("cipher", "3"),
+    ];
+    let out = agent(relay.addr.port(), &password(), &pinned);
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    let offered: Vec<Option<u8>> = relay.offered().into_iter().map(suite_id).collect();
+    assert_eq!(offered.last(), Some(&Some(3)));
+    assert_eq!(offered.len(), 4);
 }
 
 #[test]

@@ -599,3 +599,38 @@ fn a_paged_collection_is_read_whole_and_a_short_one_is_refused() {
     assert_eq!(short.power_state("A").unwrap(), "On");
     assert_eq!(short.power_state("B").unwrap(), "On");
 }
+
+/// One system, and a plug that names none. Pacemaker's own node name as the plug
+/// (no host map) means the only system, as in fence_redfish; but a plug that is
+/// not the node's name (a host map gave a system Id) names a system the service
+/// does not list now (a blade chassis that lacks that blade for a moment), and the
+/// only system is then another node's: refused, nothing switched.
+#[test]
+fn a_plug_naming_no_system_takes_the_only_one_only_when_it_is_the_nodes_name() {
+    if peers::require("python3", "python3").is_none() {
+        return;
+    }
+    let installed = Installed::new().unwrap();
+    let agent = installed.agent("redfish");
+    let responder = Responder::start(&ResponderOptions {
+        systems: vec!["Blade1".into()],
+        ..ResponderOptions::default()
+    })
+    .unwrap();
+    let lines = responder_lines(&responder);
+    let out = run_agent(
+        &agent,
+        &format!("action=off\nplug=Blade2\nnodename=node2\n{lines}"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.stderr.contains("Blade2"), "{}", out.text());
+    assert!(responder.resets().is_empty(), "{:?}", responder.resets());
+    assert_eq!(responder.power_state("Blade1").unwrap(), "On");
+    // The node's own name: the service's only system.
+    let out = run_agent(
+        &agent,
+        &format!("action=off\nplug=node1\nnodename=node1\n{lines}"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(responder.power_state("Blade1").unwrap(), "Off");
+}
