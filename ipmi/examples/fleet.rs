@@ -98,7 +98,9 @@ fn switch(addr: SocketAddr, password: &Secret, driver: &Driver) -> Option<IpmiSw
         RawParam::text("ip", addr.ip().to_string(), origin.clone()),
         RawParam::text("ipport", addr.port().to_string(), origin.clone()),
         RawParam::text("username", "admin", origin.clone()),
-        RawParam::text("password", password.expose(), origin),
+        RawParam::text("password", password.expose(), origin.clone()),
+        // A fleet of loopback BMCs: nothing worth remembering between runs.
+        RawParam::text("suite_memory_dir", "", origin),
     ];
     let params = validate(&[&fencekit_ipmi::SCHEMA], &raw, Unknown::Reject, None)
         .ok()?

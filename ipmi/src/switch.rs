@@ -794,9 +794,11 @@ mod tests {
     use crate::responder::BmcConfig;
     use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
 
+    /// `pairs`, with no suite memory (each test's offer is its own).
     fn params(pairs: &[(&str, &str)]) -> Params {
         let raw: Vec<RawParam> = pairs
             .iter()
+            .chain(&[("suite_memory_dir", "")])
             .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
             .collect();
         validate(&[&SCHEMA], &raw, Unknown::Reject, None)
