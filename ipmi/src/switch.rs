@@ -1030,6 +1030,52 @@ mod tests {
         async move { spawn_bmcs(vec![config]).await.unwrap().remove(0) }
     }
 
+    #[tokio::test]
+    async fn a_bmc_that_drops_suite_17_costs_the_fallback_once_with_a_memory() {
+        let (addr, _bmc) = bmc_with(|c| {
+            c.suites = vec![3];
+            c.faults.drop_unsupported_suites = true;
+        })
+        .await;
+        let memory = tempfile::tempdir().unwrap();
+        let dir = memory.path().display().to_string();
+        let port = addr.port().to_string();
+        let switch = || {
+            let raw: Vec<RawParam> = [
+                ("ipaddr", "127.0.0.1"),
+                ("ipport", port.as_str()),
+                ("login", "admin"),
+                ("passwd", "secretpw"),
+                ("suite_memory_dir", dir.as_str()),
+            ]
+            .iter()
+            .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+            .collect();
+            IpmiSwitch::from_params(
+                &validate(&[&SCHEMA], &raw, Unknown::Reject, None)
+                    .unwrap()
+                    .params,
+            )
+            .unwrap()
+        };
+        // 17 is offered, left unanswered, and 3 follows after a few sends.
+        let started = std::time::Instant::now();
+        assert_eq!(
+            switch().status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::On
+        );
+        let first = started.elapsed();
+        assert!(first >= Duration::from_secs(1), "{first:?}");
+        // The next run offers 3 first: one handshake, no wait.
+        let started = std::time::Instant::now();
+        assert_eq!(
+            switch().status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::On
+        );
+        let second = started.elapsed();
+        assert!(second < Duration::from_millis(500), "{second:?}");
+    }
+
     /// A fence through core's algorithm against one BMC; the plug must reach its
     /// state within half the time.
     async fn fence(
