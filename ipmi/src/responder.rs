@@ -451,9 +451,14 @@ impl Bmc {
             .iter()
             .position(|u| u.name.as_bytes() == rakp1.username.as_slice());
         let requested = Privilege::from_level(rakp1.role);
+        // Name-only lookup (bit 4 set): the user by name, any level up to its own.
+        // Username/privilege lookup: the user whose level is the one asked for
+        // (IPMI v2.0 §13.20).
+        let name_only = rakp1.role & 0x10 != 0;
         match (user, requested) {
             (Some(index), Some(requested))
-                if requested <= self.config.users[index].max_privilege =>
+                if (name_only && requested <= self.config.users[index].max_privilege)
+                    || (!name_only && requested == self.config.users[index].max_privilege) =>
             {
                 let mut bmc_random = [0u8; 16];
                 self.rng.fill_bytes(&mut bmc_random);

@@ -36,15 +36,30 @@ const PARAMS: &[ParamSpec] = &[
         .aliases(&["passwd"])
         .short('p')
         .secret(),
-    ParamSpec::new("privlvl", "privilege level to ask for")
-        .short('L')
-        .ty(ParamType::Select(&[
-            "callback",
-            "user",
-            "operator",
-            "administrator",
-        ]))
-        .default("operator"),
+    ParamSpec::new(
+        "privlvl",
+        "privilege level to ask for; with a `+` (ipmitool's -L X+), the BMC looks the user up \
+         by name and privilege instead of by name only",
+    )
+    .short('L')
+    .ty(ParamType::Select(&[
+        "callback",
+        "user",
+        "operator",
+        "administrator",
+        "callback+",
+        "user+",
+        "operator+",
+        "administrator+",
+    ]))
+    .default("operator"),
+    ParamSpec::new(
+        "allow_null_username",
+        "log in as the BMC's null user (no user name, only its password), as fence_ipmilan \
+         does without a login; refused unless set",
+    )
+    .ty(ParamType::Boolean)
+    .default("false"),
     ParamSpec::new(
         "cipher",
         "pin one cipher suite (default: 17, then 3); weak suites only when pinned",
@@ -301,22 +316,27 @@ impl IpmiSwitch {
             .filter(|p| *p != 0)
             .ok_or_else(|| DeviceError::Failed(format!("ipport {port} is not a UDP port")))?;
         let username = params.text("username").unwrap_or("");
-        if username.is_empty() {
-            // Null user names are refused (ipmi.md §7).
+        if username.is_empty() && params.boolean("allow_null_username") != Some(true) {
+            // Null user names only when asked for (ipmi.md §7).
             return Err(DeviceError::Failed(
-                "parameter `username` is missing; anonymous IPMI logins are refused".into(),
+                "parameter `username` is missing: a login as the BMC's null user is refused \
+                 unless allow_null_username=1"
+                    .into(),
             ));
         }
         let password = params
             .secret("password")
             .cloned()
             .ok_or_else(|| DeviceError::Failed("parameter `password` is missing".into()))?;
-        let privilege =
-            Privilege::parse(params.text("privlvl").unwrap_or("operator")).ok_or_else(|| {
-                DeviceError::Failed(
-                    "privlvl must be callback, user, operator or administrator".into(),
-                )
-            })?;
+        let privlvl = params.text("privlvl").unwrap_or("operator").trim();
+        // ipmitool's `-L X+`: the user looked up by name and privilege.
+        let (privlvl, by_privilege) = match privlvl.strip_suffix('+') {
+            Some(level) => (level, true),
+            None => (privlvl, false),
+        };
+        let privilege = Privilege::parse(privlvl).ok_or_else(|| {
+            DeviceError::Failed("privlvl must be callback, user, operator or administrator".into())
+        })?;
         let pinned = match params
             .text("cipher")
             .map(str::trim)
@@ -389,6 +409,7 @@ impl IpmiSwitch {
             suites,
         )
         .map_err(config_error)?;
+        config.name_only_lookup = !by_privilege;
         if let Some(list) = params.text("workarounds") {
             config.workarounds = Workarounds::parse(list).map_err(config_error)?;
         }
@@ -1028,6 +1049,51 @@ mod tests {
         let mut config = BmcConfig::new("secretpw");
         configure(&mut config);
         async move { spawn_bmcs(vec![config]).await.unwrap().remove(0) }
+    }
+
+    #[tokio::test]
+    async fn a_plus_asks_for_the_user_by_name_and_privilege_and_a_null_user_needs_consent() {
+        let (addr, _bmc) = bmc_with(|c| {
+            c.users.push(crate::responder::BmcUser::new(
+                "",
+                "nullpw",
+                Privilege::Operator,
+            ));
+        })
+        .await;
+        let port = addr.port().to_string();
+        let switch = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("ipaddr", "127.0.0.1"), ("ipport", port.as_str())];
+            all.extend_from_slice(pairs);
+            IpmiSwitch::from_params(&params(&all))
+        };
+        // admin's level is ADMINISTRATOR: found by name for any level up to it, by
+        // name and privilege only at it.
+        for (level, works) in [
+            ("operator", true),
+            ("administrator+", true),
+            ("operator+", false),
+        ] {
+            let sw = switch(&[
+                ("login", "admin"),
+                ("passwd", "secretpw"),
+                ("privlvl", level),
+            ])
+            .unwrap();
+            assert_eq!(
+                sw.status(&Plug::Chassis, soon()).await.is_ok(),
+                works,
+                "privlvl={level}"
+            );
+        }
+        // The null user: refused unless asked for, then its password logs in.
+        let err = switch(&[("passwd", "nullpw")]).unwrap_err();
+        assert!(err.to_string().contains("allow_null_username"), "{err}");
+        let sw = switch(&[("passwd", "nullpw"), ("allow_null_username", "1")]).unwrap();
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::On
+        );
     }
 
     #[tokio::test]

@@ -520,3 +520,19 @@ fn diag_is_sent_once_and_ipmi_sim_s_refusal_is_reported_with_its_completion_code
         "diag must not touch the power"
     );
 }
+
+#[test]
+fn a_user_looked_up_by_name_and_privilege_logs_in_at_its_own_level() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = start(PowerProgram::Obey);
+    // ipmitool's `-L ADMINISTRATOR+`: the simulator's user is an administrator.
+    let out = agent(
+        sim.addr().port(),
+        &password(),
+        &[("action", "status"), ("privlvl", "administrator+")],
+    );
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    assert!(out.stdout.contains("Status: ON"), "{}", out.text());
+}
