@@ -228,12 +228,10 @@ impl SuiteMemory {
             let tmp = self
                 .file
                 .with_extension(format!("tmp.{}", std::process::id()));
+            // A new file only (never through a link planted under that name).
             let mut file = fencekit_core::files::open_regular(
                 &tmp,
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(true),
+                std::fs::OpenOptions::new().create_new(true).write(true),
             )?;
             std::io::Write::write_all(&mut file, format!("{suite}\n").as_bytes())?;
             std::fs::rename(&tmp, &self.file)
