@@ -518,10 +518,17 @@ fn a_wrong_password_fails_in_under_a_second_and_a_cycle_is_read_back() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert_eq!(responder.resets(), vec!["PowerCycle"]);
-    // One connection for the discovery, the reset and every poll.
+    // The connection is kept for the discovery, the reset and the polls: far fewer
+    // connections than requests. (Not always exactly one: on a loaded machine the
+    // client may ask for the next request before the last one's connection is back
+    // in its pool, and open a second.)
     let requests = responder.requests();
     assert!(requests.len() >= before + 4, "{requests:?}");
-    assert_eq!(responder.connections(before), 1, "{requests:?}");
+    let connections = responder.connections(before);
+    assert!(
+        connections <= 2 && connections * 3 <= requests.len() - before,
+        "{connections} connections: {requests:?}"
+    );
     let on = Instant::now() + Duration::from_secs(5);
     while responder.power_state("System.Embedded.1").unwrap() != "On" && Instant::now() < on {
         std::thread::sleep(Duration::from_millis(100));
