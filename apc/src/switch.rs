@@ -138,6 +138,17 @@ impl ApcSnmpSwitch {
             })?),
             None => None,
         };
+        // `switch` is fence_apc's (the console's); fence_apc_snmp has none, ignores a
+        // `switch=2` it is given, and switches unit 1. Honouring it here would switch
+        // another machine than the configuration did; ignoring it would switch
+        // another than it says. Over SNMP the unit goes in the plug.
+        if let Some(unit) = unit.filter(|u| *u != 1) {
+            return Err(config(format!(
+                "parameter `switch` ({unit}) is fence_apc's, for the console; over SNMP \
+                 (as fence_apc_snmp, which ignores it and switches unit 1) give the unit in \
+                 the plug: plug={unit}:OUTLET"
+            )));
+        }
         Ok(ApcSnmpSwitch::new(
             Agent::new(&host, port, credentials, REQUEST_TIMEOUT),
             profile,
@@ -280,6 +291,11 @@ impl ApcSnmpSwitch {
                 family.title()
             )));
         }
+        // A name on a chain with no unit given is looked for on every unit, as
+        // fence_apc_snmp does (and refused if two outlets anywhere carry it).
+        if let (Plug::Name(text), true, None) = (plug, family.chained(), self.unit) {
+            return self.resolve_on_chain(session, family, plug, text).await;
+        }
         let (unit, outlet) = match plug {
             Plug::OnUnit { unit, outlet } if family.chained() => (*unit, outlet.as_ref()),
             Plug::Number(_) | Plug::Name(_) => (self.unit.unwrap_or(1), plug),
@@ -334,6 +350,47 @@ impl ApcSnmpSwitch {
                 }
             }
             _ => Err(self.unknown_plug(session, family, plug).await),
+        }
+    }
+
+    /// The outlet named `text` on any unit of a chain: the one outlet with exactly
+    /// that name, or, for digits (`07`), outlet 7 of unit 1 (as a bare number is);
+    /// both, or two named so, is ambiguous.
+    async fn resolve_on_chain(
+        &self,
+        session: &mut Session<'_>,
+        family: Family,
+        plug: &Plug,
+        text: &str,
+    ) -> Result<Instance, DeviceError> {
+        let listed = self.listed(session, family).await?;
+        let mut found: Vec<Instance> = listed
+            .iter()
+            .filter(|(_, name)| name == text)
+            .map(|(instance, _)| instance.clone())
+            .collect();
+        let digits = text
+            .trim_start_matches('0')
+            .parse::<u32>()
+            .ok()
+            .filter(|_| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()));
+        if let Some(number) = digits {
+            let by_number = vec![1, number];
+            if listed.iter().any(|(i, _)| *i == by_number) && !found.contains(&by_number) {
+                found.push(by_number);
+            }
+        }
+        match found.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(self.unknown_plug(session, family, plug).await),
+            many => Err(DeviceError::AmbiguousPlug {
+                plug: plug.to_string(),
+                outlets: many
+                    .iter()
+                    .map(|i| Self::plug_of(family, i).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
         }
     }
 
@@ -666,7 +723,9 @@ const PARAMS: &[ParamSpec] = &[
         .secret(),
     ParamSpec::new(
         "switch",
-        "MasterSwitch Plus: the unit in the daisy chain a bare outlet number or name refers to (default 1); refused on a PDU without units unless 1",
+        "The unit in a daisy chain (fence_apc's, for the console); over SNMP only 1, as \
+         fence_apc_snmp has no such parameter and switches unit 1: give the unit in the plug \
+         (unit:outlet); a bare name is looked for on every unit",
     )
     .short('s')
     .ty(ParamType::Integer),

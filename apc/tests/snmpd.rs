@@ -232,9 +232,9 @@ async fn v2c_switches_an_outlet_on_the_second_masterswitch_plus_unit() {
     let snmpd = Snmpd::start(&pdu).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
     round_trip(&snmpd, &switch, Plug::parse("2:1"), 2, 1).await;
-    let by_name = snmpd.switch(&[("community", RW), ("snmp_version", "2c"), ("switch", "2")]);
+    // A bare name is looked for on every unit of the chain.
     assert_eq!(
-        by_name
+        switch
             .status(&Plug::Name("db-1".into()), soon())
             .await
             .unwrap(),
@@ -358,22 +358,29 @@ async fn a_read_only_community_is_refused_writes_in_v1_and_v2c() {
     assert!(snmpd.state().outlet(1, 1).unwrap().on);
 }
 
-/// `switch` chooses a unit of a MasterSwitch Plus chain; on a PDU without units it
-/// would name nothing there, so it is refused rather than ignored (outlet N of the
-/// only unit would be switched). `switch=1`, the only unit, is that unit.
+/// `switch` is fence_apc's (the console's): fence_apc_snmp has none, ignores a
+/// `switch=2` and switches unit 1. Over SNMP anything but 1 is refused before a
+/// device is built (the unit goes in the plug, `2:1`); `switch=1` is unit 1.
 #[tokio::test]
-async fn switch_on_a_pdu_without_units_is_refused_and_nothing_is_switched() {
+async fn switch_other_than_1_is_refused_over_snmp_and_nothing_is_switched() {
     if peer().is_none() {
         return;
     }
     let snmpd = Snmpd::start(&named_pdu(Family::Rpdu)).await;
-    let switch = snmpd.switch(&[("community", RW), ("switch", "2")]);
-    let err = switch
-        .switch(&Plug::Number(1), SwitchTo::Off, soon())
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("switch"), "{err}");
-    assert!(switch.status(&Plug::Number(1), soon()).await.is_err());
+    let raw: Vec<RawParam> = [
+        ("ip", "127.0.0.1"),
+        ("ipport", &snmpd.port.to_string()),
+        ("community", RW),
+        ("switch", "2"),
+    ]
+    .iter()
+    .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+    .collect();
+    let params = validate(&[&SCHEMA], &raw, Unknown::Reject, None)
+        .unwrap()
+        .params;
+    let err = ApcSnmpSwitch::from_params(&params).unwrap_err();
+    assert!(err.to_string().contains("plug=2:OUTLET"), "{err}");
     assert!(snmpd.state().outlet(1, 1).unwrap().on);
     let only = snmpd.switch(&[("community", RW), ("switch", "1")]);
     only.switch(&Plug::Number(1), SwitchTo::Off, soon())
@@ -745,7 +752,7 @@ async fn every_profile_works_with_v1_v2c_and_each_v3_security_level() {
 }
 
 #[tokio::test]
-async fn names_resolve_within_one_unit_of_a_chain_and_two_alike_there_are_ambiguous() {
+async fn a_bare_name_is_looked_for_on_every_unit_and_unit_name_on_its_unit() {
     if peer().is_none() {
         return;
     }
@@ -754,12 +761,16 @@ async fn names_resolve_within_one_unit_of_a_chain_and_two_alike_there_are_ambigu
     pdu.outlets[2].name = "db-1".into(); // and 1:3 is named db-1 too
     let snmpd = Snmpd::start(&pdu).await;
     let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
-    // A bare name is on the configured unit (1 by default), 2:db-1 on unit 2.
-    switch
+    // A bare name is looked for on every unit, as fence_apc_snmp does: two
+    // outlets carry it (two power supplies, likely), so it is ambiguous, and
+    // nothing is switched; 2:db-1 is the one of unit 2.
+    let err = switch
         .switch(&Plug::Name("db-1".into()), SwitchTo::Off, soon())
         .await
-        .unwrap();
-    assert!(!snmpd.state().outlet(1, 3).unwrap().on);
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
+    assert!(err.to_string().contains("1:3, 2:1"), "{err}");
+    assert!(snmpd.state().outlet(1, 3).unwrap().on);
     assert!(snmpd.state().outlet(2, 1).unwrap().on);
     switch
         .switch(&Plug::parse("2:db-1"), SwitchTo::Off, soon())

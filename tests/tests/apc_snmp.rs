@@ -217,11 +217,11 @@ fn the_same_stdin_drives_fence_apc_snmp_and_ours_to_the_same_outlet_states() {
     }
 }
 
-/// A MasterSwitch Plus chain of two units: `unit:outlet` and outlet names reach the
-/// same outlet through fence_apc_snmp and ours, the objects at `.unit.1.outlet` (the
-/// emulator answers no other shape). fence_apc_snmp has no `switch` parameter (it
-/// ignores `switch=2` and switches unit 1); ours takes fence_apc's meaning, the unit
-/// of a bare outlet, checked on its own.
+/// A MasterSwitch Plus chain of two units: `unit:outlet` and outlet names (on any
+/// unit) reach the same outlet through fence_apc_snmp and ours, the objects at
+/// `.unit.1.outlet` (the emulator answers no other shape). fence_apc_snmp has no
+/// `switch` parameter (it ignores `switch=2` and switches unit 1): ours refuses it
+/// over SNMP rather than switch either machine.
 #[test]
 fn a_masterswitch_plus_chain_is_switched_like_fence_apc_snmp_does_it() {
     let Some(theirs) = peers::require("fence_apc_snmp", "fence-agents") else {
@@ -239,8 +239,8 @@ fn a_masterswitch_plus_chain_is_switched_like_fence_apc_snmp_does_it() {
         ("off", "1:2", ""),
         ("off", "1", ""),
         ("on", "2:3", ""),
-        ("status", "u2-outlet-4", "switch=2\n"),
-        ("off", "u2-outlet-4", "switch=2\n"),
+        ("status", "u2-outlet-4", ""),
+        ("off", "u2-outlet-4", ""),
     ];
     let drive = |agent: &Path| {
         pdu.reset();
@@ -280,13 +280,13 @@ fn a_masterswitch_plus_chain_is_switched_like_fence_apc_snmp_does_it() {
         with_ours.last().unwrap().1,
         vec![false, false, true, true, true, true, true, false]
     );
-    // `switch=2` names the unit of a bare outlet.
+    // `switch=2` is fence_apc's (the console's): fence_apc_snmp ignores it and
+    // switches unit 1, so over SNMP it is refused, nothing switched.
+    let before = pdu.states();
     let (code, output) = run(&ours, &format!("{}switch=2\n", pdu.v1("off", "2")));
-    assert_eq!(code, Some(0), "{output}");
-    assert_eq!(
-        pdu.states(),
-        vec![false, false, true, true, true, false, true, false]
-    );
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("plug=2:OUTLET"), "{output}");
+    assert_eq!(pdu.states(), before);
     // And the listing names every outlet unit:outlet, as fence_apc_snmp's does.
     let (code, listed) = run(&ours, &pdu.v1("list", "1"));
     assert_eq!(code, Some(0), "{listed}");
