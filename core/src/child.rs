@@ -54,6 +54,10 @@ pub struct Finished {
     /// Zeroed when dropped: it may be a password.
     pub stdout: Zeroizing<Vec<u8>>,
     pub stderr: Vec<u8>,
+    /// The program printed more than [`Limits::stdout`]: `stdout` is only its
+    /// start, which must not be read as if it were all (an `off` followed by
+    /// megabytes and an `on`).
+    pub stdout_cut: bool,
 }
 
 impl std::fmt::Debug for Finished {
@@ -62,6 +66,7 @@ impl std::fmt::Debug for Finished {
             .field("status", &self.status)
             .field("stdout_bytes", &self.stdout.len())
             .field("stderr_bytes", &self.stderr.len())
+            .field("stdout_cut", &self.stdout_cut)
             .finish()
     }
 }
@@ -235,6 +240,8 @@ const DRAIN: Duration = Duration::from_millis(200);
 enum Chunk {
     Out(Zeroizing<Vec<u8>>),
     Err(Vec<u8>),
+    /// Standard output went past its limit; the rest was dropped.
+    OutCut,
     OutClosed,
     ErrClosed,
 }
@@ -286,6 +293,7 @@ fn run_blocking(
         limits.stdout,
         tx.clone(),
         |b| Chunk::Out(Zeroizing::new(b)),
+        Some(Chunk::OutCut),
         Chunk::OutClosed,
     );
     spawn_reader(
@@ -293,6 +301,7 @@ fn run_blocking(
         limits.stderr,
         tx,
         Chunk::Err,
+        None,
         Chunk::ErrClosed,
     );
 
@@ -331,6 +340,7 @@ fn run_blocking(
                 status,
                 stdout: out.stdout,
                 stderr: out.stderr,
+                stdout_cut: out.stdout_cut,
             });
         }
         let now = StdInstant::now();
@@ -369,6 +379,7 @@ fn kill(child: &mut Child, pid: Pid) {
 struct Output {
     stdout: Zeroizing<Vec<u8>>,
     stderr: Vec<u8>,
+    stdout_cut: bool,
     out_closed: bool,
     err_closed: bool,
 }
@@ -386,6 +397,7 @@ impl Output {
                 self.stderr
                     .extend_from_slice(&bytes[..bytes.len().min(room)]);
             }
+            Chunk::OutCut => self.stdout_cut = true,
             Chunk::OutClosed => self.out_closed = true,
             Chunk::ErrClosed => self.err_closed = true,
         }
@@ -403,6 +415,7 @@ fn spawn_reader(
     limit: usize,
     tx: mpsc::Sender<Chunk>,
     wrap: impl Fn(Vec<u8>) -> Chunk + Send + 'static,
+    mut cut: Option<Chunk>,
     closed: Chunk,
 ) {
     let Some(mut pipe) = pipe else {
@@ -418,11 +431,16 @@ fn spawn_reader(
                 match pipe.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        if sent < limit {
-                            let keep = n.min(limit - sent);
+                        let keep = n.min(limit - sent);
+                        if keep > 0 {
                             sent += keep;
                             if tx.send(wrap(buf[..keep].to_vec())).is_err() {
                                 break;
+                            }
+                        }
+                        if keep < n {
+                            if let Some(cut) = cut.take() {
+                                let _ = tx.send(cut);
                             }
                         }
                     }

@@ -260,6 +260,12 @@ impl ScriptSwitch {
                 )))
             }
         };
+        if done.stdout_cut {
+            return Err(DeviceError::Protocol(format!(
+                "script {script} {action}: printed more than {STDOUT_LIMIT} bytes; its \
+                 answer is not read from a part of it"
+            )));
+        }
         let (status, out, err) = (done.status, done.stdout, done.stderr);
         if !status.success() {
             return Err(DeviceError::Failed(format!(

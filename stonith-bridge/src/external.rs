@@ -453,6 +453,37 @@ fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
     }
 }
 
+/// Every outlet named after `host` (case aside), as cluster-glue's power-strip
+/// plugins take a host's outlets: a machine with two power supplies has two
+/// outlets carrying its name, and both are its. None is an error.
+async fn outlets_named(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
+    let listed = request.list().await?;
+    let plugs: Vec<Plug> = listed
+        .iter()
+        .filter(|info| {
+            info.name
+                .as_deref()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case(host))
+        })
+        .map(|info| info.plug.clone())
+        .collect();
+    if plugs.is_empty() {
+        return Err(format!(
+            "no outlet is named {}; outlets: {}",
+            shown_host(host),
+            listed
+                .iter()
+                .map(|info| match &info.name {
+                    Some(name) => format!("{} ({name})", info.plug),
+                    None => info.plug.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(plugs)
+}
+
 /// A host name from argv as shown in a message: bounded, control characters out.
 fn shown_host(host: &str) -> String {
     let shown: String = host
@@ -484,6 +515,18 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
             logging::report!("{me}: {e}");
             return FAIL;
         }
+    };
+    let plugs = match plugs.as_slice() {
+        [Plug::Name(name)] if request.params.text("hostmap").is_none() => {
+            match outlets_named(request, name).await {
+                Ok(plugs) => plugs,
+                Err(e) => {
+                    logging::report!("{me}: {e}");
+                    return FAIL;
+                }
+            }
+        }
+        _ => plugs,
     };
     let devices = match request.devices() {
         Ok(devices) => devices,
@@ -559,11 +602,18 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
         logging::report!("{me}: set `hostname` to the machine this device powers");
         return FAIL;
     }
-    // A power strip whose outlets carry the hosts' names.
+    // A power strip whose outlets carry the hosts' names: each once (a host with
+    // two power supplies names two outlets), case aside.
     match request.list().await {
         Ok(plugs) => {
+            let mut seen: Vec<String> = Vec::new();
             for name in plugs.into_iter().filter_map(|plug| plug.name) {
+                let name = name.trim().to_string();
+                if name.is_empty() || seen.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
+                    continue;
+                }
                 println!("{name}");
+                seen.push(name);
             }
             OK
         }

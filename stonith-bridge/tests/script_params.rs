@@ -153,3 +153,39 @@ fn a_secret_named_key_inside_params_reaches_stdin_only() {
     let input = std::fs::read_to_string(dir.path().join("stdin.off")).unwrap();
     assert!(input.contains("password=pw-77c1\n"), "{input}");
 }
+
+/// An answer longer than the plugin reads is not read from its start: a `status`
+/// that prints `off`, then more than the limit, then `on`, is no status at all, and
+/// an off confirmed by it would be a false "fenced".
+#[test]
+fn a_status_longer_than_the_plugin_reads_is_an_error_not_its_first_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("relay");
+    let state = dir.path().join("state");
+    std::fs::write(&state, "on\n").unwrap();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n\
+             status) printf off; head -c 300000 /dev/zero | tr '\\0' ' '; cat '{}' ;;\n\
+             off) : ;;\n\
+             esac\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for action in ["off", "status"] {
+        let mut command = Command::new(BIN);
+        command.args(["fence-agent", "script"]);
+        let out = run(
+            command,
+            &format!(
+                "action={action}\nscript={}\nplug=1\ntimeout=5\npower_timeout=2\n",
+                script.display()
+            ),
+        );
+        assert_eq!(out.status.code(), Some(1), "{action}: {}", out.text());
+        assert!(out.text().contains("more than"), "{action}: {}", out.text());
+    }
+}
