@@ -1119,6 +1119,19 @@ impl FenceOptions {
                 options.timeout.as_secs_f64()
             ));
         }
+        // A pause after each command (and between a reboot's off and on) that
+        // alone reaches the deadline leaves no read: refused here, not found out
+        // at the deadline with the node left off.
+        let waits = options.delay + options.power_wait + options.reboot_wait;
+        if !options.power_wait.is_zero() && waits >= options.timeout {
+            return Err(format!(
+                "parameter `power_wait`: {} s of waiting (delay, power_wait, reboot_wait) \
+                 leaves no time to read back within timeout ({} s); raise timeout or lower \
+                 power_wait",
+                waits.as_secs_f64(),
+                options.timeout.as_secs_f64()
+            ));
+        }
         Ok(())
     }
 }

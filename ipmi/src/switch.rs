@@ -233,8 +233,12 @@ impl SuiteMemory {
                 &tmp,
                 std::fs::OpenOptions::new().create_new(true).write(true),
             )?;
-            std::io::Write::write_all(&mut file, format!("{suite}\n").as_bytes())?;
-            std::fs::rename(&tmp, &self.file)
+            let renamed = std::io::Write::write_all(&mut file, format!("{suite}\n").as_bytes())
+                .and_then(|()| std::fs::rename(&tmp, &self.file));
+            if renamed.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            renamed
         })();
         if let Err(e) = written {
             tracing::debug!(file = %self.file.display(), error = %e, "cannot remember the cipher suite");

@@ -538,7 +538,10 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
     let target = request.target(host, &plugs);
     let outcome = fencekit_core::fence(&devices, &target, action, &request.options()).await;
     // cluster-glue logs each output line of on/off/reset.
-    println!("{}", outcome.summary());
+    println!(
+        "{}",
+        fencekit_core::screen::screen_lines(&outcome.summary())
+    );
     logging::syslog(
         if outcome.success {
             logging::LOG_INFO
@@ -548,7 +551,10 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
         &format!("{action:?} of {}: {}", shown_host(host), outcome.summary()),
     );
     for note in &outcome.notes {
-        println!("note: {note}");
+        println!(
+            "{}",
+            fencekit_core::screen::screen_lines(&format!("note: {note}"))
+        );
     }
     if outcome.success {
         OK

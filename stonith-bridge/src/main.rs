@@ -17,9 +17,10 @@
 // and a panic there would end the run with exit 101 instead of finishing the work
 // and its exit code. Defined before the modules, these shadow the standard ones in
 // the whole crate: output that cannot be written is lost, and a run whose standard
-// output was lost does not exit 0 (see `finish`). And every
-// line passes the secret screen (`fencekit_core::screen`): a line showing a secret
-// of this run is withheld, however the secret got into it.
+// output was lost does not exit 0 (see `finish`). Standard error passes the secret
+// screen (`fencekit_core::screen`); standard output carries answers a caller parses
+// (a host list, a status), which a screen must not change, and the few lines of it
+// that can quote a device's error (a summary) are screened where they are printed.
 macro_rules! println {
     () => {{
         use std::io::Write as _;
@@ -30,7 +31,7 @@ macro_rules! println {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let text = format!($($arg)*);
-        if writeln!(std::io::stdout(), "{}", fencekit_core::screen::screen_lines(&text)).is_err() {
+        if writeln!(std::io::stdout(), "{text}").is_err() {
             $crate::stdout_lost();
         }
     }};
@@ -39,7 +40,7 @@ macro_rules! print {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let text = format!($($arg)*);
-        if write!(std::io::stdout(), "{}", fencekit_core::screen::screen_lines(&text)).is_err() {
+        if write!(std::io::stdout(), "{text}").is_err() {
             $crate::stdout_lost();
         }
     }};

@@ -98,27 +98,34 @@ pub async fn fence(args: FenceArgs) -> u8 {
     outcomes.sort_by_key(|(index, _)| *index);
     let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
     if args.json {
+        // The reports quote devices' errors: screened as stderr is.
         if let [one] = outcomes.as_slice() {
-            println!("{}", report::json(one));
+            println!("{}", screened(&report::json(one)));
         } else {
             println!(
                 "[{}]",
                 outcomes
                     .iter()
-                    .map(report::json)
+                    .map(|o| screened(&report::json(o)))
                     .collect::<Vec<_>>()
                     .join(",")
             );
         }
     } else {
         for outcome in &outcomes {
-            print!("{}", report::human(outcome));
+            print!("{}", screened(&report::human(outcome)));
         }
         if outcomes.len() > 1 {
-            print!("{}", report::table(&outcomes));
+            print!("{}", screened(&report::table(&outcomes)));
         }
     }
     report::exit_code_of_all(&outcomes)
+}
+
+/// `text` past the secret screen (a line quoting a device that repeated a secret is
+/// withheld whole).
+fn screened(text: &str) -> String {
+    fencekit_core::screen::screen_lines(text).into_owned()
 }
 
 /// The configuration `--config` names, else `$FENCEKIT_CONFIG`, else the default
@@ -247,7 +254,7 @@ pub async fn check(args: DevicesArgs) -> u8 {
         for (device, result) in &results {
             match result {
                 Ok(()) => println!("{device}: ok"),
-                Err(e) => println!("{device}: FAILED: {e}"),
+                Err(e) => println!("{}", screened(&format!("{device}: FAILED: {e}"))),
             }
         }
     }

@@ -93,3 +93,17 @@ fn a_hanging_password_script_ends_by_the_operations_timeout() {
     assert!(out.text().contains("password"), "{}", out.text());
     assert!(took < Duration::from_secs(3), "ran {took:?} with timeout=2");
 }
+
+#[test]
+fn a_power_wait_that_leaves_no_time_to_read_back_is_refused_before_anything_is_switched() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (out, took) = agent(&format!(
+        "action=reboot\nplugs=2\nplug=1\nstate_file={}\npower_wait=20\ntimeout=9\n",
+        state.display()
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.text().contains("power_wait"), "{}", out.text());
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(!states(&state).contains("off"), "{}", states(&state));
+}
