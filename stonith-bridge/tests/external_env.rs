@@ -80,3 +80,49 @@ fn fence_legacys_port_holding_the_node_name_is_not_taken_for_the_udp_port() {
     let out = run("0");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// cluster-glue's power-strip plugins (apcmastersnmp, baytech) take every outlet
+/// named after the host, case aside: a machine with two power supplies has two.
+/// Both are switched and read back off; `gethosts` names the host once.
+#[test]
+fn every_outlet_named_after_the_host_is_switched_and_the_host_listed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state = state.display().to_string();
+    let env = [
+        ("plugs", "3"),
+        ("names", "node5,web01,NODE5"),
+        ("state_file", state.as_str()),
+    ];
+    let out = Command::new(BIN)
+        .args(["external", "sim", "off", "node5"])
+        .env_remove("RUST_LOG")
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let states = std::fs::read_to_string(dir.path().join("state")).unwrap();
+    let off: Vec<&str> = states
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("off"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(off, ["1", "3"], "{states}");
+    let out = Command::new(BIN)
+        .args(["external", "sim", "gethosts"])
+        .env_remove("RUST_LOG")
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["node5", "web01"]
+    );
+}
