@@ -40,10 +40,12 @@ const PARAMS: &[ParamSpec] = &[
     .aliases(&["ipaddr"])
     .short('a')
     .required(),
-    ParamSpec::new("ipport", "TCP port of the SSH console")
-        .short('u')
-        .ty(ParamType::Integer)
-        .default("22"),
+    ParamSpec::new(
+        "ipport",
+        "TCP port of the console (default 22, or 23 with telnet=1)",
+    )
+    .short('u')
+    .ty(ParamType::Integer),
     ParamSpec::new("username", "Console login name")
         .aliases(&["login"])
         .short('l'),
@@ -597,6 +599,44 @@ mod tests {
             "{text}"
         );
         device.abort();
+    }
+
+    #[test]
+    fn telnet_reaches_port_23_and_ssh_port_22_unless_ipport_says() {
+        let build = |pairs: &[(&str, &str)]| {
+            let raw: Vec<_> = pairs
+                .iter()
+                .map(|(k, v)| {
+                    fencekit_core::schema::RawParam::text(
+                        *k,
+                        *v,
+                        fencekit_core::schema::Origin::new("test"),
+                    )
+                })
+                .collect();
+            let params = fencekit_core::schema::validate(
+                &[&SCHEMA],
+                &raw,
+                fencekit_core::schema::Unknown::Reject,
+                None,
+            )
+            .unwrap()
+            .params;
+            BaytechSwitch::from_params(&params).unwrap().target.ssh.port
+        };
+        let base = [
+            ("ipaddr", "127.0.0.1"),
+            ("login", "admin"),
+            ("passwd", "pw"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            build(&all)
+        };
+        assert_eq!(with(&[("telnet", "1")]), 23);
+        assert_eq!(with(&[("insecure_skip_host_key_check", "1")]), 22);
+        assert_eq!(with(&[("telnet", "1"), ("ipport", "2323")]), 2323);
     }
 
     #[test]

@@ -281,7 +281,9 @@ impl ConsoleTarget {
                     return Err(config(
                         "the SSH host key must be verified: give host_key (SHA256:... as `ssh-keygen -lf` prints it) \
                          or known_hosts (neither ~/.ssh/known_hosts nor /etc/ssh/ssh_known_hosts exists), \
-                         or set insecure_skip_host_key_check=1 to accept any key"
+                         or set insecure_skip_host_key_check=1 to accept any key; a console that \
+                         speaks only telnet (as cluster-glue's baytech and fence_apc's default \
+                         reach it) needs telnet=1"
                             .into(),
                     ))
                 }
