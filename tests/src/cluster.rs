@@ -45,8 +45,10 @@ use crate::{peers, random_hex, HarnessError};
 pub const BMC_USER: &str = "admin";
 /// The lab's network; nothing else is ever addressed.
 const NET: &str = "198.51.100";
-/// The address the resource group's `IPaddr2` would take; the BMCs are `.101`...
+/// The BMCs are `.101`..., the nodes `.1`...
 const BMC_HOST_BASE: u8 = 100;
+/// The service address of the resource group (`IPaddr2`).
+pub const SERVICE_ADDR: &str = "198.51.100.50";
 /// Where the shared filesystem is mounted inside a node (a directory of the lab).
 const MOUNT_DIR: &str = "shared";
 
@@ -66,7 +68,7 @@ const BMC_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(250);
 /// The oracle's sampling period: a scan of every process takes ~15 ms here, and a
 /// double mount must not slip between two samples (at most 50 ms apart).
-const ORACLE_PERIOD: Duration = Duration::from_millis(25);
+const ORACLE_PERIOD: Duration = Duration::from_millis(10);
 
 /// One node of the lab.
 #[derive(Debug)]
@@ -367,7 +369,7 @@ impl Lab {
                 .map(|(i, n)| (n.name.as_str(), n.addr(i)))
                 .collect::<Vec<_>>(),
         );
-        for node in &self.nodes {
+        for (i, node) in self.nodes.iter().enumerate() {
             for sub in [
                 "corosync-etc",
                 "corosync-state",
@@ -389,6 +391,7 @@ impl Lab {
                 &node.name,
                 &node.dir,
                 Path::new(&format!("/run/netns/{}", node.netns)),
+                &format!("{}/24", node.addr(i)),
                 &init,
                 &self.hook_log_path(),
             );
@@ -535,6 +538,18 @@ impl Lab {
             .arg(NODE_TOOL_TIMEOUT.as_secs().to_string())
             .args(args);
         tool::run(command, None, NODE_TOOL_TIMEOUT + Duration::from_secs(5))
+    }
+
+    /// The nodes whose NIC holds the service address now.
+    pub fn service_address_holders(&self) -> Result<Vec<String>, HarnessError> {
+        let mut holders = Vec::new();
+        for node in &self.nodes {
+            let out = self.ip(&["-n", &node.netns, "-o", "-4", "addr", "show", "dev", "eth0"])?;
+            if out.stdout.contains(&format!(" {SERVICE_ADDR}/")) {
+                holders.push(node.name.clone());
+            }
+        }
+        Ok(holders)
     }
 
     /// `crm_mon -1` from `node`.
@@ -723,6 +738,7 @@ impl Lab {
         }
         let mut ids: Vec<String> = devices.iter().map(|d| d.0.clone()).collect();
         ids.push(FS_ID.to_owned());
+        ids.push(IP_ID.to_owned());
         self.wait_until(
             "the fencing devices and the group are started",
             START_TIMEOUT,
@@ -853,8 +869,9 @@ impl Drop for Lab {
     }
 }
 
-/// The id of the Filesystem primitive and of its group.
+/// The ids of the Filesystem and IPaddr2 primitives and of their group.
 pub const FS_ID: &str = "shared-fs";
+pub const IP_ID: &str = "shared-ip";
 pub const GROUP_ID: &str = "shared-storage";
 
 /// The cluster properties of the lab (see the shared lab notes): `freeze` keeps an
@@ -1128,6 +1145,16 @@ fn resources_xml(
         <op id=\"{FS_ID}-monitor\" name=\"monitor\" interval=\"10s\" timeout=\"40s\"/>
       </operations>
     </primitive>
+    <primitive id=\"{IP_ID}\" class=\"ocf\" provider=\"heartbeat\" type=\"IPaddr2\">
+      <instance_attributes id=\"{IP_ID}-params\">
+        <nvpair id=\"{IP_ID}-ip\" name=\"ip\" value=\"{SERVICE_ADDR}\"/>
+        <nvpair id=\"{IP_ID}-cidr_netmask\" name=\"cidr_netmask\" value=\"24\"/>
+        <nvpair id=\"{IP_ID}-nic\" name=\"nic\" value=\"eth0\"/>
+      </instance_attributes>
+      <operations>
+        <op id=\"{IP_ID}-monitor\" name=\"monitor\" interval=\"10s\" timeout=\"20s\"/>
+      </operations>
+    </primitive>
   </group>
 </resources>
 ",
@@ -1212,13 +1239,21 @@ exec perl -e 'while (1) { sleep 1 if wait() == -1 }'
 /// The BMC's chassis program for one node (`[ARGS...] get power`, `set power 0|1`):
 /// power state = whether the node's recorded init is alive; off kills it (unless
 /// the BMC lies), on boots a new one. Every event goes to the lab's hook log.
-fn power_program(name: &str, dir: &Path, netns: &Path, init: &Path, log: &Path) -> String {
+fn power_program(
+    name: &str,
+    dir: &Path,
+    netns: &Path,
+    addr: &str,
+    init: &Path,
+    log: &Path,
+) -> String {
     format!(
         r#"#!/bin/sh
 # Chassis control program of the lab BMC of {name}.
 name='{name}'
 dir='{dir}'
 netns='{netns}'
+addr='{addr}'
 init='{init}'
 log='{log}'
 while [ $# -gt 0 ] && [ "$1" != get ] && [ "$1" != set ]; do shift; done
@@ -1248,6 +1283,10 @@ case "$1 $2" in
             # Off means off: wait until the namespace's init is gone.
             i=0
             while is_on && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+            # What the running node configured on its NIC (a service address) is
+            # lost with its power: the NIC comes back with its own address only.
+            nsenter --net="$netns" -- ip addr flush dev eth0
+            nsenter --net="$netns" -- ip addr add "$addr" dev eth0
             event off "init=$pid"
         else
             event already-off

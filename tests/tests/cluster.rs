@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use fencekit_tests::bridge::Installed;
-use fencekit_tests::cluster::{unix_ms, Lab, LabOptions, FS_ID, PEERS};
+use fencekit_tests::cluster::{unix_ms, Lab, LabOptions, FS_ID, PEERS, SERVICE_ADDR};
 use fencekit_tests::peers;
 use fencekit_tests::system::SystemLink;
 
@@ -85,6 +85,16 @@ fn a_lost_node_is_fenced_through_fencekit_before_its_filesystem_moves_and_a_lyin
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
+    lab.wait_until(
+        "the service address moves with the group",
+        FAILOVER_TIMEOUT,
+        || match lab.service_address_holders() {
+            Ok(holders) if holders == [new_home.clone()] => Ok(()),
+            Ok(holders) => Err(format!("{SERVICE_ADDR} is on {holders:?}")),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let record = lab.mounts();
     let (up_at, _) = record
         .changes
@@ -195,6 +205,11 @@ fn a_lost_node_is_fenced_through_fencekit_before_its_filesystem_moves_and_a_lyin
         lab.diagnostics()
     );
     assert_eq!(record.max_at_once, 1, "{:?}", record.changes);
+    assert_eq!(
+        lab.service_address_holders().unwrap(),
+        std::slice::from_ref(&liar),
+        "{SERVICE_ADDR} is held elsewhere"
+    );
     let status = lab.crm_mon(&witness).unwrap();
     println!(
         "lying BMC: fencing {liar} failed, group stays blocked on it {:.1} s after the cut; max simultaneous mounts {}\n{history}\n{status}",
