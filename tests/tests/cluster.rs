@@ -7,9 +7,10 @@
 //! init was killed) and an oracle that samples every mount namespace's mount table
 //! (the shared filesystem must never be mounted in two at once).
 //!
-//! One lab boot serves both scenarios, as steps of one test: the node lost is
-//! fenced and the group moves; then, with every node back, a node whose BMC lies is
-//! lost, and its group must stay where it is, blocked, while fencing fails.
+//! One lab boot serves the scenarios, as steps of one test: the node lost is fenced
+//! and the group moves; with every node back, a partition of one node against two
+//! fences exactly the minority; with every node back again, a node whose BMC lies
+//! is lost, and its group must stay where it is, blocked, while fencing fails.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,12 +39,29 @@ fn group_node(lab: &Lab) -> Result<String, String> {
     }
 }
 
+/// Cable in, powered on, rejoined: the lab has every node online again.
+fn bring_back(lab: &mut Lab, node: &str, witness: &str) {
+    lab.restore_link(node).unwrap();
+    lab.power_on(node).unwrap();
+    let all = lab.node_names();
+    lab.wait_until("every node is online again", REJOIN_TIMEOUT, || {
+        let online = lab.online_seen_by(witness)?;
+        if online == all {
+            Ok(())
+        } else {
+            Err(format!("online: {online:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 fn seconds_since(start: SystemTime, at_ms: u128) -> f64 {
     (at_ms.saturating_sub(unix_ms(start))) as f64 / 1000.0
 }
 
 #[test]
-fn a_lost_node_is_fenced_through_fencekit_before_its_filesystem_moves_and_a_lying_bmc_blocks_it() {
+fn a_lost_node_is_fenced_through_fencekit_before_its_group_moves_a_partition_fences_only_the_minority_and_a_lying_bmc_blocks_the_group(
+) {
     if !lab_peers_present() {
         return;
     }
@@ -126,19 +144,66 @@ fn a_lost_node_is_fenced_through_fencekit_before_its_filesystem_moves_and_a_lyin
         record.longest_gap.as_millis()
     );
 
-    // Back to three nodes: cable in, powered on, rejoined.
-    lab.restore_link(&victim).unwrap();
-    lab.power_on(&victim).unwrap();
     let all = lab.node_names();
-    lab.wait_until("every node is online again", REJOIN_TIMEOUT, || {
-        let online = lab.online_seen_by(&new_home)?;
-        if online == all {
-            Ok(())
-        } else {
-            Err(format!("online: {online:?}"))
-        }
-    })
+    bring_back(&mut lab, &victim, &new_home);
+
+    // Scenario 4: a partition of one node against two, the group on the majority's
+    // side: exactly the minority node is fenced (the majority has quorum, the
+    // minority freezes), and the group stays where it runs.
+    let home = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    let minority = all.iter().find(|n| **n != home).unwrap().clone();
+    let cut_at = SystemTime::now();
+    lab.cut_link(&minority).unwrap();
+    let fenced = lab
+        .wait_until(&format!("{minority} is fenced"), FAILOVER_TIMEOUT, || {
+            lab.power_events()
+                .into_iter()
+                .find(|e| e.node == minority && e.what == "off" && e.at_ms >= unix_ms(cut_at))
+                .ok_or_else(|| "no power off in the hook log yet".to_owned())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    lab.wait_until(
+        &format!("{home} sees {minority} fenced"),
+        FAILOVER_TIMEOUT,
+        || {
+            let history = lab
+                .fence_history(&home, &minority)
+                .map_err(|e| e.to_string())?;
+            if history.contains(&format!("off of {minority} successful")) {
+                Ok(())
+            } else {
+                Err(history)
+            }
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
+    let since_cut: Vec<_> = lab
+        .power_events()
+        .into_iter()
+        .filter(|e| e.at_ms >= unix_ms(cut_at))
+        .collect();
+    assert!(
+        since_cut.len() == 1 && since_cut[0].node == minority,
+        "not exactly the minority was fenced: {since_cut:?}\n{}",
+        lab.diagnostics()
+    );
+    let record = lab.mounts();
+    assert!(
+        record
+            .changes
+            .iter()
+            .filter(|(at, _)| *at >= cut_at)
+            .all(|(_, holders)| holders.as_slice() == std::slice::from_ref(&home))
+            && record.current.as_slice() == std::slice::from_ref(&home),
+        "the group left {home}: {:?}",
+        record.changes
+    );
+    assert_eq!(record.max_at_once, 1, "{:?}", record.changes);
+    println!(
+        "partition 1 vs 2: only {minority} fenced, {:.2} s after the cut; the group stayed on {home}",
+        seconds_since(cut_at, fenced.at_ms)
+    );
+    bring_back(&mut lab, &minority, &home);
 
     // Scenario 2: the node running the group is lost and its BMC lies: it accepts
     // off and keeps the node running. Fencing must fail, and the group must not
