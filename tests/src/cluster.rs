@@ -917,6 +917,7 @@ impl Oracle {
             let stop = Arc::clone(&stop);
             let record = Arc::clone(&record);
             std::thread::spawn(move || {
+                raise_to_round_robin();
                 let mut last = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let began = Instant::now();
@@ -950,6 +951,21 @@ impl Oracle {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Puts the calling thread in SCHED_RR at the lowest real-time priority: the nodes'
+/// corosync run SCHED_RR and the machine is small, and a sampler that waits behind
+/// them could miss a short double mount. Best effort: without it the record still
+/// says how far apart samples were.
+fn raise_to_round_robin() {
+    let tid = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|link| link.file_name()?.to_str()?.parse::<u32>().ok());
+    if let Some(tid) = tid {
+        let mut command = Command::new("chrt");
+        command.args(["-r", "-p", "1"]).arg(tid.to_string());
+        let _ = tool::run(command, None, HOST_TOOL_TIMEOUT);
     }
 }
 

@@ -277,12 +277,14 @@ fn a_lost_node_is_fenced_through_fencekit_before_its_group_moves_a_partition_fen
     );
     let status = lab.crm_mon(&witness).unwrap();
     println!(
-        "lying BMC: fencing {liar} failed, group stays blocked on it {:.1} s after the cut; max simultaneous mounts {}\n{history}\n{status}",
+        "lying BMC: fencing {liar} failed, group stays blocked on it {:.1} s after the cut; max simultaneous mounts {} over the whole test ({} samples, longest gap {} ms)\n{history}\n{status}",
         SystemTime::now()
             .duration_since(cut_at)
             .unwrap_or_default()
             .as_secs_f64(),
-        record.max_at_once
+        record.max_at_once,
+        record.samples,
+        record.longest_gap.as_millis()
     );
 
     // The machine as it was found.
