@@ -93,6 +93,16 @@ impl Node {
         let start: u64 = words.next()?.parse().ok()?;
         (process_start(pid)? == start).then_some(pid)
     }
+
+    /// The host PID of the `unshare` that started the node's init, while it lives
+    /// (it ends once the init it waits for is gone).
+    fn unshare_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.dir.join("init.pid")).ok()?;
+        let mut words = text.split_whitespace().skip(2);
+        let pid: u32 = words.next()?.parse().ok()?;
+        let start: u64 = words.next()?.parse().ok()?;
+        (process_start(pid)? == start).then_some(pid)
+    }
 }
 
 /// A power event from the BMC hook's log.
@@ -780,7 +790,12 @@ impl Lab {
             }
         }
         let deadline = Instant::now() + POWER_OFF_TIMEOUT;
-        while Instant::now() < deadline && self.nodes.iter().any(|n| n.init_pid().is_some()) {
+        while Instant::now() < deadline
+            && self
+                .nodes
+                .iter()
+                .any(|n| n.init_pid().is_some() || n.unshare_pid().is_some())
+        {
             std::thread::sleep(Duration::from_millis(50));
         }
         for mut bmc in self.bmcs.drain(..) {
@@ -830,6 +845,9 @@ impl Lab {
         for node in &self.nodes {
             if let Some(pid) = node.init_pid() {
                 left.push(format!("{} is still powered (init PID {pid})", node.name));
+            }
+            if let Some(pid) = node.unshare_pid() {
+                left.push(format!("the unshare of {} (PID {pid})", node.name));
             }
         }
         if let Ok(entries) = std::fs::read_dir("/run/netns") {
@@ -1283,7 +1301,7 @@ start_of() {{
 }}
 is_on() {{
     [ -s "$dir/init.pid" ] || return 1
-    read -r pid start < "$dir/init.pid" || return 1
+    read -r pid start _ < "$dir/init.pid" || return 1
     [ "$(start_of "$pid")" = "$start" ]
 }}
 case "$1 $2" in
@@ -1324,7 +1342,7 @@ case "$1 $2" in
             i=$((i + 1))
         done
         if [ -z "$pid" ]; then event boot-failed; exit 1; fi
-        echo "$pid $(start_of "$pid")" > "$dir/init.pid.new"
+        echo "$pid $(start_of "$pid") $outer $(start_of "$outer")" > "$dir/init.pid.new"
         mv "$dir/init.pid.new" "$dir/init.pid"
         event on "init=$pid"
         ;;
