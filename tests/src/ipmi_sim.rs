@@ -227,7 +227,7 @@ fn start_once(program: &Path, options: &IpmiSimOptions) -> Result<IpmiSim, Harne
 
 /// The emulator commands: one BMC at IPMB address 0x20 (values as in OpenIPMI's own
 /// examples: device id 0, IPMI 2.0 device with SDRs kept in the state directory).
-const CMDS_EMU: &str = "mc_setbmc 0x20\n\
+pub(crate) const CMDS_EMU: &str = "mc_setbmc 0x20\n\
 mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\n\
 mc_enable 0x20\n";
 

@@ -18,6 +18,7 @@
 
 pub mod accounts;
 pub mod bridge;
+pub mod cluster;
 pub mod consoles;
 pub mod daemon;
 mod error;

@@ -1,0 +1,1424 @@
+//! A Pacemaker cluster of several nodes on one machine, fenced through real BMCs: the
+//! lab that shows fencekit doing the job it exists for.
+//!
+//! Each node is a network namespace (its NIC and cable, kept for the lab's life) and,
+//! while it is powered, a PID + mount + UTS + IPC namespace whose init runs corosync
+//! and pacemakerd with per-node state bind-mounted over the system paths. Killing that
+//! init is a real power cut: every daemon of the node dies and its mounts vanish. A
+//! bridge in its own namespace is the switch; cutting a node's link is setting its
+//! veth down there. One `ipmi_sim` per node, in a BMC namespace, has a
+//! `chassis_control` program that cuts and boots the node and logs every power event
+//! with a timestamp (the hook log); it can be told to lie (accept off, keep the node
+//! on). Addresses are from 198.51.100.0/24 and live only in the lab's namespaces.
+//!
+//! The cluster fences with `stonith:fence_fencekit_ipmi` (the freshly built agent,
+//! linked where Pacemaker looks by the test) and runs a group with
+//! `ocf:heartbeat:Filesystem` on an ext4 loop device every node sees. An oracle
+//! outside the cluster samples the mount table of every mount namespace of the
+//! machine and records which nodes had the device mounted at once.
+//!
+//! Everything the lab makes is undone when it is stopped or dropped (also while a
+//! failing test unwinds): nodes powered off by their recorded init PID, BMCs ended
+//! by PID, the loop device detached, the namespaces deleted, `/run/netns` removed if
+//! the lab created it. Needs root; holds the same lock as the single-node Pacemaker
+//! launcher, so the two never run at once.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tempfile::TempDir;
+
+use crate::pacemaker::running_cluster_daemons;
+use crate::system::PathLock;
+use crate::tool::{self, ToolOutput};
+use crate::{peers, random_hex, HarnessError};
+
+/// The IPMI user of every lab BMC.
+pub const BMC_USER: &str = "admin";
+/// The lab's network; nothing else is ever addressed.
+const NET: &str = "198.51.100";
+/// The BMCs are `.101`..., the nodes `.1`...
+const BMC_HOST_BASE: u8 = 100;
+/// The service address of the resource group (`IPaddr2`).
+pub const SERVICE_ADDR: &str = "198.51.100.50";
+/// Where the shared filesystem is mounted inside a node (a directory of the lab).
+const MOUNT_DIR: &str = "shared";
+
+/// Deadline of each command run inside a node (crm_mon, cibadmin, ...).
+const NODE_TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Deadline of each `ip`, `losetup`, `mkfs` call.
+const HOST_TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Cold start to every node online with an elected controller: ~25 s measured here
+/// (`dc-deadtime` is still the default 20 s before the CIB is written).
+const FORM_TIMEOUT: Duration = Duration::from_secs(150);
+/// The stonith devices and the group start within seconds of the CIB update.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a node's processes may take to die after its init was killed.
+const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(20);
+/// The BMCs answer within a second of their start.
+const BMC_READY_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(250);
+/// The oracle's sampling period: a scan of every process takes ~15 ms here, and a
+/// double mount must not slip between two samples (at most 50 ms apart).
+const ORACLE_PERIOD: Duration = Duration::from_millis(10);
+
+/// One node of the lab.
+#[derive(Debug)]
+struct Node {
+    name: String,
+    netns: String,
+    /// The bridge-side end of the node's cable.
+    port: String,
+    dir: PathBuf,
+}
+
+impl Node {
+    fn addr(&self, index: usize) -> String {
+        format!("{NET}.{}", index + 1)
+    }
+
+    /// The host PID of the node's init, if the node is powered.
+    fn init_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.dir.join("init.pid")).ok()?;
+        let mut words = text.split_whitespace();
+        let pid: u32 = words.next()?.parse().ok()?;
+        let start: u64 = words.next()?.parse().ok()?;
+        (process_start(pid)? == start).then_some(pid)
+    }
+
+    /// The host PID of the `unshare` that started the node's init, while it lives
+    /// (it ends once the init it waits for is gone).
+    fn unshare_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.dir.join("init.pid")).ok()?;
+        let mut words = text.split_whitespace().skip(2);
+        let pid: u32 = words.next()?.parse().ok()?;
+        let start: u64 = words.next()?.parse().ok()?;
+        (process_start(pid)? == start).then_some(pid)
+    }
+}
+
+/// A power event from the BMC hook's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerEvent {
+    /// Unix time in milliseconds.
+    pub at_ms: u128,
+    pub node: String,
+    /// `off` (init killed), `on` (booted), `lied-off` (accepted, node kept on),
+    /// `already-off`, `already-on`.
+    pub what: String,
+}
+
+/// How to build the lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub nodes: usize,
+    /// The path of the `fence_fencekit_ipmi` agent the test has linked where
+    /// Pacemaker looks (checked to exist; the lab does not link it itself).
+    pub fence_agent: PathBuf,
+}
+
+/// The running lab; torn down when dropped.
+pub struct Lab {
+    dir: TempDir,
+    tag: String,
+    nodes: Vec<Node>,
+    bmc_netns: String,
+    bridge_netns: String,
+    bmcs: Vec<Child>,
+    netns_made: Vec<String>,
+    made_run_netns: bool,
+    loop_device: Option<String>,
+    image: PathBuf,
+    password: String,
+    oracle: Option<Oracle>,
+    cut: HashSet<usize>,
+    // Released last: another cluster may start only after this one is gone.
+    _lock: PathLock,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("dir", &self.dir.path())
+            .field("tag", &self.tag)
+            .field("nodes", &self.nodes)
+            .field("loop_device", &self.loop_device)
+            .finish()
+    }
+}
+
+/// The programs the lab runs; `peers::require_all` takes this list.
+pub const PEERS: &[(&str, &str)] = &[
+    ("corosync", "corosync"),
+    ("corosync-cfgtool", "corosync"),
+    ("pacemakerd", "pacemaker"),
+    ("crm_mon", "pacemaker-cli-utils"),
+    ("cibadmin", "pacemaker-cli-utils"),
+    ("crm_attribute", "pacemaker-cli-utils"),
+    ("stonith_admin", "pacemaker-cli-utils"),
+    ("ipmi_sim", "openipmi"),
+    ("ipmitool", "ipmitool"),
+    ("ip", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("unshare", "util-linux"),
+    ("losetup", "mount"),
+    ("mkfs.ext4", "e2fsprogs"),
+    ("perl", "perl-base"),
+    ("pgrep", "procps"),
+];
+
+impl Lab {
+    /// Builds the network, the BMCs and the shared disk, powers every node on, waits
+    /// until all are online with a controller, then writes the CIB (properties, one
+    /// fencing device per node, the group) and waits until all of it is started.
+    pub fn start(options: LabOptions) -> Result<Lab, HarnessError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(HarnessError::NotRoot {
+                what: "the cluster lab".into(),
+            });
+        }
+        for (program, package) in PEERS {
+            find(program, package)?;
+        }
+        if !options.fence_agent.exists() {
+            return Err(HarnessError::Refused {
+                what: "start the cluster lab".into(),
+                why: format!("{} is not there", options.fence_agent.display()),
+            });
+        }
+        let lock = PathLock::acquire(Path::new("/var/lib/pacemaker"))?;
+        let running = running_cluster_daemons();
+        if !running.is_empty() {
+            return Err(HarnessError::Refused {
+                what: "start the cluster lab".into(),
+                why: format!("cluster daemons are running: {}", running.join(", ")),
+            });
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("fencekit-lab-")
+            .tempdir()
+            .map_err(|e| HarnessError::io("create the lab directory", e))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| HarnessError::io("open the lab directory", e))?;
+        let tag = format!("fkl{}", random_hex(2));
+        let nodes = (0..options.nodes)
+            .map(|i| Node {
+                name: format!("node{}", i + 1),
+                netns: format!("{tag}-node{}", i + 1),
+                port: format!("{tag}-p{}", i + 1),
+                dir: dir.path().join(format!("node{}", i + 1)),
+            })
+            .collect();
+        let mut lab = Lab {
+            image: dir.path().join("shared.img"),
+            dir,
+            bmc_netns: format!("{tag}-bmc"),
+            bridge_netns: format!("{tag}-switch"),
+            tag,
+            nodes,
+            bmcs: Vec::new(),
+            netns_made: Vec::new(),
+            made_run_netns: !Path::new("/run/netns").exists(),
+            loop_device: None,
+            password: random_hex(8),
+            oracle: None,
+            cut: HashSet::new(),
+            _lock: lock,
+        };
+        lab.build_network()?;
+        lab.build_disk()?;
+        lab.write_node_files()?;
+        lab.start_bmcs()?;
+        lab.oracle = Some(Oracle::start(lab.device_number()?, &lab.nodes));
+        for i in 0..lab.nodes.len() {
+            lab.power_program(i, "1")?;
+        }
+        lab.wait_formed()?;
+        lab.configure()?;
+        Ok(lab)
+    }
+
+    /// The lab's directory (configuration, logs, hook log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The node names, `node1`...
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    fn index(&self, node: &str) -> Result<usize, HarnessError> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == node)
+            .ok_or_else(|| HarnessError::Refused {
+                what: format!("use node {node}"),
+                why: "the lab has no such node".into(),
+            })
+    }
+
+    fn ip(&self, args: &[&str]) -> Result<ToolOutput, HarnessError> {
+        let mut command = Command::new("ip");
+        command.args(args);
+        tool::run_ok(command, None, HOST_TOOL_TIMEOUT)
+    }
+
+    fn add_netns(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.ip(&["netns", "add", name])?;
+        self.netns_made.push(name.to_owned());
+        self.ip(&["-n", name, "link", "set", "lo", "up"])?;
+        Ok(())
+    }
+
+    fn build_network(&mut self) -> Result<(), HarnessError> {
+        let bridge = self.bridge_netns.clone();
+        let bmc = self.bmc_netns.clone();
+        self.add_netns(&bridge)?;
+        self.ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"])?;
+        self.ip(&["-n", &bridge, "link", "set", "br0", "up"])?;
+        // The veth pairs are created directly in their namespaces: nothing of the lab
+        // ever appears in the root namespace.
+        let mut cables: Vec<(String, String, Vec<String>)> = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            cables.push((
+                node.netns.clone(),
+                node.port.clone(),
+                vec![format!("{}/24", node.addr(i))],
+            ));
+        }
+        cables.push((
+            bmc.clone(),
+            format!("{}-pb", self.tag),
+            (0..self.nodes.len())
+                .map(|i| format!("{NET}.{}/24", bmc_host(i)))
+                .collect(),
+        ));
+        for (netns, port, addrs) in cables {
+            self.add_netns(&netns)?;
+            self.ip(&[
+                "link", "add", "eth0", "netns", &netns, "type", "veth", "peer", "name", &port,
+                "netns", &bridge,
+            ])?;
+            for addr in &addrs {
+                self.ip(&["-n", &netns, "addr", "add", addr, "dev", "eth0"])?;
+            }
+            self.ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
+            self.ip(&["-n", &bridge, "link", "set", &port, "master", "br0", "up"])?;
+        }
+        Ok(())
+    }
+
+    fn build_disk(&mut self) -> Result<(), HarnessError> {
+        let file = std::fs::File::create(&self.image)
+            .map_err(|e| HarnessError::io("create the shared disk image", e))?;
+        file.set_len(64 << 20)
+            .map_err(|e| HarnessError::io("size the shared disk image", e))?;
+        drop(file);
+        let mut command = Command::new("mkfs.ext4");
+        command.args(["-q", "-F"]).arg(&self.image);
+        tool::run_ok(command, None, HOST_TOOL_TIMEOUT)?;
+        let mut command = Command::new("losetup");
+        command.args(["--find", "--show"]).arg(&self.image);
+        let out = tool::run_ok(command, None, HOST_TOOL_TIMEOUT)?;
+        let device = out.stdout.trim().to_owned();
+        if !device.starts_with("/dev/loop") {
+            return Err(HarnessError::Refused {
+                what: "use the loop device".into(),
+                why: format!("losetup answered {device:?}"),
+            });
+        }
+        self.loop_device = Some(device);
+        let mount = self.dir.path().join(MOUNT_DIR);
+        std::fs::create_dir(&mount).map_err(|e| HarnessError::io("create the mount point", e))?;
+        Ok(())
+    }
+
+    /// The shared device's `major:minor`, as mountinfo names it.
+    fn device_number(&self) -> Result<String, HarnessError> {
+        use std::os::unix::fs::MetadataExt;
+        let device = self.loop_device.as_deref().unwrap_or_default();
+        let meta =
+            std::fs::metadata(device).map_err(|e| HarnessError::io(format!("stat {device}"), e))?;
+        let rdev = meta.rdev();
+        Ok(format!(
+            "{}:{}",
+            nix::sys::stat::major(rdev),
+            nix::sys::stat::minor(rdev)
+        ))
+    }
+
+    /// The shared block device (`/dev/loopN`).
+    pub fn device(&self) -> &str {
+        self.loop_device.as_deref().unwrap_or_default()
+    }
+
+    fn write_node_files(&self) -> Result<(), HarnessError> {
+        let init = self.dir.path().join("node-init");
+        write(&init, NODE_INIT, 0o755)?;
+        let mut key = vec![0u8; 128];
+        {
+            use std::io::Read;
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut key))
+                .map_err(|e| HarnessError::io("read a corosync key", e))?;
+        }
+        let conf = corosync_conf(
+            &self
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name.as_str(), n.addr(i)))
+                .collect::<Vec<_>>(),
+        );
+        for (i, node) in self.nodes.iter().enumerate() {
+            for sub in [
+                "corosync-etc",
+                "corosync-state",
+                "corosync-log",
+                "pacemaker-state",
+                "pacemaker-log",
+            ] {
+                std::fs::create_dir_all(node.dir.join(sub))
+                    .map_err(|e| HarnessError::io(format!("create {sub}"), e))?;
+            }
+            write(&node.dir.join("corosync-etc/corosync.conf"), &conf, 0o644)?;
+            let key_path = node.dir.join("corosync-etc/authkey");
+            std::fs::write(&key_path, &key)
+                .and_then(|()| {
+                    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o400))
+                })
+                .map_err(|e| HarnessError::io("write the corosync key", e))?;
+            let program = power_program(
+                &node.name,
+                &node.dir,
+                Path::new(&format!("/run/netns/{}", node.netns)),
+                &format!("{}/24", node.addr(i)),
+                &init,
+                &self.hook_log_path(),
+            );
+            write(&node.dir.join("power"), &program, 0o755)?;
+        }
+        Ok(())
+    }
+
+    fn start_bmcs(&mut self) -> Result<(), HarnessError> {
+        let ipmi_sim = find("ipmi_sim", "openipmi")?;
+        for i in 0..self.nodes.len() {
+            let bmc_dir = self.nodes[i].dir.join("bmc");
+            std::fs::create_dir_all(bmc_dir.join("state"))
+                .map_err(|e| HarnessError::io("create a BMC directory", e))?;
+            write(
+                &bmc_dir.join("lan.conf"),
+                &lan_conf(
+                    &format!("{NET}.{}", bmc_host(i)),
+                    &self.password,
+                    &self.nodes[i].dir.join("power"),
+                ),
+                0o600,
+            )?;
+            write(&bmc_dir.join("cmds.emu"), crate::ipmi_sim::CMDS_EMU, 0o644)?;
+            let out = std::fs::File::create(bmc_dir.join("ipmi_sim.out"))
+                .map_err(|e| HarnessError::io("create the BMC log", e))?;
+            let err = out
+                .try_clone()
+                .map_err(|e| HarnessError::io("duplicate the BMC log", e))?;
+            let mut command = Command::new("nsenter");
+            // `nsenter --net` alone (not `ip netns exec`, which would also give it a
+            // mount namespace of its own) execs ipmi_sim: the child's PID is its PID.
+            command
+                .arg(format!("--net=/run/netns/{}", self.bmc_netns))
+                .arg("--")
+                .arg(&ipmi_sim)
+                .arg("-c")
+                .arg(bmc_dir.join("lan.conf"))
+                .arg("-f")
+                .arg(bmc_dir.join("cmds.emu"))
+                .arg("-s")
+                .arg(bmc_dir.join("state"))
+                .arg("-n")
+                .current_dir(&bmc_dir)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .process_group(0);
+            let child = command
+                .spawn()
+                .map_err(|e| HarnessError::io("start ipmi_sim", e))?;
+            self.bmcs.push(child);
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_until(
+                &format!("the BMC of {} answers", self.nodes[i].name),
+                BMC_READY_TIMEOUT,
+                || {
+                    let out = self.ipmitool(i, &["chassis", "power", "status"])?;
+                    if out.status.success() && out.stdout.contains("Chassis Power is off") {
+                        Ok(())
+                    } else {
+                        Err(out.text())
+                    }
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `ipmitool` against node `i`'s BMC from the BMC namespace (lanplus, suite 3;
+    /// the password in the environment, never in argv).
+    pub fn ipmitool(&self, i: usize, words: &[&str]) -> Result<ToolOutput, String> {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net=/run/netns/{}", self.bmc_netns))
+            .args(["--", "ipmitool", "-I", "lanplus", "-C", "3", "-H"])
+            .arg(format!("{NET}.{}", bmc_host(i)))
+            .args(["-U", BMC_USER, "-E", "-N", "1", "-R", "2"])
+            .args(words)
+            .env("IPMI_PASSWORD", &self.password);
+        tool::run(command, None, HOST_TOOL_TIMEOUT).map_err(|e| e.to_string())
+    }
+
+    /// Runs node `i`'s chassis program as its BMC would (`set power 0|1`).
+    fn power_program(&self, i: usize, value: &str) -> Result<ToolOutput, HarnessError> {
+        let mut command = Command::new(self.nodes[i].dir.join("power"));
+        command.args(["set", "power", value]);
+        tool::run_ok(command, None, HOST_TOOL_TIMEOUT)
+    }
+
+    /// Powers `node` on again, as `ipmitool chassis power on` would.
+    pub fn power_on(&self, node: &str) -> Result<(), HarnessError> {
+        self.power_program(self.index(node)?, "1").map(drop)
+    }
+
+    /// Whether `node`'s init (its PID namespace) is alive.
+    pub fn is_powered(&self, node: &str) -> bool {
+        self.index(node)
+            .ok()
+            .and_then(|i| self.nodes[i].init_pid())
+            .is_some()
+    }
+
+    /// From now on `node`'s BMC accepts power off and keeps the node running.
+    pub fn make_bmc_lie(&self, node: &str) -> Result<(), HarnessError> {
+        let i = self.index(node)?;
+        write(&self.nodes[i].dir.join("lie"), "", 0o644)
+    }
+
+    /// Cuts `node`'s cable: its port on the switch goes down.
+    pub fn cut_link(&mut self, node: &str) -> Result<(), HarnessError> {
+        let i = self.index(node)?;
+        let port = self.nodes[i].port.clone();
+        self.ip(&["-n", &self.bridge_netns, "link", "set", &port, "down"])?;
+        self.cut.insert(i);
+        Ok(())
+    }
+
+    /// Plugs `node`'s cable back in.
+    pub fn restore_link(&mut self, node: &str) -> Result<(), HarnessError> {
+        let i = self.index(node)?;
+        let port = self.nodes[i].port.clone();
+        self.ip(&["-n", &self.bridge_netns, "link", "set", &port, "up"])?;
+        self.cut.remove(&i);
+        Ok(())
+    }
+
+    /// Runs `args` inside `node` (its network, mount, UTS and PID namespaces; `-p` so
+    /// that the command dies with the node), killed after a deadline.
+    pub fn run_in(&self, node: &str, args: &[&str]) -> Result<ToolOutput, HarnessError> {
+        let i = self.index(node)?;
+        let pid = self.nodes[i]
+            .init_pid()
+            .ok_or_else(|| HarnessError::Refused {
+                what: format!("run {} in {node}", args.join(" ")),
+                why: "the node is powered off".into(),
+            })?;
+        let mut command = Command::new("nsenter");
+        command
+            .arg("-t")
+            .arg(pid.to_string())
+            .args(["-n", "-m", "-u", "-p", "--", "timeout", "-s", "KILL"])
+            .arg(NODE_TOOL_TIMEOUT.as_secs().to_string())
+            .args(args);
+        tool::run(command, None, NODE_TOOL_TIMEOUT + Duration::from_secs(5))
+    }
+
+    /// The nodes whose NIC holds the service address now.
+    pub fn service_address_holders(&self) -> Result<Vec<String>, HarnessError> {
+        let mut holders = Vec::new();
+        for node in &self.nodes {
+            let out = self.ip(&["-n", &node.netns, "-o", "-4", "addr", "show", "dev", "eth0"])?;
+            if out.stdout.contains(&format!(" {SERVICE_ADDR}/")) {
+                holders.push(node.name.clone());
+            }
+        }
+        Ok(holders)
+    }
+
+    /// `crm_mon -1` from `node`.
+    pub fn crm_mon(&self, node: &str) -> Result<String, HarnessError> {
+        Ok(self.run_in(node, &["crm_mon", "-1"])?.text())
+    }
+
+    /// The nodes `node` sees online.
+    pub fn online_seen_by(&self, node: &str) -> Result<Vec<String>, String> {
+        let status = self.crm_mon(node).map_err(|e| e.to_string())?;
+        online_nodes(&status).ok_or(status)
+    }
+
+    /// `stonith_admin --history NODE --verbose`, asked on `from`.
+    pub fn fence_history(&self, from: &str, node: &str) -> Result<String, HarnessError> {
+        Ok(self
+            .run_in(from, &["stonith_admin", "--history", node, "--verbose"])?
+            .text())
+    }
+
+    fn hook_log_path(&self) -> PathBuf {
+        self.dir.path().join("power.log")
+    }
+
+    /// The BMC hooks' log: every power event of every node, in order.
+    pub fn power_events(&self) -> Vec<PowerEvent> {
+        let text = std::fs::read_to_string(self.hook_log_path()).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                Some(PowerEvent {
+                    at_ms: words.next()?.parse().ok()?,
+                    node: words.next()?.to_owned(),
+                    what: words.next()?.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// The oracle's record so far.
+    pub fn mounts(&self) -> MountRecord {
+        self.oracle
+            .as_ref()
+            .map(|o| o.record.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default()
+    }
+
+    /// A node that is powered and whose cable is in, to ask about the cluster.
+    fn witness(&self) -> Option<&str> {
+        let on = |i: &usize| self.nodes[*i].init_pid().is_some();
+        (0..self.nodes.len())
+            .filter(on)
+            .find(|i| !self.cut.contains(i))
+            .or_else(|| (0..self.nodes.len()).find(on))
+            .map(|i| self.nodes[i].name.as_str())
+    }
+
+    /// What a failure message needs: crm_mon from a live node, the hook log, the
+    /// oracle's record.
+    pub fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        match self.witness() {
+            Some(node) => {
+                let status = self
+                    .crm_mon(node)
+                    .unwrap_or_else(|e| format!("crm_mon failed: {e}"));
+                let _ = writeln!(out, "--- crm_mon -1 on {node}:\n{}", status.trim_end());
+            }
+            None => out.push_str("--- no node is powered\n"),
+        }
+        let hook = std::fs::read_to_string(self.hook_log_path()).unwrap_or_default();
+        let _ = writeln!(out, "--- BMC hook log:\n{}", hook.trim_end());
+        let record = self.mounts();
+        let _ = writeln!(
+            out,
+            "--- mounts of {}: max {} at once, now {:?}",
+            self.device(),
+            record.max_at_once,
+            record.current
+        );
+        out
+    }
+
+    /// Polls `probe` until it gives a value or `timeout` passes; the error carries
+    /// the last probe's answer and [`Lab::diagnostics`].
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut probe: impl FnMut() -> Result<T, String>,
+    ) -> Result<T, HarnessError> {
+        let started = Instant::now();
+        loop {
+            let last_probe = match probe() {
+                Ok(value) => return Ok(value),
+                Err(why) => why,
+            };
+            if started.elapsed() >= timeout {
+                return Err(HarnessError::NotReady {
+                    name: format!("cluster lab ({what})"),
+                    waited: started.elapsed(),
+                    last_probe,
+                    log_tail: self.diagnostics(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn wait_formed(&self) -> Result<(), HarnessError> {
+        let all = self.node_names();
+        let first = all[0].clone();
+        self.wait_until("every node online with a controller", FORM_TIMEOUT, || {
+            if let Some(down) = self.nodes.iter().find(|n| n.init_pid().is_none()) {
+                return Err(format!(
+                    "{} died; console:\n{}",
+                    down.name,
+                    std::fs::read_to_string(down.dir.join("console.log")).unwrap_or_default()
+                ));
+            }
+            let status = self.crm_mon(&first).map_err(|e| e.to_string())?;
+            match online_nodes(&status) {
+                Some(online) if online == all && status.contains("Current DC: node") => Ok(()),
+                _ => Err(status),
+            }
+        })
+    }
+
+    fn configure(&self) -> Result<(), HarnessError> {
+        let first = self.nodes[0].name.clone();
+        for (name, value) in PROPERTIES {
+            let out = self.run_in(
+                &first,
+                &["crm_attribute", "-t", "crm_config", "-n", name, "-v", value],
+            )?;
+            check(&out, "crm_attribute")?;
+        }
+        let out = self.run_in(
+            &first,
+            &[
+                "crm_attribute",
+                "-t",
+                "rsc_defaults",
+                "-n",
+                "resource-stickiness",
+                "-v",
+                "100",
+            ],
+        )?;
+        check(&out, "crm_attribute")?;
+        let devices: Vec<(String, String, String)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    format!("fence-{}", n.name),
+                    n.name.clone(),
+                    format!("{NET}.{}", bmc_host(i)),
+                )
+            })
+            .collect();
+        let resources = resources_xml(
+            &devices,
+            &self.password,
+            self.device(),
+            &self.dir.path().join(MOUNT_DIR),
+        );
+        let constraints = constraints_xml(&devices);
+        for (section, xml) in [("resources", resources), ("constraints", constraints)] {
+            let path = self.dir.path().join(format!("{section}.xml"));
+            write(&path, &xml, 0o600)?;
+            let path_text = path.to_string_lossy().into_owned();
+            let out = self.run_in(
+                &first,
+                &[
+                    "cibadmin",
+                    "--replace",
+                    "-o",
+                    section,
+                    "--xml-file",
+                    &path_text,
+                ],
+            )?;
+            check(&out, "cibadmin")?;
+        }
+        let mut ids: Vec<String> = devices.iter().map(|d| d.0.clone()).collect();
+        ids.push(FS_ID.to_owned());
+        ids.push(IP_ID.to_owned());
+        self.wait_until(
+            "the fencing devices and the group are started",
+            START_TIMEOUT,
+            || {
+                let status = self.crm_mon(&first).map_err(|e| e.to_string())?;
+                let started = ids.iter().all(|id| {
+                    status
+                        .lines()
+                        .any(|line| line.contains(&format!("{id}\t")) && line.contains("Started"))
+                        || status.lines().any(|line| {
+                            line.contains(&format!(" {id} ")) && line.contains("Started")
+                        })
+                });
+                let mounted = self.mounts().current.len() == 1;
+                if started && mounted {
+                    Ok(())
+                } else {
+                    Err(status)
+                }
+            },
+        )
+    }
+
+    /// Tears the lab down and reports what of it is still on the machine (empty: it
+    /// left the machine as it found it).
+    pub fn stop(mut self) -> Vec<String> {
+        self.teardown();
+        self.leftovers()
+    }
+
+    fn teardown(&mut self) {
+        // Power every node off by its recorded init: the kernel ends the namespace.
+        for node in &self.nodes {
+            if let Some(pid) = node.init_pid() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let deadline = Instant::now() + POWER_OFF_TIMEOUT;
+        while Instant::now() < deadline
+            && self
+                .nodes
+                .iter()
+                .any(|n| n.init_pid().is_some() || n.unshare_pid().is_some())
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for mut bmc in self.bmcs.drain(..) {
+            let _ = bmc.kill();
+            let _ = bmc.wait();
+        }
+        // The mounts vanish with the last process of each node's mount namespace.
+        let deadline = Instant::now() + POWER_OFF_TIMEOUT;
+        while Instant::now() < deadline && !self.mounts().current.is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(oracle) = self.oracle.take() {
+            oracle.stop();
+        }
+        if let Some(device) = self.loop_device.take() {
+            let mut command = Command::new("losetup");
+            command.args(["-n", "-O", "BACK-FILE", &device]);
+            let ours = tool::run(command, None, HOST_TOOL_TIMEOUT)
+                .is_ok_and(|out| out.stdout.trim() == self.image.to_string_lossy());
+            if ours {
+                let mut command = Command::new("losetup");
+                command.args(["-d", &device]);
+                if let Err(e) = tool::run_ok(command, None, HOST_TOOL_TIMEOUT) {
+                    eprintln!("fencekit-tests: cannot detach {device}: {e}");
+                }
+            }
+        }
+        for netns in std::mem::take(&mut self.netns_made).iter().rev() {
+            if let Err(e) = self.ip(&["netns", "delete", netns]) {
+                eprintln!("fencekit-tests: cannot delete netns {netns}: {e}");
+            }
+        }
+        if self.made_run_netns {
+            self.made_run_netns = false;
+            let empty = std::fs::read_dir("/run/netns").is_ok_and(|mut d| d.next().is_none());
+            if empty {
+                let mut command = Command::new("umount");
+                command.arg("/run/netns");
+                let _ = tool::run(command, None, HOST_TOOL_TIMEOUT);
+                let _ = std::fs::remove_dir("/run/netns");
+            }
+        }
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for node in &self.nodes {
+            if let Some(pid) = node.init_pid() {
+                left.push(format!("{} is still powered (init PID {pid})", node.name));
+            }
+            if let Some(pid) = node.unshare_pid() {
+                left.push(format!("the unshare of {} (PID {pid})", node.name));
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir("/run/netns") {
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&self.tag) {
+                    left.push(format!("netns {name}"));
+                }
+            }
+        }
+        let mut command = Command::new("losetup");
+        command.arg("-j").arg(&self.image);
+        if let Ok(out) = tool::run(command, None, HOST_TOOL_TIMEOUT) {
+            if !out.stdout.trim().is_empty() {
+                left.push(format!("loop device {}", out.stdout.trim()));
+            }
+        }
+        let record = self.mounts();
+        if !record.current.is_empty() {
+            left.push(format!("mounts of the shared disk in {:?}", record.current));
+        }
+        let lab_dir = self.dir.path().to_string_lossy().into_owned();
+        for pid in all_pids() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&lab_dir) || cmdline.contains(&self.tag) {
+                left.push(format!("process {pid}: {cmdline}"));
+            }
+        }
+        left
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// The ids of the Filesystem and IPaddr2 primitives and of their group.
+pub const FS_ID: &str = "shared-fs";
+pub const IP_ID: &str = "shared-ip";
+pub const GROUP_ID: &str = "shared-storage";
+
+/// The cluster properties of the lab (see the shared lab notes): `freeze` keeps an
+/// isolated node from stopping its resources by itself, which would hide the case
+/// that matters; `off` leaves a fenced node off, so the test powers it on again.
+const PROPERTIES: &[(&str, &str)] = &[
+    ("stonith-enabled", "true"),
+    ("stonith-action", "off"),
+    ("no-quorum-policy", "freeze"),
+    ("dc-deadtime", "5s"),
+];
+
+/// The mount-namespace oracle's findings.
+#[derive(Debug, Clone, Default)]
+pub struct MountRecord {
+    /// Where the device is mounted now: node names, or a namespace the lab does not
+    /// know (`mnt:[...] (PID n)`).
+    pub current: Vec<String>,
+    /// The most namespaces that had it mounted in one sample.
+    pub max_at_once: usize,
+    /// Every change of `current`, with when it was seen.
+    pub changes: Vec<(SystemTime, Vec<String>)>,
+    pub samples: u64,
+    /// The longest time between two samples.
+    pub longest_gap: Duration,
+}
+
+struct Oracle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    record: Arc<Mutex<MountRecord>>,
+}
+
+impl Oracle {
+    fn start(device: String, nodes: &[Node]) -> Oracle {
+        let stop = Arc::new(AtomicBool::new(false));
+        let record = Arc::new(Mutex::new(MountRecord::default()));
+        let pid_files: Vec<(String, PathBuf)> = nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.dir.join("init.pid")))
+            .collect();
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let record = Arc::clone(&record);
+            std::thread::spawn(move || {
+                raise_to_round_robin();
+                let mut last = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let began = Instant::now();
+                    let holders = mount_holders(&device, &pid_files);
+                    let now = Instant::now();
+                    let mut r = record.lock().unwrap_or_else(|e| e.into_inner());
+                    if r.samples > 0 {
+                        r.longest_gap = r.longest_gap.max(now - last);
+                    }
+                    last = now;
+                    r.samples += 1;
+                    r.max_at_once = r.max_at_once.max(holders.len());
+                    if holders != r.current || r.samples == 1 {
+                        r.changes.push((SystemTime::now(), holders.clone()));
+                        r.current = holders;
+                    }
+                    drop(r);
+                    std::thread::sleep(ORACLE_PERIOD.saturating_sub(began.elapsed()));
+                }
+            })
+        };
+        Oracle {
+            stop,
+            thread: Some(thread),
+            record,
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Puts the calling thread in SCHED_RR at the lowest real-time priority: the nodes'
+/// corosync run SCHED_RR and the machine is small, and a sampler that waits behind
+/// them could miss a short double mount. Best effort: without it the record still
+/// says how far apart samples were.
+fn raise_to_round_robin() {
+    let tid = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|link| link.file_name()?.to_str()?.parse::<u32>().ok());
+    if let Some(tid) = tid {
+        let mut command = Command::new("chrt");
+        command.args(["-r", "-p", "1"]).arg(tid.to_string());
+        let _ = tool::run(command, None, HOST_TOOL_TIMEOUT);
+    }
+}
+
+/// Every mount namespace of the machine in which `device` (`major:minor`) is
+/// mounted, named after the lab node it belongs to when it is one.
+fn mount_holders(device: &str, nodes: &[(String, PathBuf)]) -> Vec<String> {
+    let mut node_of: HashMap<PathBuf, String> = HashMap::new();
+    for (name, pid_file) in nodes {
+        let pid = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<u32>().ok());
+        if let Some(ns) = pid.and_then(|p| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok()) {
+            node_of.insert(ns, name.clone());
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut holders = Vec::new();
+    for pid in all_pids() {
+        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+            continue;
+        };
+        if seen.contains(&ns) {
+            continue;
+        }
+        // A process that exits meanwhile has no mount table: try the next of its
+        // namespace.
+        let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
+            continue;
+        };
+        seen.insert(ns.clone());
+        // mountinfo(5): the third field is the filesystem's major:minor.
+        if table
+            .lines()
+            .any(|line| line.split(' ').nth(2) == Some(device))
+        {
+            holders.push(
+                node_of
+                    .get(&ns)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{} (PID {pid})", ns.display())),
+            );
+        }
+    }
+    holders.sort();
+    holders
+}
+
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A living (not zombie) process's start time, which tells it from a later process
+/// that reuses its PID.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Unix milliseconds of `time`.
+pub fn unix_ms(time: SystemTime) -> u128 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
+/// The names in crm_mon's `Online: [ ... ]` line, sorted.
+fn online_nodes(status: &str) -> Option<Vec<String>> {
+    let line = status.lines().find(|l| l.contains("Online: ["))?;
+    let inside = line.split_once('[')?.1.split_once(']')?.0;
+    let mut names: Vec<String> = inside.split_whitespace().map(str::to_owned).collect();
+    names.sort();
+    Some(names)
+}
+
+fn bmc_host(i: usize) -> u8 {
+    BMC_HOST_BASE + 1 + u8::try_from(i).unwrap_or(0)
+}
+
+fn find(program: &str, package: &str) -> Result<PathBuf, HarnessError> {
+    peers::find(program).ok_or_else(|| HarnessError::PeerMissing {
+        program: program.into(),
+        package: package.into(),
+    })
+}
+
+fn check(out: &ToolOutput, program: &str) -> Result<(), HarnessError> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(HarnessError::Tool {
+            program: program.into(),
+            status: out.status.to_string(),
+            output: out.text(),
+        })
+    }
+}
+
+fn write(path: &Path, content: &str, mode: u32) -> Result<(), HarnessError> {
+    std::fs::write(path, content)
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+        .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
+}
+
+fn corosync_conf(nodes: &[(&str, String)]) -> String {
+    let mut list = String::new();
+    for (i, (name, addr)) in nodes.iter().enumerate() {
+        let _ = write!(
+            list,
+            "    node {{\n        ring0_addr: {addr}\n        name: {name}\n        nodeid: {}\n    }}\n",
+            i + 1
+        );
+    }
+    format!(
+        "totem {{
+    version: 2
+    cluster_name: fencekit-lab
+    transport: knet
+    crypto_cipher: aes256
+    crypto_hash: sha256
+    token: 1000
+}}
+nodelist {{
+{list}}}
+quorum {{
+    provider: corosync_votequorum
+}}
+logging {{
+    to_logfile: yes
+    logfile: /var/log/corosync/corosync.log
+    to_stderr: no
+    to_syslog: no
+}}
+"
+    )
+}
+
+/// The CIB resources of the lab: one `fence_fencekit_ipmi` device per node (its
+/// BMC, `pcmk_host_list` naming the node) and the group with the shared filesystem.
+fn resources_xml(
+    devices: &[(String, String, String)],
+    password: &str,
+    device: &str,
+    directory: &Path,
+) -> String {
+    let mut xml = String::from("<resources>\n");
+    for (id, node, bmc) in devices {
+        let params = [
+            ("ip", bmc.as_str()),
+            ("username", BMC_USER),
+            ("password", password),
+            ("lanplus", "1"),
+            ("cipher", "3"),
+            ("pcmk_host_list", node.as_str()),
+            ("power_timeout", "10"),
+        ];
+        let _ = writeln!(
+            xml,
+            "  <primitive id=\"{id}\" class=\"stonith\" type=\"fence_fencekit_ipmi\">\n    <instance_attributes id=\"{id}-params\">"
+        );
+        for (name, value) in params {
+            let _ = writeln!(
+                xml,
+                "      <nvpair id=\"{id}-{name}\" name=\"{name}\" value=\"{value}\"/>"
+            );
+        }
+        let _ = writeln!(
+            xml,
+            "    </instance_attributes>\n    <operations>\n      <op id=\"{id}-monitor\" name=\"monitor\" interval=\"60s\"/>\n    </operations>\n  </primitive>"
+        );
+    }
+    let _ = write!(
+        xml,
+        "  <group id=\"{GROUP_ID}\">
+    <primitive id=\"{FS_ID}\" class=\"ocf\" provider=\"heartbeat\" type=\"Filesystem\">
+      <instance_attributes id=\"{FS_ID}-params\">
+        <nvpair id=\"{FS_ID}-device\" name=\"device\" value=\"{device}\"/>
+        <nvpair id=\"{FS_ID}-directory\" name=\"directory\" value=\"{}\"/>
+        <nvpair id=\"{FS_ID}-fstype\" name=\"fstype\" value=\"ext4\"/>
+      </instance_attributes>
+      <operations>
+        <op id=\"{FS_ID}-monitor\" name=\"monitor\" interval=\"10s\" timeout=\"40s\"/>
+      </operations>
+    </primitive>
+    <primitive id=\"{IP_ID}\" class=\"ocf\" provider=\"heartbeat\" type=\"IPaddr2\">
+      <instance_attributes id=\"{IP_ID}-params\">
+        <nvpair id=\"{IP_ID}-ip\" name=\"ip\" value=\"{SERVICE_ADDR}\"/>
+        <nvpair id=\"{IP_ID}-cidr_netmask\" name=\"cidr_netmask\" value=\"24\"/>
+        <nvpair id=\"{IP_ID}-nic\" name=\"nic\" value=\"eth0\"/>
+      </instance_attributes>
+      <operations>
+        <op id=\"{IP_ID}-monitor\" name=\"monitor\" interval=\"10s\" timeout=\"20s\"/>
+      </operations>
+    </primitive>
+  </group>
+</resources>
+",
+        directory.display()
+    );
+    xml
+}
+
+/// A device never runs on the node it fences.
+fn constraints_xml(devices: &[(String, String, String)]) -> String {
+    let mut xml = String::from("<constraints>\n");
+    for (id, node, _) in devices {
+        let _ = writeln!(
+            xml,
+            "  <rsc_location id=\"{id}-avoids-{node}\" rsc=\"{id}\" node=\"{node}\" score=\"-INFINITY\"/>"
+        );
+    }
+    xml.push_str("</constraints>\n");
+    xml
+}
+
+fn lan_conf(addr: &str, password: &str, program: &Path) -> String {
+    let auths = "none md2 md5 straight";
+    format!(
+        "name \"fencekit-lab\"\n\
+set_working_mc 0x20\n\
+  startlan 1\n\
+    addr {addr} 623\n\
+    priv_limit admin\n\
+    allowed_auths_callback {auths}\n\
+    allowed_auths_user {auths}\n\
+    allowed_auths_operator {auths}\n\
+    allowed_auths_admin {auths}\n\
+    guid {guid}\n\
+  endlan\n\
+  chassis_control \"{program}\"\n\
+user 2 true \"{BMC_USER}\" \"{password}\" admin 10 {auths}\n",
+        guid = random_hex(16),
+        program = program.display(),
+    )
+}
+
+/// PID 1 of a powered node: private /proc, /run, /dev/shm, per-node corosync and
+/// Pacemaker state over the system paths, the node's hostname; then corosync, and
+/// pacemakerd once corosync answers; then it reaps orphans for ever.
+const NODE_INIT: &str = r#"#!/bin/sh
+# PID 1 of a cluster lab node: NODE-INIT NAME DIR
+set -e
+name=$1
+dir=$2
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys 2>/dev/null || true
+mount -t tmpfs -o mode=0755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+chown -R hacluster:haclient "$dir/pacemaker-state" "$dir/pacemaker-log"
+chmod 0750 "$dir/pacemaker-state"
+chmod 0770 "$dir/pacemaker-log"
+for sub in cib pengine blackbox cores; do
+    mkdir -p "$dir/pacemaker-state/$sub"
+    chown hacluster:haclient "$dir/pacemaker-state/$sub"
+    chmod 0750 "$dir/pacemaker-state/$sub"
+done
+mount --bind "$dir/corosync-etc" /etc/corosync
+mount --bind "$dir/corosync-state" /var/lib/corosync
+mount --bind "$dir/corosync-log" /var/log/corosync
+mount --bind "$dir/pacemaker-state" /var/lib/pacemaker
+mount --bind "$dir/pacemaker-log" /var/log/pacemaker
+hostname "$name"
+mkdir -p /run/crm /run/resource-agents /run/fence-agents
+chown hacluster:haclient /run/crm
+corosync -f >"$dir/corosync.out" 2>&1 &
+tries=0
+until corosync-cfgtool -s >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 300 ]; then echo "corosync did not answer" >&2; exit 1; fi
+    sleep 0.2
+done
+PCMK_logfile=/var/log/pacemaker/pacemaker.log pacemakerd -f >"$dir/pacemakerd.out" 2>&1 &
+exec perl -e 'while (1) { sleep 1 if wait() == -1 }'
+"#;
+
+/// The BMC's chassis program for one node (`[ARGS...] get power`, `set power 0|1`):
+/// power state = whether the node's recorded init is alive; off kills it (unless
+/// the BMC lies), on boots a new one. Every event goes to the lab's hook log.
+fn power_program(
+    name: &str,
+    dir: &Path,
+    netns: &Path,
+    addr: &str,
+    init: &Path,
+    log: &Path,
+) -> String {
+    format!(
+        r#"#!/bin/sh
+# Chassis control program of the lab BMC of {name}.
+name='{name}'
+dir='{dir}'
+netns='{netns}'
+addr='{addr}'
+init='{init}'
+log='{log}'
+while [ $# -gt 0 ] && [ "$1" != get ] && [ "$1" != set ]; do shift; done
+event() {{ echo "$(date +%s%3N) $name $*" >> "$log"; }}
+start_of() {{
+    [ -r "/proc/$1/stat" ] || return 1
+    stat=$(sed 's/.*) //' "/proc/$1/stat") || return 1
+    set -- $stat
+    [ "$1" != Z ] || return 1
+    eval "echo \${{20}}"
+}}
+is_on() {{
+    [ -s "$dir/init.pid" ] || return 1
+    read -r pid start _ < "$dir/init.pid" || return 1
+    [ "$(start_of "$pid")" = "$start" ]
+}}
+case "$1 $2" in
+"get power")
+    if is_on; then echo power:1; else echo power:0; fi
+    ;;
+"set power")
+    case "$3" in
+    0)
+        if [ -e "$dir/lie" ]; then event lied-off; exit 0; fi
+        if is_on; then
+            kill -KILL "$pid"
+            # Off means off: wait until the namespace's init is gone.
+            i=0
+            while is_on && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+            # What the running node configured on its NIC (a service address) is
+            # lost with its power: the NIC comes back with its own address only.
+            nsenter --net="$netns" -- ip addr flush dev eth0
+            nsenter --net="$netns" -- ip addr add "$addr" dev eth0
+            event off "init=$pid"
+        else
+            event already-off
+        fi
+        ;;
+    1)
+        if is_on; then event already-on; exit 0; fi
+        # A new session, ipmi_sim's descriptors closed: the node must not hold the
+        # BMC's socket.
+        perl -e 'use POSIX (); POSIX::setsid(); POSIX::close($_) for 3 .. 1023; exec @ARGV or die "exec: $!"' -- \
+            nsenter --net="$netns" -- unshare --mount --uts --ipc --pid --fork --kill-child -- \
+            /bin/sh "$init" "$name" "$dir" </dev/null >>"$dir/console.log" 2>&1 &
+        outer=$!
+        i=0
+        pid=
+        while [ -z "$pid" ] && [ $i -lt 200 ]; do
+            pid=$(pgrep -P "$outer" | head -n 1)
+            [ -n "$pid" ] || sleep 0.05
+            i=$((i + 1))
+        done
+        if [ -z "$pid" ]; then event boot-failed; exit 1; fi
+        echo "$pid $(start_of "$pid") $outer $(start_of "$outer")" > "$dir/init.pid.new"
+        mv "$dir/init.pid.new" "$dir/init.pid"
+        event on "init=$pid"
+        ;;
+    esac
+    ;;
+esac
+exit 0
+"#,
+        dir = dir.display(),
+        netns = netns.display(),
+        init = init.display(),
+        log = log.display(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn online_nodes_are_read_from_crm_mon() {
+        let status = "Node List:\n  * Online: [ node3 node1 node2 ]\n  * OFFLINE: [ node4 ]\n";
+        assert_eq!(
+            online_nodes(status),
+            Some(vec!["node1".into(), "node2".into(), "node3".into()])
+        );
+        assert_eq!(online_nodes("no list"), None);
+    }
+
+    #[test]
+    fn every_fencing_device_names_its_node_and_avoids_it() {
+        let devices = vec![(
+            "fence-node2".to_owned(),
+            "node2".to_owned(),
+            "198.51.100.102".to_owned(),
+        )];
+        let xml = resources_xml(&devices, "pw", "/dev/loop9", Path::new("/mnt/x"));
+        assert!(xml.contains("type=\"fence_fencekit_ipmi\""));
+        assert!(xml.contains("name=\"pcmk_host_list\" value=\"node2\""));
+        assert!(xml.contains("name=\"cipher\" value=\"3\""));
+        assert!(xml.contains("value=\"/dev/loop9\""));
+        assert!(constraints_xml(&devices).contains("node=\"node2\" score=\"-INFINITY\""));
+    }
+
+    /// The CIB the README shows is the one the lab runs, generated by the same code.
+    fn readme_example() -> (String, String) {
+        let devices: Vec<(String, String, String)> = (0..1)
+            .map(|i| {
+                (
+                    format!("fence-node{}", i + 1),
+                    format!("node{}", i + 1),
+                    format!("{NET}.{}", bmc_host(i)),
+                )
+            })
+            .collect();
+        (
+            resources_xml(&devices, "secret", "/dev/sdb", Path::new("/srv/shared")),
+            constraints_xml(&devices),
+        )
+    }
+
+    #[test]
+    fn the_readme_shows_the_cib_the_lab_runs() {
+        let readme = include_str!("../../README.md");
+        let (resources, constraints) = readme_example();
+        if std::env::var_os("FENCEKIT_PRINT_README_CIB").is_some() {
+            println!("{resources}{constraints}");
+        }
+        assert!(readme.contains(&resources), "{resources}");
+        assert!(readme.contains(&constraints), "{constraints}");
+    }
+
+    #[test]
+    fn the_lab_addresses_only_its_documentation_network() {
+        let conf = corosync_conf(&[("node1", "198.51.100.1".into())]);
+        assert!(conf.contains("ring0_addr: 198.51.100.1\n"));
+        assert_eq!(bmc_host(0), 101);
+    }
+}
