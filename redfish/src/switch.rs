@@ -311,14 +311,12 @@ impl RedfishSwitch {
                 [one] => one.clone(),
                 [] => return Err(failed("the service lists no system")),
                 many => {
-                    return Err(DeviceError::AmbiguousPlug {
-                        plug: "(none)".into(),
-                        outlets: format!(
-                            "{} (this service has several systems: name one as the plug, by \
-                             its Id, or give systems_uri)",
-                            shortlist(many.iter().cloned())
-                        ),
-                    })
+                    return Err(DeviceError::Refused(format!(
+                        "this service has {} systems ({}) and no plug names one: give the \
+                         plug (a system's Id) or systems_uri, rather than have one guessed",
+                        many.len(),
+                        shortlist(many.iter().cloned())
+                    )))
                 }
             },
             _ => self.find(&key, &members, deadline).await?,

@@ -33,7 +33,10 @@ pub fn render(plugin: &PowerPlugin) -> String {
     let action = &options::PARAMS[0];
     parameter(&mut out, schema, action, true, None);
     for spec in schema.params {
-        parameter(&mut out, schema, spec, spec.required, None);
+        // With `port_as_ip` the address may come as the plug: `ip` is then not
+        // required, as fence_ipmilan and fence_redfish say (the agent checks it).
+        let required = spec.required && !(spec.name == "ip" && schema.find("port_as_ip").is_some());
+        parameter(&mut out, schema, spec, required, None);
     }
     for spec in fencekit_core::fence::SCHEMA.params {
         if schema.find(spec.name).is_none() {
@@ -108,11 +111,13 @@ fn parameter(
         spec,
         description,
     );
+    // A deprecated name is never required (fence-agents mark `ipaddr` and `option`
+    // required="0" beside the required `ip` and `action`).
     for alias in spec.aliases {
         entry(
             out,
             alias,
-            required,
+            false,
             Attr::Deprecated,
             &getopt,
             spec,
