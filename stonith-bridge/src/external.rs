@@ -516,8 +516,11 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
             return FAIL;
         }
     };
+    // A power strip (not a BMC whose plug is optional, such as a Redfish service):
+    // the host's outlets are those named after it.
+    let strip = request.plugin.schema.multi_plug && !request.plugin.schema.plug_optional;
     let plugs = match plugs.as_slice() {
-        [Plug::Name(name)] if request.params.text("hostmap").is_none() => {
+        [Plug::Name(name)] if strip && request.params.text("hostmap").is_none() => {
             match outlets_named(request, name).await {
                 Ok(plugs) => plugs,
                 Err(e) => {
