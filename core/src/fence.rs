@@ -384,13 +384,13 @@ impl<'a> Run<'a> {
                 FenceAction::Status => self.status_all(&mut outcome).await,
                 FenceAction::Off => {
                     let ok = self.phase(SwitchTo::Off, &mut outcome).await
-                        && self.still_off(&mut outcome).await;
+                        && self.still(SwitchTo::Off, &mut outcome).await;
                     outcome.fenced = ok;
                     outcome.success = ok;
                 }
                 FenceAction::On => {
                     outcome.success = self.phase(SwitchTo::On, &mut outcome).await
-                        && self.still_on(&mut outcome).await;
+                        && self.still(SwitchTo::On, &mut outcome).await;
                 }
                 FenceAction::Reboot => self.reboot(&mut outcome).await,
             }
@@ -438,7 +438,7 @@ impl<'a> Run<'a> {
                 Err(why) => self.note(outcome, why),
             }
         }
-        if !(self.phase(SwitchTo::Off, outcome).await && self.still_off(outcome).await) {
+        if !(self.phase(SwitchTo::Off, outcome).await && self.still(SwitchTo::Off, outcome).await) {
             self.note(
                 outcome,
                 "off was not confirmed for every plug, so no plug was switched back on".into(),
@@ -450,7 +450,8 @@ impl<'a> Run<'a> {
             self.wait(self.options.reboot_wait, "between off and on")
                 .await;
         }
-        outcome.success = self.phase(SwitchTo::On, outcome).await && self.still_on(outcome).await;
+        outcome.success =
+            self.phase(SwitchTo::On, outcome).await && self.still(SwitchTo::On, outcome).await;
     }
 
     /// The device to cycle, or why the cycle method cannot be used for this node.
@@ -615,61 +616,37 @@ impl<'a> Run<'a> {
         results
     }
 
-    /// After every plug of a node was confirmed off, one at a time: every plug is
-    /// read once more, so that one switched back on meanwhile (by a hand, a
-    /// schedule, another agent) is not reported fenced. Every plug, the last
+    /// After every plug of a node was confirmed off (or on), one at a time: every
+    /// plug is read once more, so that one switched back meanwhile (by a hand, a
+    /// schedule, another agent) is not reported fenced (or on). Every plug, the last
     /// confirmed too: a confirmation is stamped when its read returned, and a slow
     /// read may have sampled the device well before that. True when each still
-    /// reads off.
-    async fn still_off(&self, outcome: &mut Outcome) -> bool {
+    /// reads as `to` left it.
+    async fn still(&self, to: SwitchTo, outcome: &mut Outcome) -> bool {
         if outcome.plugs.len() < 2 {
             return true;
         }
         let mut ok = true;
         for (index, result) in self.read_all().await {
             let target = self.target.plugs[index].clone();
-            match result {
-                Ok(PowerState::Off) => {}
+            let plug = &mut outcome.plugs[index];
+            let error = match result {
+                Ok(state) if state == to.state() => continue,
                 Ok(state) => {
-                    ok = false;
-                    outcome.plugs[index].state = state;
-                    outcome.plugs[index].off_confirmed = None;
-                    self.fail(outcome, FenceError::CameBack { target, state });
+                    plug.state = state;
+                    match to {
+                        SwitchTo::Off => FenceError::CameBack { target, state },
+                        SwitchTo::On => FenceError::WentOff { target, state },
+                    }
                 }
-                Err(error) => {
-                    ok = false;
-                    outcome.plugs[index].off_confirmed = None;
-                    self.fail(outcome, error);
-                }
+                Err(error) => error,
+            };
+            match to {
+                SwitchTo::Off => plug.off_confirmed = None,
+                SwitchTo::On => plug.on_confirmed = None,
             }
-        }
-        ok
-    }
-
-    /// After every plug of a several-plug node was confirmed on, each is read once
-    /// more, as [`Run::still_off`] does for off: one switched off again
-    /// meanwhile is not reported on. True when each still reads on.
-    async fn still_on(&self, outcome: &mut Outcome) -> bool {
-        if outcome.plugs.len() < 2 {
-            return true;
-        }
-        let mut ok = true;
-        for (index, result) in self.read_all().await {
-            let target = self.target.plugs[index].clone();
-            match result {
-                Ok(PowerState::On) => {}
-                Ok(state) => {
-                    ok = false;
-                    outcome.plugs[index].state = state;
-                    outcome.plugs[index].on_confirmed = None;
-                    self.fail(outcome, FenceError::WentOff { target, state });
-                }
-                Err(error) => {
-                    ok = false;
-                    outcome.plugs[index].on_confirmed = None;
-                    self.fail(outcome, error);
-                }
-            }
+            ok = false;
+            self.fail(outcome, error);
         }
         ok
     }
