@@ -184,10 +184,9 @@ impl AsyncRead for TelnetStream {
                     }
                     let mut replies = Vec::new();
                     this.codec.receive(got, &mut this.data, &mut replies);
-                    // Answers before any data we send later.
-                    let mut out = replies;
-                    out.append(&mut this.out);
-                    this.out = out;
+                    // After what is already on its way: a reply put before it could
+                    // split a half-written `IAC IAC` or `CR NUL`.
+                    this.out.extend_from_slice(&replies);
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,

@@ -107,3 +107,41 @@ fn a_power_wait_that_leaves_no_time_to_read_back_is_refused_before_anything_is_s
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert!(!states(&state).contains("off"), "{}", states(&state));
 }
+
+/// A caller that writes the options and never closes stdin does not hold the
+/// agent: the options are read by the default timeout (50 s), then the run ends.
+#[test]
+fn options_on_a_stdin_never_closed_end_the_run_by_the_default_timeout() {
+    use std::io::Write;
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stonith-bridge"))
+        .args(["fence-agent", "sim"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"plugs=2\nplug=1\naction=status\ntimeout=5\n")
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent still waits on its stdin after 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(55),
+        "{:?}",
+        started.elapsed()
+    );
+}

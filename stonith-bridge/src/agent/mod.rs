@@ -211,7 +211,10 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
 /// dropped (it holds the password). The buffer is allocated once at its full size:
 /// a growing buffer would leave copies of the text in freed memory.
 fn read_stdin() -> Result<Zeroizing<String>, String> {
-    let bytes = read_wiped(std::io::stdin().lock(), STDIN_LIMIT + 1).map_err(|e| e.to_string())?;
+    // A caller that never closes stdin must not hold the run: the options are read
+    // by the default operation timeout (the one they may set is not known yet).
+    let by = std::time::Instant::now() + FenceOptions::default().timeout;
+    let bytes = read_wiped(ByDeadline { by }, STDIN_LIMIT + 1).map_err(|e| e.to_string())?;
     if bytes.len() as u64 > STDIN_LIMIT {
         return Err(format!(
             "more than {} KiB; options are a few lines",
@@ -221,6 +224,36 @@ fn read_stdin() -> Result<Zeroizing<String>, String> {
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.to_string())),
         Err(e) => Err(format!("not UTF-8 text (at byte {})", e.valid_up_to())),
+    }
+}
+
+/// Standard input, each read waiting no later than `by`.
+struct ByDeadline {
+    by: std::time::Instant,
+}
+
+impl Read for ByDeadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let stdin = std::io::stdin();
+        loop {
+            let left = self.by.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "not closed within {} s of the start (options end where stdin does)",
+                        FenceOptions::default().timeout.as_secs()
+                    ),
+                ));
+            }
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(ms)).map_err(std::io::Error::from)? > 0 {
+                return stdin.lock().read(buf);
+            }
+        }
     }
 }
 
