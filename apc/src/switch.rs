@@ -369,12 +369,7 @@ impl ApcSnmpSwitch {
             .filter(|(_, name)| name == text)
             .map(|(instance, _)| instance.clone())
             .collect();
-        let digits = text
-            .trim_start_matches('0')
-            .parse::<u32>()
-            .ok()
-            .filter(|_| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()));
-        if let Some(number) = digits {
+        if let Some(number) = fencekit_core::power::canonical_digits(text) {
             let by_number = vec![1, number];
             if listed.iter().any(|(i, _)| *i == by_number) && !found.contains(&by_number) {
                 found.push(by_number);

@@ -187,7 +187,7 @@ pub fn resolve_outlet<'a>(
 }
 
 /// A name made only of ASCII digits (`07`) as its number.
-fn canonical_digits(text: &str) -> Option<u32> {
+pub fn canonical_digits(text: &str) -> Option<u32> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
