@@ -515,7 +515,8 @@ fn status_text(response: &Response) -> String {
     crate::transport::status_name(response.status).to_string()
 }
 
-fn parse_level(text: &str) -> Result<SecLevel, DeviceError> {
+/// `snmp_sec_level` as fence-agents spell it (case aside).
+pub fn parse_level(text: &str) -> Result<SecLevel, DeviceError> {
     match text.to_ascii_lowercase().as_str() {
         "noauthnopriv" => Ok(SecLevel::NoAuthNoPriv),
         "authnopriv" => Ok(SecLevel::AuthNoPriv),
@@ -526,7 +527,8 @@ fn parse_level(text: &str) -> Result<SecLevel, DeviceError> {
     }
 }
 
-fn parse_auth(text: &str) -> Result<AuthProtocol, DeviceError> {
+/// `snmp_auth_prot`: one of [`AUTH_PROTOCOLS`] (case and `-` aside).
+pub fn parse_auth(text: &str) -> Result<AuthProtocol, DeviceError> {
     match text.to_ascii_uppercase().replace('-', "").as_str() {
         "MD5" => Ok(AuthProtocol::Md5),
         "SHA" | "SHA1" => Ok(AuthProtocol::Sha1),
@@ -541,7 +543,8 @@ fn parse_auth(text: &str) -> Result<AuthProtocol, DeviceError> {
     }
 }
 
-fn parse_priv(text: &str) -> Result<PrivProtocol, DeviceError> {
+/// `snmp_priv_prot`: one of [`PRIV_PROTOCOLS`] (case and `-` aside).
+pub fn parse_priv(text: &str) -> Result<PrivProtocol, DeviceError> {
     match text.to_ascii_uppercase().replace('-', "").as_str() {
         "DES" => Ok(PrivProtocol::Des),
         "AES" | "AES128" => Ok(PrivProtocol::Aes128),
@@ -656,8 +659,10 @@ impl PowerSwitch for ApcSnmpSwitch {
     }
 }
 
-const AUTH_PROTOCOLS: &[&str] = &["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"];
-const PRIV_PROTOCOLS: &[&str] = &["DES", "AES", "AES192", "AES256", "AES192C", "AES256C"];
+/// The values `snmp_auth_prot` takes.
+pub const AUTH_PROTOCOLS: &[&str] = &["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"];
+/// The values `snmp_priv_prot` takes.
+pub const PRIV_PROTOCOLS: &[&str] = &["DES", "AES", "AES192", "AES256", "AES192C", "AES256C"];
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("ip", "IP address or host name of the PDU")

@@ -2,7 +2,8 @@
 //! schema and a constructor. Front ends and configuration validation ask the
 //! registry, never a plugin crate directly.
 //!
-//! Built-in plugins ([`POWER`]: `apc`, `baytech`, `ipmi`, `script`, `sim`) are compiled in.
+//! Built-in plugins ([`POWER`]: `apc`, `baytech`, `ifmib`, `ipmi`, `redfish`, `script`,
+//! `sim`) are compiled in.
 //! External plugins are shared objects loaded through a versioned C ABI
 //! ([`external`]), named by path ([`Registry::load_file`]) or found in a plugin
 //! directory ([`Registry::discover`], default [`DEFAULT_PLUGIN_DIR`]) when asked for
@@ -96,6 +97,10 @@ fn build_baytech(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
     )?))
 }
 
+fn build_ifmib(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
+    Ok(Arc::new(fencekit_ifmib::IfMibSwitch::from_params(params)?))
+}
+
 fn build_ipmi(params: &Params) -> Result<Arc<dyn PowerSwitch>, DeviceError> {
     Ok(Arc::new(fencekit_ipmi::IpmiSwitch::from_params(params)?))
 }
@@ -128,6 +133,10 @@ pub const POWER: &[PowerPlugin] = &[
     PowerPlugin {
         schema: &fencekit_baytech::SCHEMA,
         constructor: Constructor::BuiltIn(build_baytech),
+    },
+    PowerPlugin {
+        schema: &fencekit_ifmib::SCHEMA,
+        constructor: Constructor::BuiltIn(build_ifmib),
     },
     PowerPlugin {
         schema: &fencekit_ipmi::SCHEMA,
@@ -445,7 +454,7 @@ mod tests {
     #[test]
     fn built_in_plugins_are_found_by_name_and_unknown_names_are_not() {
         let registry = Registry::builtin();
-        for name in ["apc", "ipmi", "script", "sim"] {
+        for name in ["apc", "ifmib", "ipmi", "script", "sim"] {
             assert_eq!(registry.power(name).map(|p| p.schema.plugin), Some(name));
             assert!(matches!(
                 registry.power(name).unwrap().source(),

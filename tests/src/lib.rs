@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod consoles;
 pub mod daemon;
 mod error;
+pub mod fabric;
 pub mod ipmi_sim;
 pub mod leaks;
 pub mod matrix;

@@ -190,7 +190,8 @@ fn start_once(program: &Path, config: &str) -> Result<Snmpd, HarnessError> {
     Ok(Snmpd { daemon, port })
 }
 
-fn snmpd_conf(options: &SnmpdOptions) -> Result<String, HarnessError> {
+/// The snmpd.conf for `options`, communities and users accepted from 127.0.0.1.
+pub(crate) fn snmpd_conf(options: &SnmpdOptions) -> Result<String, HarnessError> {
     let mut lines =
         vec!["# snmpd configuration written by fencekit-tests (see snmpd.conf(5)).".to_owned()];
     for community in &options.communities {
@@ -280,6 +281,12 @@ fn bad(what: &str, why: &str) -> HarnessError {
 
 fn discovery_probe(port: u16) -> Result<(), String> {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("bind: {e}"))?;
+    discovery_probe_on(&socket, port)
+}
+
+/// [`discovery_probe`] from `socket`, bound where the caller wants it (in another
+/// network namespace), to 127.0.0.1:`port` there.
+pub(crate) fn discovery_probe_on(socket: &UdpSocket, port: u16) -> Result<(), String> {
     socket
         .connect((Ipv4Addr::LOCALHOST, port))
         .map_err(|e| format!("connect: {e}"))?;

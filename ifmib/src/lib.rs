@@ -1,0 +1,15 @@
+//! Fabric fencing over SNMP IF-MIB, as fence-agents' `fence_ifmib`: a node is cut
+//! off from its network or storage fabric by setting its switch port's
+//! `ifAdminStatus` down, and let back by setting it up. [`IfMibSwitch`] is the
+//! `PowerSwitch` the `ifmib` plugin builds: a plug is an interface, by `ifIndex`
+//! (digits) or by its exact `ifDescr` or `ifName` (a name two interfaces answer to
+//! is refused, nothing switched), "off" is `ifAdminStatus` down(2), "on" is up(1),
+//! and the state the core fence algorithm reads back is `ifAdminStatus`, with
+//! `ifOperStatus` logged beside it. [`mib`] holds the IF-MIB objects (RFC 2863);
+//! [`switch`] the device and the parameter [`SCHEMA`] under fence_ifmib's names.
+//! SNMP itself (v1, v2c, v3 with USM) is `fencekit_apc::transport`.
+
+pub mod mib;
+pub mod switch;
+
+pub use switch::{IfMibSwitch, SCHEMA};

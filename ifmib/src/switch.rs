@@ -1,0 +1,642 @@
+//! [`IfMibSwitch`]: a switch's interfaces as a [`PowerSwitch`] over SNMP IF-MIB, and
+//! the `ifmib` plugin's parameter [`SCHEMA`] under fence_ifmib's names.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fencekit_apc::ber::SetValue;
+use fencekit_apc::switch::{parse_auth, parse_level, parse_priv, AUTH_PROTOCOLS, PRIV_PROTOCOLS};
+use fencekit_apc::transport::{
+    status_name, Agent, Credentials, Resend, Response, SecLevel, Session, Usm, VarValue, Version,
+};
+use fencekit_core::schema::PluginKind;
+use fencekit_core::{
+    resolve_outlet, DeviceError, Instant, ParamSpec, ParamType, Params, Plug, PlugInfo, PowerState,
+    PowerSwitch, Schema, SwitchTo,
+};
+
+use crate::mib;
+
+/// How long one SNMP request waits before it is sent again (net-snmp's default).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How many interfaces' status objects go into one GetRequest while listing.
+const LIST_BATCH: usize = 8;
+
+/// One row of the interface table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Interface {
+    index: u32,
+    descr: String,
+    /// ifName, when the agent has ifXTable.
+    name: Option<String>,
+}
+
+impl Interface {
+    fn describe(&self) -> String {
+        match &self.name {
+            Some(name) if *name != self.descr => format!("{} ({}, {name})", self.index, self.descr),
+            _ => format!("{} ({})", self.index, self.descr),
+        }
+    }
+}
+
+/// A switch (or any IF-MIB agent) whose ports fence nodes by `ifAdminStatus`.
+#[derive(Debug)]
+pub struct IfMibSwitch {
+    agent: Agent,
+    /// The interface table, read once per device object: the front ends build one
+    /// per operation, so every read-back of a fence resolves the plug against the
+    /// same table without walking it again.
+    table: OnceLock<Vec<Interface>>,
+}
+
+impl IfMibSwitch {
+    pub fn new(agent: Agent) -> IfMibSwitch {
+        IfMibSwitch {
+            agent,
+            table: OnceLock::new(),
+        }
+    }
+
+    /// Builds the switch from parameters validated against [`SCHEMA`].
+    pub fn from_params(params: &Params) -> Result<IfMibSwitch, DeviceError> {
+        let config = |text: String| DeviceError::Failed(text);
+        let host = params
+            .text("ip")
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| config("parameter `ip` is required".into()))?
+            .to_string();
+        let port = params.integer("ipport").unwrap_or(161);
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| config(format!("parameter `ipport` must be 1 to 65535, not {port}")))?;
+        let credentials = credentials(params)?;
+        Ok(IfMibSwitch::new(Agent::new(
+            &host,
+            port,
+            credentials,
+            REQUEST_TIMEOUT,
+        )))
+    }
+
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// [`IfMibSwitch::interfaces`], read once per device object.
+    async fn table(&self, session: &mut Session<'_>) -> Result<&[Interface], DeviceError> {
+        if self.table.get().is_none() {
+            let interfaces = self.interfaces(session).await?;
+            let _ = self.table.set(interfaces);
+        }
+        Ok(self.table.get().map(Vec::as_slice).unwrap_or_default())
+    }
+
+    /// Every interface: ifDescr, and ifName where the agent has ifXTable.
+    async fn interfaces(&self, session: &mut Session<'_>) -> Result<Vec<Interface>, DeviceError> {
+        let mut interfaces = Vec::new();
+        for (oid, value) in session.walk(&mib::IF_DESCR.to_vec()).await? {
+            let index =
+                mib::index_of(mib::IF_DESCR, &oid).ok_or_else(|| self.odd_row("ifDescr", &oid))?;
+            interfaces.push(Interface {
+                index,
+                descr: text(&value),
+                name: None,
+            });
+        }
+        // An agent without ifXTable ends this walk at once (noSuchName, endOfMibView
+        // or the next table): its interfaces are named by ifDescr alone. Any other
+        // failure is one: a name left unread could hide that a plug is ambiguous.
+        for (oid, value) in session.walk(&mib::IF_NAME.to_vec()).await? {
+            let index =
+                mib::index_of(mib::IF_NAME, &oid).ok_or_else(|| self.odd_row("ifName", &oid))?;
+            if let Some(interface) = interfaces.iter_mut().find(|i| i.index == index) {
+                interface.name = Some(text(&value));
+            }
+        }
+        Ok(interfaces)
+    }
+
+    fn odd_row(&self, column: &str, oid: &[u32]) -> DeviceError {
+        DeviceError::Protocol(format!(
+            "{} listed {} under {column}, which is not one interface's row; refusing to \
+             pick ports from a table read another way than IF-MIB says",
+            self.agent.endpoint(),
+            fencekit_apc::ber::dotted(oid)
+        ))
+    }
+
+    /// The ifIndex a plug names: digits are an ifIndex, anything else an exact
+    /// ifDescr or ifName, by the one rule of [`resolve_outlet`]: a plug that fits
+    /// two interfaces (a name two carry, or digits that are one's index and
+    /// another's name) is refused rather than guessed.
+    async fn resolve(&self, session: &mut Session<'_>, plug: &Plug) -> Result<u32, DeviceError> {
+        let plug = match plug {
+            Plug::Number(_) | Plug::Name(_) => plug.clone(),
+            // `1:2` is a name here (interfaces have no units); `chassis` or nothing
+            // names no port.
+            Plug::OnUnit { .. } => Plug::Name(plug.to_string()),
+            Plug::Chassis => {
+                return Err(DeviceError::Failed(
+                    "a plug is needed: the interface's ifIndex, ifDescr or ifName".into(),
+                ))
+            }
+        };
+        let table = self.table(session).await?;
+        let names = table.iter().flat_map(|i| {
+            std::iter::once((i.index, i.descr.as_str())).chain(
+                i.name
+                    .as_deref()
+                    .filter(|name| *name != i.descr)
+                    .map(|name| (i.index, name)),
+            )
+        });
+        match resolve_outlet(&plug, names) {
+            Ok(index) => Ok(index),
+            Err(DeviceError::UnknownPlug { plug, .. }) => Err(DeviceError::UnknownPlug {
+                plug,
+                known: if table.is_empty() {
+                    "no interfaces".into()
+                } else {
+                    table
+                        .iter()
+                        .map(Interface::describe)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            }),
+            Err(DeviceError::AmbiguousPlug { plug, outlets }) => {
+                let described: Vec<String> = outlets
+                    .split(", ")
+                    .map(|index| {
+                        table
+                            .iter()
+                            .find(|i| i.index.to_string() == index)
+                            .map_or_else(|| index.to_string(), Interface::describe)
+                    })
+                    .collect();
+                Err(DeviceError::AmbiguousPlug {
+                    plug,
+                    outlets: described.join(", "),
+                })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// ifAdminStatus and ifOperStatus of one interface; `None` when it has none.
+    async fn read(
+        &self,
+        session: &mut Session<'_>,
+        index: u32,
+    ) -> Result<Option<(i64, Option<i64>)>, DeviceError> {
+        let response = session
+            .get(&[
+                mib::object(mib::IF_ADMIN_STATUS, index),
+                mib::object(mib::IF_OPER_STATUS, index),
+            ])
+            .await?;
+        Ok(self.decode(&response, 1)?.pop().flatten())
+    }
+
+    /// `count` (ifAdminStatus, ifOperStatus) pairs from one GetRequest's answer.
+    #[allow(clippy::type_complexity)]
+    fn decode(
+        &self,
+        response: &Response,
+        count: usize,
+    ) -> Result<Vec<Option<(i64, Option<i64>)>>, DeviceError> {
+        // SNMPv1 answers a missing object with noSuchName for the whole request.
+        if response.status == 2 && count == 1 {
+            return Ok(vec![None]);
+        }
+        if response.status != 0 {
+            return Err(DeviceError::Protocol(format!(
+                "{} answered {} to an interface status read",
+                self.agent.endpoint(),
+                status_name(response.status)
+            )));
+        }
+        response
+            .binds
+            .chunks(2)
+            .map(|pair| match pair {
+                [(_, admin), (_, oper)] => {
+                    if admin.is_missing() {
+                        return Ok(None);
+                    }
+                    let VarValue::Integer(admin) = admin else {
+                        return Err(self.wrong_type("ifAdminStatus", admin));
+                    };
+                    let oper = match oper {
+                        VarValue::Integer(oper) => Some(*oper),
+                        // Logged only: its absence says nothing about the admin state.
+                        _ => None,
+                    };
+                    Ok(Some((*admin, oper)))
+                }
+                _ => Err(DeviceError::Protocol("odd number of varbinds".into())),
+            })
+            .collect()
+    }
+
+    fn wrong_type(&self, what: &str, value: &VarValue) -> DeviceError {
+        DeviceError::Protocol(format!(
+            "{} answered {} for {what}, which should be an INTEGER",
+            self.agent.endpoint(),
+            value.describe()
+        ))
+    }
+
+    fn unknown_index(&self, plug: &Plug, index: u32) -> DeviceError {
+        DeviceError::UnknownPlug {
+            plug: plug.to_string(),
+            known: format!(
+                "interface {index} is listed in ifDescr but has no ifAdminStatus on {}",
+                self.agent.endpoint()
+            ),
+        }
+    }
+}
+
+/// The text of a name column. Trailing NULs are dropped: some switches pad
+/// ifDescr with them, and fence_ifmib's snmpwalk output never shows them.
+fn text(value: &VarValue) -> String {
+    match value {
+        VarValue::Text(bytes) => String::from_utf8_lossy(bytes)
+            .trim_end_matches('\0')
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The SNMP credentials, as fence_ifmib reads its parameters: v1 and v2c (the
+/// default) take `community`; v3 takes `username`, `password`, `snmp_priv_passwd`
+/// and the protocols and level.
+fn credentials(params: &Params) -> Result<Credentials, DeviceError> {
+    let config = |text: String| DeviceError::Failed(text);
+    let version = match params.text("snmp_version").unwrap_or("2c") {
+        "1" => Version::V1,
+        "2c" | "2C" => Version::V2c,
+        "3" => Version::V3,
+        other => {
+            return Err(config(format!(
+                "parameter `snmp_version`: {other} is not 1, 2c or 3"
+            )))
+        }
+    };
+    match version {
+        Version::V1 | Version::V2c => {
+            // fence_ifmib has no default community: net-snmp's tools refuse to run
+            // without one. A switch's factory community is nothing to assume.
+            let community = params.secret("community").cloned().ok_or_else(|| {
+                let hint = if params.text("username").is_some() {
+                    "; for the SNMPv3 user given, set snmp_version=3"
+                } else {
+                    ""
+                };
+                config(format!(
+                    "parameter `community` is required for SNMP v1 and v2c (the \
+                     community with write access to ifAdminStatus){hint}"
+                ))
+            })?;
+            Ok(Credentials::Community { version, community })
+        }
+        Version::V3 => {
+            let user = params
+                .text("username")
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| config("parameter `username` is required for SNMPv3".into()))?
+                .to_string();
+            let auth_pass = params.secret("password").cloned();
+            let priv_pass = params.secret("snmp_priv_passwd").cloned();
+            let level = match params.text("snmp_sec_level") {
+                Some(text) => parse_level(text)?,
+                // fence_ifmib's inference: both pass phrases → authPriv; a
+                // password alone → authNoPriv (where net-snmp's tools would send
+                // noAuthNoPriv and ignore it); neither → noAuthNoPriv.
+                None if priv_pass.is_some() && auth_pass.is_some() => SecLevel::AuthPriv,
+                None if auth_pass.is_some() => SecLevel::AuthNoPriv,
+                None => SecLevel::NoAuthNoPriv,
+            };
+            Ok(Credentials::Usm(Usm {
+                user,
+                level,
+                // net-snmp's tools' defaults when fence_ifmib passes no -a or -x.
+                auth: parse_auth(params.text("snmp_auth_prot").unwrap_or("MD5"))?,
+                auth_pass,
+                privacy: parse_priv(params.text("snmp_priv_prot").unwrap_or("DES"))?,
+                priv_pass,
+            }))
+        }
+    }
+}
+
+#[async_trait]
+impl PowerSwitch for IfMibSwitch {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        let mut session = self.agent.session(deadline).await?;
+        let index = self.resolve(&mut session, plug).await?;
+        let (admin, oper) = self
+            .read(&mut session, index)
+            .await?
+            .ok_or_else(|| self.unknown_index(plug, index))?;
+        tracing::info!(
+            device = %self.agent.endpoint(),
+            plug = %plug,
+            if_index = index,
+            admin_status = mib::admin_name(admin),
+            oper_status = oper.map_or("absent", mib::oper_name),
+            "interface read"
+        );
+        Ok(mib::admin_state(admin))
+    }
+
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let mut session = self.agent.session(deadline).await?;
+        let index = self.resolve(&mut session, plug).await?;
+        let value = match to {
+            SwitchTo::On => mib::ADMIN_UP,
+            SwitchTo::Off => mib::ADMIN_DOWN,
+        };
+        tracing::info!(
+            device = %self.agent.endpoint(),
+            plug = %plug,
+            if_index = index,
+            action = to.as_str(),
+            "ifAdminStatus set"
+        );
+        // Setting ifAdminStatus twice to one value is the same as once: the set may
+        // be sent again when no answer came.
+        let sent = session
+            .set(
+                &[(
+                    mib::object(mib::IF_ADMIN_STATUS, index),
+                    SetValue::Integer(value),
+                )],
+                Resend::Safe,
+            )
+            .await;
+        match sent {
+            // A refused set on an interface without ifAdminStatus is an unknown
+            // plug, not a refusal: a read tells which.
+            Err(refused @ (DeviceError::Refused(_) | DeviceError::Protocol(_))) => {
+                match self.read(&mut session, index).await {
+                    Ok(None) => Err(self.unknown_index(plug, index)),
+                    _ => Err(refused),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+        let mut session = self.agent.session(deadline).await?;
+        let table = self.table(&mut session).await?.to_vec();
+        let mut out = Vec::with_capacity(table.len());
+        for batch in table.chunks(LIST_BATCH) {
+            let names: Vec<_> = batch
+                .iter()
+                .flat_map(|i| {
+                    [
+                        mib::object(mib::IF_ADMIN_STATUS, i.index),
+                        mib::object(mib::IF_OPER_STATUS, i.index),
+                    ]
+                })
+                .collect();
+            let response = session.get(&names).await?;
+            let states = if response.status == 2 {
+                // SNMPv1: one missing object spoils the batch; read them one by one.
+                let mut states = Vec::new();
+                for interface in batch {
+                    states.push(self.read(&mut session, interface.index).await?);
+                }
+                states
+            } else {
+                self.decode(&response, batch.len())?
+            };
+            for (interface, state) in batch.iter().zip(states) {
+                out.push(PlugInfo {
+                    plug: Plug::Number(interface.index),
+                    name: Some(interface.descr.clone()),
+                    state: state.map_or(PowerState::Unknown, |(admin, _)| mib::admin_state(admin)),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Proves that the agent answers with these credentials and lists interfaces:
+    /// reads only (a monitor runs every few seconds; write access shows at the first
+    /// set, whose answer is checked).
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
+        let mut session = self.agent.session(deadline).await?;
+        if self.interfaces(&mut session).await?.is_empty() {
+            return Err(DeviceError::Failed(format!(
+                "{} lists no interfaces (ifDescr)",
+                self.agent.endpoint()
+            )));
+        }
+        Ok(())
+    }
+}
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec::new("ip", "IP address or host name of the switch's SNMP agent")
+        .aliases(&["ipaddr"])
+        .short('a')
+        .required(),
+    ParamSpec::new("ipport", "UDP port of the switch's SNMP agent")
+        .short('u')
+        .ty(ParamType::Integer)
+        .default("161"),
+    ParamSpec::new(
+        "community",
+        "SNMPv1/v2c community with write access to ifAdminStatus (required for v1 and \
+         v2c: there is no default)",
+    )
+    .short('c')
+    .secret(),
+    ParamSpec::new("snmp_version", "SNMP version: 1, 2c or 3")
+        .short('d')
+        .ty(ParamType::Select(&["1", "2c", "3"]))
+        .default("2c"),
+    ParamSpec::new("username", "SNMPv3 user (security name)")
+        .aliases(&["login"])
+        .short('l'),
+    ParamSpec::new(
+        "password",
+        "SNMPv3 authentication pass phrase (at least 8 characters)",
+    )
+    .aliases(&["passwd"])
+    .short('p')
+    .secret(),
+    ParamSpec::new(
+        "snmp_auth_prot",
+        "SNMPv3 authentication protocol (MD5 when not given, as net-snmp's tools)",
+    )
+    .short('b')
+    .ty(ParamType::Select(AUTH_PROTOCOLS)),
+    ParamSpec::new(
+        "snmp_sec_level",
+        "SNMPv3 security level (when not given: authPriv with both pass phrases, \
+         authNoPriv with a password alone, else noAuthNoPriv)",
+    )
+    .short('E')
+    .ty(ParamType::Select(&[
+        "noAuthNoPriv",
+        "authNoPriv",
+        "authPriv",
+    ])),
+    ParamSpec::new(
+        "snmp_priv_prot",
+        "SNMPv3 privacy protocol (DES when not given, as net-snmp's tools; AES is \
+         AES-128)",
+    )
+    .short('B')
+    .ty(ParamType::Select(PRIV_PROTOCOLS)),
+    ParamSpec::new(
+        "snmp_priv_passwd",
+        "SNMPv3 privacy pass phrase (at least 8 characters)",
+    )
+    .short('P')
+    .secret(),
+    ParamSpec::new(
+        "snmpget_path",
+        "fence_ifmib's path to snmpget: not used (fencekit speaks SNMP itself)",
+    ),
+    ParamSpec::new(
+        "snmpset_path",
+        "fence_ifmib's path to snmpset: not used (fencekit speaks SNMP itself)",
+    ),
+    ParamSpec::new(
+        "snmpwalk_path",
+        "fence_ifmib's path to snmpwalk: not used (fencekit speaks SNMP itself)",
+    ),
+];
+
+/// The `ifmib` plugin's schema (parameter names and aliases as fence_ifmib's).
+pub const SCHEMA: Schema = Schema {
+    plugin: "ifmib",
+    kind: PluginKind::Power,
+    summary: "switch ports over SNMP IF-MIB (fabric fencing, as fence_ifmib)",
+    description: "Fences a node by cutting its port on a managed switch (its iSCSI or NFS \
+                  storage network, or the cluster network) rather than its power: off sets \
+                  IF-MIB::ifAdminStatus of the interface down(2), on sets it up(1), and the \
+                  state read back is ifAdminStatus (ifOperStatus is logged beside it). Any \
+                  SNMP v1, v2c or v3 agent with IF-MIB will do. A plug is an interface by \
+                  ifIndex, or by its exact ifDescr or ifName; a name that fits two \
+                  interfaces is refused.",
+    url: "http://www.ietf.org/wg/concluded/ifmib.html",
+    multi_plug: true,
+    plug_optional: false,
+    commands: &[],
+    params: PARAMS,
+    open: false,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
+
+    fn params(pairs: &[(&str, &str)]) -> Result<Params, String> {
+        let raw: Vec<RawParam> = pairs
+            .iter()
+            .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+            .collect();
+        validate(&[&SCHEMA], &raw, Unknown::Reject, None)
+            .map(|v| v.params)
+            .map_err(|e| e.to_string())
+    }
+
+    fn build(pairs: &[(&str, &str)]) -> Result<IfMibSwitch, String> {
+        IfMibSwitch::from_params(&params(pairs)?).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_schema_takes_fence_ifmib_names_and_defaults_to_v2c_on_port_161() {
+        let switch = build(&[("ipaddr", "127.0.0.1"), ("community", "c")]).unwrap();
+        assert_eq!(switch.agent.version(), Version::V2c);
+        assert_eq!(switch.agent.endpoint(), "127.0.0.1:161");
+        let switch = build(&[
+            ("ip", "h"),
+            ("ipport", "1161"),
+            ("snmp_version", "3"),
+            ("login", "alice"),
+            ("passwd", "authpass1"),
+            ("snmp_auth_prot", "SHA"),
+        ])
+        .unwrap();
+        assert_eq!(switch.agent.version(), Version::V3);
+        assert_eq!(switch.agent.endpoint(), "h:1161");
+    }
+
+    #[test]
+    fn v2c_without_a_community_is_refused_and_a_v3_user_is_pointed_at_snmp_version() {
+        let err = build(&[("ip", "h")]).err().unwrap();
+        assert!(err.contains("`community` is required"), "{err}");
+        let err = build(&[("ip", "h"), ("username", "u"), ("password", "12345678")])
+            .err()
+            .unwrap();
+        assert!(err.contains("snmp_version=3"), "{err}");
+    }
+
+    #[test]
+    fn the_security_level_follows_the_pass_phrases_given() {
+        let level = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("ip", "h"), ("snmp_version", "3"), ("username", "u")];
+            all.extend_from_slice(pairs);
+            match credentials(&params(&all).unwrap()).unwrap() {
+                Credentials::Usm(usm) => usm.level,
+                Credentials::Community { .. } => panic!("not v3"),
+            }
+        };
+        assert_eq!(level(&[]), SecLevel::NoAuthNoPriv);
+        assert_eq!(level(&[("password", "12345678")]), SecLevel::AuthNoPriv);
+        assert_eq!(
+            level(&[("password", "12345678"), ("snmp_priv_passwd", "87654321")]),
+            SecLevel::AuthPriv
+        );
+        assert_eq!(
+            level(&[("password", "12345678"), ("snmp_sec_level", "authNoPriv")]),
+            SecLevel::AuthNoPriv
+        );
+    }
+
+    #[test]
+    fn unknown_protocols_and_versions_are_refused() {
+        assert!(build(&[("ip", "h"), ("community", "c"), ("snmp_version", "4")]).is_err());
+        assert!(build(&[
+            ("ip", "h"),
+            ("snmp_version", "3"),
+            ("username", "u"),
+            ("snmp_auth_prot", "CRC32")
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn debug_output_of_the_switch_hides_secrets() {
+        let switch = build(&[("ip", "h"), ("community", "topsecret-c")]).unwrap();
+        assert!(!format!("{switch:?}").contains("topsecret"));
+        let switch = build(&[
+            ("ip", "h"),
+            ("snmp_version", "3"),
+            ("username", "u"),
+            ("password", "topsecret-a"),
+            ("snmp_priv_passwd", "topsecret-p"),
+        ])
+        .unwrap();
+        assert!(!format!("{switch:?}").contains("topsecret"));
+    }
+}

@@ -1,0 +1,253 @@
+//! A switch for fabric-fencing tests made of real Linux interfaces: a network
+//! namespace of the test's own holding veth pairs, and net-snmp's `snmpd` running in
+//! it, serving its own IF-MIB (ifTable, ifXTable) of those interfaces on the
+//! namespace's 127.0.0.1:161, so that a SET of ifAdminStatus really takes a link down.
+//! No emulator: the port is the kernel's. The truth about a port is read with
+//! `ip -n NS link show` ([`Fabric::is_up`]), never through SNMP.
+//!
+//! Dropping the guard undoes everything, also while a failing test unwinds: snmpd is
+//! killed by PID (its own process group), the namespace deleted (the veths go with
+//! it), and `/run/netns` unmounted and removed when this guard made it and it is
+//! empty. Nothing is ever configured in the root namespace. Needs root.
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::daemon::{daemon_dir, Daemon};
+use crate::snmpd::{discovery_probe_on, snmpd_conf, SnmpdOptions};
+use crate::system::PathLock;
+use crate::tool::{self, ToolOutput};
+use crate::{peers, random_hex, HarnessError};
+
+/// Where snmpd listens inside the namespace: the standard port, so that a default
+/// `ipport` reaches it.
+pub const PORT: u16 = 161;
+
+const RUN_NETNS: &str = "/run/netns";
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const IP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How to set up one switch.
+#[derive(Debug, Clone)]
+pub struct FabricOptions {
+    /// veth pairs made in the namespace, (name, peer's name), all set up. Each name
+    /// becomes an interface of snmpd's IF-MIB, ifDescr and ifName alike.
+    pub pairs: Vec<(String, String)>,
+    /// Communities and SNMPv3 users (accepted from 127.0.0.1, as the namespace's
+    /// clients are); `pass_persist` must be empty: the IF-MIB is snmpd's own.
+    pub snmpd: SnmpdOptions,
+}
+
+/// A running switch; torn down when dropped.
+pub struct Fabric {
+    netns: String,
+    snmpd: Option<Daemon>,
+    /// `/run/netns` did not exist before this guard made its namespace.
+    made_run_netns: bool,
+}
+
+impl std::fmt::Debug for Fabric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fabric")
+            .field("netns", &self.netns)
+            .field("snmpd", &self.snmpd)
+            .finish()
+    }
+}
+
+impl Fabric {
+    /// Makes the namespace and its veth pairs, starts snmpd in it and waits until it
+    /// answers.
+    pub fn start(options: FabricOptions) -> Result<Fabric, HarnessError> {
+        let snmpd = peers::find("snmpd").ok_or_else(|| HarnessError::PeerMissing {
+            program: "snmpd".into(),
+            package: "snmpd".into(),
+        })?;
+        if !options.snmpd.pass_persist.is_empty() {
+            return Err(HarnessError::BadConfigValue {
+                peer: "snmpd".into(),
+                what: "pass_persist".into(),
+                why: "a fabric serves snmpd's own IF-MIB only".into(),
+            });
+        }
+        let config = snmpd_conf(&options.snmpd)?;
+        let netns = format!("fkif-{}", random_hex(4));
+        let made_run_netns = {
+            let _lock = PathLock::acquire(Path::new(RUN_NETNS))?;
+            let made = !Path::new(RUN_NETNS).exists();
+            ip(&["netns", "add", &netns])?;
+            made
+        };
+        // From here on the guard owns the namespace: a failure below drops it.
+        let mut fabric = Fabric {
+            netns,
+            snmpd: None,
+            made_run_netns,
+        };
+        fabric.ip_in(&["link", "set", "lo", "up"])?;
+        for (name, peer) in &options.pairs {
+            fabric.ip_in(&[
+                "link", "add", "name", name, "type", "veth", "peer", "name", peer,
+            ])?;
+            fabric.ip_in(&["link", "set", name, "up"])?;
+            fabric.ip_in(&["link", "set", peer, "up"])?;
+        }
+        fabric.snmpd = Some(fabric.start_snmpd(&snmpd, &config)?);
+        Ok(fabric)
+    }
+
+    fn start_snmpd(&self, program: &Path, config: &str) -> Result<Daemon, HarnessError> {
+        let dir = daemon_dir("snmpd-fabric")?;
+        let path = dir.path().to_path_buf();
+        let conf = path.join("snmpd.conf");
+        std::fs::write(&conf, config)
+            .map_err(|e| HarnessError::io(format!("write {}", conf.display()), e))?;
+        let mibs = path.join("mibs");
+        std::fs::create_dir(&mibs)
+            .map_err(|e| HarnessError::io(format!("create {}", mibs.display()), e))?;
+        // `nsenter --net` execs snmpd in the namespace (no mount namespace, unlike
+        // `ip netns exec`): the child's PID is snmpd's, and the guard kills it by it.
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", self.netns_path().display()))
+            .arg("--")
+            .arg(program)
+            // Foreground, log to stdout, no system configuration files, only ours.
+            .args(["-f", "-Lo", "-C", "-c"])
+            .arg(&conf)
+            .arg("-p")
+            .arg(path.join("snmpd.pid"))
+            .arg(format!("udp:127.0.0.1:{PORT}"))
+            // Nothing of the test's environment: the agent needs only where to keep
+            // its persistent files, and no MIB files.
+            .env_clear()
+            .env("SNMP_PERSISTENT_DIR", path.join("persist"))
+            .env("MIBDIRS", &mibs)
+            .env("MIBS", "");
+        let mut daemon = Daemon::spawn("snmpd", dir, command)?;
+        let netns = self.netns_path();
+        daemon.wait_ready(Instant::now() + READY_TIMEOUT, |_| {
+            let socket = udp_socket_in(&netns)?;
+            discovery_probe_on(&socket, PORT)
+        })?;
+        Ok(daemon)
+    }
+
+    /// The namespace's name (`ip netns` list).
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// `/run/netns/NAME`, what `nsenter --net=` and `setns` take.
+    pub fn netns_path(&self) -> PathBuf {
+        Path::new(RUN_NETNS).join(&self.netns)
+    }
+
+    /// snmpd's guard (PID, directory, log).
+    pub fn snmpd(&self) -> Option<&Daemon> {
+        self.snmpd.as_ref()
+    }
+
+    /// A command running `program` inside the namespace (`nsenter --net`), so that
+    /// 127.0.0.1:161 is this switch's snmpd.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", self.netns_path().display()))
+            .arg("--")
+            .arg(program);
+        command
+    }
+
+    /// The oracle: whether interface `dev` is administratively up, from the kernel
+    /// (`ip -o link show`: the UP flag), never from SNMP.
+    pub fn is_up(&self, dev: &str) -> Result<bool, HarnessError> {
+        let out = self.ip_in(&["-o", "link", "show", "dev", dev])?;
+        let flags = out
+            .stdout
+            .split_once('<')
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .map(|(flags, _)| flags.to_owned())
+            .ok_or_else(|| HarnessError::Refused {
+                what: format!("read the flags of {dev}"),
+                why: format!("`ip -o link show` printed {:?}", out.stdout),
+            })?;
+        Ok(flags.split(',').any(|flag| flag == "UP"))
+    }
+
+    /// Sets interface `dev` up or down from the kernel's side (to reset a test's
+    /// starting state; never the thing under test).
+    pub fn set_up(&self, dev: &str, up: bool) -> Result<(), HarnessError> {
+        self.ip_in(&["link", "set", "dev", dev, if up { "up" } else { "down" }])
+            .map(|_| ())
+    }
+
+    /// The ifIndex of interface `dev` (the kernel's, which net-snmp serves as is).
+    pub fn if_index(&self, dev: &str) -> Result<u32, HarnessError> {
+        let out = self.ip_in(&["-o", "link", "show", "dev", dev])?;
+        out.stdout
+            .split_once(':')
+            .and_then(|(index, _)| index.trim().parse().ok())
+            .ok_or_else(|| HarnessError::Refused {
+                what: format!("read the ifIndex of {dev}"),
+                why: format!("`ip -o link show` printed {:?}", out.stdout),
+            })
+    }
+
+    fn ip_in(&self, args: &[&str]) -> Result<ToolOutput, HarnessError> {
+        let mut all = vec!["-n", self.netns.as_str()];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    fn teardown(&mut self) {
+        // snmpd first: it must not outlive the interfaces it serves.
+        self.snmpd = None;
+        let Ok(_lock) = PathLock::acquire(Path::new(RUN_NETNS)) else {
+            let _ = ip(&["netns", "del", &self.netns]);
+            return;
+        };
+        let _ = ip(&["netns", "del", &self.netns]);
+        if self.made_run_netns {
+            self.made_run_netns = false;
+            let empty = std::fs::read_dir(RUN_NETNS).is_ok_and(|mut d| d.next().is_none());
+            if empty {
+                let mut command = Command::new("umount");
+                command.arg(RUN_NETNS);
+                let _ = tool::run(command, None, IP_TIMEOUT);
+                let _ = std::fs::remove_dir(RUN_NETNS);
+            }
+        }
+    }
+}
+
+impl Drop for Fabric {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+fn ip(args: &[&str]) -> Result<ToolOutput, HarnessError> {
+    let mut command = Command::new("ip");
+    command.args(args);
+    tool::run_ok(command, None, IP_TIMEOUT)
+}
+
+/// A UDP socket bound to 127.0.0.1 inside the namespace at `netns`: a thread of
+/// our own enters it, binds, and ends; the socket stays in the namespace it was made
+/// in, and this thread never leaves the root namespace.
+fn udp_socket_in(netns: &Path) -> Result<UdpSocket, String> {
+    let netns = netns.to_path_buf();
+    std::thread::spawn(move || {
+        let file =
+            std::fs::File::open(&netns).map_err(|e| format!("open {}: {e}", netns.display()))?;
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("enter {}: {e}", netns.display()))?;
+        UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("bind: {e}"))
+    })
+    .join()
+    .map_err(|_| "the thread entering the namespace panicked".to_string())?
+}
