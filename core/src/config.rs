@@ -283,7 +283,7 @@ fn device(
     let plugin_span = entries.get("plugin").map_or(name.span(), |v| v.span());
     let schema = catalog
         .schema(&plugin)
-        .filter(|s| s.kind == PluginKind::Power)
+        .filter(|s| s.switches_plugs())
         .ok_or_else(|| {
             lines.error(
                 plugin_span.start,

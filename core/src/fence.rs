@@ -20,6 +20,10 @@
 //!   was too short to see) fails by the deadline naming device and plug. A node that
 //!   already *reads* off is switched on instead.
 //! * `status`: every plug read once.
+//! * A node with a plug on a fabric device ([`PowerSwitch::fabric`]: a switch port,
+//!   not power) is never rebooted: the reboot is refused before anything is switched,
+//!   since cutting a link resets nothing and switching it back at once would let a
+//!   node that may still run back onto the fabric.
 //!
 //! Plugs on different devices are worked on concurrently; plugs on one device one
 //! after the other (many devices allow one session at a time). Every device call is
@@ -374,6 +378,8 @@ impl<'a> Run<'a> {
                 "{}: the node has no plugs configured",
                 self.target.node
             ));
+        } else if let Some(refused) = self.fabric_reboot(action) {
+            outcome.errors.extend(refused);
         } else {
             if matches!(action, FenceAction::Off | FenceAction::Reboot)
                 && !self.options.delay.is_zero()
@@ -426,6 +432,33 @@ impl<'a> Run<'a> {
             );
         }
         outcome
+    }
+
+    /// A reboot of a node with a plug on a fabric device, refused before anything is
+    /// switched: cutting a link does not reset the node, and switching it back on at
+    /// once would let a node that may still run back onto the fabric. `None` when the
+    /// action may go ahead.
+    fn fabric_reboot(&self, action: FenceAction) -> Option<Vec<FenceError>> {
+        if action != FenceAction::Reboot {
+            return None;
+        }
+        let refused: Vec<FenceError> = self
+            .target
+            .plugs
+            .iter()
+            .filter(|t| self.devices.get(&t.device).is_some_and(|d| d.fabric()))
+            .map(|t| FenceError::Device {
+                target: t.clone(),
+                operation: "reboot",
+                cause: DeviceError::Unsupported(
+                    "the device fences by cutting the node's link (fabric fencing): a \
+                     reboot would let the node back at once; fence with off, and let it \
+                     back with on once it was reset"
+                        .into(),
+                ),
+            })
+            .collect();
+        (!refused.is_empty()).then_some(refused)
     }
 
     async fn reboot(&self, outcome: &mut Outcome) {

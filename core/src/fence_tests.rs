@@ -923,3 +923,66 @@ async fn a_last_read_cut_off_by_the_deadline_reports_the_state_the_reads_before_
     let said = outcome.summary();
     assert!(said.contains("still on"), "{said}");
 }
+
+/// A fabric device: the simulated switch's plugs taken as switch ports.
+struct Fabric(Arc<SimSwitch>);
+
+#[async_trait::async_trait]
+impl PowerSwitch for Fabric {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        self.0.status(plug, deadline).await
+    }
+
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        self.0.switch(plug, to, deadline).await
+    }
+
+    fn fabric(&self) -> bool {
+        true
+    }
+
+    async fn list(&self, deadline: Instant) -> Result<Vec<crate::PlugInfo>, DeviceError> {
+        self.0.list(deadline).await
+    }
+
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
+        self.0.check(deadline).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_with_a_port_on_a_fabric_device_is_never_rebooted_and_nothing_is_switched() {
+    let pdu = Arc::new(SimSwitch::new(1));
+    let switch = Arc::new(SimSwitch::new(1));
+    let mut devices = devices(&[("pdu-a", &pdu)]);
+    devices.insert(
+        "switch-a".into(),
+        Arc::new(Fabric(Arc::clone(&switch))) as Arc<dyn PowerSwitch>,
+    );
+    let target = node(vec![plug("pdu-a", 1), plug("switch-a", 1)]);
+    let outcome = fence(&devices, &target, FenceAction::Reboot, &options()).await;
+    assert!(!outcome.success && !outcome.fenced, "{}", outcome.summary());
+    assert!(
+        outcome
+            .errors
+            .iter()
+            .any(|e| e.to_string().contains("fabric")),
+        "{:?}",
+        outcome.errors
+    );
+    assert_eq!(pdu.state(1), Some(PowerState::On));
+    assert_eq!(switch.state(1), Some(PowerState::On));
+
+    // Off and on go through: off fences, on lets the node back.
+    let outcome = fence(&devices, &target, FenceAction::Off, &options()).await;
+    assert!(outcome.success && outcome.fenced, "{}", outcome.summary());
+    assert_eq!(switch.state(1), Some(PowerState::Off));
+    let outcome = fence(&devices, &target, FenceAction::On, &options()).await;
+    assert!(outcome.success, "{}", outcome.summary());
+    assert_eq!(switch.state(1), Some(PowerState::On));
+}

@@ -125,6 +125,11 @@ impl ParamSpec {
 pub enum PluginKind {
     /// A power device: a [`crate::PowerSwitch`].
     Power,
+    /// A fabric device: a [`crate::PowerSwitch`] whose plugs are a node's links
+    /// (switch ports), not its power ([`crate::PowerSwitch::fabric`]). Front ends
+    /// offer off (their default action) and on (unfencing), never reboot, as
+    /// fence-agents do for `fabric_fencing` agents.
+    Fabric,
     /// A storage check: a [`crate::StorageHealth`].
     Storage,
 }
@@ -158,6 +163,16 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// Whether the plugin switches plugs: a power or a fabric device.
+    pub fn switches_plugs(&self) -> bool {
+        matches!(self.kind, PluginKind::Power | PluginKind::Fabric)
+    }
+
+    /// Whether the plugin fences by cutting links ([`PluginKind::Fabric`]).
+    pub fn fabric(&self) -> bool {
+        self.kind == PluginKind::Fabric
+    }
+
     /// Whether fencing needs a plug named.
     pub fn plug_required(&self) -> bool {
         self.multi_plug && !self.plug_optional

@@ -92,6 +92,15 @@ pub trait PowerSwitch: Send + Sync {
         false
     }
 
+    /// Whether the plugs are a node's links to a fabric (its ports on a network or
+    /// storage switch) rather than its power. Cutting a link does not reset the node:
+    /// a reboot through such a device would let a node that may still run back onto
+    /// the fabric at once, so [`crate::fence`] refuses it (fence-agents' agents for
+    /// fabric fencing offer no reboot either). Off fences; on lets the node back.
+    fn fabric(&self) -> bool {
+        false
+    }
+
     /// Lists the device's plugs with their names and states.
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError>;
 

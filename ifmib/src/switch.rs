@@ -135,57 +135,7 @@ impl IfMibSwitch {
     /// two interfaces (a name two carry, or digits that are one's index and
     /// another's name) is refused rather than guessed.
     async fn resolve(&self, session: &mut Session<'_>, plug: &Plug) -> Result<u32, DeviceError> {
-        let plug = match plug {
-            Plug::Number(_) | Plug::Name(_) => plug.clone(),
-            // `1:2` is a name here (interfaces have no units); `chassis` or nothing
-            // names no port.
-            Plug::OnUnit { .. } => Plug::Name(plug.to_string()),
-            Plug::Chassis => {
-                return Err(DeviceError::Failed(
-                    "a plug is needed: the interface's ifIndex, ifDescr or ifName".into(),
-                ))
-            }
-        };
-        let table = self.table(session).await?;
-        let names = table.iter().flat_map(|i| {
-            std::iter::once((i.index, i.descr.as_str())).chain(
-                i.name
-                    .as_deref()
-                    .filter(|name| *name != i.descr)
-                    .map(|name| (i.index, name)),
-            )
-        });
-        match resolve_outlet(&plug, names) {
-            Ok(index) => Ok(index),
-            Err(DeviceError::UnknownPlug { plug, .. }) => Err(DeviceError::UnknownPlug {
-                plug,
-                known: if table.is_empty() {
-                    "no interfaces".into()
-                } else {
-                    table
-                        .iter()
-                        .map(Interface::describe)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-            }),
-            Err(DeviceError::AmbiguousPlug { plug, outlets }) => {
-                let described: Vec<String> = outlets
-                    .split(", ")
-                    .map(|index| {
-                        table
-                            .iter()
-                            .find(|i| i.index.to_string() == index)
-                            .map_or_else(|| index.to_string(), Interface::describe)
-                    })
-                    .collect();
-                Err(DeviceError::AmbiguousPlug {
-                    plug,
-                    outlets: described.join(", "),
-                })
-            }
-            Err(other) => Err(other),
-        }
+        pick(self.table(session).await?, plug)
     }
 
     /// ifAdminStatus and ifOperStatus of one interface; `None` when it has none.
@@ -260,6 +210,60 @@ impl IfMibSwitch {
                 self.agent.endpoint()
             ),
         }
+    }
+}
+
+/// The interface of `table` a plug names (see [`IfMibSwitch::resolve`]).
+fn pick(table: &[Interface], plug: &Plug) -> Result<u32, DeviceError> {
+    let plug = match plug {
+        Plug::Number(_) | Plug::Name(_) => plug.clone(),
+        // `1:2` is a name here (interfaces have no units); `chassis` or nothing
+        // names no port.
+        Plug::OnUnit { .. } => Plug::Name(plug.to_string()),
+        Plug::Chassis => {
+            return Err(DeviceError::Failed(
+                "a plug is needed: the interface's ifIndex, ifDescr or ifName".into(),
+            ))
+        }
+    };
+    let names = table.iter().flat_map(|i| {
+        std::iter::once((i.index, i.descr.as_str())).chain(
+            i.name
+                .as_deref()
+                .filter(|name| *name != i.descr)
+                .map(|name| (i.index, name)),
+        )
+    });
+    match resolve_outlet(&plug, names) {
+        Ok(index) => Ok(index),
+        Err(DeviceError::UnknownPlug { plug, .. }) => Err(DeviceError::UnknownPlug {
+            plug,
+            known: if table.is_empty() {
+                "no interfaces".into()
+            } else {
+                table
+                    .iter()
+                    .map(Interface::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        }),
+        Err(DeviceError::AmbiguousPlug { plug, outlets }) => {
+            let described: Vec<String> = outlets
+                .split(", ")
+                .map(|index| {
+                    table
+                        .iter()
+                        .find(|i| i.index.to_string() == index)
+                        .map_or_else(|| index.to_string(), Interface::describe)
+                })
+                .collect();
+            Err(DeviceError::AmbiguousPlug {
+                plug,
+                outlets: described.join(", "),
+            })
+        }
+        Err(other) => Err(other),
     }
 }
 
@@ -399,6 +403,11 @@ impl PowerSwitch for IfMibSwitch {
         }
     }
 
+    /// A port cut resets nothing: the fence algorithm never reboots through it.
+    fn fabric(&self) -> bool {
+        true
+    }
+
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         let mut session = self.agent.session(deadline).await?;
         let table = self.table(&mut session).await?.to_vec();
@@ -527,7 +536,7 @@ const PARAMS: &[ParamSpec] = &[
 /// The `ifmib` plugin's schema (parameter names and aliases as fence_ifmib's).
 pub const SCHEMA: Schema = Schema {
     plugin: "ifmib",
-    kind: PluginKind::Power,
+    kind: PluginKind::Fabric,
     summary: "switch ports over SNMP IF-MIB (fabric fencing, as fence_ifmib)",
     description: "Fences a node by cutting its port on a managed switch (its iSCSI or NFS \
                   storage network, or the cluster network) rather than its power: off sets \
@@ -623,6 +632,82 @@ mod tests {
             ("snmp_auth_prot", "CRC32")
         ])
         .is_err());
+    }
+
+    fn table() -> Vec<Interface> {
+        let row = |index, descr: &str, name: Option<&str>| Interface {
+            index,
+            descr: descr.into(),
+            name: name.map(Into::into),
+        };
+        vec![
+            row(1, "lo", Some("lo")),
+            row(10101, "GigabitEthernet1/0/1", Some("Gi1/0/1")),
+            row(10102, "GigabitEthernet1/0/2", Some("Gi1/0/2")),
+            // Two ports with one description (a stack whose members repeat it).
+            row(20001, "uplink", Some("Te1/1/1")),
+            row(20002, "uplink", Some("Te2/1/1")),
+            // One port's description is another's short name.
+            row(30001, "Gi1/0/2", None),
+            // A port named after another's ifIndex.
+            row(40001, "1", None),
+        ]
+    }
+
+    #[test]
+    fn a_plug_is_an_ifindex_or_an_exact_ifdescr_or_ifname() {
+        let table = table();
+        assert_eq!(pick(&table, &Plug::parse("10101")), Ok(10101));
+        assert_eq!(
+            pick(&table, &Plug::parse("GigabitEthernet1/0/1")),
+            Ok(10101)
+        );
+        assert_eq!(pick(&table, &Plug::parse("Gi1/0/1")), Ok(10101));
+        assert_eq!(pick(&table, &Plug::parse("Te2/1/1")), Ok(20002));
+        assert!(matches!(
+            pick(&table, &Plug::parse("gi1/0/1")),
+            Err(DeviceError::UnknownPlug { .. })
+        ));
+    }
+
+    #[test]
+    fn a_plug_that_fits_two_interfaces_is_refused_naming_both() {
+        let table = table();
+        for (plug, both) in [
+            ("uplink", ["20001", "20002"]),
+            ("Gi1/0/2", ["10102", "30001"]),
+            ("1", ["1 (lo)", "40001"]),
+        ] {
+            match pick(&table, &Plug::parse(plug)) {
+                Err(DeviceError::AmbiguousPlug { outlets, .. }) => {
+                    for one in both {
+                        assert!(outlets.contains(one), "{plug}: {outlets}");
+                    }
+                }
+                other => panic!("{plug}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_plug_names_every_interface_and_no_plug_is_refused() {
+        match pick(&table(), &Plug::parse("eth9")) {
+            Err(DeviceError::UnknownPlug { known, .. }) => {
+                assert!(
+                    known.contains("10101 (GigabitEthernet1/0/1, Gi1/0/1)"),
+                    "{known}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(pick(&table(), &Plug::parse("")).is_err());
+        assert!(pick(&[], &Plug::parse("3")).is_err());
+    }
+
+    #[test]
+    fn the_schema_and_the_device_both_say_fabric() {
+        let switch = build(&[("ip", "h"), ("community", "c")]).unwrap();
+        assert!(SCHEMA.fabric() && switch.fabric());
     }
 
     #[test]

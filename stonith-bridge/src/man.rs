@@ -168,6 +168,8 @@ pub fn agent_page(plugin: &PowerPlugin) -> String {
     for (action, text) in ACTIONS
         .iter()
         .filter(|(a, _)| schema.multi_plug || !matches!(*a, "list" | "list-status"))
+        // A fabric device never reboots a node (see `PowerSwitch::fabric`).
+        .filter(|(a, _)| !(schema.fabric() && *a == "reboot"))
     {
         page.control("TP", []);
         page.text([bold(*action)]);

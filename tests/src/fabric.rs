@@ -7,13 +7,14 @@
 //!
 //! Dropping the guard undoes everything, also while a failing test unwinds: snmpd is
 //! killed by PID (its own process group), the namespace deleted (the veths go with
-//! it), and `/run/netns` unmounted and removed when this guard made it and it is
-//! empty. Nothing is ever configured in the root namespace. Needs root.
+//! it), and `/run/netns` unmounted and removed when this process's fabrics made
+//! it and the last of them leaves it empty. Nothing is ever configured in the root namespace. Needs root.
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::daemon::{daemon_dir, Daemon};
@@ -45,8 +46,24 @@ pub struct FabricOptions {
 pub struct Fabric {
     netns: String,
     snmpd: Option<Daemon>,
-    /// `/run/netns` did not exist before this guard made its namespace.
-    made_run_netns: bool,
+}
+
+/// The fabrics of this process alive now, and whether `/run/netns` was made by the
+/// first of them (then the last one removes it, once no namespace is left in it).
+/// Tests run in parallel threads: the guard that made the directory is not always
+/// the last to go.
+struct RunNetnsUsers {
+    live: usize,
+    made: bool,
+}
+
+static RUN_NETNS_USERS: Mutex<RunNetnsUsers> = Mutex::new(RunNetnsUsers {
+    live: 0,
+    made: false,
+});
+
+fn run_netns_users() -> MutexGuard<'static, RunNetnsUsers> {
+    RUN_NETNS_USERS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl std::fmt::Debug for Fabric {
@@ -75,18 +92,17 @@ impl Fabric {
         }
         let config = snmpd_conf(&options.snmpd)?;
         let netns = format!("fkif-{}", random_hex(4));
-        let made_run_netns = {
+        {
             let _lock = PathLock::acquire(Path::new(RUN_NETNS))?;
-            let made = !Path::new(RUN_NETNS).exists();
+            let mut users = run_netns_users();
+            if users.live == 0 && !Path::new(RUN_NETNS).exists() {
+                users.made = true;
+            }
             ip(&["netns", "add", &netns])?;
-            made
-        };
+            users.live += 1;
+        }
         // From here on the guard owns the namespace: a failure below drops it.
-        let mut fabric = Fabric {
-            netns,
-            snmpd: None,
-            made_run_netns,
-        };
+        let mut fabric = Fabric { netns, snmpd: None };
         fabric.ip_in(&["link", "set", "lo", "up"])?;
         for (name, peer) in &options.pairs {
             fabric.ip_in(&[
@@ -206,13 +222,14 @@ impl Fabric {
     fn teardown(&mut self) {
         // snmpd first: it must not outlive the interfaces it serves.
         self.snmpd = None;
-        let Ok(_lock) = PathLock::acquire(Path::new(RUN_NETNS)) else {
-            let _ = ip(&["netns", "del", &self.netns]);
-            return;
-        };
+        // Deleted even when the lock cannot be had: a namespace must not outlive
+        // its test.
+        let lock = PathLock::acquire(Path::new(RUN_NETNS));
         let _ = ip(&["netns", "del", &self.netns]);
-        if self.made_run_netns {
-            self.made_run_netns = false;
+        let mut users = run_netns_users();
+        users.live = users.live.saturating_sub(1);
+        if users.live == 0 && users.made && lock.is_ok() {
+            users.made = false;
             let empty = std::fs::read_dir(RUN_NETNS).is_ok_and(|mut d| d.next().is_none());
             if empty {
                 let mut command = Command::new("umount");

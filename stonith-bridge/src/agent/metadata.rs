@@ -30,8 +30,13 @@ pub fn render(plugin: &PowerPlugin) -> String {
         escape(schema.url)
     ));
     out.push_str("<parameters>\n");
-    let action = &options::PARAMS[0];
-    parameter(&mut out, schema, action, true, None);
+    // A fabric agent's default action is off (fence-agents' fabric_fencing).
+    let action = if schema.fabric() {
+        options::PARAMS[0].default("off")
+    } else {
+        options::PARAMS[0]
+    };
+    parameter(&mut out, schema, &action, true, None);
     for spec in schema.params {
         // With `port_as_ip` the address may come as the plug: `ip` is then not
         // required, as fence_ipmilan and fence_redfish say (the agent checks it).
@@ -78,10 +83,17 @@ pub fn render(plugin: &PowerPlugin) -> String {
     // device whose plug is optional (a Redfish service: its list names systems, not
     // nodes) does the same, as fence_redfish; `-o list` still answers an admin.
     .filter(|action| schema.plug_required() || !matches!(*action, "list" | "list-status"))
+    // A fabric device never reboots a node (see `PowerSwitch::fabric`).
+    .filter(|action| !(schema.fabric() && *action == "reboot"))
     .chain(diag)
     {
         if action == "on" {
-            out.push_str("\t<action name=\"on\" automatic=\"0\"/>\n");
+            // A node fenced at the fabric must be let back (unfenced) before it
+            // rejoins: Pacemaker runs an automatic `on` for it, as for fence_ifmib.
+            let automatic = u8::from(schema.fabric());
+            out.push_str(&format!(
+                "\t<action name=\"on\" automatic=\"{automatic}\"/>\n"
+            ));
         } else {
             out.push_str(&format!("\t<action name=\"{action}\" />\n"));
         }

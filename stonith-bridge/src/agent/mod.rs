@@ -145,8 +145,29 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
         println!("{name} (fencekit) {}", env!("CARGO_PKG_VERSION"));
         return Stage::Done(OK);
     }
-    let action = last(&raw, &["action", "option"]).unwrap_or_else(|| "reboot".to_string());
-    let action = action.trim().to_ascii_lowercase();
+    let fabric = plugin.schema.fabric();
+    // A fabric agent's default is off, as fence-agents' fabric_fencing agents have it.
+    let action = last(&raw, &["action", "option"])
+        .unwrap_or_else(|| if fabric { "off" } else { "reboot" }.to_string());
+    let mut action = action.trim().to_ascii_lowercase();
+    if fabric {
+        // fence-agents' names for unfencing and fencing a port.
+        match action.as_str() {
+            "enable" => action = "on".into(),
+            "disable" => action = "off".into(),
+            // Cutting a link resets nothing: the core refuses it too, this says so
+            // before any parameter is read, as fence_ifmib does.
+            "reboot" | "reset" => {
+                logging::report!(
+                    "{name}: Failed: Unrecognised action '{action}': {name} fences a node's \
+                     switch port (fabric fencing), not its power; use off, and on to let \
+                     the node back"
+                );
+                return Stage::Done(FAIL);
+            }
+            _ => {}
+        }
+    }
     if action == "manpage" {
         print!("{}", crate::man::agent_page(plugin));
         return Stage::Done(OK);
