@@ -25,9 +25,7 @@ use toml::Spanned;
 
 use crate::fence::{self, FenceOptions};
 use crate::power::{FenceTarget, Plug, TargetPlug};
-use crate::schema::{
-    self, Origin, ParamError, Params, PluginKind, RawParam, RawValue, Schema, Unknown,
-};
+use crate::schema::{self, Origin, ParamError, Params, RawParam, RawValue, Schema, Unknown};
 
 /// Where the schemas of plugins come from (the plugin registry).
 pub trait Catalog {
@@ -565,7 +563,7 @@ mod tests {
 
     const BMC: Schema = Schema {
         plugin: "bmc",
-        kind: PluginKind::Power,
+        kind: crate::schema::PluginKind::Power,
         summary: "a BMC",
         description: "a BMC",
         url: "",

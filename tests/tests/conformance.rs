@@ -1,5 +1,6 @@
 //! Drop-in, proven from the anchors' own interfaces. The installed fence_ipmilan,
-//! fence_apc_snmp and fence_apc describe themselves (`-o metadata`); for every
+//! fence_apc_snmp, fence_apc, fence_redfish and fence_ifmib describe themselves
+//! (`-o metadata`); for every
 //! parameter and short option they list, fencekit's agent must take the same name
 //! with the same meaning (its metadata lists it, a boolean is a boolean, the short
 //! option is the same parameter's, and `validate-all` accepts it without an "ignoring
@@ -192,6 +193,18 @@ const REDFISH: Anchor = Anchor {
         ("systems_uri", "/redfish/v1/Systems/1"),
         ("systems-uri", "/redfish/v1/Systems/1"),
         ("gnutlscli_path", "/usr/bin/gnutls-cli"),
+    ],
+    short_exceptions: &[],
+};
+
+const IFMIB: Anchor = Anchor {
+    program: "fence_ifmib",
+    plugin: "ifmib",
+    base: &[("ip", "127.0.0.1"), ("plug", "1"), ("community", "private")],
+    refused: &[],
+    samples: &[
+        ("snmp_priv_passwd", "conformance-priv"),
+        ("snmp_version", "2c"),
     ],
     short_exceptions: &[],
 };
@@ -412,6 +425,11 @@ fn every_fence_ipmilan_parameter_is_taken_with_its_meaning_or_refused() {
 #[test]
 fn every_fence_apc_snmp_parameter_is_taken_with_its_meaning_or_refused() {
     conformance(&APC_SNMP);
+}
+
+#[test]
+fn every_fence_ifmib_parameter_is_taken_with_its_meaning_or_refused() {
+    conformance(&IFMIB);
 }
 
 #[test]
