@@ -382,7 +382,7 @@ fn the_same_stdin_gives_fence_ifmib_and_ours_the_same_exit_codes_and_port_states
 }
 
 #[test]
-fn v3_pass_phrases_stay_out_of_argv_trace_output_and_snmpd_environment() {
+fn v3_pass_phrases_stay_out_of_trace_output_the_debug_file_and_snmpds_argv_and_environment() {
     let Some(switch) = Switch::start() else {
         return;
     };
@@ -399,14 +399,32 @@ fn v3_pass_phrases_stay_out_of_argv_trace_output_and_snmpd_environment() {
         "no trace output to look at: {}",
         out.text()
     );
+    // fence-agents' debug file, at trace level, holds none either.
+    let dir = tempfile::tempdir().unwrap();
+    let debug_file = dir.path().join("debug.log");
+    let out_on = switch.run(
+        &ours(&installed),
+        &format!(
+            "{}verbose_level=3\ndebug_file={}\n",
+            v3("on", PORT_A),
+            debug_file.display()
+        ),
+    );
+    assert_eq!(out_on.status.code(), ON, "{}", out_on.text());
+    assert!(switch.is_up(PORT_A));
+    let debug = std::fs::read_to_string(&debug_file).unwrap();
+    assert!(debug.contains("ifAdminStatus"), "no debug output: {debug}");
     let snmpd = switch.fabric.snmpd().unwrap();
     let environ = std::fs::read(format!("/proc/{}/environ", snmpd.pid())).unwrap();
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", snmpd.pid())).unwrap();
     for secret in [V3_AUTH, V3_PRIV, COMMUNITY] {
-        assert!(
-            !out.text().contains(secret),
-            "{secret} in the agent's output"
-        );
+        for (what, text) in [
+            ("the agent's output", out.text()),
+            ("the agent's output", out_on.text()),
+            ("the debug file", debug.clone()),
+        ] {
+            assert!(!text.contains(secret), "{secret} in {what}");
+        }
         for (what, bytes) in [("environment", &environ), ("argv", &cmdline)] {
             assert!(
                 !String::from_utf8_lossy(bytes).contains(secret),
@@ -414,4 +432,166 @@ fn v3_pass_phrases_stay_out_of_argv_trace_output_and_snmpd_environment() {
             );
         }
     }
+}
+
+#[test]
+fn the_metadata_offers_fence_ifmibs_actions_and_validates_against_fence_agents_schema() {
+    let Some(found) = peers::require_all(&[
+        ("fence_ifmib", "fence-agents"),
+        ("xmllint", "libxml2-utils"),
+    ]) else {
+        return;
+    };
+    let Some(schema) =
+        peers::require_file("/usr/share/cluster/relaxng/metadata.rng", "fence-agents")
+    else {
+        return;
+    };
+    let installed = Installed::new().unwrap();
+    let run = |agent: &Path| {
+        let mut command = std::process::Command::new(agent);
+        command.args(["-o", "metadata"]);
+        let out = tool::run(command, None, AGENT_TIMEOUT).unwrap();
+        assert!(out.status.success(), "{}", out.text());
+        out.stdout
+    };
+    let theirs = run(&found[0]);
+    let ours_xml = run(&ours(&installed));
+    // The action lines, fabric fencing's: no reboot, `on` automatic (unfencing).
+    let actions = |xml: &str| -> Vec<String> {
+        xml.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("<action "))
+            .map(|l| l.replace(" />", "/>"))
+            .filter(|l| !l.contains("\"manpage\""))
+            .collect()
+    };
+    assert_eq!(actions(&ours_xml), actions(&theirs), "{ours_xml}");
+    assert!(
+        ours_xml.contains("<action name=\"on\" automatic=\"1\"/>"),
+        "{ours_xml}"
+    );
+    assert!(!ours_xml.contains("\"reboot\""), "{ours_xml}");
+    // The default action is off, as fence_ifmib's.
+    let default_action = |xml: &str| {
+        xml.split("<parameter name=\"action\"")
+            .nth(1)
+            .and_then(|rest| rest.split("default=\"").nth(1))
+            .and_then(|rest| rest.split('"').next())
+            .map(str::to_string)
+    };
+    assert_eq!(default_action(&ours_xml).as_deref(), Some("off"));
+    assert_eq!(default_action(&ours_xml), default_action(&theirs));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metadata.xml");
+    std::fs::write(&file, &ours_xml).unwrap();
+    let mut command = std::process::Command::new(&found[1]);
+    command
+        .arg("--noout")
+        .arg("--relaxng")
+        .arg(&schema)
+        .arg(&file);
+    let check = tool::run(command, None, AGENT_TIMEOUT).unwrap();
+    assert!(check.status.success(), "{}\n{ours_xml}", check.text());
+}
+
+#[test]
+fn the_fence_command_cuts_a_nodes_port_and_power_together_and_never_reboots_through_the_port() {
+    let Some(switch) = Switch::start() else {
+        return;
+    };
+    let installed = Installed::new().unwrap();
+    switch.all_up();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("pdu-state");
+    fencekit_tests::bridge::write_sim_states(&state, &[true, true]).unwrap();
+    let config = dir.path().join("fencekit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[fence]\npower_timeout = 10\ntimeout = 30\n\n\
+             [devices.switch]\nplugin = \"ifmib\"\nip = \"127.0.0.1\"\ncommunity = \"{COMMUNITY}\"\n\n\
+             [devices.pdu]\nplugin = \"sim\"\nplugs = 2\nstate_file = \"{}\"\n\n\
+             [nodes.node1]\nplugs = [{{ device = \"pdu\", plug = \"1\" }}, {{ device = \"switch\", plug = \"{PORT_A}\" }}]\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let fence = |action: &str| {
+        let mut command = switch.fabric.command(&installed.binary());
+        command
+            .args(["fence", "--config"])
+            .arg(&config)
+            .args(["--node", "node1", "--action", action]);
+        tool::run(command, None, AGENT_TIMEOUT).unwrap()
+    };
+    let power = || fencekit_tests::bridge::sim_states(&state).unwrap()[&1];
+
+    let out = fence("reboot");
+    assert!(
+        !out.status.success(),
+        "reboot through a port: {}",
+        out.text()
+    );
+    assert!(out.text().contains("fabric"), "{}", out.text());
+    assert!(
+        switch.is_up(PORT_A) && power(),
+        "a refused reboot switched something"
+    );
+
+    let out = fence("off");
+    assert!(out.status.success(), "{}", out.text());
+    assert!(!switch.is_up(PORT_A) && !power(), "{}", out.text());
+    assert!(switch.is_up(PORT_B));
+
+    let out = fence("on");
+    assert!(out.status.success(), "{}", out.text());
+    assert!(switch.is_up(PORT_A) && power(), "{}", out.text());
+}
+
+#[test]
+fn cluster_glue_stonith_cuts_the_hosts_port_and_refuses_a_reset() {
+    let Some(stonith) = peers::require("stonith", "cluster-glue") else {
+        return;
+    };
+    let Some(switch) = Switch::start() else {
+        return;
+    };
+    let installed = Installed::new().unwrap();
+    let _link = fencekit_tests::system::SystemLink::external_plugin(&installed, "ifmib").unwrap();
+    switch.all_up();
+    let glue = |op: &str, host: &str| {
+        let mut command = switch.fabric.command(&stonith);
+        command
+            .args(["-t", "external/fencekit-ifmib", "-E", "-T", op, host])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C")
+            .env("ip", "127.0.0.1")
+            .env("community", COMMUNITY)
+            .env("hostmap", format!("node1:{PORT_A};node2:{PORT_B}"));
+        tool::run(command, None, AGENT_TIMEOUT).unwrap()
+    };
+    let out = glue("reset", "node1");
+    assert!(
+        !out.status.success(),
+        "reset through a port: {}",
+        out.text()
+    );
+    assert!(out.text().contains("fabric"), "{}", out.text());
+    assert!(switch.is_up(PORT_A), "a refused reset switched the port");
+
+    let out = glue("off", "node1");
+    assert!(out.status.success(), "{}", out.text());
+    assert!(!switch.is_up(PORT_A), "{}", out.text());
+    assert!(switch.is_up(PORT_B));
+
+    let out = glue("on", "node1");
+    assert!(out.status.success(), "{}", out.text());
+    assert!(switch.is_up(PORT_A), "{}", out.text());
 }
