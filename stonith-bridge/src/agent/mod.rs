@@ -335,7 +335,12 @@ pub async fn execute(prepared: Prepared) -> u8 {
         "monitor" => monitor(&name, &request).await,
         other => {
             let other = options::shown_word(other);
-            logging::report!("{name}: Failed: unsupported action '{other}'; actions: on, off, reboot, status, list, list-status, monitor, metadata, validate-all");
+            let reboot = if plugin.schema.fabric() {
+                ""
+            } else {
+                "reboot, "
+            };
+            logging::report!("{name}: Failed: unsupported action '{other}'; actions: on, off, {reboot}status, list, list-status, monitor, metadata, validate-all");
             FAIL
         }
     }
