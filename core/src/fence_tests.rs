@@ -396,7 +396,10 @@ async fn cycle_of_a_node_that_reads_off_but_refuses_every_command_is_no_fence() 
     // it then refuses the off. Nothing was read off after a command: not fenced.
     let bmc = Arc::new(SimSwitch::new(1));
     bmc.set_state(1, PowerState::Off);
-    bmc.set_behaviour(1, Behaviour::FailSwitch(DeviceError::Failed("refused".into())));
+    bmc.set_behaviour(
+        1,
+        Behaviour::FailSwitch(DeviceError::Failed("refused".into())),
+    );
     let opts = FenceOptions {
         method: Method::Cycle,
         ..options()
