@@ -338,6 +338,20 @@ mod tests {
         )
     }
 
+    /// An outlet reboot (which must not happen twice) that fails.
+    async fn reboot_outlet(session: &mut Session<'_>) -> DeviceError {
+        session
+            .set(
+                &[(
+                    vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4, 1],
+                    SetValue::Integer(3),
+                )],
+                Resend::Never,
+            )
+            .await
+            .unwrap_err()
+    }
+
     #[tokio::test]
     async fn a_stale_answer_is_skipped_and_the_right_one_taken() {
         let (port, _task) =
@@ -385,16 +399,7 @@ mod tests {
             .session(Instant::now() + Duration::from_secs(2))
             .await
             .unwrap();
-        let err = session
-            .set(
-                &[(
-                    vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4, 1],
-                    SetValue::Integer(3),
-                )],
-                Resend::Never,
-            )
-            .await
-            .unwrap_err();
+        let err = reboot_outlet(&mut session).await;
         assert!(
             err.to_string().contains("may have been carried out"),
             "{err}"
@@ -446,16 +451,7 @@ mod tests {
             session.exchange.refused(),
             "the first read met ICMP port unreachable"
         );
-        let err = session
-            .set(
-                &[(
-                    vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4, 1],
-                    SetValue::Integer(3),
-                )],
-                Resend::Never,
-            )
-            .await
-            .unwrap_err();
+        let err = reboot_outlet(&mut session).await;
         assert!(
             err.to_string().contains("may have been carried out"),
             "{err}"
@@ -515,16 +511,7 @@ mod tests {
             .session(Instant::now() + Duration::from_secs(3))
             .await
             .unwrap();
-        let err = session
-            .set(
-                &[(
-                    vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4, 1],
-                    SetValue::Integer(3),
-                )],
-                Resend::Never,
-            )
-            .await
-            .unwrap_err();
+        let err = reboot_outlet(&mut session).await;
         assert!(err.to_string().contains("not sent again"), "{err}");
         drop(session);
         assert_eq!(

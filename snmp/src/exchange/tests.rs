@@ -365,6 +365,24 @@ fn exchange(credentials: Credentials, now: Instant, seconds: u64) -> Exchange {
     )
 }
 
+/// A perfect network, an agent whose user is alice, and an exchange logged in as
+/// her that ends `seconds` after `start`.
+fn alice(start: Instant, seconds: u64) -> (Net, TestAgent, Exchange) {
+    (
+        Net::perfect(),
+        TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass"),
+        exchange(
+            v3("alice", "alice-auth-pass", "alice-priv-pass"),
+            start,
+            seconds,
+        ),
+    )
+}
+
+fn uptime() -> Request {
+    Request::get(&[SYS_UPTIME.to_vec()])
+}
+
 fn reboot_outlet() -> Request {
     Request::set(&[(OUTLET.to_vec(), SetValue::Integer(3))], Resend::Never)
 }
@@ -382,12 +400,7 @@ fn a_get_over_a_lossy_reordering_network_is_answered_by_the_deadline() {
         net.jitter_ms = 400;
         let mut agent = TestAgent::community(start);
         let mut exchange = exchange(v2c("private"), start, 10);
-        let (outcome, end) = net.run(
-            &mut exchange,
-            &mut agent,
-            Request::get(&[SYS_UPTIME.to_vec()]),
-            start,
-        );
+        let (outcome, end) = net.run(&mut exchange, &mut agent, uptime(), start);
         assert!(end <= start + Duration::from_secs(10), "seed {seed}");
         match outcome {
             Ok(response) => {
@@ -410,12 +423,7 @@ fn an_authpriv_get_over_a_lossy_reordering_network_is_answered() {
         net.jitter_ms = 300;
         let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
         let mut exchange = exchange(v3("alice", "alice-auth-pass", "alice-priv-pass"), start, 20);
-        let (outcome, _) = net.run(
-            &mut exchange,
-            &mut agent,
-            Request::get(&[SYS_UPTIME.to_vec()]),
-            start,
-        );
+        let (outcome, _) = net.run(&mut exchange, &mut agent, uptime(), start);
         assert_eq!(value(&outcome), Some(&VarValue::Integer(42)), "seed {seed}");
         assert_eq!(agent.log.first(), Some(&Seen::Discovery), "seed {seed}");
     }
@@ -469,12 +477,7 @@ fn a_get_whose_reply_was_lost_is_sent_again_after_the_request_timeout() {
     let mut agent = TestAgent::community(start);
     agent.get = Answer::Lose;
     let mut exchange = exchange(v2c("private"), start, 10);
-    let (outcome, end) = net.run(
-        &mut exchange,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (outcome, end) = net.run(&mut exchange, &mut agent, uptime(), start);
     let err = outcome.unwrap_err();
     assert!(matches!(err, DeviceError::NoAnswer { .. }), "{err:?}");
     assert!(err.to_string().contains("10 requests sent"), "{err}");
@@ -529,7 +532,7 @@ fn duplicated_and_stale_replies_are_skipped_and_each_request_takes_its_own() {
 fn a_late_answer_to_an_earlier_try_is_taken_as_an_answer_to_that_request_only() {
     let start = Instant::now();
     let mut exchange = exchange(v2c("private"), start, 10);
-    exchange.start(Request::get(&[SYS_UPTIME.to_vec()]), start);
+    exchange.start(uptime(), start);
     let first = exchange.poll_transmit().unwrap();
     let first_id = snmp2::Pdu::from_bytes(&first).unwrap().req_id;
     let answer = |id: i32, n: i64| {
@@ -565,12 +568,7 @@ fn a_wrong_community_is_told_apart_from_a_wrong_address_only_by_a_hint() {
     let mut net = Net::perfect();
     let mut agent = TestAgent::community(start);
     let mut exchange = exchange(v2c("public"), start, 3);
-    let (outcome, _) = net.run(
-        &mut exchange,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (outcome, _) = net.run(&mut exchange, &mut agent, uptime(), start);
     let err = outcome.unwrap_err().to_string();
     assert!(err.contains("check `community`"), "{err}");
     assert!(
@@ -621,15 +619,8 @@ fn an_icmp_refusal_after_a_set_left_does_not_make_it_sent_again() {
 #[test]
 fn snmpv3_discovers_the_engine_then_sends_the_request_with_the_users_keys() {
     let start = Instant::now();
-    let mut net = Net::perfect();
-    let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
-    let mut exchange = exchange(v3("alice", "alice-auth-pass", "alice-priv-pass"), start, 10);
-    let (outcome, now) = net.run(
-        &mut exchange,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (mut net, mut agent, mut exchange) = alice(start, 10);
+    let (outcome, now) = net.run(&mut exchange, &mut agent, uptime(), start);
     assert_eq!(value(&outcome), Some(&VarValue::Integer(42)));
     assert_eq!(agent.log, vec![Seen::Discovery, Seen::Get]);
     // The engine is kept: the next request goes straight out.
@@ -641,15 +632,8 @@ fn snmpv3_discovers_the_engine_then_sends_the_request_with_the_users_keys() {
 #[test]
 fn an_engine_learnt_minutes_ago_stays_in_the_time_window() {
     let start = Instant::now();
-    let mut net = Net::perfect();
-    let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
-    let mut first = exchange(v3("alice", "alice-auth-pass", "alice-priv-pass"), start, 10);
-    let (outcome, _) = net.run(
-        &mut first,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (mut net, mut agent, mut first) = alice(start, 10);
+    let (outcome, _) = net.run(&mut first, &mut agent, uptime(), start);
     assert!(outcome.is_ok(), "{outcome:?}");
     // A later operation, ten minutes on, with the engine the first one learnt.
     let later = start + Duration::from_secs(600);
@@ -672,24 +656,12 @@ fn an_engine_learnt_minutes_ago_stays_in_the_time_window() {
 #[test]
 fn a_time_window_report_resynchronises_and_a_get_is_sent_again() {
     let start = Instant::now();
-    let mut net = Net::perfect();
-    let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
-    let mut exchange = exchange(v3("alice", "alice-auth-pass", "alice-priv-pass"), start, 30);
-    let (outcome, now) = net.run(
-        &mut exchange,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (mut net, mut agent, mut exchange) = alice(start, 30);
+    let (outcome, now) = net.run(&mut exchange, &mut agent, uptime(), start);
     assert!(outcome.is_ok(), "{outcome:?}");
     // The agent restarts: our boots are stale.
     agent.reboot(now);
-    let (outcome, _) = net.run(
-        &mut exchange,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        now,
-    );
+    let (outcome, _) = net.run(&mut exchange, &mut agent, uptime(), now);
     assert_eq!(value(&outcome), Some(&VarValue::Integer(42)));
     assert_eq!(
         agent.log[2..],
@@ -701,15 +673,8 @@ fn a_time_window_report_resynchronises_and_a_get_is_sent_again() {
 #[test]
 fn a_set_answered_by_a_time_window_report_is_not_sent_again() {
     let start = Instant::now();
-    let mut net = Net::perfect();
-    let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
-    let mut exchange = exchange(v3("alice", "alice-auth-pass", "alice-priv-pass"), start, 30);
-    let (outcome, now) = net.run(
-        &mut exchange,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (mut net, mut agent, mut exchange) = alice(start, 30);
+    let (outcome, now) = net.run(&mut exchange, &mut agent, uptime(), start);
     assert!(outcome.is_ok(), "{outcome:?}");
     agent.reboot(now);
     let (outcome, _) = net.run(&mut exchange, &mut agent, reboot_outlet(), now);
@@ -722,15 +687,8 @@ fn a_set_answered_by_a_time_window_report_is_not_sent_again() {
 #[test]
 fn a_new_engine_id_means_discovery_again() {
     let start = Instant::now();
-    let mut net = Net::perfect();
-    let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
-    let mut first = exchange(v3("alice", "alice-auth-pass", "alice-priv-pass"), start, 10);
-    let (outcome, now) = net.run(
-        &mut first,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (mut net, mut agent, mut first) = alice(start, 10);
+    let (outcome, now) = net.run(&mut first, &mut agent, uptime(), start);
     assert!(outcome.is_ok(), "{outcome:?}");
     // An engine learnt from another card at this address.
     let other = Usm {
@@ -750,12 +708,7 @@ fn a_new_engine_id_means_discovery_again() {
         now + Duration::from_secs(10),
     );
     agent.log.clear();
-    let (outcome, _) = net.run(
-        &mut second,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        now,
-    );
+    let (outcome, _) = net.run(&mut second, &mut agent, uptime(), now);
     assert_eq!(value(&outcome), Some(&VarValue::Integer(42)));
     assert_eq!(
         agent.log,
@@ -770,12 +723,7 @@ fn a_wrong_authentication_pass_phrase_is_named_as_such() {
     let mut net = Net::perfect();
     let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
     let mut exchange = exchange(v3("alice", "not-the-pass", "alice-priv-pass"), start, 10);
-    let (outcome, end) = net.run(
-        &mut exchange,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (outcome, end) = net.run(&mut exchange, &mut agent, uptime(), start);
     let err = outcome.unwrap_err();
     assert!(matches!(err, DeviceError::Auth(_)), "{err:?}");
     assert!(err.to_string().contains("usmStatsWrongDigests"), "{err}");
@@ -797,12 +745,7 @@ fn an_unknown_user_is_named_as_such() {
         start,
         10,
     );
-    let (outcome, _) = net.run(
-        &mut exchange,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (outcome, _) = net.run(&mut exchange, &mut agent, uptime(), start);
     let err = outcome.unwrap_err();
     assert!(matches!(err, DeviceError::Auth(_)), "{err:?}");
     assert!(
@@ -818,12 +761,7 @@ fn a_pass_phrase_too_short_for_key_localisation_is_refused_before_anything_is_se
     let mut net = Net::perfect();
     let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
     let mut exchange = exchange(v3("alice", "short", "alice-priv-pass"), start, 10);
-    let (outcome, _) = net.run(
-        &mut exchange,
-        &mut agent,
-        Request::get(&[SYS_UPTIME.to_vec()]),
-        start,
-    );
+    let (outcome, _) = net.run(&mut exchange, &mut agent, uptime(), start);
     let err = outcome.unwrap_err().to_string();
     assert!(err.contains("at least 8 characters"), "{err}");
     assert_eq!(
@@ -838,7 +776,7 @@ fn every_wake_up_is_by_the_deadline() {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(2500);
     let mut exchange = Exchange::new(peer(v2c("private")), None, 1, start, deadline);
-    exchange.start(Request::get(&[SYS_UPTIME.to_vec()]), start);
+    exchange.start(uptime(), start);
     let mut now = start;
     let mut sent = 0;
     while exchange.poll_outcome().is_none() {
