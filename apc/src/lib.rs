@@ -3,10 +3,11 @@
 //! number or exact name, and [`ApcSnmpSwitch`], a `PowerSwitch` whose commands the
 //! core fence algorithm confirms by reading every outlet back.
 //!
-//! Layers: SNMP itself is the `fencekit-snmp` crate (re-exported here as [`ber`]
-//! and [`transport`]), [`profile`] (PowerNet-MIB objects and values per family), [`switch`]
-//! (the `PowerSwitch` and the parameter [`SCHEMA`]), and [`sim`], the PDU emulator
-//! tests run behind net-snmp's `snmpd` (binary `fencekit-apc-snmp-sim`).
+//! Layers: SNMP itself is the `fencekit-snmp` crate (still reachable here as
+//! [`ber`] and [`transport`]), [`profile`] (PowerNet-MIB objects and values per
+//! family), [`switch`] (the `PowerSwitch` and the parameter [`SCHEMA`], whose SNMP
+//! group is `fencekit-snmp`'s), and [`sim`], the PDU emulator tests run behind
+//! net-snmp's `snmpd` (binary `fencekit-apc-snmp-sim`).
 //!
 //! [`ApcSwitch`] ([`device`]) is what the `apc` plugin builds: SNMP, the console,
 //! or SNMP with the console as fallback (`transport`). The SSH console is [`console`]: [`ApcConsoleSwitch`] drives the menu UI or the
@@ -21,7 +22,8 @@ pub mod profile;
 pub mod sim;
 pub mod switch;
 
-/// The BER codec of `fencekit-snmp`, under the name it had in this crate.
+/// The BER codec of `fencekit-snmp`, under the name it had in this crate (code
+/// written against it keeps compiling; new code imports `fencekit_snmp`).
 pub use fencekit_snmp::ber;
 
 /// SNMP over UDP (`fencekit-snmp`), under the name it had in this crate.
