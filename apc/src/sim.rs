@@ -36,8 +36,8 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::ber::{dotted, parse_dotted, Oid};
 use crate::profile::Family;
+use fencekit_snmp::ber::{dotted, parse_dotted, Oid};
 
 /// How an emulated outlet behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
