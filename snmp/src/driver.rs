@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 use crate::ber::{self, Oid, SetValue};
 use crate::credentials::{Credentials, Version};
 use crate::exchange::{Exchange, Peer, Request, Resend};
-use crate::message::{check_count, set_outcome, status_name, Response, VarValue};
+use crate::message::{check_count, check_names, set_outcome, status_name, Response, VarValue};
 use crate::usm::Engine;
 
 /// One SNMP agent: where it is and how we log in. Cheap to share; holds the SNMPv3
@@ -149,7 +149,11 @@ impl Session<'_> {
     /// GetRequest for several objects.
     pub async fn get(&mut self, names: &[Oid]) -> Result<Response, DeviceError> {
         let response = self.run(Request::get(names)).await?;
-        check_count(&self.agent.endpoint(), &response, names.len())?;
+        check_names(
+            &self.agent.endpoint(),
+            &response,
+            &names.iter().collect::<Vec<_>>(),
+        )?;
         Ok(response)
     }
 
@@ -206,6 +210,11 @@ impl Session<'_> {
         resend: Resend,
     ) -> Result<(), DeviceError> {
         let response = self.run(Request::set(binds, resend)).await?;
+        check_names(
+            &self.agent.endpoint(),
+            &response,
+            &binds.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+        )?;
         set_outcome(
             &self.agent.endpoint(),
             &self.agent.credentials,

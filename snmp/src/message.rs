@@ -140,6 +140,31 @@ pub(crate) fn response_of(pdu: &snmp2::Pdu<'_>) -> Response {
     }
 }
 
+/// Checks that a successful Response to a Get or Set names exactly the objects
+/// asked for, in order (RFC 3416 §4.2.1, §4.2.5): values are read by position, and
+/// an agent (or anyone answering on its address) that returns other objects must
+/// not have another object's value taken for an outlet's state.
+pub(crate) fn check_names(
+    endpoint: &str,
+    response: &Response,
+    asked: &[&Oid],
+) -> Result<(), DeviceError> {
+    check_count(endpoint, response, asked.len())?;
+    if response.status != 0 {
+        return Ok(());
+    }
+    for ((name, _), wanted) in response.binds.iter().zip(asked) {
+        if name != *wanted {
+            return Err(DeviceError::Protocol(format!(
+                "{endpoint} answered {} to a request for {}",
+                ber::dotted(name),
+                ber::dotted(wanted)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that a successful Response carries as many varbinds as were asked for.
 pub(crate) fn check_count(
     endpoint: &str,
@@ -210,6 +235,26 @@ mod tests {
         assert!(!shown.contains('\x1b') && !shown.contains('\n'), "{shown}");
         let long = VarValue::Text(vec![b'x'; 10_000]).describe();
         assert!(long.len() < 100, "{}", long.len());
+    }
+
+    #[test]
+    fn an_answer_naming_other_objects_than_asked_is_refused_not_read_by_position() {
+        let asked: Oid = vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 4, 4, 2, 1, 3, 1];
+        let other: Oid = vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 4, 4, 2, 1, 3, 2];
+        let answer = |name: &Oid| Response {
+            status: 0,
+            index: 0,
+            binds: vec![(name.clone(), VarValue::Integer(2))],
+        };
+        assert!(check_names("pdu", &answer(&asked), &[&asked]).is_ok());
+        let err = check_names("pdu", &answer(&other), &[&asked]).unwrap_err();
+        assert!(err.to_string().contains("to a request for"), "{err}");
+        // An error-status answer is told by its status, whatever it names.
+        let refused = Response {
+            status: 2,
+            ..answer(&other)
+        };
+        assert!(check_names("pdu", &refused, &[&asked]).is_ok());
     }
 
     #[test]
