@@ -437,8 +437,7 @@ impl Bmc {
         else {
             return (0x81, vec![]);
         };
-        let Some(auth) =
-            AuthType::from_byte(data[0]).filter(|a| self.config.v15_auths.contains(a))
+        let Some(auth) = AuthType::from_byte(data[0]).filter(|a| self.config.v15_auths.contains(a))
         else {
             return (0xcc, vec![]);
         };

@@ -60,10 +60,15 @@ impl AuthType {
 
     /// The types a support byte names, MD2 included (to say what a BMC offers).
     pub fn offered(support: u8) -> Vec<AuthType> {
-        [AuthType::None, AuthType::Md2, AuthType::Md5, AuthType::Password]
-            .into_iter()
-            .filter(|t| support & t.support_bit() != 0)
-            .collect()
+        [
+            AuthType::None,
+            AuthType::Md2,
+            AuthType::Md5,
+            AuthType::Password,
+        ]
+        .into_iter()
+        .filter(|t| support & t.support_bit() != 0)
+        .collect()
     }
 }
 

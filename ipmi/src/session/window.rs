@@ -113,7 +113,10 @@ mod tests {
         assert!(w.accept(101));
         assert!(!w.accept(99));
         let mut w = SeqWindow::v15_expecting(5);
-        assert!(w.accept(6), "a BMC may start one after the number it was given");
+        assert!(
+            w.accept(6),
+            "a BMC may start one after the number it was given"
+        );
     }
 
     #[test]
