@@ -1510,4 +1510,87 @@ mod tests {
             );
         }
     }
+
+    fn protocol_of(extra: &[(&str, &str)]) -> Result<crate::session::client::Protocol, String> {
+        let mut pairs = vec![
+            ("ip", "127.0.0.1"),
+            ("username", "admin"),
+            ("password", "secretpw"),
+        ];
+        pairs.extend_from_slice(extra);
+        IpmiSwitch::from_params(&params(&pairs))
+            .map(|sw| sw.config.protocol())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ipmi_1_5_is_spoken_only_when_lanplus_0_or_interface_lan_asks() {
+        use crate::session::client::Protocol;
+        let v15 = |auth, explicit| Ok(Protocol::Ipmi15 { auth, explicit });
+        assert_eq!(protocol_of(&[]), Ok(Protocol::RmcpPlus));
+        assert_eq!(protocol_of(&[("lanplus", "1")]), Ok(Protocol::RmcpPlus));
+        // `auth` alone does not leave RMCP+ (ipmitool -I lanplus ignores -A).
+        assert_eq!(protocol_of(&[("auth", "password")]), Ok(Protocol::RmcpPlus));
+        assert_eq!(protocol_of(&[("lanplus", "0")]), v15(AuthType::Md5, false));
+        assert_eq!(
+            protocol_of(&[("lanplus", "false"), ("auth", "md5")]),
+            v15(AuthType::Md5, true)
+        );
+        assert_eq!(
+            protocol_of(&[("interface", "lan"), ("auth", "password")]),
+            v15(AuthType::Password, true)
+        );
+        assert_eq!(
+            protocol_of(&[("interface", "lan"), ("auth", "none")]),
+            v15(AuthType::None, true)
+        );
+    }
+
+    #[test]
+    fn ipmi_1_5_refuses_what_cannot_apply_and_accepts_what_switches_the_same() {
+        let refused = protocol_of(&[("lanplus", "1"), ("interface", "lan")]).unwrap_err();
+        assert!(refused.contains("contradict"), "{refused}");
+        let refused = protocol_of(&[("lanplus", "0"), ("hexadecimal_kg", "0102")]).unwrap_err();
+        assert!(refused.contains("hexadecimal_kg"), "{refused}");
+        // A pinned cipher and the `+` lookup change nothing that is switched.
+        assert!(protocol_of(&[("lanplus", "0"), ("cipher", "3")]).is_ok());
+        assert!(protocol_of(&[("lanplus", "0"), ("privlvl", "operator+")]).is_ok());
+        let long = IpmiSwitch::from_params(&params(&[
+            ("ip", "127.0.0.1"),
+            ("username", "admin"),
+            ("password", "a-password-of-20-byt"),
+            ("lanplus", "0"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(long.contains("16 bytes"), "{long}");
+        assert!(!long.contains("a-password-of-20-byt"), "{long}");
+    }
+
+    /// Through the UDP driver to the responder's IPMI 1.5 side: off, confirmed by
+    /// the BMC's own state.
+    #[tokio::test]
+    async fn lanplus_0_switches_a_bmc_off_over_ipmi_1_5() {
+        let mut cfg = BmcConfig::new("secretpw");
+        cfg.v15_auths = vec![AuthType::Md5];
+        cfg.suites = vec![];
+        let (addr, bmc) = spawn_bmcs(vec![cfg]).await.unwrap().remove(0);
+        let sw = IpmiSwitch::from_params(&params(&[
+            ("ip", "127.0.0.1"),
+            ("ipport", &addr.port().to_string()),
+            ("username", "admin"),
+            ("password", "secretpw"),
+            ("lanplus", "0"),
+        ]))
+        .unwrap();
+        sw.switch(&Plug::Chassis, SwitchTo::Off, soon())
+            .await
+            .unwrap();
+        assert_eq!(bmc.lock().unwrap().power(), PowerState::Off);
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::Off
+        );
+        PowerSwitch::close(&sw, soon()).await;
+    }
 }
