@@ -8,6 +8,9 @@
 //!
 //! ipmi_sim 2.0.33 has no HMAC-SHA256, so the default offer (17, then 3) proves the
 //! fallback here; suite 17 itself is proven against other peers in the ipmi crate.
+//! IPMI 1.5 (`lanplus=0`, `interface=lan`) is proven here too: ipmi_sim's user is
+//! allowed MD5, straight password and none, and `fence_ipmilan` / `ipmitool -I lan`
+//! read back what fencekit's 1.5 sessions did.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
