@@ -16,7 +16,7 @@
 
 use fencekit_core::PowerState;
 
-use crate::ber::Oid;
+use fencekit_snmp::ber::Oid;
 
 /// The PowerNet-MIB families we drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -288,7 +288,7 @@ pub fn unknown_family_message(dotted: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ber;
+    use fencekit_snmp::ber;
     use proptest::prelude::*;
 
     #[test]

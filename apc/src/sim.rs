@@ -36,8 +36,8 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::ber::{dotted, parse_dotted, Oid};
 use crate::profile::Family;
+use fencekit_snmp::ber::{dotted, parse_dotted, Oid};
 
 /// How an emulated outlet behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,7 +391,7 @@ fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
                     None,
                 );
                 put(".1.3.6.1.4.1.318.1.1.26.9.2.3.1.5", &i, off_on, None);
-                put(".1.3.6.1.4.1.318.1.1.26.9.2.3.1.6", &i, pend, None);
+                put(".1.3.6.1.4.1.318.1.1.26.9.2.3.1.6", &i, pend.clone(), None);
                 // rPDU2OutletSwitchedControlTable: Index, Module, Name, Number, Command
                 put(
                     ".1.3.6.1.4.1.318.1.1.26.9.2.4.1.1",
@@ -409,6 +409,32 @@ fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
                 );
                 put(
                     ".1.3.6.1.4.1.318.1.1.26.9.2.4.1.5",
+                    &i,
+                    on_off(o.on),
+                    Some(Writable::Command),
+                );
+                // The older tables AP8xxx firmware keeps answering over the same outlets,
+                // which fence_apc_snmp drives for this sysObjectID (its `ApcMS6`): the
+                // state and name from sPDUOutletControlTable, the command written to
+                // rPDUOutletControlOutletCommand.
+                put(
+                    ".1.3.6.1.4.1.318.1.1.4.4.2.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.4.4.2.1.2", &i, pend, None);
+                put(".1.3.6.1.4.1.318.1.1.4.4.2.1.3", &i, on_off(o.on), None);
+                put(".1.3.6.1.4.1.318.1.1.4.4.2.1.4", &i, name(), None);
+                put(
+                    ".1.3.6.1.4.1.318.1.1.12.3.3.1.1.1",
+                    &i,
+                    SimValue::Integer(n.into()),
+                    None,
+                );
+                put(".1.3.6.1.4.1.318.1.1.12.3.3.1.1.2", &i, name(), None);
+                put(
+                    ".1.3.6.1.4.1.318.1.1.12.3.3.1.1.4",
                     &i,
                     on_off(o.on),
                     Some(Writable::Command),

@@ -9,18 +9,19 @@ use async_trait::async_trait;
 use fencekit_core::schema::PluginKind;
 use fencekit_core::{
     DeviceCommand, DeviceError, Instant, ParamSpec, ParamType, Params, Plug, PlugInfo, PowerState,
-    PowerSwitch, Schema, Secret, SwitchTo,
+    PowerSwitch, Schema, SwitchTo,
 };
 
-use crate::ber::{self, SetValue};
 use crate::profile::{self, Command, Family, Instance};
-use crate::transport::{
-    Agent, AuthProtocol, Credentials, PrivProtocol, Resend, Response, SecLevel, Session, Usm,
-    VarValue, Version,
-};
+use fencekit_snmp::ber::{self, SetValue};
+use fencekit_snmp::params as snmp_params;
+use fencekit_snmp::{Agent, Credentials, Resend, Response, Session, VarValue};
 
 /// How long one SNMP request waits before it is sent again (net-snmp's default).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The write community fence_apc_snmp assumes when none is given (APC's factory one).
+const FACTORY_COMMUNITY: &str = "private";
 
 /// How many outlets' state objects go into one GetRequest while listing.
 const LIST_BATCH: usize = 8;
@@ -70,60 +71,7 @@ impl ApcSnmpSwitch {
             .ok()
             .filter(|p| *p > 0)
             .ok_or_else(|| config(format!("parameter `ipport` must be 1 to 65535, not {port}")))?;
-        let version = match params.text("snmp_version").unwrap_or("1") {
-            "1" => Version::V1,
-            "2c" | "2C" => Version::V2c,
-            "3" => Version::V3,
-            other => {
-                return Err(config(format!(
-                    "parameter `snmp_version`: {other} is not 1, 2c or 3"
-                )))
-            }
-        };
-        let credentials = match version {
-            Version::V1 | Version::V2c => Credentials::Community {
-                version,
-                // fence_apc_snmp assumes "private" (APC's factory write
-                // community); so do we, so that its configurations work unchanged,
-                // but say so: a PDU still on its factory community is a risk.
-                community: match params.secret("community") {
-                    Some(community) => community.clone(),
-                    None => {
-                        tracing::warn!(
-                            device = %params.text("ip").unwrap_or("?"),
-                            "no `community` given: using APC's factory default, as \
-                             fence_apc_snmp does; set community (or community_file)"
-                        );
-                        Secret::new("private")
-                    }
-                },
-            },
-            Version::V3 => {
-                let user = params
-                    .text("username")
-                    .filter(|u| !u.is_empty())
-                    .ok_or_else(|| config("parameter `username` is required for SNMPv3".into()))?
-                    .to_string();
-                let auth_pass = params.secret("password").cloned();
-                let priv_pass = params.secret("snmp_priv_passwd").cloned();
-                let level = match params.text("snmp_sec_level") {
-                    Some(text) => parse_level(text)?,
-                    // As fence_apc_snmp infers it: privacy pass phrase → authPriv,
-                    // password → authNoPriv, neither → noAuthNoPriv.
-                    None if priv_pass.is_some() => SecLevel::AuthPriv,
-                    None if auth_pass.is_some() => SecLevel::AuthNoPriv,
-                    None => SecLevel::NoAuthNoPriv,
-                };
-                Credentials::Usm(Usm {
-                    user,
-                    level,
-                    auth: parse_auth(params.text("snmp_auth_prot").unwrap_or("MD5"))?,
-                    auth_pass,
-                    privacy: parse_priv(params.text("snmp_priv_prot").unwrap_or("DES"))?,
-                    priv_pass,
-                })
-            }
-        };
+        let credentials = Credentials::from_params(params, Some(FACTORY_COMMUNITY))?;
         let profile = match params.text("profile").unwrap_or("auto") {
             p if p.eq_ignore_ascii_case("auto") => None,
             p => Some(Family::from_name(p).ok_or_else(|| {
@@ -512,51 +460,7 @@ impl ApcSnmpSwitch {
 }
 
 fn status_text(response: &Response) -> String {
-    crate::transport::status_name(response.status).to_string()
-}
-
-/// `snmp_sec_level` as fence-agents spell it (case aside).
-pub fn parse_level(text: &str) -> Result<SecLevel, DeviceError> {
-    match text.to_ascii_lowercase().as_str() {
-        "noauthnopriv" => Ok(SecLevel::NoAuthNoPriv),
-        "authnopriv" => Ok(SecLevel::AuthNoPriv),
-        "authpriv" => Ok(SecLevel::AuthPriv),
-        _ => Err(DeviceError::Failed(format!(
-            "parameter `snmp_sec_level`: {text} is not noAuthNoPriv, authNoPriv or authPriv"
-        ))),
-    }
-}
-
-/// `snmp_auth_prot`: one of [`AUTH_PROTOCOLS`] (case and `-` aside).
-pub fn parse_auth(text: &str) -> Result<AuthProtocol, DeviceError> {
-    match text.to_ascii_uppercase().replace('-', "").as_str() {
-        "MD5" => Ok(AuthProtocol::Md5),
-        "SHA" | "SHA1" => Ok(AuthProtocol::Sha1),
-        "SHA224" => Ok(AuthProtocol::Sha224),
-        "SHA256" => Ok(AuthProtocol::Sha256),
-        "SHA384" => Ok(AuthProtocol::Sha384),
-        "SHA512" => Ok(AuthProtocol::Sha512),
-        _ => Err(DeviceError::Failed(format!(
-            "parameter `snmp_auth_prot`: {text} is not one of {}",
-            AUTH_PROTOCOLS.join(", ")
-        ))),
-    }
-}
-
-/// `snmp_priv_prot`: one of [`PRIV_PROTOCOLS`] (case and `-` aside).
-pub fn parse_priv(text: &str) -> Result<PrivProtocol, DeviceError> {
-    match text.to_ascii_uppercase().replace('-', "").as_str() {
-        "DES" => Ok(PrivProtocol::Des),
-        "AES" | "AES128" => Ok(PrivProtocol::Aes128),
-        "AES192" => Ok(PrivProtocol::Aes192),
-        "AES256" => Ok(PrivProtocol::Aes256),
-        "AES192C" => Ok(PrivProtocol::Aes192Reeder),
-        "AES256C" => Ok(PrivProtocol::Aes256Reeder),
-        _ => Err(DeviceError::Failed(format!(
-            "parameter `snmp_priv_prot`: {text} is not one of {}",
-            PRIV_PROTOCOLS.join(", ")
-        ))),
-    }
+    fencekit_snmp::status_name(response.status).to_string()
 }
 
 #[async_trait]
@@ -659,11 +563,6 @@ impl PowerSwitch for ApcSnmpSwitch {
     }
 }
 
-/// The values `snmp_auth_prot` takes.
-pub const AUTH_PROTOCOLS: &[&str] = &["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"];
-/// The values `snmp_priv_prot` takes.
-pub const PRIV_PROTOCOLS: &[&str] = &["DES", "AES", "AES192", "AES256", "AES192C", "AES256C"];
-
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("ip", "IP address or host name of the PDU")
         .aliases(&["ipaddr"])
@@ -683,44 +582,21 @@ const PARAMS: &[ParamSpec] = &[
          secure=1 (fence_apc's --ssh) or telnet=1",
     )
     .ty(ParamType::Select(&["snmp", "ssh", "snmp,ssh"])),
-    ParamSpec::new(
-        "community",
-        "SNMPv1/v2c community with write access (default: APC's factory `private`, \
-         as fence_apc_snmp; a warning is logged when the default is used)",
-    )
-    .short('c')
-    .secret(),
-    ParamSpec::new("snmp_version", "SNMP version: 1, 2c or 3")
-        .short('d')
-        .ty(ParamType::Select(&["1", "2c", "3"]))
-        .default("1"),
-    ParamSpec::new("username", "SNMPv3 user (security name)")
-        .aliases(&["login"])
-        .short('l'),
-    ParamSpec::new("password", "SNMPv3 authentication pass phrase (at least 8 characters)")
-        .aliases(&["passwd"])
-        .short('p')
-        .secret(),
-    ParamSpec::new("snmp_auth_prot", "SNMPv3 authentication protocol (MD5 when not given)")
-        .short('b')
-        .ty(ParamType::Select(AUTH_PROTOCOLS)),
-    ParamSpec::new(
-        "snmp_sec_level",
-        "SNMPv3 security level (when not given: authPriv with a privacy pass phrase, \
-         authNoPriv with a password, else noAuthNoPriv)",
-    )
-    .short('E')
-    .ty(ParamType::Select(&["noAuthNoPriv", "authNoPriv", "authPriv"])),
-    ParamSpec::new(
-        "snmp_priv_prot",
-        "SNMPv3 privacy protocol (DES when not given; AES is AES-128; AES192C/AES256C \
-         use the key extension Cisco and net-snmp's *C variants use)",
-    )
-    .short('B')
-    .ty(ParamType::Select(PRIV_PROTOCOLS)),
-    ParamSpec::new("snmp_priv_passwd", "SNMPv3 privacy pass phrase (at least 8 characters)")
-        .short('P')
-        .secret(),
+    // The SNMP group, declared in fencekit-snmp; fence_apc_snmp's defaults:
+    // version 1 and APC's factory write community.
+    ParamSpec {
+        description: "SNMPv1/v2c community with write access (default: APC's factory \
+                      `private`, as fence_apc_snmp; a warning is logged when the default \
+                      is used)",
+        ..snmp_params::COMMUNITY
+    },
+    snmp_params::SNMP_VERSION.default("1"),
+    snmp_params::USERNAME,
+    snmp_params::PASSWORD,
+    snmp_params::SNMP_AUTH_PROT,
+    snmp_params::SNMP_SEC_LEVEL,
+    snmp_params::SNMP_PRIV_PROT,
+    snmp_params::SNMP_PRIV_PASSWD,
     ParamSpec::new(
         "switch",
         "The unit in a daisy chain (fence_apc's, for the console); over SNMP only 1, as \
@@ -827,6 +703,7 @@ pub const SCHEMA: Schema = Schema {
 mod tests {
     use super::*;
     use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
+    use fencekit_snmp::{SecLevel, Version};
 
     fn params(pairs: &[(&str, &str)]) -> Result<Params, String> {
         let raw: Vec<RawParam> = pairs
@@ -882,7 +759,7 @@ mod tests {
         ])
         .unwrap();
         let switch = ApcSnmpSwitch::from_params(&p).unwrap();
-        match &switch.agent.credentials_for_tests() {
+        match &switch.agent.credentials() {
             Credentials::Usm(usm) => assert_eq!(usm.level, SecLevel::AuthPriv),
             _ => panic!("not v3"),
         }

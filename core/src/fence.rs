@@ -465,8 +465,9 @@ impl<'a> Run<'a> {
         if self.options.method == Method::Cycle {
             match self.cycle_device() {
                 Ok(device) => {
-                    self.cycle(device, outcome).await;
-                    return;
+                    if self.cycle(device, outcome).await {
+                        return;
+                    }
                 }
                 Err(why) => self.note(outcome, why),
             }
@@ -509,28 +510,27 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The device's own cycle for a node with one plug. A node that reads off is
-    /// switched on instead (a cycle of an off machine is refused by many BMCs, and
-    /// users mean "make it run again").
-    async fn cycle(&self, device: &Arc<dyn PowerSwitch>, outcome: &mut Outcome) {
+    /// The device's own cycle for a node with one plug; false when the node is to be
+    /// rebooted off-then-on instead. A node that reads off is: a cycle of an off
+    /// machine is refused by many BMCs, and users mean "make it run again". A read
+    /// made before any command is no fence (the device may be wrong about the plug,
+    /// or the node may be on its way up): the off is sent and read back like any off.
+    async fn cycle(&self, device: &Arc<dyn PowerSwitch>, outcome: &mut Outcome) -> bool {
         let target = &self.target.plugs[0];
         let before = match self.read(device, target, self.deadline).await {
             Ok(state) => state,
             Err(error) => {
                 self.fail(outcome, error);
-                return;
+                return true;
             }
         };
         outcome.plugs[0].state = before;
         if before == PowerState::Off {
             self.note(
                 outcome,
-                format!("{target} already off: switching it on instead of cycling"),
+                format!("{target} reads off already: rebooting off-then-on instead of cycling"),
             );
-            outcome.fenced = true;
-            outcome.plugs[0].off_confirmed = Some(self.start.elapsed());
-            outcome.success = self.phase(SwitchTo::On, outcome).await;
-            return;
+            return false;
         }
         let result = self
             .bounded(
@@ -542,7 +542,7 @@ impl<'a> Run<'a> {
             .await;
         if let Err(error) = result {
             self.fail(outcome, error);
-            return;
+            return true;
         }
         self.step(Some(target), StepKind::Accepted("cycle"));
         let accepted = Instant::now();
@@ -577,7 +577,7 @@ impl<'a> Run<'a> {
                     },
                 };
             self.fail(outcome, error);
-            return;
+            return true;
         }
         outcome.fenced = true;
         outcome.plugs[0].off_confirmed = progress.confirmed;
@@ -598,6 +598,7 @@ impl<'a> Run<'a> {
             }
             Some(error) => self.fail(outcome, error),
         }
+        true
     }
 
     /// Every plug read once: devices at once, the plugs of one device one after

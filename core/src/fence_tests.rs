@@ -384,6 +384,36 @@ async fn cycle_of_a_node_that_is_off_switches_it_on() {
     assert!(outcome.success, "{}", outcome.summary());
     assert_eq!(bmc.state(1), Some(PowerState::On));
     assert!(bmc.received().iter().all(|r| r.command != "cycle"));
+    // The off was sent and read back before the on: a read made before any command
+    // is no fence.
+    let commands: Vec<&str> = bmc.received().iter().map(|r| r.command).collect();
+    assert_eq!(commands, ["off", "on"], "{}", outcome.summary());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cycle_of_a_node_that_reads_off_but_refuses_every_command_is_no_fence() {
+    // The device says off before anything was sent (it may be wrong about the plug);
+    // it then refuses the off. Nothing was read off after a command: not fenced.
+    let bmc = Arc::new(SimSwitch::new(1));
+    bmc.set_state(1, PowerState::Off);
+    bmc.set_behaviour(
+        1,
+        Behaviour::FailSwitch(DeviceError::Failed("refused".into())),
+    );
+    let opts = FenceOptions {
+        method: Method::Cycle,
+        ..options()
+    };
+    let outcome = fence(
+        &devices(&[("bmc1", &bmc)]),
+        &node(vec![plug("bmc1", 1)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(!outcome.fenced, "{}", outcome.summary());
+    assert!(!outcome.success, "{}", outcome.summary());
+    assert!(outcome.plugs[0].off_confirmed.is_none());
 }
 
 #[tokio::test(start_paused = true)]

@@ -106,7 +106,7 @@ proptest! {
     fn resolve_outlet_finds_exactly_one_outlet_or_says_why(
         text in "[0-9a-c]{0,3}",
         // A device numbers its outlets once each.
-        outlets in prop::collection::btree_map(0u32..12, "[0-9a-c]{0,2}", 0..8),
+        outlets in prop::collection::btree_map(0u32..12, "[0-9a-cA-C ]{0,2}", 0..8),
     ) {
         let plug = Plug::parse(&text);
         let list: Vec<(u32, &str)> = outlets.iter().map(|(n, s)| (*n, s.as_str())).collect();
@@ -127,6 +127,15 @@ proptest! {
             })
             .map(|(n, _)| *n)
             .collect();
+        // A name that found an outlet also finds those named so but for case and
+        // surrounding blanks.
+        if let (Plug::Name(t), false) = (&plug, expected.is_empty()) {
+            expected.extend(
+                list.iter()
+                    .filter(|(_, name)| name.trim().eq_ignore_ascii_case(t.trim()))
+                    .map(|(n, _)| *n),
+            );
+        }
         expected.sort_unstable();
         expected.dedup();
         match resolve_outlet(&plug, list.iter().copied()) {

@@ -127,6 +127,8 @@ fn canonical_number(text: &str) -> Option<u32> {
 ///   `3` after node 3 on outlet 7: either could be meant);
 /// * a name is every outlet with exactly that name; a name of digits (`07`) also
 ///   names the outlet with that number;
+/// * another outlet whose name differs only in case or blanks makes a name
+///   ambiguous too;
 /// * more than one outlet is an error, never the first of them: two outlets named
 ///   `db1` are usually the two power supplies of one node, and switching one of them
 ///   off fences nothing.
@@ -154,6 +156,17 @@ pub fn resolve_outlet<'a>(
             for (number, name) in outlets.clone() {
                 if (name == text || digits == Some(number)) && !found.contains(&number) {
                     found.push(number);
+                }
+            }
+            // An outlet whose name differs only in case or surrounding blanks (`DB1`
+            // beside `db1`) is most likely the node's other power supply, and
+            // cluster-glue's host lookup takes it as the same name: the plug is
+            // ambiguous, never the exactly matching outlet alone.
+            if !found.is_empty() {
+                for (number, name) in outlets.clone() {
+                    if name.trim().eq_ignore_ascii_case(text.trim()) && !found.contains(&number) {
+                        found.push(number);
+                    }
                 }
             }
         }
@@ -283,6 +296,18 @@ mod tests {
 
     fn outlets() -> Vec<(u32, &'static str)> {
         vec![(1, "db1"), (2, "web"), (3, "db1"), (7, "app"), (8, "07")]
+    }
+
+    #[test]
+    fn a_name_beside_one_differing_only_in_case_or_blanks_is_ambiguous() {
+        let err =
+            resolve_outlet(&Plug::parse("db1"), [(1, "db1"), (2, "DB1 "), (3, "web")]).unwrap_err();
+        assert!(
+            matches!(&err, DeviceError::AmbiguousPlug { outlets, .. } if outlets == "1, 2"),
+            "{err}"
+        );
+        // Alone, a name is matched exactly, as fence_apc_snmp matches it.
+        assert!(resolve_outlet(&Plug::parse("DB1"), [(1, "db1")]).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! and the state the core fence algorithm reads back is `ifAdminStatus`, with
 //! `ifOperStatus` logged beside it. [`mib`] holds the IF-MIB objects (RFC 2863);
 //! [`switch`] the device and the parameter [`SCHEMA`] under fence_ifmib's names.
-//! SNMP itself (v1, v2c, v3 with USM) is `fencekit_apc::transport`.
+//! SNMP itself (v1, v2c, v3 with USM) and its parameter group are `fencekit_snmp`'s.
 
 pub mod mib;
 pub mod switch;

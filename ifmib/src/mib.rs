@@ -1,8 +1,8 @@
 //! The IF-MIB objects fabric fencing uses (RFC 2863) and what their values mean for
 //! a fence.
 
-use fencekit_apc::ber::Oid;
 use fencekit_core::PowerState;
+use fencekit_snmp::ber::Oid;
 
 /// ifDescr (ifTable): the interface's description, the names fence_ifmib matches a
 /// plug against (`GigabitEthernet1/0/1` on a switch, `eth0` on Linux).

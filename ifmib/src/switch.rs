@@ -5,16 +5,14 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fencekit_apc::ber::SetValue;
-use fencekit_apc::switch::{parse_auth, parse_level, parse_priv, AUTH_PROTOCOLS, PRIV_PROTOCOLS};
-use fencekit_apc::transport::{
-    status_name, Agent, Credentials, Resend, Response, SecLevel, Session, Usm, VarValue, Version,
-};
 use fencekit_core::schema::PluginKind;
 use fencekit_core::{
     resolve_outlet, DeviceError, Instant, ParamSpec, ParamType, Params, Plug, PlugInfo, PowerState,
     PowerSwitch, Schema, SwitchTo,
 };
+
+use fencekit_snmp::ber::SetValue;
+use fencekit_snmp::{params, status_name, Agent, Credentials, Resend, Response, Session, VarValue};
 
 use crate::mib;
 
@@ -74,7 +72,9 @@ impl IfMibSwitch {
             .ok()
             .filter(|p| *p > 0)
             .ok_or_else(|| config(format!("parameter `ipport` must be 1 to 65535, not {port}")))?;
-        let credentials = credentials(params)?;
+        // fence_ifmib assumes no community: net-snmp's tools refuse to run without
+        // one, and a switch's factory community is nothing to assume.
+        let credentials = Credentials::from_params(params, None)?;
         Ok(IfMibSwitch::new(Agent::new(
             &host,
             port,
@@ -126,7 +126,7 @@ impl IfMibSwitch {
             "{} listed {} under {column}, which is not one interface's row; refusing to \
              pick ports from a table read another way than IF-MIB says",
             self.agent.endpoint(),
-            fencekit_apc::ber::dotted(oid)
+            fencekit_snmp::ber::dotted(oid)
         ))
     }
 
@@ -278,68 +278,6 @@ fn text(value: &VarValue) -> String {
     }
 }
 
-/// The SNMP credentials, as fence_ifmib reads its parameters: v1 and v2c (the
-/// default) take `community`; v3 takes `username`, `password`, `snmp_priv_passwd`
-/// and the protocols and level.
-fn credentials(params: &Params) -> Result<Credentials, DeviceError> {
-    let config = |text: String| DeviceError::Failed(text);
-    let version = match params.text("snmp_version").unwrap_or("2c") {
-        "1" => Version::V1,
-        "2c" | "2C" => Version::V2c,
-        "3" => Version::V3,
-        other => {
-            return Err(config(format!(
-                "parameter `snmp_version`: {other} is not 1, 2c or 3"
-            )))
-        }
-    };
-    match version {
-        Version::V1 | Version::V2c => {
-            // fence_ifmib has no default community: net-snmp's tools refuse to run
-            // without one. A switch's factory community is nothing to assume.
-            let community = params.secret("community").cloned().ok_or_else(|| {
-                let hint = if params.text("username").is_some() {
-                    "; for the SNMPv3 user given, set snmp_version=3"
-                } else {
-                    ""
-                };
-                config(format!(
-                    "parameter `community` is required for SNMP v1 and v2c (the \
-                     community with write access to ifAdminStatus){hint}"
-                ))
-            })?;
-            Ok(Credentials::Community { version, community })
-        }
-        Version::V3 => {
-            let user = params
-                .text("username")
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| config("parameter `username` is required for SNMPv3".into()))?
-                .to_string();
-            let auth_pass = params.secret("password").cloned();
-            let priv_pass = params.secret("snmp_priv_passwd").cloned();
-            let level = match params.text("snmp_sec_level") {
-                Some(text) => parse_level(text)?,
-                // fence_ifmib's inference: both pass phrases → authPriv; a
-                // password alone → authNoPriv (where net-snmp's tools would send
-                // noAuthNoPriv and ignore it); neither → noAuthNoPriv.
-                None if priv_pass.is_some() && auth_pass.is_some() => SecLevel::AuthPriv,
-                None if auth_pass.is_some() => SecLevel::AuthNoPriv,
-                None => SecLevel::NoAuthNoPriv,
-            };
-            Ok(Credentials::Usm(Usm {
-                user,
-                level,
-                // net-snmp's tools' defaults when fence_ifmib passes no -a or -x.
-                auth: parse_auth(params.text("snmp_auth_prot").unwrap_or("MD5"))?,
-                auth_pass,
-                privacy: parse_priv(params.text("snmp_priv_prot").unwrap_or("DES"))?,
-                priv_pass,
-            }))
-        }
-    }
-}
-
 #[async_trait]
 impl PowerSwitch for IfMibSwitch {
     async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
@@ -468,57 +406,15 @@ const PARAMS: &[ParamSpec] = &[
         .short('u')
         .ty(ParamType::Integer)
         .default("161"),
-    ParamSpec::new(
-        "community",
-        "SNMPv1/v2c community with write access to ifAdminStatus (required for v1 and \
-         v2c: there is no default)",
-    )
-    .short('c')
-    .secret(),
-    ParamSpec::new("snmp_version", "SNMP version: 1, 2c or 3")
-        .short('d')
-        .ty(ParamType::Select(&["1", "2c", "3"]))
-        .default("2c"),
-    ParamSpec::new("username", "SNMPv3 user (security name)")
-        .aliases(&["login"])
-        .short('l'),
-    ParamSpec::new(
-        "password",
-        "SNMPv3 authentication pass phrase (at least 8 characters)",
-    )
-    .aliases(&["passwd"])
-    .short('p')
-    .secret(),
-    ParamSpec::new(
-        "snmp_auth_prot",
-        "SNMPv3 authentication protocol (MD5 when not given, as net-snmp's tools)",
-    )
-    .short('b')
-    .ty(ParamType::Select(AUTH_PROTOCOLS)),
-    ParamSpec::new(
-        "snmp_sec_level",
-        "SNMPv3 security level (when not given: authPriv with both pass phrases, \
-         authNoPriv with a password alone, else noAuthNoPriv)",
-    )
-    .short('E')
-    .ty(ParamType::Select(&[
-        "noAuthNoPriv",
-        "authNoPriv",
-        "authPriv",
-    ])),
-    ParamSpec::new(
-        "snmp_priv_prot",
-        "SNMPv3 privacy protocol (DES when not given, as net-snmp's tools; AES is \
-         AES-128)",
-    )
-    .short('B')
-    .ty(ParamType::Select(PRIV_PROTOCOLS)),
-    ParamSpec::new(
-        "snmp_priv_passwd",
-        "SNMPv3 privacy pass phrase (at least 8 characters)",
-    )
-    .short('P')
-    .secret(),
+    // The SNMP group, with fence_ifmib's default version.
+    params::COMMUNITY,
+    params::SNMP_VERSION.default("2c"),
+    params::USERNAME,
+    params::PASSWORD,
+    params::SNMP_AUTH_PROT,
+    params::SNMP_SEC_LEVEL,
+    params::SNMP_PRIV_PROT,
+    params::SNMP_PRIV_PASSWD,
     ParamSpec::new(
         "snmpget_path",
         "fence_ifmib's path to snmpget: not used (fencekit speaks SNMP itself)",
@@ -557,8 +453,9 @@ pub const SCHEMA: Schema = Schema {
 mod tests {
     use super::*;
     use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
+    use fencekit_snmp::Version;
 
-    fn params(pairs: &[(&str, &str)]) -> Result<Params, String> {
+    fn validated(pairs: &[(&str, &str)]) -> Result<Params, String> {
         let raw: Vec<RawParam> = pairs
             .iter()
             .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
@@ -569,7 +466,7 @@ mod tests {
     }
 
     fn build(pairs: &[(&str, &str)]) -> Result<IfMibSwitch, String> {
-        IfMibSwitch::from_params(&params(pairs)?).map_err(|e| e.to_string())
+        IfMibSwitch::from_params(&validated(pairs)?).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -591,35 +488,9 @@ mod tests {
     }
 
     #[test]
-    fn v2c_without_a_community_is_refused_and_a_v3_user_is_pointed_at_snmp_version() {
+    fn v2c_without_a_community_is_refused_as_fence_ifmib_assumes_none() {
         let err = build(&[("ip", "h")]).err().unwrap();
         assert!(err.contains("`community` is required"), "{err}");
-        let err = build(&[("ip", "h"), ("username", "u"), ("password", "12345678")])
-            .err()
-            .unwrap();
-        assert!(err.contains("snmp_version=3"), "{err}");
-    }
-
-    #[test]
-    fn the_security_level_follows_the_pass_phrases_given() {
-        let level = |pairs: &[(&str, &str)]| {
-            let mut all = vec![("ip", "h"), ("snmp_version", "3"), ("username", "u")];
-            all.extend_from_slice(pairs);
-            match credentials(&params(&all).unwrap()).unwrap() {
-                Credentials::Usm(usm) => usm.level,
-                Credentials::Community { .. } => panic!("not v3"),
-            }
-        };
-        assert_eq!(level(&[]), SecLevel::NoAuthNoPriv);
-        assert_eq!(level(&[("password", "12345678")]), SecLevel::AuthNoPriv);
-        assert_eq!(
-            level(&[("password", "12345678"), ("snmp_priv_passwd", "87654321")]),
-            SecLevel::AuthPriv
-        );
-        assert_eq!(
-            level(&[("password", "12345678"), ("snmp_sec_level", "authNoPriv")]),
-            SecLevel::AuthNoPriv
-        );
     }
 
     #[test]

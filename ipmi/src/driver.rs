@@ -247,12 +247,18 @@ enum Route {
     /// An RAKP 2 or 4 error addressed to console session ID 0 (some BMCs do):
     /// only its tag says whose it is. It can only end the session it reaches.
     RakpError { tag: u8 },
+    /// An IPMI 1.5 datagram: its session ID is the BMC's (0 before activation),
+    /// never ours, so it goes to every session with this peer, and each takes only
+    /// the reply to its own request whose AuthCode verifies.
+    V15,
 }
 
 /// Where a datagram from a BMC is addressed.
 fn route(datagram: &[u8]) -> Option<Route> {
-    let Ok(Framing::V2(header)) = peek(datagram) else {
-        return None;
+    let header = match peek(datagram) {
+        Ok(Framing::V2(header)) => header,
+        Ok(Framing::V15) => return Some(Route::V15),
+        _ => return None,
     };
     match header.payload_type {
         PayloadType::OpenSessionResponse => {
@@ -398,6 +404,11 @@ async fn run(socket: UdpSocket, mut jobs: mpsc::UnboundedReceiver<Job>, accepted
                         .filter(|(_, e)| e.peer == from && e.session.awaits_open_session_response(tag))
                         .map(|(id, _)| *id)
                         .collect(),
+                    Some(Route::V15) => sessions
+                        .iter()
+                        .filter(|(_, e)| e.peer == from)
+                        .map(|(id, _)| *id)
+                        .collect(),
                     Some(Route::RakpError { tag }) => sessions
                         .iter()
                         .filter(|(_, e)| e.peer == from && e.session.awaits_rakp_response(tag))
@@ -462,6 +473,7 @@ async fn step(
                         accepted.insert(entry.peer, suite);
                     }
                 }
+                Event::EstablishedV15 { .. } => {}
                 Event::Reply { result, .. } => {
                     entry.replies.push(result);
                     if entry.replies.len() == entry.wanted {

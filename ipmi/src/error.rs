@@ -44,6 +44,10 @@ pub enum Phase {
     Rakp,
     /// Inside the established session.
     InSession,
+    /// IPMI 1.5: Get Channel Authentication Capabilities, nothing answered at all.
+    AuthCaps,
+    /// IPMI 1.5: Get Session Challenge or Activate Session, after the BMC answered.
+    Activation,
 }
 
 impl fmt::Display for Phase {
@@ -54,6 +58,11 @@ impl fmt::Display for Phase {
             }
             Phase::Rakp => "BMC stopped answering during RAKP authentication",
             Phase::InSession => "BMC stopped answering inside the session",
+            Phase::AuthCaps => {
+                "no answer to Get Channel Authentication Capabilities (IPMI 1.5; is the \
+                 address, port and lanplus right?)"
+            }
+            Phase::Activation => "BMC stopped answering during IPMI 1.5 session activation",
         })
     }
 }
@@ -87,6 +96,13 @@ pub enum IpmiError {
     },
     #[error("{host}: no allowed cipher suite is available (tried {tried}); pin one with `cipher` or check the BMC's LAN settings")]
     CipherSuiteUnavailable { host: String, tried: String },
+    #[error("{host}: the BMC does not offer IPMI 1.5 authentication type {wanted} (it offers: {offered}); {hint}")]
+    AuthTypeUnavailable {
+        host: String,
+        wanted: &'static str,
+        offered: String,
+        hint: &'static str,
+    },
     #[error("{host}: timed out: {phase}")]
     NoAnswer { host: String, phase: Phase },
     #[error("{host}: BMC busy: {detail}")]
@@ -119,9 +135,11 @@ impl From<IpmiError> for DeviceError {
             | IpmiError::PasswordInvalid { .. }
             | IpmiError::KgInvalid { .. } => DeviceError::Auth(text),
             IpmiError::PrivilegeUnavailable { .. } => DeviceError::Refused(text),
-            IpmiError::CipherSuiteUnavailable { .. } => DeviceError::Unsupported(text),
+            IpmiError::CipherSuiteUnavailable { .. } | IpmiError::AuthTypeUnavailable { .. } => {
+                DeviceError::Unsupported(text)
+            }
             IpmiError::NoAnswer { host, phase } => match phase {
-                Phase::OpenSession => DeviceError::NoAnswer {
+                Phase::OpenSession | Phase::AuthCaps => DeviceError::NoAnswer {
                     endpoint: host,
                     detail: phase.to_string(),
                 },

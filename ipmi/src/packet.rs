@@ -1,5 +1,7 @@
-//! The two session wrappers around a payload: IPMI 1.5 (only for the sessionless
-//! Get Channel Authentication Capabilities, auth type none; IPMI v2.0 §13.6) and
+//! The two session wrappers around a payload: IPMI 1.5 (§13.6, table 13-8: auth
+//! type, session sequence, session ID, a 16-byte AuthCode unless the auth type is
+//! none, message length; used sessionless for Get Channel Authentication
+//! Capabilities and for IPMI 1.5 sessions, see [`crate::v15`]) and
 //! IPMI 2.0 / RMCP+ (§13.6, table 13-8): auth type 0x06, payload type with the
 //! encrypted and authenticated bits, session ID, session sequence, payload length,
 //! then for authenticated packets the integrity trailer (0xFF pad to a multiple of
@@ -64,25 +66,50 @@ impl PayloadType {
     }
 }
 
-/// An IPMI 1.5 session-wrapped message (auth type none).
+/// An IPMI 1.5 session-wrapped message. The AuthCode is carried as received:
+/// whoever decodes it checks it with [`crate::v15::verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V15Packet {
+    /// 0 none, 1 MD2, 2 MD5, 4 straight password, 5 OEM (§13.6).
+    pub auth_type: u8,
     pub sequence: u32,
     pub session_id: u32,
+    /// Present exactly when `auth_type` is not none.
+    pub auth_code: Option<[u8; 16]>,
     pub message: Vec<u8>,
 }
 
 impl V15Packet {
+    /// A sessionless packet (auth type none, sequence 0, session ID 0).
+    pub fn sessionless(message: Vec<u8>) -> V15Packet {
+        V15Packet {
+            auth_type: AUTH_TYPE_NONE,
+            sequence: 0,
+            session_id: 0,
+            auth_code: None,
+            message,
+        }
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
         let len = u8::try_from(self.message.len()).map_err(|_| CodecError::Oversized {
             what: "IPMI 1.5 message",
             len: self.message.len(),
             max: 255,
         })?;
+        if (self.auth_type == AUTH_TYPE_NONE) != self.auth_code.is_none() {
+            return Err(CodecError::Unexpected {
+                what: "IPMI 1.5 AuthCode presence for auth type",
+                value: self.auth_type.into(),
+            });
+        }
         let mut out = IPMI_HEADER.to_vec();
-        out.push(AUTH_TYPE_NONE);
+        out.push(self.auth_type);
         out.extend_from_slice(&self.sequence.to_le_bytes());
         out.extend_from_slice(&self.session_id.to_le_bytes());
+        if let Some(code) = &self.auth_code {
+            out.extend_from_slice(code);
+        }
         out.push(len);
         out.extend_from_slice(&self.message);
         Ok(out)
@@ -106,15 +133,18 @@ impl V15Packet {
         }
         let sequence = r.u32()?;
         let session_id = r.u32()?;
-        if auth_type != AUTH_TYPE_NONE {
-            // MD2/MD5/password auth codes: skipped, we never open 1.5 sessions.
-            r.take(16)?;
-        }
+        let auth_code = if auth_type != AUTH_TYPE_NONE {
+            Some(r.array16()?)
+        } else {
+            None
+        };
         let len = usize::from(r.u8()?);
         let message = r.take(len)?.to_vec();
         Ok(V15Packet {
+            auth_type,
             sequence,
             session_id,
+            auth_code,
             message,
         })
     }
@@ -379,11 +409,7 @@ mod tests {
 
     #[test]
     fn a_v15_packet_round_trips() {
-        let p = V15Packet {
-            sequence: 0,
-            session_id: 0,
-            message: vec![0x20, 0x18, 0xc8],
-        };
+        let p = V15Packet::sessionless(vec![0x20, 0x18, 0xc8]);
         assert_eq!(V15Packet::decode(&p.encode().unwrap()).unwrap(), p);
         assert_eq!(peek(&p.encode().unwrap()).unwrap(), Framing::V15);
     }

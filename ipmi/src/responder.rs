@@ -6,6 +6,9 @@
 //! iDRACs do, answers late, drops a share of datagrams by a seeded RNG, proves a
 //! wrong key, or stops answering mid-session). Sans-IO like the client: the UDP runner in
 //! [`crate::driver`] and the in-memory tests feed it datagrams and time.
+//! IPMI 1.5 sessions (Get Session Challenge, Activate Session, MD5 / straight
+//! password / none) where its configuration offers them, with the spec's silence
+//! towards a message whose AuthCode does not verify (IPMI v2.0 §22.17.1).
 //! For the demo, fault tests and benchmarks only: it is no hardened BMC.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +29,7 @@ use crate::packet::{decode_v2, encode_v2, peek, Framing, PayloadType, V15Packet}
 use crate::session::window::{next_seq, SeqWindow};
 use crate::setup::{OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp2Body, Rakp34};
 use crate::suite::CipherSuite;
+use crate::v15::{self, AuthType};
 
 /// A user the BMC knows.
 #[derive(Clone)]
@@ -94,6 +98,14 @@ pub struct Faults {
     /// BMCs that "do not take kindly to receiving RAKP1 or RAKP3 twice" do
     /// (pyghmi's ipmi/private/session.py).
     pub refuse_repeated_rakp1: bool,
+    /// IPMI 1.5: lose the first Get Session Challenge answer (the network's doing).
+    pub lose_first_challenge_reply: bool,
+    /// IPMI 1.5: activate the first session but lose the Activate Session answer
+    /// (the network's doing); a repeated Activate Session gets the same answer.
+    pub lose_first_activate_reply: bool,
+    /// IPMI 1.5: send in-session replies with an AuthCode that does not verify
+    /// (an impostor, or a corrupted reply).
+    pub bad_v15_auth_code: bool,
 }
 
 /// How a responder BMC is set up.
@@ -109,6 +121,9 @@ pub struct BmcConfig {
     pub seed: u64,
     /// How long a power cycle keeps the machine off (ipmi_sim's is about 1 s).
     pub cycle_off: Duration,
+    /// IPMI 1.5 authentication types it activates sessions with (empty: RMCP+
+    /// only, the default).
+    pub v15_auths: Vec<AuthType>,
 }
 
 impl BmcConfig {
@@ -123,6 +138,7 @@ impl BmcConfig {
             faults: Faults::default(),
             seed: 1,
             cycle_off: Duration::from_secs(1),
+            v15_auths: Vec::new(),
         }
     }
 }
@@ -147,6 +163,27 @@ enum Stage {
     },
 }
 
+/// An IPMI 1.5 session being activated: what Get Session Challenge handed out
+/// under a temporary session ID.
+struct V15Challenge {
+    user: usize,
+    auth: AuthType,
+    challenge: [u8; 16],
+    /// The Activate Session answer given, repeated for a retransmitted request so
+    /// that a lost answer does not open a second session.
+    answer: Option<Vec<u8>>,
+}
+
+/// An active IPMI 1.5 session.
+struct V15Session {
+    auth: AuthType,
+    password: Zeroizing<[u8; 16]>,
+    privilege: Privilege,
+    max_privilege: Privilege,
+    window: SeqWindow,
+    out_seq: u32,
+}
+
 struct BmcSession {
     console_session_id: u32,
     /// Answers already given, repeated for a retransmitted RAKP 1 / RAKP 3 so that
@@ -168,8 +205,11 @@ pub struct Bmc {
     outgoing: VecDeque<(Instant, Vec<u8>)>,
     requests: u32,
     controls: Vec<ChassisControl>,
-    /// Sessions opened so far (Open Session requests accepted).
+    /// Sessions opened so far (Open Session requests accepted, IPMI 1.5
+    /// sessions activated).
     opened: usize,
+    v15_challenges: HashMap<u32, V15Challenge>,
+    v15_sessions: HashMap<u32, V15Session>,
 }
 
 impl Bmc {
@@ -184,6 +224,8 @@ impl Bmc {
             requests: 0,
             controls: Vec::new(),
             opened: 0,
+            v15_challenges: HashMap::new(),
+            v15_sessions: HashMap::new(),
         }
     }
 
@@ -219,9 +261,9 @@ impl Bmc {
         &self.controls
     }
 
-    /// Sessions open or being opened.
+    /// Sessions open or being opened (IPMI 1.5 ones once activated).
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.sessions.len() + self.v15_sessions.len()
     }
 
     /// Sessions opened since the BMC started.
@@ -233,6 +275,8 @@ impl Bmc {
     /// unanswered from now on.
     pub fn forget_sessions(&mut self) {
         self.sessions.clear();
+        self.v15_challenges.clear();
+        self.v15_sessions.clear();
     }
 
     pub fn faults_mut(&mut self) -> &mut Faults {
@@ -275,7 +319,7 @@ impl Bmc {
         }
         let header = match peek(datagram) {
             Ok(Framing::V2(header)) => header,
-            Ok(Framing::V15) => return self.on_sessionless(now, datagram),
+            Ok(Framing::V15) => return self.on_v15(now, datagram),
             _ => return,
         };
         let Ok(packet) = (match header.payload_type {
@@ -301,16 +345,38 @@ impl Bmc {
         }
     }
 
-    /// IPMI 1.5 session-less requests: only Get Channel Authentication
-    /// Capabilities (IPMI v2.0 §22.13), which ipmitool and pyghmi send before
-    /// Open Session to learn that the BMC speaks RMCP+.
-    fn on_sessionless(&mut self, now: Instant, datagram: &[u8]) {
+    /// An IPMI 1.5 datagram: sessionless (session ID 0), an Activate Session
+    /// under a temporary session ID, or a request in an IPMI 1.5 session.
+    fn on_v15(&mut self, now: Instant, datagram: &[u8]) {
         let Ok(packet) = V15Packet::decode(datagram) else {
             return;
         };
-        if packet.session_id != 0 {
-            return;
+        if packet.session_id == 0 {
+            self.on_sessionless(now, packet)
+        } else if self.v15_challenges.contains_key(&packet.session_id) {
+            self.on_activate(now, packet)
+        } else {
+            self.on_v15_request(now, packet)
         }
+    }
+
+    /// The auth-type support byte of Get Channel Authentication Capabilities
+    /// (§22.13): the IPMI 1.5 types offered, and bit 7, "IPMI v2.0 extended data".
+    fn auth_support(&self) -> u8 {
+        if self.config.v15_auths.is_empty() {
+            // Auth type "none" only: no 1.5 session is activated.
+            return 0x81;
+        }
+        self.config
+            .v15_auths
+            .iter()
+            .fold(0x80, |bits, auth| bits | auth.support_bit())
+    }
+
+    /// IPMI 1.5 sessionless requests: Get Channel Authentication Capabilities
+    /// (IPMI v2.0 §22.13), which ipmitool and pyghmi send before Open Session to
+    /// learn that the BMC speaks RMCP+, and Get Session Challenge (§22.16).
+    fn on_sessionless(&mut self, now: Instant, packet: V15Packet) {
         let Ok(request) = Request::decode(&packet.message) else {
             return;
         };
@@ -320,20 +386,160 @@ impl Bmc {
                 vec![
                     // Channel 1.
                     0x01,
-                    // IPMI v2.0 extended data present; auth type "none" only for
-                    // 1.5 (we open no 1.5 sessions).
-                    0x81,
-                    // K_g status, non-null user names enabled.
+                    self.auth_support(),
+                    // K_g status, non-null user names enabled; per-message
+                    // authentication on (bit 4 clear).
                     if self.config.kg.is_some() { 0x24 } else { 0x04 },
-                    // IPMI v2.0 (RMCP+) supported.
-                    0x02,
+                    // IPMI v2.0 (RMCP+) supported; bit 0: and 1.5.
+                    0x02 | u8::from(!self.config.v15_auths.is_empty()),
                     0,
                     0,
                     0,
                     0,
                 ],
             ),
+            (NETFN_APP, v15::CMD_GET_SESSION_CHALLENGE) => self.challenge(&request.data),
             _ => (0xc1, vec![]),
+        };
+        if request.command == v15::CMD_GET_SESSION_CHALLENGE
+            && std::mem::take(&mut self.config.faults.lose_first_challenge_reply)
+        {
+            return;
+        }
+        let response = Response {
+            net_fn: request.net_fn,
+            command: request.command,
+            rq_seq: request.rq_seq,
+            completion,
+            data,
+        };
+        if let Ok(bytes) = V15Packet::sessionless(response.encode()).encode() {
+            self.reply(now, bytes);
+        }
+    }
+
+    /// Get Session Challenge: a temporary session ID and a random challenge for a
+    /// known user and an offered auth type (0x81: no such user, §22.16).
+    fn challenge(&mut self, data: &[u8]) -> (u8, Vec<u8>) {
+        if data.len() < 17 {
+            return (0xc7, vec![]);
+        }
+        let name: Vec<u8> = data[1..17]
+            .iter()
+            .copied()
+            .take_while(|b| *b != 0)
+            .collect();
+        let Some(user) = self
+            .config
+            .users
+            .iter()
+            .position(|u| u.name.as_bytes() == name.as_slice())
+        else {
+            return (0x81, vec![]);
+        };
+        let Some(auth) = AuthType::from_byte(data[0]).filter(|a| self.config.v15_auths.contains(a))
+        else {
+            return (0xcc, vec![]);
+        };
+        let mut temp_session_id = 0;
+        while temp_session_id == 0
+            || self.v15_challenges.contains_key(&temp_session_id)
+            || self.v15_sessions.contains_key(&temp_session_id)
+        {
+            temp_session_id = self.rng.next_u32();
+        }
+        let mut challenge = [0u8; 16];
+        self.rng.fill_bytes(&mut challenge);
+        self.v15_challenges.insert(
+            temp_session_id,
+            V15Challenge {
+                user,
+                auth,
+                challenge,
+                answer: None,
+            },
+        );
+        (
+            0,
+            v15::Challenge {
+                temp_session_id,
+                challenge,
+            }
+            .encode(),
+        )
+    }
+
+    /// Activate Session under a temporary session ID (§22.17). A request whose
+    /// AuthCode does not verify gets no answer at all, as the spec and ipmi_sim
+    /// have it: a wrong password shows as silence.
+    fn on_activate(&mut self, now: Instant, packet: V15Packet) {
+        let Some(pending) = self.v15_challenges.get(&packet.session_id) else {
+            return;
+        };
+        let Ok(password) = v15::password16(&self.config.users[pending.user].password) else {
+            return;
+        };
+        if !v15::verify(&packet, pending.auth, &password) {
+            return;
+        }
+        if let Some(answer) = pending.answer.clone() {
+            return self.reply(now, answer);
+        }
+        let Ok(request) = Request::decode(&packet.message) else {
+            return;
+        };
+        let Ok(activate) = v15::ActivateRequest::decode(&request.data) else {
+            return;
+        };
+        if request.net_fn != NETFN_APP
+            || request.command != v15::CMD_ACTIVATE_SESSION
+            || activate.challenge != pending.challenge
+            || activate.auth != pending.auth as u8
+        {
+            return;
+        }
+        let (auth, user) = (pending.auth, pending.user);
+        let max_privilege = self.config.users[user].max_privilege;
+        let (completion, data) = match Privilege::from_level(activate.privilege) {
+            _ if activate.initial_outbound == 0 => (0x84, vec![]),
+            Some(wanted) if wanted <= max_privilege => {
+                let mut session_id = 0;
+                while session_id == 0
+                    || self.v15_sessions.contains_key(&session_id)
+                    || self.v15_challenges.contains_key(&session_id)
+                {
+                    session_id = self.rng.next_u32();
+                }
+                let mut initial_inbound = 0;
+                while initial_inbound == 0 {
+                    initial_inbound = self.rng.next_u32();
+                }
+                self.opened += 1;
+                self.v15_sessions.insert(
+                    session_id,
+                    V15Session {
+                        auth,
+                        password: password.clone(),
+                        // Sessions start at USER (§22.17, as RMCP+ ones).
+                        privilege: Privilege::User,
+                        max_privilege: wanted,
+                        window: SeqWindow::v15_expecting(initial_inbound),
+                        // Replies continue after the number the answer carries.
+                        out_seq: activate.initial_outbound,
+                    },
+                );
+                (
+                    0,
+                    v15::Activated {
+                        auth: auth as u8,
+                        session_id,
+                        initial_inbound,
+                        max_privilege: wanted.level(),
+                    }
+                    .encode(),
+                )
+            }
+            _ => (0x86, vec![]),
         };
         let response = Response {
             net_fn: request.net_fn,
@@ -342,12 +548,89 @@ impl Bmc {
             completion,
             data,
         };
-        let reply = V15Packet {
-            sequence: 0,
-            session_id: 0,
-            message: response.encode(),
+        // Answered under the temporary session ID, numbered with the console's
+        // initial outbound number, with the requested auth type's AuthCode.
+        let Ok(answer) = v15::seal(
+            auth,
+            &password,
+            packet.session_id,
+            activate.initial_outbound,
+            response.encode(),
+        ) else {
+            return;
         };
-        if let Ok(bytes) = reply.encode() {
+        if let Some(pending) = self.v15_challenges.get_mut(&packet.session_id) {
+            pending.answer = Some(answer.clone());
+        }
+        if std::mem::take(&mut self.config.faults.lose_first_activate_reply) {
+            return;
+        }
+        self.reply(now, answer);
+    }
+
+    /// A request in an IPMI 1.5 session: AuthCode and sequence window checked
+    /// (silence otherwise), then run as in an RMCP+ session.
+    fn on_v15_request(&mut self, now: Instant, packet: V15Packet) {
+        self.settle(now);
+        if let Some(limit) = self.config.faults.silent_after_requests {
+            if self.requests >= limit {
+                return;
+            }
+        }
+        let Some(session) = self.v15_sessions.get_mut(&packet.session_id) else {
+            return;
+        };
+        if !v15::verify(&packet, session.auth, &session.password)
+            || !session.window.accept(packet.sequence)
+        {
+            return;
+        }
+        let Ok(request) = Request::decode(&packet.message) else {
+            return;
+        };
+        if request.net_fn == NETFN_APP
+            && request.command == CMD_CLOSE_SESSION
+            && std::mem::take(&mut self.config.faults.lose_first_close)
+        {
+            return;
+        }
+        let (privilege, max_privilege) = (session.privilege, session.max_privilege);
+        self.requests += 1;
+        let (completion, data, privilege) = self.execute(now, &request, privilege, max_privilege);
+        let response = Response {
+            net_fn: request.net_fn,
+            command: request.command,
+            rq_seq: request.rq_seq,
+            completion,
+            data,
+        };
+        let bad_code = self.config.faults.bad_v15_auth_code;
+        let Some(session) = self.v15_sessions.get_mut(&packet.session_id) else {
+            return;
+        };
+        session.privilege = privilege;
+        let seq = next_seq(&mut session.out_seq);
+        let mut password = session.password.clone();
+        if bad_code {
+            password[0] ^= 0x55;
+        }
+        let sealed = v15::seal(
+            session.auth,
+            &password,
+            packet.session_id,
+            seq,
+            response.encode(),
+        );
+        if request.net_fn == NETFN_APP && request.command == CMD_CLOSE_SESSION {
+            self.v15_sessions.remove(&packet.session_id);
+        }
+        if request.net_fn == NETFN_CHASSIS
+            && request.command == CMD_CHASSIS_CONTROL
+            && std::mem::take(&mut self.config.faults.lose_first_control_reply)
+        {
+            return;
+        }
+        if let Ok(bytes) = sealed {
             self.reply(now, bytes);
         }
     }
@@ -618,51 +901,15 @@ impl Bmc {
             return;
         }
         self.requests += 1;
-        let (completion, data) = match (request.net_fn, request.command) {
-            (NETFN_APP, CMD_SET_SESSION_PRIVILEGE) if self.config.faults.privilege_busy > 0 => {
-                self.config.faults.privilege_busy -= 1;
-                (0xc0, vec![])
-            }
-            (NETFN_APP, CMD_SET_SESSION_PRIVILEGE) => {
-                let limit = self
-                    .config
-                    .faults
-                    .channel_limit
-                    .unwrap_or(Privilege::Administrator);
-                match request.data.first().copied().map(Privilege::from_level) {
-                    Some(Some(wanted)) if wanted <= *max_privilege && wanted <= limit => {
-                        *privilege = wanted;
-                        (0, vec![wanted.level()])
-                    }
-                    Some(None) if request.data[0] & 0x0f == 0 => (0, vec![privilege.level()]),
-                    _ => (0x81, vec![]),
-                }
-            }
-            (NETFN_APP, CMD_CLOSE_SESSION) => (0, vec![]),
-            // Get Device ID (§20.1), which some consoles (pyghmi) ask first:
-            // device 0x20, revision 1, firmware 1.0, IPMI 2.0, a chassis device.
-            (NETFN_APP, CMD_GET_DEVICE_ID) => {
-                (0, vec![0x20, 0x01, 0x01, 0x00, 0x02, 0x80, 0, 0, 0, 0, 0])
-            }
-            (NETFN_CHASSIS, CMD_GET_CHASSIS_STATUS) => (
-                0,
-                vec![u8::from(self.power_at(now) == PowerState::On), 0, 0],
-            ),
-            (NETFN_CHASSIS, CMD_CHASSIS_CONTROL) => {
-                let privilege = *privilege;
-                match request
-                    .data
-                    .first()
-                    .copied()
-                    .and_then(ChassisControl::from_byte)
-                {
-                    _ if privilege < Privilege::Operator => (0xd4, vec![]),
-                    Some(control) => (self.control(control, now), vec![]),
-                    None => (0xcc, vec![]),
-                }
-            }
-            _ => (0xc1, vec![]),
-        };
+        let (current, max) = (*privilege, *max_privilege);
+        let (completion, data, granted) = self.execute(now, &request, current, max);
+        if let Some(BmcSession {
+            stage: Stage::Active { privilege, .. },
+            ..
+        }) = self.sessions.get_mut(&bmc_session_id)
+        {
+            *privilege = granted;
+        }
         let response = Response {
             net_fn: request.net_fn,
             command: request.command,
@@ -700,6 +947,63 @@ impl Bmc {
         if let Ok(packet) = packet {
             self.reply(now, packet);
         }
+    }
+
+    /// Runs one in-session request (RMCP+ or IPMI 1.5) at the session's
+    /// `privilege`: the completion code, the reply data and the session's
+    /// privilege after it.
+    fn execute(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        mut privilege: Privilege,
+        max_privilege: Privilege,
+    ) -> (u8, Vec<u8>, Privilege) {
+        let (completion, data) = match (request.net_fn, request.command) {
+            (NETFN_APP, CMD_SET_SESSION_PRIVILEGE) if self.config.faults.privilege_busy > 0 => {
+                self.config.faults.privilege_busy -= 1;
+                (0xc0, vec![])
+            }
+            (NETFN_APP, CMD_SET_SESSION_PRIVILEGE) => {
+                let limit = self
+                    .config
+                    .faults
+                    .channel_limit
+                    .unwrap_or(Privilege::Administrator);
+                match request.data.first().copied().map(Privilege::from_level) {
+                    Some(Some(wanted)) if wanted <= max_privilege && wanted <= limit => {
+                        privilege = wanted;
+                        (0, vec![wanted.level()])
+                    }
+                    Some(None) if request.data[0] & 0x0f == 0 => (0, vec![privilege.level()]),
+                    _ => (0x81, vec![]),
+                }
+            }
+            (NETFN_APP, CMD_CLOSE_SESSION) => (0, vec![]),
+            // Get Device ID (§20.1), which some consoles (pyghmi) ask first:
+            // device 0x20, revision 1, firmware 1.0, IPMI 2.0, a chassis device.
+            (NETFN_APP, CMD_GET_DEVICE_ID) => {
+                (0, vec![0x20, 0x01, 0x01, 0x00, 0x02, 0x80, 0, 0, 0, 0, 0])
+            }
+            (NETFN_CHASSIS, CMD_GET_CHASSIS_STATUS) => (
+                0,
+                vec![u8::from(self.power_at(now) == PowerState::On), 0, 0],
+            ),
+            (NETFN_CHASSIS, CMD_CHASSIS_CONTROL) => {
+                match request
+                    .data
+                    .first()
+                    .copied()
+                    .and_then(ChassisControl::from_byte)
+                {
+                    _ if privilege < Privilege::Operator => (0xd4, vec![]),
+                    Some(control) => (self.control(control, now), vec![]),
+                    None => (0xcc, vec![]),
+                }
+            }
+            _ => (0xc1, vec![]),
+        };
+        (completion, data, privilege)
     }
 
     fn control(&mut self, control: ChassisControl, now: Instant) -> u8 {

@@ -1,6 +1,10 @@
 //! [`IpmiSwitch`]: the `PowerSwitch` for a BMC, and the `ipmi` plugin's parameter
 //! [`SCHEMA`]. One session per call (open, command, close): simple and correct;
 //! the fence algorithm in core polls status and decides what "fenced" means.
+//!
+//! RMCP+ unless IPMI 1.5 is asked for explicitly (`lanplus=0`, `interface=lan`;
+//! ipmi.md §7): fence_ipmilan's default is 1.5, but a BMC that speaks 2.0 switches
+//! the same machine either way, and RMCP+ is the safer session.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +22,7 @@ use crate::error::IpmiError;
 use crate::message::{ChassisControl, Privilege};
 use crate::session::client::{Command, Reply, SessionConfig, Workarounds};
 use crate::suite::offer;
+use crate::v15::AuthType;
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("ip", "IP address or host name of the BMC")
@@ -79,14 +84,17 @@ const PARAMS: &[ParamSpec] = &[
     .secret(),
     ParamSpec::new(
         "lanplus",
-        "IPMI v2.0 RMCP+, the only protocol fencekit speaks: lanplus=0 (IPMI 1.5) is refused",
+        "IPMI v2.0 RMCP+ (the default, also when unset: fence_ipmilan's default is IPMI 1.5, \
+         but a BMC that speaks 2.0 is switched the same and RMCP+ is safer); lanplus=0 speaks \
+         IPMI 1.5 (weak: MD5 unless `auth` says otherwise)",
     )
     .short('P')
     .ty(ParamType::Boolean),
     ParamSpec::new(
         "auth",
-        "IPMI 1.5 authentication type (none, md5, password); an RMCP+ session authenticates \
-         with its cipher suite instead, as ipmitool -I lanplus does",
+        "IPMI 1.5 authentication type (none, md5, password; without it, md5 only); an RMCP+ \
+         session authenticates with its cipher suite instead, as ipmitool -I lanplus does. \
+         password sends the password in clear; none checks no password at all",
     )
     .short('A')
     .ty(ParamType::Select(&["none", "md5", "password"])),
@@ -120,7 +128,8 @@ const PARAMS: &[ParamSpec] = &[
     ),
     ParamSpec::new(
         "interface",
-        "IPMI interface (external/ipmi's name): lanplus; lan (IPMI 1.5) is refused",
+        "IPMI interface (external/ipmi's name): lanplus (IPMI v2.0 RMCP+), or lan (IPMI 1.5, \
+         MD5 unless `auth` says otherwise)",
     )
     .ty(ParamType::Select(&["lan", "lanplus"]))
     .default("lanplus"),
@@ -155,10 +164,11 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(50);
 pub const SCHEMA: Schema = Schema {
     plugin: "ipmi",
     kind: PluginKind::Power,
-    summary: "IPMI v2.0 BMC over RMCP+ (lanplus), native",
+    summary: "IPMI v2.0 BMC over RMCP+ (lanplus), native; IPMI 1.5 (lan) when asked",
     description: "Switches a machine through its BMC with IPMI v2.0 RMCP+ (lanplus), \
                   without ipmitool. Cipher suite 17, then 3, unless one is pinned; \
-                  wrong passwords fail at once without retries.",
+                  wrong passwords fail at once without retries. IPMI 1.5 only when \
+                  lanplus=0 or interface=lan asks for it (MD5 unless auth says otherwise).",
     url: "https://www.intel.com/content/www/us/en/products/docs/servers/ipmi/ipmi-second-gen-interface-spec-v2-rev1-1.html",
     multi_plug: false,
     plug_optional: false,
@@ -294,6 +304,69 @@ fn config_error(error: IpmiError) -> DeviceError {
     }
 }
 
+/// IPMI 1.5 and its auth type (`true`: given explicitly) when the parameters ask
+/// for it, `None` for RMCP+. Only `lanplus=0` / `lanplus=false` or `interface=lan`
+/// ask (ipmi.md §7). RMCP+ parameters that cannot apply to 1.5: K_g is refused
+/// (a two-key login the user relies on would silently not happen); a pinned
+/// cipher and the name-and-privilege lookup are ignored with a warning, as
+/// `ipmitool -I lan` ignores `-C` (neither changes which machine is switched).
+fn protocol_from(
+    params: &Params,
+    kg: bool,
+    pinned: bool,
+    by_privilege: bool,
+) -> Result<Option<(AuthType, bool)>, DeviceError> {
+    let lanplus = params.boolean("lanplus");
+    let interface_lan = params.text("interface").map(str::trim) == Some("lan");
+    if lanplus == Some(true) && interface_lan {
+        return Err(DeviceError::Failed(
+            "lanplus=1 and interface=lan contradict each other (RMCP+ or IPMI 1.5?): \
+             refusing rather than choosing one"
+                .into(),
+        ));
+    }
+    if lanplus != Some(false) && !interface_lan {
+        return Ok(None);
+    }
+    let (auth, explicit) = match params.text("auth").map(str::trim) {
+        None | Some("") => (AuthType::Md5, false),
+        Some(text) => match text.to_ascii_lowercase().as_str() {
+            "md5" => (AuthType::Md5, true),
+            "password" | "straight" => (AuthType::Password, true),
+            "none" => (AuthType::None, true),
+            other => {
+                return Err(DeviceError::Failed(format!(
+                    "auth `{other}` is not an IPMI 1.5 authentication type fencekit speaks \
+                     (md5, password, none)"
+                )))
+            }
+        },
+    };
+    if kg {
+        return Err(DeviceError::Failed(
+            "hexadecimal_kg (the BMC key of an RMCP+ two-key login) does not exist in IPMI \
+             1.5: refusing rather than logging in without it; use lanplus=1"
+                .into(),
+        ));
+    }
+    if pinned {
+        tracing::warn!("`cipher` applies to RMCP+ only; IPMI 1.5 (lanplus=0) has no cipher suites");
+    }
+    if by_privilege {
+        tracing::warn!(
+            "privlvl `+` (lookup by name and privilege) applies to RMCP+ only; IPMI 1.5 looks \
+             the user up by name"
+        );
+    }
+    if auth != AuthType::Md5 {
+        tracing::warn!(
+            auth = auth.as_str(),
+            "IPMI 1.5 with a weaker authentication type than MD5, as configured"
+        );
+    }
+    Ok(Some((auth, explicit)))
+}
+
 fn parse_hex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim().trim_start_matches("0x");
     if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -351,22 +424,6 @@ impl IpmiSwitch {
         };
         let allow_insecure = params.boolean("allow_insecure_cipher").unwrap_or(false);
         let mut suites = offer(pinned, allow_insecure).map_err(config_error)?;
-        // With the default offer, the suite the BMC accepted last time goes first (it
-        // is one the offer allows anyway; a pinned cipher is never reordered).
-        let memory = match params.text("suite_memory_dir").map(str::trim) {
-            Some(dir) if pinned.is_none() && !dir.is_empty() => {
-                Some(SuiteMemory::open(std::path::Path::new(dir), &host, port))
-            }
-            _ => None,
-        };
-        if let Some(at) = memory
-            .as_ref()
-            .and_then(SuiteMemory::remembered)
-            .and_then(|id| suites.iter().position(|s| s.id == id))
-        {
-            let remembered = suites.remove(at);
-            suites.insert(0, remembered);
-        }
         let kg = match params.secret("hexadecimal_kg") {
             None => None,
             Some(secret) => Some(zeroize::Zeroizing::new(
@@ -379,13 +436,22 @@ impl IpmiSwitch {
         // ipmitool and FreeIPMI take it as none: the session is keyed with the
         // password, as the BMC keys it (IPMI v2.0 §13.31).
         .filter(|kg| kg.iter().any(|b| *b != 0));
-        if params.boolean("lanplus") == Some(false) || params.text("interface") == Some("lan") {
-            return Err(DeviceError::Failed(
-                "lanplus=0 (or interface=lan) asks for IPMI 1.5, which fencekit does not \
-                 speak: refusing rather than choosing another protocol; set lanplus=1 \
-                 (interface=lanplus): IPMI v2.0 RMCP+"
-                    .into(),
-            ));
+        let protocol = protocol_from(params, kg.is_some(), pinned.is_some(), by_privilege)?;
+        // With the default offer, the suite the BMC accepted last time goes first (it
+        // is one the offer allows anyway; a pinned cipher is never reordered).
+        let memory = match params.text("suite_memory_dir").map(str::trim) {
+            Some(dir) if pinned.is_none() && !dir.is_empty() && protocol.is_none() => {
+                Some(SuiteMemory::open(std::path::Path::new(dir), &host, port))
+            }
+            _ => None,
+        };
+        if let Some(at) = memory
+            .as_ref()
+            .and_then(SuiteMemory::remembered)
+            .and_then(|id| suites.iter().position(|s| s.id == id))
+        {
+            let remembered = suites.remove(at);
+            suites.insert(0, remembered);
         }
         if params.boolean("port_as_ip") == Some(true) {
             return Err(DeviceError::Failed(
@@ -412,6 +478,9 @@ impl IpmiSwitch {
         )
         .map_err(config_error)?;
         config.name_only_lookup = !by_privilege;
+        if let Some((auth, explicit)) = protocol {
+            config.use_ipmi15(auth, explicit).map_err(config_error)?;
+        }
         if let Some(list) = params.text("workarounds") {
             config.workarounds = Workarounds::parse(list).map_err(config_error)?;
         }
@@ -564,7 +633,7 @@ impl IpmiSwitch {
             }
             match replies {
                 Err(IpmiError::NoAnswer {
-                    phase: crate::error::Phase::OpenSession,
+                    phase: crate::error::Phase::OpenSession | crate::error::Phase::AuthCaps,
                     ..
                 }) if !last => {
                     tracing::info!(host = %self.config.host, address = %peer,
@@ -1440,5 +1509,88 @@ mod tests {
                 "{forbidden} belongs to core's fence schema"
             );
         }
+    }
+
+    fn protocol_of(extra: &[(&str, &str)]) -> Result<crate::session::client::Protocol, String> {
+        let mut pairs = vec![
+            ("ip", "127.0.0.1"),
+            ("username", "admin"),
+            ("password", "secretpw"),
+        ];
+        pairs.extend_from_slice(extra);
+        IpmiSwitch::from_params(&params(&pairs))
+            .map(|sw| sw.config.protocol())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ipmi_1_5_is_spoken_only_when_lanplus_0_or_interface_lan_asks() {
+        use crate::session::client::Protocol;
+        let v15 = |auth, explicit| Ok(Protocol::Ipmi15 { auth, explicit });
+        assert_eq!(protocol_of(&[]), Ok(Protocol::RmcpPlus));
+        assert_eq!(protocol_of(&[("lanplus", "1")]), Ok(Protocol::RmcpPlus));
+        // `auth` alone does not leave RMCP+ (ipmitool -I lanplus ignores -A).
+        assert_eq!(protocol_of(&[("auth", "password")]), Ok(Protocol::RmcpPlus));
+        assert_eq!(protocol_of(&[("lanplus", "0")]), v15(AuthType::Md5, false));
+        assert_eq!(
+            protocol_of(&[("lanplus", "false"), ("auth", "md5")]),
+            v15(AuthType::Md5, true)
+        );
+        assert_eq!(
+            protocol_of(&[("interface", "lan"), ("auth", "password")]),
+            v15(AuthType::Password, true)
+        );
+        assert_eq!(
+            protocol_of(&[("interface", "lan"), ("auth", "none")]),
+            v15(AuthType::None, true)
+        );
+    }
+
+    #[test]
+    fn ipmi_1_5_refuses_what_cannot_apply_and_accepts_what_switches_the_same() {
+        let refused = protocol_of(&[("lanplus", "1"), ("interface", "lan")]).unwrap_err();
+        assert!(refused.contains("contradict"), "{refused}");
+        let refused = protocol_of(&[("lanplus", "0"), ("hexadecimal_kg", "0102")]).unwrap_err();
+        assert!(refused.contains("hexadecimal_kg"), "{refused}");
+        // A pinned cipher and the `+` lookup change nothing that is switched.
+        assert!(protocol_of(&[("lanplus", "0"), ("cipher", "3")]).is_ok());
+        assert!(protocol_of(&[("lanplus", "0"), ("privlvl", "operator+")]).is_ok());
+        let long = IpmiSwitch::from_params(&params(&[
+            ("ip", "127.0.0.1"),
+            ("username", "admin"),
+            ("password", "a-password-of-20-byt"),
+            ("lanplus", "0"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(long.contains("16 bytes"), "{long}");
+        assert!(!long.contains("a-password-of-20-byt"), "{long}");
+    }
+
+    /// Through the UDP driver to the responder's IPMI 1.5 side: off, confirmed by
+    /// the BMC's own state.
+    #[tokio::test]
+    async fn lanplus_0_switches_a_bmc_off_over_ipmi_1_5() {
+        let mut cfg = BmcConfig::new("secretpw");
+        cfg.v15_auths = vec![AuthType::Md5];
+        cfg.suites = vec![];
+        let (addr, bmc) = spawn_bmcs(vec![cfg]).await.unwrap().remove(0);
+        let sw = IpmiSwitch::from_params(&params(&[
+            ("ip", "127.0.0.1"),
+            ("ipport", &addr.port().to_string()),
+            ("username", "admin"),
+            ("password", "secretpw"),
+            ("lanplus", "0"),
+        ]))
+        .unwrap();
+        sw.switch(&Plug::Chassis, SwitchTo::Off, soon())
+            .await
+            .unwrap();
+        assert_eq!(bmc.lock().unwrap().power(), PowerState::Off);
+        assert_eq!(
+            sw.status(&Plug::Chassis, soon()).await.unwrap(),
+            PowerState::Off
+        );
+        PowerSwitch::close(&sw, soon()).await;
     }
 }

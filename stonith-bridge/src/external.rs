@@ -376,6 +376,19 @@ fn take_env_params(names: &[String]) -> Result<RawParams, String> {
             }
         }
     }
+    // The text the process started with still holds the values: blank it too, so
+    // that /proc/PID/environ shows none of them for the rest of the run.
+    let mut taken: Vec<&str> = names.iter().map(String::as_str).collect();
+    for plugin in fencekit_plugins::POWER {
+        for spec in plugin.schema.params.iter().filter(|spec| spec.secret) {
+            for name in spec.names() {
+                taken.push(name);
+            }
+        }
+    }
+    if let Err(e) = fencekit_core::environ::blank_initial(&taken) {
+        tracing::warn!("cannot blank the parameters in the process's initial environment: {e}");
+    }
     match bad {
         // Every variable is gone from the environment before the error is told.
         Some(name) => Err(format!(

@@ -92,6 +92,7 @@ pub fn take_env_secrets(schemas: &[&Schema], raw: &mut RawParams) -> Result<(), 
             Some(Ok(value)) => zeroize::Zeroizing::new(value),
             Some(Err(_)) => {
                 std::env::remove_var(&variable);
+                let _ = fencekit_core::environ::blank_initial(&[variable.as_str()]);
                 return Err(format!(
                     "{}: parameter `{key}`: the environment variable {variable} is not UTF-8 text",
                     param.origin
@@ -105,6 +106,9 @@ pub fn take_env_secrets(schemas: &[&Schema], raw: &mut RawParams) -> Result<(), 
             }
         };
         std::env::remove_var(&variable);
+        if let Err(e) = fencekit_core::environ::blank_initial(&[variable.as_str()]) {
+            tracing::warn!("cannot blank {variable} in the process's initial environment: {e}");
+        }
         param.key = spec.name.to_string();
         param.value = RawValue::Text(value.as_str().to_string());
     }

@@ -166,3 +166,76 @@ fn a_stderr_nobody_reads_does_not_hold_the_run_past_its_deadline() {
         started.elapsed()
     );
 }
+
+/// Runs the fence agent for the script plugin with its standard output and error
+/// closed outright (`>&-`, not a pipe), and gives its exit code.
+fn agent_with_closed_descriptors(options: &str) -> Option<i32> {
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "exec \"$0\" fence-agent script >&- 2>&-", BIN])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(options.as_bytes())
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent ran past 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn closed_standard_output_and_error_are_dev_null_so_no_device_file_takes_their_numbers() {
+    // With descriptors 1 and 2 closed, the next files the agent opens (its runtime's,
+    // a device's socket) would take their numbers, and "Success: Off" or a log line
+    // would be written into them. Rust's runtime opens /dev/null on a closed standard
+    // descriptor before main; this holds it to that. The script reads what the
+    // agent's descriptors are (the agent is its supervisor's parent).
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("device");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+agent=$(awk '{print $4}' "/proc/$PPID/stat")
+for fd in 1 2; do
+    printf '%s %s\n' "$fd" "$(readlink "/proc/$agent/fd/$fd")" >> "$FENCEKIT_PARAM_STATE_DIR/fds"
+done
+case "$1" in
+    status) cat "$FENCEKIT_PARAM_STATE_DIR/outlet" ;;
+    off) echo off > "$FENCEKIT_PARAM_STATE_DIR/outlet" ;;
+esac
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
+    let options = format!(
+        "action=off\nscript={}\nplug=1\nstate_dir={}\n",
+        script.display(),
+        dir.path().display()
+    );
+    let code = agent_with_closed_descriptors(&options);
+    let fds = std::fs::read_to_string(dir.path().join("fds")).unwrap();
+    assert_eq!(code, Some(0), "exit code; descriptors seen: {fds}");
+    assert!(!fds.is_empty());
+    for line in fds.lines() {
+        assert!(line.ends_with(" /dev/null"), "descriptors seen: {fds}");
+    }
+    let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
+    assert_eq!(outlet.trim(), "off");
+}

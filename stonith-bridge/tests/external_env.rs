@@ -9,12 +9,23 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
 
 /// Runs `external sim off node1` with `env` added, a notify command that saves its
-/// environment; gives the exit code and what the notify command saw.
+/// environment and the one `/proc` shows for the plugin itself (its supervisor's
+/// parent); gives the exit code and what the notify command saw.
 fn off_with_env(env: &[(&str, &str)]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let seen = dir.path().join("seen");
     let hook = dir.path().join("hook");
-    std::fs::write(&hook, format!("#!/bin/sh\nenv > '{}'\n", seen.display())).unwrap();
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nenv > '{seen}'\np=$PPID\nwhile [ \"$p\" -gt 1 ]; do\n\
+             case \"$(readlink /proc/$p/exe)\" in *stonith-bridge*) break ;; esac\n\
+             p=$(awk '{{print $4}}' /proc/$p/stat)\ndone\n\
+             tr '\\0' '\\n' < /proc/$p/environ | sed 's/^/plugin: /' >> '{seen}'\n",
+            seen = seen.display()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     let output = Command::new(BIN)
         .args(["external", "sim", "off", "node1"])
@@ -38,6 +49,11 @@ fn a_password_under_its_alias_is_used_and_hidden_from_children() {
     let secret = "alias-pw-5d0c1e";
     let (code, seen) = off_with_env(&[("passwd", secret), ("expect_password", secret)]);
     assert!(!seen.contains(secret), "the notify command saw it:\n{seen}");
+    // The plugin's own /proc/PID/environ was read (root reads a non-dumpable
+    // process's), and shows the block it started with, blanked.
+    if nix::unistd::geteuid().is_root() {
+        assert!(seen.contains("plugin: PATH="), "{seen}");
+    }
     assert_eq!(code, Some(0), "the alias was not taken as the password");
 }
 
@@ -50,6 +66,9 @@ fn a_password_env_variable_is_used_and_hidden_from_children() {
         ("expect_password", secret),
     ]);
     assert!(!seen.contains(secret), "the notify command saw it:\n{seen}");
+    if nix::unistd::geteuid().is_root() {
+        assert!(seen.contains("plugin: PATH="), "{seen}");
+    }
     assert_eq!(code, Some(0), "password_env was not read");
 }
 

@@ -18,6 +18,8 @@ use fencekit_tests::snmpd::{
 const RPDU: &str = ".1.3.6.1.4.1.318.1.3.4.5";
 /// sysObjectID of a MasterSwitch Plus (masterSwitchMSP), PowerNet-MIB.
 const MSP: &str = ".1.3.6.1.4.1.318.1.3.4.4";
+/// masterSwitchrPDU2 (AP8xxx).
+const RPDU2: &str = ".1.3.6.1.4.1.318.1.3.4.6";
 const OUTLETS: u32 = 4;
 const V3_USER: &str = "fenceuser";
 const V3_AUTH: &str = "fk-auth-phrase-1";
@@ -215,6 +217,57 @@ fn the_same_stdin_drives_fence_apc_snmp_and_ours_to_the_same_outlet_states() {
         );
         assert_eq!(with_ours.last().unwrap().1, vec![true, true, false, true]);
     }
+}
+
+/// An AP8xxx (masterSwitchrPDU2): ours drives its rPDU2 tables, fence_apc_snmp the
+/// older tables the same firmware answers for the same outlets (its `ApcMS6`:
+/// sPDUOutletControl read, rPDUOutletControl written). The same stdin ends in the same
+/// outlet states and exit codes, read from the emulator's own state.
+#[test]
+fn an_rpdu2_strip_is_switched_as_fence_apc_snmp_switches_it_through_its_older_tables() {
+    let Some(theirs) = peers::require("fence_apc_snmp", "fence-agents") else {
+        return;
+    };
+    let Some(pdu) = Pdu::start_as(RPDU2, "rpdu2", 1) else {
+        return;
+    };
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("apc");
+    for (version, input) in [
+        ("v1", Pdu::v1 as fn(&Pdu, &str, &str) -> String),
+        ("v3 authPriv SHA+AES", Pdu::v3),
+    ] {
+        let with_theirs = drive(&pdu, &theirs, input);
+        let with_ours = drive(&pdu, &ours, input);
+        assert_eq!(with_theirs, with_ours, "{version}: fence_apc_snmp vs ours");
+        let codes: Vec<Option<i32>> = with_ours.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            codes,
+            [
+                Some(0),
+                Some(0),
+                Some(2),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0)
+            ],
+            "{version}"
+        );
+        assert_eq!(with_ours.last().unwrap().1, vec![true, true, false, true]);
+    }
+    // Ours wrote only the rPDU2 control table; fence_apc_snmp only rPDUOutletControl.
+    let sets = std::fs::read_to_string(format!("{}.sets", pdu.state.display())).unwrap_or_default();
+    assert!(
+        sets.lines()
+            .any(|l| l.starts_with(".1.3.6.1.4.1.318.1.1.26.9.2.4.1.5.")),
+        "sets: {sets}"
+    );
+    assert!(
+        sets.lines()
+            .any(|l| l.starts_with(".1.3.6.1.4.1.318.1.1.12.3.3.1.1.4.")),
+        "sets: {sets}"
+    );
 }
 
 /// A MasterSwitch Plus chain of two units: `unit:outlet` and outlet names (on any

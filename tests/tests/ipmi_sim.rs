@@ -8,6 +8,9 @@
 //!
 //! ipmi_sim 2.0.33 has no HMAC-SHA256, so the default offer (17, then 3) proves the
 //! fallback here; suite 17 itself is proven against other peers in the ipmi crate.
+//! IPMI 1.5 (`lanplus=0`, `interface=lan`) is proven here too: ipmi_sim's user is
+//! allowed MD5, straight password and none, and `fence_ipmilan` / `ipmitool -I lan`
+//! read back what fencekit's 1.5 sessions did.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -535,4 +538,216 @@ fn a_user_looked_up_by_name_and_privilege_logs_in_at_its_own_level() {
     );
     assert_eq!(exit_code(&out), Some(0), "{}", out.text());
     assert!(out.stdout.contains("Status: ON"), "{}", out.text());
+}
+
+/// The IPMI 1.5 auth types (session header byte 4) of the agents' datagrams sent
+/// inside a session or to activate one (session ID, bytes 9-12, not 0); `None`
+/// when any datagram was RMCP+ (auth type 0x06).
+fn v15_session_auth_types(relay: &Relay) -> Option<Vec<u8>> {
+    let sent = relay.sent.lock().unwrap();
+    if sent.iter().any(|d| d.len() > 4 && d[4] == 0x06) {
+        return None;
+    }
+    Some(
+        sent.iter()
+            .filter(|d| d.len() > 13 && d[9..13] != [0, 0, 0, 0])
+            .map(|d| d[4])
+            .collect(),
+    )
+}
+
+/// status, off, on, reboot over IPMI 1.5 with `options`, each confirmed by the
+/// simulator's power state; through a relay that shows every datagram was IPMI
+/// 1.5 with auth type `want_auth`, none RMCP+.
+fn v15_status_off_on_reboot(options: &[(&str, &str)], want_auth: u8) {
+    let sim = start(PowerProgram::Obey);
+    let relay = Relay::start(sim.addr());
+    let with = |action: &str| {
+        let mut all = vec![("action", action)];
+        all.extend_from_slice(options);
+        agent(relay.addr.port(), &password(), &all)
+    };
+    let out = with("status");
+    assert_eq!(exit_code(&out), Some(0), "{options:?}: {}", out.text());
+    assert!(out.stdout.contains("Status: ON"), "{}", out.text());
+
+    let out = with("off");
+    assert_eq!(exit_code(&out), Some(0), "{options:?}: {}", out.text());
+    assert!(!sim.power_state().unwrap(), "off reported, chassis on");
+
+    let out = with("status");
+    assert_eq!(exit_code(&out), Some(2), "{options:?}: {}", out.text());
+    assert!(out.stdout.contains("Status: OFF"), "{}", out.text());
+
+    let out = with("on");
+    assert_eq!(exit_code(&out), Some(0), "{options:?}: {}", out.text());
+    assert!(sim.power_state().unwrap(), "on reported, chassis off");
+
+    let before = sim.call_log().unwrap().len();
+    let out = with("reboot");
+    assert_eq!(exit_code(&out), Some(0), "{options:?}: {}", out.text());
+    assert!(sim.power_state().unwrap());
+    let sets: Vec<String> = sim.call_log().unwrap()[before..]
+        .iter()
+        .filter(|l| l.contains("set "))
+        .cloned()
+        .collect();
+    assert_eq!(sets.len(), 2, "off then on, never a cycle: {sets:?}");
+    assert!(sets[0].ends_with("set power 0") && sets[1].ends_with("set power 1"));
+
+    let auths = v15_session_auth_types(&relay).expect("an RMCP+ datagram was sent");
+    assert!(!auths.is_empty());
+    assert!(
+        auths.iter().all(|a| *a == want_auth),
+        "auth types sent: {auths:?}, want {want_auth}"
+    );
+}
+
+#[test]
+fn ipmi_1_5_with_md5_does_status_off_on_and_reboot_confirmed_by_the_simulator() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    v15_status_off_on_reboot(&[("lanplus", "0"), ("auth", "md5")], 2);
+}
+
+#[test]
+fn ipmi_1_5_without_auth_speaks_md5() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    v15_status_off_on_reboot(&[("lanplus", "false")], 2);
+}
+
+#[test]
+fn ipmi_1_5_with_straight_password_and_with_none_work_when_asked_for() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    v15_status_off_on_reboot(&[("lanplus", "0"), ("auth", "password")], 4);
+    v15_status_off_on_reboot(&[("interface", "lan"), ("auth", "none")], 0);
+}
+
+#[test]
+fn ipmi_1_5_with_a_wrong_password_fails_as_such_within_the_timeout_and_switches_nothing() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let sim = start(PowerProgram::Obey);
+    for auth in ["md5", "password"] {
+        let started = std::time::Instant::now();
+        let out = agent(
+            sim.port(),
+            "not-the-password",
+            &[
+                ("action", "off"),
+                ("lanplus", "0"),
+                ("auth", auth),
+                ("timeout", "20"),
+            ],
+        );
+        let took = started.elapsed();
+        assert_eq!(exit_code(&out), Some(1), "{auth}: {}", out.text());
+        let text = out.text();
+        assert!(text.contains("password invalid"), "{auth}: {text}");
+        assert!(text.contains("`admin`"), "{text}");
+        assert!(!text.contains("not-the-password"), "{text}");
+        // Two challenges, three Activate Session sends each (about 3 s), far inside
+        // the timeout.
+        assert!(took < Duration::from_secs(10), "{auth}: took {took:?}");
+    }
+    assert!(
+        sim.call_log().unwrap().iter().all(|l| !l.contains("set ")),
+        "{:?}",
+        sim.call_log()
+    );
+    assert!(sim.power_state().unwrap());
+}
+
+/// fence_ipmilan (ipmitool -I lan) on the same stdin reads what fencekit's agent
+/// did to the same ipmi_sim, and fencekit reads what fence_ipmilan did.
+#[test]
+fn fence_ipmilan_over_ipmi_1_5_agrees_with_the_agent_on_the_same_stdin() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let Some(fence_ipmilan) = peers::require("fence_ipmilan", "fence-agents") else {
+        return;
+    };
+    let sim = start(PowerProgram::Obey);
+    let stdin = |action: &str| {
+        format!(
+            "action={action}\nip=127.0.0.1\nipport={}\nusername={}\npassword={}\nlanplus=0\n\
+             auth=md5\n",
+            sim.port(),
+            sim.user(),
+            password()
+        )
+    };
+    let theirs = |action: &str| {
+        let command = std::process::Command::new(&fence_ipmilan);
+        tool::run(command, Some(stdin(action).as_bytes()), AGENT_TIMEOUT).unwrap()
+    };
+    let ours = |action: &str| {
+        let mut command = std::process::Command::new(bridge::binary().unwrap());
+        command.args(["fence-agent", "ipmi"]);
+        let input = format!("{}suite_memory_dir=\n", stdin(action));
+        tool::run(command, Some(input.as_bytes()), AGENT_TIMEOUT).unwrap()
+    };
+    let out = ours("off");
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    assert!(!sim.power_state().unwrap());
+    let out = theirs("status");
+    assert_eq!(exit_code(&out), Some(2), "fence_ipmilan: {}", out.text());
+    assert!(out.stdout.contains("Status: OFF"), "{}", out.text());
+
+    let out = theirs("on");
+    assert_eq!(exit_code(&out), Some(0), "fence_ipmilan: {}", out.text());
+    assert!(sim.power_state().unwrap());
+    let out = ours("status");
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    assert!(out.stdout.contains("Status: ON"), "{}", out.text());
+}
+
+/// ipmitool -I lan -A MD5 reads back what the agent's IPMI 1.5 session did.
+#[test]
+fn ipmitool_over_ipmi_1_5_reads_the_state_the_agent_left() {
+    if !ipmi_sim_present() {
+        return;
+    }
+    let Some(ipmitool) = peers::require("ipmitool", "ipmitool") else {
+        return;
+    };
+    let sim = start(PowerProgram::Obey);
+    let out = agent(
+        sim.port(),
+        &password(),
+        &[("action", "off"), ("lanplus", "0")],
+    );
+    assert_eq!(exit_code(&out), Some(0), "{}", out.text());
+    let mut command = std::process::Command::new(ipmitool);
+    command
+        .args(["-I", "lan", "-A", "MD5", "-H", "127.0.0.1", "-p"])
+        .arg(sim.port().to_string())
+        .args([
+            "-U",
+            sim.user(),
+            "-E",
+            "-N",
+            "1",
+            "-R",
+            "3",
+            "chassis",
+            "power",
+            "status",
+        ])
+        .env("IPMI_PASSWORD", password());
+    let out = tool::run(command, None, AGENT_TIMEOUT).unwrap();
+    assert!(out.status.success(), "{}", out.text());
+    assert!(
+        out.stdout.contains("Chassis Power is off"),
+        "{}",
+        out.text()
+    );
+    assert!(!sim.power_state().unwrap());
 }

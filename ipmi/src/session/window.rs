@@ -1,15 +1,43 @@
 //! The session-sequence receive window (IPMI v2.0 §6.12.13): a packet is accepted
-//! when its number is within +15 / −16 of the highest accepted one and was not seen
-//! before; 0 is never valid inside a session.
+//! when its number is within +15 / −16 of the highest accepted one (RMCP+), or
+//! ±8 (IPMI 1.5 sessions), and was not seen before; 0 is never valid inside a
+//! session.
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SeqWindow {
     highest: Option<u32>,
     /// Bit n set: `highest - n` was accepted.
     seen: u32,
+    ahead: i32,
+    behind: i32,
+}
+
+impl Default for SeqWindow {
+    /// The RMCP+ window, +15 / −16.
+    fn default() -> SeqWindow {
+        SeqWindow {
+            highest: None,
+            seen: 0,
+            ahead: 15,
+            behind: 16,
+        }
+    }
 }
 
 impl SeqWindow {
+    /// The IPMI 1.5 window, ±8 (§6.12.13; ipmi_sim's lanserv checks the same),
+    /// placed so that `first` is the first number expected: a number far from
+    /// it (a reply of another session, a replay) is refused from the start.
+    pub fn v15_expecting(first: u32) -> SeqWindow {
+        SeqWindow {
+            highest: Some(first.wrapping_sub(1)),
+            // The number before `first` counts as seen: it was never sent.
+            seen: 1,
+            ahead: 8,
+            behind: 8,
+        }
+    }
+
     /// Accepts `seq` and records it, or refuses it as out of window or a duplicate.
     pub fn accept(&mut self, seq: u32) -> bool {
         if seq == 0 {
@@ -21,11 +49,11 @@ impl SeqWindow {
             return true;
         };
         let ahead = seq.wrapping_sub(highest) as i32;
-        if (1..=15).contains(&ahead) {
+        if (1..=self.ahead).contains(&ahead) {
             self.seen = (self.seen << ahead) | 1;
             self.highest = Some(seq);
             true
-        } else if (-16..=0).contains(&ahead) {
+        } else if (-self.behind..=0).contains(&ahead) {
             let bit = 1u32 << (-ahead);
             if self.seen & bit != 0 {
                 return false;
@@ -71,6 +99,24 @@ mod tests {
         assert!(w.accept(u32::MAX - 1));
         assert!(w.accept(2));
         assert!(w.accept(u32::MAX));
+    }
+
+    #[test]
+    fn the_ipmi_1_5_window_is_8_either_way_from_the_first_expected_number() {
+        let mut w = SeqWindow::v15_expecting(100);
+        assert!(!w.accept(99), "the number before the first was never sent");
+        assert!(!w.accept(200));
+        assert!(w.accept(100));
+        assert!(!w.accept(100));
+        assert!(w.accept(108));
+        assert!(!w.accept(117));
+        assert!(w.accept(101));
+        assert!(!w.accept(99));
+        let mut w = SeqWindow::v15_expecting(5);
+        assert!(
+            w.accept(6),
+            "a BMC may start one after the number it was given"
+        );
     }
 
     #[test]

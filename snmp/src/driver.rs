@@ -1,0 +1,532 @@
+//! The thin tokio UDP driver (IPv4 and IPv6): [`Agent`] is one SNMP agent — where it
+//! is, how we log in, and the SNMPv3 engine learnt so far — and [`Session`] one
+//! operation's requests to it over a connected socket, all ending by one deadline.
+//! Every protocol decision (retries, stale answers, discovery, resynchronisation,
+//! the no-resend rule) is the sans-IO [`Exchange`]'s; this file only moves its
+//! datagrams and tells it the time.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use fencekit_core::{DeviceError, Instant};
+use tokio::net::UdpSocket;
+
+use crate::ber::{self, Oid, SetValue};
+use crate::credentials::{Credentials, Version};
+use crate::exchange::{Exchange, Peer, Request, Resend};
+use crate::message::{check_count, check_names, set_outcome, status_name, Response, VarValue};
+use crate::usm::Engine;
+
+/// One SNMP agent: where it is and how we log in. Cheap to share; holds the SNMPv3
+/// engine state so that later operations skip discovery.
+pub struct Agent {
+    host: String,
+    port: u16,
+    credentials: Credentials,
+    request_timeout: Duration,
+    engine: Mutex<Option<Engine>>,
+}
+
+impl std::fmt::Debug for Agent {
+    // The engine state holds pass phrases and keys: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    pub fn new(
+        host: &str,
+        port: u16,
+        credentials: Credentials,
+        request_timeout: Duration,
+    ) -> Agent {
+        Agent {
+            host: host.to_string(),
+            port,
+            credentials,
+            request_timeout,
+            engine: Mutex::new(None),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    pub fn version(&self) -> Version {
+        self.credentials.version()
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Opens a session that ends by `deadline`.
+    pub async fn session(&self, deadline: Instant) -> Result<Session<'_>, DeviceError> {
+        let endpoint = self.endpoint();
+        let addr: SocketAddr =
+            match fencekit_core::lookup::lookup(&self.host, self.port, deadline).await {
+                Ok(addrs) => addrs[0],
+                Err(e) if e.is_timeout() => {
+                    return Err(DeviceError::NoAnswer {
+                        endpoint,
+                        detail: "name lookup did not finish before the deadline".into(),
+                    })
+                }
+                Err(e) => return Err(DeviceError::Failed(e.to_string())),
+            };
+        let local: SocketAddr = if addr.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let io = |e: std::io::Error| DeviceError::Failed(format!("UDP socket for {endpoint}: {e}"));
+        let socket = UdpSocket::bind(local).await.map_err(io)?;
+        socket.connect(addr).await.map_err(io)?;
+        let peer = Peer {
+            host: self.host.clone(),
+            endpoint: endpoint.clone(),
+            credentials: self.credentials.clone(),
+            request_timeout: self.request_timeout,
+        };
+        let exchange = Exchange::new(
+            peer,
+            self.engine(),
+            first_request_id(),
+            Instant::now(),
+            deadline,
+        );
+        Ok(Session {
+            agent: self,
+            socket,
+            exchange,
+        })
+    }
+
+    fn engine(&self) -> Option<Engine> {
+        self.engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_engine(&self, engine: Option<Engine>) {
+        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = engine;
+    }
+}
+
+fn first_request_id() -> i32 {
+    // Unpredictable enough that two quick processes do not share ids; not security.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    ((nanos ^ std::process::id().rotate_left(16)) & 0x3fff_ffff) as i32
+}
+
+/// One operation's exchanges with an agent, all ending by one deadline.
+pub struct Session<'a> {
+    agent: &'a Agent,
+    socket: UdpSocket,
+    exchange: Exchange,
+}
+
+impl Session<'_> {
+    pub fn agent(&self) -> &Agent {
+        self.agent
+    }
+
+    /// GetRequest for several objects.
+    pub async fn get(&mut self, names: &[Oid]) -> Result<Response, DeviceError> {
+        let response = self.run(Request::get(names)).await?;
+        check_names(
+            &self.agent.endpoint(),
+            &response,
+            &names.iter().collect::<Vec<_>>(),
+        )?;
+        Ok(response)
+    }
+
+    /// GetNextRequest for one object.
+    pub async fn get_next(&mut self, name: &Oid) -> Result<Response, DeviceError> {
+        let response = self.run(Request::get_next(name)).await?;
+        check_count(&self.agent.endpoint(), &response, 1)?;
+        Ok(response)
+    }
+
+    /// Every object under `prefix`, in order (GetNext walk, which SNMPv1 also has).
+    pub async fn walk(&mut self, prefix: &Oid) -> Result<Vec<(Oid, VarValue)>, DeviceError> {
+        let mut out = Vec::new();
+        let mut cursor = prefix.clone();
+        loop {
+            let response = self.get_next(&cursor).await?;
+            // SNMPv1 ends a walk with noSuchName; v2c with endOfMibView.
+            if response.status == 2 {
+                break;
+            }
+            if response.status != 0 {
+                return Err(DeviceError::Protocol(format!(
+                    "{} answered {} while listing {}",
+                    self.agent.endpoint(),
+                    status_name(response.status),
+                    ber::dotted(prefix)
+                )));
+            }
+            let Some((name, value)) = response.binds.into_iter().next() else {
+                break;
+            };
+            if !name.starts_with(prefix) || value == VarValue::EndOfMibView {
+                break;
+            }
+            if name <= cursor {
+                return Err(DeviceError::Protocol(format!(
+                    "{} returned {} after {}: its table does not advance",
+                    self.agent.endpoint(),
+                    ber::dotted(&name),
+                    ber::dotted(&cursor)
+                )));
+            }
+            cursor = name.clone();
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+
+    /// SetRequest. An error-status that means "you may not write" becomes
+    /// [`DeviceError::Refused`].
+    pub async fn set(
+        &mut self,
+        binds: &[(Oid, SetValue)],
+        resend: Resend,
+    ) -> Result<(), DeviceError> {
+        let response = self.run(Request::set(binds, resend)).await?;
+        check_names(
+            &self.agent.endpoint(),
+            &response,
+            &binds.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+        )?;
+        set_outcome(
+            &self.agent.endpoint(),
+            &self.agent.credentials,
+            binds,
+            &response,
+        )
+    }
+
+    /// Runs one request through the exchange: its datagrams out, the socket's in,
+    /// the clock on each wake-up.
+    async fn run(&mut self, request: Request) -> Result<Response, DeviceError> {
+        self.exchange.start(request, Instant::now());
+        let outcome = self.drive().await;
+        // What the exchange learnt of the SNMPv3 engine serves the next operation.
+        self.agent.set_engine(self.exchange.engine().cloned());
+        outcome
+    }
+
+    async fn drive(&mut self) -> Result<Response, DeviceError> {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            while let Some(datagram) = self.exchange.poll_transmit() {
+                match self.socket.send(&datagram).await {
+                    Ok(_) => {}
+                    // The socket's pending error from an earlier datagram: this one
+                    // was not sent (the kernel reports the error instead of sending).
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        self.exchange.handle_unsent(Instant::now());
+                    }
+                    Err(e) => {
+                        return Err(DeviceError::Failed(format!(
+                            "cannot send to {}: {e}",
+                            self.agent.endpoint()
+                        )))
+                    }
+                }
+            }
+            if let Some(outcome) = self.exchange.poll_outcome() {
+                return outcome;
+            }
+            let Some(wake) = self.exchange.poll_timeout() else {
+                return Err(DeviceError::Failed(format!(
+                    "the SNMP exchange with {} stopped without an outcome",
+                    self.agent.endpoint()
+                )));
+            };
+            match tokio::time::timeout_at(wake, self.socket.recv(&mut buf)).await {
+                Err(_) => self.exchange.handle_timeout(Instant::now()),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    self.exchange.handle_refused(Instant::now());
+                }
+                Ok(Err(e)) => {
+                    return Err(DeviceError::Failed(format!(
+                        "cannot receive from {}: {e}",
+                        self.agent.endpoint()
+                    )))
+                }
+                Ok(Ok(n)) => {
+                    let datagram = buf.get(..n).unwrap_or_default();
+                    self.exchange.handle_datagram(Instant::now(), datagram);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ber::tag;
+    use crate::credentials::{AuthProtocol, PrivProtocol, SecLevel, Usm};
+    use fencekit_core::Secret;
+
+    #[test]
+    fn agent_debug_output_holds_no_secret() {
+        let agent = Agent::new(
+            "127.0.0.1",
+            161,
+            Credentials::Community {
+                version: Version::V2c,
+                community: Secret::new("s3cr3t-community"),
+            },
+            Duration::from_secs(1),
+        );
+        assert!(!format!("{agent:?}").contains("s3cr3t"));
+    }
+
+    /// A fake agent on loopback: answers each request with `replies(request_id)`.
+    async fn fake_agent(
+        replies: impl Fn(i32, u32) -> Vec<Vec<u8>> + Send + 'static,
+    ) -> (u16, tokio::task::JoinHandle<u32>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut seen = 0u32;
+            while let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await
+            {
+                seen += 1;
+                let request = snmp2::Pdu::from_bytes(&buf[..n]).unwrap();
+                for reply in replies(request.req_id, seen) {
+                    socket.send_to(&reply, from).await.unwrap();
+                }
+            }
+            seen
+        });
+        (port, task)
+    }
+
+    fn answer(id: i32, value: i64) -> Vec<u8> {
+        let pdu = ber::pdu(
+            tag::RESPONSE,
+            id,
+            &[(vec![1, 3, 6, 1, 2, 1, 1, 3, 0], SetValue::Integer(value))],
+        )
+        .unwrap();
+        ber::community_message(1, b"c", &pdu).to_vec()
+    }
+
+    fn v2c_agent(port: u16) -> Agent {
+        Agent::new(
+            "127.0.0.1",
+            port,
+            Credentials::Community {
+                version: Version::V2c,
+                community: Secret::new("c"),
+            },
+            Duration::from_millis(200),
+        )
+    }
+
+    /// An outlet reboot (which must not happen twice) that fails.
+    async fn reboot_outlet(session: &mut Session<'_>) -> DeviceError {
+        session
+            .set(
+                &[(
+                    vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4, 1],
+                    SetValue::Integer(3),
+                )],
+                Resend::Never,
+            )
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_stale_answer_is_skipped_and_the_right_one_taken() {
+        let (port, _task) =
+            fake_agent(|id, _| vec![answer(id.wrapping_sub(1), 1), answer(id, 2)]).await;
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        let response = session
+            .get(&[vec![1, 3, 6, 1, 2, 1, 1, 3, 0]])
+            .await
+            .unwrap();
+        assert_eq!(response.binds[0].1, VarValue::Integer(2));
+    }
+
+    #[tokio::test]
+    async fn a_lost_request_is_sent_again() {
+        // The agent ignores the first datagram and answers the second.
+        let (port, _task) = fake_agent(|id, seen| {
+            if seen == 1 {
+                vec![]
+            } else {
+                vec![answer(id, 7)]
+            }
+        })
+        .await;
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        let response = session
+            .get(&[vec![1, 3, 6, 1, 2, 1, 1, 3, 0]])
+            .await
+            .unwrap();
+        assert_eq!(response.binds[0].1, VarValue::Integer(7));
+    }
+
+    #[tokio::test]
+    async fn a_command_that_must_not_repeat_is_sent_once_and_reported_ambiguous() {
+        let (port, task) = fake_agent(|_, _| vec![]).await;
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(2))
+            .await
+            .unwrap();
+        let err = reboot_outlet(&mut session).await;
+        assert!(
+            err.to_string().contains("may have been carried out"),
+            "{err}"
+        );
+        drop(session);
+        assert_eq!(task.await.unwrap(), 1, "the reboot was sent exactly once");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_must_not_repeat_is_sent_once_even_after_an_earlier_icmp_refusal() {
+        // A port where nothing listens yet: the session's first read meets ICMP
+        // port unreachable; the agent comes up, answers reads, and never answers
+        // the set (a lost answer).
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(4))
+            .await
+            .unwrap();
+        let server = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let socket = UdpSocket::bind(("127.0.0.1", port)).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut sets = 0u32;
+            while let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await
+            {
+                let request = snmp2::Pdu::from_bytes(&buf[..n]).unwrap();
+                if request.message_type == snmp2::MessageType::SetRequest {
+                    sets += 1;
+                    continue;
+                }
+                socket
+                    .send_to(&answer(request.req_id, 1), from)
+                    .await
+                    .unwrap();
+            }
+            sets
+        });
+        session
+            .get(&[vec![1, 3, 6, 1, 2, 1, 1, 3, 0]])
+            .await
+            .unwrap();
+        assert!(
+            session.exchange.refused(),
+            "the first read met ICMP port unreachable"
+        );
+        let err = reboot_outlet(&mut session).await;
+        assert!(
+            err.to_string().contains("may have been carried out"),
+            "{err}"
+        );
+        drop(session);
+        assert_eq!(server.await.unwrap(), 1, "the reboot was sent exactly once");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_must_not_repeat_is_not_sent_again_after_a_time_window_report() {
+        // A v3 agent: discovery gives its engine; every request after it is
+        // answered with a (plaintext, unauthenticated) usmStatsNotInTimeWindows.
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let agent_task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut requests = 0u32;
+            while let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await
+            {
+                let header = ber::v3_header(&buf[..n]).unwrap();
+                let id = i32::try_from(header.msg_id).unwrap();
+                let counter = if header.engine_id.is_empty() {
+                    4 // usmStatsUnknownEngineIDs: discovery
+                } else {
+                    requests += 1;
+                    2 // usmStatsNotInTimeWindows
+                };
+                let report = ber::pdu(
+                    tag::REPORT,
+                    id,
+                    &[(
+                        vec![1, 3, 6, 1, 6, 3, 15, 1, 1, counter, 0],
+                        SetValue::Integer(1),
+                    )],
+                )
+                .unwrap();
+                let answer = ber::v3_plain_message(id, 0, b"fake-engine-01", 1, 100, b"", &report);
+                socket.send_to(&answer, from).await.unwrap();
+            }
+            requests
+        });
+        let agent = Agent::new(
+            "127.0.0.1",
+            port,
+            Credentials::Usm(Usm {
+                user: "alice".into(),
+                level: SecLevel::AuthNoPriv,
+                auth: AuthProtocol::Sha1,
+                auth_pass: Some(Secret::new("alice-auth-pass")),
+                privacy: PrivProtocol::Des,
+                priv_pass: None,
+            }),
+            Duration::from_millis(200),
+        );
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(3))
+            .await
+            .unwrap();
+        let err = reboot_outlet(&mut session).await;
+        assert!(err.to_string().contains("not sent again"), "{err}");
+        drop(session);
+        assert_eq!(
+            agent_task.await.unwrap(),
+            1,
+            "the reboot was sent exactly once"
+        );
+    }
+}
