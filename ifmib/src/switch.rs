@@ -268,12 +268,19 @@ fn pick(table: &[Interface], plug: &Plug) -> Result<u32, DeviceError> {
 }
 
 /// The text of a name column. Trailing NULs are dropped: some switches pad
-/// ifDescr with them, and fence_ifmib's snmpwalk output never shows them.
+/// ifDescr with them, and fence_ifmib's snmpwalk output never shows them. What an
+/// agent sends must not drive a terminal or flood a line (names go into `list` and
+/// error messages): control characters become U+FFFD, which no plug can contain
+/// (plugs with control characters are refused), and a name is at most the 255
+/// characters IF-MIB's DisplayString allows.
 fn text(value: &VarValue) -> String {
     match value {
         VarValue::Text(bytes) => String::from_utf8_lossy(bytes)
             .trim_end_matches('\0')
-            .to_string(),
+            .chars()
+            .take(255)
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect(),
         _ => String::new(),
     }
 }
@@ -573,6 +580,14 @@ mod tests {
         }
         assert!(pick(&table(), &Plug::parse("")).is_err());
         assert!(pick(&[], &Plug::parse("3")).is_err());
+    }
+
+    #[test]
+    fn names_from_the_agent_carry_no_control_characters_and_no_padding() {
+        let name = text(&VarValue::Text(b"Gi1/0/1\x1b[2J\0\0".to_vec()));
+        assert_eq!(name, "Gi1/0/1\u{fffd}[2J");
+        assert_eq!(text(&VarValue::Text(vec![b'x'; 1000])).len(), 255);
+        assert_eq!(text(&VarValue::Integer(3)), "");
     }
 
     #[test]
