@@ -314,6 +314,8 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
     };
     drop_fence_legacy_port(schema.plugin, &mut raw);
     let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
+    // The checks of cluster-glue's own names below may quote a value.
+    fencekit_core::schema::watch_inline_secrets(&schemas, &raw);
     if let Err(e) = refuse_differing_names(schema.plugin, &schemas, &raw) {
         logging::report!("{me}: {e}");
         return Stage::Done(FAIL);
