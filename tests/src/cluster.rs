@@ -284,8 +284,8 @@ impl Lab {
         };
         lab.build_network()?;
         lab.build_disk()?;
-        lab.build_sans()?;
         lab.write_node_files()?;
+        lab.build_sans()?;
         lab.start_bmcs()?;
         lab.oracle = Some(Oracle::start(lab.device_number()?, &lab.nodes));
         for i in 0..lab.nodes.len() {
@@ -934,25 +934,27 @@ impl Lab {
             .two_supply_node()
             .map(|node| vec![(node, self.supply_devices())])
             .unwrap_or_default();
-        let topology = topology_xml(&levels);
-        for (section, xml) in [
-            ("resources", resources),
-            ("constraints", constraints),
-            ("fencing-topology", topology),
-        ] {
-            let path = self.dir.path().join(format!("{section}.xml"));
+        let mut sections = vec![
+            ("resources", "--replace", "resources", resources),
+            ("constraints", "--replace", "constraints", constraints),
+        ];
+        // A new CIB has no fencing-topology section to replace: it is created
+        // under the configuration.
+        if !levels.is_empty() {
+            sections.push((
+                "fencing-topology",
+                "--create",
+                "configuration",
+                topology_xml(&levels),
+            ));
+        }
+        for (name, how, section, xml) in sections {
+            let path = self.dir.path().join(format!("{name}.xml"));
             write(&path, &xml, 0o600)?;
             let path_text = path.to_string_lossy().into_owned();
             let out = self.run_in(
                 &first,
-                &[
-                    "cibadmin",
-                    "--replace",
-                    "-o",
-                    section,
-                    "--xml-file",
-                    &path_text,
-                ],
+                &["cibadmin", how, "-o", section, "--xml-file", &path_text],
             )?;
             check(&out, "cibadmin")?;
         }

@@ -642,3 +642,76 @@ fn a_cluster_fences_through_fencekit_only_what_it_must_by_every_supply_after_its
         test_started.elapsed().as_secs_f64()
     );
 }
+
+/// Scenario 1 over and over, for `bench/cluster.sh` (not part of the normal run):
+/// `FENCEKIT_BENCH_AGENT` is the fence agent of every device (`fence_ipmilan` or
+/// `fence_fencekit_ipmi`), `FENCEKIT_BENCH_RUNS` the repetitions (5). Each run
+/// prints `bench-cluster AGENT RUN FENCED_S UP_S`: seconds from the link cut to the
+/// power-off in the hook log, and to the shared filesystem mounted elsewhere. The
+/// same safety is asserted as in the test: never two mounts, off before up.
+#[test]
+#[ignore = "a benchmark: bench/cluster.sh runs it"]
+fn bench_a_lost_node_is_fenced_and_its_group_moves_again_and_again() {
+    assert!(lab_peers_present(), "the cluster lab's peers are missing");
+    let agent_name =
+        std::env::var("FENCEKIT_BENCH_AGENT").unwrap_or_else(|_| "fence_fencekit_ipmi".into());
+    let runs: usize = std::env::var("FENCEKIT_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let installed = Installed::new().unwrap();
+    let ours = SystemLink::fence_agent(&installed, "ipmi").unwrap();
+    let ocf = SystemLink::ocf_provider(&installed).unwrap();
+    let agent = match agent_name.as_str() {
+        "fence_fencekit_ipmi" => ours.path().to_path_buf(),
+        "fence_ipmilan" => std::path::PathBuf::from("/usr/sbin/fence_ipmilan"),
+        other => panic!("FENCEKIT_BENCH_AGENT={other}: fence_ipmilan or fence_fencekit_ipmi"),
+    };
+    let mut lab = Lab::start(LabOptions {
+        nodes: 3,
+        fence_agent: agent,
+        ocf_provider: ocf.path().to_path_buf(),
+        two_supplies: false,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    for run in 1..=runs {
+        let victim = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+        let cut_at = SystemTime::now();
+        lab.cut_link(&victim).unwrap();
+        let fenced_ms = lab
+            .wait_until(&format!("{victim} is fenced"), FAILOVER_TIMEOUT, || {
+                event_since(&lab, &victim, "off", cut_at)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let new_home = lab
+            .wait_until(
+                "the group runs on another node",
+                FAILOVER_TIMEOUT,
+                || match group_node(&lab) {
+                    Ok(node) if node != victim => Ok(node),
+                    Ok(node) => Err(format!("still on {node}")),
+                    Err(e) => Err(e),
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let record = lab.mounts();
+        let (up_at, _) = record
+            .changes
+            .iter()
+            .find(|(at, holders)| *at >= cut_at && holders.contains(&new_home))
+            .cloned()
+            .expect("the oracle saw the new mount");
+        assert!(unix_ms(up_at) >= fenced_ms, "up before {victim} was off");
+        assert_eq!(record.max_at_once, 1, "{:?}", record.changes);
+        println!(
+            "bench-cluster {agent_name} {run} {:.3} {:.3}",
+            seconds_since(cut_at, fenced_ms),
+            seconds_since(cut_at, unix_ms(up_at))
+        );
+        bring_back(&mut lab, &victim, &new_home);
+    }
+    let left = lab.stop();
+    assert!(left.is_empty(), "the lab left behind: {left:?}");
+    drop(ours);
+    drop(ocf);
+}
