@@ -9,13 +9,18 @@
 //! veth down there. One `ipmi_sim` per node, in a BMC namespace, has a
 //! `chassis_control` program that cuts and boots the node and logs every power event
 //! with a timestamp (the hook log); it can be told to lie (accept off, keep the node
-//! on). Addresses are from 198.51.100.0/24 and live only in the lab's namespaces.
+//! on). Optionally the last node is fed by two power supplies, each the chassis of a
+//! BMC of its own, which cut the node only when both are off (and either can lie).
+//! Addresses are from 198.51.100.0/24 and live only in the lab's namespaces.
 //!
 //! The cluster fences with `stonith:fence_fencekit_ipmi` (the freshly built agent,
-//! linked where Pacemaker looks by the test) and runs a group with
-//! `ocf:heartbeat:Filesystem` on an ext4 loop device every node sees. An oracle
-//! outside the cluster samples the mount table of every mount namespace of the
-//! machine and records which nodes had the device mounted at once.
+//! linked where Pacemaker looks by the test; `fence_ipmilan` to compare), the node
+//! with two supplies through one fencing level holding both, and runs a group with
+//! `ocf:fencekit:SANFilesystem` on an ext4 loop device every node sees. Each node
+//! has a fixture SAN tree that describes four FC paths to that loop device; a test
+//! can cut a node's paths. An oracle outside the cluster samples the mount table of
+//! every mount namespace of the machine and records which nodes had the device
+//! mounted at once.
 //!
 //! Everything the lab makes is undone when it is stopped or dropped (also while a
 //! failing test unwinds): nodes powered off by their recorded init PID, BMCs ended
@@ -519,7 +524,11 @@ impl Lab {
         match b.checked_sub(self.nodes.len()) {
             None => {
                 let node = &self.nodes[b];
-                (node.name.clone(), node.dir.join("power"), node.dir.join("bmc"))
+                (
+                    node.name.clone(),
+                    node.dir.join("power"),
+                    node.dir.join("bmc"),
+                )
             }
             Some(k) => {
                 let supply = &self.supplies[k];
@@ -631,7 +640,9 @@ impl Lab {
 
     /// The node fed by two supplies, if the lab has one.
     pub fn two_supply_node(&self) -> Option<String> {
-        self.supplies.first().map(|s| self.nodes[s.node].name.clone())
+        self.supplies
+            .first()
+            .map(|s| self.nodes[s.node].name.clone())
     }
 
     /// The fencing devices of the supplies, in the order of their fencing level.
@@ -646,9 +657,7 @@ impl Lab {
     pub fn supply_states(&self) -> Vec<bool> {
         self.supplies
             .iter()
-            .map(|s| {
-                std::fs::read_to_string(s.dir.join("state")).is_ok_and(|t| t.trim() == "on")
-            })
+            .map(|s| std::fs::read_to_string(s.dir.join("state")).is_ok_and(|t| t.trim() == "on"))
             .collect()
     }
 
@@ -1782,6 +1791,7 @@ mod tests {
             ),
             constraints_xml(&devices),
             devices_xml("fence_fencekit_ipmi", &supplies, "secret"),
+            constraints_xml(&supplies),
             topology_xml(&level),
         ]
     }

@@ -22,9 +22,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use fencekit_tests::bridge::Installed;
-use fencekit_tests::cluster::{
-    unix_ms, Lab, LabOptions, FS_ID, GROUP_ID, PEERS, SERVICE_ADDR,
-};
+use fencekit_tests::cluster::{unix_ms, Lab, LabOptions, FS_ID, GROUP_ID, PEERS, SERVICE_ADDR};
 use fencekit_tests::peers;
 use fencekit_tests::system::SystemLink;
 use fencekit_tests::HarnessError;
@@ -414,22 +412,37 @@ fn a_cluster_fences_through_fencekit_only_what_it_must_by_every_supply_after_its
     // second supply lies: the first goes off, node3 keeps running on the second,
     // fencing fails and the group stays blocked. Then the supply obeys: the next
     // attempt switches both off, node3 goes off only then, and the group moves.
-    let dual = lab.two_supply_node().expect("the lab has a node with two supplies");
+    let dual = lab
+        .two_supply_node()
+        .expect("the lab has a node with two supplies");
     if group_node(&lab).ok().as_ref() != Some(&dual) {
         pcmk(
             &lab,
             &new_home,
-            &["crm_resource", "--move", "--resource", GROUP_ID, "--node", &dual],
+            &[
+                "crm_resource",
+                "--move",
+                "--resource",
+                GROUP_ID,
+                "--node",
+                &dual,
+            ],
         );
-        lab.wait_until(&format!("the group runs on {dual}"), FAILOVER_TIMEOUT, || {
-            match group_node(&lab) {
+        lab.wait_until(
+            &format!("the group runs on {dual}"),
+            FAILOVER_TIMEOUT,
+            || match group_node(&lab) {
                 Ok(node) if node == dual => Ok(()),
                 Ok(node) => Err(format!("on {node}")),
                 Err(e) => Err(e),
-            }
-        })
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}"));
-        pcmk(&lab, &dual, &["crm_resource", "--clear", "--resource", GROUP_ID]);
+        pcmk(
+            &lab,
+            &dual,
+            &["crm_resource", "--clear", "--resource", GROUP_ID],
+        );
         settle(&lab, &dual);
     }
     let witness = all.iter().find(|n| **n != dual).unwrap().clone();
@@ -525,16 +538,20 @@ fn a_cluster_fences_through_fencekit_only_what_it_must_by_every_supply_after_its
         "the group started on {new_home} before {dual} was off"
     );
     assert_eq!(record.max_at_once, 1, "{:?}", record.changes);
-    lab.wait_until(&format!("{witness} sees {dual} fenced"), FAILOVER_TIMEOUT, || {
-        let history = lab
-            .fence_history(&witness, &dual)
-            .map_err(|e| e.to_string())?;
-        if history.contains(&format!("off of {dual} successful")) {
-            Ok(())
-        } else {
-            Err(history)
-        }
-    })
+    lab.wait_until(
+        &format!("{witness} sees {dual} fenced"),
+        FAILOVER_TIMEOUT,
+        || {
+            let history = lab
+                .fence_history(&witness, &dual)
+                .map_err(|e| e.to_string())?;
+            if history.contains(&format!("off of {dual} successful")) {
+                Ok(())
+            } else {
+                Err(history)
+            }
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     println!(
         "two supplies, both obeying: {dual} off {:.2} s after the supply obeyed, only after both supplies (psu2 off {:.2} s before); {FS_ID} up on {new_home} {:.2} s after; max simultaneous mounts {}",
