@@ -206,6 +206,7 @@ pub const PEERS: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("unshare", "util-linux"),
+    ("flock", "util-linux"),
     ("losetup", "mount"),
     ("mkfs.ext4", "e2fsprogs"),
     ("perl", "perl-base"),
@@ -224,6 +225,12 @@ impl Lab {
         }
         for (program, package) in PEERS {
             find(program, package)?;
+        }
+        if options.nodes == 0 {
+            return Err(HarnessError::Refused {
+                what: "start the cluster lab".into(),
+                why: "a cluster needs at least one node".into(),
+            });
         }
         for needed in [&options.fence_agent, &options.ocf_provider] {
             if !needed.exists() {
