@@ -1547,6 +1547,9 @@ mount --bind "$dir/corosync-log" /var/log/corosync
 mount --bind "$dir/pacemaker-state" /var/lib/pacemaker
 mount --bind "$dir/pacemaker-log" /var/log/pacemaker
 hostname "$name"
+# Log times in UTC whatever this machine's zone: the tests compare them with the
+# hook log's Unix times.
+export TZ=UTC0
 mkdir -p /run/crm /run/resource-agents /run/fence-agents
 chown hacluster:haclient /run/crm
 corosync -f >"$dir/corosync.out" 2>&1 &

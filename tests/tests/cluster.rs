@@ -106,13 +106,14 @@ fn event_since(lab: &Lab, node: &str, what: &str, since: SystemTime) -> Result<u
         .ok_or_else(|| format!("no {what} of {node} in the hook log yet"))
 }
 
-/// When Pacemaker asked for `target` to be fenced, after `since` (Unix ms): the
-/// earliest fencing request for it in any node's detail log, whose lines start with
-/// `Mon DD HH:MM:SS.mmm` in UTC (the lab's nodes run with this machine's zone).
-fn fence_request_ms(lab: &Lab, target: &str, since: SystemTime) -> Option<u128> {
+/// When Pacemaker asked for `target` to be fenced, after `since` (Unix ms), and the
+/// log line that says so: the earliest fencing request for it in any node's detail
+/// log, whose lines start with
+/// `Mon DD HH:MM:SS.mmm` in UTC (the lab's nodes run with `TZ=UTC0`).
+fn fence_request_ms(lab: &Lab, target: &str, since: SystemTime) -> Option<(u128, String)> {
     let since_ms = unix_ms(since);
     let day_ms = since_ms - since_ms % 86_400_000;
-    let mut earliest: Option<u128> = None;
+    let mut earliest: Option<(u128, String)> = None;
     for node in lab.node_names() {
         let Ok(log) = lab.pacemaker_log(&node) else {
             continue;
@@ -132,8 +133,8 @@ fn fence_request_ms(lab: &Lab, target: &str, since: SystemTime) -> Option<u128> 
                 continue;
             };
             let at = day_ms + ms;
-            if at >= since_ms && earliest.map_or(true, |e| at < e) {
-                earliest = Some(at);
+            if at >= since_ms && earliest.as_ref().map_or(true, |(e, _)| at < *e) {
+                earliest = Some((at, line.to_owned()));
             }
         }
     }
@@ -311,21 +312,23 @@ fn a_cluster_fences_through_fencekit_only_what_it_must_by_every_supply_after_its
         record.changes
     );
     assert_eq!(record.max_at_once, 1, "{:?}", record.changes);
-    let requested = fence_request_ms(&lab, &minority, cut_at).unwrap_or_else(|| {
-        panic!(
-            "no fencing request for {minority} in the Pacemaker logs\n{}",
-            lab.diagnostics()
-        )
-    });
+    let (requested, request_line) =
+        fence_request_ms(&lab, &minority, cut_at).unwrap_or_else(|| {
+            panic!(
+                "no fencing request for {minority} in the Pacemaker logs\n{}",
+                lab.diagnostics()
+            )
+        });
     let waited_ms = fenced.at_ms.saturating_sub(requested);
     assert!(
         waited_ms >= u128::from(FENCE_DELAY_S) * 1000,
         "{minority} was powered off {waited_ms} ms after the fencing request, before its device's delay of {FENCE_DELAY_S} s"
     );
     println!(
-        "partition 1 vs 2: only {minority} fenced, {:.2} s after the cut; the group stayed on {home}; delay {FENCE_DELAY_S} s honoured: request to power-off {:.2} s",
+        "partition 1 vs 2: only {minority} fenced, {:.2} s after the cut; the group stayed on {home}; delay {FENCE_DELAY_S} s honoured: request to power-off {:.2} s (request: {})",
         seconds_since(cut_at, fenced.at_ms),
-        waited_ms as f64 / 1000.0
+        waited_ms as f64 / 1000.0,
+        request_line.trim()
     );
     bring_back(&mut lab, &minority, &home);
     pcmk(
