@@ -61,6 +61,16 @@ impl ApcSwitch {
                         .into(),
                 ));
             }
+            None if community_looks_like_a_prompt(params) => {
+                return Err(DeviceError::Failed(
+                    "a login (username/password) with an SNMP v1/v2c community that ends like \
+                     a command prompt (>, #, $) is fence_apc's console configuration, whose -c \
+                     is the command prompt: here -c is the SNMP community (fence_apc_snmp's); \
+                     give the prompt as command_prompt (--command-prompt) with ssh=1 or \
+                     telnet=1, or set transport=snmp to mean SNMP"
+                        .into(),
+                ));
+            }
             None => "snmp",
         };
         match transport {
@@ -97,6 +107,18 @@ fn looks_like_fence_apc_telnet(params: &Params) -> bool {
         || params.secret("snmp_priv_passwd").is_some()
         || params.text("snmp_version").is_some_and(|v| v != "1");
     login && !snmp && params.boolean("secure") != Some(true)
+}
+
+/// Whether `params` hold a login and, as the SNMP v1/v2c community, what reads as
+/// a console's command prompt (fence_apc's `-c >`): the login would go unused and
+/// the prompt be sent as a community.
+fn community_looks_like_a_prompt(params: &Params) -> bool {
+    let login = params.text("username").is_some() || params.secret("password").is_some();
+    let v3 = params.text("snmp_version").is_some_and(|v| v.trim() == "3");
+    let prompt = params
+        .secret("community")
+        .is_some_and(|c| c.expose().trim_end().ends_with(['>', '#', '$']));
+    login && !v3 && prompt && params.boolean("secure") != Some(true)
 }
 
 /// SNMP gave no answer: the one failure the console may stand in for.
@@ -286,6 +308,38 @@ mod tests {
             let device = ApcSwitch::from_params(&params).unwrap();
             assert!(!format!("{device:?} {device:#?}").contains("Zq81x"));
         }
+    }
+
+    #[test]
+    fn fence_apcs_command_prompt_given_as_its_c_is_refused_not_sent_as_a_community() {
+        let build = |pairs: &[(&str, &str)]| {
+            let raw: Vec<RawParam> = pairs
+                .iter()
+                .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+                .collect();
+            let params = validate(&[&crate::SCHEMA], &raw, Unknown::Reject, None)
+                .unwrap()
+                .params;
+            ApcSwitch::from_params(&params)
+        };
+        let login = [
+            ("ip", "127.0.0.1"),
+            ("username", "apc"),
+            ("password", "apc-pw"),
+        ];
+        for prompt in [">", "apc>", "APC# "] {
+            let mut pairs = login.to_vec();
+            pairs.push(("community", prompt));
+            let err = build(&pairs).unwrap_err().to_string();
+            assert!(err.contains("command prompt"), "{prompt}: {err}");
+        }
+        // A community of another shape, or SNMP asked for by name, is SNMP.
+        let mut pairs = login.to_vec();
+        pairs.push(("community", "private"));
+        assert!(matches!(build(&pairs), Ok(ApcSwitch::Snmp(_))));
+        pairs.pop();
+        pairs.extend([("community", ">"), ("transport", "snmp")]);
+        assert!(matches!(build(&pairs), Ok(ApcSwitch::Snmp(_))));
     }
 
     #[test]

@@ -244,9 +244,21 @@ impl ApcSnmpSwitch {
         if let (Plug::Name(text), true, None) = (plug, family.chained(), self.unit) {
             return self.resolve_on_chain(session, family, plug, text).await;
         }
-        let (unit, outlet) = match plug {
-            Plug::OnUnit { unit, outlet } if family.chained() => (*unit, outlet.as_ref()),
-            Plug::Number(_) | Plug::Name(_) => (self.unit.unwrap_or(1), plug),
+        // `unit:outlet` addresses an outlet: its number is that outlet only. A PDU of
+        // one unit is unit 1 (fence_apc_snmp's `1:N`).
+        let (unit, outlet, addressed) = match plug {
+            Plug::OnUnit { unit, outlet } if family.chained() => (*unit, outlet.as_ref(), true),
+            Plug::OnUnit { unit: 1, outlet } => (1, outlet.as_ref(), true),
+            Plug::OnUnit { unit, .. } => {
+                return Err(DeviceError::UnknownPlug {
+                    plug: plug.to_string(),
+                    known: format!(
+                        "this PDU ({}) has one unit; unit {unit} does not exist",
+                        family.title()
+                    ),
+                })
+            }
+            Plug::Number(_) | Plug::Name(_) => (self.unit.unwrap_or(1), plug, false),
             _ => return Err(self.unknown_plug(session, family, plug).await),
         };
         let place = |number: u32| {
@@ -275,7 +287,12 @@ impl ApcSnmpSwitch {
                         _ => None,
                     })
                     .collect();
-                match fencekit_core::resolve_outlet(outlet, on_unit.iter().copied()) {
+                let found = if addressed {
+                    fencekit_core::resolve_addressed(outlet, on_unit.iter().copied())
+                } else {
+                    fencekit_core::resolve_outlet(outlet, on_unit.iter().copied())
+                };
+                match found {
                     Ok(number) => Ok(place(number)),
                     Err(DeviceError::UnknownPlug { .. }) => {
                         Err(self.unknown_plug(session, family, plug).await)

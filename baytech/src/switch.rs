@@ -195,10 +195,10 @@ impl BaytechSwitch {
     }
 
     async fn run(&self, plug: &Plug, word: &str, deadline: Instant) -> Result<(), DeviceError> {
-        let (strip, outlet) = self.place(plug)?;
+        let (strip, _) = self.place(plug)?;
         let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
         let outlets = Self::outlets(&mut s, deadline).await?;
-        let found = find(outlet, &outlets)?;
+        let found = find(plug, &outlets)?;
         if found.locked {
             return Err(DeviceError::Refused(format!(
                 "{}: outlet {} ({}) is locked on the strip",
@@ -359,14 +359,16 @@ async fn status_table<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|e| DeviceError::Protocol(format!("{}: Status: {e}", console.options().device)))
 }
 
-/// The outlet a plug names on this strip, by the one rule of
-/// [`fencekit_core::resolve_outlet`]: two outlets with the plug's name (the two
-/// power supplies of one node) are an error, never the first of them.
+/// The outlet a plug names on its strip (`strip:outlet` or an outlet of the
+/// configured strip), by the one rule of [`fencekit_core::resolve_outlet`]: two
+/// outlets with the plug's name (the two power supplies of one node) are an error,
+/// never the first of them; a number after its strip is that outlet only.
 fn find<'a>(plug: &Plug, outlets: &'a [Outlet]) -> Result<&'a Outlet, DeviceError> {
     let listed = || outlets.iter().map(|o| (o.number, o.name.as_str()));
     let number = match plug {
         Plug::Number(_) | Plug::Name(_) => fencekit_core::resolve_outlet(plug, listed())?,
-        Plug::Chassis | Plug::OnUnit { .. } => {
+        Plug::OnUnit { outlet, .. } => fencekit_core::resolve_addressed(outlet, listed())?,
+        Plug::Chassis => {
             return Err(DeviceError::UnknownPlug {
                 plug: plug.to_string(),
                 known: listed()
@@ -408,10 +410,10 @@ impl BaytechSwitch {
         if let Some(state) = self.take_observed(plug) {
             return Ok(state);
         }
-        let (strip, outlet) = self.place(plug)?;
+        let (strip, _) = self.place(plug)?;
         let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
         let outlets = Self::outlets(&mut s, deadline).await?;
-        let state = find(outlet, &outlets)?.state;
+        let state = find(plug, &outlets)?.state;
         logout(&mut s, deadline).await;
         Ok(state)
     }

@@ -28,7 +28,11 @@ pub enum DeviceError {
     UnknownPlug { plug: String, known: String },
     /// The plug text fits more than one outlet; switching one of them could leave
     /// the node powered by the other.
-    #[error("plug {plug} is ambiguous: outlets {outlets} all match it; name the outlet by number")]
+    #[error(
+        "plug {plug} is ambiguous: outlets {outlets} all match it; give one outlet's \
+         number in the unit:outlet form (1:N on a device of one unit), which names that \
+         number only, or a name no other outlet has"
+    )]
     AmbiguousPlug { plug: String, outlets: String },
     /// The device does not offer this operation.
     #[error("unsupported: {0}")]

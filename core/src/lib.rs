@@ -32,7 +32,10 @@ pub mod switch;
 
 pub use error::{DeviceError, FenceError};
 pub use fence::{fence, FenceAction, FenceOptions, Method, Outcome};
-pub use power::{resolve_outlet, FenceTarget, Plug, PlugError, PlugInfo, PowerState, TargetPlug};
+pub use power::{
+    resolve_addressed, resolve_outlet, FenceTarget, Plug, PlugError, PlugInfo, PowerState,
+    TargetPlug,
+};
 pub use schema::{ParamSpec, ParamType, Params, Schema};
 pub use secret::Secret;
 pub use storage::{PathReport, StorageHealth, Verdict};

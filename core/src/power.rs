@@ -129,6 +129,9 @@ fn canonical_number(text: &str) -> Option<u32> {
 ///   names the outlet with that number;
 /// * another outlet whose name differs only in case or blanks makes a name
 ///   ambiguous too;
+/// * `1:N` (unit 1, outlet N: fence_apc_snmp's `switch:plug` on a device of one
+///   unit) is the outlet numbered N and nothing else, whatever the outlets are
+///   named: the way to name a number some outlet is also named after;
 /// * more than one outlet is an error, never the first of them: two outlets named
 ///   `db1` are usually the two power supplies of one node, and switching one of them
 ///   off fences nothing.
@@ -170,23 +173,23 @@ pub fn resolve_outlet<'a>(
                 }
             }
         }
-        Plug::Chassis | Plug::OnUnit { .. } => {}
+        Plug::OnUnit { unit: 1, outlet } => return resolve_addressed(outlet, outlets),
+        Plug::OnUnit { unit, .. } => {
+            return Err(DeviceError::UnknownPlug {
+                plug: plug.to_string(),
+                known: format!(
+                    "one unit only (unit {unit} does not exist): {}",
+                    shown_outlets(outlets)
+                ),
+            })
+        }
+        Plug::Chassis => {}
     }
     match found.as_slice() {
         [one] => Ok(*one),
         [] => Err(DeviceError::UnknownPlug {
             plug: plug.to_string(),
-            known: outlets
-                .into_iter()
-                .map(|(number, name)| {
-                    if name.is_empty() {
-                        number.to_string()
-                    } else {
-                        format!("{number} ({name})")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: shown_outlets(outlets),
         }),
         many => Err(DeviceError::AmbiguousPlug {
             plug: plug.to_string(),
@@ -197,6 +200,47 @@ pub fn resolve_outlet<'a>(
                 .join(", "),
         }),
     }
+}
+
+/// The outlet a plug names once its unit was given (`unit:outlet`): a number is the
+/// outlet with that number only, as an address; a name is looked for as
+/// [`resolve_outlet`] does.
+pub fn resolve_addressed<'a>(
+    outlet: &Plug,
+    outlets: impl IntoIterator<Item = (u32, &'a str)> + Clone,
+) -> Result<u32, DeviceError> {
+    match outlet {
+        Plug::Number(n) => {
+            if outlets.clone().into_iter().any(|(number, _)| number == *n) {
+                Ok(*n)
+            } else {
+                Err(DeviceError::UnknownPlug {
+                    plug: outlet.to_string(),
+                    known: shown_outlets(outlets),
+                })
+            }
+        }
+        Plug::Name(_) => resolve_outlet(outlet, outlets),
+        // `Plug::parse` never nests units, nor puts the chassis under one.
+        Plug::OnUnit { .. } | Plug::Chassis => Err(DeviceError::UnknownPlug {
+            plug: outlet.to_string(),
+            known: shown_outlets(outlets),
+        }),
+    }
+}
+
+fn shown_outlets<'a>(outlets: impl IntoIterator<Item = (u32, &'a str)>) -> String {
+    outlets
+        .into_iter()
+        .map(|(number, name)| {
+            if name.is_empty() {
+                number.to_string()
+            } else {
+                format!("{number} ({name})")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A name made only of ASCII digits (`07`) as its number.
@@ -296,6 +340,17 @@ mod tests {
 
     fn outlets() -> Vec<(u32, &'static str)> {
         vec![(1, "db1"), (2, "web"), (3, "db1"), (7, "app"), (8, "07")]
+    }
+
+    #[test]
+    fn unit_1_and_a_number_is_that_outlet_only_whatever_the_others_are_named() {
+        let outlets = [(2, "node2"), (5, "2")];
+        assert!(resolve_outlet(&Plug::parse("2"), outlets).is_err());
+        assert_eq!(resolve_outlet(&Plug::parse("1:2"), outlets), Ok(2));
+        assert_eq!(resolve_outlet(&Plug::parse("1:node2"), outlets), Ok(2));
+        assert!(resolve_outlet(&Plug::parse("1:9"), outlets).is_err());
+        let err = resolve_outlet(&Plug::parse("2:2"), outlets).unwrap_err();
+        assert!(err.to_string().contains("unit 2 does not exist"), "{err}");
     }
 
     #[test]

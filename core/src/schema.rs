@@ -419,6 +419,22 @@ pub fn normalize(key: &str) -> String {
     key.trim().to_ascii_lowercase().replace('-', "_")
 }
 
+/// Watches every secret given inline in `raw` ([`crate::screen::watch`]). Done
+/// before any parameter is checked: an error about another parameter (the password
+/// pasted into the wrong field) must not show it, whatever the order. A front end
+/// that checks parameters of its own before [`validate`] calls this first.
+pub fn watch_inline_secrets(schemas: &[&Schema], raw: &[RawParam]) {
+    for item in raw {
+        if let (Some((spec, SecretSource::Inline)), RawValue::Text(text)) =
+            (lookup(schemas, &normalize(&item.key)), &item.value)
+        {
+            if spec.secret {
+                crate::screen::watch(&Secret::new(text.as_str()));
+            }
+        }
+    }
+}
+
 /// Validates `raw` against the union of `schemas`. When the same parameter is given
 /// twice, the last one wins under [`Unknown::Warn`] (fence-agents' stdin rule) and is
 /// an error under [`Unknown::Reject`]. Relative secret files are taken from `base`.
@@ -430,18 +446,7 @@ pub fn validate(
 ) -> Result<Validated, ParamError> {
     let mut out = Validated::default();
     let mut seen: BTreeMap<&'static str, &Origin> = BTreeMap::new();
-    // Every secret given inline is watched before any parameter is checked: an
-    // error about another parameter (the password pasted into the wrong field)
-    // must not show it, whatever the order.
-    for item in raw {
-        if let (Some((spec, SecretSource::Inline)), RawValue::Text(text)) =
-            (lookup(schemas, &normalize(&item.key)), &item.value)
-        {
-            if spec.secret {
-                crate::screen::watch(&Secret::new(text.as_str()));
-            }
-        }
-    }
+    watch_inline_secrets(schemas, raw);
     for item in raw {
         let key = normalize(&item.key);
         let Some((spec, source)) = lookup(schemas, &key) else {

@@ -3,9 +3,11 @@
 //!
 //! A secret rarely comes back byte for byte: a terminal wraps a long echo
 //! (`hun\r\nter2`, or ` \r` at the wrap), colours it with escape sequences, a shell
-//! tracing a script (`set -x`) quotes it (`'it'\''s'`). So texts and secrets are
-//! compared *folded*: without white space, control characters, escape sequences,
-//! quotes and backslashes. Folding only ever makes more texts match: a text that
+//! tracing a script (`set -x`) quotes it (`'it'\''s'`), an error lower-cases it. So
+//! texts and secrets are compared *folded*: without white space, control characters,
+//! escape sequences, quotes and backslashes, and in ASCII lower case; the
+//! process-wide screen also watches each secret written in hexadecimal (a device
+//! that echoes in hex). Folding only ever makes more texts match: a text that
 //! shows a secret is withheld, never shown in part.
 //!
 //! The screen ([`watch`], [`screen`]) is the last gate, behind the redaction each
@@ -74,7 +76,9 @@ fn fold(text: &str) -> Folded {
         if c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '\\') {
             continue;
         }
-        out.text.push(c);
+        // Case folded too (ASCII, which keeps every byte index): a parameter's error
+        // that lower-cases the value it quotes shows the secret all the same.
+        out.text.push(c.to_ascii_lowercase());
         out.starts.push(at);
     }
     out
@@ -188,13 +192,19 @@ pub fn watch(secret: &Secret) {
     if text.chars().count() < SCREEN_MIN_LEN {
         return;
     }
+    // The secret's bytes in hexadecimal, as folded (lower case, no blanks between
+    // the pairs).
+    let mut hex = Zeroizing::new(String::with_capacity(secret.expose().len() * 2));
+    for b in secret.expose().bytes() {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+    }
     with_watchlist(|list| {
-        let hash = list.keys.hash_one((is_folded, text.as_str()));
-        if list.seen.insert(hash) {
-            list.secrets.push(Watched {
-                text,
-                folded: is_folded,
-            });
+        for (text, folded) in [(text, is_folded), (hex, true)] {
+            let hash = list.keys.hash_one((folded, text.as_str()));
+            if list.seen.insert(hash) {
+                list.secrets.push(Watched { text, folded });
+            }
         }
     });
 }
@@ -276,6 +286,20 @@ mod tests {
         assert_eq!(find("say hunter2 now", "hunter2"), Some(4..11));
         assert!(!shows("say hunter now", "hunter2"));
         assert!(!shows("anything", ""));
+    }
+
+    #[test]
+    fn a_secret_in_other_case_or_in_hexadecimal_is_screened() {
+        assert!(shows("bad value `hunter2x`", "HUNTER2x"));
+        let secret = Secret::new("Case-And-Hex-7q".to_string());
+        watch(&secret);
+        assert!(shows_watched("workarounds: case-and-hex-7q is not known"));
+        // "Case-And-Hex-7q" in hex, as a device might echo it, in pairs and in capitals.
+        assert!(shows_watched(
+            "last received: 43 61 73 65 2D 41 6E 64 2D 48 65 78 2D 37 71"
+        ));
+        assert!(shows_watched("436173652d416e642d4865782d3771"));
+        assert!(!shows_watched("436173652d416e642d48"));
     }
 
     #[test]

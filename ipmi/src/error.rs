@@ -103,6 +103,12 @@ pub enum IpmiError {
         offered: String,
         hint: &'static str,
     },
+    #[error(
+        "{host}: the BMC has IPMI 1.5 per-message authentication disabled, so no reply \
+         (the power state read back) could be checked: refusing; enable it on the BMC, \
+         or use lanplus=1"
+    )]
+    UnauthenticatedReplies { host: String },
     #[error("{host}: timed out: {phase}")]
     NoAnswer { host: String, phase: Phase },
     #[error("{host}: BMC busy: {detail}")]
@@ -135,9 +141,9 @@ impl From<IpmiError> for DeviceError {
             | IpmiError::PasswordInvalid { .. }
             | IpmiError::KgInvalid { .. } => DeviceError::Auth(text),
             IpmiError::PrivilegeUnavailable { .. } => DeviceError::Refused(text),
-            IpmiError::CipherSuiteUnavailable { .. } | IpmiError::AuthTypeUnavailable { .. } => {
-                DeviceError::Unsupported(text)
-            }
+            IpmiError::CipherSuiteUnavailable { .. }
+            | IpmiError::AuthTypeUnavailable { .. }
+            | IpmiError::UnauthenticatedReplies { .. } => DeviceError::Unsupported(text),
             IpmiError::NoAnswer { host, phase } => match phase {
                 Phase::OpenSession | Phase::AuthCaps => DeviceError::NoAnswer {
                     endpoint: host,

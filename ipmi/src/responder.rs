@@ -124,6 +124,9 @@ pub struct BmcConfig {
     /// IPMI 1.5 authentication types it activates sessions with (empty: RMCP+
     /// only, the default).
     pub v15_auths: Vec<AuthType>,
+    /// IPMI 1.5 per-message authentication disabled (Get Channel Authentication
+    /// Capabilities byte 3 bit 4): only Activate Session carries an AuthCode.
+    pub v15_per_message_disabled: bool,
 }
 
 impl BmcConfig {
@@ -139,6 +142,7 @@ impl BmcConfig {
             seed: 1,
             cycle_off: Duration::from_secs(1),
             v15_auths: Vec::new(),
+            v15_per_message_disabled: false,
         }
     }
 }
@@ -388,8 +392,13 @@ impl Bmc {
                     0x01,
                     self.auth_support(),
                     // K_g status, non-null user names enabled; per-message
-                    // authentication on (bit 4 clear).
-                    if self.config.kg.is_some() { 0x24 } else { 0x04 },
+                    // authentication on unless disabled (bit 4).
+                    (if self.config.kg.is_some() { 0x24 } else { 0x04 })
+                        | if self.config.v15_per_message_disabled {
+                            0x10
+                        } else {
+                            0
+                        },
                     // IPMI v2.0 (RMCP+) supported; bit 0: and 1.5.
                     0x02 | u8::from(!self.config.v15_auths.is_empty()),
                     0,

@@ -314,6 +314,8 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
     };
     drop_fence_legacy_port(schema.plugin, &mut raw);
     let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
+    // The checks of cluster-glue's own names below may quote a value.
+    fencekit_core::schema::watch_inline_secrets(&schemas, &raw);
     if let Err(e) = refuse_differing_names(schema.plugin, &schemas, &raw) {
         logging::report!("{me}: {e}");
         return Stage::Done(FAIL);
@@ -471,6 +473,17 @@ fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
 /// outlets carrying its name, and both are its. None is an error.
 async fn outlets_named(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
     let listed = request.list().await?;
+    // An outlet's number that another outlet is also named after would read as
+    // ambiguous when handed back to the device: it goes as `1:N`, the address of
+    // that number only, on a device of one unit.
+    let named_as = |n: u32| {
+        listed.iter().any(|info| {
+            info.name
+                .as_deref()
+                .and_then(|name| fencekit_core::power::canonical_digits(name.trim()))
+                == Some(n)
+        })
+    };
     let plugs: Vec<Plug> = listed
         .iter()
         .filter(|info| {
@@ -478,7 +491,13 @@ async fn outlets_named(request: &Request, host: &str) -> Result<Vec<Plug>, Strin
                 .as_deref()
                 .is_some_and(|name| name.trim().eq_ignore_ascii_case(host))
         })
-        .map(|info| info.plug.clone())
+        .map(|info| match &info.plug {
+            Plug::Number(n) if named_as(*n) => Plug::OnUnit {
+                unit: 1,
+                outlet: Box::new(Plug::Number(*n)),
+            },
+            plug => plug.clone(),
+        })
         .collect();
     if plugs.is_empty() {
         return Err(format!(

@@ -209,6 +209,12 @@ impl Installed {
         self.prefix().join("usr/sbin").join(agent_name(plugin))
     }
 
+    /// `PREFIX/usr/lib/ocf/resource.d/fencekit`, the OCF provider directory (holding
+    /// `SANFilesystem`).
+    pub fn ocf_provider(&self) -> PathBuf {
+        self.prefix().join("usr/lib/ocf/resource.d/fencekit")
+    }
+
     /// `PREFIX/usr/lib/stonith/plugins/external/fencekit-<plugin>`, the cluster-glue
     /// plugin.
     pub fn external(&self, plugin: &str) -> PathBuf {

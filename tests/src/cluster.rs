@@ -9,13 +9,18 @@
 //! veth down there. One `ipmi_sim` per node, in a BMC namespace, has a
 //! `chassis_control` program that cuts and boots the node and logs every power event
 //! with a timestamp (the hook log); it can be told to lie (accept off, keep the node
-//! on). Addresses are from 198.51.100.0/24 and live only in the lab's namespaces.
+//! on). Optionally the last node is fed by two power supplies, each the chassis of a
+//! BMC of its own, which cut the node only when both are off (and either can lie).
+//! Addresses are from 198.51.100.0/24 and live only in the lab's namespaces.
 //!
 //! The cluster fences with `stonith:fence_fencekit_ipmi` (the freshly built agent,
-//! linked where Pacemaker looks by the test) and runs a group with
-//! `ocf:heartbeat:Filesystem` on an ext4 loop device every node sees. An oracle
-//! outside the cluster samples the mount table of every mount namespace of the
-//! machine and records which nodes had the device mounted at once.
+//! linked where Pacemaker looks by the test; `fence_ipmilan` to compare), the node
+//! with two supplies through one fencing level holding both, and runs a group with
+//! `ocf:fencekit:SANFilesystem` on an ext4 loop device every node sees. Each node
+//! has a fixture SAN tree that describes four FC paths to that loop device; a test
+//! can cut a node's paths. An oracle outside the cluster samples the mount table of
+//! every mount namespace of the machine and records which nodes had the device
+//! mounted at once.
 //!
 //! Everything the lab makes is undone when it is stopped or dropped (also while a
 //! failing test unwinds): nodes powered off by their recorded init PID, BMCs ended
@@ -37,6 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
 use crate::pacemaker::running_cluster_daemons;
+use crate::san::San;
 use crate::system::PathLock;
 use crate::tool::{self, ToolOutput};
 use crate::{peers, random_hex, HarnessError};
@@ -51,6 +57,15 @@ const BMC_HOST_BASE: u8 = 100;
 pub const SERVICE_ADDR: &str = "198.51.100.50";
 /// Where the shared filesystem is mounted inside a node (a directory of the lab).
 const MOUNT_DIR: &str = "shared";
+/// Inside every node, a link to that node's fixture SAN tree (its `sysfs_root`): the
+/// path is the same on every node, the tree behind it is the node's own, because
+/// each node's `/run` is a tmpfs of its own.
+const SAN_ROOT: &str = "/run/fencekit-san";
+/// The paths the fixture gives the shared disk, and the fewest a node may run on.
+const SAN_PATHS: &str = "4";
+const SAN_MIN_PATHS: &str = "2";
+/// How many power supplies feed the node that has two.
+const SUPPLIES: usize = 2;
 
 /// Deadline of each command run inside a node (crm_mon, cibadmin, ...).
 const NODE_TOOL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -120,9 +135,27 @@ pub struct PowerEvent {
 #[derive(Debug, Clone)]
 pub struct LabOptions {
     pub nodes: usize,
-    /// The path of the `fence_fencekit_ipmi` agent the test has linked where
-    /// Pacemaker looks (checked to exist; the lab does not link it itself).
+    /// The fence agent of every device (`fence_fencekit_ipmi`, or `fence_ipmilan` to
+    /// compare), where Pacemaker looks: its file name is the device type. Checked to
+    /// exist; the lab does not link it itself.
     pub fence_agent: PathBuf,
+    /// The `fencekit` OCF provider directory the test has linked where Pacemaker
+    /// looks (`ocf:fencekit:SANFilesystem` runs the group's filesystem).
+    pub ocf_provider: PathBuf,
+    /// The last node is fed by two power supplies, each switched by a BMC of its
+    /// own; the node is fenced by one fencing level holding both devices, and its
+    /// power is cut only when both supplies are off.
+    pub two_supplies: bool,
+}
+
+/// One power supply of the node that has two: its BMC's chassis is the supply.
+#[derive(Debug)]
+struct Supply {
+    /// `psu1`, `psu2`.
+    name: String,
+    /// The node it feeds.
+    node: usize,
+    dir: PathBuf,
 }
 
 /// The running lab; torn down when dropped.
@@ -140,6 +173,10 @@ pub struct Lab {
     password: String,
     oracle: Option<Oracle>,
     cut: HashSet<usize>,
+    options: LabOptions,
+    supplies: Vec<Supply>,
+    /// One fixture SAN tree per node (`SAN_ROOT` inside the node).
+    sans: Vec<San>,
     // Released last: another cluster may start only after this one is gone.
     _lock: PathLock,
 }
@@ -169,6 +206,7 @@ pub const PEERS: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("unshare", "util-linux"),
+    ("flock", "util-linux"),
     ("losetup", "mount"),
     ("mkfs.ext4", "e2fsprogs"),
     ("perl", "perl-base"),
@@ -188,11 +226,19 @@ impl Lab {
         for (program, package) in PEERS {
             find(program, package)?;
         }
-        if !options.fence_agent.exists() {
+        if options.nodes == 0 {
             return Err(HarnessError::Refused {
                 what: "start the cluster lab".into(),
-                why: format!("{} is not there", options.fence_agent.display()),
+                why: "a cluster needs at least one node".into(),
             });
+        }
+        for needed in [&options.fence_agent, &options.ocf_provider] {
+            if !needed.exists() {
+                return Err(HarnessError::Refused {
+                    what: "start the cluster lab".into(),
+                    why: format!("{} is not there", needed.display()),
+                });
+            }
         }
         let lock = PathLock::acquire(Path::new("/var/lib/pacemaker"))?;
         let running = running_cluster_daemons();
@@ -216,7 +262,19 @@ impl Lab {
                 port: format!("{tag}-p{}", i + 1),
                 dir: dir.path().join(format!("node{}", i + 1)),
             })
-            .collect();
+            .collect::<Vec<Node>>();
+        let supplies = if options.two_supplies {
+            let last = nodes.len() - 1;
+            (1..=SUPPLIES)
+                .map(|k| Supply {
+                    name: format!("psu{k}"),
+                    node: last,
+                    dir: nodes[last].dir.join(format!("psu{k}")),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut lab = Lab {
             image: dir.path().join("shared.img"),
             dir,
@@ -231,11 +289,15 @@ impl Lab {
             password: random_hex(8),
             oracle: None,
             cut: HashSet::new(),
+            options,
+            supplies,
+            sans: Vec::new(),
             _lock: lock,
         };
         lab.build_network()?;
         lab.build_disk()?;
         lab.write_node_files()?;
+        lab.build_sans()?;
         lab.start_bmcs()?;
         lab.oracle = Some(Oracle::start(lab.device_number()?, &lab.nodes));
         for i in 0..lab.nodes.len() {
@@ -298,7 +360,7 @@ impl Lab {
         cables.push((
             bmc.clone(),
             format!("{}-pb", self.tag),
-            (0..self.nodes.len())
+            (0..self.bmc_count())
                 .map(|i| format!("{NET}.{}/24", bmc_host(i)))
                 .collect(),
         ));
@@ -407,22 +469,94 @@ impl Lab {
             );
             write(&node.dir.join("power"), &program, 0o755)?;
         }
+        for (k, supply) in self.supplies.iter().enumerate() {
+            std::fs::create_dir_all(&supply.dir)
+                .map_err(|e| HarnessError::io("create a power supply directory", e))?;
+            write(&supply.dir.join("state"), "on\n", 0o644)?;
+            let other = &self.supplies[(k + 1) % self.supplies.len()];
+            let node = &self.nodes[supply.node];
+            let program = supply_program(
+                &node.name,
+                &supply.name,
+                &supply.dir,
+                &other.dir,
+                &node.dir.join("power"),
+                &self.hook_log_path(),
+            );
+            write(&supply.dir.join("power"), &program, 0o755)?;
+        }
         Ok(())
+    }
+
+    /// One fixture SAN tree per node: the shared disk's `major:minor` is a
+    /// dm-multipath map over four FC paths (two HBAs, two target ports each), and the
+    /// tree's mountinfo is the reader's own, so the agent finds the device really
+    /// mounted on its directory and judges that device's paths. The node reaches its
+    /// tree at `SAN_ROOT`.
+    fn build_sans(&mut self) -> Result<(), HarnessError> {
+        let devt = self.device_number()?;
+        for node in &self.nodes {
+            let san = San::new();
+            san.four_path_map_numbered(&devt);
+            san.real_mountinfo();
+            std::os::unix::fs::symlink(san.root(), node.dir.join("san"))
+                .map_err(|e| HarnessError::io("link a node's SAN tree", e))?;
+            self.sans.push(san);
+        }
+        Ok(())
+    }
+
+    /// Every path of `node`'s SAN goes: both HBAs lose their link, every target port
+    /// is blocked (as the kernel reports a cut fabric). The other nodes' paths stay.
+    pub fn lose_san_paths(&self, node: &str) -> Result<(), HarnessError> {
+        let i = self.index(node)?;
+        self.sans[i].lose_all_paths();
+        Ok(())
+    }
+
+    /// `node`'s SAN paths come back.
+    pub fn restore_san_paths(&self, node: &str) -> Result<(), HarnessError> {
+        let i = self.index(node)?;
+        self.sans[i].restore_all_paths();
+        Ok(())
+    }
+
+    /// How many BMCs the lab runs: one per node, one per power supply.
+    fn bmc_count(&self) -> usize {
+        self.nodes.len() + self.supplies.len()
+    }
+
+    /// BMC `b`'s label, chassis program and directory.
+    fn bmc(&self, b: usize) -> (String, PathBuf, PathBuf) {
+        match b.checked_sub(self.nodes.len()) {
+            None => {
+                let node = &self.nodes[b];
+                (
+                    node.name.clone(),
+                    node.dir.join("power"),
+                    node.dir.join("bmc"),
+                )
+            }
+            Some(k) => {
+                let supply = &self.supplies[k];
+                (
+                    format!("{} of {}", supply.name, self.nodes[supply.node].name),
+                    supply.dir.join("power"),
+                    supply.dir.join("bmc"),
+                )
+            }
+        }
     }
 
     fn start_bmcs(&mut self) -> Result<(), HarnessError> {
         let ipmi_sim = find("ipmi_sim", "openipmi")?;
-        for i in 0..self.nodes.len() {
-            let bmc_dir = self.nodes[i].dir.join("bmc");
+        for i in 0..self.bmc_count() {
+            let (_, program, bmc_dir) = self.bmc(i);
             std::fs::create_dir_all(bmc_dir.join("state"))
                 .map_err(|e| HarnessError::io("create a BMC directory", e))?;
             write(
                 &bmc_dir.join("lan.conf"),
-                &lan_conf(
-                    &format!("{NET}.{}", bmc_host(i)),
-                    &self.password,
-                    &self.nodes[i].dir.join("power"),
-                ),
+                &lan_conf(&format!("{NET}.{}", bmc_host(i)), &self.password, &program),
                 0o600,
             )?;
             write(&bmc_dir.join("cmds.emu"), crate::ipmi_sim::CMDS_EMU, 0o644)?;
@@ -455,13 +589,19 @@ impl Lab {
                 .map_err(|e| HarnessError::io("start ipmi_sim", e))?;
             self.bmcs.push(child);
         }
-        for i in 0..self.nodes.len() {
+        for i in 0..self.bmc_count() {
             self.wait_until(
-                &format!("the BMC of {} answers", self.nodes[i].name),
+                &format!("the BMC of {} answers", self.bmc(i).0),
                 BMC_READY_TIMEOUT,
                 || {
                     let out = self.ipmitool(i, &["chassis", "power", "status"])?;
-                    if out.status.success() && out.stdout.contains("Chassis Power is off") {
+                    // Nodes start off; supplies start on.
+                    let expected = if i < self.nodes.len() {
+                        "Chassis Power is off"
+                    } else {
+                        "Chassis Power is on"
+                    };
+                    if out.status.success() && out.stdout.contains(expected) {
                         Ok(())
                     } else {
                         Err(out.text())
@@ -472,7 +612,7 @@ impl Lab {
         Ok(())
     }
 
-    /// `ipmitool` against node `i`'s BMC from the BMC namespace (lanplus, suite 3;
+    /// `ipmitool` against BMC `i` (node `i`'s, then the supplies') from the BMC namespace (lanplus, suite 3;
     /// the password in the environment, never in argv).
     pub fn ipmitool(&self, i: usize, words: &[&str]) -> Result<ToolOutput, String> {
         let mut command = Command::new("nsenter");
@@ -493,9 +633,66 @@ impl Lab {
         tool::run_ok(command, None, HOST_TOOL_TIMEOUT)
     }
 
-    /// Powers `node` on again, as `ipmitool chassis power on` would.
+    /// Powers `node` on again, as `ipmitool chassis power on` would; a node with two
+    /// supplies gets both switched on first.
     pub fn power_on(&self, node: &str) -> Result<(), HarnessError> {
-        self.power_program(self.index(node)?, "1").map(drop)
+        let i = self.index(node)?;
+        for supply in self.supplies.iter().filter(|s| s.node == i) {
+            let mut command = Command::new(supply.dir.join("power"));
+            command.args(["set", "power", "1"]);
+            tool::run_ok(command, None, HOST_TOOL_TIMEOUT)?;
+        }
+        self.power_program(i, "1").map(drop)
+    }
+
+    /// The node fed by two supplies, if the lab has one.
+    pub fn two_supply_node(&self) -> Option<String> {
+        self.supplies
+            .first()
+            .map(|s| self.nodes[s.node].name.clone())
+    }
+
+    /// The fencing devices of the supplies, in the order of their fencing level.
+    pub fn supply_devices(&self) -> Vec<String> {
+        self.supplies
+            .iter()
+            .map(|s| supply_device_id(&self.nodes[s.node].name, &s.name))
+            .collect()
+    }
+
+    /// Whether each supply is on, from the supplies' own state (the device side).
+    pub fn supply_states(&self) -> Vec<bool> {
+        self.supplies
+            .iter()
+            .map(|s| std::fs::read_to_string(s.dir.join("state")).is_ok_and(|t| t.trim() == "on"))
+            .collect()
+    }
+
+    /// Supply `k` (0-based) accepts off and stays on (`true`), or obeys again.
+    pub fn make_supply_lie(&self, k: usize, lie: bool) -> Result<(), HarnessError> {
+        let supply = self.supplies.get(k).ok_or_else(|| HarnessError::Refused {
+            what: format!("make supply {k} lie"),
+            why: "the lab has no such supply".into(),
+        })?;
+        let path = supply.dir.join("lie");
+        if lie {
+            write(&path, "", 0o644)
+        } else {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(HarnessError::io("make a supply obey", e))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+
+    /// `node`'s Pacemaker log (the detail log, with milliseconds).
+    pub fn pacemaker_log(&self, node: &str) -> Result<String, HarnessError> {
+        let i = self.index(node)?;
+        let path = self.nodes[i].dir.join("pacemaker-log/pacemaker.log");
+        std::fs::read_to_string(&path)
+            .map_err(|e| HarnessError::io(format!("read {}", path.display()), e))
     }
 
     /// Whether `node`'s init (its PID namespace) is alive.
@@ -710,10 +907,14 @@ impl Lab {
             ],
         )?;
         check(&out, "crm_attribute")?;
-        let devices: Vec<(String, String, String)> = self
+        // A node fed by two supplies is fenced by them alone: its own BMC is no
+        // device of the cluster (only the lab boots the node through it).
+        let supplied: HashSet<usize> = self.supplies.iter().map(|s| s.node).collect();
+        let mut devices: Vec<(String, String, String)> = self
             .nodes
             .iter()
             .enumerate()
+            .filter(|(i, _)| !supplied.contains(i))
             .map(|(i, n)| {
                 (
                     format!("fence-{}", n.name),
@@ -722,27 +923,54 @@ impl Lab {
                 )
             })
             .collect();
+        for (k, supply) in self.supplies.iter().enumerate() {
+            let node = &self.nodes[supply.node].name;
+            devices.push((
+                supply_device_id(node, &supply.name),
+                node.clone(),
+                format!("{NET}.{}", bmc_host(self.nodes.len() + k)),
+            ));
+        }
+        let agent_type = self
+            .options
+            .fence_agent
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let resources = resources_xml(
+            &agent_type,
             &devices,
             &self.password,
             self.device(),
             &self.dir.path().join(MOUNT_DIR),
+            Some(SAN_ROOT),
         );
         let constraints = constraints_xml(&devices);
-        for (section, xml) in [("resources", resources), ("constraints", constraints)] {
-            let path = self.dir.path().join(format!("{section}.xml"));
+        let levels: Vec<(String, Vec<String>)> = self
+            .two_supply_node()
+            .map(|node| vec![(node, self.supply_devices())])
+            .unwrap_or_default();
+        let mut sections = vec![
+            ("resources", "--replace", "resources", resources),
+            ("constraints", "--replace", "constraints", constraints),
+        ];
+        // A new CIB has no fencing-topology section to replace: it is created
+        // under the configuration.
+        if !levels.is_empty() {
+            sections.push((
+                "fencing-topology",
+                "--create",
+                "configuration",
+                topology_xml(&levels),
+            ));
+        }
+        for (name, how, section, xml) in sections {
+            let path = self.dir.path().join(format!("{name}.xml"));
             write(&path, &xml, 0o600)?;
             let path_text = path.to_string_lossy().into_owned();
             let out = self.run_in(
                 &first,
-                &[
-                    "cibadmin",
-                    "--replace",
-                    "-o",
-                    section,
-                    "--xml-file",
-                    &path_text,
-                ],
+                &["cibadmin", how, "-o", section, "--xml-file", &path_text],
             )?;
             check(&out, "cibadmin")?;
         }
@@ -1132,15 +1360,33 @@ logging {{
     )
 }
 
-/// The CIB resources of the lab: one `fence_fencekit_ipmi` device per node (its
-/// BMC, `pcmk_host_list` naming the node) and the group with the shared filesystem.
+/// The fencing device of a node's power supply.
+fn supply_device_id(node: &str, supply: &str) -> String {
+    format!("fence-{node}-{supply}")
+}
+
+/// The CIB resources of the lab: one device of type `agent` per BMC (its address,
+/// `pcmk_host_list` naming the node it powers) and the group with the shared
+/// filesystem, checked for SAN paths (`sysfs_root`: the lab's fixture trees; a real
+/// cluster leaves it out).
 fn resources_xml(
+    agent: &str,
     devices: &[(String, String, String)],
     password: &str,
     device: &str,
     directory: &Path,
+    sysfs_root: Option<&str>,
 ) -> String {
     let mut xml = String::from("<resources>\n");
+    xml.push_str(&devices_xml(agent, devices, password));
+    xml.push_str(&group_xml(device, directory, sysfs_root));
+    xml.push_str("</resources>\n");
+    xml
+}
+
+/// The fencing devices' primitives, of type `agent`, one per (id, node, BMC).
+fn devices_xml(agent: &str, devices: &[(String, String, String)], password: &str) -> String {
+    let mut xml = String::new();
     for (id, node, bmc) in devices {
         let params = [
             ("ip", bmc.as_str()),
@@ -1153,7 +1399,7 @@ fn resources_xml(
         ];
         let _ = writeln!(
             xml,
-            "  <primitive id=\"{id}\" class=\"stonith\" type=\"fence_fencekit_ipmi\">\n    <instance_attributes id=\"{id}-params\">"
+            "  <primitive id=\"{id}\" class=\"stonith\" type=\"{agent}\">\n    <instance_attributes id=\"{id}-params\">"
         );
         for (name, value) in params {
             let _ = writeln!(
@@ -1166,17 +1412,46 @@ fn resources_xml(
             "    </instance_attributes>\n    <operations>\n      <op id=\"{id}-monitor\" name=\"monitor\" interval=\"60s\"/>\n    </operations>\n  </primitive>"
         );
     }
+    xml
+}
+
+/// The group: the shared filesystem (SAN-checked) and the service address.
+fn group_xml(device: &str, directory: &Path, sysfs_root: Option<&str>) -> String {
+    let mut xml = String::new();
+    let mut fs_params = vec![
+        ("device", device.to_owned()),
+        ("directory", directory.display().to_string()),
+        ("fstype", "ext4".to_owned()),
+        ("san_backend", "fc".to_owned()),
+        ("expected_paths", SAN_PATHS.to_owned()),
+        ("min_paths", SAN_MIN_PATHS.to_owned()),
+    ];
+    if let Some(root) = sysfs_root {
+        fs_params.push(("sysfs_root", root.to_owned()));
+    }
     let _ = write!(
         xml,
         "  <group id=\"{GROUP_ID}\">
-    <primitive id=\"{FS_ID}\" class=\"ocf\" provider=\"heartbeat\" type=\"Filesystem\">
+    <primitive id=\"{FS_ID}\" class=\"ocf\" provider=\"fencekit\" type=\"SANFilesystem\">
       <instance_attributes id=\"{FS_ID}-params\">
-        <nvpair id=\"{FS_ID}-device\" name=\"device\" value=\"{device}\"/>
-        <nvpair id=\"{FS_ID}-directory\" name=\"directory\" value=\"{}\"/>
-        <nvpair id=\"{FS_ID}-fstype\" name=\"fstype\" value=\"ext4\"/>
-      </instance_attributes>
+"
+    );
+    for (name, value) in fs_params {
+        let _ = writeln!(
+            xml,
+            "        <nvpair id=\"{FS_ID}-{name}\" name=\"{name}\" value=\"{value}\"/>"
+        );
+    }
+    // One failed monitor moves the group (migration-threshold 1): restarting it in
+    // place would mount again over paths that are gone.
+    let _ = write!(
+        xml,
+        "      </instance_attributes>
+      <meta_attributes id=\"{FS_ID}-meta\">
+        <nvpair id=\"{FS_ID}-migration-threshold\" name=\"migration-threshold\" value=\"1\"/>
+      </meta_attributes>
       <operations>
-        <op id=\"{FS_ID}-monitor\" name=\"monitor\" interval=\"10s\" timeout=\"40s\"/>
+        <op id=\"{FS_ID}-monitor\" name=\"monitor\" interval=\"5s\" timeout=\"40s\"/>
       </operations>
     </primitive>
     <primitive id=\"{IP_ID}\" class=\"ocf\" provider=\"heartbeat\" type=\"IPaddr2\">
@@ -1190,10 +1465,23 @@ fn resources_xml(
       </operations>
     </primitive>
   </group>
-</resources>
-",
-        directory.display()
+"
     );
+    xml
+}
+
+/// The fencing topology: for each (node, devices), one level that needs every
+/// device to succeed (two supplies: the node is off only when both are).
+fn topology_xml(levels: &[(String, Vec<String>)]) -> String {
+    let mut xml = String::from("<fencing-topology>\n");
+    for (node, devices) in levels {
+        let _ = writeln!(
+            xml,
+            "  <fencing-level id=\"{node}-level-1\" target=\"{node}\" index=\"1\" devices=\"{}\"/>",
+            devices.join(",")
+        );
+    }
+    xml.push_str("</fencing-topology>\n");
     xml
 }
 
@@ -1243,6 +1531,8 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys 2>/dev/null || true
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+# The node's own SAN tree, at the same path on every node.
+[ ! -e "$dir/san" ] || ln -s "$dir/san" /run/fencekit-san
 chown -R hacluster:haclient "$dir/pacemaker-state" "$dir/pacemaker-log"
 chmod 0750 "$dir/pacemaker-state"
 chmod 0770 "$dir/pacemaker-log"
@@ -1257,6 +1547,9 @@ mount --bind "$dir/corosync-log" /var/log/corosync
 mount --bind "$dir/pacemaker-state" /var/lib/pacemaker
 mount --bind "$dir/pacemaker-log" /var/log/pacemaker
 hostname "$name"
+# Log times in UTC whatever this machine's zone: the tests compare them with the
+# hook log's Unix times.
+export TZ=UTC0
 mkdir -p /run/crm /run/resource-agents /run/fence-agents
 chown hacluster:haclient /run/crm
 corosync -f >"$dir/corosync.out" 2>&1 &
@@ -1358,6 +1651,61 @@ exit 0
     )
 }
 
+/// The chassis program of one power supply of a node fed by two: its chassis power
+/// is the supply's state (`STATE`, on or off). Off switches the supply off (unless
+/// it lies: it accepts and stays on), and cuts the node (its own power program)
+/// only when the other supply is off as well; the two supplies take a lock, so
+/// that two offs at once still see each other. Events go to the hook log as
+/// `NODE SUPPLY-off`, `SUPPLY-on`, `SUPPLY-lied-off`; the node's cut is the node
+/// program's `off`.
+fn supply_program(
+    node: &str,
+    supply: &str,
+    dir: &Path,
+    other: &Path,
+    node_power: &Path,
+    log: &Path,
+) -> String {
+    format!(
+        r#"#!/bin/sh
+# Chassis control program of power supply {supply} of {node}.
+dir='{dir}'
+other='{other}'
+node_power='{node_power}'
+log='{log}'
+while [ $# -gt 0 ] && [ "$1" != get ] && [ "$1" != set ]; do shift; done
+event() {{ echo "$(date +%s%3N) {node} {supply}-$1" >> "$log"; }}
+state() {{ cat "$1/state" 2>/dev/null || echo on; }}
+case "$1 $2" in
+"get power")
+    if [ "$(state "$dir")" = on ]; then echo power:1; else echo power:0; fi
+    ;;
+"set power")
+    exec 9>"$dir/../supplies.lock"
+    flock 9
+    case "$3" in
+    0)
+        if [ -e "$dir/lie" ]; then event lied-off; exit 0; fi
+        echo off > "$dir/state.new" && mv "$dir/state.new" "$dir/state"
+        event off
+        if [ "$(state "$other")" = off ]; then "$node_power" set power 0; fi
+        ;;
+    1)
+        echo on > "$dir/state.new" && mv "$dir/state.new" "$dir/state"
+        event on
+        ;;
+    esac
+    ;;
+esac
+exit 0
+"#,
+        dir = dir.display(),
+        other = other.display(),
+        node_power = node_power.display(),
+        log = log.display(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1379,40 +1727,97 @@ mod tests {
             "node2".to_owned(),
             "198.51.100.102".to_owned(),
         )];
-        let xml = resources_xml(&devices, "pw", "/dev/loop9", Path::new("/mnt/x"));
+        let xml = resources_xml(
+            "fence_fencekit_ipmi",
+            &devices,
+            "pw",
+            "/dev/loop9",
+            Path::new("/mnt/x"),
+            Some(SAN_ROOT),
+        );
         assert!(xml.contains("type=\"fence_fencekit_ipmi\""));
+        assert!(xml.contains("provider=\"fencekit\" type=\"SANFilesystem\""));
+        assert!(xml.contains("name=\"sysfs_root\" value=\"/run/fencekit-san\""));
         assert!(xml.contains("name=\"pcmk_host_list\" value=\"node2\""));
         assert!(xml.contains("name=\"cipher\" value=\"3\""));
         assert!(xml.contains("value=\"/dev/loop9\""));
         assert!(constraints_xml(&devices).contains("node=\"node2\" score=\"-INFINITY\""));
     }
 
-    /// The CIB the README shows is the one the lab runs, generated by the same code.
-    fn readme_example() -> (String, String) {
-        let devices: Vec<(String, String, String)> = (0..1)
-            .map(|i| {
+    #[test]
+    fn a_node_with_two_supplies_has_one_level_needing_both() {
+        let xml = topology_xml(&[(
+            "node3".to_owned(),
+            vec![
+                supply_device_id("node3", "psu1"),
+                supply_device_id("node3", "psu2"),
+            ],
+        )]);
+        assert!(xml.contains(
+            "target=\"node3\" index=\"1\" devices=\"fence-node3-psu1,fence-node3-psu2\""
+        ));
+        assert_eq!(xml.matches("<fencing-level ").count(), 1);
+    }
+
+    #[test]
+    fn every_node_reaches_its_own_san_tree_where_the_cib_says() {
+        assert!(NODE_INIT.contains("ln -s \"$dir/san\" /run/fencekit-san"));
+        assert_eq!(SAN_ROOT, "/run/fencekit-san");
+    }
+
+    /// The CIB the README shows is the one the lab runs, generated by the same code:
+    /// the resources (one BMC device shown, no fixture `sysfs_root`), the
+    /// constraints, and the two supplies of node3 with their fencing level.
+    fn readme_example() -> Vec<String> {
+        let device = |i: usize| {
+            (
+                format!("fence-node{}", i + 1),
+                format!("node{}", i + 1),
+                format!("{NET}.{}", bmc_host(i)),
+            )
+        };
+        let devices = vec![device(0)];
+        let supplies: Vec<(String, String, String)> = (1..=SUPPLIES)
+            .map(|k| {
                 (
-                    format!("fence-node{}", i + 1),
-                    format!("node{}", i + 1),
-                    format!("{NET}.{}", bmc_host(i)),
+                    supply_device_id("node3", &format!("psu{k}")),
+                    "node3".to_owned(),
+                    format!("{NET}.{}", bmc_host(2 + k)),
                 )
             })
             .collect();
-        (
-            resources_xml(&devices, "secret", "/dev/sdb", Path::new("/srv/shared")),
+        let level = vec![(
+            "node3".to_owned(),
+            supplies.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+        )];
+        vec![
+            resources_xml(
+                "fence_fencekit_ipmi",
+                &devices,
+                "secret",
+                "/dev/sdb",
+                Path::new("/srv/shared"),
+                None,
+            ),
             constraints_xml(&devices),
-        )
+            devices_xml("fence_fencekit_ipmi", &supplies, "secret"),
+            constraints_xml(&supplies),
+            topology_xml(&level),
+        ]
     }
 
     #[test]
     fn the_readme_shows_the_cib_the_lab_runs() {
         let readme = include_str!("../../README.md");
-        let (resources, constraints) = readme_example();
+        let parts = readme_example();
         if std::env::var_os("FENCEKIT_PRINT_README_CIB").is_some() {
-            println!("{resources}{constraints}");
+            for part in &parts {
+                println!("----\n{part}");
+            }
         }
-        assert!(readme.contains(&resources), "{resources}");
-        assert!(readme.contains(&constraints), "{constraints}");
+        for part in parts {
+            assert!(readme.contains(&part), "{part}");
+        }
     }
 
     #[test]

@@ -172,6 +172,13 @@ impl San {
 
     /// Two HBAs (qla2xxx), four rports, four disks, and `mpatha` (dm-3, 253:3) over them.
     pub fn four_path_map(&self) {
+        self.four_path_map_numbered("253:3");
+    }
+
+    /// [`San::four_path_map`] with the map's `major:minor` given: a fixture can then
+    /// describe the paths to a real device (a loop device standing for the LUN), whose
+    /// number the kernel reports in the real mountinfo.
+    pub fn four_path_map_numbered(&self, devt: &str) {
         self.hba(3, "Online", "qla2xxx", "Link Up - F_Port");
         self.hba(4, "Online", "qla2xxx", "Link Up - F_Port");
         for (disk, devt, host, rport, target) in FOUR_PATHS {
@@ -179,7 +186,15 @@ impl San {
             self.disk(disk, devt, host, rport, target, "running");
         }
         let slaves: Vec<&str> = FOUR_PATHS.iter().map(|p| p.0).collect();
-        self.dm("dm-3", "253:3", "mpatha", &format!("mpath-{WWID}"), &slaves);
+        self.dm("dm-3", devt, "mpatha", &format!("mpath-{WWID}"), &slaves);
+    }
+
+    /// The fixture's mountinfo becomes the reader's own (`/proc/self/mountinfo`):
+    /// what is really mounted where the check runs, instead of lines the test wrote.
+    pub fn real_mountinfo(&self) {
+        let file = self.root().join("proc/self/mountinfo");
+        fs::remove_file(&file).unwrap();
+        symlink("/proc/self/mountinfo", file).unwrap();
     }
 
     /// A kpartx partition `mpatha1` (dm-4) on `mpatha`, mounted on `mount_point`,
@@ -260,6 +275,16 @@ impl San {
         }
         for (_, _, host, rport, _) in FOUR_PATHS {
             self.set_rport_state(host, rport, "Blocked");
+        }
+    }
+
+    /// Both HBAs and every rport come back.
+    pub fn restore_all_paths(&self) {
+        for host in [3, 4] {
+            self.set_hba_state(host, "Online", "Link Up - F_Port");
+        }
+        for (_, _, host, rport, _) in FOUR_PATHS {
+            self.set_rport_state(host, rport, "Online");
         }
     }
 

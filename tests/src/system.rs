@@ -24,6 +24,9 @@ use crate::HarnessError;
 
 /// Where Pacemaker looks for fence agents (its compiled-in `RH_STONITH_DIR`).
 pub const FENCE_AGENT_DIR: &str = "/usr/sbin";
+/// Where Pacemaker looks for OCF resource agents (`OCF_RA_PATH`'s default), one
+/// directory per provider.
+pub const OCF_RESOURCE_DIR: &str = "/usr/lib/ocf/resource.d";
 /// Where cluster-glue looks for external stonith plugins.
 pub const EXTERNAL_PLUGIN_DIR: &str = "/usr/lib/stonith/plugins/external";
 
@@ -221,6 +224,15 @@ impl SystemLink {
         SystemLink::create(
             &Path::new(FENCE_AGENT_DIR).join(agent_name(plugin)),
             &installed.agent(plugin),
+        )
+    }
+
+    /// `/usr/lib/ocf/resource.d/fencekit` → the installed provider directory, so that
+    /// `ocf:fencekit:SANFilesystem` runs the installed agent.
+    pub fn ocf_provider(installed: &Installed) -> Result<SystemLink, HarnessError> {
+        SystemLink::create(
+            &Path::new(OCF_RESOURCE_DIR).join("fencekit"),
+            &installed.ocf_provider(),
         )
     }
 

@@ -416,10 +416,53 @@ fn a_number_another_outlet_is_named_after_is_refused() {
         assert!(output.contains("2, 4"), "{action}: {output}");
     }
     assert_eq!(pdu.states(), vec![true; 4], "something was switched");
+    // The error says how to name the number alone: 1:2 (unit 1, fence_apc_snmp's
+    // switch:plug), which switches outlet 2 and nothing else.
+    let (_, output) = run(&ours, &pdu.v1("off", "2"));
+    assert!(output.contains("1:N"), "{output}");
+    let (code, output) = run(&ours, &pdu.v1("off", "1:2"));
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(pdu.states(), vec![true, false, true, true]);
+    // A unit this PDU does not have is refused, saying so.
+    let (code, output) = run(&ours, &pdu.v1("off", "2:3"));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("unit 2 does not exist"), "{output}");
     // Outlet 1, named by nobody else, is switched as before.
     let (code, output) = run(&ours, &pdu.v1("off", "1"));
     assert_eq!(code, Some(0), "{output}");
-    assert_eq!(pdu.states(), vec![false, true, true, true]);
+    assert_eq!(pdu.states(), vec![false, false, true, true]);
+}
+
+/// cluster-glue finds a host's outlets by name: node2 on outlet 2 is fenced even
+/// though another outlet is named "2" (its number is handed to the PDU as the
+/// address 1:2, never read again as a name).
+#[test]
+fn a_hosts_outlet_whose_number_another_outlet_is_named_after_is_fenced_through_cluster_glue() {
+    let Some(pdu) = Pdu::start() else { return };
+    let text = std::fs::read_to_string(&pdu.state)
+        .unwrap()
+        .replace(
+            "outlet 1 2 on obey - outlet-2",
+            "outlet 1 2 on obey - node2",
+        )
+        .replace("outlet 1 4 on obey - outlet-4", "outlet 1 4 on obey - 2");
+    std::fs::write(&pdu.state, text).unwrap();
+    let installed = Installed::new().unwrap();
+    let out = Command::new(installed.binary())
+        .args(["external", "apc", "off", "node2"])
+        .env_remove("RUST_LOG")
+        .env("ipaddr", "127.0.0.1")
+        .env("port", pdu.snmpd.port().to_string())
+        .env("community", "private")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pdu.states(), vec![true, false, true, true]);
 }
 
 /// A monitor, a status and a list read only: Pacemaker runs the monitor every few

@@ -1,23 +1,31 @@
 //! fencekit inside a real distributed cluster: three Pacemaker nodes on this machine
 //! (corosync + pacemakerd in namespaces, see `fencekit_tests::cluster`), fenced with
-//! `stonith:fence_fencekit_ipmi` through one `ipmi_sim` BMC per node, running a group
-//! with `ocf:heartbeat:Filesystem` on a disk every node sees.
+//! `stonith:fence_fencekit_ipmi` through one `ipmi_sim` BMC per node (node3: one per
+//! power supply, both in one fencing level), running a group with
+//! `ocf:fencekit:SANFilesystem` on a disk every node sees, its SAN paths described
+//! by a fixture tree per node.
 //!
 //! Judged from outside the cluster: the BMC hooks' power log (a node is off when its
-//! init was killed) and an oracle that samples every mount namespace's mount table
-//! (the shared filesystem must never be mounted in two at once).
+//! init was killed; a supply's off and lies are logged by the supply), the supplies'
+//! own state, and an oracle that samples every mount namespace's mount table (the
+//! shared filesystem must never be mounted in two at once).
 //!
 //! One lab boot serves the scenarios, as steps of one test: the node lost is fenced
 //! and the group moves; with every node back, a partition of one node against two
-//! fences exactly the minority; with every node back again, a node whose BMC lies
-//! is lost, and its group must stay where it is, blocked, while fencing fails.
+//! fences exactly the minority, and no sooner than the `delay` its device was given;
+//! the node running the group loses its SAN paths, and the group moves without a
+//! fencing; node3 is lost while one of its supplies lies, so fencing fails and the
+//! group stays blocked, then the supply obeys, both supplies go off and only then
+//! node3 does, and the group moves; last, a node whose BMC lies is lost, and its
+//! group must stay where it is, blocked, while fencing fails.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use fencekit_tests::bridge::Installed;
-use fencekit_tests::cluster::{unix_ms, Lab, LabOptions, FS_ID, PEERS, SERVICE_ADDR};
+use fencekit_tests::cluster::{unix_ms, Lab, LabOptions, FS_ID, GROUP_ID, PEERS, SERVICE_ADDR};
 use fencekit_tests::peers;
 use fencekit_tests::system::SystemLink;
+use fencekit_tests::HarnessError;
 
 /// From a link cut to the node fenced and the group started elsewhere: ~9 s measured
 /// with fence_ipmilan; the bound is for a loaded machine.
@@ -26,6 +34,12 @@ const FAILOVER_TIMEOUT: Duration = Duration::from_secs(90);
 const REJOIN_TIMEOUT: Duration = Duration::from_secs(90);
 /// Two failed fencing attempts against a lying BMC (`power_timeout` 10 s each).
 const FAILED_FENCING_TIMEOUT: Duration = Duration::from_secs(120);
+/// A failed SAN monitor (every 5 s), the group stopped and started elsewhere.
+const SAN_FAILOVER_TIMEOUT: Duration = Duration::from_secs(90);
+/// The fence agent's `delay` given to one device in the partition scenario.
+const FENCE_DELAY_S: u64 = 5;
+/// `crm_resource --wait`: the cluster settles after a configuration change.
+const SETTLE_TIMEOUT_S: &str = "90";
 
 fn lab_peers_present() -> bool {
     peers::require_all(PEERS).is_some() && peers::require_root("the cluster lab")
@@ -59,8 +73,85 @@ fn seconds_since(start: SystemTime, at_ms: u128) -> f64 {
     (at_ms.saturating_sub(unix_ms(start))) as f64 / 1000.0
 }
 
+/// Runs a Pacemaker command on `node` and insists that it succeeds.
+fn pcmk(lab: &Lab, node: &str, args: &[&str]) -> String {
+    let out = lab
+        .run_in(node, args)
+        .unwrap_or_else(|e: HarnessError| panic!("{}: {e}", args.join(" ")));
+    assert!(
+        out.status.success(),
+        "{} on {node}: {}\n{}",
+        args.join(" "),
+        out.text(),
+        lab.diagnostics()
+    );
+    out.text()
+}
+
+/// Waits until the cluster has nothing left to do (`crm_resource --wait`).
+fn settle(lab: &Lab, node: &str) {
+    pcmk(
+        lab,
+        node,
+        &["crm_resource", "--wait", "--timeout", SETTLE_TIMEOUT_S],
+    );
+}
+
+/// The first power event of `node` of kind `what` at or after `since`.
+fn event_since(lab: &Lab, node: &str, what: &str, since: SystemTime) -> Result<u128, String> {
+    lab.power_events()
+        .into_iter()
+        .find(|e| e.node == node && e.what == what && e.at_ms >= unix_ms(since))
+        .map(|e| e.at_ms)
+        .ok_or_else(|| format!("no {what} of {node} in the hook log yet"))
+}
+
+/// When Pacemaker asked for `target` to be fenced, after `since` (Unix ms), and the
+/// log line that says so: the earliest fencing request for it in any node's detail
+/// log, whose lines start with
+/// `Mon DD HH:MM:SS.mmm` in UTC (the lab's nodes run with `TZ=UTC0`).
+fn fence_request_ms(lab: &Lab, target: &str, since: SystemTime) -> Option<(u128, String)> {
+    let since_ms = unix_ms(since);
+    let day_ms = since_ms - since_ms % 86_400_000;
+    let mut earliest: Option<(u128, String)> = None;
+    for node in lab.node_names() {
+        let Ok(log) = lab.pacemaker_log(&node) else {
+            continue;
+        };
+        for line in log.lines() {
+            let asks = line.contains(&format!("wants to fence (off) '{target}'"))
+                || line.contains(&format!("wants to fence (off) {target} "))
+                || line.contains(&format!("Requesting fencing (off) targeting node {target}"))
+                || line.contains(&format!("Requesting fencing (off) of node {target}"));
+            if !asks {
+                continue;
+            }
+            let Some(clock) = line.split_whitespace().nth(2) else {
+                continue;
+            };
+            let Some(ms) = clock_ms(clock) else {
+                continue;
+            };
+            let at = day_ms + ms;
+            if at >= since_ms && earliest.as_ref().map_or(true, |(e, _)| at < *e) {
+                earliest = Some((at, line.to_owned()));
+            }
+        }
+    }
+    earliest
+}
+
+/// `HH:MM:SS.mmm` → milliseconds since midnight.
+fn clock_ms(clock: &str) -> Option<u128> {
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, "0"));
+    let mut parts = hms.split(':').map(|p| p.parse::<u128>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    let ms: u128 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    Some(((h * 60 + m) * 60 + s) * 1000 + ms)
+}
+
 #[test]
-fn a_lost_node_is_fenced_through_fencekit_before_its_group_moves_a_partition_fences_only_the_minority_and_a_lying_bmc_blocks_the_group(
+fn a_cluster_fences_through_fencekit_only_what_it_must_by_every_supply_after_its_delay_and_never_mounts_the_shared_disk_twice(
 ) {
     if !lab_peers_present() {
         return;
@@ -70,9 +161,12 @@ fn a_lost_node_is_fenced_through_fencekit_before_its_group_moves_a_partition_fen
     // Pacemaker looks for fence agents only in /usr/sbin; every node shares this
     // machine's file system.
     let agent = SystemLink::fence_agent(&installed, "ipmi").unwrap();
+    let ocf = SystemLink::ocf_provider(&installed).unwrap();
     let mut lab = Lab::start(LabOptions {
         nodes: 3,
         fence_agent: agent.path().to_path_buf(),
+        ocf_provider: ocf.path().to_path_buf(),
+        two_supplies: true,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     println!(
@@ -152,6 +246,25 @@ fn a_lost_node_is_fenced_through_fencekit_before_its_group_moves_a_partition_fen
     // minority freezes), and the group stays where it runs.
     let home = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
     let minority = all.iter().find(|n| **n != home).unwrap().clone();
+    assert_ne!(Some(&minority), lab.two_supply_node().as_ref());
+    // The minority's device waits `delay` seconds before it acts (fence-agents'
+    // race mitigation): the power-off must come no sooner after the request.
+    let delayed_device = format!("fence-{minority}");
+    let delay = FENCE_DELAY_S.to_string();
+    pcmk(
+        &lab,
+        &home,
+        &[
+            "crm_resource",
+            "--resource",
+            &delayed_device,
+            "--set-parameter",
+            "delay",
+            "--parameter-value",
+            &delay,
+        ],
+    );
+    settle(&lab, &home);
     let cut_at = SystemTime::now();
     lab.cut_link(&minority).unwrap();
     let fenced = lab
@@ -199,16 +312,268 @@ fn a_lost_node_is_fenced_through_fencekit_before_its_group_moves_a_partition_fen
         record.changes
     );
     assert_eq!(record.max_at_once, 1, "{:?}", record.changes);
+    let (requested, request_line) =
+        fence_request_ms(&lab, &minority, cut_at).unwrap_or_else(|| {
+            panic!(
+                "no fencing request for {minority} in the Pacemaker logs\n{}",
+                lab.diagnostics()
+            )
+        });
+    let waited_ms = fenced.at_ms.saturating_sub(requested);
+    assert!(
+        waited_ms >= u128::from(FENCE_DELAY_S) * 1000,
+        "{minority} was powered off {waited_ms} ms after the fencing request, before its device's delay of {FENCE_DELAY_S} s"
+    );
     println!(
-        "partition 1 vs 2: only {minority} fenced, {:.2} s after the cut; the group stayed on {home}",
-        seconds_since(cut_at, fenced.at_ms)
+        "partition 1 vs 2: only {minority} fenced, {:.2} s after the cut; the group stayed on {home}; delay {FENCE_DELAY_S} s honoured: request to power-off {:.2} s (request: {})",
+        seconds_since(cut_at, fenced.at_ms),
+        waited_ms as f64 / 1000.0,
+        request_line.trim()
     );
     bring_back(&mut lab, &minority, &home);
+    pcmk(
+        &lab,
+        &home,
+        &[
+            "crm_resource",
+            "--resource",
+            &delayed_device,
+            "--delete-parameter",
+            "delay",
+        ],
+    );
+    settle(&lab, &home);
+
+    // Scenario 3: the node running the group loses every SAN path. Its monitor
+    // fails, the cluster stops the group there and starts it elsewhere; a failed
+    // monitor whose stop succeeds is no reason to fence, so nobody is powered off.
+    let home = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    let lost_at = SystemTime::now();
+    lab.lose_san_paths(&home).unwrap();
+    let new_home = lab
+        .wait_until(
+            &format!("the group leaves {home}, whose SAN paths are gone"),
+            SAN_FAILOVER_TIMEOUT,
+            || match group_node(&lab) {
+                Ok(node) if node != home => Ok(node),
+                Ok(node) => Err(format!("still on {node}")),
+                Err(e) => Err(e),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    lab.wait_until(
+        "the service address moves with the group",
+        SAN_FAILOVER_TIMEOUT,
+        || match lab.service_address_holders() {
+            Ok(holders) if holders == [new_home.clone()] => Ok(()),
+            Ok(holders) => Err(format!("{SERVICE_ADDR} is on {holders:?}")),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let record = lab.mounts();
+    let (moved_at, _) = record
+        .changes
+        .iter()
+        .find(|(at, holders)| *at >= lost_at && holders.contains(&new_home))
+        .cloned()
+        .expect("the oracle saw the new mount");
+    let power_since: Vec<_> = lab
+        .power_events()
+        .into_iter()
+        .filter(|e| e.at_ms >= unix_ms(lost_at))
+        .collect();
+    assert!(
+        power_since.is_empty() && lab.is_powered(&home),
+        "a SAN path loss led to a power event: {power_since:?}\n{}",
+        lab.diagnostics()
+    );
+    assert_eq!(record.max_at_once, 1, "{:?}", record.changes);
+    let status = lab.crm_mon(&new_home).unwrap();
+    assert!(
+        status.contains("SAN paths of"),
+        "the failed monitor does not give the SAN as its reason:\n{status}"
+    );
+    println!(
+        "SAN path loss on {home}: group up on {new_home} {:.2} s after the paths went, {home} not fenced; max simultaneous mounts {}",
+        moved_at
+            .duration_since(lost_at)
+            .unwrap_or_default()
+            .as_secs_f64(),
+        record.max_at_once
+    );
+    lab.restore_san_paths(&home).unwrap();
+    pcmk(
+        &lab,
+        &new_home,
+        &["crm_resource", "--cleanup", "--resource", FS_ID],
+    );
+    settle(&lab, &new_home);
+
+    // Scenario 5: node3 has two power supplies, each switched by its own device, both
+    // in node3's one fencing level. The group runs on node3 when it is lost, and the
+    // second supply lies: the first goes off, node3 keeps running on the second,
+    // fencing fails and the group stays blocked. Then the supply obeys: the next
+    // attempt switches both off, node3 goes off only then, and the group moves.
+    let dual = lab
+        .two_supply_node()
+        .expect("the lab has a node with two supplies");
+    if group_node(&lab).ok().as_ref() != Some(&dual) {
+        pcmk(
+            &lab,
+            &new_home,
+            &[
+                "crm_resource",
+                "--move",
+                "--resource",
+                GROUP_ID,
+                "--node",
+                &dual,
+            ],
+        );
+        lab.wait_until(
+            &format!("the group runs on {dual}"),
+            FAILOVER_TIMEOUT,
+            || match group_node(&lab) {
+                Ok(node) if node == dual => Ok(()),
+                Ok(node) => Err(format!("on {node}")),
+                Err(e) => Err(e),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        pcmk(
+            &lab,
+            &dual,
+            &["crm_resource", "--clear", "--resource", GROUP_ID],
+        );
+        settle(&lab, &dual);
+    }
+    let witness = all.iter().find(|n| **n != dual).unwrap().clone();
+    let devices = lab.supply_devices();
+    lab.make_supply_lie(1, true).unwrap();
+    let cut_at = SystemTime::now();
+    lab.cut_link(&dual).unwrap();
+    let history = lab
+        .wait_until(
+            &format!("fencing {dual} fails on its lying supply"),
+            FAILED_FENCING_TIMEOUT,
+            || {
+                event_since(&lab, &dual, "psu2-lied-off", cut_at)?;
+                let history = lab
+                    .fence_history(&witness, &dual)
+                    .map_err(|e| e.to_string())?;
+                if history.contains(&format!("of {dual} failed")) {
+                    Ok(history)
+                } else {
+                    Err(history)
+                }
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(lab.is_powered(&dual), "{dual} lost power on one supply");
+    assert!(
+        event_since(&lab, &dual, "off", cut_at).is_err(),
+        "the hook log shows {dual} off while a supply was on"
+    );
+    assert_eq!(
+        lab.supply_states(),
+        [false, true],
+        "the supplies are not first off, second (lying) on"
+    );
+    let record = lab.mounts();
+    assert!(
+        record.current == [dual.clone()]
+            && record
+                .changes
+                .iter()
+                .filter(|(at, _)| *at >= cut_at)
+                .all(|(_, holders)| holders.as_slice() == [dual.clone()]),
+        "the group moved off {dual} although it was never fenced: {:?}\n{}",
+        record.changes,
+        lab.diagnostics()
+    );
+    println!(
+        "two supplies, one lying: {} off, {} stays on, fencing {dual} failed {:.1} s after the cut, group blocked on {dual}\n{history}",
+        devices[0],
+        devices[1],
+        SystemTime::now()
+            .duration_since(cut_at)
+            .unwrap_or_default()
+            .as_secs_f64()
+    );
+    let obeys_at = SystemTime::now();
+    lab.make_supply_lie(1, false).unwrap();
+    let off_ms = lab
+        .wait_until(
+            &format!("{dual} is fenced once its supplies obey"),
+            FAILED_FENCING_TIMEOUT,
+            || event_since(&lab, &dual, "off", obeys_at),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second_off = event_since(&lab, &dual, "psu2-off", obeys_at).unwrap();
+    let first_off = event_since(&lab, &dual, "psu1-off", cut_at).unwrap();
+    assert!(
+        first_off <= second_off && second_off <= off_ms,
+        "{dual} went off before both supplies were off: psu1 {first_off}, psu2 {second_off}, node {off_ms}"
+    );
+    assert_eq!(lab.supply_states(), [false, false]);
+    assert!(!lab.is_powered(&dual), "{dual} is still powered");
+    let new_home = lab
+        .wait_until(
+            "the group runs on another node",
+            FAILOVER_TIMEOUT,
+            || match group_node(&lab) {
+                Ok(node) if node != dual => Ok(node),
+                Ok(node) => Err(format!("still on {node}")),
+                Err(e) => Err(e),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let record = lab.mounts();
+    let (up_at, _) = record
+        .changes
+        .iter()
+        .find(|(at, holders)| *at >= cut_at && holders.contains(&new_home))
+        .cloned()
+        .expect("the oracle saw the new mount");
+    assert!(
+        unix_ms(up_at) >= off_ms,
+        "the group started on {new_home} before {dual} was off"
+    );
+    assert_eq!(record.max_at_once, 1, "{:?}", record.changes);
+    lab.wait_until(
+        &format!("{witness} sees {dual} fenced"),
+        FAILOVER_TIMEOUT,
+        || {
+            let history = lab
+                .fence_history(&witness, &dual)
+                .map_err(|e| e.to_string())?;
+            if history.contains(&format!("off of {dual} successful")) {
+                Ok(())
+            } else {
+                Err(history)
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "two supplies, both obeying: {dual} off {:.2} s after the supply obeyed, only after both supplies (psu2 off {:.2} s before); {FS_ID} up on {new_home} {:.2} s after; max simultaneous mounts {}",
+        seconds_since(obeys_at, off_ms),
+        (off_ms - second_off) as f64 / 1000.0,
+        (unix_ms(up_at).saturating_sub(off_ms)) as f64 / 1000.0,
+        record.max_at_once
+    );
+    bring_back(&mut lab, &dual, &new_home);
 
     // Scenario 2: the node running the group is lost and its BMC lies: it accepts
     // off and keeps the node running. Fencing must fail, and the group must not
     // start anywhere else.
     let liar = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    assert_ne!(
+        Some(&liar),
+        lab.two_supply_node().as_ref(),
+        "the group runs on the node fenced by its supplies, not its BMC"
+    );
     let witness = all.iter().find(|n| **n != liar).unwrap().clone();
     lab.make_bmc_lie(&liar).unwrap();
     let successes_before = lab
@@ -291,8 +656,82 @@ fn a_lost_node_is_fenced_through_fencekit_before_its_group_moves_a_partition_fen
     let left = lab.stop();
     assert!(left.is_empty(), "the lab left behind: {left:?}");
     drop(agent);
+    drop(ocf);
     println!(
         "cluster test took {:.1} s",
         test_started.elapsed().as_secs_f64()
     );
+}
+
+/// Scenario 1 over and over, for `bench/cluster.sh` (not part of the normal run):
+/// `FENCEKIT_BENCH_AGENT` is the fence agent of every device (`fence_ipmilan` or
+/// `fence_fencekit_ipmi`), `FENCEKIT_BENCH_RUNS` the repetitions (5). Each run
+/// prints `bench-cluster AGENT RUN FENCED_S UP_S`: seconds from the link cut to the
+/// power-off in the hook log, and to the shared filesystem mounted elsewhere. The
+/// same safety is asserted as in the test: never two mounts, off before up.
+#[test]
+#[ignore = "a benchmark: bench/cluster.sh runs it"]
+fn bench_a_lost_node_is_fenced_and_its_group_moves_again_and_again() {
+    assert!(lab_peers_present(), "the cluster lab's peers are missing");
+    let agent_name =
+        std::env::var("FENCEKIT_BENCH_AGENT").unwrap_or_else(|_| "fence_fencekit_ipmi".into());
+    let runs: usize = std::env::var("FENCEKIT_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let installed = Installed::new().unwrap();
+    let ours = SystemLink::fence_agent(&installed, "ipmi").unwrap();
+    let ocf = SystemLink::ocf_provider(&installed).unwrap();
+    let agent = match agent_name.as_str() {
+        "fence_fencekit_ipmi" => ours.path().to_path_buf(),
+        "fence_ipmilan" => std::path::PathBuf::from("/usr/sbin/fence_ipmilan"),
+        other => panic!("FENCEKIT_BENCH_AGENT={other}: fence_ipmilan or fence_fencekit_ipmi"),
+    };
+    let mut lab = Lab::start(LabOptions {
+        nodes: 3,
+        fence_agent: agent,
+        ocf_provider: ocf.path().to_path_buf(),
+        two_supplies: false,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    for run in 1..=runs {
+        let victim = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+        let cut_at = SystemTime::now();
+        lab.cut_link(&victim).unwrap();
+        let fenced_ms = lab
+            .wait_until(&format!("{victim} is fenced"), FAILOVER_TIMEOUT, || {
+                event_since(&lab, &victim, "off", cut_at)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let new_home = lab
+            .wait_until(
+                "the group runs on another node",
+                FAILOVER_TIMEOUT,
+                || match group_node(&lab) {
+                    Ok(node) if node != victim => Ok(node),
+                    Ok(node) => Err(format!("still on {node}")),
+                    Err(e) => Err(e),
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let record = lab.mounts();
+        let (up_at, _) = record
+            .changes
+            .iter()
+            .find(|(at, holders)| *at >= cut_at && holders.contains(&new_home))
+            .cloned()
+            .expect("the oracle saw the new mount");
+        assert!(unix_ms(up_at) >= fenced_ms, "up before {victim} was off");
+        assert_eq!(record.max_at_once, 1, "{:?}", record.changes);
+        println!(
+            "bench-cluster {agent_name} {run} {:.3} {:.3}",
+            seconds_since(cut_at, fenced_ms),
+            seconds_since(cut_at, unix_ms(up_at))
+        );
+        bring_back(&mut lab, &victim, &new_home);
+    }
+    let left = lab.stop();
+    assert!(left.is_empty(), "the lab left behind: {left:?}");
+    drop(ours);
+    drop(ocf);
 }

@@ -652,9 +652,9 @@ fn ipmi_1_5_with_a_wrong_password_fails_as_such_within_the_timeout_and_switches_
         assert!(text.contains("password invalid"), "{auth}: {text}");
         assert!(text.contains("`admin`"), "{text}");
         assert!(!text.contains("not-the-password"), "{text}");
-        // Two challenges, three Activate Session sends each (about 3 s), far inside
-        // the timeout.
-        assert!(took < Duration::from_secs(10), "{auth}: took {took:?}");
+        // Two challenges, three Activate Session sends each (about 3 s), inside the
+        // timeout (20 s) even on a loaded machine.
+        assert!(took < Duration::from_secs(18), "{auth}: took {took:?}");
     }
     assert!(
         sim.call_log().unwrap().iter().all(|l| !l.contains("set ")),

@@ -285,7 +285,13 @@ impl ApcConsoleSwitch {
 /// supplies of one node) are an error, never the first of them.
 fn outlet_number(unit: u32, plug: &Plug, outlets: &[Outlet]) -> Result<u32, DeviceError> {
     let plug = match plug {
-        Plug::OnUnit { unit: on, outlet } if *on == unit => outlet.as_ref(),
+        // `unit:outlet` addresses an outlet: its number is that outlet only.
+        Plug::OnUnit { unit: on, outlet } if *on == unit => {
+            return fencekit_core::resolve_addressed(
+                outlet,
+                outlets.iter().map(|o| (o.number, o.name.as_str())),
+            )
+        }
         Plug::OnUnit { unit: on, .. } => {
             return Err(DeviceError::Unsupported(format!(
                 "unit {on}: daisy-chained MasterSwitch Plus units are switched over SNMP only"

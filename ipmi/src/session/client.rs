@@ -951,9 +951,12 @@ impl Session {
             return self.fail(error);
         }
         let per_message = !caps.per_message_disabled;
-        if !per_message {
-            tracing::warn!(host = %self.config.host, "the BMC disabled IPMI 1.5 per-message \
-                authentication: only Activate Session is authenticated, replies cannot be checked");
+        // Without per-message authentication no reply carries an AuthCode: the power
+        // state read back to confirm a fence could come from anyone on the path. A
+        // session asked to be authenticated is refused rather than run so; with
+        // auth=none nothing was to be authenticated.
+        if !per_message && auth != AuthType::None {
+            return self.fail(IpmiError::UnauthenticatedReplies { host: self.host() });
         }
         self.send_challenge(auth, per_message, now);
     }

@@ -1071,6 +1071,23 @@ fn ipmi_1_5_without_auth_is_md5_only_and_names_what_the_bmc_offers() {
 }
 
 #[test]
+fn ipmi_1_5_with_per_message_authentication_disabled_is_refused_unless_auth_is_none() {
+    let now = Instant::now();
+    let mut cfg = v15_bmc(1);
+    cfg.v15_per_message_disabled = true;
+    let mut bmc = Bmc::new(cfg);
+    for (auth, explicit) in [(AuthType::Md5, false), (AuthType::Password, true)] {
+        let mut s = session(v15_config("secretpw", auth, explicit), 1, now);
+        let events = Net::new(1, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+        let Some(error @ IpmiError::UnauthenticatedReplies { .. }) = failure(&events) else {
+            panic!("{auth:?}: {events:?}");
+        };
+        assert!(error.to_string().contains("per-message"), "{error}");
+    }
+    assert_eq!(bmc.sessions_opened(), 0);
+}
+
+#[test]
 fn ipmi_1_5_refuses_md2_and_passwords_over_16_bytes_up_front() {
     let mut cfg = config("secretpw", offer(None, false).unwrap());
     assert!(matches!(
