@@ -48,8 +48,8 @@ pub struct Fabric {
     snmpd: Option<Daemon>,
 }
 
-/// The fabrics of this process alive now, and whether `/run/netns` was made by the
-/// first of them (then the last one removes it, once no namespace is left in it).
+/// The fabrics of this process alive now, and whether `/run/netns` was made by one
+/// of them (then the last one removes it, once no namespace is left in it).
 /// Tests run in parallel threads: the guard that made the directory is not always
 /// the last to go.
 struct RunNetnsUsers {
@@ -95,7 +95,9 @@ impl Fabric {
         {
             let _lock = PathLock::acquire(Path::new(RUN_NETNS))?;
             let mut users = run_netns_users();
-            if users.live == 0 && !Path::new(RUN_NETNS).exists() {
+            // Also while other fabrics of this process live: another process may
+            // have removed the directory meanwhile, and then this one makes it.
+            if !Path::new(RUN_NETNS).exists() {
                 users.made = true;
             }
             ip(&["netns", "add", &netns])?;
