@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fencekit_core::device_params;
 use fencekit_core::schema::PluginKind;
 use fencekit_core::{
     DeviceCommand, DeviceError, Instant, ParamSpec, ParamType, Params, Plug, PlugInfo, PowerState,
@@ -581,17 +582,9 @@ impl PowerSwitch for ApcSnmpSwitch {
 }
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::new("ip", "IP address or host name of the PDU")
-        .aliases(&["ipaddr"])
-        .short('a')
-        .required(),
-    ParamSpec::new(
-        "ipport",
-        "UDP port of the PDU's SNMP agent (default 161); with transport=ssh alone, the \
-         console's TCP port (default 22, or 23 with telnet=1)",
-    )
-    .short('u')
-    .ty(ParamType::Integer),
+    device_params::ip("IP address or host name of the PDU"),
+    device_params::ipport("UDP port of the PDU's SNMP agent (default 161); with transport=ssh alone, the \
+         console's TCP port (default 22, or 23 with telnet=1)"),
     ParamSpec::new(
         "transport",
         "snmp, ssh (the console, over SSH or with telnet=1 over telnet), or snmp,ssh (SNMP, \

@@ -17,6 +17,7 @@ use fencekit_console::target::{
     self, says_busy, ConsoleSession, ConsoleStream, ConsoleTarget, ParamNames,
 };
 use fencekit_console::{Console, Key, Pattern, Wait};
+use fencekit_core::device_params;
 use fencekit_core::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
 use fencekit_core::{
     DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerState, PowerSwitch, SwitchTo,
@@ -33,29 +34,10 @@ const MENU_PROMPTS: &[&str] = &["Enter Request :", "Enter Request:"];
 const BUSY_RETRY: Duration = Duration::from_millis(250);
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::new(
-        "ip",
-        "IP address or host name of the strip or its management module",
-    )
-    .aliases(&["ipaddr"])
-    .short('a')
-    .required(),
-    ParamSpec::new(
-        "ipport",
-        "TCP port of the console (default 22, or 23 with telnet=1)",
-    )
-    .short('u')
-    .ty(ParamType::Integer),
-    ParamSpec::new("username", "Console login name")
-        .aliases(&["login"])
-        .short('l'),
-    ParamSpec::new(
-        "password",
-        "Console password (or the identity_file's pass phrase)",
-    )
-    .aliases(&["passwd"])
-    .short('p')
-    .secret(),
+    device_params::ip("IP address or host name of the strip or its management module"),
+    device_params::ipport("TCP port of the console (default 22, or 23 with telnet=1)"),
+    device_params::username("Console login name"),
+    device_params::password("Console password (or the identity_file's pass phrase)"),
     ParamSpec::new(
         "strip",
         "Behind a DS/MMP management module: the strip number chosen at \"Enter Request\" \

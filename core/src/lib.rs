@@ -12,6 +12,7 @@
 
 pub mod child;
 pub mod config;
+pub mod device_params;
 pub mod environ;
 pub mod error;
 pub mod fence;

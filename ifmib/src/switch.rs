@@ -5,9 +5,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fencekit_core::device_params;
 use fencekit_core::schema::PluginKind;
 use fencekit_core::{
-    resolve_outlet, DeviceError, Instant, ParamSpec, ParamType, Params, Plug, PlugInfo, PowerState,
+    resolve_outlet, DeviceError, Instant, ParamSpec, Params, Plug, PlugInfo, PowerState,
     PowerSwitch, Schema, SwitchTo,
 };
 
@@ -405,14 +406,8 @@ impl PowerSwitch for IfMibSwitch {
 }
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::new("ip", "IP address or host name of the switch's SNMP agent")
-        .aliases(&["ipaddr"])
-        .short('a')
-        .required(),
-    ParamSpec::new("ipport", "UDP port of the switch's SNMP agent")
-        .short('u')
-        .ty(ParamType::Integer)
-        .default("161"),
+    device_params::ip("IP address or host name of the switch's SNMP agent"),
+    device_params::ipport("UDP port of the switch's SNMP agent").default("161"),
     // The SNMP group, with fence_ifmib's default version.
     params::COMMUNITY,
     params::SNMP_VERSION.default("2c"),

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fencekit_core::device_params;
 use fencekit_core::schema::{ParamSpec, ParamType, PluginKind};
 use fencekit_core::{
     DeviceCommand, DeviceError, Instant, Params, Plug, PlugInfo, PowerState, PowerSwitch, Schema,
@@ -25,22 +26,13 @@ use crate::suite::offer;
 use crate::v15::AuthType;
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::new("ip", "IP address or host name of the BMC")
-        .aliases(&["ipaddr"])
-        .short('a')
-        .required(),
-    ParamSpec::new("ipport", "UDP port of the BMC's RMCP+ service")
+    device_params::ip("IP address or host name of the BMC"),
+    device_params::ipport("UDP port of the BMC's RMCP+ service")
         .aliases(&["udpport"])
-        .short('u')
-        .ty(ParamType::Integer)
         .default("623"),
-    ParamSpec::new("username", "BMC user name (at most 16 bytes)")
-        .aliases(&["login", "userid"])
-        .short('l'),
-    ParamSpec::new("password", "BMC password (at most 20 bytes)")
-        .aliases(&["passwd"])
-        .short('p')
-        .secret(),
+    // external/ipmi's `userid` too.
+    device_params::username("BMC user name (at most 16 bytes)").aliases(&["login", "userid"]),
+    device_params::password("BMC password (at most 20 bytes)"),
     ParamSpec::new(
         "privlvl",
         "privilege level to ask for; with a `+` (ipmitool's -L X+), the BMC looks the user up \

@@ -1,29 +1,17 @@
 //! The `redfish` plugin's parameters: `fence_redfish`'s names and meanings, and a CA
 //! file of the site's own.
 
+use fencekit_core::device_params;
 use fencekit_core::schema::{ParamSpec, ParamType, PluginKind};
 use fencekit_core::{DeviceCommand, Schema};
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::new(
-        "ip",
+    device_params::ip(
         "address or host name of the BMC's Redfish service (`host:port` also accepted)",
-    )
-    .aliases(&["ipaddr"])
-    .short('a')
-    .required(),
-    ParamSpec::new("ipport", "TCP port of the Redfish service (HTTPS)")
-        .short('u')
-        .ty(ParamType::Integer)
-        .default("443"),
-    ParamSpec::new("username", "Redfish account name")
-        .aliases(&["login"])
-        .short('l')
-        .required(),
-    ParamSpec::new("password", "Redfish account password")
-        .aliases(&["passwd"])
-        .short('p')
-        .secret(),
+    ),
+    device_params::ipport("TCP port of the Redfish service (HTTPS)").default("443"),
+    device_params::username("Redfish account name").required(),
+    device_params::password("Redfish account password"),
     // fence_redfish's older names, listed so that metadata shows them as it does
     // (parameter names match with `-` and `_` alike anyway).
     ParamSpec::new("redfish_uri", "the service root")

@@ -9,6 +9,7 @@
 //! `.default(...)` builder on the constant here; the name, short option, aliases and
 //! secrecy stay as declared.
 
+use fencekit_core::device_params;
 use fencekit_core::schema::{ParamSpec, ParamType};
 
 use crate::credentials::{AUTH_PROTOCOLS, PRIV_PROTOCOLS};
@@ -25,18 +26,11 @@ pub const SNMP_VERSION: ParamSpec = ParamSpec::new("snmp_version", "SNMP version
     .ty(ParamType::Select(&["1", "2c", "3"]));
 
 /// `username` (`-l`, alias `login`): the SNMPv3 security name.
-pub const USERNAME: ParamSpec = ParamSpec::new("username", "SNMPv3 user (security name)")
-    .aliases(&["login"])
-    .short('l');
+pub const USERNAME: ParamSpec = device_params::username("SNMPv3 user (security name)");
 
 /// `password` (`-p`, alias `passwd`): the SNMPv3 authentication pass phrase.
-pub const PASSWORD: ParamSpec = ParamSpec::new(
-    "password",
-    "SNMPv3 authentication pass phrase (at least 8 characters)",
-)
-.aliases(&["passwd"])
-.short('p')
-.secret();
+pub const PASSWORD: ParamSpec =
+    device_params::password("SNMPv3 authentication pass phrase (at least 8 characters)");
 
 /// `snmp_auth_prot` (`-b`).
 pub const SNMP_AUTH_PROT: ParamSpec = ParamSpec::new(

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use fencekit_console::parse::Outlet;
 use fencekit_console::target::{self, ConsoleSession, ConsoleTarget, ParamNames};
 use fencekit_console::Wait;
+use fencekit_core::device_params;
 use fencekit_core::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
 use fencekit_core::{
     DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerState, PowerSwitch, SwitchTo,
@@ -35,24 +36,11 @@ const BUSY_RETRY: Duration = Duration::from_millis(250);
 /// and `switch` are the ones the SNMP side declares too (see the crate docs for
 /// how they combine).
 pub const CONSOLE_PARAMS: &[ParamSpec] = &[
-    ParamSpec::new("ip", "IP address or host name of the PDU")
-        .aliases(&["ipaddr"])
-        .short('a')
-        .required(),
-    ParamSpec::new(
-        "ipport",
-        "TCP port of the PDU's console (default 22, or 23 with telnet=1) when the console is \
-         the only transport",
-    )
-    .short('u')
-    .ty(ParamType::Integer),
-    ParamSpec::new("username", "Console login name")
-        .aliases(&["login"])
-        .short('l'),
-    ParamSpec::new("password", "Console password (or the identity_file's pass phrase)")
-        .aliases(&["passwd"])
-        .short('p')
-        .secret(),
+    device_params::ip("IP address or host name of the PDU"),
+    device_params::ipport("TCP port of the PDU's console (default 22, or 23 with telnet=1) when the console is \
+         the only transport"),
+    device_params::username("Console login name"),
+    device_params::password("Console password (or the identity_file's pass phrase)"),
     ParamSpec::new(
         "secure",
         "Use SSH (fence_apc's -x); fence_apc's telnet default is telnet=1 here, never implied",
