@@ -22,6 +22,7 @@ pub mod tag {
     pub const GET_NEXT: u8 = 0xa1;
     pub const RESPONSE: u8 = 0xa2;
     pub const SET: u8 = 0xa3;
+    pub const GET_BULK: u8 = 0xa5;
     pub const REPORT: u8 = 0xa8;
 }
 
@@ -132,6 +133,24 @@ pub fn pdu(pdu_tag: u8, request_id: i32, binds: &[(Oid, SetValue)]) -> Option<Ve
     ]
     .concat();
     Some(tlv(pdu_tag, &body))
+}
+
+/// A GetBulkRequest PDU (RFC 3416 §4.2.3): no non-repeaters, `max_repetitions`
+/// successors of each object, in the places a request's error-status and
+/// error-index take.
+pub fn bulk_pdu(
+    request_id: i32,
+    max_repetitions: u16,
+    binds: &[(Oid, SetValue)],
+) -> Option<Vec<u8>> {
+    let body = [
+        integer(i64::from(request_id)),
+        integer(0),
+        integer(i64::from(max_repetitions)),
+        varbinds(binds)?,
+    ]
+    .concat();
+    Some(tlv(tag::GET_BULK, &body))
 }
 
 /// A whole SNMPv1 (`version` 0) or SNMPv2c (`version` 1) message (RFC 1157 §4,

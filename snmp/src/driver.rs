@@ -134,6 +134,10 @@ fn first_request_id() -> i32 {
     ((nanos ^ std::process::id().rotate_left(16)) & 0x3fff_ffff) as i32
 }
 
+/// How many objects one GetBulk of a walk asks for: a 48-outlet PDU's column in two
+/// exchanges, each answer well inside a UDP datagram.
+pub const WALK_REPETITIONS: u16 = 32;
+
 /// One operation's exchanges with an agent, all ending by one deadline.
 pub struct Session<'a> {
     agent: &'a Agent,
@@ -164,12 +168,25 @@ impl Session<'_> {
         Ok(response)
     }
 
-    /// Every object under `prefix`, in order (GetNext walk, which SNMPv1 also has).
+    /// Every object under `prefix`, in order: a GetBulk walk with SNMPv2c and v3
+    /// ([`WALK_REPETITIONS`] objects an exchange, so a PDU's outlet table is read in
+    /// one or two), a GetNext walk with SNMPv1, which has no GetBulk.
     pub async fn walk(&mut self, prefix: &Oid) -> Result<Vec<(Oid, VarValue)>, DeviceError> {
+        let bulk = self.agent.version() != Version::V1;
+        if !bulk {
+            if let Some(rows) = self.walk_column_v1(prefix).await? {
+                return Ok(rows);
+            }
+        }
         let mut out = Vec::new();
         let mut cursor = prefix.clone();
         loop {
-            let response = self.get_next(&cursor).await?;
+            let response = if bulk {
+                self.run(Request::get_bulk(&cursor, WALK_REPETITIONS))
+                    .await?
+            } else {
+                self.get_next(&cursor).await?
+            };
             // SNMPv1 ends a walk with noSuchName; v2c with endOfMibView.
             if response.status == 2 {
                 break;
@@ -182,24 +199,85 @@ impl Session<'_> {
                     ber::dotted(prefix)
                 )));
             }
-            let Some((name, value)) = response.binds.into_iter().next() else {
-                break;
-            };
-            if !name.starts_with(prefix) || value == VarValue::EndOfMibView {
+            if response.binds.is_empty() {
                 break;
             }
-            if name <= cursor {
-                return Err(DeviceError::Protocol(format!(
-                    "{} returned {} after {}: its table does not advance",
-                    self.agent.endpoint(),
-                    ber::dotted(&name),
-                    ber::dotted(&cursor)
-                )));
+            for (name, value) in response.binds {
+                if !name.starts_with(prefix) || value == VarValue::EndOfMibView {
+                    return Ok(out);
+                }
+                if name <= cursor {
+                    return Err(DeviceError::Protocol(format!(
+                        "{} returned {} after {}: its table does not advance",
+                        self.agent.endpoint(),
+                        ber::dotted(&name),
+                        ber::dotted(&cursor)
+                    )));
+                }
+                cursor = name.clone();
+                out.push((name, value));
             }
-            cursor = name.clone();
-            out.push((name, value));
         }
         Ok(out)
+    }
+
+    /// SNMPv1 has no GetBulk; a column whose rows are indexed by one number (an
+    /// outlet table) is read [`WALK_REPETITIONS`] rows an exchange all the same: one
+    /// GetNext names the column at indexes `b`, `b+1`, ... `b+31`, and each answer is
+    /// the first row after its index, so together they are every row up to `b+32`.
+    /// `None` (and the caller walks one row an exchange) as soon as a row has an index
+    /// of another shape, or the agent answers with an error (SNMPv1 fails the whole
+    /// request when one object has no successor).
+    async fn walk_column_v1(
+        &mut self,
+        prefix: &Oid,
+    ) -> Result<Option<Vec<(Oid, VarValue)>>, DeviceError> {
+        let mut rows: std::collections::BTreeMap<Oid, VarValue> = Default::default();
+        let mut base: Option<u32> = None;
+        loop {
+            let mut names = Vec::with_capacity(usize::from(WALK_REPETITIONS));
+            for i in 0..u32::from(WALK_REPETITIONS) {
+                let name = match base {
+                    // The first round starts at the column itself: its first row
+                    // may be index 0.
+                    None if i == 0 => prefix.clone(),
+                    None => [prefix.as_slice(), &[i - 1]].concat(),
+                    Some(b) => match b.checked_add(i) {
+                        Some(index) => [prefix.as_slice(), &[index]].concat(),
+                        None => return Ok(None),
+                    },
+                };
+                names.push(name);
+            }
+            let asked = names.len();
+            let response = self.run(Request::get_next_each(&names)).await?;
+            if response.status != 0 || response.binds.len() != asked {
+                return Ok(None);
+            }
+            let mut last_in_column = false;
+            for (n, (name, value)) in response.binds.into_iter().enumerate() {
+                let inside = name.starts_with(prefix) && value != VarValue::EndOfMibView;
+                if n + 1 == asked {
+                    last_in_column = inside;
+                }
+                if !inside {
+                    continue;
+                }
+                if name.len() != prefix.len() + 1 || name <= names[n] {
+                    return Ok(None);
+                }
+                rows.insert(name, value);
+            }
+            if !last_in_column {
+                return Ok(Some(rows.into_iter().collect()));
+            }
+            // More rows past this round's last index: go on from it.
+            let last = names[asked - 1].last().copied().unwrap_or(0);
+            base = Some(last);
+            if rows.len() > 1 << 16 {
+                return Ok(None);
+            }
+        }
     }
 
     /// SetRequest. An error-status that means "you may not write" becomes
@@ -375,6 +453,130 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.binds[0].1, VarValue::Integer(2));
+    }
+
+    #[tokio::test]
+    async fn a_v2c_walk_reads_a_table_with_getbulk_in_one_exchange() {
+        // The agent answers a GetBulk with the table's three rows and the next object
+        // past it; a GetNext would get one row an exchange.
+        let (port, task) = fake_agent(|id, _| {
+            let column = [1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 2];
+            let mut binds: Vec<(Oid, SetValue)> = (1..=3)
+                .map(|n| {
+                    let mut name = column.to_vec();
+                    name.push(n);
+                    (name, SetValue::Integer(i64::from(n)))
+                })
+                .collect();
+            binds.push((
+                vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4, 1],
+                SetValue::Integer(1),
+            ));
+            let pdu = ber::pdu(tag::RESPONSE, id, &binds).unwrap();
+            vec![ber::community_message(1, b"c", &pdu).to_vec()]
+        })
+        .await;
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        let rows = session
+            .walk(&vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 2])
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 3);
+        drop(session);
+        assert_eq!(task.await.unwrap(), 1, "one request for the whole table");
+    }
+
+    /// An SNMPv1 agent with a column of rows `1, 3, 40` (and what follows the
+    /// column): answers each GetNext object with its successor.
+    fn v1_column_agent(request: &snmp2::Pdu<'_>) -> Vec<u8> {
+        let column: Oid = vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 2];
+        let rows: Vec<Oid> = [1u32, 3, 40]
+            .iter()
+            .map(|n| [column.as_slice(), &[*n]].concat())
+            .collect();
+        let after: Oid = vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4, 1];
+        let binds: Vec<(Oid, SetValue)> = request
+            .varbinds
+            .clone()
+            .map(|(name, _)| {
+                let asked = ber::arcs(&name).unwrap();
+                let next = rows
+                    .iter()
+                    .find(|r| **r > asked)
+                    .cloned()
+                    .unwrap_or_else(|| after.clone());
+                let value = next.last().copied().unwrap_or(0);
+                (next, SetValue::Integer(i64::from(value)))
+            })
+            .collect();
+        let pdu = ber::pdu(tag::RESPONSE, request.req_id, &binds).unwrap();
+        ber::community_message(0, b"c", &pdu).to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_v1_walk_of_a_column_reads_32_rows_an_exchange() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            let mut seen = 0u32;
+            while let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await
+            {
+                seen += 1;
+                let request = snmp2::Pdu::from_bytes(&buf[..n]).unwrap();
+                socket
+                    .send_to(&v1_column_agent(&request), from)
+                    .await
+                    .unwrap();
+            }
+            seen
+        });
+        let agent = Agent::new(
+            "127.0.0.1",
+            port,
+            Credentials::Community {
+                version: Version::V1,
+                community: Secret::new("c"),
+            },
+            Duration::from_millis(200),
+        );
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        let rows = session
+            .walk(&vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 2])
+            .await
+            .unwrap();
+        let indexes: Vec<u32> = rows.iter().map(|(n, _)| *n.last().unwrap()).collect();
+        assert_eq!(indexes, [1, 3, 40]);
+        drop(session);
+        // Rows 1 and 3 in the first exchange, 40 (past index 31) in the second, and
+        // the end of the column in both.
+        assert_eq!(task.await.unwrap(), 2);
+    }
+
+    #[test]
+    fn a_getbulk_request_is_what_snmp2_reads_as_one() {
+        let pdu = bulk_request();
+        let message = ber::community_message(1, b"c", &pdu);
+        let parsed = snmp2::Pdu::from_bytes(&message).unwrap();
+        assert_eq!(parsed.message_type, snmp2::MessageType::GetBulkRequest);
+        assert_eq!(parsed.req_id, 42);
+    }
+
+    fn bulk_request() -> Vec<u8> {
+        ber::bulk_pdu(
+            42,
+            WALK_REPETITIONS,
+            &[(vec![1, 3, 6, 1, 2, 1, 2, 2, 1, 2], SetValue::Null)],
+        )
+        .unwrap()
     }
 
     #[tokio::test]

@@ -44,6 +44,8 @@ pub enum Resend {
 pub enum PduKind {
     Get,
     GetNext,
+    /// GetBulkRequest (SNMPv2c and v3) with this many repetitions.
+    GetBulk(u16),
     Set,
 }
 
@@ -52,6 +54,7 @@ impl PduKind {
         match self {
             PduKind::Get => tag::GET,
             PduKind::GetNext => tag::GET_NEXT,
+            PduKind::GetBulk(_) => tag::GET_BULK,
             PduKind::Set => tag::SET,
         }
     }
@@ -79,6 +82,26 @@ impl Request {
     pub fn get_next(name: &Oid) -> Request {
         Request {
             kind: PduKind::GetNext,
+            binds: vec![(name.clone(), SetValue::Null)],
+            resend: Resend::Safe,
+        }
+    }
+
+    /// A GetNextRequest for several objects at once: each answered with its own
+    /// successor (always [`Resend::Safe`]).
+    pub fn get_next_each(names: &[Oid]) -> Request {
+        Request {
+            kind: PduKind::GetNext,
+            binds: names.iter().map(|n| (n.clone(), SetValue::Null)).collect(),
+            resend: Resend::Safe,
+        }
+    }
+
+    /// A GetBulkRequest for the `max_repetitions` objects after `name` (always
+    /// [`Resend::Safe`]; SNMPv2c and v3 only).
+    pub fn get_bulk(name: &Oid, max_repetitions: u16) -> Request {
+        Request {
+            kind: PduKind::GetBulk(max_repetitions),
             binds: vec![(name.clone(), SetValue::Null)],
             resend: Resend::Safe,
         }
@@ -316,7 +339,11 @@ impl Exchange {
             return self.fly(Purpose::Discovery, id, Zeroizing::new(message), now);
         }
         let id = self.take_id();
-        let Some(pdu) = ber::pdu(request.kind.tag(), id, &request.binds) else {
+        let pdu = match request.kind {
+            PduKind::GetBulk(repetitions) => ber::bulk_pdu(id, repetitions, &request.binds),
+            kind => ber::pdu(kind.tag(), id, &request.binds),
+        };
+        let Some(pdu) = pdu else {
             return self.finish(Err(DeviceError::Failed(
                 "cannot encode an object identifier".into(),
             )));
