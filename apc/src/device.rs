@@ -221,6 +221,14 @@ impl PowerSwitch for ApcSwitch {
         false
     }
 
+    fn address(&self, listed: &Plug) -> Plug {
+        match self {
+            ApcSwitch::Snmp(snmp) => snmp.address(listed),
+            ApcSwitch::Console(console) => console.address(listed),
+            ApcSwitch::Fallback { snmp, .. } => snmp.address(listed),
+        }
+    }
+
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         match self {
             ApcSwitch::Snmp(snmp) => snmp.list(deadline).await,

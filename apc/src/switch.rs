@@ -530,6 +530,10 @@ impl PowerSwitch for ApcSnmpSwitch {
         false
     }
 
+    fn address(&self, listed: &Plug) -> Plug {
+        fencekit_core::power::on_unit(self.unit.unwrap_or(1), listed)
+    }
+
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         let mut session = self.agent.session(deadline).await?;
         let family = self.family(&mut session).await?;

@@ -477,6 +477,11 @@ impl PowerSwitch for BaytechSwitch {
         false
     }
 
+    /// A bare number is an outlet of the configured strip.
+    fn address(&self, listed: &Plug) -> Plug {
+        fencekit_core::power::on_unit(self.strip, listed)
+    }
+
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         let result = self.list_unguarded(deadline).await;
         result.map_err(|e| self.target.redact_error(e))

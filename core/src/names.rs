@@ -137,6 +137,10 @@ impl PowerSwitch for ListedNames {
         self.inner.supports(command)
     }
 
+    fn address(&self, listed: &Plug) -> Plug {
+        self.inner.address(listed)
+    }
+
     async fn close(&self, deadline: Instant) {
         self.inner.close(deadline).await
     }

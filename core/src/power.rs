@@ -202,6 +202,18 @@ pub fn resolve_outlet<'a>(
     }
 }
 
+/// `plug` (an outlet number as a device listed it) as the address `unit:number`,
+/// which names that number only ([`resolve_addressed`]); anything else as it is.
+pub fn on_unit(unit: u32, plug: &Plug) -> Plug {
+    match plug {
+        Plug::Number(n) => Plug::OnUnit {
+            unit,
+            outlet: Box::new(Plug::Number(*n)),
+        },
+        other => other.clone(),
+    }
+}
+
 /// The outlet a plug names once its unit was given (`unit:outlet`): a number is the
 /// outlet with that number only, as an address; a name is looked for as
 /// [`resolve_outlet`] does.

@@ -564,6 +564,10 @@ impl PowerSwitch for SimSwitch {
         command == DeviceCommand::Cycle
     }
 
+    fn address(&self, listed: &Plug) -> Plug {
+        crate::power::on_unit(1, listed)
+    }
+
     async fn list(&self, _deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         self.login.clone()?;
         self.device_wide().await?;

@@ -101,6 +101,15 @@ pub trait PowerSwitch: Send + Sync {
         false
     }
 
+    /// The plug that names, on this device, exactly the plug it listed as `listed`,
+    /// whatever the plugs are named: what a caller chose from the list is handed
+    /// back in this form, so that an outlet's number another outlet is also named
+    /// after is not read again as ambiguous, nor as a number on another strip or
+    /// unit. The listed plug itself by default.
+    fn address(&self, listed: &Plug) -> Plug {
+        listed.clone()
+    }
+
     /// Lists the device's plugs with their names and states.
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError>;
 

@@ -472,33 +472,33 @@ fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
 /// plugins take a host's outlets: a machine with two power supplies has two
 /// outlets carrying its name, and both are its. None is an error.
 async fn outlets_named(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
-    let listed = request.list().await?;
+    let addressed = request.list_addressed().await?;
     // An outlet's number that another outlet is also named after would read as
-    // ambiguous when handed back to the device: it goes as `1:N`, the address of
-    // that number only, on a device of one unit.
+    // ambiguous when handed back to the device: it goes as the device's own address
+    // of that outlet (`strip:number` on a Baytech, `1:number` on a PDU of one unit),
+    // which names that number only.
     let named_as = |n: u32| {
-        listed.iter().any(|info| {
+        addressed.iter().any(|(info, _)| {
             info.name
                 .as_deref()
                 .and_then(|name| fencekit_core::power::canonical_digits(name.trim()))
                 == Some(n)
         })
     };
-    let plugs: Vec<Plug> = listed
+    let plugs: Vec<Plug> = addressed
         .iter()
-        .filter(|info| {
+        .filter(|(info, _)| {
             info.name
                 .as_deref()
                 .is_some_and(|name| name.trim().eq_ignore_ascii_case(host))
         })
-        .map(|info| match &info.plug {
-            Plug::Number(n) if named_as(*n) => Plug::OnUnit {
-                unit: 1,
-                outlet: Box::new(Plug::Number(*n)),
-            },
+        .map(|(info, address)| match &info.plug {
+            Plug::Number(n) if named_as(*n) => address.clone(),
             plug => plug.clone(),
         })
         .collect();
+    let listed: Vec<fencekit_core::PlugInfo> =
+        addressed.into_iter().map(|(info, _)| info).collect();
     if plugs.is_empty() {
         return Err(format!(
             "no outlet is named {}; outlets: {}",

@@ -188,6 +188,22 @@ impl Request {
         .await
     }
 
+    /// Lists the device's plugs, each with its address on the device
+    /// ([`fencekit_core::PowerSwitch::address`]), by the operation's deadline.
+    pub async fn list_addressed(&self) -> Result<Vec<(PlugInfo, Plug)>, String> {
+        self.bounded("list", |device, deadline| async move {
+            let listed = device.list(deadline).await?;
+            Ok(listed
+                .into_iter()
+                .map(|info| {
+                    let address = device.address(&info.plug);
+                    (info, address)
+                })
+                .collect())
+        })
+        .await
+    }
+
     /// Checks the device answers, by the operation's deadline.
     pub async fn check(&self) -> Result<(), String> {
         self.bounded("device check", |device, deadline| async move {

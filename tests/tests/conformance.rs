@@ -669,6 +669,55 @@ fn baytechs_own_parameter_names_work_unchanged_through_stonith() {
     assert!(!out.text().contains(&console.password), "{}", out.text());
 }
 
+/// cluster-glue finds a host's outlets by name on the configured strip (`strip=2`
+/// behind a DS/MMP module). When another outlet of that strip is named after the
+/// host's outlet number, the outlet goes back to the device as its own address
+/// (`2:3`), never as a bare number read again as ambiguous, nor as `1:3`, an outlet
+/// of another strip. Judged by the simulator's state of both strips.
+#[test]
+fn a_hosts_outlet_on_strip_2_whose_number_another_outlet_is_named_after_is_that_outlet() {
+    if !fencekit_tests::consoles::peers_present() {
+        return;
+    }
+    let sim = bridge::workspace_binary("fencekit-baytech", "fencekit-baytech-sim").unwrap();
+    let rig = fencekit_tests::consoles::ConsoleRig::start(
+        &sim.display().to_string(),
+        "btstrip",
+        2,
+        &[("module", &[])],
+    );
+    let console = &rig.consoles[0];
+    console.state.set(1, 3, true, Some("other-node")).unwrap();
+    console.state.set(2, 3, true, Some("node7")).unwrap();
+    console.state.set(2, 5, true, Some("3")).unwrap();
+    let mut command = Command::new(bridge::binary().unwrap());
+    command
+        .args(["external", "baytech", "off", "node7"])
+        .env_remove("RUST_LOG")
+        .envs(rig.params(0, &[("strip", "2")]));
+    let out = tool::run(command, None, Duration::from_secs(90)).unwrap();
+    assert!(out.status.success(), "off: {}", out.text());
+    let state = |strip, outlet| console.state.state(strip, outlet).unwrap();
+    assert_eq!(
+        state(2, 3),
+        Some(fencekit_core::PowerState::Off),
+        "{}",
+        out.text()
+    );
+    assert_eq!(
+        state(1, 3),
+        Some(fencekit_core::PowerState::On),
+        "{}",
+        out.text()
+    );
+    assert_eq!(
+        state(2, 5),
+        Some(fencekit_core::PowerState::On),
+        "{}",
+        out.text()
+    );
+}
+
 /// Every name cluster-glue's own plugins list (`stonith -t PLUGIN -n`) is listed by
 /// the fencekit plugin that stands in for it, so `stonith` passes it on; what each
 /// means is proven through `stonith` against the real peers (ipmi_sim, snmpd, sshd)

@@ -394,6 +394,10 @@ impl PowerSwitch for ApcConsoleSwitch {
         false
     }
 
+    fn address(&self, listed: &Plug) -> Plug {
+        fencekit_core::power::on_unit(self.unit, listed)
+    }
+
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         let result = self.list_unguarded(deadline).await;
         result.map_err(|e| self.target.redact_error(e))
