@@ -889,6 +889,14 @@ impl<'a> Run<'a> {
     ) -> Result<T, FenceError> {
         let started = Instant::now();
         match timeout_at(by, call).await {
+            // `timeout_at` takes an answer that is ready when it looks, even past
+            // `by`: an answer that came after the deadline is no answer in time (a
+            // plug read off after it does not confirm the fence).
+            Ok(Ok(_)) if Instant::now() > by => Err(FenceError::Deadline {
+                target: target.clone(),
+                operation,
+                waited: started.elapsed(),
+            }),
             Ok(Ok(value)) => Ok(value),
             Ok(Err(cause)) => Err(FenceError::Device {
                 target: target.clone(),

@@ -1016,3 +1016,48 @@ async fn a_node_with_a_port_on_a_fabric_device_is_never_rebooted_and_nothing_is_
     assert!(outcome.success, "{}", outcome.summary());
     assert_eq!(switch.state(1), Some(PowerState::On));
 }
+
+/// A device whose read blocks its thread past the deadline and then answers off: the
+/// answer is ready the first time it is looked at, but late.
+struct LateOff;
+
+#[async_trait::async_trait]
+impl PowerSwitch for LateOff {
+    async fn status(&self, _plug: &Plug, _deadline: Instant) -> Result<PowerState, DeviceError> {
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        Ok(PowerState::Off)
+    }
+
+    async fn switch(&self, _: &Plug, _: SwitchTo, _: Instant) -> Result<(), DeviceError> {
+        Ok(())
+    }
+
+    async fn list(&self, _: Instant) -> Result<Vec<crate::PlugInfo>, DeviceError> {
+        Ok(Vec::new())
+    }
+
+    async fn check(&self, _: Instant) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_off_read_back_after_the_deadline_does_not_confirm_the_fence() {
+    let device: Arc<dyn PowerSwitch> = Arc::new(LateOff);
+    let devices: Devices = [("bmc1".to_string(), device)].into_iter().collect();
+    let opts = FenceOptions {
+        timeout: Duration::from_millis(50),
+        power_timeout: Duration::from_millis(50),
+        power_wait: Duration::ZERO,
+        ..options()
+    };
+    let outcome = fence(
+        &devices,
+        &node(vec![plug("bmc1", 1)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert!(!outcome.success, "{}", outcome.summary());
+    assert!(!outcome.fenced, "{}", outcome.summary());
+}

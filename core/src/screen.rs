@@ -242,6 +242,82 @@ pub fn shows_any<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> 
     })
 }
 
+/// How long a piece of a secret [`shows_any_piece`] looks for.
+pub const PIECE_LEN: usize = 6;
+
+/// Whether a text a program wrote (a script's error line) shows any of `secrets`,
+/// however it wrote it: folded ([`find`]); percent-encoded or in `\xNN` escapes (a
+/// URL with the credential in it, a tool's byte dump); in hexadecimal with any
+/// separators between the pairs; or in part, any [`PIECE_LEN`] characters of it in
+/// a row (a message cut short). Stricter than the process-wide screen, for text
+/// that comes from a program handed the secret.
+pub fn shows_any_piece<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> bool {
+    let decoded = decode_escapes(text);
+    let folded = [fold(text), fold(&decoded)];
+    let hex_only: Zeroizing<String> = Zeroizing::new(
+        text.chars()
+            .filter(char::is_ascii_hexdigit)
+            .map(|c| c.to_ascii_lowercase())
+            .collect(),
+    );
+    secrets.into_iter().any(|secret| {
+        if secret.is_empty() {
+            return false;
+        }
+        if text.contains(secret) || decoded.contains(secret) {
+            return true;
+        }
+        let wanted = fold(secret);
+        let chars: Vec<char> = wanted.text.chars().collect();
+        let piece = PIECE_LEN.min(chars.len());
+        if piece > 0 {
+            for window in chars.windows(piece) {
+                let window: Zeroizing<String> = Zeroizing::new(window.iter().collect());
+                if folded.iter().any(|f| f.text.contains(window.as_str())) {
+                    return true;
+                }
+            }
+        }
+        let mut hex = Zeroizing::new(String::with_capacity(secret.len() * 2));
+        for b in secret.bytes() {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+        }
+        hex_only.contains(hex.as_str())
+    })
+}
+
+/// `text` with `%XX` and `\xNN` escapes decoded (as bytes, read as UTF-8 lossily).
+fn decode_escapes(text: &str) -> Zeroizing<String> {
+    let bytes = text.as_bytes();
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut i = 0;
+    while i < bytes.len() {
+        let (skip, value) = match (
+            bytes[i],
+            bytes.get(i + 1),
+            bytes.get(i + 2),
+            bytes.get(i + 3),
+        ) {
+            (b'%', Some(&h), Some(&l), _) => (3, hex(h).zip(hex(l))),
+            (b'\\', Some(b'x' | b'X'), Some(&h), Some(&l)) => (4, hex(h).zip(hex(l))),
+            _ => (1, None),
+        };
+        match value {
+            Some((h, l)) => {
+                out.push(h << 4 | l);
+                i += skip;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    Zeroizing::new(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// `text`, or [`WITHHELD_LINE`] if it shows a watched secret ([`watch`]).
 pub fn screen(text: &str) -> Cow<'_, str> {
     if shows_watched(text) {
@@ -286,6 +362,21 @@ mod tests {
         assert_eq!(find("say hunter2 now", "hunter2"), Some(4..11));
         assert!(!shows("say hunter now", "hunter2"));
         assert!(!shows("anything", ""));
+    }
+
+    #[test]
+    fn a_programs_text_showing_a_secret_encoded_or_in_part_is_caught() {
+        let secret = "Zq8$ecret/Pw+15";
+        for text in [
+            "curl: (22) https://admin:Zq8%24ecret%2FPw%2B15@bmc/redfish failed",
+            "dump: \\x5a\\x71\\x38\\x24\\x65\\x63\\x72\\x65\\x74\\x2f\\x50\\x77\\x2b\\x31\\x35",
+            "bytes 5a:71:38:24:65:63:72:65:74:2f:50:77:2b:31:35",
+            "login failed for password Zq8$ecret/P",
+        ] {
+            assert!(shows_any_piece(text, [secret]), "{text}");
+        }
+        assert!(!shows_any_piece("outlet 3 is off; 100% done", [secret]));
+        assert!(!shows_any_piece("anything", [""]));
     }
 
     #[test]

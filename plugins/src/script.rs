@@ -206,7 +206,7 @@ impl ScriptSwitch {
     /// in place, a secret would show where it stood (and so, in guessable text,
     /// what it is).
     fn redact(&self, text: &str) -> String {
-        if fencekit_core::screen::shows_any(text, self.secrets.iter().map(|s| s.as_str())) {
+        if fencekit_core::screen::shows_any_piece(text, self.secrets.iter().map(|s| s.as_str())) {
             "[withheld: the script's text holds a secret]".to_string()
         } else {
             text.to_string()
