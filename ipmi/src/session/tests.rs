@@ -1123,3 +1123,5 @@ fn ipmi_1_5_an_unknown_user_is_username_invalid() {
         "{events:?}"
     );
 }
+
+mod workarounds;
