@@ -98,6 +98,17 @@ pub struct Faults {
     /// BMCs that "do not take kindly to receiving RAKP1 or RAKP3 twice" do
     /// (pyghmi's ipmi/private/session.py).
     pub refuse_repeated_rakp1: bool,
+    /// Answer this many RAKP 1 messages with RAKP 2 status `transient_status`
+    /// and forget the session, as a BMC does whose half-open session was
+    /// invalidated by a retry in flight (pyghmi's ipmi/private/session.py: status
+    /// 0x02 "99% of the time means a retry scenario invalidated an in-flight
+    /// transaction").
+    pub transient_rakp2: u32,
+    /// The same for RAKP 3, answered by RAKP 4 with `transient_status` (pyghmi
+    /// logs in again on RAKP 4 status 0x02).
+    pub transient_rakp4: u32,
+    /// The status of those answers (0x02 unless set).
+    pub transient_status: u8,
     /// IPMI 1.5: lose the first Get Session Challenge answer (the network's doing).
     pub lose_first_challenge_reply: bool,
     /// IPMI 1.5: activate the first session but lose the Activate Session answer
@@ -796,6 +807,17 @@ impl Bmc {
             return self.setup_reply(now, PayloadType::Rakp2, previous);
         }
         let console_session_id = session.console_session_id;
+        if self.config.faults.transient_rakp2 > 0 {
+            self.config.faults.transient_rakp2 -= 1;
+            let refusal = Rakp2 {
+                tag: rakp1.tag,
+                status: self.transient_status(),
+                console_session_id,
+                accepted: None,
+            };
+            self.sessions.remove(&rakp1.bmc_session_id);
+            return self.setup_reply(now, PayloadType::Rakp2, refusal.encode());
+        }
         let auth = session.suite.auth;
         let quirks = self.config.quirks;
         // The role byte the keys are hashed with: a BMC with the Open Session
@@ -892,6 +914,13 @@ impl Bmc {
         self.setup_reply(now, PayloadType::Rakp2, rakp2.encode());
     }
 
+    fn transient_status(&self) -> u8 {
+        match self.config.faults.transient_status {
+            0 => 0x02,
+            status => status,
+        }
+    }
+
     fn on_rakp3(&mut self, now: Instant, payload: &[u8]) {
         let Ok(rakp3) = Rakp34::decode(payload) else {
             return;
@@ -903,6 +932,21 @@ impl Bmc {
         if let Some(previous) = session.rakp4.clone() {
             // A retransmitted RAKP 3: answer it the same way.
             return self.setup_reply(now, PayloadType::Rakp4, previous);
+        }
+        if self.config.faults.transient_rakp4 > 0 {
+            self.config.faults.transient_rakp4 -= 1;
+            let refusal = Rakp34 {
+                tag: rakp3.tag,
+                status: if self.config.faults.transient_status == 0 {
+                    0x02
+                } else {
+                    self.config.faults.transient_status
+                },
+                session_id: session.console_session_id,
+                auth_code: vec![],
+            };
+            self.sessions.remove(&rakp3.session_id);
+            return self.setup_reply(now, PayloadType::Rakp4, refusal.encode());
         }
         let Stage::Rakp2Sent {
             user,

@@ -8,7 +8,11 @@
 //! status 0x04/0x05/0x10/0x11, also when that status comes truncated without our
 //! session ID as ipmi_sim sends it, or when the BMC answers with algorithms other
 //! than the proposed ones; never on time-outs), RAKP 1, RAKP 2 verified *before*
-//! RAKP 3 is sent, RAKP 4 verified, then the queued commands. Set Session Privilege
+//! RAKP 3 is sent, RAKP 4 verified, then the queued commands. An RAKP 2 or 4 with
+//! a transient status (invalid or inactive session ID) starts a fresh login from
+//! Open Session, a few times within the deadline; any other status fails at once.
+//! Quirks of real BMCs are worked around on request ([`Workarounds`]), never by
+//! skipping a check of the BMC's proof. Set Session Privilege
 //! Level is sent only before the first command that needs more than USER (Chassis
 //! Control), so a status read takes 4 round trips. Close Session is never
 //! retransmitted. Idempotent requests are retransmitted with a new session sequence
@@ -54,6 +58,22 @@ const UNANSWERED_SUITE_SENDS: u32 = 3;
 /// Handshakes started again from Open Session after an unanswered RAKP 1 or 3,
 /// before RAKP messages are simply sent again.
 const HANDSHAKE_RESTARTS: u32 = 4;
+
+/// Fresh logins (from Open Session, with a new tag, Rm, BMC session ID and keys)
+/// after RAKP 2 or RAKP 4 answered with a transient status.
+const FRESH_LOGINS: u32 = 3;
+
+/// RAKP 2 / RAKP 4 statuses that end only this attempt, not the login: 0x02
+/// "invalid session ID", which pyghmi (ipmi/private/session.py) takes for a
+/// half-open session that a retry in flight invalidated and answers by logging
+/// in again; and 0x08 "inactive session ID", the same situation said otherwise
+/// (the BMC has already dropped the half-open session; ipmi.md §6). Unauthorized
+/// name or role, invalid integrity check value and the rest are the account's or
+/// the BMC's answer and fail at once; "insufficient resources" (0x01, 0x0B) too,
+/// as FreeIPMI and pyghmi report it: logging in again would take another slot.
+fn is_transient_rakp_status(status: u8) -> bool {
+    matches!(status, 0x02 | 0x08)
+}
 
 /// Times an unanswered Close Session is sent again before the session is left to
 /// the BMC's own timeout.
@@ -450,6 +470,8 @@ pub struct Session {
     privilege_retries: u32,
     /// Handshakes started again from Open Session after an unanswered RAKP 1 or 3.
     handshake_restarts: u32,
+    /// Fresh logins after a transient RAKP 2 / RAKP 4 status.
+    fresh_logins: u32,
     /// IPMI 1.5: a fresh challenge was asked for after an unanswered Activate.
     rechallenged: bool,
     closing: bool,
@@ -509,6 +531,7 @@ impl Session {
             raise_to,
             privilege_retries: 0,
             handshake_restarts: 0,
+            fresh_logins: 0,
             rechallenged: false,
             closing: false,
             out_seq: 0,
@@ -1332,6 +1355,29 @@ impl Session {
         }
     }
 
+    /// Starts a fresh login with suite `suite_id` after `step` answered with a
+    /// transient `status`, if fewer than [`FRESH_LOGINS`] were started (true:
+    /// started). The console session ID stays (the driver routes by it); the
+    /// tag, Rm, the BMC's session ID and every key are new, and a late answer to
+    /// the abandoned attempt carries an old tag and is ignored. The deadline
+    /// still bounds it all.
+    fn fresh_login(&mut self, status: u8, suite_id: u8, step: &str, now: Instant) -> bool {
+        if !is_transient_rakp_status(status) || self.fresh_logins >= FRESH_LOGINS {
+            return false;
+        }
+        self.fresh_logins += 1;
+        tracing::info!(host = %self.config.host, status, step,
+            "transient RAKP status; logging in again from Open Session");
+        let index = self
+            .config
+            .suites
+            .iter()
+            .position(|s| s.id == suite_id)
+            .unwrap_or(0);
+        self.open_session(index, now);
+        true
+    }
+
     /// Whether the session waits for the answer to an Open Session Request that
     /// carried `tag` (the driver routes truncated error answers with this).
     pub fn awaits_open_session_response(&self, tag: u8) -> bool {
@@ -1396,6 +1442,9 @@ impl Session {
             return;
         }
         let Some(body) = rakp2.accepted.filter(|_| rakp2.status == 0) else {
+            if self.fresh_login(rakp2.status, suite.id, "RAKP 2", now) {
+                return;
+            }
             let error = self.status_error(rakp2.status, "RAKP 2");
             return self.fail(error);
         };
@@ -1493,6 +1542,9 @@ impl Session {
             return;
         }
         if rakp4.status != 0 {
+            if self.fresh_login(rakp4.status, suite.id, "RAKP 4", now) {
+                return;
+            }
             let error = self.status_error(rakp4.status, "RAKP 4");
             return self.fail(error);
         }
