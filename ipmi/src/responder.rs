@@ -284,6 +284,10 @@ pub struct Bmc {
     opened: usize,
     v15_challenges: HashMap<u32, V15Challenge>,
     v15_sessions: HashMap<u32, V15Session>,
+    /// Datagrams received (dropped ones included) and sent, as the BMC's side of
+    /// the wire counts them.
+    received: u64,
+    sent: u64,
 }
 
 impl Bmc {
@@ -300,6 +304,8 @@ impl Bmc {
             opened: 0,
             v15_challenges: HashMap::new(),
             v15_sessions: HashMap::new(),
+            received: 0,
+            sent: 0,
         }
     }
 
@@ -360,9 +366,15 @@ impl Bmc {
     /// A reply that is due by `now`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         if self.outgoing.front().is_some_and(|(at, _)| *at <= now) {
+            self.sent += 1;
             return self.outgoing.pop_front().map(|(_, p)| p);
         }
         None
+    }
+
+    /// Datagrams received and sent so far (the benchmark's count of a fence).
+    pub fn datagrams(&self) -> (u64, u64) {
+        (self.received, self.sent)
     }
 
     /// Replies queued and not yet sent.
@@ -386,6 +398,7 @@ impl Bmc {
     }
 
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        self.received += 1;
         if self.config.faults.drop_share > 0.0
             && self.rng.random_bool(self.config.faults.drop_share.min(1.0))
         {
