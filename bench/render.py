@@ -15,7 +15,7 @@ import sys
 from xml.sax.saxutils import escape
 
 # The order sections and chart groups appear in.
-SCRIPTS = ["ipmi", "ipmi-fleet", "apc-snmp", "apc-console", "baytech", "redfish", "san-check", "cluster"]
+SCRIPTS = ["ipmi", "ipmi-fleet", "ipmi-datagrams", "apc-snmp", "apc-console", "baytech", "redfish", "san-check", "cluster"]
 OURS = ("fencekit", "stonith-bridge")
 # The chart's axis, in milliseconds: 1 ms to 100 s.
 AXIS_MS = (1.0, 100000.0)

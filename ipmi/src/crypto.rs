@@ -113,6 +113,21 @@ impl IntegrityAlgorithm {
             _ => 16,
         }
     }
+    /// The RAKP algorithm whose HMAC and truncation this integrity algorithm
+    /// stands for, as Intel "intelplus" BMCs compute the RAKP 4 ICV with
+    /// (FreeIPMI's `intel20`; ipmitool's intelplus): HMAC-SHA1-96 is HMAC-SHA1 cut
+    /// to 12, HMAC-MD5-128 HMAC-MD5, HMAC-SHA256-128 HMAC-SHA256 cut to 16; no
+    /// integrity means no ICV at all (RAKP-none). MD5-128 has no such
+    /// counterpart (FreeIPMI could not work it out either).
+    pub fn rakp_auth(self) -> Option<AuthAlgorithm> {
+        match self {
+            IntegrityAlgorithm::None => Some(AuthAlgorithm::None),
+            IntegrityAlgorithm::HmacSha1_96 => Some(AuthAlgorithm::HmacSha1),
+            IntegrityAlgorithm::HmacMd5_128 => Some(AuthAlgorithm::HmacMd5),
+            IntegrityAlgorithm::HmacSha256_128 => Some(AuthAlgorithm::HmacSha256),
+            IntegrityAlgorithm::Md5_128 => None,
+        }
+    }
 }
 
 /// Confidentiality algorithm (IPMI v2.0 §13.28.5, table 13-19). xRC4 is not

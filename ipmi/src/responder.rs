@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 use zeroize::Zeroizing;
 
-use crate::crypto::{kuid, macs_equal, RakpInputs, SessionKeys};
+use crate::crypto::{kuid, macs_equal, AuthAlgorithm, RakpInputs, SessionKeys};
 use crate::message::{
     ChassisControl, Privilege, Request, Response, CMD_CHASSIS_CONTROL, CMD_CLOSE_SESSION,
     CMD_GET_CHANNEL_AUTH_CAPS, CMD_GET_CHASSIS_STATUS, CMD_SET_SESSION_PRIVILEGE, NETFN_APP,
@@ -98,6 +98,17 @@ pub struct Faults {
     /// BMCs that "do not take kindly to receiving RAKP1 or RAKP3 twice" do
     /// (pyghmi's ipmi/private/session.py).
     pub refuse_repeated_rakp1: bool,
+    /// Answer this many RAKP 1 messages with RAKP 2 status `transient_status`
+    /// and forget the session, as a BMC does whose half-open session was
+    /// invalidated by a retry in flight (pyghmi's ipmi/private/session.py: status
+    /// 0x02 "99% of the time means a retry scenario invalidated an in-flight
+    /// transaction").
+    pub transient_rakp2: u32,
+    /// The same for RAKP 3, answered by RAKP 4 with `transient_status` (pyghmi
+    /// logs in again on RAKP 4 status 0x02).
+    pub transient_rakp4: u32,
+    /// The status of those answers (0x02 unless set).
+    pub transient_status: u8,
     /// IPMI 1.5: lose the first Get Session Challenge answer (the network's doing).
     pub lose_first_challenge_reply: bool,
     /// IPMI 1.5: activate the first session but lose the Activate Session answer
@@ -106,6 +117,41 @@ pub struct Faults {
     /// IPMI 1.5: send in-session replies with an AuthCode that does not verify
     /// (an impostor, or a corrupted reply).
     pub bad_v15_auth_code: bool,
+}
+
+/// Firmware quirks of real BMCs, each as FreeIPMI documents it
+/// (`chu11/freeipmi-mirror` libfreeipmi/api/ipmi-lan-session-common.c and
+/// ipmipower/ipmipower_check.c, the comments naming the boards; man page text in
+/// man/manpage-common-workaround-outofband-20-text.man), so that a console's
+/// `workarounds` can be shown to be needed and to keep checking the BMC's proof.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// Keys and auth codes hashed with the privilege of Open Session instead of
+    /// the one in RAKP 1's role byte (the name-only bit still from RAKP 1): Sun
+    /// ILOM, Supermicro X8, Intel S5500WBV/S2600JF, Quanta, Dell C5220, and
+    /// OpenIPMI's ipmi_sim. FreeIPMI's `opensesspriv`.
+    pub open_session_privilege: bool,
+    /// Intel SE7520AF2 with the Intel Server Management Module (FreeIPMI's
+    /// `intel20`): the name in RAKP 1 must be zero-padded to 16 bytes (ULen 16)
+    /// and RAKP 2 and the SIK are hashed over that padded name; RAKP 3 is checked
+    /// over the name unpadded, with the name-only bit cleared; the RAKP 4
+    /// integrity check value follows the *integrity* algorithm; with HMAC-MD5
+    /// the password is cut to 16 bytes; a privilege of 0 in Open Session is
+    /// answered with 0, not a real level. An unpadded name is refused as
+    /// unauthorized (status 0x0D).
+    pub intel20: bool,
+    /// Supermicro H8QME with a Peppercon SIMSO card (FreeIPMI's `supermicro20`):
+    /// RAKP 2's payload is one byte longer than it should be, so the auth code
+    /// read from it is one byte too long (the digest, then one extra byte).
+    pub supermicro20: bool,
+    /// Sun Fire 4100/4200/4500 ILOM (FreeIPMI's `sun20`): an HMAC-SHA1 RAKP 2
+    /// auth code one byte too long, and keys hashed with the Open Session
+    /// privilege (as `open_session_privilege`).
+    pub sun20: bool,
+    /// Supermicro X8DTG/X8DTU, Intel S5500WBV, Intel S2600JF (FreeIPMI's
+    /// `integritycheckvalue`): under cipher suite 0 RAKP 4 carries a non-empty
+    /// integrity check value where it must be empty.
+    pub suite0_icv: bool,
 }
 
 /// How a responder BMC is set up.
@@ -118,6 +164,8 @@ pub struct BmcConfig {
     pub power: PowerState,
     pub kg: Option<Zeroizing<Vec<u8>>>,
     pub faults: Faults,
+    /// Firmware quirks of real BMCs (none by default).
+    pub quirks: Quirks,
     pub seed: u64,
     /// How long a power cycle keeps the machine off (ipmi_sim's is about 1 s).
     pub cycle_off: Duration,
@@ -139,12 +187,27 @@ impl BmcConfig {
             power: PowerState::On,
             kg: None,
             faults: Faults::default(),
+            quirks: Quirks::default(),
             seed: 1,
             cycle_off: Duration::from_secs(1),
             v15_auths: Vec::new(),
             v15_per_message_disabled: false,
         }
     }
+}
+
+/// The key for RAKP auth codes and the SIK: the password zero-padded to 20
+/// bytes; cut to 16 by an intel20 BMC under HMAC-MD5 (FreeIPMI).
+fn user_key(
+    quirks: Quirks,
+    password: &[u8],
+    auth: AuthAlgorithm,
+) -> Result<Zeroizing<[u8; 20]>, crate::error::CodecError> {
+    let mut key = kuid(password)?;
+    if quirks.intel20 && auth == AuthAlgorithm::HmacMd5 {
+        key[16..].fill(0);
+    }
+    Ok(key)
 }
 
 /// Get Device ID (App, IPMI v2.0 §20.1).
@@ -154,7 +217,12 @@ enum Stage {
     Opened,
     Rakp2Sent {
         user: usize,
+        /// RAKP 1's role byte, which says the privilege asked for.
         role: u8,
+        /// The role byte the keys are hashed with (see [`Quirks`]).
+        hash_role: u8,
+        /// The name as RAKP 1 carried it (padded, for an `intel20` BMC).
+        name: Vec<u8>,
         console_random: [u8; 16],
         bmc_random: [u8; 16],
     },
@@ -190,6 +258,8 @@ struct V15Session {
 
 struct BmcSession {
     console_session_id: u32,
+    /// The privilege asked for in Open Session (0: highest matching).
+    open_session_privilege: u8,
     /// Answers already given, repeated for a retransmitted RAKP 1 / RAKP 3 so that
     /// a duplicate does not change Rc under the console's feet.
     rakp2: Option<Vec<u8>>,
@@ -214,6 +284,10 @@ pub struct Bmc {
     opened: usize,
     v15_challenges: HashMap<u32, V15Challenge>,
     v15_sessions: HashMap<u32, V15Session>,
+    /// Datagrams received (dropped ones included) and sent, as the BMC's side of
+    /// the wire counts them.
+    received: u64,
+    sent: u64,
 }
 
 impl Bmc {
@@ -230,6 +304,8 @@ impl Bmc {
             opened: 0,
             v15_challenges: HashMap::new(),
             v15_sessions: HashMap::new(),
+            received: 0,
+            sent: 0,
         }
     }
 
@@ -290,9 +366,15 @@ impl Bmc {
     /// A reply that is due by `now`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         if self.outgoing.front().is_some_and(|(at, _)| *at <= now) {
+            self.sent += 1;
             return self.outgoing.pop_front().map(|(_, p)| p);
         }
         None
+    }
+
+    /// Datagrams received and sent so far (the benchmark's count of a fence).
+    pub fn datagrams(&self) -> (u64, u64) {
+        (self.received, self.sent)
     }
 
     /// Replies queued and not yet sent.
@@ -316,6 +398,7 @@ impl Bmc {
     }
 
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        self.received += 1;
         if self.config.faults.drop_share > 0.0
             && self.rng.random_bool(self.config.faults.drop_share.min(1.0))
         {
@@ -671,6 +754,7 @@ impl Bmc {
                 bmc_session_id,
                 BmcSession {
                     console_session_id: req.console_session_id,
+                    open_session_privilege: req.privilege & 0x0f,
                     rakp2: None,
                     rakp4: None,
                     suite,
@@ -679,7 +763,13 @@ impl Bmc {
             );
             resp.status = 0;
             resp.console_session_id = Some(req.console_session_id);
-            resp.privilege = if req.privilege == 0 { 4 } else { req.privilege };
+            // An intel20 BMC answers "highest matching" with 0 rather than a
+            // level (FreeIPMI's ipmi-lan-session-common.c).
+            resp.privilege = match req.privilege {
+                0 if self.config.quirks.intel20 => 0,
+                0 => 4,
+                level => level,
+            };
             resp.accepted = Some((bmc_session_id, req.algorithms));
         }
         self.setup_reply(now, PayloadType::OpenSessionResponse, resp.encode());
@@ -730,7 +820,36 @@ impl Bmc {
             return self.setup_reply(now, PayloadType::Rakp2, previous);
         }
         let console_session_id = session.console_session_id;
+        if self.config.faults.transient_rakp2 > 0 {
+            self.config.faults.transient_rakp2 -= 1;
+            let refusal = Rakp2 {
+                tag: rakp1.tag,
+                status: self.transient_status(),
+                console_session_id,
+                accepted: None,
+            };
+            self.sessions.remove(&rakp1.bmc_session_id);
+            return self.setup_reply(now, PayloadType::Rakp2, refusal.encode());
+        }
         let auth = session.suite.auth;
+        let quirks = self.config.quirks;
+        // The role byte the keys are hashed with: a BMC with the Open Session
+        // privilege quirk puts that privilege in place of RAKP 1's.
+        let hash_role = if quirks.open_session_privilege || quirks.sun20 {
+            (rakp1.role & 0xf0) | session.open_session_privilege
+        } else {
+            rakp1.role
+        };
+        // An intel20 BMC reads the name from a zero-padded 16-byte field and
+        // knows no other form.
+        let lookup_name: Option<&[u8]> = if quirks.intel20 {
+            (rakp1.username.len() == 16).then(|| {
+                let end = rakp1.username.iter().position(|b| *b == 0).unwrap_or(16);
+                &rakp1.username[..end]
+            })
+        } else {
+            Some(&rakp1.username)
+        };
         let mut rakp2 = Rakp2 {
             tag: rakp1.tag,
             status: 0x0d,
@@ -741,7 +860,7 @@ impl Bmc {
             .config
             .users
             .iter()
-            .position(|u| u.name.as_bytes() == rakp1.username.as_slice());
+            .position(|u| lookup_name == Some(u.name.as_bytes()));
         let requested = Privilege::from_level(rakp1.role);
         // Name-only lookup (bit 4 set): the user by name, any level up to its own.
         // Username/privilege lookup: the user whose level is the one asked for
@@ -760,27 +879,37 @@ impl Bmc {
                 } else {
                     &self.config.users[index].password
                 };
-                let Ok(key) = kuid(password) else { return };
+                let Ok(key) = user_key(quirks, password, auth) else {
+                    return;
+                };
                 let inputs = RakpInputs {
                     console_session_id,
                     bmc_session_id: rakp1.bmc_session_id,
                     console_random: rakp1.console_random,
                     bmc_random,
                     bmc_guid: self.config.guid,
-                    role: rakp1.role,
+                    role: hash_role,
                     username: &rakp1.username,
                 };
+                let mut auth_code = inputs.rakp2_auth_code(auth, &key[..]).to_vec();
+                // One byte too many after the digest (FreeIPMI's supermicro20 and,
+                // for HMAC-SHA1 only, sun20).
+                if quirks.supermicro20 || (quirks.sun20 && auth == AuthAlgorithm::HmacSha1) {
+                    auth_code.push(self.rng.random());
+                }
                 rakp2.status = 0;
                 rakp2.accepted = Some(Rakp2Body {
                     bmc_random,
                     bmc_guid: self.config.guid,
-                    auth_code: inputs.rakp2_auth_code(auth, &key[..]).to_vec(),
+                    auth_code,
                 });
                 if let Some(session) = self.sessions.get_mut(&rakp1.bmc_session_id) {
                     session.rakp2 = Some(rakp2.encode());
                     session.stage = Stage::Rakp2Sent {
                         user: index,
                         role: rakp1.role,
+                        hash_role,
+                        name: rakp1.username.clone(),
                         console_random: rakp1.console_random,
                         bmc_random,
                     };
@@ -798,6 +927,13 @@ impl Bmc {
         self.setup_reply(now, PayloadType::Rakp2, rakp2.encode());
     }
 
+    fn transient_status(&self) -> u8 {
+        match self.config.faults.transient_status {
+            0 => 0x02,
+            status => status,
+        }
+    }
+
     fn on_rakp3(&mut self, now: Instant, payload: &[u8]) {
         let Ok(rakp3) = Rakp34::decode(payload) else {
             return;
@@ -810,34 +946,62 @@ impl Bmc {
             // A retransmitted RAKP 3: answer it the same way.
             return self.setup_reply(now, PayloadType::Rakp4, previous);
         }
+        if self.config.faults.transient_rakp4 > 0 {
+            self.config.faults.transient_rakp4 -= 1;
+            let refusal = Rakp34 {
+                tag: rakp3.tag,
+                status: if self.config.faults.transient_status == 0 {
+                    0x02
+                } else {
+                    self.config.faults.transient_status
+                },
+                session_id: session.console_session_id,
+                auth_code: vec![],
+            };
+            self.sessions.remove(&rakp3.session_id);
+            return self.setup_reply(now, PayloadType::Rakp4, refusal.encode());
+        }
         let Stage::Rakp2Sent {
             user,
             role,
+            hash_role,
+            ref name,
             console_random,
             bmc_random,
-            ..
-        } = &session.stage
+        } = session.stage
         else {
             return;
         };
-        let (user, role, console_random, bmc_random) = (*user, *role, *console_random, *bmc_random);
+        let name = name.clone();
         let suite = session.suite;
         let console_session_id = session.console_session_id;
+        let quirks = self.config.quirks;
         let account = &self.config.users[user];
-        let Ok(key) = kuid(&account.password) else {
+        let Ok(key) = user_key(quirks, &account.password, suite.auth) else {
             return;
         };
-        let name = account.name.as_bytes().to_vec();
         let inputs = RakpInputs {
             console_session_id,
             bmc_session_id: rakp3.session_id,
             console_random,
             bmc_random,
             bmc_guid: guid,
-            role,
+            role: hash_role,
             username: &name,
         };
-        let want = inputs.rakp3_auth_code(suite.auth, &key[..]);
+        // An intel20 BMC checks RAKP 3 over the unpadded name with the name-only
+        // bit cleared (FreeIPMI; ipmitool's intelplus does the same).
+        let unpadded = account.name.as_bytes().to_vec();
+        let rakp3_inputs = if quirks.intel20 {
+            RakpInputs {
+                role: hash_role & !0x10,
+                username: &unpadded,
+                ..inputs.clone()
+            }
+        } else {
+            inputs.clone()
+        };
+        let want = rakp3_inputs.rakp3_auth_code(suite.auth, &key[..]);
         let mut rakp4 = Rakp34 {
             tag: rakp3.tag,
             status: 0x0f,
@@ -852,7 +1016,21 @@ impl Bmc {
             });
             let sik = inputs.sik(suite.auth, &key[..], kg.as_deref());
             rakp4.status = 0;
-            rakp4.auth_code = inputs.rakp4_icv(suite.auth, &sik).to_vec();
+            // An intel20 BMC truncates (and hashes) the RAKP 4 ICV as its
+            // integrity algorithm says, not its authentication algorithm.
+            let icv_auth = if quirks.intel20 {
+                suite.integrity.rakp_auth().unwrap_or(suite.auth)
+            } else {
+                suite.auth
+            };
+            rakp4.auth_code = inputs.rakp4_icv(icv_auth, &sik).to_vec();
+            if quirks.suite0_icv && suite.auth == AuthAlgorithm::None {
+                // A suite-0 ICV where none belongs; there is no key it could be
+                // computed with, so any bytes.
+                let mut junk = [0u8; 12];
+                self.rng.fill_bytes(&mut junk);
+                rakp4.auth_code = junk.to_vec();
+            }
             let max_privilege = Privilege::from_level(role)
                 .unwrap_or(Privilege::User)
                 .min(account.max_privilege);

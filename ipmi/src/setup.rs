@@ -273,11 +273,14 @@ impl Rakp2 {
             let bmc_random = r.array16()?;
             let bmc_guid = r.array16()?;
             let auth_code = r.rest().to_vec();
-            if auth_code.len() > 32 {
+            // 32 bytes (HMAC-SHA256) plus the one extra byte some BMCs send
+            // (FreeIPMI's supermicro20, sun20 workarounds); lengths are checked
+            // against the suite by the session.
+            if auth_code.len() > 33 {
                 return Err(CodecError::Oversized {
                     what: "RAKP 2 auth code",
                     len: auth_code.len(),
-                    max: 32,
+                    max: 33,
                 });
             }
             Some(Rakp2Body {

@@ -133,7 +133,13 @@ const PARAMS: &[ParamSpec] = &[
     .default("0"),
     ParamSpec::new(
         "workarounds",
-        "comma-separated BMC quirk workarounds: opensesspriv, privzero, nochecksumcheck, idzero",
+        "comma-separated BMC quirk workarounds, named after ipmipower's -W: opensesspriv (the \
+         level in Open Session, even with privzero), privzero (0 in Open Session), intel20 (name \
+         padded to 16, RAKP 3 without name-only lookup, HMAC-MD5 password cut to 16, RAKP 4 \
+         check value by the integrity algorithm), supermicro20 (RAKP 2 auth code one byte too \
+         long), sun20 (the same for HMAC-SHA1, and opensesspriv), integritycheckvalue (suite 0 \
+         only: RAKP 4 carries a check value that cannot be checked), nochecksumcheck, idzero. \
+         None of them skips a check of the BMC's RAKP 2 proof or RAKP 4 check value",
     ),
     ParamSpec::new(
         "retransmit_interval",

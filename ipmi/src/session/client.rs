@@ -8,7 +8,11 @@
 //! status 0x04/0x05/0x10/0x11, also when that status comes truncated without our
 //! session ID as ipmi_sim sends it, or when the BMC answers with algorithms other
 //! than the proposed ones; never on time-outs), RAKP 1, RAKP 2 verified *before*
-//! RAKP 3 is sent, RAKP 4 verified, then the queued commands. Set Session Privilege
+//! RAKP 3 is sent, RAKP 4 verified, then the queued commands. An RAKP 2 or 4 with
+//! a transient status (invalid or inactive session ID) starts a fresh login from
+//! Open Session, a few times within the deadline; any other status fails at once.
+//! Quirks of real BMCs are worked around on request ([`Workarounds`]), never by
+//! skipping a check of the BMC's proof. Set Session Privilege
 //! Level is sent only before the first command that needs more than USER (Chassis
 //! Control), so a status read takes 4 round trips. Close Session is never
 //! retransmitted. Idempotent requests are retransmitted with a new session sequence
@@ -32,7 +36,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use zeroize::Zeroizing;
 
-use crate::crypto::{kuid, RakpInputs, SessionKeys};
+use crate::crypto::{kuid, AuthAlgorithm, RakpInputs, SessionKeys};
 use crate::error::{completion_meaning, rmcp_status_meaning, IpmiError, Phase};
 use crate::message::{
     power_is_on, ChassisControl, Privilege, Request, Response, CMD_CHASSIS_CONTROL,
@@ -54,6 +58,22 @@ const UNANSWERED_SUITE_SENDS: u32 = 3;
 /// Handshakes started again from Open Session after an unanswered RAKP 1 or 3,
 /// before RAKP messages are simply sent again.
 const HANDSHAKE_RESTARTS: u32 = 4;
+
+/// Fresh logins (from Open Session, with a new tag, Rm, BMC session ID and keys)
+/// after RAKP 2 or RAKP 4 answered with a transient status.
+const FRESH_LOGINS: u32 = 3;
+
+/// RAKP 2 / RAKP 4 statuses that end only this attempt, not the login: 0x02
+/// "invalid session ID", which pyghmi (ipmi/private/session.py) takes for a
+/// half-open session that a retry in flight invalidated and answers by logging
+/// in again; and 0x08 "inactive session ID", the same situation said otherwise
+/// (the BMC has already dropped the half-open session; ipmi.md §6). Unauthorized
+/// name or role, invalid integrity check value and the rest are the account's or
+/// the BMC's answer and fail at once; "insufficient resources" (0x01, 0x0B) too,
+/// as FreeIPMI and pyghmi report it: logging in again would take another slot.
+fn is_transient_rakp_status(status: u8) -> bool {
+    matches!(status, 0x02 | 0x08)
+}
 
 /// Times an unanswered Close Session is sent again before the session is left to
 /// the BMC's own timeout.
@@ -81,17 +101,44 @@ pub enum Protocol {
     Ipmi15 { auth: AuthType, explicit: bool },
 }
 
-/// BMC quirks worked around on request, named as FreeIPMI's `-W` list names them.
+/// BMC quirks worked around on request, named as FreeIPMI's `-W` list names them
+/// (`chu11/freeipmi-mirror` man/manpage-common-workaround-outofband-20-text.man;
+/// the code in libfreeipmi/api/ipmi-lan-session-common.c). None of them lets a
+/// BMC skip its proof: where FreeIPMI's workaround drops a check, ours keeps it
+/// (each field says how).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Workarounds {
     /// `opensesspriv`: the BMC hashes keys with the Open Session privilege, so it
     /// must be the requested one (ipmi_sim, Sun ILOM, Supermicro X8, ...). We send
-    /// the requested level in Open Session by default, so this only documents it.
+    /// the requested level in Open Session by default; this one also wins over
+    /// `privzero`, as ipmipower's does over its default of 0.
     pub open_session_privilege: bool,
     /// `privzero`: ask for privilege 0 ("highest matching") in Open Session, as
     /// FreeIPMI does without `opensesspriv`, for BMCs binding suites to exact levels.
-    /// Overrides the default (and `opensesspriv`).
+    /// Overrides the default, not `opensesspriv`, `intel20` or `sun20`.
     pub open_session_privilege_zero: bool,
+    /// `intel20` (Intel SE7520AF2 with the Server Management Module): the
+    /// requested level in Open Session, answered with that very level; the name
+    /// zero-padded to 16 bytes in RAKP 1, the RAKP 2 check and the SIK; RAKP 3
+    /// over the name unpadded with the name-only bit cleared; under HMAC-MD5 the
+    /// password cut to 16 bytes; the RAKP 4 ICV hashed and cut as the integrity
+    /// algorithm says. FreeIPMI accepts an empty ICV where the suite has no
+    /// integrity algorithm; we refuse such a session (nothing would prove the
+    /// BMC's K_g/SIK).
+    pub intel20: bool,
+    /// `supermicro20` (Supermicro H8QME, Peppercon firmware): an RAKP 2 auth code
+    /// one byte longer than the digest is taken without its last byte; the
+    /// digest itself is checked in full.
+    pub supermicro20: bool,
+    /// `sun20` (Sun Fire 4100/4200/4500 ILOM): as `supermicro20` for HMAC-SHA1
+    /// auth codes, and `opensesspriv`.
+    pub sun20: bool,
+    /// `integritycheckvalue` (Supermicro X8DTG/X8DTU, Intel S5500WBV/S2600JF):
+    /// under cipher suite 0 (no authentication: pinned with
+    /// allow_insecure_cipher only) RAKP 4's non-empty ICV is ignored, as
+    /// FreeIPMI does; such a suite has no key an ICV could be checked with.
+    /// Under every other suite the ICV is checked as ever.
+    pub integrity_check_value: bool,
     /// `nochecksumcheck`: ignore bad IPMI message checksums (Supermicro X9).
     pub no_checksum_check: bool,
     /// `idzero`: accept a BMC session ID of 0 (Tyan S2882).
@@ -99,8 +146,16 @@ pub struct Workarounds {
 }
 
 impl Workarounds {
-    pub const NAMES: &'static [&'static str] =
-        &["opensesspriv", "privzero", "nochecksumcheck", "idzero"];
+    pub const NAMES: &'static [&'static str] = &[
+        "opensesspriv",
+        "privzero",
+        "intel20",
+        "supermicro20",
+        "sun20",
+        "integritycheckvalue",
+        "nochecksumcheck",
+        "idzero",
+    ];
 
     /// Parses a comma-separated list (`opensesspriv,nochecksumcheck`).
     pub fn parse(text: &str) -> Result<Workarounds, IpmiError> {
@@ -109,6 +164,10 @@ impl Workarounds {
             match word.to_ascii_lowercase().as_str() {
                 "opensesspriv" => out.open_session_privilege = true,
                 "privzero" => out.open_session_privilege_zero = true,
+                "intel20" => out.intel20 = true,
+                "supermicro20" => out.supermicro20 = true,
+                "sun20" => out.sun20 = true,
+                "integritycheckvalue" => out.integrity_check_value = true,
                 "nochecksumcheck" => out.no_checksum_check = true,
                 "idzero" => out.accept_session_id_zero = true,
                 other => {
@@ -120,6 +179,21 @@ impl Workarounds {
             }
         }
         Ok(out)
+    }
+
+    /// Whether Open Session asks for privilege 0 ("highest matching") rather
+    /// than the configured level: only with `privzero`, and never with a
+    /// workaround for a BMC that hashes with the Open Session level (ipmipower:
+    /// `intel20`, `sun20` and `opensesspriv` all send the level).
+    fn open_session_privilege_zero(&self) -> bool {
+        self.open_session_privilege_zero
+            && !(self.open_session_privilege || self.intel20 || self.sun20)
+    }
+
+    /// Whether an RAKP 2 auth code one byte longer than the `auth` digest is
+    /// taken without that byte (`supermicro20`; `sun20` for HMAC-SHA1).
+    fn long_rakp2_code(&self, auth: AuthAlgorithm) -> bool {
+        self.supermicro20 || (self.sun20 && auth == AuthAlgorithm::HmacSha1)
     }
 }
 
@@ -396,6 +470,8 @@ pub struct Session {
     privilege_retries: u32,
     /// Handshakes started again from Open Session after an unanswered RAKP 1 or 3.
     handshake_restarts: u32,
+    /// Fresh logins after a transient RAKP 2 / RAKP 4 status.
+    fresh_logins: u32,
     /// IPMI 1.5: a fresh challenge was asked for after an unanswered Activate.
     rechallenged: bool,
     closing: bool,
@@ -455,6 +531,7 @@ impl Session {
             raise_to,
             privilege_retries: 0,
             handshake_restarts: 0,
+            fresh_logins: 0,
             rechallenged: false,
             closing: false,
             out_seq: 0,
@@ -574,6 +651,27 @@ impl Session {
             }
     }
 
+    /// The name as RAKP 1 carries it and RAKP 2 and the SIK hash it: zero-padded
+    /// to 16 bytes for an intel20 BMC, though the spec forbids 00h in names
+    /// (FreeIPMI's intel20).
+    fn rakp_name(&self) -> Vec<u8> {
+        let mut name = self.config.username.clone();
+        if self.config.workarounds.intel20 {
+            name.resize(16, 0);
+        }
+        name
+    }
+
+    /// Kuid, cut to 16 bytes under HMAC-MD5 for an intel20 BMC (FreeIPMI's
+    /// intel20: that BMC truncates longer passwords so).
+    fn user_key(&self, auth: AuthAlgorithm) -> Zeroizing<[u8; 20]> {
+        let mut key = self.config.kuid.clone();
+        if self.config.workarounds.intel20 && auth == AuthAlgorithm::HmacMd5 {
+            key[16..].fill(0);
+        }
+        key
+    }
+
     fn interval(&self, retries: u32) -> Duration {
         // ipmipower: t × (1 + n/8) after n retransmissions.
         self.config.retransmit_interval * (1 + retries / 8)
@@ -600,7 +698,7 @@ impl Session {
             return;
         };
         self.tag = self.tag.wrapping_add(1);
-        let privilege = if self.config.workarounds.open_session_privilege_zero {
+        let privilege = if self.config.workarounds.open_session_privilege_zero() {
             0
         } else {
             self.config.privilege.level()
@@ -1197,6 +1295,23 @@ impl Session {
                         suite.id
                     )));
                 }
+                // An intel20 BMC answers 0 for "highest matching" instead of a level
+                // and then fails; FreeIPMI checks that it granted the very level
+                // asked for (ipmipower_check.c), and so do we.
+                if self.config.workarounds.intel20
+                    && resp.privilege != self.config.privilege.level()
+                {
+                    return self.fail(IpmiError::PrivilegeUnavailable {
+                        user: self.config.username(),
+                        host,
+                        privilege: self.config.privilege.as_str(),
+                        detail: format!(
+                            "Open Session granted privilege {:#04x}, not the level asked for \
+                             (workaround intel20)",
+                            resp.privilege
+                        ),
+                    });
+                }
                 if bmc_session_id == 0 && !self.config.workarounds.accept_session_id_zero {
                     return self.fail(
                         self.protocol("BMC session ID 0 (workaround `idzero` accepts it)".into()),
@@ -1210,7 +1325,7 @@ impl Session {
                     bmc_session_id,
                     console_random,
                     role: self.role(),
-                    username: self.config.username.clone(),
+                    username: self.rakp_name(),
                 };
                 let packet = match rakp1
                     .encode()
@@ -1238,6 +1353,29 @@ impl Session {
                 self.fail(error);
             }
         }
+    }
+
+    /// Starts a fresh login with suite `suite_id` after `step` answered with a
+    /// transient `status`, if fewer than [`FRESH_LOGINS`] were started (true:
+    /// started). The console session ID stays (the driver routes by it); the
+    /// tag, Rm, the BMC's session ID and every key are new, and a late answer to
+    /// the abandoned attempt carries an old tag and is ignored. The deadline
+    /// still bounds it all.
+    fn fresh_login(&mut self, status: u8, suite_id: u8, step: &str, now: Instant) -> bool {
+        if !is_transient_rakp_status(status) || self.fresh_logins >= FRESH_LOGINS {
+            return false;
+        }
+        self.fresh_logins += 1;
+        tracing::info!(host = %self.config.host, status, step,
+            "transient RAKP status; logging in again from Open Session");
+        let index = self
+            .config
+            .suites
+            .iter()
+            .position(|s| s.id == suite_id)
+            .unwrap_or(0);
+        self.open_session(index, now);
+        true
     }
 
     /// Whether the session waits for the answer to an Open Session Request that
@@ -1304,9 +1442,13 @@ impl Session {
             return;
         }
         let Some(body) = rakp2.accepted.filter(|_| rakp2.status == 0) else {
+            if self.fresh_login(rakp2.status, suite.id, "RAKP 2", now) {
+                return;
+            }
             let error = self.status_error(rakp2.status, "RAKP 2");
             return self.fail(error);
         };
+        let rakp_name = self.rakp_name();
         let inputs = RakpInputs {
             console_session_id: self.console_session_id,
             bmc_session_id,
@@ -1314,12 +1456,19 @@ impl Session {
             bmc_random: body.bmc_random,
             bmc_guid: body.bmc_guid,
             role: self.role(),
-            username: &self.config.username,
+            username: &rakp_name,
         };
+        let key = self.user_key(suite.auth);
         // Verify the BMC's proof before sending anything keyed by the password: an
         // impostor must not get an RAKP 3 code over a nonce it chose (ipmi.md §7).
-        let want = inputs.rakp2_auth_code(suite.auth, &self.config.kuid[..]);
-        if !crate::crypto::macs_equal(&want, &body.auth_code) {
+        let want = inputs.rakp2_auth_code(suite.auth, &key[..]);
+        let mut given = &body.auth_code[..];
+        if given.len() == want.len() + 1 && self.config.workarounds.long_rakp2_code(suite.auth) {
+            // The extra byte is outside the digest (FreeIPMI's supermicro20 and
+            // sun20 drop it too); the digest is still compared in full.
+            given = &given[..want.len()];
+        }
+        if !crate::crypto::macs_equal(&want, given) {
             let error = IpmiError::PasswordInvalid {
                 user: self.config.username(),
                 host: self.host(),
@@ -1327,10 +1476,21 @@ impl Session {
             };
             return self.fail(error);
         }
-        let code = inputs.rakp3_auth_code(suite.auth, &self.config.kuid[..]);
+        // An intel20 BMC checks RAKP 3 over the unpadded name with the name-only
+        // bit cleared (FreeIPMI's intel20; ipmitool's intelplus does the same).
+        let code = if self.config.workarounds.intel20 {
+            RakpInputs {
+                role: self.role() & !NAME_ONLY_LOOKUP,
+                username: &self.config.username,
+                ..inputs.clone()
+            }
+            .rakp3_auth_code(suite.auth, &key[..])
+        } else {
+            inputs.rakp3_auth_code(suite.auth, &key[..])
+        };
         let sik = inputs.sik(
             suite.auth,
-            &self.config.kuid[..],
+            &key[..],
             self.config.kg.as_ref().map(|k| &k[..]),
         );
         self.tag = self.tag.wrapping_add(1);
@@ -1382,6 +1542,9 @@ impl Session {
             return;
         }
         if rakp4.status != 0 {
+            if self.fresh_login(rakp4.status, suite.id, "RAKP 4", now) {
+                return;
+            }
             let error = self.status_error(rakp4.status, "RAKP 4");
             return self.fail(error);
         }
@@ -1394,8 +1557,31 @@ impl Session {
             role: self.role(),
             username: &self.config.username,
         };
-        let want = inputs.rakp4_icv(suite.auth, sik);
-        if !crate::crypto::macs_equal(&want, &rakp4.auth_code) {
+        // An intel20 BMC hashes and cuts the ICV as its integrity algorithm says.
+        // FreeIPMI then takes an empty ICV from a suite without integrity (and
+        // gives up on MD5-128); nothing would prove the SIK then, so we refuse.
+        let icv_auth = if self.config.workarounds.intel20 {
+            match suite.integrity.rakp_auth() {
+                Some(auth) if auth != AuthAlgorithm::None => auth,
+                _ => {
+                    return self.fail(self.protocol(format!(
+                        "workaround intel20: cipher suite {} gives the BMC no integrity \
+                         algorithm to compute its RAKP 4 check value with; use suite 3 or 17",
+                        suite.id
+                    )))
+                }
+            }
+        } else {
+            suite.auth
+        };
+        let want = inputs.rakp4_icv(icv_auth, sik);
+        // integritycheckvalue: a suite-0 BMC that sends an ICV where none belongs.
+        // Suite 0 has no key to compute one with (want is empty), so these bytes
+        // cannot be checked, only ignored, as FreeIPMI does; any other suite's
+        // ICV is compared as ever.
+        let ignore_icv =
+            suite.auth == AuthAlgorithm::None && self.config.workarounds.integrity_check_value;
+        if !ignore_icv && !crate::crypto::macs_equal(&want, &rakp4.auth_code) {
             let host = self.host();
             let error = if self.config.kg.is_some() {
                 IpmiError::KgInvalid {
@@ -1417,7 +1603,7 @@ impl Session {
             suite.integrity,
             suite.confidentiality,
             sik,
-            &self.config.kuid,
+            &self.user_key(suite.auth),
         );
         tracing::debug!(host = %self.config.host, suite = suite.id, "RMCP+ session established");
         self.state = State::Established {

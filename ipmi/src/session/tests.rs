@@ -1123,3 +1123,57 @@ fn ipmi_1_5_an_unknown_user_is_username_invalid() {
         "{events:?}"
     );
 }
+
+mod workarounds;
+
+/// A BMC answering the first `rakp2` RAKP 1s and `rakp4` RAKP 3s with `status`.
+fn transient_bmc(rakp2: u32, rakp4: u32, status: u8) -> Bmc {
+    let mut cfg = BmcConfig::new("secretpw");
+    cfg.faults.transient_rakp2 = rakp2;
+    cfg.faults.transient_rakp4 = rakp4;
+    cfg.faults.transient_status = status;
+    Bmc::new(cfg)
+}
+
+#[test]
+fn rakp_2_or_4_status_invalid_session_id_starts_a_fresh_login_from_open_session() {
+    let now = Instant::now();
+    for (rakp2, rakp4) in [(2, 0), (0, 2), (1, 1)] {
+        let mut bmc = transient_bmc(rakp2, rakp4, 0x02);
+        let mut s = session(config("secretpw", offer(None, false).unwrap()), 41, now);
+        let events = Net::new(42, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+        assert_eq!(
+            replies(&events),
+            vec![Ok(Reply::Power(PowerState::On))],
+            "{rakp2}/{rakp4}: {events:?}"
+        );
+        // Each refused handshake was a session of its own at the BMC.
+        assert_eq!(bmc.sessions_opened(), 3, "{rakp2}/{rakp4}");
+    }
+}
+
+#[test]
+fn fresh_logins_on_transient_rakp_statuses_are_few_and_end_long_before_the_deadline() {
+    let now = Instant::now();
+    let mut bmc = transient_bmc(100, 0, 0x02);
+    let mut net = Net::new(43, 0.0);
+    let mut s = session(config("secretpw", offer(None, false).unwrap()), 44, now);
+    let events = net.run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+    let err = failure(&events).unwrap();
+    assert!(err.to_string().contains("0x02"), "{err}");
+    // The first login and three fresh ones.
+    assert_eq!(bmc.sessions_opened(), 4);
+    assert_eq!(net.sent_by_client, 8);
+}
+
+#[test]
+fn permanent_rakp_statuses_fail_at_once_without_a_fresh_login() {
+    let now = Instant::now();
+    for (rakp2, rakp4, status) in [(1, 0, 0x0d), (1, 0, 0x09), (0, 1, 0x0f), (1, 0, 0x01)] {
+        let mut bmc = transient_bmc(rakp2, rakp4, status);
+        let mut s = session(config("secretpw", offer(None, false).unwrap()), 45, now);
+        let events = Net::new(46, 0.0).run(&mut s, &mut bmc, &[Command::GetChassisStatus], now);
+        assert!(failure(&events).is_some(), "{status:#04x}: {events:?}");
+        assert_eq!(bmc.sessions_opened(), 1, "{status:#04x}");
+    }
+}
