@@ -106,7 +106,7 @@ pub enum IpmiError {
     #[error(
         "{host}: the BMC has IPMI 1.5 per-message authentication disabled, so no reply \
          (the power state read back) could be checked: refusing; enable it on the BMC, \
-         or use lanplus=1"
+         or use RMCP+ (lanplus=1, interface=lanplus)"
     )]
     UnauthenticatedReplies { host: String },
     #[error("{host}: timed out: {phase}")]

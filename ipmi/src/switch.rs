@@ -84,7 +84,7 @@ const PARAMS: &[ParamSpec] = &[
     .ty(ParamType::Boolean),
     ParamSpec::new(
         "auth",
-        "IPMI 1.5 authentication type (none, md5, password; without it, md5 only); an RMCP+ \
+        "IPMI 1.5 authentication type (none, md5, password; without it, md5 only); given without lanplus or interface, IPMI 1.5 is spoken (fence_ipmilan's default); an RMCP+ \
          session authenticates with its cipher suite instead, as ipmitool -I lanplus does. \
          password sends the password in clear; none checks no password at all",
     )
@@ -120,11 +120,11 @@ const PARAMS: &[ParamSpec] = &[
     ),
     ParamSpec::new(
         "interface",
-        "IPMI interface (external/ipmi's name): lanplus (IPMI v2.0 RMCP+), or lan (IPMI 1.5, \
-         MD5 unless `auth` says otherwise)",
+        "IPMI interface (external/ipmi's name): lanplus (IPMI v2.0 RMCP+; what is spoken when \
+         neither this, lanplus nor auth asks for IPMI 1.5, although external/ipmi's own \
+         default is lan), or lan (IPMI 1.5, MD5 unless `auth` says otherwise)",
     )
-    .ty(ParamType::Select(&["lan", "lanplus"]))
-    .default("lanplus"),
+    .ty(ParamType::Select(&["lan", "lanplus"])),
     ParamSpec::new(
         "allow_insecure_cipher",
         "allow a pinned cipher suite without authentication or integrity (0, 1, 6, 15)",
@@ -315,15 +315,21 @@ fn protocol_from(
     by_privilege: bool,
 ) -> Result<Option<(AuthType, bool)>, DeviceError> {
     let lanplus = params.boolean("lanplus");
-    let interface_lan = params.text("interface").map(str::trim) == Some("lan");
-    if lanplus == Some(true) && interface_lan {
+    let interface = params
+        .text("interface")
+        .map(str::trim)
+        .filter(|i| !i.is_empty());
+    let interface_lan = interface == Some("lan");
+    if (lanplus == Some(true) && interface_lan)
+        || (lanplus == Some(false) && interface == Some("lanplus"))
+    {
         return Err(DeviceError::Failed(
-            "lanplus=1 and interface=lan contradict each other (RMCP+ or IPMI 1.5?): \
-             refusing rather than choosing one"
+            "lanplus and interface contradict each other (RMCP+ or IPMI 1.5?): refusing \
+             rather than choosing one"
                 .into(),
         ));
     }
-    if lanplus != Some(false) && !interface_lan {
+    if !wants_one_five(params) {
         return Ok(None);
     }
     let (auth, explicit) = match params.text("auth").map(str::trim) {
@@ -365,6 +371,29 @@ fn protocol_from(
     Ok(Some((auth, explicit)))
 }
 
+/// Whether the parameters ask for IPMI 1.5: `lanplus=0`, `interface=lan`, or an
+/// `auth` with neither `lanplus` nor `interface` given — `auth` is IPMI 1.5's
+/// alone, and fence_ipmilan, whose default is IPMI 1.5, is configured so.
+fn wants_one_five(params: &Params) -> bool {
+    let lanplus = params.boolean("lanplus");
+    let interface = params
+        .text("interface")
+        .map(str::trim)
+        .filter(|i| !i.is_empty());
+    let auth = params.text("auth").is_some_and(|a| !a.trim().is_empty());
+    lanplus == Some(false)
+        || interface == Some("lan")
+        || (auth && lanplus.is_none() && interface.is_none())
+}
+
+/// IPMI 1.5 with `auth=none`: a login no password takes part in.
+fn one_five_without_authentication(params: &Params) -> bool {
+    wants_one_five(params)
+        && params
+            .text("auth")
+            .is_some_and(|a| a.trim().eq_ignore_ascii_case("none"))
+}
+
 fn parse_hex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim().trim_start_matches("0x");
     if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -397,10 +426,17 @@ impl IpmiSwitch {
                     .into(),
             ));
         }
-        let password = params
-            .secret("password")
-            .cloned()
-            .ok_or_else(|| DeviceError::Failed("parameter `password` is missing".into()))?;
+        // IPMI 1.5 with auth=none proves nothing with a password (fence_ipmilan asks
+        // for none there); every other login needs one.
+        let password = match params.secret("password").cloned() {
+            Some(password) => password,
+            None if one_five_without_authentication(params) => fencekit_core::Secret::new(""),
+            None => {
+                return Err(DeviceError::Failed(
+                    "parameter `password` is missing".into(),
+                ))
+            }
+        };
         let privlvl = params.text("privlvl").unwrap_or("operator").trim();
         // ipmitool's `-L X+`: the user looked up by name and privilege.
         let (privlvl, by_privilege) = match privlvl.strip_suffix('+') {
@@ -1522,13 +1558,21 @@ mod tests {
     }
 
     #[test]
-    fn ipmi_1_5_is_spoken_only_when_lanplus_0_or_interface_lan_asks() {
+    fn ipmi_1_5_is_spoken_only_when_lanplus_0_interface_lan_or_auth_alone_asks() {
         use crate::session::client::Protocol;
         let v15 = |auth, explicit| Ok(Protocol::Ipmi15 { auth, explicit });
         assert_eq!(protocol_of(&[]), Ok(Protocol::RmcpPlus));
         assert_eq!(protocol_of(&[("lanplus", "1")]), Ok(Protocol::RmcpPlus));
-        // `auth` alone does not leave RMCP+ (ipmitool -I lanplus ignores -A).
-        assert_eq!(protocol_of(&[("auth", "password")]), Ok(Protocol::RmcpPlus));
+        // `auth` with lanplus=1 stays RMCP+ (ipmitool -I lanplus ignores -A); `auth`
+        // alone is fence_ipmilan's IPMI 1.5 configuration (its lanplus default is 0).
+        assert_eq!(
+            protocol_of(&[("lanplus", "1"), ("auth", "password")]),
+            Ok(Protocol::RmcpPlus)
+        );
+        assert_eq!(
+            protocol_of(&[("auth", "password")]),
+            v15(AuthType::Password, true)
+        );
         assert_eq!(protocol_of(&[("lanplus", "0")]), v15(AuthType::Md5, false));
         assert_eq!(
             protocol_of(&[("lanplus", "false"), ("auth", "md5")]),
@@ -1548,6 +1592,15 @@ mod tests {
     fn ipmi_1_5_refuses_what_cannot_apply_and_accepts_what_switches_the_same() {
         let refused = protocol_of(&[("lanplus", "1"), ("interface", "lan")]).unwrap_err();
         assert!(refused.contains("contradict"), "{refused}");
+        let refused = protocol_of(&[("lanplus", "0"), ("interface", "lanplus")]).unwrap_err();
+        assert!(refused.contains("contradict"), "{refused}");
+        // auth=none over IPMI 1.5 needs no password, as with fence_ipmilan.
+        let none = IpmiSwitch::from_params(&params(&[
+            ("ip", "127.0.0.1"),
+            ("username", "admin"),
+            ("auth", "none"),
+        ]));
+        assert!(none.is_ok(), "{:?}", none.err());
         let refused = protocol_of(&[("lanplus", "0"), ("hexadecimal_kg", "0102")]).unwrap_err();
         assert!(refused.contains("hexadecimal_kg"), "{refused}");
         // A pinned cipher and the `+` lookup change nothing that is switched.

@@ -1040,10 +1040,10 @@ impl Session {
                     offered.join(", ")
                 },
                 hint: if explicit {
-                    "set `auth` to one it offers (md5 or password), or use lanplus=1"
+                    "set `auth` to one it offers (md5 or password), or use RMCP+ (lanplus=1, interface=lanplus)"
                 } else {
                     "without `auth`, IPMI 1.5 is spoken with MD5 only: set auth=password or \
-                     auth=none explicitly to accept a weaker one, or use lanplus=1"
+                     auth=none explicitly to accept a weaker one, or use RMCP+ (lanplus=1, interface=lanplus)"
                 },
             };
             return self.fail(error);
