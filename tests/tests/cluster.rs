@@ -149,116 +149,124 @@ fn off_since(lab: &Lab, node: &str, since: SystemTime) -> Result<u128, String> {
         .ok_or_else(|| format!("no power off of {node} in the hook log yet"))
 }
 
-/// One run of a fence agent by a node's fencer, from that node's Pacemaker log:
-/// `Operation 'off' [PID] targeting NODE using DEVICE now running with ...` and the
-/// result line of the same PID, `Operation 'off' [PID] targeting NODE using DEVICE
-/// returned N ...` (or `could not be executed: ...` when the fencer killed it).
-#[derive(Debug)]
-struct Attempt {
-    node: String,
+/// How one fence agent run against a node ended, from the log of the node whose
+/// fencer ran it: `Operation 'off' [PID] targeting NODE using DEVICE returned N ...`,
+/// or `... could not be executed: ...` when the fencer had to kill it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FenceResult {
     device: String,
-    started_ms: u128,
-    /// When it ended and how (the rest of the result line).
-    ended: Option<(u128, String)>,
+    /// Unix ms.
+    at_ms: u128,
+    /// The rest of the line: `returned 1 (...)`, `could not be executed: ...`.
+    outcome: String,
 }
 
-/// Every fence agent run against `target` since `since`, on any node.
-fn fence_attempts(lab: &Lab, target: &str, since: SystemTime) -> Vec<Attempt> {
-    let since_ms = unix_ms(since);
+impl FenceResult {
+    fn succeeded(&self) -> bool {
+        self.outcome.starts_with("returned 0 ") || self.outcome == "returned 0"
+    }
+}
+
+/// The results of 'off' runs against `target` in one node's detail log, from
+/// `since_ms` on (the log's clock is UTC, `Mon DD HH:MM:SS.mmm`).
+fn fence_results_in(log: &str, target: &str, since_ms: u128) -> Vec<FenceResult> {
     let day_ms = since_ms - since_ms % 86_400_000;
-    let mut attempts = Vec::new();
-    for node in lab.node_names() {
-        let Ok(log) = lab.pacemaker_log(&node) else {
+    let mut results = Vec::new();
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once("Operation 'off' [") else {
             continue;
         };
-        // PID -> index in `attempts` of this node's open attempt.
-        let mut open: Vec<(String, usize)> = Vec::new();
-        for line in log.lines() {
-            let Some((_, rest)) = line.split_once("Operation 'off' [") else {
-                continue;
-            };
-            let Some((pid, rest)) = rest.split_once("] ") else {
-                continue;
-            };
-            let Some(rest) = rest.strip_prefix(&format!("targeting {target} using ")) else {
-                continue;
-            };
-            let Some((device, outcome)) = rest.split_once(' ') else {
-                continue;
-            };
-            let Some(at) = line
-                .split_whitespace()
-                .nth(2)
-                .and_then(clock_ms)
-                .map(|ms| day_ms + ms)
-            else {
-                continue;
-            };
-            if at < since_ms {
-                continue;
-            }
-            if outcome.starts_with("now running") {
-                open.retain(|(p, _)| p != pid);
-                open.push((pid.to_owned(), attempts.len()));
-                attempts.push(Attempt {
-                    node: node.clone(),
-                    device: device.to_owned(),
-                    started_ms: at,
-                    ended: None,
-                });
-            } else if outcome.starts_with("returned") || outcome.starts_with("could not") {
-                if let Some(k) = open.iter().position(|(p, _)| p == pid) {
-                    let (_, index) = open.remove(k);
-                    attempts[index].ended = Some((at, outcome.trim().to_owned()));
-                }
-            }
+        let Some((_pid, rest)) = rest.split_once("] ") else {
+            continue;
+        };
+        let Some(rest) = rest.strip_prefix(&format!("targeting {target} using ")) else {
+            continue;
+        };
+        let Some((device, outcome)) = rest.split_once(' ') else {
+            continue;
+        };
+        if !(outcome.starts_with("returned ") || outcome.starts_with("could not be executed")) {
+            continue;
+        }
+        let Some(at_ms) = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(clock_ms)
+            .map(|ms| day_ms + ms)
+        else {
+            continue;
+        };
+        if at_ms >= since_ms {
+            results.push(FenceResult {
+                device: device.to_owned(),
+                at_ms,
+                outcome: outcome.trim().to_owned(),
+            });
         }
     }
-    attempts.sort_by_key(|a| a.started_ms);
-    attempts
+    results
 }
 
-/// Every fencekit attempt against `target` since `since` ended by its own deadline
-/// (`power_timeout` plus slack), not when Pacemaker's fencer killed it; at least
-/// `failed` of them failed. Returns a summary for the output.
+/// Every attempt of `device` against `target` since `since` whose off the device
+/// accepted and lied about (`lie`, the hook log's event) failed by fencekit's own
+/// deadline: `power_timeout` after the accepted off, plus slack. A fencekit that
+/// kept polling would be killed by Pacemaker's fencer only at its operation timeout
+/// (60 s), and its failure would still read "failed" in the history. At least
+/// `failed` attempts failed. Returns a summary for the output.
 fn assert_attempts_end_by_their_deadline(
     lab: &Lab,
     target: &str,
+    device: &str,
+    lie: &str,
     since: SystemTime,
     failed: usize,
 ) -> String {
     let bound_ms = u128::from(DEVICE_POWER_TIMEOUT_S) * 1000 + ATTEMPT_SLACK_MS;
-    let attempts = fence_attempts(lab, target, since);
+    let since_ms = unix_ms(since);
+    let mut results: Vec<FenceResult> = lab
+        .node_names()
+        .iter()
+        .filter_map(|node| lab.pacemaker_log(node).ok())
+        .flat_map(|log| fence_results_in(&log, target, since_ms))
+        .filter(|r| r.device == device)
+        .collect();
+    results.sort_by_key(|r| r.at_ms);
+    let failures: Vec<&FenceResult> = results.iter().filter(|r| !r.succeeded()).collect();
+    let lies: Vec<u128> = lab
+        .power_events()
+        .into_iter()
+        .filter(|e| e.node == target && e.what == lie && e.at_ms >= since_ms)
+        .map(|e| e.at_ms)
+        .collect();
     let now = unix_ms(SystemTime::now());
-    let mut summary = Vec::new();
-    let mut failures = 0;
-    for attempt in &attempts {
-        let (end, outcome) = match &attempt.ended {
-            Some((end, outcome)) => (*end, outcome.as_str()),
-            None => (now, "still running"),
-        };
-        let took = end.saturating_sub(attempt.started_ms);
-        assert!(
-            took <= bound_ms,
-            "a fencing of {target} by {} on {} ran {took} ms ({outcome}), past its deadline of {bound_ms} ms: {attempts:?}",
-            attempt.device,
-            attempt.node
-        );
-        if attempt.ended.is_some() && !outcome.starts_with("returned 0") {
-            failures += 1;
+    let mut took = Vec::new();
+    for lied_at in &lies {
+        match failures.iter().find(|r| r.at_ms >= *lied_at) {
+            Some(result) => {
+                let ms = result.at_ms - lied_at;
+                assert!(
+                    ms <= bound_ms,
+                    "{device} failed {ms} ms after {target}'s lying off was accepted, past fencekit's deadline ({bound_ms} ms): {}; results {results:?}, lies {lies:?}",
+                    result.outcome
+                );
+                took.push(format!("{:.2} s ({})", ms as f64 / 1000.0, result.outcome));
+            }
+            None => assert!(
+                now.saturating_sub(*lied_at) <= bound_ms,
+                "{device} has not ended {} ms after {target}'s lying off was accepted, past fencekit's deadline ({bound_ms} ms); results {results:?}, lies {lies:?}",
+                now.saturating_sub(*lied_at)
+            ),
         }
-        summary.push(format!(
-            "{} on {}: {:.2} s, {outcome}",
-            attempt.device,
-            attempt.node,
-            took as f64 / 1000.0
-        ));
     }
     assert!(
-        failures >= failed,
-        "expected {failed} failed fencing attempt(s) of {target} in the Pacemaker logs, found {failures}: {attempts:?}"
+        failures.len() >= failed && !lies.is_empty(),
+        "expected {failed} failed fencing attempt(s) of {target} by {device} after a lie in the Pacemaker logs: results {results:?}, lies {lies:?}"
     );
-    summary.join("; ")
+    format!(
+        "{device} failed {} time(s), each after the accepted off: {}",
+        failures.len(),
+        took.join(", ")
+    )
 }
 
 /// The first power event of `node` of kind `what` at or after `since`.
@@ -366,21 +374,21 @@ fn a_cluster_fences_through_fencekit_only_what_it_must_by_every_supply_after_its
 }
 
 /// The scenarios, in order, on one lab.
-fn scenarios(mut lab: &mut Lab) {
+fn scenarios(lab: &mut Lab) {
     // Scenario 1: the node running the group loses its link.
-    let victim = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    let victim = group_node(lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
     let cut_at = SystemTime::now();
     lab.cut_link(&victim).unwrap();
     let fenced = lab
         .wait_until(&format!("{victim} is fenced"), FAILOVER_TIMEOUT, || {
-            off_since(&lab, &victim, cut_at)
+            off_since(lab, &victim, cut_at)
         })
         .unwrap_or_else(|e| panic!("{e}"));
     let new_home = lab
         .wait_until(
             "the group runs on another node",
             FAILOVER_TIMEOUT,
-            || match group_node(&lab) {
+            || match group_node(lab) {
                 Ok(node) if node != victim => Ok(node),
                 Ok(node) => Err(format!("still on {node}")),
                 Err(e) => Err(e),
@@ -425,12 +433,12 @@ fn scenarios(mut lab: &mut Lab) {
     );
 
     let all = lab.node_names();
-    bring_back(&mut lab, &victim, &new_home);
+    bring_back(lab, &victim, &new_home);
 
     // Scenario 4: a partition of one node against two, the group on the majority's
     // side: exactly the minority node is fenced (the majority has quorum, the
     // minority freezes), and the group stays where it runs.
-    let home = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    let home = group_node(lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
     let minority = all.iter().find(|n| **n != home).unwrap().clone();
     assert_ne!(Some(&minority), lab.two_supply_node().as_ref());
     // The minority's device waits `delay` seconds before it acts (fence-agents'
@@ -438,7 +446,7 @@ fn scenarios(mut lab: &mut Lab) {
     let delayed_device = format!("fence-{minority}");
     let delay = FENCE_DELAY_S.to_string();
     pcmk(
-        &lab,
+        lab,
         &home,
         &[
             "crm_resource",
@@ -450,12 +458,12 @@ fn scenarios(mut lab: &mut Lab) {
             &delay,
         ],
     );
-    settle(&lab, &home);
+    settle(lab, &home);
     let cut_at = SystemTime::now();
     lab.cut_link(&minority).unwrap();
     let fenced = lab
         .wait_until(&format!("{minority} is fenced"), FAILOVER_TIMEOUT, || {
-            off_since(&lab, &minority, cut_at)
+            off_since(lab, &minority, cut_at)
         })
         .unwrap_or_else(|e| panic!("{e}"));
     lab.wait_until(
@@ -495,13 +503,12 @@ fn scenarios(mut lab: &mut Lab) {
         record.changes
     );
     assert_never_mounted_twice(&record);
-    let (requested, request_line) =
-        fence_request_ms(&lab, &minority, cut_at).unwrap_or_else(|| {
-            panic!(
-                "no fencing request for {minority} in the Pacemaker logs\n{}",
-                lab.diagnostics()
-            )
-        });
+    let (requested, request_line) = fence_request_ms(lab, &minority, cut_at).unwrap_or_else(|| {
+        panic!(
+            "no fencing request for {minority} in the Pacemaker logs\n{}",
+            lab.diagnostics()
+        )
+    });
     let waited_ms = fenced.saturating_sub(requested);
     assert!(
         waited_ms >= u128::from(FENCE_DELAY_S) * 1000,
@@ -513,9 +520,9 @@ fn scenarios(mut lab: &mut Lab) {
         waited_ms as f64 / 1000.0,
         request_line.trim()
     );
-    bring_back(&mut lab, &minority, &home);
+    bring_back(lab, &minority, &home);
     pcmk(
-        &lab,
+        lab,
         &home,
         &[
             "crm_resource",
@@ -525,19 +532,19 @@ fn scenarios(mut lab: &mut Lab) {
             "delay",
         ],
     );
-    settle(&lab, &home);
+    settle(lab, &home);
 
     // Scenario 3: the node running the group loses every SAN path. Its monitor
     // fails, the cluster stops the group there and starts it elsewhere; a failed
     // monitor whose stop succeeds is no reason to fence, so nobody is powered off.
-    let home = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    let home = group_node(lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
     let lost_at = SystemTime::now();
     lab.lose_san_paths(&home).unwrap();
     let new_home = lab
         .wait_until(
             &format!("the group leaves {home}, whose SAN paths are gone"),
             SAN_FAILOVER_TIMEOUT,
-            || match group_node(&lab) {
+            || match group_node(lab) {
                 Ok(node) if node != home => Ok(node),
                 Ok(node) => Err(format!("still on {node}")),
                 Err(e) => Err(e),
@@ -587,11 +594,11 @@ fn scenarios(mut lab: &mut Lab) {
     );
     lab.restore_san_paths(&home).unwrap();
     pcmk(
-        &lab,
+        lab,
         &new_home,
         &["crm_resource", "--cleanup", "--resource", FS_ID],
     );
-    settle(&lab, &new_home);
+    settle(lab, &new_home);
 
     // Scenario 5: node3 has two power supplies, each switched by its own device, both
     // in node3's one fencing level. The group runs on node3 when it is lost, and the
@@ -601,9 +608,9 @@ fn scenarios(mut lab: &mut Lab) {
     let dual = lab
         .two_supply_node()
         .expect("the lab has a node with two supplies");
-    if group_node(&lab).ok().as_ref() != Some(&dual) {
+    if group_node(lab).ok().as_ref() != Some(&dual) {
         pcmk(
-            &lab,
+            lab,
             &new_home,
             &[
                 "crm_resource",
@@ -617,7 +624,7 @@ fn scenarios(mut lab: &mut Lab) {
         lab.wait_until(
             &format!("the group runs on {dual}"),
             FAILOVER_TIMEOUT,
-            || match group_node(&lab) {
+            || match group_node(lab) {
                 Ok(node) if node == dual => Ok(()),
                 Ok(node) => Err(format!("on {node}")),
                 Err(e) => Err(e),
@@ -625,11 +632,11 @@ fn scenarios(mut lab: &mut Lab) {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         pcmk(
-            &lab,
+            lab,
             &dual,
             &["crm_resource", "--clear", "--resource", GROUP_ID],
         );
-        settle(&lab, &dual);
+        settle(lab, &dual);
     }
     let witness = all.iter().find(|n| **n != dual).unwrap().clone();
     let devices = lab.supply_devices();
@@ -641,7 +648,7 @@ fn scenarios(mut lab: &mut Lab) {
             &format!("fencing {dual} fails on its lying supply"),
             FAILED_FENCING_TIMEOUT,
             || {
-                event_since(&lab, &dual, "psu2-lied-off", cut_at)?;
+                event_since(lab, &dual, "psu2-lied-off", cut_at)?;
                 let history = lab
                     .fence_history(&witness, &dual)
                     .map_err(|e| e.to_string())?;
@@ -653,10 +660,11 @@ fn scenarios(mut lab: &mut Lab) {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    let attempts = assert_attempts_end_by_their_deadline(&lab, &dual, cut_at, 1);
+    let attempts =
+        assert_attempts_end_by_their_deadline(lab, &dual, &devices[1], "psu2-lied-off", cut_at, 1);
     assert!(lab.is_powered(&dual), "{dual} lost power on one supply");
     assert!(
-        off_since(&lab, &dual, cut_at).is_err(),
+        off_since(lab, &dual, cut_at).is_err(),
         "the hook log shows {dual} off while a supply was on"
     );
     assert_eq!(
@@ -691,11 +699,11 @@ fn scenarios(mut lab: &mut Lab) {
         .wait_until(
             &format!("{dual} is fenced once its supplies obey"),
             FAILED_FENCING_TIMEOUT,
-            || off_since(&lab, &dual, obeys_at),
+            || off_since(lab, &dual, obeys_at),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    let second_off = event_since(&lab, &dual, "psu2-off", obeys_at).unwrap();
-    let first_off = event_since(&lab, &dual, "psu1-off", cut_at).unwrap();
+    let second_off = event_since(lab, &dual, "psu2-off", obeys_at).unwrap();
+    let first_off = event_since(lab, &dual, "psu1-off", cut_at).unwrap();
     assert!(
         first_off <= second_off && second_off <= off_ms,
         "{dual} went off before both supplies were off: psu1 {first_off}, psu2 {second_off}, node {off_ms}"
@@ -706,7 +714,7 @@ fn scenarios(mut lab: &mut Lab) {
         .wait_until(
             "the group runs on another node",
             FAILOVER_TIMEOUT,
-            || match group_node(&lab) {
+            || match group_node(lab) {
                 Ok(node) if node != dual => Ok(node),
                 Ok(node) => Err(format!("still on {node}")),
                 Err(e) => Err(e),
@@ -747,12 +755,12 @@ fn scenarios(mut lab: &mut Lab) {
         (unix_ms(up_at).saturating_sub(off_ms)) as f64 / 1000.0,
         record.max_at_once
     );
-    bring_back(&mut lab, &dual, &new_home);
+    bring_back(lab, &dual, &new_home);
 
     // Scenario 2: the node running the group is lost and its BMC lies: it accepts
     // off and keeps the node running. Fencing must fail, and the group must not
     // start anywhere else.
-    let liar = group_node(&lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    let liar = group_node(lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
     assert_ne!(
         Some(&liar),
         lab.two_supply_node().as_ref(),
@@ -790,7 +798,14 @@ fn scenarios(mut lab: &mut Lab) {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    let attempts = assert_attempts_end_by_their_deadline(&lab, &liar, cut_at, 2);
+    let attempts = assert_attempts_end_by_their_deadline(
+        lab,
+        &liar,
+        &format!("fence-{liar}"),
+        "lied-off",
+        cut_at,
+        1,
+    );
     assert!(
         lab.is_powered(&liar),
         "{liar} was powered off by a lying BMC"
@@ -912,4 +927,26 @@ fn bench_a_lost_node_is_fenced_and_its_group_moves_again_and_again() {
     assert!(left.is_empty(), "the lab left behind: {left:?}");
     drop(ours);
     drop(ocf);
+}
+
+#[test]
+fn a_fencer_result_line_gives_the_device_the_time_and_the_outcome() {
+    let log = "\
+Dec 04 10:32:51.456 node1 pacemaker-fenced    [48] (log_async_result) \tnotice: Operation 'off' [415] targeting node3 using fence-node3-psu1 returned 0 | call 11 from pacemaker-controld.52
+Dec 04 10:32:51.596 node1 pacemaker-fenced    [48] (finalize_op) \tnotice: Operation 'off' targeting node3 by node2 for pacemaker-controld.52@node1: OK (complete) | id=713ed74f
+Dec 04 10:33:21.724 node1 pacemaker-fenced    [48] (log_async_result) \terror: Operation 'off' [1369] targeting node3 using fence-node3-psu2 returned 1 (Error occurred) | call 16
+Dec 04 10:33:22.000 node1 pacemaker-fenced    [48] (log_async_result) \terror: Operation 'off' [1400] targeting node3 using fence-node3-psu2 could not be executed: Timed Out
+Dec 04 10:33:23.000 node1 pacemaker-fenced    [48] (log_async_result) \tnotice: Operation 'off' [1500] targeting node33 using fence-node33 returned 0
+";
+    // 2026-12-04 10:32:00 UTC.
+    let since_ms = 1_796_380_320_000;
+    let results = fence_results_in(log, "node3", since_ms);
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert_eq!(results[0].device, "fence-node3-psu1");
+    assert_eq!(results[0].at_ms, since_ms + 51_456);
+    assert!(results[0].succeeded());
+    assert_eq!(results[1].device, "fence-node3-psu2");
+    assert!(!results[1].succeeded());
+    assert!(results[2].outcome.starts_with("could not be executed"));
+    assert!(fence_results_in(log, "node3", since_ms + 120_000).is_empty());
 }
