@@ -96,6 +96,42 @@ fn pcmk(lab: &Lab, node: &str, args: &[&str]) -> String {
     out.text()
 }
 
+/// Moves the group to `node` unless it runs there, and leaves it there (the move's
+/// constraint cleared, stickiness keeps it).
+fn move_group(lab: &Lab, node: &str) {
+    if group_node(lab).ok().as_deref() == Some(node) {
+        return;
+    }
+    pcmk(
+        lab,
+        node,
+        &[
+            "crm_resource",
+            "--move",
+            "--resource",
+            GROUP_ID,
+            "--node",
+            node,
+        ],
+    );
+    lab.wait_until(
+        &format!("the group runs on {node}"),
+        FAILOVER_TIMEOUT,
+        || match group_node(lab) {
+            Ok(on) if on == node => Ok(()),
+            Ok(on) => Err(format!("on {on}")),
+            Err(e) => Err(e),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    pcmk(
+        lab,
+        node,
+        &["crm_resource", "--clear", "--resource", GROUP_ID],
+    );
+    settle(lab, node);
+}
+
 /// Waits until the cluster has nothing left to do (`crm_resource --wait`).
 fn settle(lab: &Lab, node: &str) {
     pcmk(
@@ -207,6 +243,25 @@ fn fence_results_in(log: &str, target: &str, since_ms: u128) -> Vec<FenceResult>
     results
 }
 
+/// When each attempt ended whose off the device accepted at `lies` (sorted): at its
+/// failure result, or, when the fencer retried the device (`pcmk_off_retries`; the
+/// detail log names only the last result of a fencing), when the retry's off came,
+/// for the fencer retries only once the failed agent has exited. `None`: not ended
+/// yet.
+fn attempt_ends(lies: &[u128], failures: &[u128]) -> Vec<Option<u128>> {
+    lies.iter()
+        .enumerate()
+        .map(|(k, lied_at)| {
+            let retry = lies.get(k + 1).copied();
+            let result = failures.iter().copied().find(|at| at >= lied_at);
+            match (retry, result) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        })
+        .collect()
+}
+
 /// Every attempt of `device` against `target` since `since` whose off the device
 /// accepted and lied about (`lie`, the hook log's event) failed by fencekit's own
 /// deadline: `power_timeout` after the accepted off, plus slack. A fencekit that
@@ -239,17 +294,17 @@ fn assert_attempts_end_by_their_deadline(
         .map(|e| e.at_ms)
         .collect();
     let now = unix_ms(SystemTime::now());
+    let failure_times: Vec<u128> = failures.iter().map(|r| r.at_ms).collect();
     let mut took = Vec::new();
-    for lied_at in &lies {
-        match failures.iter().find(|r| r.at_ms >= *lied_at) {
-            Some(result) => {
-                let ms = result.at_ms - lied_at;
+    for (lied_at, end) in lies.iter().zip(attempt_ends(&lies, &failure_times)) {
+        match end {
+            Some(end) => {
+                let ms = end - lied_at;
                 assert!(
                     ms <= bound_ms,
-                    "{device} failed {ms} ms after {target}'s lying off was accepted, past fencekit's deadline ({bound_ms} ms): {}; results {results:?}, lies {lies:?}",
-                    result.outcome
+                    "{device}'s attempt ended {ms} ms after {target}'s lying off was accepted, past fencekit's deadline ({bound_ms} ms); results {results:?}, lies {lies:?}"
                 );
-                took.push(format!("{:.2} s ({})", ms as f64 / 1000.0, result.outcome));
+                took.push(format!("{:.2} s", ms as f64 / 1000.0));
             }
             None => assert!(
                 now.saturating_sub(*lied_at) <= bound_ms,
@@ -263,9 +318,10 @@ fn assert_attempts_end_by_their_deadline(
         "expected {failed} failed fencing attempt(s) of {target} by {device} after a lie in the Pacemaker logs: results {results:?}, lies {lies:?}"
     );
     format!(
-        "{device} failed {} time(s), each after the accepted off: {}",
-        failures.len(),
-        took.join(", ")
+        "{device} accepted and lied {} time(s), each attempt over after: {}; last result: {}",
+        lies.len(),
+        took.join(", "),
+        failures.last().map_or("none", |r| r.outcome.as_str())
     )
 }
 
@@ -375,8 +431,21 @@ fn a_cluster_fences_through_fencekit_only_what_it_must_by_every_supply_after_its
 
 /// The scenarios, in order, on one lab.
 fn scenarios(lab: &mut Lab) {
-    // Scenario 1: the node running the group loses its link.
+    // Scenario 1: the node running the group loses its link. It is one fenced
+    // through its BMC alone: the node with two supplies is scenario 5's.
+    let dual = lab
+        .two_supply_node()
+        .expect("the lab has a node with two supplies");
+    if group_node(lab).ok().as_ref() == Some(&dual) {
+        let single = lab
+            .node_names()
+            .into_iter()
+            .find(|n| *n != dual)
+            .expect("the lab has a node with one BMC");
+        move_group(lab, &single);
+    }
     let victim = group_node(lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    assert_ne!(victim, dual, "the group runs on the node with two supplies");
     let cut_at = SystemTime::now();
     lab.cut_link(&victim).unwrap();
     let fenced = lab
@@ -438,6 +507,16 @@ fn scenarios(lab: &mut Lab) {
     // Scenario 4: a partition of one node against two, the group on the majority's
     // side: exactly the minority node is fenced (the majority has quorum, the
     // minority freezes), and the group stays where it runs.
+    //
+    // This is not yet a fence race, and "exactly the minority" is guaranteed by
+    // quorum, not by fencekit: without quorum the minority never asks for a
+    // fencing, and its cut cable also cuts it from every BMC (the BMCs hang on the
+    // same switch), so it could not fence anyone if it asked. What it does check of
+    // `delay` is that the agent waits it out before the off. A real race needs a
+    // management network apart from the cluster's (a second NIC per node on a
+    // switch of its own, to the BMCs), both sides allowed to fence (two nodes, or
+    // `no-quorum-policy=ignore`), and the delay on the devices that fence the side
+    // meant to survive; then the survivor must be the side without the delay.
     let home = group_node(lab).unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
     let minority = all.iter().find(|n| **n != home).unwrap().clone();
     assert_ne!(Some(&minority), lab.two_supply_node().as_ref());
@@ -608,36 +687,7 @@ fn scenarios(lab: &mut Lab) {
     let dual = lab
         .two_supply_node()
         .expect("the lab has a node with two supplies");
-    if group_node(lab).ok().as_ref() != Some(&dual) {
-        pcmk(
-            lab,
-            &new_home,
-            &[
-                "crm_resource",
-                "--move",
-                "--resource",
-                GROUP_ID,
-                "--node",
-                &dual,
-            ],
-        );
-        lab.wait_until(
-            &format!("the group runs on {dual}"),
-            FAILOVER_TIMEOUT,
-            || match group_node(lab) {
-                Ok(node) if node == dual => Ok(()),
-                Ok(node) => Err(format!("on {node}")),
-                Err(e) => Err(e),
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        pcmk(
-            lab,
-            &dual,
-            &["crm_resource", "--clear", "--resource", GROUP_ID],
-        );
-        settle(lab, &dual);
-    }
+    move_group(lab, &dual);
     let witness = all.iter().find(|n| **n != dual).unwrap().clone();
     let devices = lab.supply_devices();
     lab.make_supply_lie(1, true).unwrap();
@@ -949,4 +999,19 @@ Dec 04 10:33:23.000 node1 pacemaker-fenced    [48] (log_async_result) \tnotice: 
     assert!(!results[1].succeeded());
     assert!(results[2].outcome.starts_with("could not be executed"));
     assert!(fence_results_in(log, "node3", since_ms + 120_000).is_empty());
+}
+
+#[test]
+fn a_failed_attempt_ends_at_its_result_or_at_the_fencers_retry() {
+    // Measured: a lying supply accepted off three times; the fencer's one logged
+    // result (after its retry) came 10.0 s after the second off, the retry 11.0 s
+    // after the first, and the third off is a new fencing, not over yet.
+    let lies = [577_261, 588_306, 598_404];
+    let failures = [598_320];
+    assert_eq!(
+        attempt_ends(&lies, &failures),
+        [Some(588_306), Some(598_320), None]
+    );
+    // A fencekit polling for ever: the fencer kills it at its timeout, 60 s on.
+    assert_eq!(attempt_ends(&[1_000], &[61_000]), [Some(61_000)]);
 }
