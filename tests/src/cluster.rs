@@ -20,12 +20,16 @@
 //! has a fixture SAN tree that describes four FC paths to that loop device; a test
 //! can cut a node's paths. An oracle outside the cluster samples the mount table of
 //! every mount namespace of the machine and records which nodes had the device
-//! mounted at once.
+//! mounted at once, and how far apart its samples were (a double mount shorter than
+//! the longest gap could pass unseen; one sample is a walk of /proc, not an atomic
+//! snapshot, and a mount namespace with no process in it is not seen).
 //!
 //! Everything the lab makes is undone when it is stopped or dropped (also while a
 //! failing test unwinds): nodes powered off by their recorded init PID, BMCs ended
 //! by PID, the loop device detached, the namespaces deleted, `/run/netns` removed if
-//! the lab created it. Needs root; holds the same lock as the single-node Pacemaker
+//! the lab created it. [`Lab::stop`] then reports what is still there: a process
+//! the lab started, a cluster daemon, a namespace, the loop device, a mount,
+//! `/run/netns` if it was the lab's. Needs root; holds the same lock as the single-node Pacemaker
 //! launcher, so the two never run at once.
 
 use std::collections::{HashMap, HashSet};

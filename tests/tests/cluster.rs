@@ -6,12 +6,15 @@
 //! by a fixture tree per node.
 //!
 //! Judged from outside the cluster: the BMC hooks' power log (a node is off when its
-//! init was killed; a supply's off and lies are logged by the supply), the supplies'
-//! own state, and an oracle that samples every mount namespace's mount table (the
-//! shared filesystem must never be mounted in two at once).
+//! init was gone; a kill it outlived is `off-failed`, never off; a supply's off and
+//! lies are logged by the supply), the supplies' own state, the fencer's result
+//! lines against the lies the devices logged (a failed attempt ends by fencekit's own
+//! deadline), and an oracle that samples every mount namespace's mount table at
+//! most 50 ms apart (the shared filesystem must never be mounted in two at once).
+//! Whatever a scenario does, the lab is then torn down and checked for leftovers.
 //!
-//! One lab boot serves the scenarios, as steps of one test: the node lost is fenced
-//! and the group moves; with every node back, a partition of one node against two
+//! One lab boot serves the scenarios, as steps of one test: a node fenced through
+//! its one BMC is lost and the group moves; with every node back, a partition of one node against two
 //! fences exactly the minority, and no sooner than the `delay` its device was given;
 //! the node running the group loses its SAN paths, and the group moves without a
 //! fencing; node3 is lost while one of its supplies lies, so fencing fails and the
