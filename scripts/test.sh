@@ -16,10 +16,14 @@ export FENCEKIT_REQUIRE_PEERS="${FENCEKIT_REQUIRE_PEERS:-1}"
 # The fault matrix runs on its own with its table printed (plugin x action x front
 # end x device fault, each cell judged by the simulator's own record).
 matrix=every_plugin_action_front_end_and_device_fault_is_judged_by_the_devices_true_state
+# The cluster lab runs on its own too, so that its measured times, the most mounts
+# of the shared disk at once and the oracle's longest gap between samples are shown.
+cluster=a_cluster_fences_through_fencekit_only_what_it_must
 cargo test --workspace --locked -- --skip "$matrix" --skip _is_taken_with_its_meaning_or_refused \
-    --skip every_cluster_glue_plugin_name
+    --skip every_cluster_glue_plugin_name --skip "$cluster"
 cargo test -p fencekit-tests --test fault_matrix --locked -- --nocapture --exact "$matrix"
 # The conformance tables: every parameter of the installed fence_ipmilan,
 # fence_apc_snmp and fence_apc, each taken with its meaning or refused, printed.
 cargo test -p fencekit-tests --test conformance --locked -- --nocapture --test-threads 1 \
     _is_taken_with_its_meaning_or_refused every_cluster_glue_plugin_name
+cargo test -p fencekit-tests --test cluster --locked -- --nocapture "$cluster"

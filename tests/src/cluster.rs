@@ -20,12 +20,16 @@
 //! has a fixture SAN tree that describes four FC paths to that loop device; a test
 //! can cut a node's paths. An oracle outside the cluster samples the mount table of
 //! every mount namespace of the machine and records which nodes had the device
-//! mounted at once.
+//! mounted at once, and how far apart its samples were (a double mount shorter than
+//! the longest gap could pass unseen; one sample is a walk of /proc, not an atomic
+//! snapshot, and a mount namespace with no process in it is not seen).
 //!
 //! Everything the lab makes is undone when it is stopped or dropped (also while a
 //! failing test unwinds): nodes powered off by their recorded init PID, BMCs ended
 //! by PID, the loop device detached, the namespaces deleted, `/run/netns` removed if
-//! the lab created it. Needs root; holds the same lock as the single-node Pacemaker
+//! the lab created it. [`Lab::stop`] then reports what is still there: a process
+//! the lab started, a cluster daemon, a namespace, the loop device, a mount,
+//! `/run/netns` if it was the lab's. Needs root; holds the same lock as the single-node Pacemaker
 //! launcher, so the two never run at once.
 
 use std::collections::{HashMap, HashSet};
@@ -82,8 +86,14 @@ const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(20);
 const BMC_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(250);
 /// The oracle's sampling period: a scan of every process takes ~15 ms here, and a
-/// double mount must not slip between two samples (at most 50 ms apart).
+/// double mount must not slip between two samples (at most `ORACLE_MAX_GAP` apart).
 const ORACLE_PERIOD: Duration = Duration::from_millis(10);
+/// The longest time allowed between two of the oracle's samples: a double mount
+/// shorter than this could pass unseen, so a run whose sampler stalled longer
+/// proves nothing.
+pub const ORACLE_MAX_GAP: Duration = Duration::from_millis(50);
+/// Every fencing device's `power_timeout` (s): a failed attempt ends by it.
+pub const DEVICE_POWER_TIMEOUT_S: u64 = 10;
 
 /// One node of the lab.
 #[derive(Debug)]
@@ -126,8 +136,9 @@ pub struct PowerEvent {
     /// Unix time in milliseconds.
     pub at_ms: u128,
     pub node: String,
-    /// `off` (init killed), `on` (booted), `lied-off` (accepted, node kept on),
-    /// `already-off`, `already-on`.
+    /// `off` (init killed and gone), `off-failed` (init killed but still alive after
+    /// 10 s: the node is NOT off), `on` (booted), `lied-off` (accepted, node kept
+    /// on), `already-off`, `already-on`.
     pub what: String,
 }
 
@@ -167,7 +178,13 @@ pub struct Lab {
     bridge_netns: String,
     bmcs: Vec<Child>,
     netns_made: Vec<String>,
+    /// `/run/netns` did not exist before the lab: it removes it (`made_run_netns`
+    /// until done) and checks it is gone (`created_run_netns`, kept).
     made_run_netns: bool,
+    created_run_netns: bool,
+    /// Every process the lab started (BMCs, every process of a node), recorded
+    /// before teardown by PID and start time, to check none of them survived it.
+    started: Vec<(u32, u64, String)>,
     loop_device: Option<String>,
     image: PathBuf,
     password: String,
@@ -211,6 +228,9 @@ pub const PEERS: &[(&str, &str)] = &[
     ("mkfs.ext4", "e2fsprogs"),
     ("perl", "perl-base"),
     ("pgrep", "procps"),
+    // The oracle's sampler runs SCHED_RR: without it the nodes' corosync (SCHED_RR)
+    // can hold it off for longer than the 50 ms between samples.
+    ("chrt", "util-linux"),
 ];
 
 impl Lab {
@@ -285,6 +305,8 @@ impl Lab {
             bmcs: Vec::new(),
             netns_made: Vec::new(),
             made_run_netns: !Path::new("/run/netns").exists(),
+            created_run_netns: !Path::new("/run/netns").exists(),
+            started: Vec::new(),
             loop_device: None,
             password: random_hex(8),
             oracle: None,
@@ -887,26 +909,13 @@ impl Lab {
 
     fn configure(&self) -> Result<(), HarnessError> {
         let first = self.nodes[0].name.clone();
-        for (name, value) in PROPERTIES {
+        for (section, name, value) in SETTINGS {
             let out = self.run_in(
                 &first,
-                &["crm_attribute", "-t", "crm_config", "-n", name, "-v", value],
+                &["crm_attribute", "-t", section, "-n", name, "-v", value],
             )?;
             check(&out, "crm_attribute")?;
         }
-        let out = self.run_in(
-            &first,
-            &[
-                "crm_attribute",
-                "-t",
-                "rsc_defaults",
-                "-n",
-                "resource-stickiness",
-                "-v",
-                "100",
-            ],
-        )?;
-        check(&out, "crm_attribute")?;
         // A node fed by two supplies is fenced by them alone: its own BMC is no
         // device of the cluster (only the lab boots the node through it).
         let supplied: HashSet<usize> = self.supplies.iter().map(|s| s.node).collect();
@@ -1008,6 +1017,8 @@ impl Lab {
     }
 
     fn teardown(&mut self) {
+        let started = self.lab_processes();
+        self.started.extend(started);
         // Power every node off by its recorded init: the kernel ends the namespace.
         for node in &self.nodes {
             if let Some(pid) = node.init_pid() {
@@ -1068,8 +1079,52 @@ impl Lab {
         }
     }
 
+    /// The processes of the lab now: the BMCs and every process in a node's PID
+    /// namespace, by PID, start time and name.
+    fn lab_processes(&self) -> Vec<(u32, u64, String)> {
+        let node_pid_ns: HashSet<PathBuf> = self
+            .nodes
+            .iter()
+            .filter_map(|n| std::fs::read_link(format!("/proc/{}/ns/pid", n.init_pid()?)).ok())
+            .collect();
+        let bmcs: HashSet<u32> = self.bmcs.iter().map(Child::id).collect();
+        let mut found = Vec::new();
+        for pid in all_pids() {
+            let in_node = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .is_ok_and(|ns| node_pid_ns.contains(&ns));
+            if !in_node && !bmcs.contains(&pid) {
+                continue;
+            }
+            if let Some(start) = process_start(pid) {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                found.push((pid, start, comm));
+            }
+        }
+        found
+    }
+
     fn leftovers(&self) -> Vec<String> {
         let mut left = Vec::new();
+        for (pid, start, comm) in &self.started {
+            if process_start(*pid) == Some(*start) {
+                left.push(format!("process {pid} ({comm}) the lab started"));
+            }
+        }
+        // The lab holds the cluster lock and refused to start beside running
+        // cluster daemons: any running now are its own.
+        for daemon in running_cluster_daemons() {
+            left.push(format!("cluster daemon {daemon}"));
+        }
+        if self.created_run_netns && Path::new("/run/netns").exists() {
+            let empty = std::fs::read_dir("/run/netns").is_ok_and(|mut d| d.next().is_none());
+            // Another process's namespace there keeps it, rightly.
+            if empty {
+                left.push("/run/netns, which the lab created".into());
+            }
+        }
         for node in &self.nodes {
             if let Some(pid) = node.init_pid() {
                 left.push(format!("{} is still powered (init PID {pid})", node.name));
@@ -1120,15 +1175,27 @@ pub const FS_ID: &str = "shared-fs";
 pub const IP_ID: &str = "shared-ip";
 pub const GROUP_ID: &str = "shared-storage";
 
-/// The cluster properties of the lab (see the shared lab notes): `freeze` keeps an
-/// isolated node from stopping its resources by itself, which would hide the case
-/// that matters; `off` leaves a fenced node off, so the test powers it on again.
-const PROPERTIES: &[(&str, &str)] = &[
-    ("stonith-enabled", "true"),
-    ("stonith-action", "off"),
-    ("no-quorum-policy", "freeze"),
-    ("dc-deadtime", "5s"),
+/// The cluster properties and resource defaults of the lab, as (CIB section, name,
+/// value): `freeze` keeps an isolated node from stopping its resources by itself,
+/// which would hide the case that matters; `off` leaves a fenced node off, so the
+/// test powers it on again; `dc-deadtime` shortens the cold start; the stickiness
+/// keeps the group where it runs when a fenced node comes back.
+const SETTINGS: &[(&str, &str, &str)] = &[
+    ("crm_config", "stonith-enabled", "true"),
+    ("crm_config", "stonith-action", "off"),
+    ("crm_config", "no-quorum-policy", "freeze"),
+    ("crm_config", "dc-deadtime", "5s"),
+    ("rsc_defaults", "resource-stickiness", "100"),
 ];
+
+/// The commands that set [`SETTINGS`], one a line, as the README shows them.
+#[cfg(test)]
+fn settings_commands() -> String {
+    SETTINGS
+        .iter()
+        .map(|(section, name, value)| format!("crm_attribute -t {section} -n {name} -v {value}\n"))
+        .collect()
+}
 
 /// The mount-namespace oracle's findings.
 #[derive(Debug, Clone, Default)]
@@ -1143,6 +1210,10 @@ pub struct MountRecord {
     pub samples: u64,
     /// The longest time between two samples.
     pub longest_gap: Duration,
+    /// The longest single scan of every mount namespace.
+    pub longest_scan: Duration,
+    /// Why the sampler could not run SCHED_RR, if it could not.
+    pub scheduling_error: Option<String>,
 }
 
 struct Oracle {
@@ -1163,7 +1234,12 @@ impl Oracle {
             let stop = Arc::clone(&stop);
             let record = Arc::clone(&record);
             std::thread::spawn(move || {
-                raise_to_round_robin();
+                if let Err(e) = raise_to_round_robin() {
+                    record
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .scheduling_error = Some(e);
+                }
                 let mut last = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let began = Instant::now();
@@ -1173,6 +1249,7 @@ impl Oracle {
                     if r.samples > 0 {
                         r.longest_gap = r.longest_gap.max(now - last);
                     }
+                    r.longest_scan = r.longest_scan.max(now - began);
                     last = now;
                     r.samples += 1;
                     r.max_at_once = r.max_at_once.max(holders.len());
@@ -1202,16 +1279,20 @@ impl Oracle {
 
 /// Puts the calling thread in SCHED_RR at the lowest real-time priority: the nodes'
 /// corosync run SCHED_RR and the machine is small, and a sampler that waits behind
-/// them could miss a short double mount. Best effort: without it the record still
-/// says how far apart samples were.
-fn raise_to_round_robin() {
+/// them could miss a short double mount. A failure is recorded, and the tests
+/// refuse a record taken without it.
+fn raise_to_round_robin() -> Result<(), String> {
     let tid = std::fs::read_link("/proc/thread-self")
         .ok()
-        .and_then(|link| link.file_name()?.to_str()?.parse::<u32>().ok());
-    if let Some(tid) = tid {
-        let mut command = Command::new("chrt");
-        command.args(["-r", "-p", "1"]).arg(tid.to_string());
-        let _ = tool::run(command, None, HOST_TOOL_TIMEOUT);
+        .and_then(|link| link.file_name()?.to_str()?.parse::<u32>().ok())
+        .ok_or("no /proc/thread-self")?;
+    let mut command = Command::new("chrt");
+    command.args(["-r", "-p", "1"]).arg(tid.to_string());
+    let out = tool::run(command, None, HOST_TOOL_TIMEOUT).map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("chrt -r -p 1 {tid}: {}", out.text()))
     }
 }
 
@@ -1227,6 +1308,7 @@ fn mount_holders(device: &str, nodes: &[(String, PathBuf)]) -> Vec<String> {
             node_of.insert(ns, name.clone());
         }
     }
+    let needle = format!(" {device} ");
     let mut seen = HashSet::new();
     let mut holders = Vec::new();
     for pid in all_pids() {
@@ -1242,10 +1324,13 @@ fn mount_holders(device: &str, nodes: &[(String, PathBuf)]) -> Vec<String> {
             continue;
         };
         seen.insert(ns.clone());
-        // mountinfo(5): the third field is the filesystem's major:minor.
-        if table
-            .lines()
-            .any(|line| line.split(' ').nth(2) == Some(device))
+        // mountinfo(5): the third field is the filesystem's major:minor. The
+        // whole-table search first keeps a sample cheap (most tables do not hold the
+        // device); the fields then make sure.
+        if table.contains(&needle)
+            && table
+                .lines()
+                .any(|line| line.split(' ').nth(2) == Some(device))
         {
             holders.push(
                 node_of
@@ -1387,6 +1472,7 @@ fn resources_xml(
 /// The fencing devices' primitives, of type `agent`, one per (id, node, BMC).
 fn devices_xml(agent: &str, devices: &[(String, String, String)], password: &str) -> String {
     let mut xml = String::new();
+    let power_timeout = DEVICE_POWER_TIMEOUT_S.to_string();
     for (id, node, bmc) in devices {
         let params = [
             ("ip", bmc.as_str()),
@@ -1395,7 +1481,7 @@ fn devices_xml(agent: &str, devices: &[(String, String, String)], password: &str
             ("lanplus", "1"),
             ("cipher", "3"),
             ("pcmk_host_list", node.as_str()),
-            ("power_timeout", "10"),
+            ("power_timeout", power_timeout.as_str()),
         ];
         let _ = writeln!(
             xml,
@@ -1610,6 +1696,9 @@ case "$1 $2" in
             # Off means off: wait until the namespace's init is gone.
             i=0
             while is_on && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+            # A node that outlives its kill (a process stuck in the kernel) is not
+            # off: say so, and fail the command, so that the BMC reports an error.
+            if is_on; then event off-failed "init=$pid"; exit 1; fi
             # What the running node configured on its NIC (a service address) is
             # lost with its power: the NIC comes back with its own address only.
             nsenter --net="$netns" -- ip addr flush dev eth0
@@ -1688,7 +1777,9 @@ case "$1 $2" in
         if [ -e "$dir/lie" ]; then event lied-off; exit 0; fi
         echo off > "$dir/state.new" && mv "$dir/state.new" "$dir/state"
         event off
-        if [ "$(state "$other")" = off ]; then "$node_power" set power 0; fi
+        # The node's own program says whether the node really went off; its
+        # failure is this supply's failure.
+        if [ "$(state "$other")" = off ]; then "$node_power" set power 0 || exit 1; fi
         ;;
     1)
         echo on > "$dir/state.new" && mv "$dir/state.new" "$dir/state"
@@ -1818,6 +1909,12 @@ mod tests {
         for part in parts {
             assert!(readme.contains(&part), "{part}");
         }
+        let settings = settings_commands();
+        assert!(
+            readme.contains(&format!("```sh\n{settings}```\n")),
+            "the README does not show the lab's settings:\n{settings}"
+        );
+        assert!(settings.contains("-t rsc_defaults -n resource-stickiness -v 100\n"));
     }
 
     #[test]

@@ -251,6 +251,11 @@ impl SystemLink {
     pub fn path(&self) -> &Path {
         &self.link
     }
+
+    /// What the link points to while the guard lives.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
 }
 
 impl Drop for SystemLink {
