@@ -254,7 +254,7 @@ impl ApcSnmpSwitch {
                 return Err(DeviceError::UnknownPlug {
                     plug: plug.to_string(),
                     known: format!(
-                        "this PDU ({}) has one unit; unit {unit} does not exist",
+                        "unit 1 only (this {} has one unit; unit {unit} does not exist)",
                         family.title()
                     ),
                 })

@@ -216,10 +216,33 @@ impl IfMibSwitch {
 
 /// The interface of `table` a plug names (see [`IfMibSwitch::resolve`]).
 fn pick(table: &[Interface], plug: &Plug) -> Result<u32, DeviceError> {
+    // `1:N` is the interface with ifIndex N and nothing else (the form the plug
+    // ambiguity error names), unless an interface is called `1:N` itself.
+    if let Plug::OnUnit { unit: 1, outlet } = plug {
+        if let Plug::Number(index) = outlet.as_ref() {
+            let text = plug.to_string();
+            let named = table
+                .iter()
+                .any(|i| i.descr == text || i.name.as_deref() == Some(text.as_str()));
+            if !named {
+                return match table.iter().find(|i| i.index == *index) {
+                    Some(i) => Ok(i.index),
+                    None => Err(DeviceError::UnknownPlug {
+                        plug: text,
+                        known: table
+                            .iter()
+                            .map(Interface::describe)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }),
+                };
+            }
+        }
+    }
     let plug = match plug {
         Plug::Number(_) | Plug::Name(_) => plug.clone(),
-        // `1:2` is a name here (interfaces have no units); `chassis` or nothing
-        // names no port.
+        // Another `a:b` is a name here (interfaces have no units); `chassis` or
+        // nothing names no port.
         Plug::OnUnit { .. } => Plug::Name(plug.to_string()),
         Plug::Chassis => {
             return Err(DeviceError::Failed(
@@ -525,6 +548,25 @@ mod tests {
             // A port named after another's ifIndex.
             row(40001, "1", None),
         ]
+    }
+
+    #[test]
+    fn one_colon_and_an_ifindex_is_that_interface_only_as_the_ambiguity_error_says() {
+        let table = table();
+        // `1` is ifIndex 1 and the name of 40001: ambiguous, and `1:1` says which.
+        let err = pick(&table, &Plug::parse("1")).unwrap_err().to_string();
+        assert!(err.contains("1:N"), "{err}");
+        assert_eq!(pick(&table, &Plug::parse("1:1")), Ok(1));
+        assert_eq!(pick(&table, &Plug::parse("1:40001")), Ok(40001));
+        assert!(pick(&table, &Plug::parse("1:7")).is_err());
+        // An interface called `1:1` itself is not overruled by the form.
+        let mut named = table.clone();
+        named.push(Interface {
+            index: 50001,
+            descr: "1:1".into(),
+            name: None,
+        });
+        assert_eq!(pick(&named, &Plug::parse("1:1")), Ok(50001));
     }
 
     #[test]
