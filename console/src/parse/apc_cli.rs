@@ -72,8 +72,19 @@ pub fn parse_ol_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
     check_result(text)?;
     let mut outlets = Vec::new();
     for line in lines(text) {
-        if let Some(outlet) = outlet_line(line) {
-            add(&mut outlets, outlet, LISTING)?;
+        match outlet_line(line) {
+            Some(outlet) => add(&mut outlets, outlet, LISTING)?,
+            // Every line of the answer that starts with a number is an outlet's:
+            // one we cannot read would drop out of the plug lookup (an outlet
+            // named alike would then not make the plug ambiguous), so it fails the
+            // listing rather than being skipped.
+            None if line.trim_start().starts_with(|c: char| c.is_ascii_digit()) => {
+                return Err(ParseError::BadLine {
+                    listing: LISTING,
+                    line: line.trim().chars().take(80).collect(),
+                })
+            }
+            None => {}
         }
     }
     finish(outlets, LISTING)
@@ -115,6 +126,17 @@ mod tests {
 
     const LISTING_TEXT: &str =
         "olStatus all\nE000: Success\n 1: Outlet 1: On\n 2: db-node2: Off\n10: web: front: ON\n";
+
+    #[test]
+    fn an_outlet_line_we_cannot_read_fails_the_listing_rather_than_dropping_out() {
+        for line in [" 2: DB1: On *", " 2  DB1: On"] {
+            let text = format!("olStatus all\nE000: Success\n 1: db1: On\n{line}\n");
+            assert!(
+                matches!(parse_ol_status(&text), Err(ParseError::BadLine { .. })),
+                "{line}"
+            );
+        }
+    }
 
     #[test]
     fn ol_status_lines_give_number_name_and_state() {

@@ -30,11 +30,32 @@ const LISTING: &str = "APC outlet menu";
 pub fn parse_outlet_menu(text: &str) -> Result<Vec<Outlet>, ParseError> {
     let mut outlets = Vec::new();
     for line in lines(text) {
-        if let Some(outlet) = outlet_line(line) {
-            add(&mut outlets, outlet, LISTING)?;
+        match outlet_line(line) {
+            Some(outlet) => add(&mut outlets, outlet, LISTING)?,
+            // An `N- ...` line with an ON or OFF word that is not an outlet line we
+            // can read: skipped, it would drop out of the plug lookup.
+            None if looks_like_an_outlet(line) => {
+                return Err(ParseError::BadLine {
+                    listing: LISTING,
+                    line: line.trim().chars().take(80).collect(),
+                })
+            }
+            None => {}
         }
     }
     finish(outlets, LISTING)
+}
+
+/// `N- text` with a word ON or OFF in the text: an outlet line, not a menu entry.
+fn looks_like_an_outlet(line: &str) -> bool {
+    let line = line.trim();
+    let Some(digits_end) = line.find(|c: char| !c.is_ascii_digit()) else {
+        return false;
+    };
+    digits_end > 0
+        && line[digits_end..]
+            .strip_prefix("- ")
+            .is_some_and(|rest| rest.split_whitespace().any(|w| w == "ON" || w == "OFF"))
 }
 
 fn outlet_line(line: &str) -> Option<Outlet> {
@@ -65,6 +86,15 @@ mod tests {
     use proptest::prelude::*;
 
     const SCREEN: &str = "------- Outlet Control/Configuration -------\n\n     1- Outlet 1                 ON\n     2- db-node2                 OFF\n     3- db ON call               OFF\n     9- Master Control/Configuration\n\n  <ESC>- Back, <ENTER>- Refresh, <CTRL-L>- Event Log\n> ";
+
+    #[test]
+    fn an_outlet_line_we_cannot_read_fails_the_listing_rather_than_dropping_out() {
+        let text = "     1- db1                 ON\n     2- DB1                 ON *\n     9- Master Control/Configuration\n";
+        assert!(matches!(
+            parse_outlet_menu(text),
+            Err(ParseError::BadLine { .. })
+        ));
+    }
 
     #[test]
     fn outlet_lines_give_number_name_and_state() {

@@ -395,7 +395,12 @@ impl Exchange {
             return self.finish(Err(error));
         }
         flight.left += 1;
-        flight.try_end = std::cmp::min(now + self.peer.request_timeout, self.deadline);
+        // Each try waits twice as long as the one before, up to four request
+        // timeouts: an agent that is slow rather than deaf (a PDU's card busy, a
+        // pass_persist program working through a GetBulk) is not sent ever more
+        // copies of a request it is still working on, each one more to answer.
+        let backoff = 1u32 << flight.left.saturating_sub(1).min(2);
+        flight.try_end = std::cmp::min(now + self.peer.request_timeout * backoff, self.deadline);
         self.transmit = Some(flight.message.clone());
         self.sent += 1;
     }
