@@ -1,4 +1,5 @@
-//! Blanking secrets in the environment block the process started with.
+//! Blanking secrets in the environment and argument blocks the process started
+//! with.
 //!
 //! `std::env::remove_var` takes a variable out of the C library's list, so that no
 //! child inherits it; but the text the kernel copied onto the new process's stack
@@ -59,8 +60,65 @@ pub fn blank_initial(names: &[&str]) -> io::Result<usize> {
     Ok(blanked)
 }
 
+/// Overwrites, in the process's argument block (what `/proc/PID/cmdline` and `ps`
+/// show), every argument that is one of `secrets` (`-p SECRET`) and the part of one
+/// that ends with it after `=` or a short option (`--password=SECRET`, `-pSECRET`).
+/// The program name is left alone. Gives how many arguments were blanked.
+pub fn blank_initial_args(secrets: &[&str]) -> io::Result<usize> {
+    let secrets: Vec<&[u8]> = secrets
+        .iter()
+        .map(|s| s.as_bytes())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if secrets.is_empty() {
+        return Ok(0);
+    }
+    let (start, end) = block(48, 49)?;
+    if end <= start || end - start > MAX_BLOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the argument block's bounds are not usable",
+        ));
+    }
+    let mem = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")?;
+    let mut args = vec![0u8; (end - start) as usize];
+    mem.read_exact_at(&mut args, start)?;
+    let mut blanked = 0;
+    let mut offset = 0usize;
+    for (n, arg) in args.split(|b| *b == 0).enumerate() {
+        let at = offset;
+        offset += arg.len() + 1;
+        if n == 0 {
+            continue;
+        }
+        let hit = secrets.iter().find_map(|secret| {
+            if arg == *secret {
+                return Some(0);
+            }
+            let from = arg.len().checked_sub(secret.len())?;
+            let before = arg[..from].last().copied()?;
+            (arg.ends_with(secret) && arg[0] == b'-' && (before == b'=' || from == 2))
+                .then_some(from)
+        });
+        if let Some(from) = hit {
+            let zeros = vec![0u8; arg.len() - from];
+            mem.write_all_at(&zeros, start + (at + from) as u64)?;
+            blanked += 1;
+        }
+    }
+    Ok(blanked)
+}
+
 /// `env_start` and `env_end` from `/proc/self/stat` (fields 50 and 51).
 fn env_block() -> io::Result<(u64, u64)> {
+    block(50, 51)
+}
+
+/// Two address fields of `/proc/self/stat` (1-based numbers, proc(5)).
+fn block(first: usize, second: usize) -> io::Result<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     // The command name (field 2) is in parentheses and may hold anything; the
     // fields after the last ')' start with field 3.
@@ -80,7 +138,7 @@ fn env_block() -> io::Result<(u64, u64)> {
                 )
             })
     };
-    Ok((field(50)?, field(51)?))
+    Ok((field(first)?, field(second)?))
 }
 
 #[cfg(test)]

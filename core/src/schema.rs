@@ -424,15 +424,24 @@ pub fn normalize(key: &str) -> String {
 /// pasted into the wrong field) must not show it, whatever the order. A front end
 /// that checks parameters of its own before [`validate`] calls this first.
 pub fn watch_inline_secrets(schemas: &[&Schema], raw: &[RawParam]) {
-    for item in raw {
-        if let (Some((spec, SecretSource::Inline)), RawValue::Text(text)) =
-            (lookup(schemas, &normalize(&item.key)), &item.value)
-        {
-            if spec.secret {
-                crate::screen::watch(&Secret::new(text.as_str()));
-            }
-        }
+    for text in inline_secrets(schemas, raw) {
+        crate::screen::watch(&Secret::new(text));
     }
+}
+
+/// The values of the secrets given inline in `raw` (a password typed as itself,
+/// not as a file, script or variable that holds it).
+pub fn inline_secrets<'r>(schemas: &[&Schema], raw: &'r [RawParam]) -> Vec<&'r str> {
+    raw.iter()
+        .filter_map(
+            |item| match (lookup(schemas, &normalize(&item.key)), &item.value) {
+                (Some((spec, SecretSource::Inline)), RawValue::Text(text)) if spec.secret => {
+                    Some(text.as_str())
+                }
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 /// Validates `raw` against the union of `schemas`. When the same parameter is given

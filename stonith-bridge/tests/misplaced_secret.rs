@@ -81,3 +81,61 @@ fn a_password_given_for_cluster_glues_priv_or_passwd_method_is_not_echoed() {
         );
     }
 }
+
+/// A password given on the command line (`--password SECRET`, `--password=SECRET`) is
+/// blanked in the agent's own argument block once it is read: the device script
+/// reads the agent's /proc/PID/cmdline (the agent is the ancestor running
+/// stonith-bridge) while the agent runs.
+#[test]
+fn a_password_on_the_command_line_leaves_the_agents_cmdline_once_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("cmdline");
+    let script = dir.path().join("device");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\np=$PPID\nwhile [ \"$p\" -gt 1 ]; do\n\
+             case \"$(readlink /proc/$p/exe)\" in *stonith-bridge*) break ;; esac\n\
+             p=$(awk '{{print $4}}' /proc/$p/stat)\ndone\n\
+             tr '\\0' ' ' < /proc/$p/cmdline >> '{}'\necho >> '{}'\n\
+             case \"$1\" in status) echo on ;; esac\n",
+            seen.display(),
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pw = "Zq8ArgvPw-5c1";
+    for form in [
+        vec!["--password", pw],
+        vec![&format!("--password={pw}")[..]],
+    ] {
+        let mut args = vec![
+            "fence-agent".to_string(),
+            "script".into(),
+            "-o".into(),
+            "status".into(),
+            "--script".into(),
+            script.display().to_string(),
+            "-n".into(),
+            "1".into(),
+        ];
+        args.extend(form.iter().map(|s| s.to_string()));
+        let out = Command::new(BIN)
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{said}");
+    }
+    let cmdlines = std::fs::read_to_string(&seen).unwrap();
+    assert!(cmdlines.contains("fence-agent script"), "{cmdlines}");
+    assert!(!cmdlines.contains("Zq8ArgvPw"), "{cmdlines}");
+    assert!(cmdlines.contains("--password="), "{cmdlines}");
+}

@@ -104,7 +104,16 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     let mut raw = match stdin_raw {
         Some(raw) => raw,
         None => match options::from_args(&schemas, args) {
-            Ok(raw) => raw,
+            Ok(raw) => {
+                // A password given as `-p SECRET` stays in /proc/PID/cmdline (and
+                // `ps`) for the whole run unless the argument block is blanked (it
+                // was visible until now, which fence-agents' own warning about
+                // passwords on the command line is for). Best effort: without /proc
+                // the arguments stay as they were.
+                let secrets = fencekit_core::schema::inline_secrets(&schemas, &raw);
+                let _ = fencekit_core::environ::blank_initial_args(&secrets);
+                raw
+            }
             Err(e) => {
                 logging::report!("{name}: {e}\nRun `{name} --help` for the options.");
                 return Stage::Done(FAIL);
