@@ -184,6 +184,15 @@ impl ApcSnmpSwitch {
             };
             outlets.push((instance, text));
         }
+        if let Some(missing) = numbering_gap(&outlets) {
+            return Err(DeviceError::Protocol(format!(
+                "{} ({}): the outlet table skips outlet {missing}; refusing to pick outlets \
+                 from a table missing a row (an outlet named like the plug could be the \
+                 one missing)",
+                self.agent.endpoint(),
+                family.title()
+            )));
+        }
         Ok(outlets)
     }
 
@@ -585,6 +594,35 @@ impl PowerSwitch for ApcSnmpSwitch {
     }
 }
 
+/// The first outlet a listing skips: APC numbers the outlets of a unit 1, 2, ... N,
+/// so a row missing between two listed ones (an agent that failed to read it) is
+/// told here, as `unit:outlet` on a chain. `None` when every unit's rows run on.
+fn numbering_gap(outlets: &[(Instance, String)]) -> Option<String> {
+    let mut per_unit: std::collections::BTreeMap<Option<u32>, Vec<u32>> = Default::default();
+    for (instance, _) in outlets {
+        match instance.as_slice() {
+            [unit, outlet] => per_unit.entry(Some(*unit)).or_default().push(*outlet),
+            [outlet] => per_unit.entry(None).or_default().push(*outlet),
+            _ => {}
+        }
+    }
+    for (unit, mut numbers) in per_unit {
+        numbers.sort_unstable();
+        numbers.dedup();
+        let mut expected = 1u32;
+        for n in numbers {
+            if n > expected {
+                return Some(match unit {
+                    Some(unit) => format!("{unit}:{expected}"),
+                    None => expected.to_string(),
+                });
+            }
+            expected = n.saturating_add(1);
+        }
+    }
+    None
+}
+
 const PARAMS: &[ParamSpec] = &[
     device_params::ip("IP address or host name of the PDU"),
     device_params::ipport("UDP port of the PDU's SNMP agent (default 161); with transport=ssh alone, the \
@@ -716,6 +754,23 @@ pub const SCHEMA: Schema = Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_missing_between_listed_outlets_is_found() {
+        let rows = |numbers: &[&[u32]]| -> Vec<(Instance, String)> {
+            numbers
+                .iter()
+                .map(|n| (n.to_vec(), String::new()))
+                .collect()
+        };
+        assert_eq!(numbering_gap(&rows(&[&[1], &[2], &[3]])), None);
+        assert_eq!(numbering_gap(&rows(&[&[1], &[3]])), Some("2".into()));
+        assert_eq!(numbering_gap(&rows(&[&[2], &[3]])), Some("1".into()));
+        assert_eq!(
+            numbering_gap(&rows(&[&[1, 1], &[1, 2], &[2, 1], &[2, 3]])),
+            Some("2:2".into())
+        );
+    }
     use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
     use fencekit_snmp::{SecLevel, Version};
 
