@@ -596,7 +596,8 @@ impl PowerSwitch for ApcSnmpSwitch {
 
 /// The first outlet a listing skips: APC numbers the outlets of a unit 1, 2, ... N,
 /// so a row missing between two listed ones (an agent that failed to read it) is
-/// told here, as `unit:outlet` on a chain. `None` when every unit's rows run on.
+/// told here, as `unit:outlet` on a chain. `None` when every unit's rows run on. A
+/// unit's first or last rows missing cannot be told from its numbering.
 fn numbering_gap(outlets: &[(Instance, String)]) -> Option<String> {
     let mut per_unit: std::collections::BTreeMap<Option<u32>, Vec<u32>> = Default::default();
     for (instance, _) in outlets {
@@ -609,7 +610,7 @@ fn numbering_gap(outlets: &[(Instance, String)]) -> Option<String> {
     for (unit, mut numbers) in per_unit {
         numbers.sort_unstable();
         numbers.dedup();
-        let mut expected = 1u32;
+        let mut expected = numbers.first().copied().unwrap_or(1);
         for n in numbers {
             if n > expected {
                 return Some(match unit {
@@ -765,7 +766,7 @@ mod tests {
         };
         assert_eq!(numbering_gap(&rows(&[&[1], &[2], &[3]])), None);
         assert_eq!(numbering_gap(&rows(&[&[1], &[3]])), Some("2".into()));
-        assert_eq!(numbering_gap(&rows(&[&[2], &[3]])), Some("1".into()));
+        assert_eq!(numbering_gap(&rows(&[&[2], &[3]])), None);
         assert_eq!(
             numbering_gap(&rows(&[&[1, 1], &[1, 2], &[2, 1], &[2, 3]])),
             Some("2:2".into())
