@@ -192,13 +192,7 @@ pub fn watch(secret: &Secret) {
     if text.chars().count() < SCREEN_MIN_LEN {
         return;
     }
-    // The secret's bytes in hexadecimal, as folded (lower case, no blanks between
-    // the pairs).
-    let mut hex = Zeroizing::new(String::with_capacity(secret.expose().len() * 2));
-    for b in secret.expose().bytes() {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-    }
+    let hex = hex_of(secret.expose());
     with_watchlist(|list| {
         for (text, folded) in [(text, is_folded), (hex, true)] {
             let hash = list.keys.hash_one((folded, text.as_str()));
@@ -278,13 +272,19 @@ pub fn shows_any_piece<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str
                 }
             }
         }
-        let mut hex = Zeroizing::new(String::with_capacity(secret.len() * 2));
-        for b in secret.bytes() {
-            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-        }
-        hex_only.contains(hex.as_str())
+        hex_only.contains(hex_of(secret).as_str())
     })
+}
+
+/// A secret's bytes in hexadecimal as texts are compared with it folded: lower case,
+/// nothing between the pairs.
+fn hex_of(secret: &str) -> Zeroizing<String> {
+    let mut hex = Zeroizing::new(String::with_capacity(secret.len() * 2));
+    for b in secret.bytes() {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+    }
+    hex
 }
 
 /// `text` with `%XX` and `\xNN` escapes decoded (as bytes, read as UTF-8 lossily).
