@@ -21,12 +21,20 @@ fn closed_pipe() -> Stdio {
 /// Runs the fence agent for `plugin` with `options` on stdin and `stdout`/`stderr`
 /// as given, killed by its PID after 30 s, and gives its exit code.
 fn agent_exit(options: &str, stdout: Stdio, stderr: Stdio) -> Option<i32> {
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(["fence-agent", "sim"])
+        .stdout(stdout)
+        .stderr(stderr);
+    exit_of(command, options)
+}
+
+/// Spawns `command` with `options` on its stdin, kills it by its PID past 30 s, and
+/// gives its exit code.
+fn exit_of(mut command: Command, options: &str) -> Option<i32> {
+    let mut child = command
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
-        .stdout(stdout)
-        .stderr(stderr)
         .spawn()
         .unwrap();
     child
@@ -170,32 +178,12 @@ fn a_stderr_nobody_reads_does_not_hold_the_run_past_its_deadline() {
 /// Runs the fence agent for the script plugin with its standard output and error
 /// closed outright (`>&-`, not a pipe), and gives its exit code.
 fn agent_with_closed_descriptors(options: &str) -> Option<i32> {
-    let mut child = Command::new("/bin/sh")
+    let mut command = Command::new("/bin/sh");
+    command
         .args(["-c", "exec \"$0\" fence-agent script >&- 2>&-", BIN])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(options.as_bytes())
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the agent ran past 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .stderr(Stdio::null());
+    exit_of(command, options)
 }
 
 #[test]
