@@ -122,6 +122,22 @@ impl Family {
         self == Family::MasterSwitchPlus
     }
 
+    /// The scalar saying how many switched outlets the unit has, with its MIB name: a
+    /// walk that ends early (an agent losing its last rows) lists fewer, and the
+    /// count tells. A MasterSwitch Plus chain has none we rely on (`None`).
+    pub fn outlet_count_oid(self) -> Option<(Oid, &'static str)> {
+        match self {
+            Family::Rpdu => Some((apc(&[1, 1, 12, 3, 1, 3, 0]), "rPDUOutletDevNumCntrlOutlets")),
+            // rPDU2DevicePropertiesNumSwitchedOutlets of the first (or only) PDU
+            Family::Rpdu2 => Some((
+                apc(&[1, 1, 26, 4, 2, 1, 5, 1]),
+                "rPDU2DevicePropertiesNumSwitchedOutlets",
+            )),
+            Family::MasterSwitch => Some((apc(&[1, 1, 4, 4, 1, 0]), "sPDUOutletControlTableSize")),
+            Family::MasterSwitchPlus => None,
+        }
+    }
+
     /// The read-only column of outlet names we walk to list outlets.
     pub fn name_column(self) -> Oid {
         match self {

@@ -25,6 +25,7 @@
 //! ```text
 //! family rpdu                      # rpdu | rpdu2 | masterswitch | masterswitchplus
 //! reboot_ms 1000                   # how long an outlet reboot keeps it off
+//! counts no                        # the outlet count left out (default yes)
 //! outlet 1 1 on obey - db-1        # unit number state fault pending name...
 //! ```
 //! `pending` is `-` or `on@MS`/`off@MS`: the state the outlet reaches at that Unix time
@@ -102,6 +103,8 @@ pub struct SimPdu {
     pub family: Family,
     pub reboot_ms: u64,
     pub outlets: Vec<SimOutlet>,
+    /// Whether the unit answers its outlet count (`counts no`: older firmware).
+    pub counts: bool,
 }
 
 fn now_ms() -> u64 {
@@ -117,6 +120,7 @@ impl SimPdu {
         SimPdu {
             family,
             reboot_ms: 1000,
+            counts: true,
             outlets: (1..=count)
                 .map(|n| SimOutlet {
                     unit: 1,
@@ -156,6 +160,13 @@ impl SimPdu {
                 }
                 Some("reboot_ms") => {
                     pdu.reboot_ms = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?
+                }
+                Some("counts") => {
+                    pdu.counts = match words.next() {
+                        Some("yes") => true,
+                        Some("no") => false,
+                        _ => return Err(bad()),
+                    }
                 }
                 Some("outlet") => {
                     let unit = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
@@ -202,6 +213,9 @@ impl SimPdu {
             self.family.name(),
             self.reboot_ms
         );
+        if !self.counts {
+            out.push_str("counts no\n");
+        }
         for o in &self.outlets {
             let word = |(on, at): (bool, u64)| format!("{}@{at}", if on { "on" } else { "off" });
             let pending = match (o.pending, o.then) {
@@ -535,6 +549,43 @@ fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
                 put(".1.3.6.1.4.1.318.1.1.6.7.1.1.5", &i, on_off(o.on), None);
                 put(".1.3.6.1.4.1.318.1.1.6.7.1.1.6", &i, pend, None);
             }
+        }
+    }
+    if pdu.counts {
+        // How many outlets the unit has, `error` ones included (their rows are absent
+        // from the tables): rPDUOutletDevNumCntrlOutlets, sPDUOutletControlTableSize
+        // (also kept by rPDU2 firmware), rPDU2DevicePropertiesNumSwitchedOutlets per PDU.
+        let count = |unit: Option<u32>| {
+            let n = pdu
+                .outlets
+                .iter()
+                .filter(|o| unit.map_or(true, |u| o.unit == u))
+                .count();
+            Entry {
+                value: SimValue::Integer(n as i64),
+                write: None,
+                outlet: usize::MAX,
+            }
+        };
+        match pdu.family {
+            Family::Rpdu => {
+                map.insert(oid(".1.3.6.1.4.1.318.1.1.12.3.1.3.0", &[]), count(None));
+            }
+            Family::Rpdu2 => {
+                let mut units: Vec<u32> = pdu.outlets.iter().map(|o| o.unit).collect();
+                units.dedup();
+                for unit in units {
+                    map.insert(
+                        oid(".1.3.6.1.4.1.318.1.1.26.4.2.1.5", &[unit]),
+                        count(Some(unit)),
+                    );
+                }
+                map.insert(oid(".1.3.6.1.4.1.318.1.1.4.4.1.0", &[]), count(None));
+            }
+            Family::MasterSwitch => {
+                map.insert(oid(".1.3.6.1.4.1.318.1.1.4.4.1.0", &[]), count(None));
+            }
+            Family::MasterSwitchPlus => {}
         }
     }
     map

@@ -193,7 +193,43 @@ impl ApcSnmpSwitch {
                 family.title()
             )));
         }
+        self.check_count(session, family, outlets.len()).await?;
         Ok(outlets)
+    }
+
+    /// Refuses a listing with fewer rows than the unit says it has outlets: its last
+    /// rows missing (a walk ended early) could hide a second outlet named like the
+    /// plug, and a host's plug set would shrink to what was listed. A unit that does
+    /// not answer the count (older firmware, a MasterSwitch Plus) is listed as before.
+    async fn check_count(
+        &self,
+        session: &mut Session<'_>,
+        family: Family,
+        listed: usize,
+    ) -> Result<(), DeviceError> {
+        let Some((oid, object)) = family.outlet_count_oid() else {
+            return Ok(());
+        };
+        let response = session.get(std::slice::from_ref(&oid)).await?;
+        match response.binds.first().map(|(_, v)| v) {
+            Some(VarValue::Integer(count)) if response.status == 0 => {
+                if i64::try_from(listed).map_or(false, |listed| listed < *count) {
+                    return Err(DeviceError::Protocol(format!(
+                        "{} ({}): its outlet table lists {listed} outlets and {object} says \
+                         {count}; refusing to pick outlets from a table missing rows (an \
+                         outlet named like the plug could be one missing)",
+                        self.agent.endpoint(),
+                        family.title()
+                    )));
+                }
+            }
+            other => tracing::debug!(
+                device = %self.agent.endpoint(),
+                "{object} not answered ({}): the outlet table is taken as listed",
+                other.map_or_else(|| status_text(&response), VarValue::describe)
+            ),
+        }
+        Ok(())
     }
 
     fn plug_of(family: Family, instance: &[u32]) -> Plug {

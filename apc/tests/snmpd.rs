@@ -845,3 +845,50 @@ async fn method_cycle_drives_an_apc_outlet_off_reads_it_off_and_switches_it_on()
     let outlet = snmpd.state().outlet(1, 2).unwrap().clone();
     assert!(outlet.on && outlet.pending.is_none(), "{outlet:?}");
 }
+
+#[tokio::test]
+async fn a_table_missing_its_last_rows_is_refused_by_the_units_outlet_count() {
+    if peer().is_none() {
+        return;
+    }
+    // Two supplies on outlets named db-1: the second's row is the last one and its
+    // objects are gone (`error`), so the walk ends before it. The unit's own count
+    // says one more: no outlet is switched, neither by name nor by number.
+    for family in [Family::Rpdu, Family::Rpdu2, Family::MasterSwitch] {
+        let mut pdu = named_pdu(family);
+        pdu.outlets[3].name = "db-1".into();
+        pdu.outlets[3].on = true;
+        pdu.outlets[3].fault = Fault::Error;
+        let snmpd = Snmpd::start(&named_pdu(family)).await;
+        snmpd.set_state(&pdu);
+        for version in ["1", "2c"] {
+            let switch = snmpd.switch(&[("community", RW), ("snmp_version", version)]);
+            for plug in [Plug::Name("db-1".into()), Plug::Number(1)] {
+                let err = switch
+                    .switch(&plug, SwitchTo::Off, soon())
+                    .await
+                    .unwrap_err();
+                assert!(
+                    err.to_string().contains("lists 3 outlets")
+                        && err.to_string().contains("says 4"),
+                    "{family:?} v{version} {plug}: {err}"
+                );
+            }
+            assert!(
+                snmpd.state().outlets.iter().all(|o| o.on),
+                "{family:?} v{version}: nothing switched"
+            );
+            let err = switch.list(soon()).await.unwrap_err();
+            assert!(err.to_string().contains("says 4"), "{err}");
+        }
+    }
+
+    // A unit that does not answer the count (older firmware) is listed as before.
+    let mut pdu = named_pdu(Family::Rpdu);
+    pdu.counts = false;
+    let snmpd = Snmpd::start(&pdu).await;
+    for version in ["1", "2c"] {
+        let switch = snmpd.switch(&[("community", RW), ("snmp_version", version)]);
+        assert_eq!(switch.list(soon()).await.unwrap().len(), 4, "v{version}");
+    }
+}
