@@ -213,7 +213,7 @@ impl ApcSnmpSwitch {
         let response = session.get(std::slice::from_ref(&oid)).await?;
         match response.binds.first().map(|(_, v)| v) {
             Some(VarValue::Integer(count)) if response.status == 0 => {
-                if i64::try_from(listed).map_or(false, |listed| listed < *count) {
+                if i64::try_from(listed).is_ok_and(|listed| listed < *count) {
                     return Err(DeviceError::Protocol(format!(
                         "{} ({}): its outlet table lists {listed} outlets and {object} says \
                          {count}; refusing to pick outlets from a table missing rows (an \
