@@ -122,19 +122,36 @@ impl Family {
         self == Family::MasterSwitchPlus
     }
 
-    /// The scalar saying how many switched outlets the unit has, with its MIB name: a
-    /// walk that ends early (an agent losing its last rows) lists fewer, and the
-    /// count tells. A MasterSwitch Plus chain has none we rely on (`None`).
-    pub fn outlet_count_oid(self) -> Option<(Oid, &'static str)> {
+    /// Where the unit says how many switched outlets it has (PowerNet-MIB): a walk
+    /// that ends early (an agent losing its last rows) lists fewer, and the count
+    /// tells.
+    pub fn outlet_count(self) -> OutletCount {
         match self {
-            Family::Rpdu => Some((apc(&[1, 1, 12, 3, 1, 3, 0]), "rPDUOutletDevNumCntrlOutlets")),
-            // rPDU2DevicePropertiesNumSwitchedOutlets of the first (or only) PDU
-            Family::Rpdu2 => Some((
-                apc(&[1, 1, 26, 4, 2, 1, 5, 1]),
-                "rPDU2DevicePropertiesNumSwitchedOutlets",
-            )),
-            Family::MasterSwitch => Some((apc(&[1, 1, 4, 4, 1, 0]), "sPDUOutletControlTableSize")),
-            Family::MasterSwitchPlus => None,
+            Family::Rpdu => OutletCount::Total {
+                oid: apc(&[1, 1, 12, 3, 1, 3, 0]),
+                object: "rPDUOutletDevNumCntrlOutlets",
+            },
+            Family::MasterSwitch => OutletCount::Total {
+                oid: apc(&[1, 1, 4, 4, 1, 0]),
+                object: "sPDUOutletControlTableSize",
+            },
+            // rPDU2DeviceTableSize PDUs (a chain), each with
+            // rPDU2DevicePropertiesNumSwitchedOutlets; their outlets are numbered
+            // through one index.
+            Family::Rpdu2 => OutletCount::PerUnit {
+                units: apc(&[1, 1, 26, 3, 0]),
+                column: apc(&[1, 1, 26, 4, 2, 1, 5]),
+                object: "rPDU2DevicePropertiesNumSwitchedOutlets",
+                by_unit: false,
+            },
+            // sPDUMasterStatusMSPTableSize units, each with
+            // sPDUMasterStatusMSPOutletCount; rows are per unit.
+            Family::MasterSwitchPlus => OutletCount::PerUnit {
+                units: apc(&[1, 1, 6, 4, 1, 0]),
+                column: apc(&[1, 1, 6, 4, 2, 1, 3]),
+                object: "sPDUMasterStatusMSPOutletCount",
+                by_unit: true,
+            },
         }
     }
 
@@ -289,6 +306,22 @@ impl Family {
             )),
         })
     }
+}
+
+/// How a family tells its outlet count ([`Family::outlet_count`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutletCount {
+    /// One scalar: every outlet of the unit.
+    Total { oid: Oid, object: &'static str },
+    /// A scalar counting units, and a column (indexed by unit) counting each one's
+    /// outlets; `by_unit`: the outlet table's rows name their unit, and each unit's
+    /// rows are checked against its own count (else the total against the sum).
+    PerUnit {
+        units: Oid,
+        column: Oid,
+        object: &'static str,
+        by_unit: bool,
+    },
 }
 
 /// The error for a sysObjectID we have no profile for.

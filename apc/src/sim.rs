@@ -554,36 +554,42 @@ fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
     if pdu.counts {
         // How many outlets the unit has, `error` ones included (their rows are absent
         // from the tables): rPDUOutletDevNumCntrlOutlets, sPDUOutletControlTableSize
-        // (also kept by rPDU2 firmware), rPDU2DevicePropertiesNumSwitchedOutlets per PDU.
-        let count = |unit: Option<u32>| {
-            let n = pdu
-                .outlets
-                .iter()
-                .filter(|o| unit.map_or(true, |u| o.unit == u))
-                .count();
-            Entry {
-                value: SimValue::Integer(n as i64),
-                write: None,
-                outlet: usize::MAX,
+        // (also kept by rPDU2 firmware); per unit of a chain, with the number of units:
+        // rPDU2DeviceTableSize and rPDU2DevicePropertiesNumSwitchedOutlets,
+        // sPDUMasterStatusMSPTableSize and sPDUMasterStatusMSPOutletCount.
+        let integer = |n: usize| Entry {
+            value: SimValue::Integer(n as i64),
+            write: None,
+            outlet: usize::MAX,
+        };
+        let mut units: Vec<u32> = pdu.outlets.iter().map(|o| o.unit).collect();
+        units.sort_unstable();
+        units.dedup();
+        let mut per_unit = |count_of_units: &str, column: &str| {
+            map.insert(oid(count_of_units, &[]), integer(units.len()));
+            for unit in &units {
+                let n = pdu.outlets.iter().filter(|o| o.unit == *unit).count();
+                map.insert(oid(column, &[*unit]), integer(n));
             }
         };
         match pdu.family {
+            Family::Rpdu2 => per_unit(
+                ".1.3.6.1.4.1.318.1.1.26.3.0",
+                ".1.3.6.1.4.1.318.1.1.26.4.2.1.5",
+            ),
+            Family::MasterSwitchPlus => per_unit(
+                ".1.3.6.1.4.1.318.1.1.6.4.1.0",
+                ".1.3.6.1.4.1.318.1.1.6.4.2.1.3",
+            ),
+            Family::Rpdu | Family::MasterSwitch => {}
+        }
+        let total = integer(pdu.outlets.len());
+        match pdu.family {
             Family::Rpdu => {
-                map.insert(oid(".1.3.6.1.4.1.318.1.1.12.3.1.3.0", &[]), count(None));
+                map.insert(oid(".1.3.6.1.4.1.318.1.1.12.3.1.3.0", &[]), total);
             }
-            Family::Rpdu2 => {
-                let mut units: Vec<u32> = pdu.outlets.iter().map(|o| o.unit).collect();
-                units.dedup();
-                for unit in units {
-                    map.insert(
-                        oid(".1.3.6.1.4.1.318.1.1.26.4.2.1.5", &[unit]),
-                        count(Some(unit)),
-                    );
-                }
-                map.insert(oid(".1.3.6.1.4.1.318.1.1.4.4.1.0", &[]), count(None));
-            }
-            Family::MasterSwitch => {
-                map.insert(oid(".1.3.6.1.4.1.318.1.1.4.4.1.0", &[]), count(None));
+            Family::Rpdu2 | Family::MasterSwitch => {
+                map.insert(oid(".1.3.6.1.4.1.318.1.1.4.4.1.0", &[]), total);
             }
             Family::MasterSwitchPlus => {}
         }

@@ -13,8 +13,8 @@ use fencekit_core::{
     PowerSwitch, Schema, SwitchTo,
 };
 
-use crate::profile::{self, Command, Family, Instance};
-use fencekit_snmp::ber::{self, SetValue};
+use crate::profile::{self, Command, Family, Instance, OutletCount};
+use fencekit_snmp::ber::{self, Oid, SetValue};
 use fencekit_snmp::params as snmp_params;
 use fencekit_snmp::{Agent, Credentials, Resend, Response, Session, VarValue};
 
@@ -23,6 +23,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The write community fence_apc_snmp assumes when none is given (APC's factory one).
 const FACTORY_COMMUNITY: &str = "private";
+
+/// The most units a chain is taken to have (APC chains four; a larger count is a
+/// unit's error, not a reason to ask it for hundreds of objects).
+const MAX_UNITS: u32 = 16;
 
 /// How many outlets' state objects go into one GetRequest while listing.
 const LIST_BATCH: usize = 8;
@@ -193,43 +197,128 @@ impl ApcSnmpSwitch {
                 family.title()
             )));
         }
-        self.check_count(session, family, outlets.len()).await?;
+        self.check_count(session, family, &outlets).await?;
         Ok(outlets)
     }
 
-    /// Refuses a listing with fewer rows than the unit says it has outlets: its last
-    /// rows missing (a walk ended early) could hide a second outlet named like the
-    /// plug, and a host's plug set would shrink to what was listed. A unit that does
-    /// not answer the count (older firmware, a MasterSwitch Plus) is listed as before.
+    /// Refuses a listing with fewer rows than the unit says it has outlets: its
+    /// first or last rows missing (a walk ended early) could hide a second outlet
+    /// named like the plug, and a host's plug set would shrink to what was listed. A
+    /// unit that does not answer its count is listed as before, with a warning.
     async fn check_count(
         &self,
         session: &mut Session<'_>,
         family: Family,
-        listed: usize,
+        outlets: &[(Instance, String)],
     ) -> Result<(), DeviceError> {
-        let Some((oid, object)) = family.outlet_count_oid() else {
-            return Ok(());
+        let missing = |what: String, listed: usize, count: i64| {
+            DeviceError::Protocol(format!(
+                "{} ({}): its outlet table lists {listed} outlets{what} and {} says {count}; \
+                 refusing to pick outlets from a table missing rows (an outlet named like the \
+                 plug could be one missing)",
+                self.agent.endpoint(),
+                family.title(),
+                match family.outlet_count() {
+                    OutletCount::Total { object, .. } | OutletCount::PerUnit { object, .. } =>
+                        object,
+                }
+            ))
         };
-        let response = session.get(std::slice::from_ref(&oid)).await?;
-        match response.binds.first().map(|(_, v)| v) {
-            Some(VarValue::Integer(count)) if response.status == 0 => {
-                if i64::try_from(listed).is_ok_and(|listed| listed < *count) {
+        let fewer = |listed: usize, count: i64| i64::try_from(listed).is_ok_and(|l| l < count);
+        match family.outlet_count() {
+            OutletCount::Total { oid, object } => {
+                let Some(count) = self.count_of(session, &[oid], object).await?.pop() else {
+                    return Ok(());
+                };
+                if fewer(outlets.len(), count) {
+                    return Err(missing(String::new(), outlets.len(), count));
+                }
+            }
+            OutletCount::PerUnit {
+                units,
+                column,
+                object,
+                by_unit,
+            } => {
+                let at = |unit: u32| [column.as_slice(), &[unit]].concat();
+                // The unit count and the first unit's outlets in one exchange.
+                let first = self.count_of(session, &[units, at(1)], object).await?;
+                let [units, first] = first[..] else {
+                    return Ok(());
+                };
+                let said = units;
+                let units = u32::try_from(said)
+                    .ok()
+                    .filter(|u| (1..=MAX_UNITS).contains(u));
+                let Some(units) = units else {
                     return Err(DeviceError::Protocol(format!(
-                        "{} ({}): its outlet table lists {listed} outlets and {object} says \
-                         {count}; refusing to pick outlets from a table missing rows (an \
-                         outlet named like the plug could be one missing)",
+                        "{} ({}): it says it has {said} units in its chain; refusing a table \
+                         fencekit cannot check",
                         self.agent.endpoint(),
                         family.title()
                     )));
+                };
+                let mut counts = vec![first];
+                if units > 1 {
+                    let rest: Vec<Oid> = (2..=units).map(at).collect();
+                    match self.count_of(session, &rest, object).await? {
+                        more if more.len() == rest.len() => counts.extend(more),
+                        _ => return Ok(()),
+                    }
+                }
+                if by_unit {
+                    for (unit, count) in (1..=units).zip(&counts) {
+                        let listed = outlets
+                            .iter()
+                            .filter(|(i, _)| i.first() == Some(&unit))
+                            .count();
+                        if fewer(listed, *count) {
+                            return Err(missing(format!(" on unit {unit}"), listed, *count));
+                        }
+                    }
+                } else if fewer(outlets.len(), counts.iter().sum()) {
+                    return Err(missing(String::new(), outlets.len(), counts.iter().sum()));
                 }
             }
-            other => tracing::debug!(
-                device = %self.agent.endpoint(),
-                "{object} not answered ({}): the outlet table is taken as listed",
-                other.map_or_else(|| status_text(&response), VarValue::describe)
-            ),
         }
         Ok(())
+    }
+
+    /// The integers at `oids` in one GetRequest; empty (and a warning) when the unit
+    /// does not answer them all, as firmware without the objects would.
+    async fn count_of(
+        &self,
+        session: &mut Session<'_>,
+        oids: &[Oid],
+        object: &str,
+    ) -> Result<Vec<i64>, DeviceError> {
+        let response = session.get(oids).await?;
+        let counts: Vec<i64> = response
+            .binds
+            .iter()
+            .filter_map(|(_, value)| match value {
+                VarValue::Integer(n) if response.status == 0 => Some(*n),
+                _ => None,
+            })
+            .collect();
+        if counts.len() == oids.len() {
+            return Ok(counts);
+        }
+        let answer = match response
+            .binds
+            .iter()
+            .find(|(_, v)| !matches!(v, VarValue::Integer(_)))
+        {
+            Some((_, value)) if response.status == 0 => value.describe(),
+            _ => status_text(&response),
+        };
+        tracing::warn!(
+            device = %self.agent.endpoint(),
+            "{object} not answered ({answer}): the outlet table is taken as listed, and a \
+             row it leaves out cannot be told; name a host's every outlet (hostmap) or use \
+             outlet numbers"
+        );
+        Ok(Vec::new())
     }
 
     fn plug_of(family: Family, instance: &[u32]) -> Plug {
@@ -384,6 +473,15 @@ impl ApcSnmpSwitch {
             let by_number = vec![1, number];
             if listed.iter().any(|(i, _)| *i == by_number) && !found.contains(&by_number) {
                 found.push(by_number);
+            }
+        }
+        // The rule of resolve_outlet across the units: beside a match, a name that
+        // differs only in case or blanks is the other supply, and the plug ambiguous.
+        if !found.is_empty() {
+            for (instance, name) in listed {
+                if fencekit_core::power::names_alike(name, text) && !found.contains(instance) {
+                    found.push(instance.clone());
+                }
             }
         }
         match found.as_slice() {

@@ -892,3 +892,74 @@ async fn a_table_missing_its_last_rows_is_refused_by_the_units_outlet_count() {
         assert_eq!(switch.list(soon()).await.unwrap().len(), 4, "v{version}");
     }
 }
+
+/// A MasterSwitch Plus chain of two units of four outlets, `node1` on 1:4 and 2:4
+/// (a machine with two supplies on two units).
+fn chain_of_two() -> SimPdu {
+    let mut pdu = SimPdu::new(Family::MasterSwitchPlus, 8);
+    for o in &mut pdu.outlets {
+        if o.number > 4 {
+            o.unit = 2;
+            o.number -= 4;
+        }
+    }
+    pdu.outlet_mut(1, 4).unwrap().name = "node1".into();
+    pdu.outlet_mut(2, 4).unwrap().name = "node1".into();
+    pdu
+}
+
+#[tokio::test]
+async fn a_chain_missing_a_units_last_or_first_row_is_refused_by_that_units_outlet_count() {
+    if peer().is_none() {
+        return;
+    }
+    let snmpd = Snmpd::start(&chain_of_two()).await;
+    // Unit 1's last row (one of node1's supplies) gone, then unit 2's first: the
+    // numbering of what is left has no gap, the unit's own count tells.
+    for (unit, number) in [(1, 4), (2, 1)] {
+        let mut pdu = chain_of_two();
+        pdu.outlet_mut(2, 1).unwrap().name = if unit == 2 { "node1" } else { "spare" }.into();
+        pdu.outlet_mut(unit, number).unwrap().fault = Fault::Error;
+        snmpd.set_state(&pdu);
+        for version in ["1", "2c"] {
+            let switch = snmpd.switch(&[("community", RW), ("snmp_version", version)]);
+            let err = switch
+                .switch(&Plug::Name("node1".into()), SwitchTo::Off, soon())
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("lists 3 outlets on unit {unit}"))
+                    && err
+                        .to_string()
+                        .contains("sPDUMasterStatusMSPOutletCount says 4"),
+                "{unit}:{number} v{version}: {err}"
+            );
+            assert!(
+                snmpd.state().outlets.iter().all(|o| o.on),
+                "nothing switched"
+            );
+        }
+    }
+    // Whole, the name is on two units: ambiguous, and so is a name that differs from
+    // the other supply's only in case.
+    let mut pdu = chain_of_two();
+    pdu.outlet_mut(2, 4).unwrap().name = "NODE1 ".into();
+    snmpd.set_state(&pdu);
+    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+    let err = switch
+        .switch(&Plug::Name("node1".into()), SwitchTo::Off, soon())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
+    assert!(err.to_string().contains("1:4, 2:4"), "{err}");
+    assert!(
+        snmpd.state().outlets.iter().all(|o| o.on),
+        "nothing switched"
+    );
+    switch
+        .switch(&Plug::parse("2:4"), SwitchTo::Off, soon())
+        .await
+        .unwrap();
+    assert!(!snmpd.state().outlet(2, 4).unwrap().on);
+}

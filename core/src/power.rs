@@ -167,7 +167,7 @@ pub fn resolve_outlet<'a>(
             // ambiguous, never the exactly matching outlet alone.
             if !found.is_empty() {
                 for (number, name) in outlets.clone() {
-                    if name.trim().eq_ignore_ascii_case(text.trim()) && !found.contains(&number) {
+                    if names_alike(name, text) && !found.contains(&number) {
                         found.push(number);
                     }
                 }
@@ -200,6 +200,12 @@ pub fn resolve_outlet<'a>(
                 .join(", "),
         }),
     }
+}
+
+/// Two outlet names that differ only in ASCII case or surrounding blanks: beside an
+/// exact match, such an outlet makes a name ambiguous ([`resolve_outlet`]).
+pub fn names_alike(name: &str, text: &str) -> bool {
+    name.trim().eq_ignore_ascii_case(text.trim())
 }
 
 /// `plug` (an outlet number as a device listed it) as the address `unit:number`,
