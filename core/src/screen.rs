@@ -240,14 +240,17 @@ pub fn shows_any<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> 
 pub const PIECE_LEN: usize = 6;
 
 /// Whether a text a program wrote (a script's error line) shows any of `secrets`,
-/// however it wrote it: folded ([`find`]); percent-encoded or in `\xNN` escapes (a
-/// URL with the credential in it, a tool's byte dump); in hexadecimal with any
-/// separators between the pairs; or in part, any [`PIECE_LEN`] characters of it in
-/// a row (a message cut short). Stricter than the process-wide screen, for text
-/// that comes from a program handed the secret.
+/// however it wrote it: folded ([`find`]); percent-encoded, in `\xNN`, `\uXXXX` or
+/// octal `\NNN` escapes (a URL with the credential in it, a tool's byte dump, JSON);
+/// in base64 (an HTTP Basic `Authorization` header that `curl -v` prints, whatever
+/// came before the secret in it); in hexadecimal with any separators between the
+/// pairs; or in part, any [`PIECE_LEN`] characters of it in a row (a message cut
+/// short). Stricter than the process-wide screen, for text that comes from a
+/// program handed the secret.
 pub fn shows_any_piece<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> bool {
     let decoded = decode_escapes(text);
-    let folded = [fold(text), fold(&decoded)];
+    let unbased = decode_base64_runs(text);
+    let folded = [fold(text), fold(&decoded), fold(&unbased)];
     let hex_only: Zeroizing<String> = Zeroizing::new(
         text.chars()
             .filter(char::is_ascii_hexdigit)
@@ -258,7 +261,7 @@ pub fn shows_any_piece<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str
         if secret.is_empty() {
             return false;
         }
-        if text.contains(secret) || decoded.contains(secret) {
+        if text.contains(secret) || decoded.contains(secret) || unbased.contains(secret) {
             return true;
         }
         let wanted = fold(secret);
@@ -287,26 +290,76 @@ fn hex_of(secret: &str) -> Zeroizing<String> {
     hex
 }
 
-/// `text` with `%XX` and `\xNN` escapes decoded (as bytes, read as UTF-8 lossily).
+/// Every run of base64 characters (standard or URL-safe alphabet) in `text` of at
+/// least [`PIECE_LEN`], decoded from each of its four alignments (a run may begin
+/// before the encoding does), one decoding a line, read as UTF-8 lossily.
+fn decode_base64_runs(text: &str) -> Zeroizing<String> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine as _;
+    const ENGINE: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+    );
+    let mut out = Zeroizing::new(String::new());
+    let is_b64 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_');
+    for run in text.as_bytes().split(|b| !is_b64(*b)) {
+        if run.len() < PIECE_LEN {
+            continue;
+        }
+        let run: Zeroizing<Vec<u8>> = Zeroizing::new(
+            run.iter()
+                .map(|b| match b {
+                    b'-' => b'+',
+                    b'_' => b'/',
+                    other => *other,
+                })
+                .collect(),
+        );
+        for start in 0..4.min(run.len()) {
+            let mut part = &run[start..];
+            if part.len() % 4 == 1 {
+                part = &part[..part.len() - 1];
+            }
+            if let Ok(bytes) = ENGINE.decode(part) {
+                let bytes = Zeroizing::new(bytes);
+                out.push_str(&String::from_utf8_lossy(&bytes));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// `text` with `%XX`, `\xNN`, `\uXXXX` and octal `\NNN` escapes decoded (as bytes,
+/// read as UTF-8 lossily).
 fn decode_escapes(text: &str) -> Zeroizing<String> {
     let bytes = text.as_bytes();
     let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let octal = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(8));
+    let byte = |digits: &[Option<u32>], radix: u32| {
+        digits
+            .iter()
+            .try_fold(0u32, |value, d| d.map(|d| value * radix + d))
+            .and_then(|value| u8::try_from(value).ok())
+    };
     let mut i = 0;
     while i < bytes.len() {
-        let (skip, value) = match (
-            bytes[i],
-            bytes.get(i + 1),
-            bytes.get(i + 2),
-            bytes.get(i + 3),
-        ) {
-            (b'%', Some(&h), Some(&l), _) => (3, hex(h).zip(hex(l))),
-            (b'\\', Some(b'x' | b'X'), Some(&h), Some(&l)) => (4, hex(h).zip(hex(l))),
+        let at = |k: usize| bytes.get(i + k);
+        let (skip, value) = match (bytes[i], at(1), at(2), at(3)) {
+            (b'%', ..) => (3, byte(&[hex(at(1)), hex(at(2))], 16)),
+            (b'\\', Some(b'x' | b'X'), ..) => (4, byte(&[hex(at(2)), hex(at(3))], 16)),
+            // JSON's `\u00XX` (a secret's ASCII characters escaped one by one).
+            (b'\\', Some(b'u'), Some(b'0'), Some(b'0')) => (6, byte(&[hex(at(4)), hex(at(5))], 16)),
+            // Octal `\NNN`, as `printf %q`, `od -b` and C strings write a byte.
+            (b'\\', ..) => (4, byte(&[octal(at(1)), octal(at(2)), octal(at(3))], 8)),
             _ => (1, None),
         };
         match value {
-            Some((h, l)) => {
-                out.push(h << 4 | l);
+            Some(value) => {
+                out.push(value);
                 i += skip;
             }
             None => {
@@ -372,6 +425,12 @@ mod tests {
             "dump: \\x5a\\x71\\x38\\x24\\x65\\x63\\x72\\x65\\x74\\x2f\\x50\\x77\\x2b\\x31\\x35",
             "bytes 5a:71:38:24:65:63:72:65:74:2f:50:77:2b:31:35",
             "login failed for password Zq8$ecret/P",
+            // curl -v with HTTP Basic: base64 of `admin:` and the secret
+            "> Authorization: Basic YWRtaW46WnE4JGVjcmV0L1B3KzE1",
+            "token WnE4JGVjcmV0L1B3KzE1 refused",
+            "hdr=BasicYWRtaW46WnE4JGVjcmV0L1B3KzE1",
+            "{\"password\": \"\\u005a\\u0071\\u0038\\u0024\\u0065\\u0063\\u0072\\u0065\\u0074\\u002f\"}",
+            "\\132\\161\\070\\044\\145\\143\\162\\145\\164",
         ] {
             assert!(shows_any_piece(text, [secret]), "{text}");
         }
