@@ -1,6 +1,7 @@
 //! The cluster-glue *external* stonith plugin API (`external/fencekit-<plugin>`):
-//! one operation per run as argv, parameters in environment variables named exactly
-//! like the names `getconfignames` prints, exit status 0 for success. `off` and
+//! one operation per run as argv, parameters in environment variables (the names
+//! `getconfignames` prints and every other name fencekit reads), exit status 0 for
+//! success. `off` and
 //! `reset` succeed only when the fence algorithm confirmed power off.
 
 use std::time::Duration;
@@ -72,6 +73,18 @@ const GLUE_NAMES: &[(&str, &str, &str)] = &[
     ("apc", "community", "community"),
 ];
 
+/// The names cluster-glue's own plugin prints for `getconfignames`, in its order:
+/// `stonith -p`/`-F` (and Heartbeat's `stonith_host` lines) give one word for each
+/// of them, in that order, and refuse a configuration with fewer words than names.
+const GLUE_CONFIG_NAMES: &[(&str, &[&str])] = &[
+    (
+        "ipmi",
+        &["hostname", "ipaddr", "userid", "passwd", "interface"],
+    ),
+    ("baytech", &["ipaddr", "login", "password"]),
+    ("apc", &["ipaddr", "port", "community"]),
+];
+
 /// cluster-glue's names for `plugin`, in its order.
 fn glue_names(plugin: &str) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
     GLUE_NAMES
@@ -80,10 +93,21 @@ fn glue_names(plugin: &str) -> impl Iterator<Item = (&'static str, &'static str)
         .map(|(_, glue, ours)| (*glue, *ours))
 }
 
-/// Every parameter name, in the order `getconfignames` prints them: cluster-glue's
-/// own plugin's names first (`stonith` passes a plugin only the names it lists), then
-/// fencekit's.
+/// The names `getconfignames` prints. A plugin standing in for one of
+/// cluster-glue's prints exactly that plugin's names, so that its positional
+/// configurations (`stonith -p`, `-F`, `stonith_host`) map word for word as before;
+/// every other name still reaches it from the environment (`read_names`), where
+/// `stonith` name=value pairs and Pacemaker's `fence_legacy` put them. Any other
+/// plugin prints every name it reads: fencekit's own, then the fence options.
 fn config_names(schema: &Schema) -> Vec<String> {
+    if let Some((_, names)) = GLUE_CONFIG_NAMES.iter().find(|(p, _)| *p == schema.plugin) {
+        return names.iter().map(ToString::to_string).collect();
+    }
+    all_names(schema)
+}
+
+/// Every parameter name: cluster-glue's own plugin's names first, then fencekit's.
+fn all_names(schema: &Schema) -> Vec<String> {
     let mut names: Vec<String> = glue_names(schema.plugin)
         .map(|(glue, _)| glue.to_string())
         .collect();
@@ -218,7 +242,7 @@ fn refuse_differing_names(
 /// the environment would be ignored and inherited by every child (notify command,
 /// `password_script`, script plugin).
 fn read_names(schema: &Schema) -> Vec<String> {
-    let mut names = config_names(schema);
+    let mut names = all_names(schema);
     for spec in schema
         .params
         .iter()

@@ -518,4 +518,27 @@ fn apcmastersnmps_own_parameter_names_work_unchanged_through_stonith() {
     let out = run(&["-T", "off", "outlet-2"]);
     assert!(out.status.success(), "off: {}", out.text());
     assert_eq!(pdu.states(), vec![true, false, true, true]);
+
+    // apcmastersnmp's positional configuration (`stonith -p`, `-F`, Heartbeat's
+    // `stonith_host`): one word for each of `ipaddr port community`, in that order.
+    let positional = |args: &[&str]| {
+        let mut command = Command::new(&stonith);
+        command
+            .args(["-t", "external/fencekit-apc"])
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        fencekit_tests::tool::run(command, None, std::time::Duration::from_secs(90)).unwrap()
+    };
+    let words = format!("127.0.0.1 {} private", pdu.snmpd.port());
+    let out = positional(&["-p", &words, "-l"]);
+    assert!(
+        out.stdout.lines().any(|l| l.trim() == "outlet-3"),
+        "{}",
+        out.text()
+    );
+    let out = positional(&["-p", &words, "-T", "off", "outlet-3"]);
+    assert!(out.status.success(), "-p off: {}", out.text());
+    assert_eq!(pdu.states(), vec![true, false, false, true]);
 }

@@ -144,24 +144,17 @@ fn external_ipmis_own_parameter_names_work_unchanged() {
             .env("LC_ALL", "C");
         tool::run(command, None, STONITH_TIMEOUT).unwrap()
     };
-    let names = {
+    // `-n` lists external/ipmi's own names, in its order, and those only (its
+    // positional configurations map word for word: see below).
+    let names = |plugin: &str| {
         let mut command = Command::new(&glue.stonith);
-        command.args(["-t", PLUGIN, "-n"]);
-        tool::run(command, None, STONITH_TIMEOUT).unwrap().stdout
+        command.args(["-t", plugin, "-n"]);
+        let out = tool::run(command, None, STONITH_TIMEOUT).unwrap().stdout;
+        out.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
     };
-    for name in [
-        "hostname",
-        "ipaddr",
-        "userid",
-        "passwd",
-        "interface",
-        "port",
-    ] {
-        assert!(
-            names.split_whitespace().any(|n| n == name),
-            "{name} not in {names}"
-        );
-    }
+    assert_eq!(names(PLUGIN), names("external/ipmi"));
 
     let out = run(&[passwd.as_str(), "interface=lanplus", "-S"]);
     assert!(out.status.success(), "status: {}", out.text());
@@ -282,4 +275,53 @@ fn a_parameter_under_two_names_with_different_values_is_refused() {
         "the BMC's machine should be off"
     );
     drop(nobody);
+}
+
+/// external/ipmi's positional configurations, as `stonith -p`, `stonith -F` and
+/// Heartbeat's `stonith_host` lines give them: one word for each of its
+/// `getconfignames` (`hostname ipaddr userid passwd interface`), in that order, with
+/// nothing but `-t` changed. `port` (the BMC's UDP port, which external/ipmi never
+/// lists) comes from the environment, as it would reach external/ipmi. A confirmed
+/// off through each, read from the simulator's side.
+#[test]
+fn external_ipmis_positional_configuration_works_unchanged() {
+    let Some(glue) = Glue::new() else { return };
+    let options = IpmiSimOptions::default();
+    let password = options.password.clone();
+    let bmc = IpmiSim::start(options).unwrap();
+    let words = format!("node1 127.0.0.1 {} {password} lanplus", bmc.user());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ipmi.cfg");
+    std::fs::write(&file, format!("# node1's BMC\n{words}\n")).unwrap();
+    let file = file.display().to_string();
+    let run = |args: &[&str]| {
+        let mut command = Command::new(&glue.stonith);
+        command
+            .args(["-t", PLUGIN])
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C")
+            .env("port", bmc.port().to_string());
+        tool::run(command, None, STONITH_TIMEOUT).unwrap()
+    };
+    for config in [["-p", words.as_str()], ["-F", file.as_str()]] {
+        let out = run(&[config[0], config[1], "-S"]);
+        assert!(out.status.success(), "{} status: {}", config[0], out.text());
+        let out = run(&[config[0], config[1], "-l"]);
+        assert_eq!(out.stdout.trim(), "node1", "{}: {}", config[0], out.text());
+        let out = run(&[config[0], config[1], "-T", "off", "node1"]);
+        assert!(out.status.success(), "{} off: {}", config[0], out.text());
+        assert!(
+            !bmc.power_state().unwrap(),
+            "{}: the BMC's machine should be off",
+            config[0]
+        );
+        bmc.set_power(true).unwrap();
+        assert!(!out.text().contains(&password), "{}", out.text());
+    }
+    // A word short is cluster-glue's own refusal, before the plugin runs.
+    let out = run(&["-p", "node1 127.0.0.1", "-S"]);
+    assert!(!out.status.success(), "{}", out.text());
+    assert!(bmc.power_state().unwrap());
 }

@@ -667,6 +667,36 @@ fn baytechs_own_parameter_names_work_unchanged_through_stonith() {
         Some(fencekit_core::PowerState::Off)
     );
     assert!(!out.text().contains(&console.password), "{}", out.text());
+
+    // baytech's positional configuration (`stonith -F`, `-p`, Heartbeat's
+    // `stonith_host`): one word for each of `ipaddr login password`, in that order;
+    // the SSH port (not one of baytech's names) from the environment.
+    console.state.set(1, 3, true, Some("db-node3")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baytech.cfg");
+    std::fs::write(
+        &file,
+        format!("127.0.0.1 {} {}\n", console.user.name(), console.password),
+    )
+    .unwrap();
+    let mut command = Command::new(&stonith);
+    command
+        .args(["-t", "external/fencekit-baytech", "-F"])
+        .arg(&file)
+        .args(["-T", "off", "db-node3"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LC_ALL", "C")
+        .env("ipport", rig.sshd().port().to_string())
+        .env("lock_dir", rig.lock_dir());
+    let out = tool::run(command, None, Duration::from_secs(90)).unwrap();
+    assert!(out.status.success(), "-F off: {}", out.text());
+    assert_eq!(
+        console.state.state(1, 3).unwrap(),
+        Some(fencekit_core::PowerState::Off)
+    );
+    assert!(!out.text().contains(&console.password), "{}", out.text());
 }
 
 /// cluster-glue finds a host's outlets by name on the configured strip (`strip=2`
