@@ -470,6 +470,33 @@ fn port_as_ip_switches_the_bmc_the_plug_names() {
     );
 }
 
+/// `port_as_ip=0` beside a plug: fence-agents take the option as given (the plug is the
+/// address, whatever the value), so it is refused before anything is sent rather than
+/// switching `ip`, which fence_ipmilan would not. The BMC at `ip` stays on.
+#[test]
+fn port_as_ip_given_false_beside_a_plug_is_refused_not_read_two_ways() {
+    if peers::require("ipmi_sim", "openipmi").is_none() {
+        return;
+    }
+    let sim = IpmiSim::start(IpmiSimOptions::default()).unwrap();
+    let binary = bridge::binary().unwrap();
+    for value in ["0", "no", "false"] {
+        let input = format!(
+            "action=off\nip=127.0.0.1\nport_as_ip={value}\nport=node1\nipport={}\n\
+             username={}\npassword={}\nlanplus=1\ntimeout=20\n",
+            sim.port(),
+            sim.user(),
+            IpmiSimOptions::default().password
+        );
+        let mut command = Command::new(&binary);
+        command.args(["fence-agent", "ipmi"]);
+        let out = tool::run(command, Some(input.as_bytes()), RUN_TIMEOUT).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{value}: {}", out.text());
+        assert!(out.text().contains("port_as_ip"), "{}", out.text());
+        assert!(sim.power_state().unwrap(), "{value}: nothing switched");
+    }
+}
+
 /// fence_ipmilan's `-S` (password script) and `-P` (lanplus) on a command line reach
 /// a real BMC; `-o status` answers with the state ipmi_sim keeps.
 #[test]

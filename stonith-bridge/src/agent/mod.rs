@@ -188,7 +188,10 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     if !quiet {
         warn_secrets_in_argv(&name, &schemas, &raw);
     }
-    port_as_ip(plugin.schema, &mut raw);
+    if let Err(e) = port_as_ip(plugin.schema, &mut raw) {
+        logging::report!("{name}: {e}");
+        return Stage::Done(FAIL);
+    }
     if let Err(e) = request::take_env_secrets(&schemas, &mut raw) {
         logging::report!("{name}: {e}");
         return Stage::Done(FAIL);
@@ -358,18 +361,32 @@ pub async fn execute(prepared: Prepared) -> u8 {
 /// The last value given for any of `keys`.
 /// fence-agents' `port_as_ip`: the plug (`port`, which Pacemaker fills with the
 /// node's name) is the device's address, and the plug itself is then not used.
-fn port_as_ip(schema: &Schema, raw: &mut RawParams) {
-    let asked = schema.find("port_as_ip").is_some()
-        && last(raw, &["port_as_ip"])
-            .is_some_and(|v| fencekit_core::schema::parse_bool(&v) == Some(true));
-    if !asked {
-        return;
+///
+/// fence-agents take the option as given whatever its value (`port_as_ip=0` too:
+/// fencing.py asks only whether it is there), so a false value beside a plug is
+/// refused: honoured, it would switch `ip` where fence-agents switch the plug's
+/// address; taken as fence-agents take it, it would say the opposite of what it says.
+fn port_as_ip(schema: &Schema, raw: &mut RawParams) -> Result<(), String> {
+    let Some(given) = last(raw, &["port_as_ip"]).filter(|_| schema.find("port_as_ip").is_some())
+    else {
+        return Ok(());
+    };
+    if fencekit_core::schema::parse_bool(&given) != Some(true) {
+        if last(raw, &["plug", "port"]).is_some() {
+            return Err(format!(
+                "parameter `port_as_ip`: `{}` with a plug is refused: fence-agents take \
+                 port_as_ip given in any form as on (the plug is the address) and would \
+                 switch the plug's address, not `ip`; set port_as_ip=1, or leave it out",
+                options::shown_word(&given)
+            ));
+        }
+        return Ok(());
     }
     // Applied here, where Pacemaker's `port` arrives; the plugin refuses it from any
     // other front end, where there is no such plug to take the address from.
     raw.retain(|p| normalize(&p.key) != "port_as_ip");
     let Some(address) = last(raw, &["plug", "port"]) else {
-        return;
+        return Ok(());
     };
     raw.retain(|p| !matches!(normalize(&p.key).as_str(), "plug" | "port"));
     raw.push(RawParam::text(
@@ -377,6 +394,7 @@ fn port_as_ip(schema: &Schema, raw: &mut RawParams) {
         address,
         Origin::new("plug (port_as_ip)"),
     ));
+    Ok(())
 }
 
 fn last(raw: &[RawParam], keys: &[&str]) -> Option<String> {
