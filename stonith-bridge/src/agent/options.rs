@@ -107,6 +107,46 @@ fn find(schemas: &[&Schema], key: &str) -> Option<ParamType> {
         })
 }
 
+/// The option a long option's abbreviation stands for, as getopt (and so
+/// fence-agents) takes one: the only option whose name begins with it (`--user` for
+/// `--username`). Two or more is refused naming them; none, as unrecognised.
+fn complete(schemas: &[&Schema], key: &str, position: usize) -> Result<String, String> {
+    if !is_option_name(key) {
+        return Err(format!("unrecognized option in argument {position}"));
+    }
+    let wanted = normalize(key);
+    // One choice per parameter (its aliases are the same choice), and one per form
+    // of a secret (`password_script` is another option than `password`).
+    let mut found: Vec<String> = Vec::new();
+    for spec in schemas.iter().flat_map(|s| s.params.iter()) {
+        let forms: &[&str] = if spec.secret {
+            &["", "_file", "_script", "_env"]
+        } else {
+            &[""]
+        };
+        for form in forms {
+            let matches = spec
+                .names()
+                .any(|name| format!("{name}{form}").starts_with(&wanted));
+            let choice = format!("{}{form}", spec.name);
+            if matches && !found.contains(&choice) {
+                found.push(choice);
+            }
+        }
+    }
+    match found.as_slice() {
+        [choice] => Ok(choice.replace('_', "-")),
+        [] => Err(format!("unrecognized option '--{key}'")),
+        many => Err(format!(
+            "option '--{key}' is ambiguous; possibilities: {}",
+            many.iter()
+                .map(|c| format!("'--{}'", c.replace('_', "-")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+    }
+}
+
 /// fence-agents' short options for a secret's `_script` form: (secret, form, option).
 pub const SCRIPT_SHORTS: &[(&str, &str, char)] = &[
     ("password", "password_script", 'S'),
@@ -195,11 +235,13 @@ pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<RawParams, Stri
                 Some((k, v)) => (k, Some(v.to_string())),
                 None => (long, None),
             };
+            let key = match find(schemas, key) {
+                Some(_) => key.to_string(),
+                None => complete(schemas, key, i)?,
+            };
+            let key = key.as_str();
             let Some(ty) = find(schemas, key) else {
-                if is_option_name(key) {
-                    return Err(format!("unrecognized option '--{key}'"));
-                }
-                return Err(format!("unrecognized option in argument {i}"));
+                return Err(format!("unrecognized option '--{key}'"));
             };
             let value = match (ty, inline) {
                 (_, Some(v)) => v,
@@ -398,6 +440,35 @@ mod tests {
         let raw = from_args(&[&SNMP, &SCHEMA], &args(&["-x", "-c", "apc>"])).unwrap();
         assert_eq!(value(&raw, "cmd_prompt").as_deref(), Some("apc>"));
         assert_eq!(value(&raw, "community"), None);
+    }
+
+    #[test]
+    fn a_long_option_may_be_abbreviated_as_getopt_takes_it() {
+        let raw = from_args(
+            &[&PLUGIN, &SCHEMA],
+            &args(&[
+                "--ipa=bmc1",
+                "--act",
+                "status",
+                "--lan",
+                "--password-s",
+                "echo pw",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(value(&raw, "ip").as_deref(), Some("bmc1"));
+        assert_eq!(value(&raw, "lanplus").as_deref(), Some("1"));
+        assert_eq!(value(&raw, "action").as_deref(), Some("status"));
+        assert_eq!(value(&raw, "password_script").as_deref(), Some("echo pw"));
+        // `--pass` begins `--password` and its other forms: ambiguous, all named.
+        let err = from_args(&[&PLUGIN, &SCHEMA], &args(&["--pass", "x"])).unwrap_err();
+        assert!(
+            err.contains("ambiguous") && err.contains("'--password-script'"),
+            "{err}"
+        );
+        // An exact name wins over the longer ones it begins.
+        let raw = from_args(&[&PLUGIN, &SCHEMA], &args(&["--password", "pw"])).unwrap();
+        assert_eq!(value(&raw, "password").as_deref(), Some("pw"));
     }
 
     #[test]
