@@ -123,7 +123,15 @@ pub struct Request {
     /// When the run started: the operation's timeout counts from here, so that
     /// loading a plugin and reading secrets come out of it too.
     pub started: Instant,
+    /// Whether `timeout` was given (not the default).
+    timeout_given: bool,
 }
+
+/// How long a device check (`monitor`, cluster-glue `status`) may take when no
+/// `timeout` is given: inside the 20 s Pacemaker gives a monitor operation unless
+/// configured otherwise, so that a device that does not answer fails the check with
+/// fencekit's own reason rather than Pacemaker's kill. A `timeout` given rules.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Request {
     /// Validates `raw` against the plugin, the fence algorithm and `frontend`.
@@ -141,11 +149,13 @@ impl Request {
         )
         .map_err(|e| e.to_string())?;
         FenceOptions::check_timing(&params)?;
+        let timeout_given = raw.iter().any(|p| schema::normalize(&p.key) == "timeout");
         Ok(Request {
             plugin,
             params,
             warnings,
             started,
+            timeout_given,
         })
     }
 
@@ -204,9 +214,11 @@ impl Request {
         .await
     }
 
-    /// Checks the device answers, by the operation's deadline.
+    /// Checks the device answers, by the operation's deadline ([`CHECK_TIMEOUT`] when
+    /// no `timeout` is given).
     pub async fn check(&self) -> Result<(), String> {
-        self.bounded("device check", |device, deadline| async move {
+        let limit = (!self.timeout_given).then_some(CHECK_TIMEOUT);
+        self.bounded_within("device check", limit, |device, deadline| async move {
             device.check(deadline).await
         })
         .await
@@ -229,7 +241,28 @@ impl Request {
         F: FnOnce(Arc<dyn PowerSwitch>, Instant) -> Fut,
         Fut: Future<Output = Result<T, DeviceError>>,
     {
+        self.bounded_within(what, None, call).await
+    }
+
+    /// [`Request::bounded`], within `limit` when that is sooner.
+    async fn bounded_within<T, F, Fut>(
+        &self,
+        what: &str,
+        limit: Option<Duration>,
+        call: F,
+    ) -> Result<T, String>
+    where
+        F: FnOnce(Arc<dyn PowerSwitch>, Instant) -> Fut,
+        Fut: Future<Output = Result<T, DeviceError>>,
+    {
         let timeout = self.options().timeout;
+        let timeout = limit.map_or(timeout, |limit| {
+            timeout.min(
+                limit
+                    .saturating_sub(self.started.elapsed())
+                    .max(Duration::from_millis(10)),
+            )
+        });
         let deadline = Instant::now() + timeout;
         let device = self.device()?;
         match tokio::time::timeout_at(deadline, call(device, deadline)).await {

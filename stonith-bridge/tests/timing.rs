@@ -145,3 +145,68 @@ fn options_on_a_stdin_never_closed_end_the_run_by_the_default_timeout() {
         started.elapsed()
     );
 }
+
+/// A device check (`monitor`, cluster-glue `status`) of a BMC that never answers,
+/// with no `timeout` given, ends by fencekit's own 15 s with its reason: inside the
+/// 20 s Pacemaker gives a monitor operation by default, rather than being killed
+/// there at the 50 s default `timeout`. A `timeout` given rules.
+#[test]
+fn a_device_check_of_a_silent_device_ends_inside_pacemakers_monitor_timeout() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let run = |args: &[&str], stdin: Option<String>, env: &[(&str, &str)]| {
+        let started = Instant::now();
+        let mut command = Command::new(BIN);
+        command.args(args).env_remove("RUST_LOG");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = tool::run(
+            command,
+            stdin.as_deref().map(str::as_bytes),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        (out, started.elapsed())
+    };
+    let stdin = |extra: &str| {
+        Some(format!(
+            "action=monitor\nip=127.0.0.1\nipport={port}\nusername=u\npassword=p\nlanplus=1\n{extra}"
+        ))
+    };
+    std::thread::scope(|s| {
+        let by_default = s.spawn(|| run(&["fence-agent", "ipmi"], stdin(""), &[]));
+        let given = s.spawn(|| run(&["fence-agent", "ipmi"], stdin("timeout=3\n"), &[]));
+        let glue = s.spawn(|| {
+            run(
+                &["external", "ipmi", "status"],
+                None,
+                &[
+                    ("hostname", "node1"),
+                    ("ipaddr", "127.0.0.1"),
+                    ("port", port.as_str()),
+                    ("userid", "u"),
+                    ("passwd", "p"),
+                    ("interface", "lanplus"),
+                ],
+            )
+        });
+        for (what, handle, within) in [
+            ("monitor", by_default, 14.0..16.5),
+            ("monitor timeout=3", given, 2.0..4.5),
+            ("cluster-glue status", glue, 14.0..16.5),
+        ] {
+            let (out, took) = handle.join().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{what}: {}", out.text());
+            assert!(
+                out.text().contains("no answer from 127.0.0.1"),
+                "{what}: {}",
+                out.text()
+            );
+            assert!(
+                within.contains(&took.as_secs_f64()),
+                "{what} took {took:?}, not {within:?}"
+            );
+        }
+    });
+}
