@@ -35,52 +35,14 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::profile::Family;
-use fencekit_snmp::ber::{dotted, parse_dotted, Oid};
-
-/// How an emulated outlet behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    Obey,
-    Lie,
-    Slow(u64),
-    Pending(u64),
-    Delay(u64),
-    Error,
-    Hang,
-    Drop,
-}
-
-impl Fault {
-    fn parse(text: &str) -> Option<Fault> {
-        match text.split_once(':') {
-            None if text == "obey" => Some(Fault::Obey),
-            None if text == "lie" => Some(Fault::Lie),
-            None if text == "error" => Some(Fault::Error),
-            None if text == "hang" => Some(Fault::Hang),
-            None if text == "drop" => Some(Fault::Drop),
-            Some(("delay", ms)) => ms.parse().ok().map(Fault::Delay),
-            Some(("slow", ms)) => ms.parse().ok().map(Fault::Slow),
-            Some(("pending", ms)) => ms.parse().ok().map(Fault::Pending),
-            _ => None,
-        }
-    }
-
-    fn word(self) -> String {
-        match self {
-            Fault::Obey => "obey".into(),
-            Fault::Lie => "lie".into(),
-            Fault::Slow(ms) => format!("slow:{ms}"),
-            Fault::Pending(ms) => format!("pending:{ms}"),
-            Fault::Delay(ms) => format!("delay:{ms}"),
-            Fault::Error => "error".into(),
-            Fault::Hang => "hang".into(),
-            Fault::Drop => "drop".into(),
-        }
-    }
-}
+use fencekit_snmp::ber::{parse_dotted, Oid};
+pub use fencekit_snmp::pass_persist::Fault;
+use fencekit_snmp::pass_persist::{
+    self, answer, drop_connection, lookup, now_ms, set_value, stall, CommandLog, Responder,
+    Value as SimValue, NONE,
+};
 
 /// One emulated outlet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,13 +67,6 @@ pub struct SimPdu {
     pub outlets: Vec<SimOutlet>,
     /// Whether the unit answers its outlet count (`counts no`: older firmware).
     pub counts: bool,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl SimPdu {
@@ -240,12 +195,9 @@ impl SimPdu {
         SimPdu::parse(&text)
     }
 
-    /// Writes the state atomically (a rename), so a reader never sees half a file.
+    /// Writes the state atomically, so a reader never sees half a file.
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, self.render())
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("{}: {e}", path.display()))
+        pass_persist::save(path, &self.render())
     }
 
     /// Applies pending changes whose time has come.
@@ -260,13 +212,6 @@ impl SimPdu {
             }
         }
     }
-}
-
-/// A value as pass_persist prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum SimValue {
-    Integer(i64),
-    Text(String),
 }
 
 /// What a writable object does.
@@ -614,11 +559,15 @@ fn command(family: Family, value: i64) -> Option<Option<bool>> {
 /// The emulator: answers pass_persist requests against the state file.
 pub struct Emulator {
     state: PathBuf,
+    log: CommandLog,
 }
 
 impl Emulator {
     pub fn new(state: PathBuf) -> Emulator {
-        Emulator { state }
+        Emulator {
+            log: CommandLog::beside(&state),
+            state,
+        }
     }
 
     fn load(&self) -> Result<SimPdu, String> {
@@ -627,74 +576,22 @@ impl Emulator {
         Ok(pdu)
     }
 
-    fn delay(pdu: &SimPdu, outlet: usize) {
-        match pdu.outlets.get(outlet).map(|o| o.fault) {
-            Some(Fault::Slow(ms)) => std::thread::sleep(Duration::from_millis(ms)),
-            // Never answers; snmpd's request times out, the test's guard ends us.
-            Some(Fault::Hang) => loop {
-                std::thread::sleep(Duration::from_secs(600));
-            },
-            _ => {}
-        }
-    }
-
-    /// Ends the emulator without an answer, as a dropped connection does: snmpd
-    /// sees its pass_persist program gone and answers the manager with an error.
-    fn drop_connection(pdu: &SimPdu, outlet: usize) {
-        if pdu.outlets.get(outlet).map(|o| o.fault) == Some(Fault::Drop) {
-            std::process::exit(1);
-        }
-    }
-
-    /// The command log beside the state file.
-    fn log_path(&self) -> PathBuf {
-        let mut name = self.state.as_os_str().to_owned();
-        name.push(".log");
-        PathBuf::from(name)
-    }
-
-    /// Appends one accepted command to the log; a test's record only, so a failure
-    /// to write it changes nothing the manager sees.
-    fn log(&self, outlet: u32, on: bool, accepted: u64, effective: Option<u64>) {
-        let effective = effective.map_or("-".to_string(), |ms| ms.to_string());
-        let line = format!(
-            "{accepted} {outlet} {} {effective}\n",
-            if on { "on" } else { "off" }
-        );
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
-    }
-
-    fn answer(name: &Oid, value: &SimValue) -> String {
-        match value {
-            SimValue::Integer(n) => format!("{}\ninteger\n{n}\n", dotted(name)),
-            SimValue::Text(t) => format!("{}\nstring\n{t}\n", dotted(name)),
-        }
-    }
-
     /// Answers `get` (exact) or `getnext` (the first object after `name`).
     pub fn read(&self, name: &str, next: bool) -> String {
         let (Ok(pdu), Some(name)) = (self.load(), parse_dotted(name)) else {
-            return "NONE\n".into();
+            return NONE.into();
         };
         let map = objects(&pdu);
-        let found = if next {
-            map.range((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded))
-                .next()
-                .map(|(k, v)| (k.clone(), v))
-        } else {
-            map.get(&name).map(|v| (name, v))
-        };
-        match found {
+        match lookup(&map, &name, next) {
             Some((k, entry)) => {
-                Self::delay(&pdu, entry.outlet);
-                Self::drop_connection(&pdu, entry.outlet);
-                Self::answer(&k, &entry.value)
+                // A read of a dropping outlet's objects ends the program too, as a
+                // connection that drops.
+                let fault = pdu.outlets.get(entry.outlet).map(|o| o.fault);
+                stall(fault);
+                drop_connection(fault);
+                answer(&k, &entry.value)
             }
-            None => "NONE\n".into(),
+            None => NONE.into(),
         }
     }
 
@@ -721,11 +618,9 @@ impl Emulator {
         let (Some(write), outlet) = (entry.write, entry.outlet) else {
             return "not-writable\n".into();
         };
-        Self::delay(&pdu, outlet);
-        let (kind, value) = type_and_value
-            .trim()
-            .split_once(' ')
-            .unwrap_or((type_and_value.trim(), ""));
+        let fault = pdu.outlets.get(outlet).map(|o| o.fault);
+        stall(fault);
+        let (kind, value) = set_value(type_and_value);
         let family = pdu.family;
         let reboot_ms = pdu.reboot_ms;
         let Some(o) = pdu.outlets.get_mut(outlet) else {
@@ -736,18 +631,17 @@ impl Emulator {
                 if kind != "string" {
                     return "wrong-type\n".into();
                 }
-                let text = value.trim();
-                let text = text
+                let text = value
                     .strip_prefix('"')
                     .and_then(|t| t.strip_suffix('"'))
-                    .unwrap_or(text);
+                    .unwrap_or(value);
                 o.name = text.replace(['\n', '\r'], " ");
             }
             Writable::Command => {
                 if kind != "integer" {
                     return "wrong-type\n".into();
                 }
-                let Some(cmd) = value.trim().parse().ok().and_then(|v| command(family, v)) else {
+                let Some(cmd) = value.parse().ok().and_then(|v| command(family, v)) else {
                     return "wrong-value\n".into();
                 };
                 let now = now_ms();
@@ -784,13 +678,13 @@ impl Emulator {
                     }
                 }
                 for (on, effective) in log {
-                    self.log(number, on, now, effective);
+                    self.log.record(number, on, now, effective);
                 }
             }
         }
         match pdu.save(&self.state) {
             Ok(()) => {
-                Self::drop_connection(&pdu, outlet);
+                drop_connection(fault);
                 "DONE\n".into()
             }
             Err(_) => "not-writable\n".into(),
@@ -798,32 +692,17 @@ impl Emulator {
     }
 
     /// Runs the pass_persist dialogue until stdin closes.
-    pub fn serve(
-        &self,
-        input: impl BufRead,
-        mut output: impl std::io::Write,
-    ) -> std::io::Result<()> {
-        let mut lines = input.lines();
-        while let Some(line) = lines.next() {
-            let line = line?;
-            let reply = match line.trim() {
-                "" => continue, // snmpd ends a set with an empty line
-                "PING" => "PONG\n".to_string(),
-                "get" | "getnext" => {
-                    let name = lines.next().transpose()?.unwrap_or_default();
-                    self.read(&name, line.trim() == "getnext")
-                }
-                "set" => {
-                    let name = lines.next().transpose()?.unwrap_or_default();
-                    let value = lines.next().transpose()?.unwrap_or_default();
-                    self.write(&name, &value)
-                }
-                _ => "NONE\n".to_string(),
-            };
-            output.write_all(reply.as_bytes())?;
-            output.flush()?;
-        }
-        Ok(())
+    pub fn serve(&self, input: impl BufRead, output: impl std::io::Write) -> std::io::Result<()> {
+        pass_persist::serve(self, input, output)
+    }
+}
+
+impl Responder for Emulator {
+    fn read(&self, name: &str, next: bool) -> String {
+        Emulator::read(self, name, next)
+    }
+    fn write(&self, name: &str, type_and_value: &str) -> String {
+        Emulator::write(self, name, type_and_value)
     }
 }
 

@@ -13,7 +13,9 @@
 //! `snmp_priv_passwd`, declared once and read by [`Credentials::from_params`]),
 //! [`exchange`] (retries within the deadline, stale answers skipped, discovery and
 //! time-window resynchronisation, and the rule that a write which must not happen
-//! twice is never sent twice), and [`driver`].
+//! twice is never sent twice), and [`driver`]. [`pass_persist`] is the other end:
+//! the agent's side of snmpd's `pass_persist` protocol, which the device emulators
+//! of the tests speak.
 
 pub mod ber;
 pub mod credentials;
@@ -21,6 +23,7 @@ pub mod driver;
 pub mod exchange;
 pub mod message;
 pub mod params;
+pub mod pass_persist;
 pub mod usm;
 
 pub use credentials::{AuthProtocol, Credentials, PrivProtocol, SecLevel, Usm, Version};
