@@ -8,8 +8,10 @@
 //! `ifOperStatus` logged beside it. [`mib`] holds the IF-MIB objects (RFC 2863);
 //! [`switch`] the device and the parameter [`SCHEMA`] under fence_ifmib's names.
 //! SNMP itself (v1, v2c, v3 with USM) and its parameter group are `fencekit_snmp`'s.
+//! [`sim`] is a switch emulator for tests, behind snmpd, whose ports can misbehave.
 
 pub mod mib;
+pub mod sim;
 pub mod switch;
 
 pub use switch::{IfMibSwitch, SCHEMA};
