@@ -85,6 +85,10 @@ pub struct SnmpdOptions {
     pub sys_object_id: Option<String>,
     /// Further snmpd.conf lines, written as given.
     pub extra_config: Vec<String>,
+    /// snmpd's own MIB modules left out (`-I -NAME,...`), so that a `pass_persist`
+    /// program alone answers their subtrees: `ifTable`, `ifXTable` and `interfaces`
+    /// for an IF-MIB emulator.
+    pub without_modules: Vec<String>,
 }
 
 impl Default for SnmpdOptions {
@@ -106,6 +110,7 @@ impl Default for SnmpdOptions {
             sys_descr: "fencekit test agent".into(),
             sys_object_id: None,
             extra_config: Vec::new(),
+            without_modules: Vec::new(),
         }
     }
 }
@@ -125,7 +130,11 @@ impl Snmpd {
             package: "snmpd".into(),
         })?;
         let config = snmpd_conf(&options)?;
-        ports::retry_on_address_in_use(|| start_once(&program, &config))
+        for module in &options.without_modules {
+            token("module name", module)?;
+        }
+        let without = &options.without_modules;
+        ports::retry_on_address_in_use(|| start_once(&program, &config, without))
     }
 
     pub fn port(&self) -> u16 {
@@ -162,7 +171,7 @@ impl Snmpd {
     }
 }
 
-fn start_once(program: &Path, config: &str) -> Result<Snmpd, HarnessError> {
+fn start_once(program: &Path, config: &str, without: &[String]) -> Result<Snmpd, HarnessError> {
     let dir = daemon_dir("snmpd")?;
     let port = ports::free_udp_port()?;
     let path = dir.path().to_path_buf();
@@ -179,7 +188,13 @@ fn start_once(program: &Path, config: &str) -> Result<Snmpd, HarnessError> {
         .args(["-f", "-Lo", "-C", "-c"])
         .arg(&conf)
         .arg("-p")
-        .arg(path.join("snmpd.pid"))
+        .arg(path.join("snmpd.pid"));
+    if !without.is_empty() {
+        // One `-` before the list leaves out every module in it (`snmpd(8)`, -I); a
+        // `-` before a later name would make it part of that name.
+        command.arg("-I").arg(format!("-{}", without.join(",")));
+    }
+    command
         .arg(format!("udp:127.0.0.1:{port}"))
         .env("SNMP_PERSISTENT_DIR", path.join("persist"))
         // No MIB files: the agent serves numeric OIDs and the log stays readable.

@@ -380,6 +380,97 @@ defAuthType SHA\ndefAuthPassphrase fk-auth-pass\ndefPrivType AES\ndefPrivPassphr
     assert!(out.stdout.contains("fencekit test agent"), "{}", out.text());
 }
 
+/// snmpd with fencekit's IF-MIB emulator behind pass_persist for the interfaces
+/// group and ifMIB, snmpd's own modules for them left out when `alone`.
+fn ifmib_agent(dir: &Path, alone: bool) -> Snmpd {
+    let emulator =
+        fencekit_tests::bridge::workspace_binary("fencekit-ifmib", "fencekit-ifmib-snmp-sim")
+            .unwrap();
+    let state = dir.join("switch.state");
+    std::fs::write(
+        &state,
+        "interface 7 up obey - Gi1/0/7 GigabitEthernet1/0/7\n\
+         interface 9 down obey - Gi1/0/9 GigabitEthernet1/0/9\n",
+    )
+    .unwrap();
+    let program = dir.join("switch-sim");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nexec '{}' '{}'\n",
+            emulator.display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Snmpd::start(SnmpdOptions {
+        pass_persist: [".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31"]
+            .iter()
+            .map(|oid| PassPersist {
+                oid: oid.to_string(),
+                program: program.clone(),
+            })
+            .collect(),
+        without_modules: if alone {
+            ["interfaces", "ifTable", "ifXTable"]
+                .map(String::from)
+                .to_vec()
+        } else {
+            Vec::new()
+        },
+        ..SnmpdOptions::default()
+    })
+    .unwrap()
+}
+
+fn snmpwalk(agent: &Snmpd, snmpwalk: &Path, subtree: &str) -> Vec<String> {
+    let mut command = agent.client_command(snmpwalk);
+    command.args(["-v2c", "-c", "public", "-On", &agent.target(), subtree]);
+    let out = tool::run_ok(command, None, TOOL_TIMEOUT).unwrap();
+    out.stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn snmpd_without_its_if_mib_modules_leaves_the_interface_tables_to_the_emulator_alone() {
+    let Some(paths) = peers::require_all(&[("snmpd", "snmpd"), ("snmpwalk", "snmp")]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let agent = ifmib_agent(dir.path(), true);
+    let mut walked = snmpwalk(&agent, &paths[1], ".1.3.6.1.2.1.2");
+    walked.extend(snmpwalk(&agent, &paths[1], ".1.3.6.1.2.1.31"));
+    let row = |column: &str, index: u32, value: &str| format!("{column}.{index} = {value}");
+    let mut expected = vec![".1.3.6.1.2.1.2.1.0 = INTEGER: 2".to_string()];
+    for (column, values) in [
+        (".1.3.6.1.2.1.2.2.1.1", ["INTEGER: 7", "INTEGER: 9"]),
+        (
+            ".1.3.6.1.2.1.2.2.1.2",
+            [
+                "STRING: \"GigabitEthernet1/0/7\"",
+                "STRING: \"GigabitEthernet1/0/9\"",
+            ],
+        ),
+        (".1.3.6.1.2.1.2.2.1.7", ["INTEGER: 1", "INTEGER: 2"]),
+        (".1.3.6.1.2.1.2.2.1.8", ["INTEGER: 1", "INTEGER: 2"]),
+        (
+            ".1.3.6.1.2.1.31.1.1.1.1",
+            ["STRING: \"Gi1/0/7\"", "STRING: \"Gi1/0/9\""],
+        ),
+    ] {
+        expected.push(row(column, 7, values[0]));
+        expected.push(row(column, 9, values[1]));
+    }
+    assert_eq!(walked, expected);
+    drop(agent);
+    // With its own modules, snmpd answers there too (the loopback interface at
+    // least): what leaving them out prevents.
+    let dir = tempfile::tempdir().unwrap();
+    let agent = ifmib_agent(dir.path(), false);
+    let walked = snmpwalk(&agent, &paths[1], ".1.3.6.1.2.1.2.2.1.2");
+    assert!(walked.iter().any(|l| l.contains("\"lo\"")), "{walked:?}");
+}
+
 #[test]
 fn snmpd_and_its_pass_persist_program_are_killed_with_the_guard() {
     let Some(_) = peers::require("snmpd", "snmpd") else {
