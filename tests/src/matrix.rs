@@ -13,6 +13,9 @@
 //! * after a reboot whose off phase failed (some plug never truly off), no plug was
 //!   switched back on;
 //! * obeying devices must succeed, lying ones must fail, and so on ([`expect`]).
+//!
+//! A fabric device (a switch port) never reboots a node: its reboot cells must be
+//! refused with nothing switched ([`judge_refused_reboot`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -80,7 +83,7 @@ impl Action {
         }
     }
 
-    fn is_reboot(self) -> bool {
+    pub fn is_reboot(self) -> bool {
         matches!(self, Action::RebootOnOff | Action::RebootCycle)
     }
 
@@ -574,6 +577,48 @@ pub fn judge(
     }
 }
 
+/// The verdict on a reboot through a fabric device (a switch port), which fencekit
+/// refuses before anything is sent whatever the device does (a port cut resets
+/// nothing, and a port let back at once would let a node that may still run back
+/// onto the fabric): the run must fail, by its deadline, with no command accepted by
+/// any device.
+pub fn judge_refused_reboot(ran: &Ran, truth: &Truth) -> Result<String, String> {
+    let mut problems = Vec::new();
+    let deadline = Duration::from_secs(ran.timeout_secs) + DEADLINE_MARGIN;
+    if ran.elapsed > deadline {
+        problems.push(format!(
+            "ran {:.1}s, past the deadline {}s + margin",
+            ran.elapsed.as_secs_f64(),
+            ran.timeout_secs
+        ));
+    }
+    if ran.code == Some(0) {
+        problems.push("a reboot through a fabric device claimed success".into());
+    }
+    if truth.any_command() || !truth.bystanders_switched.is_empty() {
+        problems.push(format!(
+            "a refused reboot switched ports: {} command(s) to the node's, {:?} others",
+            truth.events.len(),
+            truth.bystanders_switched
+        ));
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "refused, exit {:?} in {:.1}s",
+            ran.code,
+            ran.elapsed.as_secs_f64()
+        ))
+    } else {
+        Err(format!(
+            "{} [exit {:?} in {:.1}s; output: {}]",
+            problems.join("; "),
+            ran.code,
+            ran.elapsed.as_secs_f64(),
+            summary(&ran.output)
+        ))
+    }
+}
+
 /// The last informative line of a run's output, short.
 fn summary(output: &str) -> String {
     let line = output
@@ -974,6 +1019,27 @@ mod tests {
             effective_ms: None,
         };
         assert!(!truth(true, vec![lie], true).off_at_some_moment(0, 0, 1000));
+    }
+
+    #[test]
+    fn a_reboot_through_a_fabric_device_passes_only_when_refused_with_nothing_switched() {
+        let ran = |code| Ran {
+            timeout_secs: TIMEOUT_SECS,
+            code: Some(code),
+            output: String::new(),
+            elapsed: Duration::from_millis(100),
+            start_ms: 0,
+            end_ms: 100,
+        };
+        let off = Event {
+            accepted_ms: 10,
+            plug: 0,
+            on: false,
+            effective_ms: Some(10),
+        };
+        assert!(judge_refused_reboot(&ran(1), &truth(true, Vec::new(), true)).is_ok());
+        assert!(judge_refused_reboot(&ran(0), &truth(true, Vec::new(), true)).is_err());
+        assert!(judge_refused_reboot(&ran(1), &truth(true, vec![off], false)).is_err());
     }
 
     #[test]

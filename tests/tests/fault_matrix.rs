@@ -1,5 +1,5 @@
-//! The fault matrix (see `fencekit_tests::matrix`): every power plugin against its
-//! real peer or simulator, × off, reboot (onoff and cycle), on, status, × the fence
+//! The fault matrix (see `fencekit_tests::matrix`): every power plugin, and the
+//! fabric plugin `ifmib` (switch ports), against its real peer or simulator, × off, reboot (onoff and cycle), on, status, × the fence
 //! agent, cluster-glue's `stonith` and `stonith-bridge fence`, × a device that obeys,
 //! lies, is slow, reports pending, errors, hangs, drops the connection, is already
 //! off, has two outlets of one name, or is one of two devices of which the other
@@ -14,9 +14,9 @@ use std::sync::Mutex;
 use fencekit_tests::consoles::ConsoleRig;
 use fencekit_tests::ipmi_sim::{IpmiSim, IpmiSimOptions, PowerProgram};
 use fencekit_tests::matrix::{
-    initially_on, judge, parse_log, truth_of, Action, Behaviour, DeviceSpec, FrontEnd, FrontEnds,
-    Record, Row, SimFiles, Truth, CONSOLE_TIMEOUT_SECS, PAST_DEADLINE_MS, SLOW_IN_TIME_MS,
-    TIMEOUT_SECS,
+    initially_on, judge, judge_refused_reboot, parse_log, truth_of, Action, Behaviour, DeviceSpec,
+    FrontEnd, FrontEnds, Record, Row, SimFiles, Truth, CONSOLE_TIMEOUT_SECS, PAST_DEADLINE_MS,
+    SLOW_IN_TIME_MS, TIMEOUT_SECS,
 };
 use fencekit_tests::peers;
 use fencekit_tests::redfish::{Mode, Responder, ResponderOptions};
@@ -49,6 +49,11 @@ trait Rig: Sync {
     /// The external plugin directory, for `.so` plugins.
     fn plugin_dir(&self) -> Option<PathBuf> {
         None
+    }
+    /// Whether fencekit reboots a node through this plugin: not through a fabric
+    /// device, whose reboot cells must be refused with nothing switched.
+    fn reboots(&self) -> bool {
+        true
     }
     /// Fresh devices for one cell, or why the cell cannot exist.
     fn prepare(
@@ -531,32 +536,13 @@ impl ApcSnmpRig {
             text.push_str(&format!("outlet 1 {n} {state} {fault} - {name}\n"));
         }
         std::fs::write(&state, text).map_err(|e| e.to_string())?;
-        let wrapper = dir.path().join("pdu-sim");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec '{}' '{}'\n",
-                self.emulator.display(),
-                state.display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
-        let snmpd = Snmpd::start(SnmpdOptions {
-            communities: vec![Community {
-                name: "private".into(),
-                write: true,
-            }],
-            pass_persist: vec![PassPersist {
-                oid: ".1.3.6.1.4.1.318".into(),
-                program: wrapper,
-            }],
-            sys_object_id: Some(RPDU.into()),
-            ..SnmpdOptions::default()
-        })
-        .map_err(|e| e.to_string())?;
+        let snmpd = emulated_agent(
+            &self.emulator,
+            &state,
+            &[".1.3.6.1.4.1.318"],
+            Some(RPDU),
+            &[],
+        )?;
         Ok(Pdu {
             _snmpd: snmpd,
             state,
@@ -628,6 +614,207 @@ impl Rig for ApcSnmpRig {
                 truth_of(&refs, &targets, &initial)
             }),
             _keep: Box::new(pdus),
+        })
+    }
+}
+
+/// net-snmp's `snmpd` with a write community `private` and `emulator STATE` behind
+/// `pass_persist` for each of `subtrees` (through a wrapper beside the state file,
+/// as pass_persist takes a program without arguments), snmpd's own modules
+/// `without` left out so that the emulator alone answers there.
+fn emulated_agent(
+    emulator: &std::path::Path,
+    state: &std::path::Path,
+    subtrees: &[&str],
+    sys_object_id: Option<&str>,
+    without: &[&str],
+) -> Result<Snmpd, String> {
+    let dir = state.parent().ok_or("a state file in a directory")?;
+    let wrapper = dir.join("emulator");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec '{}' '{}'\n",
+            emulator.display(),
+            state.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    Snmpd::start(SnmpdOptions {
+        communities: vec![Community {
+            name: "private".into(),
+            write: true,
+        }],
+        pass_persist: subtrees
+            .iter()
+            .map(|oid| PassPersist {
+                oid: oid.to_string(),
+                program: wrapper.clone(),
+            })
+            .collect(),
+        sys_object_id: sys_object_id.map(Into::into),
+        without_modules: without.iter().map(|m| m.to_string()).collect(),
+        ..SnmpdOptions::default()
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// The built-in `ifmib` plugin (fabric fencing: a node's switch port) against
+/// net-snmp's `snmpd` with its own IF-MIB modules left out and fencekit's switch
+/// emulator behind pass_persist, one snmpd per switch of each cell. "Off" is
+/// ifAdminStatus down(2). IF-MIB has no pending object: a port that switches late
+/// reads its old state until it does, so the slow-past-deadline and pending cells
+/// play the same device. A port cut resets nothing, so fencekit refuses a reboot
+/// through it before anything is sent: those cells are judged by
+/// [`judge_refused_reboot`].
+struct IfmibRig {
+    emulator: PathBuf,
+}
+
+/// One emulated switch: its snmpd and state file (the log is beside it).
+struct Switch {
+    _snmpd: Snmpd,
+    state: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Record for Switch {
+    fn states(&self) -> Vec<(u32, bool)> {
+        // `interface INDEX up|down FAULT PENDING IFNAME IFDESCR`, PENDING `-` or
+        // `up|down@MS`.
+        let text = std::fs::read_to_string(&self.state).unwrap_or_default();
+        let now = fencekit_tests::matrix::now_ms();
+        text.lines()
+            .filter_map(|line| {
+                let w: Vec<&str> = line.split_whitespace().collect();
+                if w.first() != Some(&"interface") || w.len() < 6 {
+                    return None;
+                }
+                let index: u32 = w[1].parse().ok()?;
+                let mut up = w[2] == "up";
+                if let Some((state, at)) = w[4].split_once('@') {
+                    if at.parse::<u64>().is_ok_and(|at| now >= at) {
+                        up = state == "up";
+                    }
+                }
+                Some((index, up))
+            })
+            .collect()
+    }
+    fn log(&self) -> Vec<(u64, u32, bool, Option<u64>)> {
+        let mut name = self.state.as_os_str().to_owned();
+        name.push(".log");
+        parse_log(std::path::Path::new(&name))
+    }
+}
+
+impl IfmibRig {
+    fn start(&self, fault: &str, behaviour: Behaviour, up: bool) -> Result<Switch, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("fencekit-matrix-ifmib-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let state = dir.path().join("switch.state");
+        let (_, plugs) = target(behaviour);
+        let mut text = String::new();
+        for n in 1u32..=4 {
+            let target = plugs.contains(&n);
+            let state = if !target || up { "up" } else { "down" };
+            let fault = if target { fault } else { "obey" };
+            // Two ports of one ifDescr and ifName (a stack whose members repeat it).
+            let (name, descr) = if behaviour == Behaviour::DuplicateNames && target {
+                ("db1".to_string(), "db1".to_string())
+            } else {
+                (format!("Gi1/0/{n}"), format!("GigabitEthernet1/0/{n}"))
+            };
+            text.push_str(&format!("interface {n} {state} {fault} - {name} {descr}\n"));
+        }
+        std::fs::write(&state, text).map_err(|e| e.to_string())?;
+        let snmpd = emulated_agent(
+            &self.emulator,
+            &state,
+            &[".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31"],
+            None,
+            &IF_MIB_MODULES,
+        )?;
+        Ok(Switch {
+            _snmpd: snmpd,
+            state,
+            _dir: dir,
+        })
+    }
+}
+
+/// snmpd 5.9's own IF-MIB: ifNumber and ifTable (`interfaces`, `ifTable`), ifXTable.
+const IF_MIB_MODULES: [&str; 3] = ["interfaces", "ifTable", "ifXTable"];
+
+impl Rig for IfmibRig {
+    fn plugin(&self) -> &str {
+        "ifmib"
+    }
+    fn reboots(&self) -> bool {
+        false
+    }
+    fn prepare(
+        &self,
+        action: Action,
+        behaviour: Behaviour,
+        front: FrontEnd,
+    ) -> Result<Prepared, String> {
+        two_devices_possible(front, behaviour)?;
+        let up = initially_on(action, behaviour);
+        let fault = match behaviour {
+            Behaviour::Lies => "lie".to_string(),
+            Behaviour::SlowInTime => format!("pending:{SLOW_IN_TIME_MS}"),
+            Behaviour::SlowPastDeadline | Behaviour::Pending => {
+                format!("pending:{PAST_DEADLINE_MS}")
+            }
+            Behaviour::Errors => "error".into(),
+            Behaviour::Hangs => "hang".into(),
+            Behaviour::Drops => "drop".into(),
+            _ => "obey".into(),
+        };
+        let (plug, plugs) = target(behaviour);
+        let count = if behaviour == Behaviour::TwoDevicesOneLies {
+            2
+        } else {
+            1
+        };
+        let mut switches = Vec::new();
+        let mut specs = Vec::new();
+        for d in 0..count {
+            let switch = self.start(if d == 1 { "lie" } else { &fault }, behaviour, up)?;
+            specs.push(DeviceSpec {
+                plugin: "ifmib".into(),
+                params: vec![
+                    ("ip".into(), "127.0.0.1".into()),
+                    ("ipport".into(), switch._snmpd.port().to_string()),
+                    ("community".into(), "private".into()),
+                    ("snmp_version".into(), "2c".into()),
+                ],
+                plug: Some(plug.to_string()),
+                plugin_dir: None,
+            });
+            switches.push(switch);
+        }
+        let targets: Vec<(usize, u32)> = if count == 2 {
+            vec![(0, 2), (1, 2)]
+        } else {
+            plugs.iter().map(|p| (0, *p)).collect()
+        };
+        let initial = vec![up; targets.len()];
+        let switches = std::sync::Arc::new(switches);
+        let for_truth = switches.clone();
+        Ok(Prepared {
+            devices: specs,
+            truth: Box::new(move || {
+                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
+                truth_of(&refs, &targets, &initial)
+            }),
+            _keep: Box::new(switches),
         })
     }
 }
@@ -894,7 +1081,11 @@ fn run_matrix(fronts: &FrontEnds, rigs: &[&dyn Rig]) -> Vec<Row> {
                     Ok(prepared) => {
                         let ran = fronts.run(front, action, &prepared.devices, rig.timeout_secs());
                         let truth = (prepared.truth)();
-                        judge(front, action, behaviour, &ran, &truth)
+                        if action.is_reboot() && !rig.reboots() {
+                            judge_refused_reboot(&ran, &truth)
+                        } else {
+                            judge(front, action, behaviour, &ran, &truth)
+                        }
                     }
                 };
                 rows.lock().unwrap().push(Row {
@@ -936,6 +1127,16 @@ fn every_plugin_action_front_end_and_device_fault_is_judged_by_the_devices_true_
             .expect("build the APC emulator"),
     });
     if let Some(rig) = &apc_snmp {
+        rigs.push(rig);
+    }
+    let ifmib = peers::require("snmpd", "snmpd").map(|_| IfmibRig {
+        emulator: fencekit_tests::bridge::workspace_binary(
+            "fencekit-ifmib",
+            "fencekit-ifmib-snmp-sim",
+        )
+        .expect("build the IF-MIB emulator"),
+    });
+    if let Some(rig) = &ifmib {
         rigs.push(rig);
     }
     let consoles = fencekit_tests::consoles::peers_present().then(|| {
