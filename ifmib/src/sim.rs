@@ -13,7 +13,8 @@
 //! object, so this is a slow switch; `delay:MS` is the same); `error` (the
 //! interface's rows absent, a set refused); `hang` (a request about the interface is
 //! never answered); `drop` (a set is carried out, then the emulator exits before
-//! answering; a read of the interface's status does the same).
+//! answering: reads are answered, so that the manager gets as far as the set and
+//! may read back what it did).
 //!
 //! Every set accepted is appended to the command log beside the state file
 //! ([`CommandLog`]), up as `on` and down as `off`, so that a test knows what the port
@@ -190,8 +191,6 @@ struct Entry {
     interface: Option<usize>,
     /// ifAdminStatus: the one writable object.
     writable: bool,
-    /// ifAdminStatus and ifOperStatus: the reads a `drop` port drops on.
-    status: bool,
 }
 
 fn oid(base: &str, index: u32) -> Oid {
@@ -209,7 +208,6 @@ fn objects(switch: &SimSwitch) -> BTreeMap<Oid, Entry> {
             value: Value::Integer(switch.interfaces.len() as i64),
             interface: None,
             writable: false,
-            status: false,
         },
     );
     for (n, i) in switch.interfaces.iter().enumerate() {
@@ -217,13 +215,13 @@ fn objects(switch: &SimSwitch) -> BTreeMap<Oid, Entry> {
             continue;
         }
         let up_down = Value::Integer(if i.up { 1 } else { 2 });
-        for (column, value, writable, status) in [
-            (IF_INDEX, Value::Integer(i.index.into()), false, false),
-            (IF_DESCR, Value::Text(i.descr.clone()), false, false),
-            (IF_ADMIN_STATUS, up_down.clone(), true, true),
+        for (column, value, writable) in [
+            (IF_INDEX, Value::Integer(i.index.into()), false),
+            (IF_DESCR, Value::Text(i.descr.clone()), false),
+            (IF_ADMIN_STATUS, up_down.clone(), true),
             // A port that is administratively down passes nothing (RFC 2863 §3.1.13).
-            (IF_OPER_STATUS, up_down, false, true),
-            (IF_NAME, Value::Text(i.name.clone()), false, false),
+            (IF_OPER_STATUS, up_down, false),
+            (IF_NAME, Value::Text(i.name.clone()), false),
         ] {
             map.insert(
                 oid(column, i.index),
@@ -231,7 +229,6 @@ fn objects(switch: &SimSwitch) -> BTreeMap<Oid, Entry> {
                     value,
                     interface: Some(n),
                     writable,
-                    status,
                 },
             );
         }
@@ -277,14 +274,12 @@ impl Responder for Emulator {
         let group = &name[..name.len().min(GROUP_ARCS)];
         match lookup(&map, &name, next) {
             Some((k, entry)) if k.starts_with(group) => {
-                let fault = entry
-                    .interface
-                    .and_then(|n| switch.interfaces.get(n))
-                    .map(|i| i.fault);
-                stall(fault);
-                if entry.status {
-                    drop_connection(fault);
-                }
+                stall(
+                    entry
+                        .interface
+                        .and_then(|n| switch.interfaces.get(n))
+                        .map(|i| i.fault),
+                );
                 answer(&k, &entry.value)
             }
             _ => NONE.into(),
