@@ -560,18 +560,19 @@ pub fn judge(
     if behaviour == Behaviour::DuplicateNames && truth.any_command() {
         problems.push("switched an outlet of an ambiguous name".into());
     }
+    verdict(ran, "", problems)
+}
+
+/// A cell passes when `problems` is empty (its note led by `note`), and fails
+/// naming them with the run's exit, time and last line of output.
+fn verdict(ran: &Ran, note: &str, problems: Vec<String>) -> Result<String, String> {
+    let run = format!("exit {:?} in {:.1}s", ran.code, ran.elapsed.as_secs_f64());
     if problems.is_empty() {
-        Ok(format!(
-            "exit {:?} in {:.1}s",
-            ran.code,
-            ran.elapsed.as_secs_f64()
-        ))
+        Ok(format!("{note}{run}"))
     } else {
         Err(format!(
-            "{} [exit {:?} in {:.1}s; output: {}]",
+            "{} [{run}; output: {}]",
             problems.join("; "),
-            ran.code,
-            ran.elapsed.as_secs_f64(),
             summary(&ran.output)
         ))
     }
@@ -602,21 +603,7 @@ pub fn judge_refused_reboot(ran: &Ran, truth: &Truth) -> Result<String, String> 
             truth.bystanders_switched
         ));
     }
-    if problems.is_empty() {
-        Ok(format!(
-            "refused, exit {:?} in {:.1}s",
-            ran.code,
-            ran.elapsed.as_secs_f64()
-        ))
-    } else {
-        Err(format!(
-            "{} [exit {:?} in {:.1}s; output: {}]",
-            problems.join("; "),
-            ran.code,
-            ran.elapsed.as_secs_f64(),
-            summary(&ran.output)
-        ))
-    }
+    verdict(ran, "refused, ", problems)
 }
 
 /// The last informative line of a run's output, short.

@@ -34,6 +34,48 @@ struct Prepared {
     _keep: Box<dyn Any + Send>,
 }
 
+impl Prepared {
+    /// A cell whose front ends get `devices` and whose oracle reads `records`, the
+    /// node's plugs being `targets[i] = (record, plug)`, each starting in
+    /// `initial`; the records and `keep` live until the cell is judged.
+    fn new<D: Record + Send + Sync + 'static>(
+        devices: Vec<DeviceSpec>,
+        records: Vec<D>,
+        targets: Vec<(usize, u32)>,
+        initial: bool,
+        keep: impl Any + Send,
+    ) -> Prepared {
+        let initial = vec![initial; targets.len()];
+        Prepared {
+            devices,
+            truth: Box::new(move || {
+                let refs: Vec<&dyn Record> = records.iter().map(|d| d as &dyn Record).collect();
+                truth_of(&refs, &targets, &initial)
+            }),
+            _keep: Box::new(keep),
+        }
+    }
+}
+
+/// How many devices a cell of `behaviour` drives: two when the second one lies.
+fn device_count(behaviour: Behaviour) -> usize {
+    if behaviour == Behaviour::TwoDevicesOneLies {
+        2
+    } else {
+        1
+    }
+}
+
+/// The node's plugs on `count` devices: plug 2 of each of two devices, or `plugs`
+/// of the one.
+fn plug_targets(count: usize, plugs: &[u32]) -> Vec<(usize, u32)> {
+    if count == 2 {
+        vec![(0, 2), (1, 2)]
+    } else {
+        plugs.iter().map(|p| (0, *p)).collect()
+    }
+}
+
 /// A plugin with its simulator.
 trait Rig: Sync {
     /// The plugin's name, as the front ends take it.
@@ -140,11 +182,7 @@ impl Rig for ToyRig {
         let names = names(behaviour);
         let (plug, plugs) = target(behaviour);
         let states = [true, on, if plugs.len() > 1 { on } else { true }, true];
-        let count = if behaviour == Behaviour::TwoDevicesOneLies {
-            2
-        } else {
-            1
-        };
+        let count = device_count(behaviour);
         let mut devices = Vec::new();
         let mut specs = Vec::new();
         for d in 0..count {
@@ -170,22 +208,8 @@ impl Rig for ToyRig {
             });
             devices.push(device);
         }
-        let targets: Vec<(usize, u32)> = if count == 2 {
-            vec![(0, 2), (1, 2)]
-        } else {
-            plugs.iter().map(|p| (0, *p)).collect()
-        };
-        let initial = vec![on; targets.len()];
-        let devices = std::sync::Arc::new(devices);
-        let for_truth = devices.clone();
-        Ok(Prepared {
-            devices: specs,
-            truth: Box::new(move || {
-                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
-                truth_of(&refs, &targets, &initial)
-            }),
-            _keep: Box::new((dir, devices)),
-        })
+        let targets = plug_targets(count, &plugs);
+        Ok(Prepared::new(specs, devices, targets, on, dir))
     }
 }
 
@@ -230,11 +254,7 @@ impl Rig for SimRig {
             .map_err(|e| e.to_string())?;
         let on = initially_on(action, behaviour);
         let (plug, plugs) = target(behaviour);
-        let count = if behaviour == Behaviour::TwoDevicesOneLies {
-            2
-        } else {
-            1
-        };
+        let count = device_count(behaviour);
         let mut files = Vec::new();
         let mut specs = Vec::new();
         for d in 0..count {
@@ -268,21 +288,8 @@ impl Rig for SimRig {
             });
             files.push(sim);
         }
-        let targets: Vec<(usize, u32)> = if count == 2 {
-            vec![(0, 2), (1, 2)]
-        } else {
-            plugs.iter().map(|p| (0, *p)).collect()
-        };
-        let initial = vec![on; targets.len()];
-        let for_truth = files.clone();
-        Ok(Prepared {
-            devices: specs,
-            truth: Box::new(move || {
-                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
-                truth_of(&refs, &targets, &initial)
-            }),
-            _keep: Box::new(dir),
-        })
+        let targets = plug_targets(count, &plugs);
+        Ok(Prepared::new(specs, files, targets, on, dir))
     }
 }
 
@@ -336,11 +343,7 @@ impl Rig for IpmiRig {
             Behaviour::Drops => PowerProgram::Drop,
             _ => PowerProgram::Obey,
         };
-        let count = if behaviour == Behaviour::TwoDevicesOneLies {
-            2
-        } else {
-            1
-        };
+        let count = device_count(behaviour);
         let mut sims = Vec::new();
         let mut specs = Vec::new();
         for d in 0..count {
@@ -365,17 +368,7 @@ impl Rig for IpmiRig {
             sims.push(IpmiRecord(sim));
         }
         let targets: Vec<(usize, u32)> = (0..count).map(|d| (d, 1)).collect();
-        let initial = vec![on; count];
-        let sims = std::sync::Arc::new(sims);
-        let for_truth = sims.clone();
-        Ok(Prepared {
-            devices: specs,
-            truth: Box::new(move || {
-                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
-                truth_of(&refs, &targets, &initial)
-            }),
-            _keep: Box::new(sims),
-        })
+        Ok(Prepared::new(specs, sims, targets, on, ()))
     }
 }
 
@@ -425,11 +418,7 @@ impl Rig for RedfishRig {
             Behaviour::Drops => (Mode::Drop, 0),
             _ => (Mode::Obey, 0),
         };
-        let count = if behaviour == Behaviour::TwoDevicesOneLies {
-            2
-        } else {
-            1
-        };
+        let count = device_count(behaviour);
         let mut services = Vec::new();
         let mut specs = Vec::new();
         for d in 0..count {
@@ -458,60 +447,59 @@ impl Rig for RedfishRig {
             services.push(RedfishRecord(responder));
         }
         let targets: Vec<(usize, u32)> = (0..count).map(|d| (d, 1)).collect();
-        let initial = vec![on; count];
-        let services = std::sync::Arc::new(services);
-        let for_truth = services.clone();
-        Ok(Prepared {
-            devices: specs,
-            truth: Box::new(move || {
-                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
-                truth_of(&refs, &targets, &initial)
-            }),
-            _keep: Box::new(services),
-        })
+        Ok(Prepared::new(specs, services, targets, on, ()))
     }
 }
 
-/// The built-in `apc` plugin over SNMP against net-snmp's `snmpd` with fencekit's
-/// PDU emulator behind pass_persist, one snmpd per device of each cell (a hanging
-/// emulator stalls its snmpd).
-struct ApcSnmpRig {
-    emulator: PathBuf,
+/// Where an emulator's state file keeps its plugs: lines that start with
+/// `keyword`, with the plug's number, its state (`on_word` or another word) and
+/// its changes to come (`-`, `STATE@MS` or `STATE@MS,STATE@MS`) in these columns.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    keyword: &'static str,
+    number: usize,
+    state: usize,
+    pending: usize,
+    on_word: &'static str,
 }
 
-/// sysObjectID of an rPDU (AP78xx/79xx), PowerNet-MIB.
-const RPDU: &str = ".1.3.6.1.4.1.318.1.3.4.5";
-
-/// One emulated PDU: its snmpd and state file (the log is beside it).
-struct Pdu {
-    _snmpd: Snmpd,
-    state: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Record for Pdu {
-    fn states(&self) -> Vec<(u32, bool)> {
-        // `outlet UNIT N on|off FAULT PENDING NAME`, PENDING `-` or `on|off@MS[,on|off@MS]`.
-        let text = std::fs::read_to_string(&self.state).unwrap_or_default();
-        let now = fencekit_tests::matrix::now_ms();
+impl Layout {
+    /// Each plug's state at `now` (Unix ms), changes whose time came applied.
+    fn states(self, text: &str, now: u64) -> Vec<(u32, bool)> {
         text.lines()
             .filter_map(|line| {
                 let w: Vec<&str> = line.split_whitespace().collect();
-                if w.first() != Some(&"outlet") || w.len() < 6 {
+                if w.first() != Some(&self.keyword) {
                     return None;
                 }
-                let n: u32 = w[2].parse().ok()?;
-                let mut on = w[3] == "on";
-                for change in w[5].split(',') {
+                let n: u32 = w.get(self.number)?.parse().ok()?;
+                let mut on = *w.get(self.state)? == self.on_word;
+                for change in w.get(self.pending)?.split(',') {
                     if let Some((state, at)) = change.split_once('@') {
                         if at.parse::<u64>().is_ok_and(|at| now >= at) {
-                            on = state == "on";
+                            on = state == self.on_word;
                         }
                     }
                 }
                 Some((n, on))
             })
             .collect()
+    }
+}
+
+/// One device emulated behind net-snmp's `snmpd` (an APC PDU, a switch): its snmpd
+/// and state file (the command log beside it) and the file's layout.
+struct Emulated {
+    snmpd: Snmpd,
+    state: PathBuf,
+    layout: Layout,
+    _dir: tempfile::TempDir,
+}
+
+impl Record for Emulated {
+    fn states(&self) -> Vec<(u32, bool)> {
+        let text = std::fs::read_to_string(&self.state).unwrap_or_default();
+        self.layout.states(&text, fencekit_tests::matrix::now_ms())
     }
     fn log(&self) -> Vec<(u64, u32, bool, Option<u64>)> {
         let mut name = self.state.as_os_str().to_owned();
@@ -520,117 +508,26 @@ impl Record for Pdu {
     }
 }
 
-impl ApcSnmpRig {
-    fn start(&self, fault: &str, behaviour: Behaviour, on: bool) -> Result<Pdu, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("fencekit-matrix-apc-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let state = dir.path().join("pdu.state");
-        let (_, plugs) = target(behaviour);
-        let mut text = String::from("family rpdu\nreboot_ms 1000\n");
-        for (n, name) in (1u32..).zip(names(behaviour)) {
-            let target = plugs.contains(&n);
-            let state = if !target || on { "on" } else { "off" };
-            let fault = if target { fault } else { "obey" };
-            text.push_str(&format!("outlet 1 {n} {state} {fault} - {name}\n"));
-        }
-        std::fs::write(&state, text).map_err(|e| e.to_string())?;
-        let snmpd = emulated_agent(
-            &self.emulator,
-            &state,
-            &[".1.3.6.1.4.1.318"],
-            Some(RPDU),
-            &[],
-        )?;
-        Ok(Pdu {
-            _snmpd: snmpd,
-            state,
-            _dir: dir,
-        })
-    }
-}
-
-impl Rig for ApcSnmpRig {
-    fn plugin(&self) -> &str {
-        "apc"
-    }
-    fn label(&self) -> &str {
-        "apc-snmp"
-    }
-    fn prepare(
-        &self,
-        action: Action,
-        behaviour: Behaviour,
-        front: FrontEnd,
-    ) -> Result<Prepared, String> {
-        two_devices_possible(front, behaviour)?;
-        let on = initially_on(action, behaviour);
-        let fault = match behaviour {
-            Behaviour::Lies => "lie".to_string(),
-            Behaviour::SlowInTime => format!("delay:{SLOW_IN_TIME_MS}"),
-            Behaviour::SlowPastDeadline => format!("delay:{PAST_DEADLINE_MS}"),
-            Behaviour::Pending => format!("pending:{PAST_DEADLINE_MS}"),
-            Behaviour::Errors => "error".into(),
-            Behaviour::Hangs => "hang".into(),
-            Behaviour::Drops => "drop".into(),
-            _ => "obey".into(),
-        };
-        let (plug, plugs) = target(behaviour);
-        let count = if behaviour == Behaviour::TwoDevicesOneLies {
-            2
-        } else {
-            1
-        };
-        let mut pdus = Vec::new();
-        let mut specs = Vec::new();
-        for d in 0..count {
-            let pdu = self.start(if d == 1 { "lie" } else { &fault }, behaviour, on)?;
-            specs.push(DeviceSpec {
-                plugin: "apc".into(),
-                params: vec![
-                    ("ip".into(), "127.0.0.1".into()),
-                    ("ipport".into(), pdu._snmpd.port().to_string()),
-                    ("community".into(), "private".into()),
-                    ("snmp_version".into(), "2c".into()),
-                ],
-                plug: Some(plug.to_string()),
-                plugin_dir: None,
-            });
-            pdus.push(pdu);
-        }
-        let targets: Vec<(usize, u32)> = if count == 2 {
-            vec![(0, 2), (1, 2)]
-        } else {
-            plugs.iter().map(|p| (0, *p)).collect()
-        };
-        let initial = vec![on; targets.len()];
-        let pdus = std::sync::Arc::new(pdus);
-        let for_truth = pdus.clone();
-        Ok(Prepared {
-            devices: specs,
-            truth: Box::new(move || {
-                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
-                truth_of(&refs, &targets, &initial)
-            }),
-            _keep: Box::new(pdus),
-        })
-    }
-}
-
-/// net-snmp's `snmpd` with a write community `private` and `emulator STATE` behind
+/// Writes `state_text` to a fresh state file and starts `emulator` on it behind
+/// net-snmp's `snmpd`, with a write community `private` and the emulator behind
 /// `pass_persist` for each of `subtrees` (through a wrapper beside the state file,
 /// as pass_persist takes a program without arguments), snmpd's own modules
 /// `without` left out so that the emulator alone answers there.
 fn emulated_agent(
     emulator: &std::path::Path,
-    state: &std::path::Path,
+    state_text: &str,
+    layout: Layout,
     subtrees: &[&str],
     sys_object_id: Option<&str>,
     without: &[&str],
-) -> Result<Snmpd, String> {
-    let dir = state.parent().ok_or("a state file in a directory")?;
-    let wrapper = dir.join("emulator");
+) -> Result<Emulated, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("fencekit-matrix-snmp-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let state = dir.path().join("device.state");
+    std::fs::write(&state, state_text).map_err(|e| e.to_string())?;
+    let wrapper = dir.path().join("emulator");
     std::fs::write(
         &wrapper,
         format!(
@@ -643,7 +540,7 @@ fn emulated_agent(
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| e.to_string())?;
-    Snmpd::start(SnmpdOptions {
+    let snmpd = Snmpd::start(SnmpdOptions {
         communities: vec![Community {
             name: "private".into(),
             write: true,
@@ -659,7 +556,112 @@ fn emulated_agent(
         without_modules: without.iter().map(|m| m.to_string()).collect(),
         ..SnmpdOptions::default()
     })
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok(Emulated {
+        snmpd,
+        state,
+        layout,
+        _dir: dir,
+    })
+}
+
+/// A cell of an SNMP plugin whose devices are emulated: `start(fault, on)` makes
+/// one device whose target plugs play `fault` and start `on`; with two devices the
+/// second lies.
+fn emulated_cell(
+    plugin: &str,
+    action: Action,
+    behaviour: Behaviour,
+    fault: &str,
+    start: impl Fn(&str, bool) -> Result<Emulated, String>,
+) -> Result<Prepared, String> {
+    let on = initially_on(action, behaviour);
+    let (plug, plugs) = target(behaviour);
+    let count = device_count(behaviour);
+    let mut devices = Vec::new();
+    let mut specs = Vec::new();
+    for d in 0..count {
+        let device = start(if d == 1 { "lie" } else { fault }, on)?;
+        specs.push(DeviceSpec {
+            plugin: plugin.into(),
+            params: vec![
+                ("ip".into(), "127.0.0.1".into()),
+                ("ipport".into(), device.snmpd.port().to_string()),
+                ("community".into(), "private".into()),
+                ("snmp_version".into(), "2c".into()),
+            ],
+            plug: Some(plug.to_string()),
+            plugin_dir: None,
+        });
+        devices.push(device);
+    }
+    let targets = plug_targets(count, &plugs);
+    Ok(Prepared::new(specs, devices, targets, on, ()))
+}
+
+/// The built-in `apc` plugin over SNMP against net-snmp's `snmpd` with fencekit's
+/// PDU emulator behind pass_persist, one snmpd per device of each cell (a hanging
+/// emulator stalls its snmpd).
+struct ApcSnmpRig {
+    emulator: PathBuf,
+}
+
+/// sysObjectID of an rPDU (AP78xx/79xx), PowerNet-MIB.
+const RPDU: &str = ".1.3.6.1.4.1.318.1.3.4.5";
+
+/// A PDU emulator's outlets: `outlet UNIT N on|off FAULT PENDING NAME`, PENDING
+/// `-` or `on|off@MS[,on|off@MS]`.
+const OUTLETS: Layout = Layout {
+    keyword: "outlet",
+    number: 2,
+    state: 3,
+    pending: 5,
+    on_word: "on",
+};
+
+impl Rig for ApcSnmpRig {
+    fn plugin(&self) -> &str {
+        "apc"
+    }
+    fn label(&self) -> &str {
+        "apc-snmp"
+    }
+    fn prepare(
+        &self,
+        action: Action,
+        behaviour: Behaviour,
+        front: FrontEnd,
+    ) -> Result<Prepared, String> {
+        two_devices_possible(front, behaviour)?;
+        let fault = match behaviour {
+            Behaviour::Lies => "lie".to_string(),
+            Behaviour::SlowInTime => format!("delay:{SLOW_IN_TIME_MS}"),
+            Behaviour::SlowPastDeadline => format!("delay:{PAST_DEADLINE_MS}"),
+            Behaviour::Pending => format!("pending:{PAST_DEADLINE_MS}"),
+            Behaviour::Errors => "error".into(),
+            Behaviour::Hangs => "hang".into(),
+            Behaviour::Drops => "drop".into(),
+            _ => "obey".into(),
+        };
+        emulated_cell("apc", action, behaviour, &fault, |fault, on| {
+            let (_, plugs) = target(behaviour);
+            let mut text = String::from("family rpdu\nreboot_ms 1000\n");
+            for (n, name) in (1u32..).zip(names(behaviour)) {
+                let target = plugs.contains(&n);
+                let state = if !target || on { "on" } else { "off" };
+                let fault = if target { fault } else { "obey" };
+                text.push_str(&format!("outlet 1 {n} {state} {fault} - {name}\n"));
+            }
+            emulated_agent(
+                &self.emulator,
+                &text,
+                OUTLETS,
+                &[".1.3.6.1.4.1.318"],
+                Some(RPDU),
+                &[],
+            )
+        })
+    }
 }
 
 /// The built-in `ifmib` plugin (fabric fencing: a node's switch port) against
@@ -674,82 +676,18 @@ struct IfmibRig {
     emulator: PathBuf,
 }
 
-/// One emulated switch: its snmpd and state file (the log is beside it).
-struct Switch {
-    _snmpd: Snmpd,
-    state: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Record for Switch {
-    fn states(&self) -> Vec<(u32, bool)> {
-        // `interface INDEX up|down FAULT PENDING IFNAME IFDESCR`, PENDING `-` or
-        // `up|down@MS`.
-        let text = std::fs::read_to_string(&self.state).unwrap_or_default();
-        let now = fencekit_tests::matrix::now_ms();
-        text.lines()
-            .filter_map(|line| {
-                let w: Vec<&str> = line.split_whitespace().collect();
-                if w.first() != Some(&"interface") || w.len() < 6 {
-                    return None;
-                }
-                let index: u32 = w[1].parse().ok()?;
-                let mut up = w[2] == "up";
-                if let Some((state, at)) = w[4].split_once('@') {
-                    if at.parse::<u64>().is_ok_and(|at| now >= at) {
-                        up = state == "up";
-                    }
-                }
-                Some((index, up))
-            })
-            .collect()
-    }
-    fn log(&self) -> Vec<(u64, u32, bool, Option<u64>)> {
-        let mut name = self.state.as_os_str().to_owned();
-        name.push(".log");
-        parse_log(std::path::Path::new(&name))
-    }
-}
-
-impl IfmibRig {
-    fn start(&self, fault: &str, behaviour: Behaviour, up: bool) -> Result<Switch, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("fencekit-matrix-ifmib-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let state = dir.path().join("switch.state");
-        let (_, plugs) = target(behaviour);
-        let mut text = String::new();
-        for n in 1u32..=4 {
-            let target = plugs.contains(&n);
-            let state = if !target || up { "up" } else { "down" };
-            let fault = if target { fault } else { "obey" };
-            // Two ports of one ifDescr and ifName (a stack whose members repeat it).
-            let (name, descr) = if behaviour == Behaviour::DuplicateNames && target {
-                ("db1".to_string(), "db1".to_string())
-            } else {
-                (format!("Gi1/0/{n}"), format!("GigabitEthernet1/0/{n}"))
-            };
-            text.push_str(&format!("interface {n} {state} {fault} - {name} {descr}\n"));
-        }
-        std::fs::write(&state, text).map_err(|e| e.to_string())?;
-        let snmpd = emulated_agent(
-            &self.emulator,
-            &state,
-            &[".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31"],
-            None,
-            &IF_MIB_MODULES,
-        )?;
-        Ok(Switch {
-            _snmpd: snmpd,
-            state,
-            _dir: dir,
-        })
-    }
-}
-
 /// snmpd 5.9's own IF-MIB: ifNumber and ifTable (`interfaces`, `ifTable`), ifXTable.
 const IF_MIB_MODULES: [&str; 3] = ["interfaces", "ifTable", "ifXTable"];
+
+/// A switch emulator's ports: `interface INDEX up|down FAULT PENDING IFNAME
+/// IFDESCR`, PENDING `-` or `up|down@MS`.
+const PORTS: Layout = Layout {
+    keyword: "interface",
+    number: 1,
+    state: 2,
+    pending: 4,
+    on_word: "up",
+};
 
 impl Rig for IfmibRig {
     fn plugin(&self) -> &str {
@@ -765,7 +703,6 @@ impl Rig for IfmibRig {
         front: FrontEnd,
     ) -> Result<Prepared, String> {
         two_devices_possible(front, behaviour)?;
-        let up = initially_on(action, behaviour);
         let fault = match behaviour {
             Behaviour::Lies => "lie".to_string(),
             Behaviour::SlowInTime => format!("pending:{SLOW_IN_TIME_MS}"),
@@ -777,44 +714,29 @@ impl Rig for IfmibRig {
             Behaviour::Drops => "drop".into(),
             _ => "obey".into(),
         };
-        let (plug, plugs) = target(behaviour);
-        let count = if behaviour == Behaviour::TwoDevicesOneLies {
-            2
-        } else {
-            1
-        };
-        let mut switches = Vec::new();
-        let mut specs = Vec::new();
-        for d in 0..count {
-            let switch = self.start(if d == 1 { "lie" } else { &fault }, behaviour, up)?;
-            specs.push(DeviceSpec {
-                plugin: "ifmib".into(),
-                params: vec![
-                    ("ip".into(), "127.0.0.1".into()),
-                    ("ipport".into(), switch._snmpd.port().to_string()),
-                    ("community".into(), "private".into()),
-                    ("snmp_version".into(), "2c".into()),
-                ],
-                plug: Some(plug.to_string()),
-                plugin_dir: None,
-            });
-            switches.push(switch);
-        }
-        let targets: Vec<(usize, u32)> = if count == 2 {
-            vec![(0, 2), (1, 2)]
-        } else {
-            plugs.iter().map(|p| (0, *p)).collect()
-        };
-        let initial = vec![up; targets.len()];
-        let switches = std::sync::Arc::new(switches);
-        let for_truth = switches.clone();
-        Ok(Prepared {
-            devices: specs,
-            truth: Box::new(move || {
-                let refs: Vec<&dyn Record> = for_truth.iter().map(|d| d as &dyn Record).collect();
-                truth_of(&refs, &targets, &initial)
-            }),
-            _keep: Box::new(switches),
+        emulated_cell("ifmib", action, behaviour, &fault, |fault, up| {
+            let (_, plugs) = target(behaviour);
+            let mut text = String::new();
+            for n in 1u32..=4 {
+                let target = plugs.contains(&n);
+                let state = if !target || up { "up" } else { "down" };
+                let fault = if target { fault } else { "obey" };
+                // Two ports of one ifDescr and ifName (a stack whose members repeat it).
+                let (name, descr) = if behaviour == Behaviour::DuplicateNames && target {
+                    ("db1".to_string(), "db1".to_string())
+                } else {
+                    (format!("Gi1/0/{n}"), format!("GigabitEthernet1/0/{n}"))
+                };
+                text.push_str(&format!("interface {n} {state} {fault} - {name} {descr}\n"));
+            }
+            emulated_agent(
+                &self.emulator,
+                &text,
+                PORTS,
+                &[".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31"],
+                None,
+                &IF_MIB_MODULES,
+            )
         })
     }
 }
@@ -1034,21 +956,9 @@ impl Rig for ConsoleRigFor {
                 state: self.rig.consoles[*i].state.clone(),
             });
         }
-        let targets: Vec<(usize, u32)> = if consoles.len() == 2 {
-            vec![(0, 2), (1, 2)]
-        } else {
-            plugs.iter().map(|p| (0, *p)).collect()
-        };
-        let initial = vec![on; targets.len()];
-        Ok(Prepared {
-            devices: specs,
-            truth: Box::new(move || {
-                let refs: Vec<&dyn Record> = records.iter().map(|d| d as &dyn Record).collect();
-                truth_of(&refs, &targets, &initial)
-            }),
-            // No other cell uses these consoles until this one is judged.
-            _keep: Box::new(held),
-        })
+        let targets = plug_targets(consoles.len(), &plugs);
+        // No other cell uses these consoles until this one is judged.
+        Ok(Prepared::new(specs, records, targets, on, held))
     }
 }
 
