@@ -516,7 +516,7 @@ mod tests {
             ("module", 2, "RPC3-NC>"),
             ("direct", 1, "RPC-28A>"),
             // An RPC strip that greets with its own main menu ("Enter Selection>").
-            ("menu", 1, "RPC-28A>"),
+            ("menu", 1, "RPC-3>"),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("state");
