@@ -9,6 +9,10 @@
 //! killed by PID (its own process group), the namespace deleted (the veths go with
 //! it), and `/run/netns` unmounted and removed when this process's fabrics made
 //! it and the last of them leaves it empty. Nothing is ever configured in the root namespace. Needs root.
+//!
+//! [`Netns`] is that namespace alone, for tests that need a device on its standard
+//! port (a telnet console on 23, which cluster-glue's `baytech` cannot be told to
+//! leave) without touching the machine's own.
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::AsFd;
@@ -44,8 +48,17 @@ pub struct FabricOptions {
 
 /// A running switch; torn down when dropped.
 pub struct Fabric {
-    netns: String,
     snmpd: Option<Daemon>,
+    // Dropped after snmpd (see `Drop`): it must not outlive the interfaces it serves.
+    netns: Netns,
+}
+
+/// A network namespace of the test's own, its loopback up; deleted when dropped
+/// (every interface in it goes with it), also while a failing test unwinds. Programs
+/// run in it by [`Netns::command`]; nothing is configured in the root namespace.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
 }
 
 /// The fabrics of this process alive now, and whether `/run/netns` was made by one
@@ -69,7 +82,7 @@ fn run_netns_users() -> MutexGuard<'static, RunNetnsUsers> {
 impl std::fmt::Debug for Fabric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fabric")
-            .field("netns", &self.netns)
+            .field("netns", &self.netns.name)
             .field("snmpd", &self.snmpd)
             .finish()
     }
@@ -91,21 +104,11 @@ impl Fabric {
             });
         }
         let config = snmpd_conf(&options.snmpd)?;
-        let netns = format!("fkif-{}", random_hex(4));
-        {
-            let _lock = PathLock::acquire(Path::new(RUN_NETNS))?;
-            let mut users = run_netns_users();
-            // Also while other fabrics of this process live: another process may
-            // have removed the directory meanwhile, and then this one makes it.
-            if !Path::new(RUN_NETNS).exists() {
-                users.made = true;
-            }
-            ip(&["netns", "add", &netns])?;
-            users.live += 1;
-        }
         // From here on the guard owns the namespace: a failure below drops it.
-        let mut fabric = Fabric { netns, snmpd: None };
-        fabric.ip_in(&["link", "set", "lo", "up"])?;
+        let mut fabric = Fabric {
+            netns: Netns::create("fkif")?,
+            snmpd: None,
+        };
         for (name, peer) in &options.pairs {
             fabric.ip_in(&[
                 "link", "add", "name", name, "type", "veth", "peer", "name", peer,
@@ -156,12 +159,12 @@ impl Fabric {
 
     /// The namespace's name (`ip netns` list).
     pub fn netns(&self) -> &str {
-        &self.netns
+        self.netns.name()
     }
 
     /// `/run/netns/NAME`, what `nsenter --net=` and `setns` take.
     pub fn netns_path(&self) -> PathBuf {
-        Path::new(RUN_NETNS).join(&self.netns)
+        self.netns.path()
     }
 
     /// snmpd's guard (PID, directory, log).
@@ -172,12 +175,7 @@ impl Fabric {
     /// A command running `program` inside the namespace (`nsenter --net`), so that
     /// 127.0.0.1:161 is this switch's snmpd.
     pub fn command(&self, program: &Path) -> Command {
-        let mut command = Command::new("nsenter");
-        command
-            .arg(format!("--net={}", self.netns_path().display()))
-            .arg("--")
-            .arg(program);
-        command
+        self.netns.command(program)
     }
 
     /// The oracle: whether interface `dev` is administratively up, from the kernel
@@ -216,18 +214,87 @@ impl Fabric {
     }
 
     fn ip_in(&self, args: &[&str]) -> Result<ToolOutput, HarnessError> {
-        let mut all = vec!["-n", self.netns.as_str()];
+        self.netns.ip(args)
+    }
+}
+
+impl Drop for Fabric {
+    fn drop(&mut self) {
+        // snmpd first: it must not outlive the interfaces it serves.
+        self.snmpd = None;
+    }
+}
+
+impl Netns {
+    /// Makes namespace `PREFIX-<random>` and sets its loopback up.
+    pub fn create(prefix: &str) -> Result<Netns, HarnessError> {
+        let name = format!("{prefix}-{}", random_hex(4));
+        {
+            let _lock = PathLock::acquire(Path::new(RUN_NETNS))?;
+            let mut users = run_netns_users();
+            // Also while other namespaces of this process live: another process
+            // may have removed the directory meanwhile, and then this one makes it.
+            if !Path::new(RUN_NETNS).exists() {
+                users.made = true;
+            }
+            ip(&["netns", "add", &name])?;
+            users.live += 1;
+        }
+        // From here on the guard owns the namespace: a failure below drops it.
+        let netns = Netns { name };
+        netns.ip(&["link", "set", "lo", "up"])?;
+        Ok(netns)
+    }
+
+    /// The namespace's name (`ip netns` list).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `/run/netns/NAME`, what `nsenter --net=` and `setns` take.
+    pub fn path(&self) -> PathBuf {
+        Path::new(RUN_NETNS).join(&self.name)
+    }
+
+    /// A command running `program` inside the namespace (`nsenter --net`: unlike
+    /// `ip netns exec`, no mount namespace, and the child's PID is the program's).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", self.path().display()))
+            .arg("--")
+            .arg(program);
+        command
+    }
+
+    /// `ip -n NAME ARGS`.
+    pub fn ip(&self, args: &[&str]) -> Result<ToolOutput, HarnessError> {
+        let mut all = vec!["-n", self.name.as_str()];
         all.extend_from_slice(args);
         ip(&all)
     }
 
+    /// A TCP connection to `127.0.0.1:port` inside the namespace, made by a thread
+    /// of our own that enters it (this thread never leaves the root namespace).
+    pub fn connect_loopback(&self, port: u16) -> Result<std::net::TcpStream, String> {
+        let netns = self.path();
+        std::thread::spawn(move || {
+            enter(&netns)?;
+            std::net::TcpStream::connect_timeout(
+                &(Ipv4Addr::LOCALHOST, port).into(),
+                Duration::from_millis(300),
+            )
+            .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))
+        })
+        .join()
+        .map_err(|_| "the thread entering the namespace panicked".to_string())?
+    }
+
     fn teardown(&mut self) {
-        // snmpd first: it must not outlive the interfaces it serves.
-        self.snmpd = None;
         // Deleted even when the lock cannot be had: a namespace must not outlive
         // its test.
         let lock = PathLock::acquire(Path::new(RUN_NETNS));
-        let _ = ip(&["netns", "del", &self.netns]);
+        let _ = ip(&["netns", "del", &self.name]);
         let mut users = run_netns_users();
         users.live = users.live.saturating_sub(1);
         if users.live == 0 && users.made && lock.is_ok() {
@@ -243,7 +310,7 @@ impl Fabric {
     }
 }
 
-impl Drop for Fabric {
+impl Drop for Netns {
     fn drop(&mut self) {
         self.teardown();
     }
@@ -261,12 +328,17 @@ fn ip(args: &[&str]) -> Result<ToolOutput, HarnessError> {
 fn udp_socket_in(netns: &Path) -> Result<UdpSocket, String> {
     let netns = netns.to_path_buf();
     std::thread::spawn(move || {
-        let file =
-            std::fs::File::open(&netns).map_err(|e| format!("open {}: {e}", netns.display()))?;
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| format!("enter {}: {e}", netns.display()))?;
+        enter(&netns)?;
         UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("bind: {e}"))
     })
     .join()
     .map_err(|_| "the thread entering the namespace panicked".to_string())?
+}
+
+/// Moves the calling thread into the namespace at `netns` (for a thread of our own
+/// that ends after making its socket).
+fn enter(netns: &Path) -> Result<(), String> {
+    let file = std::fs::File::open(netns).map_err(|e| format!("open {}: {e}", netns.display()))?;
+    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("enter {}: {e}", netns.display()))
 }

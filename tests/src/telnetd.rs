@@ -6,6 +6,13 @@
 //!
 //! Dropping it stops the loop and kills every telnetd it started (by PID), with the
 //! simulators under them.
+//!
+//! [`NetnsTelnetd`] is a telnet server on the standard port 23, in a network
+//! namespace of the test's own: BusyBox `telnetd`, because a client that speaks no
+//! telnet at all (cluster-glue's `baytech` plugin opens a plain TCP connection and
+//! waits for the device's banner, as a real Baytech strip sends it at once) never
+//! gets a byte from GNU telnetd, which waits for the answers to its option
+//! negotiation before it starts the login program.
 
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
@@ -16,7 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::daemon::{daemon_dir, Daemon};
+use crate::fabric::Netns;
 use crate::HarnessError;
+
+/// The telnet port cluster-glue's `baytech` reaches (its `TELNET_PORT`, fixed).
+pub const TELNET_PORT: u16 = 23;
+const NETNS_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// How often the accept loop looks at its stop flag.
 const POLL: Duration = Duration::from_millis(20);
@@ -111,5 +124,64 @@ impl Drop for Telnetd {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// BusyBox `telnetd` on 127.0.0.1:23 inside a namespace of its own, running a
+/// console simulator as its login program. Dropping it kills telnetd (by PID; the
+/// sessions end as their PTYs close) and then deletes the namespace.
+pub struct NetnsTelnetd {
+    daemon: Option<Daemon>,
+    netns: Netns,
+}
+
+impl NetnsTelnetd {
+    /// Makes the namespace and starts `busybox telnetd` in it, each connection
+    /// served by `login` (program and arguments; BusyBox execs a path only, so a
+    /// two-line script in the daemon's directory carries the arguments).
+    pub fn start(busybox: &Path, login: &[&str]) -> Result<NetnsTelnetd, HarnessError> {
+        let netns = Netns::create("fktn")?;
+        let dir = daemon_dir("busybox-telnetd")?;
+        let script = dir.path().join("login.sh");
+        let quoted: Vec<String> = login
+            .iter()
+            .map(|word| format!("'{}'", word.replace('\'', "'\\''")))
+            .collect();
+        std::fs::write(&script, format!("#!/bin/sh\nexec {}\n", quoted.join(" ")))
+            .map_err(|e| HarnessError::io(format!("write {}", script.display()), e))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| HarnessError::io(format!("chmod {}", script.display()), e))?;
+        }
+        let mut command = netns.command(busybox);
+        command
+            .arg("telnetd")
+            // Foreground; close the connection when the simulator ends; no
+            // /etc/issue (a strip greets with its own banner).
+            .args(["-F", "-K", "-f", "/dev/null", "-b", "127.0.0.1", "-p"])
+            .arg(TELNET_PORT.to_string())
+            .arg("-l")
+            .arg(&script);
+        let mut daemon = Daemon::spawn("busybox-telnetd", dir, command)?;
+        daemon.wait_ready(std::time::Instant::now() + NETNS_READY_TIMEOUT, |_| {
+            netns.connect_loopback(TELNET_PORT).map(drop)
+        })?;
+        Ok(NetnsTelnetd {
+            daemon: Some(daemon),
+            netns,
+        })
+    }
+
+    /// The namespace: run clients in it with [`Netns::command`].
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+}
+
+impl Drop for NetnsTelnetd {
+    fn drop(&mut self) {
+        // telnetd before its namespace.
+        self.daemon = None;
     }
 }
