@@ -138,6 +138,11 @@ fn first_request_id() -> i32 {
 /// exchanges, each answer well inside a UDP datagram.
 pub const WALK_REPETITIONS: u16 = 32;
 
+/// The most rows a walk reads: a column that never ends (an agent answering ever
+/// further rows) is refused here instead of growing until the deadline. Far above
+/// any PDU's outlets or switch's ports.
+pub const WALK_MAX_ROWS: usize = 65_536;
+
 /// One operation's exchanges with an agent, all ending by one deadline.
 pub struct Session<'a> {
     agent: &'a Agent,
@@ -187,8 +192,9 @@ impl Session<'_> {
             } else {
                 self.get_next(&cursor).await?
             };
-            // SNMPv1 ends a walk with noSuchName; v2c with endOfMibView.
-            if response.status == 2 {
+            // SNMPv1 ends a walk with noSuchName; v2c with endOfMibView, never with
+            // an error-status: one there is a table read broken off, not its end.
+            if response.status == 2 && !bulk {
                 break;
             }
             if response.status != 0 {
@@ -216,6 +222,14 @@ impl Session<'_> {
                 }
                 cursor = name.clone();
                 out.push((name, value));
+                if out.len() > WALK_MAX_ROWS {
+                    return Err(DeviceError::Protocol(format!(
+                        "{} answered more than {WALK_MAX_ROWS} rows under {}: refusing a \
+                         table that does not end",
+                        self.agent.endpoint(),
+                        ber::dotted(prefix)
+                    )));
+                }
             }
         }
         Ok(out)
@@ -274,8 +288,13 @@ impl Session<'_> {
             // More rows past this round's last index: go on from it.
             let last = names[asked - 1].last().copied().unwrap_or(0);
             base = Some(last);
-            if rows.len() > 1 << 16 {
-                return Ok(None);
+            if rows.len() > WALK_MAX_ROWS {
+                return Err(DeviceError::Protocol(format!(
+                    "{} answered more than {WALK_MAX_ROWS} rows under {}: refusing a table \
+                     that does not end",
+                    self.agent.endpoint(),
+                    ber::dotted(prefix)
+                )));
             }
         }
     }
@@ -488,6 +507,57 @@ mod tests {
         assert_eq!(rows.len(), 3);
         drop(session);
         assert_eq!(task.await.unwrap(), 1, "one request for the whole table");
+    }
+
+    /// A v2c answer of rows `first..first+count` of `column`.
+    fn rows_answer(id: i32, column: &[u32], first: u32, count: u32, error: Option<u8>) -> Vec<u8> {
+        let binds: Vec<(Oid, SetValue)> = (first..first + count)
+            .map(|n| ([column, &[n]].concat(), SetValue::Integer(i64::from(n))))
+            .collect();
+        let mut pdu = ber::pdu(tag::RESPONSE, id, &binds).unwrap();
+        if let Some(status) = error {
+            // error-status and error-index follow the request-id: 02 01 00 02 01 00.
+            let at = pdu
+                .windows(6)
+                .position(|w| w == [2, 1, 0, 2, 1, 0])
+                .unwrap();
+            pdu[at + 2] = status;
+            pdu[at + 5] = 1;
+        }
+        ber::community_message(1, b"c", &pdu).to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_v2c_walk_broken_off_by_an_error_status_is_refused_not_taken_as_complete() {
+        let column = [1, 3, 6, 1, 2, 1, 2, 2, 1, 2];
+        let (port, _task) = fake_agent(move |id, seen| match seen {
+            1 => vec![rows_answer(id, &column, 1, 32, None)],
+            _ => vec![rows_answer(id, &column, 33, 1, Some(2))],
+        })
+        .await;
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        let err = session.walk(&column.to_vec()).await.unwrap_err();
+        assert!(err.to_string().contains("noSuchName"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_column_that_never_ends_is_refused_at_the_row_limit() {
+        let column = [1, 3, 6, 1, 2, 1, 2, 2, 1, 2];
+        let (port, _task) = fake_agent(move |id, seen| {
+            vec![rows_answer(id, &column, (seen - 1) * 32 + 1, 32, None)]
+        })
+        .await;
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(20))
+            .await
+            .unwrap();
+        let err = session.walk(&column.to_vec()).await.unwrap_err();
+        assert!(err.to_string().contains("does not end"), "{err}");
     }
 
     /// An SNMPv1 agent with a column of rows `1, 3, 40` (and what follows the
