@@ -12,8 +12,9 @@ use fencekit_core::{
     PowerSwitch, Schema, SwitchTo,
 };
 
+use fencekit_snmp::ber::Oid;
 use fencekit_snmp::ber::SetValue;
-use fencekit_snmp::{params, status_name, Agent, Credentials, Resend, Response, Session, VarValue};
+use fencekit_snmp::{params, status_name, Agent, Credentials, Resend, Session, VarValue};
 
 use crate::mib;
 
@@ -115,9 +116,17 @@ impl IfMibSwitch {
         for (oid, value) in session.walk(&mib::IF_NAME.to_vec()).await? {
             let index =
                 mib::index_of(mib::IF_NAME, &oid).ok_or_else(|| self.odd_row("ifName", &oid))?;
-            if let Some(interface) = interfaces.iter_mut().find(|i| i.index == index) {
-                interface.name = Some(text(&value));
-            }
+            // ifXTable augments ifTable: a name whose interface ifDescr does not list
+            // means the columns disagree, and the unlisted interface could carry the
+            // plug's name too.
+            let Some(interface) = interfaces.iter_mut().find(|i| i.index == index) else {
+                return Err(DeviceError::Protocol(format!(
+                    "{} lists interface {index} under ifName but not under ifDescr; refusing \
+                     to pick ports from a table whose columns disagree",
+                    self.agent.endpoint()
+                )));
+            };
+            interface.name = Some(text(&value));
         }
         Ok(interfaces)
     }
@@ -135,45 +144,88 @@ impl IfMibSwitch {
     /// ifDescr or ifName, by the one rule of [`resolve_outlet`]: a plug that fits
     /// two interfaces (a name two carry, or digits that are one's index and
     /// another's name) is refused rather than guessed.
-    async fn resolve(&self, session: &mut Session<'_>, plug: &Plug) -> Result<u32, DeviceError> {
-        pick(self.table(session).await?, plug)
+    async fn resolve(
+        &self,
+        session: &mut Session<'_>,
+        plug: &Plug,
+    ) -> Result<Interface, DeviceError> {
+        let table = self.table(session).await?;
+        let index = pick(table, plug)?;
+        table
+            .iter()
+            .find(|i| i.index == index)
+            .cloned()
+            .ok_or_else(|| DeviceError::Protocol(format!("interface {index} left the table")))
     }
 
-    /// ifAdminStatus and ifOperStatus of one interface; `None` when it has none.
+    /// ifAdminStatus and ifOperStatus of one interface; `None` when it has none. Its
+    /// names come in the same request and must still be the ones the plug was
+    /// matched against: an ifIndex given to another interface since the table was
+    /// read (interfaces come and go, and agents reuse indexes) would otherwise have
+    /// its state read as the plug's.
     async fn read(
         &self,
         session: &mut Session<'_>,
-        index: u32,
+        interface: &Interface,
     ) -> Result<Option<(i64, Option<i64>)>, DeviceError> {
-        let response = session
-            .get(&[
-                mib::object(mib::IF_ADMIN_STATUS, index),
-                mib::object(mib::IF_OPER_STATUS, index),
-            ])
-            .await?;
-        Ok(self.decode(&response, 1)?.pop().flatten())
+        let index = interface.index;
+        let mut objects = vec![
+            mib::object(mib::IF_ADMIN_STATUS, index),
+            mib::object(mib::IF_OPER_STATUS, index),
+            mib::object(mib::IF_DESCR, index),
+        ];
+        if interface.name.is_some() {
+            objects.push(mib::object(mib::IF_NAME, index));
+        }
+        let response = session.get(&objects).await?;
+        if response.status == 0 {
+            let descr = response.binds.get(2).map(|(_, v)| text(v));
+            let name = response.binds.get(3).map(|(_, v)| text(v));
+            if descr.as_deref() != Some(interface.descr.as_str()) || name != interface.name {
+                return Err(DeviceError::Protocol(format!(
+                    "{}: interface {index} is no longer the one the plug named ({} when \
+                     the table was read, now {}); refusing to take its state as the plug's",
+                    self.agent.endpoint(),
+                    interface.describe(),
+                    Interface {
+                        index,
+                        descr: descr.unwrap_or_default(),
+                        name,
+                    }
+                    .describe()
+                )));
+            }
+        }
+        Ok(self
+            .decode(
+                response.status,
+                &response.binds[..response.binds.len().min(2)],
+                1,
+            )?
+            .pop()
+            .flatten())
     }
 
     /// `count` (ifAdminStatus, ifOperStatus) pairs from one GetRequest's answer.
     #[allow(clippy::type_complexity)]
     fn decode(
         &self,
-        response: &Response,
+        status: u32,
+        binds: &[(Oid, VarValue)],
         count: usize,
     ) -> Result<Vec<Option<(i64, Option<i64>)>>, DeviceError> {
         // SNMPv1 answers a missing object with noSuchName for the whole request.
-        if response.status == 2 && count == 1 {
+        if status == 2 && count == 1 {
             return Ok(vec![None]);
         }
-        if response.status != 0 {
+        if status != 0 {
             return Err(DeviceError::Protocol(format!(
                 "{} answered {} to an interface status read",
                 self.agent.endpoint(),
-                status_name(response.status)
+                status_name(status)
             )));
         }
-        response
-            .binds
+        binds
             .chunks(2)
             .map(|pair| match pair {
                 [(_, admin), (_, oper)] => {
@@ -313,9 +365,10 @@ fn text(value: &VarValue) -> String {
 impl PowerSwitch for IfMibSwitch {
     async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
         let mut session = self.agent.session(deadline).await?;
-        let index = self.resolve(&mut session, plug).await?;
+        let interface = self.resolve(&mut session, plug).await?;
+        let index = interface.index;
         let (admin, oper) = self
-            .read(&mut session, index)
+            .read(&mut session, &interface)
             .await?
             .ok_or_else(|| self.unknown_index(plug, index))?;
         tracing::info!(
@@ -336,7 +389,8 @@ impl PowerSwitch for IfMibSwitch {
         deadline: Instant,
     ) -> Result<(), DeviceError> {
         let mut session = self.agent.session(deadline).await?;
-        let index = self.resolve(&mut session, plug).await?;
+        let interface = self.resolve(&mut session, plug).await?;
+        let index = interface.index;
         let value = match to {
             SwitchTo::On => mib::ADMIN_UP,
             SwitchTo::Off => mib::ADMIN_DOWN,
@@ -363,7 +417,7 @@ impl PowerSwitch for IfMibSwitch {
             // A refused set on an interface without ifAdminStatus is an unknown
             // plug, not a refusal: a read tells which.
             Err(refused @ (DeviceError::Refused(_) | DeviceError::Protocol(_))) => {
-                match self.read(&mut session, index).await {
+                match self.read(&mut session, &interface).await {
                     Ok(None) => Err(self.unknown_index(plug, index)),
                     _ => Err(refused),
                 }
@@ -396,11 +450,11 @@ impl PowerSwitch for IfMibSwitch {
                 // SNMPv1: one missing object spoils the batch; read them one by one.
                 let mut states = Vec::new();
                 for interface in batch {
-                    states.push(self.read(&mut session, interface.index).await?);
+                    states.push(self.read(&mut session, interface).await?);
                 }
                 states
             } else {
-                self.decode(&response, batch.len())?
+                self.decode(response.status, &response.binds, batch.len())?
             };
             for (interface, state) in batch.iter().zip(states) {
                 out.push(PlugInfo {

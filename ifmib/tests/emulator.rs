@@ -1,0 +1,107 @@
+//! `IfMibSwitch` against net-snmp's `snmpd` with the IF-MIB emulator behind it
+//! (pass_persist, snmpd's own interface modules left out), for what real interfaces
+//! never do on cue: an interface renumbered between reading the table and reading a
+//! port back. Judged by the emulator's state file.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
+use fencekit_core::{Instant, Plug, PowerSwitch, SwitchTo};
+use fencekit_ifmib::sim::SimSwitch;
+use fencekit_ifmib::{IfMibSwitch, SCHEMA};
+use fencekit_tests::peers;
+use fencekit_tests::snmpd::{PassPersist, Snmpd, SnmpdOptions};
+
+fn start(dir: &Path, switch: &SimSwitch) -> Snmpd {
+    let state = dir.join("switch.state");
+    switch.save(&state).unwrap();
+    let program = dir.join("switch-sim");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nexec '{}' '{}'\n",
+            env!("CARGO_BIN_EXE_fencekit-ifmib-snmp-sim"),
+            state.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Snmpd::start(SnmpdOptions {
+        pass_persist: [".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31"]
+            .iter()
+            .map(|oid| PassPersist {
+                oid: oid.to_string(),
+                program: program.clone(),
+            })
+            .collect(),
+        without_modules: ["interfaces", "ifTable", "ifXTable"]
+            .map(String::from)
+            .to_vec(),
+        ..SnmpdOptions::default()
+    })
+    .unwrap()
+}
+
+fn switch_for(port: u16) -> IfMibSwitch {
+    let raw: Vec<RawParam> = [
+        ("ip", "127.0.0.1".to_string()),
+        ("ipport", port.to_string()),
+        ("community", "private".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| RawParam::text(k, v, Origin::new("test")))
+    .collect();
+    let params = validate(&[&SCHEMA], &raw, Unknown::Reject, None)
+        .unwrap()
+        .params;
+    IfMibSwitch::from_params(&params).unwrap()
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+/// The plug's interface moves to another ifIndex after the table was read, and a
+/// new interface takes its old one: switching and reading back by the old index
+/// would cut the newcomer and read it down as the plug. The read-back names the
+/// interface in the same request, finds the name changed, and fails; the plug's own
+/// port is still up, and nothing claims otherwise.
+#[tokio::test]
+async fn an_interface_renumbered_after_the_table_was_read_is_never_read_back_as_the_plug() {
+    if peers::require("snmpd", "snmpd").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = SimSwitch::new(6);
+    sim.interfaces[4].descr = "eth1".into(); // ifIndex 5
+    sim.interfaces[4].name = "eth1".into();
+    let snmpd = start(dir.path(), &sim);
+    let state = dir.path().join("switch.state");
+    let switch = switch_for(snmpd.port());
+    let plug = Plug::Name("eth1".into());
+    // The table is read (and kept for the operation) with eth1 at index 5.
+    assert_eq!(
+        switch.status(&plug, soon()).await.unwrap(),
+        fencekit_core::PowerState::On
+    );
+    // eth1 moves to index 7; index 5 is now eth9.
+    let mut moved = SimSwitch::load(&state).unwrap();
+    let mut eth1 = moved.interfaces[4].clone();
+    eth1.index = 7;
+    moved.interfaces[4].descr = "eth9".into();
+    moved.interfaces[4].name = "eth9".into();
+    moved.interfaces.push(eth1);
+    moved.save(&state).unwrap();
+
+    let _ = switch.switch(&plug, SwitchTo::Off, soon()).await;
+    let read = switch.status(&plug, soon()).await;
+    let truth = SimSwitch::load(&state).unwrap();
+    assert!(truth.interface(7).unwrap().up, "eth1 truly still up");
+    assert!(
+        read.as_ref()
+            .is_err_and(|e| e.to_string().contains("no longer the one")),
+        "{read:?}"
+    );
+}
