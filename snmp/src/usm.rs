@@ -206,10 +206,14 @@ impl Engine {
             Err(snmp2::Error::AuthFailure(v3::AuthErrorKind::EngineTimeMismatch)) => {
                 Ok(Reply::Report(ReportKind::NotInTimeWindow))
             }
-            Err(snmp2::Error::AuthFailure(v3::AuthErrorKind::SignatureMismatch)) => {
-                Ok(Reply::Report(ReportKind::WrongDigest))
+            // An authenticated answer that fails its check, or one that cannot be
+            // decrypted or read, is discarded (RFC 3414 §3.2): a corrupted or forged
+            // datagram, not the agent's word on our keys, which comes as a Report.
+            // The request is sent again and answered, or ends by its deadline.
+            Err(e) => {
+                tracing::debug!("SNMPv3 datagram for request {id} discarded: {e}");
+                return None;
             }
-            Err(e) => Err(e.to_string()),
         };
         // A verified answer carries the agent's clock: keep it.
         let clock = result.is_ok().then_some(clock);

@@ -249,6 +249,9 @@ struct Net {
     jitter_ms: u64,
     /// Every datagram that left the manager: the oracle for "sent once".
     from_manager: usize,
+    /// How many of the agent's next answers arrive with their last byte flipped
+    /// (a corrupted or forged datagram).
+    corrupt_replies: usize,
     in_flight: Vec<(Instant, bool, Vec<u8>)>,
 }
 
@@ -259,6 +262,7 @@ impl Net {
             loss,
             jitter_ms: 30,
             from_manager: 0,
+            corrupt_replies: 0,
             in_flight: Vec::new(),
         }
     }
@@ -270,9 +274,15 @@ impl Net {
         }
     }
 
-    fn carry(&mut self, now: Instant, to_agent: bool, datagram: Vec<u8>) {
+    fn carry(&mut self, now: Instant, to_agent: bool, mut datagram: Vec<u8>) {
         if self.rng.random_bool(self.loss) {
             return;
+        }
+        if !to_agent && self.corrupt_replies > 0 {
+            self.corrupt_replies -= 1;
+            if let Some(last) = datagram.last_mut() {
+                *last ^= 0x5a;
+            }
         }
         let delay = Duration::from_millis(self.rng.random_range(1..=self.jitter_ms));
         self.in_flight.push((now + delay, to_agent, datagram));
@@ -723,6 +733,29 @@ fn a_new_engine_id_means_discovery_again() {
         [Seen::Reported(4), Seen::Discovery, Seen::Get],
         "usmStatsUnknownEngineIDs, discovery, then the read"
     );
+}
+
+#[test]
+fn a_corrupted_v3_answer_is_dropped_and_the_request_answered_by_a_good_one() {
+    // RFC 3414: a message whose authentication fails is discarded. One bad datagram
+    // (line noise, or one forged packet) must not end a fence as a wrong pass phrase.
+    for corrupted in 1..=3 {
+        let start = Instant::now();
+        let mut net = Net::perfect();
+        let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
+        let mut exchange = exchange(v3("alice", "alice-auth-pass", "alice-priv-pass"), start, 10);
+        // Discovery first, uncorrupted; then the answers to the request.
+        let (outcome, _) = net.run(&mut exchange, &mut agent, uptime(), start);
+        assert_eq!(value(&outcome), Some(&VarValue::Integer(42)));
+        net.corrupt_replies = corrupted;
+        let (outcome, end) = net.run(&mut exchange, &mut agent, uptime(), start);
+        assert_eq!(
+            value(&outcome),
+            Some(&VarValue::Integer(42)),
+            "{corrupted} corrupted: {outcome:?}"
+        );
+        assert!(end <= start + Duration::from_secs(10));
+    }
 }
 
 #[test]
