@@ -4,6 +4,8 @@
 use fencekit_core::PowerState;
 use fencekit_snmp::ber::Oid;
 
+/// ifNumber (interfaces group): how many interfaces the agent has, ifTable's rows.
+pub const IF_NUMBER: &[u32] = &[1, 3, 6, 1, 2, 1, 2, 1, 0];
 /// ifDescr (ifTable): the interface's description, the names fence_ifmib matches a
 /// plug against (`GigabitEthernet1/0/1` on a switch, `eth0` on Linux).
 pub const IF_DESCR: &[u32] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 2];

@@ -27,7 +27,8 @@
 //! interface 2 up obey - Gi1/0/2 GigabitEthernet1/0/2   # ifIndex admin fault pending ifName ifDescr...
 //! ```
 //! `pending` is `-` or `up@MS`/`down@MS`: the ifAdminStatus the port reaches at that
-//! Unix time in milliseconds.
+//! Unix time in milliseconds. An interface with no ifDescr text has no ifDescr row
+//! (listed in ifXTable only).
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -217,12 +218,17 @@ fn objects(switch: &SimSwitch) -> BTreeMap<Oid, Entry> {
         let up_down = Value::Integer(if i.up { 1 } else { 2 });
         for (column, value, writable) in [
             (IF_INDEX, Value::Integer(i.index.into()), false),
+            // An interface with no description is listed in ifXTable only (as an
+            // agent whose columns disagree).
             (IF_DESCR, Value::Text(i.descr.clone()), false),
             (IF_ADMIN_STATUS, up_down.clone(), true),
             // A port that is administratively down passes nothing (RFC 2863 §3.1.13).
             (IF_OPER_STATUS, up_down, false),
             (IF_NAME, Value::Text(i.name.clone()), false),
         ] {
+            if column == IF_DESCR && i.descr.is_empty() {
+                continue;
+            }
             map.insert(
                 oid(column, i.index),
                 Entry {

@@ -128,6 +128,24 @@ impl IfMibSwitch {
             };
             interface.name = Some(text(&value));
         }
+        // A walk that ended early (an agent losing its last rows) lists fewer
+        // interfaces than ifNumber says, and a row left out could carry the plug's
+        // name too. An agent without ifNumber is taken as listed.
+        let response = session.get(&[mib::IF_NUMBER.to_vec()]).await?;
+        match response.binds.first().map(|(_, v)| v) {
+            Some(VarValue::Integer(count))
+                if response.status == 0
+                    && i64::try_from(interfaces.len()).is_ok_and(|n| n < *count) =>
+            {
+                return Err(DeviceError::Protocol(format!(
+                    "{} lists {} interfaces under ifDescr and ifNumber says {count}; refusing \
+                     to pick ports from a table missing rows",
+                    self.agent.endpoint(),
+                    interfaces.len()
+                )));
+            }
+            _ => {}
+        }
         Ok(interfaces)
     }
 

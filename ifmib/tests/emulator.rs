@@ -105,3 +105,37 @@ async fn an_interface_renumbered_after_the_table_was_read_is_never_read_back_as_
         "{read:?}"
     );
 }
+
+/// Two ports carry the plug's name, and the second's ifDescr row is gone (listed in
+/// ifXTable only), or its rows are gone altogether (the walk ends before it): the
+/// plug is refused, never resolved to the one port left in view; nothing switched.
+#[tokio::test]
+async fn a_port_hidden_from_a_walk_never_leaves_its_twin_looking_unique() {
+    if peers::require("snmpd", "snmpd").is_none() {
+        return;
+    }
+    for hide in ["descr", "rows"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sim = SimSwitch::new(6);
+        for n in [2, 5] {
+            sim.interfaces[n].descr = "db1".into();
+            sim.interfaces[n].name = "db1".into();
+        }
+        match hide {
+            "descr" => sim.interfaces[5].descr = String::new(),
+            _ => sim.interfaces[5].fault = fencekit_snmp::pass_persist::Fault::Error,
+        }
+        let snmpd = start(dir.path(), &sim);
+        let switch = switch_for(snmpd.port());
+        let err = switch
+            .switch(&Plug::Name("db1".into()), SwitchTo::Off, soon())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("ifDescr"), "{hide}: {err}");
+        let truth = SimSwitch::load(&dir.path().join("switch.state")).unwrap();
+        assert!(
+            truth.interfaces.iter().all(|i| i.up),
+            "{hide}: nothing switched"
+        );
+    }
+}
