@@ -162,7 +162,8 @@ impl Engine {
     /// its header; anything else is verified and decrypted by `snmp2`. `None` for a
     /// datagram that answers another request (or is not SNMPv3 at all). The clock
     /// comes back with a Report that says ours is stale and with every verified
-    /// answer; `Err` carries why an answer to this request could not be read.
+    /// answer; `Err` carries why a datagram carrying this request's msgID failed
+    /// its authentication check or could not be decrypted or read: one to discard.
     pub(crate) fn classify(
         &self,
         bytes: &[u8],
@@ -207,13 +208,10 @@ impl Engine {
                 Ok(Reply::Report(ReportKind::NotInTimeWindow))
             }
             // An authenticated answer that fails its check, or one that cannot be
-            // decrypted or read, is discarded (RFC 3414 §3.2): a corrupted or forged
-            // datagram, not the agent's word on our keys, which comes as a Report.
-            // The request is sent again and answered, or ends by its deadline.
-            Err(e) => {
-                tracing::debug!("SNMPv3 datagram for request {id} discarded: {e}");
-                return None;
-            }
+            // decrypted or read, is to be discarded (RFC 3414 §3.2): a corrupted or
+            // forged datagram, not the agent's word on our keys, which comes as a
+            // Report.
+            Err(e) => Err(e.to_string()),
         };
         // A verified answer carries the agent's clock: keep it.
         let clock = result.is_ok().then_some(clock);

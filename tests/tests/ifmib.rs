@@ -274,7 +274,8 @@ fn a_wrong_community_or_pass_phrase_fails_clearly_by_the_timeout_and_switches_no
     assert!(!out.text().contains("fk-wrong-community"), "{}", out.text());
     assert_eq!(switch.ports(), before);
 
-    // A wrong pass phrase is told at once (usmStatsWrongDigests).
+    // A wrong pass phrase is told once the agent has reported it on two tries
+    // (usmStatsWrongDigests), well before the deadline.
     let started = Instant::now();
     let out = switch.run(
         &ours(&installed),

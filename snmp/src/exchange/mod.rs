@@ -16,6 +16,19 @@
 //! whatever comes back — not after silence, not after an ICMP refusal (which may
 //! belong to an earlier datagram), not after a Report (read unauthenticated, so no
 //! proof that the write was not carried out).
+//!
+//! SNMPv3 answers are trusted as far as they are authenticated (RFC 3414 §3.2). An
+//! answer that fails its authentication check or cannot be decrypted or read is
+//! discarded and the request waits on, as v1/v2c skip garbage. A Report about the
+//! request (usmStatsWrongDigests, usmStatsUnknownUserNames, ...) comes
+//! unauthenticated by nature, so one alone does not end the request: it is
+//! remembered, and ends it when the agent answers a later try of ours with the same
+//! Report (a wrong pass phrase is told after one more try, not at the deadline),
+//! when the request may not be sent again, or at the deadline. One forged or
+//! corrupted datagram thus never ends a fence. Discovery (RFC 3414 §4) and the
+//! clock resynchronisation still take Reports at their word, as net-snmp does: no
+//! keys exist yet to check them by, and what they set is checked by the next
+//! authenticated answer.
 
 use std::time::Duration;
 
@@ -164,6 +177,12 @@ pub struct Exchange {
     refused: bool,
     request: Option<Request>,
     resyncs: u32,
+    /// A Report the agent sent about the current request, not yet confirmed, and
+    /// `sent` when it came: a later try answered by the same Report confirms it.
+    reported: Option<(ReportKind, u32)>,
+    /// SNMPv3 answers to the current request discarded because they failed their
+    /// authentication check or could not be decrypted or read.
+    discarded: u32,
     flight: Option<Flight>,
     transmit: Option<Zeroizing<Vec<u8>>>,
     outcome: Option<Result<Response, DeviceError>>,
@@ -202,6 +221,8 @@ impl Exchange {
             refused: false,
             request: None,
             resyncs: 0,
+            reported: None,
+            discarded: 0,
             flight: None,
             transmit: None,
             outcome: None,
@@ -213,6 +234,8 @@ impl Exchange {
     pub fn start(&mut self, request: Request, now: Instant) {
         self.request = Some(request);
         self.resyncs = 0;
+        self.reported = None;
+        self.discarded = 0;
         self.flight = None;
         self.transmit = None;
         self.outcome = None;
@@ -379,7 +402,10 @@ impl Exchange {
     /// request must not be sent twice and already left.
     fn send(&mut self, now: Instant) {
         if now >= self.deadline {
-            let error = self.no_answer(now);
+            let error = match self.reported {
+                Some((kind, _)) => self.report_error(kind),
+                None => self.no_answer(now),
+            };
             return self.finish(Err(error));
         }
         let never = self.resend_rule() == Resend::Never;
@@ -387,6 +413,10 @@ impl Exchange {
             return;
         };
         if flight.left > 0 && never && flight.purpose == Purpose::Request {
+            if let Some((kind, _)) = self.reported {
+                let error = self.report_error(kind);
+                return self.finish(Err(error));
+            }
             let error = DeviceError::TimedOut(format!(
                 "no SNMP answer from {} to a command that must not be sent twice; \
                  it may have been carried out: read the outlet before trying again",
@@ -445,35 +475,70 @@ impl Exchange {
         }
         let endpoint = &self.peer.endpoint;
         match reply {
-            Err(e) => self.finish(Err(DeviceError::Protocol(format!(
-                "cannot read the SNMPv3 answer from {endpoint}: {e}"
-            )))),
-            Ok(Reply::Pdu(response)) => self.finish(Ok(response)),
-            // The agent says it discarded the request, but a Report is read
-            // unauthenticated: it is no proof that a command that must not run
-            // twice did not run. Never sent again.
-            Ok(Reply::Report(
-                kind @ (ReportKind::NotInTimeWindow | ReportKind::UnknownEngineId),
-            )) if self.resend_rule() == Resend::Never => {
-                let error = DeviceError::Protocol(format!(
-                    "{endpoint} answered a command that must not be sent twice with a Report \
-                     ({kind:?}) instead of a Response; it was not sent again: read the \
-                     outlet before trying again"
-                ));
-                self.finish(Err(error));
+            // RFC 3414 §3.2: discarded. The try waits on; the request is sent again
+            // when it ends, or fails by its deadline.
+            Err(e) => {
+                self.discarded += 1;
+                tracing::debug!(
+                    endpoint = %endpoint,
+                    "SNMPv3 answer discarded (failed its authentication check or could \
+                     not be decrypted or read): {e}"
+                );
             }
+            Ok(Reply::Pdu(response)) => self.finish(Ok(response)),
             Ok(Reply::Report(ReportKind::NotInTimeWindow | ReportKind::UnknownEngineId))
-                if self.resyncs < 2 =>
+                if self.resyncs < 2 && self.resend_rule() == Resend::Safe =>
             {
                 self.resyncs += 1;
                 tracing::debug!(endpoint = %endpoint, "SNMPv3 engine resynchronised");
                 self.begin(now);
             }
-            Ok(Reply::Report(kind)) => {
-                let error = report_error(&self.peer.credentials, &self.peer.host, endpoint, kind);
-                self.finish(Err(error));
+            Ok(Reply::Report(kind)) => self.reported(kind),
+        }
+    }
+
+    /// A Report that, taken at its word, ends the request. It is read
+    /// unauthenticated, so one alone could be forged: it ends the request only when
+    /// the agent answered a later try with the same Report; otherwise it is kept
+    /// for when the request can go no further (a command that must not be sent
+    /// twice, or the deadline).
+    fn reported(&mut self, kind: ReportKind) {
+        match self.reported {
+            Some((earlier, at)) if earlier == kind => {
+                // The same try's Report twice (a duplicate) confirms nothing.
+                if at < self.sent {
+                    let error = self.report_error(kind);
+                    self.finish(Err(error));
+                }
+            }
+            // The first Report, or another than before: the latest counts.
+            _ => {
+                tracing::warn!(
+                    endpoint = %self.peer.endpoint,
+                    report = ?kind,
+                    "SNMPv3 agent answered with a Report; waiting for the request's next \
+                     try to confirm it (Reports are not authenticated)"
+                );
+                self.reported = Some((kind, self.sent));
             }
         }
+    }
+
+    /// What a Report the request ends with says, for the operator.
+    fn report_error(&self, kind: ReportKind) -> DeviceError {
+        let endpoint = &self.peer.endpoint;
+        // The agent says it discarded the request, but a Report is read
+        // unauthenticated: it is no proof that a command that must not run twice
+        // did not run. Never sent again.
+        if self.resend_rule() == Resend::Never {
+            return DeviceError::Protocol(format!(
+                "{endpoint} answered a command that must not be sent twice with a Report \
+                 ({kind:?}) instead of a Response; it was not sent again: read the outlet \
+                 before trying again ({})",
+                report_error(&self.peer.credentials, &self.peer.host, endpoint, kind)
+            ));
+        }
+        report_error(&self.peer.credentials, &self.peer.host, endpoint, kind)
     }
 
     fn no_answer(&self, now: Instant) -> DeviceError {
@@ -487,10 +552,20 @@ impl Exchange {
              `community` and `snmp_version` as well as `ip` and `ipport`"
                 .to_string()
         };
+        let discarded = if self.discarded > 0 {
+            format!(
+                "; {} SNMPv3 answers were discarded because they failed their \
+                 authentication check or could not be decrypted (a corrupting link or \
+                 forged datagrams)",
+                self.discarded
+            )
+        } else {
+            String::new()
+        };
         DeviceError::NoAnswer {
             endpoint: endpoint.clone(),
             detail: format!(
-                "no SNMP answer from {endpoint} within {:.1} s ({} requests sent){hint}",
+                "no SNMP answer from {endpoint} within {:.1} s ({} requests sent){discarded}{hint}",
                 now.saturating_duration_since(self.started).as_secs_f64(),
                 self.sent
             ),

@@ -176,6 +176,12 @@ impl TestAgent {
     /// A plaintext Report naming a usmStats counter, with the agent's clock.
     fn report(&mut self, now: Instant, id: i32, counter: u32) -> Vec<u8> {
         self.log.push(Seen::Reported(counter));
+        self.report_message(now, id, counter)
+    }
+
+    /// The datagram of such a Report, as the agent sends it or anyone can forge it
+    /// (it is not authenticated).
+    fn report_message(&self, now: Instant, id: i32, counter: u32) -> Vec<u8> {
         let pdu = ber::pdu(
             tag::REPORT,
             id,
@@ -252,6 +258,11 @@ struct Net {
     /// How many of the agent's next answers arrive with their last byte flipped
     /// (a corrupted or forged datagram).
     corrupt_replies: usize,
+    /// The next this many SNMPv3 requests are answered first by a forged Report
+    /// naming this usmStats counter (someone who saw the request), then by the
+    /// agent.
+    forged_reports: usize,
+    forged_counter: u32,
     in_flight: Vec<(Instant, bool, Vec<u8>)>,
 }
 
@@ -263,6 +274,8 @@ impl Net {
             jitter_ms: 30,
             from_manager: 0,
             corrupt_replies: 0,
+            forged_reports: 0,
+            forged_counter: 5,
             in_flight: Vec::new(),
         }
     }
@@ -325,6 +338,13 @@ impl Net {
             self.in_flight.retain(|(t, _, _)| *t > now);
             for (_, to_agent, datagram) in due {
                 if to_agent {
+                    let header = ber::v3_header(&datagram)
+                        .filter(|h| !h.engine_id.is_empty() && self.forged_reports > 0);
+                    if let Some(id) = header.and_then(|h| i32::try_from(h.msg_id).ok()) {
+                        self.forged_reports -= 1;
+                        let forged = agent.report_message(now, id, self.forged_counter);
+                        exchange.handle_datagram(now, &forged);
+                    }
                     for reply in agent.handle(now, &datagram) {
                         self.carry(now, false, reply);
                     }
@@ -770,10 +790,93 @@ fn a_wrong_authentication_pass_phrase_is_named_as_such() {
     assert!(err.to_string().contains("usmStatsWrongDigests"), "{err}");
     assert!(err.to_string().contains("`password`"), "{err}");
     assert!(!err.to_string().contains("not-the-pass"), "{err}");
+    // One Report could be forged: the agent's answer to the next try confirms it.
+    assert_eq!(agent.log[1..], [Seen::Reported(5), Seen::Reported(5)]);
     assert!(
-        end < start + Duration::from_secs(1),
-        "told at once, not at the deadline"
+        end < start + Duration::from_secs(2),
+        "told after the second try, not at the deadline"
     );
+}
+
+#[test]
+fn a_forged_report_of_another_kind_does_not_mask_the_agents_own() {
+    let start = Instant::now();
+    let mut net = Net::perfect();
+    let mut agent = TestAgent::usm(start, "alice", "alice-auth-pass", "alice-priv-pass");
+    let mut exchange = exchange(v3("alice", "not-the-pass", "alice-priv-pass"), start, 10);
+    net.forged_reports = 1;
+    net.forged_counter = 3;
+    let (outcome, end) = net.run(&mut exchange, &mut agent, uptime(), start);
+    let err = outcome.unwrap_err().to_string();
+    assert!(err.contains("usmStatsWrongDigests"), "{err}");
+    assert!(end < start + Duration::from_secs(2), "after the second try");
+}
+
+#[test]
+fn one_forged_report_never_ends_a_v3_request_the_agent_answers() {
+    // usmStatsNotInTimeWindows, UnknownUserNames, WrongDigests, DecryptionErrors.
+    for counter in [2, 3, 5, 6] {
+        for request in [uptime(), reboot_outlet()] {
+            let start = Instant::now();
+            let (mut net, mut agent, mut exchange) = alice(start, 10);
+            let (outcome, now) = net.run(&mut exchange, &mut agent, uptime(), start);
+            assert!(outcome.is_ok(), "{outcome:?}");
+            net.forged_reports = 1;
+            net.forged_counter = counter;
+            let never = request.resend == Resend::Never;
+            let (outcome, end) = net.run(&mut exchange, &mut agent, request, now);
+            assert!(
+                outcome.is_ok(),
+                "counter {counter}, never {never}: {outcome:?}"
+            );
+            assert!(
+                end < now + Duration::from_secs(1),
+                "answered by the agent at once"
+            );
+            if never {
+                assert_eq!(agent.sets(), 1, "the reboot was sent once");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_report_on_a_reboot_that_is_not_answered_otherwise_ends_it_when_its_try_ends() {
+    let start = Instant::now();
+    let (mut net, mut agent, mut exchange) = alice(start, 30);
+    let (outcome, now) = net.run(&mut exchange, &mut agent, uptime(), start);
+    assert!(outcome.is_ok(), "{outcome:?}");
+    // The agent carries the reboot out and its answer is lost; a Report comes.
+    agent.set = Answer::Lose;
+    net.forged_reports = 1;
+    let (outcome, end) = net.run(&mut exchange, &mut agent, reboot_outlet(), now);
+    let err = outcome.unwrap_err().to_string();
+    assert!(err.contains("not sent again"), "{err}");
+    assert!(err.contains("usmStatsWrongDigests"), "{err}");
+    assert_eq!(agent.sets(), 1, "never sent twice");
+    assert!(
+        end <= now + Duration::from_millis(1010),
+        "ended with its one try"
+    );
+}
+
+#[test]
+fn answers_that_never_pass_authentication_end_at_the_deadline_saying_so() {
+    let start = Instant::now();
+    let (mut net, mut agent, mut exchange) = alice(start, 10);
+    let (outcome, now) = net.run(&mut exchange, &mut agent, uptime(), start);
+    assert!(outcome.is_ok(), "{outcome:?}");
+    net.corrupt_replies = usize::MAX;
+    let (outcome, end) = net.run(&mut exchange, &mut agent, uptime(), now);
+    let err = outcome.unwrap_err();
+    assert!(matches!(err, DeviceError::NoAnswer { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("4 SNMPv3 answers were discarded because they failed"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("pass phrase"), "{err}");
+    assert_eq!(end, start + Duration::from_secs(10), "at the deadline");
 }
 
 #[test]
