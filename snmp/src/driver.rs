@@ -143,6 +143,34 @@ pub const WALK_REPETITIONS: u16 = 32;
 /// any PDU's outlets or switch's ports.
 pub const WALK_MAX_ROWS: usize = 65_536;
 
+/// The most a walk's rows may weigh (names and values): a datagram can carry a
+/// 64 KiB row, so the row count alone would still let an agent fill gigabytes of
+/// the fencing node's memory. 65,536 interfaces with a full ifDescr (DisplayString,
+/// 255 octets) and their names fit twice over.
+pub const WALK_MAX_BYTES: usize = 32 << 20;
+
+/// What a walk has read so far, against [`WALK_MAX_ROWS`] and [`WALK_MAX_BYTES`].
+#[derive(Default)]
+struct WalkLimit {
+    rows: usize,
+    bytes: usize,
+}
+
+impl WalkLimit {
+    /// Counts one more row; `false` once the walk has read more than it may.
+    fn take(&mut self, name: &Oid, value: &VarValue) -> bool {
+        let weight = std::mem::size_of_val(name.as_slice())
+            + match value {
+                VarValue::Text(bytes) => bytes.len(),
+                VarValue::Oid(oid) => std::mem::size_of_val(oid.as_slice()),
+                _ => 0,
+            };
+        self.rows += 1;
+        self.bytes = self.bytes.saturating_add(weight);
+        self.rows <= WALK_MAX_ROWS && self.bytes <= WALK_MAX_BYTES
+    }
+}
+
 /// One operation's exchanges with an agent, all ending by one deadline.
 pub struct Session<'a> {
     agent: &'a Agent,
@@ -184,6 +212,7 @@ impl Session<'_> {
             }
         }
         let mut out = Vec::new();
+        let mut limit = WalkLimit::default();
         let mut cursor = prefix.clone();
         loop {
             let response = if bulk {
@@ -220,16 +249,11 @@ impl Session<'_> {
                         ber::dotted(&cursor)
                     )));
                 }
+                if !limit.take(&name, &value) {
+                    return Err(self.endless(prefix));
+                }
                 cursor = name.clone();
                 out.push((name, value));
-                if out.len() > WALK_MAX_ROWS {
-                    return Err(DeviceError::Protocol(format!(
-                        "{} answered more than {WALK_MAX_ROWS} rows under {}: refusing a \
-                         table that does not end",
-                        self.agent.endpoint(),
-                        ber::dotted(prefix)
-                    )));
-                }
             }
         }
         Ok(out)
@@ -247,6 +271,7 @@ impl Session<'_> {
         prefix: &Oid,
     ) -> Result<Option<Vec<(Oid, VarValue)>>, DeviceError> {
         let mut rows: std::collections::BTreeMap<Oid, VarValue> = Default::default();
+        let mut limit = WalkLimit::default();
         let mut base: Option<u32> = None;
         loop {
             let mut names = Vec::with_capacity(usize::from(WALK_REPETITIONS));
@@ -280,6 +305,9 @@ impl Session<'_> {
                 if name.len() != prefix.len() + 1 || name <= names[n] {
                     return Ok(None);
                 }
+                if !limit.take(&name, &value) {
+                    return Err(self.endless(prefix));
+                }
                 rows.insert(name, value);
             }
             if !last_in_column {
@@ -288,15 +316,18 @@ impl Session<'_> {
             // More rows past this round's last index: go on from it.
             let last = names[asked - 1].last().copied().unwrap_or(0);
             base = Some(last);
-            if rows.len() > WALK_MAX_ROWS {
-                return Err(DeviceError::Protocol(format!(
-                    "{} answered more than {WALK_MAX_ROWS} rows under {}: refusing a table \
-                     that does not end",
-                    self.agent.endpoint(),
-                    ber::dotted(prefix)
-                )));
-            }
         }
+    }
+
+    /// Why a walk past [`WalkLimit`] stops: the agent and the column.
+    fn endless(&self, prefix: &Oid) -> DeviceError {
+        DeviceError::Protocol(format!(
+            "{} answered more than {WALK_MAX_ROWS} rows or {} MiB under {}: refusing a \
+             table that does not end",
+            self.agent.endpoint(),
+            WALK_MAX_BYTES >> 20,
+            ber::dotted(prefix)
+        ))
     }
 
     /// SetRequest. An error-status that means "you may not write" becomes
@@ -558,6 +589,99 @@ mod tests {
             .unwrap();
         let err = session.walk(&column.to_vec()).await.unwrap_err();
         assert!(err.to_string().contains("does not end"), "{err}");
+    }
+
+    /// A fake agent on loopback that reads each request whole.
+    async fn fake_agent_reading(
+        replies: impl Fn(&snmp2::Pdu<'_>) -> Vec<u8> + Send + 'static,
+    ) -> u16 {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await
+            {
+                let request = snmp2::Pdu::from_bytes(&buf[..n]).unwrap();
+                if socket.send_to(&replies(&request), from).await.is_err() {
+                    break;
+                }
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_v1_column_that_never_ends_is_refused_at_the_row_limit() {
+        // Each GetNext object is answered with the row after it, forever: the
+        // 32-rows-an-exchange column walk and the one-row walk alike must stop.
+        let port = fake_agent_reading(|request| {
+            let binds: Vec<(Oid, SetValue)> = request
+                .varbinds
+                .clone()
+                .map(|(name, _)| {
+                    let mut next = ber::arcs(&name).unwrap();
+                    match next.len() {
+                        10 => next.push(1),
+                        _ => *next.last_mut().unwrap() += 1,
+                    }
+                    (next, SetValue::Integer(1))
+                })
+                .collect();
+            let pdu = ber::pdu(tag::RESPONSE, request.req_id, &binds).unwrap();
+            ber::community_message(0, b"c", &pdu).to_vec()
+        })
+        .await;
+        let agent = Agent::new(
+            "127.0.0.1",
+            port,
+            Credentials::Community {
+                version: Version::V1,
+                community: Secret::new("c"),
+            },
+            Duration::from_millis(200),
+        );
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(20))
+            .await
+            .unwrap();
+        let err = session
+            .walk(&vec![1, 3, 6, 1, 2, 1, 2, 2, 1, 2])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("does not end"), "{err}");
+        assert!(err.to_string().contains("1.3.6.1.2.1.2.2.1.2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_walk_of_ever_heavier_rows_is_refused_before_it_fills_memory() {
+        // One 8 KiB row an answer: the row limit alone would let this grow to 512 MiB.
+        let port = fake_agent_reading(|request| {
+            let (name, _) = request.varbinds.clone().next().unwrap();
+            let mut next = ber::arcs(&name).unwrap();
+            match next.len() {
+                10 => next.push(1),
+                _ => *next.last_mut().unwrap() += 1,
+            }
+            let pdu = ber::pdu(
+                tag::RESPONSE,
+                request.req_id,
+                &[(next, SetValue::OctetString(vec![b'x'; 8192]))],
+            )
+            .unwrap();
+            ber::community_message(1, b"c", &pdu).to_vec()
+        })
+        .await;
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(20))
+            .await
+            .unwrap();
+        let err = session
+            .walk(&vec![1, 3, 6, 1, 2, 1, 2, 2, 1, 2])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("32 MiB"), "{err}");
     }
 
     /// An SNMPv1 agent with a column of rows `1, 3, 40` (and what follows the
