@@ -180,7 +180,9 @@ impl IfMibSwitch {
     /// names come in the same request and must still be the ones the plug was
     /// matched against: an ifIndex given to another interface since the table was
     /// read (interfaces come and go, and agents reuse indexes) would otherwise have
-    /// its state read as the plug's.
+    /// its state read as the plug's. A plug given as an ifIndex is held to the same
+    /// names: the index was chosen for the interface it showed when the table was
+    /// read, and another interface at that index since is another port.
     async fn read(
         &self,
         session: &mut Session<'_>,

@@ -67,43 +67,49 @@ fn soon() -> Instant {
 /// new interface takes its old one: switching and reading back by the old index
 /// would cut the newcomer and read it down as the plug. The read-back names the
 /// interface in the same request, finds the name changed, and fails; the plug's own
-/// port is still up, and nothing claims otherwise.
+/// port is still up, and nothing claims otherwise. A plug given as the ifIndex is
+/// held to the names that index showed when the table was read.
 #[tokio::test]
 async fn an_interface_renumbered_after_the_table_was_read_is_never_read_back_as_the_plug() {
     if peers::require("snmpd", "snmpd").is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let mut sim = SimSwitch::new(6);
-    sim.interfaces[4].descr = "eth1".into(); // ifIndex 5
-    sim.interfaces[4].name = "eth1".into();
-    let snmpd = start(dir.path(), &sim);
-    let state = dir.path().join("switch.state");
-    let switch = switch_for(snmpd.port());
-    let plug = Plug::Name("eth1".into());
-    // The table is read (and kept for the operation) with eth1 at index 5.
-    assert_eq!(
-        switch.status(&plug, soon()).await.unwrap(),
-        fencekit_core::PowerState::On
-    );
-    // eth1 moves to index 7; index 5 is now eth9.
-    let mut moved = SimSwitch::load(&state).unwrap();
-    let mut eth1 = moved.interfaces[4].clone();
-    eth1.index = 7;
-    moved.interfaces[4].descr = "eth9".into();
-    moved.interfaces[4].name = "eth9".into();
-    moved.interfaces.push(eth1);
-    moved.save(&state).unwrap();
+    // By name, and by the ifIndex the table showed for it.
+    for plug in [Plug::Name("eth1".into()), Plug::Number(5)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sim = SimSwitch::new(6);
+        sim.interfaces[4].descr = "eth1".into(); // ifIndex 5
+        sim.interfaces[4].name = "eth1".into();
+        let snmpd = start(dir.path(), &sim);
+        let state = dir.path().join("switch.state");
+        let switch = switch_for(snmpd.port());
+        // The table is read (and kept for the operation) with eth1 at index 5.
+        assert_eq!(
+            switch.status(&plug, soon()).await.unwrap(),
+            fencekit_core::PowerState::On
+        );
+        // eth1 moves to index 7; index 5 is now eth9.
+        let mut moved = SimSwitch::load(&state).unwrap();
+        let mut eth1 = moved.interfaces[4].clone();
+        eth1.index = 7;
+        moved.interfaces[4].descr = "eth9".into();
+        moved.interfaces[4].name = "eth9".into();
+        moved.interfaces.push(eth1);
+        moved.save(&state).unwrap();
 
-    let _ = switch.switch(&plug, SwitchTo::Off, soon()).await;
-    let read = switch.status(&plug, soon()).await;
-    let truth = SimSwitch::load(&state).unwrap();
-    assert!(truth.interface(7).unwrap().up, "eth1 truly still up");
-    assert!(
-        read.as_ref()
-            .is_err_and(|e| e.to_string().contains("no longer the one")),
-        "{read:?}"
-    );
+        let _ = switch.switch(&plug, SwitchTo::Off, soon()).await;
+        let read = switch.status(&plug, soon()).await;
+        let truth = SimSwitch::load(&state).unwrap();
+        assert!(
+            truth.interface(7).unwrap().up,
+            "{plug}: eth1 truly still up"
+        );
+        assert!(
+            read.as_ref()
+                .is_err_and(|e| e.to_string().contains("no longer the one")),
+            "{plug}: {read:?}"
+        );
+    }
 }
 
 /// Two ports carry the plug's name, and the second's ifDescr row is gone (listed in
