@@ -3,7 +3,6 @@
 //! never do on cue: an interface renumbered between reading the table and reading a
 //! port back. Judged by the emulator's state file.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,36 +11,14 @@ use fencekit_core::{Instant, Plug, PowerSwitch, SwitchTo};
 use fencekit_ifmib::sim::SimSwitch;
 use fencekit_ifmib::{IfMibSwitch, SCHEMA};
 use fencekit_tests::peers;
-use fencekit_tests::snmpd::{PassPersist, Snmpd, SnmpdOptions};
+use fencekit_tests::snmpd::{Snmpd, SnmpdOptions};
 
 fn start(dir: &Path, switch: &SimSwitch) -> Snmpd {
     let state = dir.join("switch.state");
     switch.save(&state).unwrap();
-    let program = dir.join("switch-sim");
-    std::fs::write(
-        &program,
-        format!(
-            "#!/bin/sh\nexec '{}' '{}'\n",
-            env!("CARGO_BIN_EXE_fencekit-ifmib-snmp-sim"),
-            state.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Snmpd::start(SnmpdOptions {
-        pass_persist: [".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31"]
-            .iter()
-            .map(|oid| PassPersist {
-                oid: oid.to_string(),
-                program: program.clone(),
-            })
-            .collect(),
-        without_modules: ["interfaces", "ifTable", "ifXTable"]
-            .map(String::from)
-            .to_vec(),
-        ..SnmpdOptions::default()
-    })
-    .unwrap()
+    let emulator = Path::new(env!("CARGO_BIN_EXE_fencekit-ifmib-snmp-sim"));
+    let program = fencekit_tests::snmpd::emulator_program(dir, emulator, &state).unwrap();
+    Snmpd::start(SnmpdOptions::if_mib_emulator(&program, true)).unwrap()
 }
 
 fn switch_for(port: u16) -> IfMibSwitch {

@@ -73,6 +73,65 @@ pub struct PassPersist {
     pub program: PathBuf,
 }
 
+/// A pass_persist program that runs `emulator` on the state file `state`: snmpd
+/// runs it with no arguments of ours, so a wrapper script in `dir` names the state.
+pub fn emulator_program(
+    dir: &Path,
+    emulator: &Path,
+    state: &Path,
+) -> Result<PathBuf, HarnessError> {
+    use std::os::unix::fs::PermissionsExt;
+    let program = dir.join(format!(
+        "{}-sim",
+        emulator
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("emulator")
+    ));
+    let io = |source| HarnessError::Io {
+        what: format!("writing {}", program.display()),
+        source,
+    };
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nexec '{}' '{}'\n",
+            emulator.display(),
+            state.display()
+        ),
+    )
+    .map_err(io)?;
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+    Ok(program)
+}
+
+/// The subtrees an IF-MIB emulator answers (the interfaces group and ifMIB), and
+/// snmpd's own modules for them, left out so that it answers them alone.
+pub const IF_MIB_SUBTREES: [&str; 2] = [".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31"];
+pub const IF_MIB_MODULES: [&str; 3] = ["interfaces", "ifTable", "ifXTable"];
+
+impl SnmpdOptions {
+    /// An agent whose interface tables `program` (an IF-MIB emulator's pass_persist
+    /// wrapper) answers, snmpd's own IF-MIB modules left out when `alone`.
+    pub fn if_mib_emulator(program: &Path, alone: bool) -> SnmpdOptions {
+        SnmpdOptions {
+            pass_persist: IF_MIB_SUBTREES
+                .iter()
+                .map(|oid| PassPersist {
+                    oid: oid.to_string(),
+                    program: program.to_path_buf(),
+                })
+                .collect(),
+            without_modules: if alone {
+                IF_MIB_MODULES.map(String::from).to_vec()
+            } else {
+                Vec::new()
+            },
+            ..SnmpdOptions::default()
+        }
+    }
+}
+
 /// How to set up one agent.
 #[derive(Debug, Clone)]
 pub struct SnmpdOptions {

@@ -393,35 +393,8 @@ fn ifmib_agent(dir: &Path, alone: bool) -> Snmpd {
          interface 9 down obey - Gi1/0/9 GigabitEthernet1/0/9\n",
     )
     .unwrap();
-    let program = dir.join("switch-sim");
-    std::fs::write(
-        &program,
-        format!(
-            "#!/bin/sh\nexec '{}' '{}'\n",
-            emulator.display(),
-            state.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Snmpd::start(SnmpdOptions {
-        pass_persist: [".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31"]
-            .iter()
-            .map(|oid| PassPersist {
-                oid: oid.to_string(),
-                program: program.clone(),
-            })
-            .collect(),
-        without_modules: if alone {
-            ["interfaces", "ifTable", "ifXTable"]
-                .map(String::from)
-                .to_vec()
-        } else {
-            Vec::new()
-        },
-        ..SnmpdOptions::default()
-    })
-    .unwrap()
+    let program = fencekit_tests::snmpd::emulator_program(dir, &emulator, &state).unwrap();
+    Snmpd::start(SnmpdOptions::if_mib_emulator(&program, alone)).unwrap()
 }
 
 fn snmpwalk(agent: &Snmpd, snmpwalk: &Path, subtree: &str) -> Vec<String> {
