@@ -3,7 +3,6 @@
 //! snmpd is started with its own configuration in a temporary directory and killed
 //! by PID when its guard drops (also when a test panics).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,18 +52,12 @@ impl Snmpd {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("pdu.state");
         pdu.save(&state).unwrap();
-        // snmpd runs the program with no arguments of ours: a wrapper names the state.
-        let program = dir.path().join("pdu-sim");
-        std::fs::write(
-            &program,
-            format!(
-                "#!/bin/sh\nexec '{}' '{}'\n",
-                env!("CARGO_BIN_EXE_fencekit-apc-snmp-sim"),
-                state.display()
-            ),
+        let program = fencekit_tests::snmpd::emulator_program(
+            dir.path(),
+            std::path::Path::new(env!("CARGO_BIN_EXE_fencekit-apc-snmp-sim")),
+            &state,
         )
         .unwrap();
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut privuser = user("privuser", AuthProtocol::Sha, "priv-auth-phrase", true);
         privuser.privacy = Some((PrivProtocol::Aes, "priv-priv-phrase".into()));
         let snmpd = fencekit_tests::snmpd::Snmpd::start(SnmpdOptions {

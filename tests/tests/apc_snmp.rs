@@ -4,7 +4,6 @@
 //! emulated outlets in the same states.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -44,18 +43,8 @@ impl Pdu {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("pdu.state");
         let emulator = bridge::workspace_binary("fencekit-apc", "fencekit-apc-snmp-sim").unwrap();
-        // snmpd runs the program with no arguments of ours: a wrapper names the state.
-        let wrapper = dir.path().join("pdu-sim");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec '{}' '{}'\n",
-                emulator.display(),
-                state.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let wrapper =
+            fencekit_tests::snmpd::emulator_program(dir.path(), &emulator, &state).unwrap();
         let pdu = Pdu {
             snmpd: Snmpd::start(SnmpdOptions {
                 communities: vec![Community {

@@ -527,18 +527,7 @@ fn emulated_agent(
         .map_err(|e| e.to_string())?;
     let state = dir.path().join("device.state");
     std::fs::write(&state, state_text).map_err(|e| e.to_string())?;
-    let wrapper = dir.path().join("emulator");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec '{}' '{}'\n",
-            emulator.display(),
-            state.display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+    let wrapper = fencekit_tests::snmpd::emulator_program(dir.path(), emulator, &state)
         .map_err(|e| e.to_string())?;
     let snmpd = Snmpd::start(SnmpdOptions {
         communities: vec![Community {

@@ -890,17 +890,8 @@ impl Pdu {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("pdu.state");
         let emulator = bridge::workspace_binary("fencekit-apc", "fencekit-apc-snmp-sim").unwrap();
-        let wrapper = dir.path().join("pdu-sim");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec '{}' '{}'\n",
-                emulator.display(),
-                state.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let wrapper =
+            fencekit_tests::snmpd::emulator_program(dir.path(), &emulator, &state).unwrap();
         let pdu = Pdu {
             snmpd: Snmpd::start(SnmpdOptions {
                 communities: vec![Community {
