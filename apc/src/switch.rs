@@ -702,6 +702,7 @@ impl PowerSwitch for ApcSnmpSwitch {
                 out.push(PlugInfo {
                     plug: Self::plug_of(family, instance),
                     name: Some(name.clone()),
+                    alias: None,
                     state: state.unwrap_or(PowerState::Unknown),
                 });
             }

@@ -218,6 +218,7 @@ mod tests {
                 .map(|(n, name)| PlugInfo {
                     plug: Plug::Number(*n),
                     name: Some(name.to_string()),
+                    alias: None,
                     state: PowerState::Unknown,
                 })
                 .collect())

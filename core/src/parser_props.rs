@@ -111,14 +111,15 @@ proptest! {
         let plug = Plug::parse(&text);
         let list: Vec<(u32, &str)> = outlets.iter().map(|(n, s)| (*n, s.as_str())).collect();
         // The documented rule, written out plainly: a number names the outlet with
-        // that number, and any other outlet named that number too (ambiguous); a
+        // that number, and any other outlet named that number, blanks aside, too
+        // (ambiguous); a
         // name names the outlets called so and, when it is all digits, the outlet
         // with that number; one match or an error.
         let number_exists = matches!(&plug, Plug::Number(m) if list.iter().any(|(n, _)| n == m));
         let mut expected: Vec<u32> = list
             .iter()
             .filter(|(n, name)| match &plug {
-                Plug::Number(m) => number_exists && (n == m || *name == m.to_string()),
+                Plug::Number(m) => number_exists && (n == m || name.trim() == m.to_string()),
                 Plug::Name(t) => {
                     *name == t.as_str()
                         || (t.bytes().all(|b| b.is_ascii_digit()) && t.parse::<u32>().ok() == Some(*n))

@@ -286,6 +286,11 @@ pub struct PlugInfo {
     pub plug: Plug,
     /// The device's own name for the plug, when it has one.
     pub name: Option<String>,
+    /// A description kept beside the name (IF-MIB's ifAlias), on devices whose
+    /// fence agent lists plugs by name and description (fence_ifmib): there the
+    /// fence agent's `list` prints the name, then this; elsewhere the plug, then
+    /// its name.
+    pub alias: Option<String>,
     pub state: PowerState,
 }
 

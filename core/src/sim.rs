@@ -583,6 +583,7 @@ impl PowerSwitch for SimSwitch {
                 PlugInfo {
                     plug: Plug::Number(*n),
                     name: Some(p.name.clone()),
+                    alias: None,
                     state: p.state,
                 }
             })

@@ -15,6 +15,9 @@ pub const IF_ADMIN_STATUS: &[u32] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 7];
 pub const IF_OPER_STATUS: &[u32] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 8];
 /// ifName (ifXTable): the short name (`Gi1/0/1`); agents without ifXTable have none.
 pub const IF_NAME: &[u32] = &[1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1];
+/// ifAlias (ifXTable): the description an operator gave the port (`db1 storage`);
+/// fence_ifmib lists it beside ifDescr. Never matched against a plug.
+pub const IF_ALIAS: &[u32] = &[1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 18];
 
 /// ifAdminStatus up(1): the port passes traffic.
 pub const ADMIN_UP: i64 = 1;

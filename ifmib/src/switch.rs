@@ -454,6 +454,14 @@ impl PowerSwitch for IfMibSwitch {
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         let mut session = self.agent.session(deadline).await?;
         let table = self.table(&mut session).await?.to_vec();
+        // fence_ifmib lists each port's ifAlias beside its ifDescr (empty where the
+        // agent has none, or no ifXTable: then this walk ends at once).
+        let mut aliases = std::collections::HashMap::new();
+        for (oid, value) in session.walk(&mib::IF_ALIAS.to_vec()).await? {
+            if let Some(index) = mib::index_of(mib::IF_ALIAS, &oid) {
+                aliases.insert(index, text(&value));
+            }
+        }
         let mut out = Vec::with_capacity(table.len());
         for batch in table.chunks(LIST_BATCH) {
             let names: Vec<_> = batch
@@ -480,6 +488,7 @@ impl PowerSwitch for IfMibSwitch {
                 out.push(PlugInfo {
                     plug: Plug::Number(interface.index),
                     name: Some(interface.descr.clone()),
+                    alias: Some(aliases.remove(&interface.index).unwrap_or_default()),
                     state: state.map_or(PowerState::Unknown, |(admin, _)| mib::admin_state(admin)),
                 });
             }

@@ -898,6 +898,7 @@ impl PowerSwitch for IpmiSwitch {
         Ok(vec![PlugInfo {
             plug: Plug::Chassis,
             name: None,
+            alias: None,
             state,
         }])
     }

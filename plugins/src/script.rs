@@ -372,6 +372,7 @@ fn parse_list(text: &str) -> Result<Vec<PlugInfo>, String> {
         plugs.push(PlugInfo {
             plug,
             name: (!name.is_empty()).then(|| name.to_string()),
+            alias: None,
             state: PowerState::Unknown,
         });
     }

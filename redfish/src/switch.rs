@@ -495,6 +495,7 @@ impl PowerSwitch for RedfishSwitch {
                 plug: Plug::parse(&system.id),
                 state: system.power_state().unwrap_or(PowerState::Unknown),
                 name: system.name.clone(),
+                alias: None,
             });
         }
         Ok(listed)

@@ -200,21 +200,45 @@ fn a_port_is_cut_and_restored_over_v3_auth_priv_by_name_and_by_ifindex_as_the_ke
 }
 
 #[test]
-fn list_names_every_interface_by_its_ifindex_over_v2c_and_v3() {
+fn list_prints_each_interface_by_ifdescr_and_ifalias_as_fence_ifmib_does() {
     let Some(switch) = Switch::start() else {
         return;
     };
+    let Some(snmpset) = peers::require("snmpset", "snmp") else {
+        return;
+    };
     let installed = Installed::new().unwrap();
+    // The port's description, set on the switch's side as an operator would.
+    let alias = "db1 storage, rack 4";
+    let mut command = switch.fabric.command(&snmpset);
+    command
+        .env("SNMP_PERSISTENT_DIR", switch.tools_dir.path())
+        .env("SNMPCONFPATH", switch.tools_dir.path())
+        .args(["-v2c", "-c", COMMUNITY, "-On", &format!("127.0.0.1:{PORT}")])
+        .arg(format!(".1.3.6.1.2.1.31.1.1.1.18.{}", switch.index(PORT_A)))
+        .args(["s", alias]);
+    let set = tool::run(command, None, AGENT_TIMEOUT).unwrap();
+    assert!(set.status.success(), "snmpset ifAlias: {}", set.text());
+
+    let theirs = peers::require("fence_ifmib", "fence-agents");
     for input in [v2c as fn(&str, &str) -> String, v3] {
         let out = switch.run(&ours(&installed), &input("list", ""));
         assert!(out.status.success(), "{}", out.text());
-        for dev in ["lo", PORT_A, PORT_B, "fkpeer-b", NAMED_ONE] {
-            let line = format!("{},{dev}", switch.index(dev));
+        let lines: Vec<_> = out.stdout.lines().collect();
+        assert!(
+            lines.contains(&format!("{PORT_A},{alias}").as_str()),
+            "{lines:?}"
+        );
+        for dev in ["lo", PORT_B, "fkpeer-b", NAMED_ONE] {
             assert!(
-                out.stdout.lines().any(|l| l == line),
-                "{line} missing from\n{}",
-                out.stdout
+                lines.contains(&format!("{dev},").as_str()),
+                "{dev} in {lines:?}"
             );
+        }
+        if let Some(theirs) = &theirs {
+            let with_theirs = switch.run(theirs, &input("list", ""));
+            assert!(with_theirs.status.success(), "{}", with_theirs.text());
+            assert_eq!(out.stdout, with_theirs.stdout, "list: ours vs fence_ifmib");
         }
     }
 }

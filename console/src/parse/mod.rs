@@ -38,6 +38,7 @@ impl Outlet {
         PlugInfo {
             plug: Plug::Number(self.number),
             name: (!self.name.is_empty()).then(|| self.name.clone()),
+            alias: None,
             state: self.state,
         }
     }

@@ -599,6 +599,7 @@ impl PowerSwitch for ExternalSwitch {
                 Ok(PlugInfo {
                     plug,
                     name: (!name.is_empty()).then_some(name),
+                    alias: None,
                     state: self.plugin.power_state("list", p.state)?,
                 })
             })

@@ -511,8 +511,15 @@ async fn list(name: &str, request: &Request, with_status: bool) -> u8 {
     match request.list().await {
         Ok(plugs) => {
             for plug in plugs {
-                let id = plug.plug.to_string();
-                let alias = plug.name.clone().unwrap_or_else(|| id.clone());
+                // fence_ifmib lists a port as ifDescr and ifAlias; the others list
+                // a plug as its number (or id) and its name.
+                let (id, alias) = match (&plug.alias, &plug.name) {
+                    (Some(alias), Some(name)) => (name.clone(), alias.clone()),
+                    _ => {
+                        let id = plug.plug.to_string();
+                        (id.clone(), plug.name.clone().unwrap_or(id))
+                    }
+                };
                 if with_status {
                     println!(
                         "{id}{separator}{alias}{separator}{}",
