@@ -221,6 +221,19 @@ impl PowerSwitch for ApcSwitch {
         false
     }
 
+    fn least_off(&self) -> std::time::Duration {
+        fencekit_core::switch::OUTLET_LEAST_OFF
+    }
+
+    /// The SNMP side's word: a console listing has no count to miss (a line it
+    /// loses shows as a gap in its numbering, or fails to read).
+    fn names_complete(&self) -> bool {
+        match self {
+            ApcSwitch::Snmp(snmp) | ApcSwitch::Fallback { snmp, .. } => snmp.names_complete(),
+            ApcSwitch::Console(_) => true,
+        }
+    }
+
     fn address(&self, listed: &Plug) -> Plug {
         match self {
             ApcSwitch::Snmp(snmp) => snmp.address(listed),

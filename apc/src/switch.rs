@@ -48,6 +48,9 @@ pub struct ApcSnmpSwitch {
     /// is resolved against it by the one rule of [`fencekit_core::resolve_outlet`]
     /// on every call of an operation.
     listed: std::sync::OnceLock<Vec<(Instance, String)>>,
+    /// A unit did not answer its outlet count: rows its table leaves out cannot be
+    /// told, so names are not looked up in it (numbers still are).
+    uncounted: std::sync::atomic::AtomicBool,
 }
 
 impl ApcSnmpSwitch {
@@ -59,6 +62,7 @@ impl ApcSnmpSwitch {
             fell_back: std::sync::OnceLock::new(),
             unit,
             listed: std::sync::OnceLock::new(),
+            uncounted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -284,6 +288,22 @@ impl ApcSnmpSwitch {
         Ok(())
     }
 
+    /// Refuses to look a name up in a table whose rows could not be counted: a second
+    /// outlet carrying the name (a node's other power supply) could be a row left
+    /// out, and the node would be reported fenced while it still fed it.
+    fn names_counted(&self, family: Family, plug: &Plug) -> Result<(), DeviceError> {
+        if !self.uncounted.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        Err(DeviceError::Failed(format!(
+            "{} ({}) does not say how many outlets it has, so an outlet its table leaves \
+             out could carry the name {plug} too: refusing to look a name up there; give \
+             the outlet's number (every outlet of the host, in hostmap for cluster-glue)",
+            self.agent.endpoint(),
+            family.title()
+        )))
+    }
+
     /// The integers at `oids` in one GetRequest; empty (and a warning) when the unit
     /// does not answer them all, as firmware without the objects would.
     async fn count_of(
@@ -314,10 +334,12 @@ impl ApcSnmpSwitch {
         };
         tracing::warn!(
             device = %self.agent.endpoint(),
-            "{object} not answered ({answer}): the outlet table is taken as listed, and a \
-             row it leaves out cannot be told; name a host's every outlet (hostmap) or use \
-             outlet numbers"
+            "{object} not answered ({answer}): a row the outlet table leaves out cannot be \
+             told, so outlets are taken by number only; name a host's every outlet by \
+             number (hostmap)"
         );
+        self.uncounted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(Vec::new())
     }
 
@@ -414,6 +436,9 @@ impl ApcSnmpSwitch {
                 if let (Plug::Number(n), true) = (outlet, listed.is_empty()) {
                     return Ok(place(*n));
                 }
+                if let Plug::Name(_) = outlet {
+                    self.names_counted(family, plug)?;
+                }
                 let on_unit: Vec<(u32, &str)> = listed
                     .iter()
                     .filter_map(|(instance, name)| match instance.as_slice() {
@@ -464,6 +489,7 @@ impl ApcSnmpSwitch {
         text: &str,
     ) -> Result<Instance, DeviceError> {
         let listed = self.listed(session, family).await?;
+        self.names_counted(family, plug)?;
         let mut found: Vec<Instance> = listed
             .iter()
             .filter(|(_, name)| name == text)
@@ -671,6 +697,14 @@ impl PowerSwitch for ApcSnmpSwitch {
 
     fn supports(&self, _command: DeviceCommand) -> bool {
         false
+    }
+
+    fn names_complete(&self) -> bool {
+        !self.uncounted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn least_off(&self) -> std::time::Duration {
+        fencekit_core::switch::OUTLET_LEAST_OFF
     }
 
     fn address(&self, listed: &Plug) -> Plug {

@@ -477,6 +477,10 @@ impl PowerSwitch for BaytechSwitch {
         false
     }
 
+    fn least_off(&self) -> std::time::Duration {
+        fencekit_core::switch::OUTLET_LEAST_OFF
+    }
+
     /// A bare number is an outlet of the configured strip.
     fn address(&self, listed: &Plug) -> Plug {
         fencekit_core::power::on_unit(self.strip, listed)

@@ -65,7 +65,14 @@ impl Config {
 
     /// A node by name, or an error that lists the nodes there are.
     pub fn node(&self, name: &str) -> Result<&FenceTarget, ConfigError> {
-        self.nodes.get(name).ok_or_else(|| ConfigError {
+        // Names alike are refused when the file is read: this finds one node at most.
+        let found = self.nodes.get(name).or_else(|| {
+            self.nodes
+                .iter()
+                .find(|(node, _)| crate::power::names_alike(node, name))
+                .map(|(_, target)| target)
+        });
+        found.ok_or_else(|| ConfigError {
             origin: Origin::new(self.source.clone()),
             message: format!(
                 "unknown node `{name}`; the file configures: {}",
@@ -246,6 +253,23 @@ fn parse_unbounded(
     }
     if let Some(nodes) = root.get("nodes") {
         for (name, section) in table(nodes, "nodes", &lines)? {
+            // One host under two spellings would get two plug sets, and a fence by
+            // either would leave the other's plugs on (cluster tools match host
+            // names without regard to case).
+            if let Some(other) = config
+                .nodes
+                .keys()
+                .find(|other| crate::power::names_alike(other, name.get_ref()))
+            {
+                return Err(lines.error(
+                    name.span().start,
+                    format!(
+                        "node `{}` and node `{other}` differ only in case or blanks: \
+                         give one host all its plugs under one name",
+                        name.get_ref()
+                    ),
+                ));
+            }
             let target = node(name, section, &lines, &config.devices)?;
             config.nodes.insert(target.node.clone(), target);
         }
@@ -659,6 +683,21 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
             err.starts_with("fencekit.toml:3:1: parameter `plugs`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn nodes_named_alike_but_for_case_or_blanks_are_refused_not_given_two_plug_sets() {
+        for other in ["NODE1", "\"node1 \"", "\" Node1\""] {
+            let err = error_of(&format!(
+                "[devices.a]\nplugin = \"sim\"\n[nodes.node1]\nplugs = [{{ device = \"a\", plug = 1 }}]\n\
+                 [nodes.{other}]\nplugs = [{{ device = \"a\", plug = 2 }}]\n"
+            ));
+            assert!(err.contains("differ only in case or blanks"), "{err}");
+        }
+        // One spelling: found by any other of the same host.
+        let config = parse_str(GOOD).unwrap();
+        assert_eq!(config.node("NODE1").unwrap().node, "node1");
+        assert_eq!(config.node(" node1 ").unwrap().node, "node1");
     }
 
     #[test]

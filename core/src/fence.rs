@@ -182,6 +182,11 @@ pub struct FenceOptions {
     pub notify_command: Option<String>,
     /// How long the notify command may run (never past the operation's deadline).
     pub notify_timeout: Duration,
+    /// Plugs a reboot leaves off once it read them off, instead of switching them
+    /// back on: cluster-glue's power-strip plugins reset only a host's outlets that
+    /// were on, and an outlet found off (a supply an operator switched off) stays
+    /// off. Off is sent and read back for them like for every plug.
+    pub left_off: Vec<TargetPlug>,
     pub observer: Option<Observer>,
 }
 
@@ -197,6 +202,7 @@ impl Default for FenceOptions {
             method: Method::OnOff,
             notify_command: None,
             notify_timeout: Duration::from_secs(5),
+            left_off: Vec::new(),
             observer: None,
         }
     }
@@ -214,6 +220,7 @@ impl fmt::Debug for FenceOptions {
             .field("method", &self.method)
             .field("notify_command", &self.notify_command)
             .field("notify_timeout", &self.notify_timeout)
+            .field("left_off", &self.left_off)
             .finish_non_exhaustive()
     }
 }
@@ -480,12 +487,31 @@ impl<'a> Run<'a> {
             return;
         }
         outcome.fenced = true;
-        if !self.options.reboot_wait.is_zero() {
-            self.wait(self.options.reboot_wait, "between off and on")
-                .await;
+        let back_on = |index: usize| !self.options.left_off.contains(&self.target.plugs[index]);
+        let left: Vec<String> = (0..self.target.plugs.len())
+            .filter(|&index| !back_on(index))
+            .map(|index| self.target.plugs[index].to_string())
+            .collect();
+        if !left.is_empty() {
+            self.note(
+                outcome,
+                format!("left off as found before the reboot: {}", left.join(", ")),
+            );
         }
-        outcome.success =
-            self.phase(SwitchTo::On, outcome).await && self.still(SwitchTo::On, outcome).await;
+        // An outlet switched back on at once may never have stopped the node behind
+        // it: each device's least off time holds, `reboot_wait` may lengthen it.
+        let hold = (0..self.target.plugs.len())
+            .filter(|&index| back_on(index))
+            .filter_map(|index| self.devices.get(&self.target.plugs[index].device))
+            .map(|device| device.least_off())
+            .max()
+            .unwrap_or_default();
+        let wait = self.options.reboot_wait.max(hold);
+        if !wait.is_zero() {
+            self.wait(wait, "between off and on").await;
+        }
+        outcome.success = self.phase_where(SwitchTo::On, outcome, back_on).await
+            && self.still_where(SwitchTo::On, outcome, back_on).await;
     }
 
     /// The device to cycle, or why the cycle method cannot be used for this node.
@@ -657,11 +683,24 @@ impl<'a> Run<'a> {
     /// read may have sampled the device well before that. True when each still
     /// reads as `to` left it.
     async fn still(&self, to: SwitchTo, outcome: &mut Outcome) -> bool {
+        self.still_where(to, outcome, |_| true).await
+    }
+
+    /// [`Run::still`] for the plugs whose index `which` takes.
+    async fn still_where(
+        &self,
+        to: SwitchTo,
+        outcome: &mut Outcome,
+        which: impl Fn(usize) -> bool,
+    ) -> bool {
         if outcome.plugs.len() < 2 {
             return true;
         }
         let mut ok = true;
         for (index, result) in self.read_all().await {
+            if !which(index) {
+                continue;
+            }
             let target = self.target.plugs[index].clone();
             let plug = &mut outcome.plugs[index];
             let error = match result {
@@ -688,7 +727,22 @@ impl<'a> Run<'a> {
     /// Switches every plug towards `to` and confirms it. True when every plug is
     /// confirmed.
     async fn phase(&self, to: SwitchTo, outcome: &mut Outcome) -> bool {
-        let groups = self.groups();
+        self.phase_where(to, outcome, |_| true).await
+    }
+
+    /// [`Run::phase`] for the plugs whose index `which` takes.
+    async fn phase_where(
+        &self,
+        to: SwitchTo,
+        outcome: &mut Outcome,
+        which: impl Fn(usize) -> bool,
+    ) -> bool {
+        let groups: Vec<(String, Vec<usize>)> = self
+            .groups()
+            .into_iter()
+            .map(|(device, plugs)| (device, plugs.into_iter().filter(|&i| which(i)).collect()))
+            .filter(|(_, plugs): &(String, Vec<usize>)| !plugs.is_empty())
+            .collect();
         let results = join_all(
             groups
                 .iter()
@@ -1089,6 +1143,7 @@ impl FenceOptions {
             notify_timeout: params
                 .seconds("notify_timeout")
                 .unwrap_or(defaults.notify_timeout),
+            left_off: Vec::new(),
             observer: None,
         }
         .without_power_timeout_if(

@@ -1061,3 +1061,145 @@ async fn an_off_read_back_after_the_deadline_does_not_confirm_the_fence() {
     assert!(!outcome.success, "{}", outcome.summary());
     assert!(!outcome.fenced, "{}", outcome.summary());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reboot_switches_off_and_reads_off_every_plug_but_leaves_off_those_found_off() {
+    let pdu = Arc::new(SimSwitch::new(3));
+    pdu.set_state(2, PowerState::Off);
+    let mut opts = options();
+    opts.left_off = vec![plug("pdu-a", 2)];
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-a", 2), plug("pdu-a", 3)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success, "{}", outcome.summary());
+    assert!(outcome.fenced);
+    assert!(outcome.plugs.iter().all(|p| p.off_confirmed.is_some()));
+    assert_eq!(pdu.state(1), Some(PowerState::On));
+    assert_eq!(pdu.state(2), Some(PowerState::Off));
+    assert_eq!(pdu.state(3), Some(PowerState::On));
+    // Plug 2 was sent off like the others (the list that found it off may be old),
+    // and never on.
+    let received = pdu.received();
+    let to_two: Vec<_> = received.iter().filter(|r| r.plug == 2).collect();
+    assert_eq!(to_two.len(), 1, "{received:?}");
+    assert_eq!(to_two[0].command, "off");
+    assert!(
+        outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("left off as found")),
+        "{:?}",
+        outcome.notes
+    );
+
+    // Every plug found off: read off, and nothing switched on.
+    let pdu = Arc::new(SimSwitch::new(2));
+    pdu.set_state(1, PowerState::Off);
+    pdu.set_state(2, PowerState::Off);
+    opts.left_off = vec![plug("pdu-a", 1), plug("pdu-a", 2)];
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-a", 2)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(outcome.success && outcome.fenced, "{}", outcome.summary());
+    assert!(pdu.received().iter().all(|r| r.command == "off"));
+    assert_eq!(pdu.state(1), Some(PowerState::Off));
+
+    // A plug listed off that is on, and does not go off, fails the fence like any
+    // other.
+    let pdu = Arc::new(SimSwitch::new(2));
+    pdu.set_behaviour(2, Behaviour::Lie);
+    opts.left_off = vec![plug("pdu-a", 2)];
+    opts.timeout = Duration::from_secs(10);
+    let outcome = fence(
+        &devices(&[("pdu-a", &pdu)]),
+        &node(vec![plug("pdu-a", 1), plug("pdu-a", 2)]),
+        FenceAction::Reboot,
+        &opts,
+    )
+    .await;
+    assert!(!outcome.fenced && !outcome.success, "{}", outcome.summary());
+}
+
+/// An outlet of a power strip: the sim, holding its plugs off at least as a strip
+/// does in a reboot.
+struct Strip(Arc<SimSwitch>);
+
+#[async_trait::async_trait]
+impl PowerSwitch for Strip {
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
+        self.0.status(plug, deadline).await
+    }
+    async fn switch(
+        &self,
+        plug: &Plug,
+        to: SwitchTo,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        self.0.switch(plug, to, deadline).await
+    }
+    async fn list(&self, deadline: Instant) -> Result<Vec<crate::PlugInfo>, DeviceError> {
+        self.0.list(deadline).await
+    }
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
+        self.0.check(deadline).await
+    }
+    fn least_off(&self) -> Duration {
+        crate::switch::OUTLET_LEAST_OFF
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reboot_keeps_a_strips_outlets_off_for_its_least_off_time_or_reboot_wait_if_longer() {
+    for (reboot_wait, held) in [
+        (Duration::ZERO, crate::switch::OUTLET_LEAST_OFF),
+        (Duration::from_secs(3), Duration::from_secs(3)),
+    ] {
+        let sim = Arc::new(SimSwitch::new(2));
+        let strip: Arc<dyn PowerSwitch> = Arc::new(Strip(Arc::clone(&sim)));
+        let devices: Devices = [("pdu-a".to_string(), strip)].into_iter().collect();
+        let mut opts = options();
+        opts.reboot_wait = reboot_wait;
+        let outcome = fence(
+            &devices,
+            &node(vec![plug("pdu-a", 1), plug("pdu-a", 2)]),
+            FenceAction::Reboot,
+            &opts,
+        )
+        .await;
+        assert!(outcome.success, "{}", outcome.summary());
+        let received = sim.received();
+        let last_off = received
+            .iter()
+            .filter(|r| r.command == "off")
+            .map(|r| r.at)
+            .max()
+            .unwrap();
+        let first_on = received
+            .iter()
+            .filter(|r| r.command == "on")
+            .map(|r| r.at)
+            .min()
+            .unwrap();
+        assert!(first_on - last_off >= held, "{:?}", first_on - last_off);
+    }
+    // A BMC (the sim here) reads the machine's own power: no hold of its own.
+    let bmc = Arc::new(SimSwitch::new(1));
+    let outcome = fence(
+        &devices(&[("bmc", &bmc)]),
+        &node(vec![plug("bmc", 1)]),
+        FenceAction::Reboot,
+        &options(),
+    )
+    .await;
+    assert!(outcome.success);
+    let received = bmc.received();
+    assert!(received[1].at - received[0].at < crate::switch::OUTLET_LEAST_OFF);
+}

@@ -137,6 +137,18 @@ impl PowerSwitch for ListedNames {
         self.inner.supports(command)
     }
 
+    fn fabric(&self) -> bool {
+        self.inner.fabric()
+    }
+
+    fn least_off(&self) -> std::time::Duration {
+        self.inner.least_off()
+    }
+
+    fn names_complete(&self) -> bool {
+        self.inner.names_complete()
+    }
+
     fn address(&self, listed: &Plug) -> Plug {
         self.inner.address(listed)
     }

@@ -347,6 +347,16 @@ fn decode_escapes(text: &str) -> Zeroizing<String> {
     };
     let mut i = 0;
     while i < bytes.len() {
+        // HTML and XML entities (`&amp;`, `&#65;`, `&#x41;`), as a web interface or
+        // an XML error body writes a secret's special characters.
+        if bytes[i] == b'&' {
+            if let Some((skip, c)) = entity(&bytes[i..]) {
+                let mut buffer = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+                i += skip;
+                continue;
+            }
+        }
         let at = |k: usize| bytes.get(i + k);
         let (skip, value) = match (bytes[i], at(1), at(2), at(3)) {
             (b'%', ..) => (3, byte(&[hex(at(1)), hex(at(2))], 16)),
@@ -369,6 +379,29 @@ fn decode_escapes(text: &str) -> Zeroizing<String> {
         }
     }
     Zeroizing::new(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The HTML or XML entity at the start of `text` (which begins with `&`): its length
+/// with the `;` and the character it stands for.
+fn entity(text: &[u8]) -> Option<(usize, char)> {
+    let end = text.iter().take(12).position(|b| *b == b';')?;
+    let name = std::str::from_utf8(&text[1..end]).ok()?;
+    let c = match name {
+        "lt" => '<',
+        "gt" => '>',
+        "amp" => '&',
+        "quot" => '"',
+        "apos" => '\'',
+        _ => {
+            let number = name.strip_prefix('#')?;
+            let value = match number.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => number.parse().ok()?,
+            };
+            char::from_u32(value)?
+        }
+    };
+    Some((end + 1, c))
 }
 
 /// `text`, or [`WITHHELD_LINE`] if it shows a watched secret ([`watch`]).
@@ -436,6 +469,34 @@ mod tests {
         }
         assert!(!shows_any_piece("outlet 3 is off; 100% done", [secret]));
         assert!(!shows_any_piece("anything", [""]));
+    }
+
+    #[test]
+    fn a_programs_text_showing_a_secret_as_html_or_xml_entities_is_caught() {
+        // Special characters every few letters: no piece of the secret shows as is.
+        let secret = "Se<cr>et&Pw\"42";
+        assert!(shows_any_piece(
+            "login failed: https://admin:Se&lt;cr&gt;et&amp;Pw&quot;42@pdu/",
+            [secret]
+        ));
+        let secret = "Tr0ub@dor:x/9 Zz&";
+        let numeric: String = secret
+            .chars()
+            .map(|c| format!("&#{};", u32::from(c)))
+            .collect();
+        assert!(shows_any_piece(
+            &format!("<pass>{numeric}</pass>"),
+            [secret]
+        ));
+        let hex: String = secret
+            .chars()
+            .map(|c| format!("&#x{:X};", u32::from(c)))
+            .collect();
+        assert!(shows_any_piece(&hex, [secret]));
+        assert!(!shows_any_piece(
+            "R&amp;D outlet &lt;3&gt; &#;&#xZZ; &",
+            [secret]
+        ));
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Secret {
     }
 
     /// Runs `command` through `/bin/sh -c` (as fence-agents' `password_script` does)
-    /// and takes the first line it prints. The command, and whatever it left
+    /// and takes the first line it prints, without trailing blanks. The command, and whatever it left
     /// running, is killed if it runs longer than `timeout`; a command that exits
     /// but leaves a child holding its output open (`echo pw; sleep 25 &`) is done
     /// when it exits. Its environment has no registered secret ([`scrub_env`]). Its
@@ -113,7 +113,9 @@ impl Secret {
         }
         let text = std::str::from_utf8(&done.stdout)
             .map_err(|_| failed("its output is not UTF-8".into()))?;
-        Ok(Secret::new(first_line(text)))
+        // fence-agents take the output with every trailing blank stripped
+        // (`.rstrip()`): a password file saved with a trailing space works there.
+        Ok(Secret::new(first_line(text).trim_end()))
     }
 
     /// Reads a secret from standard input: its first line.
@@ -265,6 +267,20 @@ mod tests {
     fn a_secret_command_gives_its_first_line() {
         let secret = Secret::from_command("printf 'abc\\nxyz'", Duration::from_secs(5)).unwrap();
         assert_eq!(secret.expose(), "abc");
+    }
+
+    #[test]
+    fn a_secret_command_s_trailing_blanks_are_not_the_secret_s_as_fence_agents_strip_them() {
+        for command in [
+            "printf 'secretpw  \\n'",
+            "printf 'secretpw\\t'",
+            "printf 'secretpw \\r\\n'",
+        ] {
+            let secret = Secret::from_command(command, Duration::from_secs(5)).unwrap();
+            assert_eq!(secret.expose(), "secretpw", "{command}");
+        }
+        let secret = Secret::from_command("printf ' in side '", Duration::from_secs(5)).unwrap();
+        assert_eq!(secret.expose(), " in side");
     }
 
     #[test]

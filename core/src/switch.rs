@@ -3,11 +3,19 @@
 //! A plugin does device I/O only. It never decides whether a node is fenced; that is
 //! [`crate::fence`]'s job, which reads every plug back after switching it.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::error::DeviceError;
 use crate::power::{Plug, PlugInfo, PowerState};
 use crate::Instant;
+
+/// How long a reboot keeps a power strip's outlets off at the least
+/// ([`PowerSwitch::least_off`]): far beyond the tens of milliseconds a server's
+/// power supplies hold up, short beside the seconds a fence takes. `reboot_wait`
+/// lengthens it.
+pub const OUTLET_LEAST_OFF: Duration = Duration::from_secs(1);
 
 /// The two states a plug can be told to take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,6 +107,24 @@ pub trait PowerSwitch: Send + Sync {
     /// fabric fencing offer no reboot either). Off fences; on lets the node back.
     fn fabric(&self) -> bool {
         false
+    }
+
+    /// The least time a reboot keeps this device's plugs off before it switches them
+    /// on again. An outlet's relay reads off the moment it opens, while the machine
+    /// it feeds rides through a short gap on its power supplies' capacitors: an
+    /// outlet switched back on milliseconds later may never have stopped the node.
+    /// Power strips answer [`OUTLET_LEAST_OFF`]; a BMC reads the machine's own power
+    /// state, and needs none.
+    fn least_off(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Whether every plug carrying a name shows in the last [`PowerSwitch::list`]:
+    /// false for a device that could not tell whether its listing left rows out (an
+    /// APC unit that does not answer its outlet count). Callers that look names up
+    /// in a list themselves (cluster-glue's outlets named after a host) refuse then.
+    fn names_complete(&self) -> bool {
+        true
     }
 
     /// The plug that names, on this device, exactly the plug it listed as `listed`,

@@ -28,7 +28,8 @@
 //! ```
 //! `pending` is `-` or `up@MS`/`down@MS`: the ifAdminStatus the port reaches at that
 //! Unix time in milliseconds. An interface with no ifDescr text has no ifDescr row
-//! (listed in ifXTable only).
+//! (listed in ifXTable only); one whose ifName is `-` has no ifName row (listed in
+//! ifTable only).
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -115,7 +116,10 @@ impl SimSwitch {
                             Some((state(to)?, at.parse().map_err(|_| bad())?))
                         }
                     };
-                    let name = words.next().ok_or_else(bad)?.to_string();
+                    let name = match words.next().ok_or_else(bad)? {
+                        "-" => String::new(),
+                        name => name.to_string(),
+                    };
                     let descr = words.collect::<Vec<_>>().join(" ");
                     switch.interfaces.push(SimInterface {
                         index,
@@ -144,7 +148,7 @@ impl SimSwitch {
                     i.index,
                     word(i.up),
                     i.fault.word(),
-                    i.name,
+                    if i.name.is_empty() { "-" } else { &i.name },
                     i.descr
                 )
             })
@@ -218,15 +222,17 @@ fn objects(switch: &SimSwitch) -> BTreeMap<Oid, Entry> {
         let up_down = Value::Integer(if i.up { 1 } else { 2 });
         for (column, value, writable) in [
             (IF_INDEX, Value::Integer(i.index.into()), false),
-            // An interface with no description is listed in ifXTable only (as an
-            // agent whose columns disagree).
+            // An interface with no description is listed in ifXTable only, one with
+            // no name in ifTable only (as an agent whose columns disagree).
             (IF_DESCR, Value::Text(i.descr.clone()), false),
             (IF_ADMIN_STATUS, up_down.clone(), true),
             // A port that is administratively down passes nothing (RFC 2863 §3.1.13).
             (IF_OPER_STATUS, up_down, false),
             (IF_NAME, Value::Text(i.name.clone()), false),
         ] {
-            if column == IF_DESCR && i.descr.is_empty() {
+            if (column == IF_DESCR && i.descr.is_empty())
+                || (column == IF_NAME && i.name.is_empty())
+            {
                 continue;
             }
             map.insert(

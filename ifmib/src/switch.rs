@@ -128,6 +128,19 @@ impl IfMibSwitch {
             };
             interface.name = Some(text(&value));
         }
+        // ifXTable augments ifTable row for row: an agent that names some interfaces
+        // and not others lost rows of the walk, and an interface left unnamed could
+        // carry the plug's name.
+        if let Some(unnamed) = interfaces.iter().find(|i| i.name.is_none()) {
+            if interfaces.iter().any(|i| i.name.is_some()) {
+                return Err(DeviceError::Protocol(format!(
+                    "{} lists interface {} under ifDescr but not under ifName, and others \
+                     under both; refusing to pick ports from a table missing rows",
+                    self.agent.endpoint(),
+                    unnamed.index
+                )));
+            }
+        }
         // A walk that ended early (an agent losing its last rows) lists fewer
         // interfaces than ifNumber says, and a row left out could carry the plug's
         // name too. An agent without ifNumber is taken as listed.

@@ -97,7 +97,7 @@ async fn a_port_hidden_from_a_walk_never_leaves_its_twin_looking_unique() {
     if peers::require("snmpd", "snmpd").is_none() {
         return;
     }
-    for hide in ["descr", "rows"] {
+    for hide in ["descr", "name", "rows"] {
         let dir = tempfile::tempdir().unwrap();
         let mut sim = SimSwitch::new(6);
         for n in [2, 5] {
@@ -106,6 +106,8 @@ async fn a_port_hidden_from_a_walk_never_leaves_its_twin_looking_unique() {
         }
         match hide {
             "descr" => sim.interfaces[5].descr = String::new(),
+            // Its ifName row alone left out: the other twin looked unique by name.
+            "name" => sim.interfaces[5].name = String::new(),
             _ => sim.interfaces[5].fault = fencekit_snmp::pass_persist::Fault::Error,
         }
         let snmpd = start(dir.path(), &sim);
@@ -114,7 +116,11 @@ async fn a_port_hidden_from_a_walk_never_leaves_its_twin_looking_unique() {
             .switch(&Plug::Name("db1".into()), SwitchTo::Off, soon())
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("ifDescr"), "{hide}: {err}");
+        let expected = match hide {
+            "name" => "not under ifName",
+            _ => "ifDescr",
+        };
+        assert!(err.to_string().contains(expected), "{hide}: {err}");
         let truth = SimSwitch::load(&dir.path().join("switch.state")).unwrap();
         assert!(
             truth.interfaces.iter().all(|i| i.up),

@@ -234,8 +234,15 @@ impl Session<'_> {
                     ber::dotted(prefix)
                 )));
             }
+            // A table ends with a row past it or endOfMibView; an answer with no
+            // row at all to a request for one or more is a read broken off.
             if response.binds.is_empty() {
-                break;
+                return Err(DeviceError::Protocol(format!(
+                    "{} answered with no object while listing {}; refusing a table read \
+                     broken off",
+                    self.agent.endpoint(),
+                    ber::dotted(prefix)
+                )));
             }
             for (name, value) in response.binds {
                 if !name.starts_with(prefix) || value == VarValue::EndOfMibView {
@@ -573,6 +580,24 @@ mod tests {
             .unwrap();
         let err = session.walk(&column.to_vec()).await.unwrap_err();
         assert!(err.to_string().contains("noSuchName"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_v2c_walk_answered_with_no_rows_is_refused_not_taken_as_complete() {
+        let column = [1, 3, 6, 1, 2, 1, 2, 2, 1, 2];
+        let (port, _task) = fake_agent(move |id, seen| match seen {
+            1 => vec![rows_answer(id, &column, 1, 32, None)],
+            // error-status 0 and not one varbind: no row, no end of the table.
+            _ => vec![rows_answer(id, &column, 33, 0, None)],
+        })
+        .await;
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        let err = session.walk(&column.to_vec()).await.unwrap_err();
+        assert!(err.to_string().contains("no object"), "{err}");
     }
 
     #[tokio::test]

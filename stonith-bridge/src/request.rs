@@ -199,17 +199,20 @@ impl Request {
     }
 
     /// Lists the device's plugs, each with its address on the device
-    /// ([`fencekit_core::PowerSwitch::address`]), by the operation's deadline.
-    pub async fn list_addressed(&self) -> Result<Vec<(PlugInfo, Plug)>, String> {
+    /// ([`fencekit_core::PowerSwitch::address`]), by the operation's deadline; and
+    /// whether the list holds every plug a name could find
+    /// ([`fencekit_core::PowerSwitch::names_complete`]).
+    pub async fn list_addressed(&self) -> Result<(Vec<(PlugInfo, Plug)>, bool), String> {
         self.bounded("list", |device, deadline| async move {
             let listed = device.list(deadline).await?;
-            Ok(listed
+            let addressed = listed
                 .into_iter()
                 .map(|info| {
                     let address = device.address(&info.plug);
                     (info, address)
                 })
-                .collect())
+                .collect();
+            Ok((addressed, device.names_complete()))
         })
         .await
     }
@@ -377,6 +380,12 @@ fn host_name(text: &str, what: &str) -> Result<String, String> {
     if text.chars().any(char::is_control) {
         return Err(format!("{what}: a host name holds a control character"));
     }
+    // A comma separates plugs: a "host" holding one is a plug list misread.
+    if text.contains(',') {
+        return Err(format!(
+            "{what}: host name {text:?} holds a comma (write node1:1,2;node2:3)"
+        ));
+    }
     Ok(text.to_string())
 }
 
@@ -418,7 +427,15 @@ impl HostMap {
             words.push((word, hard_break));
         }
         for (position, (word, after_break)) in words.into_iter().enumerate() {
-            match word.split_once([':', '=']) {
+            // A word that begins with a comma continues the plug list whatever it
+            // holds: `node1:1 ,1:2` is outlet 2 of unit 1 for node1, never a host
+            // named `,1`.
+            let split = if word.starts_with(',') {
+                None
+            } else {
+                word.split_once([':', '='])
+            };
+            match split {
                 Some((host, plugs)) => {
                     entries.push((host_name(host.trim(), WHAT)?, plugs.to_string()))
                 }
@@ -520,6 +537,32 @@ mod tests {
         assert!(HostMap::parse("node1: node2:2")
             .unwrap_err()
             .contains("node1 has no plugs"));
+    }
+
+    #[test]
+    fn a_word_after_a_blank_that_begins_with_a_comma_continues_the_plug_list_whatever_it_holds() {
+        let map = HostMap::parse("n1:1 ,1:2").unwrap();
+        let on_unit = |unit, outlet| Plug::OnUnit {
+            unit,
+            outlet: Box::new(Plug::Number(outlet)),
+        };
+        assert_eq!(
+            map.plugs("n1"),
+            Some([Plug::Number(1), on_unit(1, 2)].as_slice())
+        );
+        assert_eq!(map.hosts(), vec!["n1"]);
+        let map = HostMap::parse("n1:1:1 ,1:2;n2:3").unwrap();
+        assert_eq!(
+            map.plugs("n1"),
+            Some([on_unit(1, 1), on_unit(1, 2)].as_slice())
+        );
+        assert_eq!(map.plugs("n2"), Some(n(&[3]).as_slice()));
+        // A comma at the start of the map, or of an entry, has no list to continue.
+        assert!(HostMap::parse(",1:2").is_err());
+        assert!(HostMap::parse("n1:1; ,1:2").is_err());
+        // A host name never holds a comma.
+        let err = HostMap::parse("n1:1 2,x:3").unwrap_err();
+        assert!(err.contains("comma"), "{err}");
     }
 
     #[test]

@@ -394,6 +394,10 @@ impl PowerSwitch for ApcConsoleSwitch {
         false
     }
 
+    fn least_off(&self) -> std::time::Duration {
+        fencekit_core::switch::OUTLET_LEAST_OFF
+    }
+
     fn address(&self, listed: &Plug) -> Plug {
         fencekit_core::power::on_unit(self.unit, listed)
     }

@@ -125,7 +125,7 @@ mod tests {
     use proptest::prelude::*;
 
     const LISTING_TEXT: &str =
-        "olStatus all\nE000: Success\n 1: Outlet 1: On\n 2: db-node2: Off\n10: web: front: ON\n";
+        "olStatus all\nE000: Success\n 1: Outlet 1: On\n 2: db-node2: Off\n 3: web: front: ON\n";
 
     #[test]
     fn an_outlet_line_we_cannot_read_fails_the_listing_rather_than_dropping_out() {
@@ -136,6 +136,18 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn a_listing_that_skips_an_outlet_number_is_refused() {
+        let text = "olStatus all\nE000: Success\n 1: db1: On\n 3: db1: On\n";
+        assert_eq!(
+            parse_ol_status(text),
+            Err(ParseError::Gap {
+                listing: LISTING,
+                missing: 2
+            })
+        );
     }
 
     #[test]
@@ -153,20 +165,20 @@ mod tests {
         );
         assert_eq!(outlets[1].name, "db-node2");
         assert_eq!(outlets[1].state, PowerState::Off);
-        assert_eq!(outlets[2].number, 10);
+        assert_eq!(outlets[2].number, 3);
         assert_eq!(outlets[2].name, "web: front");
         assert_eq!(outlets[2].state, PowerState::On);
     }
 
     #[test]
     fn an_unknown_state_word_is_kept_as_unknown() {
-        let outlets = parse_ol_status(" 4: spare: Rebooting\n").unwrap();
+        let outlets = parse_ol_status(" 1: spare: Rebooting\n").unwrap();
         assert_eq!(outlets[0].state, PowerState::Unknown);
     }
 
     #[test]
     fn an_empty_name_is_allowed() {
-        let outlets = parse_ol_status(" 3: : Off\n").unwrap();
+        let outlets = parse_ol_status(" 1: : Off\n").unwrap();
         assert_eq!(outlets[0].name, "");
         assert_eq!(outlets[0].state, PowerState::Off);
     }
@@ -230,7 +242,8 @@ mod tests {
 
         #[test]
         fn reads_back_what_it_is_given(
-            rows in proptest::collection::btree_map(1u32..500, ("[a-zA-Z0-9 _.-]{0,20}", any::<bool>()), 1..20)
+            rows in proptest::collection::vec(("[a-zA-Z0-9 _.-]{0,20}", any::<bool>()), 1..20)
+                .prop_map(|rows| (1u32..).zip(rows).collect::<std::collections::BTreeMap<_, _>>())
         ) {
             let mut text = String::from("E000: Success\n");
             for (n, (name, on)) in &rows {

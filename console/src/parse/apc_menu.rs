@@ -97,6 +97,19 @@ mod tests {
     }
 
     #[test]
+    fn an_outlet_line_that_lost_its_state_is_not_skipped_as_a_menu_entry() {
+        let text =
+            "     1- a        ON\r\n     2- db1      ON\r\n     3- db1\r\n     4- d        OFF\r\n";
+        assert_eq!(
+            parse_outlet_menu(text),
+            Err(ParseError::Gap {
+                listing: LISTING,
+                missing: 3
+            })
+        );
+    }
+
+    #[test]
     fn outlet_lines_give_number_name_and_state() {
         let outlets = parse_outlet_menu(SCREEN).unwrap();
         assert_eq!(outlets.len(), 3);
@@ -143,7 +156,8 @@ mod tests {
 
         #[test]
         fn reads_back_what_it_is_given(
-            rows in proptest::collection::btree_map(1u32..100, ("[a-zA-Z0-9_.-]([a-zA-Z0-9 _.-]{0,14}[a-zA-Z0-9_.-])?", any::<bool>()), 1..20)
+            rows in proptest::collection::vec(("[a-zA-Z0-9_.-]([a-zA-Z0-9 _.-]{0,14}[a-zA-Z0-9_.-])?", any::<bool>()), 1..20)
+                .prop_map(|rows| (1u32..).zip(rows).collect::<std::collections::BTreeMap<_, _>>())
         ) {
             let mut text = String::from("------- Outlet Control/Configuration -------\r\n");
             for (n, (name, on)) in &rows {

@@ -184,6 +184,21 @@ mod tests {
     }
 
     #[test]
+    fn an_outlet_entry_that_lost_its_state_is_not_skipped_as_a_menu_entry() {
+        // Outlet 4's line lost its `: On`: without the gap check it read as a menu
+        // entry and outlet 4, the second `db1`, dropped out of the lookup.
+        let text =
+            " 1)...a : On \r\n 2)...db1 : On \r\n 3)...c : On \r\n 4)...db1\r\n 5)...e : Off \r\n";
+        assert_eq!(
+            parse_status(text),
+            Err(ParseError::Gap {
+                listing: LISTING,
+                missing: 4
+            })
+        );
+    }
+
+    #[test]
     fn an_unreadable_entry_is_an_error() {
         let err = parse_status(" 1)...Outlet 1 : On Sideways\n").unwrap_err();
         assert!(matches!(err, ParseError::BadLine { .. }), "{err}");
@@ -213,7 +228,8 @@ mod tests {
 
         #[test]
         fn reads_back_what_it_is_given(
-            rows in proptest::collection::btree_map(1u32..100, ("[a-zA-Z0-9_.-]([a-zA-Z0-9 _.-]{0,13}[a-zA-Z0-9_.-])?", any::<bool>(), any::<bool>()), 1..20)
+            rows in proptest::collection::vec(("[a-zA-Z0-9_.-]([a-zA-Z0-9 _.-]{0,13}[a-zA-Z0-9_.-])?", any::<bool>(), any::<bool>()), 1..20)
+                .prop_map(|rows| (1u32..).zip(rows).collect::<std::collections::BTreeMap<_, _>>())
         ) {
             let mut text = String::from("Internal Temperature:  30.0 C\r\n\r\n");
             let rows_v: Vec<_> = rows.iter().collect();

@@ -53,6 +53,13 @@ pub enum ParseError {
     Conflict { listing: &'static str, number: u32 },
     #[error("the {listing} has a line we cannot read: {line:?}")]
     BadLine { listing: &'static str, line: String },
+    /// Outlets are numbered 1, 2, ... N: a number left out is a line lost or one
+    /// we did not take for an outlet, and it could carry the plug's name too.
+    #[error(
+        "the {listing} skips outlet {missing}; refusing to pick outlets from a listing \
+         missing a line"
+    )]
+    Gap { listing: &'static str, missing: u32 },
     /// The APC command line answered with an error code (E1xx).
     #[error("the device answered {code}: {message}")]
     DeviceError { code: String, message: String },
@@ -91,6 +98,13 @@ pub(crate) fn finish(
         return Err(ParseError::NoOutlets { listing });
     }
     outlets.sort_by_key(|o| o.number);
+    if let Some(missing) = (1u32..)
+        .zip(&outlets)
+        .find(|(n, outlet)| outlet.number != *n)
+        .map(|(n, _)| n)
+    {
+        return Err(ParseError::Gap { listing, missing });
+    }
     Ok(outlets)
 }
 
