@@ -322,6 +322,27 @@ fn a_wrong_community_or_pass_phrase_fails_clearly_by_the_timeout_and_switches_no
     );
     assert!(!out.text().contains("fk-wrong-phrase"), "{}", out.text());
     assert_eq!(switch.ports(), before);
+
+    // A wrong privacy pass phrase: snmpd cannot decrypt the request and drops it
+    // without a Report; the error names the privacy parameters among the causes.
+    let started = Instant::now();
+    let out = switch.run(
+        &ours(&installed),
+        &format!(
+            "{}timeout=4\n",
+            v3("off", PORT_A).replace(V3_PRIV, "fk-wrong-privacy")
+        ),
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), FAILED, "{}", out.text());
+    assert!(
+        took < Duration::from_secs(8),
+        "took {took:?}: {}",
+        out.text()
+    );
+    assert!(out.text().contains("snmp_priv_passwd"), "{}", out.text());
+    assert!(!out.text().contains("fk-wrong-privacy"), "{}", out.text());
+    assert_eq!(switch.ports(), before);
 }
 
 /// One stdin sequence through one agent: exit codes and the kernel's port states

@@ -36,7 +36,7 @@ use fencekit_core::{DeviceError, Instant};
 use zeroize::Zeroizing;
 
 use crate::ber::{self, tag, Oid, ReportKind, SetValue};
-use crate::credentials::{Credentials, Usm, Version};
+use crate::credentials::{Credentials, SecLevel, Usm, Version};
 use crate::message::{community_response, Response};
 use crate::usm::{report_error, Engine, Reply};
 
@@ -545,6 +545,14 @@ impl Exchange {
         let endpoint = self.peer.endpoint.clone();
         let hint = if self.refused {
             "; nothing is listening there (ICMP port unreachable)".to_string()
+        } else if matches!(
+            &self.peer.credentials,
+            Credentials::Usm(usm) if usm.level == SecLevel::AuthPriv
+        ) {
+            // net-snmp drops a request it cannot decrypt without a Report.
+            "; check `ip` and `ipport`, and `snmp_priv_passwd` and `snmp_priv_prot`: an \
+             agent stays silent when it cannot decrypt a request"
+                .to_string()
         } else if self.peer.credentials.version() == Version::V3 {
             "; check `ip` and `ipport`".to_string()
         } else {
