@@ -954,13 +954,36 @@ async fn a_last_read_cut_off_by_the_deadline_reports_the_state_the_reads_before_
     assert!(said.contains("still on"), "{said}");
 }
 
-/// A fabric device: the simulated switch's plugs taken as switch ports.
-struct Fabric(Arc<SimSwitch>);
+/// The simulated device as another kind: a fabric switch (its plugs taken as switch
+/// ports) or a power strip that holds its outlets off in a reboot.
+struct AsKind {
+    sim: Arc<SimSwitch>,
+    fabric: bool,
+    least_off: Duration,
+}
+
+impl AsKind {
+    fn fabric(sim: &Arc<SimSwitch>) -> Arc<dyn PowerSwitch> {
+        Arc::new(AsKind {
+            sim: Arc::clone(sim),
+            fabric: true,
+            least_off: Duration::ZERO,
+        })
+    }
+
+    fn strip(sim: &Arc<SimSwitch>) -> Arc<dyn PowerSwitch> {
+        Arc::new(AsKind {
+            sim: Arc::clone(sim),
+            fabric: false,
+            least_off: crate::switch::OUTLET_LEAST_OFF,
+        })
+    }
+}
 
 #[async_trait::async_trait]
-impl PowerSwitch for Fabric {
+impl PowerSwitch for AsKind {
     async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
-        self.0.status(plug, deadline).await
+        self.sim.status(plug, deadline).await
     }
 
     async fn switch(
@@ -969,19 +992,23 @@ impl PowerSwitch for Fabric {
         to: SwitchTo,
         deadline: Instant,
     ) -> Result<(), DeviceError> {
-        self.0.switch(plug, to, deadline).await
+        self.sim.switch(plug, to, deadline).await
     }
 
     fn fabric(&self) -> bool {
-        true
+        self.fabric
+    }
+
+    fn least_off(&self) -> Duration {
+        self.least_off
     }
 
     async fn list(&self, deadline: Instant) -> Result<Vec<crate::PlugInfo>, DeviceError> {
-        self.0.list(deadline).await
+        self.sim.list(deadline).await
     }
 
     async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
-        self.0.check(deadline).await
+        self.sim.check(deadline).await
     }
 }
 
@@ -990,10 +1017,7 @@ async fn a_node_with_a_port_on_a_fabric_device_is_never_rebooted_and_nothing_is_
     let pdu = Arc::new(SimSwitch::new(1));
     let switch = Arc::new(SimSwitch::new(1));
     let mut devices = devices(&[("pdu-a", &pdu)]);
-    devices.insert(
-        "switch-a".into(),
-        Arc::new(Fabric(Arc::clone(&switch))) as Arc<dyn PowerSwitch>,
-    );
+    devices.insert("switch-a".into(), AsKind::fabric(&switch));
     let target = node(vec![plug("pdu-a", 1), plug("switch-a", 1)]);
     let outcome = fence(&devices, &target, FenceAction::Reboot, &options()).await;
     assert!(!outcome.success && !outcome.fenced, "{}", outcome.summary());
@@ -1128,34 +1152,6 @@ async fn a_reboot_switches_off_and_reads_off_every_plug_but_leaves_off_those_fou
     assert!(!outcome.fenced && !outcome.success, "{}", outcome.summary());
 }
 
-/// An outlet of a power strip: the sim, holding its plugs off at least as a strip
-/// does in a reboot.
-struct Strip(Arc<SimSwitch>);
-
-#[async_trait::async_trait]
-impl PowerSwitch for Strip {
-    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
-        self.0.status(plug, deadline).await
-    }
-    async fn switch(
-        &self,
-        plug: &Plug,
-        to: SwitchTo,
-        deadline: Instant,
-    ) -> Result<(), DeviceError> {
-        self.0.switch(plug, to, deadline).await
-    }
-    async fn list(&self, deadline: Instant) -> Result<Vec<crate::PlugInfo>, DeviceError> {
-        self.0.list(deadline).await
-    }
-    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
-        self.0.check(deadline).await
-    }
-    fn least_off(&self) -> Duration {
-        crate::switch::OUTLET_LEAST_OFF
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_reboot_keeps_a_strips_outlets_off_for_its_least_off_time_or_reboot_wait_if_longer() {
     for (reboot_wait, held) in [
@@ -1163,8 +1159,9 @@ async fn a_reboot_keeps_a_strips_outlets_off_for_its_least_off_time_or_reboot_wa
         (Duration::from_secs(3), Duration::from_secs(3)),
     ] {
         let sim = Arc::new(SimSwitch::new(2));
-        let strip: Arc<dyn PowerSwitch> = Arc::new(Strip(Arc::clone(&sim)));
-        let devices: Devices = [("pdu-a".to_string(), strip)].into_iter().collect();
+        let devices: Devices = [("pdu-a".to_string(), AsKind::strip(&sim))]
+            .into_iter()
+            .collect();
         let mut opts = options();
         opts.reboot_wait = reboot_wait;
         let outcome = fence(

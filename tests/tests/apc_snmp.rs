@@ -117,6 +117,34 @@ impl Pdu {
     }
 }
 
+/// Runs `stonith-bridge external apc OP HOST` as cluster-glue does, with the PDU's
+/// address in apcmastersnmp's names and `extra` variables; gives success and output.
+fn glue(
+    pdu: &Pdu,
+    installed: &Installed,
+    op: &str,
+    host: &str,
+    extra: &[(&str, &str)],
+) -> (bool, String) {
+    let mut command = Command::new(installed.binary());
+    command
+        .args(["external", "apc", op, host])
+        .env_remove("RUST_LOG")
+        .env("ipaddr", "127.0.0.1")
+        .env("port", pdu.snmpd.port().to_string())
+        .env("community", "private");
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Runs an agent with options on stdin; gives its exit code and output.
 fn run(agent: &Path, stdin: &str) -> (Option<i32>, String) {
     let mut child = Command::new(agent)
@@ -419,20 +447,8 @@ fn a_hosts_outlet_whose_number_another_outlet_is_named_after_is_fenced_through_c
         .replace("outlet 1 4 on obey - outlet-4", "outlet 1 4 on obey - 2");
     std::fs::write(&pdu.state, text).unwrap();
     let installed = Installed::new().unwrap();
-    let out = Command::new(installed.binary())
-        .args(["external", "apc", "off", "node2"])
-        .env_remove("RUST_LOG")
-        .env("ipaddr", "127.0.0.1")
-        .env("port", pdu.snmpd.port().to_string())
-        .env("community", "private")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = glue(&pdu, &installed, "off", "node2", &[]);
+    assert!(ok, "{text}");
     assert_eq!(pdu.states(), vec![true, false, true, true]);
 }
 
@@ -450,20 +466,8 @@ fn a_reset_through_cluster_glue_leaves_a_hosts_outlet_found_off_off_as_apcmaster
         .replace("outlet 1 2 on obey - outlet-2", "outlet 1 2 on obey - DB");
     std::fs::write(&pdu.state, text).unwrap();
     let installed = Installed::new().unwrap();
-    let out = Command::new(installed.binary())
-        .args(["external", "apc", "reset", "db"])
-        .env_remove("RUST_LOG")
-        .env("ipaddr", "127.0.0.1")
-        .env("port", pdu.snmpd.port().to_string())
-        .env("community", "private")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = glue(&pdu, &installed, "reset", "db", &[]);
+    assert!(ok, "{text}");
     assert!(text.contains("left off as found"), "{text}");
     assert_eq!(pdu.states(), vec![false, true, true, true]);
     let log = {
@@ -500,30 +504,11 @@ fn cluster_glue_finds_no_host_by_name_on_a_pdu_that_does_not_count_its_outlets()
         .replace("outlet 1 2 on obey - outlet-2", "outlet 1 2 on obey - db");
     std::fs::write(&pdu.state, format!("counts no\n{text}")).unwrap();
     let installed = Installed::new().unwrap();
-    let run = |extra: &[(&str, &str)]| {
-        let mut command = Command::new(installed.binary());
-        command
-            .args(["external", "apc", "off", "db"])
-            .env_remove("RUST_LOG")
-            .env("ipaddr", "127.0.0.1")
-            .env("port", pdu.snmpd.port().to_string())
-            .env("community", "private");
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        let out = command.output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
-    let (ok, text) = run(&[]);
+    let (ok, text) = glue(&pdu, &installed, "off", "db", &[]);
     assert!(!ok, "{text}");
     assert!(text.contains("hostmap"), "{text}");
     assert_eq!(pdu.states(), vec![true, true, true, true]);
-    let (ok, text) = run(&[("hostmap", "db:2")]);
+    let (ok, text) = glue(&pdu, &installed, "off", "db", &[("hostmap", "db:2")]);
     assert!(ok, "{text}");
     assert_eq!(pdu.states(), vec![true, false, true, true]);
 }
