@@ -288,11 +288,28 @@ impl Outcome {
                 self.node,
                 self.plugs.len()
             ),
-            (FenceAction::Reboot, true, _) => format!(
-                "{}: rebooted, all {} plug(s) confirmed off then on in {secs:.3} s",
-                self.node,
-                self.plugs.len()
-            ),
+            (FenceAction::Reboot, true, _) => {
+                let on = self
+                    .plugs
+                    .iter()
+                    .filter(|p| p.on_confirmed.is_some())
+                    .count();
+                if on == self.plugs.len() {
+                    format!(
+                        "{}: rebooted, all {} plug(s) confirmed off then on in {secs:.3} s",
+                        self.node,
+                        self.plugs.len()
+                    )
+                } else {
+                    format!(
+                        "{}: rebooted, all {} plug(s) confirmed off, {on} confirmed on again \
+                         and {} left off as found, in {secs:.3} s",
+                        self.node,
+                        self.plugs.len(),
+                        self.plugs.len() - on
+                    )
+                }
+            }
             (FenceAction::Reboot, false, true) => format!(
                 "{}: fenced (all plugs confirmed off) but switching back on failed: {}",
                 self.node,

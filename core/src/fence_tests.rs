@@ -1119,6 +1119,13 @@ async fn a_reboot_switches_off_and_reads_off_every_plug_but_leaves_off_those_fou
         "{:?}",
         outcome.notes
     );
+    assert!(
+        outcome
+            .summary()
+            .contains("3 plug(s) confirmed off, 2 confirmed on again and 1 left off"),
+        "{}",
+        outcome.summary()
+    );
 
     // Every plug found off: read off, and nothing switched on.
     let pdu = Arc::new(SimSwitch::new(2));

@@ -620,8 +620,15 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
     };
     let target = request.target(host, &plugs);
     let mut options = request.options();
+    // Only outlets found off: `target` of no plugs on a one-plug device is its
+    // chassis, which must never be left off by a reset.
     if action == FenceAction::Reboot {
-        options.left_off = request.target(host, &found_off).plugs;
+        options.left_off = target
+            .plugs
+            .iter()
+            .filter(|t| found_off.contains(&t.plug))
+            .cloned()
+            .collect();
     }
     let outcome = fencekit_core::fence(&devices, &target, action, &options).await;
     // cluster-glue logs each output line of on/off/reset.
