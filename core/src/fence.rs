@@ -182,11 +182,6 @@ pub struct FenceOptions {
     pub notify_command: Option<String>,
     /// How long the notify command may run (never past the operation's deadline).
     pub notify_timeout: Duration,
-    /// Plugs a reboot leaves off once it read them off, instead of switching them
-    /// back on: cluster-glue's power-strip plugins reset only a host's outlets that
-    /// were on, and an outlet found off (a supply an operator switched off) stays
-    /// off. Off is sent and read back for them like for every plug.
-    pub left_off: Vec<TargetPlug>,
     pub observer: Option<Observer>,
 }
 
@@ -202,7 +197,6 @@ impl Default for FenceOptions {
             method: Method::OnOff,
             notify_command: None,
             notify_timeout: Duration::from_secs(5),
-            left_off: Vec::new(),
             observer: None,
         }
     }
@@ -220,7 +214,6 @@ impl fmt::Debug for FenceOptions {
             .field("method", &self.method)
             .field("notify_command", &self.notify_command)
             .field("notify_timeout", &self.notify_timeout)
-            .field("left_off", &self.left_off)
             .finish_non_exhaustive()
     }
 }
@@ -288,28 +281,11 @@ impl Outcome {
                 self.node,
                 self.plugs.len()
             ),
-            (FenceAction::Reboot, true, _) => {
-                let on = self
-                    .plugs
-                    .iter()
-                    .filter(|p| p.on_confirmed.is_some())
-                    .count();
-                if on == self.plugs.len() {
-                    format!(
-                        "{}: rebooted, all {} plug(s) confirmed off then on in {secs:.3} s",
-                        self.node,
-                        self.plugs.len()
-                    )
-                } else {
-                    format!(
-                        "{}: rebooted, all {} plug(s) confirmed off, {on} confirmed on again \
-                         and {} left off as found, in {secs:.3} s",
-                        self.node,
-                        self.plugs.len(),
-                        self.plugs.len() - on
-                    )
-                }
-            }
+            (FenceAction::Reboot, true, _) => format!(
+                "{}: rebooted, all {} plug(s) confirmed off then on in {secs:.3} s",
+                self.node,
+                self.plugs.len()
+            ),
             (FenceAction::Reboot, false, true) => format!(
                 "{}: fenced (all plugs confirmed off) but switching back on failed: {}",
                 self.node,
@@ -504,22 +480,13 @@ impl<'a> Run<'a> {
             return;
         }
         outcome.fenced = true;
-        let back_on = |index: usize| !self.options.left_off.contains(&self.target.plugs[index]);
-        let left: Vec<String> = (0..self.target.plugs.len())
-            .filter(|&index| !back_on(index))
-            .map(|index| self.target.plugs[index].to_string())
-            .collect();
-        if !left.is_empty() {
-            self.note(
-                outcome,
-                format!("left off as found before the reboot: {}", left.join(", ")),
-            );
-        }
         // An outlet switched back on at once may never have stopped the node behind
         // it: each device's least off time holds, `reboot_wait` may lengthen it.
-        let hold = (0..self.target.plugs.len())
-            .filter(|&index| back_on(index))
-            .filter_map(|index| self.devices.get(&self.target.plugs[index].device))
+        let hold = self
+            .target
+            .plugs
+            .iter()
+            .filter_map(|plug| self.devices.get(&plug.device))
             .map(|device| device.least_off())
             .max()
             .unwrap_or_default();
@@ -527,8 +494,8 @@ impl<'a> Run<'a> {
         if !wait.is_zero() {
             self.wait(wait, "between off and on").await;
         }
-        outcome.success = self.phase_where(SwitchTo::On, outcome, back_on).await
-            && self.still_where(SwitchTo::On, outcome, back_on).await;
+        outcome.success =
+            self.phase(SwitchTo::On, outcome).await && self.still(SwitchTo::On, outcome).await;
     }
 
     /// The device to cycle, or why the cycle method cannot be used for this node.
@@ -700,24 +667,11 @@ impl<'a> Run<'a> {
     /// read may have sampled the device well before that. True when each still
     /// reads as `to` left it.
     async fn still(&self, to: SwitchTo, outcome: &mut Outcome) -> bool {
-        self.still_where(to, outcome, |_| true).await
-    }
-
-    /// [`Run::still`] for the plugs whose index `which` takes.
-    async fn still_where(
-        &self,
-        to: SwitchTo,
-        outcome: &mut Outcome,
-        which: impl Fn(usize) -> bool,
-    ) -> bool {
         if outcome.plugs.len() < 2 {
             return true;
         }
         let mut ok = true;
         for (index, result) in self.read_all().await {
-            if !which(index) {
-                continue;
-            }
             let target = self.target.plugs[index].clone();
             let plug = &mut outcome.plugs[index];
             let error = match result {
@@ -744,22 +698,7 @@ impl<'a> Run<'a> {
     /// Switches every plug towards `to` and confirms it. True when every plug is
     /// confirmed.
     async fn phase(&self, to: SwitchTo, outcome: &mut Outcome) -> bool {
-        self.phase_where(to, outcome, |_| true).await
-    }
-
-    /// [`Run::phase`] for the plugs whose index `which` takes.
-    async fn phase_where(
-        &self,
-        to: SwitchTo,
-        outcome: &mut Outcome,
-        which: impl Fn(usize) -> bool,
-    ) -> bool {
-        let groups: Vec<(String, Vec<usize>)> = self
-            .groups()
-            .into_iter()
-            .map(|(device, plugs)| (device, plugs.into_iter().filter(|&i| which(i)).collect()))
-            .filter(|(_, plugs): &(String, Vec<usize>)| !plugs.is_empty())
-            .collect();
+        let groups = self.groups();
         let results = join_all(
             groups
                 .iter()
@@ -1160,7 +1099,6 @@ impl FenceOptions {
             notify_timeout: params
                 .seconds("notify_timeout")
                 .unwrap_or(defaults.notify_timeout),
-            left_off: Vec::new(),
             observer: None,
         }
         .without_power_timeout_if(

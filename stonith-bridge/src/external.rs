@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use fencekit_core::schema::{Origin, ParamSpec, ParamType, PluginKind, RawParam, RawValue, Schema};
-use fencekit_core::{FenceAction, FenceOptions, Instant, Plug, PowerState};
+use fencekit_core::{FenceAction, FenceOptions, Instant, Plug};
 use fencekit_plugins::Registry;
 
 use crate::logging;
@@ -494,9 +494,8 @@ fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
 
 /// Every outlet named after `host` (case aside), as cluster-glue's power-strip
 /// plugins take a host's outlets: a machine with two power supplies has two
-/// outlets carrying its name, and both are its. None is an error. Each with the
-/// state the list read.
-async fn outlets_named(request: &Request, host: &str) -> Result<Vec<(Plug, PowerState)>, String> {
+/// outlets carrying its name, and both are its. None is an error.
+async fn outlets_named(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
     let (addressed, complete) = request.list_addressed().await?;
     if !complete {
         return Err(format!(
@@ -518,19 +517,16 @@ async fn outlets_named(request: &Request, host: &str) -> Result<Vec<(Plug, Power
                 == Some(n)
         })
     };
-    let plugs: Vec<(Plug, PowerState)> = addressed
+    let plugs: Vec<Plug> = addressed
         .iter()
         .filter(|(info, _)| {
             info.name
                 .as_deref()
                 .is_some_and(|name| name.trim().eq_ignore_ascii_case(host))
         })
-        .map(|(info, address)| {
-            let plug = match &info.plug {
-                Plug::Number(n) if named_as(*n) => address.clone(),
-                plug => plug.clone(),
-            };
-            (plug, info.state)
+        .map(|(info, address)| match &info.plug {
+            Plug::Number(n) if named_as(*n) => address.clone(),
+            plug => plug.clone(),
         })
         .collect();
     let listed: Vec<fencekit_core::PlugInfo> =
@@ -587,22 +583,10 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
     // A power strip (not a BMC whose plug is optional, such as a Redfish service):
     // the host's outlets are those named after it.
     let strip = request.plugin.schema.multi_plug && !request.plugin.schema.plug_optional;
-    // The outlets the list showed off: cluster-glue's `apcmastersnmp` and `baytech`
-    // reset only a host's outlets that are on, so an outlet an operator switched off
-    // stays off after a reset here too (it is still switched off and read off).
-    let mut found_off = Vec::new();
     let plugs = match plugs.as_slice() {
         [Plug::Name(name)] if strip && request.params.text("hostmap").is_none() => {
             match outlets_named(request, name).await {
-                Ok(outlets) => outlets
-                    .into_iter()
-                    .map(|(plug, state)| {
-                        if state == PowerState::Off {
-                            found_off.push(plug.clone());
-                        }
-                        plug
-                    })
-                    .collect(),
+                Ok(plugs) => plugs,
                 Err(e) => {
                     logging::report!("{me}: {e}");
                     return FAIL;
@@ -619,18 +603,7 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
         }
     };
     let target = request.target(host, &plugs);
-    let mut options = request.options();
-    // Only outlets found off: `target` of no plugs on a one-plug device is its
-    // chassis, which must never be left off by a reset.
-    if action == FenceAction::Reboot {
-        options.left_off = target
-            .plugs
-            .iter()
-            .filter(|t| found_off.contains(&t.plug))
-            .cloned()
-            .collect();
-    }
-    let outcome = fencekit_core::fence(&devices, &target, action, &options).await;
+    let outcome = fencekit_core::fence(&devices, &target, action, &request.options()).await;
     // cluster-glue logs each output line of on/off/reset.
     println!(
         "{}",

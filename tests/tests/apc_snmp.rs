@@ -452,47 +452,6 @@ fn a_hosts_outlet_whose_number_another_outlet_is_named_after_is_fenced_through_c
     assert_eq!(pdu.states(), vec![true, false, true, true]);
 }
 
-/// cluster-glue's `apcmastersnmp` resets only the outlets of a host that are on (an
-/// outlet an operator switched off is skipped): a reset here leaves such an outlet
-/// off too, after switching it off and reading it off like the others, and cycles
-/// the host's other outlet. The emulator's state file and command log are the
-/// oracle.
-#[test]
-fn a_reset_through_cluster_glue_leaves_a_hosts_outlet_found_off_off_as_apcmastersnmp_does() {
-    let Some(pdu) = Pdu::start() else { return };
-    let text = std::fs::read_to_string(&pdu.state)
-        .unwrap()
-        .replace("outlet 1 1 on obey - outlet-1", "outlet 1 1 off obey - db")
-        .replace("outlet 1 2 on obey - outlet-2", "outlet 1 2 on obey - DB");
-    std::fs::write(&pdu.state, text).unwrap();
-    let installed = Installed::new().unwrap();
-    let (ok, text) = glue(&pdu, &installed, "reset", "db", &[]);
-    assert!(ok, "{text}");
-    assert!(text.contains("left off as found"), "{text}");
-    assert_eq!(pdu.states(), vec![false, true, true, true]);
-    let log = {
-        let mut name = pdu.state.as_os_str().to_owned();
-        name.push(".log");
-        std::fs::read_to_string(PathBuf::from(name)).unwrap_or_default()
-    };
-    let words = |line: &str| {
-        line.split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    let commands: Vec<Vec<String>> = log.lines().map(words).collect();
-    let of = |outlet: &str| {
-        commands
-            .iter()
-            .filter(|c| c.iter().any(|w| w == outlet))
-            .map(|c| c.join(" "))
-            .collect::<Vec<_>>()
-    };
-    assert!(of("1").iter().all(|c| !c.contains("on")), "{log}");
-    assert!(of("1").iter().any(|c| c.contains("off")), "{log}");
-    assert!(of("2").iter().any(|c| c.contains("on")), "{log}");
-}
-
 /// A PDU that does not tell its outlet count could leave a row out of its table
 /// unseen: cluster-glue's lookup of a host's outlets by name refuses there, and no
 /// outlet moves; `hostmap` with the numbers works.
