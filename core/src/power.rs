@@ -68,7 +68,7 @@ impl Plug {
     /// `unit:outlet`, or a name. Never recursive: a unit prefix is read once, and
     /// what follows it is a number or a name, so no input can exhaust the stack.
     ///
-    /// A number is only a number in its canonical form: `07` stays the text `07`
+    /// An outlet number is only a number in its canonical form: `07` stays the text `07`
     /// (an outlet may be named so), and [`resolve_outlet`] finds outlet 7 by it
     /// unless another outlet is named `07`, which makes it ambiguous.
     pub fn parse(text: &str) -> Plug {
@@ -77,7 +77,9 @@ impl Plug {
             return Plug::Chassis;
         }
         if let Some((unit, outlet)) = text.split_once(':') {
-            if let Some(unit) = canonical_number(unit.trim()) {
+            // A unit is a unit in any digits (`02:03`, as fence_apc_snmp reads its
+            // `switch:plug`): no outlet of one unit is named so.
+            if let Some(unit) = canonical_digits(unit.trim()) {
                 let outlet = outlet.trim();
                 if !outlet.is_empty() {
                     return Plug::OnUnit {
@@ -340,6 +342,19 @@ mod tests {
         assert_eq!(Plug::parse("2:5").to_string(), "2:5");
         assert_eq!(Plug::parse("07"), Plug::Name("07".into()));
         assert_eq!(Plug::parse("+7"), Plug::Name("+7".into()));
+        // fence_apc_snmp's `switch:plug` with leading zeros: unit 2, and outlet
+        // `03`, which finds outlet 3 by the one rule.
+        assert_eq!(
+            Plug::parse("02:03"),
+            Plug::OnUnit {
+                unit: 2,
+                outlet: Box::new(Plug::Name("03".into()))
+            }
+        );
+        assert_eq!(
+            resolve_addressed(&Plug::Name("03".into()), [(3, "db")]).unwrap(),
+            3
+        );
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //! `pending` is `-` or `up@MS`/`down@MS`: the ifAdminStatus the port reaches at that
 //! Unix time in milliseconds. An interface with no ifDescr text has no ifDescr row
 //! (listed in ifXTable only); one whose ifName is `-` has no ifName row (listed in
-//! ifTable only).
+//! ifTable only). A line `names unwalked` hides every ifName from GetNext (a walk of
+//! the column finds nothing) while a Get still answers it.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -61,6 +62,9 @@ pub struct SimInterface {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SimSwitch {
     pub interfaces: Vec<SimInterface>,
+    /// ifName answers a Get but never a GetNext (`names unwalked`): a walk of the
+    /// column finds nothing, as an agent losing the whole column would show it.
+    pub names_unwalked: bool,
 }
 
 fn word(up: bool) -> &'static str {
@@ -85,6 +89,7 @@ impl SimSwitch {
                     pending: None,
                 })
                 .collect(),
+            names_unwalked: false,
         }
     }
 
@@ -130,6 +135,9 @@ impl SimSwitch {
                         pending,
                     });
                 }
+                Some("names") if words.next() == Some("unwalked") => {
+                    switch.names_unwalked = true;
+                }
                 Some(_) => return Err(bad()),
             }
         }
@@ -137,7 +145,13 @@ impl SimSwitch {
     }
 
     pub fn render(&self) -> String {
-        self.interfaces
+        let header = if self.names_unwalked {
+            "names unwalked\n"
+        } else {
+            ""
+        };
+        let lines: String = self
+            .interfaces
             .iter()
             .map(|i| {
                 let pending = i
@@ -152,7 +166,8 @@ impl SimSwitch {
                     i.descr
                 )
             })
-            .collect()
+            .collect();
+        format!("{header}{lines}")
     }
 
     pub fn load(path: &Path) -> Result<SimSwitch, String> {
@@ -284,7 +299,9 @@ impl Responder for Emulator {
         };
         let map = objects(&switch);
         let group = &name[..name.len().min(GROUP_ARCS)];
+        let if_name = parse_dotted(IF_NAME).unwrap_or_default();
         match lookup(&map, &name, next) {
+            Some((k, _)) if next && switch.names_unwalked && k.starts_with(&if_name) => NONE.into(),
             Some((k, entry)) if k.starts_with(group) => {
                 stall(
                     entry

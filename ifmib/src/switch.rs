@@ -128,6 +128,12 @@ impl IfMibSwitch {
             };
             interface.name = Some(text(&value));
         }
+        // A walk of ifName that found nothing is an agent without ifXTable, or one
+        // that lost the whole column: each interface's ifName is asked for by name,
+        // and one that answers is a name the walk hid.
+        if interfaces.iter().all(|i| i.name.is_none()) {
+            self.no_names_hidden(session, &interfaces).await?;
+        }
         // ifXTable augments ifTable row for row: an agent that names some interfaces
         // and not others lost rows of the walk, and an interface left unnamed could
         // carry the plug's name.
@@ -160,6 +166,58 @@ impl IfMibSwitch {
             _ => {}
         }
         Ok(interfaces)
+    }
+
+    /// Refuses when any of `interfaces` answers a Get of its ifName, which the walk
+    /// of the column did not show.
+    async fn no_names_hidden(
+        &self,
+        session: &mut Session<'_>,
+        interfaces: &[Interface],
+    ) -> Result<(), DeviceError> {
+        let hidden = |index: u32| {
+            DeviceError::Protocol(format!(
+                "{} answers ifName of interface {index} but listed no ifName when walked; \
+                 refusing to pick ports from a table read that hides names",
+                self.agent.endpoint()
+            ))
+        };
+        for batch in interfaces.chunks(LIST_BATCH) {
+            let names: Vec<_> = batch
+                .iter()
+                .map(|i| mib::object(mib::IF_NAME, i.index))
+                .collect();
+            let response = session.get(&names).await?;
+            match response.status {
+                0 => {
+                    for (interface, (_, value)) in batch.iter().zip(&response.binds) {
+                        if matches!(value, VarValue::Text(_)) {
+                            return Err(hidden(interface.index));
+                        }
+                    }
+                }
+                // SNMPv1: one missing object spoils the batch; ask one by one.
+                2 => {
+                    for interface in batch {
+                        let one = [mib::object(mib::IF_NAME, interface.index)];
+                        let response = session.get(&one).await?;
+                        if response.status == 0
+                            && matches!(response.binds.first(), Some((_, VarValue::Text(_))))
+                        {
+                            return Err(hidden(interface.index));
+                        }
+                    }
+                }
+                status => {
+                    return Err(DeviceError::Protocol(format!(
+                        "{} answered {} to a read of ifName",
+                        self.agent.endpoint(),
+                        status_name(status)
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     fn odd_row(&self, column: &str, oid: &[u32]) -> DeviceError {

@@ -22,10 +22,15 @@ fn start(dir: &Path, switch: &SimSwitch) -> Snmpd {
 }
 
 fn switch_for(port: u16) -> IfMibSwitch {
+    switch_for_version(port, "2c")
+}
+
+fn switch_for_version(port: u16, version: &str) -> IfMibSwitch {
     let raw: Vec<RawParam> = [
         ("ip", "127.0.0.1".to_string()),
         ("ipport", port.to_string()),
         ("community", "private".to_string()),
+        ("snmp_version", version.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| RawParam::text(k, v, Origin::new("test")))
@@ -126,5 +131,60 @@ async fn a_port_hidden_from_a_walk_never_leaves_its_twin_looking_unique() {
             truth.interfaces.iter().all(|i| i.up),
             "{hide}: nothing switched"
         );
+    }
+}
+
+/// The whole ifName column lost from walks while each ifName still answers a Get:
+/// the walk finds no names, as from an agent without ifXTable, and the twin that
+/// shares the plug's name would look absent. Each interface's ifName is asked for,
+/// the hidden one answers, and nothing is switched. An agent that truly has no
+/// ifXTable (no ifName at all) is switched by ifDescr.
+#[tokio::test]
+async fn a_name_column_hidden_from_walks_is_found_by_asking_each_interface() {
+    if peers::require("snmpd", "snmpd").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = SimSwitch::new(12);
+    sim.interfaces[0].descr = "X".into();
+    sim.interfaces[0].name = "X".into();
+    sim.interfaces[10].name = "X".into();
+    sim.names_unwalked = true;
+    let snmpd = start(dir.path(), &sim);
+    for version in ["1", "2c"] {
+        let switch = switch_for_version(snmpd.port(), version);
+        let err = switch
+            .switch(&Plug::Name("X".into()), SwitchTo::Off, soon())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("listed no ifName when walked"),
+            "v{version}: {err}"
+        );
+        let truth = SimSwitch::load(&dir.path().join("switch.state")).unwrap();
+        assert!(
+            truth.interfaces.iter().all(|i| i.up),
+            "v{version}: nothing switched"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = SimSwitch::new(3);
+    for i in &mut sim.interfaces {
+        i.name = String::new();
+    }
+    let snmpd = start(dir.path(), &sim);
+    for version in ["1", "2c"] {
+        let switch = switch_for_version(snmpd.port(), version);
+        switch
+            .switch(&Plug::Name("port2".into()), SwitchTo::Off, soon())
+            .await
+            .unwrap();
+        let truth = SimSwitch::load(&dir.path().join("switch.state")).unwrap();
+        assert!(!truth.interfaces[1].up, "v{version}: port2 down");
+        switch
+            .switch(&Plug::Name("port2".into()), SwitchTo::On, soon())
+            .await
+            .unwrap();
     }
 }

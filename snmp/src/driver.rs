@@ -245,6 +245,9 @@ impl Session<'_> {
                 )));
             }
             for (name, value) in response.binds {
+                if name.is_empty() {
+                    return Err(self.unreadable(prefix));
+                }
                 if !name.starts_with(prefix) || value == VarValue::EndOfMibView {
                     return Ok(out);
                 }
@@ -302,6 +305,9 @@ impl Session<'_> {
             }
             let mut last_in_column = false;
             for (n, (name, value)) in response.binds.into_iter().enumerate() {
+                if name.is_empty() {
+                    return Err(self.unreadable(prefix));
+                }
                 let inside = name.starts_with(prefix) && value != VarValue::EndOfMibView;
                 if n + 1 == asked {
                     last_in_column = inside;
@@ -324,6 +330,18 @@ impl Session<'_> {
             let last = names[asked - 1].last().copied().unwrap_or(0);
             base = Some(last);
         }
+    }
+
+    /// Why a walk stops at an object name that cannot be read (an arc beyond 32 bits,
+    /// which the answer's reader leaves empty): a row fencekit cannot place is a
+    /// table read broken off, never its end.
+    fn unreadable(&self, prefix: &Oid) -> DeviceError {
+        DeviceError::Protocol(format!(
+            "{} answered an object name that cannot be read while listing {}; refusing a \
+             table read broken off",
+            self.agent.endpoint(),
+            ber::dotted(prefix)
+        ))
     }
 
     /// Why a walk past [`WalkLimit`] stops: the agent and the column.
@@ -598,6 +616,58 @@ mod tests {
             .unwrap();
         let err = session.walk(&column.to_vec()).await.unwrap_err();
         assert!(err.to_string().contains("no object"), "{err}");
+    }
+
+    /// `datagram` (short-form lengths only) with its one row's last arc, 127, made
+    /// 2^32: a name no 32-bit arc holds, in an answer that is otherwise good BER.
+    fn with_an_arc_beyond_32_bits(datagram: &[u8]) -> Vec<u8> {
+        // ifDescr.127 as BER arcs: 1.3 is 0x2b, then one byte each.
+        let name = [0x2b, 6, 1, 2, 1, 2, 2, 1, 2, 0x7f];
+        let at = datagram
+            .windows(name.len())
+            .position(|w| w == name)
+            .unwrap()
+            + 9;
+        // The length bytes of every TLV holding `at` grow by the four added bytes.
+        fn grow(bytes: &mut [u8], from: usize, to: usize, at: usize) {
+            let mut i = from;
+            while i + 1 < to {
+                let (tag, len) = (bytes[i], usize::from(bytes[i + 1]));
+                assert!(len < 0x80 - 4, "short-form lengths only");
+                let end = i + 2 + len;
+                if (i + 2..end).contains(&at) {
+                    bytes[i + 1] += 4;
+                    if tag & 0x20 != 0 {
+                        grow(bytes, i + 2, end, at);
+                    }
+                }
+                i = end;
+            }
+        }
+        let mut bytes = datagram.to_vec();
+        grow(&mut bytes, 0, datagram.len(), at);
+        bytes.splice(at..=at, [0x90, 0x80, 0x80, 0x80, 0x00]);
+        bytes
+    }
+
+    #[tokio::test]
+    async fn a_walk_answered_with_an_object_name_that_cannot_be_read_is_refused() {
+        let column = [1, 3, 6, 1, 2, 1, 2, 2, 1, 2];
+        let (port, _task) = fake_agent(move |id, seen| match seen {
+            1 => vec![rows_answer(id, &column, 1, 32, None)],
+            // Row 33 named with an arc no u32 holds.
+            _ => vec![with_an_arc_beyond_32_bits(&rows_answer(
+                id, &column, 127, 1, None,
+            ))],
+        })
+        .await;
+        let agent = v2c_agent(port);
+        let mut session = agent
+            .session(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        let err = session.walk(&column.to_vec()).await.unwrap_err();
+        assert!(err.to_string().contains("cannot be read"), "{err}");
     }
 
     #[tokio::test]
