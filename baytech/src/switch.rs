@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fencekit_console::parse::{baytech, Outlet};
+use fencekit_console::parse::{baytech, Outlet, ParseError};
 use fencekit_console::target::{
     self, says_busy, ConsoleSession, ConsoleStream, ConsoleTarget, ParamNames,
 };
@@ -334,10 +334,25 @@ async fn status_table<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<Vec<Outlet>, DeviceError> {
     console.discard_pending();
     console.send_line("Status", deadline).await?;
-    let m = console
-        .expect(std::slice::from_ref(prompt), deadline)
-        .await?;
-    baytech::parse_status(&m.before)
+    // A prompt the strip printed before it read the command (a second line end
+    // answered, a redraw arriving late) holds no table: the table comes before a
+    // later prompt. A few prompts at most, each by the deadline.
+    let mut text = String::new();
+    for _ in 0..3 {
+        let m = console
+            .expect(std::slice::from_ref(prompt), deadline)
+            .await?;
+        text.push_str(&m.before);
+        match baytech::parse_status(&text) {
+            Err(ParseError::NoOutlets { .. }) => continue,
+            result => {
+                return result.map_err(|e| {
+                    DeviceError::Protocol(format!("{}: Status: {e}", console.options().device))
+                })
+            }
+        }
+    }
+    baytech::parse_status(&text)
         .map_err(|e| DeviceError::Protocol(format!("{}: Status: {e}", console.options().device)))
 }
 
