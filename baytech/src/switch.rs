@@ -16,7 +16,7 @@ use fencekit_console::parse::{baytech, Outlet, ParseError};
 use fencekit_console::target::{
     self, says_busy, ConsoleSession, ConsoleStream, ConsoleTarget, ParamNames,
 };
-use fencekit_console::{Console, Key, Pattern, Wait};
+use fencekit_console::{Console, ConsoleError, Key, Pattern, Wait};
 use fencekit_core::device_params;
 use fencekit_core::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
 use fencekit_core::{
@@ -32,6 +32,8 @@ const LOGOUT_WAIT: Duration = Duration::from_secs(2);
 /// "Enter Request :".
 const MENU_PROMPTS: &[&str] = &["Enter Request :", "Enter Request:"];
 const BUSY_RETRY: Duration = Duration::from_millis(250);
+/// How long a `Status` whose first prompt held no table waits for a later one.
+const LATER_PROMPT_WAIT: Duration = Duration::from_secs(1);
 
 const PARAMS: &[ParamSpec] = &[
     device_params::ip("IP address or host name of the strip or its management module"),
@@ -336,12 +338,19 @@ async fn status_table<S: AsyncRead + AsyncWrite + Unpin>(
     console.send_line("Status", deadline).await?;
     // A prompt the strip printed before it read the command (a second line end
     // answered, a redraw arriving late) holds no table: the table comes before a
-    // later prompt. A few prompts at most, each by the deadline.
+    // later prompt. A few prompts at most; a later one only briefly waited for.
     let mut text = String::new();
-    for _ in 0..3 {
-        let m = console
-            .expect(std::slice::from_ref(prompt), deadline)
-            .await?;
+    for attempt in 0..3 {
+        let until = if attempt == 0 {
+            deadline
+        } else {
+            (Instant::now() + LATER_PROMPT_WAIT).min(deadline)
+        };
+        let m = match console.expect(std::slice::from_ref(prompt), until).await {
+            Ok(m) => m,
+            Err(ConsoleError::TimedOut { .. }) if attempt > 0 && Instant::now() < deadline => break,
+            Err(e) => return Err(e.into()),
+        };
         text.push_str(&m.before);
         match baytech::parse_status(&text) {
             Err(ParseError::NoOutlets { .. }) => continue,

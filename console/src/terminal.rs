@@ -19,8 +19,21 @@ pub const SCREEN_BREAK: char = '\x0c';
 /// string) is abandoned so that it cannot swallow the rest of the session.
 const MAX_ESCAPE: usize = 256;
 
-const CR: u8 = 1;
-const LF: u8 = 2;
+/// Where a run of CR and LF bytes stands: a line breaks once for each line feed,
+/// as a terminal shows it, and a lone CR after text breaks it too (devices that
+/// end lines with CR alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Text (or nothing) since the last line break.
+    Text,
+    /// A CR broke the line; an LF next belongs to it.
+    CrBroke,
+    /// An LF broke the line; a CR next belongs to it.
+    LfBroke,
+    /// A CR LF or LF CR pair ended; a CR now is a carriage return at the start of
+    /// a line, an LF a new (blank) line.
+    Done,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Escape {
@@ -46,8 +59,8 @@ pub(crate) struct TerminalFilter {
     csi_params: Vec<u8>,
     utf8: Vec<u8>,
     utf8_need: usize,
-    /// Which of CR and LF the current run of line-ending bytes has seen.
-    ending: u8,
+    /// Where the current run of line-ending bytes stands.
+    ending: Ending,
     /// The last character emitted (across chunks), to avoid stacking breaks.
     last: Option<char>,
 }
@@ -60,7 +73,7 @@ impl Default for TerminalFilter {
             csi_params: Vec::new(),
             utf8: Vec::with_capacity(4),
             utf8_need: 0,
-            ending: 0,
+            ending: Ending::Text,
             last: None,
         }
     }
@@ -155,7 +168,7 @@ impl TerminalFilter {
 
     fn emit_break(&mut self, c: char, out: &mut String) {
         self.flush_utf8(out);
-        self.ending = 0;
+        self.ending = Ending::Text;
         match self.last {
             Some(SCREEN_BREAK) => {}
             Some('\n') if c == '\n' => {}
@@ -180,7 +193,7 @@ impl TerminalFilter {
                         .unwrap_or(char::REPLACEMENT_CHARACTER);
                     self.utf8.clear();
                     self.utf8_need = 0;
-                    self.ending = 0;
+                    self.ending = Ending::Text;
                     self.emit(c, out);
                 }
                 return;
@@ -189,16 +202,25 @@ impl TerminalFilter {
             self.flush_utf8(out);
         }
         match b {
-            b'\r' | b'\n' => {
-                let bit = if b == b'\r' { CR } else { LF };
-                if self.ending & bit != 0 || self.ending == 0 {
-                    self.ending = bit;
+            b'\r' => match self.ending {
+                Ending::Text => {
+                    self.ending = Ending::CrBroke;
                     self.emit('\n', out);
-                } else {
-                    // The second half of a CR LF or LF CR pair.
-                    self.ending |= bit;
                 }
-            }
+                // The second half of an LF CR pair.
+                Ending::LfBroke => self.ending = Ending::Done,
+                // A carriage return at the start of a line moves nothing: CR CR LF
+                // (a PTY's ONLCR after a device's own CR) is one line end.
+                Ending::CrBroke | Ending::Done => {}
+            },
+            b'\n' => match self.ending {
+                // The second half of a CR LF (or CR CR LF) pair.
+                Ending::CrBroke => self.ending = Ending::Done,
+                Ending::Text | Ending::LfBroke | Ending::Done => {
+                    self.ending = Ending::LfBroke;
+                    self.emit('\n', out);
+                }
+            },
             0x1b => {
                 self.escape = Escape::Start;
                 self.escape_len = 1;
@@ -216,19 +238,19 @@ impl TerminalFilter {
                 }
             }
             b'\t' => {
-                self.ending = 0;
+                self.ending = Ending::Text;
                 self.emit('\t', out);
             }
             0x00..=0x1f | 0x7f => {}
             0x20..=0x7e => {
-                self.ending = 0;
+                self.ending = Ending::Text;
                 self.emit(char::from(b), out);
             }
             0xc2..=0xdf => self.start_utf8(b, 2),
             0xe0..=0xef => self.start_utf8(b, 3),
             0xf0..=0xf4 => self.start_utf8(b, 4),
             _ => {
-                self.ending = 0;
+                self.ending = Ending::Text;
                 self.emit(char::REPLACEMENT_CHARACTER, out);
             }
         }
@@ -244,7 +266,7 @@ impl TerminalFilter {
         if self.utf8_need > 0 {
             self.utf8.clear();
             self.utf8_need = 0;
-            self.ending = 0;
+            self.ending = Ending::Text;
             self.emit(char::REPLACEMENT_CHARACTER, out);
         }
     }
@@ -269,6 +291,23 @@ mod tests {
     fn blank_lines_survive_line_ending_normalisation() {
         assert_eq!(plain_text(b"a\r\n\r\nb"), "a\n\nb");
         assert_eq!(plain_text(b"a\n\nb"), "a\n\nb");
+        assert_eq!(plain_text(b"a\n\r\n\rb"), "a\n\nb");
+        assert_eq!(plain_text(b"a\r\r\n\r\r\nb"), "a\n\nb");
+    }
+
+    /// A device's CR LF through a PTY that adds a CR before each LF (ONLCR, as a
+    /// telnet server's PTY may): one line end, as a terminal shows it, never a
+    /// blank line that would cut a table in two.
+    #[test]
+    fn cr_cr_lf_is_one_line_end_wherever_the_reads_split_it() {
+        assert_eq!(plain_text(b"a\r\r\nb"), "a\nb");
+        assert_eq!(plain_text(b"a\r\n\rb"), "a\nb");
+        let bytes = b"Selection\r\r\n  Number\r\r\n  1 On\r\r\n";
+        for cut in 0..bytes.len() {
+            let mut f = TerminalFilter::default();
+            let text = f.feed(&bytes[..cut]) + &f.feed(&bytes[cut..]);
+            assert_eq!(text, "Selection\n  Number\n  1 On\n", "cut at {cut}");
+        }
     }
 
     #[test]

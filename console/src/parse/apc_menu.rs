@@ -18,7 +18,9 @@
 //! what tells an outlet line from a menu entry such as "1- Immediate On". We keep
 //! that rule, but take the state from the *last* word of the line, so a name
 //! holding " ON " ("db ON call") is not cut short. Lines of the `N- text` shape
-//! without a final ON/OFF are menu entries and are skipped.
+//! without a final ON/OFF are menu entries ("9- Master Control/Configuration"); on
+//! a screen listing outlets, any such line other than the Master entry is an
+//! outlet line that lost its state, and the screen is refused.
 
 use fencekit_core::PowerState;
 
@@ -29,21 +31,38 @@ const LISTING: &str = "APC outlet menu";
 /// Reads the outlets of an APC menu screen (or several pages of one, joined).
 pub fn parse_outlet_menu(text: &str) -> Result<Vec<Outlet>, ParseError> {
     let mut outlets = Vec::new();
+    // The first `N- text` line without a state that is not the Master entry.
+    let mut stateless: Option<&str> = None;
+    let bad = |line: &str| ParseError::BadLine {
+        listing: LISTING,
+        line: line.trim().chars().take(80).collect(),
+    };
     for line in lines(text) {
         match outlet_line(line) {
             Some(outlet) => add(&mut outlets, outlet, LISTING)?,
             // An `N- ...` line with an ON or OFF word that is not an outlet line we
             // can read: skipped, it would drop out of the plug lookup.
-            None if looks_like_an_outlet(line) => {
-                return Err(ParseError::BadLine {
-                    listing: LISTING,
-                    line: line.trim().chars().take(80).collect(),
-                })
+            None if looks_like_an_outlet(line) => return Err(bad(line)),
+            None if is_entry(line) && !line.to_ascii_lowercase().contains("master") => {
+                stateless.get_or_insert(line);
             }
             None => {}
         }
     }
+    // Beside outlets, the only entry without a state is "Master Control": any
+    // other is an outlet line that lost its state (the last one escapes the gap
+    // check), and skipping it could hide a second outlet of the plug's name.
+    if let Some(line) = stateless.filter(|_| !outlets.is_empty()) {
+        return Err(bad(line));
+    }
     finish(outlets, LISTING)
+}
+
+/// `N- text`: an outlet line or a menu entry.
+fn is_entry(line: &str) -> bool {
+    let line = line.trim();
+    let digits_end = line.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+    digits_end > 0 && line[digits_end..].starts_with("- ")
 }
 
 /// `N- text` with a word ON or OFF in the text: an outlet line, not a menu entry.
@@ -98,15 +117,17 @@ mod tests {
 
     #[test]
     fn an_outlet_line_that_lost_its_state_is_not_skipped_as_a_menu_entry() {
-        let text =
-            "     1- a        ON\r\n     2- db1      ON\r\n     3- db1\r\n     4- d        OFF\r\n";
-        assert_eq!(
-            parse_outlet_menu(text),
-            Err(ParseError::Gap {
-                listing: LISTING,
-                missing: 3
-            })
-        );
+        // In the middle, and last (where no gap shows it), before the Master entry.
+        for text in [
+            "     1- a        ON\r\n     2- db1      ON\r\n     3- db1\r\n     4- d        OFF\r\n",
+            "     1- a        ON\r\n     2- db1      ON\r\n     3- db1\r\n     4- Master Control/Configuration\r\n",
+        ] {
+            assert!(
+                matches!(parse_outlet_menu(text), Err(ParseError::BadLine { .. })),
+                "{text:?}: {:?}",
+                parse_outlet_menu(text)
+            );
+        }
     }
 
     #[test]

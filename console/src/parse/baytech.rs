@@ -15,7 +15,8 @@
 //!   entry.
 //!
 //! Menu entries of the same `N)...` shape ("1)...Outlet Control") have no `:` and
-//! are skipped.
+//! are not outlets; in a listing that shows outlets, such an entry is an outlet
+//! line that lost its state, and the listing is refused.
 
 use fencekit_core::PowerState;
 
@@ -26,30 +27,71 @@ const LISTING: &str = "Baytech status table";
 /// Reads the outlets of a Baytech status listing.
 pub fn parse_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
     let mut outlets = Vec::new();
-    let mut in_table = false;
+    // The first `N)...` entry without a state: a menu entry where no outlet is
+    // listed, an outlet line that lost its state where outlets are.
+    let mut stateless: Option<&str> = None;
+    let mut table = Table::None;
     for line in lines(text) {
         let trimmed = line.trim();
         if trimmed.starts_with("Selection") && trimmed.contains("Outlet") {
-            in_table = true;
+            table = Table::Header;
             continue;
         }
-        if in_table {
-            if trimmed.is_empty() {
-                in_table = false;
-            } else if trimmed.starts_with(|c: char| c.is_ascii_digit()) {
+        match table {
+            // Blank lines inside the table (a device or a PTY doubling line ends)
+            // neither end it nor hide the rows after them.
+            _ if trimmed.is_empty() => continue,
+            Table::Header if trimmed.starts_with("Number") => continue,
+            Table::Header | Table::Rows if trimmed.starts_with(|c: char| c.is_ascii_digit()) => {
+                table = Table::Rows;
                 add(&mut outlets, table_row(trimmed)?, LISTING)?;
+                continue;
             }
-            continue;
+            Table::Header => {
+                return Err(ParseError::BadLine {
+                    listing: LISTING,
+                    line: shown(line),
+                })
+            }
+            // A row that lost its selection number is no footer.
+            Table::Rows if trimmed.split_whitespace().last().is_some_and(is_state) => {
+                return Err(ParseError::BadLine {
+                    listing: LISTING,
+                    line: shown(line),
+                })
+            }
+            Table::Rows => table = Table::None,
+            Table::None => {}
         }
-        for outlet in entries(line)? {
+        let (found, menu) = entries(line)?;
+        for outlet in found {
             add(&mut outlets, outlet, LISTING)?;
         }
+        if menu {
+            stateless.get_or_insert(line);
+        }
+    }
+    if let Some(line) = stateless.filter(|_| !outlets.is_empty()) {
+        return Err(ParseError::BadLine {
+            listing: LISTING,
+            line: shown(line),
+        });
     }
     finish(outlets, LISTING)
 }
 
-/// The `NN)...name : state` entries of one line.
-fn entries(line: &str) -> Result<Vec<Outlet>, ParseError> {
+/// Where the old RPC-3 `Selection` table stands in a listing.
+#[derive(Clone, Copy)]
+enum Table {
+    None,
+    /// After the `Selection ... Outlet` line: its `Number` line, then rows.
+    Header,
+    Rows,
+}
+
+/// The `NN)...name : state` entries of one line, and whether the line also holds
+/// an entry without a state (a menu entry).
+fn entries(line: &str) -> Result<(Vec<Outlet>, bool), ParseError> {
     let bytes = line.as_bytes();
     // (where the number starts, where the entry text starts, number)
     let mut marks: Vec<(usize, usize, &str)> = Vec::new();
@@ -67,11 +109,13 @@ fn entries(line: &str) -> Result<Vec<Outlet>, ParseError> {
         from = paren + 4;
     }
     let mut outlets = Vec::new();
+    let mut menu = false;
     for (i, &(_, text_start, digits)) in marks.iter().enumerate() {
         let text_end = marks.get(i + 1).map_or(line.len(), |next| next.0);
         let entry = &line[text_start..text_end];
         let Some((name, status)) = entry.rsplit_once(':') else {
-            continue; // a menu entry, not an outlet
+            menu = true;
+            continue;
         };
         let bad = || ParseError::BadLine {
             listing: LISTING,
@@ -95,7 +139,7 @@ fn entries(line: &str) -> Result<Vec<Outlet>, ParseError> {
             locked,
         });
     }
-    Ok(outlets)
+    Ok((outlets, menu))
 }
 
 /// A row of the old RPC-3 table: selection, name (may hold blanks), outlet
@@ -118,6 +162,10 @@ fn table_row(row: &str) -> Result<Outlet, ParseError> {
         state,
         locked: false,
     })
+}
+
+fn is_state(word: &str) -> bool {
+    state_word(word) != PowerState::Unknown
 }
 
 fn state_word(word: &str) -> PowerState {
@@ -184,18 +232,50 @@ mod tests {
     }
 
     #[test]
+    fn the_last_outlet_entry_without_its_state_fails_the_listing() {
+        // The gap check cannot see a last entry that lost its `: On`; it must not
+        // pass as a menu entry and hide the second `db1`.
+        for text in [
+            " 1)...a : On \n 2)...db1 : On \n 3)...c : On \n 4)...db1\n",
+            " 1)...a : On            2)...db1\n",
+        ] {
+            assert!(
+                matches!(parse_status(text), Err(ParseError::BadLine { .. })),
+                "{text:?}: {:?}",
+                parse_status(text)
+            );
+        }
+    }
+
+    #[test]
+    fn rows_of_the_old_rpc3_table_after_a_blank_line_are_still_read() {
+        // Line ends doubled (a PTY adding CRs) or a blank line inside the table:
+        // the rows after it still count, so a second `db1` is never hidden.
+        let text = "  Selection   Outlet    Outlet   Power\n\n    Number     Name     Number   Status\n\n      1       db1    1       On \n\n      2       web    2       On \n\n      3       db1    3       On \n\n\n  Type \"Help\" for a list of commands\n";
+        let outlets = parse_status(text).unwrap();
+        assert_eq!(outlets.len(), 3);
+        assert_eq!(outlets[2].name, "db1");
+    }
+
+    #[test]
+    fn a_row_of_the_old_rpc3_table_that_lost_its_number_is_refused() {
+        let text = "  Selection   Outlet    Outlet   Power\n    Number     Name     Number   Status\n      1       db1    1       On \n             db1    2       On \n";
+        assert!(matches!(
+            parse_status(text),
+            Err(ParseError::BadLine { .. })
+        ));
+    }
+
+    #[test]
     fn an_outlet_entry_that_lost_its_state_is_not_skipped_as_a_menu_entry() {
-        // Outlet 4's line lost its `: On`: without the gap check it read as a menu
-        // entry and outlet 4, the second `db1`, dropped out of the lookup.
+        // Outlet 4's line lost its `: On`: read as a menu entry, outlet 4, the
+        // second `db1`, dropped out of the lookup.
         let text =
             " 1)...a : On \r\n 2)...db1 : On \r\n 3)...c : On \r\n 4)...db1\r\n 5)...e : Off \r\n";
-        assert_eq!(
+        assert!(matches!(
             parse_status(text),
-            Err(ParseError::Gap {
-                listing: LISTING,
-                missing: 4
-            })
-        );
+            Err(ParseError::BadLine { .. })
+        ));
     }
 
     #[test]
