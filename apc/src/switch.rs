@@ -186,11 +186,7 @@ impl ApcSnmpSwitch {
                     )))
                 }
             };
-            let text = match value {
-                VarValue::Text(t) => String::from_utf8_lossy(&t).into_owned(),
-                _ => String::new(),
-            };
-            outlets.push((instance, text));
+            outlets.push((instance, value.display_string()));
         }
         if let Some(missing) = numbering_gap(&outlets) {
             return Err(DeviceError::Protocol(format!(

@@ -161,6 +161,14 @@ fn named_pdu(family: Family) -> SimPdu {
     pdu
 }
 
+/// The error of switching the outlet named `name` off, which must fail.
+async fn refused_off(switch: &ApcSnmpSwitch, name: &str) -> DeviceError {
+    switch
+        .switch(&Plug::Name(name.into()), SwitchTo::Off, soon())
+        .await
+        .unwrap_err()
+}
+
 /// status, off, status, on, list: the whole round against one PDU.
 async fn round_trip(snmpd: &Snmpd, switch: &ApcSnmpSwitch, plug: Plug, unit: u32, number: u32) {
     assert_eq!(switch.status(&plug, soon()).await.unwrap(), PowerState::On);
@@ -480,21 +488,31 @@ async fn an_unknown_outlet_error_lists_the_outlets_the_pdu_has() {
     assert!(snmpd.state().outlets.iter().take(3).all(|o| o.on));
 }
 
+/// Two outlets of the plug's name (a node's two supplies) are an error, never the
+/// first of them; also when one is padded with a NUL (a C string copied whole),
+/// which net-snmp's tools never show: taken for another name, the second supply
+/// stayed on while the first was reported fenced.
 #[tokio::test]
 async fn an_ambiguous_outlet_name_is_an_error_not_a_guess() {
     if peer().is_none() {
         return;
     }
-    let mut pdu = named_pdu(Family::Rpdu);
-    pdu.outlets[2].name = "db-1".into();
-    let snmpd = Snmpd::start(&pdu).await;
-    let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
-    let err = switch
-        .switch(&Plug::Name("db-1".into()), SwitchTo::Off, soon())
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("ambiguous"), "{err}");
-    assert!(snmpd.state().outlets.iter().take(3).all(|o| o.on));
+    for (family, twin) in [(Family::Rpdu, "db-1"), (Family::Rpdu2, "db-1\0")] {
+        let mut pdu = named_pdu(family);
+        pdu.outlets[2].name = twin.into();
+        let snmpd = Snmpd::start(&pdu).await;
+        let switch = snmpd.switch(&[("community", RW), ("snmp_version", "2c")]);
+        let err = refused_off(&switch, "db-1").await;
+        assert!(err.to_string().contains("ambiguous"), "{twin:?}: {err}");
+        assert!(snmpd.state().outlets.iter().take(3).all(|o| o.on));
+        let listed = switch.list(soon()).await.unwrap();
+        assert!(
+            listed
+                .iter()
+                .all(|p| !p.name.as_deref().unwrap_or("").contains('\0')),
+            "{listed:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -757,10 +775,7 @@ async fn a_bare_name_is_looked_for_on_every_unit_and_unit_name_on_its_unit() {
     // A bare name is looked for on every unit, as fence_apc_snmp does: two
     // outlets carry it (two power supplies, likely), so it is ambiguous, and
     // nothing is switched; 2:db-1 is the one of unit 2.
-    let err = switch
-        .switch(&Plug::Name("db-1".into()), SwitchTo::Off, soon())
-        .await
-        .unwrap_err();
+    let err = refused_off(&switch, "db-1").await;
     assert!(matches!(err, DeviceError::AmbiguousPlug { .. }), "{err}");
     assert!(err.to_string().contains("1:3, 2:1"), "{err}");
     assert!(snmpd.state().outlet(1, 3).unwrap().on);

@@ -83,6 +83,12 @@ pub struct BaytechSwitch {
     /// switched it: the next status read of that plug takes it (once, while fresh),
     /// so a confirmed off is one console session.
     observed: Observed,
+    /// Whether `strip` was given: behind a management module a name is looked up
+    /// on that strip only, so a name without it would miss a second outlet of
+    /// that name on another strip.
+    strip_given: bool,
+    /// A management module answered a session (its strips are not all searched).
+    module_seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A plug's state read with a command, and when.
@@ -99,11 +105,15 @@ struct StripSession {
 }
 
 impl BaytechSwitch {
-    pub fn new(target: ConsoleTarget, strip: u32) -> BaytechSwitch {
+    /// `strip`: the strip a plug without one names, `None` for strip 1 (names
+    /// behind a management module then need `strip:name`).
+    pub fn new(target: ConsoleTarget, strip: Option<u32>) -> BaytechSwitch {
         BaytechSwitch {
             target,
-            strip,
+            strip: strip.unwrap_or(1),
             observed: Observed::default(),
+            strip_given: strip.is_some(),
+            module_seen: Default::default(),
         }
     }
 
@@ -118,14 +128,39 @@ impl BaytechSwitch {
                 default_port: 22,
             },
         )?;
-        let strip = params.integer("strip").unwrap_or(1);
-        let strip = u32::try_from(strip)
-            .ok()
-            .filter(|s| *s >= 1)
-            .ok_or_else(|| {
-                DeviceError::Failed(format!("parameter `strip` must be 1 or more, not {strip}"))
-            })?;
+        let strip = params
+            .integer("strip")
+            .map(|strip| {
+                u32::try_from(strip)
+                    .ok()
+                    .filter(|s| *s >= 1)
+                    .ok_or_else(|| {
+                        DeviceError::Failed(format!(
+                            "parameter `strip` must be 1 or more, not {strip}"
+                        ))
+                    })
+            })
+            .transpose()?;
         Ok(BaytechSwitch::new(target, strip))
+    }
+
+    /// The outlet `plug` names in a session's table ([`find`]). Behind a management
+    /// module, a bare name is refused unless `strip` was given: only that strip is
+    /// searched, and a second outlet of the name on another strip (the node's
+    /// other supply) would stay on.
+    fn find<'a>(
+        &self,
+        s: &StripSession,
+        plug: &Plug,
+        outlets: &'a [Outlet],
+    ) -> Result<&'a Outlet, DeviceError> {
+        if s.module && !self.strip_given && matches!(plug, Plug::Name(_)) {
+            return Err(DeviceError::Failed(format!(
+                "{}: plug `{plug}` is a name, and behind a management module only one                  strip's outlets are searched: give `strip=N`, or the plug as                  `STRIP:{plug}`",
+                self.target.device()
+            )));
+        }
+        find(plug, outlets)
     }
 
     /// The state read back with the last command on `plug`, if fresh; taken once.
@@ -156,11 +191,15 @@ impl BaytechSwitch {
             let mut session = self.target.open(wait, deadline).await?;
             match reach_strip(&mut session.console, strip, deadline).await {
                 Ok((prompt, module)) => {
+                    if module {
+                        self.module_seen
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                     return Ok(StripSession {
                         session,
                         prompt,
                         module,
-                    })
+                    });
                 }
                 Err(DeviceError::Busy(why))
                     if wait == Wait::UntilDeadline && Instant::now() + BUSY_RETRY < deadline =>
@@ -182,7 +221,7 @@ impl BaytechSwitch {
         let (strip, _) = self.place(plug)?;
         let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
         let outlets = Self::outlets(&mut s, deadline).await?;
-        let found = find(plug, &outlets)?;
+        let found = self.find(&s, plug, &outlets)?;
         if found.locked {
             return Err(DeviceError::Refused(format!(
                 "{}: outlet {} ({}) is locked on the strip",
@@ -419,7 +458,7 @@ impl BaytechSwitch {
         let (strip, _) = self.place(plug)?;
         let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
         let outlets = Self::outlets(&mut s, deadline).await?;
-        let state = find(plug, &outlets)?.state;
+        let state = self.find(&s, plug, &outlets)?.state;
         logout(&mut s, deadline).await;
         Ok(state)
     }
@@ -503,6 +542,12 @@ impl PowerSwitch for BaytechSwitch {
 
     fn least_off(&self) -> std::time::Duration {
         fencekit_core::switch::OUTLET_LEAST_OFF
+    }
+
+    /// Behind a management module, a listing holds one strip's outlets only, unless
+    /// `strip` chose that strip.
+    fn names_complete(&self) -> bool {
+        self.strip_given || !self.module_seen.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A bare number is an outlet of the configured strip.

@@ -89,6 +89,44 @@ async fn a_strip_behind_a_management_module_reads_switches_and_lists() {
     );
 }
 
+/// Behind a module, a bare name is looked up on one strip only: without `strip`
+/// it is refused (the node's other supply, named alike on strip 2, would stay on
+/// while strip 1's was reported fenced); `STRIP:NAME` and `strip=` say where.
+#[tokio::test]
+async fn a_bare_name_behind_a_management_module_needs_its_strip() {
+    if !peers_present() {
+        return;
+    }
+    let rig = start_rig(&[("module", &[])]);
+    let state = &rig.consoles[0].state;
+    // Make the outlet file (the first session does), then name one supply per strip.
+    rig.switch(0, &[]).check(in_secs(30)).await.unwrap();
+    state.set(1, 3, true, Some("db1")).unwrap();
+    state.set(2, 5, true, Some("db1")).unwrap();
+    let pdu = rig.switch(0, &[]);
+    let err = pdu
+        .switch(&Plug::Name("db1".into()), SwitchTo::Off, in_secs(30))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("strip=N"), "{err}");
+    assert_eq!(state.state(1, 3).unwrap(), Some(PowerState::On));
+    assert_eq!(state.state(2, 5).unwrap(), Some(PowerState::On));
+    // The listing of strip 1 alone cannot stand for the module's names.
+    pdu.list(in_secs(30)).await.unwrap();
+    assert!(!pdu.names_complete());
+    pdu.switch(&Plug::parse("2:db1"), SwitchTo::Off, in_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(state.state(2, 5).unwrap(), Some(PowerState::Off));
+    assert_eq!(state.state(1, 3).unwrap(), Some(PowerState::On));
+    let pdu = rig.switch(0, &[("strip", "1")]);
+    pdu.switch(&Plug::Name("db1".into()), SwitchTo::Off, in_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(state.state(1, 3).unwrap(), Some(PowerState::Off));
+    assert!(pdu.names_complete());
+}
+
 #[tokio::test]
 async fn a_strip_without_a_module_reads_switches_and_lists() {
     if !peers_present() {

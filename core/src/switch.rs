@@ -17,6 +17,10 @@ use crate::Instant;
 /// lengthens it.
 pub const OUTLET_LEAST_OFF: Duration = Duration::from_secs(1);
 
+/// The least time an IPMI reboot keeps a machine off: fence_ipmilan's default
+/// `power_wait` after its off command.
+pub const BMC_LEAST_OFF: Duration = Duration::from_secs(2);
+
 /// The two states a plug can be told to take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SwitchTo {
@@ -113,8 +117,10 @@ pub trait PowerSwitch: Send + Sync {
     /// on again. An outlet's relay reads off the moment it opens, while the machine
     /// it feeds rides through a short gap on its power supplies' capacitors: an
     /// outlet switched back on milliseconds later may never have stopped the node.
-    /// Power strips answer [`OUTLET_LEAST_OFF`]; a BMC reads the machine's own power
-    /// state, and needs none.
+    /// Power strips answer [`OUTLET_LEAST_OFF`]. A BMC reads the machine's own power
+    /// state; IPMI BMCs still keep [`BMC_LEAST_OFF`], the pause fence_ipmilan makes
+    /// after its off (`power_wait`, 2 s by default), since some report off as they
+    /// begin a power-down; Redfish services keep none, as fence_redfish keeps none.
     fn least_off(&self) -> Duration {
         Duration::ZERO
     }

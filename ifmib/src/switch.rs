@@ -106,7 +106,7 @@ impl IfMibSwitch {
                 mib::index_of(mib::IF_DESCR, &oid).ok_or_else(|| self.odd_row("ifDescr", &oid))?;
             interfaces.push(Interface {
                 index,
-                descr: text(&value),
+                descr: value.display_string(),
                 name: None,
             });
         }
@@ -126,7 +126,7 @@ impl IfMibSwitch {
                     self.agent.endpoint()
                 )));
             };
-            interface.name = Some(text(&value));
+            interface.name = Some(value.display_string());
         }
         // A walk of ifName that found nothing is an agent without ifXTable, or one
         // that lost the whole column: each interface's ifName is asked for by name,
@@ -270,8 +270,8 @@ impl IfMibSwitch {
         }
         let response = session.get(&objects).await?;
         if response.status == 0 {
-            let descr = response.binds.get(2).map(|(_, v)| text(v));
-            let name = response.binds.get(3).map(|(_, v)| text(v));
+            let descr = response.binds.get(2).map(|(_, v)| v.display_string());
+            let name = response.binds.get(3).map(|(_, v)| v.display_string());
             if descr.as_deref() != Some(interface.descr.as_str()) || name != interface.name {
                 return Err(DeviceError::Protocol(format!(
                     "{}: interface {index} is no longer the one the plug named ({} when \
@@ -434,24 +434,6 @@ fn pick(table: &[Interface], plug: &Plug) -> Result<u32, DeviceError> {
     }
 }
 
-/// The text of a name column. Trailing NULs are dropped: some switches pad
-/// ifDescr with them, and fence_ifmib's snmpwalk output never shows them. What an
-/// agent sends must not drive a terminal or flood a line (names go into `list` and
-/// error messages): control characters become U+FFFD, which no plug can contain
-/// (plugs with control characters are refused), and a name is at most the 255
-/// characters IF-MIB's DisplayString allows.
-fn text(value: &VarValue) -> String {
-    match value {
-        VarValue::Text(bytes) => String::from_utf8_lossy(bytes)
-            .trim_end_matches('\0')
-            .chars()
-            .take(255)
-            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-            .collect(),
-        _ => String::new(),
-    }
-}
-
 #[async_trait]
 impl PowerSwitch for IfMibSwitch {
     async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
@@ -530,7 +512,7 @@ impl PowerSwitch for IfMibSwitch {
         let mut aliases = std::collections::HashMap::new();
         for (oid, value) in session.walk(&mib::IF_ALIAS.to_vec()).await? {
             if let Some(index) = mib::index_of(mib::IF_ALIAS, &oid) {
-                aliases.insert(index, text(&value));
+                aliases.insert(index, value.display_string());
             }
         }
         let mut out = Vec::with_capacity(table.len());
@@ -771,14 +753,6 @@ mod tests {
         }
         assert!(pick(&table(), &Plug::parse("")).is_err());
         assert!(pick(&[], &Plug::parse("3")).is_err());
-    }
-
-    #[test]
-    fn names_from_the_agent_carry_no_control_characters_and_no_padding() {
-        let name = text(&VarValue::Text(b"Gi1/0/1\x1b[2J\0\0".to_vec()));
-        assert_eq!(name, "Gi1/0/1\u{fffd}[2J");
-        assert_eq!(text(&VarValue::Text(vec![b'x'; 1000])).len(), 255);
-        assert_eq!(text(&VarValue::Integer(3)), "");
     }
 
     #[test]

@@ -883,6 +883,10 @@ impl PowerSwitch for IpmiSwitch {
         self.control(control, deadline).await
     }
 
+    fn least_off(&self) -> std::time::Duration {
+        fencekit_core::switch::BMC_LEAST_OFF
+    }
+
     fn supports(&self, command: DeviceCommand) -> bool {
         matches!(
             command,

@@ -55,6 +55,26 @@ impl VarValue {
         )
     }
 
+    /// The text of a DisplayString (an outlet's or interface's name), as a manager
+    /// shows it; empty for a value of another type. Trailing NULs are dropped:
+    /// agents pad names with them (C strings copied whole), and net-snmp's tools,
+    /// which the anchors read names through, never show them. What an agent sends
+    /// must not drive a terminal or flood a line (names go into `list` and error
+    /// messages): control characters become U+FFFD, which no plug can contain
+    /// (plugs with control characters are refused), and a name is at most the 255
+    /// characters a DisplayString allows.
+    pub fn display_string(&self) -> String {
+        match self {
+            VarValue::Text(bytes) => String::from_utf8_lossy(bytes)
+                .trim_end_matches('\0')
+                .chars()
+                .take(255)
+                .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                .collect(),
+            _ => String::new(),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             VarValue::Integer(n) => format!("INTEGER {n}"),
@@ -226,6 +246,15 @@ pub(crate) fn set_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_from_the_agent_carry_no_control_characters_and_no_padding() {
+        let name = VarValue::Text(b"Gi1/0/1\x1b[2J\0\0".to_vec()).display_string();
+        assert_eq!(name, "Gi1/0/1\u{fffd}[2J");
+        assert_eq!(VarValue::Text(b"db1\0".to_vec()).display_string(), "db1");
+        assert_eq!(VarValue::Text(vec![b'x'; 1000]).display_string().len(), 255);
+        assert_eq!(VarValue::Integer(3).display_string(), "");
+    }
     use crate::ber::tag;
     use proptest::prelude::*;
 

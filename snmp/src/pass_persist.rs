@@ -88,6 +88,11 @@ pub enum Value {
 pub fn answer(name: &[u32], value: &Value) -> String {
     match value {
         Value::Integer(n) => format!("{}\ninteger\n{n}\n", dotted(name)),
+        // A text that a line cannot carry (a NUL, a line end) goes as hex bytes.
+        Value::Text(t) if t.bytes().any(|b| b < 0x20 || b == 0x7f) => {
+            let hex: Vec<String> = t.bytes().map(|b| format!("{b:02x}")).collect();
+            format!("{}\noctet\n{}\n", dotted(name), hex.join(" "))
+        }
         Value::Text(t) => format!("{}\nstring\n{t}\n", dotted(name)),
     }
 }

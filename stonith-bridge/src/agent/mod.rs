@@ -245,9 +245,21 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
 /// a growing buffer would leave copies of the text in freed memory.
 fn read_stdin() -> Result<Zeroizing<String>, String> {
     // A caller that never closes stdin must not hold the run: the options are read
-    // by the default operation timeout (the one they may set is not known yet).
-    let by = std::time::Instant::now() + FenceOptions::default().timeout;
-    let bytes = read_wiped(ByDeadline { by }, STDIN_LIMIT + 1).map_err(|e| e.to_string())?;
+    // by the operation's timeout, the default until a `timeout=` line is read.
+    let started = std::time::Instant::now();
+    let by = std::rc::Rc::new(std::cell::Cell::new(
+        started + FenceOptions::default().timeout,
+    ));
+    let input = ByDeadline {
+        by: std::rc::Rc::clone(&by),
+        started,
+    };
+    let bytes = read_wiped(input, STDIN_LIMIT + 1, |text| {
+        if let Some(timeout) = timeout_line(text) {
+            by.set(by.get().min(started + timeout));
+        }
+    })
+    .map_err(|e| e.to_string())?;
     if bytes.len() as u64 > STDIN_LIMIT {
         return Err(format!(
             "more than {} KiB; options are a few lines",
@@ -260,9 +272,24 @@ fn read_stdin() -> Result<Zeroizing<String>, String> {
     }
 }
 
+/// The last `timeout=` among the whole lines of `text` (options read so far), as
+/// [`timeout_hint`] reads it.
+fn timeout_line(text: &[u8]) -> Option<Duration> {
+    let whole = &text[..text.iter().rposition(|b| *b == b'\n')?];
+    let whole = std::str::from_utf8(whole).ok()?;
+    whole
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("timeout="))
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite() && (0.0..1e9).contains(t))
+        .map(Duration::from_secs_f64)
+}
+
 /// Standard input, each read waiting no later than `by`.
 struct ByDeadline {
-    by: std::time::Instant,
+    by: std::rc::Rc<std::cell::Cell<std::time::Instant>>,
+    started: std::time::Instant,
 }
 
 impl Read for ByDeadline {
@@ -271,13 +298,15 @@ impl Read for ByDeadline {
         use std::os::fd::AsFd;
         let stdin = std::io::stdin();
         loop {
-            let left = self.by.saturating_duration_since(std::time::Instant::now());
+            let by = self.by.get();
+            let left = by.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
-                        "not closed within {} s of the start (options end where stdin does)",
-                        FenceOptions::default().timeout.as_secs()
+                        "not closed within {:.1} s of the start, the operation's timeout \
+                         (options end where stdin does)",
+                        by.duration_since(self.started).as_secs_f64()
                     ),
                 ));
             }
@@ -294,7 +323,12 @@ impl Read for ByDeadline {
 /// wiped as it is dropped, so no copy of a secret is left behind; it starts small,
 /// since wiping (and so touching) a buffer sized for the limit would cost more than
 /// reading a few lines of options.
-fn read_wiped(mut input: impl Read, limit: u64) -> std::io::Result<Zeroizing<Vec<u8>>> {
+/// `read` is shown the bytes read so far after each read.
+fn read_wiped(
+    mut input: impl Read,
+    limit: u64,
+    mut read: impl FnMut(&[u8]),
+) -> std::io::Result<Zeroizing<Vec<u8>>> {
     let mut bytes = Zeroizing::new(Vec::with_capacity(4096));
     let mut chunk = Zeroizing::new([0u8; 4096]);
     loop {
@@ -316,6 +350,7 @@ fn read_wiped(mut input: impl Read, limit: u64) -> std::io::Result<Zeroizing<Vec
             bytes = grown;
         }
         bytes.extend_from_slice(&chunk[..n]);
+        read(&bytes);
     }
 }
 
@@ -575,10 +610,10 @@ mod tests {
     #[test]
     fn stdin_is_read_whole_up_to_its_limit_whatever_the_chunks() {
         let text: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-        let read = super::read_wiped(&text[..], 1 << 20).unwrap();
+        let read = super::read_wiped(&text[..], 1 << 20, |_| {}).unwrap();
         assert_eq!(&read[..], &text[..]);
-        let read = super::read_wiped(&text[..], 9_000).unwrap();
+        let read = super::read_wiped(&text[..], 9_000, |_| {}).unwrap();
         assert_eq!(&read[..], &text[..9_000]);
-        assert!(super::read_wiped(&b""[..], 10).unwrap().is_empty());
+        assert!(super::read_wiped(&b""[..], 10, |_| {}).unwrap().is_empty());
     }
 }
