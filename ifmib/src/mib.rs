@@ -52,6 +52,21 @@ pub fn admin_state(value: i64) -> PowerState {
     }
 }
 
+/// ifOperStatus up(1): the port passes traffic.
+pub const OPER_UP: i64 = 1;
+
+/// What a port's (ifAdminStatus, ifOperStatus) mean for a fence: down only when the
+/// port is set down *and* does not still report up(1). IF-MIB says a port set down
+/// goes down (RFC 2863 §3.1.13); one that still reads up is on its way down or
+/// still forwarding, and is not fenced yet. (fence_ifmib reads ifAdminStatus only.)
+/// An agent without ifOperStatus is judged by ifAdminStatus alone.
+pub fn port_state(admin: i64, oper: Option<i64>) -> PowerState {
+    match admin_state(admin) {
+        PowerState::Off if oper == Some(OPER_UP) => PowerState::Unknown,
+        state => state,
+    }
+}
+
 /// The name of an ifAdminStatus value, for logs.
 pub fn admin_name(value: i64) -> &'static str {
     match value {
@@ -87,6 +102,17 @@ mod tests {
         for other in [0, 3, 4, -1, i64::MAX] {
             assert_eq!(admin_state(other), PowerState::Unknown, "{other}");
         }
+    }
+
+    #[test]
+    fn a_port_set_down_that_still_reads_up_is_not_off_yet() {
+        assert_eq!(port_state(2, Some(1)), PowerState::Unknown);
+        assert_eq!(port_state(2, Some(2)), PowerState::Off);
+        assert_eq!(port_state(2, Some(7)), PowerState::Off);
+        assert_eq!(port_state(2, None), PowerState::Off);
+        // Set up without a link is not fenced: on.
+        assert_eq!(port_state(1, Some(2)), PowerState::On);
+        assert_eq!(port_state(3, Some(2)), PowerState::Unknown);
     }
 
     #[test]

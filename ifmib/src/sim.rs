@@ -30,7 +30,8 @@
 //! Unix time in milliseconds. An interface with no ifDescr text has no ifDescr row
 //! (listed in ifXTable only); one whose ifName is `-` has no ifName row (listed in
 //! ifTable only). A line `names unwalked` hides every ifName from GetNext (a walk of
-//! the column finds nothing) while a Get still answers it.
+//! the column finds nothing) while a Get still answers it. A line `oper up 3 7`
+//! makes ports 3 and 7 read ifOperStatus up whatever their ifAdminStatus.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -65,6 +66,9 @@ pub struct SimSwitch {
     /// ifName answers a Get but never a GetNext (`names unwalked`): a walk of the
     /// column finds nothing, as an agent losing the whole column would show it.
     pub names_unwalked: bool,
+    /// ifIndexes whose ifOperStatus reads up whatever ifAdminStatus says (`oper up
+    /// N...`): a port that still passes traffic after it was set down.
+    pub oper_stuck_up: Vec<u32>,
 }
 
 fn word(up: bool) -> &'static str {
@@ -90,6 +94,7 @@ impl SimSwitch {
                 })
                 .collect(),
             names_unwalked: false,
+            oper_stuck_up: Vec::new(),
         }
     }
 
@@ -138,6 +143,11 @@ impl SimSwitch {
                 Some("names") if words.next() == Some("unwalked") => {
                     switch.names_unwalked = true;
                 }
+                Some("oper") if words.next() == Some("up") => {
+                    for w in words {
+                        switch.oper_stuck_up.push(w.parse().map_err(|_| bad())?);
+                    }
+                }
                 Some(_) => return Err(bad()),
             }
         }
@@ -145,11 +155,14 @@ impl SimSwitch {
     }
 
     pub fn render(&self) -> String {
-        let header = if self.names_unwalked {
-            "names unwalked\n"
-        } else {
-            ""
-        };
+        let mut header = String::new();
+        if self.names_unwalked {
+            header.push_str("names unwalked\n");
+        }
+        if !self.oper_stuck_up.is_empty() {
+            let stuck: Vec<String> = self.oper_stuck_up.iter().map(u32::to_string).collect();
+            header.push_str(&format!("oper up {}\n", stuck.join(" ")));
+        }
         let lines: String = self
             .interfaces
             .iter()
@@ -241,8 +254,17 @@ fn objects(switch: &SimSwitch) -> BTreeMap<Oid, Entry> {
             // no name in ifTable only (as an agent whose columns disagree).
             (IF_DESCR, Value::Text(i.descr.clone()), false),
             (IF_ADMIN_STATUS, up_down.clone(), true),
-            // A port that is administratively down passes nothing (RFC 2863 §3.1.13).
-            (IF_OPER_STATUS, up_down, false),
+            // A port that is administratively down passes nothing (RFC 2863 §3.1.13),
+            // unless the test made it one that does.
+            (
+                IF_OPER_STATUS,
+                if switch.oper_stuck_up.contains(&i.index) {
+                    Value::Integer(1)
+                } else {
+                    up_down
+                },
+                false,
+            ),
             (IF_NAME, Value::Text(i.name.clone()), false),
         ] {
             if (column == IF_DESCR && i.descr.is_empty())

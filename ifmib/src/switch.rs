@@ -452,7 +452,7 @@ impl PowerSwitch for IfMibSwitch {
             oper_status = oper.map_or("absent", mib::oper_name),
             "interface read"
         );
-        Ok(mib::admin_state(admin))
+        Ok(mib::port_state(admin, oper))
     }
 
     async fn switch(
@@ -542,7 +542,9 @@ impl PowerSwitch for IfMibSwitch {
                     plug: Plug::Number(interface.index),
                     name: Some(interface.descr.clone()),
                     alias: Some(aliases.remove(&interface.index).unwrap_or_default()),
-                    state: state.map_or(PowerState::Unknown, |(admin, _)| mib::admin_state(admin)),
+                    state: state.map_or(PowerState::Unknown, |(admin, oper)| {
+                        mib::port_state(admin, oper)
+                    }),
                 });
             }
         }

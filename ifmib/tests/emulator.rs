@@ -188,3 +188,33 @@ async fn a_name_column_hidden_from_walks_is_found_by_asking_each_interface() {
             .unwrap();
     }
 }
+
+/// A port set down that still reports ifOperStatus up is still passing traffic (or
+/// on its way down): never read off, so a fence through it is not confirmed; once
+/// it reports down, it reads off. Judged by the emulator's own state.
+#[tokio::test]
+async fn a_port_set_down_that_still_reports_up_is_not_read_off() {
+    if peers::require("snmpd", "snmpd").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = SimSwitch::new(4);
+    sim.oper_stuck_up = vec![3];
+    let snmpd = start(dir.path(), &sim);
+    let state = dir.path().join("switch.state");
+    let switch = switch_for(snmpd.port());
+    let plug = Plug::Number(3);
+    switch.switch(&plug, SwitchTo::Off, soon()).await.unwrap();
+    assert!(!SimSwitch::load(&state).unwrap().interface(3).unwrap().up);
+    assert_eq!(
+        switch.status(&plug, soon()).await.unwrap(),
+        fencekit_core::PowerState::Unknown
+    );
+    let mut settled = SimSwitch::load(&state).unwrap();
+    settled.oper_stuck_up.clear();
+    settled.save(&state).unwrap();
+    assert_eq!(
+        switch.status(&plug, soon()).await.unwrap(),
+        fencekit_core::PowerState::Off
+    );
+}
