@@ -226,9 +226,15 @@ pub(crate) fn set_outcome(
     match response.status {
         0 => Ok(()),
         // readOnly, noAccess, authorizationError, notWritable (RFC 3416 §4.2.5).
-        4 | 6 | 16 | 17 => Err(DeviceError::Refused(format!(
+        4 | 6 | 16 => Err(DeviceError::Refused(format!(
             "write refused ({} on {object}): {who}",
             status_name(response.status)
+        ))),
+        // notWritable is also what an agent answers for an object it never lets a
+        // manager set (an IF-MIB implementation without write support).
+        17 => Err(DeviceError::Refused(format!(
+            "write refused (notWritable on {object}): {who}, or the agent does not \
+             let this object be set at all"
         ))),
         // SNMPv1 agents report a read-only community as noSuchName (RFC 2576
         // §4.3); we only write objects we have just read, so it means refusal.
@@ -246,6 +252,33 @@ pub(crate) fn set_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_set_names_the_likely_cause() {
+        let community = Credentials::Community {
+            version: Version::V2c,
+            community: fencekit_core::Secret::new("c0mmunity-x"),
+        };
+        let binds = [(vec![1, 3, 6, 1, 2, 1, 2, 2, 1, 7, 3], SetValue::Integer(2))];
+        let refused = |status| {
+            let response = Response {
+                status,
+                index: 1,
+                binds: Vec::new(),
+            };
+            set_outcome("sw", &community, &binds, &response)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(refused(6).contains("noAccess"), "{}", refused(6));
+        assert!(refused(6).contains("read-only"), "{}", refused(6));
+        let not_writable = refused(17);
+        assert!(
+            not_writable.contains("read-only") && not_writable.contains("set at all"),
+            "{not_writable}"
+        );
+        assert!(!not_writable.contains("c0mmunity"), "{not_writable}");
+    }
 
     #[test]
     fn names_from_the_agent_carry_no_control_characters_and_no_padding() {
