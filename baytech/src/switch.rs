@@ -156,7 +156,9 @@ impl BaytechSwitch {
     ) -> Result<&'a Outlet, DeviceError> {
         if s.module && !self.strip_given && matches!(plug, Plug::Name(_)) {
             return Err(DeviceError::Failed(format!(
-                "{}: plug `{plug}` is a name, and behind a management module only one                  strip's outlets are searched: give `strip=N`, or the plug as                  `STRIP:{plug}`",
+                "{}: plug `{plug}` is a name, and behind a management module only one \
+                 strip's outlets are searched: give `strip=N`, or the plug as \
+                 `STRIP:{plug}`",
                 self.target.device()
             )));
         }

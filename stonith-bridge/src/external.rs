@@ -471,8 +471,12 @@ fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
     }
     let listed = hosts_listed(request)?;
     if !listed.is_empty() && !listed.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        // external/ipmi powers its BMC's machine off whatever host it is asked for;
+        // a host this device does not say it fences is refused instead, since a
+        // mapping that sends the wrong node here would switch the wrong machine.
         return Err(format!(
-            "host {} is not fenced by this device; it fences: {}",
+            "host {} is not fenced by this device; it fences: {} (from `hostname`/\
+             `hostlist`: name the host there as the cluster names it)",
             shown_host(host),
             listed.join(", ")
         ));

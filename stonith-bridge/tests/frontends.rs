@@ -277,6 +277,19 @@ fn a_host_map_entry_that_cannot_be_read_fails_the_fence_naming_the_problem() {
         assert_eq!(out.status.code(), Some(1), "{map}: {}", text(&out));
         assert!(text(&out).contains(says), "{map}: {}", text(&out));
     }
+    // A host the device does not list is refused, naming where the list comes from
+    // (external/ipmi would power its machine off whatever host it is asked for).
+    let mut command = Command::new(BIN);
+    command
+        .args(["external", "sim", "off", "node1"])
+        .env("hostlist", "node1.example.com");
+    let (out, _) = run_timed(command, "", Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("node1.example.com") && text(&out).contains("`hostname`"),
+        "{}",
+        text(&out)
+    );
     // A blank after a comma continues the list: both plugs are fenced.
     let mut command = Command::new(BIN);
     command
