@@ -101,6 +101,11 @@ impl TerminalFilter {
                     }
                     b']' | b'P' | b'X' | b'^' | b'_' => self.escape = Escape::String,
                     0x20..=0x2f => self.escape = Escape::Intermediate,
+                    // NEL, IND, RI: the cursor moves to another line, as a line end.
+                    b'E' | b'D' | b'M' => {
+                        self.escape = Escape::None;
+                        self.emit_break('\n', out);
+                    }
                     0x30..=0x7e => self.escape = Escape::None,
                     _ => {
                         // Not a sequence after all: drop the ESC, keep the byte.
@@ -161,7 +166,10 @@ impl TerminalFilter {
             b'J' if self.csi_params == b"2" || self.csi_params == b"3" => {
                 self.emit_break(SCREEN_BREAK, out)
             }
-            b'H' | b'f' => self.emit_break('\n', out),
+            // Cursor positioning, and every move to another line (up, down, next,
+            // previous, to a row): what follows is another line, never glued to
+            // this one.
+            b'H' | b'f' | b'A' | b'B' | b'E' | b'F' | b'd' => self.emit_break('\n', out),
             _ => {}
         }
     }
@@ -298,6 +306,28 @@ mod tests {
     /// A device's CR LF through a PTY that adds a CR before each LF (ONLCR, as a
     /// telnet server's PTY may): one line end, as a terminal shows it, never a
     /// blank line that would cut a table in two.
+    /// A device (or a terminal server) that moves to the next line with NEL or a
+    /// cursor movement instead of CR LF: the lines stay apart, so one outlet's row
+    /// never takes the next one's state.
+    #[test]
+    fn moves_to_another_line_break_the_line() {
+        for moved in [
+            &b"1: db1: On\x1bE2: b: Off"[..],
+            b"1: db1: On\x1bD2: b: Off",
+            b"1: db1: On\x1b[1E2: b: Off",
+            b"1: db1: On\x1b[B2: b: Off",
+            b"1: db1: On\x1b[5d2: b: Off",
+            b"1: db1: On\x1b[A2: b: Off",
+        ] {
+            assert_eq!(
+                plain_text(moved),
+                "1: db1: On\n2: b: Off",
+                "{:?}",
+                String::from_utf8_lossy(moved)
+            );
+        }
+    }
+
     #[test]
     fn cr_cr_lf_is_one_line_end_wherever_the_reads_split_it() {
         assert_eq!(plain_text(b"a\r\r\nb"), "a\nb");

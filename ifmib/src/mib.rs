@@ -52,18 +52,19 @@ pub fn admin_state(value: i64) -> PowerState {
     }
 }
 
-/// ifOperStatus up(1): the port passes traffic.
-pub const OPER_UP: i64 = 1;
-
 /// What a port's (ifAdminStatus, ifOperStatus) mean for a fence: down only when the
-/// port is set down *and* does not still report up(1). IF-MIB says a port set down
+/// port is set down *and* reports a state that passes nothing (not up(1), testing(3)
+/// or unknown(4)). IF-MIB says a port set down
 /// goes down (RFC 2863 §3.1.13); one that still reads up is on its way down or
 /// still forwarding, and is not fenced yet. (fence_ifmib reads ifAdminStatus only.)
 /// An agent without ifOperStatus is judged by ifAdminStatus alone.
 pub fn port_state(admin: i64, oper: Option<i64>) -> PowerState {
-    match admin_state(admin) {
-        PowerState::Off if oper == Some(OPER_UP) => PowerState::Unknown,
-        state => state,
+    match (admin_state(admin), oper) {
+        // down(2), dormant(5), notPresent(6), lowerLayerDown(7): passing nothing.
+        (PowerState::Off, None | Some(2 | 5 | 6 | 7)) => PowerState::Off,
+        // up(1), testing(3), unknown(4) or a value IF-MIB does not define.
+        (PowerState::Off, Some(_)) => PowerState::Unknown,
+        (state, _) => state,
     }
 }
 
@@ -109,6 +110,9 @@ mod tests {
         assert_eq!(port_state(2, Some(1)), PowerState::Unknown);
         assert_eq!(port_state(2, Some(2)), PowerState::Off);
         assert_eq!(port_state(2, Some(7)), PowerState::Off);
+        assert_eq!(port_state(2, Some(4)), PowerState::Unknown);
+        assert_eq!(port_state(2, Some(3)), PowerState::Unknown);
+        assert_eq!(port_state(2, Some(99)), PowerState::Unknown);
         assert_eq!(port_state(2, None), PowerState::Off);
         // Set up without a link is not fenced: on.
         assert_eq!(port_state(1, Some(2)), PowerState::On);

@@ -328,8 +328,9 @@ impl IfMibSwitch {
                     };
                     let oper = match oper {
                         VarValue::Integer(oper) => Some(*oper),
-                        // Logged only: its absence says nothing about the admin state.
-                        _ => None,
+                        // An agent without ifOperStatus: judged by ifAdminStatus.
+                        missing if missing.is_missing() => None,
+                        other => return Err(self.wrong_type("ifOperStatus", other)),
                     };
                     Ok(Some((*admin, oper)))
                 }

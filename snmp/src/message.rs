@@ -60,7 +60,7 @@ impl VarValue {
     /// agents pad names with them (C strings copied whole), and net-snmp's tools,
     /// which the anchors read names through, never show them. What an agent sends
     /// must not drive a terminal or flood a line (names go into `list` and error
-    /// messages): control characters become U+FFFD, which no plug can contain
+    /// messages): tabs and line ends become blanks, other control characters U+FFFD, which no plug can contain
     /// (plugs with control characters are refused), and a name is at most the 255
     /// characters a DisplayString allows.
     pub fn display_string(&self) -> String {
@@ -69,7 +69,14 @@ impl VarValue {
                 .trim_end_matches('\0')
                 .chars()
                 .take(255)
-                .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                // A tab or line end is a blank, as a manager's screen shows it (so
+                // that `db1<TAB>` is `db1` but for blanks); other control
+                // characters can be shown as no blank.
+                .map(|c| match c {
+                    '\t' | '\n' | '\r' | '\u{b}' | '\u{c}' => ' ',
+                    c if c.is_control() => '\u{fffd}',
+                    c => c,
+                })
                 .collect(),
             _ => String::new(),
         }
@@ -285,6 +292,8 @@ mod tests {
         let name = VarValue::Text(b"Gi1/0/1\x1b[2J\0\0".to_vec()).display_string();
         assert_eq!(name, "Gi1/0/1\u{fffd}[2J");
         assert_eq!(VarValue::Text(b"db1\0".to_vec()).display_string(), "db1");
+        assert_eq!(VarValue::Text(b"db1\t".to_vec()).display_string(), "db1 ");
+        assert_eq!(VarValue::Text(b"a\r\nb".to_vec()).display_string(), "a  b");
         assert_eq!(VarValue::Text(vec![b'x'; 1000]).display_string().len(), 255);
         assert_eq!(VarValue::Integer(3).display_string(), "");
     }

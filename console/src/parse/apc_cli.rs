@@ -101,7 +101,10 @@ fn outlet_line(line: &str) -> Option<Outlet> {
         None => ("", rest.strip_prefix(':')?.trim()),
     };
     let state = state.trim();
-    if state.is_empty() || state.contains(char::is_whitespace) {
+    if state.is_empty()
+        || state.contains(char::is_whitespace)
+        || super::glued_entry(name, &[": on", ": off"], ": ")
+    {
         return None;
     }
     let state = if state.eq_ignore_ascii_case("on") {
@@ -123,6 +126,17 @@ fn outlet_line(line: &str) -> Option<Outlet> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn outlet_lines_run_together_are_refused_not_read_with_the_next_ones_state() {
+        let text = "E000: Success\n 1: db1: On2: b: Off\n";
+        assert!(matches!(
+            parse_ol_status(text),
+            Err(ParseError::BadLine { .. })
+        ));
+        let named = "E000: Success\n 1: salon2: On\n 2: web: online2: Off\n";
+        assert_eq!(parse_ol_status(named).unwrap().len(), 2);
+    }
 
     const LISTING_TEXT: &str =
         "olStatus all\nE000: Success\n 1: Outlet 1: On\n 2: db-node2: Off\n 3: web: front: ON\n";

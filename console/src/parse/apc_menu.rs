@@ -86,6 +86,9 @@ fn outlet_line(line: &str) -> Option<Outlet> {
         Some((name, state)) => (name.trim(), state),
         None => ("", rest),
     };
+    if super::glued_entry(name, &["ON", "OFF"], "- ") {
+        return None;
+    }
     let state = match state {
         "ON" => PowerState::On,
         "OFF" => PowerState::Off,
@@ -128,6 +131,18 @@ mod tests {
                 parse_outlet_menu(text)
             );
         }
+    }
+
+    #[test]
+    fn outlet_lines_run_together_are_refused_not_read_with_the_next_ones_state() {
+        let text = "     1- db1       ON2- b        OFF\n";
+        assert!(matches!(
+            parse_outlet_menu(text),
+            Err(ParseError::BadLine { .. })
+        ));
+        // A name that holds ON, even before digits, is still a name.
+        let named = "     1- db ON 2x        OFF\n     2- ON9 rack       ON\n";
+        assert_eq!(parse_outlet_menu(named).unwrap().len(), 2);
     }
 
     #[test]

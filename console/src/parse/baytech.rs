@@ -60,7 +60,9 @@ pub fn parse_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
                     line: shown(line),
                 })
             }
-            Table::Rows => table = Table::None,
+            // Text below the table ("Type Help", a note between rows) ends nothing:
+            // every row the strip printed after it is still read, never dropped.
+            Table::Rows => continue,
             Table::None => {}
         }
         let (found, menu) = entries(line)?;
@@ -113,13 +115,18 @@ fn entries(line: &str) -> Result<(Vec<Outlet>, bool), ParseError> {
     for (i, &(_, text_start, digits)) in marks.iter().enumerate() {
         let text_end = marks.get(i + 1).map_or(line.len(), |next| next.0);
         let entry = &line[text_start..text_end];
-        let Some((name, status)) = entry.rsplit_once(':') else {
-            menu = true;
-            continue;
-        };
         let bad = || ParseError::BadLine {
             listing: LISTING,
             line: shown(line),
+        };
+        // Another entry glued to this one (`db1 : On2)...b : Off`): its state would
+        // be read as this outlet's.
+        if entry.contains(")...") {
+            return Err(bad());
+        }
+        let Some((name, status)) = entry.rsplit_once(':') else {
+            menu = true;
+            continue;
         };
         let number = outlet_number(digits).ok_or_else(bad)?;
         let mut words = status.split_whitespace();
@@ -255,6 +262,31 @@ mod tests {
         let outlets = parse_status(text).unwrap();
         assert_eq!(outlets.len(), 3);
         assert_eq!(outlets[2].name, "db1");
+    }
+
+    #[test]
+    fn rows_of_the_old_rpc3_table_after_a_note_inside_it_are_still_read() {
+        let text = "  Selection   Outlet    Outlet   Power\n    Number     Name     Number   Status\n      1       a    1       On \n      2       db1    2       On \n  Note: outlets below are on circuit B\n      3       db1    3       On \n\n  Type \"Help\" for a list of commands\n";
+        let outlets = parse_status(text).unwrap();
+        assert_eq!(outlets.len(), 3);
+        assert_eq!(outlets[2].name, "db1");
+        // A footer line that starts with a digit is not taken for nothing.
+        let footer = format!("{text}  2 outlets locked\n");
+        assert!(parse_status(&footer).is_err());
+    }
+
+    #[test]
+    fn entries_glued_together_are_refused_not_read_with_the_next_ones_state() {
+        for text in [
+            " 1)...db1 : On2)...b : Off\n",
+            " 1)...db1 : On 2)...b : Off 3)...c : On4)...d : Off\n",
+        ] {
+            assert!(
+                matches!(parse_status(text), Err(ParseError::BadLine { .. })),
+                "{text:?}: {:?}",
+                parse_status(text)
+            );
+        }
     }
 
     #[test]

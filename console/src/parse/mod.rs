@@ -120,3 +120,19 @@ pub(crate) fn outlet_number(digits: &str) -> Option<u32> {
 pub(crate) fn shown(line: &str) -> String {
     line.trim().chars().take(120).collect()
 }
+
+/// Whether `name` ends an outlet's state glued to the next outlet's number
+/// (`db1 ON2-`, `db1: On2`): two outlet lines run together, the state read for the
+/// first being the second's. `separator` is what follows the number in the
+/// listing (`"- "` in APC menus); `states` the state words as printed there.
+pub(crate) fn glued_entry(name: &str, states: &[&str], separator: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    states.iter().any(|state| {
+        let state = state.to_ascii_lowercase();
+        lower.match_indices(state.as_str()).any(|(at, _)| {
+            let after = &lower[at + state.len()..];
+            let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            digits > 0 && after[digits..].starts_with(separator.trim_end())
+        })
+    })
+}
