@@ -39,10 +39,18 @@ pub struct Prepared {
 /// an external plugin, which validation needs.
 fn timeout_hint(raw: &[RawParam]) -> Duration {
     last(raw, &["timeout"])
-        .and_then(|t| t.trim().parse::<f64>().ok())
+        .as_deref()
+        .and_then(timeout_seconds)
+        .unwrap_or(FenceOptions::default().timeout)
+}
+
+/// A `timeout` value read before validation, if it is a sane number of seconds.
+fn timeout_seconds(text: &str) -> Option<Duration> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
         .filter(|t| t.is_finite() && (0.0..1e9).contains(t))
         .map(Duration::from_secs_f64)
-        .unwrap_or(FenceOptions::default().timeout)
 }
 
 /// `--timeout X` or `--timeout=X` on the command line, before the plugin's schema
@@ -281,9 +289,7 @@ fn timeout_line(text: &[u8]) -> Option<Duration> {
         .lines()
         .rev()
         .find_map(|line| line.trim().strip_prefix("timeout="))
-        .and_then(|t| t.trim().parse::<f64>().ok())
-        .filter(|t| t.is_finite() && (0.0..1e9).contains(t))
-        .map(Duration::from_secs_f64)
+        .and_then(timeout_seconds)
 }
 
 /// Standard input, each read waiting no later than `by`.
