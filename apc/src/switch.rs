@@ -540,51 +540,26 @@ impl ApcSnmpSwitch {
         response: &Response,
         count: usize,
     ) -> Result<Vec<Option<PowerState>>, DeviceError> {
-        // SNMPv1 answers a missing object with noSuchName for the whole request.
-        if response.status == 2 && count == 1 {
-            return Ok(vec![None]);
-        }
-        if response.status != 0 {
-            return Err(DeviceError::Protocol(format!(
-                "{} answered {} to an outlet status read",
-                self.agent.endpoint(),
-                status_text(response)
-            )));
-        }
-        response
-            .binds
-            .chunks(2)
-            .map(|pair| match pair {
-                [(_, state), (_, pending)] => {
-                    if state.is_missing() {
-                        return Ok(None);
-                    }
-                    let VarValue::Integer(value) = state else {
-                        return Err(self.wrong_type("outlet state", state));
-                    };
-                    let pending = match pending {
-                        VarValue::Integer(p) => family.decode_pending(*p),
-                        // Not every firmware has the pending column; its absence says nothing.
-                        v if v.is_missing() => false,
-                        other => return Err(self.wrong_type("command-pending flag", other)),
-                    };
-                    Ok(Some(if pending {
+        let pairs = fencekit_snmp::integer_pairs(
+            &self.agent.endpoint(),
+            response,
+            count,
+            "an outlet status read",
+            ["an outlet state", "a command-pending flag"],
+        )?;
+        Ok(pairs
+            .into_iter()
+            .map(|pair| {
+                pair.map(|(state, pending)| {
+                    // Not every firmware has the pending column; its absence says nothing.
+                    if pending.is_some_and(|p| family.decode_pending(p)) {
                         PowerState::Unknown
                     } else {
-                        family.decode_state(*value)
-                    }))
-                }
-                _ => Err(DeviceError::Protocol("odd number of varbinds".into())),
+                        family.decode_state(state)
+                    }
+                })
             })
-            .collect()
-    }
-
-    fn wrong_type(&self, what: &str, value: &VarValue) -> DeviceError {
-        DeviceError::Protocol(format!(
-            "{} answered {} for an {what}, which should be an INTEGER",
-            self.agent.endpoint(),
-            value.describe()
-        ))
+            .collect())
     }
 
     async fn send_command(

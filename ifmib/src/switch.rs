@@ -12,9 +12,8 @@ use fencekit_core::{
     PowerSwitch, Schema, SwitchTo,
 };
 
-use fencekit_snmp::ber::Oid;
 use fencekit_snmp::ber::SetValue;
-use fencekit_snmp::{params, status_name, Agent, Credentials, Resend, Session, VarValue};
+use fencekit_snmp::{params, status_name, Agent, Credentials, Resend, Response, Session, VarValue};
 
 use crate::mib;
 
@@ -287,64 +286,24 @@ impl IfMibSwitch {
                 )));
             }
         }
-        Ok(self
-            .decode(
-                response.status,
-                &response.binds[..response.binds.len().min(2)],
-                1,
-            )?
-            .pop()
-            .flatten())
+        Ok(self.decode(&response, 1)?.pop().flatten())
     }
 
-    /// `count` (ifAdminStatus, ifOperStatus) pairs from one GetRequest's answer.
+    /// `count` (ifAdminStatus, ifOperStatus) pairs from one GetRequest's answer; an
+    /// agent without ifOperStatus is judged by ifAdminStatus (`None` beside it).
     #[allow(clippy::type_complexity)]
     fn decode(
         &self,
-        status: u32,
-        binds: &[(Oid, VarValue)],
+        response: &Response,
         count: usize,
     ) -> Result<Vec<Option<(i64, Option<i64>)>>, DeviceError> {
-        // SNMPv1 answers a missing object with noSuchName for the whole request.
-        if status == 2 && count == 1 {
-            return Ok(vec![None]);
-        }
-        if status != 0 {
-            return Err(DeviceError::Protocol(format!(
-                "{} answered {} to an interface status read",
-                self.agent.endpoint(),
-                status_name(status)
-            )));
-        }
-        binds
-            .chunks(2)
-            .map(|pair| match pair {
-                [(_, admin), (_, oper)] => {
-                    if admin.is_missing() {
-                        return Ok(None);
-                    }
-                    let VarValue::Integer(admin) = admin else {
-                        return Err(self.wrong_type("ifAdminStatus", admin));
-                    };
-                    let oper = match oper {
-                        VarValue::Integer(oper) => Some(*oper),
-                        // An agent without ifOperStatus: judged by ifAdminStatus.
-                        missing if missing.is_missing() => None,
-                        other => return Err(self.wrong_type("ifOperStatus", other)),
-                    };
-                    Ok(Some((*admin, oper)))
-                }
-                _ => Err(DeviceError::Protocol("odd number of varbinds".into())),
-            })
-            .collect()
-    }
-
-    fn wrong_type(&self, what: &str, value: &VarValue) -> DeviceError {
-        DeviceError::Protocol(format!(
-            "{} answered {} for {what}, which should be an INTEGER",
-            self.agent.endpoint(),
-            value.describe()
-        ))
+        fencekit_snmp::integer_pairs(
+            &self.agent.endpoint(),
+            response,
+            count,
+            "an interface status read",
+            ["ifAdminStatus", "ifOperStatus"],
+        )
     }
 
     fn unknown_index(&self, plug: &Plug, index: u32) -> DeviceError {
@@ -536,7 +495,7 @@ impl PowerSwitch for IfMibSwitch {
                 }
                 states
             } else {
-                self.decode(response.status, &response.binds, batch.len())?
+                self.decode(&response, batch.len())?
             };
             for (interface, state) in batch.iter().zip(states) {
                 out.push(PlugInfo {

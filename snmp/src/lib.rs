@@ -29,4 +29,4 @@ pub mod usm;
 pub use credentials::{AuthProtocol, Credentials, PrivProtocol, SecLevel, Usm, Version};
 pub use driver::{Agent, Session};
 pub use exchange::{Exchange, PduKind, Peer, Request, Resend};
-pub use message::{community_response, status_name, Response, VarValue};
+pub use message::{community_response, integer_pairs, status_name, Response, VarValue};

@@ -192,6 +192,62 @@ pub(crate) fn check_names(
     Ok(())
 }
 
+/// Reads the answer to a GetRequest that named two INTEGER columns of each of `rows`
+/// rows, row by row (`a1, b1, a2, b2, ...`; objects named after them are not read).
+/// A row is `None` when its first column is missing, as is the one row of an SNMPv1
+/// read answered noSuchName (v1's way of saying so for the whole request); otherwise
+/// the first column's value and the second's, `None` when the agent lacks that
+/// column. `read` names the read (`"an outlet status read"`), `columns` the two
+/// columns, for the errors.
+#[allow(clippy::type_complexity)]
+pub fn integer_pairs(
+    endpoint: &str,
+    response: &Response,
+    rows: usize,
+    read: &str,
+    columns: [&str; 2],
+) -> Result<Vec<Option<(i64, Option<i64>)>>, DeviceError> {
+    if response.status == 2 && rows == 1 {
+        return Ok(vec![None]);
+    }
+    if response.status != 0 {
+        return Err(DeviceError::Protocol(format!(
+            "{endpoint} answered {} to {read}",
+            status_name(response.status)
+        )));
+    }
+    let Some(binds) = response.binds.get(..rows * 2) else {
+        return Err(DeviceError::Protocol(format!(
+            "{endpoint} answered {} varbinds to {read} of {rows} row(s) of two",
+            response.binds.len()
+        )));
+    };
+    let wrong_type = |column: &str, value: &VarValue| {
+        DeviceError::Protocol(format!(
+            "{endpoint} answered {} for {column}, which should be an INTEGER",
+            value.describe()
+        ))
+    };
+    binds
+        .chunks_exact(2)
+        .map(|pair| {
+            let (first, second) = (&pair[0].1, &pair[1].1);
+            if first.is_missing() {
+                return Ok(None);
+            }
+            let VarValue::Integer(first) = first else {
+                return Err(wrong_type(columns[0], first));
+            };
+            let second = match second {
+                VarValue::Integer(value) => Some(*value),
+                missing if missing.is_missing() => None,
+                other => return Err(wrong_type(columns[1], other)),
+            };
+            Ok(Some((*first, second)))
+        })
+        .collect()
+}
+
 /// Checks that a successful Response carries as many varbinds as were asked for.
 pub(crate) fn check_count(
     endpoint: &str,
@@ -326,6 +382,53 @@ mod tests {
             ..answer(&other)
         };
         assert!(check_names("pdu", &refused, &[&asked]).is_ok());
+    }
+
+    #[test]
+    fn pairs_of_integer_columns_are_read_row_by_row_and_anything_else_is_an_error() {
+        let answer = |status, values: Vec<VarValue>| Response {
+            status,
+            index: 0,
+            binds: values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (vec![1, 3, 6, 1, 2, 1, 2, 2, 1, 7, i as u32], v))
+                .collect(),
+        };
+        let read = |response: &Response, rows| {
+            integer_pairs("pdu", response, rows, "a read", ["first", "second"])
+        };
+        let rows = answer(
+            0,
+            vec![
+                VarValue::Integer(2),
+                VarValue::Integer(1),
+                VarValue::NoSuchInstance,
+                VarValue::Integer(1),
+                VarValue::Integer(1),
+                VarValue::NoSuchObject,
+                // A name asked after the pairs is not read.
+                VarValue::Text(b"eth1".to_vec()),
+            ],
+        );
+        assert_eq!(
+            read(&rows, 3).unwrap(),
+            [Some((2, Some(1))), None, Some((1, None))]
+        );
+        // SNMPv1 says "missing" with noSuchName for the whole request: one row only.
+        assert_eq!(read(&answer(2, Vec::new()), 1).unwrap(), [None]);
+        let error = |response: &Response, rows| read(response, rows).unwrap_err().to_string();
+        assert!(error(&answer(2, Vec::new()), 2).contains("noSuchName to a read"));
+        assert!(error(&answer(5, Vec::new()), 1).contains("genErr"));
+        let short = answer(0, vec![VarValue::Integer(2)]);
+        assert!(error(&short, 1).contains("1 varbinds to a read of 1 row"));
+        let text = answer(
+            0,
+            vec![VarValue::Text(b"off".to_vec()), VarValue::Integer(1)],
+        );
+        assert!(error(&text, 1).contains("for first, which should be an INTEGER"));
+        let null = answer(0, vec![VarValue::Integer(2), VarValue::Null]);
+        assert!(error(&null, 1).contains("NULL for second"));
     }
 
     #[test]
