@@ -34,15 +34,15 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::profile::Family;
 use fencekit_snmp::ber::{parse_dotted, Oid};
-pub use fencekit_snmp::pass_persist::Fault;
 use fencekit_snmp::pass_persist::{
-    self, answer, drop_connection, lookup, now_ms, set_value, stall, CommandLog, Responder,
+    self, answer, drop_connection, lookup, now_ms, set_value, stall, Responder, StateFile,
     Value as SimValue, NONE,
 };
+pub use fencekit_snmp::pass_persist::{DeviceState, Fault};
 
 /// One emulated outlet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,8 +101,10 @@ impl SimPdu {
             .iter()
             .find(|o| o.unit == unit && o.number == number)
     }
+}
 
-    pub fn parse(text: &str) -> Result<SimPdu, String> {
+impl DeviceState for SimPdu {
+    fn parse(text: &str) -> Result<SimPdu, String> {
         let mut pdu = SimPdu::new(Family::Rpdu, 0);
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -162,7 +164,7 @@ impl SimPdu {
         Ok(pdu)
     }
 
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let mut out = format!(
             "family {}\nreboot_ms {}\n",
             self.family.name(),
@@ -190,18 +192,8 @@ impl SimPdu {
         out
     }
 
-    pub fn load(path: &Path) -> Result<SimPdu, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        SimPdu::parse(&text)
-    }
-
-    /// Writes the state atomically, so a reader never sees half a file.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        pass_persist::save(path, &self.render())
-    }
-
     /// Applies pending changes whose time has come.
-    pub fn settle(&mut self, now: u64) {
+    fn settle(&mut self, now: u64) {
         for o in &mut self.outlets {
             while let Some((on, at)) = o.pending {
                 if now < at {
@@ -558,27 +550,19 @@ fn command(family: Family, value: i64) -> Option<Option<bool>> {
 
 /// The emulator: answers pass_persist requests against the state file.
 pub struct Emulator {
-    state: PathBuf,
-    log: CommandLog,
+    file: StateFile,
 }
 
 impl Emulator {
     pub fn new(state: PathBuf) -> Emulator {
         Emulator {
-            log: CommandLog::beside(&state),
-            state,
+            file: StateFile::new(state),
         }
-    }
-
-    fn load(&self) -> Result<SimPdu, String> {
-        let mut pdu = SimPdu::load(&self.state)?;
-        pdu.settle(now_ms());
-        Ok(pdu)
     }
 
     /// Answers `get` (exact) or `getnext` (the first object after `name`).
     pub fn read(&self, name: &str, next: bool) -> String {
-        let (Ok(pdu), Some(name)) = (self.load(), parse_dotted(name)) else {
+        let (Ok(pdu), Some(name)) = (self.file.load::<SimPdu>(), parse_dotted(name)) else {
             return NONE.into();
         };
         let map = objects(&pdu);
@@ -599,7 +583,7 @@ impl Emulator {
     /// Every set that reaches the PDU, accepted or not, is recorded in `STATE.sets`
     /// (the object's name), so a test can see that a read-only operation wrote nothing.
     pub fn write(&self, name: &str, type_and_value: &str) -> String {
-        let mut sets = self.state.as_os_str().to_owned();
+        let mut sets = self.file.path().as_os_str().to_owned();
         sets.push(".sets");
         let _ = std::fs::OpenOptions::new()
             .create(true)
@@ -608,7 +592,7 @@ impl Emulator {
             .and_then(|mut f| {
                 std::io::Write::write_all(&mut f, format!("{}\n", name.trim()).as_bytes())
             });
-        let (Ok(mut pdu), Some(name)) = (self.load(), parse_dotted(name)) else {
+        let (Ok(mut pdu), Some(name)) = (self.file.load::<SimPdu>(), parse_dotted(name)) else {
             return "not-writable\n".into();
         };
         let map = objects(&pdu);
@@ -678,11 +662,11 @@ impl Emulator {
                     }
                 }
                 for (on, effective) in log {
-                    self.log.record(number, on, now, effective);
+                    self.file.log().record(number, on, now, effective);
                 }
             }
         }
-        match pdu.save(&self.state) {
+        match self.file.save(&pdu) {
             Ok(()) => {
                 drop_connection(fault);
                 "DONE\n".into()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fencekit_apc::ber::dotted;
 use fencekit_apc::profile::Family;
-use fencekit_apc::sim::{Fault, SimPdu};
+use fencekit_apc::sim::{DeviceState, Fault, SimPdu};
 use fencekit_apc::{ApcSnmpSwitch, SCHEMA};
 use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
 use fencekit_core::{DeviceCommand, DeviceError, Instant, Plug, PowerState, PowerSwitch, SwitchTo};

@@ -35,14 +35,14 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use fencekit_snmp::ber::{parse_dotted, Oid};
-pub use fencekit_snmp::pass_persist::Fault;
 use fencekit_snmp::pass_persist::{
-    self, answer, drop_connection, lookup, now_ms, set_value, stall, CommandLog, Responder, Value,
+    self, answer, drop_connection, lookup, now_ms, set_value, stall, Responder, StateFile, Value,
     NONE,
 };
+pub use fencekit_snmp::pass_persist::{DeviceState, Fault};
 
 /// One emulated port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,8 +101,10 @@ impl SimSwitch {
     pub fn interface(&self, index: u32) -> Option<&SimInterface> {
         self.interfaces.iter().find(|i| i.index == index)
     }
+}
 
-    pub fn parse(text: &str) -> Result<SimSwitch, String> {
+impl DeviceState for SimSwitch {
+    fn parse(text: &str) -> Result<SimSwitch, String> {
         let mut switch = SimSwitch::default();
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -154,7 +156,7 @@ impl SimSwitch {
         Ok(switch)
     }
 
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let mut header = String::new();
         if self.names_unwalked {
             header.push_str("names unwalked\n");
@@ -183,18 +185,8 @@ impl SimSwitch {
         format!("{header}{lines}")
     }
 
-    pub fn load(path: &Path) -> Result<SimSwitch, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        SimSwitch::parse(&text)
-    }
-
-    /// Writes the state atomically, so a reader never sees half a file.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        pass_persist::save(path, &self.render())
-    }
-
     /// Applies pending changes whose time has come.
-    pub fn settle(&mut self, now: u64) {
+    fn settle(&mut self, now: u64) {
         for i in &mut self.interfaces {
             if let Some((up, at)) = i.pending {
                 if now >= at {
@@ -287,22 +279,14 @@ fn objects(switch: &SimSwitch) -> BTreeMap<Oid, Entry> {
 
 /// The emulator: answers pass_persist requests against the state file.
 pub struct Emulator {
-    state: PathBuf,
-    log: CommandLog,
+    file: StateFile,
 }
 
 impl Emulator {
     pub fn new(state: PathBuf) -> Emulator {
         Emulator {
-            log: CommandLog::beside(&state),
-            state,
+            file: StateFile::new(state),
         }
-    }
-
-    fn load(&self) -> Result<SimSwitch, String> {
-        let mut switch = SimSwitch::load(&self.state)?;
-        switch.settle(now_ms());
-        Ok(switch)
     }
 
     /// Runs the pass_persist dialogue until stdin closes.
@@ -316,7 +300,7 @@ impl Responder for Emulator {
     /// registered subtree its own requests, and an answer from the next group would
     /// skip whatever snmpd serves between them.
     fn read(&self, name: &str, next: bool) -> String {
-        let (Ok(switch), Some(name)) = (self.load(), parse_dotted(name)) else {
+        let (Ok(switch), Some(name)) = (self.file.load::<SimSwitch>(), parse_dotted(name)) else {
             return NONE.into();
         };
         let map = objects(&switch);
@@ -338,7 +322,8 @@ impl Responder for Emulator {
     }
 
     fn write(&self, name: &str, type_and_value: &str) -> String {
-        let (Ok(mut switch), Some(name)) = (self.load(), parse_dotted(name)) else {
+        let (Ok(mut switch), Some(name)) = (self.file.load::<SimSwitch>(), parse_dotted(name))
+        else {
             return "not-writable\n".into();
         };
         let map = objects(&switch);
@@ -379,9 +364,9 @@ impl Responder for Emulator {
             }
         };
         let index = i.index;
-        match switch.save(&self.state) {
+        match self.file.save(&switch) {
             Ok(()) => {
-                self.log.record(index, up, now, effective);
+                self.file.log().record(index, up, now, effective);
                 drop_connection(Some(fault));
                 "DONE\n".into()
             }

@@ -560,7 +560,9 @@ pub const SCHEMA: Schema = Schema {
     description: "Fences a node by cutting its port on a managed switch (its iSCSI or NFS \
                   storage network, or the cluster network) rather than its power: off sets \
                   IF-MIB::ifAdminStatus of the interface down(2), on sets it up(1), and the \
-                  state read back is ifAdminStatus (ifOperStatus is logged beside it). Any \
+                  state read back is ifAdminStatus, and a port set down counts as off only once \
+                  ifOperStatus no longer reads up (up, testing or unknown may still \
+                  forward). Any \
                   SNMP v1, v2c or v3 agent with IF-MIB will do. A plug is an interface by \
                   ifIndex, or by its exact ifDescr or ifName; a name that fits two \
                   interfaces is refused.",

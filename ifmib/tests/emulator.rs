@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
 use fencekit_core::{Instant, Plug, PowerSwitch, SwitchTo};
-use fencekit_ifmib::sim::SimSwitch;
+use fencekit_ifmib::sim::{DeviceState, SimSwitch};
 use fencekit_ifmib::{IfMibSwitch, SCHEMA};
 use fencekit_tests::peers;
 use fencekit_tests::snmpd::{Snmpd, SnmpdOptions};

@@ -150,6 +150,60 @@ pub fn save(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// An emulated device's state, kept in a text file between pass_persist requests, so
+/// that a test reads the device's truth from the file, never through the manager.
+pub trait DeviceState: Sized {
+    fn parse(text: &str) -> Result<Self, String>;
+    fn render(&self) -> String;
+    /// Applies pending changes whose time (Unix milliseconds) has come.
+    fn settle(&mut self, now: u64);
+
+    fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text)
+    }
+
+    /// Writes the state atomically, so a reader never sees half a file.
+    fn save(&self, path: &Path) -> Result<(), String> {
+        save(path, &self.render())
+    }
+}
+
+/// An emulator's state file and the log of the commands its device accepted.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    path: PathBuf,
+    log: CommandLog,
+}
+
+impl StateFile {
+    pub fn new(path: PathBuf) -> StateFile {
+        StateFile {
+            log: CommandLog::beside(&path),
+            path,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn log(&self) -> &CommandLog {
+        &self.log
+    }
+
+    /// The device as it is now: its file, with the changes due by now applied.
+    pub fn load<S: DeviceState>(&self) -> Result<S, String> {
+        let mut state = S::load(&self.path)?;
+        state.settle(now_ms());
+        Ok(state)
+    }
+
+    pub fn save<S: DeviceState>(&self, state: &S) -> Result<(), String> {
+        state.save(&self.path)
+    }
+}
+
 /// The log of every command a device accepted, beside its state file (its name with
 /// `.log` added), one `ACCEPTED_MS PLUG on|off EFFECTIVE_MS|-` line each (Unix
 /// milliseconds; `-`: never), so that a test knows what the plug truly did and when.
