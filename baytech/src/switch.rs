@@ -16,12 +16,10 @@ use fencekit_console::parse::{baytech, Outlet, ParseError};
 use fencekit_console::target::{
     self, says_busy, ConsoleSession, ConsoleStream, ConsoleTarget, ParamNames,
 };
-use fencekit_console::{Console, ConsoleError, Key, Pattern, Wait};
+use fencekit_console::{Console, ConsoleDevice, ConsoleError, ConsoleSwitch, Key, Pattern, Wait};
 use fencekit_core::device_params;
 use fencekit_core::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
-use fencekit_core::{
-    DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerState, PowerSwitch, SwitchTo,
-};
+use fencekit_core::{DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerState, SwitchTo};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How long the strip prompt may take after selecting a strip before one more
@@ -74,9 +72,13 @@ pub const SCHEMA: Schema = Schema {
     open: false,
 };
 
-/// A Baytech strip (or the strips of a management module) over SSH.
+/// A Baytech strip (or the strips of a management module) over SSH or telnet, as
+/// a power switch.
+pub type BaytechSwitch = ConsoleSwitch<BaytechStrip>;
+
+/// A Baytech strip's console dialogue.
 #[derive(Debug, Clone)]
-pub struct BaytechSwitch {
+pub struct BaytechStrip {
     target: ConsoleTarget,
     strip: u32,
     /// The outlet state the strip printed after a command, in the session that
@@ -104,44 +106,17 @@ struct StripSession {
     module: bool,
 }
 
-impl BaytechSwitch {
+impl BaytechStrip {
     /// `strip`: the strip a plug without one names, `None` for strip 1 (names
     /// behind a management module then need `strip:name`).
-    pub fn new(target: ConsoleTarget, strip: Option<u32>) -> BaytechSwitch {
-        BaytechSwitch {
+    pub fn new(target: ConsoleTarget, strip: Option<u32>) -> BaytechStrip {
+        BaytechStrip {
             target,
             strip: strip.unwrap_or(1),
             observed: Observed::default(),
             strip_given: strip.is_some(),
             module_seen: Default::default(),
         }
-    }
-
-    /// Builds the switch from parameters validated against [`SCHEMA`].
-    pub fn from_params(params: &Params) -> Result<BaytechSwitch, DeviceError> {
-        let target = ConsoleTarget::from_params(
-            params,
-            ParamNames {
-                user: &["username"],
-                password: &["password"],
-                port: &["ipport"],
-                default_port: 22,
-            },
-        )?;
-        let strip = params
-            .integer("strip")
-            .map(|strip| {
-                u32::try_from(strip)
-                    .ok()
-                    .filter(|s| *s >= 1)
-                    .ok_or_else(|| {
-                        DeviceError::Failed(format!(
-                            "parameter `strip` must be 1 or more, not {strip}"
-                        ))
-                    })
-            })
-            .transpose()?;
-        Ok(BaytechSwitch::new(target, strip))
     }
 
     /// The outlet `plug` names in a session's table ([`find`]). Behind a management
@@ -446,14 +421,42 @@ async fn logout(s: &mut StripSession, deadline: Instant) {
     }
 }
 
-/// The dialogue steps; [`PowerSwitch`] runs them with every error masked by
+/// The dialogue steps; [`ConsoleSwitch`] runs them with every error masked by
 /// [`ConsoleTarget::redact_error`](fencekit_console::target::ConsoleTarget::redact_error).
-impl BaytechSwitch {
-    async fn status_unguarded(
-        &self,
-        plug: &Plug,
-        deadline: Instant,
-    ) -> Result<PowerState, DeviceError> {
+#[async_trait]
+impl ConsoleDevice for BaytechStrip {
+    /// Builds the switch from parameters validated against [`SCHEMA`].
+    fn from_params(params: &Params) -> Result<BaytechStrip, DeviceError> {
+        let target = ConsoleTarget::from_params(
+            params,
+            ParamNames {
+                user: &["username"],
+                password: &["password"],
+                port: &["ipport"],
+                default_port: 22,
+            },
+        )?;
+        let strip = params
+            .integer("strip")
+            .map(|strip| {
+                u32::try_from(strip)
+                    .ok()
+                    .filter(|s| *s >= 1)
+                    .ok_or_else(|| {
+                        DeviceError::Failed(format!(
+                            "parameter `strip` must be 1 or more, not {strip}"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(BaytechStrip::new(target, strip))
+    }
+
+    fn target(&self) -> &ConsoleTarget {
+        &self.target
+    }
+
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
         if let Some(state) = self.take_observed(plug) {
             return Ok(state);
         }
@@ -465,7 +468,7 @@ impl BaytechSwitch {
         Ok(state)
     }
 
-    async fn switch_unguarded(
+    async fn switch(
         &self,
         plug: &Plug,
         to: SwitchTo,
@@ -478,7 +481,7 @@ impl BaytechSwitch {
         self.run(plug, word, deadline).await
     }
 
-    async fn command_unguarded(
+    async fn command(
         &self,
         plug: &Plug,
         command: DeviceCommand,
@@ -494,56 +497,17 @@ impl BaytechSwitch {
     }
 
     /// The outlets of the configured strip (plugs as numbers on it).
-    async fn list_unguarded(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         let mut s = self.login(self.strip, Wait::No, deadline).await?;
         let outlets = Self::outlets(&mut s, deadline).await?;
         logout(&mut s, deadline).await;
         Ok(outlets.iter().map(Outlet::plug_info).collect())
     }
 
-    async fn check_unguarded(&self, deadline: Instant) -> Result<(), DeviceError> {
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
         let mut s = self.login(self.strip, Wait::No, deadline).await?;
         logout(&mut s, deadline).await;
         Ok(())
-    }
-}
-
-#[async_trait]
-impl PowerSwitch for BaytechSwitch {
-    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
-        let result = self.status_unguarded(plug, deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
-    }
-
-    async fn switch(
-        &self,
-        plug: &Plug,
-        to: SwitchTo,
-        deadline: Instant,
-    ) -> Result<(), DeviceError> {
-        let result = self.switch_unguarded(plug, to, deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
-    }
-
-    async fn command(
-        &self,
-        plug: &Plug,
-        command: DeviceCommand,
-        deadline: Instant,
-    ) -> Result<(), DeviceError> {
-        let result = self.command_unguarded(plug, command, deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
-    }
-
-    /// None: the strip's `Reboot` is over before a `Status` could show the outlet
-    /// off, so a fence through it could not be confirmed; a fence drives the
-    /// outlet off, reads it off, and switches it on.
-    fn supports(&self, _command: DeviceCommand) -> bool {
-        false
-    }
-
-    fn least_off(&self) -> std::time::Duration {
-        fencekit_core::switch::OUTLET_LEAST_OFF
     }
 
     /// Behind a management module, a listing holds one strip's outlets only, unless
@@ -556,16 +520,6 @@ impl PowerSwitch for BaytechSwitch {
     fn address(&self, listed: &Plug) -> Plug {
         fencekit_core::power::on_unit(self.strip, listed)
     }
-
-    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
-        let result = self.list_unguarded(deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
-    }
-
-    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
-        let result = self.check_unguarded(deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
-    }
 }
 
 #[cfg(test)]
@@ -573,6 +527,7 @@ mod tests {
     use super::*;
     use fencekit_console::sim::OutletFile;
     use fencekit_console::ThreadStream;
+    use fencekit_core::PowerSwitch;
 
     /// The simulator on a thread at one end of a socket pair, a console at the
     /// other: the dialogue without sshd.
@@ -686,7 +641,12 @@ mod tests {
             )
             .unwrap()
             .params;
-            BaytechSwitch::from_params(&params).unwrap().target.ssh.port
+            BaytechSwitch::from_params(&params)
+                .unwrap()
+                .device()
+                .target
+                .ssh
+                .port
         };
         let base = [
             ("ipaddr", "127.0.0.1"),
@@ -740,11 +700,11 @@ mod tests {
         .unwrap()
         .params;
         let switch = BaytechSwitch::from_params(&params).unwrap();
-        assert_eq!(switch.target.ssh.port, 22);
+        assert_eq!(switch.device().target.ssh.port, 22);
         let plug = Plug::parse("2:5");
-        assert_eq!(switch.place(&plug).unwrap(), (2, &Plug::Number(5)));
+        assert_eq!(switch.device().place(&plug).unwrap(), (2, &Plug::Number(5)));
         assert_eq!(
-            switch.place(&Plug::Number(5)).unwrap(),
+            switch.device().place(&Plug::Number(5)).unwrap(),
             (3, &Plug::Number(5))
         );
         assert!(!format!("{switch:?}").contains("secret"));

@@ -36,6 +36,7 @@ pub mod parse;
 mod pattern;
 pub mod sim;
 pub mod ssh;
+mod switch;
 pub mod target;
 pub mod telnet;
 pub mod terminal;
@@ -48,6 +49,7 @@ pub use lock::{DeviceLock, Wait, DEFAULT_LOCK_DIR};
 pub use parse::{Outlet, ParseError};
 pub use pattern::Pattern;
 pub use ssh::{HostKeyCheck, SshAuth, SshConfig, SshError, SshStream};
+pub use switch::{ConsoleDevice, ConsoleSwitch};
 pub use transcript::{MASK, TRANSCRIPT_TARGET, WITHHELD};
 
 /// The pagers APC and Baytech consoles show: "Press <ENTER> to continue..."

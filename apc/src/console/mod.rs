@@ -19,12 +19,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fencekit_console::parse::Outlet;
 use fencekit_console::target::{self, ConsoleSession, ConsoleTarget, ParamNames};
-use fencekit_console::Wait;
+use fencekit_console::{ConsoleDevice, ConsoleSwitch, Wait};
 use fencekit_core::device_params;
 use fencekit_core::schema::{ParamSpec, ParamType, Params, PluginKind, Schema};
-use fencekit_core::{
-    DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerState, PowerSwitch, SwitchTo,
-};
+use fencekit_core::{DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerState, SwitchTo};
 
 use dialogue::{OutletCommand, Ui};
 
@@ -102,9 +100,12 @@ pub const CONSOLE_SCHEMA: Schema = Schema {
     open: false,
 };
 
-/// An APC PDU driven over its SSH console.
+/// An APC PDU driven over its SSH (or telnet) console, as a power switch.
+pub type ApcConsoleSwitch = ConsoleSwitch<ApcConsole>;
+
+/// An APC PDU's console dialogue.
 #[derive(Debug, Clone)]
-pub struct ApcConsoleSwitch {
+pub struct ApcConsole {
     target: ConsoleTarget,
     cmd_prompt: Option<String>,
     unit: u32,
@@ -119,71 +120,14 @@ type Observed = std::sync::Arc<std::sync::Mutex<Option<(Plug, PowerState, Instan
 /// How long a state read with a command may stand in for the next status read.
 const OBSERVED_FRESH: Duration = Duration::from_millis(500);
 
-impl ApcConsoleSwitch {
-    pub fn new(target: ConsoleTarget, cmd_prompt: Option<String>) -> ApcConsoleSwitch {
-        ApcConsoleSwitch {
+impl ApcConsole {
+    pub fn new(target: ConsoleTarget, cmd_prompt: Option<String>) -> ApcConsole {
+        ApcConsole {
             target,
             cmd_prompt,
             unit: 1,
             observed: Observed::default(),
         }
-    }
-
-    /// Builds the switch from parameters validated against a schema holding
-    /// [`CONSOLE_PARAMS`]. When `transport` names SNMP as well, the console
-    /// login is `ssh_username`/`ssh_password` (falling back to
-    /// `username`/`password`) on `ssh_port`; otherwise `ipport` (default 22).
-    pub fn from_params(params: &Params) -> Result<ApcConsoleSwitch, DeviceError> {
-        let telnet = params.boolean(target::TELNET.name).unwrap_or(false);
-        match (params.boolean("secure"), telnet) {
-            (Some(false), false) => {
-                return Err(DeviceError::Failed(
-                    "secure=0 asks for telnet, which sends the login in clear text: set telnet=1 \
-                     to mean it, or secure=1 for SSH"
-                        .into(),
-                ))
-            }
-            (Some(true), true) => {
-                return Err(DeviceError::Failed(
-                    "secure=1 (SSH) and telnet=1 exclude each other: give one".into(),
-                ))
-            }
-            _ => {}
-        }
-        let with_snmp = params
-            .text("transport")
-            .is_some_and(|t| t.to_ascii_lowercase().contains("snmp"));
-        let port: &[&str] = if with_snmp {
-            &["ssh_port"]
-        } else {
-            &["ipport"]
-        };
-        let target = ConsoleTarget::from_params(
-            params,
-            ParamNames {
-                user: &["ssh_username", "username"],
-                password: &["ssh_password", "password"],
-                port,
-                default_port: 22,
-            },
-        )?;
-        let unit = params.integer("switch").unwrap_or(1);
-        if unit != 1 {
-            return Err(DeviceError::Unsupported(format!(
-                "switch={unit}: daisy-chained MasterSwitch Plus units are switched over SNMP only"
-            )));
-        }
-        Ok(ApcConsoleSwitch {
-            target,
-            cmd_prompt: params.text("cmd_prompt").map(str::to_string),
-            unit: 1,
-            observed: Observed::default(),
-        })
-    }
-
-    /// The console target (host, login, host-key check, lock directory).
-    pub fn target(&self) -> &ConsoleTarget {
-        &self.target
     }
 
     /// Opens a session and logs in. Fence operations retry a console that says
@@ -295,14 +239,67 @@ fn outlet_number(unit: u32, plug: &Plug, outlets: &[Outlet]) -> Result<u32, Devi
     }
 }
 
-/// The dialogue steps; [`PowerSwitch`] runs them with every error masked by
+/// The dialogue steps; [`ConsoleSwitch`] runs them with every error masked by
 /// [`ConsoleTarget::redact_error`](fencekit_console::target::ConsoleTarget::redact_error).
-impl ApcConsoleSwitch {
-    async fn status_unguarded(
-        &self,
-        plug: &Plug,
-        deadline: Instant,
-    ) -> Result<PowerState, DeviceError> {
+#[async_trait]
+impl ConsoleDevice for ApcConsole {
+    /// Builds the switch from parameters validated against a schema holding
+    /// [`CONSOLE_PARAMS`]. When `transport` names SNMP as well, the console
+    /// login is `ssh_username`/`ssh_password` (falling back to
+    /// `username`/`password`) on `ssh_port`; otherwise `ipport` (default 22).
+    fn from_params(params: &Params) -> Result<ApcConsole, DeviceError> {
+        let telnet = params.boolean(target::TELNET.name).unwrap_or(false);
+        match (params.boolean("secure"), telnet) {
+            (Some(false), false) => {
+                return Err(DeviceError::Failed(
+                    "secure=0 asks for telnet, which sends the login in clear text: set telnet=1 \
+                     to mean it, or secure=1 for SSH"
+                        .into(),
+                ))
+            }
+            (Some(true), true) => {
+                return Err(DeviceError::Failed(
+                    "secure=1 (SSH) and telnet=1 exclude each other: give one".into(),
+                ))
+            }
+            _ => {}
+        }
+        let with_snmp = params
+            .text("transport")
+            .is_some_and(|t| t.to_ascii_lowercase().contains("snmp"));
+        let port: &[&str] = if with_snmp {
+            &["ssh_port"]
+        } else {
+            &["ipport"]
+        };
+        let target = ConsoleTarget::from_params(
+            params,
+            ParamNames {
+                user: &["ssh_username", "username"],
+                password: &["ssh_password", "password"],
+                port,
+                default_port: 22,
+            },
+        )?;
+        let unit = params.integer("switch").unwrap_or(1);
+        if unit != 1 {
+            return Err(DeviceError::Unsupported(format!(
+                "switch={unit}: daisy-chained MasterSwitch Plus units are switched over SNMP only"
+            )));
+        }
+        Ok(ApcConsole {
+            target,
+            cmd_prompt: params.text("cmd_prompt").map(str::to_string),
+            unit: 1,
+            observed: Observed::default(),
+        })
+    }
+
+    fn target(&self) -> &ConsoleTarget {
+        &self.target
+    }
+
+    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
         if let Some(state) = self.take_observed(plug) {
             return Ok(state);
         }
@@ -316,7 +313,7 @@ impl ApcConsoleSwitch {
             .map_or(PowerState::Unknown, |o| o.state))
     }
 
-    async fn switch_unguarded(
+    async fn switch(
         &self,
         plug: &Plug,
         to: SwitchTo,
@@ -329,7 +326,7 @@ impl ApcConsoleSwitch {
         self.run_command(plug, what, deadline).await
     }
 
-    async fn command_unguarded(
+    async fn command(
         &self,
         plug: &Plug,
         command: DeviceCommand,
@@ -347,69 +344,21 @@ impl ApcConsoleSwitch {
         }
     }
 
-    async fn list_unguarded(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
+    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         let (mut session, ui) = self.login(Wait::No, deadline).await?;
         let outlets = dialogue::list(&mut session.console, &ui, deadline).await?;
         dialogue::logout(&mut session.console, &ui, deadline).await;
         Ok(outlets.iter().map(Outlet::plug_info).collect())
     }
 
-    async fn check_unguarded(&self, deadline: Instant) -> Result<(), DeviceError> {
+    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
         let (mut session, ui) = self.login(Wait::No, deadline).await?;
         dialogue::logout(&mut session.console, &ui, deadline).await;
         Ok(())
     }
-}
-
-#[async_trait]
-impl PowerSwitch for ApcConsoleSwitch {
-    async fn status(&self, plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
-        let result = self.status_unguarded(plug, deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
-    }
-
-    async fn switch(
-        &self,
-        plug: &Plug,
-        to: SwitchTo,
-        deadline: Instant,
-    ) -> Result<(), DeviceError> {
-        let result = self.switch_unguarded(plug, to, deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
-    }
-
-    async fn command(
-        &self,
-        plug: &Plug,
-        command: DeviceCommand,
-        deadline: Instant,
-    ) -> Result<(), DeviceError> {
-        let result = self.command_unguarded(plug, command, deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
-    }
-
-    /// None: an outlet's Immediate Reboot is never read off on the console (it
-    /// ends on before any read), so a fence drives it off, reads it off, and on.
-    fn supports(&self, _command: DeviceCommand) -> bool {
-        false
-    }
-
-    fn least_off(&self) -> std::time::Duration {
-        fencekit_core::switch::OUTLET_LEAST_OFF
-    }
 
     fn address(&self, listed: &Plug) -> Plug {
         fencekit_core::power::on_unit(self.unit, listed)
-    }
-
-    async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
-        let result = self.list_unguarded(deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
-    }
-
-    async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
-        let result = self.check_unguarded(deadline).await;
-        result.map_err(|e| self.target.redact_error(e))
     }
 }
 
@@ -417,6 +366,7 @@ impl PowerSwitch for ApcConsoleSwitch {
 mod tests {
     use super::*;
     use fencekit_console::sim::OutletFile;
+    use fencekit_core::PowerSwitch;
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(20)
