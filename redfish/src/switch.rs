@@ -3,10 +3,13 @@
 //!
 //! Which system a plug means: `systems_uri` when given (fence_redfish's way);
 //! otherwise the system whose Id (or, failing that, Name) the plug is, exactly one;
-//! and a plug that names no system on a service that has only one means that one,
-//! because Pacemaker passes the node's name as the plug and fence_redfish switches
-//! the service's system whatever it is. A service with several systems and no
-//! system named is refused, never guessed (fence_redfish takes the last member).
+//! and the name of the node being fenced (`nodename`, which every front end gives)
+//! on a service that has only one system means that one, because Pacemaker passes
+//! the node's name as the plug and fence_redfish switches the service's system
+//! whatever it is. Any other plug that names no system is refused, never taken for
+//! the only system listed (it may be another node's). A service with several
+//! systems and no system named is refused, never guessed (fence_redfish takes the
+//! last member).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -332,11 +335,19 @@ impl RedfishSwitch {
         members: &[String],
         deadline: Instant,
     ) -> Result<String, DeviceError> {
+        // Pacemaker passes the node's name as the plug; a service with one system has
+        // nothing else to switch (fence_redfish's meaning), so that plug is its
+        // system whatever the system is called. Any other plug must name the system:
+        // a host map's system Id that this service does not list now (a blade
+        // chassis whose collection lacks a blade for a moment) would otherwise be
+        // taken for the only system listed, another node's.
+        let the_node = self.node.as_deref() == Some(text);
+        if let ([only], true) = (members, the_node) {
+            return Ok(only.clone());
+        }
         let mut systems = Vec::with_capacity(members.len());
-        if members.len() > 1 {
-            for uri in members {
-                systems.push(self.read_system(uri, deadline).await?);
-            }
+        for uri in members {
+            systems.push(self.read_system(uri, deadline).await?);
         }
         let by_id: Vec<&System> = systems.iter().filter(|s| s.id == text).collect();
         let by_name: Vec<&System> = systems
@@ -345,34 +356,17 @@ impl RedfishSwitch {
             .collect();
         match (by_id.as_slice(), by_name.as_slice(), members) {
             ([one], _, _) | ([], [one], _) => Ok(one.uri.clone()),
-            // Pacemaker passes the node's name as the plug; a service with one system
-            // has nothing else to switch (fence_redfish's meaning). But a plug that is
-            // not the node's name (a host map gave a system Id) names a system this
-            // service does not list now: on a blade chassis whose collection lacks a
-            // blade for a moment, its only system is another node's.
-            ([], [], [_]) if self.node.as_deref().is_some_and(|node| node != text) => {
-                Err(DeviceError::UnknownPlug {
-                    plug: text.to_string(),
-                    known: format!(
-                        "{} (the only system; the plug is not the node's name {}, so it \
-                         is not taken to mean it)",
-                        members[0],
-                        self.node.as_deref().unwrap_or_default()
-                    ),
-                })
-            }
-            ([], [], [only]) => {
-                let id = only.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-                if id != text {
-                    tracing::info!(
-                        plug = text,
-                        system = %only,
-                        "the plug names no system; the service's only one is used"
-                    );
-                }
-                Ok(only.clone())
-            }
             ([], [], []) => Err(failed("the service lists no system")),
+            ([], [], [_]) => Err(DeviceError::UnknownPlug {
+                plug: text.to_string(),
+                known: format!(
+                    "{} (the only system; the plug is neither its Id nor its Name, nor the \
+                     name of the node being fenced ({}), so it is not taken to mean it: give \
+                     the system's Id, or no plug)",
+                    listing(&systems),
+                    self.node.as_deref().unwrap_or("not given")
+                ),
+            }),
             ([], [], _) => Err(DeviceError::UnknownPlug {
                 plug: text.to_string(),
                 known: listing(&systems),

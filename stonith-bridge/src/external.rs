@@ -599,7 +599,7 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
         }
         _ => plugs,
     };
-    let devices = match request.devices() {
+    let devices = match request.devices_for_node(host) {
         Ok(devices) => devices,
         Err(e) => {
             logging::report!("{me}: {e}");

@@ -284,6 +284,24 @@ impl Request {
         Ok(devices)
     }
 
+    /// [`Request::devices`] for fencing `node`, named to the device as Pacemaker's
+    /// `nodename` names it to a fence agent: a device that takes the node's name for
+    /// a plug (a Redfish service's only system) then takes no other plug for it.
+    pub fn devices_for_node(&self, node: &str) -> Result<Devices, String> {
+        let mut params = self.params.clone();
+        params.insert(
+            "nodename",
+            fencekit_core::schema::Value::Text(node.to_string()),
+        );
+        let device = self
+            .plugin
+            .build_by(&params, self.deadline())
+            .map_err(|e| e.to_string())?;
+        let mut devices = Devices::new();
+        devices.insert(self.device_name(), device);
+        Ok(devices)
+    }
+
     /// A fence target of `plugs` on the one device; a single-plug device (a BMC)
     /// is always its chassis, and so is a device whose plug is optional when none
     /// is named (it refuses that itself where it has several).

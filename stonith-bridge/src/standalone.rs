@@ -316,8 +316,16 @@ pub fn devices_for(
                 config.source, target.node, plug.device
             ));
         };
+        // The node's name, as Pacemaker's `nodename` gives it to a fence agent: a
+        // device that takes the node's name for a plug (a Redfish service's only
+        // system) takes no other plug for it.
+        let mut params = device.params.clone();
+        params.insert(
+            "nodename",
+            fencekit_core::schema::Value::Text(target.node.clone()),
+        );
         let switch = registry
-            .build(&device.plugin, &device.params)
+            .build(&device.plugin, &params)
             .map_err(|e| format!("{}: device {}: {e}", config.source, device.name))?;
         devices.insert(device.name.clone(), switch);
     }

@@ -611,7 +611,9 @@ fn a_paged_collection_is_read_whole_and_a_short_one_is_refused() {
 /// (no host map) means the only system, as in fence_redfish; but a plug that is
 /// not the node's name (a host map gave a system Id) names a system the service
 /// does not list now (a blade chassis that lacks that blade for a moment), and the
-/// only system is then another node's: refused, nothing switched.
+/// only system is then another node's: refused, nothing switched, from every front
+/// end (each tells the device the node's name, as Pacemaker's `nodename` does), and
+/// from a hand-run agent that names no node. The only system's own Id is its plug.
 #[test]
 fn a_plug_naming_no_system_takes_the_only_one_only_when_it_is_the_nodes_name() {
     if peers::require("python3", "python3").is_none() {
@@ -625,14 +627,68 @@ fn a_plug_naming_no_system_takes_the_only_one_only_when_it_is_the_nodes_name() {
     })
     .unwrap();
     let lines = responder_lines(&responder);
-    let out = run_agent(
-        &agent,
-        &format!("action=off\nplug=Blade2\nnodename=node2\n{lines}"),
+    let untouched = |what: &str, out: &ToolOutput| {
+        assert_ne!(out.status.code(), Some(0), "{what}: {}", out.text());
+        assert!(out.text().contains("Blade2"), "{what}: {}", out.text());
+        assert!(
+            responder.resets().is_empty(),
+            "{what}: {:?}",
+            responder.resets()
+        );
+        assert_eq!(responder.power_state("Blade1").unwrap(), "On", "{what}");
+    };
+    for nodename in ["nodename=node2\n", ""] {
+        let out = run_agent(
+            &agent,
+            &format!("action=off\nplug=Blade2\n{nodename}{lines}"),
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", out.text());
+        untouched(&format!("agent, {nodename:?}"), &out);
+    }
+
+    // The `fence` command: node2's plug is a system this service does not list.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fencekit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[fence]\ntimeout = 10\n\n[devices.chassis]\nplugin = \"redfish\"\n\
+             ip = \"127.0.0.1\"\nipport = {}\nusername = \"{USER}\"\npassword = \"{}\"\n\
+             ssl_ca_file = \"{}\"\n\n[nodes.node1]\nplugs = [{{ device = \"chassis\", \
+             plug = \"Blade1\" }}]\n\n[nodes.node2]\nplugs = [{{ device = \"chassis\", \
+             plug = \"Blade2\" }}]\n",
+            responder.port(),
+            responder.password(),
+            responder.tls().ca.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut command = Command::new(installed.binary());
+    command
+        .args(["fence", "--config"])
+        .arg(&config)
+        .args(["--node", "node2", "--action", "off"]);
+    untouched("fence", &tool::run(command, None, RUN_TIMEOUT).unwrap());
+
+    // cluster-glue: the host map sends node2 to the unlisted system.
+    let mut command = Command::new(installed.binary());
+    command
+        .args(["external", "redfish", "off", "node2"])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("hostmap", "node1:Blade1;node2:Blade2")
+        .env("ip", "127.0.0.1")
+        .env("ipport", responder.port().to_string())
+        .env("username", USER)
+        .env("password", responder.password())
+        .env("ssl_ca_file", &responder.tls().ca)
+        .env("timeout", "10");
+    untouched(
+        "cluster-glue",
+        &tool::run(command, None, RUN_TIMEOUT).unwrap(),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", out.text());
-    assert!(out.stderr.contains("Blade2"), "{}", out.text());
-    assert!(responder.resets().is_empty(), "{:?}", responder.resets());
-    assert_eq!(responder.power_state("Blade1").unwrap(), "On");
+
     // The node's own name: the service's only system.
     let out = run_agent(
         &agent,
@@ -640,4 +696,11 @@ fn a_plug_naming_no_system_takes_the_only_one_only_when_it_is_the_nodes_name() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert_eq!(responder.power_state("Blade1").unwrap(), "Off");
+    // The only system's Id, as a host map gives it, beside the node's name.
+    let out = run_agent(
+        &agent,
+        &format!("action=on\nplug=Blade1\nnodename=node1\n{lines}"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(responder.power_state("Blade1").unwrap(), "On");
 }
