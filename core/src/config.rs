@@ -333,7 +333,10 @@ fn device(
     }
     let inline = raw
         .iter()
-        .filter(|p| schema.find(&p.key).is_some_and(|spec| spec.secret))
+        .filter(|p| match schema.find(&p.key) {
+            Some(spec) => spec.secret,
+            None => schema.open && schema::named_like_secret(&p.key),
+        })
         .map(|p| (p.key.clone(), p.origin.clone()))
         .collect();
     let params = schema::validate(&[schema], &raw, Unknown::Reject, base)

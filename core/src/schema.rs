@@ -444,6 +444,25 @@ pub fn inline_secrets<'r>(schemas: &[&Schema], raw: &'r [RawParam]) -> Vec<&'r s
         .collect()
 }
 
+/// Whether a parameter no schema declares (an open schema's, such as the script
+/// plugin's) is named like a secret, and so is handled as one: given to a script on
+/// stdin only, screened from output, taken out of cluster-glue's environment, and
+/// refused in a configuration file every user may read.
+pub fn named_like_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "pass",
+        "secret",
+        "token",
+        "key",
+        "community",
+        "credential",
+        "auth",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
 /// Validates `raw` against the union of `schemas`. When the same parameter is given
 /// twice, the last one wins under [`Unknown::Warn`] (fence-agents' stdin rule) and is
 /// an error under [`Unknown::Reject`]. Relative secret files are taken from `base`.

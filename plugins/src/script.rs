@@ -138,12 +138,12 @@ impl ScriptSwitch {
         // stdin): the script's own, passed as given.
         for (name, value) in params.extra() {
             let text = Zeroizing::new(value.expose().to_string());
-            switch.add(name, text, looks_secret(name))?;
+            switch.add(name, text, fencekit_core::schema::named_like_secret(name))?;
         }
         if let Some(extra) = params.text("params") {
             // A key named like a secret goes to stdin only, wherever it was given.
             for (key, value) in key_values(extra, "params")? {
-                let secret = looks_secret(&key);
+                let secret = fencekit_core::schema::named_like_secret(&key);
                 switch.add(&key, value, secret)?;
             }
         }
@@ -301,23 +301,6 @@ fn last_line(text: &str) -> Option<String> {
 }
 
 /// Splits `key=value,key=value`; keys are letters, digits and `_`.
-/// Whether a parameter the schema does not declare is named like a secret, and so
-/// goes to the script's stdin only, as declared secrets do.
-fn looks_secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    [
-        "pass",
-        "secret",
-        "token",
-        "key",
-        "community",
-        "credential",
-        "auth",
-    ]
-    .iter()
-    .any(|word| name.contains(word))
-}
-
 fn key_values(text: &str, param: &str) -> Result<Vec<(String, Zeroizing<String>)>, DeviceError> {
     text.split(',')
         .map(str::trim)

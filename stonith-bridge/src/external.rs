@@ -329,7 +329,11 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
         }
         _ => {}
     }
-    let mut raw = match take_env_params(&read_names(schema)) {
+    let mut names = read_names(schema);
+    if schema.open {
+        names.extend(secret_named_env(&names));
+    }
+    let mut raw = match take_env_params(&names) {
         Ok(raw) => raw,
         Err(e) => {
             logging::report!("{me}: {e}");
@@ -365,6 +369,27 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
         op: op.to_string(),
         host: host.map(str::to_string),
     })
+}
+
+/// The variables of the environment that are an open schema's parameters named like
+/// a secret (a script plugin's `api_token`), besides the declared `names`: they are
+/// read and removed like the declared ones, so that they reach the script on stdin
+/// only and no other child (the notify command) inherits them. Parameters are
+/// lowercase, as cluster-glue's are; the system's own variables (`SSH_AUTH_SOCK`)
+/// are not.
+fn secret_named_env(names: &[String]) -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| {
+            name.len() <= 64
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && fencekit_core::schema::named_like_secret(name)
+                && !names.contains(name)
+        })
+        .collect()
 }
 
 /// Reads the parameters `names` from the environment and removes each of them from

@@ -189,3 +189,103 @@ fn a_status_longer_than_the_plugin_reads_is_an_error_not_its_first_word() {
         assert!(out.text().contains("more than"), "{action}: {}", out.text());
     }
 }
+
+/// cluster-glue exports every parameter of the resource into the plugin's
+/// environment. One the script plugin does not declare whose name reads like a
+/// secret is handled as on a fence agent's stdin: taken out of the environment, so
+/// neither the script nor the notify command inherits it, given to the script on
+/// stdin only, and withheld from what the script prints.
+#[test]
+fn a_secret_named_parameter_in_cluster_glues_environment_reaches_the_script_on_stdin_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("relay");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nset -eu\ndir='{dir}'\nenv > \"$dir/env.$1\"\ncat > \"$dir/stdin.$1\"\n\
+             [ ! -e \"$dir/fail\" ] || {{ echo \"cannot log in with $(cat \"$dir/stdin.$1\")\" >&2; exit 1; }}\n\
+             case \"$1\" in\n\
+             status) cat \"$dir/outlet\" ;;\n\
+             on) echo on > \"$dir/outlet\" ;;\n\
+             off) echo off > \"$dir/outlet\" ;;\n\
+             esac\n",
+            dir = dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
+    let hook = dir.path().join("hook");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\nenv > '{}/env.notify'\n", dir.path().display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let off = || {
+        let mut command = Command::new(BIN);
+        command
+            .args(["external", "script", "off", "node1"])
+            .env("script", &script)
+            .env("hostmap", "node1:1")
+            .env("timeout", "10")
+            .env("notify_command", &hook)
+            .env("my_token", "tok-91c3e7")
+            .env("mode", "fast");
+        run(command, "")
+    };
+    let out = off();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("outlet")).unwrap(),
+        "off\n"
+    );
+    for seen in ["env.off", "env.status", "env.notify"] {
+        let env = std::fs::read_to_string(dir.path().join(seen)).unwrap();
+        assert!(!env.contains("tok-91c3e7"), "{seen}: {env}");
+        // A parameter not named like a secret stays where cluster-glue put it.
+        assert!(env.contains("mode=fast"), "{seen}: {env}");
+    }
+    let input = std::fs::read_to_string(dir.path().join("stdin.off")).unwrap();
+    assert!(input.contains("my_token=tok-91c3e7\n"), "{input}");
+    // A script that prints its stdin in an error: the token is withheld.
+    std::fs::write(dir.path().join("fail"), "").unwrap();
+    std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
+    let out = off();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(!out.text().contains("tok-91c3e7"), "{}", out.text());
+}
+
+/// A configuration file every user may read is refused when it holds the value of
+/// a script parameter named like a secret, as for a declared password.
+#[test]
+fn a_world_readable_configuration_holding_a_secret_named_script_parameter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(dir.path());
+    let config = dir.path().join("fencekit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[devices.relay]\nplugin = \"script\"\nscript = \"{}\"\nstate_dir = \"{}\"\n\
+             api_token = \"tok-3b8a20\"\n\n[nodes.node1]\nplugs = [{{ device = \"relay\", plug = \"1\" }}]\n",
+            script.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["fence", "--config"])
+        .arg(&config)
+        .args(["--node", "node1", "--action", "off"]);
+    let out = run(command, "");
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    assert!(out.text().contains("api_token"), "{}", out.text());
+    assert!(out.text().contains("every user may read"), "{}", out.text());
+    assert!(!out.text().contains("tok-3b8a20"), "{}", out.text());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("outlet")).unwrap(),
+        "on\n"
+    );
+}
