@@ -1,7 +1,9 @@
 //! Turns the bytes a console sends into plain text that patterns and parsers can
 //! read: ANSI/VT100 escape sequences removed, `\r\n`, `\n\r`, lone `\r` and lone
 //! `\n` all made one `\n`, UTF-8 decoded across read boundaries (bad bytes become
-//! U+FFFD), other control characters dropped.
+//! U+FFFD), other control characters dropped. NEL, IND, RI and the line and
+//! paragraph separators end a line as a line feed does; 8-bit C1 controls are read
+//! as their 7-bit escape sequences.
 //!
 //! Why: APC menus redraw with cursor-positioning and erase sequences and end lines
 //! with `\r\n`; Baytech strips end lines with `\r\n` or `\n\r` (cluster-glue's
@@ -201,8 +203,17 @@ impl TerminalFilter {
                         .unwrap_or(char::REPLACEMENT_CHARACTER);
                     self.utf8.clear();
                     self.utf8_need = 0;
-                    self.ending = Ending::Text;
-                    self.emit(c, out);
+                    match c {
+                        // NEL and the line and paragraph separators end a line, as
+                        // a line feed does: rows they part are never one row.
+                        '\u{85}' | '\u{2028}' | '\u{2029}' => self.emit_break('\n', out),
+                        // Other C1 controls, as the C0 ones, are no text.
+                        c if c.is_control() => {}
+                        c => {
+                            self.ending = Ending::Text;
+                            self.emit(c, out);
+                        }
+                    }
                 }
                 return;
             }
@@ -257,6 +268,20 @@ impl TerminalFilter {
             0xc2..=0xdf => self.start_utf8(b, 2),
             0xe0..=0xef => self.start_utf8(b, 3),
             0xf0..=0xf4 => self.start_utf8(b, 4),
+            // 8-bit C1 controls (a byte that starts no UTF-8 sequence), read as
+            // their 7-bit forms: NEL, IND and RI move to another line; CSI and the
+            // string introducers start what `ESC [`, `ESC ]`, `ESC P` ... start.
+            0x84 | 0x85 | 0x8d => self.emit_break('\n', out),
+            0x9b => {
+                self.csi_params.clear();
+                self.escape = Escape::Csi;
+                self.escape_len = 1;
+            }
+            0x90 | 0x98 | 0x9d..=0x9f => {
+                self.escape = Escape::String;
+                self.escape_len = 1;
+            }
+            0x80..=0x9f => {}
             _ => {
                 self.ending = Ending::Text;
                 self.emit(char::REPLACEMENT_CHARACTER, out);
@@ -337,6 +362,28 @@ mod tests {
             let mut f = TerminalFilter::default();
             let text = f.feed(&bytes[..cut]) + &f.feed(&bytes[cut..]);
             assert_eq!(text, "Selection\n  Number\n  1 On\n", "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn c1_controls_and_line_separators_end_a_line_or_start_their_sequence() {
+        for (bytes, text) in [
+            (&b"a: On\x853: b"[..], "a: On\n3: b"),
+            (b"a: On\xc2\x853: b", "a: On\n3: b"),
+            ("a: On\u{2028}3: b".as_bytes(), "a: On\n3: b"),
+            ("a: On\u{2029}3: b".as_bytes(), "a: On\n3: b"),
+            (b"a: On\x842: b", "a: On\n2: b"),
+            (b"a: On\x8d2: b", "a: On\n2: b"),
+            // 8-bit CSI "2B" (cursor down): a move to another line.
+            (b"a: On\x9b2B3: b", "a: On\n3: b"),
+            (b"a\x9b1mb", "ab"),
+            (b"a\x9dtitle\x07b", "ab"),
+            // Other C1 controls are no text, 8-bit or UTF-8.
+            (b"a\x81b\xc2\x81c", "abc"),
+            // A UTF-8 letter whose second byte is 0x85 stays that letter.
+            ("db\u{c5}1".as_bytes(), "db\u{c5}1"),
+        ] {
+            assert_eq!(plain_text(bytes), text, "{bytes:?}");
         }
     }
 

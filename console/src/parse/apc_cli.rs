@@ -84,10 +84,25 @@ pub fn parse_ol_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
                     line: line.trim().chars().take(80).collect(),
                 })
             }
+            // An outlet row that lost its number (`db1: On`): as the last row no
+            // gap shows it, and skipping it could hide the plug's second outlet.
+            None if lost_its_number(line) => {
+                return Err(ParseError::BadLine {
+                    listing: LISTING,
+                    line: line.trim().chars().take(80).collect(),
+                })
+            }
             None => {}
         }
     }
     finish(outlets, LISTING)
+}
+
+/// `name: On` or `name: Off` without the `N: ` before it.
+fn lost_its_number(line: &str) -> bool {
+    line.trim().rsplit_once(':').is_some_and(|(_, state)| {
+        ["on", "off"].contains(&state.trim().to_ascii_lowercase().as_str())
+    })
 }
 
 fn outlet_line(line: &str) -> Option<Outlet> {
@@ -136,6 +151,30 @@ mod tests {
         ));
         let named = "E000: Success\n 1: salon2: On\n 2: web: online2: Off\n";
         assert_eq!(parse_ol_status(named).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn outlet_lines_parted_by_blanks_only_are_refused() {
+        for sep in [" ", "\t", "   "] {
+            let text = format!("E000: Success\n 1: web: On\n 2: db1: On{sep}3: b: Off\n");
+            assert!(
+                matches!(parse_ol_status(&text), Err(ParseError::BadLine { .. })),
+                "{sep:?}: {:?}",
+                parse_ol_status(&text)
+            );
+        }
+    }
+
+    #[test]
+    fn an_outlet_row_that_lost_its_number_is_refused_also_last() {
+        for row in ["db1: On", ": db1: On", "  db1: OFF"] {
+            let text = format!("E000: Success\n 1: web: On\n 2: db1: On\n{row}\napc>");
+            assert!(
+                matches!(parse_ol_status(&text), Err(ParseError::BadLine { .. })),
+                "{row:?}: {:?}",
+                parse_ol_status(&text)
+            );
+        }
     }
 
     const LISTING_TEXT: &str =

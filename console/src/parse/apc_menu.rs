@@ -43,15 +43,20 @@ pub fn parse_outlet_menu(text: &str) -> Result<Vec<Outlet>, ParseError> {
             // An `N- ...` line with an ON or OFF word that is not an outlet line we
             // can read: skipped, it would drop out of the plug lookup.
             None if looks_like_an_outlet(line) => return Err(bad(line)),
-            None if is_entry(line) && !line.to_ascii_lowercase().contains("master") => {
+            None if is_entry(line) && !is_master_entry(line) => {
+                stateless.get_or_insert(line);
+            }
+            // An outlet row that lost its `N- ` (`db1   ON`), kept for below.
+            None if !is_entry(line) && ends_in_state(line) => {
                 stateless.get_or_insert(line);
             }
             None => {}
         }
     }
     // Beside outlets, the only entry without a state is "Master Control": any
-    // other is an outlet line that lost its state (the last one escapes the gap
-    // check), and skipping it could hide a second outlet of the plug's name.
+    // other is an outlet line that lost its state, and a line ending in ON or OFF
+    // without its number one that lost its number (the last one escapes the gap
+    // check either way); skipping it could hide a second outlet of the plug's name.
     if let Some(line) = stateless.filter(|_| !outlets.is_empty()) {
         return Err(bad(line));
     }
@@ -63,6 +68,24 @@ fn is_entry(line: &str) -> bool {
     let line = line.trim();
     let digits_end = line.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
     digits_end > 0 && line[digits_end..].starts_with("- ")
+}
+
+/// `N- Master Control/Configuration` (`N- Master Control` on a MasterSwitch): the
+/// menu's entry for every outlet at once, by its title, not any text naming a
+/// master (an outlet may be called `db-master`).
+fn is_master_entry(line: &str) -> bool {
+    let line = line.trim();
+    let digits_end = line.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+    line[digits_end..]
+        .strip_prefix("- ")
+        .is_some_and(|title| title.trim().starts_with("Master Control"))
+}
+
+/// A line whose last word is the upper-case ON or OFF of an outlet line.
+fn ends_in_state(line: &str) -> bool {
+    line.split_whitespace()
+        .next_back()
+        .is_some_and(|w| w == "ON" || w == "OFF")
 }
 
 /// `N- text` with a word ON or OFF in the text: an outlet line, not a menu entry.
@@ -131,6 +154,27 @@ mod tests {
                 parse_outlet_menu(text)
             );
         }
+    }
+
+    #[test]
+    fn an_outlet_named_after_a_master_or_without_its_number_is_no_menu_entry() {
+        for text in [
+            // The last of two `db-master` outlets lost its state.
+            "     1- web       ON\r\n     2- db-master ON\r\n     3- db-master\r\n     4- Master Control/Configuration\r\n",
+            // The last outlet lost its number.
+            "     1- web       ON\r\n     2- db1       ON\r\n       db1       ON\r\n     4- Master Control/Configuration\r\n",
+            // Rows parted by blanks only.
+            "     1- web       ON\r\n     2- db1       ON 3- b   OFF\r\n",
+            "     1- web       ON\r\n     2- db1       ON\t3- b   OFF\r\n",
+        ] {
+            assert!(
+                matches!(parse_outlet_menu(text), Err(ParseError::BadLine { .. })),
+                "{text:?}: {:?}",
+                parse_outlet_menu(text)
+            );
+        }
+        let screen = "     1- db-master ON\r\n     2- db-master OFF\r\n     3- Master Control\r\n";
+        assert_eq!(parse_outlet_menu(screen).unwrap().len(), 2);
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub fn parse_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
             Table::None => {}
         }
         let (found, menu) = entries(line)?;
+        // An entry that lost its `N)...` (`db1 : On`): as the last one no gap shows
+        // it, and skipping it could hide the plug's second outlet.
+        if found.is_empty() && !menu && lost_its_number(trimmed) {
+            stateless.get_or_insert(line);
+        }
         for outlet in found {
             add(&mut outlets, outlet, LISTING)?;
         }
@@ -149,8 +154,26 @@ fn entries(line: &str) -> Result<(Vec<Outlet>, bool), ParseError> {
     Ok((outlets, menu))
 }
 
+/// `name : On` (or `Off`, or either `Locked`) without the `N)...` before it: the
+/// name padded to its column, a blank before the `:` (a status line such as
+/// `Circuit Breaker: On` has none).
+fn lost_its_number(line: &str) -> bool {
+    line.rsplit_once(':').is_some_and(|(name, status)| {
+        if !name.ends_with(char::is_whitespace) || name.trim().is_empty() {
+            return false;
+        }
+        let mut words = status.split_whitespace();
+        words.next().is_some_and(is_state)
+            && words
+                .next()
+                .is_none_or(|w| w.eq_ignore_ascii_case("locked"))
+            && words.next().is_none()
+    })
+}
+
 /// A row of the old RPC-3 table: selection, name (may hold blanks), outlet
-/// number, state.
+/// number, state. A name holding a state beside a number is two rows run
+/// together (`db1 2 On 3 b`), the state read for the first being the second's.
 fn table_row(row: &str) -> Result<Outlet, ParseError> {
     let bad = || ParseError::BadLine {
         listing: LISTING,
@@ -163,9 +186,16 @@ fn table_row(row: &str) -> Result<Outlet, ParseError> {
     let selection = outlet_number(words[0]).ok_or_else(bad)?;
     outlet_number(words[words.len() - 2]).ok_or_else(bad)?;
     let state = state_word(words[words.len() - 1]);
+    let name = &words[1..words.len() - 2];
+    let number = |w: &str| outlet_number(w).is_some();
+    if name.windows(2).any(|pair| {
+        (is_state(pair[0]) && number(pair[1])) || (number(pair[0]) && is_state(pair[1]))
+    }) {
+        return Err(bad());
+    }
     Ok(Outlet {
         number: selection,
-        name: words[1..words.len() - 2].join(" "),
+        name: name.join(" "),
         state,
         locked: false,
     })
@@ -262,6 +292,28 @@ mod tests {
         let outlets = parse_status(text).unwrap();
         assert_eq!(outlets.len(), 3);
         assert_eq!(outlets[2].name, "db1");
+    }
+
+    #[test]
+    fn rows_run_together_or_that_lost_their_number_are_refused() {
+        let table = "Selection   Outlet      Outlet   Power\r\n  Number     Name        Number   Status\r\n";
+        for text in [
+            // Two rows of the old RPC-3 table on one line.
+            format!("{table}     1       web         1       On\r\n     2       db1         2       On       3       b           3       Off\r\n"),
+            // The last RPC-28 entry lost its `N)...`.
+            " 1)...web             : On\r\n 2)...db1             : On\r\n    db1             : On\r\n".to_string(),
+            " 1)...web             : On\r\n 2)...db1             : On\r\n    db1             : Off Locked\r\n".to_string(),
+        ] {
+            assert!(
+                matches!(parse_status(&text), Err(ParseError::BadLine { .. })),
+                "{text:?}: {:?}",
+                parse_status(&text)
+            );
+        }
+        // Lines of the status header are no entries.
+        let header =
+            " Circuit Breaker:       Good        :        Good  \r\n 1)...web             : On\r\n";
+        assert_eq!(parse_status(header).unwrap().len(), 1);
     }
 
     #[test]

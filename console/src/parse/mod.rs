@@ -121,16 +121,17 @@ pub(crate) fn shown(line: &str) -> String {
     line.trim().chars().take(120).collect()
 }
 
-/// Whether `name` ends an outlet's state glued to the next outlet's number
-/// (`db1 ON2-`, `db1: On2`): two outlet lines run together, the state read for the
-/// first being the second's. `separator` is what follows the number in the
-/// listing (`"- "` in APC menus); `states` the state words as printed there.
+/// Whether `name` holds an outlet's state followed by the next outlet's number
+/// (`db1 ON2-`, `db1: On 2:`, `db1 ON<TAB>2-`): two outlet lines run together,
+/// glued or parted by blanks only, the state read for the first being the
+/// second's. `separator` is what follows the number in the listing (`"- "` in APC
+/// menus); `states` the state words as printed there.
 pub(crate) fn glued_entry(name: &str, states: &[&str], separator: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     states.iter().any(|state| {
         let state = state.to_ascii_lowercase();
         lower.match_indices(state.as_str()).any(|(at, _)| {
-            let after = &lower[at + state.len()..];
+            let after = lower[at + state.len()..].trim_start();
             let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
             digits > 0 && after[digits..].starts_with(separator.trim_end())
         })
