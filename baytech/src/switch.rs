@@ -41,8 +41,10 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new(
         "strip",
         "Behind a DS/MMP management module: the strip number chosen at \"Enter Request\" \
-         (default 1; a plug written unit:outlet names its strip itself)",
+         (default 1; a plug written unit:outlet names its strip itself); `switch` as \
+         fence_apc names its unit",
     )
+    .aliases(&["switch"])
     .ty(ParamType::Integer),
     target::IDENTITY_FILE,
     target::HOST_KEY,
@@ -661,6 +663,32 @@ mod tests {
         assert_eq!(with(&[("telnet", "1")]), 23);
         assert_eq!(with(&[("insecure_skip_host_key_check", "1")]), 22);
         assert_eq!(with(&[("telnet", "1"), ("ipport", "2323")]), 2323);
+    }
+
+    /// fence_apc's `switch` (the unit of a daisy chain) is the strip: never
+    /// ignored, which would switch that outlet of strip 1.
+    #[test]
+    fn fence_apcs_switch_names_the_strip() {
+        let origin = || fencekit_core::schema::Origin::new("test");
+        let params = fencekit_core::schema::validate(
+            &[&SCHEMA],
+            &[
+                fencekit_core::schema::RawParam::text("ipaddr", "127.0.0.1", origin()),
+                fencekit_core::schema::RawParam::text("login", "admin", origin()),
+                fencekit_core::schema::RawParam::text("passwd", "secret", origin()),
+                fencekit_core::schema::RawParam::text("host_key", "SHA256:abc", origin()),
+                fencekit_core::schema::RawParam::text("switch", "2", origin()),
+            ],
+            fencekit_core::schema::Unknown::Reject,
+            None,
+        )
+        .unwrap()
+        .params;
+        let switch = BaytechSwitch::from_params(&params).unwrap();
+        assert_eq!(
+            switch.device().place(&Plug::Number(1)).unwrap(),
+            (2, &Plug::Number(1))
+        );
     }
 
     #[test]

@@ -204,10 +204,24 @@ pub fn resolve_outlet<'a>(
     }
 }
 
-/// Two outlet names that differ only in ASCII case or surrounding blanks: beside an
-/// exact match, such an outlet makes a name ambiguous ([`resolve_outlet`]).
+/// Two outlet names that differ only in case, blanks (anywhere: `db 1`, `db  1`,
+/// `db1`) or characters a screen does not show (zero-width spaces and joiners, a
+/// soft hyphen, a byte order mark): beside an exact match, such an outlet makes a
+/// name ambiguous ([`resolve_outlet`]), since a person reading the labels would
+/// take both for the one name.
 pub fn names_alike(name: &str, text: &str) -> bool {
-    name.trim().eq_ignore_ascii_case(text.trim())
+    fn seen(name: &str) -> impl Iterator<Item = char> + '_ {
+        name.chars()
+            .filter(|c| {
+                !c.is_whitespace()
+                    && !matches!(
+                        c,
+                        '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
+                    )
+            })
+            .flat_map(char::to_lowercase)
+    }
+    seen(name).eq(seen(text))
 }
 
 /// `plug` (an outlet number as a device listed it) as the address `unit:number`,
@@ -401,6 +415,25 @@ mod tests {
         );
         // Alone, a name is matched exactly, as fence_apc_snmp matches it.
         assert!(resolve_outlet(&Plug::parse("DB1"), [(1, "db1")]).is_err());
+        // Blanks inside, and characters a screen does not show, count as nothing.
+        for (plug, other) in [
+            ("db 1", "db  1"),
+            ("db 1", "db1"),
+            ("db1", "db1\u{200b}"),
+            ("db1", "d\u{ad}b1"),
+            ("db1", "\u{feff}db1"),
+            ("db1", "db1\t"),
+        ] {
+            let err = resolve_outlet(&Plug::parse(plug), [(1, plug), (2, other)]).unwrap_err();
+            assert!(
+                matches!(&err, DeviceError::AmbiguousPlug { outlets, .. } if outlets == "1, 2"),
+                "{plug:?} {other:?}: {err}"
+            );
+        }
+        assert_eq!(
+            resolve_outlet(&Plug::parse("db1"), [(1, "db1"), (2, "db2")]).unwrap(),
+            1
+        );
     }
 
     #[test]

@@ -73,7 +73,26 @@ fn fold(text: &str) -> Folded {
             }
             continue;
         }
-        if c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '\\') {
+        if c == '\\' {
+            // A control character written as an escape (`\t`, `\n`, `\r`, `\0`,
+            // `\u{1b}`, as a quoted or Debug-formatted message writes it) folds
+            // away as the character itself does.
+            match chars.peek().map(|&(_, c)| c) {
+                Some('t' | 'n' | 'r' | '0') => {
+                    chars.next();
+                }
+                Some('u') => {
+                    chars.next();
+                    if chars.next_if(|&(_, c)| c == '{').is_some() {
+                        while chars.next_if(|&(_, c)| c != '}').is_some() {}
+                        chars.next();
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"') {
             continue;
         }
         // Case folded too (ASCII, which keeps every byte index): a parameter's error
@@ -442,6 +461,21 @@ pub fn screen_lines(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_holding_a_control_character_is_found_in_its_escaped_forms() {
+        let secret = "Sekr\tit99";
+        for text in [
+            format!("waiting for prompt {:?}", format!("Foo {secret} >")),
+            "prompt \"Foo Sekr\\nit99 >\"".to_string(),
+            "prompt Sekr\\u{9}it99".to_string(),
+            format!("plain {secret}"),
+        ] {
+            assert!(shows(&text, secret), "{text}");
+        }
+        assert!(shows("Foo Sekr\\tit99", "Sekrit99"));
+        assert!(!shows("Foo Sekr\\tat99", secret));
+    }
 
     #[test]
     fn a_secret_is_found_as_it_is() {
