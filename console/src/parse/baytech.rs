@@ -166,7 +166,7 @@ fn lost_its_number(line: &str) -> bool {
         words.next().is_some_and(is_state)
             && words
                 .next()
-                .is_none_or(|w| w.eq_ignore_ascii_case("locked"))
+                .map_or(true, |w| w.eq_ignore_ascii_case("locked"))
             && words.next().is_none()
     })
 }
