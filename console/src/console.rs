@@ -12,9 +12,7 @@ use zeroize::Zeroizing;
 use crate::error::ConsoleError;
 use crate::pattern::{describe, last_line, Pattern};
 use crate::terminal::{TerminalFilter, SCREEN_BREAK};
-#[cfg(test)]
-use crate::transcript::WITHHELD;
-use crate::transcript::{Redactor, Transcript, MASK};
+use crate::transcript::{Redactor, Transcript, MASK, WITHHELD};
 
 /// What Enter sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,7 +246,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
         deadline: Instant,
     ) -> Result<Match, ConsoleError> {
         let started = Instant::now();
-        let activity = || format!("waiting for {}", describe(patterns));
+        // A pattern learned from the device (a prompt) may be a piece of an echoed
+        // secret that no whole-secret mask finds: not named then.
+        let withheld = patterns.iter().any(|p| self.redactor.hides(p.text_of()));
+        let activity = || {
+            if withheld {
+                format!("waiting for a prompt learned from the device {WITHHELD}")
+            } else {
+                format!("waiting for {}", describe(patterns))
+            }
+        };
         loop {
             let now = Instant::now();
             let quiet = self.ended.is_some()
@@ -1145,6 +1152,32 @@ mod tests {
         let text = err.to_string();
         assert!(matches!(err, ConsoleError::ConnectionLost { .. }), "{text}");
         assert!(!text.contains("Zq81x"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prompt_learned_from_a_wrapped_echo_of_the_password_is_not_named() {
+        let (ours, _device) = duplex(4096);
+        let mut c = console(ours);
+        c.add_secret(&Secret::new("Sekrit99q"));
+        // The echo broke after `Sekr`: its tail became the last line.
+        for prompt in ["it99q >", "Foo Sekr"] {
+            let err = c
+                .expect(&[Pattern::prompt(prompt)], in_secs(2))
+                .await
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(err.is_timeout(), "{text}");
+            assert!(
+                !text.contains("it99q") && !text.contains("Sekr") && text.contains(WITHHELD),
+                "{text}"
+            );
+        }
+        // A prompt sharing two characters with the secret's end is named.
+        let err = c
+            .expect(&[Pattern::prompt("9q>")], in_secs(2))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("9q>"), "{err}");
     }
 
     /// A `tracing` writer that keeps everything in memory.

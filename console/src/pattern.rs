@@ -111,6 +111,13 @@ fn trimmed(text: impl Into<String>) -> String {
     text.trim_matches([' ', '\t']).to_string()
 }
 
+impl Pattern {
+    /// The text waited for.
+    pub(crate) fn text_of(&self) -> &str {
+        &self.text
+    }
+}
+
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {

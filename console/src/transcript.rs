@@ -22,6 +22,10 @@ pub const MASK: &str = "***";
 /// can guess (a fixed message, a device's usual banner) that says what it is.
 pub const WITHHELD: &str = "[withheld: the text holds a secret]";
 
+/// The fewest characters of a secret's start or end that make a text a piece of
+/// an echoed secret ([`Redactor::hides`]).
+const PIECE_MIN: usize = 3;
+
 /// Longest unfinished line we hold back before logging it anyway.
 const MAX_PENDING: usize = 4096;
 
@@ -40,14 +44,33 @@ impl Redactor {
         }
     }
 
-    /// `text`, or [`WITHHELD`] when a secret shows in it anywhere, also broken by a
-    /// line break or an escape sequence ([`fencekit_core::screen`]).
+    /// `text`, or [`WITHHELD`] when it [`hides`](Redactor::hides) a secret.
     pub(crate) fn redact(&self, text: &str) -> String {
-        if self.shows(text) {
+        if self.hides(text) {
             WITHHELD.to_string()
         } else {
             text.to_string()
         }
+    }
+
+    /// Whether `text` may not be shown: a secret shows in it anywhere, also broken
+    /// by a line break or an escape sequence ([`fencekit_core::screen`]), or it is
+    /// a piece of an echo a line break cut: it begins with the end of a secret, or
+    /// ends with the start of one (at least [`PIECE_MIN`] characters of it). A
+    /// device that echoes the password and wraps it leaves its tail as the last
+    /// line, which a dialogue may learn as the prompt and an error would quote.
+    pub(crate) fn hides(&self, text: &str) -> bool {
+        self.shows(text)
+            || self.secrets.iter().any(|s| {
+                screen::starts_with_end_of(text, s.expose(), PIECE_MIN)
+                    || screen::partial_start(text, s.expose()).is_some_and(|start| {
+                        text[start..]
+                            .chars()
+                            .filter(|c| !c.is_whitespace() && !c.is_control())
+                            .count()
+                            >= PIECE_MIN
+                    })
+            })
     }
 
     fn shows(&self, text: &str) -> bool {
@@ -87,7 +110,7 @@ impl Redactor {
             || self
                 .secrets
                 .iter()
-                .any(|s| screen::starts_with_end_of(text, s.expose(), 3))
+                .any(|s| screen::starts_with_end_of(text, s.expose(), PIECE_MIN))
         {
             return WITHHELD.to_string();
         }
