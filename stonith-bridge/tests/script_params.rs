@@ -46,6 +46,19 @@ fn run(mut command: Command, stdin: &str) -> ToolOutput {
     tool::run(command, Some(stdin.as_bytes()), Duration::from_secs(60)).unwrap()
 }
 
+/// Writes `text` as `dir/fencekit.toml` with `mode` and runs `fence` on node1.
+fn fence_off_with(dir: &Path, text: &str, mode: u32) -> ToolOutput {
+    let config = dir.join("fencekit.toml");
+    std::fs::write(&config, text).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["fence", "--config"])
+        .arg(&config)
+        .args(["--node", "node1", "--action", "off"]);
+    run(command, "")
+}
+
 #[test]
 fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_fence_agents_stdin() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,46 +101,32 @@ fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_fence_agents_s
 fn a_parameter_the_schema_does_not_name_reaches_the_script_from_a_configuration_file() {
     let dir = tempfile::tempdir().unwrap();
     let script = write_script(dir.path());
-    let config = dir.path().join("fencekit.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let out = fence_off_with(
+        dir.path(),
+        &format!(
             "[devices.relay]\nplugin = \"script\"\nscript = \"{}\"\nstate_dir = \"{}\"\n\n\
              [nodes.node1]\nplugs = [{{ device = \"relay\", plug = \"1\" }}]\n",
             script.display(),
             dir.path().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut command = Command::new(BIN);
-    command
-        .args(["fence", "--config"])
-        .arg(&config)
-        .args(["--node", "node1", "--action", "off"]);
-    let out = run(command, "");
+        0o600,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert_eq!(
         std::fs::read_to_string(dir.path().join("outlet")).unwrap(),
         "off\n"
     );
     // A name given twice in a file is an error, as for every other parameter.
-    std::fs::write(
-        &config,
-        format!(
+    let out = fence_off_with(
+        dir.path(),
+        &format!(
             "[devices.relay]\nplugin = \"script\"\nscript = \"{}\"\nstate_dir = \"{}\"\n\
              state-dir = \"/elsewhere\"\n\n[nodes.node1]\nplugs = [{{ device = \"relay\", plug = \"1\" }}]\n",
             script.display(),
             dir.path().display()
         ),
-    )
-    .unwrap();
-    let mut command = Command::new(BIN);
-    command
-        .args(["fence", "--config"])
-        .arg(&config)
-        .args(["--node", "node1", "--action", "off"]);
-    let out = run(command, "");
+        0o600,
+    );
     assert_ne!(out.status.code(), Some(0), "{}", out.text());
     assert!(out.text().contains("given twice"), "{}", out.text());
 }
@@ -262,24 +261,16 @@ fn a_secret_named_parameter_in_cluster_glues_environment_reaches_the_script_on_s
 fn a_world_readable_configuration_holding_a_secret_named_script_parameter_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let script = write_script(dir.path());
-    let config = dir.path().join("fencekit.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let out = fence_off_with(
+        dir.path(),
+        &format!(
             "[devices.relay]\nplugin = \"script\"\nscript = \"{}\"\nstate_dir = \"{}\"\n\
              api_token = \"tok-3b8a20\"\n\n[nodes.node1]\nplugs = [{{ device = \"relay\", plug = \"1\" }}]\n",
             script.display(),
             dir.path().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut command = Command::new(BIN);
-    command
-        .args(["fence", "--config"])
-        .arg(&config)
-        .args(["--node", "node1", "--action", "off"]);
-    let out = run(command, "");
+        0o644,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", out.text());
     assert!(out.text().contains("api_token"), "{}", out.text());
     assert!(out.text().contains("every user may read"), "{}", out.text());
