@@ -624,7 +624,19 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
         }
         _ => plugs,
     };
-    let devices = match request.devices_for_node(host) {
+    // The device is told the host as Pacemaker's `nodename` tells a fence agent the
+    // node (a Redfish service then takes the host's name for its only system) only
+    // where the configuration says it fences that host: a device named for no host
+    // in particular must find the host's name among its own (a Redfish system's Id),
+    // or refuse, as external/fencekit-ipmi refuses without `hostname`.
+    let declared = request.params.text("hostmap").is_some()
+        || hosts_listed(request)
+            .is_ok_and(|hosts| hosts.iter().any(|h| h.eq_ignore_ascii_case(host)));
+    let devices = match if declared {
+        request.devices_for_node(host)
+    } else {
+        request.devices()
+    } {
         Ok(devices) => devices,
         Err(e) => {
             logging::report!("{me}: {e}");

@@ -150,6 +150,40 @@ fn options_on_a_stdin_never_closed_end_the_run_by_the_timeout_they_give() {
     );
 }
 
+/// A `timeout=` on the last line, without its line end, counts once stdin closes:
+/// options that arrive after the timeout they give end the run before any command.
+#[test]
+fn a_timeout_on_an_unterminated_last_line_that_is_already_spent_switches_nothing() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stonith-bridge"))
+        .args(["fence-agent", "sim"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    write!(
+        stdin,
+        "action=off\nplugs=2\nplug=1\nstate_file={}\ntimeout=1",
+        state.display()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}: {said}");
+    assert!(said.contains("stdin"), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{said}");
+    assert!(!states(&state).contains("off"), "{}", states(&state));
+}
+
 /// A device check (`monitor`, cluster-glue `status`) of a BMC that never answers,
 /// with no `timeout` given, ends by fencekit's own 15 s with its reason: inside the
 /// 20 s Pacemaker gives a monitor operation by default, rather than being killed

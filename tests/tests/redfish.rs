@@ -671,23 +671,65 @@ fn a_plug_naming_no_system_takes_the_only_one_only_when_it_is_the_nodes_name() {
         .args(["--node", "node2", "--action", "off"]);
     untouched("fence", &tool::run(command, None, RUN_TIMEOUT).unwrap());
 
-    // cluster-glue: the host map sends node2 to the unlisted system.
-    let mut command = Command::new(installed.binary());
-    command
-        .args(["external", "redfish", "off", "node2"])
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("hostmap", "node1:Blade1;node2:Blade2")
-        .env("ip", "127.0.0.1")
-        .env("ipport", responder.port().to_string())
-        .env("username", USER)
-        .env("password", responder.password())
-        .env("ssl_ca_file", &responder.tls().ca)
-        .env("timeout", "10");
+    // cluster-glue: the host map sends node2 to the unlisted system; a device that
+    // names no host fences none by its name; one that lists the host takes it.
+    let glue = |host: &str, config: (&str, &str)| {
+        let mut command = Command::new(installed.binary());
+        command
+            .args(["external", "redfish", "off", host])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(config.0, config.1)
+            .env("ip", "127.0.0.1")
+            .env("ipport", responder.port().to_string())
+            .env("username", USER)
+            .env("password", responder.password())
+            .env("ssl_ca_file", &responder.tls().ca)
+            .env("timeout", "10");
+        tool::run(command, None, RUN_TIMEOUT).unwrap()
+    };
     untouched(
         "cluster-glue",
-        &tool::run(command, None, RUN_TIMEOUT).unwrap(),
+        &glue("node2", ("hostmap", "node1:Blade1;node2:Blade2")),
     );
+    let out = glue("node2", ("hostlist", ""));
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.text().contains("node2"), "{}", out.text());
+    assert!(responder.resets().is_empty(), "{:?}", responder.resets());
+    let out = glue("node1", ("hostlist", "node1"));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(responder.power_state("Blade1").unwrap(), "Off");
+    let out = run_agent(
+        &agent,
+        &format!("action=on\nplug=node1\nnodename=node1\n{lines}"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+
+    // Two nodes fenced in one run: each device is told its own node's name, so
+    // each reads as it does alone, in any order.
+    std::fs::write(
+        &config,
+        format!(
+            "[fence]\ntimeout = 10\n\n[devices.bmc]\nplugin = \"redfish\"\n\
+             ip = \"127.0.0.1\"\nipport = {}\nusername = \"{USER}\"\npassword = \"{}\"\n\
+             ssl_ca_file = \"{}\"\n\n[nodes.node1]\nplugs = [{{ device = \"bmc\", \
+             plug = \"node1\" }}]\n\n[nodes.node2]\nplugs = [{{ device = \"bmc\", \
+             plug = \"node2\" }}]\n",
+            responder.port(),
+            responder.password(),
+            responder.tls().ca.display()
+        ),
+    )
+    .unwrap();
+    for nodes in ["node1,node2", "node2,node1"] {
+        let mut command = Command::new(installed.binary());
+        command
+            .args(["fence", "--config"])
+            .arg(&config)
+            .args(["--node", nodes, "--action", "status"]);
+        let out = tool::run(command, None, RUN_TIMEOUT).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{nodes}: {}", out.text());
+    }
 
     // The node's own name: the service's only system.
     let out = run_agent(

@@ -274,10 +274,25 @@ fn read_stdin() -> Result<Zeroizing<String>, String> {
             STDIN_LIMIT / 1024
         ));
     }
-    match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(Zeroizing::new(text.to_string())),
-        Err(e) => Err(format!("not UTF-8 text (at byte {})", e.valid_up_to())),
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => Zeroizing::new(text.to_string()),
+        Err(e) => return Err(format!("not UTF-8 text (at byte {})", e.valid_up_to())),
+    };
+    // The last line may hold the `timeout=` without a line end: once stdin closed,
+    // it is known, and a timeout already spent ends the run before any command.
+    let timeout = text
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("timeout="))
+        .and_then(timeout_seconds);
+    if let Some(timeout) = timeout.filter(|t| started.elapsed() >= *t) {
+        return Err(format!(
+            "not closed within {:.1} s of the start, the operation's timeout \
+             (options end where stdin does)",
+            timeout.as_secs_f64()
+        ));
     }
+    Ok(text)
 }
 
 /// The last `timeout=` among the whole lines of `text` (options read so far), as
