@@ -218,7 +218,12 @@ impl BaytechStrip {
         let m = console
             .answer_confirmations(&[Pattern::text("Y/N")], "Y", &[s.prompt.clone()], deadline)
             .await?;
-        if m.before.to_ascii_lowercase().contains("error") {
+        // An error word, not an outlet name that holds one (`mirror-terror1`).
+        let error = m
+            .before
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| word.to_ascii_lowercase().starts_with("error"));
+        if error {
             return Err(DeviceError::Refused(format!(
                 "{}: {word} {number}: {}",
                 self.target.device(),

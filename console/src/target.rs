@@ -548,4 +548,19 @@ mod tests {
             }
         }
     }
+
+    /// A listing's line quoted in an error is cut short before it is masked: a
+    /// secret cut there leaves only its start, which is withheld all the same.
+    #[test]
+    fn a_secret_cut_short_in_a_quoted_line_is_withheld() {
+        let target = target(SshAuth::Password(Secret::new("Sekr3tPassXY")));
+        let line = format!("3 {}Sekr3tPassXY: On", "x".repeat(68));
+        let cut: String = line.chars().take(80).collect();
+        let error = DeviceError::Protocol(format!(
+            "the olStatus output has a line we cannot read: {cut:?}"
+        ));
+        let text = target.redact_error(error).to_string();
+        assert!(!text.contains("Sekr3tPass"), "{text}");
+        assert!(text.contains(crate::transcript::WITHHELD), "{text}");
+    }
 }

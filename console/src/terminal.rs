@@ -245,6 +245,8 @@ impl TerminalFilter {
                 self.escape_len = 1;
             }
             0x0c => self.emit_break(SCREEN_BREAK, out),
+            // A vertical tab moves down a line, as a line feed does.
+            0x0b => self.emit_break('\n', out),
             0x08 => {
                 // Backspace: take back the last character of this chunk (a
                 // countdown such as "9\b8\b7" reads as its last digit). One that
@@ -374,6 +376,7 @@ mod tests {
             ("a: On\u{2029}3: b".as_bytes(), "a: On\n3: b"),
             (b"a: On\x842: b", "a: On\n2: b"),
             (b"a: On\x8d2: b", "a: On\n2: b"),
+            (b"a: On\x0b     db1: On", "a: On\n     db1: On"),
             // 8-bit CSI "2B" (cursor down): a move to another line.
             (b"a: On\x9b2B3: b", "a: On\n3: b"),
             (b"a\x9b1mb", "ab"),

@@ -146,7 +146,7 @@ pub fn resolve_outlet<'a>(
         Plug::Number(n) => {
             let text = n.to_string();
             for (number, name) in outlets.clone() {
-                if (number == *n || name.trim() == text) && !found.contains(&number) {
+                if (number == *n || names_alike(name, &text)) && !found.contains(&number) {
                     found.push(number);
                 }
             }
@@ -212,16 +212,40 @@ pub fn resolve_outlet<'a>(
 pub fn names_alike(name: &str, text: &str) -> bool {
     fn seen(name: &str) -> impl Iterator<Item = char> + '_ {
         name.chars()
-            .filter(|c| {
-                !c.is_whitespace()
-                    && !matches!(
-                        c,
-                        '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
-                    )
-            })
+            .filter(|c| !c.is_whitespace() && !c.is_control() && !unseen(*c))
             .flat_map(char::to_lowercase)
     }
     seen(name).eq(seen(text))
+}
+
+/// Characters that draw nothing, or nothing of their own: format characters (soft
+/// hyphen, zero-width spaces and joiners, bidirectional marks, embeddings and
+/// isolates, word joiner, invisible operators, byte order mark, tags), combining
+/// marks that only select a form (grapheme joiner, variation selectors), the blank
+/// fillers of Hangul and Braille, and U+FFFD, which stands for a byte that was not
+/// text (a Latin-1 no-break space, say) and could have been anything.
+fn unseen(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{34f}'
+            | '\u{61c}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fffd}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
+    )
 }
 
 /// `plug` (an outlet number as a device listed it) as the address `unit:number`,
@@ -423,6 +447,12 @@ mod tests {
             ("db1", "d\u{ad}b1"),
             ("db1", "\u{feff}db1"),
             ("db1", "db1\t"),
+            ("db1", "db1\u{2066}\u{2069}"),
+            ("db1", "db1\u{fe0f}"),
+            ("db1", "db1\u{3164}"),
+            ("db1", "db1\u{e0041}"),
+            ("db1", "db1\u{fffd}"),
+            ("2", "2\u{200b}"),
         ] {
             let err = resolve_outlet(&Plug::parse(plug), [(1, plug), (2, other)]).unwrap_err();
             assert!(

@@ -119,6 +119,7 @@ fn outlet_line(line: &str) -> Option<Outlet> {
     if state.is_empty()
         || state.contains(char::is_whitespace)
         || super::glued_entry(name, &[": on", ": off"], ": ")
+        || super::holds_state(name, &[": on", ": off"])
     {
         return None;
     }
@@ -163,6 +164,17 @@ mod tests {
                 parse_ol_status(&text)
             );
         }
+    }
+
+    #[test]
+    fn a_name_holding_a_state_of_its_own_is_refused_and_one_holding_a_word_is_not() {
+        let text = "E000: Success\n 1: web: On\n 2: c: On     db1: On\n";
+        assert!(matches!(
+            parse_ol_status(text),
+            Err(ParseError::BadLine { .. })
+        ));
+        let named = "E000: Success\n 1: ceph-mon1-a: On\n 2: web: online: Off\n";
+        assert_eq!(parse_ol_status(named).unwrap().len(), 2);
     }
 
     #[test]

@@ -178,6 +178,14 @@ mod tests {
     }
 
     #[test]
+    fn a_name_holding_a_state_word_inside_another_word_is_read() {
+        let screen = "     1- ceph-mon1-a     ON\r\n     2- london1-r4      OFF\r\n     3- Master Control/Configuration\r\n";
+        let outlets = parse_outlet_menu(screen).unwrap();
+        assert_eq!(outlets.len(), 2);
+        assert_eq!(outlets[0].name, "ceph-mon1-a");
+    }
+
+    #[test]
     fn outlet_lines_run_together_are_refused_not_read_with_the_next_ones_state() {
         let text = "     1- db1       ON2- b        OFF\n";
         assert!(matches!(

@@ -133,6 +133,11 @@ fn entries(line: &str) -> Result<(Vec<Outlet>, bool), ParseError> {
             menu = true;
             continue;
         };
+        // A name holding a state of its own (`c : On    db1`): the entry beside it
+        // lost its `N)...` and ran into this one.
+        if super::holds_state(name, &[": on", ": off", ":on", ":off"]) {
+            return Err(bad());
+        }
         let number = outlet_number(digits).ok_or_else(bad)?;
         let mut words = status.split_whitespace();
         let state = state_word(words.next().ok_or_else(bad)?);
@@ -180,7 +185,8 @@ fn table_row(row: &str) -> Result<Outlet, ParseError> {
         line: shown(row),
     };
     let words: Vec<&str> = row.split_whitespace().collect();
-    if words.len() < 4 {
+    // Three words: an outlet without a name.
+    if words.len() < 3 {
         return Err(bad());
     }
     let selection = outlet_number(words[0]).ok_or_else(bad)?;
@@ -292,6 +298,21 @@ mod tests {
         let outlets = parse_status(text).unwrap();
         assert_eq!(outlets.len(), 3);
         assert_eq!(outlets[2].name, "db1");
+    }
+
+    #[test]
+    fn an_entry_beside_another_that_lost_its_number_is_refused() {
+        let text = " 1)...web             : On             2)...db1             : On \r\n 3)...c               : On             db1             : On \r\n";
+        assert!(matches!(
+            parse_status(text),
+            Err(ParseError::BadLine { .. })
+        ));
+        // The old RPC-3 table: an outlet without a name is read, named nothing.
+        let table = "Selection   Outlet      Outlet   Power\r\n  Number     Name        Number   Status\r\n     1       db1         1       On\r\n     2                   2       Off\r\n";
+        let outlets = parse_status(table).unwrap();
+        assert_eq!(outlets.len(), 2);
+        assert_eq!(outlets[1].name, "");
+        assert_eq!(outlets[1].state, PowerState::Off);
     }
 
     #[test]

@@ -121,6 +121,23 @@ pub(crate) fn shown(line: &str) -> String {
     line.trim().chars().take(120).collect()
 }
 
+/// Whether `name` holds a state word of the listing (`": on"`) followed by a blank,
+/// or nothing: a name runs to the last state of the line, so one holding a state
+/// of its own is an outlet row with the next row (that lost its number) run into
+/// it, parted by a character the text filter does not end a line at.
+pub(crate) fn holds_state(name: &str, states: &[&str]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    states.iter().any(|state| {
+        let state = state.to_ascii_lowercase();
+        lower.match_indices(state.as_str()).any(|(at, _)| {
+            lower[at + state.len()..]
+                .chars()
+                .next()
+                .map_or(true, char::is_whitespace)
+        })
+    })
+}
+
 /// Whether `name` holds an outlet's state followed by the next outlet's number
 /// (`db1 ON2-`, `db1: On 2:`, `db1 ON<TAB>2-`): two outlet lines run together,
 /// glued or parted by blanks only, the state read for the first being the
@@ -131,6 +148,16 @@ pub(crate) fn glued_entry(name: &str, states: &[&str], separator: &str) -> bool 
     states.iter().any(|state| {
         let state = state.to_ascii_lowercase();
         lower.match_indices(state.as_str()).any(|(at, _)| {
+            // The state as a word of its own (`db1 ON2-`), not inside another word
+            // (`ceph-mon1-a` holds no state).
+            let word_start = !state.starts_with(|c: char| c.is_ascii_alphanumeric())
+                || lower[..at]
+                    .chars()
+                    .next_back()
+                    .map_or(true, |c| !c.is_alphanumeric());
+            if !word_start {
+                return false;
+            }
             let after = lower[at + state.len()..].trim_start();
             let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
             digits > 0 && after[digits..].starts_with(separator.trim_end())
