@@ -157,12 +157,18 @@ pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Config, ConfigError> {
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
         .unwrap_or(0);
     if let (true, Some((key, at))) = (mode & 0o004 != 0, config.inline_secrets.first()) {
+        // A secret key inside the script plugin's `params` has its own parameter.
+        let source = if key == "params" {
+            "secret_params"
+        } else {
+            key.as_str()
+        };
         return Err(ConfigError {
             origin: at.clone(),
             message: format!(
                 "`{key}` is written in a file every user may read (mode {:o}): make it private \
-                 (chmod 600 {}), or name the secret's source instead ({key}_file, \
-                 {key}_script or {key}_env)",
+                 (chmod 600 {}), or name the secret's source instead ({source}_file, \
+                 {source}_script or {source}_env)",
                 mode & 0o777,
                 path.display()
             ),
@@ -334,7 +340,7 @@ fn device(
     let inline = raw
         .iter()
         .filter(|p| match schema.find(&p.key) {
-            Some(spec) => spec.secret,
+            Some(spec) => spec.secret || holds_secret_named_key(spec.name, &p.value),
             None => schema.open && schema::named_like_secret(&p.key),
         })
         .map(|p| (p.key.clone(), p.origin.clone()))
@@ -350,6 +356,18 @@ fn device(
         },
         inline,
     ))
+}
+
+/// Whether a `params` value (the script plugin's `key=value,key=value` list) holds
+/// a key named like a secret: the plugin handles its value as one.
+fn holds_secret_named_key(name: &str, value: &RawValue) -> bool {
+    match (name, value) {
+        ("params", RawValue::Text(text)) => text
+            .split(',')
+            .filter_map(|item| item.split_once('='))
+            .any(|(key, _)| schema::named_like_secret(key.trim())),
+        _ => false,
+    }
 }
 
 fn node(

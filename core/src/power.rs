@@ -146,7 +146,10 @@ pub fn resolve_outlet<'a>(
         Plug::Number(n) => {
             let text = n.to_string();
             for (number, name) in outlets.clone() {
-                if (number == *n || names_alike(name, &text)) && !found.contains(&number) {
+                // An outlet named the number, in any padding (`3`, `03`), is what
+                // the plug may mean too.
+                let named = names_alike(name, &text) || canonical_digits(name.trim()) == Some(*n);
+                if (number == *n || named) && !found.contains(&number) {
                     found.push(number);
                 }
             }
@@ -159,7 +162,11 @@ pub fn resolve_outlet<'a>(
         Plug::Name(text) => {
             let digits = canonical_digits(text);
             for (number, name) in outlets.clone() {
-                if (name == text || digits == Some(number)) && !found.contains(&number) {
+                // Digits also name an outlet named them in another padding
+                // (`03` beside an outlet named `3`).
+                let named = name == text
+                    || digits.is_some_and(|d| canonical_digits(name.trim()) == Some(d));
+                if (named || digits == Some(number)) && !found.contains(&number) {
                     found.push(number);
                 }
             }
@@ -515,5 +522,14 @@ mod tests {
             resolve_outlet(&Plug::parse("3"), [(1, "a"), (2, "3")]),
             Err(DeviceError::UnknownPlug { .. })
         ));
+        // Padding decides nothing: `03` or `003` beside an outlet named `3`, and `3`
+        // beside one named `03`, are ambiguous too.
+        for (plug, name) in [("03", "3"), ("003", "3"), ("3", "03"), ("003", "03")] {
+            let err = resolve_outlet(&Plug::parse(plug), [(3, "liar"), (7, name)]).unwrap_err();
+            assert!(
+                matches!(err, DeviceError::AmbiguousPlug { .. }),
+                "{plug} beside {name}: {err}"
+            );
+        }
     }
 }

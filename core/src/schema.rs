@@ -450,7 +450,7 @@ pub fn inline_secrets<'r>(schemas: &[&Schema], raw: &'r [RawParam]) -> Vec<&'r s
 /// refused in a configuration file every user may read.
 pub fn named_like_secret(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    [
+    let anywhere = [
         "pass",
         "secret",
         "token",
@@ -458,9 +458,15 @@ pub fn named_like_secret(name: &str) -> bool {
         "community",
         "credential",
         "auth",
-    ]
-    .iter()
-    .any(|word| name.contains(word))
+        "pwd",
+    ];
+    // Short words only as a part of their own (`bmc_pw`, `pin`, `wifi-psk`), not
+    // inside another (`mapping`, `opinion`).
+    let parts = ["pw", "pin", "psk", "otp"];
+    anywhere.iter().any(|word| name.contains(word))
+        || name
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|part| parts.contains(&part))
 }
 
 /// Validates `raw` against the union of `schemas`. When the same parameter is given
@@ -712,6 +718,26 @@ fn seconds(value: f64) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_names_are_told_by_their_words() {
+        for name in [
+            "password",
+            "api_token",
+            "bmc_pwd",
+            "wifi-psk",
+            "pin",
+            "admin_pw",
+            "otp",
+            "ssh_key",
+            "AuthCode",
+        ] {
+            assert!(named_like_secret(name), "{name}");
+        }
+        for name in ["state_dir", "mapping", "opinion", "mode", "pinger2"] {
+            assert!(!named_like_secret(name), "{name}");
+        }
+    }
 
     const PARAMS: &[ParamSpec] = &[
         ParamSpec::new("ip", "device address")

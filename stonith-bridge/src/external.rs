@@ -626,12 +626,17 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
     };
     // The device is told the host as Pacemaker's `nodename` tells a fence agent the
     // node (a Redfish service then takes the host's name for its only system) only
-    // where the configuration says it fences that host: a device named for no host
-    // in particular must find the host's name among its own (a Redfish system's Id),
-    // or refuse, as external/fencekit-ipmi refuses without `hostname`.
-    let declared = request.params.text("hostmap").is_some()
-        || hosts_listed(request)
-            .is_ok_and(|hosts| hosts.iter().any(|h| h.eq_ignore_ascii_case(host)));
+    // where the configuration says it fences that host and no other: a device named
+    // for no host in particular, or for several (a blade chassis, whose collection
+    // may lack a blade for a moment), must find the host's name among its own (a
+    // Redfish system's Id) or refuse, as external/fencekit-ipmi refuses without
+    // `hostname`.
+    let only = |hosts: &[&str]| matches!(hosts, [one] if one.eq_ignore_ascii_case(host));
+    let declared = match request.params.text("hostmap") {
+        Some(map) => request::HostMap::parse(map).is_ok_and(|map| only(&map.hosts())),
+        None => hosts_listed(request)
+            .is_ok_and(|hosts| only(&hosts.iter().map(String::as_str).collect::<Vec<_>>())),
+    };
     let devices = match if declared {
         request.devices_for_node(host)
     } else {

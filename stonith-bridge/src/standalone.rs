@@ -311,14 +311,21 @@ pub fn devices_for(
                 config.source, target.node, plug.device
             ));
         };
-        // The node's name, as Pacemaker's `nodename` gives it to a fence agent: a
-        // device that takes the node's name for a plug (a Redfish service's only
-        // system) takes no other plug for it.
+        // The node's name, as Pacemaker's `nodename` gives it to a fence agent, to a
+        // device of this node alone: a device that takes the node's name for a plug
+        // (a Redfish service's only system) takes no other plug for it. A device
+        // several nodes use (a blade chassis) is told no node: each plug must name
+        // what it switches there.
+        let shared = config.nodes.values().any(|other| {
+            other.node != target.node && other.plugs.iter().any(|p| p.device == plug.device)
+        });
         let mut params = device.params.clone();
-        params.insert(
-            "nodename",
-            fencekit_core::schema::Value::Text(target.node.clone()),
-        );
+        if !shared {
+            params.insert(
+                "nodename",
+                fencekit_core::schema::Value::Text(target.node.clone()),
+            );
+        }
         let switch = registry
             .build(&device.plugin, &params)
             .map_err(|e| format!("{}: device {}: {e}", config.source, device.name))?;

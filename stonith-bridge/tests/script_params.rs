@@ -261,22 +261,28 @@ fn a_secret_named_parameter_in_cluster_glues_environment_reaches_the_script_on_s
 fn a_world_readable_configuration_holding_a_secret_named_script_parameter_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let script = write_script(dir.path());
-    let out = fence_off_with(
-        dir.path(),
-        &format!(
-            "[devices.relay]\nplugin = \"script\"\nscript = \"{}\"\nstate_dir = \"{}\"\n\
-             api_token = \"tok-3b8a20\"\n\n[nodes.node1]\nplugs = [{{ device = \"relay\", plug = \"1\" }}]\n",
-            script.display(),
-            dir.path().display()
-        ),
-        0o644,
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", out.text());
-    assert!(out.text().contains("api_token"), "{}", out.text());
-    assert!(out.text().contains("every user may read"), "{}", out.text());
-    assert!(!out.text().contains("tok-3b8a20"), "{}", out.text());
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("outlet")).unwrap(),
-        "on\n"
-    );
+    for (line, named) in [
+        ("api_token = \"tok-3b8a20\"", "api_token"),
+        ("bmc_pwd = \"tok-3b8a20\"", "bmc_pwd"),
+        ("params = \"mode=fast,api_token=tok-3b8a20\"", "params"),
+    ] {
+        let out = fence_off_with(
+            dir.path(),
+            &format!(
+                "[devices.relay]\nplugin = \"script\"\nscript = \"{}\"\nstate_dir = \"{}\"\n\
+                 {line}\n\n[nodes.node1]\nplugs = [{{ device = \"relay\", plug = \"1\" }}]\n",
+                script.display(),
+                dir.path().display()
+            ),
+            0o644,
+        );
+        assert_eq!(out.status.code(), Some(2), "{line}: {}", out.text());
+        assert!(out.text().contains(named), "{line}: {}", out.text());
+        assert!(out.text().contains("every user may read"), "{}", out.text());
+        assert!(!out.text().contains("tok-3b8a20"), "{}", out.text());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("outlet")).unwrap(),
+            "on\n"
+        );
+    }
 }

@@ -705,8 +705,14 @@ fn a_plug_naming_no_system_takes_the_only_one_only_when_it_is_the_nodes_name() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
 
-    // Two nodes fenced in one run: each device is told its own node's name, so
-    // each reads as it does alone, in any order.
+    // A chassis whose systems are named after their nodes, listing node1's alone for
+    // the moment: a device several hosts use is told no node, so node2's plug must
+    // name a system there, from `fence` and cluster-glue alike; node1's still does.
+    let chassis = Responder::start(&ResponderOptions {
+        systems: vec!["node1".into()],
+        ..ResponderOptions::default()
+    })
+    .unwrap();
     std::fs::write(
         &config,
         format!(
@@ -715,21 +721,48 @@ fn a_plug_naming_no_system_takes_the_only_one_only_when_it_is_the_nodes_name() {
              ssl_ca_file = \"{}\"\n\n[nodes.node1]\nplugs = [{{ device = \"bmc\", \
              plug = \"node1\" }}]\n\n[nodes.node2]\nplugs = [{{ device = \"bmc\", \
              plug = \"node2\" }}]\n",
-            responder.port(),
-            responder.password(),
-            responder.tls().ca.display()
+            chassis.port(),
+            chassis.password(),
+            chassis.tls().ca.display()
         ),
     )
     .unwrap();
-    for nodes in ["node1,node2", "node2,node1"] {
+    let fence = |nodes: &str, action: &str| {
         let mut command = Command::new(installed.binary());
         command
             .args(["fence", "--config"])
             .arg(&config)
-            .args(["--node", nodes, "--action", "status"]);
-        let out = tool::run(command, None, RUN_TIMEOUT).unwrap();
-        assert_eq!(out.status.code(), Some(0), "{nodes}: {}", out.text());
+            .args(["--node", nodes, "--action", action]);
+        tool::run(command, None, RUN_TIMEOUT).unwrap()
+    };
+    let out = fence("node2", "off");
+    assert_ne!(out.status.code(), Some(0), "{}", out.text());
+    for nodes in ["node1,node2", "node2,node1"] {
+        let out = fence(nodes, "status");
+        assert_ne!(out.status.code(), Some(0), "{nodes}: {}", out.text());
     }
+    assert_eq!(fence("node1", "status").status.code(), Some(0));
+    for config in [
+        ("hostlist", "node1,node2"),
+        ("hostmap", "node1:node1;node2:node2"),
+    ] {
+        let mut command = Command::new(installed.binary());
+        command
+            .args(["external", "redfish", "off", "node2"])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(config.0, config.1)
+            .env("ip", "127.0.0.1")
+            .env("ipport", chassis.port().to_string())
+            .env("username", USER)
+            .env("password", chassis.password())
+            .env("ssl_ca_file", &chassis.tls().ca)
+            .env("timeout", "10");
+        let out = tool::run(command, None, RUN_TIMEOUT).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{config:?}: {}", out.text());
+    }
+    assert!(chassis.resets().is_empty(), "{:?}", chassis.resets());
+    assert_eq!(chassis.power_state("node1").unwrap(), "On");
 
     // The node's own name: the service's only system.
     let out = run_agent(
