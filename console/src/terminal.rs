@@ -144,7 +144,9 @@ impl TerminalFilter {
             Escape::String => {
                 self.escape_len += 1;
                 match b {
-                    0x07 => self.escape = Escape::None,
+                    // BEL, the 8-bit string terminator, and CAN or SUB (which abort
+                    // any sequence) end the string.
+                    0x07 | 0x9c | 0x18 | 0x1a => self.escape = Escape::None,
                     0x1b => self.escape = Escape::StringEnding,
                     _ if self.escape_len >= MAX_ESCAPE => self.escape = Escape::None,
                     _ => {}
@@ -206,7 +208,9 @@ impl TerminalFilter {
                     match c {
                         // NEL and the line and paragraph separators end a line, as
                         // a line feed does: rows they part are never one row.
-                        '\u{85}' | '\u{2028}' | '\u{2029}' => self.emit_break('\n', out),
+                        '\u{84}' | '\u{85}' | '\u{8d}' | '\u{2028}' | '\u{2029}' => {
+                            self.emit_break('\n', out)
+                        }
                         // Other C1 controls, as the C0 ones, are no text.
                         c if c.is_control() => {}
                         c => {
@@ -377,6 +381,12 @@ mod tests {
             (b"a: On\x842: b", "a: On\n2: b"),
             (b"a: On\x8d2: b", "a: On\n2: b"),
             (b"a: On\x0b     db1: On", "a: On\n     db1: On"),
+            (b"a: On\xc2\x84db1", "a: On\ndb1"),
+            (b"a: On\xc2\x8ddb1", "a: On\ndb1"),
+            // An 8-bit string ends at its 8-bit terminator, or at CAN or SUB.
+            (b"a\x9d0;pdu\x9c 4: db1: On", "a 4: db1: On"),
+            (b"a\x1b]0;pdu\x18 4: db1: On", "a 4: db1: On"),
+            (b"a\x1b]0;pdu\x1a 4: db1: On", "a 4: db1: On"),
             // 8-bit CSI "2B" (cursor down): a move to another line.
             (b"a: On\x9b2B3: b", "a: On\n3: b"),
             (b"a\x9b1mb", "ab"),

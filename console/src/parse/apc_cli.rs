@@ -119,7 +119,7 @@ fn outlet_line(line: &str) -> Option<Outlet> {
     if state.is_empty()
         || state.contains(char::is_whitespace)
         || super::glued_entry(name, &[": on", ": off"], ": ")
-        || super::holds_state(name, &[": on", ": off"])
+        || super::holds_state(name)
     {
         return None;
     }
@@ -150,8 +150,15 @@ mod tests {
             parse_ol_status(text),
             Err(ParseError::BadLine { .. })
         ));
-        let named = "E000: Success\n 1: salon2: On\n 2: web: online2: Off\n";
+        let named = "E000: Success\n 1: salon2: On\n 2: web: front2: Off\n";
         assert_eq!(parse_ol_status(named).unwrap().len(), 2);
+        // A name holding `: On` itself cannot be told from a row run into the next
+        // one that lost its number and line end (`c: On` + `db1: On`): refused.
+        let held = "E000: Success\n 1: salon2: On\n 2: web: online2: Off\n";
+        assert!(matches!(
+            parse_ol_status(held),
+            Err(ParseError::BadLine { .. })
+        ));
     }
 
     #[test]
@@ -173,7 +180,14 @@ mod tests {
             parse_ol_status(text),
             Err(ParseError::BadLine { .. })
         ));
-        let named = "E000: Success\n 1: ceph-mon1-a: On\n 2: web: online: Off\n";
+        for row in [" 2: c: Ondb1: On", " 2: c: On: db1: On"] {
+            let text = format!("E000: Success\n 1: web: On\n{row}\n");
+            assert!(
+                matches!(parse_ol_status(&text), Err(ParseError::BadLine { .. })),
+                "{row:?}"
+            );
+        }
+        let named = "E000: Success\n 1: ceph-mon1-a: On\n 2: web: front: Off\n";
         assert_eq!(parse_ol_status(named).unwrap().len(), 2);
     }
 

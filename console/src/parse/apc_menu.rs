@@ -109,7 +109,7 @@ fn outlet_line(line: &str) -> Option<Outlet> {
         Some((name, state)) => (name.trim(), state),
         None => ("", rest),
     };
-    if super::glued_entry(name, &["ON", "OFF"], "- ") {
+    if super::glued_entry(name, &["ON", "OFF"], "- ") || super::holds_padded_state(name) {
         return None;
     }
     let state = match state {
@@ -163,6 +163,10 @@ mod tests {
             "     1- web       ON\r\n     2- db-master ON\r\n     3- db-master\r\n     4- Master Control/Configuration\r\n",
             // The last outlet lost its number.
             "     1- web       ON\r\n     2- db1       ON\r\n       db1       ON\r\n     4- Master Control/Configuration\r\n",
+            // A row that lost its number and line end, run into the one before.
+            "     1- web       ON\r\n     2- c         ON       db1           ON\r\n",
+            "     1- web       ON\r\n     2- c         ONdb1         ON\r\n",
+            "     1- web       ON\r\n     2- c         ON-   db1      ON\r\n",
             // Rows parted by blanks only.
             "     1- web       ON\r\n     2- db1       ON 3- b   OFF\r\n",
             "     1- web       ON\r\n     2- db1       ON\t3- b   OFF\r\n",

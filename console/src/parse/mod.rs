@@ -121,19 +121,29 @@ pub(crate) fn shown(line: &str) -> String {
     line.trim().chars().take(120).collect()
 }
 
-/// Whether `name` holds a state word of the listing (`": on"`) followed by a blank,
-/// or nothing: a name runs to the last state of the line, so one holding a state
-/// of its own is an outlet row with the next row (that lost its number) run into
-/// it, parted by a character the text filter does not end a line at.
-pub(crate) fn holds_state(name: &str, states: &[&str]) -> bool {
+/// Whether `name` holds a state word of the listing after a `:` (`c: On: db1`,
+/// `c : Ondb1`, `c: On db1`): a name runs to the last state of the line, so one
+/// holding a state of its own is an outlet row with the next row (that lost its
+/// number, and its line end to a character the text filter drops) run into it.
+/// Names of the command line and of Baytech strips hold no `: On` of their own.
+pub(crate) fn holds_state(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    states.iter().any(|state| {
-        let state = state.to_ascii_lowercase();
-        lower.match_indices(state.as_str()).any(|(at, _)| {
-            lower[at + state.len()..]
-                .chars()
-                .next()
-                .map_or(true, char::is_whitespace)
+    lower.match_indices(':').any(|(at, _)| {
+        let after = lower[at + 1..].trim_start();
+        after.starts_with("on") || after.starts_with("off")
+    })
+}
+
+/// Whether a menu outlet's `name` holds an upper-case ON or OFF after a run of
+/// blanks (`c        ON       db1`, `c    ONdb1`): padding to the state column
+/// then a state is the previous row's end, the next row (that lost its number)
+/// run into it. A name with a single blank before the word (`db ON call`) is a name.
+pub(crate) fn holds_padded_state(name: &str) -> bool {
+    ["ON", "OFF"].iter().any(|state| {
+        name.match_indices(state).any(|(at, _)| {
+            let before = &name[..at];
+            let blanks = before.len() - before.trim_end().len();
+            blanks >= 2 && !before.trim().is_empty()
         })
     })
 }
