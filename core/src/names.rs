@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::error::DeviceError;
-use crate::power::{Plug, PlugInfo, PowerState};
+use crate::power::{canonical_digits, names_alike, Plug, PlugInfo, PowerState};
 use crate::switch::{DeviceCommand, PowerSwitch, SwitchTo};
 use crate::Instant;
 
@@ -41,7 +41,9 @@ impl ListedNames {
         let named = match plug {
             Plug::Name(_) => true,
             Plug::OnUnit { outlet, .. } => matches!(**outlet, Plug::Name(_)),
-            Plug::Chassis | Plug::Number(_) => false,
+            // A number names its plug, unless another plug is named that number.
+            Plug::Number(_) => true,
+            Plug::Chassis => false,
         };
         if !named {
             return Ok(());
@@ -63,7 +65,11 @@ impl ListedNames {
             }
             Err(error) => return Err(error),
         };
-        matching(&text, &listed)?;
+        if let Plug::Number(n) = plug {
+            numbered(*n, &text, &listed)?;
+        } else {
+            matching(&text, &listed)?;
+        }
         self.lock().insert(text);
         Ok(())
     }
@@ -73,13 +79,57 @@ impl ListedNames {
     }
 }
 
+/// Whether a listed name could be meant by `text`: alike ([`names_alike`]), or the
+/// same number in another padding (`03`, `3`).
+fn named_alike(name: &str, text: &str) -> bool {
+    names_alike(name, text)
+        || canonical_digits(name.trim()).is_some_and(|n| canonical_digits(text) == Some(n))
+}
+
+/// Refuses plug number `n` when another listed plug is named that number (alike):
+/// the device may take the text for either.
+fn numbered(n: u32, text: &str, listed: &[PlugInfo]) -> Result<(), DeviceError> {
+    let others: Vec<&PlugInfo> = listed
+        .iter()
+        .filter(|info| info.plug != Plug::Number(n))
+        .filter(|info| {
+            info.name
+                .as_deref()
+                .is_some_and(|name| named_alike(name, text))
+        })
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(DeviceError::AmbiguousPlug {
+        plug: text.to_string(),
+        outlets: std::iter::once(text.to_string())
+            .chain(others.iter().map(|info| info.plug.to_string()))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
 /// The one listed plug that `text` names (by its plug text or its name), or why not.
+/// Beside a match, a plug named alike (case, blanks, characters a screen does not
+/// show, a number's padding) is the node's other supply as likely: ambiguous.
 fn matching<'a>(text: &str, listed: &'a [PlugInfo]) -> Result<&'a PlugInfo, DeviceError> {
     let mut found: Vec<&PlugInfo> = Vec::new();
     for info in listed {
         let hit = info.plug.to_string() == text || info.name.as_deref() == Some(text);
         if hit && !found.iter().any(|f| f.plug == info.plug) {
             found.push(info);
+        }
+    }
+    if !found.is_empty() {
+        for info in listed {
+            let alike = info
+                .name
+                .as_deref()
+                .is_some_and(|name| named_alike(name, text));
+            if alike && !found.iter().any(|f| f.plug == info.plug) {
+                found.push(info);
+            }
         }
     }
     match found.as_slice() {
@@ -272,7 +322,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_name_the_device_does_not_list_is_unknown_and_numbers_pass_unread() {
+    async fn a_name_the_device_does_not_list_is_unknown_and_a_number_names_its_plug() {
         let device = Arc::new(FirstMatch::new(vec![(1, "db1")]));
         let checked = ListedNames::new(device.clone());
         let err = checked
@@ -284,7 +334,40 @@ mod tests {
             .switch(&Plug::parse("1"), SwitchTo::Off, soon())
             .await
             .unwrap();
-        assert_eq!(device.lists.load(Ordering::SeqCst), 1);
+        assert_eq!(*device.switched.lock().unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_name_beside_one_alike_or_a_number_beside_a_plug_named_it_is_refused() {
+        let device = Arc::new(FirstMatch::new(vec![
+            (1, "DB1"),
+            (2, "db1"),
+            (3, "web"),
+            (4, "3"),
+            (6, "05"),
+        ]));
+        let checked = ListedNames::new(device.clone());
+        for plug in ["db1", "DB1", "3", "5"] {
+            let err = checked
+                .switch(&Plug::parse(plug), SwitchTo::Off, soon())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, DeviceError::AmbiguousPlug { .. }),
+                "{plug}: {err}"
+            );
+        }
+        // Padded digits name no plug exactly: refused too.
+        assert!(checked
+            .switch(&Plug::parse("003"), SwitchTo::Off, soon())
+            .await
+            .is_err());
+        assert!(device.switched.lock().unwrap().is_empty());
+        checked
+            .switch(&Plug::parse("web"), SwitchTo::Off, soon())
+            .await
+            .unwrap();
+        assert_eq!(*device.switched.lock().unwrap(), vec![3]);
     }
 
     #[tokio::test]

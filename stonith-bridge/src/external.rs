@@ -330,8 +330,21 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
         _ => {}
     }
     let mut names = read_names(schema);
+    // Variables named like a secret that the plugin does not declare: an open
+    // plugin's (the script's) parameters, read as such; for any other plugin a
+    // secret it has no use for (`ipmi_password` mistyped, `api_token` copied),
+    // taken out of the environment all the same, so that no child inherits it.
+    let unread = secret_named_env(&names);
     if schema.open {
-        names.extend(secret_named_env(&names));
+        names.extend(unread);
+    } else {
+        for name in &unread {
+            std::env::remove_var(name);
+        }
+        let unread: Vec<&str> = unread.iter().map(String::as_str).collect();
+        if let Err(e) = fencekit_core::environ::blank_initial(&unread) {
+            tracing::warn!("cannot blank a variable in the process's initial environment: {e}");
+        }
     }
     let mut raw = match take_env_params(&names) {
         Ok(raw) => raw,
@@ -371,13 +384,18 @@ pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepare
     })
 }
 
-/// The variables of the environment that are an open schema's parameters named like
-/// a secret (a script plugin's `api_token`), besides the declared `names`: they are
-/// read and removed like the declared ones, so that they reach the script on stdin
-/// only and no other child (the notify command) inherits them. Parameters are
-/// lowercase, as cluster-glue's are; the system's own variables (`SSH_AUTH_SOCK`)
-/// are not.
+/// The variables of the environment named like a secret (a script plugin's
+/// `api_token`), besides the declared `names`. Parameters are lowercase, as
+/// cluster-glue's are; the system's own variables (`SSH_AUTH_SOCK`) are not.
 fn secret_named_env(names: &[String]) -> Vec<String> {
+    // A variable a declared `*_env` parameter names (`password_env=bmc_pass`) is
+    // that parameter's source, read where secrets are read.
+    let sources: Vec<String> = names
+        .iter()
+        .filter(|name| name.ends_with("_env"))
+        .filter_map(|name| std::env::var(name).ok())
+        .map(|source| source.trim().to_string())
+        .collect();
     std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| {
@@ -388,6 +406,7 @@ fn secret_named_env(names: &[String]) -> Vec<String> {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
                 && fencekit_core::schema::named_like_secret(name)
                 && !names.contains(name)
+                && !sources.contains(name)
         })
         .collect()
 }

@@ -72,6 +72,28 @@ fn a_password_env_variable_is_used_and_hidden_from_children() {
     assert_eq!(code, Some(0), "password_env was not read");
 }
 
+/// A variable named like a secret that the plugin does not declare (a mistyped
+/// `ipmi_password`, a copied `api_token`) is taken out of the environment too, so
+/// no child inherits it; a lowercase variable a `password_env` names is still the
+/// password's source.
+#[test]
+fn a_secret_named_variable_the_plugin_does_not_take_is_hidden_from_children() {
+    let (code, seen) = off_with_env(&[
+        ("ipmi_password", "typo-pw-61d0a2"),
+        ("api_token", "tok-0c55e1"),
+        ("password_env", "bmc_pass"),
+        ("bmc_pass", "src-pw-7a1f3c"),
+        ("expect_password", "src-pw-7a1f3c"),
+    ]);
+    for secret in ["typo-pw-61d0a2", "tok-0c55e1", "src-pw-7a1f3c"] {
+        assert!(
+            !seen.contains(secret),
+            "the notify command saw {secret}:\n{seen}"
+        );
+    }
+    assert_eq!(code, Some(0), "password_env naming bmc_pass was not read");
+}
+
 /// Pacemaker runs cluster-glue plugins through `fence_legacy`, which exports the
 /// node to fence as `port` too. For `external/fencekit-ipmi`, whose `port` is the
 /// BMC's UDP port (external/ipmi's name), a `port` that is no port number is that

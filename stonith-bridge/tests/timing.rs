@@ -167,9 +167,10 @@ fn a_timeout_on_an_unterminated_last_line_that_is_already_spent_switches_nothing
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
+    // Spelled as the options reader also takes it.
     write!(
         stdin,
-        "action=off\nplugs=2\nplug=1\nstate_file={}\ntimeout=1",
+        "action=off\nplugs=2\nplug=1\nstate_file={}\nTimeout = 1",
         state.display()
     )
     .unwrap();

@@ -280,11 +280,7 @@ fn read_stdin() -> Result<Zeroizing<String>, String> {
     };
     // The last line may hold the `timeout=` without a line end: once stdin closed,
     // it is known, and a timeout already spent ends the run before any command.
-    let timeout = text
-        .lines()
-        .rev()
-        .find_map(|line| line.trim().strip_prefix("timeout="))
-        .and_then(timeout_seconds);
+    let timeout = text.lines().rev().find_map(timeout_of_line);
     if let Some(timeout) = timeout.filter(|t| started.elapsed() >= *t) {
         return Err(format!(
             "not closed within {:.1} s of the start, the operation's timeout \
@@ -300,11 +296,16 @@ fn read_stdin() -> Result<Zeroizing<String>, String> {
 fn timeout_line(text: &[u8]) -> Option<Duration> {
     let whole = &text[..text.iter().rposition(|b| *b == b'\n')?];
     let whole = std::str::from_utf8(whole).ok()?;
-    whole
-        .lines()
-        .rev()
-        .find_map(|line| line.trim().strip_prefix("timeout="))
-        .and_then(timeout_seconds)
+    whole.lines().rev().find_map(timeout_of_line)
+}
+
+/// The timeout a stdin line gives, however the options reader spells its key
+/// (`timeout=3`, `Timeout=3`, `timeout = 3`).
+fn timeout_of_line(line: &str) -> Option<Duration> {
+    let (key, value) = line.split_once('=')?;
+    (fencekit_core::schema::normalize(key) == "timeout")
+        .then(|| timeout_seconds(value))
+        .flatten()
 }
 
 /// Standard input, each read waiting no later than `by`.
