@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fencekit_core::config::{self, Config};
 use fencekit_core::fence::{Devices, Outcome};
@@ -48,13 +49,17 @@ pub async fn fence(args: FenceArgs) -> u8 {
         eprintln!("stonith-bridge: --node names no node");
         return exit::USAGE;
     }
-    // Each node's own device objects, built for that node (a device is told the
-    // node's name, as Pacemaker's `nodename` tells a fence agent): two nodes on one
-    // device share its lock between sessions, never one node's name.
-    let mut built = Vec::with_capacity(targets.len());
+    // One device object per configured device, shared by every node fenced now (a
+    // device several nodes use is told no node's name, see `devices_for`, so the
+    // object is the same whichever node built it).
+    let mut devices: Devices = BTreeMap::new();
     for target in &targets {
         match devices_for(&config, target, &registry) {
-            Ok(devices) => built.push(devices),
+            Ok(built) => {
+                for (name, device) in built {
+                    devices.entry(name).or_insert(device);
+                }
+            }
             Err(message) => {
                 eprintln!("stonith-bridge: {message}");
                 return exit::USAGE;
@@ -70,8 +75,10 @@ pub async fn fence(args: FenceArgs) -> u8 {
     }
     let action = args.action.fence_action();
     // Nodes are fenced concurrently: one slow device does not hold the others.
+    let devices = Arc::new(devices);
     let mut running = tokio::task::JoinSet::new();
-    for (index, (target, devices)) in targets.into_iter().zip(built).enumerate() {
+    for (index, target) in targets.into_iter().enumerate() {
+        let devices = Arc::clone(&devices);
         let options = options.clone();
         running.spawn(async move {
             (
