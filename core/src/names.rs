@@ -35,8 +35,9 @@ impl ListedNames {
         }
     }
 
-    /// Refuses a named plug the device does not list exactly once. Numbers and the
-    /// chassis name their plug by themselves and pass unread.
+    /// Refuses a named plug the device does not list exactly once, and a number
+    /// another listed plug is named after. The chassis names itself; a number
+    /// names its plug whenever the list cannot be read.
     async fn check_name(&self, plug: &Plug, deadline: Instant) -> Result<(), DeviceError> {
         let named = match plug {
             Plug::Name(_) => true,
@@ -54,6 +55,9 @@ impl ListedNames {
         }
         let listed = match self.inner.list(deadline).await {
             Ok(listed) => listed,
+            // A number names its plug by itself: only a list read could show it is
+            // also another plug's name.
+            Err(_) if matches!(plug, Plug::Number(_)) => return Ok(()),
             // A device that cannot list cannot have its names checked; it was asked
             // for names it must know itself.
             Err(DeviceError::Unsupported(_)) => {
@@ -380,6 +384,10 @@ mod tests {
             .switch(&Plug::parse("db1"), SwitchTo::Off, soon())
             .await
             .unwrap();
-        assert_eq!(*device.switched.lock().unwrap(), vec![1]);
+        checked
+            .switch(&Plug::parse("1"), SwitchTo::On, soon())
+            .await
+            .unwrap();
+        assert_eq!(*device.switched.lock().unwrap(), vec![1, 1]);
     }
 }
