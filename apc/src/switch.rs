@@ -497,11 +497,12 @@ impl ApcSnmpSwitch {
                 found.push(by_number);
             }
         }
-        // The rule of resolve_outlet across the units: beside a match, a name that
-        // differs only in case or blanks is the other supply, and the plug ambiguous.
+        // The rule of resolve_outlet across the units: beside a match, a name alike
+        // (case, blanks, unseen characters, a number's padding) is the other
+        // supply, and the plug ambiguous.
         if !found.is_empty() {
             for (instance, name) in listed {
-                if fencekit_core::power::names_alike(name, text) && !found.contains(instance) {
+                if fencekit_core::power::named_alike(name, text) && !found.contains(instance) {
                     found.push(instance.clone());
                 }
             }

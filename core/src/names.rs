@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::error::DeviceError;
-use crate::power::{canonical_digits, names_alike, Plug, PlugInfo, PowerState};
+use crate::power::{named_alike, Plug, PlugInfo, PowerState};
 use crate::switch::{DeviceCommand, PowerSwitch, SwitchTo};
 use crate::Instant;
 
@@ -81,13 +81,6 @@ impl ListedNames {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         self.checked.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// Whether a listed name could be meant by `text`: alike ([`names_alike`]), or the
-/// same number in another padding (`03`, `3`).
-fn named_alike(name: &str, text: &str) -> bool {
-    names_alike(name, text)
-        || canonical_digits(name.trim()).is_some_and(|n| canonical_digits(text) == Some(n))
 }
 
 /// Refuses plug number `n` when another listed plug is named that number (alike):

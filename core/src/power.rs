@@ -148,7 +148,7 @@ pub fn resolve_outlet<'a>(
             for (number, name) in outlets.clone() {
                 // An outlet named the number, in any padding (`3`, `03`), is what
                 // the plug may mean too.
-                let named = names_alike(name, &text) || canonical_digits(name.trim()) == Some(*n);
+                let named = named_alike(name, &text);
                 if (number == *n || named) && !found.contains(&number) {
                     found.push(number);
                 }
@@ -176,7 +176,7 @@ pub fn resolve_outlet<'a>(
             // ambiguous, never the exactly matching outlet alone.
             if !found.is_empty() {
                 for (number, name) in outlets.clone() {
-                    if names_alike(name, text) && !found.contains(&number) {
+                    if named_alike(name, text) && !found.contains(&number) {
                         found.push(number);
                     }
                 }
@@ -209,6 +209,13 @@ pub fn resolve_outlet<'a>(
                 .join(", "),
         }),
     }
+}
+
+/// Whether an outlet's `name` could be what `text` means: alike
+/// ([`names_alike`]), or the same number in another padding (`03` and `3`).
+pub fn named_alike(name: &str, text: &str) -> bool {
+    names_alike(name, text)
+        || canonical_digits(name.trim()).is_some_and(|n| canonical_digits(text.trim()) == Some(n))
 }
 
 /// Two outlet names that differ only in case, blanks (anywhere: `db 1`, `db  1`,
@@ -522,6 +529,8 @@ mod tests {
             resolve_outlet(&Plug::parse("3"), [(1, "a"), (2, "3")]),
             Err(DeviceError::UnknownPlug { .. })
         ));
+        assert!(named_alike("03", " 3") && named_alike("DB 1", "db1"));
+        assert!(!named_alike("3", "13") && !named_alike("db1", "db2"));
         // Padding decides nothing: `03` or `003` beside an outlet named `3`, and `3`
         // beside one named `03`, are ambiguous too.
         for (plug, name) in [("03", "3"), ("003", "3"), ("3", "03"), ("003", "03")] {
