@@ -147,7 +147,15 @@ impl ConsoleRig {
             words.next().unwrap(),
             words.next().unwrap()
         );
-        std::fs::write(&path, line).unwrap();
+        // Written whole under another name, then renamed: cells running at once
+        // ask for it again while an agent reads it, and must never see it empty.
+        let tmp = self.dir.path().join(format!(
+            "known_hosts.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&tmp, line).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
         path
     }
 

@@ -607,6 +607,23 @@ fn a_paged_collection_is_read_whole_and_a_short_one_is_refused() {
     assert_eq!(short.power_state("B").unwrap(), "On");
 }
 
+/// A `fence` configuration of one Redfish device, `responder`, that node1 and node2
+/// use with the plugs `plugs`.
+fn two_node_config(responder: &Responder, plugs: [&str; 2]) -> String {
+    format!(
+        "[fence]\ntimeout = 10\n\n[devices.chassis]\nplugin = \"redfish\"\n\
+         ip = \"127.0.0.1\"\nipport = {}\nusername = \"{USER}\"\npassword = \"{}\"\n\
+         ssl_ca_file = \"{}\"\n\n[nodes.node1]\nplugs = [{{ device = \"chassis\", \
+         plug = \"{}\" }}]\n\n[nodes.node2]\nplugs = [{{ device = \"chassis\", \
+         plug = \"{}\" }}]\n",
+        responder.port(),
+        responder.password(),
+        responder.tls().ca.display(),
+        plugs[0],
+        plugs[1]
+    )
+}
+
 /// One system, and a plug that names none. Pacemaker's own node name as the plug
 /// (no host map) means the only system, as in fence_redfish; but a plug that is
 /// not the node's name (a host map gave a system Id) names a system the service
@@ -649,20 +666,7 @@ fn a_plug_naming_no_system_takes_the_only_one_only_when_it_is_the_nodes_name() {
     // The `fence` command: node2's plug is a system this service does not list.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fencekit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[fence]\ntimeout = 10\n\n[devices.chassis]\nplugin = \"redfish\"\n\
-             ip = \"127.0.0.1\"\nipport = {}\nusername = \"{USER}\"\npassword = \"{}\"\n\
-             ssl_ca_file = \"{}\"\n\n[nodes.node1]\nplugs = [{{ device = \"chassis\", \
-             plug = \"Blade1\" }}]\n\n[nodes.node2]\nplugs = [{{ device = \"chassis\", \
-             plug = \"Blade2\" }}]\n",
-            responder.port(),
-            responder.password(),
-            responder.tls().ca.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, two_node_config(&responder, ["Blade1", "Blade2"])).unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut command = Command::new(installed.binary());
     command
@@ -713,20 +717,7 @@ fn a_plug_naming_no_system_takes_the_only_one_only_when_it_is_the_nodes_name() {
         ..ResponderOptions::default()
     })
     .unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[fence]\ntimeout = 10\n\n[devices.bmc]\nplugin = \"redfish\"\n\
-             ip = \"127.0.0.1\"\nipport = {}\nusername = \"{USER}\"\npassword = \"{}\"\n\
-             ssl_ca_file = \"{}\"\n\n[nodes.node1]\nplugs = [{{ device = \"bmc\", \
-             plug = \"node1\" }}]\n\n[nodes.node2]\nplugs = [{{ device = \"bmc\", \
-             plug = \"node2\" }}]\n",
-            chassis.port(),
-            chassis.password(),
-            chassis.tls().ca.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, two_node_config(&chassis, ["node1", "node2"])).unwrap();
     let fence = |nodes: &str, action: &str| {
         let mut command = Command::new(installed.binary());
         command
