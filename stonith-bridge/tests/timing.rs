@@ -108,6 +108,18 @@ fn a_power_wait_that_leaves_no_time_to_read_back_is_refused_before_anything_is_s
     assert!(!states(&state).contains("off"), "{}", states(&state));
 }
 
+/// The sim fence agent with its stdin a pipe the test holds open, stderr kept.
+fn sim_agent_on_a_pipe() -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_stonith-bridge"))
+        .args(["fence-agent", "sim"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// A caller that writes the options and never closes stdin does not hold the
 /// agent: the options are read by the operation's timeout (the `timeout=` line
 /// read so far, else the default 50 s), then the run ends, saying why.
@@ -115,14 +127,7 @@ fn a_power_wait_that_leaves_no_time_to_read_back_is_refused_before_anything_is_s
 fn options_on_a_stdin_never_closed_end_the_run_by_the_timeout_they_give() {
     use std::io::Write;
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stonith-bridge"))
-        .args(["fence-agent", "sim"])
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = sim_agent_on_a_pipe();
     let mut stdin = child.stdin.take().unwrap();
     stdin
         .write_all(b"plugs=2\nplug=1\naction=status\ntimeout=5\n")
@@ -158,14 +163,7 @@ fn a_timeout_on_an_unterminated_last_line_that_is_already_spent_switches_nothing
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stonith-bridge"))
-        .args(["fence-agent", "sim"])
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = sim_agent_on_a_pipe();
     let mut stdin = child.stdin.take().unwrap();
     // Spelled as the options reader also takes it.
     write!(
