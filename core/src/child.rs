@@ -21,9 +21,16 @@
 //!   small supervisor, a `/bin/sh` that leads the group, is sent SIGTERM by the
 //!   kernel when the thread that started it (and so fencekit) dies, and then kills
 //!   the whole group: the program and whatever it started (a helper of a script
-//!   that would switch an outlet on late). A process that leaves the group
-//!   (`setsid`, or a script's own job control, `set -m`) escapes this, as it
-//!   escapes the deadline's kill.
+//!   that would switch an outlet on late).
+//! * **Strays.** A process that leaves the group (`setsid`, or a script's own job
+//!   control, `set -m`) escapes the group's kill. A front end that calls
+//!   [`adopt_strays`] becomes the reaper of its descendants' orphans (a child
+//!   subreaper): once the program that started such a process is gone, it is
+//!   fencekit's child, and every program's end (and [`wind_up`], at fencekit's own)
+//!   kills and reaps each such child that belongs to no running program (the
+//!   parent of a stray is in the killed group, or a stray itself). What still
+//!   escapes: a stray a fencekit killed outright (SIGKILL) leaves behind, which the
+//!   kernel hands to init; README names it.
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -159,10 +166,22 @@ fn prepare(command: &mut Command) {
     }
 }
 
-/// The process groups of the children running now.
-static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// The children fencekit started and has not reaped yet.
+struct Registry {
+    /// The process groups of the programs running now (each led by its
+    /// supervisor): taken out just before the supervisor is reaped.
+    groups: Vec<i32>,
+    /// The supervisors not reaped yet: taken out just after they are reaped, so
+    /// that [`end_strays`] never reaps (and so steals) another thread's child.
+    unreaped: Vec<i32>,
+}
 
-fn live() -> std::sync::MutexGuard<'static, Vec<i32>> {
+static LIVE: Mutex<Registry> = Mutex::new(Registry {
+    groups: Vec::new(),
+    unreaped: Vec::new(),
+});
+
+fn live() -> std::sync::MutexGuard<'static, Registry> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -170,11 +189,113 @@ fn live() -> std::sync::MutexGuard<'static, Vec<i32>> {
 /// themselves); how many. For a front end that is being stopped: called from a
 /// thread or task, never from a signal handler.
 pub fn kill_all() -> usize {
-    let groups = live().clone();
+    let groups = live().groups.clone();
     for group in &groups {
         let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
     }
     groups.len()
+}
+
+/// Whether this process is the reaper of its descendants' orphans.
+static ADOPTING: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process a child subreaper (prctl(2) `PR_SET_CHILD_SUBREAPER`): a
+/// process a program of the site's started and that left its group is this
+/// process's child once its own parent is gone, so that [`end_strays`] can end it.
+/// For the front ends, once, before any program runs; a process that `exec`s
+/// another program must not call it (the attribute outlives `exec`).
+pub fn adopt_strays() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)?;
+    ADOPTING.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// How long [`end_strays`] waits for one killed stray to be reaped before it
+/// leaves it (a process in uninterruptible sleep dies when it wakes).
+const STRAY_REAP: Duration = Duration::from_millis(100);
+
+/// Kills and reaps every child of this process that is none of the programs
+/// running now, nor in their groups, nor in this process's own group (a process a
+/// library started the plain way): after [`adopt_strays`], those are the orphans
+/// of programs that ended, the ones that left their group among them. Each one
+/// reaped hands its own children to this process before the reap returns, so the
+/// rounds go on until one finds none. How many were killed; none unless
+/// [`adopt_strays`] was called.
+pub fn end_strays() -> usize {
+    if !ADOPTING.load(Ordering::SeqCst) {
+        return 0;
+    }
+    let me = nix::unistd::getpid().as_raw();
+    let own_group = nix::unistd::getpgrp().as_raw();
+    let mut ended = 0;
+    // Bounded: a stray that forks as fast as it is killed cannot hold us.
+    for _ in 0..256 {
+        let strays: Vec<i32> = {
+            let registry = live();
+            children_of(me)
+                .into_iter()
+                .filter(|(pid, group)| {
+                    *group != own_group
+                        && !registry.unreaped.contains(pid)
+                        && !registry.groups.contains(group)
+                })
+                .map(|(pid, _)| pid)
+                .collect()
+        };
+        if strays.is_empty() {
+            break;
+        }
+        for pid in strays {
+            let pid = Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            ended += 1;
+            let by = StdInstant::now() + STRAY_REAP;
+            // Our child until reaped: its pid cannot be another's meanwhile.
+            while !matches!(
+                nix::sys::wait::waitpid(pid, Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)
+            ) && StdInstant::now() < by
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    ended
+}
+
+/// Kills every program still running and every stray, for a front end about to
+/// exit: the programs a deadline abandoned are given a moment to be reaped by
+/// their own threads, so that what they leave behind is this process's to end.
+pub fn wind_up() {
+    if kill_all() > 0 {
+        let by = StdInstant::now() + Duration::from_millis(200);
+        while !live().unreaped.is_empty() && StdInstant::now() < by {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    end_strays();
+}
+
+/// The children of process `parent` with their process groups, read from
+/// `/proc/PID/stat` (fields 4 and 5, after the command name in parentheses, which
+/// may itself hold blanks and parentheses).
+fn children_of(parent: i32) -> Vec<(i32, i32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (_, after_name) = stat.rsplit_once(')')?;
+            let mut fields = after_name.split_ascii_whitespace();
+            let _state = fields.next()?;
+            let ppid: i32 = fields.next()?.parse().ok()?;
+            let group: i32 = fields.next()?.parse().ok()?;
+            (ppid == parent).then_some((pid, group))
+        })
+        .collect()
 }
 
 /// Runs `command` (prepared, see [`prepare`]) with `input` on its standard input,
@@ -263,20 +384,29 @@ fn run_blocking(
         .stderr(Stdio::piped());
     let started = StdInstant::now();
     let mut child = loop {
+        // Spawned and registered under one lock: a stray hunt on another thread
+        // never sees this supervisor unregistered.
+        let mut registry = live();
         match command.spawn() {
             Err(e)
                 if e.raw_os_error() == Some(nix::libc::ETXTBSY)
                     && StdInstant::now() + RETRY_PAUSE < deadline =>
             {
+                drop(registry);
                 std::thread::sleep(RETRY_PAUSE);
             }
             Err(e) => return Err(ChildError::Spawn(e.to_string())),
-            Ok(child) => break child,
+            Ok(child) => {
+                // The group is registered until just before the child is reaped:
+                // unreaped, the child holds its group id, so a kill through the
+                // registry can never reach another's group.
+                let id = i32::try_from(child.id()).unwrap_or(i32::MAX);
+                registry.groups.push(id);
+                registry.unreaped.push(id);
+                break child;
+            }
         }
     };
-    // Registered until just before it is reaped: unreaped, the child holds its
-    // group id, so a kill through the registry can never reach another's group.
-    live().push(i32::try_from(child.id()).unwrap_or(i32::MAX));
     let (tx, rx) = mpsc::channel();
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
         let input = Zeroizing::new(input.to_vec());
@@ -333,9 +463,10 @@ fn run_blocking(
                 }
             }
             unregister(pid);
-            let status = child
-                .wait()
-                .map_err(|e| ChildError::Io(format!("cannot wait for it: {e}")))?;
+            let status = child.wait();
+            reaped(pid);
+            end_strays();
+            let status = status.map_err(|e| ChildError::Io(format!("cannot wait for it: {e}")))?;
             return Ok(Finished {
                 status,
                 stdout: out.stdout,
@@ -365,7 +496,12 @@ fn run_blocking(
 
 /// Takes a child's group out of [`LIVE`]; called just before the child is reaped.
 fn unregister(pid: Pid) {
-    live().retain(|g| *g != pid.as_raw());
+    live().groups.retain(|g| *g != pid.as_raw());
+}
+
+/// Takes a child out of [`LIVE`] for good; called just after it was reaped.
+fn reaped(pid: Pid) {
+    live().unreaped.retain(|g| *g != pid.as_raw());
 }
 
 fn kill(child: &mut Child, pid: Pid) {
@@ -373,6 +509,8 @@ fn kill(child: &mut Child, pid: Pid) {
     let _ = child.kill();
     unregister(pid);
     let _ = child.wait();
+    reaped(pid);
+    end_strays();
 }
 
 #[derive(Default)]

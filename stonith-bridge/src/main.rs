@@ -184,6 +184,15 @@ fn main() -> ExitCode {
         Ok(personality) => personality,
         Err(code) => return finish(code),
     };
+    // The OCF agent `exec`s the stock Filesystem agent, which must not inherit
+    // the role; every other personality may run the site's programs.
+    if !matches!(personality, Personality::Ocf { .. }) {
+        if let Err(e) = fencekit_core::child::adopt_strays() {
+            eprintln!(
+                "stonith-bridge: warning: cannot adopt orphaned processes; a program that leaves its process group may outlive the run: {e}"
+            );
+        }
+    }
     // Everything that reads input (stdin, the environment) and may remove variables
     // from the environment runs here, while this is the only thread: the async
     // runtime below starts threads, and changing the environment is only sound
@@ -346,6 +355,9 @@ fn stdout_lost() {
 /// list, metadata) could not be written ends 1, not 0: its caller did not get
 /// what it asked for. A failure stays the failure it was.
 fn finish(code: u8) -> ExitCode {
+    // Nothing a program of the site's started outlives the run: not the programs
+    // a deadline abandoned, not what left their process groups.
+    fencekit_core::child::wind_up();
     if std::io::stdout().flush().is_err() {
         stdout_lost();
     }

@@ -5,6 +5,8 @@
 //! parent-death signal, kill the child's group. Either way a script's late `on`
 //! never lands after the run has ended, where it would power a node back on that a
 //! later fence reported off, even when a helper the script started does the `on`.
+//! A helper that left the script's process group (`setsid`, `set -m`) is the
+//! front end's to end too: it adopts its children's orphans.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -129,4 +131,84 @@ fn any_other_deadly_signal_takes_the_children_with_it_too() {
             "{signal}: the helper's orphaned `on` landed"
         );
     }
+}
+
+/// A device whose `off` lands, and which then starts a helper outside its process
+/// group (`setsid`, or job control with `set -m`) that switches the outlet back on
+/// two seconds later: after a reported off, the node would come back.
+fn escaping_on(how: &str) -> String {
+    let start = match how {
+        "setsid" => r#"setsid sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" &"#,
+        _ => r#"set -m; sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" &"#,
+    };
+    format!(
+        r#"#!/bin/sh
+dir=$(dirname "$0")
+case "$1" in
+    status) cat "$dir/outlet" ;;
+    off) echo off > "$dir/outlet"; {start} ;;
+    on) echo on > "$dir/outlet" ;;
+esac
+"#
+    )
+}
+
+#[test]
+fn a_helper_that_left_the_scripts_process_group_ends_with_the_run() {
+    for how in ["setsid", "set -m"] {
+        let dir = tempfile::tempdir().unwrap();
+        let script = script(dir.path(), &escaping_on(how));
+        std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
+        let out = Command::new(BIN)
+            .args(["fence-agent", "script"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().unwrap();
+                writeln!(
+                    stdin,
+                    "action=off\nscript={}\nplug=1\ntimeout=20",
+                    script.display()
+                )?;
+                drop(stdin);
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{how}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Past the time the helper's `on` would have landed.
+        std::thread::sleep(Duration::from_secs(3));
+        let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
+        assert_eq!(
+            outlet.trim(),
+            "off",
+            "{how}: a helper outside the script's group switched the fenced outlet back on"
+        );
+    }
+}
+
+#[test]
+fn sigterm_takes_a_helper_that_left_the_scripts_process_group_with_it() {
+    let escaping = r#"#!/bin/sh
+dir=$(dirname "$0")
+case "$1" in
+    status) cat "$dir/outlet" ;;
+    on) echo started > "$dir/on-started"
+        setsid sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" &
+        sleep 30 ;;
+    off) echo off > "$dir/outlet" ;;
+esac
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let status = stop_an_on(dir.path(), escaping, Signal::SIGTERM);
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
+    assert_eq!(outlet.trim(), "off", "the escaped helper's `on` landed");
 }
