@@ -179,7 +179,7 @@ impl Cli<'_> {
         term: &mut Term<R, W>,
         which: Option<&str>,
     ) -> io::Result<()> {
-        let all = list(&self.outlets)?;
+        let all = self.args.as_listed(&self.outlets, list(&self.outlets)?);
         let chosen: Vec<&SimOutlet> = match which {
             None | Some("all") => all.iter().collect(),
             Some(word) => match self.resolve(word)? {

@@ -131,6 +131,29 @@ async fn a_lying_outlet_fails_the_fence() {
 }
 
 #[tokio::test]
+async fn a_listing_that_ran_its_last_row_into_the_one_before_is_no_read_back() {
+    if !peers_present() {
+        return;
+    }
+    // Outlet 7 of 8 is the node's; outlet 8 is off. After the (ignored) off, every
+    // listing shows row 7 with row 8's "Off" and no row 8.
+    let rig = start_rig(&[("cli", &["lie", "splice-last"])]);
+    let state = &rig.consoles[0].state;
+    state.set(1, 8, false, None).unwrap();
+    let outcome = fence_outlets(rig.switch(0, &[]), &[7], FenceAction::Off, 8).await;
+    assert!(!outcome.success, "{}", outcome.summary());
+    assert!(!outcome.fenced, "{}", outcome.summary());
+    assert_eq!(state.state(1, 7).unwrap(), Some(PowerState::On));
+    let errors = outcome
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(errors.contains("shows 7 outlets"), "{errors}");
+}
+
+#[tokio::test]
 async fn a_wrong_password_is_an_authentication_error() {
     if !peers_present() {
         return;

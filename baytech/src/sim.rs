@@ -248,7 +248,7 @@ fn strip<R: Read, W: Write>(
     if kind == Model::Rpc28 {
         term.say(&format!("\n{} Series\n(C) 2001 by BayTech\n", model(s)))?;
     }
-    term.say(&show(&on_strip(outlets, s)?))?;
+    term.say(&show(&args.as_listed(outlets, on_strip(outlets, s)?)))?;
     if args.has(Fault::Silent) {
         term.ignore_until_eof()?;
         return Ok(false);
@@ -266,7 +266,7 @@ fn strip<R: Read, W: Write>(
         };
         let argument = words.collect::<Vec<_>>().join(" ");
         match command.to_ascii_lowercase().as_str() {
-            "status" => term.say(&show(&on_strip(outlets, s)?))?,
+            "status" => term.say(&show(&args.as_listed(outlets, on_strip(outlets, s)?)))?,
             "logout" | "exit" | "quit" => {
                 term.say("\nLogged out.\n")?;
                 return Ok(false);
@@ -338,7 +338,7 @@ fn strip<R: Read, W: Write>(
                     std::thread::sleep(std::time::Duration::from_millis(REBOOT_MS));
                     term.say("  Power applied to outlet(s).\n")?;
                 }
-                term.say(&show(&on_strip(outlets, s)?))?;
+                term.say(&show(&args.as_listed(outlets, on_strip(outlets, s)?)))?;
             }
             "help" => term.say("\nOn n, Off n, Reboot n, Status, Menu, Logout\n\n")?,
             _ => term.say("\nInput error\n\n")?,

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fencekit_console::parse::{baytech, Outlet, ParseError};
+use fencekit_console::parse::{baytech, Census, Outlet, ParseError};
 use fencekit_console::target::{
     self, says_busy, ConsoleSession, ConsoleStream, ConsoleTarget, ParamNames,
 };
@@ -93,6 +93,8 @@ pub struct BaytechStrip {
     strip_given: bool,
     /// A management module answered a session (its strips are not all searched).
     module_seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Each strip's outlet count in its first table: every later table must agree.
+    census: Census,
 }
 
 /// A plug's state read with a command, and when.
@@ -118,6 +120,7 @@ impl BaytechStrip {
             observed: Observed::default(),
             strip_given: strip.is_some(),
             module_seen: Default::default(),
+            census: Census::default(),
         }
     }
 
@@ -192,14 +195,25 @@ impl BaytechStrip {
         }
     }
 
-    async fn outlets(s: &mut StripSession, deadline: Instant) -> Result<Vec<Outlet>, DeviceError> {
-        status_table(&mut s.session.console, &s.prompt, deadline).await
+    /// The strip's status table, with as many outlets as every earlier table of
+    /// that strip showed ([`Census`]).
+    async fn outlets(
+        &self,
+        strip: u32,
+        s: &mut StripSession,
+        deadline: Instant,
+    ) -> Result<Vec<Outlet>, DeviceError> {
+        let outlets = status_table(&mut s.session.console, &s.prompt, deadline).await?;
+        self.census
+            .check(strip, &outlets, "Baytech status table")
+            .map_err(|e| DeviceError::Protocol(format!("{}: Status: {e}", self.target.device())))?;
+        Ok(outlets)
     }
 
     async fn run(&self, plug: &Plug, word: &str, deadline: Instant) -> Result<(), DeviceError> {
         let (strip, _) = self.place(plug)?;
         let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
-        let outlets = Self::outlets(&mut s, deadline).await?;
+        let outlets = self.outlets(strip, &mut s, deadline).await?;
         let found = self.find(&s, plug, &outlets)?;
         if found.locked {
             return Err(DeviceError::Refused(format!(
@@ -230,9 +244,12 @@ impl BaytechStrip {
                 console.redact(m.before.trim())
             )));
         }
-        // Most strips print the table after a command; read the state from it.
+        // Most strips print the table after a command; read the state from it, if
+        // it lists as many outlets as the table before the command (one that lost
+        // or ran together lines may show another outlet's state).
         let read_back = baytech::parse_status(&m.before)
             .ok()
+            .filter(|all| all.len() == outlets.len())
             .and_then(|all| all.into_iter().find(|o| o.number == number))
             .map_or(PowerState::Unknown, |o| o.state);
         tracing::info!(
@@ -469,7 +486,7 @@ impl ConsoleDevice for BaytechStrip {
         }
         let (strip, _) = self.place(plug)?;
         let mut s = self.login(strip, Wait::UntilDeadline, deadline).await?;
-        let outlets = Self::outlets(&mut s, deadline).await?;
+        let outlets = self.outlets(strip, &mut s, deadline).await?;
         let state = self.find(&s, plug, &outlets)?.state;
         logout(&mut s, deadline).await;
         Ok(state)
@@ -506,7 +523,7 @@ impl ConsoleDevice for BaytechStrip {
     /// The outlets of the configured strip (plugs as numbers on it).
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         let mut s = self.login(self.strip, Wait::No, deadline).await?;
-        let outlets = Self::outlets(&mut s, deadline).await?;
+        let outlets = self.outlets(self.strip, &mut s, deadline).await?;
         logout(&mut s, deadline).await;
         Ok(outlets.iter().map(Outlet::plug_info).collect())
     }

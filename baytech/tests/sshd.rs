@@ -287,6 +287,35 @@ async fn two_fences_on_one_single_session_unit_are_serialised_beside_a_monitor()
 }
 
 #[tokio::test]
+async fn a_table_that_ran_its_last_row_into_the_one_before_is_no_read_back() {
+    if !peers_present() {
+        return;
+    }
+    // Outlet 7 of 8 is the node's; outlet 8 is off. After the (ignored) off, every
+    // table shows row 7 with row 8's "Off" and no row 8: the table the strip prints
+    // after the command, and every later `Status`.
+    let rig = start_rig(&[
+        ("direct", &["lie", "splice-last"]),
+        ("module", &["lie", "splice-last"]),
+    ]);
+    for i in 0..2 {
+        let state = &rig.consoles[i].state;
+        state.set(1, 8, false, None).unwrap();
+        let outcome = fence_outlets(rig.switch(i, &[]), &[7], FenceAction::Off, 8).await;
+        assert!(!outcome.success, "console {i}: {}", outcome.summary());
+        assert!(!outcome.fenced, "console {i}: {}", outcome.summary());
+        assert_eq!(state.state(1, 7).unwrap(), Some(PowerState::On));
+        let errors = outcome
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        assert!(errors.contains("shows 7 outlets"), "console {i}: {errors}");
+    }
+}
+
+#[tokio::test]
 async fn two_outlets_with_one_name_are_refused_as_ambiguous_and_neither_is_switched() {
     if !peers_present() {
         return;

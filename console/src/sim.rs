@@ -36,6 +36,10 @@ pub enum Fault {
     Delay(u64),
     /// Refuses every switch command with an error message; nothing changes.
     Refuse,
+    /// Once a switch command was taken (the command log is not empty), every
+    /// listing runs its last row into the row before, as a line end and the text
+    /// between lost: that row shows the last row's state, and the last row is gone.
+    SpliceLast,
 }
 
 impl Fault {
@@ -47,6 +51,7 @@ impl Fault {
             "drop" => Some(Fault::Drop),
             "drop-after" => Some(Fault::DropAfter),
             "refuse" => Some(Fault::Refuse),
+            "splice-last" => Some(Fault::SpliceLast),
             _ => text
                 .strip_prefix("delay:")
                 .and_then(|ms| ms.parse().ok())
@@ -118,6 +123,21 @@ impl SimArgs {
 
     pub fn has(&self, fault: Fault) -> bool {
         self.faults.contains(&fault)
+    }
+
+    /// `listed` as a listing shows it: for [`Fault::SpliceLast`], once a switch
+    /// command was logged beside `outlets`, the last row's state goes to the row
+    /// before and the last row is gone.
+    pub fn as_listed(&self, outlets: &OutletFile, mut listed: Vec<SimOutlet>) -> Vec<SimOutlet> {
+        let switched = std::fs::metadata(outlets.log_path()).is_ok_and(|m| m.len() > 0);
+        if self.has(Fault::SpliceLast) && switched && listed.len() >= 2 {
+            if let Some(last) = listed.pop() {
+                if let Some(before) = listed.last_mut() {
+                    before.on = last.on;
+                }
+            }
+        }
+        listed
     }
 
     /// Waits as a [`Fault::Delay`] says, before a switch command is carried out.

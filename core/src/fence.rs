@@ -805,6 +805,9 @@ impl<'a> Run<'a> {
         let mut pause = Duration::from_millis(50).min(self.options.poll_interval);
         // Whether a read since the command was accepted gave a state.
         let mut read_once = false;
+        // The last read error the deadline did not cut off: it says why the reads
+        // failed better than a last read the deadline cut short.
+        let mut told: Option<FenceError> = None;
         loop {
             // The last read may use what is left of the whole operation: a plug that
             // reaches its state exactly at `confirm_by` still counts.
@@ -848,18 +851,10 @@ impl<'a> Run<'a> {
             if now >= confirm_by {
                 // A last read cut off by the deadline says less than the reads
                 // before it: the plug was still in their state.
-                let cut_off = matches!(
-                    &last_error,
-                    Some(
-                        FenceError::Deadline { .. }
-                            | FenceError::Device {
-                                cause: DeviceError::TimedOut(_),
-                                ..
-                            }
-                    )
-                );
+                let cut_off = last_error.as_ref().is_some_and(timed_out);
                 let error = match last_error {
-                    Some(error) if !(cut_off && read_once) => error,
+                    Some(error) if !cut_off => error,
+                    Some(error) if !read_once => told.take().unwrap_or(error),
                     _ => FenceError::NotConfirmed {
                         target: progress.target.clone(),
                         action,
@@ -870,6 +865,9 @@ impl<'a> Run<'a> {
                 self.step(Some(&progress.target), StepKind::Failed(error.to_string()));
                 progress.error = Some(error);
                 return;
+            }
+            if let Some(error) = last_error.filter(|e| !timed_out(e)) {
+                told = Some(error);
             }
             sleep_until((now + pause).min(confirm_by)).await;
             pause = (pause * 3 / 2).min(self.options.poll_interval);
@@ -1163,6 +1161,18 @@ impl FenceOptions {
         }
         Ok(())
     }
+}
+
+/// Whether `error` is a call the deadline (or its own time limit) cut short.
+fn timed_out(error: &FenceError) -> bool {
+    matches!(
+        error,
+        FenceError::Deadline { .. }
+            | FenceError::Device {
+                cause: DeviceError::TimedOut(_),
+                ..
+            }
+    )
 }
 
 #[cfg(test)]

@@ -265,6 +265,7 @@ pub async fn command<S: AsyncRead + AsyncWrite + Unpin>(
     ui: &Ui,
     number: u32,
     what: OutletCommand,
+    listed: usize,
     deadline: Instant,
 ) -> Result<PowerState, DeviceError> {
     let device = console.options().device.clone();
@@ -296,6 +297,11 @@ pub async fn command<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             let outlets = cli_status(console, prompt, deadline).await?;
+            // A listing with another count than the one before the command lost or
+            // ran together lines: its state is no read-back (a status read decides).
+            if outlets.len() != listed {
+                return Ok(PowerState::Unknown);
+            }
             Ok(outlets
                 .iter()
                 .find(|o| o.number == number)
@@ -448,7 +454,7 @@ mod tests {
             assert_eq!(ui == Ui::Menu, mode == "menu", "{ui:?}");
             let outlets = list(&mut console, &ui, soon()).await.unwrap();
             assert_eq!(outlets.len(), 8);
-            let after = command(&mut console, &ui, 2, OutletCommand::Off, soon())
+            let after = command(&mut console, &ui, 2, OutletCommand::Off, 8, soon())
                 .await
                 .unwrap();
             assert_eq!(after, PowerState::Off, "{mode}");

@@ -17,7 +17,7 @@ pub mod dialogue;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fencekit_console::parse::Outlet;
+use fencekit_console::parse::{Census, Outlet};
 use fencekit_console::target::{self, ConsoleSession, ConsoleTarget, ParamNames};
 use fencekit_console::{ConsoleDevice, ConsoleSwitch, Wait};
 use fencekit_core::device_params;
@@ -112,6 +112,8 @@ pub struct ApcConsole {
     /// The outlet state read back in the session that switched it; the next status
     /// read of that plug takes it, so a confirmed off is one console session.
     observed: Observed,
+    /// The outlet count of the first listing: every later one must agree.
+    census: Census,
 }
 
 /// A plug's state read with a command, and when.
@@ -127,7 +129,23 @@ impl ApcConsole {
             cmd_prompt,
             unit: 1,
             observed: Observed::default(),
+            census: Census::default(),
         }
+    }
+
+    /// Every outlet with its state ([`dialogue::list`]), with as many outlets as
+    /// every earlier listing of this device showed ([`Census`]).
+    async fn listing(
+        &self,
+        console: &mut fencekit_console::Console<fencekit_console::target::ConsoleStream>,
+        ui: &Ui,
+        deadline: Instant,
+    ) -> Result<Vec<Outlet>, DeviceError> {
+        let outlets = dialogue::list(console, ui, deadline).await?;
+        self.census
+            .check(self.unit, &outlets, "outlet listing")
+            .map_err(|e| DeviceError::Protocol(format!("{}: {e}", self.target.device())))?;
+        Ok(outlets)
     }
 
     /// Opens a session and logs in. Fence operations retry a console that says
@@ -185,9 +203,9 @@ impl ApcConsole {
     ) -> Result<(), DeviceError> {
         let (mut session, ui) = self.login(Wait::UntilDeadline, deadline).await?;
         let console = &mut session.console;
-        let outlets = dialogue::list(console, &ui, deadline).await?;
+        let outlets = self.listing(console, &ui, deadline).await?;
         let number = outlet_number(self.unit, plug, &outlets)?;
-        let after = dialogue::command(console, &ui, number, what, deadline).await?;
+        let after = dialogue::command(console, &ui, number, what, outlets.len(), deadline).await?;
         tracing::info!(
             device = self.target.device(),
             plug = %plug,
@@ -197,7 +215,7 @@ impl ApcConsole {
             "outlet command accepted"
         );
         dialogue::logout(console, &ui, deadline).await;
-        if what != OutletCommand::Reboot {
+        if what != OutletCommand::Reboot && after != PowerState::Unknown {
             if let Ok(mut observed) = self.observed.lock() {
                 *observed = Some((plug.clone(), after, Instant::now()));
             }
@@ -287,12 +305,10 @@ impl ConsoleDevice for ApcConsole {
                 "switch={unit}: daisy-chained MasterSwitch Plus units are switched over SNMP only"
             )));
         }
-        Ok(ApcConsole {
+        Ok(ApcConsole::new(
             target,
-            cmd_prompt: params.text("cmd_prompt").map(str::to_string),
-            unit: 1,
-            observed: Observed::default(),
-        })
+            params.text("cmd_prompt").map(str::to_string),
+        ))
     }
 
     fn target(&self) -> &ConsoleTarget {
@@ -304,7 +320,7 @@ impl ConsoleDevice for ApcConsole {
             return Ok(state);
         }
         let (mut session, ui) = self.login(Wait::UntilDeadline, deadline).await?;
-        let outlets = dialogue::list(&mut session.console, &ui, deadline).await?;
+        let outlets = self.listing(&mut session.console, &ui, deadline).await?;
         let number = outlet_number(self.unit, plug, &outlets)?;
         dialogue::logout(&mut session.console, &ui, deadline).await;
         Ok(outlets
@@ -346,7 +362,7 @@ impl ConsoleDevice for ApcConsole {
 
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
         let (mut session, ui) = self.login(Wait::No, deadline).await?;
-        let outlets = dialogue::list(&mut session.console, &ui, deadline).await?;
+        let outlets = self.listing(&mut session.console, &ui, deadline).await?;
         dialogue::logout(&mut session.console, &ui, deadline).await;
         Ok(outlets.iter().map(Outlet::plug_info).collect())
     }

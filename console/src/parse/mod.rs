@@ -60,9 +60,53 @@ pub enum ParseError {
          missing a line"
     )]
     Gap { listing: &'static str, missing: u32 },
+    /// A device's outlets do not come and go during a run: a listing with another
+    /// count than an earlier one of the same device lost lines (its last rows, which
+    /// no gap shows) or ran two together, and a state read from it may be another
+    /// outlet's.
+    #[error(
+        "the {listing} shows {seen} outlets where an earlier listing of this device \
+         showed {before}; refusing to read a listing that lost or gained lines"
+    )]
+    Miscount {
+        listing: &'static str,
+        seen: usize,
+        before: usize,
+    },
     /// The APC command line answered with an error code (E1xx).
     #[error("the device answered {code}: {message}")]
     DeviceError { code: String, message: String },
+}
+
+/// How many outlets each unit (APC unit, Baytech strip) of one device listed,
+/// shared by the clones of that device: every later listing must show as many.
+/// A listing that lost its last rows shows no gap, and one whose last rows were
+/// spliced into the row before can show that row with the last row's state; the
+/// count of an earlier (or later) listing of the same run tells both.
+#[derive(Debug, Clone, Default)]
+pub struct Census(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<u32, usize>>>);
+
+impl Census {
+    /// Records the count of `outlets` for `unit`, or refuses a count other than
+    /// the one recorded.
+    pub fn check(
+        &self,
+        unit: u32,
+        outlets: &[Outlet],
+        listing: &'static str,
+    ) -> Result<(), ParseError> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let before = *counts.entry(unit).or_insert(outlets.len());
+        if before == outlets.len() {
+            Ok(())
+        } else {
+            Err(ParseError::Miscount {
+                listing,
+                seen: outlets.len(),
+                before,
+            })
+        }
+    }
 }
 
 /// Lines of plain text: split at newlines and screen breaks.
@@ -173,4 +217,40 @@ pub(crate) fn glued_entry(name: &str, states: &[&str], separator: &str) -> bool 
             digits > 0 && after[digits..].starts_with(separator.trim_end())
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outlets(n: u32) -> Vec<Outlet> {
+        (1..=n)
+            .map(|number| Outlet {
+                number,
+                name: format!("o{number}"),
+                state: PowerState::On,
+                locked: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_later_listing_with_another_outlet_count_is_refused_per_unit_and_across_clones() {
+        let census = Census::default();
+        census.check(1, &outlets(8), "t").unwrap();
+        census.check(2, &outlets(4), "t").unwrap();
+        let clone = census.clone();
+        clone.check(1, &outlets(8), "t").unwrap();
+        let err = clone.check(1, &outlets(7), "t").unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::Miscount {
+                listing: "t",
+                seen: 7,
+                before: 8
+            }
+        );
+        assert!(census.check(2, &outlets(5), "t").is_err());
+        census.check(2, &outlets(4), "t").unwrap();
+    }
 }
