@@ -213,6 +213,8 @@ pub fn adopt_strays() -> nix::Result<()> {
 /// How long [`end_strays`] waits for one killed stray to be reaped before it
 /// leaves it (a process in uninterruptible sleep dies when it wakes).
 const STRAY_REAP: Duration = Duration::from_millis(100);
+/// How long one [`end_strays`] may take in all.
+const STRAY_HUNT: Duration = Duration::from_millis(500);
 
 /// Kills and reaps every child of this process that is none of the programs
 /// running now, nor in their groups, nor in this process's own group (a process a
@@ -228,14 +230,18 @@ pub fn end_strays() -> usize {
     let me = nix::unistd::getpid().as_raw();
     let own_group = nix::unistd::getpgrp().as_raw();
     let mut ended = 0;
+    // Killed but not reaped in time: not waited for again.
+    let mut left: Vec<i32> = Vec::new();
     // Bounded: a stray that forks as fast as it is killed cannot hold us.
-    for _ in 0..256 {
+    let hunt_by = StdInstant::now() + STRAY_HUNT;
+    while StdInstant::now() < hunt_by {
         let strays: Vec<i32> = {
             let registry = live();
             children_of(me)
                 .into_iter()
                 .filter(|(pid, group)| {
                     *group != own_group
+                        && !left.contains(pid)
                         && !registry.unreaped.contains(pid)
                         && !registry.groups.contains(group)
                 })
@@ -245,18 +251,23 @@ pub fn end_strays() -> usize {
         if strays.is_empty() {
             break;
         }
-        for pid in strays {
-            let pid = Pid::from_raw(pid);
+        for raw in strays {
+            let pid = Pid::from_raw(raw);
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             ended += 1;
-            let by = StdInstant::now() + STRAY_REAP;
+            let by = (StdInstant::now() + STRAY_REAP).min(hunt_by);
             // Our child until reaped: its pid cannot be another's meanwhile.
-            while !matches!(
-                nix::sys::wait::waitpid(pid, Some(WaitPidFlag::WNOHANG)),
-                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)
-            ) && StdInstant::now() < by
-            {
-                std::thread::sleep(Duration::from_millis(1));
+            loop {
+                match nix::sys::wait::waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) if StdInstant::now() < by => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Ok(WaitStatus::StillAlive) => {
+                        left.push(raw);
+                        break;
+                    }
+                    _ => break,
+                }
             }
         }
     }

@@ -212,3 +212,61 @@ esac
     let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
     assert_eq!(outlet.trim(), "off", "the escaped helper's `on` landed");
 }
+
+#[test]
+fn a_stray_that_keeps_forking_is_ended_without_holding_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // A unique sleep length marks the stray's children among the machine's.
+    let mark = format!("100.{}", std::process::id());
+    let body = format!(
+        r#"#!/bin/sh
+dir=$(dirname "$0")
+case "$1" in
+    status) cat "$dir/outlet" ;;
+    off) echo off > "$dir/outlet"
+         setsid sh -c 'while :; do sleep {mark} & done' & ;;
+    on) echo on > "$dir/outlet" ;;
+esac
+"#
+    );
+    let script = script(dir.path(), &body);
+    std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["fence-agent", "script"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            writeln!(
+                stdin,
+                "action=off\nscript={}\nplug=1\ntimeout=20",
+                script.display()
+            )?;
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("sleep {mark}")])
+        .output()
+        .unwrap();
+    let pids = String::from_utf8_lossy(&left.stdout).to_string();
+    // Whatever escaped is ended here, so that the machine is left clean.
+    for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    assert!(pids.trim().is_empty(), "the stray's children live on: {pids}");
+}
