@@ -80,6 +80,19 @@ pub enum FenceError {
         state: PowerState,
         elapsed: Duration,
     },
+    /// The device accepted the command, but no read of the plug succeeded before
+    /// time ran out; `cause` is the last read error that was not itself the
+    /// deadline (it says why better than a last read the deadline cut short).
+    #[error(
+        "{target}: not read after {action} was accepted, for {:.1} s; the reads failed: {cause}",
+        elapsed.as_secs_f64()
+    )]
+    Unread {
+        target: TargetPlug,
+        action: &'static str,
+        cause: DeviceError,
+        elapsed: Duration,
+    },
     /// The device accepted its own power cycle, but the plug was never read off
     /// afterwards: nothing shows the node lost power.
     #[error(
@@ -135,6 +148,7 @@ impl FenceError {
         match self {
             FenceError::Device { target, .. }
             | FenceError::NotConfirmed { target, .. }
+            | FenceError::Unread { target, .. }
             | FenceError::CycleNotSeenOff { target, .. }
             | FenceError::CameBack { target, .. }
             | FenceError::WentOff { target, .. }
@@ -149,6 +163,7 @@ impl FenceError {
         match self {
             FenceError::Deadline { .. }
             | FenceError::NotConfirmed { .. }
+            | FenceError::Unread { .. }
             | FenceError::CycleNotSeenOff { .. } => true,
             FenceError::Device { cause, .. } => cause.is_timeout(),
             _ => false,

@@ -807,7 +807,7 @@ impl<'a> Run<'a> {
         let mut read_once = false;
         // The last read error the deadline did not cut off: it says why the reads
         // failed better than a last read the deadline cut short.
-        let mut told: Option<FenceError> = None;
+        let mut told: Option<DeviceError> = None;
         loop {
             // The last read may use what is left of the whole operation: a plug that
             // reaches its state exactly at `confirm_by` still counts.
@@ -854,7 +854,15 @@ impl<'a> Run<'a> {
                 let cut_off = last_error.as_ref().is_some_and(timed_out);
                 let error = match last_error {
                     Some(error) if !cut_off => error,
-                    Some(error) if !read_once => told.take().unwrap_or(error),
+                    Some(error) if !read_once => match told.take() {
+                        Some(cause) => FenceError::Unread {
+                            target: progress.target.clone(),
+                            action,
+                            cause,
+                            elapsed: now - accepted,
+                        },
+                        None => error,
+                    },
                     _ => FenceError::NotConfirmed {
                         target: progress.target.clone(),
                         action,
@@ -866,8 +874,8 @@ impl<'a> Run<'a> {
                 progress.error = Some(error);
                 return;
             }
-            if let Some(error) = last_error.filter(|e| !timed_out(e)) {
-                told = Some(error);
+            if let Some(FenceError::Device { cause, .. }) = last_error.filter(|e| !timed_out(e)) {
+                told = Some(cause);
             }
             sleep_until((now + pause).min(confirm_by)).await;
             pause = (pause * 3 / 2).min(self.options.poll_interval);

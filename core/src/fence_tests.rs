@@ -954,6 +954,64 @@ async fn a_last_read_cut_off_by_the_deadline_reports_the_state_the_reads_before_
     assert!(said.contains("still on"), "{said}");
 }
 
+/// A one-plug device that takes off, then answers every read with a garbled
+/// listing for a second, and then not at all.
+struct GarbledThenSilent {
+    off_at: Mutex<Option<Instant>>,
+}
+
+#[async_trait::async_trait]
+impl PowerSwitch for GarbledThenSilent {
+    async fn status(&self, _plug: &Plug, _deadline: Instant) -> Result<PowerState, DeviceError> {
+        let off_at = *self.off_at.lock().unwrap();
+        match off_at {
+            None => Ok(PowerState::On),
+            Some(at) if at.elapsed() < Duration::from_secs(1) => Err(DeviceError::Protocol(
+                "the listing shows 7 outlets where an earlier one showed 8".into(),
+            )),
+            Some(_) => std::future::pending().await,
+        }
+    }
+
+    async fn switch(&self, _: &Plug, _: SwitchTo, _: Instant) -> Result<(), DeviceError> {
+        *self.off_at.lock().unwrap() = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn list(&self, _: Instant) -> Result<Vec<crate::PlugInfo>, DeviceError> {
+        Ok(Vec::new())
+    }
+
+    async fn check(&self, _: Instant) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_that_failed_until_the_deadline_cut_the_last_short_are_reported_by_their_error() {
+    let device: Arc<dyn PowerSwitch> = Arc::new(GarbledThenSilent {
+        off_at: Mutex::new(None),
+    });
+    let devices: Devices = [("pdu".to_string(), device)].into_iter().collect();
+    let opts = FenceOptions {
+        timeout: Duration::from_secs(5),
+        power_timeout: Duration::from_secs(5),
+        ..options()
+    };
+    let outcome = fence(
+        &devices,
+        &node(vec![plug("pdu", 1)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await;
+    assert!(!outcome.success && !outcome.fenced, "{}", outcome.summary());
+    let error = &outcome.errors[0];
+    assert!(matches!(error, FenceError::Unread { .. }), "{error}");
+    assert!(error.is_timeout(), "{error}");
+    assert!(error.to_string().contains("shows 7 outlets"), "{error}");
+}
+
 /// The simulated device as another kind: a fabric switch (its plugs taken as switch
 /// ports) or a power strip that holds its outlets off in a reboot.
 struct AsKind {

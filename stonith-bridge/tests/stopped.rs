@@ -265,8 +265,14 @@ esac
         .unwrap();
     let pids = String::from_utf8_lossy(&left.stdout).to_string();
     // Whatever escaped is ended here, so that the machine is left clean.
-    for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+    for pid in pids
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
-    assert!(pids.trim().is_empty(), "the stray's children live on: {pids}");
+    assert!(
+        pids.trim().is_empty(),
+        "the stray's children live on: {pids}"
+    );
 }
