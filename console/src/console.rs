@@ -1180,6 +1180,52 @@ mod tests {
         assert!(err.to_string().contains("9q>"), "{err}");
     }
 
+    /// A device that cuts the echo of the password to its field's length and
+    /// says more on the same line, then closes: neither the error quoting what it
+    /// said last nor the transcript shows the piece.
+    #[tokio::test(start_paused = true)]
+    async fn a_password_echo_cut_to_a_field_and_followed_by_text_is_never_shown() {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let secret = Secret::new("ADl64uOFLA5tL4oHx2jbkKa9GCPXuX00tb7HPYXK");
+        for close in [true, false] {
+            let (ours, mut device) = duplex(4096);
+            let mut c = console(ours);
+            let dev = tokio::spawn(async move {
+                device.write_all(b"Password  : ").await.unwrap();
+                let _ = read_line(&mut device).await;
+                device
+                    .write_all(b"ADl64uOFLA5tL4oHx2jbkKa9  Invalid password.\r\n\r\n")
+                    .await
+                    .unwrap();
+                if !close {
+                    pause(3_600_000).await;
+                }
+            });
+            c.expect(&[Pattern::text("Password  :")], in_secs(5))
+                .await
+                .unwrap();
+            c.send_secret_line(&secret, in_secs(5)).await.unwrap();
+            let err = c
+                .expect(&[Pattern::prompt("never printed>")], in_secs(5))
+                .await
+                .unwrap_err();
+            dev.abort();
+            let text = err.to_string();
+            assert_eq!(err.is_timeout(), !close, "{text}");
+            assert!(!text.contains("OFLA5") && text.contains(WITHHELD), "{text}");
+        }
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("Password  :"), "transcript missing: {log}");
+        assert!(!log.contains("OFLA5"), "{log}");
+    }
+
     /// A `tracing` writer that keeps everything in memory.
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);

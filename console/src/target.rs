@@ -563,4 +563,19 @@ mod tests {
         assert!(!text.contains("Sekr3tPass"), "{text}");
         assert!(text.contains(crate::transcript::WITHHELD), "{text}");
     }
+
+    /// A listing line holding a piece of a secret inside other text (a device
+    /// that printed part of an echo into its table) is withheld.
+    #[test]
+    fn a_piece_of_a_secret_inside_a_quoted_line_is_withheld() {
+        let target = target(SshAuth::Password(Secret::new("Sekr3tPassXYzw91")));
+        for piece in ["Sekr3tPa", "3tPassXY", "ssXYzw91"] {
+            let error = DeviceError::Protocol(format!(
+                "the Baytech status table has a line we cannot read: \" 5)...{piece} : On Extra\""
+            ));
+            let text = target.redact_error(error).to_string();
+            assert!(!text.contains(piece), "{text}");
+            assert!(text.contains(crate::transcript::WITHHELD), "{text}");
+        }
+    }
 }

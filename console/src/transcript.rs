@@ -54,13 +54,16 @@ impl Redactor {
     }
 
     /// Whether `text` may not be shown: a secret shows in it anywhere, also broken
-    /// by a line break or an escape sequence ([`fencekit_core::screen`]), or it is
-    /// a piece of an echo a line break cut: it begins with the end of a secret, or
-    /// ends with the start of one (at least [`PIECE_MIN`] characters of it). A
-    /// device that echoes the password and wraps it leaves its tail as the last
-    /// line, which a dialogue may learn as the prompt and an error would quote.
+    /// by a line break or an escape sequence ([`fencekit_core::screen`]); a piece
+    /// of one shows anywhere in it ([`fencekit_core::screen::shows_any_piece`]: a
+    /// device that cuts an echo to its field's length and goes on with other text
+    /// on the same line, `: Sekr3tPassw  Invalid password.`); or it is a piece of
+    /// an echo a line break cut: it begins with the end of a secret, or ends with
+    /// the start of one (at least [`PIECE_MIN`] characters of it). A device that
+    /// echoes the password and wraps it leaves its tail as the last line, which a
+    /// dialogue may learn as the prompt and an error would quote.
     pub(crate) fn hides(&self, text: &str) -> bool {
-        self.shows(text)
+        self.shows_piece(text)
             || self.secrets.iter().any(|s| {
                 screen::starts_with_end_of(text, s.expose(), PIECE_MIN)
                     || screen::partial_start(text, s.expose()).is_some_and(|start| {
@@ -73,8 +76,11 @@ impl Redactor {
             })
     }
 
-    fn shows(&self, text: &str) -> bool {
+    /// Whether a secret, or any piece of one of [`screen::PIECE_LEN`] characters
+    /// in a row, shows anywhere in `text`.
+    fn shows_piece(&self, text: &str) -> bool {
         self.secrets.iter().any(|s| screen::shows(text, s.expose()))
+            || screen::shows_any_piece(text, self.secrets.iter().map(|s| s.expose()))
     }
 
     /// The parts of `text` (byte ranges) that show a secret.
@@ -101,12 +107,12 @@ impl Redactor {
             .map_or(0, |start| text.len() - start)
     }
 
-    /// `text` for an error message: withheld whole if a secret shows in it, or
-    /// its start is the end of a secret (the text is the tail of a longer one), a
-    /// trailing partial secret masked, at most the last `max_chars` characters,
-    /// control characters escaped.
+    /// `text` for an error message: withheld whole if a secret or a piece of one
+    /// shows in it, or its start is the end of a secret (the text is the tail of
+    /// a longer one), a trailing partial secret masked, at most the last
+    /// `max_chars` characters, control characters escaped.
     pub(crate) fn for_message(&self, text: &str, max_chars: usize) -> String {
-        if self.shows(text)
+        if self.shows_piece(text)
             || self
                 .secrets
                 .iter()
@@ -242,5 +248,28 @@ mod tests {
         assert_eq!(r.for_message("echo\nhun", 80), "\"echo\\n***\"");
         assert_eq!(r.for_message("", 80), "nothing");
         assert_eq!(r.for_message("abcdef", 3), "\"...def\"");
+    }
+
+    /// A device that cuts the echo of a password to its field's length and goes on
+    /// with other text on the line, or a listing line holding a piece of one
+    /// inside other text: the piece shows neither at the text's start nor at its
+    /// end, and is withheld all the same.
+    #[test]
+    fn a_piece_of_a_secret_inside_other_text_is_withheld() {
+        let secret = "ADl64uOFLA5tL4oHx2jbkKa9GCPXuX00tb7HPYXK";
+        let r = redactor(&[secret]);
+        for text in [
+            format!("  : {}  Invalid password.\n\n", &secret[..24]),
+            format!(" 5)...{} : On Extra", &secret[10..]),
+            format!(" 5)...{} : On Extra", &secret[15..25]),
+            format!("x {} y", &secret[30..36]),
+        ] {
+            assert_eq!(r.redact(&text), WITHHELD, "{text}");
+            assert_eq!(r.for_message(&text, 160), WITHHELD, "{text}");
+        }
+        // Five characters of it in a row are not a piece.
+        let text = format!("- {} -", &secret[30..35]);
+        assert_eq!(r.redact(&text), text);
+        assert_eq!(r.redact("Invalid password."), "Invalid password.");
     }
 }

@@ -219,17 +219,40 @@ pub fn named_alike(name: &str, text: &str) -> bool {
 }
 
 /// Two outlet names that differ only in case, blanks (anywhere: `db 1`, `db  1`,
-/// `db1`) or characters a screen does not show (zero-width spaces and joiners, a
-/// soft hyphen, a byte order mark): beside an exact match, such an outlet makes a
-/// name ambiguous ([`resolve_outlet`]), since a person reading the labels would
-/// take both for the one name.
+/// `db1`), characters a screen does not show (zero-width spaces and joiners, a
+/// soft hyphen, a byte order mark), the form Unicode writes them in (`café` with
+/// one character or with `e` and a combining accent, full-width `ｄｂ１`, the
+/// ligature `ﬁ`: compatibility decomposition, NFKD) or marks drawn on a letter
+/// (`café`, `cafe`): beside an exact match, such an outlet makes a name ambiguous
+/// ([`resolve_outlet`]), since a person reading the labels would take both for
+/// the one name.
 pub fn names_alike(name: &str, text: &str) -> bool {
-    fn seen(name: &str) -> impl Iterator<Item = char> + '_ {
-        name.chars()
-            .filter(|c| !c.is_whitespace() && !c.is_control() && !unseen(*c))
-            .flat_map(char::to_lowercase)
-    }
-    seen(name).eq(seen(text))
+    seen(name) == seen(text)
+}
+
+/// What a reader sees of an outlet name, for [`names_alike`]: lower case,
+/// compatibility-decomposed, without blanks, control characters, characters that
+/// draw nothing ([`unseen`]) and marks drawn on a letter (non-spacing and
+/// enclosing marks).
+fn seen(name: &str) -> String {
+    use icu_normalizer::DecomposingNormalizerBorrowed;
+    use icu_properties::{props::GeneralCategory, CodePointMapData};
+    let lower: String = name.chars().flat_map(char::to_lowercase).collect();
+    let decomposed = DecomposingNormalizerBorrowed::new_nfkd().normalize(&lower);
+    let category = CodePointMapData::<GeneralCategory>::new();
+    decomposed
+        .chars()
+        .filter(|&c| {
+            !c.is_whitespace()
+                && !c.is_control()
+                && !unseen(c)
+                && !matches!(
+                    category.get(c),
+                    GeneralCategory::NonspacingMark | GeneralCategory::EnclosingMark
+                )
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Characters that draw nothing, or nothing of their own: format characters (soft
@@ -476,6 +499,33 @@ mod tests {
         }
         assert_eq!(
             resolve_outlet(&Plug::parse("db1"), [(1, "db1"), (2, "db2")]).unwrap(),
+            1
+        );
+    }
+
+    /// Names that are one text in another Unicode form (composed or decomposed,
+    /// full-width, a ligature, an accent more or less) are drawn alike.
+    #[test]
+    fn a_name_beside_one_in_another_unicode_form_is_ambiguous() {
+        for (plug, other) in [
+            ("caf\u{e9}", "cafe\u{301}"),
+            ("db1", "\u{ff44}\u{ff42}\u{ff11}"),
+            ("\u{ff24}\u{ff22}1", "db1"),
+            ("fi-1", "\u{fb01}-1"),
+            ("caf\u{e9}", "cafe"),
+            ("db1", "db\u{2460}"),
+            ("db1", "d\u{20dd}b1"),
+            ("\u{130}stanbul", "istanbul"),
+        ] {
+            let err = resolve_outlet(&Plug::parse(plug), [(1, plug), (2, other)]).unwrap_err();
+            assert!(
+                matches!(&err, DeviceError::AmbiguousPlug { outlets, .. } if outlets == "1, 2"),
+                "{plug:?} {other:?}: {err}"
+            );
+        }
+        // Letters that differ stay apart.
+        assert_eq!(
+            resolve_outlet(&Plug::parse("caf\u{e9}"), [(1, "caf\u{e9}"), (2, "cafes")]).unwrap(),
             1
         );
     }

@@ -65,6 +65,7 @@ const GLUE_NAMES: &[(&str, &str, &str)] = &[
     ("ipmi", "port", "ipport"),
     ("ipmi", "passwd_method", "passwd_method"),
     ("ipmi", "priv", "privlvl"),
+    ("ipmi", "ipmitool", "ipmitool_path"),
     ("baytech", "ipaddr", "ip"),
     ("baytech", "login", "username"),
     ("baytech", "password", "password"),
@@ -765,12 +766,21 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
 /// `getinfo-xml`: only a `<parameters>` block, as cluster-glue wants it.
 fn info_xml(schema: &Schema) -> String {
     let mut out = String::from("<parameters>\n");
+    let described = |name: &str| {
+        schema
+            .params
+            .iter()
+            .chain(PARAMS)
+            .chain(fencekit_core::fence::SCHEMA.params)
+            .any(|spec| spec.name == name)
+    };
     for (glue, ours) in glue_names(schema.plugin) {
-        if glue == ours {
+        if described(glue) {
             continue;
         }
         let description = match glue {
             "passwd_method" => "How passwd is given: param or env (passwd is the password) or file (passwd names a file holding it), as external/ipmi".to_string(),
+            "ipmitool" => "The ipmitool program external/ipmi runs; taken and not used (fencekit speaks IPMI itself)".to_string(),
             _ => format!("The name cluster-glue's own plugin gives `{ours}`"),
         };
         out.push_str(&format!(

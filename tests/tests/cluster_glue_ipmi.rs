@@ -183,7 +183,8 @@ fn external_ipmis_own_parameter_names_work_unchanged() {
     );
     bmc.set_power(true).unwrap();
 
-    // The password from a file, as passwd_method=file reads it.
+    // The password from a file, as passwd_method=file reads it; `ipmitool` (the
+    // program external/ipmi runs) is taken and has nothing to change.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bmc.pass");
     std::fs::write(&file, format!("{password}\n")).unwrap();
@@ -191,6 +192,7 @@ fn external_ipmis_own_parameter_names_work_unchanged() {
     let out = run(&[
         from_file.as_str(),
         "passwd_method=file",
+        "ipmitool=/usr/bin/ipmitool",
         "interface=lanplus",
         "-T",
         "off",

@@ -813,7 +813,7 @@ fn every_cluster_glue_plugin_name_is_listed_by_its_fencekit_personality() {
         for name in theirs.split_whitespace() {
             let listed = ours.split_whitespace().any(|n| n == name);
             table.push_str(&format!(
-                "{anchor:<14} {name:<10} {}\n",
+                "{anchor:<14} {name:<13} {}\n",
                 if listed {
                     format!("listed by external/fencekit-{plugin}; proven by {proof}")
                 } else {
@@ -822,6 +822,32 @@ fn every_cluster_glue_plugin_name_is_listed_by_its_fencekit_personality() {
             ));
             if !listed {
                 failures.push(format!("{anchor} {name}"));
+            }
+        }
+        // The metadata (`stonith -m`, what pcs and crm show and check a
+        // configuration against) describes every parameter theirs does.
+        let mut theirs = Command::new(&stonith);
+        theirs.args(["-t", anchor, "-m"]);
+        let theirs = tool::run(theirs, None, RUN_TIMEOUT).unwrap().stdout;
+        let mut ours = Command::new(&binary);
+        ours.args(["external", plugin, "getinfo-xml"]);
+        let ours = tool::run(ours, None, RUN_TIMEOUT).unwrap().stdout;
+        let described: Vec<String> = parse_metadata(&ours).into_iter().map(|p| p.name).collect();
+        let theirs = parse_metadata(&theirs);
+        assert!(!theirs.is_empty(), "no parameters in {anchor}'s metadata");
+        for param in theirs {
+            let name = param.name;
+            let found = described.iter().any(|n| *n == name);
+            table.push_str(&format!(
+                "{anchor:<14} {name:<13} {}\n",
+                if found {
+                    format!("in the metadata of external/fencekit-{plugin}")
+                } else {
+                    "FAIL: in theirs, missing from ours".to_string()
+                }
+            ));
+            if !found {
+                failures.push(format!("{anchor} metadata {name}"));
             }
         }
     }
