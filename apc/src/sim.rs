@@ -278,6 +278,14 @@ fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
                     name(),
                     Some(Writable::Name),
                 );
+                // rPDUOutletConfigRebootDuration (seconds), which cluster-glue's
+                // apcmastersnmp reads before it switches.
+                put(
+                    ".1.3.6.1.4.1.318.1.1.12.3.4.1.1.6",
+                    &i,
+                    SimValue::Integer(5),
+                    None,
+                );
                 // rPDUOutletStatusTable: Index, OutletName, OutletState, CommandPending
                 put(
                     ".1.3.6.1.4.1.318.1.1.12.3.5.1.1.1",
@@ -523,6 +531,20 @@ fn objects(pdu: &SimPdu) -> BTreeMap<Oid, Entry> {
         let total = integer(pdu.outlets.len());
         match pdu.family {
             Family::Rpdu => {
+                // rPDUOutletDevNumCntrlOutlets, rPDUIdentDeviceNumOutlets and
+                // rPDUIdentModelNumber (what cluster-glue's apcmastersnmp reads).
+                map.insert(
+                    oid(".1.3.6.1.4.1.318.1.1.12.1.8.0", &[]),
+                    integer(pdu.outlets.len()),
+                );
+                map.insert(
+                    oid(".1.3.6.1.4.1.318.1.1.12.1.5.0", &[]),
+                    Entry {
+                        value: SimValue::Text("AP7900".to_string()),
+                        write: None,
+                        outlet: usize::MAX,
+                    },
+                );
                 map.insert(oid(".1.3.6.1.4.1.318.1.1.12.3.1.3.0", &[]), total);
             }
             Family::Rpdu2 | Family::MasterSwitch => {

@@ -145,6 +145,9 @@ fn from_glue_names(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
                 _ => None,
             })
     };
+    if plugin == "apc" {
+        apcmastersnmp_address(raw, value(raw, "ipaddr"), value(raw, "port"))?;
+    }
     let method = value(raw, "passwd_method");
     let method = method.as_deref().map(str::trim).unwrap_or("param");
     if !matches!(method, "param" | "env" | "file" | "") {
@@ -175,6 +178,63 @@ fn from_glue_names(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// cluster-glue's `apcmastersnmp` hands `ipaddr` to net-snmp as the peer's name
+/// and ignores `port` (its metadata says so): the agent's UDP port is 161, or the
+/// one `ipaddr` gives (`host:port`, `udp:host:port`, `udp:[v6]:port`). The same
+/// here: a port in `ipaddr` is the port; `port` alone may only say 161, since any
+/// other value was never used by apcmastersnmp and would send the commands
+/// elsewhere than the configuration that worked (fencekit's own `ipport` is there
+/// for that).
+fn apcmastersnmp_address(
+    raw: &mut RawParams,
+    ipaddr: Option<String>,
+    port: Option<String>,
+) -> Result<(), String> {
+    let peer = ipaddr.as_deref().and_then(snmp_peer);
+    let origin = || Origin::new("environment");
+    if let Some((host, peer_port)) = peer {
+        raw.retain(|p| p.key != "ipaddr" && p.key != "port");
+        raw.push(RawParam::text("ipaddr", host, origin()));
+        raw.push(RawParam::text("port", peer_port.to_string(), origin()));
+        return Ok(());
+    }
+    match port.as_deref().map(str::trim) {
+        None | Some("" | "161") => Ok(()),
+        Some(other) => Err(format!(
+            "parameter `port`: `{}` was never used by cluster-glue's apcmastersnmp, which \
+             always reached the agent on UDP port 161 unless `ipaddr` named another \
+             (`host:port`); give the port that way, or as `ipport`, or leave `port` at 161",
+            crate::agent::options::shown_word(other)
+        )),
+    }
+}
+
+/// An SNMP peer name as net-snmp reads it, when it names a port: `host:port`,
+/// `udp:host:port`, `[v6]:port`, `udp:[v6]:port`. The host and the port.
+fn snmp_peer(text: &str) -> Option<(String, u16)> {
+    let text = text.trim();
+    let (udp, text) = match text.get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("udp:") => (true, &text[4..]),
+        _ => (false, text),
+    };
+    if udp && !text.contains(':') {
+        return (!text.is_empty()).then(|| (text.to_string(), 161));
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, rest) = rest.split_once(']')?;
+        (host, rest.strip_prefix(':')?)
+    } else {
+        let (host, port) = text.split_once(':')?;
+        if port.contains(':') {
+            // An IPv6 address without brackets: no port in it.
+            return None;
+        }
+        (host, port)
+    };
+    let port = port.parse::<u16>().ok().filter(|&p| p > 0)?;
+    (!host.is_empty()).then(|| (host.to_string(), port))
 }
 
 /// Pacemaker runs a cluster-glue plugin through `fence_legacy`, which puts every
@@ -778,9 +838,11 @@ fn info_xml(schema: &Schema) -> String {
         if described(glue) {
             continue;
         }
-        let description = match glue {
-            "passwd_method" => "How passwd is given: param or env (passwd is the password) or file (passwd names a file holding it), as external/ipmi".to_string(),
-            "ipmitool" => "The ipmitool program external/ipmi runs; taken and not used (fencekit speaks IPMI itself)".to_string(),
+        let description = match (schema.plugin, glue) {
+            ("apc", "port") => "Ignored by cluster-glue's apcmastersnmp, so only 161 is taken: give another UDP port in ipaddr (host:port) or as ipport".to_string(),
+            ("apc", "ipaddr") => "The PDU's address, as net-snmp's peer name: host, host:port or udp:host:port".to_string(),
+            (_, "passwd_method") => "How passwd is given: param or env (passwd is the password) or file (passwd names a file holding it), as external/ipmi".to_string(),
+            (_, "ipmitool") => "The ipmitool program external/ipmi runs; taken and not used (fencekit speaks IPMI itself)".to_string(),
             _ => format!("The name cluster-glue's own plugin gives `{ours}`"),
         };
         out.push_str(&format!(
@@ -847,4 +909,32 @@ fn info_xml(schema: &Schema) -> String {
     }
     out.push_str("</parameters>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snmp_peer;
+
+    #[test]
+    fn an_snmp_peer_name_gives_its_host_and_port() {
+        let peer = snmp_peer;
+        assert_eq!(peer("10.0.0.5:1161"), Some(("10.0.0.5".into(), 1161)));
+        assert_eq!(peer("udp:pdu1:161"), Some(("pdu1".into(), 161)));
+        assert_eq!(peer("UDP:pdu1"), Some(("pdu1".into(), 161)));
+        assert_eq!(
+            peer("[2001:db8::1]:1161"),
+            Some(("2001:db8::1".into(), 1161))
+        );
+        assert_eq!(peer("udp:[::1]:16100"), Some(("::1".into(), 16100)));
+        for none in [
+            "10.0.0.5",
+            "2001:db8::1",
+            "pdu1:0",
+            "pdu1:x",
+            ":161",
+            "pdu1:70000",
+        ] {
+            assert_eq!(peer(none), None, "{none}");
+        }
+    }
 }

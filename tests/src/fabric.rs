@@ -42,7 +42,9 @@ pub struct FabricOptions {
     /// becomes an interface of snmpd's IF-MIB, ifDescr and ifName alike.
     pub pairs: Vec<(String, String)>,
     /// Communities and SNMPv3 users (accepted from 127.0.0.1, as the namespace's
-    /// clients are); `pass_persist` must be empty: the IF-MIB is snmpd's own.
+    /// clients are); `pass_persist` must be empty where there are veth pairs (the
+    /// IF-MIB is snmpd's own); without pairs the namespace is an agent on port 161
+    /// for whatever `pass_persist` serves.
     pub snmpd: SnmpdOptions,
 }
 
@@ -96,11 +98,11 @@ impl Fabric {
             program: "snmpd".into(),
             package: "snmpd".into(),
         })?;
-        if !options.snmpd.pass_persist.is_empty() {
+        if !options.snmpd.pass_persist.is_empty() && !options.pairs.is_empty() {
             return Err(HarnessError::BadConfigValue {
                 peer: "snmpd".into(),
                 what: "pass_persist".into(),
-                why: "a fabric serves snmpd's own IF-MIB only".into(),
+                why: "a fabric with interfaces serves snmpd's own IF-MIB only".into(),
             });
         }
         let config = snmpd_conf(&options.snmpd)?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use fencekit_tests::bridge::{self, Installed};
+use fencekit_tests::fabric::{Fabric, FabricOptions};
 use fencekit_tests::peers;
 use fencekit_tests::snmpd::{
     AuthProtocol, Community, PassPersist, PrivProtocol, SnmpUser, Snmpd, SnmpdOptions,
@@ -25,12 +26,19 @@ const V3_AUTH: &str = "fk-auth-phrase-1";
 const V3_PRIV: &str = "fk-priv-phrase-1";
 
 struct Pdu {
-    snmpd: Snmpd,
+    agent: Agent,
     state: PathBuf,
     /// The emulator's family and how many units of OUTLETS outlets are chained.
     family: &'static str,
     units: u32,
     _dir: tempfile::TempDir,
+}
+
+/// snmpd with the emulator behind it: on a free port of 127.0.0.1, or on port 161
+/// of a network namespace of the test's own (for clients that reach no other port).
+enum Agent {
+    Local(Snmpd),
+    Netns(Fabric),
 }
 
 impl Pdu {
@@ -39,56 +47,87 @@ impl Pdu {
     }
 
     fn start_as(sys_object_id: &str, family: &'static str, units: u32) -> Option<Pdu> {
+        Pdu::start_with(sys_object_id, family, units, false)
+    }
+
+    /// An rPDU whose agent answers on 127.0.0.1:161 inside a namespace of its own.
+    fn start_in_netns() -> Option<Pdu> {
+        Pdu::start_with(RPDU, "rpdu", 1, true)
+    }
+
+    fn start_with(
+        sys_object_id: &str,
+        family: &'static str,
+        units: u32,
+        in_netns: bool,
+    ) -> Option<Pdu> {
         peers::require("snmpd", "snmpd")?;
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("pdu.state");
         let emulator = bridge::workspace_binary("fencekit-apc", "fencekit-apc-snmp-sim").unwrap();
         let wrapper =
             fencekit_tests::snmpd::emulator_program(dir.path(), &emulator, &state).unwrap();
+        let options = SnmpdOptions {
+            communities: vec![Community {
+                name: "private".into(),
+                write: true,
+            }],
+            users: vec![SnmpUser {
+                name: V3_USER.into(),
+                auth: AuthProtocol::Sha,
+                auth_pass: V3_AUTH.into(),
+                privacy: Some((PrivProtocol::Aes, V3_PRIV.into())),
+                write: true,
+            }],
+            pass_persist: vec![PassPersist {
+                oid: ".1.3.6.1.4.1.318".into(),
+                program: wrapper,
+            }],
+            sys_object_id: Some(sys_object_id.into()),
+            ..SnmpdOptions::default()
+        };
+        // The emulator reads its state file as snmpd starts it: written first.
+        write_all_on(&state, family, units);
+        let agent = if in_netns {
+            Agent::Netns(
+                Fabric::start(FabricOptions {
+                    pairs: Vec::new(),
+                    snmpd: options,
+                })
+                .unwrap(),
+            )
+        } else {
+            Agent::Local(Snmpd::start(options).unwrap())
+        };
         let pdu = Pdu {
-            snmpd: Snmpd::start(SnmpdOptions {
-                communities: vec![Community {
-                    name: "private".into(),
-                    write: true,
-                }],
-                users: vec![SnmpUser {
-                    name: V3_USER.into(),
-                    auth: AuthProtocol::Sha,
-                    auth_pass: V3_AUTH.into(),
-                    privacy: Some((PrivProtocol::Aes, V3_PRIV.into())),
-                    write: true,
-                }],
-                pass_persist: vec![PassPersist {
-                    oid: ".1.3.6.1.4.1.318".into(),
-                    program: wrapper,
-                }],
-                sys_object_id: Some(sys_object_id.into()),
-                ..SnmpdOptions::default()
-            })
-            .unwrap(),
+            agent,
             state,
             family,
             units,
             _dir: dir,
         };
-        pdu.reset();
         Some(pdu)
     }
 
     /// Every outlet on, obeying.
     fn reset(&self) {
-        let mut text = format!("family {}\nreboot_ms 1000\n", self.family);
-        for unit in 1..=self.units {
-            for n in 1..=OUTLETS {
-                let name = if self.units == 1 {
-                    format!("outlet-{n}")
-                } else {
-                    format!("u{unit}-outlet-{n}")
-                };
-                text.push_str(&format!("outlet {unit} {n} on obey - {name}\n"));
-            }
+        write_all_on(&self.state, self.family, self.units);
+    }
+
+    /// The agent's UDP port, as a client of it reaches it.
+    fn port(&self) -> u16 {
+        match &self.agent {
+            Agent::Local(snmpd) => snmpd.port(),
+            Agent::Netns(_) => 161,
         }
-        std::fs::write(&self.state, text).unwrap();
+    }
+
+    /// A command running `program` where [`Pdu::port`] of 127.0.0.1 is the agent.
+    fn command(&self, program: &Path) -> Command {
+        match &self.agent {
+            Agent::Local(_) => Command::new(program),
+            Agent::Netns(fabric) => fabric.command(program),
+        }
     }
 
     /// Outlet states, in outlet order.
@@ -103,7 +142,7 @@ impl Pdu {
     fn v1(&self, action: &str, plug: &str) -> String {
         format!(
             "action={action}\nip=127.0.0.1\nipport={}\ncommunity=private\nsnmp_version=1\nplug={plug}\n",
-            self.snmpd.port()
+            self.port()
         )
     }
 
@@ -112,9 +151,25 @@ impl Pdu {
             "action={action}\nip=127.0.0.1\nipport={}\nsnmp_version=3\nusername={V3_USER}\n\
              password={V3_AUTH}\nsnmp_auth_prot=SHA\nsnmp_sec_level=authPriv\n\
              snmp_priv_prot=AES\nsnmp_priv_passwd={V3_PRIV}\nplug={plug}\n",
-            self.snmpd.port()
+            self.port()
         )
     }
+}
+
+/// A state file of `units` units of OUTLETS outlets, every one on and obeying.
+fn write_all_on(state: &Path, family: &str, units: u32) {
+    let mut text = format!("family {family}\nreboot_ms 1000\n");
+    for unit in 1..=units {
+        for n in 1..=OUTLETS {
+            let name = if units == 1 {
+                format!("outlet-{n}")
+            } else {
+                format!("u{unit}-outlet-{n}")
+            };
+            text.push_str(&format!("outlet {unit} {n} on obey - {name}\n"));
+        }
+    }
+    std::fs::write(state, text).unwrap();
 }
 
 /// Runs `stonith-bridge external apc OP HOST` as cluster-glue does, with the PDU's
@@ -130,8 +185,7 @@ fn glue(
     command
         .args(["external", "apc", op, host])
         .env_remove("RUST_LOG")
-        .env("ipaddr", "127.0.0.1")
-        .env("port", pdu.snmpd.port().to_string())
+        .env("ipaddr", format!("127.0.0.1:{}", pdu.port()))
         .env("community", "private");
     for (k, v) in extra {
         command.env(k, v);
@@ -503,67 +557,78 @@ fn monitor_status_and_list_write_nothing_to_the_pdu() {
     assert_eq!(recorded().lines().count(), 1, "{}", recorded());
 }
 
-/// cluster-glue `apcmastersnmp`'s own names (`ipaddr port community`, `port` the SNMP
-/// agent's UDP port) on `stonith`'s command line reach `external/fencekit-apc`; a
-/// host is the outlet carrying its name, as there: gethosts lists the outlet names,
-/// an off is confirmed (the emulator's state shows it) and no other outlet moves.
+/// cluster-glue `apcmastersnmp`'s own names (`ipaddr port community`) on `stonith`'s
+/// command line reach `external/fencekit-apc`, with their meanings there: the agent
+/// is on UDP port 161 of `ipaddr` (apcmastersnmp ignores `port`), a host is every
+/// outlet carrying its name. The installed `apcmastersnmp` runs first with the very
+/// same words against the same emulator (snmpd on port 161 of a namespace of the
+/// test's own, the only port it reaches), so the configuration is one that works
+/// with it; then ours: gethosts lists the outlet names, an off is confirmed (the
+/// emulator's state file shows it) and no other outlet moves.
 #[test]
 fn apcmastersnmps_own_parameter_names_work_unchanged_through_stonith() {
     let Some(stonith) = peers::require("stonith", "cluster-glue") else {
         return;
     };
-    if !peers::require_root("linking a plugin into cluster-glue's plugin directory") {
+    if !peers::require_root(
+        "a network namespace, and linking a plugin into cluster-glue's plugin directory",
+    ) {
         return;
     }
-    let Some(pdu) = Pdu::start() else { return };
+    let Some(pdu) = Pdu::start_in_netns() else {
+        return;
+    };
     let installed = Installed::new().unwrap();
     let _link = fencekit_tests::system::SystemLink::external_plugin(&installed, "apc").unwrap();
-    let port = format!("port={}", pdu.snmpd.port());
-    let run = |args: &[&str]| {
-        let mut command = Command::new(&stonith);
+    let with = |plugin: &str, words: &[&str], args: &[&str]| {
+        let mut command = pdu.command(&stonith);
         command
-            .args(["-t", "external/fencekit-apc", "ipaddr=127.0.0.1"])
-            .arg(&port)
-            .arg("community=private")
+            .args(["-t", plugin])
+            .args(words)
             .args(args)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("LC_ALL", "C");
         fencekit_tests::tool::run(command, None, std::time::Duration::from_secs(90)).unwrap()
     };
-    let out = run(&["-S"]);
-    assert!(out.status.success(), "status: {}", out.text());
-    let out = run(&["-l"]);
-    assert!(out.status.success(), "list: {}", out.text());
-    assert!(
-        out.stdout.lines().any(|l| l.trim() == "outlet-2"),
-        "{}",
-        out.text()
-    );
-    let out = run(&["-T", "off", "outlet-2"]);
-    assert!(out.status.success(), "off: {}", out.text());
-    assert_eq!(pdu.states(), vec![true, false, true, true]);
+    let words = ["ipaddr=127.0.0.1", "port=161", "community=private"];
+    for plugin in ["apcmastersnmp", "external/fencekit-apc"] {
+        pdu.reset();
+        let out = with(plugin, &words, &["-S"]);
+        assert!(out.status.success(), "{plugin} status: {}", out.text());
+        let out = with(plugin, &words, &["-l"]);
+        assert!(out.status.success(), "{plugin} list: {}", out.text());
+        assert!(
+            out.stdout.lines().any(|l| l.trim() == "outlet-2"),
+            "{plugin}: {}",
+            out.text()
+        );
+        let out = with(plugin, &words, &["-T", "off", "outlet-2"]);
+        assert!(out.status.success(), "{plugin} off: {}", out.text());
+        assert_eq!(pdu.states(), vec![true, false, true, true], "{plugin}");
+        let out = with(plugin, &words, &["-T", "on", "outlet-2"]);
+        assert!(out.status.success(), "{plugin} on: {}", out.text());
+        assert_eq!(pdu.states(), vec![true, true, true, true], "{plugin}");
 
-    // apcmastersnmp's positional configuration (`stonith -p`, `-F`, Heartbeat's
-    // `stonith_host`): one word for each of `ipaddr port community`, in that order.
-    let positional = |args: &[&str]| {
-        let mut command = Command::new(&stonith);
-        command
-            .args(["-t", "external/fencekit-apc"])
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LC_ALL", "C");
-        fencekit_tests::tool::run(command, None, std::time::Duration::from_secs(90)).unwrap()
-    };
-    let words = format!("127.0.0.1 {} private", pdu.snmpd.port());
-    let out = positional(&["-p", &words, "-l"]);
-    assert!(
-        out.stdout.lines().any(|l| l.trim() == "outlet-3"),
-        "{}",
-        out.text()
+        // apcmastersnmp's positional configuration (`stonith -p`, `-F`, Heartbeat's
+        // `stonith_host`): one word for each of `ipaddr port community`, in order.
+        let out = with(
+            plugin,
+            &["-p", "127.0.0.1 161 private"],
+            &["-T", "off", "outlet-3"],
+        );
+        assert!(out.status.success(), "{plugin} -p off: {}", out.text());
+        assert_eq!(pdu.states(), vec![true, true, false, true], "{plugin}");
+    }
+
+    // A `port` apcmastersnmp never used is refused by ours, not sent elsewhere.
+    pdu.reset();
+    let out = with(
+        "external/fencekit-apc",
+        &["ipaddr=127.0.0.1", "port=1161", "community=private"],
+        &["-T", "off", "outlet-2"],
     );
-    let out = positional(&["-p", &words, "-T", "off", "outlet-3"]);
-    assert!(out.status.success(), "-p off: {}", out.text());
-    assert_eq!(pdu.states(), vec![true, false, false, true]);
+    assert!(!out.status.success(), "{}", out.text());
+    assert!(out.text().contains("port"), "{}", out.text());
+    assert_eq!(pdu.states(), vec![true, true, true, true]);
 }
