@@ -638,6 +638,27 @@ async fn outlets_named(request: &Request, host: &str) -> Result<Vec<Plug>, Strin
             plug => plug.clone(),
         })
         .collect();
+    // An outlet whose name a reader would take for the host's (`node 1`, `nöde1`,
+    // a zero-width mark) but that is not it: a power supply of this host labelled
+    // another way, or another machine's. Either way not left on unsaid.
+    let alike: Vec<String> = addressed
+        .iter()
+        .filter_map(|(info, _)| {
+            let name = info.name.as_deref()?;
+            (!name.trim().eq_ignore_ascii_case(host)
+                && fencekit_core::power::names_alike(name, host))
+            .then(|| info.plug.to_string())
+        })
+        .collect();
+    if !alike.is_empty() {
+        return Err(format!(
+            "outlet(s) {} carry a name alike to {} but not the same: refusing to guess \
+             whether they power this host; rename them, or map the host to its outlets' \
+             numbers (hostmap)",
+            alike.join(", "),
+            shown_host(host)
+        ));
+    }
     let listed: Vec<fencekit_core::PlugInfo> =
         addressed.into_iter().map(|(info, _)| info).collect();
     if plugs.is_empty() {

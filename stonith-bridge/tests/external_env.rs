@@ -167,3 +167,34 @@ fn every_outlet_named_after_the_host_is_switched_and_the_host_listed_once() {
         ["node5", "web01"]
     );
 }
+
+/// An outlet whose name a reader would take for the host's but that is not it
+/// (blanks, another Unicode form, a zero-width mark) beside the host's own outlet:
+/// nothing is switched and the error names it; the outlets stay on.
+#[test]
+fn an_outlet_named_alike_to_the_host_but_not_the_same_stops_the_fence() {
+    for other in ["node 5", "n\u{f6}de5", "node5\u{200b}", "\u{ff4e}ode5"] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let state = state.display().to_string();
+        let names = format!("node5,web01,{other}");
+        let out = Command::new(BIN)
+            .args(["external", "sim", "off", "node5"])
+            .env_remove("RUST_LOG")
+            .env("plugs", "3")
+            .env("names", &names)
+            .env("state_file", &state)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{other:?}: {said}");
+        assert!(said.contains("outlet(s) 3"), "{other:?}: {said}");
+        let states = std::fs::read_to_string(&state).unwrap_or_default();
+        assert!(
+            !states
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("off")),
+            "{other:?}: {states}"
+        );
+    }
+}
