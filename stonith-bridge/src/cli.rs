@@ -48,8 +48,9 @@ pub enum Command {
         /// getconfignames, status, gethosts, on, off, reset, getinfo-devid, getinfo-devname,
         /// getinfo-devdescr, getinfo-devurl, getinfo-xml.
         op: String,
-        /// The host, for on, off and reset.
-        host: Option<String>,
+        /// The host, for on, off and reset (one word: more are refused, naming them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        host: Vec<String>,
     },
     /// Check the SAN paths to devices (FC sysfs, dm-multipath, EMC PowerPath) and
     /// exit as a Nagios plugin does (0 ok, 1 degraded, 2 failed, 3 unknown).

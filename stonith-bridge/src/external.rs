@@ -336,10 +336,31 @@ pub struct Prepared {
 /// environment, removes every variable it read from it (so that no child, such as
 /// the notify command, a `password_script` or a script plugin, inherits them), and
 /// validates them. Runs while the process has one thread (see `main`).
-pub fn prepare(plugin_name: &str, op: &str, host: Option<&str>) -> Stage<Prepared> {
+pub fn prepare(plugin_name: &str, op: &str, words: &[String]) -> Stage<Prepared> {
     let started = Instant::now();
     let me = format!("external/{}", self::plugin_name(plugin_name));
     logging::set_syslog_ident(&me);
+    // cluster-glue runs `plugin OP HOST` through the shell, the host unquoted: a
+    // host name holding a blank (`outlet 4`) arrives as several words. Taking the
+    // first would switch another outlet (`outlet`); the name cannot be rebuilt (how
+    // many blanks stood where is lost).
+    if words.len() > 1 {
+        logging::report!(
+            "{me}: the host arrived as {} words ({}): cluster-glue passes a host to an \
+             external plugin unquoted, so a name holding a blank cannot reach it; refusing \
+             rather than switching the outlet the first word names. Rename the outlet, or \
+             map a host name without blanks to it (hostmap)",
+            words.len(),
+            words
+                .iter()
+                .take(8)
+                .map(|w| format!("`{}`", shown_host(w)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        return Stage::Done(FAIL);
+    }
+    let host = words.first().map(String::as_str);
     let timeout = std::env::var("timeout")
         .ok()
         .and_then(|t| t.trim().parse::<f64>().ok())

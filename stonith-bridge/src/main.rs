@@ -85,7 +85,8 @@ enum Personality {
     External {
         plugin: String,
         op: String,
-        host: Option<String>,
+        /// The words after the operation: the host, which is one word.
+        host: Vec<String>,
     },
     Ocf {
         agent: String,
@@ -128,7 +129,7 @@ fn personality() -> Result<Personality, u8> {
         return Ok(Personality::External {
             plugin: plugin.to_string(),
             op: rest.first().cloned().unwrap_or_default(),
-            host: rest.get(1).cloned(),
+            host: rest.get(1..).unwrap_or_default().to_vec(),
         });
     }
     if invoked == ocf::AGENT {
@@ -210,7 +211,7 @@ fn main() -> ExitCode {
         },
         Personality::External { plugin, op, host } => {
             logging::init(0, false);
-            match external::prepare(&plugin, &op, host.as_deref()) {
+            match external::prepare(&plugin, &op, &host) {
                 request::Stage::Done(code) => return finish(code),
                 request::Stage::Run(prepared) => Work::External(prepared),
             }

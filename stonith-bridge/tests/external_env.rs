@@ -198,3 +198,45 @@ fn an_outlet_named_alike_to_the_host_but_not_the_same_stops_the_fence() {
         );
     }
 }
+
+/// cluster-glue runs `plugin off HOST` through the shell with the host unquoted:
+/// `outlet 4` arrives as `outlet` and `4`. Beside an outlet named `outlet`, taking
+/// the first word would switch that one; the run is refused instead, through the
+/// plugin's own name (as cluster-glue runs it) and through `stonith-bridge external`.
+#[test]
+fn a_host_that_arrives_as_several_words_is_refused_never_its_first_word_switched() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let link = dir.path().join("fencekit-sim");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    for via_link in [true, false] {
+        let mut command = if via_link {
+            Command::new(&link)
+        } else {
+            let mut c = Command::new(BIN);
+            c.args(["external", "sim"]);
+            c
+        };
+        let out = command
+            .args(["off", "outlet", "4"])
+            .env_remove("RUST_LOG")
+            .env("plugs", "3")
+            .env("names", "outlet,web01,outlet 4")
+            .env("state_file", &state)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{via_link}: {said}");
+        assert!(
+            said.contains("2 words (`outlet` `4`)"),
+            "{via_link}: {said}"
+        );
+        let states = std::fs::read_to_string(&state).unwrap_or_default();
+        assert!(
+            !states
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("off")),
+            "{via_link}: {states}"
+        );
+    }
+}
