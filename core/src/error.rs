@@ -29,9 +29,9 @@ pub enum DeviceError {
     /// The plug text fits more than one outlet; switching one of them could leave
     /// the node powered by the other.
     #[error(
-        "plug {plug} is ambiguous: outlets {outlets} all match it; give one outlet's \
-         number in the unit:outlet form (1:N on a device of one unit), which names that \
-         number only, or a name no other outlet has"
+        "plug {plug} is ambiguous: these all match it: {outlets}; give the number of one in \
+         the unit:outlet form (1:N on a device of one unit; 1:ifIndex on a switch), \
+         which names that number only, or a name no other has"
     )]
     AmbiguousPlug { plug: String, outlets: String },
     /// The device does not offer this operation.
