@@ -161,8 +161,24 @@ fn entries(line: &str) -> Result<(Vec<Outlet>, bool), ParseError> {
 
 /// `name : On` (or `Off`, or either `Locked`) without the `N)...` before it: the
 /// name padded to its column, a blank before the `:` (a status line such as
-/// `Circuit Breaker: On` has none).
+/// `Circuit Breaker: On` has none, and its two-column form `Circuit Breaker:  On
+/// :  On` has only states between its colons, where an entry run into it would
+/// leave a name, and its label no blank before the first).
 fn lost_its_number(line: &str) -> bool {
+    let mut columns = line.split(':').skip(1).peekable();
+    let status_columns = columns.peek().is_some()
+        && columns.all(|column| {
+            let mut words = column.split_whitespace();
+            words.next().is_some_and(is_state) && words.next().is_none()
+        });
+    let label = line.split(':').next().unwrap_or_default();
+    if status_columns
+        && line.matches(':').count() >= 2
+        && !label.trim().is_empty()
+        && !label.ends_with(char::is_whitespace)
+    {
+        return false;
+    }
     line.rsplit_once(':').is_some_and(|(name, status)| {
         if !name.ends_with(char::is_whitespace) || name.trim().is_empty() {
             return false;
@@ -342,6 +358,16 @@ mod tests {
         let header =
             " Circuit Breaker:       Good        :        Good  \r\n 1)...web             : On\r\n";
         assert_eq!(parse_status(header).unwrap().len(), 1);
+        // The same header of a strip printing its breakers' state as On.
+        let header =
+            " Circuit Breaker:       On          :        On    \r\n 1)...web             : On\r\n";
+        assert_eq!(parse_status(header).unwrap().len(), 1);
+        // An entry that lost its number run into it leaves a name between them.
+        let glued =
+            " Circuit Breaker:       On   db1    :        On    \r\n 1)...web             : On\r\n";
+        assert!(parse_status(glued).is_err());
+        let glued = " c               : On   :  On\r\n 1)...web             : On\r\n";
+        assert!(parse_status(glued).is_err());
     }
 
     #[test]
