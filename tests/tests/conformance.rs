@@ -846,7 +846,7 @@ fn every_cluster_glue_plugin_name_is_listed_by_its_fencekit_personality() {
         let theirs = parameter_names(&theirs);
         assert!(!theirs.is_empty(), "no parameters in {anchor}'s metadata");
         for name in theirs {
-            let found = described.iter().any(|n| *n == name);
+            let found = described.contains(&name);
             table.push_str(&format!(
                 "{anchor:<14} {name:<13} {}\n",
                 if found {
