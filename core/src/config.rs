@@ -69,7 +69,7 @@ impl Config {
         let found = self.nodes.get(name).or_else(|| {
             self.nodes
                 .iter()
-                .find(|(node, _)| crate::power::names_alike(node, name))
+                .find(|(node, _)| crate::power::names_match(node, name))
                 .map(|(_, target)| target)
         });
         found.ok_or_else(|| ConfigError {
@@ -270,8 +270,9 @@ fn parse_unbounded(
                 return Err(lines.error(
                     name.span().start,
                     format!(
-                        "node `{}` and node `{other}` differ only in case or blanks: \
-                         give one host all its plugs under one name",
+                        "node `{}` and node `{other}` differ only in case, blanks, \
+                         accents or the Unicode form they are written in: give one host \
+                         all its plugs under one name",
                         name.get_ref()
                     ),
                 ));
@@ -708,17 +709,19 @@ plugs = [{ device = "pdu-a", plug = "3" }, { device = "pdu-b", plug = 3 }]
 
     #[test]
     fn nodes_named_alike_but_for_case_or_blanks_are_refused_not_given_two_plug_sets() {
-        for other in ["NODE1", "\"node1 \"", "\" Node1\""] {
+        for other in ["NODE1", "\"node1 \"", "\" Node1\"", "\"n\u{f6}de1\""] {
             let err = error_of(&format!(
                 "[devices.a]\nplugin = \"sim\"\n[nodes.node1]\nplugs = [{{ device = \"a\", plug = 1 }}]\n\
                  [nodes.{other}]\nplugs = [{{ device = \"a\", plug = 2 }}]\n"
             ));
-            assert!(err.contains("differ only in case or blanks"), "{err}");
+            assert!(err.contains("differ only in case, blanks"), "{err}");
         }
         // One spelling: found by any other of the same host.
         let config = parse_str(GOOD).unwrap();
         assert_eq!(config.node("NODE1").unwrap().node, "node1");
         assert_eq!(config.node(" node1 ").unwrap().node, "node1");
+        // A name alike in another form is another host: not found.
+        assert!(config.node("n\u{f6}de1").is_err());
     }
 
     #[test]

@@ -230,6 +230,20 @@ pub fn names_alike(name: &str, text: &str) -> bool {
     seen(name) == seen(text)
 }
 
+/// Whether `text` names `name` where a name is looked up, not checked for a rival:
+/// the same but for case, blanks and characters that draw nothing ([`unseen`]), as
+/// cluster tools match host names. Narrower than [`names_alike`]: `nöde1` is alike
+/// to `node1` (beside it, either is ambiguous) but does not name it (a request to
+/// fence the one must never find the other).
+pub fn names_match(name: &str, text: &str) -> bool {
+    fn plain(name: &str) -> impl Iterator<Item = char> + '_ {
+        name.chars()
+            .filter(|c| !c.is_whitespace() && !c.is_control() && !unseen(*c))
+            .flat_map(char::to_lowercase)
+    }
+    plain(name).eq(plain(text))
+}
+
 /// What a reader sees of an outlet name, for [`names_alike`]: lower case,
 /// compatibility-decomposed, without blanks, control characters, characters that
 /// draw nothing ([`unseen`]) and marks drawn on a letter (non-spacing and
@@ -528,6 +542,15 @@ mod tests {
             resolve_outlet(&Plug::parse("caf\u{e9}"), [(1, "caf\u{e9}"), (2, "cafes")]).unwrap(),
             1
         );
+    }
+
+    #[test]
+    fn a_name_in_another_unicode_form_is_alike_but_names_nothing() {
+        assert!(names_alike("n\u{f6}de1", "node1") && !names_match("n\u{f6}de1", "node1"));
+        assert!(names_alike("\u{ff4e}ode1", "node1") && !names_match("\u{ff4e}ode1", "node1"));
+        assert!(names_match("Node 1\u{200b}", "node1"));
+        // Alone, a name alike is no match.
+        assert!(resolve_outlet(&Plug::parse("n\u{f6}de1"), [(1, "node1")]).is_err());
     }
 
     #[test]
