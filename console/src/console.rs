@@ -1185,13 +1185,7 @@ mod tests {
     /// said last nor the transcript shows the piece.
     #[tokio::test(start_paused = true)]
     async fn a_password_echo_cut_to_a_field_and_followed_by_text_is_never_shown() {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(captured.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (captured, _guard) = Captured::trace();
 
         let secret = Secret::new("ADl64uOFLA5tL4oHx2jbkKa9GCPXuX00tb7HPYXK");
         for close in [true, false] {
@@ -1240,6 +1234,20 @@ mod tests {
         }
     }
 
+    impl Captured {
+        /// Everything logged at trace level on this thread from now on, while the
+        /// guard lives.
+        fn trace() -> (Captured, tracing::subscriber::DefaultGuard) {
+            let captured = Captured::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(captured.clone())
+                .with_ansi(false)
+                .finish();
+            (captured, tracing::subscriber::set_default(subscriber))
+        }
+    }
+
     impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
         type Writer = Captured;
         fn make_writer(&'a self) -> Captured {
@@ -1249,13 +1257,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn secrets_never_reach_the_transcript_or_errors_even_when_echoed() {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(captured.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (captured, _guard) = Captured::trace();
 
         let secret = Secret::new("hunter2");
         let (ours, mut device) = duplex(4096);
@@ -1304,13 +1306,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_secret_echoed_across_a_line_break_never_shows_in_pieces() {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(captured.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (captured, _guard) = Captured::trace();
 
         let secret = Secret::new("Kx93-longpass");
         let (ours, mut device) = duplex(4096);
