@@ -235,7 +235,7 @@ pub fn end_strays() -> usize {
     // Bounded: a stray that forks as fast as it is killed cannot hold us.
     let hunt_by = StdInstant::now() + STRAY_HUNT;
     while StdInstant::now() < hunt_by {
-        let strays: Vec<i32> = {
+        let strays: Vec<(i32, i32)> = {
             let registry = live();
             children_of(me)
                 .into_iter()
@@ -245,14 +245,18 @@ pub fn end_strays() -> usize {
                         && !registry.unreaped.contains(pid)
                         && !registry.groups.contains(group)
                 })
-                .map(|(pid, _)| pid)
                 .collect()
         };
         if strays.is_empty() {
             break;
         }
-        for raw in strays {
+        for (raw, group) in strays {
             let pid = Pid::from_raw(raw);
+            // Its whole group at once (a stray that is a chain of processes, all in
+            // the group it made, would be peeled one generation a round, and the
+            // rest outlive the hunt); the group cannot be another's while our child,
+            // unreaped, is in it.
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             ended += 1;
             let by = (StdInstant::now() + STRAY_REAP).min(hunt_by);

@@ -139,6 +139,12 @@ fn any_other_deadly_signal_takes_the_children_with_it_too() {
 fn escaping_on(how: &str) -> String {
     let start = match how {
         "setsid" => r#"setsid sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" &"#,
+        // A chain of 500 nested shells in a session of its own, the innermost of
+        // which switches the outlet back on.
+        "setsid chain" => {
+            r#"(setsid sh "$dir/chain" 500 "$dir" </dev/null >/dev/null 2>&1 &)
+        i=0; while [ ! -e "$dir/ready" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done"#
+        }
         _ => r#"set -m; sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" &"#,
     };
     format!(
@@ -155,9 +161,15 @@ esac
 
 #[test]
 fn a_helper_that_left_the_scripts_process_group_ends_with_the_run() {
-    for how in ["setsid", "set -m"] {
+    for how in ["setsid", "set -m", "setsid chain"] {
         let dir = tempfile::tempdir().unwrap();
         let script = script(dir.path(), &escaping_on(how));
+        std::fs::write(
+            dir.path().join("chain"),
+            "if [ \"$1\" -le 0 ]; then touch \"$2/ready\"; sleep 2; echo on > \"$2/outlet\"; \
+             else sh \"$2/chain\" $(($1 - 1)) \"$2\"; :; fi\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
         let out = Command::new(BIN)
             .args(["fence-agent", "script"])
