@@ -309,15 +309,28 @@ pub fn devices_for(
 ) -> Result<Devices, String> {
     let mut devices: Devices = BTreeMap::new();
     for plug in &target.plugs {
-        if devices.contains_key(&plug.device) {
-            continue;
-        }
         let Some(device) = config.devices.get(&plug.device) else {
             return Err(format!(
                 "{}: node {} uses device {}, which is not configured",
                 config.source, target.node, plug.device
             ));
         };
+        // No plug on a device of many outlets would reach it as `chassis`, which no
+        // outlet is: refused, as the fence agent refuses a missing `plug` there.
+        if plug.plug == fencekit_core::Plug::Chassis
+            && registry
+                .power(&device.plugin)
+                .is_some_and(|p| p.schema.plug_required())
+        {
+            return Err(format!(
+                "{}: node {} has a plug on device {} without `plug` (or a blank one); \
+                 that device has many outlets: name the node's outlet",
+                config.source, target.node, device.name
+            ));
+        }
+        if devices.contains_key(&plug.device) {
+            continue;
+        }
         // The node's name, as Pacemaker's `nodename` gives it to a fence agent, to a
         // device of this node alone: a device that takes the node's name for a plug
         // (a Redfish service's only system) takes no other plug for it. A device

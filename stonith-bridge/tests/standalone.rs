@@ -597,3 +597,40 @@ fn a_configuration_every_user_may_read_with_a_password_in_it_is_refused_and_noth
     let out = run(&["fence", "-c", &c, "-n", "node1", "-a", "off"], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// A node's plug without `plug` (or a blank one) on a device of many outlets would
+/// reach the device as `chassis`, which no outlet is (a script whose status of
+/// `chassis` says off reported the node fenced): refused, nothing switched, as the
+/// fence agent refuses a missing `plug` there.
+#[test]
+fn a_plug_without_its_outlet_on_a_device_of_many_is_refused() {
+    for plug in ["", ", plug = \" \""] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("pdu.state");
+        let path = write(
+            dir.path(),
+            "fencekit.toml",
+            &format!(
+                "[devices.a]\nplugin = \"sim\"\nplugs = 3\nstate_file = \"{}\"\n\n\
+                 [nodes.node1]\nplugs = [{{ device = \"a\"{plug} }}]\n",
+                state.display()
+            ),
+        );
+        let out = run(
+            &[
+                "fence",
+                "-c",
+                path.to_str().unwrap(),
+                "-n",
+                "node1",
+                "-a",
+                "off",
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{plug:?}: {}", text(&out));
+        assert!(text(&out).contains("without `plug`"), "{}", text(&out));
+        let states = std::fs::read_to_string(&state).unwrap_or_default();
+        assert!(!states.contains("off"), "{plug:?}: {states}");
+    }
+}
