@@ -40,6 +40,22 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `fence -c PATH -n node1 -a off`.
+fn off_node1(config: &Path) -> Output {
+    run(
+        &[
+            "fence",
+            "-c",
+            config.to_str().unwrap(),
+            "-n",
+            "node1",
+            "-a",
+            "off",
+        ],
+        None,
+    )
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -171,18 +187,7 @@ fn broken_configurations_are_refused_with_file_line_and_parameter() {
     ];
     for (name, body, expected) in cases {
         let path = write(dir.path(), name, body);
-        let out = run(
-            &[
-                "fence",
-                "-c",
-                path.to_str().unwrap(),
-                "-n",
-                "node1",
-                "-a",
-                "off",
-            ],
-            None,
-        );
+        let out = off_node1(&path);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         let wanted = format!("{}{expected}", path.display());
@@ -616,18 +621,7 @@ fn a_plug_without_its_outlet_on_a_device_of_many_is_refused() {
                 state.display()
             ),
         );
-        let out = run(
-            &[
-                "fence",
-                "-c",
-                path.to_str().unwrap(),
-                "-n",
-                "node1",
-                "-a",
-                "off",
-            ],
-            None,
-        );
+        let out = off_node1(&path);
         assert_eq!(out.status.code(), Some(2), "{plug:?}: {}", text(&out));
         assert!(text(&out).contains("without `plug`"), "{}", text(&out));
         let states = std::fs::read_to_string(&state).unwrap_or_default();
