@@ -139,6 +139,10 @@ pub struct Console<S> {
     last_data: Instant,
     /// Why the stream ended, once it has.
     ended: Option<String>,
+    /// Whether it ended because the operation's deadline passed (the stream's
+    /// thread drops input it can no longer write in time): a timeout, not a lost
+    /// connection, for whoever weighs the reasons of several attempts.
+    out_of_time: bool,
     redactor: Redactor,
     transcript: Transcript,
     chunk: Vec<u8>,
@@ -153,6 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             buffer: String::new(),
             last_data: Instant::now(),
             ended: None,
+            out_of_time: false,
             redactor: Redactor::default(),
             transcript: Transcript::default(),
             chunk: vec![0; 4096],
@@ -269,7 +274,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             };
             if let Some(cause) = &self.ended {
                 let cause = cause.clone();
-                return Err(self.lost(activity(), cause));
+                return Err(self.lost(activity(), cause, started));
             }
             if now >= deadline {
                 return Err(self.timed_out(activity(), started));
@@ -398,7 +403,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             }
             if let Some(cause) = &self.ended {
                 let cause = cause.clone();
-                return Err(self.lost(activity, cause));
+                return Err(self.lost(activity, cause, started));
             }
             if now >= deadline {
                 return Err(self.timed_out(activity, started));
@@ -479,6 +484,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
                 self.enforce_limit();
             }
             Ok(Err(e)) => {
+                self.out_of_time = e.kind() == std::io::ErrorKind::TimedOut;
                 self.ended = Some(format!("read failed: {e}"));
                 self.transcript.flush(&self.options.device, &self.redactor);
             }
@@ -567,7 +573,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
                 | std::io::ErrorKind::UnexpectedEof
                 | std::io::ErrorKind::WriteZero => {
                     self.ended = Some(format!("write failed: {e}"));
-                    Err(self.lost(activity.to_string(), format!("write failed: {e}")))
+                    Err(self.lost(activity.to_string(), format!("write failed: {e}"), started))
                 }
                 _ => Err(ConsoleError::Io {
                     device: self.options.device.clone(),
@@ -583,7 +589,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
         self.redactor.for_message(&self.buffer, 160)
     }
 
-    fn lost(&mut self, activity: String, cause: String) -> ConsoleError {
+    fn lost(&mut self, activity: String, cause: String, started: Instant) -> ConsoleError {
+        if self.out_of_time {
+            return self.timed_out(activity, started);
+        }
         self.transcript.flush(&self.options.device, &self.redactor);
         // The activity names patterns learned from the device (a prompt), and the
         // cause may quote it: both masked like the text received.
