@@ -21,16 +21,20 @@
 //!   small supervisor, a `/bin/sh` that leads the group, is sent SIGTERM by the
 //!   kernel when the thread that started it (and so fencekit) dies, and then kills
 //!   the whole group: the program and whatever it started (a helper of a script
-//!   that would switch an outlet on late).
+//!   that would switch an outlet on late), and each process it adopted (below)
+//!   with that process's own group.
 //! * **Strays.** A process that leaves the group (`setsid`, or a script's own job
-//!   control, `set -m`) escapes the group's kill. A front end that calls
-//!   [`adopt_strays`] becomes the reaper of its descendants' orphans (a child
-//!   subreaper): once the program that started such a process is gone, it is
-//!   fencekit's child, and every program's end (and [`wind_up`], at fencekit's own)
-//!   kills and reaps each such child that belongs to no running program (the
-//!   parent of a stray is in the killed group, or a stray itself). What still
-//!   escapes: a stray a fencekit killed outright (SIGKILL) leaves behind, which the
-//!   kernel hands to init; README names it.
+//!   control, `set -m`) escapes the group's kill. The supervisor is the reaper of
+//!   its program's orphans (a child subreaper, prctl(2)): whatever the program
+//!   started stays below the supervisor, in whatever group or session, once its
+//!   own parent is gone. When the program exits, the supervisor says so and waits;
+//!   fencekit kills every process below it (read from `/proc`, each checked and
+//!   signalled through a pidfd, rounds until none is left), and only then lets it
+//!   exit. Only the descendants of the program's own supervisor are touched: never
+//!   a process another thread or a plugin library started, nor one of another
+//!   program's. What escapes: a process the program started below a stray that
+//!   the supervisor did not adopt yet when fencekit was killed outright (the
+//!   supervisor's last act reaches only the processes it adopted); README names it.
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -41,6 +45,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -96,10 +103,30 @@ pub enum ChildError {
 
 /// The supervisor `/bin/sh` runs: it starts the program in the background (its
 /// standard input handed over explicitly, as a background command would otherwise
-/// read `/dev/null`), waits for it and exits with its status; on SIGTERM (the
-/// parent-death signal) it kills its whole process group, itself included.
-const SUPERVISOR: &str =
-    "trap 'kill -KILL 0' TERM; exec 3<&0; \"$@\" <&3 3<&- & exec 3<&-; wait $!";
+/// read `/dev/null`) and waits for it; then it closes descriptor 5 (fencekit's
+/// sign that the program ended), waits until fencekit closes the other end of
+/// descriptor 4 (the processes below it are ended by then) and exits with the
+/// program's status. The program gets neither descriptor.
+///
+/// On SIGTERM (the parent-death signal: fencekit is gone) or SIGHUP it kills each
+/// of its children with that child's group, again whenever the list of its
+/// children changes (a child killed hands it its own children: it adopts them),
+/// until the list stays the same for a while (about 2000 reads of it, some
+/// milliseconds) or it has read it 40000 times; then its own group, itself
+/// included.
+const SUPERVISOR: &str = "trap 'o=; n=0; i=0; \
+     while [ $n -lt 2000 ] && [ $i -lt 40000 ]; do \
+     read -r k < /proc/$$/task/$$/children; i=$((i+1)); \
+     if [ \"$k\" = \"$o\" ]; then n=$((n+1)); else n=0; o=$k; \
+     for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; \
+     kill -KILL 0' TERM HUP; \
+     exec 3<&0; \"$@\" <&3 3<&- 4<&- 5>&- & exec 3<&-; wait $!; s=$?; \
+     exec 5>&-; read _ <&4; exit $s";
+
+/// The supervisor's descriptors: fencekit closes its end of [`GO_FD`] to let it
+/// exit; it closes [`ENDED_FD`] when the program has exited.
+const GO_FD: i32 = 4;
+const ENDED_FD: i32 = 5;
 
 /// The name the supervisor runs under (its `$0`; what `ps` shows).
 const SUPERVISOR_NAME: &str = "fencekit-child";
@@ -145,18 +172,20 @@ pub fn shell(script: &str) -> Program {
 }
 
 /// A process group of its own (led by the supervisor), an environment without the
-/// registered secrets, and SIGTERM to the supervisor when the thread that started
-/// it dies.
+/// registered secrets, the supervisor the reaper of its program's orphans, and
+/// SIGTERM to the supervisor when the thread that started it dies.
 fn prepare(command: &mut Command) {
     command.process_group(0);
     crate::secret::scrub_env(command);
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed; it makes two system calls, prctl(2) and
-    // getppid(2), and allocates nothing on success.
+    // async-signal-safe calls are allowed; it makes three system calls, prctl(2)
+    // twice and getppid(2), and allocates nothing on success.
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
+            // Kept across exec: the supervisor shell adopts its program's orphans.
+            nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)?;
             // fencekit died before the signal was armed: nothing would deliver it.
             if nix::unistd::getppid() != parent {
                 return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
@@ -172,7 +201,7 @@ struct Registry {
     /// supervisor): taken out just before the supervisor is reaped.
     groups: Vec<i32>,
     /// The supervisors not reaped yet: taken out just after they are reaped, so
-    /// that [`end_strays`] never reaps (and so steals) another thread's child.
+    /// that [`wind_up`] can give abandoned programs a moment to be reaped.
     unreaped: Vec<i32>,
 }
 
@@ -185,102 +214,144 @@ fn live() -> std::sync::MutexGuard<'static, Registry> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Kills the process group of every child running now (and the children
-/// themselves); how many. For a front end that is being stopped: called from a
-/// thread or task, never from a signal handler.
+/// Kills every child running now, what it started (see [`end_below`]) and its
+/// process group; how many children. For a front end that is being stopped:
+/// called from a thread or task, never from a signal handler.
 pub fn kill_all() -> usize {
     let groups = live().groups.clone();
     for group in &groups {
-        let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
+        end_program(Pid::from_raw(*group));
     }
     groups.len()
 }
 
-/// Whether this process is the reaper of its descendants' orphans.
-static ADOPTING: AtomicBool = AtomicBool::new(false);
-
-/// Makes this process a child subreaper (prctl(2) `PR_SET_CHILD_SUBREAPER`): a
-/// process a program of the site's started and that left its group is this
-/// process's child once its own parent is gone, so that [`end_strays`] can end it.
-/// For the front ends, once, before any program runs; a process that `exec`s
-/// another program must not call it (the attribute outlives `exec`).
-pub fn adopt_strays() -> nix::Result<()> {
-    nix::sys::prctl::set_child_subreaper(true)?;
-    ADOPTING.store(true, Ordering::SeqCst);
-    Ok(())
+/// Ends a running program led by supervisor `group`: its group stopped (nothing
+/// in it forks meanwhile), every process below the supervisor killed, then the
+/// group.
+fn end_program(group: Pid) {
+    let _ = killpg(group, Signal::SIGSTOP);
+    end_below(group.as_raw());
+    let _ = killpg(group, Signal::SIGKILL);
 }
 
-/// How long [`end_strays`] waits for one killed stray to be reaped before it
-/// leaves it (a process in uninterruptible sleep dies when it wakes).
-const STRAY_REAP: Duration = Duration::from_millis(100);
-/// How long one [`end_strays`] may take in all.
-const STRAY_HUNT: Duration = Duration::from_millis(500);
+/// How long one [`end_below`] may take in all.
+const HUNT: Duration = Duration::from_millis(500);
 
-/// Kills and reaps every child of this process that is none of the programs
-/// running now, nor in their groups, nor in this process's own group (a process a
-/// library started the plain way): after [`adopt_strays`], those are the orphans
-/// of programs that ended, the ones that left their group among them. Each one
-/// reaped hands its own children to this process before the reap returns, so the
-/// rounds go on until one finds none. How many were killed; none unless
-/// [`adopt_strays`] was called.
-pub fn end_strays() -> usize {
-    if !ADOPTING.load(Ordering::SeqCst) {
-        return 0;
-    }
-    let me = nix::unistd::getpid().as_raw();
-    let own_group = nix::unistd::getpgrp().as_raw();
-    let mut ended = 0;
-    // Killed but not reaped in time: not waited for again.
-    let mut left: Vec<i32> = Vec::new();
-    // Bounded: a stray that forks as fast as it is killed cannot hold us.
-    let hunt_by = StdInstant::now() + STRAY_HUNT;
-    while StdInstant::now() < hunt_by {
-        let strays: Vec<(i32, i32)> = {
-            let registry = live();
-            children_of(me)
-                .into_iter()
-                .filter(|(pid, group)| {
-                    *group != own_group
-                        && !left.contains(pid)
-                        && !registry.unreaped.contains(pid)
-                        && !registry.groups.contains(group)
-                })
-                .collect()
-        };
-        if strays.is_empty() {
+/// Kills every live process below `supervisor` (its children, theirs, and so
+/// on, whatever their group or session), in rounds until none is left or
+/// [`HUNT`] has passed: a process killed hands its children to the supervisor,
+/// the reaper of its program's orphans, so the next round finds them. How many
+/// processes were killed.
+pub fn end_below(supervisor: i32) -> usize {
+    let by = StdInstant::now() + HUNT;
+    let mut killed: Vec<i32> = Vec::new();
+    loop {
+        let table = processes();
+        let below = descendants(&table, supervisor);
+        if below.is_empty() || StdInstant::now() >= by {
             break;
         }
-        for (raw, group) in strays {
-            let pid = Pid::from_raw(raw);
-            // Its whole group at once (a stray that is a chain of processes, all in
-            // the group it made, would be peeled one generation a round, and the
-            // rest outlive the hunt); the group cannot be another's while our child,
-            // unreaped, is in it.
-            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            ended += 1;
-            let by = (StdInstant::now() + STRAY_REAP).min(hunt_by);
-            // Our child until reaped: its pid cannot be another's meanwhile.
-            loop {
-                match nix::sys::wait::waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) if StdInstant::now() < by => {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Ok(WaitStatus::StillAlive) => {
-                        left.push(raw);
-                        break;
-                    }
-                    _ => break,
+        for pid in &below {
+            if kill_if_below(*pid, supervisor, &below) && !killed.contains(pid) {
+                killed.push(*pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    killed.len()
+}
+
+/// One process: its pid, parent and whether it is a zombie (dead, not reaped).
+struct Proc {
+    pid: i32,
+    ppid: i32,
+    zombie: bool,
+}
+
+/// Every process, from `/proc`.
+fn processes() -> Vec<Proc> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let (ppid, zombie) = parent_of(pid)?;
+            Some(Proc { pid, ppid, zombie })
+        })
+        .collect()
+}
+
+/// The parent of process `pid` and whether it is a zombie, from
+/// `/proc/PID/stat` (fields 3 and 4, after the command name in parentheses, which
+/// may itself hold blanks and parentheses).
+fn parent_of(pid: i32) -> Option<(i32, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_ascii_whitespace();
+    let state = fields.next()?;
+    let ppid: i32 = fields.next()?.parse().ok()?;
+    Some((ppid, state == "Z" || state == "X"))
+}
+
+/// The live processes below `root` in `table`.
+fn descendants(table: &[Proc], root: i32) -> Vec<i32> {
+    let mut parents = vec![root];
+    let mut below = Vec::new();
+    let mut next = 0;
+    while next < parents.len() {
+        let parent = parents[next];
+        next += 1;
+        for p in table.iter().filter(|p| p.ppid == parent && p.pid != root) {
+            if !parents.contains(&p.pid) {
+                parents.push(p.pid);
+                if !p.zombie {
+                    below.push(p.pid);
                 }
             }
         }
     }
-    ended
+    below
 }
 
-/// Kills every program still running and every stray, for a front end about to
-/// exit: the programs a deadline abandoned are given a moment to be reaped by
-/// their own threads, so that what they leave behind is this process's to end.
+/// SIGKILL to `pid` if it is (still) below `supervisor`: the process is pinned
+/// with a pidfd first and its parent read after, so that a pid that ended and
+/// was given to another process meanwhile is never signalled. Whether it was.
+fn kill_if_below(pid: i32, supervisor: i32, below: &[i32]) -> bool {
+    use nix::libc;
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor
+    // or -1; it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let Ok(fd) = i32::try_from(fd) else {
+        return false;
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: `fd` was just returned by pidfd_open and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    match parent_of(pid) {
+        Some((ppid, false)) if ppid == supervisor || below.contains(&ppid) => {
+            // SAFETY: pidfd_send_signal(2) with a pidfd, a signal number and no
+            // siginfo; it touches no memory of ours.
+            let sent = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            sent == 0
+        }
+        _ => false,
+    }
+}
+
+/// Kills every program still running and what it started, for a front end about
+/// to exit, and gives the programs a deadline abandoned a moment to be reaped by
+/// their own threads.
 pub fn wind_up() {
     if kill_all() > 0 {
         let by = StdInstant::now() + Duration::from_millis(200);
@@ -288,35 +359,12 @@ pub fn wind_up() {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    end_strays();
-}
-
-/// The children of process `parent` with their process groups, read from
-/// `/proc/PID/stat` (fields 4 and 5, after the command name in parentheses, which
-/// may itself hold blanks and parentheses).
-fn children_of(parent: i32) -> Vec<(i32, i32)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let (_, after_name) = stat.rsplit_once(')')?;
-            let mut fields = after_name.split_ascii_whitespace();
-            let _state = fields.next()?;
-            let ppid: i32 = fields.next()?.parse().ok()?;
-            let group: i32 = fields.next()?.parse().ok()?;
-            (ppid == parent).then_some((pid, group))
-        })
-        .collect()
 }
 
 /// Runs `command` (prepared, see [`prepare`]) with `input` on its standard input,
 /// and waits for it until `deadline`, blocking the calling thread.
 pub fn run_by(
-    command: &mut Program,
+    command: Program,
     input: Option<&[u8]>,
     deadline: StdInstant,
     limits: Limits,
@@ -328,7 +376,7 @@ pub fn run_by(
 /// the caller stops waiting (its own deadline dropped this future) the program and
 /// its group are killed within moments.
 pub async fn run(
-    mut command: Program,
+    command: Program,
     input: Option<Zeroizing<Vec<u8>>>,
     deadline: crate::Instant,
     limits: Limits,
@@ -343,7 +391,7 @@ pub async fn run(
         .name("fencekit-child".into())
         .spawn(move || {
             let result = run_blocking(
-                &mut command,
+                command,
                 input.as_deref().map(Vec::as_slice),
                 real_deadline,
                 limits,
@@ -383,7 +431,7 @@ enum Chunk {
 }
 
 fn run_blocking(
-    command: &mut Program,
+    mut command: Program,
     input: Option<&[u8]>,
     deadline: StdInstant,
     limits: Limits,
@@ -397,10 +445,12 @@ fn run_blocking(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let (go, ended) = supervisor_pipes(&mut command)
+        .map_err(|e| ChildError::Spawn(format!("no pipes for its supervisor: {e}")))?;
     let started = StdInstant::now();
     let mut child = loop {
-        // Spawned and registered under one lock: a stray hunt on another thread
-        // never sees this supervisor unregistered.
+        // Spawned and registered under one lock: [`kill_all`] on another thread
+        // never misses this supervisor.
         let mut registry = live();
         match command.spawn() {
             Err(e)
@@ -422,6 +472,16 @@ fn run_blocking(
             }
         }
     };
+    // The supervisor's ends are its own now: only its closing them counts.
+    drop(command);
+    let Pipe { ours: go, theirs } = go;
+    drop(theirs);
+    let mut go = Some(go);
+    let Pipe {
+        ours: ended,
+        theirs,
+    } = ended;
+    drop(theirs);
     let (tx, rx) = mpsc::channel();
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
         let input = Zeroizing::new(input.to_vec());
@@ -453,6 +513,13 @@ fn run_blocking(
     let mut out = Output::default();
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     loop {
+        if go.is_some() && closed(&ended) {
+            // The program exited and the supervisor waits: what the program
+            // started is below it, whatever group it went to. Ended now, then
+            // the supervisor may go.
+            end_below(pid.as_raw());
+            go = None;
+        }
         let looked = waitid(
             Id::Pid(pid),
             WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
@@ -480,7 +547,6 @@ fn run_blocking(
             unregister(pid);
             let status = child.wait();
             reaped(pid);
-            end_strays();
             let status = status.map_err(|e| ChildError::Io(format!("cannot wait for it: {e}")))?;
             return Ok(Finished {
                 status,
@@ -498,6 +564,11 @@ fn run_blocking(
             kill(&mut child, pid);
             return Err(ChildError::Cancelled);
         }
+        if go.is_none() {
+            // Released: the supervisor exits at once.
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
         match rx.recv_timeout(TICK.min(deadline - now)) {
             Ok(chunk) => out.take(chunk, limits),
             // Both readers done, or nothing yet: look at the program again.
@@ -507,6 +578,54 @@ fn run_blocking(
             }
         }
     }
+}
+
+/// Both ends of one pipe between fencekit and a supervisor.
+struct Pipe {
+    ours: OwnedFd,
+    theirs: OwnedFd,
+}
+
+/// The pipes of the supervisor's descriptors [`GO_FD`] (it reads) and
+/// [`ENDED_FD`] (it closes), set up on `command`'s side at exec. Every end is
+/// close-on-exec and numbered 10 or more here, so that placing them at 4 and 5
+/// in the child overwrites none of them.
+fn supervisor_pipes(command: &mut Program) -> nix::Result<(Pipe, Pipe)> {
+    fn high(fd: OwnedFd) -> nix::Result<OwnedFd> {
+        let raw = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(10))?;
+        // SAFETY: `raw` was just returned by fcntl(2) and is owned by nothing else.
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    }
+    let (go_theirs, go_ours) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (ended_ours, ended_theirs) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+    let go = Pipe {
+        ours: high(go_ours)?,
+        theirs: high(go_theirs)?,
+    };
+    let ended = Pipe {
+        ours: high(ended_ours)?,
+        theirs: high(ended_theirs)?,
+    };
+    let (go_fd, ended_fd) = (go.theirs.as_raw_fd(), ended.theirs.as_raw_fd());
+    // SAFETY: the closure runs in the child between fork and exec; it makes two
+    // dup2(2) calls, async-signal-safe, and allocates nothing. dup2 clears
+    // close-on-exec on the copies, and only on them.
+    unsafe {
+        command.pre_exec(move || {
+            use nix::libc::dup2;
+            if dup2(go_fd, GO_FD) < 0 || dup2(ended_fd, ENDED_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok((go, ended))
+}
+
+/// Whether the supervisor closed its end of `ended` (or is gone).
+fn closed(ended: &OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(nix::unistd::read(ended, &mut byte), Ok(0))
 }
 
 /// Takes a child's group out of [`LIVE`]; called just before the child is reaped.
@@ -520,12 +639,11 @@ fn reaped(pid: Pid) {
 }
 
 fn kill(child: &mut Child, pid: Pid) {
-    let _ = killpg(pid, Signal::SIGKILL);
+    end_program(pid);
     let _ = child.kill();
     unregister(pid);
     let _ = child.wait();
     reaped(pid);
-    end_strays();
 }
 
 #[derive(Default)]
@@ -624,7 +742,7 @@ mod tests {
     #[test]
     fn a_program_that_leaves_a_child_holding_its_output_returns_when_it_exits() {
         let started = StdInstant::now();
-        let done = run_by(&mut shell("echo pw; sleep 25 &"), None, soon(10), LIMITS).unwrap();
+        let done = run_by(shell("echo pw; sleep 25 &"), None, soon(10), LIMITS).unwrap();
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
@@ -639,7 +757,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
         let script = format!("sleep 25 & echo $! > {}", pid_file.display());
-        run_by(&mut shell(&script), None, soon(10), LIMITS).unwrap();
+        run_by(shell(&script), None, soon(10), LIMITS).unwrap();
         let pid = std::fs::read_to_string(&pid_file).unwrap();
         let proc = format!("/proc/{}/stat", pid.trim());
         // Killed; reaped by init soon after, so wait a little for it to vanish or
@@ -656,11 +774,78 @@ mod tests {
         assert!(gone, "the background sleep outlived its group");
     }
 
+    /// Whether the process whose pid is in `pid_file` is gone (or dead) within two
+    /// seconds.
+    fn ends_soon(pid_file: &std::path::Path) -> bool {
+        let pid = std::fs::read_to_string(pid_file).unwrap();
+        let proc = format!("/proc/{}/stat", pid.trim());
+        (0..100).any(|_| {
+            let alive = std::fs::read_to_string(&proc)
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false);
+            if alive {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            !alive
+        })
+    }
+
+    #[test]
+    fn what_left_the_group_ends_with_the_program_and_nothing_else_does() {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A process of this test's own, in a group of its own, as a library
+        // would start one: never fencekit's to end.
+        let mut neighbour = Command::new("sleep")
+            .arg("20")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        for how in ["setsid", "set -m;"] {
+            let pid_file = dir.path().join("pid");
+            // A chain: the stray's own child does the sleeping.
+            let script = format!(
+                "{how} sh -c 'sleep 25 & echo $! > {}; wait' &",
+                pid_file.display()
+            );
+            run_by(shell(&script), None, soon(10), LIMITS).unwrap();
+            assert!(
+                ends_soon(&pid_file),
+                "{how}: the stray outlived its program"
+            );
+            std::fs::remove_file(&pid_file).unwrap();
+        }
+        // Past the deadline too.
+        let pid_file = dir.path().join("pid");
+        let script = format!(
+            "setsid sleep 25 & echo $! > {}; sleep 25",
+            pid_file.display()
+        );
+        let err = run_by(
+            shell(&script),
+            None,
+            StdInstant::now() + Duration::from_millis(500),
+            LIMITS,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ChildError::TimedOut(_)), "{err}");
+        assert!(
+            ends_soon(&pid_file),
+            "the stray outlived its killed program"
+        );
+        assert!(
+            neighbour.try_wait().unwrap().is_none(),
+            "a process the program did not start was ended"
+        );
+        let _ = neighbour.kill();
+        let _ = neighbour.wait();
+    }
+
     #[test]
     fn a_program_past_its_deadline_is_killed_at_it() {
         let started = StdInstant::now();
         let err = run_by(
-            &mut shell("sleep 25"),
+            shell("sleep 25"),
             None,
             StdInstant::now() + Duration::from_millis(300),
             LIMITS,
@@ -677,7 +862,7 @@ mod tests {
     #[test]
     fn input_reaches_the_program_and_output_is_bounded() {
         let done = run_by(
-            &mut shell("read line; echo \"got $line\"; head -c 100000 /dev/zero"),
+            shell("read line; echo \"got $line\"; head -c 100000 /dev/zero"),
             Some(b"hello\n"),
             soon(10),
             Limits {
@@ -693,7 +878,7 @@ mod tests {
     fn a_program_that_never_reads_its_large_input_does_not_hang_us() {
         let input = vec![b'x'; 1 << 20];
         let started = StdInstant::now();
-        let done = run_by(&mut shell("exit 0"), Some(&input), soon(10), LIMITS).unwrap();
+        let done = run_by(shell("exit 0"), Some(&input), soon(10), LIMITS).unwrap();
         assert!(done.status.success());
         assert!(started.elapsed() < Duration::from_secs(2));
     }

@@ -101,13 +101,14 @@ impl Secret {
             stdout: SECRET_OUTPUT_LIMIT,
             stderr: 0,
         };
-        let done = crate::child::run_by(&mut child, None, Instant::now() + timeout, limits)
-            .map_err(|e| match e {
+        let done = crate::child::run_by(child, None, Instant::now() + timeout, limits).map_err(
+            |e| match e {
                 crate::child::ChildError::TimedOut(_) => {
                     failed(format!("timed out after {:.1} s", timeout.as_secs_f64()))
                 }
                 other => failed(other.to_string()),
-            })?;
+            },
+        )?;
         if !done.status.success() {
             return Err(failed(format!("it exited with {}", done.status)));
         }

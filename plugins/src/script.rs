@@ -18,8 +18,9 @@
 //! ([`fencekit_core::child`]): in a process group of its own, with the registered
 //! secrets removed from its environment; past the deadline, or once the script has
 //! exited, the whole group is killed (SIGKILL), so the children it started end with
-//! it. (A child that leaves the group with `setsid` is
-//! ended as an orphan the front end adopted: [`fencekit_core::child::end_strays`].)
+//! it. (A child that leaves the group with `setsid` is ended too: the script's
+//! supervisor adopts it once its parent is gone, and everything below the
+//! supervisor is killed when the script ends: [`fencekit_core::child::end_below`].)
 //!
 //! As with every plugin, success of `off` only means the script took the command:
 //! fencekit confirms with `status`.

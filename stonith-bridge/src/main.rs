@@ -185,15 +185,6 @@ fn main() -> ExitCode {
         Ok(personality) => personality,
         Err(code) => return finish(code),
     };
-    // The OCF agent `exec`s the stock Filesystem agent, which must not inherit
-    // the role; every other personality may run the site's programs.
-    if !matches!(personality, Personality::Ocf { .. }) {
-        if let Err(e) = fencekit_core::child::adopt_strays() {
-            eprintln!(
-                "stonith-bridge: warning: cannot adopt orphaned processes; a program that leaves its process group may outlive the run: {e}"
-            );
-        }
-    }
     // Everything that reads input (stdin, the environment) and may remove variables
     // from the environment runs here, while this is the only thread: the async
     // runtime below starts threads, and changing the environment is only sound
@@ -251,27 +242,62 @@ fn main() -> ExitCode {
     finish(code)
 }
 
-/// The first of SIGTERM, SIGINT and SIGHUP to arrive, as its number; never, for
-/// one that cannot be listened for.
+/// The signals whose default action ends the process and that can be caught:
+/// each one stops the run as SIGTERM does, so that the children go too (SIGKILL,
+/// and a crash's SIGSEGV or SIGABRT, leave that to each child's supervisor).
+const STOP_SIGNALS: &[nix::sys::signal::Signal] = {
+    use nix::sys::signal::Signal as S;
+    &[
+        S::SIGTERM,
+        S::SIGINT,
+        S::SIGHUP,
+        S::SIGQUIT,
+        S::SIGUSR1,
+        S::SIGUSR2,
+        S::SIGALRM,
+        S::SIGVTALRM,
+        S::SIGPROF,
+        S::SIGIO,
+        S::SIGPWR,
+        S::SIGXCPU,
+        S::SIGXFSZ,
+        S::SIGSTKFLT,
+    ]
+};
+
+/// The first of [`STOP_SIGNALS`] to arrive, as its number; never, for none that
+/// can be listened for.
 async fn stop_signal() -> i32 {
-    use nix::sys::signal::Signal as Sig;
-    use tokio::signal::unix::{signal, Signal, SignalKind};
-    async fn next(stream: &mut Option<Signal>) {
-        match stream {
-            Some(stream) => {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut streams = Vec::new();
+    for sig in STOP_SIGNALS {
+        let number = *sig as i32;
+        if let Ok(mut stream) = signal(SignalKind::from_raw(number)) {
+            streams.push(Box::pin(async move {
                 stream.recv().await;
-            }
-            None => std::future::pending().await,
+                number
+            }));
         }
     }
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut interrupt = signal(SignalKind::interrupt()).ok();
-    let mut hangup = signal(SignalKind::hangup()).ok();
-    tokio::select! {
-        () = next(&mut term) => Sig::SIGTERM as i32,
-        () = next(&mut interrupt) => Sig::SIGINT as i32,
-        () = next(&mut hangup) => Sig::SIGHUP as i32,
+    if streams.is_empty() {
+        return std::future::pending().await;
     }
+    futures_select_first(streams).await
+}
+
+/// The value of whichever of `futures` finishes first.
+async fn futures_select_first<F: std::future::Future<Output = i32> + Unpin>(
+    mut futures: Vec<F>,
+) -> i32 {
+    std::future::poll_fn(|cx| {
+        for future in &mut futures {
+            if let std::task::Poll::Ready(n) = std::pin::Pin::new(future).poll(cx) {
+                return std::task::Poll::Ready(n);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn run_work(work: Work) -> u8 {

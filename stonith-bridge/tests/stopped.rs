@@ -5,8 +5,9 @@
 //! parent-death signal, kill the child's group. Either way a script's late `on`
 //! never lands after the run has ended, where it would power a node back on that a
 //! later fence reported off, even when a helper the script started does the `on`.
-//! A helper that left the script's process group (`setsid`, `set -m`) is the
-//! front end's to end too: it adopts its children's orphans.
+//! A helper that left the script's process group (`setsid`, `set -m`) is ended
+//! too: the script's supervisor adopts the orphans below it, and the run (or, when
+//! fencekit is killed outright, the supervisor itself) kills them.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -223,6 +224,49 @@ esac
     assert_eq!(status.code(), Some(143), "{status:?}");
     let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
     assert_eq!(outlet.trim(), "off", "the escaped helper's `on` landed");
+}
+
+/// A script's `on` that starts a helper outside its process group (`setsid`, or
+/// `set -m`) and waits: the helper switches the outlet on two seconds later.
+fn escaping_helper_on(how: &str) -> String {
+    let prefix = if how == "setsid" {
+        "setsid "
+    } else {
+        "set -m; "
+    };
+    format!(
+        r#"#!/bin/sh
+dir=$(dirname "$0")
+case "$1" in
+    status) cat "$dir/outlet" ;;
+    on) {prefix}sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" &
+        echo started > "$dir/on-started"
+        sleep 30 ;;
+    off) echo off > "$dir/outlet" ;;
+esac
+"#
+    )
+}
+
+#[test]
+fn any_deadly_signal_takes_a_helper_that_left_the_scripts_process_group_with_it() {
+    // Caught ones end the run as SIGTERM does; SIGKILL leaves it to the script's
+    // supervisor, which kills what it adopts once the script is killed.
+    for how in ["setsid", "set -m"] {
+        for signal in [Signal::SIGUSR1, Signal::SIGALRM, Signal::SIGKILL] {
+            let dir = tempfile::tempdir().unwrap();
+            let status = stop_an_on(dir.path(), &escaping_helper_on(how), signal);
+            if signal != Signal::SIGKILL {
+                assert_eq!(status.code(), Some(128 + signal as i32), "{status:?}");
+            }
+            let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
+            assert_eq!(
+                outlet.trim(),
+                "off",
+                "{how}, {signal}: the escaped helper's `on` landed"
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! A test-only external plugin, written with the helper crate, that misbehaves as its
 //! `fault` parameter says: `panic` panics in every device call, `hang` sleeps far past
-//! any deadline in every device call, `none` behaves (one plug, always on). It shows
-//! that a panic is caught at the boundary and that a hung call is abandoned.
+//! any deadline in every device call, `helper` runs a helper program in a process
+//! group of its own and waits for it in every device call (as a library that talks
+//! to its device through a program does), `none` behaves (one plug, always on). It
+//! shows that a panic is caught at the boundary, that a hung call is abandoned, and
+//! that fencekit leaves a plugin's own children alone.
 //!
 //! With `state_dir`, it plays the fencekit-tests toy device kept in that directory
 //! instead (`plugs`, `fault`, `log`: see the `toy` module of fencekit-tests): plugs
@@ -18,7 +21,7 @@ use fencekit_plugin_api::{
 
 const PARAMS: &[ParamDecl] = &[
     ParamDecl::new("fault", "how to misbehave")
-        .kind(ParamKind::Select(&["none", "panic", "hang"]))
+        .kind(ParamKind::Select(&["none", "panic", "hang", "helper"]))
         .default("none"),
     ParamDecl::new(
         "state_dir",
@@ -42,13 +45,28 @@ pub struct Faulty {
 }
 
 impl Faulty {
-    fn misbehave(&self) {
+    fn misbehave(&self) -> Result<(), PluginError> {
         match self.fault.as_str() {
             "panic" => panic!("the faulty test plugin panics on purpose"),
             // Far past any test's deadline, yet it ends: the abandoned thread finishes.
             "hang" => std::thread::sleep(Duration::from_secs(600)),
+            "helper" => {
+                use std::os::unix::process::CommandExt;
+                let status = std::process::Command::new("sleep")
+                    .arg("0.3")
+                    .process_group(0)
+                    .status()
+                    .map_err(|e| failed(ErrorKind::Failed, &format!("helper: {e}")))?;
+                if !status.success() {
+                    return Err(failed(
+                        ErrorKind::Failed,
+                        &format!("the plugin's helper ended badly: {status}"),
+                    ));
+                }
+            }
             _ => {}
         }
+        Ok(())
     }
 }
 
@@ -247,7 +265,7 @@ impl Device for Faulty {
 
     fn open(params: &Params) -> Result<Self, PluginError> {
         let fault = params.text("fault").unwrap_or("none").to_string();
-        if !matches!(fault.as_str(), "none" | "panic" | "hang") {
+        if !matches!(fault.as_str(), "none" | "panic" | "hang" | "helper") {
             return Err(PluginError::new(ErrorKind::BadParams, "unknown fault"));
         }
         let toy = params.text("state_dir").map(|dir| Toy {
@@ -257,7 +275,7 @@ impl Device for Faulty {
     }
 
     fn status(&self, plug: &str, deadline: Instant) -> Result<PowerState, PluginError> {
-        self.misbehave();
+        self.misbehave()?;
         match &self.toy {
             Some(toy) => toy.status(plug, deadline),
             None => Ok(PowerState::On),
@@ -265,7 +283,7 @@ impl Device for Faulty {
     }
 
     fn set(&self, plug: &str, to: SwitchTo, deadline: Instant) -> Result<(), PluginError> {
-        self.misbehave();
+        self.misbehave()?;
         match &self.toy {
             Some(toy) => toy.set(plug, to, deadline),
             None => Ok(()),
@@ -273,7 +291,7 @@ impl Device for Faulty {
     }
 
     fn list(&self, deadline: Instant) -> Result<Vec<Outlet>, PluginError> {
-        self.misbehave();
+        self.misbehave()?;
         match &self.toy {
             Some(toy) => toy.list(deadline),
             None => Ok(vec![Outlet {
@@ -285,7 +303,7 @@ impl Device for Faulty {
     }
 
     fn check(&self, deadline: Instant) -> Result<(), PluginError> {
-        self.misbehave();
+        self.misbehave()?;
         match &self.toy {
             Some(toy) => toy.check(deadline),
             None => Ok(()),
