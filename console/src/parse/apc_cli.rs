@@ -71,8 +71,9 @@ pub fn check_result(text: &str) -> Result<Option<ResultCode>, ParseError> {
 pub fn parse_ol_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
     check_result(text)?;
     let mut outlets = Vec::new();
+    let lowercase = super::prints_lowercase_states(text);
     for line in lines(text) {
-        match outlet_line(line) {
+        match outlet_line(line, lowercase) {
             Some(outlet) => add(&mut outlets, outlet, LISTING)?,
             // Every line of the answer that starts with a number is an outlet's:
             // one we cannot read would drop out of the plug lookup (an outlet
@@ -105,7 +106,7 @@ fn lost_its_number(line: &str) -> bool {
     })
 }
 
-fn outlet_line(line: &str) -> Option<Outlet> {
+fn outlet_line(line: &str, lowercase_states: bool) -> Option<Outlet> {
     let line = line.trim();
     let digits_end = line.find(|c: char| !c.is_ascii_digit())?;
     let number = outlet_number(&line[..digits_end])?;
@@ -119,7 +120,7 @@ fn outlet_line(line: &str) -> Option<Outlet> {
     if state.is_empty()
         || state.contains(char::is_whitespace)
         || super::glued_entry(name, &[": on", ": off"], ": ")
-        || super::holds_state(name)
+        || super::holds_state(name, lowercase_states)
     {
         return None;
     }
@@ -153,12 +154,20 @@ mod tests {
         let named = "E000: Success\n 1: salon2: On\n 2: web: front2: Off\n";
         assert_eq!(parse_ol_status(named).unwrap().len(), 2);
         // A name holding `: On` itself cannot be told from a row run into the next
-        // one that lost its number and line end (`c: On` + `db1: On`): refused.
-        let held = "E000: Success\n 1: salon2: On\n 2: web: online2: Off\n";
+        // one that lost its number and line end (`c: On` + `db1: On`): refused;
+        // `: on` too where the listing prints its states in lower case.
+        let held = "E000: Success\n 1: salon2: on\n 2: web: online2: off\n";
         assert!(matches!(
             parse_ol_status(held),
             Err(ParseError::BadLine { .. })
         ));
+        let held = "E000: Success\n 1: salon2: On\n 2: web: Online2: Off\n";
+        assert!(matches!(
+            parse_ol_status(held),
+            Err(ParseError::BadLine { .. })
+        ));
+        let named = "E000: Success\n 1: salon2: On\n 2: web: online2: Off\n";
+        assert_eq!(parse_ol_status(named).unwrap().len(), 2);
     }
 
     #[test]
@@ -189,6 +198,27 @@ mod tests {
         }
         let named = "E000: Success\n 1: ceph-mon1-a: On\n 2: web: front: Off\n";
         assert_eq!(parse_ol_status(named).unwrap().len(), 2);
+        // A word that only begins like a state is a name; one that begins with the
+        // state as the device prints it may be the state with the next name glued.
+        let colons = "E000: Success\n 1: srv:one: On\n 2: vm: online: Off\n 3: nas:offsite: On\n 4: lab: office-2: Off\n";
+        let outlets = parse_ol_status(colons).unwrap();
+        let names: Vec<&str> = outlets.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["srv:one", "vm: online", "nas:offsite", "lab: office-2"]
+        );
+        for row in [
+            " 2: c: Onsite: On",
+            " 2: c: OFFdb1: On",
+            " 2: c:on: On",
+            " 2: c: off-2: On",
+        ] {
+            let text = format!("E000: Success\n 1: web: On\n{row}\n");
+            assert!(
+                matches!(parse_ol_status(&text), Err(ParseError::BadLine { .. })),
+                "{row:?}"
+            );
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn parse_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
     // listed, an outlet line that lost its state where outlets are.
     let mut stateless: Option<&str> = None;
     let mut table = Table::None;
+    let lowercase = super::prints_lowercase_states(text);
     for line in lines(text) {
         let trimmed = line.trim();
         if trimmed.starts_with("Selection") && trimmed.contains("Outlet") {
@@ -65,7 +66,7 @@ pub fn parse_status(text: &str) -> Result<Vec<Outlet>, ParseError> {
             Table::Rows => continue,
             Table::None => {}
         }
-        let (found, menu) = entries(line)?;
+        let (found, menu) = entries(line, lowercase)?;
         // An entry that lost its `N)...` (`db1 : On`): as the last one no gap shows
         // it, and skipping it could hide the plug's second outlet.
         if found.is_empty() && !menu && lost_its_number(trimmed) {
@@ -98,7 +99,7 @@ enum Table {
 
 /// The `NN)...name : state` entries of one line, and whether the line also holds
 /// an entry without a state (a menu entry).
-fn entries(line: &str) -> Result<(Vec<Outlet>, bool), ParseError> {
+fn entries(line: &str, lowercase_states: bool) -> Result<(Vec<Outlet>, bool), ParseError> {
     let bytes = line.as_bytes();
     // (where the number starts, where the entry text starts, number)
     let mut marks: Vec<(usize, usize, &str)> = Vec::new();
@@ -135,7 +136,7 @@ fn entries(line: &str) -> Result<(Vec<Outlet>, bool), ParseError> {
         };
         // A name holding a state of its own (`c : On    db1`): the entry beside it
         // lost its `N)...` and ran into this one.
-        if super::holds_state(name) {
+        if super::holds_state(name, lowercase_states) {
             return Err(bad());
         }
         let number = outlet_number(digits).ok_or_else(bad)?;
@@ -330,6 +331,12 @@ mod tests {
                 "{line:?}"
             );
         }
+        // Names with a colon and a word that only begins like a state are names.
+        let text = " 1)...srv:one         : On             2)...nas: offsite    : Off \r\n";
+        let outlets = parse_status(text).unwrap();
+        assert_eq!(outlets[0].name, "srv:one");
+        assert_eq!(outlets[1].name, "nas: offsite");
+        assert_eq!(outlets[1].state, PowerState::Off);
         // The old RPC-3 table: an outlet without a name is read, named nothing.
         let table = "Selection   Outlet      Outlet   Power\r\n  Number     Name        Number   Status\r\n     1       db1         1       On\r\n     2                   2       Off\r\n";
         let outlets = parse_status(table).unwrap();

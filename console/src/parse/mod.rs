@@ -170,11 +170,31 @@ pub(crate) fn shown(line: &str) -> String {
 /// holding a state of its own is an outlet row with the next row (that lost its
 /// number, and its line end to a character the text filter drops) run into it.
 /// Names of the command line and of Baytech strips hold no `: On` of their own.
-pub(crate) fn holds_state(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.match_indices(':').any(|(at, _)| {
-        let after = lower[at + 1..].trim_start();
-        after.starts_with("on") || after.starts_with("off")
+/// A word that only begins like a state is a name (`srv:one`, `vm: online`,
+/// `nas:offsite`), unless it begins with a state as the device prints them
+/// (`On`, `ON`, `Off`, `OFF`; also `on`, `off` when `lowercase_states`, the
+/// listing printing its states so): `c: Ondb1` is `c: On` with `db1` glued to it.
+pub(crate) fn holds_state(name: &str, lowercase_states: bool) -> bool {
+    name.match_indices(':').any(|(at, _)| {
+        let after = name[at + 1..].trim_start();
+        ["on", "off"].iter().any(|state| {
+            let Some(word) = after.get(..state.len()) else {
+                return false;
+            };
+            if !word.eq_ignore_ascii_case(state) {
+                return false;
+            }
+            let glued = after[state.len()..].starts_with(|c: char| c.is_alphabetic());
+            !glued || word.starts_with('O') || (lowercase_states && word.starts_with('o'))
+        })
+    })
+}
+
+/// Whether a listing prints a state in lower case (`: on`, `: off` ending a word).
+pub(crate) fn prints_lowercase_states(text: &str) -> bool {
+    [": on", ": off", ":on", ":off"].iter().any(|state| {
+        text.match_indices(state)
+            .any(|(at, _)| !text[at + state.len()..].starts_with(|c: char| c.is_alphanumeric()))
     })
 }
 
