@@ -507,6 +507,50 @@ fn port_as_ip_given_false_beside_a_plug_is_refused_not_read_two_ways() {
     }
 }
 
+/// `-n` on the command line of a one-machine agent, without `--port-as-ip`: the
+/// installed fence_ipmilan refuses the option, and so do we (exit 1), rather than
+/// dropping it and switching the BMC at `-a`, which the user may not have meant.
+/// The BMC, read from ipmi_sim's side, stays on.
+#[test]
+fn a_plug_on_the_command_line_of_a_one_machine_agent_is_refused_as_fence_ipmilan_does() {
+    if peers::require("ipmi_sim", "openipmi").is_none()
+        || peers::require("fence_ipmilan", "fence-agents").is_none()
+    {
+        return;
+    }
+    let sim = IpmiSim::start(IpmiSimOptions::default()).unwrap();
+    let binary: PathBuf = bridge::binary().unwrap();
+    let script = format!("echo {}", IpmiSimOptions::default().password);
+    let args = |command: &mut Command| {
+        command.args(["-a", "127.0.0.1", "-u"]);
+        command.arg(sim.port().to_string());
+        command.args([
+            "-l",
+            sim.user(),
+            "-S",
+            &script,
+            "-P",
+            "-C",
+            "3",
+            "-n",
+            "2",
+            "-o",
+            "off",
+        ]);
+    };
+    let mut ours = Command::new(&binary);
+    ours.args(["fence-agent", "ipmi"]);
+    args(&mut ours);
+    let ours = tool::run(ours, None, RUN_TIMEOUT).unwrap();
+    let mut theirs = Command::new("fence_ipmilan");
+    args(&mut theirs);
+    let theirs = tool::run(theirs, None, RUN_TIMEOUT).unwrap();
+    assert_eq!(theirs.status.code(), Some(1), "{}", theirs.text());
+    assert_eq!(ours.status.code(), Some(1), "{}", ours.text());
+    assert!(ours.text().contains("-n/--plug"), "{}", ours.text());
+    assert!(sim.power_state().unwrap(), "the BMC was switched");
+}
+
 /// fence_ipmilan's `-S` (password script) and `-P` (lanplus) on a command line reach
 /// a real BMC; `-o status` answers with the state ipmi_sim keeps.
 #[test]

@@ -196,6 +196,10 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     if !quiet {
         warn_secrets_in_argv(&name, &schemas, &raw);
     }
+    if let Err(e) = plug_on_the_command_line(plugin.schema, &raw) {
+        logging::report!("{name}: {e}");
+        return Stage::Done(FAIL);
+    }
     if let Err(e) = port_as_ip(plugin.schema, &mut raw) {
         logging::report!("{name}: {e}");
         return Stage::Done(FAIL);
@@ -415,7 +419,32 @@ pub async fn execute(prepared: Prepared) -> u8 {
     }
 }
 
-/// The last value given for any of `keys`.
+/// A plug named on the command line (`-n`, `--plug`) of a device of one plug (a
+/// BMC) without `--port-as-ip`: fence_ipmilan and fence_redfish refuse the option
+/// ("option -n/--plug is not recognized"), and dropping it would switch the BMC
+/// of `ip` for a user who meant another machine. On stdin, where Pacemaker puts
+/// the node's name in `port`, it stays ignored, as there.
+fn plug_on_the_command_line(schema: &Schema, raw: &RawParams) -> Result<(), String> {
+    if schema.multi_plug || schema.find("port_as_ip").is_none() {
+        return Ok(());
+    }
+    let on_command_line = |keys: &[&str]| {
+        raw.iter().any(|p| {
+            p.origin.source == "command line" && keys.contains(&normalize(&p.key).as_str())
+        })
+    };
+    let port_as_ip = raw.iter().any(|p| normalize(&p.key) == "port_as_ip");
+    if on_command_line(&["plug", "port"]) && !port_as_ip {
+        return Err(
+            "Failed: option -n/--plug: this device switches one machine (the BMC at \
+             `ip`); a plug names nothing on it. With --port-as-ip the plug is the BMC's \
+             address; without, leave it out"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
 /// fence-agents' `port_as_ip`: the plug (`port`, which Pacemaker fills with the
 /// node's name) is the device's address, and the plug itself is then not used.
 ///
