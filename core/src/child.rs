@@ -244,16 +244,17 @@ const HUNT: Duration = Duration::from_millis(500);
 /// processes were killed.
 pub fn end_below(supervisor: i32) -> usize {
     let by = StdInstant::now() + HUNT;
-    let mut killed: Vec<i32> = Vec::new();
+    let mut killed = std::collections::HashSet::new();
     loop {
         let table = processes();
         let below = descendants(&table, supervisor);
         if below.is_empty() || StdInstant::now() >= by {
             break;
         }
+        let set: std::collections::HashSet<i32> = below.iter().copied().collect();
         for pid in &below {
-            if kill_if_below(*pid, supervisor, &below) && !killed.contains(pid) {
-                killed.push(*pid);
+            if kill_if_below(*pid, supervisor, &set) {
+                killed.insert(*pid);
             }
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -296,14 +297,16 @@ fn parent_of(pid: i32) -> Option<(i32, bool)> {
 
 /// The live processes below `root` in `table`.
 fn descendants(table: &[Proc], root: i32) -> Vec<i32> {
+    let mut children: std::collections::HashMap<i32, Vec<&Proc>> = std::collections::HashMap::new();
+    for p in table.iter().filter(|p| p.pid != root) {
+        children.entry(p.ppid).or_default().push(p);
+    }
+    let mut seen = std::collections::HashSet::from([root]);
     let mut parents = vec![root];
     let mut below = Vec::new();
-    let mut next = 0;
-    while next < parents.len() {
-        let parent = parents[next];
-        next += 1;
-        for p in table.iter().filter(|p| p.ppid == parent && p.pid != root) {
-            if !parents.contains(&p.pid) {
+    while let Some(parent) = parents.pop() {
+        for p in children.get(&parent).into_iter().flatten() {
+            if seen.insert(p.pid) {
                 parents.push(p.pid);
                 if !p.zombie {
                     below.push(p.pid);
@@ -317,7 +320,7 @@ fn descendants(table: &[Proc], root: i32) -> Vec<i32> {
 /// SIGKILL to `pid` if it is (still) below `supervisor`: the process is pinned
 /// with a pidfd first and its parent read after, so that a pid that ended and
 /// was given to another process meanwhile is never signalled. Whether it was.
-fn kill_if_below(pid: i32, supervisor: i32, below: &[i32]) -> bool {
+fn kill_if_below(pid: i32, supervisor: i32, below: &std::collections::HashSet<i32>) -> bool {
     use nix::libc;
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor
     // or -1; it touches no memory of ours.
@@ -326,6 +329,13 @@ fn kill_if_below(pid: i32, supervisor: i32, below: &[i32]) -> bool {
         return false;
     };
     if fd < 0 {
+        // A kernel before 5.3 has no pidfds: the parent is read just before the
+        // kill instead, which leaves a window of microseconds.
+        if nix::errno::Errno::last() == nix::errno::Errno::ENOSYS {
+            return matches!(parent_of(pid), Some((ppid, false))
+                if ppid == supervisor || below.contains(&ppid))
+                && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok();
+        }
         return false;
     }
     // SAFETY: `fd` was just returned by pidfd_open and is owned by nothing else.
@@ -805,7 +815,8 @@ mod tests {
             let pid_file = dir.path().join("pid");
             // A chain: the stray's own child does the sleeping.
             let script = format!(
-                "{how} sh -c 'sleep 25 & echo $! > {}; wait' &",
+                "{how} sh -c 'sleep 25 & echo $! > {0}; wait' & \
+                 while [ ! -s {0} ]; do sleep 0.01; done",
                 pid_file.display()
             );
             run_by(shell(&script), None, soon(10), LIMITS).unwrap();
