@@ -41,6 +41,21 @@ case "$1" in
 esac
 "#;
 
+/// A helper that moves into the process group of the script's supervisor's
+/// parent (fencekit), forks, and has its child switch the outlet on two seconds
+/// later.
+const JOIN_FENCEKITS_GROUP: &str = r#"import os, sys, time
+def parent(pid):
+    return int(open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[1])
+supervisor = parent(os.getppid())
+os.setpgid(0, os.getpgid(parent(supervisor)))
+if os.fork():
+    os._exit(0)
+open(sys.argv[1] + "/ready", "w").close()
+time.sleep(2)
+open(sys.argv[1] + "/outlet", "w").write("on\n")
+"#;
+
 fn script(dir: &Path, body: &str) -> std::path::PathBuf {
     let script = dir.join("device");
     std::fs::write(&script, body).unwrap();
@@ -146,6 +161,12 @@ fn escaping_on(how: &str) -> String {
             r#"(setsid sh "$dir/chain" 500 "$dir" </dev/null >/dev/null 2>&1 &)
         i=0; while [ ! -e "$dir/ready" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done"#
         }
+        // A helper that joins the process group of fencekit itself (the
+        // supervisor's parent), then leaves its own parent.
+        "own group" => {
+            r#"python3 "$dir/join" "$dir" &
+        i=0; while [ ! -e "$dir/ready" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done"#
+        }
         _ => r#"set -m; sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" &"#,
     };
     format!(
@@ -162,9 +183,10 @@ esac
 
 #[test]
 fn a_helper_that_left_the_scripts_process_group_ends_with_the_run() {
-    for how in ["setsid", "set -m", "setsid chain"] {
+    for how in ["setsid", "set -m", "setsid chain", "own group"] {
         let dir = tempfile::tempdir().unwrap();
         let script = script(dir.path(), &escaping_on(how));
+        std::fs::write(dir.path().join("join"), JOIN_FENCEKITS_GROUP).unwrap();
         std::fs::write(
             dir.path().join("chain"),
             "if [ \"$1\" -le 0 ]; then touch \"$2/ready\"; sleep 2; echo on > \"$2/outlet\"; \
