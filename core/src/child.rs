@@ -103,25 +103,31 @@ pub enum ChildError {
 
 /// The supervisor `/bin/sh` runs: it starts the program in the background (its
 /// standard input handed over explicitly, as a background command would otherwise
-/// read `/dev/null`) and waits for it; then it closes descriptor 5 (fencekit's
-/// sign that the program ended), waits until fencekit closes the other end of
-/// descriptor 4 (the processes below it are ended by then) and exits with the
-/// program's status. The program gets neither descriptor.
+/// read `/dev/null`) and waits for it (again when a signal it traps cut the wait
+/// short while the program runs); then it closes descriptor 5 (fencekit's sign
+/// that the program ended), waits until fencekit closes the other end of
+/// descriptor 4 (the processes below it are ended by then; a signal it traps does
+/// not end that wait either) and exits with the program's status. The program gets
+/// neither descriptor.
 ///
-/// On SIGTERM (the parent-death signal: fencekit is gone) or SIGHUP it kills each
-/// of its children with that child's group, again whenever the list of its
-/// children changes (a child killed hands it its own children: it adopts them),
-/// until the list stays the same for a while (about 2000 reads of it, some
-/// milliseconds) or it has read it 40000 times; then its own group, itself
-/// included.
-const SUPERVISOR: &str = "trap 'o=; n=0; i=0; \
+/// SIGTERM or SIGHUP while fencekit lives (its parent unchanged: a script's own
+/// `trap 'kill 0' EXIT` signals its whole group, the supervisor included) is
+/// ignored. Once fencekit is gone (the parent-death signal, SIGTERM; or SIGHUP to
+/// the group orphaned) it kills each of its children with that child's group,
+/// again whenever the list of its children changes (a child killed hands it its
+/// own children: it adopts them), until the list stays the same for a while
+/// (about 2000 reads of it, some milliseconds) or it has read it 40000 times;
+/// then its own group, itself included.
+const SUPERVISOR: &str = "P=$PPID; t() { read -r a < /proc/$$/stat; set -- $a; \
+     if [ \"$4\" = \"$P\" ]; then x=1; return; fi; o=; n=0; i=0; \
      while [ $n -lt 2000 ] && [ $i -lt 40000 ]; do \
      read -r k < /proc/$$/task/$$/children; i=$((i+1)); \
      if [ \"$k\" = \"$o\" ]; then n=$((n+1)); else n=0; o=$k; \
      for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; \
-     kill -KILL 0' TERM HUP; \
-     exec 3<&0; \"$@\" <&3 3<&- 4<&- 5>&- & exec 3<&-; wait $!; s=$?; \
-     exec 5>&-; read _ <&4; exit $s";
+     kill -KILL 0; }; trap t TERM HUP; \
+     exec 3<&0; \"$@\" <&3 3<&- 4<&- 5>&- & c=$!; exec 3<&-; \
+     while :; do x=; wait $c; s=$?; [ -z \"$x\" ] && break; done; \
+     exec 5>&-; while :; do x=; read _ <&4; [ -z \"$x\" ] && break; done; exit $s";
 
 /// The supervisor's descriptors: fencekit closes its end of [`GO_FD`] to let it
 /// exit; it closes [`ENDED_FD`] when the program has exited.
@@ -850,6 +856,16 @@ mod tests {
         );
         let _ = neighbour.kill();
         let _ = neighbour.wait();
+    }
+
+    #[test]
+    fn a_program_that_signals_its_own_process_group_is_not_taken_for_fencekits_death() {
+        // A script's cleanup idiom: at exit, SIGTERM to its whole group (its
+        // background jobs, and the supervisor, which leads the group).
+        let script = "trap 'trap \"\" TERM; kill 0' EXIT; sleep 5 & echo done";
+        let done = run_by(shell(script), None, soon(10), LIMITS).unwrap();
+        assert!(done.status.success(), "{:?}", done.status);
+        assert_eq!(&done.stdout[..], b"done\n");
     }
 
     #[test]
