@@ -1243,24 +1243,54 @@ mod tests {
         }
     }
 
-    impl Captured {
-        /// Everything logged at trace level on this thread from now on, while the
-        /// guard lives.
-        fn trace() -> (Captured, tracing::subscriber::DefaultGuard) {
-            let captured = Captured::default();
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_writer(captured.clone())
-                .with_ansi(false)
-                .finish();
-            (captured, tracing::subscriber::set_default(subscriber))
+    thread_local! {
+        static CAPTURING: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Ends the capture of its thread when dropped.
+    struct CaptureGuard;
+
+    impl Drop for CaptureGuard {
+        fn drop(&mut self) {
+            CAPTURING.with(|c| c.borrow_mut().take());
         }
     }
 
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Captured {
-            self.clone()
+    impl Captured {
+        /// Everything logged at trace level on this thread from now on, while the
+        /// guard lives.
+        ///
+        /// One global subscriber, set once, writes to the capture of the thread
+        /// that logs. A subscriber per test (`set_default`) is not used: each one
+        /// set while another test thread registers a callsite can leave that
+        /// callsite cached as "never" and its events lost.
+        fn trace() -> (Captured, CaptureGuard) {
+            static GLOBAL: std::sync::Once = std::sync::Once::new();
+            GLOBAL.call_once(|| {
+                let subscriber = tracing_subscriber::fmt()
+                    .with_max_level(tracing::Level::TRACE)
+                    .with_writer(ThreadWriter)
+                    .with_ansi(false)
+                    .finish();
+                let _ = tracing::subscriber::set_global_default(subscriber);
+                tracing::callsite::rebuild_interest_cache();
+            });
+            let captured = Captured::default();
+            CAPTURING.with(|c| *c.borrow_mut() = Some(captured.clone()));
+            (captured, CaptureGuard)
+        }
+    }
+
+    /// Writes to the capture of the current thread, or nowhere.
+    struct ThreadWriter;
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadWriter {
+        type Writer = Box<dyn std::io::Write>;
+        fn make_writer(&'a self) -> Self::Writer {
+            match CAPTURING.with(|c| c.borrow().clone()) {
+                Some(captured) => Box::new(captured),
+                None => Box::new(std::io::sink()),
+            }
         }
     }
 

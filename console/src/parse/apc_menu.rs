@@ -248,7 +248,13 @@ mod tests {
 
         #[test]
         fn reads_back_what_it_is_given(
-            rows in proptest::collection::vec(("[a-zA-Z0-9_.-]([a-zA-Z0-9 _.-]{0,14}[a-zA-Z0-9_.-])?", any::<bool>()), 1..20)
+            // A name holding a state after a run of blanks is refused on purpose
+            // (`an_outlet_named_after_a_master_or_without_its_number_is_no_menu_entry`).
+            rows in proptest::collection::vec((
+                "[a-zA-Z0-9_.-]([a-zA-Z0-9 _.-]{0,14}[a-zA-Z0-9_.-])?"
+                    .prop_filter("a padded state", |n: &String| !super::super::holds_padded_state(n)),
+                any::<bool>(),
+            ), 1..20)
                 .prop_map(|rows| (1u32..).zip(rows).collect::<std::collections::BTreeMap<_, _>>())
         ) {
             let mut text = String::from("------- Outlet Control/Configuration -------\r\n");
