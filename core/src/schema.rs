@@ -479,7 +479,8 @@ pub fn validate(
     base: Option<&Path>,
 ) -> Result<Validated, ParamError> {
     let mut out = Validated::default();
-    let mut seen: BTreeMap<&'static str, &Origin> = BTreeMap::new();
+    // Each parameter's first origin, and the name (as given) its value came under.
+    let mut seen: BTreeMap<&'static str, (&Origin, String)> = BTreeMap::new();
     watch_inline_secrets(schemas, raw);
     for item in raw {
         let key = normalize(&item.key);
@@ -531,16 +532,33 @@ pub fn validate(
                 }
             }
         };
-        if let Some(first) = seen.insert(spec.name, &item.origin) {
+        let value = convert(spec, source, item, base)?;
+        if let Some((before, name)) = seen.get(spec.name) {
             if unknown == Unknown::Reject {
                 return Err(ParamError {
                     origin: Some(item.origin.clone()),
                     param: item.key.clone(),
-                    problem: format!("given twice (first at {first})"),
+                    problem: format!("given twice (first at {before})"),
+                });
+            }
+            // The same name again: the last wins, as fence-agents read stdin. Under
+            // another of its names (`ip` and `ipaddr`, `username` and `login`) with
+            // another value: which one the site meant cannot be told (Pacemaker
+            // writes a device's parameters in no fixed order), and either may be
+            // another machine.
+            if *name != key && out.params.get(spec.name) != Some(&value) {
+                return Err(ParamError {
+                    origin: Some(item.origin.clone()),
+                    param: item.key.clone(),
+                    problem: format!(
+                        "given as `{name}` too ({before}), with another value: both name `{}`; \
+                         refusing rather than guessing which one is meant",
+                        spec.name
+                    ),
                 });
             }
         }
-        let value = convert(spec, source, item, base)?;
+        seen.insert(spec.name, (&item.origin, key.clone()));
         out.params.insert(spec.name, value);
     }
     for schema in schemas {
@@ -892,11 +910,46 @@ mod tests {
 
     #[test]
     fn the_same_parameter_twice_is_an_error_in_files_and_last_wins_on_stdin() {
-        let input = raw(&[("ip", "a"), ("ipaddr", "b")]);
+        let input = raw(&[("ip", "a"), ("ip", "b")]);
         let err = validate(&[&SCHEMA], &input, Unknown::Reject, None).unwrap_err();
         assert!(err.problem.contains("given twice"), "{err}");
         let ok = validate(&[&SCHEMA], &input, Unknown::Warn, None).unwrap();
         assert_eq!(ok.params.text("ip"), Some("b"));
+    }
+
+    /// Two names of one parameter with two values (`ip` and `ipaddr`): in no order
+    /// is either the one meant (Pacemaker writes a device's attributes in none),
+    /// and either may be another machine. Refused, naming both; the same value
+    /// under both names is one parameter.
+    #[test]
+    fn two_names_of_one_parameter_with_two_values_are_refused_in_any_order() {
+        for pair in [
+            [("ip", "a"), ("ipaddr", "b")],
+            [("ipaddr", "b"), ("ip", "a")],
+        ] {
+            let err = validate(&[&SCHEMA], &raw(&pair), Unknown::Warn, None).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("`ip`")
+                    && text.contains("`ipaddr`")
+                    && text.contains("another value"),
+                "{text}"
+            );
+        }
+        let three = raw(&[("ip", "a"), ("ip", "b"), ("ipaddr", "a")]);
+        assert!(validate(&[&SCHEMA], &three, Unknown::Warn, None).is_err());
+        let same = raw(&[("ip", "a"), ("IPADDR", "a"), ("ip", "a")]);
+        let ok = validate(&[&SCHEMA], &same, Unknown::Warn, None).unwrap();
+        assert_eq!(ok.params.text("ip"), Some("a"));
+        // A secret under two names: refused without showing either.
+        let secrets = raw(&[
+            ("ip", "a"),
+            ("password", "uniq-pw-one"),
+            ("passwd", "uniq-pw-two"),
+        ]);
+        let err = validate(&[&SCHEMA], &secrets, Unknown::Warn, None).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("uniq-pw"), "{text}");
     }
 
     #[test]

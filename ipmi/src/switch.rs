@@ -27,9 +27,9 @@ use crate::v15::AuthType;
 
 const PARAMS: &[ParamSpec] = &[
     device_params::ip("IP address or host name of the BMC"),
-    device_params::ipport("UDP port of the BMC's RMCP+ service")
-        .aliases(&["udpport"])
-        .default("623"),
+    // No `udpport`: no anchor knows the name (fence_ipmilan ignores it and uses
+    // 623), so a stale one must not move the command to another BMC's port.
+    device_params::ipport("UDP port of the BMC's RMCP+ service").default("623"),
     // external/ipmi's `userid` too.
     device_params::username("BMC user name (at most 16 bytes)").aliases(&["login", "userid"]),
     device_params::password("BMC password (at most 20 bytes)"),

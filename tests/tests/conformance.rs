@@ -551,6 +551,101 @@ fn a_plug_on_the_command_line_of_a_one_machine_agent_is_refused_as_fence_ipmilan
     assert!(sim.power_state().unwrap(), "the BMC was switched");
 }
 
+/// Pacemaker passes a device's attributes on stdin beside the `action` it asks for,
+/// in no fixed order, `option` among them (the action's name before fence-agents
+/// 4, which ignore it). A stale `option=off` or `option=reboot` never turns a
+/// monitor, a status or an on into a fence, in either order; and a parameter
+/// given under two of its names with two values (`ip` and `ipaddr`) is refused,
+/// nothing sent. `udpport`, which no anchor knows, moves nothing to another port.
+/// The oracle is ipmi_sim's own record of every `set power` it ran.
+#[test]
+fn a_stale_option_or_two_names_of_one_parameter_never_switch_a_bmc() {
+    if peers::require("ipmi_sim", "openipmi").is_none()
+        || peers::require("fence_ipmilan", "fence-agents").is_none()
+    {
+        return;
+    }
+    let sim = IpmiSim::start(IpmiSimOptions::default()).unwrap();
+    let binary: PathBuf = bridge::binary().unwrap();
+    let common = format!(
+        "ip=127.0.0.1\nipport={}\nusername={}\npassword={}\nlanplus=1\ncipher=3\n",
+        sim.port(),
+        sim.user(),
+        IpmiSimOptions::default().password
+    );
+    let run = |program: &Path, lines: &str| {
+        let mut command = Command::new(program);
+        if program == binary.as_path() {
+            command.args(["fence-agent", "ipmi"]);
+        }
+        let stdin = format!("{common}{lines}");
+        tool::run(command, Some(stdin.as_bytes()), RUN_TIMEOUT).unwrap()
+    };
+    let fence_ipmilan = PathBuf::from("fence_ipmilan");
+    for (lines, code) in [
+        ("action=monitor\noption=off\n", 0),
+        ("option=off\naction=monitor\n", 0),
+        ("action=status\noption=reboot\n", 0),
+        ("option=reboot\naction=status\n", 0),
+        ("option=off\naction=on\n", 0),
+    ] {
+        for program in [&binary, &fence_ipmilan] {
+            let out = run(program, lines);
+            assert_eq!(out.status.code(), Some(code), "{lines}{}", out.text());
+            assert!(
+                sim.power_state().unwrap(),
+                "{lines}: the BMC was switched off"
+            );
+            let log = sim.call_log().unwrap();
+            assert!(
+                !log.iter()
+                    .any(|l| l.starts_with("set power 0") || l.starts_with("set reset")),
+                "{lines}: the BMC was told to switch off: {log:?}\n{}",
+                out.text()
+            );
+        }
+    }
+    // A port no anchor reads (the BMC at ipport is fenced, as by fence_ipmilan).
+    let out = run(&binary, "udpport=9\naction=status\n");
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.text().contains("udpport"), "{}", out.text());
+    // Two names of one parameter, two values: refused, in either order.
+    for lines in [
+        "ipaddr=127.0.0.2\naction=off\n",
+        "action=off\nlogin=someone-else\n",
+    ] {
+        let out = run(&binary, lines);
+        assert_eq!(out.status.code(), Some(1), "{lines}{}", out.text());
+        assert!(
+            out.text().contains("another value"),
+            "{lines}{}",
+            out.text()
+        );
+    }
+    let reversed = format!(
+        "ipaddr=127.0.0.2\n{}action=off\n",
+        common.replace("ip=127.0.0.1\n", "")
+    );
+    let out = tool::run(
+        {
+            let mut c = Command::new(&binary);
+            c.args(["fence-agent", "ipmi"]);
+            c
+        },
+        Some(format!("{reversed}ip=127.0.0.1\n").as_bytes()),
+        RUN_TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(sim.power_state().unwrap(), "the BMC was switched off");
+    let log = sim.call_log().unwrap();
+    assert!(
+        !log.iter()
+            .any(|l| l.starts_with("set power 0") || l.starts_with("set reset")),
+        "{log:?}"
+    );
+}
+
 /// fence_ipmilan's `-S` (password script) and `-P` (lanplus) on a command line reach
 /// a real BMC; `-o status` answers with the state ipmi_sim keeps.
 #[test]
