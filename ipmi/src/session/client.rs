@@ -474,6 +474,13 @@ pub struct Session {
     fresh_logins: u32,
     /// IPMI 1.5: a fresh challenge was asked for after an unanswered Activate.
     rechallenged: bool,
+    /// Suites left for the next one only because their Open Session went
+    /// unanswered (a BMC may drop an offer of a suite it lacks; packets may also
+    /// just be lost): offered again, in order, once every later one was refused.
+    unanswered: Vec<usize>,
+    /// A suite offered again after the others were refused is kept until the
+    /// deadline: no more skipping on silence.
+    revisiting: bool,
     closing: bool,
     out_seq: u32,
     rq_seq: u8,
@@ -533,6 +540,8 @@ impl Session {
             handshake_restarts: 0,
             fresh_logins: 0,
             rechallenged: false,
+            unanswered: Vec::new(),
+            revisiting: false,
             closing: false,
             out_seq: 0,
             rq_seq: 0,
@@ -683,6 +692,18 @@ impl Session {
     }
 
     fn open_session(&mut self, suite_index: usize, now: Instant) {
+        // Past the last suite: one that was only unanswered may have been a lost
+        // packet or a slow BMC, not a missing suite; offer it again, and keep it.
+        let suite_index = if suite_index >= self.config.suites.len() && !self.unanswered.is_empty()
+        {
+            let again = self.unanswered.remove(0);
+            self.revisiting = true;
+            tracing::info!(host = %self.config.host, suite = self.config.suites[again].id,
+                "every later suite was refused; offering again one that went unanswered");
+            again
+        } else {
+            suite_index
+        };
         let Some(suite) = self.config.suites.get(suite_index).copied() else {
             let tried: Vec<String> = self
                 .config
@@ -774,10 +795,14 @@ impl Session {
             if let State::OpenSession { suite_index, .. } = self.state {
                 if self.retries + 1 >= UNANSWERED_SUITE_SENDS
                     && suite_index + 1 < self.config.suites.len()
+                    && !self.revisiting
                 {
                     tracing::info!(host = %self.config.host,
                         suite = self.config.suites[suite_index].id,
                         "no answer to Open Session; trying the next allowed suite");
+                    if !self.unanswered.contains(&suite_index) {
+                        self.unanswered.push(suite_index);
+                    }
                     return self.open_session(suite_index + 1, now);
                 }
             }
@@ -1265,8 +1290,10 @@ impl Session {
             Some(_) => return,
             // A truncated error response (tag and status only, as ipmi_sim sends
             // when it refuses a suite) names no session, so anyone could have sent
-            // it: it may only move us on to the next suite we offer anyway, never
-            // end the session or let anything else happen.
+            // it: it may only move us on to the next suite we offer anyway (or
+            // back to one that went unanswered), never let anything else happen;
+            // past the last suite it ends the login, as a forger on the path could
+            // by dropping every packet.
             None if is_suite_refusal(resp.status) => {
                 tracing::info!(%host, suite = suite.id, status = resp.status,
                     "cipher suite refused (truncated answer); trying the next allowed one");
@@ -1285,7 +1312,7 @@ impl Session {
                     // (pyghmi's BMC) answer a suite they lack with one of their own.
                     // Never take theirs: treat it as a refusal and propose our next
                     // allowed suite, which they are free to accept as proposed.
-                    if suite_index + 1 < self.config.suites.len() {
+                    if suite_index + 1 < self.config.suites.len() || !self.unanswered.is_empty() {
                         tracing::info!(%host, suite = suite.id, ?algorithms,
                             "the BMC answered with other algorithms; trying the next allowed suite");
                         return self.open_session(suite_index + 1, now);

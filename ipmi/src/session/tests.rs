@@ -653,6 +653,62 @@ fn the_datagram_ipmi_sim_sends_for_suite_17_makes_the_client_offer_suite_3() {
     assert_eq!(s.poll_event(), None, "a fallback, not a failure");
 }
 
+/// A suite whose offers went unanswered (lost packets, a BMC slow to answer) is
+/// left for the next, but offered again once every later one is refused, and then
+/// kept until the deadline: it may be the BMC's only one. (The suite memory puts
+/// the suite that worked last first; a burst of loss then ended the login with
+/// "no allowed cipher suite" and most of the timeout left.)
+#[test]
+fn a_suite_that_went_unanswered_is_offered_again_once_the_others_are_refused() {
+    let now = Instant::now();
+    let suites = vec![
+        CipherSuite::by_id(3).unwrap(),
+        CipherSuite::by_id(17).unwrap(),
+    ];
+    let mut s = session(config("pw", suites), 11, now);
+    let first = first_open_session(&mut s);
+    assert_eq!(
+        CipherSuite::from_algorithms(first.algorithms).unwrap().id,
+        3
+    );
+    // No answer: retransmitted, then the next suite is offered.
+    let mut t = now;
+    let seventeen = loop {
+        t += Duration::from_millis(100);
+        assert!(t < now + Duration::from_secs(10), "suite 17 never offered");
+        s.handle_timeout(t);
+        let Some(p) = s.poll_transmit() else { continue };
+        let packet = crate::packet::decode_v2(&p, None).unwrap();
+        let req = crate::setup::OpenSessionRequest::decode(&packet.payload).unwrap();
+        if CipherSuite::from_algorithms(req.algorithms).unwrap().id == 17 {
+            break req;
+        }
+    };
+    s.handle_datagram(t, &truncated_refusal(seventeen.tag, 0x04));
+    let again = first_open_session(&mut s);
+    assert_eq!(
+        CipherSuite::from_algorithms(again.algorithms).unwrap().id,
+        3
+    );
+    assert_eq!(s.poll_event(), None, "offered again, not a failure");
+    // Kept until the deadline: every later send offers suite 3.
+    let mut sends = 0;
+    while t < now + Duration::from_secs(19) {
+        t += Duration::from_millis(100);
+        s.handle_timeout(t);
+        while let Some(p) = s.poll_transmit() {
+            let packet = crate::packet::decode_v2(&p, None).unwrap();
+            let req = crate::setup::OpenSessionRequest::decode(&packet.payload).unwrap();
+            assert_eq!(CipherSuite::from_algorithms(req.algorithms).unwrap().id, 3);
+            sends += 1;
+        }
+        if let Some(event) = s.poll_event() {
+            assert!(t >= now + Duration::from_secs(19), "ended early: {event:?}");
+        }
+    }
+    assert!(sends >= 3, "{sends}");
+}
+
 #[test]
 fn a_bmc_answering_refusals_truncated_still_gets_suite_3() {
     let now = Instant::now();
