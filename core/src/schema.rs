@@ -479,8 +479,9 @@ pub fn validate(
     base: Option<&Path>,
 ) -> Result<Validated, ParamError> {
     let mut out = Validated::default();
-    // Each parameter's first origin, and the name (as given) its value came under.
-    let mut seen: BTreeMap<&'static str, (&Origin, String)> = BTreeMap::new();
+    // Each parameter's origin, the name (as given) its value came under, and
+    // whether a secret's value came from its `_script`.
+    let mut seen: BTreeMap<&'static str, (&Origin, String, bool)> = BTreeMap::new();
     watch_inline_secrets(schemas, raw);
     for item in raw {
         let key = normalize(&item.key);
@@ -532,8 +533,9 @@ pub fn validate(
                 }
             }
         };
+        let scripted = matches!(source, SecretSource::Script);
         let value = convert(spec, source, item, base)?;
-        if let Some((before, name)) = seen.get(spec.name) {
+        if let Some((before, name, was_scripted)) = seen.get(spec.name) {
             if unknown == Unknown::Reject {
                 return Err(ParamError {
                     origin: Some(item.origin.clone()),
@@ -545,8 +547,16 @@ pub fn validate(
             // another of its names (`ip` and `ipaddr`, `username` and `login`) with
             // another value: which one the site meant cannot be told (Pacemaker
             // writes a device's parameters in no fixed order), and either may be
-            // another machine.
-            if *name != key && out.params.get(spec.name) != Some(&value) {
+            // another machine. A secret given inline and by its `_script`: the
+            // script's, in any order, as fence-agents run the script and take its
+            // answer over the inline value.
+            if *was_scripted && !scripted {
+                continue;
+            }
+            if *name != key
+                && scripted == *was_scripted
+                && out.params.get(spec.name) != Some(&value)
+            {
                 return Err(ParamError {
                     origin: Some(item.origin.clone()),
                     param: item.key.clone(),
@@ -558,7 +568,7 @@ pub fn validate(
                 });
             }
         }
-        seen.insert(spec.name, (&item.origin, key.clone()));
+        seen.insert(spec.name, (&item.origin, key.clone(), scripted));
         out.params.insert(spec.name, value);
     }
     for schema in schemas {
@@ -950,6 +960,20 @@ mod tests {
         let err = validate(&[&SCHEMA], &secrets, Unknown::Warn, None).unwrap_err();
         let text = format!("{err} {err:?}");
         assert!(!text.contains("uniq-pw"), "{text}");
+        // Inline and by its script: the script's answer, in either order, as
+        // fence-agents take it.
+        for pair in [
+            [
+                ("password", "inline-pw"),
+                ("password_script", "echo script-pw"),
+            ],
+            [("passwd_script", "echo script-pw"), ("passwd", "inline-pw")],
+        ] {
+            let mut input = raw(&[("ip", "a")]);
+            input.extend(raw(&pair));
+            let ok = validate(&[&SCHEMA], &input, Unknown::Warn, None).unwrap();
+            assert_eq!(ok.params.secret("password").unwrap().expose(), "script-pw");
+        }
     }
 
     #[test]

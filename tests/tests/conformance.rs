@@ -235,7 +235,16 @@ fn sample(anchor: &Anchor, param: &Param) -> String {
     }
     match param.name.as_str() {
         "ipaddr" => return "127.0.0.1".into(),
-        "login" | "username" => return "admin".into(),
+        // The same user as the base lines name: two names of one parameter with
+        // two values are refused.
+        "login" | "username" => {
+            return anchor
+                .base
+                .iter()
+                .find(|(n, _)| *n == "username")
+                .map_or("admin", |(_, v)| *v)
+                .into()
+        }
         "passwd" | "password" => return "conformance-pw".into(),
         "passwd_script" | "password_script" | "snmp_priv_passwd_script" => {
             return "echo conformance-pw".into()
