@@ -301,10 +301,14 @@ impl RedfishSwitch {
 
     /// The resource path of the system `plug` means (see the module's doc).
     async fn system_uri(&self, plug: &Plug, deadline: Instant) -> Result<String, DeviceError> {
+        let key = plug.to_string();
         if let Some(uri) = &self.systems_uri {
+            if !matches!(plug, Plug::Chassis) && self.lock().get(&key) != Some(uri) {
+                self.check_pinned(uri, &key, deadline).await?;
+                self.lock().insert(key, uri.clone());
+            }
             return Ok(uri.clone());
         }
-        let key = plug.to_string();
         if let Some(uri) = self.lock().get(&key) {
             return Ok(uri.clone());
         }
@@ -326,6 +330,47 @@ impl RedfishSwitch {
         };
         self.lock().insert(key, uri.clone());
         Ok(uri)
+    }
+
+    /// With `systems_uri` set, the plug (Pacemaker's node name, a host map's
+    /// system) is not needed to find the system, as for fence_redfish; but a plug
+    /// that is another listed system's Id or Name says the configuration means
+    /// that one: refused rather than switching the pinned system. Only on that
+    /// evidence: a service whose collection cannot be read keeps `systems_uri`.
+    async fn check_pinned(
+        &self,
+        uri: &str,
+        text: &str,
+        deadline: Instant,
+    ) -> Result<(), DeviceError> {
+        let names = |system: &System| system.id == text || system.name.as_deref() == Some(text);
+        if self
+            .read_system(uri, deadline)
+            .await
+            .is_ok_and(|s| names(&s))
+        {
+            return Ok(());
+        }
+        let members = match self.members(deadline).await {
+            Ok(members) => members,
+            Err(e) => {
+                tracing::debug!(error = %e, "systems collection unread; systems_uri taken as given");
+                return Ok(());
+            }
+        };
+        let pinned = uri.trim_end_matches('/');
+        for member in members.iter().filter(|m| m.trim_end_matches('/') != pinned) {
+            if let Ok(system) = self.read_system(member, deadline).await {
+                if names(&system) {
+                    return Err(DeviceError::Refused(format!(
+                        "the plug `{text}` names the system {member}, while systems_uri is {uri}: \
+                         refusing to switch a system the plug does not name (give the plug of \
+                         the system at systems_uri, or drop systems_uri)"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The member whose Id, or else whose Name, is `text`.

@@ -185,6 +185,27 @@ fn a_service_with_two_systems_switches_only_the_one_the_plug_names() {
     }
     assert!(sushy.resets().is_empty(), "{:?}", sushy.resets());
 
+    // systems_uri pins a system; a plug that is another listed system's Name or
+    // Id is refused rather than the pinned one switched (fence_redfish switches
+    // the pinned one); a plug that names no system (the node's name) is fine.
+    let pinned = format!("systems_uri=/redfish/v1/Systems/{NODE1}\n");
+    for plug in ["node2", NODE2] {
+        let out = run_agent(
+            &agent,
+            &format!("action=off\nport={plug}\n{pinned}{SUSHY_FENCE}{device}"),
+        );
+        assert_eq!(out.status.code(), Some(1), "{plug}: {}", out.text());
+        assert!(out.stderr.contains("systems_uri"), "{}", out.text());
+    }
+    assert!(sushy.resets().is_empty(), "{:?}", sushy.resets());
+    for plug in ["node1", "db-node-7"] {
+        let out = run_agent(
+            &agent,
+            &format!("action=status\nport={plug}\n{pinned}{device}"),
+        );
+        assert_eq!(out.status.code(), Some(0), "{plug}: {}", out.text());
+    }
+
     let out = run_agent(
         &agent,
         &format!("action=off\nport={NODE2}\n{SUSHY_FENCE}{device}"),
