@@ -1158,11 +1158,20 @@ impl FenceOptions {
         // alone reaches the deadline leaves no read: refused here, not found out
         // at the deadline with the node left off.
         let waits = options.delay + options.power_wait + options.reboot_wait;
-        if !options.power_wait.is_zero() && waits >= options.timeout {
+        let waiting = if !options.power_wait.is_zero() {
+            Some("power_wait")
+        } else if !options.reboot_wait.is_zero() {
+            // A reboot that waits past the deadline between its off and its on
+            // leaves the node off: refused here, as said above.
+            Some("reboot_wait")
+        } else {
+            None
+        };
+        if let Some(name) = waiting.filter(|_| waits >= options.timeout) {
             return Err(format!(
-                "parameter `power_wait`: {} s of waiting (delay, power_wait, reboot_wait) \
+                "parameter `{name}`: {} s of waiting (delay, power_wait, reboot_wait) \
                  leaves no time to read back within timeout ({} s); raise timeout or lower \
-                 power_wait",
+                 {name}",
                 waits.as_secs_f64(),
                 options.timeout.as_secs_f64()
             ));

@@ -106,6 +106,16 @@ fn a_power_wait_that_leaves_no_time_to_read_back_is_refused_before_anything_is_s
     assert!(out.text().contains("power_wait"), "{}", out.text());
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert!(!states(&state).contains("off"), "{}", states(&state));
+    // The same for the wait between a reboot's off and its on: past the deadline
+    // it left the node off (reported rebooted, with a warning).
+    let (out, took) = agent(&format!(
+        "action=reboot\nplugs=2\nplug=1\nstate_file={}\nreboot_wait=10\ntimeout=4\n",
+        state.display()
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.text().contains("reboot_wait"), "{}", out.text());
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(!states(&state).contains("off"), "{}", states(&state));
 }
 
 /// The sim fence agent with its stdin a pipe the test holds open, stderr kept.
