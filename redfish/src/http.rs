@@ -148,11 +148,13 @@ impl Http {
         let body = self
             .send("GET", path, self.client.get(url), deadline)
             .await?;
-        serde_json::from_slice(&body).map_err(|e| HttpError::Body {
-            method: "GET",
-            path: path.to_string(),
-            detail: format!("the answer is not JSON ({e})"),
-        })
+        let parsed =
+            serde_json::from_slice::<strict::Strict>(&body).map_err(|e| HttpError::Body {
+                method: "GET",
+                path: path.to_string(),
+                detail: format!("the answer is not JSON with one value per name ({e})"),
+            })?;
+        Ok(parsed.0)
     }
 
     /// POSTs an action; success is any 2xx (200, 202 Accepted, 204 No Content).
@@ -480,5 +482,98 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{http:?}").contains("hunter2"));
+    }
+}
+
+/// JSON read as [`Value`], refusing an object that names a member twice: a
+/// document saying `"PowerState": "On"` and `"PowerState": "Off"` says nothing
+/// certain, and must not count as a read back (serde_json keeps the last).
+mod strict {
+    use std::fmt;
+
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    pub struct Strict(pub Value);
+
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Strict, D::Error> {
+            deserializer.deserialize_any(StrictVisitor)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Strict;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<Strict, E> {
+            Ok(Strict(Value::Bool(v)))
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Strict, E> {
+            Ok(Strict(Value::from(v)))
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Strict, E> {
+            Ok(Strict(Value::from(v)))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Strict, E> {
+            Ok(Strict(Value::from(v)))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Strict, E> {
+            Ok(Strict(Value::String(v.to_string())))
+        }
+        fn visit_string<E: Error>(self, v: String) -> Result<Strict, E> {
+            Ok(Strict(Value::String(v)))
+        }
+        fn visit_unit<E: Error>(self) -> Result<Strict, E> {
+            Ok(Strict(Value::Null))
+        }
+        fn visit_none<E: Error>(self) -> Result<Strict, E> {
+            Ok(Strict(Value::Null))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Strict(item)) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(Strict(Value::Array(items)))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+            let mut members = Map::new();
+            while let Some(name) = map.next_key::<String>()? {
+                let Strict(value) = map.next_value()?;
+                if members.contains_key(&name) {
+                    let shown: String = name.chars().take(64).collect();
+                    return Err(A::Error::custom(format!("`{shown}` is given twice")));
+                }
+                members.insert(name, value);
+            }
+            Ok(Strict(Value::Object(members)))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::Strict;
+
+        #[test]
+        fn a_member_named_twice_is_refused_at_any_depth_and_the_rest_read_as_serde_json_does() {
+            for twice in [
+                r#"{"PowerState":"On","Id":"1","PowerState":"Off"}"#,
+                r#"{"Members":[{"@odata.id":"/a","@odata.id":"/b"}]}"#,
+            ] {
+                let err = serde_json::from_str::<Strict>(twice).err().unwrap();
+                assert!(err.to_string().contains("given twice"), "{err}");
+            }
+            let text = r#"{"a":[1,-2,3.5,"x",null,true,{"b":{}}],"c":18446744073709551615}"#;
+            let Strict(value) = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                value,
+                serde_json::from_str::<serde_json::Value>(text).unwrap()
+            );
+        }
     }
 }
