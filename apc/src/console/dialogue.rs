@@ -84,7 +84,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         )));
     }
     if let Some(wanted) = cmd_prompt.filter(|p| !p.trim().is_empty()) {
-        if prompt.trim() != wanted.trim() {
+        if !shows_prompt(&prompt, wanted) {
             return Err(protocol(
                 &device,
                 format!(
@@ -112,6 +112,30 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         Ok(Ui::Cli { prompt })
     }
+}
+
+/// Whether the learned `prompt` is one `cmd_prompt` names. fence_apc searches the
+/// session for its prompts (default `['\n>', '\napc>']`), so `>` also finds the
+/// end of `apc>`: a prompt that ends with one of them (the whole prompt when it
+/// begins with a line break) is taken; Python's list form is read too.
+fn shows_prompt(prompt: &str, cmd_prompt: &str) -> bool {
+    let prompt = prompt.trim();
+    let blank = |c: char| c == ' ' || c == '\t';
+    let list = cmd_prompt.trim_matches(blank);
+    let list = list
+        .strip_prefix('[')
+        .and_then(|l| l.strip_suffix(']'))
+        .unwrap_or(list);
+    list.split(',').any(|wanted| {
+        let wanted = wanted.trim_matches(|c| blank(c) || c == '\'' || c == '"');
+        match wanted
+            .strip_prefix("\\n")
+            .or_else(|| wanted.strip_prefix('\n'))
+        {
+            Some(whole) => !whole.is_empty() && prompt == whole.trim(),
+            None => !wanted.trim().is_empty() && prompt.ends_with(wanted.trim()),
+        }
+    })
 }
 
 fn shorten(text: &str) -> String {
@@ -431,6 +455,32 @@ mod tests {
     use fencekit_console::ThreadStream;
 
     use std::time::Duration;
+
+    /// `cmd_prompt` as fence_apc searches for it: `>` finds the end of `apc>`, a
+    /// leading line break asks for the whole prompt, and Python's list form is
+    /// read; a prompt that is none of them is not taken.
+    #[test]
+    fn cmd_prompt_is_found_at_the_end_of_the_prompt_as_fence_apc_searches_for_it() {
+        for (prompt, wanted) in [
+            ("apc>", ">"),
+            ("apc>", "apc>"),
+            (">", ">"),
+            ("apc>", r"['\n>', '\napc>']"),
+            (">", r"['\n>', '\napc>']"),
+            ("apc>", "\napc>"),
+        ] {
+            assert!(shows_prompt(prompt, wanted), "{prompt} {wanted}");
+        }
+        for (prompt, wanted) in [
+            ("apc>", "\n>"),
+            ("apc>", r"['\n>']"),
+            ("pdu$", ">"),
+            ("apc>", "APC>"),
+            ("apc>", "[]"),
+        ] {
+            assert!(!shows_prompt(prompt, wanted), "{prompt} {wanted}");
+        }
+    }
 
     /// The simulator on a thread at one end of a socket pair, a console at the
     /// other: the dialogue without sshd.
