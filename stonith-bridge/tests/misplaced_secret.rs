@@ -63,6 +63,24 @@ fn a_password_given_as_a_workaround_is_not_echoed_even_lower_cased() {
     );
 }
 
+/// `verbose` with a value that is no boolean is taken as verbose and the run goes
+/// on, as fence-agents ignore it (it switches nothing); the warning never shows a
+/// password typed there.
+#[test]
+fn verbose_with_another_value_goes_on_and_never_echoes_a_password_there() {
+    let pw = "Zq8VerbosePw";
+    let (code, said) = agent(&format!(
+        "action=validate-all\nip=127.0.0.1\nusername=a\npassword={pw}\nverbose={pw}\n"
+    ));
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("withheld"), "{said}");
+    assert!(!said.contains(pw), "{said}");
+    let (code, said) =
+        agent("action=validate-all\nip=127.0.0.1\nusername=a\npassword=x1\nverbose=2\n");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("`verbose=2` is no boolean"), "{said}");
+}
+
 #[test]
 fn a_password_given_for_cluster_glues_priv_or_passwd_method_is_not_echoed() {
     let pw = "Zq8GlueA";

@@ -137,6 +137,23 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
             _ => true,
         })
         .count();
+    // Every warning from here on may quote a value: the secrets are screened first.
+    fencekit_core::schema::watch_inline_secrets(&schemas, &raw);
+    // A `verbose` line whose value is no boolean (`verbose=2`) turns verbosity on
+    // above; the schema would refuse it, fence-agents ignore it with a warning: it
+    // changes nothing that is switched, so it is dropped here and the run goes on.
+    raw.retain(|p| match &p.value {
+        RawValue::Text(t)
+            if normalize(&p.key) == "verbose" && fencekit_core::schema::parse_bool(t).is_none() =>
+        {
+            logging::report!(
+                "{name}: warning: `verbose={}` is no boolean: taken as verbose",
+                options::shown_word(t.trim())
+            );
+            false
+        }
+        _ => true,
+    });
     let quiet =
         last(&raw, &["quiet"]).is_some_and(|v| fencekit_core::schema::parse_bool(&v) == Some(true));
     let verbose = last(&raw, &["verbose_level"])
