@@ -25,8 +25,8 @@ const PARAMS: &[ParamSpec] = &[
     .aliases(&["systems-uri"]),
     ParamSpec::new(
         "ssl",
-        "HTTPS with the certificate verified (the default; Redfish is served over \
-         HTTPS only, so ssl=0 is refused)",
+        "HTTPS with the certificate verified (always: Redfish is served over HTTPS \
+         only, and ssl=0 means HTTPS all the same, as for fence_redfish)",
     )
     .short('z')
     .ty(ParamType::Boolean),

@@ -125,12 +125,14 @@ impl RedfishSwitch {
             .secret("password")
             .cloned()
             .ok_or_else(|| failed("parameter `password` is missing"))?;
+        // fence_redfish builds every URL with https:// whatever `ssl` says (and
+        // verifies the certificate unless ssl_insecure): a configuration with ssl=0
+        // that works there means HTTPS, verified. The same here, said once.
         if params.boolean("ssl") == Some(false) || params.boolean("ssl_secure") == Some(false) {
-            return Err(failed(
-                "ssl=0 asks for plain HTTP, which Redfish services do not serve and which \
-                 would send the password in the clear: refused (fence_redfish also speaks \
-                 HTTPS only)",
-            ));
+            tracing::warn!(
+                "ssl=0 / ssl_secure=0 taken as fence_redfish takes them: HTTPS all the same \
+                 (there is no plain HTTP), the certificate verified unless ssl_insecure=1"
+            );
         }
         let insecure = params.boolean("ssl_insecure").unwrap_or(false);
         let ca_file = params

@@ -198,7 +198,7 @@ const REDFISH: Anchor = Anchor {
         ("username", "admin"),
         ("password", "conformance-pw"),
     ],
-    refused: &[("ssl", "0", "plain HTTP")],
+    refused: &[],
     samples: &[
         ("redfish_uri", "/redfish/v1"),
         ("redfish-uri", "/redfish/v1"),

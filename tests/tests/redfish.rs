@@ -205,6 +205,10 @@ fn a_service_with_two_systems_switches_only_the_one_the_plug_names() {
         );
         assert_eq!(out.status.code(), Some(0), "{plug}: {}", out.text());
     }
+    // ssl=0, as fence_redfish takes it: HTTPS all the same, verified, said.
+    let out = run_agent(&agent, &format!("action=status\nssl=0\n{pinned}{device}"));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.stderr.contains("HTTPS all the same"), "{}", out.text());
 
     let out = run_agent(
         &agent,
