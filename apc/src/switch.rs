@@ -144,6 +144,13 @@ impl ApcSnmpSwitch {
                 };
                 Ok(*self.detected.get_or_init(|| family))
             }
+            // An error status says why (authorizationError: the user's view lacks
+            // the object), whatever the varbind left behind (NULL).
+            _ if response.status != 0 => Err(DeviceError::Protocol(format!(
+                "{} refused to give its sysObjectID: {}",
+                self.agent.endpoint(),
+                status_text(&response)
+            ))),
             other => Err(DeviceError::Protocol(format!(
                 "{} did not give its sysObjectID ({}); force a profile with `profile=`",
                 self.agent.endpoint(),
