@@ -637,17 +637,14 @@ async fn list(name: &str, request: &Request, with_status: bool) -> u8 {
                         (id.clone(), plug.name.clone().unwrap_or(id))
                     }
                 };
-                // A device's own text on stdout too: a name that shows a secret
-                // (an outlet named after the community) is withheld, line and all.
-                let line = if with_status {
-                    format!(
+                if with_status {
+                    println!(
                         "{id}{separator}{alias}{separator}{}",
                         plug.state.as_str().to_ascii_uppercase()
-                    )
+                    );
                 } else {
-                    format!("{id}{separator}{alias}")
-                };
-                println!("{}", fencekit_core::screen::screen(&line));
+                    println!("{id}{separator}{alias}");
+                }
             }
             OK
         }
