@@ -103,11 +103,15 @@ pub enum ChildError {
 
 /// The supervisor `/bin/sh` runs: it starts the program in the background (its
 /// standard input handed over explicitly, as a background command would otherwise
-/// read `/dev/null`) and waits for it (again when a signal it traps cut the wait
-/// short while the program runs); then it closes descriptor 5 (fencekit's sign
-/// that the program ended), waits until fencekit closes the other end of
-/// descriptor 4 (the processes below it are ended by then; a signal it traps does
-/// not end that wait either) and exits with the program's status. The program gets
+/// read `/dev/null`) in a session and process group of its own (`setsid -w`,
+/// util-linux, where installed: a program's `kill -KILL 0` then ends its own group,
+/// never the supervisor, which must outlive it to hold what the program left
+/// behind) and waits for it (again when a signal it traps cut the wait short
+/// while the program runs); then it closes descriptor 5 (fencekit's sign that the
+/// program ended), reads descriptor 4 until fencekit closes the other end (the
+/// processes below it are ended by then; neither a signal it traps nor anything
+/// written into the pipe ends that wait: a program may open it through
+/// `/proc/PPID/fd/4`) and exits with the program's status. The program gets
 /// neither descriptor.
 ///
 /// SIGTERM or SIGHUP while fencekit lives (its parent unchanged: a script's own
@@ -125,9 +129,10 @@ const SUPERVISOR: &str = "P=$PPID; t() { read -r a < /proc/$$/stat; set -- $a; \
      if [ \"$k\" = \"$o\" ]; then n=$((n+1)); else n=0; o=$k; \
      for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; \
      kill -KILL 0; }; trap t TERM HUP; \
-     exec 3<&0; \"$@\" <&3 3<&- 4<&- 5>&- & c=$!; exec 3<&-; \
+     S=; for d in /usr/bin /bin; do [ -x $d/setsid ] && S=\"$d/setsid -w\" && break; done; \
+     exec 3<&0; $S \"$@\" <&3 3<&- 4<&- 5>&- & c=$!; exec 3<&-; \
      while :; do x=; wait $c; s=$?; [ -z \"$x\" ] && break; done; \
-     exec 5>&-; while :; do x=; read _ <&4; [ -z \"$x\" ] && break; done; exit $s";
+     exec 5>&-; while :; do x=; read _ <&4 && continue; [ -z \"$x\" ] && break; done; exit $s";
 
 /// The supervisor's descriptors: fencekit closes its end of [`GO_FD`] to let it
 /// exit; it closes [`ENDED_FD`] when the program has exited.
@@ -236,7 +241,23 @@ pub fn kill_all() -> usize {
 /// group.
 fn end_program(group: Pid) {
     let _ = killpg(group, Signal::SIGSTOP);
+    // The program leads a session (and group) of its own below the supervisor:
+    // stopped too. (A group id is a live leader's pid, or one the kernel keeps
+    // from reuse while the group lives: this reaches no one else.)
+    let children =
+        std::fs::read_to_string(format!("/proc/{group}/task/{group}/children")).unwrap_or_default();
+    let leaders: Vec<Pid> = children
+        .split_ascii_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(Pid::from_raw)
+        .collect();
+    for leader in &leaders {
+        let _ = killpg(*leader, Signal::SIGSTOP);
+    }
     end_below(group.as_raw());
+    for leader in &leaders {
+        let _ = killpg(*leader, Signal::SIGKILL);
+    }
     let _ = killpg(group, Signal::SIGKILL);
 }
 

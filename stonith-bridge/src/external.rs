@@ -484,9 +484,25 @@ pub fn prepare(plugin_name: &str, op: &str, words: &[String]) -> Stage<Prepared>
 }
 
 /// The variables of the environment named like a secret (a script plugin's
-/// `api_token`), besides the declared `names`. Parameters are lowercase, as
-/// cluster-glue's are; the system's own variables (`SSH_AUTH_SOCK`) are not.
+/// `api_token`, `Bmc_Password`, `PASSWORD`), besides the declared `names`.
+/// Parameters are named as the site wrote them; the system's own variables
+/// (`SSH_AUTH_SOCK`, `PWD`, `XAUTHORITY`, Pacemaker's `PCMK_*`) are not taken.
 fn secret_named_env(names: &[String]) -> Vec<String> {
+    const SYSTEM: &[&str] = &[
+        "PWD",
+        "OLDPWD",
+        "XAUTHORITY",
+        "PASSWORD_STORE_DIR",
+        "KRB5_KTNAME",
+        "KRB5_CLIENT_KTNAME",
+    ];
+    const SYSTEM_PREFIXES: &[&str] = &[
+        "SSH_", "SUDO_", "GIT_", "XDG_", "PCMK_", "HA_", "OCF_", "CRM_", "CIB_", "GPG_", "DBUS_",
+    ];
+    let system = |name: &str| {
+        !name.bytes().any(|b| b.is_ascii_lowercase())
+            && (SYSTEM.contains(&name) || SYSTEM_PREFIXES.iter().any(|p| name.starts_with(p)))
+    };
     // A variable a declared `*_env` parameter names (`password_env=bmc_pass`) is
     // that parameter's source, read where secrets are read.
     let sources: Vec<String> = names
@@ -498,11 +514,9 @@ fn secret_named_env(names: &[String]) -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| {
-            name.len() <= 64
-                && name.starts_with(|c: char| c.is_ascii_lowercase())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !system(name)
                 && fencekit_core::schema::named_like_secret(name)
                 && !names.contains(name)
                 && !sources.contains(name)

@@ -94,6 +94,29 @@ fn a_secret_named_variable_the_plugin_does_not_take_is_hidden_from_children() {
     assert_eq!(code, Some(0), "password_env naming bmc_pass was not read");
 }
 
+/// Names as the site wrote them: a secret-named parameter in capitals or mixed
+/// case (`Bmc_Password`, `API_TOKEN`), or longer than a parameter name may be, is
+/// taken out of the environment too; the system's own variables
+/// (`SSH_AUTH_SOCK`, `PWD`) are left to the children.
+#[test]
+fn a_secret_named_variable_in_capitals_or_mixed_case_is_hidden_from_children_too() {
+    let long = format!("site_{}_password", "x".repeat(70));
+    let (code, seen) = off_with_env(&[
+        ("Bmc_Password", "mixed-pw-2b7e11"),
+        ("API_TOKEN", "upper-tok-8c3d02"),
+        (long.as_str(), "long-pw-44e9a0"),
+        ("SSH_AUTH_SOCK", "/run/agent.sock"),
+    ]);
+    for secret in ["mixed-pw-2b7e11", "upper-tok-8c3d02", "long-pw-44e9a0"] {
+        assert!(
+            !seen.contains(secret),
+            "the notify command saw {secret}:\n{seen}"
+        );
+    }
+    assert!(seen.contains("SSH_AUTH_SOCK=/run/agent.sock"), "{seen}");
+    assert_eq!(code, Some(0), "{seen}");
+}
+
 /// Pacemaker runs cluster-glue plugins through `fence_legacy`, which exports the
 /// node to fence as `port` too. For `external/fencekit-ipmi`, whose `port` is the
 /// BMC's UDP port (external/ipmi's name), a `port` that is no port number is that
