@@ -479,9 +479,10 @@ pub fn validate(
     base: Option<&Path>,
 ) -> Result<Validated, ParamError> {
     let mut out = Validated::default();
-    // Each parameter's origin, the name (as given) its value came under, and
+    // Each parameter's names as given so far (each with its last origin), and
     // whether a secret's value came from its `_script`.
-    let mut seen: BTreeMap<&'static str, (&Origin, String, bool)> = BTreeMap::new();
+    type Names<'a> = Vec<(String, &'a Origin)>;
+    let mut seen: BTreeMap<&'static str, (Names, bool)> = BTreeMap::new();
     watch_inline_secrets(schemas, raw);
     for item in raw {
         let key = normalize(&item.key);
@@ -535,8 +536,8 @@ pub fn validate(
         };
         let scripted = matches!(source, SecretSource::Script);
         let value = convert(spec, source, item, base)?;
-        if let Some((before, name, was_scripted)) = seen.get(spec.name) {
-            if unknown == Unknown::Reject {
+        if let Some((names, was_scripted)) = seen.get(spec.name) {
+            if let (Unknown::Reject, Some((_, before))) = (unknown, names.first()) {
                 return Err(ParamError {
                     origin: Some(item.origin.clone()),
                     param: item.key.clone(),
@@ -553,10 +554,14 @@ pub fn validate(
             if *was_scripted && !scripted {
                 continue;
             }
-            if *name != key
-                && scripted == *was_scripted
-                && out.params.get(spec.name) != Some(&value)
-            {
+            // Any other name given before, not only the last: `ip=A ipaddr=A
+            // ipaddr=B` is two values under two names as well.
+            let other = names.iter().find(|(name, _)| *name != key);
+            if let (Some((name, before)), true, true) = (
+                other,
+                scripted == *was_scripted,
+                out.params.get(spec.name) != Some(&value),
+            ) {
                 return Err(ParamError {
                     origin: Some(item.origin.clone()),
                     param: item.key.clone(),
@@ -568,7 +573,15 @@ pub fn validate(
                 });
             }
         }
-        seen.insert(spec.name, (&item.origin, key.clone(), scripted));
+        let entry = seen
+            .entry(spec.name)
+            .or_insert_with(|| (Vec::new(), scripted));
+        if scripted != entry.1 {
+            // The script's answer replaces an inline value: only its names count.
+            *entry = (Vec::new(), scripted);
+        }
+        entry.0.retain(|(name, _)| *name != key);
+        entry.0.push((key.clone(), &item.origin));
         out.params.insert(spec.name, value);
     }
     for schema in schemas {
@@ -948,6 +961,10 @@ mod tests {
         }
         let three = raw(&[("ip", "a"), ("ip", "b"), ("ipaddr", "a")]);
         assert!(validate(&[&SCHEMA], &three, Unknown::Warn, None).is_err());
+        // The other name given before the last one counts too.
+        let repeated = raw(&[("ip", "a"), ("ipaddr", "a"), ("ipaddr", "b")]);
+        let err = validate(&[&SCHEMA], &repeated, Unknown::Warn, None).unwrap_err();
+        assert!(err.to_string().contains("`ip`"), "{err}");
         let same = raw(&[("ip", "a"), ("IPADDR", "a"), ("ip", "a")]);
         let ok = validate(&[&SCHEMA], &same, Unknown::Warn, None).unwrap();
         assert_eq!(ok.params.text("ip"), Some("a"));

@@ -73,12 +73,24 @@ fn verbose_with_another_value_goes_on_and_never_echoes_a_password_there() {
         "action=validate-all\nip=127.0.0.1\nusername=a\npassword={pw}\nverbose={pw}\n"
     ));
     assert_eq!(code, Some(0), "{said}");
-    assert!(said.contains("withheld"), "{said}");
+    assert!(
+        said.contains("`verbose` has a value that is no boolean"),
+        "{said}"
+    );
+    assert!(!said.contains(pw), "{said}");
+    // Nor one a password_script gives, read only after the warning.
+    let (code, said) = agent(&format!(
+        "action=validate-all\nip=127.0.0.1\nusername=a\npassword_script=echo {pw}\nverbose={pw}\n"
+    ));
+    assert_eq!(code, Some(0), "{said}");
     assert!(!said.contains(pw), "{said}");
     let (code, said) =
         agent("action=validate-all\nip=127.0.0.1\nusername=a\npassword=x1\nverbose=2\n");
     assert_eq!(code, Some(0), "{said}");
-    assert!(said.contains("`verbose=2` is no boolean"), "{said}");
+    assert!(
+        said.contains("`verbose` has a value that is no boolean"),
+        "{said}"
+    );
 }
 
 #[test]

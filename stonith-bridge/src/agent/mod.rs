@@ -146,9 +146,10 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
         RawValue::Text(t)
             if normalize(&p.key) == "verbose" && fencekit_core::schema::parse_bool(t).is_none() =>
         {
+            // The value is not quoted: a secret read later (a password_script's)
+            // is not screened yet.
             logging::report!(
-                "{name}: warning: `verbose={}` is no boolean: taken as verbose",
-                options::shown_word(t.trim())
+                "{name}: warning: `verbose` has a value that is no boolean: taken as verbose"
             );
             false
         }
