@@ -103,11 +103,8 @@ pub enum ChildError {
 
 /// The supervisor `/bin/sh` runs: it starts the program in the background (its
 /// standard input handed over explicitly, as a background command would otherwise
-/// read `/dev/null`) in a session and process group of its own (`setsid -w`,
-/// util-linux, where installed: a program's `kill -KILL 0` then ends its own group,
-/// never the supervisor, which must outlive it to hold what the program left
-/// behind) and waits for it (again when a signal it traps cut the wait short
-/// while the program runs); then it closes descriptor 5 (fencekit's sign that the
+/// read `/dev/null`) and waits for it (again when a signal it traps cut the wait
+/// short while the program runs); then it closes descriptor 5 (fencekit's sign that the
 /// program ended), reads descriptor 4 until fencekit closes the other end (the
 /// processes below it are ended by then; neither a signal it traps nor anything
 /// written into the pipe ends that wait: a program may open it through
@@ -129,8 +126,7 @@ const SUPERVISOR: &str = "P=$PPID; t() { read -r a < /proc/$$/stat; set -- $a; \
      if [ \"$k\" = \"$o\" ]; then n=$((n+1)); else n=0; o=$k; \
      for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; \
      kill -KILL 0; }; trap t TERM HUP; \
-     S=; for d in /usr/bin /bin; do [ -x $d/setsid ] && S=\"$d/setsid -w\" && break; done; \
-     exec 3<&0; $S \"$@\" <&3 3<&- 4<&- 5>&- & c=$!; exec 3<&-; \
+     exec 3<&0; \"$@\" <&3 3<&- 4<&- 5>&- & c=$!; exec 3<&-; \
      while :; do x=; wait $c; s=$?; [ -z \"$x\" ] && break; done; \
      exec 5>&-; while :; do x=; read _ <&4 && continue; [ -z \"$x\" ] && break; done; exit $s";
 
@@ -241,9 +237,10 @@ pub fn kill_all() -> usize {
 /// group.
 fn end_program(group: Pid) {
     let _ = killpg(group, Signal::SIGSTOP);
-    // The program leads a session (and group) of its own below the supervisor:
-    // stopped too. (A group id is a live leader's pid, or one the kernel keeps
-    // from reuse while the group lives: this reaches no one else.)
+    // A child of the supervisor that leads a group of its own (a helper that
+    // left with `setsid`, adopted): its group stopped too. (A group id is a live
+    // leader's pid, or one the kernel keeps from reuse while the group lives:
+    // this reaches no one else.)
     let children =
         std::fs::read_to_string(format!("/proc/{group}/task/{group}/children")).unwrap_or_default();
     let leaders: Vec<Pid> = children
@@ -272,14 +269,25 @@ const HUNT: Duration = Duration::from_millis(500);
 pub fn end_below(supervisor: i32) -> usize {
     let by = StdInstant::now() + HUNT;
     let mut killed = std::collections::HashSet::new();
+    let mut signalled = std::collections::HashSet::new();
     loop {
         let table = processes();
         let below = descendants(&table, supervisor);
-        if below.is_empty() || StdInstant::now() >= by {
+        // A zombie is signalled once too: its main thread ended, but other
+        // threads of it may live on (a helper that called pthread_exit), and
+        // SIGKILL to its pid ends them all. It is not waited for: only the
+        // supervisor can reap it.
+        let left = below
+            .iter()
+            .any(|(pid, zombie)| !zombie || !signalled.contains(pid));
+        if !left || StdInstant::now() >= by {
             break;
         }
-        let set: std::collections::HashSet<i32> = below.iter().copied().collect();
-        for pid in &below {
+        let set: std::collections::HashSet<i32> = below.iter().map(|(pid, _)| *pid).collect();
+        for (pid, zombie) in &below {
+            if *zombie && !signalled.insert(*pid) {
+                continue;
+            }
             if kill_if_below(*pid, supervisor, &set) {
                 killed.insert(*pid);
             }
@@ -322,8 +330,8 @@ fn parent_of(pid: i32) -> Option<(i32, bool)> {
     Some((ppid, state == "Z" || state == "X"))
 }
 
-/// The live processes below `root` in `table`.
-fn descendants(table: &[Proc], root: i32) -> Vec<i32> {
+/// The processes below `root` in `table`, each with whether it is a zombie.
+fn descendants(table: &[Proc], root: i32) -> Vec<(i32, bool)> {
     let mut children: std::collections::HashMap<i32, Vec<&Proc>> = std::collections::HashMap::new();
     for p in table.iter().filter(|p| p.pid != root) {
         children.entry(p.ppid).or_default().push(p);
@@ -335,9 +343,7 @@ fn descendants(table: &[Proc], root: i32) -> Vec<i32> {
         for p in children.get(&parent).into_iter().flatten() {
             if seen.insert(p.pid) {
                 parents.push(p.pid);
-                if !p.zombie {
-                    below.push(p.pid);
-                }
+                below.push((p.pid, p.zombie));
             }
         }
     }
@@ -359,7 +365,7 @@ fn kill_if_below(pid: i32, supervisor: i32, below: &std::collections::HashSet<i3
         // A kernel before 5.3 has no pidfds: the parent is read just before the
         // kill instead, which leaves a window of microseconds.
         if nix::errno::Errno::last() == nix::errno::Errno::ENOSYS {
-            return matches!(parent_of(pid), Some((ppid, false))
+            return matches!(parent_of(pid), Some((ppid, _))
                 if ppid == supervisor || below.contains(&ppid))
                 && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok();
         }
@@ -368,7 +374,7 @@ fn kill_if_below(pid: i32, supervisor: i32, below: &std::collections::HashSet<i3
     // SAFETY: `fd` was just returned by pidfd_open and is owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     match parent_of(pid) {
-        Some((ppid, false)) if ppid == supervisor || below.contains(&ppid) => {
+        Some((ppid, _)) if ppid == supervisor || below.contains(&ppid) => {
             // SAFETY: pidfd_send_signal(2) with a pidfd, a signal number and no
             // siginfo; it touches no memory of ours.
             let sent = unsafe {

@@ -56,6 +56,30 @@ time.sleep(2)
 open(sys.argv[1] + "/outlet", "w").write("on\n")
 "#;
 
+/// The script fence agent's `off` of plug 1 through `script` (timeout 20 s), with
+/// `extra` stdin lines; waits for it and gives its output.
+fn off_through_script(script: &Path, extra: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args(["fence-agent", "script"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            writeln!(
+                stdin,
+                "action=off\nscript={}\nplug=1\ntimeout=20\n{extra}",
+                script.display()
+            )?;
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap()
+}
+
 fn script(dir: &Path, body: &str) -> std::path::PathBuf {
     let script = dir.join("device");
     std::fs::write(&script, body).unwrap();
@@ -167,6 +191,17 @@ fn escaping_on(how: &str) -> String {
             r#"echo go > /proc/$PPID/fd/4
         setsid sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" </dev/null >/dev/null 2>&1 &"#
         }
+        // A helper in a session of its own whose main thread ended while another
+        // thread lives on: its pid reads as a zombie.
+        "main thread gone" => {
+            r#"setsid python3 -c 'import ctypes, sys, threading, time
+def late():
+    time.sleep(2)
+    open(sys.argv[1] + "/outlet", "w").write("on\n")
+threading.Thread(target=late).start()
+ctypes.CDLL(None).pthread_exit(None)' "$dir" </dev/null >/dev/null 2>&1 &
+        sleep 0.3"#
+        }
         // A helper that joins the process group of fencekit itself (the
         // supervisor's parent), then leaves its own parent.
         "own group" => {
@@ -195,6 +230,7 @@ fn a_helper_that_left_the_scripts_process_group_ends_with_the_run() {
         "setsid chain",
         "own group",
         "releases its supervisor",
+        "main thread gone",
     ] {
         let dir = tempfile::tempdir().unwrap();
         let script = script(dir.path(), &escaping_on(how));
@@ -206,25 +242,7 @@ fn a_helper_that_left_the_scripts_process_group_ends_with_the_run() {
         )
         .unwrap();
         std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
-        let out = Command::new(BIN)
-            .args(["fence-agent", "script"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                let mut stdin = child.stdin.take().unwrap();
-                writeln!(
-                    stdin,
-                    "action=off\nscript={}\nplug=1\ntimeout=20",
-                    script.display()
-                )?;
-                drop(stdin);
-                child.wait_with_output()
-            })
-            .unwrap();
+        let out = off_through_script(&script, "");
         assert!(
             out.status.success(),
             "{how}: {}",
@@ -239,72 +257,6 @@ fn a_helper_that_left_the_scripts_process_group_ends_with_the_run() {
             "{how}: a helper outside the script's group switched the fenced outlet back on"
         );
     }
-}
-
-/// A script (or a notify command) that ends with `kill -KILL 0` kills its own
-/// process group, never the supervisor that holds what it started: a helper it
-/// left in a session of its own is ended with the run, and the outlet of a
-/// failed off is never switched back on by it.
-#[test]
-fn a_program_that_kills_its_own_group_leaves_no_helper_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = script(
-        dir.path(),
-        r#"#!/bin/sh
-dir=$(dirname "$0")
-case "$1" in
-    status) cat "$dir/outlet" ;;
-    off) echo off > "$dir/outlet"
-        setsid sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" </dev/null >/dev/null 2>&1 &
-        sleep 0.2; kill -KILL 0 ;;
-    on) echo on > "$dir/outlet" ;;
-esac
-"#,
-    );
-    let notify = dir.path().join("notify");
-    std::fs::write(
-        &notify,
-        r#"#!/bin/sh
-setsid sh -c 'sleep 2; touch "$1/late"' helper "$(dirname "$0")" </dev/null >/dev/null 2>&1 &
-sleep 0.2; kill -KILL 0
-"#,
-    )
-    .unwrap();
-    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["fence-agent", "script"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            writeln!(
-                stdin,
-                "action=off\nscript={}\nplug=1\ntimeout=20\nnotify_command={}",
-                script.display(),
-                notify.display()
-            )?;
-            drop(stdin);
-            child.wait_with_output()
-        })
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "the off was killed: {said}");
-    std::thread::sleep(Duration::from_secs(3));
-    let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
-    assert_eq!(
-        outlet.trim(),
-        "off",
-        "the helper switched the outlet back on: {said}"
-    );
-    assert!(
-        !dir.path().join("late").exists(),
-        "the notify command's helper outlived the run: {said}"
-    );
 }
 
 #[test]
@@ -388,25 +340,7 @@ esac
     let script = script(dir.path(), &body);
     std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
     let started = Instant::now();
-    let out = Command::new(BIN)
-        .args(["fence-agent", "script"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            writeln!(
-                stdin,
-                "action=off\nscript={}\nplug=1\ntimeout=20",
-                script.display()
-            )?;
-            drop(stdin);
-            child.wait_with_output()
-        })
-        .unwrap();
+    let out = off_through_script(&script, "");
     let took = started.elapsed();
     assert!(
         out.status.success(),
