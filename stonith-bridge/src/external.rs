@@ -131,8 +131,8 @@ fn all_names(schema: &Schema) -> Vec<String> {
 }
 
 /// cluster-glue's names (see [`GLUE_NAMES`]) turned into fencekit's, as the plugin
-/// they come from reads them. A name of fencekit's given as well must say the same
-/// (else the request is refused). `passwd_method`
+/// they come from reads them. A name of fencekit's given as well says the same
+/// ([`refuse_differing_names`] has refused it otherwise). `passwd_method`
 /// is `external/ipmi`'s: `param` and `env` (the password is `passwd` either way),
 /// `file` (`passwd` names a file holding it); `priv` is upper case there.
 fn from_glue_names(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
@@ -171,22 +171,6 @@ fn from_glue_names(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
         }
         if glue == "priv" {
             text = text.to_ascii_lowercase();
-        }
-        // Given under fencekit's name as well, with another value: which one the
-        // site meant cannot be told, and either may be another machine.
-        let differs = |mine: String| {
-            let (mine, text) = (mine.trim(), text.trim());
-            if glue == "priv" {
-                !mine.eq_ignore_ascii_case(text)
-            } else {
-                mine != text
-            }
-        };
-        if value(raw, ours).is_some_and(differs) {
-            return Err(format!(
-                "parameter `{glue}` (cluster-glue's name) and `{ours}` (fencekit's) are both \
-                 given, with other values: refusing rather than guessing which one is meant"
-            ));
         }
         let taken = given(raw, ours);
         raw.retain(|p| p.key != glue);
@@ -986,34 +970,7 @@ fn info_xml(schema: &Schema) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{from_glue_names, snmp_peer};
-    use fencekit_core::schema::{Origin, RawParam};
-
-    /// cluster-glue's name and fencekit's for one parameter, both in the
-    /// environment: the same value is one parameter, two values are refused.
-    #[test]
-    fn a_glue_name_and_ours_with_two_values_are_refused() {
-        let env = |pairs: &[(&str, &str)]| {
-            crate::request::RawParams(
-                pairs
-                    .iter()
-                    .map(|(k, v)| RawParam::text(*k, *v, Origin::new("environment")))
-                    .collect(),
-            )
-        };
-        let mut same = env(&[
-            ("ipaddr", "10.0.0.5"),
-            ("ip", "10.0.0.5"),
-            ("priv", "OPERATOR"),
-            ("privlvl", "operator"),
-        ]);
-        from_glue_names("ipmi", &mut same).unwrap();
-        let mut two = env(&[("ipaddr", "10.0.0.5"), ("ip", "10.0.0.6")]);
-        let err = from_glue_names("ipmi", &mut two).unwrap_err();
-        assert!(err.contains("`ipaddr`") && err.contains("`ip`"), "{err}");
-        let mut users = env(&[("login", "admin"), ("username", "root")]);
-        assert!(from_glue_names("baytech", &mut users).is_err());
-    }
+    use super::snmp_peer;
 
     #[test]
     fn an_snmp_peer_name_gives_its_host_and_port() {
