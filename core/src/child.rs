@@ -9,32 +9,37 @@
 //! * **Deadline.** Output is read on threads that hand it over as it comes; the
 //!   caller waits on those hand-overs with a timeout, never on a thread that may not
 //!   end (a grandchild can hold a pipe open long after the program exited).
-//! * **Stragglers.** When the program exits, its group is killed before the
-//!   program is reaped: what it left behind (`sleep 25 &`) ends with it, and the
-//!   group id cannot have been reused, because the unreaped program still holds it.
-//!   (A child that leaves the group with `setsid` escapes this; nothing waits for it.)
+//! * **Stragglers.** When the program exits, what it left behind (`sleep 25 &`)
+//!   is ended with it (see **Strays**).
 //! * **Our own end.** Every running child's group is registered; [`kill_all`]
 //!   kills them, for a front end stopped by a signal (SIGTERM, an admin's ^C), so
 //!   that a script's late `on` cannot land after the run ended. A fencekit killed
 //!   outright (SIGKILL: Pacemaker's timeout kills the agent's process group, which
 //!   our children left) cannot kill anything itself; so every program runs under a
-//!   small supervisor, a `/bin/sh` that leads the group, is sent SIGTERM by the
-//!   kernel when the thread that started it (and so fencekit) dies, and then kills
-//!   the whole group: the program and whatever it started (a helper of a script
-//!   that would switch an outlet on late), and each process it adopted (below)
-//!   with that process's own group.
+//!   small supervisor, a `/bin/sh` that leads a group of its own, is sent SIGTERM
+//!   by the kernel when the thread that started it (and so fencekit) dies, and
+//!   then kills the program's group: the program and whatever it started (a
+//!   helper of a script that would switch an outlet on late), and each process it
+//!   adopted (below) with that process's own group.
 //! * **Strays.** A process that leaves the group (`setsid`, or a script's own job
 //!   control, `set -m`) escapes the group's kill. The supervisor is the reaper of
 //!   its program's orphans (a child subreaper, prctl(2)): whatever the program
 //!   started stays below the supervisor, in whatever group or session, once its
 //!   own parent is gone. When the program exits, the supervisor says so and waits;
-//!   fencekit kills every process below it (read from `/proc`, each checked and
-//!   signalled through a pidfd, rounds until none is left), and only then lets it
-//!   exit. Only the descendants of the program's own supervisor are touched: never
-//!   a process another thread or a plugin library started, nor one of another
-//!   program's. What escapes: a process the program started below a stray that
-//!   the supervisor did not adopt yet when fencekit was killed outright (the
-//!   supervisor's last act reaches only the processes it adopted); README names it.
+//!   fencekit stops every process below it, then kills them all (read from
+//!   `/proc`, each pinned and signalled through a pidfd, see [`end_below`]), and
+//!   only then lets it exit; a program whose leftovers cannot all be ended by its
+//!   deadline fails. Only the descendants of the program's own supervisor are
+//!   touched: never a process another thread or a plugin library started, nor one
+//!   of another program's.
+//! * **Its own group.** The program runs in a session and group of its own, led
+//!   by a shell between it and the supervisor (made with `setsid(1)`), so that a
+//!   program that kills its own group (`kill -KILL 0`) or its parent cannot kill
+//!   the supervisor and leave its helpers to init. What escapes: a process the
+//!   program started below a stray that the supervisor did not adopt yet when
+//!   fencekit was killed outright (the supervisor's last act reaches only the
+//!   processes it adopted), and what a program starts in another session before
+//!   it finds and kills the supervisor itself; README names both.
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -97,6 +102,12 @@ pub enum ChildError {
     TimedOut(Duration),
     #[error("abandoned by its caller; killed it and its process group")]
     Cancelled,
+    #[error(
+        "exited, but the processes it left could not all be ended by its deadline \
+         ({:.1} s after it started); killed those found",
+        .0.as_secs_f64()
+    )]
+    LeftRunning(Duration),
     #[error("{0}")]
     Io(String),
 }
@@ -108,25 +119,36 @@ pub enum ChildError {
 /// program ended), reads descriptor 4 until fencekit closes the other end (the
 /// processes below it are ended by then; neither a signal it traps nor anything
 /// written into the pipe ends that wait: a program may open it through
-/// `/proc/PPID/fd/4`) and exits with the program's status. The program gets
+/// `/proc/PID/fd/4`) and exits with the program's status. The program gets
 /// neither descriptor.
 ///
-/// SIGTERM or SIGHUP while fencekit lives (its parent unchanged: a script's own
-/// `trap 'kill 0' EXIT` signals its whole group, the supervisor included) is
-/// ignored. Once fencekit is gone (the parent-death signal, SIGTERM; or SIGHUP to
-/// the group orphaned) it kills each of its children with that child's group,
-/// again whenever the list of its children changes (a child killed hands it its
-/// own children: it adopts them), until the list stays the same for a while
-/// (about 2000 reads of it, some milliseconds) or it has read it 40000 times;
-/// then its own group, itself included.
-const SUPERVISOR: &str = "P=$PPID; t() { read -r a < /proc/$$/stat; set -- $a; \
+/// Its first argument is the path of `setsid(1)` (empty when there is none): the
+/// program then runs under a shell of its own that `setsid` made the leader of a
+/// new session and process group, so that a program that kills its own group
+/// (`kill -KILL 0`, `kill -9 $PPID`) cannot kill the supervisor, which adopts
+/// whatever the program started; and the program itself leads no group, so that
+/// it may still call `setsid()` (or run `setsid` without a fork) as it could
+/// under a fence agent. That shell catches the signals a program's cleanup sends
+/// its own group (`kill 0`), so that it outlives the program and passes its
+/// status on; signals it catches are at their defaults again in the program.
+///
+/// SIGTERM or SIGHUP while fencekit lives (its parent unchanged) is ignored. Once
+/// fencekit is gone (the parent-death signal, SIGTERM; or SIGHUP to the group
+/// orphaned) it kills each of its children with that child's group (the
+/// program's shell leads the program's), again whenever the list of its children
+/// changes (a child killed hands it its own children: it adopts them), until the
+/// list stays the same for a while (about 2000 reads of it, some milliseconds) or
+/// it has read it 40000 times; then its own group, itself included.
+const SUPERVISOR: &str = "P=$PPID; g=$1; shift; t() { read -r a < /proc/$$/stat; set -- $a; \
      if [ \"$4\" = \"$P\" ]; then x=1; return; fi; o=; n=0; i=0; \
      while [ $n -lt 2000 ] && [ $i -lt 40000 ]; do \
      read -r k < /proc/$$/task/$$/children; i=$((i+1)); \
      if [ \"$k\" = \"$o\" ]; then n=$((n+1)); else n=0; o=$k; \
      for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; \
      kill -KILL 0; }; trap t TERM HUP; \
-     exec 3<&0; \"$@\" <&3 3<&- 4<&- 5>&- & c=$!; exec 3<&-; \
+     exec 3<&0; if [ -n \"$g\" ]; then \
+     \"$g\" /bin/sh -c 'trap : TERM HUP USR1 USR2 ALRM; \"$@\"; exit $?' fencekit-program \"$@\" <&3 3<&- 4<&- 5>&- & \
+     else \"$@\" <&3 3<&- 4<&- 5>&- & fi; c=$!; exec 3<&-; \
      while :; do x=; wait $c; s=$?; [ -z \"$x\" ] && break; done; \
      exec 5>&-; while :; do x=; read _ <&4 && continue; [ -z \"$x\" ] && break; done; exit $s";
 
@@ -166,9 +188,32 @@ pub fn program(path: impl AsRef<OsStr>) -> Program {
         .arg("-c")
         .arg(SUPERVISOR)
         .arg(SUPERVISOR_NAME)
+        .arg(setsid())
         .arg(path);
     prepare(&mut command);
     Program(command)
+}
+
+/// Where `setsid(1)` is (util-linux, or BusyBox's), or nothing: looked for once,
+/// in the system's own directories only (never through a `PATH` the site set).
+fn setsid() -> &'static OsStr {
+    static FOUND: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        [
+            "/usr/bin/setsid",
+            "/bin/setsid",
+            "/usr/sbin/setsid",
+            "/sbin/setsid",
+        ]
+        .into_iter()
+        .find(|path| {
+            std::fs::metadata(path)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .map(Into::into)
+        .unwrap_or_default()
+    })
 }
 
 /// `/bin/sh -c SCRIPT` as a [`Program`].
@@ -251,57 +296,173 @@ fn end_program(group: Pid) {
     for leader in &leaders {
         let _ = killpg(*leader, Signal::SIGSTOP);
     }
-    end_below(group.as_raw());
+    end_below(group.as_raw(), StdInstant::now() + HUNT);
     for leader in &leaders {
         let _ = killpg(*leader, Signal::SIGKILL);
     }
     let _ = killpg(group, Signal::SIGKILL);
 }
 
-/// How long one [`end_below`] may take in all.
+/// How long [`end_program`]'s hunt may take: the program is past its deadline or
+/// abandoned by then.
 const HUNT: Duration = Duration::from_millis(500);
 
-/// Kills every live process below `supervisor` (its children, theirs, and so
-/// on, whatever their group or session), in rounds until none is left or
-/// [`HUNT`] has passed: a process killed hands its children to the supervisor,
-/// the reaper of its program's orphans, so the next round finds them. How many
-/// processes were killed.
-pub fn end_below(supervisor: i32) -> usize {
-    let by = StdInstant::now() + HUNT;
-    let mut killed = std::collections::HashSet::new();
-    let mut signalled = std::collections::HashSet::new();
-    loop {
-        let table = processes();
-        let below = descendants(&table, supervisor);
-        // A zombie is signalled once too: its main thread ended, but other
-        // threads of it may live on (a helper that called pthread_exit), and
-        // SIGKILL to its pid ends them all. It is not waited for: only the
-        // supervisor can reap it.
-        let left = below
-            .iter()
-            .any(|(pid, zombie)| !zombie || !signalled.contains(pid));
-        if !left || StdInstant::now() >= by {
-            break;
-        }
-        let set: std::collections::HashSet<i32> = below.iter().map(|(pid, _)| *pid).collect();
-        for (pid, zombie) in &below {
-            if *zombie && !signalled.insert(*pid) {
-                continue;
-            }
-            if kill_if_below(*pid, supervisor, &set) {
-                killed.insert(*pid);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    killed.len()
+/// What [`end_below`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hunt {
+    /// Processes killed.
+    pub killed: usize,
+    /// Whether every process below the supervisor was ended by the time given
+    /// (when not, what was found was killed all the same, but more may live).
+    pub complete: bool,
 }
 
-/// One process: its pid, parent and whether it is a zombie (dead, not reaped).
+/// Ends every process below `supervisor` (its children, theirs, and so on, whatever
+/// their group or session) by `by`. Each process found is stopped first (SIGSTOP),
+/// so that none forks while the tree is read; rounds go on until a round finds no
+/// process it had not stopped and every one found is stopped; then every one is
+/// killed (SIGKILL). A process killed hands its children to the supervisor, the
+/// reaper of its program's orphans, so nothing below it leaves the tree while it
+/// is read. Each process is pinned with a pidfd and its parent read after, so a
+/// pid that ended and was given to another process is never signalled.
+pub fn end_below(supervisor: i32, by: StdInstant) -> Hunt {
+    let mut held: std::collections::HashMap<i32, Pinned> = std::collections::HashMap::new();
+    // A zombie is killed once, when found: its main thread ended, but other
+    // threads of it may live on (a helper that called pthread_exit), and SIGKILL
+    // to its pid ends them all. It is not waited for: only the supervisor can
+    // reap it.
+    let mut zombies = std::collections::HashSet::new();
+    let mut killed = 0;
+    let complete = loop {
+        let table = processes();
+        let below = descendants(&table, supervisor);
+        let set: std::collections::HashSet<i32> = below.iter().map(|p| p.pid).collect();
+        let mut settled = true;
+        for p in &below {
+            if p.zombie {
+                if zombies.insert(p.pid) {
+                    settled = false;
+                    if let Some(pinned) = pin(p.pid, supervisor, &set) {
+                        killed += usize::from(pinned.signal(Signal::SIGKILL));
+                    }
+                }
+                continue;
+            }
+            match held.get(&p.pid) {
+                // Stopped again each round: another process of the tree may have
+                // sent it SIGCONT.
+                Some(pinned) => {
+                    if !p.stopped {
+                        settled = false;
+                        pinned.signal(Signal::SIGSTOP);
+                    }
+                }
+                None => {
+                    settled = false;
+                    if let Some(pinned) = pin(p.pid, supervisor, &set) {
+                        if pinned.signal(Signal::SIGSTOP) {
+                            held.insert(p.pid, pinned);
+                        }
+                    }
+                }
+            }
+        }
+        if settled {
+            break true;
+        }
+        if StdInstant::now() >= by {
+            break false;
+        }
+        std::thread::yield_now();
+    };
+    for pinned in held.values() {
+        killed += usize::from(pinned.signal(Signal::SIGKILL));
+    }
+    Hunt { killed, complete }
+}
+
+/// A process pinned for signalling: by a pidfd, or by its pid on a kernel before
+/// 5.3 (which has no pidfds; its parent is read just before each signal then,
+/// which leaves a window of microseconds).
+enum Pinned {
+    Fd(OwnedFd),
+    /// With the parent it had when pinned: it is signalled only while its
+    /// parent is that one or the supervisor (which adopts it when that one ends).
+    Pid {
+        pid: i32,
+        parent: i32,
+        supervisor: i32,
+    },
+}
+
+impl Pinned {
+    /// Sends `signal`; whether it was sent.
+    fn signal(&self, signal: Signal) -> bool {
+        match self {
+            Pinned::Fd(fd) => {
+                // SAFETY: pidfd_send_signal(2) with a pidfd, a signal number and
+                // no siginfo; it touches no memory of ours.
+                let sent = unsafe {
+                    nix::libc::syscall(
+                        nix::libc::SYS_pidfd_send_signal,
+                        fd.as_raw_fd(),
+                        signal as nix::libc::c_int,
+                        std::ptr::null::<nix::libc::siginfo_t>(),
+                        0,
+                    )
+                };
+                sent == 0
+            }
+            Pinned::Pid {
+                pid,
+                parent,
+                supervisor,
+            } => {
+                matches!(parent_of(*pid), Some(p) if p.ppid == *parent || p.ppid == *supervisor)
+                    && nix::sys::signal::kill(Pid::from_raw(*pid), signal).is_ok()
+            }
+        }
+    }
+}
+
+/// `pid` pinned if it is (still) below `supervisor`, `below` being what was read
+/// below it: pinned first, its parent read after.
+fn pin(pid: i32, supervisor: i32, below: &std::collections::HashSet<i32>) -> Option<Pinned> {
+    use nix::libc;
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor
+    // or -1; it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok()?;
+    if fd < 0 {
+        if nix::errno::Errno::last() == nix::errno::Errno::ENOSYS {
+            return match parent_of(pid) {
+                Some(p) if p.ppid == supervisor || below.contains(&p.ppid) => Some(Pinned::Pid {
+                    pid,
+                    parent: p.ppid,
+                    supervisor,
+                }),
+                _ => None,
+            };
+        }
+        return None;
+    }
+    // SAFETY: `fd` was just returned by pidfd_open and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    match parent_of(pid) {
+        Some(p) if p.ppid == supervisor || below.contains(&p.ppid) => Some(Pinned::Fd(fd)),
+        _ => None,
+    }
+}
+
+/// One process, from `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy)]
 struct Proc {
     pid: i32,
     ppid: i32,
+    /// Dead, not reaped (Z, X).
     zombie: bool,
+    /// Stopped (T, t).
+    stopped: bool,
 }
 
 /// Every process, from `/proc`.
@@ -310,28 +471,29 @@ fn processes() -> Vec<Proc> {
         return Vec::new();
     };
     entries
-        .filter_map(|entry| {
-            let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let (ppid, zombie) = parent_of(pid)?;
-            Some(Proc { pid, ppid, zombie })
-        })
+        .filter_map(|entry| parent_of(entry.ok()?.file_name().to_str()?.parse().ok()?))
         .collect()
 }
 
-/// The parent of process `pid` and whether it is a zombie, from
-/// `/proc/PID/stat` (fields 3 and 4, after the command name in parentheses, which
-/// may itself hold blanks and parentheses).
-fn parent_of(pid: i32) -> Option<(i32, bool)> {
+/// Process `pid` as `/proc/PID/stat` shows it (fields 3 and 4, state and parent,
+/// after the command name in parentheses, which may itself hold blanks and
+/// parentheses).
+fn parent_of(pid: i32) -> Option<Proc> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, after_name) = stat.rsplit_once(')')?;
     let mut fields = after_name.split_ascii_whitespace();
     let state = fields.next()?;
     let ppid: i32 = fields.next()?.parse().ok()?;
-    Some((ppid, state == "Z" || state == "X"))
+    Some(Proc {
+        pid,
+        ppid,
+        zombie: state == "Z" || state == "X",
+        stopped: state == "T" || state == "t",
+    })
 }
 
-/// The processes below `root` in `table`, each with whether it is a zombie.
-fn descendants(table: &[Proc], root: i32) -> Vec<(i32, bool)> {
+/// The processes below `root` in `table`.
+fn descendants(table: &[Proc], root: i32) -> Vec<Proc> {
     let mut children: std::collections::HashMap<i32, Vec<&Proc>> = std::collections::HashMap::new();
     for p in table.iter().filter(|p| p.pid != root) {
         children.entry(p.ppid).or_default().push(p);
@@ -343,53 +505,11 @@ fn descendants(table: &[Proc], root: i32) -> Vec<(i32, bool)> {
         for p in children.get(&parent).into_iter().flatten() {
             if seen.insert(p.pid) {
                 parents.push(p.pid);
-                below.push((p.pid, p.zombie));
+                below.push(**p);
             }
         }
     }
     below
-}
-
-/// SIGKILL to `pid` if it is (still) below `supervisor`: the process is pinned
-/// with a pidfd first and its parent read after, so that a pid that ended and
-/// was given to another process meanwhile is never signalled. Whether it was.
-fn kill_if_below(pid: i32, supervisor: i32, below: &std::collections::HashSet<i32>) -> bool {
-    use nix::libc;
-    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor
-    // or -1; it touches no memory of ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let Ok(fd) = i32::try_from(fd) else {
-        return false;
-    };
-    if fd < 0 {
-        // A kernel before 5.3 has no pidfds: the parent is read just before the
-        // kill instead, which leaves a window of microseconds.
-        if nix::errno::Errno::last() == nix::errno::Errno::ENOSYS {
-            return matches!(parent_of(pid), Some((ppid, _))
-                if ppid == supervisor || below.contains(&ppid))
-                && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok();
-        }
-        return false;
-    }
-    // SAFETY: `fd` was just returned by pidfd_open and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    match parent_of(pid) {
-        Some((ppid, _)) if ppid == supervisor || below.contains(&ppid) => {
-            // SAFETY: pidfd_send_signal(2) with a pidfd, a signal number and no
-            // siginfo; it touches no memory of ours.
-            let sent = unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
-            sent == 0
-        }
-        _ => false,
-    }
 }
 
 /// Kills every program still running and what it started, for a front end about
@@ -555,12 +675,13 @@ fn run_blocking(
 
     let mut out = Output::default();
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let mut hunted = None;
     loop {
         if go.is_some() && closed(&ended) {
             // The program exited and the supervisor waits: what the program
-            // started is below it, whatever group it went to. Ended now, then
-            // the supervisor may go.
-            end_below(pid.as_raw());
+            // started is below it, whatever group or session it went to. Ended
+            // now, by the program's deadline, then the supervisor may go.
+            hunted = Some(end_below(pid.as_raw(), deadline));
             go = None;
         }
         let looked = waitid(
@@ -591,6 +712,10 @@ fn run_blocking(
             let status = child.wait();
             reaped(pid);
             let status = status.map_err(|e| ChildError::Io(format!("cannot wait for it: {e}")))?;
+            if hunted.is_some_and(|h| !h.complete) {
+                // What it left may still run (and fork): never a success.
+                return Err(ChildError::LeftRunning(started.elapsed()));
+            }
             return Ok(Finished {
                 status,
                 stdout: out.stdout,
@@ -875,6 +1000,66 @@ mod tests {
         );
         let _ = neighbour.kill();
         let _ = neighbour.wait();
+    }
+
+    #[test]
+    fn a_program_that_kills_its_own_group_leaves_no_helper_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // A helper in a session of its own (the script's parent shell gone with
+        // the group kill, it is adopted), then SIGKILL to the script's own group:
+        // before, the supervisor was in that group, died with it, and the helper
+        // went to init.
+        let script = format!(
+            "setsid sh -c 'sleep 25 & echo $! > {0}; wait' & \
+             while [ ! -s {0} ]; do sleep 0.01; done; kill -KILL 0",
+            pid_file.display()
+        );
+        let started = StdInstant::now();
+        let done = run_by(shell(&script), None, soon(10), LIMITS).unwrap();
+        assert!(!done.status.success(), "{:?}", done.status);
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(ends_soon(&pid_file), "the helper outlived the run");
+    }
+
+    #[test]
+    fn a_program_may_call_setsid_itself() {
+        // Not a group leader: setsid() works (util-linux `setsid` forks only for
+        // a leader, which would look like an exit 0 here).
+        let done = run_by(
+            shell("exec setsid sh -c 'echo $$ $(cut -d\" \" -f6 /proc/$$/stat)'"),
+            None,
+            soon(10),
+            LIMITS,
+        )
+        .unwrap();
+        assert!(done.status.success(), "{:?}", done.status);
+        let out = String::from_utf8(done.stdout.to_vec()).unwrap();
+        let mut fields = out.split_whitespace();
+        assert_eq!(fields.next(), fields.next(), "not its own session: {out}");
+    }
+
+    #[test]
+    fn a_helper_that_forks_without_end_is_ended_with_its_program() {
+        // A helper in a session of its own that started a thousand processes and
+        // forks on: every one found is stopped before any is killed, so none
+        // escapes while the tree is read.
+        let marker = format!("{}.{}", 1000 + std::process::id() % 1000, 17);
+        let script = format!(
+            "setsid sh -c 'i=0; while [ $i -lt 1000 ]; do sleep {marker} & i=$((i+1)); done; \
+             while :; do sleep {marker} & done' & sleep 1"
+        );
+        let done = run_by(shell(&script), None, soon(20), LIMITS).unwrap();
+        assert!(done.status.success(), "{:?}", done.status);
+        let left: Vec<_> = processes()
+            .into_iter()
+            .filter(|p| !p.zombie)
+            .filter(|p| {
+                std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+            })
+            .collect();
+        assert!(left.is_empty(), "{} processes outlived the run", left.len());
     }
 
     #[test]
