@@ -1023,6 +1023,47 @@ mod tests {
     }
 
     #[test]
+    fn a_hunt_past_its_time_says_it_may_have_left_some_and_kills_what_it_found() {
+        let tree = || {
+            Command::new("sh")
+                .args(["-c", "sleep 30 & sleep 30 & wait"])
+                .spawn()
+                .unwrap()
+        };
+        let below = |root: i32| {
+            // The two sleeps (after the shell forked them).
+            let by = StdInstant::now() + Duration::from_secs(5);
+            loop {
+                let n = descendants(&processes(), root)
+                    .iter()
+                    .filter(|p| !p.zombie)
+                    .count();
+                if n == 2 || StdInstant::now() > by {
+                    return n;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        for (by, complete) in [(Duration::ZERO, false), (Duration::from_secs(5), true)] {
+            let mut root = tree();
+            let pid = i32::try_from(root.id()).unwrap();
+            assert_eq!(below(pid), 2);
+            let hunt = end_below(pid, StdInstant::now() + by);
+            assert_eq!(
+                hunt,
+                Hunt {
+                    killed: 2,
+                    complete
+                },
+                "{by:?}"
+            );
+            // Both sleeps killed: the shell's wait returns.
+            let status = root.wait().unwrap();
+            assert!(status.success(), "{status:?}");
+        }
+    }
+
+    #[test]
     fn a_program_may_call_setsid_itself() {
         // Not a group leader: setsid() works (util-linux `setsid` forks only for
         // a leader, which would look like an exit 0 here).
