@@ -270,11 +270,14 @@ fn live() -> std::sync::MutexGuard<'static, Registry> {
 /// process group; how many children. For a front end that is being stopped:
 /// called from a thread or task, never from a signal handler.
 pub fn kill_all() -> usize {
-    let groups = live().groups.clone();
-    for group in &groups {
+    // The registry stays locked throughout: a supervisor is taken out of it
+    // before it is reaped, so none of these can be reaped (and its pid given to
+    // another process) while it is being ended.
+    let registry = live();
+    for group in &registry.groups {
         end_program(Pid::from_raw(*group));
     }
-    groups.len()
+    registry.groups.len()
 }
 
 /// Ends a running program led by supervisor `group`: its group stopped (nothing
@@ -318,140 +321,140 @@ pub struct Hunt {
 }
 
 /// Ends every process below `supervisor` (its children, theirs, and so on, whatever
-/// their group or session) by `by`. Each process found is stopped first (SIGSTOP),
-/// so that none forks while the tree is read; rounds go on until a round finds no
-/// process it had not stopped and every one found is stopped; then every one is
-/// killed (SIGKILL). A process killed hands its children to the supervisor, the
-/// reaper of its program's orphans, so nothing below it leaves the tree while it
-/// is read. Each process is pinned with a pidfd and its parent read after, so a
-/// pid that ended and was given to another process is never signalled.
+/// their group or session) by `by`, in two phases of rounds, each round a fresh
+/// read of `/proc`:
+///
+/// 1. every process found is stopped (SIGSTOP), again whenever it is seen running
+///    (another may have sent it SIGCONT), until a round finds no process it had
+///    not seen, no new zombie, and every one stopped: nothing below forks any more;
+/// 2. every one is killed (SIGKILL), and so is any process found after, until a
+///    round finds nothing alive below and no new zombie. (A kill can wake others:
+///    a process group orphaned by it while it holds stopped members is sent
+///    SIGHUP and SIGCONT by the kernel; a process that hops from pid to pid, each
+///    copy forking and exiting, leaves zombies below the supervisor, which does
+///    not reap them while it waits.)
+///
+/// A round that could not read all of `/proc` (out of descriptors, say) counts as
+/// finding something new. A process killed hands its children to the supervisor,
+/// the reaper of its program's orphans, so nothing leaves the tree while it is
+/// read. Each signal goes through a pidfd opened for it and closed after (one
+/// descriptor at a time, however many processes), after the process's parent was
+/// read again: a pid that ended and was given to another process is never
+/// signalled. A zombie is killed once, when found: its main thread ended, but
+/// other threads of it may live on (a helper that called pthread_exit), and
+/// SIGKILL to its pid ends them all; only the supervisor can reap it.
 pub fn end_below(supervisor: i32, by: StdInstant) -> Hunt {
-    let mut held: std::collections::HashMap<i32, Pinned> = std::collections::HashMap::new();
-    // A zombie is killed once, when found: its main thread ended, but other
-    // threads of it may live on (a helper that called pthread_exit), and SIGKILL
-    // to its pid ends them all. It is not waited for: only the supervisor can
-    // reap it.
-    let mut zombies = std::collections::HashSet::new();
-    let mut killed = 0;
+    use std::collections::HashSet;
+    let mut seen: HashSet<i32> = HashSet::new();
+    let mut zombies: HashSet<i32> = HashSet::new();
+    let mut killed: HashSet<i32> = HashSet::new();
+    let mut killing = false;
     let complete = loop {
-        let table = processes();
+        let (table, whole) = processes();
         let below = descendants(&table, supervisor);
-        let set: std::collections::HashSet<i32> = below.iter().map(|p| p.pid).collect();
-        let mut settled = true;
+        let set: HashSet<i32> = below.iter().map(|p| p.pid).collect();
+        let mut settled = whole;
         for p in &below {
             if p.zombie {
                 if zombies.insert(p.pid) {
                     settled = false;
-                    if let Some(pinned) = pin(p.pid, supervisor, &set) {
-                        killed += usize::from(pinned.signal(Signal::SIGKILL));
+                    if signal_below(p.pid, supervisor, &set, Signal::SIGKILL) {
+                        killed.insert(p.pid);
                     }
                 }
                 continue;
             }
-            match held.get(&p.pid) {
-                // Stopped again each round: another process of the tree may have
-                // sent it SIGCONT.
-                Some(pinned) => {
-                    if !p.stopped {
-                        settled = false;
-                        pinned.signal(Signal::SIGSTOP);
-                    }
+            if seen.insert(p.pid) {
+                settled = false;
+            }
+            if killing {
+                // Alive: killed now, or dying from an earlier kill.
+                settled = false;
+                if signal_below(p.pid, supervisor, &set, Signal::SIGKILL) {
+                    killed.insert(p.pid);
                 }
-                None => {
-                    settled = false;
-                    if let Some(pinned) = pin(p.pid, supervisor, &set) {
-                        if pinned.signal(Signal::SIGSTOP) {
-                            held.insert(p.pid, pinned);
-                        }
-                    }
-                }
+            } else if !p.stopped {
+                settled = false;
+                signal_below(p.pid, supervisor, &set, Signal::SIGSTOP);
             }
         }
         if settled {
-            break true;
+            if killing {
+                break true;
+            }
+            killing = true;
+            for p in &below {
+                if signal_below(p.pid, supervisor, &set, Signal::SIGKILL) {
+                    killed.insert(p.pid);
+                }
+            }
+            continue;
         }
         if StdInstant::now() >= by {
             break false;
         }
         std::thread::yield_now();
     };
-    for pinned in held.values() {
-        killed += usize::from(pinned.signal(Signal::SIGKILL));
-    }
-    Hunt { killed, complete }
-}
-
-/// A process pinned for signalling: by a pidfd, or by its pid on a kernel before
-/// 5.3 (which has no pidfds; its parent is read just before each signal then,
-/// which leaves a window of microseconds).
-enum Pinned {
-    Fd(OwnedFd),
-    /// With the parent it had when pinned: it is signalled only while its
-    /// parent is that one or the supervisor (which adopts it when that one ends).
-    Pid {
-        pid: i32,
-        parent: i32,
-        supervisor: i32,
-    },
-}
-
-impl Pinned {
-    /// Sends `signal`; whether it was sent.
-    fn signal(&self, signal: Signal) -> bool {
-        match self {
-            Pinned::Fd(fd) => {
-                // SAFETY: pidfd_send_signal(2) with a pidfd, a signal number and
-                // no siginfo; it touches no memory of ours.
-                let sent = unsafe {
-                    nix::libc::syscall(
-                        nix::libc::SYS_pidfd_send_signal,
-                        fd.as_raw_fd(),
-                        signal as nix::libc::c_int,
-                        std::ptr::null::<nix::libc::siginfo_t>(),
-                        0,
-                    )
-                };
-                sent == 0
-            }
-            Pinned::Pid {
-                pid,
-                parent,
-                supervisor,
-            } => {
-                matches!(parent_of(*pid), Some(p) if p.ppid == *parent || p.ppid == *supervisor)
-                    && nix::sys::signal::kill(Pid::from_raw(*pid), signal).is_ok()
+    if !complete {
+        // Out of time: whatever is below now is killed all the same.
+        let (table, _) = processes();
+        let below = descendants(&table, supervisor);
+        let set: HashSet<i32> = below.iter().map(|p| p.pid).collect();
+        for p in below.iter().filter(|p| !p.zombie) {
+            if signal_below(p.pid, supervisor, &set, Signal::SIGKILL) {
+                killed.insert(p.pid);
             }
         }
     }
+    Hunt {
+        killed: killed.len(),
+        complete,
+    }
 }
 
-/// `pid` pinned if it is (still) below `supervisor`, `below` being what was read
-/// below it: pinned first, its parent read after.
-fn pin(pid: i32, supervisor: i32, below: &std::collections::HashSet<i32>) -> Option<Pinned> {
+/// Sends `signal` to `pid` if it is (still) below `supervisor`, `below` being
+/// what was read below it: the process is pinned with a pidfd first and its
+/// parent read after, so that a pid that ended and was given to another process
+/// meanwhile is never signalled. Whether it was sent.
+fn signal_below(
+    pid: i32,
+    supervisor: i32,
+    below: &std::collections::HashSet<i32>,
+    signal: Signal,
+) -> bool {
     use nix::libc;
+    let is_below =
+        || matches!(parent_of(pid), Ok(Some(p)) if p.ppid == supervisor || below.contains(&p.ppid));
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor
     // or -1; it touches no memory of ours.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = i32::try_from(fd).ok()?;
+    let Ok(fd) = i32::try_from(fd) else {
+        return false;
+    };
     if fd < 0 {
-        if nix::errno::Errno::last() == nix::errno::Errno::ENOSYS {
-            return match parent_of(pid) {
-                Some(p) if p.ppid == supervisor || below.contains(&p.ppid) => Some(Pinned::Pid {
-                    pid,
-                    parent: p.ppid,
-                    supervisor,
-                }),
-                _ => None,
-            };
-        }
-        return None;
+        // A kernel before 5.3 has no pidfds: the parent is read just before the
+        // signal instead, which leaves a window of microseconds.
+        return nix::errno::Errno::last() == nix::errno::Errno::ENOSYS
+            && is_below()
+            && nix::sys::signal::kill(Pid::from_raw(pid), signal).is_ok();
     }
     // SAFETY: `fd` was just returned by pidfd_open and is owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    match parent_of(pid) {
-        Some(p) if p.ppid == supervisor || below.contains(&p.ppid) => Some(Pinned::Fd(fd)),
-        _ => None,
+    if !is_below() {
+        return false;
     }
+    // SAFETY: pidfd_send_signal(2) with a pidfd, a signal number and no siginfo;
+    // it touches no memory of ours.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    sent == 0
 }
 
 /// One process, from `/proc/PID/stat`.
@@ -465,31 +468,58 @@ struct Proc {
     stopped: bool,
 }
 
-/// Every process, from `/proc`.
-fn processes() -> Vec<Proc> {
+/// Every process, from `/proc`, and whether all of it could be read (a process
+/// that ended while it was read counts as read).
+fn processes() -> (Vec<Proc>, bool) {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+        return (Vec::new(), false);
     };
-    entries
-        .filter_map(|entry| parent_of(entry.ok()?.file_name().to_str()?.parse().ok()?))
-        .collect()
+    let mut whole = true;
+    let mut table = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else {
+            whole = false;
+            continue;
+        };
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        match parent_of(pid) {
+            Ok(Some(p)) => table.push(p),
+            Ok(None) => {}
+            Err(()) => whole = false,
+        }
+    }
+    (table, whole)
 }
 
 /// Process `pid` as `/proc/PID/stat` shows it (fields 3 and 4, state and parent,
 /// after the command name in parentheses, which may itself hold blanks and
-/// parentheses).
-fn parent_of(pid: i32) -> Option<Proc> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, after_name) = stat.rsplit_once(')')?;
-    let mut fields = after_name.split_ascii_whitespace();
-    let state = fields.next()?;
-    let ppid: i32 = fields.next()?.parse().ok()?;
-    Some(Proc {
-        pid,
-        ppid,
-        zombie: state == "Z" || state == "X",
-        stopped: state == "T" || state == "t",
-    })
+/// parentheses): none when it is gone, an error when it could not be read.
+fn parent_of(pid: i32) -> Result<Option<Proc>, ()> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(nix::libc::ESRCH) =>
+        {
+            return Ok(None)
+        }
+        Err(_) => return Err(()),
+    };
+    let parsed = (|| {
+        let (_, after_name) = stat.rsplit_once(')')?;
+        let mut fields = after_name.split_ascii_whitespace();
+        let state = fields.next()?;
+        let ppid: i32 = fields.next()?.parse().ok()?;
+        Some(Proc {
+            pid,
+            ppid,
+            zombie: state == "Z" || state == "X",
+            stopped: state == "T" || state == "t",
+        })
+    })();
+    parsed.map(Some).ok_or(())
 }
 
 /// The processes below `root` in `table`.
@@ -1034,7 +1064,7 @@ mod tests {
             // The two sleeps (after the shell forked them).
             let by = StdInstant::now() + Duration::from_secs(5);
             loop {
-                let n = descendants(&processes(), root)
+                let n = descendants(&processes().0, root)
                     .iter()
                     .filter(|p| !p.zombie)
                     .count();
@@ -1093,6 +1123,7 @@ mod tests {
         let done = run_by(shell(&script), None, soon(20), LIMITS).unwrap();
         assert!(done.status.success(), "{:?}", done.status);
         let left: Vec<_> = processes()
+            .0
             .into_iter()
             .filter(|p| !p.zombie)
             .filter(|p| {

@@ -444,6 +444,16 @@ pub fn prepare(plugin_name: &str, op: &str, words: &[String]) -> Stage<Prepared>
         logging::report!("{me}: {e}");
         return Stage::Done(FAIL);
     }
+    if schema.plugin == "ipmi" && raw.iter().any(|p| p.key == "port") {
+        // external/ipmi 1.0.12 reads no `port` (later versions read the BMC's
+        // UDP port from `ipport`): fencekit takes it as the BMC's UDP port, and
+        // says so, since a configuration moved from external/ipmi unchanged had
+        // reached the BMC at 623 whatever `port` said.
+        logging::report!(
+            "{me}: warning: `port` is taken as the BMC's UDP port (as `ipport`); \
+             cluster-glue's external/ipmi ignores it and uses 623"
+        );
+    }
     if let Err(e) = from_glue_names(schema.plugin, &mut raw) {
         logging::report!("{me}: {e}");
         return Stage::Done(FAIL);

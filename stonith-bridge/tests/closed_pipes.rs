@@ -192,14 +192,19 @@ fn closed_standard_output_and_error_are_dev_null_so_no_device_file_takes_their_n
     // a device's socket) would take their numbers, and "Success: Off" or a log line
     // would be written into them. Rust's runtime opens /dev/null on a closed standard
     // descriptor before main; this holds it to that. The script reads what the
-    // agent's descriptors are (the agent is its supervisor's parent).
+    // agent's descriptors are (the agent is its supervisor's parent, the
+    // supervisor the process named fencekit-child above it).
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("device");
     std::fs::write(
         &script,
         r#"#!/bin/sh
-agent=$(awk '{print $4}' "/proc/$PPID/stat")
+s=$PPID
+until tr '\0' '\n' < "/proc/$s/cmdline" | grep -qx fencekit-child; do
+    s=$(awk '{print $4}' "/proc/$s/stat")
+done
+agent=$(awk '{print $4}' "/proc/$s/stat")
 for fd in 1 2; do
     printf '%s %s\n' "$fd" "$(readlink "/proc/$agent/fd/$fd")" >> "$FENCEKIT_PARAM_STATE_DIR/fds"
 done

@@ -61,7 +61,22 @@ open(sys.argv[1] + "/outlet", "w").write("on\n")
 /// The script fence agent's `off` of plug 1 through `script` (timeout 20 s), with
 /// `extra` stdin lines; waits for it and gives its output.
 fn off_through_script(script: &Path, extra: &str) -> std::process::Output {
-    Command::new(BIN)
+    off_through(Command::new(BIN), script, extra)
+}
+
+/// [`off_through_script`] with at most `descriptors` open files.
+fn off_through_script_limited(script: &Path, descriptors: u32) -> std::process::Output {
+    let mut command = Command::new("/bin/sh");
+    command.args([
+        "-c",
+        &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""),
+        BIN,
+    ]);
+    off_through(command, script, "")
+}
+
+fn off_through(mut command: Command, script: &Path, extra: &str) -> std::process::Output {
+    command
         .args(["fence-agent", "script"])
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
@@ -217,6 +232,39 @@ ctypes.CDLL(None).pthread_exit(None)' "$dir" </dev/null >/dev/null 2>&1 &
             r#"setsid sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" </dev/null >/dev/null 2>&1 &
         sleep 0.2; kill -KILL $PPID"#
         }
+        // Twenty helpers in sessions of their own, each with ten children in
+        // groups of their own that ignore SIGHUP and, on SIGCONT, fork a child
+        // that switches the outlet on: killing a helper orphans its children's
+        // groups while they are stopped, and the kernel sends them SIGHUP and
+        // SIGCONT; a child woken so forks before its own kill.
+        "woken by an orphaned group" => {
+            r#"for q in $(seq 20); do
+            setsid perl -MPOSIX -e 'for (1..10) { next if fork; setpgid(0, 0);
+                $SIG{HUP} = "IGNORE";
+                $SIG{CONT} = sub { return if fork; sleep 2;
+                    open F, ">", $ARGV[0]; print F "on\n"; close F; POSIX::_exit(0) };
+                sleep 99 while 1 }
+              sleep 99 while 1' "$dir/outlet" </dev/null >/dev/null 2>&1 &
+        done; sleep 0.5"#
+        }
+        // A child subreaper that ignores SIGCHLD (its children are reaped by the
+        // kernel, leaving no zombie), below which a helper hops from pid to pid
+        // for two seconds (forks, and the parent exits), then switches the
+        // outlet on: a read of /proc misses a process that moved meanwhile.
+        "hops from pid to pid" => {
+            r#"perl -MPOSIX -e 'syscall(157, 36, 1, 0, 0, 0); $SIG{CHLD} = "IGNORE"; $t = time;
+            if (fork) { sleep 99 while 1 }
+            while (time - $t < 2) { POSIX::_exit(0) if fork }
+            sleep 1; open F, ">", $ARGV[0]; print F "on\n"' "$dir/outlet" </dev/null >/dev/null 2>&1 &
+        sleep 0.2"#
+        }
+        // More processes than fencekit may open descriptors (its limit is set
+        // to 256 for this case): a hunt that kept one open per process could no
+        // longer read /proc and took that for nothing left.
+        "outnumbers the descriptors" => {
+            r#"i=0; while [ $i -lt 300 ]; do sleep 4.5 & i=$((i+1)); done
+        sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" &"#
+        }
         // A helper that joins the process group of fencekit itself (the
         // supervisor's parent), then leaves its own parent.
         "own group" => {
@@ -248,6 +296,9 @@ fn a_helper_that_left_the_scripts_process_group_ends_with_the_run() {
         "main thread gone",
         "kills its own group",
         "kills its parent",
+        "woken by an orphaned group",
+        "hops from pid to pid",
+        "outnumbers the descriptors",
     ] {
         let dir = tempfile::tempdir().unwrap();
         let script = script(dir.path(), &escaping_on(how));
@@ -259,7 +310,11 @@ fn a_helper_that_left_the_scripts_process_group_ends_with_the_run() {
         )
         .unwrap();
         std::fs::write(dir.path().join("outlet"), "on\n").unwrap();
-        let out = off_through_script(&script, "");
+        let out = if how == "outnumbers the descriptors" {
+            off_through_script_limited(&script, 256)
+        } else {
+            off_through_script(&script, "")
+        };
         // A script killed (by itself) may fail the run; what counts is the outlet.
         assert!(
             out.status.success() || how.starts_with("kills"),

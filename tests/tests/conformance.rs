@@ -563,9 +563,10 @@ fn a_plug_on_the_command_line_of_a_one_machine_agent_is_refused_as_fence_ipmilan
 /// Pacemaker passes a device's attributes on stdin beside the `action` it asks for,
 /// in no fixed order, `option` among them (the action's name before fence-agents
 /// 4, which ignore it). A stale `option=off` or `option=reboot` never turns a
-/// monitor, a status or an on into a fence, in either order; and a parameter
+/// monitor, a status or an on into a fence, in either order, and alone it is
+/// ignored as fence_ipmilan ignores it (the default reboot runs); a parameter
 /// given under two of its names with two values (`ip` and `ipaddr`) is refused,
-/// nothing sent. `udpport`, which no anchor knows, moves nothing to another port.
+/// nothing sent, and so is a name in another case (`IPPORT`). `udpport`, which no anchor knows, moves nothing to another port.
 /// The oracle is ipmi_sim's own record of every `set power` it ran.
 #[test]
 fn a_stale_option_or_two_names_of_one_parameter_never_switch_a_bmc() {
@@ -653,6 +654,42 @@ fn a_stale_option_or_two_names_of_one_parameter_never_switch_a_bmc() {
             .any(|l| l.starts_with("set power 0") || l.starts_with("set reset")),
         "{log:?}"
     );
+    // A known name in another case or with a blank before `=`: fence_ipmilan
+    // ignores the line (and would switch the BMC at the other port); refused,
+    // naming the name to write, nothing sent.
+    for lines in [
+        "IPPORT=9\naction=off\n",
+        "ipport =9\naction=off\n",
+        "Action=status\n",
+    ] {
+        let out = run(&binary, lines);
+        assert_eq!(out.status.code(), Some(1), "{lines}{}", out.text());
+        assert!(out.text().contains("write `"), "{lines}{}", out.text());
+        assert!(sim.power_state().unwrap(), "{lines}: the BMC was switched");
+    }
+    let log = sim.call_log().unwrap();
+    assert!(
+        !log.iter()
+            .any(|l| l.starts_with("set power 0") || l.starts_with("set reset")),
+        "{log:?}"
+    );
+    // `option` alone is ignored by both, and the default action runs: a reboot,
+    // whose off both send (ipmi_sim's record) and whose on both leave the
+    // machine in.
+    for program in [&binary, &fence_ipmilan] {
+        let before = sim.call_log().unwrap().len();
+        let out = run(program, "option=status\n");
+        assert_eq!(out.status.code(), Some(0), "{}", out.text());
+        let log = sim.call_log().unwrap();
+        assert!(
+            log[before..]
+                .iter()
+                .any(|l| l.starts_with("set power 0") || l.starts_with("set reset")),
+            "{program:?}: option=status alone did not run the default reboot: {log:?}\n{}",
+            out.text()
+        );
+        assert!(sim.power_state().unwrap(), "{program:?}: left off");
+    }
 }
 
 /// fence_ipmilan's `-S` (password script) and `-P` (lanplus) on a command line reach

@@ -128,6 +128,10 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
             }
         },
     };
+    if let Err(e) = options::refuse_misspelt(&schemas, &raw) {
+        logging::report!("{name}: {e}");
+        return Stage::Done(FAIL);
+    }
     // `-v` may be stacked; `verbose=0` on stdin means off, as fence-agents read it.
     let verbose = raw
         .iter()
@@ -182,21 +186,20 @@ pub fn prepare(plugin_name: &str, args: &[String]) -> Stage<Prepared> {
     }
     let fabric = plugin.schema.fabric();
     // A fabric agent's default is off, as fence-agents' fabric_fencing agents have it.
-    // `option` is `action`'s name before fence-agents 4 (which ignore it), and
-    // Pacemaker passes a device's `option` attribute on beside the `action` it
-    // asks for, in no fixed order: the action asked for rules, and a stale
-    // `option=off` never turns a monitor into a fence. Alone, `option` is read.
-    if last(&raw, &["action"]).is_some() {
-        if let Some(option) = last(&raw, &["option"]) {
-            logging::report!(
-                "{name}: warning: ignoring `option={}`: `action` is given, and option is \
-                 its old name",
-                options::shown_word(option.trim())
-            );
-            raw.retain(|p| normalize(&p.key) != "option");
-        }
+    // `option` was `action`'s name before fence-agents 4; today's ignore it with a
+    // warning and run their default, and Pacemaker may pass a device's stale
+    // `option` attribute on beside the action it asks for: ignored the same way,
+    // alone or not, so that `option=off` never turns a monitor into a fence and
+    // `option=on` alone fences as fence_ipmilan does.
+    if let Some(option) = last(&raw, &["option"]) {
+        logging::report!(
+            "{name}: warning: ignoring `option={}`: fence agents read the action from \
+             `action` only",
+            options::shown_word(option.trim())
+        );
+        raw.retain(|p| normalize(&p.key) != "option");
     }
-    let action = last(&raw, &["action", "option"])
+    let action = last(&raw, &["action"])
         .unwrap_or_else(|| if fabric { "off" } else { "reboot" }.to_string());
     let mut action = action.trim().to_ascii_lowercase();
     if fabric {

@@ -9,7 +9,6 @@ use crate::request::RawParams;
 /// The front end's own options, from fence-agents' common option table.
 pub const PARAMS: &[fencekit_core::ParamSpec] = &[
     fencekit_core::ParamSpec::new("action", "Fencing action")
-        .aliases(&["option"])
         .short('o')
         .default("reboot"),
     fencekit_core::ParamSpec::new(
@@ -235,6 +234,13 @@ pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<RawParams, Stri
                 Some((k, v)) => (k, Some(v.to_string())),
                 None => (long, None),
             };
+            // getopt matches long options exactly: `--PLUG` is no `--plug`.
+            if key.bytes().any(|b| b.is_ascii_uppercase()) || key.trim() != key {
+                return Err(match is_option_name(key.trim()) {
+                    true => format!("unrecognized option '--{}'", key.trim()),
+                    false => format!("unrecognized option in argument {i}"),
+                });
+            }
             let key = match find(schemas, key) {
                 Some(_) => key.to_string(),
                 None => complete(schemas, key, i)?,
@@ -298,6 +304,33 @@ pub fn from_args(schemas: &[&Schema], args: &[String]) -> Result<RawParams, Stri
     Ok(raw)
 }
 
+/// Refuses a stdin name that is a parameter's only once its case or the blanks
+/// around it are changed (`IPPORT=`, `Port=`, `ipport =`, `action = on`).
+/// fence-agents match names exactly and ignore such a line with a warning, running
+/// on with the default instead (the BMC at port 623, no plug at all, a `reboot`
+/// for `action = on`): what the line meant is plain, and the default may switch
+/// another machine, so it is an error naming the line and the name to write.
+/// Other unknown names are left to the schema, which warns about them and goes on,
+/// as fence-agents do.
+pub fn refuse_misspelt(schemas: &[&Schema], raw: &RawParams) -> Result<(), String> {
+    for param in raw.iter().filter(|p| p.key != NOT_AN_OPTION_LINE) {
+        let meant = normalize(&param.key);
+        if meant == param.key {
+            continue;
+        }
+        if find(schemas, &meant).is_some() || meant == "option" {
+            return Err(format!(
+                "{}: `{}` is not a parameter name: names are lower case, with no blank \
+                 before `=` (fence agents ignore this line and use the default); write \
+                 `{meant}`",
+                param.origin,
+                param.key.escape_debug(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses `key=value` lines (blank lines and `#` comments skipped, surrounding
 /// double quotes stripped, the last occurrence wins). A line that is not
 /// `name=value` is reported (as an unknown parameter) by its line number only:
@@ -322,7 +355,10 @@ pub fn from_stdin(text: &str) -> RawParams {
                     .and_then(|v| v.strip_suffix('"'))
                     .unwrap_or(value);
                 raw.push(RawParam {
-                    key: normalize(key),
+                    // As written, but for `-` (fence-agents take `ip-port` for
+                    // `ip_port`): a name in another case or with a blank before
+                    // `=` is no parameter's (see [`refuse_misspelt`]).
+                    key: key.replace('-', "_"),
                     value: RawValue::Text(value.to_string()),
                     origin,
                 });
