@@ -196,6 +196,21 @@ async fn host_keys_are_verified_and_a_mismatch_shows_the_presented_fingerprint()
     let pdu = rig.switch(0, &[("known_hosts", empty.to_str().unwrap())]);
     let err = pdu.check(in_secs(30)).await.unwrap_err();
     assert!(err.to_string().contains("has no key"), "{err}");
+    // The host's key marked @revoked, or on a line negating the host, as OpenSSH
+    // reads them (libssh2 skips both): refused though another line holds it.
+    let good = std::fs::read_to_string(rig.known_hosts()).unwrap();
+    let line = good.lines().next().unwrap();
+    let (host, rest) = line.split_once(' ').unwrap();
+    for (text, why) in [
+        (format!("{good}@revoked * {rest}\n"), "@revoked"),
+        (format!("!{host},{line}\n"), "negated"),
+    ] {
+        let file = rig.dir().join("marked_known_hosts");
+        std::fs::write(&file, text).unwrap();
+        let pdu = rig.switch(0, &[("known_hosts", file.to_str().unwrap())]);
+        let err = pdu.check(in_secs(30)).await.unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+    }
     // No check at all only when asked for explicitly.
     let mut pairs = rig.params(0, &[]);
     pairs.retain(|(k, _)| k != "known_hosts");

@@ -546,6 +546,14 @@ fn verify_host_key(session: &Session, config: &SshConfig) -> Result<(), SshError
             } else {
                 ("have", "hold")
             };
+            let name = known_hosts_name(&config.host, config.port);
+            for path in paths {
+                // Read above already: a file that vanished since says nothing more.
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                if let Some((line, why)) = refused_in_known_hosts(&text, &name, key) {
+                    return Err(failed(format!("{} line {line} {why}", path.display())));
+                }
+            }
             match known.check_port(&config.host, config.port, key) {
                 CheckResult::Match => Ok(()),
                 CheckResult::Mismatch => Err(failed(format!(
@@ -562,6 +570,74 @@ fn verify_host_key(session: &Session, config: &SshConfig) -> Result<(), SshError
     }
 }
 
+/// What libssh2's known-hosts check does not read, as OpenSSH reads it: a key
+/// marked `@revoked` (never accepted, whatever else the files say) and a line whose
+/// host patterns negate `name` (`!pattern`: the line does not apply to that host,
+/// though another of its patterns matches). The line (1-based) and why, when the
+/// presented `key` (its wire form) is on such a line; refused then, which is
+/// stricter than OpenSSH only where a negated line and another line hold the same
+/// key.
+fn refused_in_known_hosts(text: &str, name: &str, key: &[u8]) -> Option<(usize, String)> {
+    let presented = base64_padded(key);
+    for (n, line) in text.lines().enumerate() {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(first) = fields.next() else {
+            continue;
+        };
+        if first.starts_with('#') {
+            continue;
+        }
+        let (marker, hosts) = match first.strip_prefix('@') {
+            Some(marker) => (Some(marker), fields.next().unwrap_or_default()),
+            None => (None, first),
+        };
+        let (Some(_kind), Some(blob)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if blob != presented {
+            continue;
+        }
+        if marker.is_some_and(|m| m.eq_ignore_ascii_case("revoked")) {
+            return Some((n + 1, "marks the presented key @revoked".to_string()));
+        }
+        let negated = hosts
+            .split(',')
+            .filter_map(|pattern| pattern.strip_prefix('!'))
+            .any(|pattern| glob_matches(pattern, name));
+        if marker.is_none() && negated {
+            return Some((
+                n + 1,
+                format!("holds the presented key with `{name}` negated (`!`): it does not apply to this host"),
+            ));
+        }
+    }
+    None
+}
+
+/// OpenSSH's host pattern match: `*` any run, `?` any one character, ASCII case
+/// ignored.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        if i < p.len() && (p[i] == b'?' || p[i].eq_ignore_ascii_case(&n[j])) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == b'*' {
+            star = Some((i, j));
+            i += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == b'*')
+}
+
 /// How OpenSSH names a host in known_hosts: `host`, or `[host]:port` off port 22.
 fn known_hosts_name(host: &str, port: u16) -> String {
     if port == 22 {
@@ -569,6 +645,15 @@ fn known_hosts_name(host: &str, port: u16) -> String {
     } else {
         format!("[{host}]:{port}")
     }
+}
+
+/// Standard base64 with padding, as known_hosts holds keys.
+fn base64_padded(bytes: &[u8]) -> String {
+    let mut out = base64_unpadded(bytes);
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    out
 }
 
 /// Standard base64 without padding, as OpenSSH prints SHA-256 fingerprints.
@@ -645,6 +730,50 @@ mod tests {
         assert_eq!(base64_unpadded(b"foobar"), "Zm9vYmFy");
         // A SHA-256 hash is 32 bytes: 43 characters, no '='.
         assert_eq!(base64_unpadded(&[0xff; 32]).len(), 43);
+    }
+
+    #[test]
+    fn a_revoked_key_or_a_line_negating_the_host_is_refused() {
+        let key = b"a host key's wire form";
+        let blob = base64_padded(key);
+        let other = base64_padded(b"another key");
+        let name = "[127.0.0.1]:2222";
+        let refused = |text: &str| refused_in_known_hosts(text, name, key).map(|(n, _)| n);
+        // Revoked: whatever the host patterns, and after a line that holds it.
+        assert_eq!(
+            refused(&format!(
+                "{name} ssh-ed25519 {blob}\n@revoked * ssh-ed25519 {blob}\n"
+            )),
+            Some(2)
+        );
+        assert_eq!(
+            refused(&format!("@REVOKED other ssh-ed25519 {blob}\n")),
+            Some(1)
+        );
+        // Negated on the line that holds it, by name or by pattern.
+        assert_eq!(
+            refused(&format!("!{name},{name} ssh-ed25519 {blob}\n")),
+            Some(1)
+        );
+        assert_eq!(
+            refused(&format!("[127.0.0.?]:*,!*:2222 ssh-ed25519 {blob}\n")),
+            Some(1)
+        );
+        // What OpenSSH takes is left to libssh2's check.
+        for text in [
+            format!("{name} ssh-ed25519 {blob}\n"),
+            format!("@revoked * ssh-ed25519 {other}\n{name} ssh-ed25519 {blob}\n"),
+            format!("!other,{name} ssh-ed25519 {blob}\n"),
+            format!("# @revoked * ssh-ed25519 {blob}\n"),
+            format!("@cert-authority * ssh-ed25519 {blob}\n"),
+            "\n@revoked\n!x\n".to_string(),
+        ] {
+            assert_eq!(refused(&text), None, "{text}");
+        }
+        assert!(glob_matches("*", "x"));
+        assert!(glob_matches("a*c", "abbbc"));
+        assert!(!glob_matches("a*c", "abbbd"));
+        assert!(glob_matches("PDU?", "pdu1"));
     }
 
     #[test]

@@ -743,10 +743,16 @@ fn convert(
 }
 
 /// fence-agents' booleans.
+///
+/// Exactly the words fencing.py takes, in any case: `1 yes on true`, `0 no off
+/// false`. Anything else (`y`, ` 1` with a blank before it, as `ssl_insecure= 1`
+/// reads) is none: fence-agents ignore such a value, so honouring it could turn
+/// off a certificate check or move a fence to another address they would not.
+/// A trailing blank is dropped (fence-agents strip each stdin line).
 pub fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "1" | "yes" | "y" | "on" | "true" => Some(true),
-        "0" | "no" | "n" | "off" | "false" => Some(false),
+    match text.trim_end().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "on" | "true" => Some(true),
+        "0" | "no" | "off" | "false" => Some(false),
         _ => None,
     }
 }

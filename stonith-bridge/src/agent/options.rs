@@ -331,8 +331,8 @@ pub fn refuse_misspelt(schemas: &[&Schema], raw: &RawParams) -> Result<(), Strin
     Ok(())
 }
 
-/// Parses `key=value` lines (blank lines and `#` comments skipped, surrounding
-/// double quotes stripped, the last occurrence wins). A line that is not
+/// Parses `key=value` lines (each line stripped, blank lines and `#` comments
+/// skipped, surrounding double quotes stripped, the last occurrence wins). A line that is not
 /// `name=value` is reported (as an unknown parameter) by its line number only:
 /// nothing of it is shown, since it may be a password typed as `password hunter2`,
 /// and Pacemaker logs what an agent writes to stderr.
@@ -349,7 +349,8 @@ pub fn from_stdin(text: &str) -> RawParams {
             .filter(|(key, _)| is_option_name(key.trim()))
         {
             Some((key, value)) => {
-                let value = value.trim();
+                // As fencing.py takes it: the line is stripped, the value not
+                // (`ssl_insecure= 1` is no flag there; see `parse_bool`).
                 let value = value
                     .strip_prefix('"')
                     .and_then(|v| v.strip_suffix('"'))
@@ -523,12 +524,35 @@ mod tests {
     #[test]
     fn stdin_lines_follow_fence_agents_rules() {
         let raw = from_stdin(
-            "# comment\n\naction=off\nipaddr = \"127.0.0.1\"\nport=1\nport=2\ngarbage\n",
+            "# comment\n\n  action=off  \nipaddr=\"127.0.0.1\"\nport=1\nport=2\ngarbage\n\
+             login= someone\nip-port=9\n",
         );
         assert_eq!(value(&raw, "action").as_deref(), Some("off"));
         assert_eq!(value(&raw, "ipaddr").as_deref(), Some("127.0.0.1"));
         assert_eq!(value(&raw, "port").as_deref(), Some("2"));
         assert!(raw.iter().any(|p| p.key == NOT_AN_OPTION_LINE));
+        // The value as written (fencing.py strips the line, not the value).
+        assert_eq!(value(&raw, "login").as_deref(), Some(" someone"));
+        assert_eq!(value(&raw, "ip_port").as_deref(), Some("9"));
+        assert!(refuse_misspelt(&[&PLUGIN, &SCHEMA], &raw).is_ok());
+    }
+
+    #[test]
+    fn a_known_name_in_another_case_or_with_a_blank_is_refused_naming_the_right_one() {
+        for text in [
+            "PASSWORD=x\n",
+            "Action=off\n",
+            "password =x\n",
+            "Password_Script=x\n",
+        ] {
+            let raw = from_stdin(text);
+            let err = refuse_misspelt(&[&PLUGIN, &SCHEMA], &raw).unwrap_err();
+            assert!(err.contains("write `"), "{text}: {err}");
+            assert!(err.contains("stdin:1"), "{text}: {err}");
+        }
+        // Unknown names are the schema's to warn about.
+        let raw = from_stdin("Colour=x\ncolour =y\n");
+        assert!(refuse_misspelt(&[&PLUGIN, &SCHEMA], &raw).is_ok());
     }
 
     #[test]
