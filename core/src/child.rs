@@ -35,11 +35,18 @@
 //! * **Its own group.** The program runs in a session and group of its own, led
 //!   by a shell between it and the supervisor (made with `setsid(1)`), so that a
 //!   program that kills its own group (`kill -KILL 0`) or its parent cannot kill
-//!   the supervisor and leave its helpers to init. What escapes: a process the
-//!   program started below a stray that the supervisor did not adopt yet when
-//!   fencekit was killed outright (the supervisor's last act reaches only the
-//!   processes it adopted), and what a program starts in another session before
-//!   it finds and kills the supervisor itself; README names both.
+//!   the supervisor and leave its helpers to init.
+//! * **Its own PID namespace.** As root, where it works, that shell is also the
+//!   first process of a PID namespace of its own, with its own `/proc`
+//!   ([`container`]): when it exits, the kernel kills every process left in the
+//!   namespace, and none can leave it. That is the containment; the hunt below
+//!   the supervisor is the second line, and the only one without it. What
+//!   escapes without it: a process the program started below a stray that the
+//!   supervisor did not adopt yet when fencekit was killed outright (the
+//!   supervisor's last act reaches only the processes it adopted), a helper that
+//!   hops from pid to pid faster than `/proc` is read, and what a program starts
+//!   in another session before it finds and kills the supervisor itself; README
+//!   names them.
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -147,7 +154,7 @@ const SUPERVISOR: &str = "P=$PPID; g=$1; shift; t() { read -r a < /proc/$$/stat;
      for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; \
      kill -KILL 0; }; trap t TERM HUP; \
      exec 3<&0; if [ -n \"$g\" ]; then \
-     \"$g\" /bin/sh -c 'trap : TERM HUP USR1 USR2 ALRM; \"$@\"; exit $?' fencekit-program \"$@\" <&3 3<&- 4<&- 5>&- & \
+     $g /bin/sh -c 'trap : TERM HUP USR1 USR2 ALRM; \"$@\"; exit $?' fencekit-program \"$@\" <&3 3<&- 4<&- 5>&- & \
      else \"$@\" <&3 3<&- 4<&- 5>&- & fi; c=$!; exec 3<&-; \
      while :; do x=; wait $c; s=$?; [ -z \"$x\" ] && break; done; \
      exec 5>&-; while :; do x=; read _ <&4 && continue; [ -z \"$x\" ] && break; done; exit $s";
@@ -183,37 +190,93 @@ impl std::ops::DerefMut for Program {
 
 /// `PATH` as a [`Program`]; add its arguments with `.arg`.
 pub fn program(path: impl AsRef<OsStr>) -> Program {
+    program_under(path, container())
+}
+
+/// [`program`] under `container` (see [`container`]).
+fn program_under(path: impl AsRef<OsStr>, container: &OsStr) -> Program {
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(SUPERVISOR)
         .arg(SUPERVISOR_NAME)
-        .arg(setsid())
+        .arg(container)
         .arg(path);
     prepare(&mut command);
     Program(command)
 }
 
-/// Where `setsid(1)` is (util-linux, or BusyBox's), or nothing: looked for once,
-/// in the system's own directories only (never through a `PATH` the site set).
-fn setsid() -> &'static OsStr {
+/// The command the program's shell runs under, as words the supervisor splits
+/// on blanks (system paths, no blanks in them), looked for once, in the system's
+/// own directories only (never through a `PATH` the site set):
+///
+/// * as root, where it works (tried once): `setsid unshare --pid --fork
+///   --mount-proc --kill-child`: the program's shell is the first process of a
+///   PID namespace of its own, with its own `/proc`; when it exits (or is
+///   killed, or `unshare` is), the kernel kills every process left in that
+///   namespace, and none can leave it: what the program started ends with it,
+///   however it forks, hops or hides (whatever fencekit's reading of `/proc`
+///   below would miss);
+/// * else `setsid` (util-linux, or BusyBox's): a session of its own only;
+/// * else nothing.
+fn container() -> &'static OsStr {
     static FOUND: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
     FOUND.get_or_init(|| {
         use std::os::unix::fs::PermissionsExt;
-        [
-            "/usr/bin/setsid",
-            "/bin/setsid",
-            "/usr/sbin/setsid",
-            "/sbin/setsid",
-        ]
-        .into_iter()
-        .find(|path| {
-            std::fs::metadata(path)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .map(Into::into)
-        .unwrap_or_default()
+        let find = |name: &str| {
+            ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+                .into_iter()
+                .map(|dir| format!("{dir}/{name}"))
+                .find(|path| {
+                    std::fs::metadata(path)
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })
+        };
+        let Some(setsid) = find("setsid") else {
+            return std::ffi::OsString::new();
+        };
+        if nix::unistd::geteuid().is_root() {
+            if let Some(unshare) = find("unshare") {
+                let words = format!("{setsid} {unshare} --pid --fork --mount-proc --kill-child");
+                if namespaces_work(&words) {
+                    return words.into();
+                }
+            }
+        }
+        setsid.into()
     })
+}
+
+/// Whether `words` (see [`container`]) start a shell that exits with the status it
+/// gives, within two seconds (a container without the capability, or a BusyBox
+/// `unshare` without some option, fails at once).
+fn namespaces_work(words: &str) -> bool {
+    let mut words = words.split(' ');
+    let Some(first) = words.next() else {
+        return false;
+    };
+    let child = Command::new(first)
+        .args(words)
+        .args(["/bin/sh", "-c", "exit 7"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return false;
+    };
+    let by = StdInstant::now() + Duration::from_secs(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.code() == Some(7),
+            Ok(None) if StdInstant::now() < by => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
 }
 
 /// `/bin/sh -c SCRIPT` as a [`Program`].
@@ -742,6 +805,15 @@ fn run_blocking(
             let status = child.wait();
             reaped(pid);
             let status = status.map_err(|e| ChildError::Io(format!("cannot wait for it: {e}")))?;
+            if std::os::unix::process::ExitStatusExt::signal(&status).is_some() {
+                // The supervisor exits with the program's status, never by a
+                // signal: it was killed, and what it had adopted went to init.
+                return Err(ChildError::Io(
+                    "its supervisor was killed before it was done: what it started may \
+                     live on"
+                        .into(),
+                ));
+            }
             if hunted.is_some_and(|h| !h.complete) {
                 // What it left may still run (and fork): never a success.
                 return Err(ChildError::LeftRunning(started.elapsed()));
@@ -953,26 +1025,68 @@ mod tests {
     #[test]
     fn the_children_a_program_left_behind_are_killed_with_its_group() {
         let dir = tempfile::tempdir().unwrap();
-        let pid_file = dir.path().join("pid");
-        let script = format!("sleep 25 & echo $! > {}", pid_file.display());
-        run_by(shell(&script), None, soon(10), LIMITS).unwrap();
-        // Killed; reaped by init soon after, so wait a little for it to vanish or
-        // be a zombie.
-        assert!(
-            ends_soon(&pid_file),
-            "the background sleep outlived its group"
-        );
+        for container in containers() {
+            let mark = marked_sleep();
+            let script = format!(
+                "sleep {mark} & echo $! > {}",
+                dir.path().join("pid").display()
+            );
+            run_by(shell_in(&script, &container), None, soon(10), LIMITS).unwrap();
+            // Killed; reaped soon after, so wait a little for it to vanish or be
+            // a zombie.
+            assert!(
+                ends_soon(&mark),
+                "{container:?}: the background sleep outlived its group"
+            );
+        }
     }
 
-    /// Whether the process whose pid is in `pid_file` is gone (or dead) within two
+    /// Every way a program may be contained here: a PID namespace of its own
+    /// (as root), a session of its own (`setsid`), or neither.
+    fn containers() -> Vec<std::ffi::OsString> {
+        let mut all = vec![container().to_os_string()];
+        let setsid = container()
+            .to_str()
+            .and_then(|words| words.split(' ').next())
+            .unwrap_or_default()
+            .to_string();
+        for other in [setsid, String::new()] {
+            if !all.iter().any(|c| *c == *other) {
+                all.push(other.into());
+            }
+        }
+        all
+    }
+
+    fn shell_in(script: &str, container: &OsStr) -> Program {
+        let mut command = program_under("/bin/sh", container);
+        command.arg("-c").arg(script);
+        command
+    }
+
+    /// A `sleep` length no other process on the machine runs: it marks a
+    /// program's helper in the machine's `/proc` (a pid the helper reads for
+    /// itself may be one of a namespace of its own).
+    fn marked_sleep() -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        format!(
+            "25.{}{:03}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        )
+    }
+
+    /// Whether every process running `sleep MARK` is gone (or dead) within two
     /// seconds.
-    fn ends_soon(pid_file: &std::path::Path) -> bool {
-        let pid = std::fs::read_to_string(pid_file).unwrap();
-        let proc = format!("/proc/{}/stat", pid.trim());
+    fn ends_soon(mark: &str) -> bool {
+        let alive = || {
+            processes().0.iter().filter(|p| !p.zombie).any(|p| {
+                std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|w| w == mark.as_bytes()))
+            })
+        };
         (0..100).any(|_| {
-            let alive = std::fs::read_to_string(&proc)
-                .map(|s| !s.contains(") Z "))
-                .unwrap_or(false);
+            let alive = alive();
             if alive {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -991,27 +1105,27 @@ mod tests {
             .process_group(0)
             .spawn()
             .unwrap();
-        for how in ["setsid", "set -m;"] {
-            let pid_file = dir.path().join("pid");
-            // A chain: the stray's own child does the sleeping.
-            let script = format!(
-                "{how} sh -c 'sleep 25 & echo $! > {0}; wait' & \
-                 while [ ! -s {0} ]; do sleep 0.01; done",
-                pid_file.display()
-            );
-            run_by(shell(&script), None, soon(10), LIMITS).unwrap();
-            assert!(
-                ends_soon(&pid_file),
-                "{how}: the stray outlived its program"
-            );
-            std::fs::remove_file(&pid_file).unwrap();
+        for container in containers() {
+            for how in ["setsid", "set -m;"] {
+                let pid_file = dir.path().join("pid");
+                let mark = marked_sleep();
+                // A chain: the stray's own child does the sleeping.
+                let script = format!(
+                    "{how} sh -c 'sleep {mark} & echo $! > {0}; wait' & \
+                     while [ ! -s {0} ]; do sleep 0.01; done",
+                    pid_file.display()
+                );
+                run_by(shell_in(&script, &container), None, soon(10), LIMITS).unwrap();
+                assert!(
+                    ends_soon(&mark),
+                    "{container:?}, {how}: the stray outlived its program"
+                );
+                std::fs::remove_file(&pid_file).unwrap();
+            }
         }
         // Past the deadline too.
-        let pid_file = dir.path().join("pid");
-        let script = format!(
-            "setsid sleep 25 & echo $! > {}; sleep 25",
-            pid_file.display()
-        );
+        let mark = marked_sleep();
+        let script = format!("setsid sleep {mark} & sleep 25");
         let err = run_by(
             shell(&script),
             None,
@@ -1020,10 +1134,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ChildError::TimedOut(_)), "{err}");
-        assert!(
-            ends_soon(&pid_file),
-            "the stray outlived its killed program"
-        );
+        assert!(ends_soon(&mark), "the stray outlived its killed program");
         assert!(
             neighbour.try_wait().unwrap().is_none(),
             "a process the program did not start was ended"
@@ -1040,16 +1151,24 @@ mod tests {
         // the group kill, it is adopted), then SIGKILL to the script's own group:
         // before, the supervisor was in that group, died with it, and the helper
         // went to init.
-        let script = format!(
-            "setsid sh -c 'sleep 25 & echo $! > {0}; wait' & \
-             while [ ! -s {0} ]; do sleep 0.01; done; kill -KILL 0",
-            pid_file.display()
-        );
-        let started = StdInstant::now();
-        let done = run_by(shell(&script), None, soon(10), LIMITS).unwrap();
-        assert!(!done.status.success(), "{:?}", done.status);
-        assert!(started.elapsed() < Duration::from_secs(3));
-        assert!(ends_soon(&pid_file), "the helper outlived the run");
+        // Without setsid the supervisor shares the group: a known limit.
+        for container in containers().iter().filter(|c| !c.is_empty()) {
+            let mark = marked_sleep();
+            let script = format!(
+                "setsid sh -c 'sleep {mark} & echo $! > {0}; wait' & \
+                 while [ ! -s {0} ]; do sleep 0.01; done; kill -KILL 0",
+                pid_file.display()
+            );
+            let started = StdInstant::now();
+            let done = run_by(shell_in(&script, container), None, soon(10), LIMITS).unwrap();
+            assert!(!done.status.success(), "{container:?}: {:?}", done.status);
+            assert!(started.elapsed() < Duration::from_secs(3));
+            assert!(
+                ends_soon(&mark),
+                "{container:?}: the helper outlived the run"
+            );
+            std::fs::remove_file(&pid_file).unwrap();
+        }
     }
 
     #[test]
@@ -1115,23 +1234,19 @@ mod tests {
         // A helper in a session of its own that started a thousand processes and
         // forks on: every one found is stopped before any is killed, so none
         // escapes while the tree is read.
-        let marker = format!("{}.{}", 1000 + std::process::id() % 1000, 17);
-        let script = format!(
-            "setsid sh -c 'i=0; while [ $i -lt 1000 ]; do sleep {marker} & i=$((i+1)); done; \
-             while :; do sleep {marker} & done' & sleep 1"
-        );
-        let done = run_by(shell(&script), None, soon(20), LIMITS).unwrap();
-        assert!(done.status.success(), "{:?}", done.status);
-        let left: Vec<_> = processes()
-            .0
-            .into_iter()
-            .filter(|p| !p.zombie)
-            .filter(|p| {
-                std::fs::read(format!("/proc/{}/cmdline", p.pid))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
-            })
-            .collect();
-        assert!(left.is_empty(), "{} processes outlived the run", left.len());
+        for container in containers() {
+            let marker = marked_sleep();
+            let script = format!(
+                "setsid sh -c 'i=0; while [ $i -lt 1000 ]; do sleep {marker} & i=$((i+1)); done; \
+                 while :; do sleep {marker} & done' & sleep 1"
+            );
+            let done = run_by(shell_in(&script, &container), None, soon(20), LIMITS).unwrap();
+            assert!(done.status.success(), "{container:?}: {:?}", done.status);
+            assert!(
+                ends_soon(&marker),
+                "{container:?}: processes outlived the run"
+            );
+        }
     }
 
     #[test]
@@ -1190,7 +1305,8 @@ mod tests {
     async fn an_abandoned_async_run_kills_the_program() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
-        let script = format!("echo $$ > {}; exec sleep 25", pid_file.display());
+        let mark = marked_sleep();
+        let script = format!("echo $$ > {}; exec sleep {mark}", pid_file.display());
         let far = crate::Instant::now() + Duration::from_secs(30);
         let abandoned = tokio::time::timeout(
             Duration::from_millis(300),
@@ -1198,12 +1314,7 @@ mod tests {
         )
         .await;
         assert!(abandoned.is_err());
-        let pid = std::fs::read_to_string(&pid_file).unwrap();
-        let proc = format!("/proc/{}", pid.trim());
-        let gone = (0..100).any(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            !std::path::Path::new(&proc).exists()
-        });
-        assert!(gone, "the program outlived the abandoned run");
+        assert!(pid_file.exists(), "the program never ran");
+        assert!(ends_soon(&mark), "the program outlived the abandoned run");
     }
 }

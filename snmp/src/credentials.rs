@@ -126,6 +126,28 @@ impl Credentials {
                 )))
             }
         };
+        if version != Version::V3 {
+            // fence-agents ignore these below SNMPv3 and speak v1/v2c, the
+            // community in clear: a configuration that asks for SNMPv3's
+            // security is refused rather than sent with less.
+            let named = ["snmp_sec_level", "snmp_auth_prot", "snmp_priv_prot"]
+                .into_iter()
+                .filter(|name| params.text(name).is_some())
+                .chain(
+                    params
+                        .secret("snmp_priv_passwd")
+                        .map(|_| "snmp_priv_passwd"),
+                )
+                .next();
+            if let Some(name) = named {
+                return Err(config(format!(
+                    "parameter `{name}` is SNMPv3's, but snmp_version is {}: set \
+                     snmp_version=3 to use it, or leave it out (fence-agents ignore it and \
+                     speak SNMPv{0}, the community in clear)",
+                    if version == Version::V1 { "1" } else { "2c" }
+                )));
+            }
+        }
         Ok(match version {
             Version::V1 | Version::V2c => Credentials::Community {
                 version,
@@ -291,6 +313,36 @@ mod tests {
             ]),
             SecLevel::AuthPriv
         );
+    }
+
+    #[test]
+    fn snmpv3_security_below_snmpv3_is_refused_never_dropped() {
+        let refused = |pairs: &[(&str, &str)]| {
+            let raw: Vec<RawParam> = pairs
+                .iter()
+                .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
+                .collect();
+            let params = validate(&[&SCHEMA], &raw, Unknown::Reject, None)
+                .unwrap()
+                .params;
+            Credentials::from_params(&params, Some("private"))
+                .unwrap_err()
+                .to_string()
+        };
+        for (name, value) in [
+            ("snmp_sec_level", "authPriv"),
+            ("snmp_auth_prot", "SHA"),
+            ("snmp_priv_prot", "AES"),
+            ("snmp_priv_passwd", "87654321"),
+        ] {
+            let err = refused(&[(name, value)]);
+            assert!(
+                err.contains(name) && err.contains("snmp_version=3"),
+                "{err}"
+            );
+            let err = refused(&[("snmp_version", "2c"), ("community", "c"), (name, value)]);
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -175,42 +175,27 @@ fn a_stderr_nobody_reads_does_not_hold_the_run_past_its_deadline() {
     );
 }
 
-/// Runs the fence agent for the script plugin with its standard output and error
-/// closed outright (`>&-`, not a pipe), and gives its exit code.
-fn agent_with_closed_descriptors(options: &str) -> Option<i32> {
-    let mut command = Command::new("/bin/sh");
-    command
-        .args(["-c", "exec \"$0\" fence-agent script >&- 2>&-", BIN])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    exit_of(command, options)
-}
-
 #[test]
 fn closed_standard_output_and_error_are_dev_null_so_no_device_file_takes_their_numbers() {
     // With descriptors 1 and 2 closed, the next files the agent opens (its runtime's,
     // a device's socket) would take their numbers, and "Success: Off" or a log line
     // would be written into them. Rust's runtime opens /dev/null on a closed standard
-    // descriptor before main; this holds it to that. The script reads what the
-    // agent's descriptors are (the agent is its supervisor's parent, the
-    // supervisor the process named fencekit-child above it).
+    // descriptor before main; this holds it to that. The test reads what the
+    // agent's descriptors are while the script's first run waits for it.
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("device");
     std::fs::write(
         &script,
         r#"#!/bin/sh
-s=$PPID
-until tr '\0' '\n' < "/proc/$s/cmdline" | grep -qx fencekit-child; do
-    s=$(awk '{print $4}' "/proc/$s/stat")
-done
-agent=$(awk '{print $4}' "/proc/$s/stat")
-for fd in 1 2; do
-    printf '%s %s\n' "$fd" "$(readlink "/proc/$agent/fd/$fd")" >> "$FENCEKIT_PARAM_STATE_DIR/fds"
-done
+d=$FENCEKIT_PARAM_STATE_DIR
+if [ ! -e "$d/ready" ]; then
+    touch "$d/ready"
+    i=0; while [ ! -e "$d/go" ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done
+fi
 case "$1" in
-    status) cat "$FENCEKIT_PARAM_STATE_DIR/outlet" ;;
-    off) echo off > "$FENCEKIT_PARAM_STATE_DIR/outlet" ;;
+    status) cat "$d/outlet" ;;
+    off) echo off > "$d/outlet" ;;
 esac
 "#,
     )
@@ -222,12 +207,52 @@ esac
         script.display(),
         dir.path().display()
     );
-    let code = agent_with_closed_descriptors(&options);
-    let fds = std::fs::read_to_string(dir.path().join("fds")).unwrap();
-    assert_eq!(code, Some(0), "exit code; descriptors seen: {fds}");
-    assert!(!fds.is_empty());
-    for line in fds.lines() {
-        assert!(line.ends_with(" /dev/null"), "descriptors seen: {fds}");
+    // The shell execs the agent: its pid is the agent's.
+    let mut agent = Command::new("/bin/sh")
+        .args(["-c", "exec \"$0\" fence-agent script >&- 2>&-", BIN])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    agent
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(options.as_bytes())
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("ready").exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let fds: Vec<String> = [1, 2]
+        .iter()
+        .map(|fd| {
+            let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", agent.id()));
+            format!(
+                "{fd} {}",
+                target.map_or("?".into(), |t| t.display().to_string())
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let mut code = None;
+    while Instant::now() < until + Duration::from_secs(10) {
+        if let Some(status) = agent.try_wait().unwrap() {
+            code = Some(status.code());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let Some(code) = code else {
+        let _ = agent.kill();
+        let _ = agent.wait();
+        panic!("the agent ran past 30 s");
+    };
+    assert_eq!(code, Some(0), "exit code; descriptors seen: {fds:?}");
+    for line in &fds {
+        assert!(line.ends_with(" /dev/null"), "descriptors seen: {fds:?}");
     }
     let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
     assert_eq!(outlet.trim(), "off");

@@ -8,39 +8,58 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stonith-bridge");
 
-/// Runs `external sim off node1` with `env` added, a notify command that saves its
-/// environment and the one `/proc` shows for the plugin itself (its supervisor's
-/// parent); gives the exit code and what the notify command saw.
+/// Runs `external sim off node1` with `env` added and a notify command that saves
+/// its environment and waits; meanwhile the environment `/proc` shows for the
+/// plugin itself is read from here (the notify command may run where it cannot
+/// see the plugin: a PID namespace of its own). Gives the exit code and what the
+/// notify command saw, then the plugin's, each line of it as `plugin: NAME=VALUE`.
 fn off_with_env(env: &[(&str, &str)]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let seen = dir.path().join("seen");
+    let ready = dir.path().join("ready");
+    let go = dir.path().join("go");
     let hook = dir.path().join("hook");
     std::fs::write(
         &hook,
         format!(
-            "#!/bin/sh\nenv > '{seen}'\np=$PPID\nwhile [ \"$p\" -gt 1 ]; do\n\
-             case \"$(readlink /proc/$p/exe)\" in *stonith-bridge*) break ;; esac\n\
-             p=$(awk '{{print $4}}' /proc/$p/stat)\ndone\n\
-             tr '\\0' '\\n' < /proc/$p/environ | sed 's/^/plugin: /' >> '{seen}'\n",
-            seen = seen.display()
+            "#!/bin/sh\nenv > '{seen}'\ntouch '{ready}'\n\
+             i=0; while [ ! -e '{go}' ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done\n",
+            seen = seen.display(),
+            ready = ready.display(),
+            go = go.display(),
         ),
     )
     .unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = Command::new(BIN)
+    let mut plugin = Command::new(BIN)
         .args(["external", "sim", "off", "node1"])
         .env_remove("RUST_LOG")
         .env("hostmap", "node1:1")
         .env("notify_command", &hook)
         .envs(env.iter().copied())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let seen = std::fs::read_to_string(&seen).unwrap_or_else(|e| {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() && std::time::Instant::now() < until {
+        if plugin.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let environ = std::fs::read(format!("/proc/{}/environ", plugin.id())).unwrap_or_default();
+    std::fs::write(&go, "").unwrap();
+    let output = plugin.wait_with_output().unwrap();
+    let mut seen = std::fs::read_to_string(&seen).unwrap_or_else(|e| {
         panic!(
             "the notify command did not run ({e}); stderr: {}",
             String::from_utf8_lossy(&output.stderr)
         )
     });
+    for line in environ.split(|b| *b == 0).filter(|l| !l.is_empty()) {
+        seen.push_str(&format!("plugin: {}\n", String::from_utf8_lossy(line)));
+    }
     (output.status.code(), seen)
 }
 

@@ -113,34 +113,35 @@ fn a_password_given_for_cluster_glues_priv_or_passwd_method_is_not_echoed() {
 }
 
 /// A password given on the command line (`--password SECRET`, `--password=SECRET`) is
-/// blanked in the agent's own argument block once it is read: the device script
-/// reads the agent's /proc/PID/cmdline (the agent is the ancestor running
-/// stonith-bridge) while the agent runs.
+/// blanked in the agent's own argument block once it is read: the agent's
+/// /proc/PID/cmdline is read while its device script waits.
 #[test]
 fn a_password_on_the_command_line_leaves_the_agents_cmdline_once_read() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let seen = dir.path().join("cmdline");
+    let ready = dir.path().join("ready");
+    let go = dir.path().join("go");
     let script = dir.path().join("device");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\np=$PPID\nwhile [ \"$p\" -gt 1 ]; do\n\
-             case \"$(readlink /proc/$p/exe)\" in *stonith-bridge*) break ;; esac\n\
-             p=$(awk '{{print $4}}' /proc/$p/stat)\ndone\n\
-             tr '\\0' ' ' < /proc/$p/cmdline >> '{}'\necho >> '{}'\n\
+            "#!/bin/sh\ntouch '{}'\n\
+             i=0; while [ ! -e '{}' ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done\n\
              case \"$1\" in status) echo on ;; esac\n",
-            seen.display(),
-            seen.display()
+            ready.display(),
+            go.display()
         ),
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let pw = "Zq8ArgvPw-5c1";
+    let mut cmdlines = String::new();
     for form in [
         vec!["--password", pw],
         vec![&format!("--password={pw}")[..]],
     ] {
+        let _ = std::fs::remove_file(&ready);
+        let _ = std::fs::remove_file(&go);
         let mut args = vec![
             "fence-agent".to_string(),
             "script".into(),
@@ -152,11 +153,22 @@ fn a_password_on_the_command_line_leaves_the_agents_cmdline_once_read() {
             "1".into(),
         ];
         args.extend(form.iter().map(|s| s.to_string()));
-        let out = Command::new(BIN)
+        let agent = Command::new(BIN)
             .args(&args)
             .env_remove("RUST_LOG")
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !ready.exists() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", agent.id())).unwrap_or_default();
+        cmdlines.push_str(&String::from_utf8_lossy(&cmdline).replace('\0', " "));
+        cmdlines.push('\n');
+        std::fs::write(&go, "").unwrap();
+        let out = agent.wait_with_output().unwrap();
         let said = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -164,7 +176,6 @@ fn a_password_on_the_command_line_leaves_the_agents_cmdline_once_read() {
         );
         assert_eq!(out.status.code(), Some(0), "{said}");
     }
-    let cmdlines = std::fs::read_to_string(&seen).unwrap();
     assert!(cmdlines.contains("fence-agent script"), "{cmdlines}");
     assert!(!cmdlines.contains("Zq8ArgvPw"), "{cmdlines}");
     assert!(cmdlines.contains("--password="), "{cmdlines}");

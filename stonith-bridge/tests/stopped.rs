@@ -50,6 +50,10 @@ def parent(pid):
 supervisor = os.getppid()
 while b"fencekit-child" not in open("/proc/%d/cmdline" % supervisor, "rb").read().split(b"\0"):
     supervisor = parent(supervisor)
+    if supervisor <= 1:
+        # Out of sight (a PID namespace of the script's own): nothing to join.
+        open(sys.argv[1] + "/ready", "w").close()
+        sys.exit(0)
 os.setpgid(0, os.getpgid(parent(supervisor)))
 if os.fork():
     os._exit(0)
@@ -203,11 +207,12 @@ fn escaping_on(how: &str) -> String {
         i=0; while [ ! -e "$dir/ready" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done"#
         }
         // The script lets its supervisor go itself, writing into the pipe the
-        // supervisor waits on (open to it through /proc), before it exits.
+        // supervisor waits on (open to it through /proc), before it exits
+        // (where the script can see it: not from a PID namespace of its own).
         "releases its supervisor" => {
-            r#"s=$PPID; until tr '\0' '\n' < /proc/$s/cmdline | grep -qx fencekit-child; do
+            r#"s=$PPID; until [ "$s" -le 1 ] || tr '\0' '\n' < /proc/$s/cmdline | grep -qx fencekit-child; do
             read -r a < /proc/$s/stat; set -- ${a##*)}; s=$2; done
-        echo go > /proc/$s/fd/4
+        [ "$s" -gt 1 ] && echo go > /proc/$s/fd/4
         setsid sh -c 'sleep 2; echo on > "$1/outlet"' helper "$dir" </dev/null >/dev/null 2>&1 &"#
         }
         // A helper in a session of its own whose main thread ended while another
