@@ -2,7 +2,9 @@
 //! systems.
 //!
 //! Which system a plug means: `systems_uri` when given (fence_redfish's way);
-//! otherwise the system whose Id (or, failing that, Name) the plug is, exactly one;
+//! otherwise the system whose Id or Name the plug is, exactly one (one whose Id or
+//! Name differs from it only in case makes it ambiguous, as does one system's Id
+//! that is another's Name);
 //! and the name of the node being fenced (`nodename`, which every front end gives)
 //! on a service that has only one system means that one, because Pacemaker passes
 //! the node's name as the plug and fence_redfish switches the service's system
@@ -139,6 +141,13 @@ impl RedfishSwitch {
             .text("ssl_ca_file")
             .filter(|p| !p.trim().is_empty())
             .map(std::path::PathBuf::from);
+        if insecure && params.boolean("ssl_secure") == Some(true) {
+            return Err(failed(
+                "ssl_insecure=1 and ssl_secure=1 contradict each other: give ssl_secure \
+                 (or nothing) to verify the certificate, or ssl_insecure alone to skip \
+                 verification",
+            ));
+        }
         let tls = match (insecure, ca_file) {
             (true, Some(_)) => {
                 return Err(failed(
@@ -396,15 +405,25 @@ impl RedfishSwitch {
         for uri in members {
             systems.push(self.read_system(uri, deadline).await?);
         }
-        let by_id: Vec<&System> = systems.iter().filter(|s| s.id == text).collect();
-        let by_name: Vec<&System> = systems
+        // Every system the plug may mean: its Id or its Name, and, once one is
+        // found, any other whose Id or Name is the plug but for case and blanks
+        // around it (`Node1` beside `node1`: most likely the same machine's
+        // other half, as for outlets): more than one is refused, never the first
+        // taken.
+        let exact = |s: &&System| s.id == text || s.name.as_deref() == Some(text);
+        let alike = |s: &&System| {
+            let same = |t: &str| t.trim().eq_ignore_ascii_case(text.trim());
+            same(&s.id) || s.name.as_deref().is_some_and(same)
+        };
+        let found = systems.iter().any(|s| exact(&s));
+        let meant: Vec<&System> = systems
             .iter()
-            .filter(|s| s.name.as_deref() == Some(text))
+            .filter(|s| exact(s) || (found && alike(s)))
             .collect();
-        match (by_id.as_slice(), by_name.as_slice(), members) {
-            ([one], _, _) | ([], [one], _) => Ok(one.uri.clone()),
-            ([], [], []) => Err(failed("the service lists no system")),
-            ([], [], [_]) => Err(DeviceError::UnknownPlug {
+        match (meant.as_slice(), members) {
+            ([one], _) => Ok(one.uri.clone()),
+            ([], []) => Err(failed("the service lists no system")),
+            ([], [_]) => Err(DeviceError::UnknownPlug {
                 plug: text.to_string(),
                 known: format!(
                     "{} (the only system; the plug is neither its Id nor its Name, nor the \
@@ -414,11 +433,11 @@ impl RedfishSwitch {
                     self.node.as_deref().unwrap_or("not given")
                 ),
             }),
-            ([], [], _) => Err(DeviceError::UnknownPlug {
+            ([], _) => Err(DeviceError::UnknownPlug {
                 plug: text.to_string(),
                 known: listing(&systems),
             }),
-            ([], many, _) | (many, _, _) => Err(DeviceError::AmbiguousPlug {
+            (many, _) => Err(DeviceError::AmbiguousPlug {
                 plug: text.to_string(),
                 outlets: shortlist(many.iter().map(|s| s.uri.clone())),
             }),

@@ -219,6 +219,60 @@ fn a_service_with_two_systems_switches_only_the_one_the_plug_names() {
     assert_eq!(sushy.power_state(NODE1).unwrap(), "On");
 }
 
+/// A plug that is one system's Name and, but for case, another's (`node1` and
+/// `Node1`: likely one machine's two halves) is refused, nothing switched; an Id
+/// that names one system only is taken.
+#[test]
+fn a_plug_that_two_systems_answer_to_is_refused() {
+    let Some(python) = Sushy::require() else {
+        return;
+    };
+    let mut options = SushyOptions::default();
+    options.systems.push(FakeSystem {
+        uuid: NODE2.into(),
+        name: "Node1".into(),
+        on: true,
+    });
+    let sushy = Sushy::start(&python, &options).unwrap();
+    let installed = Installed::new().unwrap();
+    let agent = installed.agent("redfish");
+    let device = sushy_lines(&sushy);
+    for plug in ["node1", "Node1"] {
+        let out = run_agent(
+            &agent,
+            &format!(
+                "action=off
+port={plug}
+{SUSHY_FENCE}{device}"
+            ),
+        );
+        assert_eq!(out.status.code(), Some(1), "{plug}: {}", out.text());
+        assert!(out.stderr.contains(NODE2), "{plug}: {}", out.text());
+    }
+    // ssl_secure beside ssl_insecure: contradictory, refused (fence_redfish
+    // skips verification).
+    let out = run_agent(
+        &agent,
+        &format!("action=off\nport={NODE2}\nssl_secure=1\nssl_insecure=1\n{SUSHY_FENCE}{device}"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.stderr.contains("ssl_secure"), "{}", out.text());
+    assert!(sushy.resets().is_empty(), "{:?}", sushy.resets());
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "On");
+    assert_eq!(sushy.power_state(NODE2).unwrap(), "On");
+    let out = run_agent(
+        &agent,
+        &format!(
+            "action=off
+port={NODE2}
+{SUSHY_FENCE}{device}"
+        ),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(sushy.power_state(NODE2).unwrap(), "Off");
+    assert_eq!(sushy.power_state(NODE1).unwrap(), "On");
+}
+
 /// fence-agents' `fence_redfish` and `fence_fencekit_redfish` take the same stdin
 /// and take turns on one sushy system; each leaves the state the other reads.
 #[test]
