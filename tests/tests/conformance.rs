@@ -270,6 +270,31 @@ fn sample(anchor: &Anchor, param: &Param) -> String {
     }
 }
 
+/// SNMPv3's security parameters (refused below version 3, where fence-agents drop
+/// them): judged with SNMPv3 and its user.
+const SNMPV3_ONLY: &[&str] = &[
+    "snmp_sec_level",
+    "snmp_auth_prot",
+    "snmp_priv_prot",
+    "snmp_priv_passwd",
+    "snmp_priv_passwd_script",
+];
+
+/// The lines `param` takes its meaning with.
+fn needs(param: &str) -> Vec<(String, String)> {
+    if !SNMPV3_ONLY.contains(&param) {
+        return Vec::new();
+    }
+    [
+        ("snmp_version", "3"),
+        ("username", "admin"),
+        ("password", "conformance-pw"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 /// `stonith-bridge fence-agent PLUGIN` with `lines` on stdin.
 fn run_agent(binary: &Path, plugin: &str, lines: &[(String, String)]) -> ToolOutput {
     let mut command = Command::new(binary);
@@ -336,6 +361,7 @@ fn judge(
         return Ok("same (front-end option)".into());
     }
     let mut lines = base_lines(anchor);
+    lines.extend(needs(&param.name));
     lines.push((param.name.clone(), sample(anchor, param)));
     let out = run_agent(binary, anchor.plugin, &lines);
     let text = out.text();
@@ -406,7 +432,11 @@ fn conformance(anchor: &Anchor) {
     // Every parameter at once, as a configuration that sets them all.
     let mut all = base_lines(anchor);
     for param in &theirs {
-        let exclusive = param.name == "inet6_only" || param.name == "port_as_ip";
+        // Each contradicts another that is set: inet4_only, a plug, ssl_secure.
+        let exclusive = matches!(
+            param.name.as_str(),
+            "inet6_only" | "port_as_ip" | "ssl_insecure"
+        );
         if NOT_RUN.contains(&param.name.as_str())
             || exclusive
             || anchor.refused.iter().any(|(n, _, _)| *n == param.name)
@@ -415,6 +445,11 @@ fn conformance(anchor: &Anchor) {
             continue;
         }
         all.push((param.name.clone(), sample(anchor, param)));
+    }
+    // A configuration that sets SNMPv3's security parameters is an SNMPv3 one.
+    if all.iter().any(|(k, _)| SNMPV3_ONLY.contains(&k.as_str())) {
+        all.retain(|(k, _)| k != "snmp_version");
+        all.push(("snmp_version".into(), "3".into()));
     }
     let out = run_agent(&binary, anchor.plugin, &all);
     let text = out.text();
