@@ -36,17 +36,13 @@
 //!   by a shell between it and the supervisor (made with `setsid(1)`), so that a
 //!   program that kills its own group (`kill -KILL 0`) or its parent cannot kill
 //!   the supervisor and leave its helpers to init.
-//! * **Its own PID namespace.** As root, where it works, that shell is also the
-//!   first process of a PID namespace of its own, with its own `/proc`
-//!   ([`container`]): when it exits, the kernel kills every process left in the
-//!   namespace, and none can leave it. That is the containment; the hunt below
-//!   the supervisor is the second line, and the only one without it. What
-//!   escapes without it: a process the program started below a stray that the
+//!   What escapes: a process the program started below a stray that the
 //!   supervisor did not adopt yet when fencekit was killed outright (the
 //!   supervisor's last act reaches only the processes it adopted), a helper that
-//!   hops from pid to pid faster than `/proc` is read, and what a program starts
-//!   in another session before it finds and kills the supervisor itself; README
-//!   names them.
+//!   hops from pid to pid faster than `/proc` is read while something makes the
+//!   supervisor reap its zombies (signals it traps, under dash; any `/bin/sh`
+//!   that reaps on SIGCHLD, as bash does), and what a program starts in another
+//!   session before it finds and kills the supervisor itself; README names them.
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -208,75 +204,34 @@ fn program_under(path: impl AsRef<OsStr>, container: &OsStr) -> Program {
 
 /// The command the program's shell runs under, as words the supervisor splits
 /// on blanks (system paths, no blanks in them), looked for once, in the system's
-/// own directories only (never through a `PATH` the site set):
+/// own directories only (never through a `PATH` the site set): `setsid`
+/// (util-linux, or BusyBox's), which gives it a session and group of its own; or
+/// nothing.
 ///
-/// * as root, where it works (tried once): `setsid unshare --pid --fork
-///   --mount-proc --kill-child`: the program's shell is the first process of a
-///   PID namespace of its own, with its own `/proc`; when it exits (or is
-///   killed, or `unshare` is), the kernel kills every process left in that
-///   namespace, and none can leave it: what the program started ends with it,
-///   however it forks, hops or hides (whatever fencekit's reading of `/proc`
-///   below would miss);
-/// * else `setsid` (util-linux, or BusyBox's): a session of its own only;
-/// * else nothing.
+/// (A PID namespace of its own, which the kernel empties when its first process
+/// exits, was tried and withdrawn: every script saw itself as pid 2, so that
+/// `/tmp/x.$$` files of two runs at once collided and a stuck outlet read "off";
+/// host pids in pid files and `kill -0` checks vanished; and its private mount
+/// namespace kept a filesystem the host had unmounted alive, with its superblock,
+/// until the script ended.)
 fn container() -> &'static OsStr {
     static FOUND: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
     FOUND.get_or_init(|| {
         use std::os::unix::fs::PermissionsExt;
-        let find = |name: &str| {
-            ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-                .into_iter()
-                .map(|dir| format!("{dir}/{name}"))
-                .find(|path| {
-                    std::fs::metadata(path)
-                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                })
-        };
-        let Some(setsid) = find("setsid") else {
-            return std::ffi::OsString::new();
-        };
-        if nix::unistd::geteuid().is_root() {
-            if let Some(unshare) = find("unshare") {
-                let words = format!("{setsid} {unshare} --pid --fork --mount-proc --kill-child");
-                if namespaces_work(&words) {
-                    return words.into();
-                }
-            }
-        }
-        setsid.into()
+        [
+            "/usr/bin/setsid",
+            "/bin/setsid",
+            "/usr/sbin/setsid",
+            "/sbin/setsid",
+        ]
+        .into_iter()
+        .find(|path| {
+            std::fs::metadata(path)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .map(Into::into)
+        .unwrap_or_default()
     })
-}
-
-/// Whether `words` (see [`container`]) start a shell that exits with the status it
-/// gives, within two seconds (a container without the capability, or a BusyBox
-/// `unshare` without some option, fails at once).
-fn namespaces_work(words: &str) -> bool {
-    let mut words = words.split(' ');
-    let Some(first) = words.next() else {
-        return false;
-    };
-    let child = Command::new(first)
-        .args(words)
-        .args(["/bin/sh", "-c", "exit 7"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else {
-        return false;
-    };
-    let by = StdInstant::now() + Duration::from_secs(2);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return status.code() == Some(7),
-            Ok(None) if StdInstant::now() < by => std::thread::sleep(Duration::from_millis(2)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
-        }
-    }
 }
 
 /// `/bin/sh -c SCRIPT` as a [`Program`].

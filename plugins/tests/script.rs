@@ -92,9 +92,14 @@ fn process_is_gone(pid: &str) -> bool {
 async fn a_hung_script_is_killed_with_its_children_at_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("child.pid");
+    // A sleep length no other process runs marks the child in the machine's /proc
+    // (the pid the script reads may be one of a namespace of its own).
+    let mark = format!("300.{}", std::process::id());
     let script = write_script(
         dir.path(),
-        "sleep 300 &\necho $! > \"$FENCEKIT_PARAM_PID_FILE.tmp\"\nmv \"$FENCEKIT_PARAM_PID_FILE.tmp\" \"$FENCEKIT_PARAM_PID_FILE\"\nwait\n",
+        &format!(
+            "sleep {mark} &\necho $! > \"$FENCEKIT_PARAM_PID_FILE.tmp\"\nmv \"$FENCEKIT_PARAM_PID_FILE.tmp\" \"$FENCEKIT_PARAM_PID_FILE\"\nwait\n"
+        ),
     );
     let pid_param = format!("pid_file={}", pid_file.display());
     let device = switch(&script, &[("params", &pid_param)]);
@@ -108,19 +113,28 @@ async fn a_hung_script_is_killed_with_its_children_at_the_deadline() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert!(err.to_string().contains("killed"), "{err}");
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    let pid = pid.trim();
-    assert!(!pid.is_empty());
-    // SIGKILL has been sent to the group; the kernel needs a moment to finish it.
+    assert!(pid_file.exists(), "the script never started its child");
+    // SIGKILL has been sent; the kernel needs a moment to finish it.
     let mut gone = false;
     for _ in 0..100 {
-        if process_is_gone(pid) {
+        let running: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|pid| !process_is_gone(pid))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|w| w == mark.as_bytes()))
+            })
+            .collect();
+        if running.is_empty() {
             gone = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(gone, "the script's child {pid} outlived the deadline");
+    assert!(gone, "the script's child outlived the deadline");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
