@@ -281,7 +281,10 @@ mod tests {
         open: false,
     };
 
-    fn credentials(pairs: &[(&str, &str)], factory: Option<&'static str>) -> Credentials {
+    fn read(
+        pairs: &[(&str, &str)],
+        factory: Option<&'static str>,
+    ) -> Result<Credentials, DeviceError> {
         let raw: Vec<RawParam> = pairs
             .iter()
             .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
@@ -289,7 +292,11 @@ mod tests {
         let params = validate(&[&SCHEMA], &raw, Unknown::Reject, None)
             .unwrap()
             .params;
-        Credentials::from_params(&params, factory).unwrap()
+        Credentials::from_params(&params, factory)
+    }
+
+    fn credentials(pairs: &[(&str, &str)], factory: Option<&'static str>) -> Credentials {
+        read(pairs, factory).unwrap()
     }
 
     #[test]
@@ -317,18 +324,8 @@ mod tests {
 
     #[test]
     fn snmpv3_security_below_snmpv3_is_refused_never_dropped() {
-        let refused = |pairs: &[(&str, &str)]| {
-            let raw: Vec<RawParam> = pairs
-                .iter()
-                .map(|(k, v)| RawParam::text(*k, *v, Origin::new("test")))
-                .collect();
-            let params = validate(&[&SCHEMA], &raw, Unknown::Reject, None)
-                .unwrap()
-                .params;
-            Credentials::from_params(&params, Some("private"))
-                .unwrap_err()
-                .to_string()
-        };
+        let refused =
+            |pairs: &[(&str, &str)]| read(pairs, Some("private")).unwrap_err().to_string();
         for (name, value) in [
             ("snmp_sec_level", "authPriv"),
             ("snmp_auth_prot", "SHA"),
