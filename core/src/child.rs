@@ -951,7 +951,7 @@ fn spawn_reader(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const LIMITS: Limits = Limits {
@@ -1014,7 +1014,7 @@ mod tests {
     /// A `sleep` length no other process on the machine runs: it marks a
     /// program's helper in `/proc` wherever it went (a pid the helper reads for
     /// itself would be one of a namespace of its own, were it in one).
-    fn marked_sleep() -> String {
+    pub(crate) fn marked_sleep() -> String {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
         format!(
             "25.{}{:03}",
@@ -1025,7 +1025,7 @@ mod tests {
 
     /// Whether every process running `sleep MARK` is gone (or dead) within two
     /// seconds.
-    fn ends_soon(mark: &str) -> bool {
+    pub(crate) fn ends_soon(mark: &str) -> bool {
         let alive = || {
             processes().0.iter().filter(|p| !p.zombie).any(|p| {
                 std::fs::read(format!("/proc/{}/cmdline", p.pid))

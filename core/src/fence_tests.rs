@@ -532,9 +532,8 @@ async fn the_notify_command_sees_the_outcome_and_cannot_change_it() {
 async fn a_hanging_notify_command_is_killed_and_the_fence_still_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pid");
-    // A sleep length no other process runs marks the hook in the machine's /proc
-    // (the pid it reads for itself may be one of a namespace of its own).
-    let mark = format!("600.{}", std::process::id());
+    // A sleep length no other process runs marks the hook in /proc.
+    let mark = crate::child::tests::marked_sleep();
     let pdu = Arc::new(SimSwitch::new(1));
     let opts = FenceOptions {
         notify_command: Some(format!(
@@ -554,26 +553,7 @@ async fn a_hanging_notify_command_is_killed_and_the_fence_still_succeeds() {
     assert!(outcome.success, "{}", outcome.summary());
     assert!(pid_file.exists(), "the hook never ran");
     // The hook was killed: within moments its process is gone (or a zombie).
-    let alive = || {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-            let dir = entry.path();
-            let running = std::fs::read_to_string(dir.join("stat")).is_ok_and(|stat| {
-                !stat
-                    .rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-            });
-            running
-                && std::fs::read(dir.join("cmdline"))
-                    .is_ok_and(|c| c.split(|b| *b == 0).any(|w| w == mark.as_bytes()))
-        })
-    };
-    let gone = (0..100).any(|_| {
-        let alive = alive();
-        if alive {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        !alive
-    });
+    let gone = crate::child::tests::ends_soon(&mark);
     assert!(gone, "the hook outlived its deadline");
 }
 

@@ -31,7 +31,12 @@ fn agent_exit(options: &str, stdout: Stdio, stderr: Stdio) -> Option<i32> {
 
 /// Spawns `command` with `options` on its stdin, kills it by its PID past 30 s, and
 /// gives its exit code.
-fn exit_of(mut command: Command, options: &str) -> Option<i32> {
+fn exit_of(command: Command, options: &str) -> Option<i32> {
+    exit_within_30_s(spawn_fed(command, options))
+}
+
+/// `command` started with `options` written to its stdin.
+fn spawn_fed(mut command: Command, options: &str) -> std::process::Child {
     let mut child = command
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
@@ -43,6 +48,11 @@ fn exit_of(mut command: Command, options: &str) -> Option<i32> {
         .unwrap()
         .write_all(options.as_bytes())
         .unwrap();
+    child
+}
+
+/// `child`'s exit code; killed by its PID past 30 s.
+fn exit_within_30_s(mut child: std::process::Child) -> Option<i32> {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -208,20 +218,12 @@ esac
         dir.path().display()
     );
     // The shell execs the agent: its pid is the agent's.
-    let mut agent = Command::new("/bin/sh")
+    let mut command = Command::new("/bin/sh");
+    command
         .args(["-c", "exec \"$0\" fence-agent script >&- 2>&-", BIN])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    agent
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(options.as_bytes())
-        .unwrap();
+        .stderr(Stdio::null());
+    let agent = spawn_fed(command, &options);
     let until = Instant::now() + Duration::from_secs(20);
     while !dir.path().join("ready").exists() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(10));
@@ -237,19 +239,7 @@ esac
         })
         .collect();
     std::fs::write(dir.path().join("go"), "").unwrap();
-    let mut code = None;
-    while Instant::now() < until + Duration::from_secs(10) {
-        if let Some(status) = agent.try_wait().unwrap() {
-            code = Some(status.code());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let Some(code) = code else {
-        let _ = agent.kill();
-        let _ = agent.wait();
-        panic!("the agent ran past 30 s");
-    };
+    let code = exit_within_30_s(agent);
     assert_eq!(code, Some(0), "exit code; descriptors seen: {fds:?}");
     for line in &fds {
         assert!(line.ends_with(" /dev/null"), "descriptors seen: {fds:?}");
