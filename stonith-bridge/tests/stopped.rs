@@ -80,7 +80,7 @@ fn off_through_script_limited(script: &Path, descriptors: u32) -> std::process::
 }
 
 fn off_through(mut command: Command, script: &Path, extra: &str) -> std::process::Output {
-    command
+    let output = command
         .args(["fence-agent", "script"])
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
@@ -96,9 +96,32 @@ fn off_through(mut command: Command, script: &Path, extra: &str) -> std::process
                 script.display()
             )?;
             drop(stdin);
-            child.wait_with_output()
+            let pid = child.id();
+            child.wait_with_output().map(|output| (pid, output))
         })
+        .unwrap();
+    assert_no_cgroup_left(output.0);
+    output.1
+}
+
+/// That no cgroup the agent `pid` made for a program is left (the agent runs in
+/// this test's own cgroup).
+fn assert_no_cgroup_left(pid: u32) {
+    let Some(home) = fencekit_core::child::cgroup_home() else {
+        return;
+    };
+    let prefix = format!("fencekit-{pid}-");
+    let left: Vec<_> = std::fs::read_dir(&home)
         .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "cgroups left in {}: {left:?}",
+        home.display()
+    );
 }
 
 fn script(dir: &Path, body: &str) -> std::path::PathBuf {
@@ -141,6 +164,7 @@ fn stop_an_on(dir: &Path, body: &str, signal: Signal) -> std::process::ExitStatu
     let status = child.wait().unwrap();
     // Past the time the script's `on` would have landed.
     std::thread::sleep(Duration::from_secs(3));
+    assert_no_cgroup_left(child.id());
     status
 }
 
@@ -263,6 +287,20 @@ ctypes.CDLL(None).pthread_exit(None)' "$dir" </dev/null >/dev/null 2>&1 &
             sleep 1; open F, ">", $ARGV[0]; print F "on\n"' "$dir/outlet" </dev/null >/dev/null 2>&1 &
         sleep 0.2"#
         }
+        // A helper in a session of its own that hops from pid to pid as fast as
+        // it can fork for a second and a half, each copy sending the script's
+        // supervisor SIGTERM (whose trap has the supervisor reap the zombies the
+        // hops leave), beside 300 other processes that slow each read of /proc:
+        // a hunt through /proc alone missed it three times in four.
+        "hops while it signals its supervisor" => {
+            r#"s=$PPID; until [ "$s" -le 1 ] || tr '\0' '\n' < /proc/$s/cmdline | grep -qx fencekit-child; do
+            read -r a < /proc/$s/stat; set -- ${a##*)}; s=$2; done
+        i=0; while [ $i -lt 300 ]; do sleep 4.5 & i=$((i+1)); done
+        setsid perl -MPOSIX -MTime::HiRes=time,sleep -e '$t = time;
+            while (time - $t < 1.5) { POSIX::_exit(0) if fork; kill "TERM", $ARGV[1] }
+            sleep 0.5; open F, ">", $ARGV[0]; print F "on\n"' "$dir/outlet" "$s" </dev/null >/dev/null 2>&1 &
+        sleep 0.2"#
+        }
         // More processes than fencekit may open descriptors (its limit is set
         // to 256 for this case): a hunt that kept one open per process could no
         // longer read /proc and took that for nothing left.
@@ -304,6 +342,7 @@ fn a_helper_that_left_the_scripts_process_group_ends_with_the_run() {
         "woken by an orphaned group",
         "hops from pid to pid",
         "outnumbers the descriptors",
+        "hops while it signals its supervisor",
     ] {
         let dir = tempfile::tempdir().unwrap();
         let script = script(dir.path(), &escaping_on(how));
