@@ -307,7 +307,8 @@ impl Cgroup {
         std::fs::metadata(format!("/proc/{pid}/cgroup")).is_err() || self.named_by(pid)
     }
 
-    /// Whether process `pid`'s own `/proc/PID/cgroup` names this cgroup.
+    /// Whether process `pid`'s own `/proc/PID/cgroup` names this cgroup (or one
+    /// below it: the name is unique).
     fn named_by(&self, pid: i32) -> bool {
         let Some(name) = self.dir.file_name() else {
             return false;
@@ -316,7 +317,11 @@ impl Cgroup {
             groups
                 .lines()
                 .filter_map(|l| l.strip_prefix("0::"))
-                .any(|own| std::path::Path::new(own).file_name() == Some(name))
+                .any(|own| {
+                    std::path::Path::new(own)
+                        .components()
+                        .any(|c| c.as_os_str() == name)
+                })
         })
     }
 
@@ -356,11 +361,13 @@ impl Cgroup {
                 _ => {}
             }
             if killed.elapsed() >= Duration::from_millis(2) && rounds % 16 == 0 {
-                let procs =
-                    std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
-                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                    if pid != supervisor {
-                        signal_pinned(pid, || self.named_by(pid), Signal::SIGKILL);
+                for dir in self.tree() {
+                    let procs =
+                        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                        if pid != supervisor {
+                            signal_pinned(pid, || self.named_by(pid), Signal::SIGKILL);
+                        }
                     }
                 }
             }
@@ -370,7 +377,7 @@ impl Cgroup {
         if emptied {
             // Removed at once: a front end ending fencekit by a signal exits
             // without dropping it.
-            let _ = std::fs::remove_dir(&self.dir);
+            self.remove();
         }
         Some(emptied)
     }
@@ -388,13 +395,42 @@ impl Cgroup {
             Err(_) => None,
         }
     }
+
+    /// Removes it, and the cgroups the program made below it (a program may make
+    /// them and move into them: the kill reached them all the same), deepest
+    /// first, at most 10000 of them. Fails, harmlessly, while a process lives in
+    /// one of them (a run that could not end it failed).
+    fn remove(&self) {
+        // Each directory after its parent: children first.
+        for dir in self.tree().iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// It and the cgroups below it (at most 10000), each after its parent.
+    fn tree(&self) -> Vec<std::path::PathBuf> {
+        let mut found = vec![self.dir.clone()];
+        let mut next = 0;
+        while next < found.len() && found.len() < 10_000 {
+            if let Ok(entries) = std::fs::read_dir(&found[next]) {
+                found.extend(
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+            next += 1;
+        }
+        found
+    }
 }
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
         // Fails, harmlessly, while a process lives in it (one that could not be
         // ended: the run failed) or when the supervisor removed it.
-        let _ = std::fs::remove_dir(&self.dir);
+        self.remove();
     }
 }
 
@@ -1558,6 +1594,58 @@ pub(crate) mod tests {
         assert!(dir.is_dir());
         drop(unused);
         assert!(!dir.exists(), "an unused program's cgroup left");
+    }
+
+    #[test]
+    fn cgroups_a_program_makes_below_its_own_are_ended_and_removed_with_it() {
+        if !cgroups_here() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        // A helper whose main thread ends while another lives on, to write a
+        // file two seconds later (the kind `cgroup.kill` alone misses).
+        let helper = tmp.path().join("helper.py");
+        std::fs::write(
+            &helper,
+            "import ctypes, sys, threading, time\n\
+             def late():\n    time.sleep(2)\n    open(sys.argv[1], 'w').write('late')\n\
+             threading.Thread(target=late).start()\n\
+             ctypes.CDLL(None).pthread_exit(None)\n",
+        )
+        .unwrap();
+        let ends = [
+            ("exits", "exit 0", soon(10)),
+            (
+                "is killed at its deadline",
+                "exec sleep 25",
+                StdInstant::now() + Duration::from_secs(1),
+            ),
+        ];
+        for (how, tail, deadline) in ends {
+            let mark = marked_sleep();
+            let late = tmp.path().join(format!("late-{mark}"));
+            // Both in a cgroup two below the program's own.
+            let mut command = shell(&format!(
+                "mkdir -p \"$D/a/b\" && setsid sh -c 'echo $$ > \"$1/a/b/cgroup.procs\"; \
+                 sleep {mark} & exec python3 \"$2\" \"$3\"' helper \"$D\" {} {} & \
+                 sleep 0.3; {tail}",
+                helper.display(),
+                late.display()
+            ));
+            let dir = command.cgroup.as_ref().unwrap().dir.clone();
+            command.env("D", &dir);
+            match run_by(command, None, deadline, LIMITS) {
+                Ok(done) => assert!(done.status.success(), "{how}: {:?}", done.status),
+                Err(e) => assert!(matches!(e, ChildError::TimedOut(_)), "{how}: {e}"),
+            }
+            assert!(ends_soon(&mark), "{how}: the helper below outlived the run");
+            assert!(!dir.exists(), "{how}: {} left", dir.display());
+            std::thread::sleep(Duration::from_millis(2500));
+            assert!(
+                !late.exists(),
+                "{how}: the helper's other thread outlived the run"
+            );
+        }
     }
 
     #[test]
