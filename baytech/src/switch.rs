@@ -522,14 +522,18 @@ impl ConsoleDevice for BaytechStrip {
 
     /// The outlets of the configured strip (plugs as numbers on it).
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
-        let mut s = self.login(self.strip, Wait::No, deadline).await?;
+        let mut s = self
+            .login(self.strip, Wait::UntilDeadline, deadline)
+            .await?;
         let outlets = self.outlets(self.strip, &mut s, deadline).await?;
         logout(&mut s, deadline).await;
         Ok(outlets.iter().map(Outlet::plug_info).collect())
     }
 
     async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
-        let mut s = self.login(self.strip, Wait::No, deadline).await?;
+        let mut s = self
+            .login(self.strip, Wait::UntilDeadline, deadline)
+            .await?;
         logout(&mut s, deadline).await;
         Ok(())
     }

@@ -244,11 +244,41 @@ async fn wrong_password_wrong_host_key_and_a_busy_unit_are_clear_errors() {
     let other = fencekit_console::sim::SessionLock::try_take(&rig.consoles[0].session_lock)
         .unwrap()
         .unwrap();
-    let err = rig.switch(0, &[]).check(in_secs(30)).await.unwrap_err();
+    // A monitor waits for the console until its deadline, then says busy.
+    let err = rig.switch(0, &[]).check(in_secs(2)).await.unwrap_err();
     assert!(matches!(err, DeviceError::Busy(_)), "{err}");
     let outcome = fence_outlets(rig.switch(0, &[]), &[1], FenceAction::Off, 4).await;
     assert!(!outcome.fenced, "{}", outcome.summary());
     drop(other);
+}
+
+/// A listing (a fence by host name starts with one) and a monitor wait for a
+/// console another session holds, as cluster-glue's `baytech` retries its login:
+/// the other session ends after a second, and both get through.
+#[tokio::test]
+async fn a_listing_and_a_monitor_wait_for_a_console_another_session_holds() {
+    if !peers_present() {
+        return;
+    }
+    let rig = start_rig(&[("direct", &[])]);
+    for what in ["list", "check"] {
+        let other = fencekit_console::sim::SessionLock::try_take(&rig.consoles[0].session_lock)
+            .unwrap()
+            .unwrap();
+        let switch = rig.switch(0, &[]);
+        let asked = async {
+            match what {
+                "list" => switch.list(in_secs(20)).await.map(|listed| listed.len()),
+                _ => switch.check(in_secs(20)).await.map(|()| 8),
+            }
+        };
+        let release = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(other);
+        };
+        let (answer, ()) = tokio::join!(asked, release);
+        assert_eq!(answer.unwrap(), 8, "{what}");
+    }
 }
 
 #[tokio::test]

@@ -401,9 +401,19 @@ impl Cgroup {
     /// first, at most 10000 of them. Fails, harmlessly, while a process lives in
     /// one of them (a run that could not end it failed).
     fn remove(&self) {
-        // Each directory after its parent: children first.
-        for dir in self.tree().iter().rev() {
-            let _ = std::fs::remove_dir(dir);
+        // A cgroup just removed stays online a moment (the kernel offlines it
+        // on a work queue): its parent's removal fails meanwhile, so a pass
+        // that left it is tried again while it is empty, for a moment.
+        let by = StdInstant::now() + Duration::from_millis(200);
+        loop {
+            // Each directory after its parent: children first.
+            for dir in self.tree().iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
+            if !self.dir.exists() || self.populated() != Some(false) || StdInstant::now() >= by {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

@@ -621,7 +621,7 @@ fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
         });
     }
     let listed = hosts_listed(request)?;
-    if !listed.is_empty() && !listed.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+    if !listed.is_empty() && !listed.iter().any(|h| same_host(h, host)) {
         // external/ipmi powers its BMC's machine off whatever host it is asked for;
         // a host this device does not say it fences is refused instead, since a
         // mapping that sends the wrong node here would switch the wrong machine.
@@ -653,12 +653,7 @@ fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
 async fn outlets_named(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
     let (addressed, complete) = request.list_addressed().await?;
     if !complete {
-        return Err(format!(
-            "the device cannot show that its list holds every outlet, so an outlet left \
-             out could be named {} too: refusing to find a host's outlets by name there; \
-             map the host to its outlets' numbers (hostmap)",
-            shown_host(host)
-        ));
+        return Err(incomplete(&format!("named {}", shown_host(host))));
     }
     // An outlet's number that another outlet is also named after would read as
     // ambiguous when handed back to the device: it goes as the device's own address
@@ -738,14 +733,60 @@ fn shown_host(host: &str) -> String {
     }
 }
 
+/// Why a power strip whose listing may leave outlets out cannot find a host's
+/// outlets by name (`what`: what an outlet left out could be, "named node1").
+fn incomplete(what: &str) -> String {
+    format!(
+        "the device cannot show that its list holds every outlet, so an outlet left out \
+         could be {what} too: refusing to find a host's outlets by name there; map each \
+         host to its outlets' numbers (hostmap)"
+    )
+}
+
+/// The hosts `hostname` and `hostlist` name. `hostname` is split at blanks only,
+/// as cluster-glue splits what `external/ipmi`'s `gethosts` prints: a comma in it
+/// is part of one name, which no node has, so it is refused rather than read as
+/// two hosts of one BMC.
 fn hosts_listed(request: &Request) -> Result<Vec<String>, String> {
     let mut hosts = Vec::new();
-    for key in ["hostname", "hostlist"] {
-        if let Some(list) = request.params.text(key) {
-            hosts.extend(request::host_list(list, key)?);
+    if let Some(names) = request.params.text("hostname") {
+        for name in names.split_ascii_whitespace() {
+            if name.contains(',') {
+                return Err(format!(
+                    "hostname: {:?} holds a comma: external/ipmi takes it for one host's \
+                     name, which no node has; separate hosts with blanks",
+                    shown_host(name)
+                ));
+            }
+            hosts.push(request::host_list(name, "hostname")?.concat());
         }
     }
+    if let Some(list) = request.params.text("hostlist") {
+        hosts.extend(request::host_list(list, "hostlist")?);
+    }
     Ok(hosts)
+}
+
+/// Whether `listed` (a host the configuration names) is `host` (the one asked
+/// for): the same name, case aside, or one the short name of the other
+/// (`node1` and `node1.example.com`: a cluster that names its nodes by their
+/// full names, a device configured with the short one, which `external/ipmi`
+/// fences alike, as it fences whatever host it is asked for).
+fn same_host(listed: &str, host: &str) -> bool {
+    let short = |name: &str| name.split('.').next().unwrap_or(name).to_string();
+    let label = short(listed);
+    listed.eq_ignore_ascii_case(host)
+        || ((!listed.contains('.') || !host.contains('.'))
+            && !label.is_empty()
+            // An address's first number is no host's short name.
+            && !label.bytes().all(|b| b.is_ascii_digit())
+            && label.eq_ignore_ascii_case(&short(host)))
+}
+
+/// Whether the device is a power strip whose outlets carry the hosts' names (not
+/// a BMC whose plug is optional, such as a Redfish service).
+fn is_strip(request: &Request) -> bool {
+    request.plugin.schema.multi_plug && !request.plugin.schema.plug_optional
 }
 
 async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> u8 {
@@ -756,9 +797,8 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
             return FAIL;
         }
     };
-    // A power strip (not a BMC whose plug is optional, such as a Redfish service):
-    // the host's outlets are those named after it.
-    let strip = request.plugin.schema.multi_plug && !request.plugin.schema.plug_optional;
+    // A power strip: the host's outlets are those named after it.
+    let strip = is_strip(request);
     let plugs = match plugs.as_slice() {
         [Plug::Name(name)] if strip && request.params.text("hostmap").is_none() => {
             match outlets_named(request, name).await {
@@ -778,7 +818,7 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
     // may lack a blade for a moment), must find the host's name among its own (a
     // Redfish system's Id) or refuse, as external/fencekit-ipmi refuses without
     // `hostname`.
-    let only = |hosts: &[&str]| matches!(hosts, [one] if one.eq_ignore_ascii_case(host));
+    let only = |hosts: &[&str]| matches!(hosts, [one] if same_host(one, host));
     let declared = match request.params.text("hostmap") {
         Some(map) => request::HostMap::parse(map).is_ok_and(|map| only(&map.hosts())),
         None => hosts_listed(request)
@@ -826,8 +866,29 @@ async fn power(me: &str, request: &Request, action: FenceAction, host: &str) -> 
     }
 }
 
+/// The monitor: the device answers, and the hosts can be fenced as configured
+/// (a host map or list that a fence would refuse, or a power strip whose outlets
+/// can only be found by name while its listing may leave some out, fails here,
+/// not only when a node needs fencing).
 async fn status(me: &str, request: &Request) -> u8 {
-    match request.check().await {
+    let map = request.params.text("hostmap");
+    let configured = match map {
+        Some(map) => request::HostMap::parse(map).map(|_| ()),
+        None => hosts_listed(request).map(|_| ()),
+    };
+    let answered =
+        match configured {
+            Err(e) => Err(e),
+            Ok(()) if is_strip(request) && map.is_none() => request
+                .list_addressed()
+                .await
+                .and_then(|(_, complete)| match complete {
+                    true => Ok(()),
+                    false => Err(incomplete("named after a host")),
+                }),
+            Ok(()) => request.check().await,
+        };
+    match answered {
         Ok(()) => OK,
         Err(e) => {
             logging::report!("{me}: {e}");
@@ -869,11 +930,16 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
         return FAIL;
     }
     // A power strip whose outlets carry the hosts' names: each once (a host with
-    // two power supplies names two outlets), case aside.
-    match request.list().await {
-        Ok(plugs) => {
+    // two power supplies names two outlets), case aside; none from a listing that
+    // may leave outlets out, as a fence by those names would be refused.
+    match request.list_addressed().await {
+        Ok((_, false)) => {
+            logging::report!("{me}: {}", incomplete("named after a host"));
+            FAIL
+        }
+        Ok((plugs, true)) => {
             let mut seen: Vec<String> = Vec::new();
-            for name in plugs.into_iter().filter_map(|plug| plug.name) {
+            for name in plugs.into_iter().filter_map(|(plug, _)| plug.name) {
                 let name = name.trim().to_string();
                 if name.is_empty() || seen.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
                     continue;
@@ -980,7 +1046,32 @@ fn info_xml(schema: &Schema) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::snmp_peer;
+    use super::{same_host, snmp_peer};
+
+    #[test]
+    fn a_host_is_its_name_case_aside_or_its_short_name() {
+        for (listed, host) in [
+            ("node1", "node1"),
+            ("NODE1", "node1"),
+            ("node1", "node1.example.com"),
+            ("node1.example.com", "Node1"),
+            ("10.0.0.5", "10.0.0.5"),
+        ] {
+            assert!(same_host(listed, host), "{listed} {host}");
+        }
+        for (listed, host) in [
+            ("node1", "node2"),
+            ("node1", "node10"),
+            ("node1.a.example", "node1.b.example"),
+            ("10", "10.0.0.5"),
+            ("10.0.0.5", "10.0.0.6"),
+            ("", "node1"),
+            ("node1", ""),
+            ("node1", ".node1"),
+        ] {
+            assert!(!same_host(listed, host), "{listed} {host}");
+        }
+    }
 
     #[test]
     fn an_snmp_peer_name_gives_its_host_and_port() {

@@ -508,7 +508,9 @@ fn a_hosts_outlet_whose_number_another_outlet_is_named_after_is_fenced_through_c
 
 /// A PDU that does not tell its outlet count could leave a row out of its table
 /// unseen: cluster-glue's lookup of a host's outlets by name refuses there, and no
-/// outlet moves; `hostmap` with the numbers works.
+/// outlet moves; so do the monitor (`status`) and the host list (`gethosts`, which
+/// Pacemaker's dynamic list reads), so that the device fails where it is watched
+/// rather than only when a node needs fencing. `hostmap` with the numbers works.
 #[test]
 fn cluster_glue_finds_no_host_by_name_on_a_pdu_that_does_not_count_its_outlets() {
     let Some(pdu) = Pdu::start() else { return };
@@ -517,6 +519,13 @@ fn cluster_glue_finds_no_host_by_name_on_a_pdu_that_does_not_count_its_outlets()
         .replace("outlet 1 2 on obey - outlet-2", "outlet 1 2 on obey - db");
     std::fs::write(&pdu.state, format!("counts no\n{text}")).unwrap();
     let installed = Installed::new().unwrap();
+    for op in ["status", "gethosts"] {
+        let (ok, text) = glue(&pdu, &installed, op, "", &[]);
+        assert!(!ok, "{op}: {text}");
+        assert!(text.contains("hostmap"), "{op}: {text}");
+        let (ok, text) = glue(&pdu, &installed, op, "", &[("hostmap", "db:2")]);
+        assert!(ok, "{op} with hostmap: {text}");
+    }
     let (ok, text) = glue(&pdu, &installed, "off", "db", &[]);
     assert!(!ok, "{text}");
     assert!(text.contains("hostmap"), "{text}");

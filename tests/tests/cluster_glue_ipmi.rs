@@ -206,6 +206,69 @@ fn external_ipmis_own_parameter_names_work_unchanged() {
     assert!(!out.text().contains(&password), "{}", out.text());
 }
 
+/// `hostname` as `external/ipmi` has it: split at blanks only (cluster-glue splits
+/// what its `gethosts` prints so), so that `node1,node2` is one name no node has,
+/// refused by the monitor and the host list rather than read as two hosts of one
+/// BMC; a host asked for by its full name when `hostname` holds the short one
+/// (or the reverse) is fenced, as `external/ipmi` fences whatever host it is
+/// asked for; another host is refused. Judged by the simulator's power state.
+#[test]
+fn hostname_is_read_as_external_ipmi_reads_it() {
+    let Some(glue) = Glue::new() else { return };
+    let options = IpmiSimOptions::default();
+    let password = options.password.clone();
+    let bmc = IpmiSim::start(options).unwrap();
+    let port = format!("port={}", bmc.port());
+    let userid = format!("userid={}", bmc.user());
+    let passwd = format!("passwd={password}");
+    let run = |hostname: &str, args: &[&str]| {
+        let mut command = Command::new(&glue.stonith);
+        command
+            .args(["-t", PLUGIN, "ipaddr=127.0.0.1", "interface=lanplus"])
+            .arg(format!("hostname={hostname}"))
+            .args([port.as_str(), userid.as_str(), passwd.as_str()])
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        tool::run(command, None, STONITH_TIMEOUT).unwrap()
+    };
+    for args in [&["-S"][..], &["-l"], &["-T", "off", "node1"]] {
+        let out = run("node1,node2", args);
+        assert!(!out.status.success(), "{args:?}: {}", out.text());
+        assert!(out.text().contains("comma"), "{args:?}: {}", out.text());
+    }
+    assert!(
+        bmc.power_state().unwrap(),
+        "a refused hostname switched the BMC"
+    );
+    let out = run("node1 node2", &["-l"]);
+    assert!(out.status.success(), "{}", out.text());
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["node1", "node2"]
+    );
+
+    let out = run("node1", &["-T", "off", "node3.example.com"]);
+    assert!(!out.status.success(), "{}", out.text());
+    assert!(
+        bmc.power_state().unwrap(),
+        "another host's fence switched this BMC"
+    );
+    for (hostname, host) in [
+        ("node1", "node1.example.com"),
+        ("node1.example.com", "NODE1"),
+    ] {
+        let out = run(hostname, &["-T", "off", host]);
+        assert!(out.status.success(), "{hostname} / {host}: {}", out.text());
+        assert!(
+            !bmc.power_state().unwrap(),
+            "{hostname} / {host}: the BMC's machine should be off"
+        );
+        bmc.set_power(true).unwrap();
+    }
+}
+
 /// One parameter under two of its names with different values (`ipaddr` and `ip`,
 /// `port` and `ipport`, `passwd` and `password`) is refused naming both, and nothing
 /// is switched: cluster-glue's environment has no order that would say which one

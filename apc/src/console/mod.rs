@@ -361,14 +361,14 @@ impl ConsoleDevice for ApcConsole {
     }
 
     async fn list(&self, deadline: Instant) -> Result<Vec<PlugInfo>, DeviceError> {
-        let (mut session, ui) = self.login(Wait::No, deadline).await?;
+        let (mut session, ui) = self.login(Wait::UntilDeadline, deadline).await?;
         let outlets = self.listing(&mut session.console, &ui, deadline).await?;
         dialogue::logout(&mut session.console, &ui, deadline).await;
         Ok(outlets.iter().map(Outlet::plug_info).collect())
     }
 
     async fn check(&self, deadline: Instant) -> Result<(), DeviceError> {
-        let (mut session, ui) = self.login(Wait::No, deadline).await?;
+        let (mut session, ui) = self.login(Wait::UntilDeadline, deadline).await?;
         dialogue::logout(&mut session.console, &ui, deadline).await;
         Ok(())
     }
