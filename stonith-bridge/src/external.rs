@@ -944,6 +944,15 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
                 if name.is_empty() || seen.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
                     continue;
                 }
+                if name.chars().any(char::is_whitespace) {
+                    // cluster-glue would read it as several hosts, each a word of
+                    // it, and no host name with a blank can be fenced here.
+                    logging::report!(
+                        "{me}: outlet {:?} is not listed as a host: its name holds a blank",
+                        shown_host(&name)
+                    );
+                    continue;
+                }
                 println!("{name}");
                 seen.push(name);
             }

@@ -506,6 +506,28 @@ fn a_hosts_outlet_whose_number_another_outlet_is_named_after_is_fenced_through_c
     assert_eq!(pdu.states(), vec![true, false, true, true]);
 }
 
+/// An outlet whose name holds a blank is no host cluster-glue can name (it reads
+/// what `gethosts` prints as words): it is left out of the host list, with a
+/// warning, rather than listed as two hosts.
+#[test]
+fn cluster_glue_lists_no_host_for_an_outlet_name_with_a_blank() {
+    let Some(pdu) = Pdu::start() else { return };
+    let text = std::fs::read_to_string(&pdu.state).unwrap().replace(
+        "outlet 1 3 on obey - outlet-3",
+        "outlet 1 3 on obey - db one",
+    );
+    std::fs::write(&pdu.state, text).unwrap();
+    let installed = Installed::new().unwrap();
+    let (ok, text) = glue(&pdu, &installed, "gethosts", "", &[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("holds a blank"), "{text}");
+    let hosts: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("holds a blank"))
+        .collect();
+    assert_eq!(hosts, ["outlet-1", "outlet-2", "outlet-4"], "{text}");
+}
+
 /// A PDU that does not tell its outlet count could leave a row out of its table
 /// unseen: cluster-glue's lookup of a host's outlets by name refuses there, and no
 /// outlet moves; so do the monitor (`status`) and the host list (`gethosts`, which
