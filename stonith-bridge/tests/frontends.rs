@@ -278,15 +278,16 @@ fn a_host_map_entry_that_cannot_be_read_fails_the_fence_naming_the_problem() {
         assert!(text(&out).contains(says), "{map}: {}", text(&out));
     }
     // A host the device does not list is refused, naming where the list comes from
-    // (external/ipmi would power its machine off whatever host it is asked for).
+    // (external/ipmi would power its machine off whatever host it is asked for);
+    // its short name is the one listed, whose full name it is not.
     let mut command = Command::new(BIN);
     command
         .args(["external", "sim", "off", "node1"])
-        .env("hostlist", "node1.example.com");
+        .env("hostlist", "node2.example.com");
     let (out, _) = run_timed(command, "", Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains("node1.example.com") && text(&out).contains("`hostname`"),
+        text(&out).contains("node2.example.com") && text(&out).contains("`hostname`"),
         "{}",
         text(&out)
     );
