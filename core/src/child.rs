@@ -454,16 +454,28 @@ pub fn cgroup_home() -> Option<std::path::PathBuf> {
 /// fencekit's own cgroup v2 directory: the `0::` line of `/proc/self/cgroup`
 /// below the mount point of a `cgroup2` file system in `/proc/self/mountinfo`
 /// whose root holds it (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a
-/// hybrid system), checked by finding fencekit's own pid in its `cgroup.procs`.
+/// hybrid system) that holds a `cgroup.procs`. (Not checked by finding fencekit's
+/// pid in it: a long list read in pieces while processes come and go can skip
+/// one.)
 fn own_cgroup() -> Option<std::path::PathBuf> {
     let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let own = groups.lines().find_map(|l| l.strip_prefix("0::"))?;
-    if !own.starts_with('/') || own.ends_with(" (deleted)") {
-        return None;
-    }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let pid = std::process::id().to_string();
-    mounts.lines().find_map(|line| {
+    let found = cgroup_dirs(&groups, &mounts).find(|dir| dir.join("cgroup.procs").is_file());
+    found
+}
+
+/// Where the cgroup (v2) that `groups` (a `/proc/PID/cgroup`) names may be, one
+/// per `cgroup2` mount in `mounts` (a `/proc/PID/mountinfo`) whose root holds it.
+fn cgroup_dirs<'a>(
+    groups: &'a str,
+    mounts: &'a str,
+) -> impl Iterator<Item = std::path::PathBuf> + 'a {
+    let own = groups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .filter(|own| own.starts_with('/') && !own.ends_with(" (deleted)"));
+    mounts.lines().filter_map(move |line| {
+        let own = own?;
         let (fields, fs) = line.split_once(" - ")?;
         if fs.split(' ').next() != Some("cgroup2") {
             return None;
@@ -476,9 +488,7 @@ fn own_cgroup() -> Option<std::path::PathBuf> {
             own.strip_prefix(root.as_str())
                 .filter(|rest| rest.is_empty() || rest.starts_with('/'))?
         };
-        let dir = std::path::Path::new(&point).join(below.trim_start_matches('/'));
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
-        procs.lines().any(|l| l.trim() == pid).then_some(dir)
+        Some(std::path::Path::new(&point).join(below.trim_start_matches('/')))
     })
 }
 
@@ -1656,6 +1666,40 @@ pub(crate) mod tests {
                 "{how}: the helper's other thread outlived the run"
             );
         }
+    }
+
+    #[test]
+    fn the_own_cgroup_is_found_below_the_cgroup2_mount_that_holds_it() {
+        let dirs = |groups: &str, mounts: &str| -> Vec<String> {
+            cgroup_dirs(groups, mounts)
+                .map(|d| d.display().to_string())
+                .collect()
+        };
+        // Hybrid: v1 hierarchies beside a cgroup2 at .../unified.
+        let hybrid = "36 25 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                      37 25 0:32 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            dirs("4:memory:/x\n0::/\n", hybrid),
+            ["/sys/fs/cgroup/unified/"]
+        );
+        // A systemd unit, on a cgroup2-only system.
+        let unified = "30 24 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            dirs("0::/system.slice/pacemaker.service\n", unified),
+            ["/sys/fs/cgroup/system.slice/pacemaker.service"]
+        );
+        // A subtree bound into a container: its root is stripped; one that does
+        // not hold the cgroup is no candidate.
+        let bound = "40 30 0:26 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(dirs("0::/docker/abc/app\n", bound), ["/sys/fs/cgroup/app"]);
+        assert!(dirs("0::/docker/abcdef\n", bound).is_empty());
+        // No cgroup2 line, none mounted, or a cgroup removed under us: none.
+        assert!(dirs("1:name=systemd:/\n", unified).is_empty());
+        assert!(dirs("0::/\n", "36 25 0:31 / /x rw - cgroup cgroup rw\n").is_empty());
+        assert!(dirs("0::/gone (deleted)\n", unified).is_empty());
+        // A mount point with a blank in it.
+        let blank = "30 24 0:26 / /mnt/c\\040g rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(dirs("0::/a\n", blank), ["/mnt/c g/a"]);
     }
 
     #[test]
