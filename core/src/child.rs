@@ -40,9 +40,11 @@
 //! * **Its own group.** The program runs in a session and group of its own, led
 //!   by a shell between it and the supervisor (made with `setsid(1)`), so that
 //!   a program that kills its own group (`kill -KILL 0`) or its parent cannot
-//!   kill the supervisor and leave its helpers to init. What escapes: a process
-//!   that moves itself out of its cgroup, what a program asks another daemon to
-//!   start; and where no cgroup could be made: a process the program started
+//!   kill the supervisor and leave its helpers to init. What escapes: what a
+//!   root program does to the cgroups themselves (a process it moves out of its
+//!   cgroup; the supervisor moved into a cgroup it freezes, then fencekit killed
+//!   outright), what a program asks another daemon to start; and where no cgroup
+//!   could be made: a process the program started
 //!   below a stray that the supervisor did not adopt yet when fencekit was
 //!   killed outright (the supervisor's last act reaches only the processes it
 //!   adopted), a helper that hops from pid to pid faster than `/proc` is read
@@ -130,7 +132,13 @@ pub enum ChildError {
 /// processes below it are ended by then; neither a signal it traps nor anything
 /// written into the pipe ends that wait: a program may open it through
 /// `/proc/PID/fd/4`) and exits with the program's status. The program gets
-/// neither descriptor.
+/// neither descriptor. Before it exits, a program's cgroup that is still there
+/// (fencekit removes it once it is empty) is killed and removed as below, unless
+/// the supervisor cannot leave it: the other end of descriptor 4 closes when the
+/// last thread of fencekit exits, which may be before the parent-death signal
+/// comes (it comes when the thread that started the supervisor ends, while others
+/// may live on, and is ignored then), so that this close can be fencekit's death
+/// between the program's exit and the end of what it left.
 ///
 /// Its first argument is the path of `setsid(1)` (empty when there is none): the
 /// program then runs under a shell of its own that `setsid` made the leader of a
@@ -143,8 +151,8 @@ pub enum ChildError {
 /// status on; signals it catches are at their defaults again in the program.
 ///
 /// Its second and third arguments are the program's cgroup (see [`Cgroup`]), into
-/// which fencekit placed the supervisor before it started, and fencekit's own (both
-/// empty without one).
+/// which fencekit placed the supervisor before it started (if it exists), and
+/// fencekit's own (both empty without one).
 ///
 /// SIGTERM or SIGHUP while fencekit lives (its parent unchanged) is ignored
 /// (judged with `case`, and no `return` in the trap: under a storm of SIGTERM,
@@ -152,29 +160,35 @@ pub enum ChildError {
 /// `return` went the wrong way, taking fencekit for dead). Once fencekit is gone
 /// (the parent-death signal, SIGTERM; or SIGHUP to the group orphaned) it
 /// ignores both signals, moves itself back to fencekit's cgroup, kills the
-/// program's (every process in it at once, a fork under way included), waits
-/// until it is empty (at most 20000 reads of its `cgroup.events`) and removes it;
-/// then (for a program without a cgroup, or what left it) it kills each of its
+/// program's (every process in it at once, a fork under way included; itself
+/// too if it could not leave), waits until it is empty (at most 20000 reads of
+/// its `cgroup.events`) and removes it and the cgroups below it, two deep; then
+/// (for a program without a cgroup, or what left it) it kills each of its
 /// children with that child's group (the program's shell leads the program's),
-/// again whenever the list of its children
-/// changes (a child killed hands it its own children: it adopts them), until the
-/// list stays the same for a while (about 2000 reads of it, some milliseconds) or
-/// it has read it 40000 times; then its own group, itself included.
-const SUPERVISOR: &str = "P=$PPID; g=$1; d=$2; h=$3; shift 3; q() { trap '' TERM HUP; \
-     if [ -n \"$d\" ]; then { echo $$ > \"$h/cgroup.procs\"; echo 1 > \"$d/cgroup.kill\" && { j=0; \
+/// again whenever the list of its children changes (a child killed hands it its
+/// own children: it adopts them), until the list stays the same for a while
+/// (about 2000 reads of it, some milliseconds) or it has read it 40000 times;
+/// then the cgroup again (removed now if an adopted process held it), and its
+/// own group, itself included.
+const SUPERVISOR: &str = "P=$PPID; g=$1; d=$2; h=$3; shift 3; \
+     z() { if [ -n \"$d\" ] && [ -d \"$d\" ]; then echo $$ > \"$h/cgroup.procs\"; r=; \
+     if [ \"$1\" != q ]; then while read -r l; do case $l in 0::*/\"${d##*/}\"|0::*/\"${d##*/}\"/*) r=1;; esac; \
+     done < /proc/$$/cgroup; fi; \
+     if [ -z \"$r\" ] && echo 1 > \"$d/cgroup.kill\"; then j=0; \
      while [ $j -lt 20000 ]; do j=$((j+1)); read -r _ u < \"$d/cgroup.events\"; [ \"$u\" = 0 ] && break; done; \
-     rmdir \"$d\"; }; } 2>/dev/null; fi; o=; n=0; i=0; \
+     for y in \"$d\"/*/*/ \"$d\"/*/ \"$d\"; do rmdir \"$y\"; done; fi; fi 2>/dev/null; }; \
+     q() { trap '' TERM HUP; z q; o=; n=0; i=0; \
      while [ $n -lt 2000 ] && [ $i -lt 40000 ]; do \
      read -r k < /proc/$$/task/$$/children; i=$((i+1)); \
      if [ \"$k\" = \"$o\" ]; then n=$((n+1)); else n=0; o=$k; \
      for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; \
-     kill -KILL 0; }; \
+     z q; kill -KILL 0; }; \
      t() { read -r a < /proc/$$/stat; set -- $a; case $4 in \"$P\") x=1;; *) q;; esac; }; trap t TERM HUP; \
      exec 3<&0; if [ -n \"$g\" ]; then \
      $g /bin/sh -c 'trap : TERM HUP USR1 USR2 ALRM; \"$@\"; exit $?' fencekit-program \"$@\" <&3 3<&- 4<&- 5>&- & \
      else \"$@\" <&3 3<&- 4<&- 5>&- & fi; c=$!; exec 3<&-; \
      while :; do x=; wait $c; s=$?; case $x in '') break;; esac; done; \
-     exec 5>&-; while :; do x=; read _ <&4 && continue; case $x in '') break;; esac; done; exit $s";
+     exec 5>&-; while :; do x=; read _ <&4 && continue; case $x in '') break;; esac; done; z; exit $s";
 
 /// The supervisor's descriptors: fencekit closes its end of [`GO_FD`] to let it
 /// exit; it closes [`ENDED_FD`] when the program has exited.
@@ -217,7 +231,7 @@ pub fn program(path: impl AsRef<OsStr>) -> Program {
 /// [`program`] under `container` (see [`container`]), in a cgroup of its own
 /// where one can be made.
 fn program_under(path: impl AsRef<OsStr>, container: &OsStr) -> Program {
-    program_in(path, container, Cgroup::make())
+    program_in(path, container, Cgroup::plan())
 }
 
 /// [`program`] under `container`, in `cgroup`.
@@ -256,39 +270,75 @@ struct Cgroup {
     dir: std::path::PathBuf,
     /// fencekit's own cgroup, where the supervisor goes back to.
     home: std::path::PathBuf,
+    /// Its directory's inode once made (just before the program starts): every
+    /// write that kills goes to that directory only, never to one mounted over
+    /// its path since.
+    made: std::sync::OnceLock<u64>,
 }
 
 impl Cgroup {
-    /// A new, empty cgroup below fencekit's own (`fencekit-PID-N-NANOS`); none
-    /// where the system gives none.
-    fn make() -> Option<Cgroup> {
+    /// A cgroup to make below fencekit's own (`fencekit-PID-N-NANOS`), named
+    /// now, made by [`Cgroup::make`] just before the program starts (so that a
+    /// fencekit killed meanwhile leaves no directory); none where the system
+    /// has no cgroup v2 for fencekit.
+    fn plan() -> Option<Cgroup> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let home = own_cgroup()?;
-        for _ in 0..4 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let dir = home.join(format!(
-                "fencekit-{}-{}-{nanos}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            match std::fs::create_dir(&dir) {
-                Ok(()) => {
-                    let cgroup = Cgroup { dir, home };
-                    // `cgroup.kill` came with Linux 5.14: without it, the hunt
-                    // alone (dropping the Cgroup removes the directory).
-                    return cgroup.dir.join("cgroup.kill").is_file().then_some(cgroup);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(_) => return None,
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = home.join(format!(
+            "fencekit-{}-{}-{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        Some(Cgroup {
+            dir,
+            home,
+            made: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Makes it, empty: whether it can hold the program (never a directory
+    /// that was there before; `cgroup.kill` came with Linux 5.14, and without
+    /// it the hunt is the only line).
+    fn make(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::create_dir(&self.dir).is_err() {
+            return false;
+        }
+        match std::fs::metadata(&self.dir) {
+            Ok(meta) if self.dir.join("cgroup.kill").is_file() => {
+                let _ = self.made.set(meta.ino());
+                true
+            }
+            _ => {
+                let _ = std::fs::remove_dir(&self.dir);
+                false
             }
         }
-        None
+    }
+
+    /// Whether its directory is still the one made (not another mounted over
+    /// its path).
+    fn unchanged(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.made
+            .get()
+            .is_some_and(|ino| std::fs::metadata(&self.dir).is_ok_and(|meta| meta.ino() == *ino))
+    }
+
+    /// Whether the system gives programs cgroups of their own here.
+    #[cfg(test)]
+    fn available() -> bool {
+        Cgroup::plan().is_some_and(|cgroup| cgroup.make())
     }
 
     /// `cgroup.procs`, open to write, for [`Cgroup::placing`].
     fn procs(&self) -> Option<std::fs::File> {
+        if !self.unchanged() {
+            return None;
+        }
         std::fs::OpenOptions::new()
             .write(true)
             .open(self.dir.join("cgroup.procs"))
@@ -349,7 +399,7 @@ impl Cgroup {
             // supervisor, and with it the program's status.
             return None;
         }
-        if !write(&self.dir.join("cgroup.kill"), "1") {
+        if !self.unchanged() || !write(&self.dir.join("cgroup.kill"), "1") {
             return None;
         }
         let killed = StdInstant::now();
@@ -361,6 +411,11 @@ impl Cgroup {
                 _ => {}
             }
             if killed.elapsed() >= Duration::from_millis(2) && rounds % 16 == 0 {
+                // Again: a process forked since (below a thread that outlived
+                // its main one) is in it too.
+                if self.unchanged() {
+                    let _ = write(&self.dir.join("cgroup.kill"), "1");
+                }
                 for dir in self.tree() {
                     let procs =
                         std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
@@ -401,6 +456,9 @@ impl Cgroup {
     /// first, at most 10000 of them. Fails, harmlessly, while a process lives in
     /// one of them (a run that could not end it failed).
     fn remove(&self) {
+        if !self.unchanged() {
+            return;
+        }
         // A cgroup just removed stays online a moment (the kernel offlines it
         // on a work queue): its parent's removal fails meanwhile, so a pass
         // that left it is tried again while it is empty, for a moment.
@@ -615,15 +673,13 @@ pub fn kill_all() -> usize {
     registry.groups.len()
 }
 
-/// Ends a running program led by supervisor `group`: its cgroup killed, and, where
-/// that did not empty it by [`HUNT`], its group stopped (nothing in it forks
-/// meanwhile) and every process below the supervisor killed; then the group.
+/// Ends a running program led by supervisor `group`: its cgroup killed; then (the
+/// second line, for what moved out of the cgroup, or the only one without) its
+/// group stopped (nothing in it forks meanwhile) and every process below the
+/// supervisor killed; then the group.
 fn end_program(group: Pid, cgroup: Option<&Cgroup>) {
-    if cgroup.and_then(|c| c.end(group.as_raw(), StdInstant::now() + HUNT)) == Some(true) {
-        // Everything the program started is dead: no hunt through /proc, which
-        // takes long among thousands of zombies, past a deadline already.
-        let _ = killpg(group, Signal::SIGKILL);
-        return;
+    if let Some(cgroup) = cgroup {
+        cgroup.end(group.as_raw(), StdInstant::now() + HUNT);
     }
     let _ = killpg(group, Signal::SIGSTOP);
     // A child of the supervisor that leads a group of its own (a helper that
@@ -988,7 +1044,7 @@ fn run_blocking(
         .stderr(Stdio::piped());
     let (go, ended) = supervisor_pipes(&mut command)
         .map_err(|e| ChildError::Spawn(format!("no pipes for its supervisor: {e}")))?;
-    let mut cgroup = command.cgroup.take().map(Arc::new);
+    let mut cgroup = command.cgroup.take().filter(Cgroup::make).map(Arc::new);
     let procs = cgroup.as_deref().and_then(Cgroup::procs);
     if procs.is_none() {
         cgroup = None;
@@ -1084,6 +1140,10 @@ fn run_blocking(
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     let mut hunted = None;
     loop {
+        if go.is_some() && closed(&ended) && abandoned_at_its_end() {
+            // (A test's stand-in for fencekit dying here: let go, nothing ended.)
+            go = None;
+        }
         if go.is_some() && closed(&ended) {
             // The program exited and the supervisor waits: what the program
             // started is below it, whatever group or session it went to. Ended
@@ -1174,6 +1234,22 @@ fn run_blocking(
             }
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by a test: [`run_blocking`] lets the supervisor go as soon as the
+    /// program exits, ending nothing, as a fencekit killed at that moment would.
+    static ABANDON_AT_ITS_END: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a test asked [`run_blocking`] to let the supervisor go at the
+/// program's end without ending anything (never, outside tests).
+fn abandoned_at_its_end() -> bool {
+    #[cfg(test)]
+    return ABANDON_AT_ITS_END.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    false
 }
 
 /// Both ends of one pipe between fencekit and a supervisor.
@@ -1384,7 +1460,7 @@ pub(crate) mod tests {
         if !container().is_empty() {
             setsids.push(std::ffi::OsString::new());
         }
-        let cgroups: &[bool] = if Cgroup::make().is_some() {
+        let cgroups: &[bool] = if Cgroup::available() {
             &[true, false]
         } else {
             &[false]
@@ -1402,7 +1478,7 @@ pub(crate) mod tests {
 
     fn shell_in(script: &str, containment: &Containment) -> Program {
         let cgroup = if containment.cgroup {
-            Some(Cgroup::make().expect("a cgroup"))
+            Some(Cgroup::plan().expect("a cgroup"))
         } else {
             None
         };
@@ -1563,7 +1639,7 @@ pub(crate) mod tests {
     /// command requires every peer (`FENCEKIT_REQUIRE_PEERS=1`, as root with
     /// cgroup v2), that it does.
     fn cgroups_here() -> bool {
-        let here = Cgroup::make().is_some();
+        let here = Cgroup::available();
         if !here {
             assert!(
                 std::env::var("FENCEKIT_REQUIRE_PEERS").as_deref() != Ok("1"),
@@ -1592,7 +1668,8 @@ pub(crate) mod tests {
             let command = shell(script);
             let cgroup = command.cgroup.as_ref().map(|c| c.dir.clone());
             let cgroup = cgroup.expect("a cgroup for the program");
-            assert!(cgroup.is_dir(), "{how}: not made");
+            // Made only when it starts (a fencekit killed before leaves none).
+            assert!(!cgroup.exists(), "{how}: made before the program starts");
             match run_by(command, None, by, LIMITS) {
                 Ok(done) => {
                     assert!(done.status.success(), "{how}: {:?}", done.status);
@@ -1608,12 +1685,29 @@ pub(crate) mod tests {
             }
             assert!(!cgroup.exists(), "{how}: {} left", cgroup.display());
         }
-        // Made and never run: removed with the program.
-        let unused = shell("true");
-        let dir = unused.cgroup.as_ref().unwrap().dir.clone();
-        assert!(dir.is_dir());
-        drop(unused);
-        assert!(!dir.exists(), "an unused program's cgroup left");
+    }
+
+    #[test]
+    fn what_a_program_left_is_ended_by_its_supervisor_when_fencekit_dies_as_it_exits() {
+        // fencekit's last thread closes the supervisor's pipe before the kernel
+        // sends the parent-death signal of the thread that started it (ignored
+        // while other threads live): the supervisor is let go with nothing
+        // ended. It kills the program's cgroup itself before it exits.
+        if !cgroups_here() {
+            return;
+        }
+        let mark = marked_sleep();
+        let command = shell(&format!("setsid sleep {mark} & exit 0"));
+        let dir = command.cgroup.as_ref().unwrap().dir.clone();
+        ABANDON_AT_ITS_END.with(|a| a.set(true));
+        let done = run_by(command, None, soon(10), LIMITS);
+        ABANDON_AT_ITS_END.with(|a| a.set(false));
+        assert!(done.unwrap().status.success());
+        assert!(
+            ends_soon(&mark),
+            "the helper outlived its program and fencekit"
+        );
+        assert!(!dir.exists(), "{} left", dir.display());
     }
 
     #[test]
