@@ -134,11 +134,13 @@ pub enum ChildError {
 /// `/proc/PID/fd/4`) and exits with the program's status. The program gets
 /// neither descriptor. Before it exits, a program's cgroup that is still there
 /// (fencekit removes it once it is empty) is killed and removed as below, unless
-/// the supervisor cannot leave it: the other end of descriptor 4 closes when the
-/// last thread of fencekit exits, which may be before the parent-death signal
-/// comes (it comes when the thread that started the supervisor ends, while others
-/// may live on, and is ignored then), so that this close can be fencekit's death
-/// between the program's exit and the end of what it left.
+/// the supervisor cannot leave it; without a cgroup, its children are killed as
+/// below (by then only zombies, unless fencekit is gone). For the other end of
+/// descriptor 4 closes when the last thread of fencekit exits, which may be
+/// before the parent-death signal comes (it comes when the thread that started
+/// the supervisor ends, while others may live on, and is ignored then): this
+/// close can be fencekit's death between the program's exit and the end of what
+/// it left.
 ///
 /// Its first argument is the path of `setsid(1)` (empty when there is none): the
 /// program then runs under a shell of its own that `setsid` made the leader of a
@@ -177,18 +179,17 @@ const SUPERVISOR: &str = "P=$PPID; g=$1; d=$2; h=$3; shift 3; \
      if [ -z \"$r\" ] && echo 1 > \"$d/cgroup.kill\"; then j=0; \
      while [ $j -lt 20000 ]; do j=$((j+1)); read -r _ u < \"$d/cgroup.events\"; [ \"$u\" = 0 ] && break; done; \
      for y in \"$d\"/*/*/ \"$d\"/*/ \"$d\"; do rmdir \"$y\"; done; fi; fi 2>/dev/null; }; \
-     q() { trap '' TERM HUP; z q; o=; n=0; i=0; \
-     while [ $n -lt 2000 ] && [ $i -lt 40000 ]; do \
+     w() { o=; n=0; i=0; while [ $n -lt 2000 ] && [ $i -lt 40000 ]; do \
      read -r k < /proc/$$/task/$$/children; i=$((i+1)); \
      if [ \"$k\" = \"$o\" ]; then n=$((n+1)); else n=0; o=$k; \
-     for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; \
-     z q; kill -KILL 0; }; \
+     for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; }; \
+     q() { trap '' TERM HUP; z q; w; z q; kill -KILL 0; }; m=; [ -n \"$d\" ] && [ -d \"$d\" ] && m=1; \
      t() { read -r a < /proc/$$/stat; set -- $a; case $4 in \"$P\") x=1;; *) q;; esac; }; trap t TERM HUP; \
      exec 3<&0; if [ -n \"$g\" ]; then \
      $g /bin/sh -c 'trap : TERM HUP USR1 USR2 ALRM; \"$@\"; exit $?' fencekit-program \"$@\" <&3 3<&- 4<&- 5>&- & \
      else \"$@\" <&3 3<&- 4<&- 5>&- & fi; c=$!; exec 3<&-; \
      while :; do x=; wait $c; s=$?; case $x in '') break;; esac; done; \
-     exec 5>&-; while :; do x=; read _ <&4 && continue; case $x in '') break;; esac; done; z; exit $s";
+     exec 5>&-; while :; do x=; read _ <&4 && continue; case $x in '') break;; esac; done; z; [ -n \"$m\" ] || w; exit $s";
 
 /// The supervisor's descriptors: fencekit closes its end of [`GO_FD`] to let it
 /// exit; it closes [`ENDED_FD`] when the program has exited.
@@ -1693,21 +1694,23 @@ pub(crate) mod tests {
         // sends the parent-death signal of the thread that started it (ignored
         // while other threads live): the supervisor is let go with nothing
         // ended. It kills the program's cgroup itself before it exits.
-        if !cgroups_here() {
-            return;
+        // Without a cgroup, it kills its children with their groups.
+        for containment in containers() {
+            let mark = marked_sleep();
+            let command = shell_in(&format!("setsid sleep {mark} & exit 0"), &containment);
+            let dir = command.cgroup.as_ref().map(|c| c.dir.clone());
+            ABANDON_AT_ITS_END.with(|a| a.set(true));
+            let done = run_by(command, None, soon(10), LIMITS);
+            ABANDON_AT_ITS_END.with(|a| a.set(false));
+            assert!(done.unwrap().status.success(), "{containment:?}");
+            assert!(
+                ends_soon(&mark),
+                "{containment:?}: the helper outlived its program and fencekit"
+            );
+            if let Some(dir) = dir {
+                assert!(!dir.exists(), "{} left", dir.display());
+            }
         }
-        let mark = marked_sleep();
-        let command = shell(&format!("setsid sleep {mark} & exit 0"));
-        let dir = command.cgroup.as_ref().unwrap().dir.clone();
-        ABANDON_AT_ITS_END.with(|a| a.set(true));
-        let done = run_by(command, None, soon(10), LIMITS);
-        ABANDON_AT_ITS_END.with(|a| a.set(false));
-        assert!(done.unwrap().status.success());
-        assert!(
-            ends_soon(&mark),
-            "the helper outlived its program and fencekit"
-        );
-        assert!(!dir.exists(), "{} left", dir.display());
     }
 
     #[test]
