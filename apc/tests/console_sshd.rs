@@ -332,6 +332,17 @@ fn fence_apc() -> Option<PathBuf> {
 /// secret in argv.
 fn run_fence_apc(bin: &Path, rig: &Rig, i: usize, action: &str, plug: u32) -> (i32, String) {
     let c = &rig.consoles[i];
+    // A single-session unit refuses a second login, and fence_apc does not try
+    // again: the session of the previous run (ours) may linger a moment on a
+    // loaded machine until its client is gone.
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while !matches!(
+        fencekit_console::sim::SessionLock::try_take(&c.session_lock),
+        Ok(Some(_))
+    ) && std::time::Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let out = Command::new(bin)
         .args([
             "--ssh",
