@@ -154,7 +154,9 @@ pub enum ChildError {
 ///
 /// Its second and third arguments are the program's cgroup (see [`Cgroup`]), into
 /// which fencekit placed the supervisor before it started (if it exists), and
-/// fencekit's own (both empty without one).
+/// fencekit's own (both empty without one); its fourth is fencekit's pid: a
+/// supervisor whose parent is another once its trap is set (fencekit died while
+/// it was starting) ends at once as below, before the program starts.
 ///
 /// SIGTERM or SIGHUP while fencekit lives (its parent unchanged) is ignored
 /// (judged with `case`, and no `return` in the trap: under a storm of SIGTERM,
@@ -172,7 +174,7 @@ pub enum ChildError {
 /// (about 2000 reads of it, some milliseconds) or it has read it 40000 times;
 /// then the cgroup again (removed now if an adopted process held it), and its
 /// own group, itself included.
-const SUPERVISOR: &str = "P=$PPID; g=$1; d=$2; h=$3; shift 3; \
+const SUPERVISOR: &str = "g=$1; d=$2; h=$3; P=$4; shift 4; \
      z() { if [ -n \"$d\" ] && [ -d \"$d\" ]; then echo $$ > \"$h/cgroup.procs\"; r=; \
      if [ \"$1\" != q ]; then while read -r l; do case $l in 0::*/\"${d##*/}\"|0::*/\"${d##*/}\"/*) r=1;; esac; \
      done < /proc/$$/cgroup; fi; \
@@ -185,6 +187,7 @@ const SUPERVISOR: &str = "P=$PPID; g=$1; d=$2; h=$3; shift 3; \
      for p in $k; do kill -KILL -$p $p; done 2>/dev/null; fi; done; }; \
      q() { trap '' TERM HUP; z q; w; z q; kill -KILL 0; }; m=; [ -n \"$d\" ] && [ -d \"$d\" ] && m=1; \
      t() { read -r a < /proc/$$/stat; set -- $a; case $4 in \"$P\") x=1;; *) q;; esac; }; trap t TERM HUP; \
+     case $PPID in \"$P\") ;; *) q;; esac; \
      exec 3<&0; if [ -n \"$g\" ]; then \
      $g /bin/sh -c 'trap : TERM HUP USR1 USR2 ALRM; \"$@\"; exit $?' fencekit-program \"$@\" <&3 3<&- 4<&- 5>&- & \
      else \"$@\" <&3 3<&- 4<&- 5>&- & fi; c=$!; exec 3<&-; \
@@ -247,7 +250,7 @@ fn program_in(path: impl AsRef<OsStr>, container: &OsStr, cgroup: Option<Cgroup>
         Some(cgroup) => command.arg(&cgroup.dir).arg(&cgroup.home),
         None => command.arg("").arg(""),
     };
-    command.arg(path);
+    command.arg(std::process::id().to_string()).arg(path);
     prepare(&mut command);
     Program { command, cgroup }
 }
@@ -284,7 +287,9 @@ impl Cgroup {
     /// has no cgroup v2 for fencekit.
     fn plan() -> Option<Cgroup> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        static SWEPT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
         let home = own_cgroup()?;
+        SWEPT.get_or_init(|| Cgroup::sweep(&home));
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -327,6 +332,50 @@ impl Cgroup {
         self.made
             .get()
             .is_some_and(|ino| std::fs::metadata(&self.dir).is_ok_and(|meta| meta.ino() == *ino))
+    }
+
+    /// Removes the empty cgroups (with those below them) that a fencekit whose
+    /// pid is gone left in `home` (killed while a program's cgroup was being
+    /// made, or before its supervisor could remove it). Never one of a live
+    /// process's, nor one a process lives in.
+    fn sweep(home: &std::path::Path) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(entries) = std::fs::read_dir(home) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("fencekit-"))
+                .and_then(|n| n.split('-').next())
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            let left = Cgroup {
+                dir: entry.path(),
+                home: home.to_path_buf(),
+                made: std::sync::OnceLock::from(meta.ino()),
+            };
+            match left.populated() {
+                Some(false) => {
+                    tracing::info!(cgroup = %left.dir.display(), "removing a cgroup a fencekit that is gone left");
+                    left.remove();
+                }
+                _ => tracing::warn!(
+                    cgroup = %left.dir.display(),
+                    "a fencekit that is gone left processes in this cgroup"
+                ),
+            }
+            // Dropped: a second removal, which fails harmlessly.
+        }
     }
 
     /// Whether the system gives programs cgroups of their own here.
@@ -624,10 +673,28 @@ fn prepare(command: &mut Command) {
     crate::secret::scrub_env(command);
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed; it makes three system calls, prctl(2)
-    // twice and getppid(2), and allocates nothing on success.
+    // async-signal-safe calls are allowed; it makes seven system calls,
+    // sigaction(2) twice, sigprocmask(2), prctl(2) twice and getppid(2), and
+    // allocates nothing on success.
     unsafe {
         command.pre_exec(move || {
+            use nix::sys::signal::{sigaction, sigprocmask, SaFlags, SigAction, SigHandler};
+            use nix::sys::signal::{SigSet, SigmaskHow};
+            // Until exec the child has fencekit's handlers: the parent-death
+            // signal (fencekit killed while this child is being set up, its
+            // placement in a cgroup taking milliseconds) would be taken by
+            // fencekit's SIGTERM handler and lost, and the supervisor would
+            // start orphaned, never to know. At its default it ends the child
+            // before anything runs.
+            let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+            for signal in [Signal::SIGTERM, Signal::SIGHUP] {
+                sigaction(signal, &default).map_err(std::io::Error::from)?;
+            }
+            let mut deadly = SigSet::empty();
+            deadly.add(Signal::SIGTERM);
+            deadly.add(Signal::SIGHUP);
+            sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&deadly), None)
+                .map_err(std::io::Error::from)?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
             // Kept across exec: the supervisor shell adopts its program's orphans.
             nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)?;
@@ -1797,6 +1864,28 @@ pub(crate) mod tests {
         // A mount point with a blank in it.
         let blank = "30 24 0:26 / /mnt/c\\040g rw - cgroup2 cgroup2 rw\n";
         assert_eq!(dirs("0::/a\n", blank), ["/mnt/c g/a"]);
+    }
+
+    #[test]
+    fn cgroups_a_fencekit_that_is_gone_left_are_swept_and_no_others() {
+        if !cgroups_here() {
+            return;
+        }
+        let home = own_cgroup().unwrap();
+        // A pid that is gone: a child of this test's, reaped.
+        let mut gone = Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        gone.wait().unwrap();
+        let left = home.join(format!("fencekit-{pid}-7-1"));
+        std::fs::create_dir_all(left.join("a/b")).unwrap();
+        // One of this process's own (a program of another test's, say).
+        let own = home.join(format!("fencekit-{}-999999-1", std::process::id()));
+        std::fs::create_dir(&own).unwrap();
+        Cgroup::sweep(&home);
+        let own_kept = own.exists();
+        let _ = std::fs::remove_dir(&own);
+        assert!(!left.exists(), "{} left", left.display());
+        assert!(own_kept, "a live fencekit's cgroup was swept");
     }
 
     #[test]

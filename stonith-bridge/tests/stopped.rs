@@ -195,6 +195,76 @@ fn sigkill_of_the_agent_takes_what_its_child_started_with_it() {
     assert_eq!(outlet.trim(), "off", "the helper's orphaned `on` landed");
 }
 
+/// A device whose `on` lands a third of a second after the script starts.
+const LATE_ON: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+case "$1" in
+    status) cat "$dir/outlet" ;;
+    on) sleep 0.3; echo on > "$dir/outlet" ;;
+    off) echo off > "$dir/outlet" ;;
+esac
+"#;
+
+/// fencekit SIGKILLed while it starts the script (Pacemaker's timeout may land
+/// there): the parent-death signal came while the child still had fencekit's
+/// own SIGTERM handler, which took it, and the supervisor started orphaned, never
+/// to know; the script's `on` landed after the agent was dead (19 times in 30
+/// before). Now the child dies before anything runs, or the supervisor ends the
+/// script. The cgroups made for programs that never started are swept by the
+/// next fencekit.
+#[test]
+fn sigkill_while_the_script_is_being_started_lets_nothing_run_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = script(dir.path(), LATE_ON);
+    let mut killed = Vec::new();
+    for i in 0..20u64 {
+        std::fs::write(dir.path().join("outlet"), "off\n").unwrap();
+        let mut child = Command::new(BIN)
+            .args(["fence-agent", "script"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            writeln!(
+                stdin,
+                "action=on\nscript={}\nplug=1\ntimeout=20",
+                script.display()
+            )
+            .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5 + (i * 7) % 21));
+        kill(
+            Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            Signal::SIGKILL,
+        )
+        .unwrap();
+        child.wait().unwrap();
+        killed.push(child.id());
+        std::thread::sleep(Duration::from_millis(700));
+        let outlet = std::fs::read_to_string(dir.path().join("outlet")).unwrap();
+        assert_eq!(
+            outlet.trim(),
+            "off",
+            "try {i}: the script's `on` landed after the agent was killed"
+        );
+    }
+    // Another run of fencekit sweeps what the killed ones left.
+    let out = off_through_script(&script, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for pid in killed {
+        assert_no_cgroup_left(pid);
+    }
+}
+
 #[test]
 fn sigterm_takes_what_its_child_started_with_it() {
     let dir = tempfile::tempdir().unwrap();
