@@ -276,7 +276,7 @@ async fn a_busy_console_is_a_clear_busy_error_and_nothing_is_fenced() {
         .unwrap();
     let pdu = rig.switch(0, &[]);
     // A monitor waits for the console until its deadline, then says busy.
-    let err = pdu.check(in_secs(3)).await.unwrap_err();
+    let err = pdu.check(in_secs(6)).await.unwrap_err();
     assert!(matches!(err, DeviceError::Busy(_)), "{err}");
     let err = pdu.status(&Plug::Number(1), in_secs(3)).await.unwrap_err();
     assert!(matches!(err, DeviceError::Busy(_)), "{err}");

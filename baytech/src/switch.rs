@@ -169,8 +169,20 @@ impl BaytechStrip {
         wait: Wait,
         deadline: Instant,
     ) -> Result<StripSession, DeviceError> {
+        // A deadline that strikes while a console found busy is tried again is
+        // still that console being busy.
+        let mut busy: Option<String> = None;
+        let still_busy = |busy: &Option<String>, e: DeviceError| match busy {
+            Some(why) if e.is_timeout() => {
+                DeviceError::Busy(format!("{why} (still busy at the deadline)"))
+            }
+            _ => e,
+        };
         loop {
-            let mut session = self.target.open(wait, deadline).await?;
+            let mut session = match self.target.open(wait, deadline).await {
+                Ok(session) => session,
+                Err(e) => return Err(still_busy(&busy, e)),
+            };
             match reach_strip(&mut session.console, strip, deadline).await {
                 Ok((prompt, module)) => {
                     if module {
@@ -187,10 +199,11 @@ impl BaytechStrip {
                     if wait == Wait::UntilDeadline && Instant::now() + BUSY_RETRY < deadline =>
                 {
                     tracing::info!(device = self.target.device(), %why, "console busy; trying again");
+                    busy = Some(why);
                     drop(session);
                     tokio::time::sleep(BUSY_RETRY).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(still_busy(&busy, e)),
             }
         }
     }

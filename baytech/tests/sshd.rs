@@ -245,7 +245,7 @@ async fn wrong_password_wrong_host_key_and_a_busy_unit_are_clear_errors() {
         .unwrap()
         .unwrap();
     // A monitor waits for the console until its deadline, then says busy.
-    let err = rig.switch(0, &[]).check(in_secs(2)).await.unwrap_err();
+    let err = rig.switch(0, &[]).check(in_secs(6)).await.unwrap_err();
     assert!(matches!(err, DeviceError::Busy(_)), "{err}");
     let outcome = fence_outlets(rig.switch(0, &[]), &[1], FenceAction::Off, 4).await;
     assert!(!outcome.fenced, "{}", outcome.summary());
