@@ -210,7 +210,7 @@ const SUPERVISOR_NAME: &str = "fencekit-child";
 #[derive(Debug)]
 pub struct Program {
     command: Command,
-    /// Made with the program, removed when it is dropped unused.
+    /// Named with the program, made just before it starts.
     cgroup: Option<Cgroup>,
 }
 
@@ -256,7 +256,7 @@ fn program_in(path: impl AsRef<OsStr>, container: &OsStr, cgroup: Option<Cgroup>
 }
 
 /// A cgroup (v2) of one program's own, made below fencekit's own cgroup: the
-/// supervisor is placed in it before it starts (see [`Cgroup::placing`]), so that
+/// supervisor is placed in it between fork and exec (see [`run_blocking`]), so that
 /// every process the program starts is in it, whatever its parent, group or
 /// session, and however fast it forks. When the program has exited, fencekit
 /// moves the supervisor back out and kills the cgroup (`cgroup.kill`: the kernel
@@ -384,7 +384,8 @@ impl Cgroup {
         Cgroup::plan().is_some_and(|cgroup| cgroup.make())
     }
 
-    /// `cgroup.procs`, open to write, for [`Cgroup::placing`].
+    /// `cgroup.procs`, open to write, for the supervisor to place itself in it
+    /// between fork and exec.
     fn procs(&self) -> Option<std::fs::File> {
         if !self.unchanged() {
             return None;
