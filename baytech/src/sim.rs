@@ -41,6 +41,10 @@ pub fn run<R: Read, W: Write>(args: &SimArgs, term: &mut Term<R, W>) -> io::Resu
             Some(lock) => Some(lock),
             None => {
                 term.say("\nThe unit is in use by another user (session limit reached).\n")?;
+                // A unit's refusal reaches its client before it hangs up; a
+                // telnet server tears its PTY down when this program exits, with
+                // what it had not sent yet.
+                std::thread::sleep(std::time::Duration::from_millis(300));
                 return Ok(());
             }
         },

@@ -179,8 +179,23 @@ impl BaytechStrip {
             _ => e,
         };
         loop {
-            let mut session = match self.target.open(wait, deadline).await {
+            // A unit that says it is in use before its login prompt (telnet)
+            // and hangs up is busy too.
+            let opened = self.target.open(wait, deadline).await.map_err(|e| match e {
+                DeviceError::Busy(_) => e,
+                e if says_busy(&e.to_string()) => DeviceError::Busy(e.to_string()),
+                e => e,
+            });
+            let mut session = match opened {
                 Ok(session) => session,
+                Err(DeviceError::Busy(why))
+                    if wait == Wait::UntilDeadline && Instant::now() + BUSY_RETRY < deadline =>
+                {
+                    tracing::info!(device = self.target.device(), %why, "console busy; trying again");
+                    busy = Some(why);
+                    tokio::time::sleep(BUSY_RETRY).await;
+                    continue;
+                }
                 Err(e) => return Err(still_busy(&busy, e)),
             };
             match reach_strip(&mut session.console, strip, deadline).await {

@@ -744,17 +744,18 @@ fn incomplete(what: &str) -> String {
 }
 
 /// The hosts `hostname` and `hostlist` name. `hostname` is split at blanks only,
-/// as cluster-glue splits what `external/ipmi`'s `gethosts` prints: a comma in it
-/// is part of one name, which no node has, so it is refused rather than read as
-/// two hosts of one BMC.
+/// as cluster-glue splits what `external/ipmi`'s `gethosts` prints; a comma or
+/// semicolon in it is refused (Pacemaker would split that word into hosts all
+/// fenced through one BMC), never read as several hosts.
 fn hosts_listed(request: &Request) -> Result<Vec<String>, String> {
     let mut hosts = Vec::new();
     if let Some(names) = request.params.text("hostname") {
         for name in names.split_ascii_whitespace() {
-            if name.contains(',') {
+            if name.contains([',', ';']) {
                 return Err(format!(
-                    "hostname: {:?} holds a comma: external/ipmi takes it for one host's \
-                     name, which no node has; separate hosts with blanks",
+                    "hostname: {:?} holds a comma or semicolon: external/ipmi lists it as one \
+                     word, which Pacemaker would split into hosts all fenced through this one \
+                     BMC; name the one machine it powers (hosts are separated by blanks)",
                     shown_host(name)
                 ));
             }
@@ -938,9 +939,14 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
             FAIL
         }
         Ok((plugs, true)) => {
+            let names: Vec<String> = plugs
+                .into_iter()
+                .filter_map(|(plug, _)| plug.name)
+                .map(|name| name.trim().to_string())
+                .collect();
             let mut seen: Vec<String> = Vec::new();
-            for name in plugs.into_iter().filter_map(|(plug, _)| plug.name) {
-                let name = name.trim().to_string();
+            for name in &names {
+                let name = name.clone();
                 if name.is_empty() || seen.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
                     continue;
                 }
@@ -949,6 +955,19 @@ async fn gethosts(me: &str, request: &Request) -> u8 {
                     // it, and no host name with a blank can be fenced here.
                     logging::report!(
                         "{me}: outlet {:?} is not listed as a host: its name holds a blank",
+                        shown_host(&name)
+                    );
+                    continue;
+                }
+                // A fence of this host by name would be refused (see
+                // `outlets_named`): not offered as a host the device fences.
+                if names.iter().any(|other| {
+                    !other.eq_ignore_ascii_case(&name)
+                        && fencekit_core::power::names_alike(other, &name)
+                }) {
+                    logging::report!(
+                        "{me}: outlet {:?} is not listed as a host: another outlet carries a \
+                         name alike to it but not the same",
                         shown_host(&name)
                     );
                     continue;

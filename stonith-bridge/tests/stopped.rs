@@ -132,10 +132,9 @@ fn script(dir: &Path, body: &str) -> std::path::PathBuf {
     script
 }
 
-/// Starts `on` through the fence agent, waits until the script runs, sends
-/// `signal`, and returns how the agent ended.
-fn stop_an_on(dir: &Path, body: &str, signal: Signal) -> std::process::ExitStatus {
-    let script = script(dir, body);
+/// Starts the script fence agent's `on` of plug 1 through `script` (timeout
+/// 30 s), its input written and closed, its output dropped.
+fn start_an_on(script: &Path) -> std::process::Child {
     let mut child = Command::new(BIN)
         .args(["fence-agent", "script"])
         .env_remove("RUST_LOG")
@@ -154,6 +153,14 @@ fn stop_an_on(dir: &Path, body: &str, signal: Signal) -> std::process::ExitStatu
         )
         .unwrap();
     }
+    child
+}
+
+/// Starts `on` through the fence agent, waits until the script runs, sends
+/// `signal`, and returns how the agent ended.
+fn stop_an_on(dir: &Path, body: &str, signal: Signal) -> std::process::ExitStatus {
+    let script = script(dir, body);
+    let mut child = start_an_on(&script);
     let until = Instant::now() + Duration::from_secs(20);
     while !dir.join("on-started").exists() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
@@ -219,24 +226,7 @@ fn sigkill_while_the_script_is_being_started_lets_nothing_run_on() {
     let mut killed = Vec::new();
     for i in 0..20u64 {
         std::fs::write(dir.path().join("outlet"), "off\n").unwrap();
-        let mut child = Command::new(BIN)
-            .args(["fence-agent", "script"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            writeln!(
-                stdin,
-                "action=on\nscript={}\nplug=1\ntimeout=20",
-                script.display()
-            )
-            .unwrap();
-        }
+        let mut child = start_an_on(&script);
         std::thread::sleep(Duration::from_millis(5 + (i * 7) % 21));
         kill(
             Pid::from_raw(i32::try_from(child.id()).unwrap()),

@@ -508,24 +508,36 @@ fn a_hosts_outlet_whose_number_another_outlet_is_named_after_is_fenced_through_c
 
 /// An outlet whose name holds a blank is no host cluster-glue can name (it reads
 /// what `gethosts` prints as words): it is left out of the host list, with a
-/// warning, rather than listed as two hosts.
+/// warning, rather than listed as two hosts; so are two outlets named alike but
+/// not the same (`outlet-2` and one with a zero-width space in it), whose host a
+/// fence by name refuses.
 #[test]
 fn cluster_glue_lists_no_host_for_an_outlet_name_with_a_blank() {
     let Some(pdu) = Pdu::start() else { return };
-    let text = std::fs::read_to_string(&pdu.state).unwrap().replace(
-        "outlet 1 3 on obey - outlet-3",
-        "outlet 1 3 on obey - db one",
-    );
+    let text = std::fs::read_to_string(&pdu.state)
+        .unwrap()
+        .replace(
+            "outlet 1 3 on obey - outlet-3",
+            "outlet 1 3 on obey - db one",
+        )
+        .replace(
+            "outlet 1 4 on obey - outlet-4",
+            "outlet 1 4 on obey - outlet-\u{200b}2",
+        );
     std::fs::write(&pdu.state, text).unwrap();
     let installed = Installed::new().unwrap();
     let (ok, text) = glue(&pdu, &installed, "gethosts", "", &[]);
     assert!(ok, "{text}");
     assert!(text.contains("holds a blank"), "{text}");
+    assert!(text.contains("alike"), "{text}");
     let hosts: Vec<&str> = text
         .lines()
-        .filter(|l| !l.contains("holds a blank"))
+        .filter(|l| !l.contains("is not listed as a host"))
         .collect();
-    assert_eq!(hosts, ["outlet-1", "outlet-2", "outlet-4"], "{text}");
+    assert_eq!(hosts, ["outlet-1"], "{text}");
+    let (ok, text) = glue(&pdu, &installed, "off", "outlet-2", &[]);
+    assert!(!ok, "{text}");
+    assert_eq!(pdu.states(), vec![true, true, true, true]);
 }
 
 /// A PDU that does not tell its outlet count could leave a row out of its table

@@ -38,6 +38,20 @@ impl Glue {
         })
     }
 
+    /// `stonith -t external/fencekit-ipmi` with `words` and `args` on its command
+    /// line and nothing in the environment but a path and a locale.
+    fn words(&self, words: &[String], args: &[&str]) -> ToolOutput {
+        let mut command = Command::new(&self.stonith);
+        command
+            .args(["-t", PLUGIN])
+            .args(words)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        tool::run(command, None, STONITH_TIMEOUT).unwrap()
+    }
+
     /// `stonith ARGS` with the BMC's parameters as the only environment.
     fn stonith(&self, args: &[&str], bmc: &IpmiSim, password: &str) -> ToolOutput {
         let mut command = Command::new(&self.stonith);
@@ -144,17 +158,13 @@ fn external_ipmis_own_parameter_names_work_unchanged() {
     let port = format!("port={}", bmc.port());
     let userid = format!("userid={}", bmc.user());
     let passwd = format!("passwd={password}");
-    let run = |args: &[&str]| {
-        let mut command = Command::new(&glue.stonith);
-        command
-            .args(["-t", PLUGIN, "hostname=node1", "ipaddr=127.0.0.1"])
-            .args([port.as_str(), userid.as_str()])
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LC_ALL", "C");
-        tool::run(command, None, STONITH_TIMEOUT).unwrap()
-    };
+    let words = [
+        "hostname=node1".to_string(),
+        "ipaddr=127.0.0.1".into(),
+        port,
+        userid,
+    ];
+    let run = |args: &[&str]| glue.words(&words, args);
     // `-n` lists external/ipmi's own names, in its order, and those only (its
     // positional configurations map word for word: see below).
     let names = |plugin: &str| {
@@ -207,11 +217,12 @@ fn external_ipmis_own_parameter_names_work_unchanged() {
 }
 
 /// `hostname` as `external/ipmi` has it: split at blanks only (cluster-glue splits
-/// what its `gethosts` prints so), so that `node1,node2` is one name no node has,
-/// refused by the monitor and the host list rather than read as two hosts of one
-/// BMC; a host asked for by its full name when `hostname` holds the short one
-/// (or the reverse) is fenced, as `external/ipmi` fences whatever host it is
-/// asked for; another host is refused. Judged by the simulator's power state.
+/// what its `gethosts` prints so), so that `node1,node2` (or `;`), one word there
+/// that Pacemaker would split into two hosts of one BMC, is refused by the
+/// monitor, the host list and a fence; a host asked for by its full name when
+/// `hostname` holds the short one (or the reverse) is fenced, as `external/ipmi`
+/// fences whatever host it is asked for; another host is refused. Judged by the
+/// simulator's power state.
 #[test]
 fn hostname_is_read_as_external_ipmi_reads_it() {
     let Some(glue) = Glue::new() else { return };
@@ -222,21 +233,26 @@ fn hostname_is_read_as_external_ipmi_reads_it() {
     let userid = format!("userid={}", bmc.user());
     let passwd = format!("passwd={password}");
     let run = |hostname: &str, args: &[&str]| {
-        let mut command = Command::new(&glue.stonith);
-        command
-            .args(["-t", PLUGIN, "ipaddr=127.0.0.1", "interface=lanplus"])
-            .arg(format!("hostname={hostname}"))
-            .args([port.as_str(), userid.as_str(), passwd.as_str()])
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LC_ALL", "C");
-        tool::run(command, None, STONITH_TIMEOUT).unwrap()
+        let words = [
+            "ipaddr=127.0.0.1".to_string(),
+            "interface=lanplus".into(),
+            format!("hostname={hostname}"),
+            port.clone(),
+            userid.clone(),
+            passwd.clone(),
+        ];
+        glue.words(&words, args)
     };
-    for args in [&["-S"][..], &["-l"], &["-T", "off", "node1"]] {
-        let out = run("node1,node2", args);
-        assert!(!out.status.success(), "{args:?}: {}", out.text());
-        assert!(out.text().contains("comma"), "{args:?}: {}", out.text());
+    for hostname in ["node1,node2", "node1;node2"] {
+        for args in [&["-S"][..], &["-l"], &["-T", "off", "node1"]] {
+            let out = run(hostname, args);
+            assert!(!out.status.success(), "{hostname} {args:?}: {}", out.text());
+            assert!(
+                out.text().contains("comma or semicolon"),
+                "{hostname} {args:?}: {}",
+                out.text()
+            );
+        }
     }
     assert!(
         bmc.power_state().unwrap(),
@@ -283,15 +299,12 @@ fn a_parameter_under_two_names_with_different_values_is_refused() {
     let nobody = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let elsewhere = nobody.local_addr().unwrap().port().to_string();
     let run = |pairs: &[(&str, &str)], args: &[&str]| {
-        let mut command = Command::new(&glue.stonith);
-        command
-            .args(["-t", PLUGIN, "hostname=node1", "interface=lanplus"])
-            .args(pairs.iter().map(|(k, v)| format!("{k}={v}")))
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LC_ALL", "C");
-        tool::run(command, None, STONITH_TIMEOUT).unwrap()
+        let words: Vec<String> = ["hostname=node1", "interface=lanplus"]
+            .into_iter()
+            .map(String::from)
+            .chain(pairs.iter().map(|(k, v)| format!("{k}={v}")))
+            .collect();
+        glue.words(&words, args)
     };
     let port = bmc.port().to_string();
     let base = [

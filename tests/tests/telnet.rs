@@ -22,6 +22,8 @@ const PASSWORD: &str = "fk-telnet-pw-4c1e";
 struct Device {
     telnetd: Telnetd,
     state: PathBuf,
+    /// The unit's one session: held, a login finds it in use.
+    lock: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -34,18 +36,21 @@ impl Device {
         }
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("outlets");
+        let lock = dir.path().join("session.lock");
         let password = dir.path().join("password");
         std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
         let sim = bridge::workspace_binary(package, bin).unwrap();
         let login = format!(
-            "{} --state {} --mode {mode} --outlets 4 --login {USER}:{}",
+            "{} --state {} --lock {} --mode {mode} --outlets 4 --login {USER}:{}",
             sim.display(),
             state.display(),
+            lock.display(),
             password.display()
         );
         Some(Device {
             telnetd: Telnetd::start(&telnetd, &login).unwrap(),
             state,
+            lock,
             _dir: dir,
         })
     }
@@ -209,6 +214,35 @@ fn a_baytech_strip_over_telnet_is_switched_and_read_back() {
         assert_eq!(out.status.code(), Some(0), "{mode}: {}", out.text());
         assert_eq!(strip.outlet(1, 3), Some(PowerState::On), "{mode}");
     }
+}
+
+/// A strip whose one session is in use says so before its login prompt and hangs
+/// up: a monitor and a fence wait for it until their deadline (as cluster-glue's
+/// `baytech` tries its login again), and go through once the other session ends.
+#[test]
+fn a_baytech_strip_in_use_over_telnet_is_waited_for() {
+    let installed = Installed::new().unwrap();
+    let ours = installed.agent("baytech");
+    let Some(strip) = Device::start("fencekit-baytech", "fencekit-baytech-sim", "direct") else {
+        return;
+    };
+    for action in ["monitor", "off"] {
+        let held = fencekit_console::sim::SessionLock::try_take(&strip.lock)
+            .unwrap()
+            .unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            drop(held);
+        });
+        let out = run(
+            &ours,
+            &strip.stdin(action, "2", PASSWORD, "telnet=1\ntimeout=20\n"),
+        );
+        release.join().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{action}: {}", out.text());
+    }
+    assert_eq!(strip.outlet(1, 2), Some(PowerState::Off));
+    assert_eq!(strip.outlet(1, 1), Some(PowerState::On));
 }
 
 #[test]
