@@ -281,10 +281,11 @@ struct Cgroup {
 }
 
 impl Cgroup {
-    /// A cgroup to make below fencekit's own (`fencekit-PID-N-NANOS`), named
-    /// now, made by [`Cgroup::make`] just before the program starts (so that a
-    /// fencekit killed meanwhile leaves no directory); none where the system
-    /// has no cgroup v2 for fencekit.
+    /// A cgroup to make below fencekit's own (`fencekit-PID-START-N-NANOS`,
+    /// START fencekit's start time), named now, made by [`Cgroup::make`] just
+    /// before the program starts; none where the system has no cgroup v2 for
+    /// fencekit. The first also sweeps what a fencekit that is gone left
+    /// ([`Cgroup::sweep`]).
     fn plan() -> Option<Cgroup> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         static SWEPT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
@@ -293,9 +294,10 @@ impl Cgroup {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
+        let pid = std::process::id();
         let dir = home.join(format!(
-            "fencekit-{}-{}-{nanos}",
-            std::process::id(),
+            "fencekit-{pid}-{}-{}-{nanos}",
+            started_at(pid).unwrap_or(0),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         Some(Cgroup {
@@ -345,15 +347,20 @@ impl Cgroup {
         };
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("fencekit-"))
-                .and_then(|n| n.split('-').next())
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+            let Some(parts) = name.to_str().and_then(|n| n.strip_prefix("fencekit-")) else {
                 continue;
             };
-            if pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let numbers: Vec<u64> = parts.split('-').map_while(|n| n.parse().ok()).collect();
+            let Some(pid) = numbers.first().and_then(|p| u32::try_from(*p).ok()) else {
+                continue;
+            };
+            // `fencekit-PID-START-N-NANOS`: its maker lives if a process has that
+            // pid and started then (a pid is given again, a start time is not).
+            let alive = match numbers[..] {
+                [_, start, _, _] => started_at(pid) == Some(start),
+                _ => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            };
+            if pid == std::process::id() || alive {
                 continue;
             }
             let Ok(meta) = entry.metadata() else {
@@ -551,6 +558,14 @@ impl Drop for Cgroup {
         // ended: the run failed) or when the supervisor removed it.
         self.remove();
     }
+}
+
+/// When process `pid` started (clock ticks after boot, `/proc/PID/stat` field
+/// 22); none when it is gone.
+fn started_at(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
 /// fencekit's own cgroup v2 directory, below which each program it starts gets
@@ -1882,11 +1897,23 @@ pub(crate) mod tests {
         // One of this process's own (a program of another test's, say).
         let own = home.join(format!("fencekit-{}-999999-1", std::process::id()));
         std::fs::create_dir(&own).unwrap();
+        // A live process's, and one whose pid a later process was given.
+        let mut live = Command::new("sleep").arg("20").spawn().unwrap();
+        let start = started_at(live.id()).unwrap();
+        let kept = home.join(format!("fencekit-{}-{start}-0-1", live.id()));
+        let reused = home.join(format!("fencekit-{}-{}-0-1", live.id(), start + 1));
+        std::fs::create_dir(&kept).unwrap();
+        std::fs::create_dir(&reused).unwrap();
         Cgroup::sweep(&home);
-        let own_kept = own.exists();
+        let (own_kept, live_kept) = (own.exists(), kept.exists());
         let _ = std::fs::remove_dir(&own);
+        let _ = std::fs::remove_dir(&kept);
+        let _ = live.kill();
+        let _ = live.wait();
         assert!(!left.exists(), "{} left", left.display());
+        assert!(!reused.exists(), "{} left", reused.display());
         assert!(own_kept, "a live fencekit's cgroup was swept");
+        assert!(live_kept, "a live process's cgroup was swept");
     }
 
     #[test]
