@@ -143,6 +143,20 @@ fn stonith_off_fails_against_a_bmc_that_stays_on() {
     assert!(bmc.power_state().unwrap());
 }
 
+/// An `ipmi_sim` BMC, its password, and `external/ipmi`'s words that reach it:
+/// `port=`, `userid=`, `passwd=`.
+fn bmc_and_its_words() -> (IpmiSim, String, [String; 3]) {
+    let options = IpmiSimOptions::default();
+    let password = options.password.clone();
+    let bmc = IpmiSim::start(options).unwrap();
+    let words = [
+        format!("port={}", bmc.port()),
+        format!("userid={}", bmc.user()),
+        format!("passwd={password}"),
+    ];
+    (bmc, password, words)
+}
+
 /// `external/ipmi`'s own names, as a site switching `-t external/ipmi` to
 /// `-t external/fencekit-ipmi` has them, on `stonith`'s command line (it passes a
 /// plugin only the names its `getconfignames` lists): `port` is the BMC's UDP port,
@@ -152,12 +166,7 @@ fn stonith_off_fails_against_a_bmc_that_stays_on() {
 #[test]
 fn external_ipmis_own_parameter_names_work_unchanged() {
     let Some(glue) = Glue::new() else { return };
-    let options = IpmiSimOptions::default();
-    let password = options.password.clone();
-    let bmc = IpmiSim::start(options).unwrap();
-    let port = format!("port={}", bmc.port());
-    let userid = format!("userid={}", bmc.user());
-    let passwd = format!("passwd={password}");
+    let (bmc, password, [port, userid, passwd]) = bmc_and_its_words();
     let words = [
         "hostname=node1".to_string(),
         "ipaddr=127.0.0.1".into(),
@@ -226,12 +235,7 @@ fn external_ipmis_own_parameter_names_work_unchanged() {
 #[test]
 fn hostname_is_read_as_external_ipmi_reads_it() {
     let Some(glue) = Glue::new() else { return };
-    let options = IpmiSimOptions::default();
-    let password = options.password.clone();
-    let bmc = IpmiSim::start(options).unwrap();
-    let port = format!("port={}", bmc.port());
-    let userid = format!("userid={}", bmc.user());
-    let passwd = format!("passwd={password}");
+    let (bmc, _, [port, userid, passwd]) = bmc_and_its_words();
     let run = |hostname: &str, args: &[&str]| {
         let words = [
             "ipaddr=127.0.0.1".to_string(),
