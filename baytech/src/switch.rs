@@ -29,7 +29,6 @@ const LOGOUT_WAIT: Duration = Duration::from_secs(2);
 /// The prompts of Baytech menus that do not end with `>`: the DS/MMP module's
 /// "Enter Request :".
 const MENU_PROMPTS: &[&str] = &["Enter Request :", "Enter Request:"];
-const BUSY_RETRY: Duration = Duration::from_millis(250);
 /// How long a `Status` whose first prompt held no table waits for a later one.
 const LATER_PROMPT_WAIT: Duration = Duration::from_secs(1);
 
@@ -169,58 +168,30 @@ impl BaytechStrip {
         wait: Wait,
         deadline: Instant,
     ) -> Result<StripSession, DeviceError> {
-        // A deadline that strikes while a console found busy is tried again is
-        // still that console being busy.
-        let mut busy: Option<String> = None;
-        let still_busy = |busy: &Option<String>, e: DeviceError| match busy {
-            Some(why) if e.is_timeout() => {
-                DeviceError::Busy(format!("{why} (still busy at the deadline)"))
-            }
-            _ => e,
-        };
-        loop {
+        wait.while_busy(self.target.device(), deadline, || async {
             // A unit that says it is in use before its login prompt (telnet)
             // and hangs up is busy too.
-            let opened = self.target.open(wait, deadline).await.map_err(|e| match e {
-                DeviceError::Busy(_) => e,
-                e if says_busy(&e.to_string()) => DeviceError::Busy(e.to_string()),
-                e => e,
-            });
-            let mut session = match opened {
-                Ok(session) => session,
-                Err(DeviceError::Busy(why))
-                    if wait == Wait::UntilDeadline && Instant::now() + BUSY_RETRY < deadline =>
-                {
-                    tracing::info!(device = self.target.device(), %why, "console busy; trying again");
-                    busy = Some(why);
-                    tokio::time::sleep(BUSY_RETRY).await;
-                    continue;
-                }
-                Err(e) => return Err(still_busy(&busy, e)),
-            };
-            match reach_strip(&mut session.console, strip, deadline).await {
-                Ok((prompt, module)) => {
-                    if module {
-                        self.module_seen
-                            .store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    return Ok(StripSession {
-                        session,
-                        prompt,
-                        module,
-                    });
-                }
-                Err(DeviceError::Busy(why))
-                    if wait == Wait::UntilDeadline && Instant::now() + BUSY_RETRY < deadline =>
-                {
-                    tracing::info!(device = self.target.device(), %why, "console busy; trying again");
-                    busy = Some(why);
-                    drop(session);
-                    tokio::time::sleep(BUSY_RETRY).await;
-                }
-                Err(e) => return Err(still_busy(&busy, e)),
+            let mut session = self
+                .target
+                .open(wait, deadline)
+                .await
+                .map_err(|e| match e {
+                    DeviceError::Busy(_) => e,
+                    e if says_busy(&e.to_string()) => DeviceError::Busy(e.to_string()),
+                    e => e,
+                })?;
+            let (prompt, module) = reach_strip(&mut session.console, strip, deadline).await?;
+            if module {
+                self.module_seen
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }
-        }
+            Ok(StripSession {
+                session,
+                prompt,
+                module,
+            })
+        })
+        .await
     }
 
     /// The strip's status table, with as many outlets as every earlier table of

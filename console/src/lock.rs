@@ -24,6 +24,9 @@ pub const DEFAULT_LOCK_DIR: &str = "/run/fencekit/locks";
 /// How often a waiting fence tries the lock again.
 const RETRY: Duration = Duration::from_millis(25);
 
+/// How long a fence pauses before trying again a console that said it is busy.
+const BUSY_RETRY: Duration = Duration::from_millis(250);
+
 /// Whether to wait for a lock another session holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -31,6 +34,47 @@ pub enum Wait {
     UntilDeadline,
     /// Monitors and listings: give up at once.
     No,
+}
+
+impl Wait {
+    /// Runs `attempt` (a session's opening and login) until it gives anything
+    /// but [`DeviceError::Busy`]; with [`Wait::UntilDeadline`] a busy console is
+    /// tried again every [`BUSY_RETRY`] while the deadline leaves room, with
+    /// [`Wait::No`] it is reported at once. Running out of time once the console
+    /// has said it is busy is still "busy" (and says so): that is what the
+    /// operator must act on, not a mute device.
+    pub async fn while_busy<T, F, Fut>(
+        self,
+        device: &str,
+        deadline: Instant,
+        mut attempt: F,
+    ) -> Result<T, DeviceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, DeviceError>>,
+    {
+        let mut busy: Option<String> = None;
+        loop {
+            match attempt().await {
+                Ok(done) => return Ok(done),
+                Err(DeviceError::Busy(why))
+                    if self == Wait::UntilDeadline && Instant::now() + BUSY_RETRY < deadline =>
+                {
+                    tracing::info!(device, %why, "console busy; trying again");
+                    busy = Some(why);
+                    tokio::time::sleep(BUSY_RETRY).await;
+                }
+                Err(e) => {
+                    return Err(match busy {
+                        Some(why) if e.is_timeout() => {
+                            DeviceError::Busy(format!("{why} (still busy at the deadline)"))
+                        }
+                        _ => e,
+                    })
+                }
+            }
+        }
+    }
 }
 
 /// A held device lock; released when dropped (or when the process dies).
@@ -134,6 +178,73 @@ mod tests {
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(5)
+    }
+
+    /// An attempt that says "busy" `busy` times, then gives `then`.
+    async fn tried(
+        wait: Wait,
+        deadline: Instant,
+        busy: usize,
+        then: fn() -> Result<(), DeviceError>,
+    ) -> (Result<(), DeviceError>, usize) {
+        let tries = std::cell::Cell::new(0);
+        let done = wait
+            .while_busy("pdu", deadline, || {
+                tries.set(tries.get() + 1);
+                async {
+                    if tries.get() <= busy {
+                        Err(DeviceError::Busy("pdu: in use".into()))
+                    } else {
+                        then()
+                    }
+                }
+            })
+            .await;
+        (done, tries.get())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fence_tries_a_busy_console_again_until_its_deadline_and_a_monitor_does_not() {
+        let (done, tries) = tried(Wait::UntilDeadline, soon(), 3, || Ok(())).await;
+        assert!(done.is_ok() && tries == 4, "{done:?} after {tries}");
+
+        let (done, tries) = tried(Wait::No, soon(), 3, || Ok(())).await;
+        assert!(
+            matches!(done, Err(DeviceError::Busy(_))) && tries == 1,
+            "{done:?}"
+        );
+
+        // Busy to the end: the last try is one that still fits before the deadline.
+        let started = Instant::now();
+        let (done, _) = tried(Wait::UntilDeadline, soon(), usize::MAX, || Ok(())).await;
+        assert!(matches!(done, Err(DeviceError::Busy(_))), "{done:?}");
+        assert!(
+            started.elapsed() <= Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_that_strikes_after_busy_is_still_busy_and_other_errors_stay_themselves() {
+        let timed_out = || Err(DeviceError::TimedOut("pdu: no prompt".into()));
+        let (done, _) = tried(Wait::UntilDeadline, soon(), 2, timed_out).await;
+        match done {
+            Err(DeviceError::Busy(why)) => {
+                assert_eq!(why, "pdu: in use (still busy at the deadline)")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Never busy: a timeout is a timeout.
+        let (done, _) = tried(Wait::UntilDeadline, soon(), 0, timed_out).await;
+        assert!(matches!(done, Err(DeviceError::TimedOut(_))), "{done:?}");
+        // Busy, then refused: the refusal, not "busy".
+        let refused = || Err(DeviceError::Refused("pdu: wrong password".into()));
+        let (done, tries) = tried(Wait::UntilDeadline, soon(), 1, refused).await;
+        assert!(
+            matches!(done, Err(DeviceError::Refused(_))) && tries == 2,
+            "{done:?}"
+        );
     }
 
     #[test]

@@ -26,9 +26,6 @@ use fencekit_core::{DeviceCommand, DeviceError, Instant, Plug, PlugInfo, PowerSt
 
 use dialogue::{OutletCommand, Ui};
 
-/// Pause before trying again a console that said it is busy.
-const BUSY_RETRY: Duration = Duration::from_millis(250);
-
 /// Every parameter of the APC console, with fence_apc's names. Merged into the
 /// `apc` schema for `transport = ssh`; `ip`, `ipport`, `username`, `password`
 /// and `switch` are the ones the SNMP side declares too (see the crate docs for
@@ -155,44 +152,21 @@ impl ApcConsole {
         wait: Wait,
         deadline: Instant,
     ) -> Result<(ConsoleSession, Ui), DeviceError> {
-        // Once the console has said it is busy, running out of time while trying
-        // again is still "busy": that is what the operator must act on.
-        let mut busy: Option<String> = None;
-        loop {
-            let attempt = async {
+        let (session, ui) = wait
+            .while_busy(self.target.device(), deadline, || async {
                 let mut session = self.target.open(wait, deadline).await?;
                 let ui =
                     dialogue::login(&mut session.console, self.cmd_prompt.as_deref(), deadline)
                         .await?;
-                Ok::<_, DeviceError>((session, ui))
-            };
-            match attempt.await {
-                Ok((session, ui)) => {
-                    tracing::debug!(
-                        device = self.target.device(),
-                        ui = %session.console.redact(&format!("{ui:?}")),
-                        "logged in"
-                    );
-                    return Ok((session, ui));
-                }
-                Err(DeviceError::Busy(why))
-                    if wait == Wait::UntilDeadline && Instant::now() + BUSY_RETRY < deadline =>
-                {
-                    tracing::info!(device = self.target.device(), %why, "console busy; trying again");
-                    busy = Some(why);
-                    tokio::time::sleep(BUSY_RETRY).await;
-                }
-                Err(e) if e.is_timeout() => {
-                    return Err(match busy {
-                        Some(why) => {
-                            DeviceError::Busy(format!("{why} (still busy at the deadline)"))
-                        }
-                        None => e,
-                    })
-                }
-                Err(e) => return Err(e),
-            }
-        }
+                Ok((session, ui))
+            })
+            .await?;
+        tracing::debug!(
+            device = self.target.device(),
+            ui = %session.console.redact(&format!("{ui:?}")),
+            "logged in"
+        );
+        Ok((session, ui))
     }
 
     async fn run_command(
