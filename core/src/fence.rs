@@ -1180,16 +1180,15 @@ impl FenceOptions {
     }
 }
 
-/// Whether `error` is a call the deadline (or its own time limit) cut short.
+/// Whether `error` is a call the deadline (or its own time limit) cut short: a
+/// device that stopped answering, or one that had no time to answer at all (an SNMP
+/// read with no time left to send a request says "no answer").
 fn timed_out(error: &FenceError) -> bool {
-    matches!(
-        error,
-        FenceError::Deadline { .. }
-            | FenceError::Device {
-                cause: DeviceError::TimedOut(_),
-                ..
-            }
-    )
+    match error {
+        FenceError::Deadline { .. } => true,
+        FenceError::Device { cause, .. } => cause.is_timeout(),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

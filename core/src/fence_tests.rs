@@ -894,13 +894,25 @@ async fn a_plug_switched_off_while_another_is_still_coming_on_is_not_reported_on
 /// hanging one second after the off.
 struct OnThenSilent {
     off_at: Mutex<Option<Instant>>,
+    /// Silent as a device with its own time limit: "no answer" at the deadline.
+    own_limit: bool,
 }
 
 #[async_trait::async_trait]
 impl PowerSwitch for OnThenSilent {
-    async fn status(&self, _plug: &Plug, _deadline: Instant) -> Result<PowerState, DeviceError> {
+    async fn status(&self, _plug: &Plug, deadline: Instant) -> Result<PowerState, DeviceError> {
         let off_at = *self.off_at.lock().unwrap();
         if off_at.is_some_and(|at| at.elapsed() >= Duration::from_secs(1)) {
+            if self.own_limit {
+                // As an SNMP read does: silence until the deadline is "no answer".
+                tokio::time::sleep_until(deadline).await;
+                return Err(DeviceError::NoAnswer {
+                    endpoint: "pdu:161".into(),
+                    detail: "no SNMP answer from pdu:161 within 0.0 s (0 requests sent); \
+                             check `community`"
+                        .into(),
+                });
+            }
             std::future::pending::<()>().await;
         }
         Ok(PowerState::On)
@@ -922,27 +934,34 @@ impl PowerSwitch for OnThenSilent {
 
 #[tokio::test(start_paused = true)]
 async fn a_last_read_cut_off_by_the_deadline_reports_the_state_the_reads_before_it_saw() {
-    let device: Arc<dyn PowerSwitch> = Arc::new(OnThenSilent {
-        off_at: Mutex::new(None),
-    });
-    let devices: Devices = [("bmc1".to_string(), device)].into_iter().collect();
-    // power_timeout as long as the whole operation: the last read has no time of
-    // its own.
-    let opts = FenceOptions {
-        timeout: Duration::from_secs(5),
-        power_timeout: Duration::from_secs(5),
-        ..options()
-    };
-    let outcome = fence(
-        &devices,
-        &node(vec![plug("bmc1", 1)]),
-        FenceAction::Off,
-        &opts,
-    )
-    .await;
-    assert!(!outcome.success, "{}", outcome.summary());
-    let said = outcome.summary();
-    assert!(said.contains("still on"), "{said}");
+    // Cut off by fencekit's deadline, or by the device's own time limit at it.
+    for own_limit in [false, true] {
+        let device: Arc<dyn PowerSwitch> = Arc::new(OnThenSilent {
+            off_at: Mutex::new(None),
+            own_limit,
+        });
+        let devices: Devices = [("bmc1".to_string(), device)].into_iter().collect();
+        // power_timeout as long as the whole operation: the last read has no time of
+        // its own.
+        let opts = FenceOptions {
+            timeout: Duration::from_secs(5),
+            power_timeout: Duration::from_secs(5),
+            ..options()
+        };
+        let outcome = fence(
+            &devices,
+            &node(vec![plug("bmc1", 1)]),
+            FenceAction::Off,
+            &opts,
+        )
+        .await;
+        assert!(!outcome.success, "{}", outcome.summary());
+        let said = outcome.summary();
+        assert!(
+            said.contains("still on") && !said.contains("community"),
+            "own limit {own_limit}: {said}"
+        );
+    }
 }
 
 /// A one-plug device that takes off, then answers every read with a garbled
