@@ -239,18 +239,105 @@ fn snmp_peer(text: &str) -> Option<(String, u16)> {
 }
 
 /// Pacemaker runs a cluster-glue plugin through `fence_legacy`, which puts every
-/// option it is given into the environment, the node to fence as `port` among them.
-/// Where cluster-glue's plugin calls a UDP port `port` (external/ipmi,
-/// apcmastersnmp), a `port` that is not a port number is that node's name: it is
-/// left out, since the node arrives as the operation's host argument.
-fn drop_fence_legacy_port(plugin: &str, raw: &mut RawParams) {
+/// option it is given into the environment: `nodename`, and the node to fence as
+/// `port` (its name, or the plug `pcmk_host_map` gives it), after the device's own
+/// `port` and so in its place. Where cluster-glue's plugin calls a UDP port `port`
+/// (external/ipmi, apcmastersnmp), a `port` that is not a port number is that
+/// node's name: it is left out, since the node arrives as the operation's host
+/// argument. Under `fence_legacy` (`nodename` set) a number may be either:
+/// apcmastersnmp never read `port`, so it is left out too (with a warning when it
+/// is not 161); for external/fencekit-ipmi it is left out when `ipport` gives the
+/// BMC's UDP port, taken when it says 623 anyway, and refused otherwise, since
+/// sending the commands to port 3 of the BMC's address could reach another BMC.
+fn drop_fence_legacy_port(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
     if !glue_names(plugin).any(|(glue, _)| glue == "port") {
-        return;
+        return Ok(());
     }
-    raw.retain(|p| {
-        p.key != "port"
-            || matches!(&p.value, RawValue::Text(t) if t.trim().parse::<u16>().is_ok_and(|n| n > 0))
+    let number = |p: &RawParam| match &p.value {
+        RawValue::Text(t) => t.trim().parse::<u16>().ok().filter(|&n| n > 0),
+        _ => None,
+    };
+    let numbers: Vec<u16> = raw
+        .iter()
+        .filter(|p| p.key == "port")
+        .filter_map(number)
+        .collect();
+    raw.retain(|p| p.key != "port" || number(p).is_some());
+    // `nodename` may have been taken out of the environment with the parameters.
+    let legacy = raw.iter().any(|p| p.key == "nodename") || std::env::var_os("nodename").is_some();
+    if numbers.is_empty() || !legacy {
+        return Ok(());
+    }
+    let shown = numbers
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if plugin == "apc" {
+        if numbers.iter().any(|&n| n != 161) {
+            logging::report!(
+                "warning: `port` {shown} (under fence_legacy, the plug Pacemaker gives the \
+                 node) is not read: apcmastersnmp never read `port`; the agent's UDP port is \
+                 161, or the one `ipaddr` gives"
+            );
+        }
+        raw.retain(|p| p.key != "port");
+        return Ok(());
+    }
+    if raw.iter().any(|p| p.key == "ipport") {
+        raw.retain(|p| p.key != "port");
+        return Ok(());
+    }
+    if numbers.iter().all(|&n| n == 623) {
+        return Ok(());
+    }
+    Err(format!(
+        "parameter `port` is {shown} beside `nodename`: under Pacemaker (fence_legacy) \
+         `port` is the plug Pacemaker gives the node (a number from pcmk_host_map), which \
+         cannot be told from the BMC's UDP port; refusing rather than sending the commands \
+         to that port. A BMC needs no plug: leave the node out of pcmk_host_map, and give \
+         a UDP port other than 623 as `ipport`"
+    ))
+}
+
+/// A configuration given in words (`stonith -p`, `-F`, Heartbeat's `stonith_host`)
+/// gives one word to each of the plugin's names in order ([`GLUE_CONFIG_NAMES`]),
+/// the last taking the rest of the line: a word too many (two host names) moves
+/// every later word one name on, the password into a name whose error would quote
+/// its value (external/ipmi's `interface`). A last name that is no secret and holds
+/// several words is refused, its value not shown.
+fn refuse_shifted_words(plugin: &str, schemas: &[&Schema], raw: &RawParams) -> Result<(), String> {
+    let Some((_, names)) = GLUE_CONFIG_NAMES.iter().find(|(p, _)| *p == plugin) else {
+        return Ok(());
+    };
+    let Some(&last) = names.last() else {
+        return Ok(());
+    };
+    let ours = glue_names(plugin)
+        .find(|(glue, _)| *glue == last)
+        .map_or(last, |(_, ours)| ours);
+    if schemas
+        .iter()
+        .find_map(|schema| schema.find(ours))
+        .is_some_and(|spec| spec.secret)
+    {
+        return Ok(());
+    }
+    let several = raw.iter().any(|p| {
+        p.key == last
+            && matches!(&p.value, RawValue::Text(t) if t.split_ascii_whitespace().nth(1).is_some())
     });
+    if !several {
+        return Ok(());
+    }
+    Err(format!(
+        "parameter `{last}` holds several words (not shown): a configuration in words \
+         (`stonith -p`, `-F`, `stonith_host`) gives {} one word each, in that order, and the \
+         last the rest of the line, so a word too many (two host names) moves every later \
+         word, the password among them, to the next name; give one word for each name, or \
+         the parameters as name=value",
+        names.join(" ")
+    ))
 }
 
 /// Refuses a parameter given under two of its names with different values (`ip`
@@ -436,10 +523,29 @@ pub fn prepare(plugin_name: &str, op: &str, words: &[String]) -> Stage<Prepared>
             return Stage::Done(FAIL);
         }
     };
-    drop_fence_legacy_port(schema.plugin, &mut raw);
+    if let Err(e) = drop_fence_legacy_port(schema.plugin, &mut raw) {
+        logging::report!("{me}: {e}");
+        return Stage::Done(FAIL);
+    }
     let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
-    // The checks of cluster-glue's own names below may quote a value.
-    fencekit_core::schema::watch_inline_secrets(&schemas, &raw);
+    if let Err(e) = refuse_shifted_words(schema.plugin, &schemas, &raw) {
+        logging::report!("{me}: {e}");
+        return Stage::Done(FAIL);
+    }
+    // The checks of cluster-glue's own names below may quote a value. With
+    // `passwd_method=file`, `passwd` names the file that holds the password.
+    let file_method = raw
+        .iter()
+        .rev()
+        .find(|p| p.key == "passwd_method")
+        .is_some_and(|p| matches!(&p.value, RawValue::Text(t) if t.trim() == "file"));
+    let inline = RawParams(
+        raw.iter()
+            .filter(|p| !(file_method && p.key == "passwd"))
+            .cloned()
+            .collect(),
+    );
+    fencekit_core::schema::watch_inline_secrets(&schemas, &inline);
     if let Err(e) = refuse_differing_names(schema.plugin, &schemas, &raw) {
         logging::report!("{me}: {e}");
         return Stage::Done(FAIL);
@@ -606,9 +712,58 @@ pub async fn execute(prepared: Prepared) -> u8 {
     }
 }
 
+/// A device that powers one machine (a BMC) fences one host. A configuration that
+/// names more (a `hostmap` or `hostlist` of several hosts, `hostname` with two
+/// names) would power that one machine off for any of them and report the other
+/// fenced, and `gethosts` would offer them all to the cluster: refused at every
+/// operation. A host map there can give its host no outlet, only `chassis`. Two
+/// names of one host (`node1` and `node1.example.com`) are one host.
+fn one_machine(request: &Request) -> Result<(), String> {
+    if request.plugin.schema.multi_plug {
+        return Ok(());
+    }
+    let hosts = match request.params.text("hostmap") {
+        Some(map) => {
+            let map = request::HostMap::parse(map)?;
+            for host in map.hosts() {
+                let plugs = map.plugs(host).unwrap_or_default();
+                if plugs.iter().any(|plug| *plug != Plug::Chassis) {
+                    return Err(format!(
+                        "hostmap: host {} is mapped to {}, but this device powers one machine \
+                         and has no outlets to choose: map it to `chassis`, or name it in \
+                         `hostname`",
+                        shown_host(host),
+                        plugs
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ));
+                }
+            }
+            map.hosts().into_iter().map(str::to_string).collect()
+        }
+        None => hosts_listed(request)?,
+    };
+    if hosts.iter().any(|a| hosts.iter().any(|b| !same_host(a, b))) {
+        return Err(format!(
+            "this device powers one machine, but its configuration names several hosts ({}): \
+             fencing any of them would power off that one machine and call the host asked \
+             for fenced; configure one device for each host's BMC",
+            hosts
+                .iter()
+                .map(|h| shown_host(h))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// The plugs that feed `host`, or why there are none (also when a map or list
 /// cannot be read whole).
 fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
+    one_machine(request)?;
     let multi = request.plugin.schema.multi_plug;
     if let Some(map) = request.params.text("hostmap") {
         let map = request::HostMap::parse(map)?;
@@ -876,7 +1031,8 @@ async fn status(me: &str, request: &Request) -> u8 {
     let configured = match map {
         Some(map) => request::HostMap::parse(map).map(|_| ()),
         None => hosts_listed(request).map(|_| ()),
-    };
+    }
+    .and_then(|()| one_machine(request));
     let answered =
         match configured {
             Err(e) => Err(e),
@@ -899,6 +1055,10 @@ async fn status(me: &str, request: &Request) -> u8 {
 }
 
 async fn gethosts(me: &str, request: &Request) -> u8 {
+    if let Err(e) = one_machine(request) {
+        logging::report!("{me}: {e}");
+        return FAIL;
+    }
     if let Some(map) = request.params.text("hostmap") {
         return match request::HostMap::parse(map) {
             Ok(map) => {

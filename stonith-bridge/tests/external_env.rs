@@ -143,7 +143,7 @@ fn a_secret_named_variable_in_capitals_or_mixed_case_is_hidden_from_children_too
 /// number is the UDP port.
 #[test]
 fn fence_legacys_port_holding_the_node_name_is_not_taken_for_the_udp_port() {
-    let run = |port: &str| {
+    let run = |port: &str, env: &[(&str, &str)]| {
         Command::new(BIN)
             .args(["external", "ipmi", "gethosts"])
             .env_remove("RUST_LOG")
@@ -152,16 +152,90 @@ fn fence_legacys_port_holding_the_node_name_is_not_taken_for_the_udp_port() {
             .env("userid", "admin")
             .env("passwd", "pw-legacy-1")
             .env("port", port)
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     };
-    let out = run("node2");
+    let out = run("node2", &[]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node2");
-    let out = run("623");
+    let out = run("623", &[]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = run("0");
+    let out = run("0", &[]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // Under fence_legacy (`nodename` set), a number in `port` may be the plug
+    // pcmk_host_map gives the node: refused rather than taken for the UDP port,
+    // unless `ipport` gives that (then `port` is the plug, not read) or it says 623.
+    let legacy = [("nodename", "node2")];
+    let out = run("3", &legacy);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("beside `nodename`") && said.contains("ipport"),
+        "{said}"
+    );
+    let out = run("3", &[("nodename", "node2"), ("ipport", "623")]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = run("623", &legacy);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = run("node2", &legacy);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// A BMC powers one machine: a configuration of `external/fencekit-ipmi` naming
+/// two hosts (a host map, a host list, `hostname` with two names) would power off
+/// that machine for either and call the other fenced, so every operation refuses
+/// it before the BMC is reached (none listens here: a refusal comes at once, a
+/// fence would fail only by its timeout). A host map can give its host no outlet.
+#[test]
+fn a_bmc_configured_for_two_hosts_is_refused_at_every_operation() {
+    let run = |op: &[&str], env: &[(&str, &str)]| {
+        let started = std::time::Instant::now();
+        let out = Command::new(BIN)
+            .arg("external")
+            .arg("ipmi")
+            .args(op)
+            .env_remove("RUST_LOG")
+            .env("ipaddr", "127.0.0.1")
+            .env("port", "9")
+            .env("userid", "admin")
+            .env("passwd", "pw-two-hosts-1")
+            .env("timeout", "20")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (out, started.elapsed())
+    };
+    for config in [
+        vec![("hostmap", "node1:chassis;node2:chassis")],
+        vec![("hostmap", "node1:1;node2:2")],
+        vec![("hostname", "node1 node2")],
+        vec![("hostlist", "node1 node2")],
+        vec![("hostname", "node1"), ("hostlist", "node2")],
+    ] {
+        for op in [&["off", "node2"][..], &["gethosts"], &["status"]] {
+            let (out, took) = run(op, &config);
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{config:?} {op:?}: {said}");
+            assert!(
+                said.contains("powers one machine") && took < std::time::Duration::from_secs(10),
+                "{config:?} {op:?} after {took:?}: {said}"
+            );
+            assert!(out.stdout.is_empty(), "{config:?} {op:?}: {out:?}");
+        }
+    }
+    // A host map of one host's outlet: refused too, naming the way to write it.
+    let (out, _) = run(&["off", "node1"], &[("hostmap", "node1:3")]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("map it to `chassis`"), "{said}");
+    // Two names of one host are one host.
+    let (out, _) = run(&["gethosts"], &[("hostname", "node1 node1.example.com")]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let (out, _) = run(&["gethosts"], &[("hostmap", "node1:chassis")]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node1");
 }
 
 /// cluster-glue's power-strip plugins (apcmastersnmp, baytech) take every outlet

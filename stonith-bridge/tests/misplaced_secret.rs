@@ -112,6 +112,45 @@ fn a_password_given_for_cluster_glues_priv_or_passwd_method_is_not_echoed() {
     }
 }
 
+/// `stonith -p`/`-F` give external/ipmi's names one word each, the last
+/// (`interface`) the rest of the line: a word too many (two host names) moves the
+/// password into `interface`, whose error would quote it. Refused, not shown.
+#[test]
+fn a_configuration_in_words_with_a_word_too_many_never_shows_the_password() {
+    let pw = "Zq8ShiftedPw";
+    let (code, said) = glue(&[
+        ("hostname", "node1"),
+        ("ipaddr", "node2"),
+        ("userid", "127.0.0.1"),
+        ("passwd", "admin"),
+        ("interface", &format!("{pw} lanplus")),
+    ]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("holds several words"), "{said}");
+    assert!(!said.contains(pw), "{said}");
+}
+
+/// With `passwd_method=file`, `passwd` is the file's path, not the password: an
+/// error about the file names it, rather than being withheld whole.
+#[test]
+fn passwd_method_file_that_cannot_be_read_says_which_file_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("bmc.pass");
+    let missing = missing.to_str().unwrap();
+    let (code, said) = glue(&[
+        ("hostname", "n1"),
+        ("ipaddr", "127.0.0.1"),
+        ("userid", "a"),
+        ("passwd_method", "file"),
+        ("passwd", missing),
+    ]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(missing) && !said.contains("withheld"),
+        "{said}"
+    );
+}
+
 /// A password given on the command line (`--password SECRET`, `--password=SECRET`) is
 /// blanked in the agent's own argument block once it is read: the agent's
 /// /proc/PID/cmdline is read while its device script waits.

@@ -664,6 +664,37 @@ fn apcmastersnmps_own_parameter_names_work_unchanged_through_stonith() {
         assert_eq!(pdu.states(), vec![true, true, false, true], "{plugin}");
     }
 
+    // Pacemaker through fence_legacy: the device's `port`, then the node's plug from
+    // pcmk_host_map as `port` in its place (fence_legacy keeps the last). Both fence
+    // the host by its outlet's name; outlet 3 stays on.
+    let Some(legacy) = peers::require("fence_legacy", "pacemaker") else {
+        return;
+    };
+    for plugin in ["apcmastersnmp", "external/fencekit-apc"] {
+        pdu.reset();
+        let mut command = pdu.command(&legacy);
+        command
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        let stdin = format!(
+            "plugin={plugin}\nipaddr=127.0.0.1\nport=161\ncommunity=private\n\
+             action=off\nnodename=outlet-2\nport=3\n"
+        );
+        let out = fencekit_tests::tool::run(
+            command,
+            Some(stdin.as_bytes()),
+            std::time::Duration::from_secs(90),
+        )
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{plugin} fence_legacy: {}",
+            out.text()
+        );
+        assert_eq!(pdu.states(), vec![true, false, true, true], "{plugin}");
+    }
+
     // A `port` apcmastersnmp never used is refused by ours, not sent elsewhere.
     pdu.reset();
     let out = with(

@@ -228,7 +228,8 @@ fn external_ipmis_own_parameter_names_work_unchanged() {
 /// `hostname` as `external/ipmi` has it: split at blanks only (cluster-glue splits
 /// what its `gethosts` prints so), so that `node1,node2` (or `;`), one word there
 /// that Pacemaker would split into two hosts of one BMC, is refused by the
-/// monitor, the host list and a fence; a host asked for by its full name when
+/// monitor, the host list and a fence, as are two hosts (`node1 node2`: the one
+/// machine would be powered off for either); a host asked for by its full name when
 /// `hostname` holds the short one (or the reverse) is fenced, as `external/ipmi`
 /// fences whatever host it is asked for; another host is refused. Judged by the
 /// simulator's power state.
@@ -262,11 +263,27 @@ fn hostname_is_read_as_external_ipmi_reads_it() {
         bmc.power_state().unwrap(),
         "a refused hostname switched the BMC"
     );
-    let out = run("node1 node2", &["-l"]);
+    // Two hosts of one BMC (external/ipmi lists both and powers its one machine
+    // off for either): refused by every operation, nothing switched.
+    for args in [&["-S"][..], &["-l"], &["-T", "off", "node2"]] {
+        let out = run("node1 node2", args);
+        assert!(!out.status.success(), "{args:?}: {}", out.text());
+        assert!(
+            out.text().contains("powers one machine"),
+            "{args:?}: {}",
+            out.text()
+        );
+    }
+    assert!(
+        bmc.power_state().unwrap(),
+        "a BMC configured for two hosts was switched"
+    );
+    // Two names of one host are one host.
+    let out = run("node1 node1.example.com", &["-l"]);
     assert!(out.status.success(), "{}", out.text());
     assert_eq!(
         out.stdout.split_whitespace().collect::<Vec<_>>(),
-        ["node1", "node2"]
+        ["node1", "node1.example.com"]
     );
 
     let out = run("node1", &["-T", "off", "node3.example.com"]);
