@@ -196,6 +196,17 @@ fn apcmastersnmp_address(
     let peer = ipaddr.as_deref().and_then(snmp_peer);
     let origin = || Origin::new("environment");
     if let Some((host, peer_port)) = peer {
+        let other = raw.iter().any(|p| {
+            p.key == "ipport"
+                && matches!(&p.value, RawValue::Text(t) if t.trim().parse::<u16>().ok() != Some(peer_port))
+        });
+        if other {
+            return Err(
+                "the agent's UDP port is given in `ipaddr` and as `ipport`, with different \
+                 values: refusing rather than guessing which one is meant; set one of them"
+                    .to_string(),
+            );
+        }
         raw.retain(|p| p.key != "ipaddr" && p.key != "port");
         raw.push(RawParam::text("ipaddr", host, origin()));
         raw.push(RawParam::text("port", peer_port.to_string(), origin()));
@@ -239,73 +250,34 @@ fn snmp_peer(text: &str) -> Option<(String, u16)> {
 }
 
 /// Pacemaker runs a cluster-glue plugin through `fence_legacy`, which puts every
-/// option it is given into the environment: `nodename`, and the node to fence as
-/// `port` (its name, or the plug `pcmk_host_map` gives it), after the device's own
-/// `port` and so in its place. Where cluster-glue's plugin calls a UDP port `port`
+/// option it is given into the environment. Pacemaker 2.1 gives it the device's
+/// attributes and `nodename` only; older ones added the node as `port` where the
+/// device set none. Where cluster-glue's plugin calls a UDP port `port`
 /// (external/ipmi, apcmastersnmp), a `port` that is not a port number is that
 /// node's name: it is left out, since the node arrives as the operation's host
-/// argument. Under `fence_legacy` (`nodename` set) a number may be either:
-/// apcmastersnmp never read `port`, so it is left out too (with a warning when it
-/// is not 161); for external/fencekit-ipmi it is left out when `ipport` gives the
-/// BMC's UDP port, taken when it says 623 anyway, and refused otherwise, since
-/// sending the commands to port 3 of the BMC's address could reach another BMC.
-fn drop_fence_legacy_port(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
+/// argument. A number is the device's own `port`, read with its meaning on every
+/// operation (monitor and fence alike). apcmastersnmp's `port=161` says the port it
+/// always used: left out, so that `ipport` or a port in `ipaddr` may say another.
+fn drop_fence_legacy_port(plugin: &str, raw: &mut RawParams) {
     if !glue_names(plugin).any(|(glue, _)| glue == "port") {
-        return Ok(());
+        return;
     }
-    let number = |p: &RawParam| match &p.value {
-        RawValue::Text(t) => t.trim().parse::<u16>().ok().filter(|&n| n > 0),
-        _ => None,
-    };
-    let numbers: Vec<u16> = raw
-        .iter()
-        .filter(|p| p.key == "port")
-        .filter_map(number)
-        .collect();
-    raw.retain(|p| p.key != "port" || number(p).is_some());
-    // `nodename` may have been taken out of the environment with the parameters.
-    let legacy = raw.iter().any(|p| p.key == "nodename") || std::env::var_os("nodename").is_some();
-    if numbers.is_empty() || !legacy {
-        return Ok(());
-    }
-    let shown = numbers
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if plugin == "apc" {
-        if numbers.iter().any(|&n| n != 161) {
-            logging::report!(
-                "warning: `port` {shown} (under fence_legacy, the plug Pacemaker gives the \
-                 node) is not read: apcmastersnmp never read `port`; the agent's UDP port is \
-                 161, or the one `ipaddr` gives"
-            );
-        }
-        raw.retain(|p| p.key != "port");
-        return Ok(());
-    }
-    if raw.iter().any(|p| p.key == "ipport") {
-        raw.retain(|p| p.key != "port");
-        return Ok(());
-    }
-    if numbers.iter().all(|&n| n == 623) {
-        return Ok(());
-    }
-    Err(format!(
-        "parameter `port` is {shown} beside `nodename`: under Pacemaker (fence_legacy) \
-         `port` is the plug Pacemaker gives the node (a number from pcmk_host_map), which \
-         cannot be told from the BMC's UDP port; refusing rather than sending the commands \
-         to that port. A BMC needs no plug: leave the node out of pcmk_host_map, and give \
-         a UDP port other than 623 as `ipport`"
-    ))
+    raw.retain(|p| {
+        let number = match &p.value {
+            RawValue::Text(t) => t.trim().parse::<u16>().ok().filter(|&n| n > 0),
+            _ => None,
+        };
+        p.key != "port" || (number.is_some() && !(plugin == "apc" && number == Some(161)))
+    });
 }
 
 /// A configuration given in words (`stonith -p`, `-F`, Heartbeat's `stonith_host`)
 /// gives one word to each of the plugin's names in order ([`GLUE_CONFIG_NAMES`]),
 /// the last taking the rest of the line: a word too many (two host names) moves
 /// every later word one name on, the password into a name whose error would quote
-/// its value (external/ipmi's `interface`). A last name that is no secret and holds
-/// several words is refused, its value not shown.
+/// its value (external/ipmi's `interface`), and a word too few in `-F` the
+/// password alone. A last name that is no secret and holds several words, or one
+/// its choices do not hold, is refused, its value not shown.
 fn refuse_shifted_words(plugin: &str, schemas: &[&Schema], raw: &RawParams) -> Result<(), String> {
     let Some((_, names)) = GLUE_CONFIG_NAMES.iter().find(|(p, _)| *p == plugin) else {
         return Ok(());
@@ -323,15 +295,22 @@ fn refuse_shifted_words(plugin: &str, schemas: &[&Schema], raw: &RawParams) -> R
     {
         return Ok(());
     }
-    let several = raw.iter().any(|p| {
-        p.key == last
-            && matches!(&p.value, RawValue::Text(t) if t.split_ascii_whitespace().nth(1).is_some())
-    });
-    if !several {
+    let spec = schemas.iter().find_map(|schema| schema.find(ours));
+    let out_of_place = |t: &str| {
+        t.split_ascii_whitespace().nth(1).is_some()
+            || matches!(spec.map(|spec| spec.ty), Some(ParamType::Select(choices))
+                if !t.trim().is_empty()
+                    && !choices.iter().any(|c| c.eq_ignore_ascii_case(t.trim())))
+    };
+    let shifted = raw
+        .iter()
+        .any(|p| p.key == last && matches!(&p.value, RawValue::Text(t) if out_of_place(t)));
+    if !shifted {
         return Ok(());
     }
     Err(format!(
-        "parameter `{last}` holds several words (not shown): a configuration in words \
+        "parameter `{last}` holds several words, or a word that is none of its values (not \
+         shown, as it may be another name's word, the password): a configuration in words \
          (`stonith -p`, `-F`, `stonith_host`) gives {} one word each, in that order, and the \
          last the rest of the line, so a word too many (two host names) moves every later \
          word, the password among them, to the next name; give one word for each name, or \
@@ -523,10 +502,7 @@ pub fn prepare(plugin_name: &str, op: &str, words: &[String]) -> Stage<Prepared>
             return Stage::Done(FAIL);
         }
     };
-    if let Err(e) = drop_fence_legacy_port(schema.plugin, &mut raw) {
-        logging::report!("{me}: {e}");
-        return Stage::Done(FAIL);
-    }
+    drop_fence_legacy_port(schema.plugin, &mut raw);
     let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
     if let Err(e) = refuse_shifted_words(schema.plugin, &schemas, &raw) {
         logging::report!("{me}: {e}");
@@ -541,7 +517,12 @@ pub fn prepare(plugin_name: &str, op: &str, words: &[String]) -> Stage<Prepared>
         .is_some_and(|p| matches!(&p.value, RawValue::Text(t) if t.trim() == "file"));
     let inline = RawParams(
         raw.iter()
-            .filter(|p| !(file_method && p.key == "passwd"))
+            .filter(|p| {
+                // A path; anything else may be the password itself, left there.
+                !(file_method
+                    && p.key == "passwd"
+                    && matches!(&p.value, RawValue::Text(t) if t.trim().starts_with('/')))
+            })
             .cloned()
             .collect(),
     );
@@ -741,7 +722,11 @@ fn one_machine(request: &Request) -> Result<(), String> {
                     ));
                 }
             }
-            map.hosts().into_iter().map(str::to_string).collect()
+            let mut hosts: Vec<String> = map.hosts().into_iter().map(str::to_string).collect();
+            // `hostname`/`hostlist` beside a map (which a fence reads first) name
+            // hosts of this device too.
+            hosts.extend(hosts_listed(request)?);
+            hosts
         }
         None => hosts_listed(request)?,
     };

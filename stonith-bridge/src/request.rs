@@ -509,9 +509,10 @@ impl HostMap {
     }
 }
 
-/// Reads a host list (`hostname`, `hostlist`: names separated by blanks or commas).
+/// Reads a host list (`hostname`, `hostlist`: names separated by blanks, commas or
+/// semicolons, as Pacemaker splits a host list).
 pub fn host_list(list: &str, what: &str) -> Result<Vec<String>, String> {
-    list.split([' ', ',', '\n', '\t', '\r'])
+    list.split([' ', ',', ';', '\n', '\t', '\r'])
         .map(str::trim)
         .filter(|h| !h.is_empty())
         .map(|h| host_name(h, what))
@@ -635,9 +636,13 @@ mod tests {
     }
 
     #[test]
-    fn host_lists_split_on_blanks_and_commas() {
+    fn host_lists_split_on_blanks_commas_and_semicolons() {
         assert_eq!(
             host_list(" a, b\tc ,", "hostlist").unwrap(),
+            vec!["a", "b", "c"]
+        );
+        assert_eq!(
+            host_list("a;b; c", "hostlist").unwrap(),
             vec!["a", "b", "c"]
         );
         assert!(host_list(&"h".repeat(300), "hostlist").is_err());

@@ -164,23 +164,37 @@ fn fence_legacys_port_holding_the_node_name_is_not_taken_for_the_udp_port() {
     let out = run("0", &[]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
-    // Under fence_legacy (`nodename` set), a number in `port` may be the plug
-    // pcmk_host_map gives the node: refused rather than taken for the UDP port,
-    // unless `ipport` gives that (then `port` is the plug, not read) or it says 623.
-    let legacy = [("nodename", "node2")];
-    let out = run("3", &legacy);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // Under fence_legacy (`nodename` set: Pacemaker 2.1 passes it no plug) a number
+    // is the device's own `port` as on every other operation.
+    let out = run("623", &[("nodename", "node2")]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// apcmastersnmp's `port=161` (the port it always used, and a word every positional
+/// configuration has) leaves `ipport` free to say another; a port in `ipaddr` and
+/// another in `ipport` are refused, not one of them dropped.
+#[test]
+fn apcmastersnmps_port_161_leaves_ipport_free_and_two_ports_are_refused() {
+    let run = |env: &[(&str, &str)]| {
+        Command::new(BIN)
+            .args(["external", "apc", "status"])
+            .env_remove("RUST_LOG")
+            .env("community", "c-two-ports")
+            .env("timeout", "2")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[("ipaddr", "127.0.0.1:9"), ("ipport", "10")]);
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("beside `nodename`") && said.contains("ipport"),
-        "{said}"
-    );
-    let out = run("3", &[("nodename", "node2"), ("ipport", "623")]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = run("623", &legacy);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = run("node2", &legacy);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("in `ipaddr` and as `ipport`"), "{said}");
+    // Nothing listens on port 9: refused for no answer, not for its words.
+    let out = run(&[("ipaddr", "127.0.0.1"), ("port", "161"), ("ipport", "9")]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("127.0.0.1:9"), "{said}");
+    assert!(!said.contains("different values"), "{said}");
 }
 
 /// A BMC powers one machine: a configuration of `external/fencekit-ipmi` naming
@@ -213,6 +227,9 @@ fn a_bmc_configured_for_two_hosts_is_refused_at_every_operation() {
         vec![("hostname", "node1 node2")],
         vec![("hostlist", "node1 node2")],
         vec![("hostname", "node1"), ("hostlist", "node2")],
+        vec![("hostname", "node2"), ("hostmap", "node1:chassis")],
+        vec![("hostlist", "node2"), ("hostmap", "node1:chassis")],
+        vec![("hostlist", "node1;node2")],
     ] {
         for op in [&["off", "node2"][..], &["gethosts"], &["status"]] {
             let (out, took) = run(op, &config);

@@ -664,9 +664,8 @@ fn apcmastersnmps_own_parameter_names_work_unchanged_through_stonith() {
         assert_eq!(pdu.states(), vec![true, true, false, true], "{plugin}");
     }
 
-    // Pacemaker through fence_legacy: the device's `port`, then the node's plug from
-    // pcmk_host_map as `port` in its place (fence_legacy keeps the last). Both fence
-    // the host by its outlet's name; outlet 3 stays on.
+    // Pacemaker 2.1 through fence_legacy: the device's attributes and `nodename` on
+    // stdin (no plug). Both fence the host by its outlet's name; the others stay on.
     let Some(legacy) = peers::require("fence_legacy", "pacemaker") else {
         return;
     };
@@ -679,7 +678,7 @@ fn apcmastersnmps_own_parameter_names_work_unchanged_through_stonith() {
             .env("LC_ALL", "C");
         let stdin = format!(
             "plugin={plugin}\nipaddr=127.0.0.1\nport=161\ncommunity=private\n\
-             action=off\nnodename=outlet-2\nport=3\n"
+             action=off\nnodename=outlet-2\n"
         );
         let out = fencekit_tests::tool::run(
             command,
