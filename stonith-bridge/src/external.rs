@@ -200,12 +200,16 @@ fn apcmastersnmp_address(
             p.key == "ipport"
                 && matches!(&p.value, RawValue::Text(t) if t.trim().parse::<u16>().ok() != Some(peer_port))
         });
-        if other {
-            return Err(
-                "the agent's UDP port is given in `ipaddr` and as `ipport`, with different \
-                 values: refusing rather than guessing which one is meant; set one of them"
-                    .to_string(),
-            );
+        // `port=161` was taken out before (it says apcmastersnmp's own port).
+        let differs = port
+            .as_deref()
+            .is_some_and(|p| p.trim().parse::<u16>().ok() != Some(peer_port));
+        if other || differs {
+            return Err(format!(
+                "the agent's UDP port is given in `ipaddr` and as `{}`, with different \
+                 values: refusing rather than guessing which one is meant; set one of them",
+                if other { "ipport" } else { "port" }
+            ));
         }
         raw.retain(|p| p.key != "ipaddr" && p.key != "port");
         raw.push(RawParam::text("ipaddr", host, origin()));
@@ -214,12 +218,14 @@ fn apcmastersnmp_address(
     }
     match port.as_deref().map(str::trim) {
         None | Some("" | "161") => Ok(()),
-        Some(other) => Err(format!(
-            "parameter `port`: `{}` was never used by cluster-glue's apcmastersnmp, which \
-             always reached the agent on UDP port 161 unless `ipaddr` named another \
-             (`host:port`); give the port that way, or as `ipport`, or leave `port` at 161",
-            crate::agent::options::shown_word(other)
-        )),
+        Some(_) => Err(
+            "parameter `port`: a value other than 161 (not shown: with a word \
+             too few in a configuration in words it is the community) was never used by \
+             cluster-glue's apcmastersnmp, which always reached the agent on UDP port 161 \
+             unless `ipaddr` named another (`host:port`); give the port that way, or as \
+             `ipport`, or leave `port` at 161"
+                .to_string(),
+        ),
     }
 }
 
@@ -258,9 +264,26 @@ fn snmp_peer(text: &str) -> Option<(String, u16)> {
 /// argument. A number is the device's own `port`, read with its meaning on every
 /// operation (monitor and fence alike). apcmastersnmp's `port=161` says the port it
 /// always used: left out, so that `ipport` or a port in `ipaddr` may say another.
-fn drop_fence_legacy_port(plugin: &str, raw: &mut RawParams) {
+fn drop_fence_legacy_port(plugin: &str, raw: &mut RawParams) -> Result<(), String> {
     if !glue_names(plugin).any(|(glue, _)| glue == "port") {
-        return;
+        return Ok(());
+    }
+    // A node's name arrives beside `nodename`; without it (by hand, a monitor, a
+    // configuration in words a word short, where `port` holds the community) a
+    // `port` that is no port number is refused, its value not shown.
+    let legacy = raw.iter().any(|p| p.key == "nodename") || std::env::var_os("nodename").is_some();
+    let bad = raw.iter().any(|p| {
+        p.key == "port"
+            && !matches!(&p.value, RawValue::Text(t)
+                if t.trim().parse::<u16>().is_ok_and(|n| n > 0))
+    });
+    if bad && !legacy {
+        return Err(
+            "parameter `port` is no UDP port number (1-65535; not shown, as it may be \
+             another name's word, with a word too few in a configuration in words the \
+             community or password)"
+                .to_string(),
+        );
     }
     raw.retain(|p| {
         let number = match &p.value {
@@ -269,6 +292,7 @@ fn drop_fence_legacy_port(plugin: &str, raw: &mut RawParams) {
         };
         p.key != "port" || (number.is_some() && !(plugin == "apc" && number == Some(161)))
     });
+    Ok(())
 }
 
 /// A configuration given in words (`stonith -p`, `-F`, Heartbeat's `stonith_host`)
@@ -309,12 +333,16 @@ fn refuse_shifted_words(plugin: &str, schemas: &[&Schema], raw: &RawParams) -> R
         return Ok(());
     }
     Err(format!(
-        "parameter `{last}` holds several words, or a word that is none of its values (not \
+        "parameter `{last}` holds several words, or a word that is none of its values{} (not \
          shown, as it may be another name's word, the password): a configuration in words \
          (`stonith -p`, `-F`, `stonith_host`) gives {} one word each, in that order, and the \
          last the rest of the line, so a word too many (two host names) moves every later \
          word, the password among them, to the next name; give one word for each name, or \
          the parameters as name=value",
+        match spec.map(|spec| spec.ty) {
+            Some(ParamType::Select(choices)) => format!(" ({})", choices.join(", ")),
+            _ => String::new(),
+        },
         names.join(" ")
     ))
 }
@@ -502,7 +530,10 @@ pub fn prepare(plugin_name: &str, op: &str, words: &[String]) -> Stage<Prepared>
             return Stage::Done(FAIL);
         }
     };
-    drop_fence_legacy_port(schema.plugin, &mut raw);
+    if let Err(e) = drop_fence_legacy_port(schema.plugin, &mut raw) {
+        logging::report!("{me}: {e}");
+        return Stage::Done(FAIL);
+    }
     let schemas = [schema, &SCHEMA, &fencekit_core::fence::SCHEMA];
     if let Err(e) = refuse_shifted_words(schema.plugin, &schemas, &raw) {
         logging::report!("{me}: {e}");
@@ -761,7 +792,14 @@ fn plugs_of(request: &Request, host: &str) -> Result<Vec<Plug>, String> {
         });
     }
     let listed = hosts_listed(request)?;
-    if !listed.is_empty() && !listed.iter().any(|h| same_host(h, host)) {
+    // A full name the configuration gives (`node1.a.com`) says which `node1` it is:
+    // `node1.b.com` is another host, whatever a bare `node1` beside it matches.
+    let short = |name: &str| name.split('.').next().unwrap_or(name).to_ascii_lowercase();
+    let contradicted = host.contains('.')
+        && listed
+            .iter()
+            .any(|h| h.contains('.') && short(h) == short(host) && !h.eq_ignore_ascii_case(host));
+    if !listed.is_empty() && (contradicted || !listed.iter().any(|h| same_host(h, host))) {
         // external/ipmi powers its BMC's machine off whatever host it is asked for;
         // a host this device does not say it fences is refused instead, since a
         // mapping that sends the wrong node here would switch the wrong machine.

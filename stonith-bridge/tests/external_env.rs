@@ -156,13 +156,23 @@ fn fence_legacys_port_holding_the_node_name_is_not_taken_for_the_udp_port() {
             .output()
             .unwrap()
     };
-    let out = run("node2", &[]);
+    let legacy = [("nodename", "node2")];
+    let out = run("node2", &legacy);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node2");
     let out = run("623", &[]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = run("0", &[]);
+    let out = run("0", &legacy);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // Without `nodename` a `port` that is no port number is no node's name: refused
+    // (not shown; a configuration in words a word short puts a secret there).
+    for port in ["node2", "0", "70000", "Zq8NotAPort"] {
+        let out = run(port, &[]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{port}: {said}");
+        assert!(said.contains("no UDP port number"), "{port}: {said}");
+        assert!(!said.contains("Zq8"), "{said}");
+    }
 
     // Under fence_legacy (`nodename` set: Pacemaker 2.1 passes it no plug) a number
     // is the device's own `port` as on every other operation.
@@ -189,6 +199,19 @@ fn apcmastersnmps_port_161_leaves_ipport_free_and_two_ports_are_refused() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("in `ipaddr` and as `ipport`"), "{said}");
+    let out = run(&[("ipaddr", "127.0.0.1:9"), ("port", "10")]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("in `ipaddr` and as `port`"), "{said}");
+    // A number other than 161 in `port` is refused without it (a community that a
+    // configuration a word short put there).
+    let out = run(&[("ipaddr", "127.0.0.1"), ("port", "4242")]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("other than 161") && !said.contains("4242"),
+        "{said}"
+    );
     // Nothing listens on port 9: refused for no answer, not for its words.
     let out = run(&[("ipaddr", "127.0.0.1"), ("port", "161"), ("ipport", "9")]);
     let said = String::from_utf8_lossy(&out.stderr);
@@ -247,6 +270,21 @@ fn a_bmc_configured_for_two_hosts_is_refused_at_every_operation() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("map it to `chassis`"), "{said}");
+    // A full name configured says which `node1` it is: another full name with that
+    // short name is another host, a bare `node1` beside it notwithstanding.
+    for config in [
+        vec![("hostname", "node1.a.com node1")],
+        vec![("hostname", "node1"), ("hostlist", "node1.a.com")],
+    ] {
+        let (out, took) = run(&["off", "node1.b.com"], &config);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{config:?}: {said}");
+        assert!(
+            said.contains("is not fenced by this device")
+                && took < std::time::Duration::from_secs(10),
+            "{config:?} after {took:?}: {said}"
+        );
+    }
     // Two names of one host are one host.
     let (out, _) = run(&["gethosts"], &[("hostname", "node1 node1.example.com")]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
