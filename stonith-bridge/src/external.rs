@@ -268,20 +268,31 @@ fn drop_fence_legacy_port(plugin: &str, raw: &mut RawParams) -> Result<(), Strin
     if !glue_names(plugin).any(|(glue, _)| glue == "port") {
         return Ok(());
     }
-    // A node's name arrives beside `nodename`; without it (by hand, a monitor, a
-    // configuration in words a word short, where `port` holds the community) a
-    // `port` that is no port number is refused, its value not shown.
-    let legacy = raw.iter().any(|p| p.key == "nodename") || std::env::var_os("nodename").is_some();
+    // The node's name arrives as `port` beside the same `nodename` only. Any other
+    // `port` that is no port number (a typing mistake, or with a configuration in
+    // words a word short the community or password) is refused, its value not shown,
+    // never left out for the default port.
+    let nodename = raw
+        .iter()
+        .rev()
+        .find(|p| p.key == "nodename")
+        .and_then(|p| match &p.value {
+            RawValue::Text(t) => Some(t.trim().to_string()),
+            _ => None,
+        })
+        .or_else(|| std::env::var("nodename").ok().map(|t| t.trim().to_string()))
+        .filter(|name| !name.is_empty());
     let bad = raw.iter().any(|p| {
         p.key == "port"
             && !matches!(&p.value, RawValue::Text(t)
-                if t.trim().parse::<u16>().is_ok_and(|n| n > 0))
+                if t.trim().parse::<u16>().is_ok_and(|n| n > 0)
+                    || nodename.as_deref().is_some_and(|name| t.trim().eq_ignore_ascii_case(name)))
     });
-    if bad && !legacy {
+    if bad {
         return Err(
-            "parameter `port` is no UDP port number (1-65535; not shown, as it may be \
-             another name's word, with a word too few in a configuration in words the \
-             community or password)"
+            "parameter `port` is no UDP port number (1-65535) nor the node's name beside \
+             `nodename` (not shown, as it may be another name's word: with a word too few \
+             in a configuration in words, the community or password)"
                 .to_string(),
         );
     }

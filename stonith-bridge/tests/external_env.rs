@@ -162,15 +162,26 @@ fn fence_legacys_port_holding_the_node_name_is_not_taken_for_the_udp_port() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node2");
     let out = run("623", &[]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = run("0", &legacy);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    // Without `nodename` a `port` that is no port number is no node's name: refused
-    // (not shown; a configuration in words a word short puts a secret there).
-    for port in ["node2", "0", "70000", "Zq8NotAPort"] {
-        let out = run(port, &[]);
+    // Any other `port` that is no port number, beside `nodename` or not, is refused
+    // (not shown; a configuration in words a word short puts a secret there), never
+    // left out for the default port.
+    for (port, env) in [
+        ("node2", &[][..]),
+        ("0", &[]),
+        ("70000", &[]),
+        ("Zq8NotAPort", &[]),
+        ("0", &legacy),
+        ("1623O", &legacy),
+        ("node3", &legacy),
+        ("node2", &[("nodename", "")]),
+    ] {
+        let out = run(port, env);
         let said = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{port}: {said}");
-        assert!(said.contains("no UDP port number"), "{port}: {said}");
+        assert_eq!(out.status.code(), Some(1), "{port} {env:?}: {said}");
+        assert!(
+            said.contains("no UDP port number"),
+            "{port} {env:?}: {said}"
+        );
         assert!(!said.contains("Zq8"), "{said}");
     }
 
