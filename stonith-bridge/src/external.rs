@@ -323,14 +323,10 @@ fn refuse_shifted_words(plugin: &str, schemas: &[&Schema], raw: &RawParams) -> R
     let ours = glue_names(plugin)
         .find(|(glue, _)| *glue == last)
         .map_or(last, |(_, ours)| ours);
-    if schemas
-        .iter()
-        .find_map(|schema| schema.find(ours))
-        .is_some_and(|spec| spec.secret)
-    {
+    let spec = schemas.iter().find_map(|schema| schema.find(ours));
+    if spec.is_some_and(|spec| spec.secret) {
         return Ok(());
     }
-    let spec = schemas.iter().find_map(|schema| schema.find(ours));
     let out_of_place = |t: &str| {
         t.split_ascii_whitespace().nth(1).is_some()
             || matches!(spec.map(|spec| spec.ty), Some(ParamType::Select(choices))
@@ -772,6 +768,10 @@ fn one_machine(request: &Request) -> Result<(), String> {
         }
         None => hosts_listed(request)?,
     };
+    // Each name once: names of one host are few, so the pairs stay few.
+    let mut hosts = hosts;
+    hosts.sort_unstable_by_key(|h| h.to_ascii_lowercase());
+    hosts.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     if hosts.iter().any(|a| hosts.iter().any(|b| !same_host(a, b))) {
         return Err(format!(
             "this device powers one machine, but its configuration names several hosts ({}): \
