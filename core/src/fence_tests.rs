@@ -932,6 +932,24 @@ impl PowerSwitch for OnThenSilent {
     }
 }
 
+/// An off of plug 1 of `device` whose power_timeout is as long as the whole
+/// operation (5 s): the last read has no time of its own.
+async fn off_with_no_time_for_a_last_read(device: Arc<dyn PowerSwitch>) -> Outcome {
+    let devices: Devices = [("dev".to_string(), device)].into_iter().collect();
+    let opts = FenceOptions {
+        timeout: Duration::from_secs(5),
+        power_timeout: Duration::from_secs(5),
+        ..options()
+    };
+    fence(
+        &devices,
+        &node(vec![plug("dev", 1)]),
+        FenceAction::Off,
+        &opts,
+    )
+    .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_last_read_cut_off_by_the_deadline_reports_the_state_the_reads_before_it_saw() {
     // Cut off by fencekit's deadline, or by the device's own time limit at it.
@@ -940,21 +958,7 @@ async fn a_last_read_cut_off_by_the_deadline_reports_the_state_the_reads_before_
             off_at: Mutex::new(None),
             own_limit,
         });
-        let devices: Devices = [("bmc1".to_string(), device)].into_iter().collect();
-        // power_timeout as long as the whole operation: the last read has no time of
-        // its own.
-        let opts = FenceOptions {
-            timeout: Duration::from_secs(5),
-            power_timeout: Duration::from_secs(5),
-            ..options()
-        };
-        let outcome = fence(
-            &devices,
-            &node(vec![plug("bmc1", 1)]),
-            FenceAction::Off,
-            &opts,
-        )
-        .await;
+        let outcome = off_with_no_time_for_a_last_read(device).await;
         assert!(!outcome.success, "{}", outcome.summary());
         let said = outcome.summary();
         assert!(
@@ -1002,19 +1006,7 @@ async fn reads_that_failed_until_the_deadline_cut_the_last_short_are_reported_by
     let device: Arc<dyn PowerSwitch> = Arc::new(GarbledThenSilent {
         off_at: Mutex::new(None),
     });
-    let devices: Devices = [("pdu".to_string(), device)].into_iter().collect();
-    let opts = FenceOptions {
-        timeout: Duration::from_secs(5),
-        power_timeout: Duration::from_secs(5),
-        ..options()
-    };
-    let outcome = fence(
-        &devices,
-        &node(vec![plug("pdu", 1)]),
-        FenceAction::Off,
-        &opts,
-    )
-    .await;
+    let outcome = off_with_no_time_for_a_last_read(device).await;
     assert!(!outcome.success && !outcome.fenced, "{}", outcome.summary());
     let error = &outcome.errors[0];
     assert!(matches!(error, FenceError::Unread { .. }), "{error}");
