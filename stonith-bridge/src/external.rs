@@ -968,8 +968,10 @@ fn same_host(listed: &str, host: &str) -> bool {
     listed.eq_ignore_ascii_case(host)
         || ((!listed.contains('.') || !host.contains('.'))
             && !label.is_empty()
-            // An address's first number is no host's short name.
+            // An address's first number is no host's short name, and an address
+            // (`fe80::1`) has none at all.
             && !label.bytes().all(|b| b.is_ascii_digit())
+            && !label.contains(':')
             && label.eq_ignore_ascii_case(&short(host)))
 }
 
@@ -1290,6 +1292,8 @@ mod tests {
             ("", "node1"),
             ("node1", ""),
             ("node1", ".node1"),
+            ("fe80::1", "fe80::1.example.com"),
+            ("fe80::1.example.com", "fe80::1"),
         ] {
             assert!(!same_host(listed, host), "{listed} {host}");
         }
