@@ -273,6 +273,10 @@ pub struct IpmiSwitch {
     kept: std::sync::Mutex<Option<(Driver, KeptSession)>>,
     /// The suite this BMC accepted last time, with the default offer.
     memory: Option<SuiteMemory>,
+    /// The address the BMC answered at: every later command and read of this
+    /// switch goes there only, so that a state read cannot come from another
+    /// address of the name (another BMC, or the same name resolved anew).
+    answered: std::sync::Mutex<Option<SocketAddr>>,
 }
 
 /// How long a state read with a command may stand in for the next status call.
@@ -293,6 +297,22 @@ impl std::fmt::Debug for IpmiSwitch {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// The first address of each family among `addrs` (resolver order kept), and
+/// whether there were others. A BMC has one address per family; a second IPv4
+/// address of its name may be another BMC, which ipmitool never tries either.
+fn first_of_each_family(addrs: Vec<SocketAddr>) -> (Vec<SocketAddr>, bool) {
+    let mut first: Vec<SocketAddr> = Vec::with_capacity(2);
+    let mut others = false;
+    for addr in addrs {
+        match first.iter().find(|f| f.is_ipv6() == addr.is_ipv6()) {
+            None => first.push(addr),
+            // The same address twice (one per socket type) is one address.
+            Some(kept) => others |= *kept != addr,
+        }
+    }
+    (first, others)
 }
 
 fn config_error(error: IpmiError) -> DeviceError {
@@ -529,6 +549,7 @@ impl IpmiSwitch {
             observed: std::sync::Mutex::new(None),
             kept: std::sync::Mutex::new(None),
             memory,
+            answered: std::sync::Mutex::new(None),
         })
     }
 
@@ -574,12 +595,21 @@ impl IpmiSwitch {
         Ok(driver)
     }
 
-    /// The BMC's address by `deadline` (see [`fencekit_core::lookup`]).
+    /// The BMC's addresses by `deadline` (see [`fencekit_core::lookup`]): the one
+    /// it answered at before, else the first of each address family the name has.
     async fn peers(&self, deadline: Instant) -> Result<Vec<SocketAddr>, DeviceError> {
+        if let Some(answered) = *self.answered.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(vec![answered]);
+        }
         match fencekit_core::lookup::lookup(&self.host, self.port, deadline).await {
-            Ok(mut addrs) => {
-                addrs.dedup();
-                Ok(addrs)
+            Ok(addrs) => {
+                let (first, others) = first_of_each_family(addrs);
+                if others {
+                    tracing::warn!(host = %self.config.host, address = ?first,
+                        "the BMC's name has several addresses of one family: only the \
+                         first is used, as ipmitool does (another may be another BMC)");
+                }
+                Ok(first)
             }
             Err(e) if e.is_timeout() => Err(DeviceError::TimedOut(e.to_string())),
             Err(e) => Err(DeviceError::Failed(e.to_string())),
@@ -626,10 +656,11 @@ impl IpmiSwitch {
             .checked_sub(ANSWER_MARGIN)
             .filter(|d| *d > Instant::now())
             .unwrap_or(deadline);
-        // A name with several addresses (an AAAA and an A record, `localhost` as
-        // ::1 and 127.0.0.1): each is tried in turn, the first ones with part of
-        // the time, and the next only when Open Session got no answer at all, so no
-        // command can have reached the BMC and none is ever sent twice.
+        // A name with an address of each family (an AAAA and an A record,
+        // `localhost` as ::1 and 127.0.0.1): each is tried in turn, the first with
+        // part of the time, and the next only when Open Session got no answer at
+        // all, so no command can have reached the BMC and none is ever sent twice.
+        // The address that answered is the BMC's for the rest of this switch's life.
         for (i, peer) in peers.iter().enumerate() {
             let left = session_deadline.saturating_duration_since(Instant::now());
             let last = i + 1 == peers.len() || left < PER_ADDRESS_MIN * 2;
@@ -665,17 +696,22 @@ impl IpmiSwitch {
             if let (Some(memory), Some(suite)) = (&self.memory, driver.accepted_suite(*peer)) {
                 memory.remember(suite);
             }
-            match replies {
+            let unanswered = matches!(
+                replies,
                 Err(IpmiError::NoAnswer {
                     phase: crate::error::Phase::OpenSession | crate::error::Phase::AuthCaps,
                     ..
-                }) if !last => {
-                    tracing::info!(host = %self.config.host, address = %peer,
-                        "no answer to Open Session; trying the next address");
-                }
-                // The BMC answered (or the last address is done): its result.
-                other => return other.map_err(DeviceError::from),
+                })
+            );
+            if !unanswered {
+                *self.answered.lock().unwrap_or_else(|e| e.into_inner()) = Some(*peer);
+            } else if !last {
+                tracing::info!(host = %self.config.host, address = %peer,
+                    "no answer to Open Session; trying the next address");
+                continue;
             }
+            // The BMC answered (or the last address is done): its result.
+            return replies.map_err(DeviceError::from);
         }
         Err(DeviceError::Failed(format!("{} has no address", self.host)))
     }
@@ -1440,6 +1476,79 @@ mod tests {
             started.elapsed()
         );
         drop(silent);
+    }
+
+    /// Once the BMC answered at one address of its name, every later command and
+    /// read of the switch goes there only: a read cannot come from another address
+    /// (here the configured one, a BMC powered on), whatever the name resolves to.
+    #[tokio::test]
+    async fn the_address_that_answered_is_the_only_one_read_after() {
+        let mut off = BmcConfig::new("secretpw");
+        off.power = PowerState::Off;
+        let bmcs = spawn_bmcs(vec![BmcConfig::new("secretpw"), off])
+            .await
+            .unwrap();
+        let (configured, _) = bmcs[0].clone();
+        let (answering, _) = bmcs[1].clone();
+        let silent = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+        let sw = switch_for(configured, "secretpw");
+        let replies = sw
+            .run_on(
+                &[silent.local_addr().unwrap(), answering],
+                vec![Command::GetChassisStatus],
+                Instant::now() + Duration::from_secs(8),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(replies, vec![Ok(Reply::Power(PowerState::Off))]);
+        for _ in 0..2 {
+            assert_eq!(
+                sw.status(&Plug::Chassis, soon()).await.unwrap(),
+                PowerState::Off
+            );
+        }
+        assert_eq!(bmcs[0].1.lock().unwrap().power(), PowerState::On);
+    }
+
+    /// A second address of one family may be another BMC: it is never tried, even
+    /// when the first gets no answer, so nothing there is switched.
+    #[tokio::test]
+    async fn a_second_address_of_one_family_is_never_switched() {
+        let bmcs = spawn_bmcs(vec![BmcConfig::new("secretpw")]).await.unwrap();
+        let (other, _) = bmcs[0].clone();
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let (peers, others) = first_of_each_family(vec![silent_addr, other, silent_addr]);
+        assert_eq!((peers.as_slice(), others), ([silent_addr].as_slice(), true));
+        let sw = switch_for(other, "secretpw");
+        let started = Instant::now();
+        let replies = sw
+            .run_on(
+                &peers,
+                vec![Command::ChassisControl(ChassisControl::PowerDown)],
+                started + Duration::from_secs(3),
+                false,
+            )
+            .await;
+        assert!(replies.is_err(), "{replies:?}");
+        assert!(started.elapsed() < Duration::from_secs(4));
+        assert_eq!(bmcs[0].1.lock().unwrap().power(), PowerState::On);
+    }
+
+    #[test]
+    fn a_name_gives_its_first_address_of_each_family() {
+        let a: SocketAddr = "192.0.2.1:623".parse().unwrap();
+        let b: SocketAddr = "192.0.2.2:623".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:623".parse().unwrap();
+        let v6b: SocketAddr = "[2001:db8::2]:623".parse().unwrap();
+        assert_eq!(first_of_each_family(vec![a, a]), (vec![a], false));
+        assert_eq!(first_of_each_family(vec![v6, a, v6]), (vec![v6, a], false));
+        assert_eq!(
+            first_of_each_family(vec![v6, a, b, v6b]),
+            (vec![v6, a], true)
+        );
+        assert_eq!(first_of_each_family(vec![]), (vec![], false));
     }
 
     /// An all-zero K_g (a BMC's "none set") is no K_g, as ipmitool and FreeIPMI
