@@ -570,8 +570,8 @@ pub fn prepare(plugin_name: &str, op: &str, words: &[String]) -> Stage<Prepared>
         return Stage::Done(FAIL);
     }
     if schema.plugin == "ipmi" && raw.iter().any(|p| p.key == "port") {
-        // external/ipmi 1.0.12 reads no `port` (later versions read the BMC's
-        // UDP port from `ipport`): fencekit takes it as the BMC's UDP port, and
+        // external/ipmi 1.0.12 has no `port` and reaches the BMC on 623:
+        // fencekit takes it as the BMC's UDP port, and
         // says so, since a configuration moved from external/ipmi unchanged had
         // reached the BMC at 623 whatever `port` said.
         logging::report!(
@@ -1196,6 +1196,7 @@ fn info_xml(schema: &Schema) -> String {
             continue;
         }
         let description = match (schema.plugin, glue) {
+            ("ipmi", "port") => "The BMC's UDP port, as ipport (623 when unset); cluster-glue 1.0.12's external/ipmi has no such parameter and always reaches the BMC on 623".to_string(),
             ("apc", "port") => "Ignored by cluster-glue's apcmastersnmp, so only 161 is taken: give another UDP port in ipaddr (host:port) or as ipport".to_string(),
             ("apc", "ipaddr") => "The PDU's address, as net-snmp's peer name: host, host:port or udp:host:port".to_string(),
             (_, "passwd_method") => "How passwd is given: param or env (passwd is the password) or file (passwd names a file holding it), as external/ipmi".to_string(),

@@ -59,10 +59,10 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
         ));
     }
     let external = prefix.join(relative).join("external");
-    // From `external/` back to the prefix's root, then to the binary.
-    let up = "../".repeat(relative.components().count() + 1);
     fs::create_dir_all(&sbin)?;
     fs::create_dir_all(&external)?;
+    // From `external/` back to the prefix's root, then to the binary.
+    let up = up_to(&external, prefix)?;
     let mut written = Vec::new();
 
     let binary = sbin.join("stonith-bridge");
@@ -98,9 +98,10 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
         .join("usr/lib/ocf/resource.d")
         .join(crate::ocf::PROVIDER);
     fs::create_dir_all(&ocf)?;
+    let up = up_to(&ocf, prefix)?;
     let agent = ocf.join(crate::ocf::AGENT);
     let text = format!(
-        "#!/bin/sh\n# OCF resource agent ocf:{provider}:{name}: Filesystem with a SAN path check\nexec \"$(dirname \"$(readlink -f \"$0\")\")/../../../../sbin/stonith-bridge\" ocf {name} \"$@\"\n",
+        "#!/bin/sh\n# OCF resource agent ocf:{provider}:{name}: Filesystem with a SAN path check\nexec \"$(dirname \"$(readlink -f \"$0\")\")/{up}usr/sbin/stonith-bridge\" ocf {name} \"$@\"\n",
         provider = crate::ocf::PROVIDER,
         name = crate::ocf::AGENT
     );
@@ -110,6 +111,27 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
     fs::rename(&tmp, &agent)?;
     written.push(agent);
     Ok(written)
+}
+
+/// The way up (`../` repeated) from directory `dir` to `prefix`, counted on the
+/// path a wrapper there finds itself at (`readlink -f`): through a directory that
+/// is a link (`lib` -> `usr/lib` on a merged /usr) the levels are those of the
+/// link's target. A directory that leads out of the prefix is refused.
+fn up_to(dir: &Path, prefix: &Path) -> io::Result<String> {
+    let root = fs::canonicalize(prefix)?;
+    let real = fs::canonicalize(dir)?;
+    let inside = real.strip_prefix(&root).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} leads out of the prefix {} (through a link): give the directory it \
+                 leads to",
+                dir.display(),
+                prefix.display()
+            ),
+        )
+    })?;
+    Ok("../".repeat(inside.components().count()))
 }
 
 fn replace_with_link(target: &Path, link: &Path) -> io::Result<()> {

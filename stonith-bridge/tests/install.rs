@@ -49,6 +49,33 @@ fn cluster_glue_plugins_go_where_the_distribution_keeps_them_and_run_from_there(
             "no external/external"
         );
     }
+    // A merged /usr: `lib` is a link to `usr/lib`, and the directory is given
+    // through it. The wrapper counts its way up from where it really is.
+    let prefix = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(prefix.path().join("usr/lib")).unwrap();
+    std::os::unix::fs::symlink("usr/lib", prefix.path().join("lib")).unwrap();
+    let out = install(prefix.path(), &["--stonith-dir", "/lib/stonith/plugins"]);
+    assert!(out.status.success(), "{out:?}");
+    for wrapper in [
+        "lib/stonith/plugins/external/fencekit-ipmi",
+        "usr/lib/stonith/plugins/external/fencekit-ipmi",
+    ] {
+        let names = Command::new(prefix.path().join(wrapper))
+            .arg("getconfignames")
+            .output()
+            .unwrap();
+        assert!(names.status.success(), "{wrapper}: {names:?}");
+    }
+    // A link that leads out of the prefix: refused, nothing run from elsewhere.
+    let outside = tempfile::tempdir().unwrap();
+    let prefix = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), prefix.path().join("lib")).unwrap();
+    let out = install(prefix.path(), &["--stonith-dir", "/lib/stonith/plugins"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("leads out of the prefix"),
+        "{out:?}"
+    );
     let prefix = tempfile::tempdir().unwrap();
     let out = install(prefix.path(), &["--stonith-dir", "../elsewhere"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
