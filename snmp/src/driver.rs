@@ -26,6 +26,10 @@ pub struct Agent {
     credentials: Credentials,
     request_timeout: Duration,
     engine: Mutex<Option<Engine>>,
+    /// The address the name gave first, kept for every later session: a state read
+    /// goes to the agent the command went to, never to another address the name
+    /// resolves to later (round-robin DNS, a changed record).
+    address: Mutex<Option<SocketAddr>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -52,6 +56,7 @@ impl Agent {
             credentials,
             request_timeout,
             engine: Mutex::new(None),
+            address: Mutex::new(None),
         }
     }
 
@@ -74,9 +79,14 @@ impl Agent {
     /// Opens a session that ends by `deadline`.
     pub async fn session(&self, deadline: Instant) -> Result<Session<'_>, DeviceError> {
         let endpoint = self.endpoint();
-        let addr: SocketAddr =
-            match fencekit_core::lookup::lookup(&self.host, self.port, deadline).await {
-                Ok(addrs) => addrs[0],
+        let kept = *self.address.lock().unwrap_or_else(|e| e.into_inner());
+        let addr: SocketAddr = match kept {
+            Some(addr) => addr,
+            None => match fencekit_core::lookup::lookup(&self.host, self.port, deadline).await {
+                Ok(addrs) => {
+                    *self.address.lock().unwrap_or_else(|e| e.into_inner()) = Some(addrs[0]);
+                    addrs[0]
+                }
                 Err(e) if e.is_timeout() => {
                     return Err(DeviceError::NoAnswer {
                         endpoint,
@@ -84,7 +94,8 @@ impl Agent {
                     })
                 }
                 Err(e) => return Err(DeviceError::Failed(e.to_string())),
-            };
+            },
+        };
         let local: SocketAddr = if addr.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
         } else {
