@@ -845,10 +845,9 @@ const PARAMS: &[ParamSpec] = &[
     .secret(),
     ParamSpec::new(
         "ssh_port",
-        "TCP port of the SSH console with transport=snmp,ssh",
+        "TCP port of the SSH console with transport=snmp,ssh (default 22)",
     )
-    .ty(ParamType::Integer)
-    .default("22"),
+    .ty(ParamType::Integer),
     fencekit_console::target::LOCK_DIR,
     // fence_apc's and fence_apc_snmp's other names.
     fencekit_console::target::INET4_ONLY,

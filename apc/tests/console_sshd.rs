@@ -489,6 +489,58 @@ async fn with_snmp_silent_the_fence_goes_through_the_console_fallback() {
     );
 }
 
+/// The console alone: `ssh_port` names its port as `ipport` does (it was silently
+/// left for 22 once); the two with different values, or `ssh_port` with telnet,
+/// are refused before anything is reached.
+#[tokio::test]
+async fn ssh_port_names_the_console_port_without_snmp_too() {
+    if !peers_present() {
+        return;
+    }
+    let rig = start_rig(&[("cli", &[])]);
+    let ssh_port = rig.sshd().port().to_string();
+    let mut pairs = rig.params(0, &[("transport", "ssh"), ("ssh_port", &ssh_port)]);
+    pairs.retain(|(k, _)| k != "ipport");
+    let device = plugin_device(&pairs);
+    let mut devices = Devices::new();
+    devices.insert("pdu".into(), Arc::new(device) as Arc<dyn PowerSwitch>);
+    let target = FenceTarget {
+        node: "node1".into(),
+        plugs: vec![TargetPlug {
+            device: "pdu".into(),
+            plug: Plug::Number(4),
+        }],
+    };
+    let outcome = fence(&devices, &target, FenceAction::Off, &options(30)).await;
+    assert!(outcome.success, "{}", outcome.summary());
+    assert_eq!(
+        rig.consoles[0].state.state(1, 4).unwrap(),
+        Some(PowerState::Off)
+    );
+    for (extra, says) in [
+        (
+            &[("transport", "ssh"), ("ssh_port", "2222")][..],
+            "both name",
+        ),
+        (&[("telnet", "1"), ("ssh_port", "2222")][..], "telnet"),
+    ] {
+        let pairs = rig.params(0, extra);
+        let raw: Vec<RawParam> = pairs
+            .iter()
+            .map(|(k, v)| RawParam::text(k.as_str(), v.as_str(), Origin::new("test")))
+            .collect();
+        let params = validate(&[&fencekit_apc::SCHEMA], &raw, Unknown::Reject, None)
+            .unwrap()
+            .params;
+        let refused = fencekit_apc::ApcSwitch::from_params(&params).unwrap_err();
+        assert!(refused.to_string().contains(says), "{extra:?}: {refused}");
+    }
+    assert_eq!(
+        rig.consoles[0].state.state(1, 1).unwrap(),
+        Some(PowerState::On)
+    );
+}
+
 #[tokio::test]
 async fn secure_1_alone_selects_the_console_as_fence_apc_s_ssh_does() {
     if !peers_present() {

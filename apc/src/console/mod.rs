@@ -71,10 +71,10 @@ pub const CONSOLE_PARAMS: &[ParamSpec] = &[
     .secret(),
     ParamSpec::new(
         "ssh_port",
-        "TCP port of the SSH console when SNMP is configured too (ipport is then SNMP's)",
+        "TCP port of the SSH console (default 22); with SNMP configured too, where ipport is \
+         SNMP's, the only name of it",
     )
-    .ty(ParamType::Integer)
-    .default("22"),
+    .ty(ParamType::Integer),
     target::LOCK_DIR,
 ];
 
@@ -262,7 +262,23 @@ impl ConsoleDevice for ApcConsole {
         let port: &[&str] = if with_snmp {
             &["ssh_port"]
         } else {
-            &["ipport"]
+            // The console alone: `ipport` and `ssh_port` both name its port (one
+            // value), and over telnet `ipport` only.
+            match (params.integer("ipport"), params.integer("ssh_port")) {
+                (_, Some(_)) if telnet => {
+                    return Err(DeviceError::Failed(
+                        "ssh_port names the SSH console's port, and telnet=1 asks for telnet: \
+                         give the telnet port as ipport"
+                            .into(),
+                    ))
+                }
+                (Some(a), Some(b)) if a != b => {
+                    return Err(DeviceError::Failed(format!(
+                        "ipport={a} and ssh_port={b} both name the console's port: give one"
+                    )))
+                }
+                _ => &["ipport", "ssh_port"],
+            }
         };
         let target = ConsoleTarget::from_params(
             params,
