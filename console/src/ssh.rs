@@ -196,13 +196,25 @@ pub type SshStream = ThreadStream;
 /// Opens a session: TCP connect, handshake, host-key check, authentication, PTY,
 /// shell. Ends by `deadline` whatever the server does.
 pub async fn connect(config: &SshConfig, deadline: Instant) -> Result<SshStream, SshError> {
+    let addrs = resolve(config, deadline).await?;
+    connect_to(config, addrs, deadline)
+        .await
+        .map(|(stream, _)| stream)
+}
+
+/// [`connect`] to the first of `addrs` that takes the TCP connection; the session
+/// and the address it is connected to.
+pub(crate) async fn connect_to(
+    config: &SshConfig,
+    addrs: Vec<SocketAddr>,
+    deadline: Instant,
+) -> Result<(SshStream, SocketAddr), SshError> {
     let config = config.clone();
     let device = config.device.clone();
     let timed_out = |activity: &str| SshError::TimedOut {
         device: device.clone(),
         activity: activity.to_string(),
     };
-    let addrs = resolve(&config, deadline).await?;
     // The blocking work ends by `until` by itself (connect and libssh2 timeouts
     // are what is left), so the runtime never waits long for this thread. It ends a
     // little before the deadline, so that its own reason (no banner, no answer to
@@ -283,7 +295,7 @@ fn open_blocking(
     config: &SshConfig,
     addrs: &[SocketAddr],
     until: std::time::Instant,
-) -> Result<SshStream, SshError> {
+) -> Result<(SshStream, SocketAddr), SshError> {
     let device = config.device.as_str();
     let endpoint = format!("{}:{}", config.host, config.port);
     let timed_out = |activity: &str| SshError::TimedOut {
@@ -303,14 +315,14 @@ fn open_blocking(
         };
         match TcpStream::connect_timeout(addr, Duration::from_millis(u64::from(ms))) {
             Ok(stream) => {
-                tcp = Some(stream);
+                tcp = Some((stream, *addr));
                 break;
             }
             Err(e) if e.kind() == io::ErrorKind::TimedOut => last = "timed out".into(),
             Err(e) => last = e.to_string(),
         }
     }
-    let tcp = tcp.ok_or_else(|| connect_err(last))?;
+    let (tcp, connected) = tcp.ok_or_else(|| connect_err(last))?;
     let _ = tcp.set_nodelay(true);
 
     let mut session = Session::new().map_err(|e| SshError::Handshake {
@@ -411,12 +423,12 @@ fn open_blocking(
     session.set_timeout(POLL_TIMEOUT_MS);
     let io = ShellIo { channel, session };
     // Nothing is written to the device after the operation's deadline.
-    ThreadStream::spawn_until(io, &format!("ssh {endpoint}"), IDLE, Some(until)).map_err(|e| {
-        SshError::Channel {
+    ThreadStream::spawn_until(io, &format!("ssh {endpoint}"), IDLE, Some(until))
+        .map(|stream| (stream, connected))
+        .map_err(|e| SshError::Channel {
             device: device.to_string(),
             cause: format!("cannot start the session thread: {e}"),
-        }
-    })
+        })
 }
 
 fn is_timeout(e: &ssh2::Error) -> bool {

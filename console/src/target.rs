@@ -4,13 +4,15 @@
 //! operation. Also the parameter declarations those plugins share, so that the
 //! names and descriptions are written once.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use fencekit_core::schema::{ParamSpec, ParamType, Params};
 use fencekit_core::{DeviceError, Instant, Secret};
 
 use crate::lock::{DeviceLock, Wait, DEFAULT_LOCK_DIR};
-use crate::ssh::{connect, AddressFamily, HostKeyCheck, SshAuth, SshConfig, SshStream};
+use crate::ssh::{connect_to, AddressFamily, HostKeyCheck, SshAuth, SshConfig, SshStream};
 use crate::telnet::TelnetStream;
 use crate::transcript::Redactor;
 use crate::{Console, ConsoleOptions, Pattern};
@@ -97,6 +99,10 @@ pub struct ConsoleTarget {
     /// Telnet instead of SSH ([`TELNET`]).
     pub telnet: bool,
     pub lock_dir: PathBuf,
+    /// The address the first session of this device connected to: every later
+    /// session (the reads that confirm a switch) goes there only, never to another
+    /// address the name resolves to by then (round-robin DNS, a changed record).
+    pub connected: Arc<std::sync::Mutex<Option<SocketAddr>>>,
 }
 
 /// The byte stream of a console session: an SSH channel, or a telnet connection.
@@ -316,6 +322,7 @@ impl ConsoleTarget {
             },
             telnet,
             lock_dir: PathBuf::from(params.text(LOCK_DIR.name).unwrap_or(DEFAULT_LOCK_DIR)),
+            connected: Arc::default(),
         })
     }
 
@@ -336,19 +343,25 @@ impl ConsoleTarget {
             deadline,
         )
         .await?;
-        let stream = if self.telnet {
+        let kept = *self.connected.lock().unwrap_or_else(|e| e.into_inner());
+        let addrs = match kept {
+            Some(addr) => vec![addr],
+            None => crate::ssh::resolve(&self.ssh, deadline).await?,
+        };
+        let (stream, addr) = if self.telnet {
             tracing::warn!(
                 device = %self.ssh.device,
                 "telnet=1: the login and password cross the network in clear text"
             );
-            let addrs = crate::ssh::resolve(&self.ssh, deadline).await?;
             let endpoint = format!("{}:{}", self.ssh.host, self.ssh.port);
-            ConsoleStream::Telnet(
-                crate::telnet::connect(&self.ssh.device, &endpoint, &addrs, deadline).await?,
-            )
+            let (stream, addr) =
+                crate::telnet::connect(&self.ssh.device, &endpoint, &addrs, deadline).await?;
+            (ConsoleStream::Telnet(stream), addr)
         } else {
-            ConsoleStream::Ssh(connect(&self.ssh, deadline).await?)
+            let (stream, addr) = connect_to(&self.ssh, addrs, deadline).await?;
+            (ConsoleStream::Ssh(stream), addr)
         };
+        *self.connected.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
         let mut console = Console::new(
             stream,
             ConsoleOptions {
@@ -506,6 +519,7 @@ mod tests {
             },
             telnet: false,
             lock_dir: PathBuf::from("/nonexistent"),
+            connected: Arc::default(),
         }
     }
 
@@ -547,6 +561,31 @@ mod tests {
                 assert!(text.contains(crate::transcript::WITHHELD), "{text}");
             }
         }
+    }
+
+    /// A later session of a device goes to the address its first one connected to,
+    /// never to where the name (here: the configured port) leads by then, so a
+    /// read that confirms a switch comes from the console that switched.
+    #[tokio::test]
+    async fn a_later_session_goes_where_the_first_connected() {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        first.set_nonblocking(true).unwrap();
+        other.set_nonblocking(true).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut console = target(SshAuth::Password(Secret::new("pw")));
+        console.telnet = true;
+        console.lock_dir = dir.path().to_path_buf();
+        console.ssh.port = first.local_addr().unwrap().port();
+        let soon = || Instant::now() + std::time::Duration::from_millis(300);
+        // No login prompt ever comes: each open fails, after connecting.
+        assert!(console.open(Wait::No, soon()).await.is_err());
+        console.ssh.port = other.local_addr().unwrap().port();
+        assert!(console.open(Wait::No, soon()).await.is_err());
+        let accepted = |listener: &std::net::TcpListener| {
+            std::iter::from_fn(|| listener.accept().ok()).count()
+        };
+        assert_eq!((accepted(&first), accepted(&other)), (2, 0));
     }
 
     /// A listing's line quoted in an error is cut short before it is masked: a

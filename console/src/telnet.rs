@@ -239,13 +239,13 @@ pub(crate) async fn connect(
     endpoint: &str,
     addrs: &[SocketAddr],
     deadline: Instant,
-) -> Result<TelnetStream, SshError> {
+) -> Result<(TelnetStream, SocketAddr), SshError> {
     let mut last = String::from("no address");
     for addr in addrs {
         match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => {
                 let _ = tcp.set_nodelay(true);
-                return Ok(TelnetStream::new(tcp));
+                return Ok((TelnetStream::new(tcp), *addr));
             }
             Ok(Err(e)) => last = e.to_string(),
             Err(_) => {
@@ -365,7 +365,7 @@ mod tests {
             line
         });
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        let mut stream = connect("dev", "here", &[addr], deadline).await.unwrap();
+        let (mut stream, _) = connect("dev", "here", &[addr], deadline).await.unwrap();
         let mut hi = [0u8; 2];
         stream.read_exact(&mut hi).await.unwrap();
         assert_eq!(&hi, b"hi");
