@@ -303,10 +303,19 @@ impl std::fmt::Debug for IpmiSwitch {
 /// whether there were others. A BMC has one address per family; a second IPv4
 /// address of its name may be another BMC, which ipmitool never tries either.
 fn first_of_each_family(addrs: Vec<SocketAddr>) -> (Vec<SocketAddr>, bool) {
+    // An IPv6 address that carries an IPv4 one (`::ffff:a.b.c.d`, NAT64's
+    // `64:ff9b::a.b.c.d`) reaches an IPv4 host: of the IPv4 family here.
+    let v6 = |addr: &SocketAddr| match addr.ip() {
+        std::net::IpAddr::V4(_) => false,
+        std::net::IpAddr::V6(ip) => {
+            let [a, b, ..] = ip.segments();
+            ip.to_ipv4_mapped().is_none() && !(a == 0x64 && b == 0xff9b)
+        }
+    };
     let mut first: Vec<SocketAddr> = Vec::with_capacity(2);
     let mut others = false;
     for addr in addrs {
-        match first.iter().find(|f| f.is_ipv6() == addr.is_ipv6()) {
+        match first.iter().find(|f| v6(f) == v6(&addr)) {
             None => first.push(addr),
             // The same address twice (one per socket type) is one address.
             Some(kept) => others |= *kept != addr,
@@ -1549,6 +1558,20 @@ mod tests {
             (vec![v6, a], true)
         );
         assert_eq!(first_of_each_family(vec![]), (vec![], false));
+        // IPv4 hosts behind IPv6 addresses are of the IPv4 family.
+        for carried in ["[::ffff:192.0.2.2]:623", "[64:ff9b::c000:202]:623"] {
+            let carried: SocketAddr = carried.parse().unwrap();
+            assert_eq!(
+                first_of_each_family(vec![a, carried, v6]),
+                (vec![a, v6], true),
+                "{carried}"
+            );
+            assert_eq!(
+                first_of_each_family(vec![carried, a]),
+                (vec![carried], true),
+                "{carried}"
+            );
+        }
     }
 
     /// An all-zero K_g (a BMC's "none set") is no K_g, as ipmitool and FreeIPMI
