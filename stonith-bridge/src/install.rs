@@ -13,7 +13,8 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::agent::metadata::agent_name;
@@ -59,8 +60,18 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
         ));
     }
     let external = prefix.join(relative).join("external");
-    fs::create_dir_all(&sbin)?;
-    fs::create_dir_all(&external)?;
+    let ocf = prefix
+        .join("usr/lib/ocf/resource.d")
+        .join(crate::ocf::PROVIDER);
+    // Every directory written into stays inside the prefix, links followed: checked
+    // before anything is created or written, and again once they exist.
+    for dir in [&sbin, &external, &ocf] {
+        up_to(&existing_part(dir), prefix)?;
+    }
+    for dir in [&sbin, &external, &ocf] {
+        fs::create_dir_all(dir)?;
+        up_to(dir, prefix)?;
+    }
     // From `external/` back to the prefix's root, then to the binary.
     let up = up_to(&external, prefix)?;
     let mut written = Vec::new();
@@ -69,8 +80,8 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
     let me = std::env::current_exe()?;
     if fs::canonicalize(&me).ok() != fs::canonicalize(&binary).ok() {
         let tmp = sbin.join(".stonith-bridge.new");
-        fs::copy(&me, &tmp)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+        let mut from = fs::File::open(&me)?;
+        io::copy(&mut from, &mut create_new(&tmp)?)?;
         fs::rename(&tmp, &binary)?;
     }
     written.push(binary.clone());
@@ -88,16 +99,11 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
             "#!/bin/sh\n# cluster-glue external stonith plugin: fencekit {name}\nexec \"$(dirname \"$(readlink -f \"$0\")\")/{up}usr/sbin/stonith-bridge\" external {name} \"$@\"\n"
         );
         let tmp = external.join(format!(".{}.new", plugin_name(name)));
-        fs::write(&tmp, text)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+        create_new(&tmp)?.write_all(text.as_bytes())?;
         fs::rename(&tmp, &wrapper)?;
         written.push(wrapper);
     }
 
-    let ocf = prefix
-        .join("usr/lib/ocf/resource.d")
-        .join(crate::ocf::PROVIDER);
-    fs::create_dir_all(&ocf)?;
     let up = up_to(&ocf, prefix)?;
     let agent = ocf.join(crate::ocf::AGENT);
     let text = format!(
@@ -106,11 +112,39 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
         name = crate::ocf::AGENT
     );
     let tmp = ocf.join(format!(".{}.new", crate::ocf::AGENT));
-    fs::write(&tmp, text)?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+    create_new(&tmp)?.write_all(text.as_bytes())?;
     fs::rename(&tmp, &agent)?;
     written.push(agent);
     Ok(written)
+}
+
+/// A new file of mode 0755 at `path`, never through a link or into a file that
+/// was there (whatever was at `path`, a link included, is removed first and not
+/// followed).
+fn create_new(path: &Path) -> io::Result<fs::File> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => fs::remove_file(path)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    // Whatever the umask: cluster-glue runs what others may read and run.
+    file.set_permissions(fs::Permissions::from_mode(0o755))?;
+    Ok(file)
+}
+
+/// The longest part of `dir` that exists (what a check of where it leads can
+/// read before anything is created).
+fn existing_part(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|a| fs::symlink_metadata(a).is_ok())
+        .unwrap_or(dir)
+        .to_path_buf()
 }
 
 /// The way up (`../` repeated) from directory `dir` to `prefix`, counted on the

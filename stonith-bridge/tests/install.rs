@@ -84,3 +84,57 @@ fn cluster_glue_plugins_go_where_the_distribution_keeps_them_and_run_from_there(
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--stonith-dir"));
 }
+
+/// Links planted in a prefix never make install write outside it: a temporary
+/// file that is a link is replaced, not written through; `usr/sbin` or the OCF
+/// directory leading out is refused before anything is written, there or here.
+#[test]
+fn links_in_the_prefix_never_lead_a_write_outside_it() {
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let prefix = tempfile::tempdir().unwrap();
+    let external = prefix.path().join("usr/lib/stonith/plugins/external");
+    let sbin = prefix.path().join("usr/sbin");
+    std::fs::create_dir_all(&external).unwrap();
+    std::fs::create_dir_all(&sbin).unwrap();
+    for tmp in [
+        external.join(".fencekit-ipmi.new"),
+        sbin.join(".stonith-bridge.new"),
+    ] {
+        std::os::unix::fs::symlink(&victim, tmp).unwrap();
+    }
+    let out = install(prefix.path(), &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    for written in [external.join("fencekit-ipmi"), sbin.join("stonith-bridge")] {
+        let meta = std::fs::symlink_metadata(&written).unwrap();
+        assert!(meta.file_type().is_file(), "{written:?} is a regular file");
+    }
+    let names = Command::new(external.join("fencekit-ipmi"))
+        .arg("getconfignames")
+        .output()
+        .unwrap();
+    assert!(names.status.success(), "{names:?}");
+
+    for linked in ["usr/sbin", "usr/lib/ocf"] {
+        let away = tempfile::tempdir().unwrap();
+        let prefix = tempfile::tempdir().unwrap();
+        let link = prefix.path().join(linked);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(away.path(), &link).unwrap();
+        let out = install(prefix.path(), &[]);
+        assert_eq!(out.status.code(), Some(1), "{linked}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("leads out of the prefix"),
+            "{linked}: {out:?}"
+        );
+        let left: Vec<_> = std::fs::read_dir(away.path()).unwrap().collect();
+        assert!(left.is_empty(), "{linked}: written outside: {left:?}");
+        assert!(
+            !prefix.path().join("usr/lib/stonith").exists()
+                && !prefix.path().join("usr/sbin/stonith-bridge").exists(),
+            "{linked}: nothing written in the prefix either"
+        );
+    }
+}
