@@ -121,6 +121,18 @@ fn community_looks_like_a_prompt(params: &Params) -> bool {
     login && !v3 && prompt && params.boolean("secure") != Some(true)
 }
 
+/// The console of the PDU whose SNMP agent was tried: held to the address SNMP
+/// used (a name with several addresses could lead the console to another PDU, whose
+/// outlet read would then stand for this one's).
+fn same_pdu(snmp: &ApcSnmpSwitch, console: &ApcConsoleSwitch) -> Result<(), DeviceError> {
+    match snmp.agent().address() {
+        Some(addr) => {
+            fencekit_console::ConsoleDevice::target(console.device()).keep_host(addr.ip())
+        }
+        None => Ok(()),
+    }
+}
+
 /// SNMP gave no answer: the one failure the console may stand in for.
 fn silent(error: &DeviceError) -> bool {
     matches!(error, DeviceError::NoAnswer { .. })
@@ -152,6 +164,7 @@ impl PowerSwitch for ApcSwitch {
                         other => return other,
                     }
                 }
+                same_pdu(snmp, console)?;
                 console.status(plug, deadline).await
             }
         }
@@ -180,6 +193,7 @@ impl PowerSwitch for ApcSwitch {
                         other => return other,
                     }
                 }
+                same_pdu(snmp, console)?;
                 // The SNMP set may have landed: never switch an outlet that is
                 // already where it should be.
                 if console.status(plug, deadline).await? == to.state() {
@@ -205,6 +219,7 @@ impl PowerSwitch for ApcSwitch {
                 snmp_silent,
             } => {
                 if snmp_silent.load(Ordering::Relaxed) {
+                    same_pdu(snmp, console)?;
                     return console.command(plug, command, deadline).await;
                 }
                 // A reboot is not idempotent: after a silent SNMP agent nobody knows
@@ -257,6 +272,7 @@ impl PowerSwitch for ApcSwitch {
                         other => return other,
                     }
                 }
+                same_pdu(snmp, console)?;
                 console.list(deadline).await
             }
         }
@@ -273,6 +289,7 @@ impl PowerSwitch for ApcSwitch {
                     Ok(()) => Ok(()),
                     Err(e) if silent(&e) => {
                         tracing::warn!(error = %e, "SNMP gave no answer; checking the SSH console");
+                        same_pdu(snmp, console)?;
                         console.check(deadline).await
                     }
                     Err(e) => Err(e),

@@ -489,6 +489,53 @@ async fn with_snmp_silent_the_fence_goes_through_the_console_fallback() {
     );
 }
 
+/// With `transport=snmp,ssh` the console is held to the address the SNMP agent
+/// was tried at: here the agent's name led to 127.0.0.2 (silent), and the console
+/// of another PDU answers at 127.0.0.1. Nothing there is switched or read for this
+/// PDU's outlet; the fence fails.
+#[tokio::test]
+async fn the_console_fallback_goes_to_the_pdu_snmp_was_tried_at_only() {
+    if !peers_present() {
+        return;
+    }
+    let rig = start_rig(&[("cli", &[])]);
+    let silent = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let pairs = rig.params(0, &[("transport", "ssh")]);
+    let fencekit_apc::ApcSwitch::Console(console) = plugin_device(&pairs) else {
+        panic!("transport=ssh builds the console");
+    };
+    let agent = fencekit_snmp::Agent::new(
+        "127.0.0.2",
+        silent.local_addr().unwrap().port(),
+        fencekit_snmp::Credentials::Community {
+            version: fencekit_snmp::Version::V2c,
+            community: fencekit_core::Secret::new("private"),
+        },
+        Duration::from_millis(300),
+    );
+    let device = fencekit_apc::ApcSwitch::Fallback {
+        snmp: Box::new(fencekit_apc::ApcSnmpSwitch::new(agent, None, None)),
+        console,
+        snmp_silent: std::sync::atomic::AtomicBool::new(false),
+    };
+    let mut devices = Devices::new();
+    devices.insert("pdu".into(), Arc::new(device) as Arc<dyn PowerSwitch>);
+    let target = FenceTarget {
+        node: "node1".into(),
+        plugs: vec![TargetPlug {
+            device: "pdu".into(),
+            plug: Plug::Number(4),
+        }],
+    };
+    let outcome = fence(&devices, &target, FenceAction::Off, &options(10)).await;
+    assert!(!outcome.success && !outcome.fenced, "{}", outcome.summary());
+    assert_eq!(
+        rig.consoles[0].state.state(1, 4).unwrap(),
+        Some(PowerState::On)
+    );
+    drop(silent);
+}
+
 /// The console alone: `ssh_port` names its port as `ipport` does (it was silently
 /// left for 22 once); the two with different values, or `ssh_port` with telnet,
 /// are refused before anything is reached.

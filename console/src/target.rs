@@ -331,6 +331,26 @@ impl ConsoleTarget {
         &self.ssh.device
     }
 
+    /// Holds every session of this device to the host at `ip` (the console's own
+    /// port): another interface of the same device, here its SNMP agent, found the
+    /// device there. Refused when a session already went to another host.
+    pub fn keep_host(&self, ip: std::net::IpAddr) -> Result<(), DeviceError> {
+        let mut connected = self.connected.lock().unwrap_or_else(|e| e.into_inner());
+        match *connected {
+            Some(addr) if addr.ip() != ip => Err(DeviceError::Failed(format!(
+                "{}: the console was reached at {} and the device's other interface at {ip}: \
+                 refusing to take one's word for the other",
+                self.ssh.device,
+                addr.ip()
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                *connected = Some(SocketAddr::new(ip, self.ssh.port));
+                Ok(())
+            }
+        }
+    }
+
     /// Takes the device's lock (waiting or not, see [`Wait`]) and opens an SSH
     /// session, all by `deadline`.
     pub async fn open(&self, wait: Wait, deadline: Instant) -> Result<ConsoleSession, DeviceError> {

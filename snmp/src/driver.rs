@@ -60,6 +60,11 @@ impl Agent {
         }
     }
 
+    /// The address this agent's sessions go to, once the first looked it up.
+    pub fn address(&self) -> Option<SocketAddr> {
+        *self.address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn endpoint(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
