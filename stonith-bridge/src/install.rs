@@ -14,7 +14,7 @@
 use std::fs;
 use std::io;
 use std::io::Write;
-use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::agent::metadata::agent_name;
@@ -63,33 +63,69 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
     let ocf = prefix
         .join("usr/lib/ocf/resource.d")
         .join(crate::ocf::PROVIDER);
-    // Every directory written into stays inside the prefix, links followed: checked
-    // before anything is created or written, and again once they exist.
+    make_dir(prefix)?;
+    // Every directory written into stays inside the prefix, links followed, and
+    // nothing in the way of a file is a directory: checked before anything is
+    // created or written (a refusal leaves the prefix as it was), and the
+    // directories again once they exist.
     for dir in [&sbin, &external, &ocf] {
         up_to(&existing_part(dir), prefix)?;
     }
+    let binary = sbin.join("stonith-bridge");
+    let agent = ocf.join(crate::ocf::AGENT);
+    let mut paths = vec![
+        binary.clone(),
+        agent.clone(),
+        new_name(&binary),
+        new_name(&agent),
+    ];
+    for plugin in fencekit_plugins::POWER {
+        let name = plugin.schema.plugin;
+        let wrapper = external.join(plugin_name(name));
+        paths.extend([sbin.join(agent_name(name)), new_name(&wrapper), wrapper]);
+    }
+    if let Some(dir) = paths
+        .iter()
+        .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} is a directory, where install puts a file: remove it, or install \
+                 elsewhere",
+                dir.display()
+            ),
+        ));
+    }
     for dir in [&sbin, &external, &ocf] {
-        fs::create_dir_all(dir)?;
+        make_dir(dir)?;
         up_to(dir, prefix)?;
     }
     // From `external/` back to the prefix's root, then to the binary.
     let up = up_to(&external, prefix)?;
     let mut written = Vec::new();
 
-    let binary = sbin.join("stonith-bridge");
+    // Left as it is only when it is this very binary, a file of the prefix (a link
+    // there, even to this binary, would leave the agents running a file elsewhere).
     let me = std::env::current_exe()?;
-    if fs::canonicalize(&me).ok() != fs::canonicalize(&binary).ok() {
-        let tmp = sbin.join(".stonith-bridge.new");
-        let mut from = fs::File::open(&me)?;
-        io::copy(&mut from, &mut create_new(&tmp)?)?;
-        fs::rename(&tmp, &binary)?;
+    let same = match (fs::symlink_metadata(&binary), fs::metadata(&me)) {
+        (Ok(there), Ok(mine)) => {
+            there.file_type().is_file() && there.dev() == mine.dev() && there.ino() == mine.ino()
+        }
+        _ => false,
+    };
+    if !same {
+        let tmp = new_name(&binary);
+        let mut from = fs::File::open(&me).map_err(at(&me))?;
+        io::copy(&mut from, &mut create_new(&tmp)?).map_err(at(&tmp))?;
+        fs::rename(&tmp, &binary).map_err(at(&binary))?;
     }
     written.push(binary.clone());
 
     for plugin in fencekit_plugins::POWER {
         let name = plugin.schema.plugin;
         let agent = sbin.join(agent_name(name));
-        replace_with_link(Path::new("stonith-bridge"), &agent)?;
+        replace_with_link(Path::new("stonith-bridge"), &agent).map_err(at(&agent))?;
         written.push(agent);
 
         let wrapper = external.join(plugin_name(name));
@@ -98,22 +134,25 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
         let text = format!(
             "#!/bin/sh\n# cluster-glue external stonith plugin: fencekit {name}\nexec \"$(dirname \"$(readlink -f \"$0\")\")/{up}usr/sbin/stonith-bridge\" external {name} \"$@\"\n"
         );
-        let tmp = external.join(format!(".{}.new", plugin_name(name)));
-        create_new(&tmp)?.write_all(text.as_bytes())?;
-        fs::rename(&tmp, &wrapper)?;
+        let tmp = new_name(&wrapper);
+        create_new(&tmp)?
+            .write_all(text.as_bytes())
+            .map_err(at(&tmp))?;
+        fs::rename(&tmp, &wrapper).map_err(at(&wrapper))?;
         written.push(wrapper);
     }
 
     let up = up_to(&ocf, prefix)?;
-    let agent = ocf.join(crate::ocf::AGENT);
     let text = format!(
         "#!/bin/sh\n# OCF resource agent ocf:{provider}:{name}: Filesystem with a SAN path check\nexec \"$(dirname \"$(readlink -f \"$0\")\")/{up}usr/sbin/stonith-bridge\" ocf {name} \"$@\"\n",
         provider = crate::ocf::PROVIDER,
         name = crate::ocf::AGENT
     );
-    let tmp = ocf.join(format!(".{}.new", crate::ocf::AGENT));
-    create_new(&tmp)?.write_all(text.as_bytes())?;
-    fs::rename(&tmp, &agent)?;
+    let tmp = new_name(&agent);
+    create_new(&tmp)?
+        .write_all(text.as_bytes())
+        .map_err(at(&tmp))?;
+    fs::rename(&tmp, &agent).map_err(at(&agent))?;
     written.push(agent);
     Ok(written)
 }
@@ -123,19 +162,49 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
 /// followed).
 fn create_new(path: &Path) -> io::Result<fs::File> {
     match fs::symlink_metadata(path) {
-        Ok(_) => fs::remove_file(path)?,
+        Ok(_) => fs::remove_file(path).map_err(at(path))?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        Err(e) => return Err(at(path)(e)),
     }
     let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o755)
         .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)?;
+        .open(path)
+        .map_err(at(path))?;
     // Whatever the umask: cluster-glue runs what others may read and run.
-    file.set_permissions(fs::Permissions::from_mode(0o755))?;
+    file.set_permissions(fs::Permissions::from_mode(0o755))
+        .map_err(at(path))?;
     Ok(file)
+}
+
+/// The temporary name `path` is written under before it takes its place.
+fn new_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.new"))
+}
+
+/// An I/O error that names the path it is about.
+fn at(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Creates `dir` and its missing parents, each of mode 0755 whatever the umask
+/// (the OCF agent is also run as `nobody`, and cluster-glue's plugins by others).
+fn make_dir(dir: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && fs::symlink_metadata(a).is_err())
+        .collect();
+    fs::create_dir_all(dir).map_err(at(dir))?;
+    for made in missing {
+        fs::set_permissions(made, fs::Permissions::from_mode(0o755)).map_err(at(made))?;
+    }
+    Ok(())
 }
 
 /// The longest part of `dir` that exists (what a check of where it leads can

@@ -117,6 +117,31 @@ fn links_in_the_prefix_never_lead_a_write_outside_it() {
         .unwrap();
     assert!(names.status.success(), "{names:?}");
 
+    // A link in the binary's place, even to the very binary installing: replaced
+    // by a file of the prefix, so that no agent runs a file elsewhere.
+    let prefix = tempfile::tempdir().unwrap();
+    let sbin = prefix.path().join("usr/sbin");
+    std::fs::create_dir_all(&sbin).unwrap();
+    std::os::unix::fs::symlink(BIN, sbin.join("stonith-bridge")).unwrap();
+    let out = install(prefix.path(), &[]);
+    assert!(out.status.success(), "{out:?}");
+    let meta = std::fs::symlink_metadata(sbin.join("stonith-bridge")).unwrap();
+    assert!(meta.file_type().is_file(), "{meta:?}");
+
+    // Something in a file's way: refused naming it, before anything is written.
+    let prefix = tempfile::tempdir().unwrap();
+    let blocking = prefix
+        .path()
+        .join("usr/lib/ocf/resource.d/fencekit/.SANFilesystem.new");
+    std::fs::create_dir_all(&blocking).unwrap();
+    let out = install(prefix.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(".SANFilesystem.new is a directory"),
+        "{out:?}"
+    );
+    assert!(!prefix.path().join("usr/sbin").exists(), "nothing written");
+
     for linked in ["usr/sbin", "usr/lib/ocf"] {
         let away = tempfile::tempdir().unwrap();
         let prefix = tempfile::tempdir().unwrap();
@@ -136,5 +161,36 @@ fn links_in_the_prefix_never_lead_a_write_outside_it() {
                 && !prefix.path().join("usr/sbin/stonith-bridge").exists(),
             "{linked}: nothing written in the prefix either"
         );
+    }
+}
+
+/// The directories install makes are 0755 whatever the umask: the OCF agent is run
+/// as `nobody` for its meta-data, and cluster-glue's plugins by whoever runs stonith.
+#[test]
+fn directories_made_under_a_strict_umask_are_still_open_to_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let prefix = parent.path().join("new-prefix");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" install --prefix \"$1\"")
+        .arg(BIN)
+        .arg(&prefix)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for dir in [
+        "",
+        "usr",
+        "usr/sbin",
+        "usr/lib",
+        "usr/lib/stonith/plugins/external",
+        "usr/lib/ocf/resource.d/fencekit",
+    ] {
+        let mode = std::fs::metadata(prefix.join(dir))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "{dir:?}: {mode:o}");
     }
 }
