@@ -52,9 +52,46 @@ pub enum HttpError {
     },
 }
 
+/// The service's addresses, as the client's only resolver: those looked up by the
+/// caller, narrowed to the one that answered first, so that every later connection
+/// (after a keep-alive drop) goes to the service the command went to, never to
+/// another address of the name.
+#[derive(Debug)]
+struct Addresses {
+    host: String,
+    addrs: std::sync::Mutex<Vec<SocketAddr>>,
+}
+
+impl Addresses {
+    fn current(&self) -> Vec<SocketAddr> {
+        self.addrs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Holds every later connection to `answered`, one of the addresses.
+    fn keep(&self, answered: SocketAddr) {
+        let mut addrs = self.addrs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = addrs.iter().find(|a| a.ip() == answered.ip()).copied() {
+            *addrs = vec![found];
+        }
+    }
+}
+
+impl reqwest::dns::Resolve for Addresses {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let found: Result<reqwest::dns::Addrs, Box<dyn std::error::Error + Send + Sync>> =
+            if name.as_str().eq_ignore_ascii_case(&self.host) {
+                Ok(Box::new(self.current().into_iter()))
+            } else {
+                Err(format!("{} is not the service's name", name.as_str()).into())
+            };
+        Box::pin(std::future::ready(found))
+    }
+}
+
 /// A Redfish service at one address.
 pub struct Http {
     client: reqwest::Client,
+    addresses: std::sync::Arc<Addresses>,
     /// The password and the Basic credential, to keep a service's error text that
     /// repeats either out of messages.
     secrets: Vec<zeroize::Zeroizing<String>>,
@@ -106,8 +143,12 @@ impl Http {
             .http1_only()
             .pool_max_idle_per_host(1)
             .tcp_nodelay(true);
+        let addresses = std::sync::Arc::new(Addresses {
+            host: bare.to_string(),
+            addrs: std::sync::Mutex::new(addrs.to_vec()),
+        });
         if bare.parse::<std::net::IpAddr>().is_err() {
-            builder = builder.resolve_to_addrs(bare, addrs);
+            builder = builder.dns_resolver(addresses.clone());
         }
         builder = match tls {
             Tls::Insecure => builder.danger_accept_invalid_certs(true),
@@ -132,6 +173,7 @@ impl Http {
         Ok(Http {
             secrets,
             client,
+            addresses,
             origin,
             endpoint,
         })
@@ -214,6 +256,9 @@ impl Http {
                 .send()
                 .await
                 .map_err(|e| self.transport(method, path, &e))?;
+            if let Some(answered) = response.remote_addr() {
+                self.addresses.keep(answered);
+            }
             let code = response.status().as_u16();
             let mut body = Vec::new();
             while let Some(chunk) = response
@@ -408,6 +453,33 @@ mod tests {
         );
         assert_eq!(redfish_message(b"<html>"), None);
         assert!(shown(&"x".repeat(1000)).chars().count() <= 201);
+    }
+
+    /// The client's resolver gives the addresses looked up, then only the one that
+    /// answered; a name other than the service's is refused.
+    #[tokio::test]
+    async fn connections_after_the_first_answer_go_to_its_address_only() {
+        use reqwest::dns::Resolve;
+        let a: SocketAddr = "192.0.2.1:443".parse().unwrap();
+        let b: SocketAddr = "192.0.2.2:443".parse().unwrap();
+        let addresses = Addresses {
+            host: "bmc1.example".into(),
+            addrs: std::sync::Mutex::new(vec![a, b]),
+        };
+        let resolve = |name: &str| {
+            let name: reqwest::dns::Name = name.parse().unwrap();
+            addresses.resolve(name)
+        };
+        let all: Vec<SocketAddr> = resolve("bmc1.example").await.unwrap().collect();
+        assert_eq!(all, vec![a, b]);
+        // Not one of them: nothing changes.
+        addresses.keep("192.0.2.9:443".parse().unwrap());
+        assert_eq!(addresses.current(), vec![a, b]);
+        // The answer came from b (on whatever port the URL gave).
+        addresses.keep("192.0.2.2:8443".parse().unwrap());
+        let kept: Vec<SocketAddr> = resolve("BMC1.example").await.unwrap().collect();
+        assert_eq!(kept, vec![b]);
+        assert!(resolve("elsewhere.example").await.is_err());
     }
 
     #[test]
