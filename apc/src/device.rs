@@ -124,12 +124,17 @@ fn community_looks_like_a_prompt(params: &Params) -> bool {
 /// The console of the PDU whose SNMP agent was tried: held to the address SNMP
 /// used (a name with several addresses could lead the console to another PDU, whose
 /// outlet read would then stand for this one's).
-fn same_pdu(snmp: &ApcSnmpSwitch, console: &ApcConsoleSwitch) -> Result<(), DeviceError> {
+/// When SNMP got no address at all (its name lookup did not finish), the console
+/// takes the name's first address only, the one SNMP would have used.
+async fn same_pdu(
+    snmp: &ApcSnmpSwitch,
+    console: &ApcConsoleSwitch,
+    deadline: Instant,
+) -> Result<(), DeviceError> {
+    let target = fencekit_console::ConsoleDevice::target(console.device());
     match snmp.agent().address() {
-        Some(addr) => {
-            fencekit_console::ConsoleDevice::target(console.device()).keep_host(addr.ip())
-        }
-        None => Ok(()),
+        Some(addr) => target.keep_host(addr.ip()),
+        None => target.keep_first_address(deadline).await,
     }
 }
 
@@ -164,7 +169,7 @@ impl PowerSwitch for ApcSwitch {
                         other => return other,
                     }
                 }
-                same_pdu(snmp, console)?;
+                same_pdu(snmp, console, deadline).await?;
                 console.status(plug, deadline).await
             }
         }
@@ -193,7 +198,7 @@ impl PowerSwitch for ApcSwitch {
                         other => return other,
                     }
                 }
-                same_pdu(snmp, console)?;
+                same_pdu(snmp, console, deadline).await?;
                 // The SNMP set may have landed: never switch an outlet that is
                 // already where it should be.
                 if console.status(plug, deadline).await? == to.state() {
@@ -219,7 +224,7 @@ impl PowerSwitch for ApcSwitch {
                 snmp_silent,
             } => {
                 if snmp_silent.load(Ordering::Relaxed) {
-                    same_pdu(snmp, console)?;
+                    same_pdu(snmp, console, deadline).await?;
                     return console.command(plug, command, deadline).await;
                 }
                 // A reboot is not idempotent: after a silent SNMP agent nobody knows
@@ -272,7 +277,7 @@ impl PowerSwitch for ApcSwitch {
                         other => return other,
                     }
                 }
-                same_pdu(snmp, console)?;
+                same_pdu(snmp, console, deadline).await?;
                 console.list(deadline).await
             }
         }
@@ -289,7 +294,7 @@ impl PowerSwitch for ApcSwitch {
                     Ok(()) => Ok(()),
                     Err(e) if silent(&e) => {
                         tracing::warn!(error = %e, "SNMP gave no answer; checking the SSH console");
-                        same_pdu(snmp, console)?;
+                        same_pdu(snmp, console, deadline).await?;
                         console.check(deadline).await
                     }
                     Err(e) => Err(e),

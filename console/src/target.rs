@@ -351,6 +351,23 @@ impl ConsoleTarget {
         }
     }
 
+    /// Holds every session of this device to the first address its name gives by
+    /// `deadline` (unless a session already went somewhere): where another interface
+    /// of the device found no address to hold it to, the console does not roam
+    /// over the name's addresses to whichever answers.
+    pub async fn keep_first_address(&self, deadline: Instant) -> Result<(), DeviceError> {
+        if self
+            .connected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return Ok(());
+        }
+        let first = crate::ssh::resolve(&self.ssh, deadline).await?[0];
+        self.keep_host(first.ip())
+    }
+
     /// Takes the device's lock (waiting or not, see [`Wait`]) and opens an SSH
     /// session, all by `deadline`.
     pub async fn open(&self, wait: Wait, deadline: Instant) -> Result<ConsoleSession, DeviceError> {
@@ -606,6 +623,32 @@ mod tests {
             std::iter::from_fn(|| listener.accept().ok()).count()
         };
         assert_eq!((accepted(&first), accepted(&other)), (2, 0));
+    }
+
+    /// Held to the first address of its name: the console connects there only,
+    /// whatever else the name gives; a session already made keeps its address.
+    #[tokio::test]
+    async fn kept_to_the_first_address_the_console_goes_nowhere_else() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut console = target(SshAuth::Password(Secret::new("pw")));
+        console.telnet = true;
+        console.lock_dir = dir.path().to_path_buf();
+        console.ssh.host = "localhost".into();
+        console.ssh.port = port;
+        let soon = || Instant::now() + std::time::Duration::from_millis(300);
+        let first = crate::ssh::resolve(&console.ssh, soon()).await.unwrap()[0];
+        console.keep_first_address(soon()).await.unwrap();
+        assert_eq!(*console.connected.lock().unwrap(), Some(first));
+        let _ = console.open(Wait::No, soon()).await;
+        let accepted = std::iter::from_fn(|| listener.accept().ok()).count();
+        // Only where the first address is this listener's did anything connect.
+        assert_eq!(accepted, usize::from(first.ip().is_ipv4()), "{first}");
+        // Another interface's address, once a session went elsewhere: refused.
+        let other = "127.0.0.9".parse().unwrap();
+        assert!(first.ip() == other || console.keep_host(other).is_err());
     }
 
     /// A listing's line quoted in an error is cut short before it is masked: a
