@@ -69,7 +69,19 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
     // created or written (a refusal leaves the prefix as it was), and the
     // directories again once they exist.
     for dir in [&sbin, &external, &ocf] {
-        up_to(&existing_part(dir), prefix)?;
+        let existing = existing_part(dir);
+        up_to(&existing, prefix)?;
+        if !fs::metadata(&existing).map_err(at(&existing))?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} is not a directory, where install makes {}: remove it, or install \
+                     elsewhere",
+                    existing.display(),
+                    dir.display()
+                ),
+            ));
+        }
     }
     let binary = sbin.join("stonith-bridge");
     let agent = ocf.join(crate::ocf::AGENT);
@@ -83,6 +95,26 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
         let name = plugin.schema.plugin;
         let wrapper = external.join(plugin_name(name));
         paths.extend([sbin.join(agent_name(name)), new_name(&wrapper), wrapper]);
+    }
+    // A directory install makes must not be one of its files, or lie under one
+    // (`--stonith-dir` naming a file's path), links in the way followed.
+    let files = paths
+        .iter()
+        .map(|p| resolved(p))
+        .collect::<io::Result<Vec<_>>>()?;
+    for dir in [&sbin, &external, &ocf] {
+        let real = resolved(dir)?;
+        if let Some(file) = files.iter().find(|f| real.starts_with(f)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} would be a directory where install puts the file {}: give \
+                     another --stonith-dir",
+                    dir.display(),
+                    file.display()
+                ),
+            ));
+        }
     }
     if let Some(dir) = paths
         .iter()
@@ -207,6 +239,17 @@ fn make_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// `path` with the links of its existing part followed (the rest, not there yet,
+/// holds none).
+fn resolved(path: &Path) -> io::Result<PathBuf> {
+    let existing = existing_part(path);
+    let real = fs::canonicalize(&existing).map_err(at(&existing))?;
+    Ok(match path.strip_prefix(&existing) {
+        Ok(rest) if !rest.as_os_str().is_empty() => real.join(rest),
+        _ => real,
+    })
+}
+
 /// The longest part of `dir` that exists (what a check of where it leads can
 /// read before anything is created).
 fn existing_part(dir: &Path) -> PathBuf {
@@ -221,8 +264,8 @@ fn existing_part(dir: &Path) -> PathBuf {
 /// is a link (`lib` -> `usr/lib` on a merged /usr) the levels are those of the
 /// link's target. A directory that leads out of the prefix is refused.
 fn up_to(dir: &Path, prefix: &Path) -> io::Result<String> {
-    let root = fs::canonicalize(prefix)?;
-    let real = fs::canonicalize(dir)?;
+    let root = fs::canonicalize(prefix).map_err(at(prefix))?;
+    let real = fs::canonicalize(dir).map_err(at(dir))?;
     let inside = real.strip_prefix(&root).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,

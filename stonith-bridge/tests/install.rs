@@ -142,6 +142,58 @@ fn links_in_the_prefix_never_lead_a_write_outside_it() {
     );
     assert!(!prefix.path().join("usr/sbin").exists(), "nothing written");
 
+    // A directory install would make where it puts a file (`--stonith-dir` naming
+    // a file's path), a file where it makes a directory, a link leading nowhere:
+    // refused, named, before anything is made or written.
+    for (stonith_dir, plant, says) in [
+        (
+            "/usr/lib/ocf/resource.d/fencekit/SANFilesystem",
+            None,
+            "would be a directory where install puts the file",
+        ),
+        (
+            "/usr/sbin/stonith-bridge",
+            None,
+            "would be a directory where install puts the file",
+        ),
+        (
+            "/usr/sbin/fence_fencekit_apc",
+            None,
+            "would be a directory where install puts the file",
+        ),
+        (
+            "/usr/lib/stonith/plugins",
+            Some(("usr/lib/ocf", false)),
+            "usr/lib/ocf is not a directory",
+        ),
+        (
+            "/usr/lib/stonith/plugins",
+            Some(("usr/lib/ocf", true)),
+            "usr/lib/ocf",
+        ),
+    ] {
+        let prefix = tempfile::tempdir().unwrap();
+        if let Some((path, dangling)) = plant {
+            let path = prefix.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            if dangling {
+                std::os::unix::fs::symlink("nowhere/at/all", &path).unwrap();
+            } else {
+                std::fs::write(&path, "a file").unwrap();
+            }
+        }
+        let out = install(prefix.path(), &["--stonith-dir", stonith_dir]);
+        assert_eq!(out.status.code(), Some(1), "{stonith_dir}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{stonith_dir}: {out:?}"
+        );
+        assert!(
+            !prefix.path().join("usr/sbin").exists(),
+            "{stonith_dir}: nothing made"
+        );
+    }
+
     for linked in ["usr/sbin", "usr/lib/ocf"] {
         let away = tempfile::tempdir().unwrap();
         let prefix = tempfile::tempdir().unwrap();
