@@ -125,7 +125,8 @@ fn community_looks_like_a_prompt(params: &Params) -> bool {
 /// used (a name with several addresses could lead the console to another PDU, whose
 /// outlet read would then stand for this one's).
 /// When SNMP got no address at all (its name lookup did not finish), the console
-/// takes the name's first address only, the one SNMP would have used.
+/// goes only to a name with one address; with several, nothing says which is this
+/// PDU's, and the fallback is refused.
 async fn same_pdu(
     snmp: &ApcSnmpSwitch,
     console: &ApcConsoleSwitch,
@@ -134,7 +135,7 @@ async fn same_pdu(
     let target = fencekit_console::ConsoleDevice::target(console.device());
     match snmp.agent().address() {
         Some(addr) => target.keep_host(addr.ip()),
-        None => target.keep_first_address(deadline).await,
+        None => target.keep_only_address(deadline).await,
     }
 }
 
