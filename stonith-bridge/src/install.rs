@@ -63,14 +63,16 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
     let ocf = prefix
         .join("usr/lib/ocf/resource.d")
         .join(crate::ocf::PROVIDER);
-    make_dir(prefix)?;
     // Every directory written into stays inside the prefix, links followed, and
     // nothing in the way of a file is a directory: checked before anything is
-    // created or written (a refusal leaves the prefix as it was), and the
-    // directories again once they exist.
+    // created or written (a refusal leaves everything as it was, the prefix not
+    // made), and the directories again once they exist.
+    let root = resolved(prefix)?;
     for dir in [&sbin, &external, &ocf] {
         let existing = existing_part(dir);
-        up_to(&existing, prefix)?;
+        if !resolved(dir)?.starts_with(&root) {
+            return Err(out_of(dir, prefix));
+        }
         if !fs::metadata(&existing).map_err(at(&existing))?.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -98,9 +100,13 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
     }
     // A directory install makes must not be one of its files, or lie under one
     // (`--stonith-dir` naming a file's path), links in the way followed.
+    // A file's own path is not followed: a link there is replaced, not used.
     let files = paths
         .iter()
-        .map(|p| resolved(p))
+        .map(|p| match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => resolved(parent).map(|dir| dir.join(name)),
+            _ => resolved(p),
+        })
         .collect::<io::Result<Vec<_>>>()?;
     for dir in [&sbin, &external, &ocf] {
         let real = resolved(dir)?;
@@ -129,6 +135,7 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
             ),
         ));
     }
+    make_dir(prefix)?;
     for dir in [&sbin, &external, &ocf] {
         make_dir(dir)?;
         up_to(dir, prefix)?;
@@ -244,7 +251,12 @@ fn make_dir(dir: &Path) -> io::Result<()> {
 fn resolved(path: &Path) -> io::Result<PathBuf> {
     let existing = existing_part(path);
     let real = fs::canonicalize(&existing).map_err(at(&existing))?;
-    Ok(match path.strip_prefix(&existing) {
+    let rest = if existing == Path::new(".") && path.is_relative() {
+        Ok(path)
+    } else {
+        path.strip_prefix(&existing)
+    };
+    Ok(match rest {
         Ok(rest) if !rest.as_os_str().is_empty() => real.join(rest),
         _ => real,
     })
@@ -253,10 +265,18 @@ fn resolved(path: &Path) -> io::Result<PathBuf> {
 /// The longest part of `dir` that exists (what a check of where it leads can
 /// read before anything is created).
 fn existing_part(dir: &Path) -> PathBuf {
+    // A relative path's last ancestor is the empty path: the current directory.
+    let here = |a: &Path| {
+        if a.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            a.to_path_buf()
+        }
+    };
     dir.ancestors()
+        .map(here)
         .find(|a| fs::symlink_metadata(a).is_ok())
-        .unwrap_or(dir)
-        .to_path_buf()
+        .unwrap_or_else(|| dir.to_path_buf())
 }
 
 /// The way up (`../` repeated) from directory `dir` to `prefix`, counted on the
@@ -266,18 +286,19 @@ fn existing_part(dir: &Path) -> PathBuf {
 fn up_to(dir: &Path, prefix: &Path) -> io::Result<String> {
     let root = fs::canonicalize(prefix).map_err(at(prefix))?;
     let real = fs::canonicalize(dir).map_err(at(dir))?;
-    let inside = real.strip_prefix(&root).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{} leads out of the prefix {} (through a link): give the directory it \
-                 leads to",
-                dir.display(),
-                prefix.display()
-            ),
-        )
-    })?;
+    let inside = real.strip_prefix(&root).map_err(|_| out_of(dir, prefix))?;
     Ok("../".repeat(inside.components().count()))
+}
+
+fn out_of(dir: &Path, prefix: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} leads out of the prefix {} (through a link): give the directory it leads to",
+            dir.display(),
+            prefix.display()
+        ),
+    )
 }
 
 fn replace_with_link(target: &Path, link: &Path) -> io::Result<()> {

@@ -246,3 +246,42 @@ fn directories_made_under_a_strict_umask_are_still_open_to_read() {
         assert_eq!(mode & 0o777, 0o755, "{dir:?}: {mode:o}");
     }
 }
+
+/// A refusal makes nothing, not even the prefix; an install whose binary was
+/// removed (its agents' links left dangling) is repaired by installing again; a
+/// relative prefix works.
+#[test]
+fn a_refused_install_makes_nothing_and_a_broken_one_is_repaired() {
+    let parent = tempfile::tempdir().unwrap();
+    let prefix = parent.path().join("a/b");
+    let out = install(&prefix, &["--stonith-dir", "/usr/sbin/stonith-bridge"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(!parent.path().join("a").exists(), "the prefix was made");
+
+    let out = install(&prefix, &[]);
+    assert!(out.status.success(), "{out:?}");
+    std::fs::remove_file(prefix.join("usr/sbin/stonith-bridge")).unwrap();
+    let out = install(&prefix, &[]);
+    assert!(out.status.success(), "{out:?}");
+    let agent = Command::new(prefix.join("usr/sbin/fence_fencekit_ipmi"))
+        .args(["-o", "metadata"])
+        .output()
+        .unwrap();
+    assert!(agent.status.success(), "{agent:?}");
+
+    let out = Command::new(BIN)
+        .current_dir(parent.path())
+        .args(["install", "--prefix", "rel/p"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let names = Command::new(
+        parent
+            .path()
+            .join("rel/p/usr/lib/stonith/plugins/external/fencekit-ipmi"),
+    )
+    .arg("getconfignames")
+    .output()
+    .unwrap();
+    assert!(names.status.success(), "{names:?}");
+}
