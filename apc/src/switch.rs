@@ -106,8 +106,22 @@ impl ApcSnmpSwitch {
                  the plug: plug={unit}:OUTLET"
             )));
         }
+        // fence_apc_snmp's address family options, as its net-snmp peer name says.
+        let family = match (
+            params.boolean("inet4_only").unwrap_or(false),
+            params.boolean("inet6_only").unwrap_or(false),
+        ) {
+            (true, true) => {
+                return Err(config(
+                    "inet4_only and inet6_only exclude each other: give one".into(),
+                ))
+            }
+            (true, false) => Some(false),
+            (false, true) => Some(true),
+            (false, false) => None,
+        };
         Ok(ApcSnmpSwitch::new(
-            Agent::new(&host, port, credentials, REQUEST_TIMEOUT),
+            Agent::new(&host, port, credentials, REQUEST_TIMEOUT).only_family(family),
             profile,
             unit,
         ))

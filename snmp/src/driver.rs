@@ -30,6 +30,9 @@ pub struct Agent {
     /// goes to the agent the command went to, never to another address the name
     /// resolves to later (round-robin DNS, a changed record).
     address: Mutex<Option<SocketAddr>>,
+    /// Only IPv6 (`Some(true)`) or only IPv4 (`Some(false)`) addresses of the name
+    /// (fence-agents' `inet6_only`, `inet4_only`).
+    family: Option<bool>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -57,7 +60,14 @@ impl Agent {
             request_timeout,
             engine: Mutex::new(None),
             address: Mutex::new(None),
+            family: None,
         }
+    }
+
+    /// Reaches the agent at the name's IPv6 (`Some(true)`) or IPv4 (`Some(false)`)
+    /// addresses only.
+    pub fn only_family(self, v6: Option<bool>) -> Agent {
+        Agent { family: v6, ..self }
     }
 
     /// The address this agent's sessions go to, once the first looked it up.
@@ -89,8 +99,28 @@ impl Agent {
             Some(addr) => addr,
             None => match fencekit_core::lookup::lookup(&self.host, self.port, deadline).await {
                 Ok(addrs) => {
-                    *self.address.lock().unwrap_or_else(|e| e.into_inner()) = Some(addrs[0]);
-                    addrs[0]
+                    let Some(first) = addrs
+                        .iter()
+                        .find(|a| self.family.map_or(true, |v6| a.is_ipv6() == v6))
+                        .copied()
+                    else {
+                        return Err(DeviceError::Failed(format!(
+                            "{} has no {} address ({})",
+                            self.host,
+                            if self.family == Some(true) {
+                                "IPv6"
+                            } else {
+                                "IPv4"
+                            },
+                            if self.family == Some(true) {
+                                "inet6_only"
+                            } else {
+                                "inet4_only"
+                            }
+                        )));
+                    };
+                    *self.address.lock().unwrap_or_else(|e| e.into_inner()) = Some(first);
+                    first
                 }
                 Err(e) if e.is_timeout() => {
                     return Err(DeviceError::NoAnswer {
@@ -456,6 +486,37 @@ mod tests {
     use crate::ber::tag;
     use crate::credentials::{AuthProtocol, PrivProtocol, SecLevel, Usm};
     use fencekit_core::Secret;
+
+    /// `inet4_only`/`inet6_only`: an address of the other family is never used.
+    #[tokio::test]
+    async fn an_agent_held_to_one_family_uses_no_address_of_the_other() {
+        let agent = |host: &str, v6| {
+            Agent::new(
+                host,
+                161,
+                Credentials::Community {
+                    version: Version::V2c,
+                    community: Secret::new("public"),
+                },
+                Duration::from_millis(200),
+            )
+            .only_family(v6)
+        };
+        let soon = || Instant::now() + Duration::from_secs(2);
+        for (host, v6, says) in [
+            ("127.0.0.1", Some(true), "inet6_only"),
+            ("::1", Some(false), "inet4_only"),
+        ] {
+            let error = agent(host, v6).session(soon()).await.err().unwrap();
+            assert!(error.to_string().contains(says), "{host}: {error}");
+        }
+        let held = agent("127.0.0.1", Some(false));
+        assert!(held.session(soon()).await.is_ok());
+        assert_eq!(
+            held.address(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 161)))
+        );
+    }
 
     #[test]
     fn agent_debug_output_holds_no_secret() {
