@@ -123,19 +123,22 @@ fn community_looks_like_a_prompt(params: &Params) -> bool {
 
 /// The console of the PDU whose SNMP agent was tried: held to the address SNMP
 /// used (a name with several addresses could lead the console to another PDU, whose
-/// outlet read would then stand for this one's).
-/// When SNMP got no address at all (its name lookup did not finish), the console
-/// goes only to a name with one address; with several, nothing says which is this
-/// PDU's, and the fallback is refused.
-async fn same_pdu(
-    snmp: &ApcSnmpSwitch,
-    console: &ApcConsoleSwitch,
-    deadline: Instant,
-) -> Result<(), DeviceError> {
-    let target = fencekit_console::ConsoleDevice::target(console.device());
+/// outlet read would then stand for this one's). When SNMP got no address at all
+/// (its name lookup did not finish), the console is not tried: a lookup of its own
+/// could give another address than SNMP's would have (round robin, a changed
+/// record), and nothing would say which PDU answered.
+fn same_pdu(snmp: &ApcSnmpSwitch, console: &ApcConsoleSwitch) -> Result<(), DeviceError> {
     match snmp.agent().address() {
-        Some(addr) => target.keep_host(addr.ip()),
-        None => target.keep_only_address(deadline).await,
+        Some(addr) => {
+            fencekit_console::ConsoleDevice::target(console.device()).keep_host(addr.ip())
+        }
+        None => Err(DeviceError::NoAnswer {
+            endpoint: snmp.agent().endpoint(),
+            detail: "SNMP's name lookup did not finish, so the SSH console is not tried \
+                     either: a lookup of its own could lead it to another address, another \
+                     PDU"
+            .into(),
+        }),
     }
 }
 
@@ -170,7 +173,7 @@ impl PowerSwitch for ApcSwitch {
                         other => return other,
                     }
                 }
-                same_pdu(snmp, console, deadline).await?;
+                same_pdu(snmp, console)?;
                 console.status(plug, deadline).await
             }
         }
@@ -199,7 +202,7 @@ impl PowerSwitch for ApcSwitch {
                         other => return other,
                     }
                 }
-                same_pdu(snmp, console, deadline).await?;
+                same_pdu(snmp, console)?;
                 // The SNMP set may have landed: never switch an outlet that is
                 // already where it should be.
                 if console.status(plug, deadline).await? == to.state() {
@@ -225,7 +228,7 @@ impl PowerSwitch for ApcSwitch {
                 snmp_silent,
             } => {
                 if snmp_silent.load(Ordering::Relaxed) {
-                    same_pdu(snmp, console, deadline).await?;
+                    same_pdu(snmp, console)?;
                     return console.command(plug, command, deadline).await;
                 }
                 // A reboot is not idempotent: after a silent SNMP agent nobody knows
@@ -278,7 +281,7 @@ impl PowerSwitch for ApcSwitch {
                         other => return other,
                     }
                 }
-                same_pdu(snmp, console, deadline).await?;
+                same_pdu(snmp, console)?;
                 console.list(deadline).await
             }
         }
@@ -295,7 +298,7 @@ impl PowerSwitch for ApcSwitch {
                     Ok(()) => Ok(()),
                     Err(e) if silent(&e) => {
                         tracing::warn!(error = %e, "SNMP gave no answer; checking the SSH console");
-                        same_pdu(snmp, console, deadline).await?;
+                        same_pdu(snmp, console)?;
                         console.check(deadline).await
                     }
                     Err(e) => Err(e),

@@ -120,7 +120,7 @@ pub enum AddressFamily {
 }
 
 impl AddressFamily {
-    pub(crate) fn admits(self, addr: &SocketAddr) -> bool {
+    fn admits(self, addr: &SocketAddr) -> bool {
         match self {
             AddressFamily::Any => true,
             AddressFamily::V4 => addr.is_ipv4(),

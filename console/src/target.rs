@@ -196,30 +196,6 @@ fn known_hosts_files(home: Option<&std::path::Path>, system: &std::path::Path) -
         .collect()
 }
 
-/// The one address among `addrs` (one host's, whatever the ports), if `family`
-/// admits it; why not otherwise.
-fn only_address(addrs: &[SocketAddr], family: AddressFamily) -> Result<std::net::IpAddr, String> {
-    let mut ips: Vec<std::net::IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
-    ips.sort_unstable();
-    ips.dedup();
-    match ips.as_slice() {
-        [only] if family.admits(&SocketAddr::new(*only, 0)) => Ok(*only),
-        [only] => Err(format!(
-            "its only address {only} is of the family inet4_only/inet6_only excludes"
-        )),
-        several => Err(format!(
-            "the device's other interface got no address, and the name has {} ({}): \
-             refusing to guess which of them is this device",
-            several.len(),
-            several
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
-}
-
 impl ConsoleTarget {
     /// Reads `ip`, the port, user and password names in `names`, `identity_file`,
     /// `host_key`, `known_hosts`, `insecure_skip_host_key_check`, `ssh_legacy` and
@@ -373,31 +349,6 @@ impl ConsoleTarget {
                 Ok(())
             }
         }
-    }
-
-    /// Holds every session of this device to the one address its name gives by
-    /// `deadline` (unless a session already went somewhere), for when another
-    /// interface of the device found no address to hold it to: a name with several
-    /// addresses is refused, since nothing says which of them is this device (the
-    /// order of a second lookup says nothing about the first's), and the console
-    /// never roams over them to whichever answers.
-    pub async fn keep_only_address(&self, deadline: Instant) -> Result<(), DeviceError> {
-        if self
-            .connected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-        {
-            return Ok(());
-        }
-        let any = SshConfig {
-            family: AddressFamily::Any,
-            ..self.ssh.clone()
-        };
-        let addrs = crate::ssh::resolve(&any, deadline).await?;
-        let only = only_address(&addrs, self.ssh.family)
-            .map_err(|e| DeviceError::Failed(format!("{}: {e}", self.ssh.device)))?;
-        self.keep_host(only)
     }
 
     /// Takes the device's lock (waiting or not, see [`Wait`]) and opens an SSH
@@ -655,44 +606,9 @@ mod tests {
             std::iter::from_fn(|| listener.accept().ok()).count()
         };
         assert_eq!((accepted(&first), accepted(&other)), (2, 0));
-    }
-
-    /// With no address from the device's other interface, only a name with one
-    /// address (of the family admitted) is taken; several are refused, whatever
-    /// their order, and the console then connects nowhere.
-    #[tokio::test]
-    async fn held_to_its_names_only_address_or_refused() {
-        let v4 = |last: u8| SocketAddr::from(([127, 0, 0, last], 22));
-        let v6: SocketAddr = "[2001:db8::2]:22".parse().unwrap();
-        assert_eq!(
-            only_address(&[v4(2), v4(2)], AddressFamily::Any),
-            Ok(v4(2).ip())
-        );
-        for several in [vec![v4(2), v4(3)], vec![v4(3), v4(2)], vec![v6, v4(3)]] {
-            for family in [AddressFamily::Any, AddressFamily::V4, AddressFamily::V6] {
-                let refused = only_address(&several, family).unwrap_err();
-                assert!(refused.contains("refusing to guess"), "{refused}");
-            }
-        }
-        assert!(only_address(&[v6], AddressFamily::V4).is_err());
-
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut console = target(SshAuth::Password(Secret::new("pw")));
-        console.telnet = true;
-        console.lock_dir = dir.path().to_path_buf();
-        console.ssh.port = listener.local_addr().unwrap().port();
-        let soon = || Instant::now() + std::time::Duration::from_millis(300);
-        console.keep_only_address(soon()).await.unwrap();
-        assert_eq!(
-            *console.connected.lock().unwrap(),
-            Some(listener.local_addr().unwrap())
-        );
-        let _ = console.open(Wait::No, soon()).await;
-        assert_eq!(std::iter::from_fn(|| listener.accept().ok()).count(), 1);
-        // Another interface's address, once the console is held: refused.
+        // Another interface of the device found it elsewhere: refused, not followed.
         assert!(console.keep_host("127.0.0.9".parse().unwrap()).is_err());
+        assert!(console.keep_host("127.0.0.1".parse().unwrap()).is_ok());
     }
 
     /// A listing's line quoted in an error is cut short before it is masked: a

@@ -153,6 +153,10 @@ fn a_blackholed_resolver_does_not_keep_the_agent_past_its_deadline() {
         ("apc", "community=private\nport=1\n"),
         ("apc", "transport=ssh\nlogin=apc\npassword=pw\nport=1\n"),
         ("baytech", "login=admin\npassword=pw\nport=1\n"),
+        (
+            "apc",
+            "transport=snmp,ssh\ncommunity=private\nlogin=apc\npassword=pw\nport=1\ninsecure_skip_host_key_check=1\n",
+        ),
     ] {
         let mut command = namespace.exec(BIN);
         command.args(["fence-agent", plugin]);
@@ -167,6 +171,15 @@ fn a_blackholed_resolver_does_not_keep_the_agent_past_its_deadline() {
             "{plugin} {extra:?}: ran {took:?} with timeout {timeout:?}: {}",
             text(&out)
         );
+        // SNMP's lookup cut off: the console is not tried, since a lookup of its own
+        // could lead it to another address than SNMP's, another PDU.
+        if extra.contains("snmp,ssh") {
+            assert!(
+                text(&out).contains("SSH console is not tried"),
+                "{}",
+                text(&out)
+            );
+        }
     }
 }
 
