@@ -27,6 +27,10 @@ pub const STONITH_DIR: &str = "/usr/lib/stonith/plugins";
 /// target system: [`STONITH_DIR`] on Debian, `/usr/lib64/stonith/plugins` on RPM
 /// distributions) + `external`; returns every path written.
 pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf>> {
+    // `DIR/.` is `DIR` (a `.` after the first component says nothing, and a
+    // directory not there yet has no `.` to look up).
+    let prefix: PathBuf = prefix.components().collect();
+    let prefix = prefix.as_path();
     let sbin = prefix.join("usr/sbin");
     let relative = stonith_dir.strip_prefix("/").unwrap_or(stonith_dir);
     if relative

@@ -271,7 +271,7 @@ fn a_refused_install_makes_nothing_and_a_broken_one_is_repaired() {
 
     let out = Command::new(BIN)
         .current_dir(parent.path())
-        .args(["install", "--prefix", "rel/p"])
+        .args(["install", "--prefix", "rel/p/."])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
