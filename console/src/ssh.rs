@@ -123,8 +123,8 @@ impl AddressFamily {
     fn admits(self, addr: &SocketAddr) -> bool {
         match self {
             AddressFamily::Any => true,
-            AddressFamily::V4 => addr.is_ipv4(),
-            AddressFamily::V6 => addr.is_ipv6(),
+            AddressFamily::V4 => !fencekit_core::lookup::reaches_ipv6(addr),
+            AddressFamily::V6 => fencekit_core::lookup::reaches_ipv6(addr),
         }
     }
 }

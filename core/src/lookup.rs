@@ -29,6 +29,20 @@ impl LookupError {
     }
 }
 
+/// Whether `addr` reaches an IPv6 host: an IPv6 address that carries an IPv4 one
+/// (`::ffff:a.b.c.d`, NAT64's `64:ff9b::a.b.c.d`) reaches an IPv4 host, and counts
+/// as IPv4 wherever a family is chosen (`inet4_only`, `inet6_only`, one address
+/// per family).
+pub fn reaches_ipv6(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        IpAddr::V4(_) => false,
+        IpAddr::V6(ip) => {
+            let [a, b, ..] = ip.segments();
+            ip.to_ipv4_mapped().is_none() && !(a == 0x64 && b == 0xff9b)
+        }
+    }
+}
+
 /// The addresses of `host` (a name, an address, or an IPv6 address in brackets) on
 /// `port`, by `deadline`. An address written as one needs no lookup.
 pub async fn lookup(
@@ -78,6 +92,20 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn an_ipv6_address_carrying_an_ipv4_one_reaches_an_ipv4_host() {
+        for (addr, v6) in [
+            ("192.0.2.1:1", false),
+            ("[::ffff:192.0.2.1]:1", false),
+            ("[64:ff9b::c000:201]:1", false),
+            ("[2001:db8::1]:1", true),
+            ("[::1]:1", true),
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(reaches_ipv6(&addr), v6, "{addr}");
+        }
+    }
 
     #[tokio::test]
     async fn addresses_need_no_lookup_and_names_resolve() {

@@ -303,15 +303,9 @@ impl std::fmt::Debug for IpmiSwitch {
 /// whether there were others. A BMC has one address per family; a second IPv4
 /// address of its name may be another BMC, which ipmitool never tries either.
 fn first_of_each_family(addrs: Vec<SocketAddr>) -> (Vec<SocketAddr>, bool) {
-    // An IPv6 address that carries an IPv4 one (`::ffff:a.b.c.d`, NAT64's
-    // `64:ff9b::a.b.c.d`) reaches an IPv4 host: of the IPv4 family here.
-    let v6 = |addr: &SocketAddr| match addr.ip() {
-        std::net::IpAddr::V4(_) => false,
-        std::net::IpAddr::V6(ip) => {
-            let [a, b, ..] = ip.segments();
-            ip.to_ipv4_mapped().is_none() && !(a == 0x64 && b == 0xff9b)
-        }
-    };
+    // An IPv6 address that carries an IPv4 one reaches an IPv4 host: of the IPv4
+    // family here.
+    let v6 = fencekit_core::lookup::reaches_ipv6;
     let mut first: Vec<SocketAddr> = Vec::with_capacity(2);
     let mut others = false;
     for addr in addrs {

@@ -101,7 +101,10 @@ impl Agent {
                 Ok(addrs) => {
                     let Some(first) = addrs
                         .iter()
-                        .find(|a| self.family.map_or(true, |v6| a.is_ipv6() == v6))
+                        .find(|a| {
+                            self.family
+                                .map_or(true, |v6| fencekit_core::lookup::reaches_ipv6(a) == v6)
+                        })
                         .copied()
                     else {
                         return Err(DeviceError::Failed(format!(
@@ -506,6 +509,8 @@ mod tests {
         for (host, v6, says) in [
             ("127.0.0.1", Some(true), "inet6_only"),
             ("::1", Some(false), "inet4_only"),
+            // An IPv4 host behind an IPv6 address is no IPv6 host.
+            ("::ffff:127.0.0.1", Some(true), "inet6_only"),
         ] {
             let error = agent(host, v6).session(soon()).await.err().unwrap();
             assert!(error.to_string().contains(says), "{host}: {error}");
