@@ -6,19 +6,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use fencekit_apc::console::{ApcConsoleSwitch, CONSOLE_SCHEMA};
-use fencekit_core::fence::Devices;
 use fencekit_core::schema::{validate, Origin, RawParam, Unknown};
-use fencekit_core::{
-    fence, DeviceError, FenceAction, FenceTarget, Plug, PowerState, PowerSwitch, SwitchTo,
-    TargetPlug,
-};
-use fencekit_tests::consoles::{
-    fence_outlets, in_secs, options, peers_present, validated, ConsoleRig,
-};
+use fencekit_core::{DeviceError, FenceAction, Plug, PowerState, PowerSwitch, SwitchTo};
+use fencekit_tests::consoles::{fence_outlets, in_secs, peers_present, validated, ConsoleRig};
 use fencekit_tests::peers;
 
 const SIM: &str = env!("CARGO_BIN_EXE_fencekit-apc-console-sim");
@@ -472,16 +465,7 @@ async fn with_snmp_silent_the_fence_goes_through_the_console_fallback() {
         ],
     );
     let device = plugin_device(&pairs);
-    let mut devices = Devices::new();
-    devices.insert("pdu".into(), Arc::new(device) as Arc<dyn PowerSwitch>);
-    let target = FenceTarget {
-        node: "node1".into(),
-        plugs: vec![TargetPlug {
-            device: "pdu".into(),
-            plug: Plug::Number(5),
-        }],
-    };
-    let outcome = fence(&devices, &target, FenceAction::Off, &options(30)).await;
+    let outcome = fence_outlets(device, &[5], FenceAction::Off, 30).await;
     assert!(outcome.success, "{}", outcome.summary());
     assert_eq!(
         rig.consoles[0].state.state(1, 5).unwrap(),
@@ -518,16 +502,7 @@ async fn the_console_fallback_goes_to_the_pdu_snmp_was_tried_at_only() {
         console,
         snmp_silent: std::sync::atomic::AtomicBool::new(false),
     };
-    let mut devices = Devices::new();
-    devices.insert("pdu".into(), Arc::new(device) as Arc<dyn PowerSwitch>);
-    let target = FenceTarget {
-        node: "node1".into(),
-        plugs: vec![TargetPlug {
-            device: "pdu".into(),
-            plug: Plug::Number(4),
-        }],
-    };
-    let outcome = fence(&devices, &target, FenceAction::Off, &options(10)).await;
+    let outcome = fence_outlets(device, &[4], FenceAction::Off, 10).await;
     assert!(!outcome.success && !outcome.fenced, "{}", outcome.summary());
     assert_eq!(
         rig.consoles[0].state.state(1, 4).unwrap(),
@@ -549,16 +524,7 @@ async fn ssh_port_names_the_console_port_without_snmp_too() {
     let mut pairs = rig.params(0, &[("transport", "ssh"), ("ssh_port", &ssh_port)]);
     pairs.retain(|(k, _)| k != "ipport");
     let device = plugin_device(&pairs);
-    let mut devices = Devices::new();
-    devices.insert("pdu".into(), Arc::new(device) as Arc<dyn PowerSwitch>);
-    let target = FenceTarget {
-        node: "node1".into(),
-        plugs: vec![TargetPlug {
-            device: "pdu".into(),
-            plug: Plug::Number(4),
-        }],
-    };
-    let outcome = fence(&devices, &target, FenceAction::Off, &options(30)).await;
+    let outcome = fence_outlets(device, &[4], FenceAction::Off, 30).await;
     assert!(outcome.success, "{}", outcome.summary());
     assert_eq!(
         rig.consoles[0].state.state(1, 4).unwrap(),
