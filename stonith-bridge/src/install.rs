@@ -67,28 +67,6 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
     let ocf = prefix
         .join("usr/lib/ocf/resource.d")
         .join(crate::ocf::PROVIDER);
-    // Every directory written into stays inside the prefix, links followed, and
-    // nothing in the way of a file is a directory: checked before anything is
-    // created or written (a refusal leaves everything as it was, the prefix not
-    // made), and the directories again once they exist.
-    let root = resolved(prefix)?;
-    for dir in [&sbin, &external, &ocf] {
-        let existing = existing_part(dir);
-        if !resolved(dir)?.starts_with(&root) {
-            return Err(out_of(dir, prefix));
-        }
-        if !fs::metadata(&existing).map_err(at(&existing))?.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!(
-                    "{} is not a directory, where install makes {}: remove it, or install \
-                     elsewhere",
-                    existing.display(),
-                    dir.display()
-                ),
-            ));
-        }
-    }
     let binary = sbin.join("stonith-bridge");
     let agent = ocf.join(crate::ocf::AGENT);
     let mut paths = vec![
@@ -102,43 +80,7 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
         let wrapper = external.join(plugin_name(name));
         paths.extend([sbin.join(agent_name(name)), new_name(&wrapper), wrapper]);
     }
-    // A directory install makes must not be one of its files, or lie under one
-    // (`--stonith-dir` naming a file's path), links in the way followed.
-    // A file's own path is not followed: a link there is replaced, not used.
-    let files = paths
-        .iter()
-        .map(|p| match (p.parent(), p.file_name()) {
-            (Some(parent), Some(name)) => resolved(parent).map(|dir| dir.join(name)),
-            _ => resolved(p),
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    for dir in [&sbin, &external, &ocf] {
-        let real = resolved(dir)?;
-        if let Some(file) = files.iter().find(|f| real.starts_with(f)) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} would be a directory where install puts the file {}: give \
-                     another --stonith-dir",
-                    dir.display(),
-                    file.display()
-                ),
-            ));
-        }
-    }
-    if let Some(dir) = paths
-        .iter()
-        .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "{} is a directory, where install puts a file: remove it, or install \
-                 elsewhere",
-                dir.display()
-            ),
-        ));
-    }
+    refuse_before_writing(prefix, &[&sbin, &external, &ocf], &paths)?;
     make_dir(prefix)?;
     for dir in [&sbin, &external, &ocf] {
         make_dir(dir)?;
@@ -198,6 +140,70 @@ pub fn install_with(prefix: &Path, stonith_dir: &Path) -> io::Result<Vec<PathBuf
     fs::rename(&tmp, &agent).map_err(at(&agent))?;
     written.push(agent);
     Ok(written)
+}
+
+/// Why install would write outside `prefix` or leave it half done, found before
+/// anything is made: every directory of `dirs` stays inside the prefix (links
+/// followed), is a directory where it exists, and lies under none of the files
+/// `paths` (a `--stonith-dir` naming one); no file's place is taken by a directory.
+/// A refusal leaves everything as it was, the prefix not made.
+fn refuse_before_writing(prefix: &Path, dirs: &[&PathBuf], paths: &[PathBuf]) -> io::Result<()> {
+    let root = resolved(prefix)?;
+    for dir in dirs {
+        let existing = existing_part(dir);
+        if !resolved(dir)?.starts_with(&root) {
+            return Err(out_of(dir, prefix));
+        }
+        if !fs::metadata(&existing).map_err(at(&existing))?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} is not a directory, where install makes {}: remove it, or install \
+                     elsewhere",
+                    existing.display(),
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    // A directory install makes must not be one of its files, or lie under one
+    // (`--stonith-dir` naming a file's path), links in the way followed.
+    // A file's own path is not followed: a link there is replaced, not used.
+    let files = paths
+        .iter()
+        .map(|p| match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => resolved(parent).map(|dir| dir.join(name)),
+            _ => resolved(p),
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    for dir in dirs {
+        let real = resolved(dir)?;
+        if let Some(file) = files.iter().find(|f| real.starts_with(f)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} would be a directory where install puts the file {}: give \
+                     another --stonith-dir",
+                    dir.display(),
+                    file.display()
+                ),
+            ));
+        }
+    }
+    if let Some(dir) = paths
+        .iter()
+        .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} is a directory, where install puts a file: remove it, or install \
+                 elsewhere",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A new file of mode 0755 at `path`, never through a link or into a file that
