@@ -432,14 +432,7 @@ async fn fence_apc_and_fencekit_agree_on_the_same_simulator_and_inputs() {
 
 /// The `apc` plugin's own schema and device, with `transport` chosen by parameters.
 fn plugin_device(pairs: &[(String, String)]) -> fencekit_apc::ApcSwitch {
-    let raw: Vec<RawParam> = pairs
-        .iter()
-        .map(|(k, v)| RawParam::text(k.as_str(), v.as_str(), Origin::new("test")))
-        .collect();
-    let params = validate(&[&fencekit_apc::SCHEMA], &raw, Unknown::Reject, None)
-        .unwrap()
-        .params;
-    fencekit_apc::ApcSwitch::from_params(&params).unwrap()
+    fencekit_apc::ApcSwitch::from_params(&validated(&fencekit_apc::SCHEMA, pairs)).unwrap()
 }
 
 #[tokio::test]
@@ -538,14 +531,9 @@ async fn ssh_port_names_the_console_port_without_snmp_too() {
         (&[("telnet", "1"), ("ssh_port", "2222")][..], "telnet"),
     ] {
         let pairs = rig.params(0, extra);
-        let raw: Vec<RawParam> = pairs
-            .iter()
-            .map(|(k, v)| RawParam::text(k.as_str(), v.as_str(), Origin::new("test")))
-            .collect();
-        let params = validate(&[&fencekit_apc::SCHEMA], &raw, Unknown::Reject, None)
-            .unwrap()
-            .params;
-        let refused = fencekit_apc::ApcSwitch::from_params(&params).unwrap_err();
+        let refused =
+            fencekit_apc::ApcSwitch::from_params(&validated(&fencekit_apc::SCHEMA, &pairs))
+                .unwrap_err();
         assert!(refused.to_string().contains(says), "{extra:?}: {refused}");
     }
     assert_eq!(
